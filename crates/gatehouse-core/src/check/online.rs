@@ -1,0 +1,155 @@
+//! Online checks, split in two: the CLI gathers facts from GitHub (I/O, at the edge), and
+//! [`check_online`] turns facts into findings (pure, tested without a network).
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::model::RequestAction;
+use crate::names::{login_key, validate_project_name};
+use crate::repo::Repo;
+use crate::span::Span;
+
+/// What GitHub said about a project's repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RepoFact {
+    Exists { archived: bool },
+    Missing,
+    /// GitHub could not be asked (rate limit, server error); the reason says which.
+    Unknown(String),
+}
+
+/// What GitHub said about a login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserFact {
+    Id(i64),
+    Missing,
+    Unknown(String),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OnlineFacts {
+    /// By project name.
+    pub repos: HashMap<String, RepoFact>,
+    /// By lower-cased login.
+    pub users: HashMap<String, UserFact>,
+}
+
+/// The projects and logins whose facts [`check_online`] needs, each once, sorted.
+pub fn online_targets(repo: &Repo) -> (Vec<String>, Vec<String>) {
+    let mut projects = BTreeSet::new();
+    for f in &repo.grants {
+        if validate_project_name(&f.value.project).is_ok() {
+            projects.insert(f.value.project.value.clone());
+        }
+    }
+    for e in &repo.requests {
+        if let Some(r) = &e.value.request {
+            for p in &r.projects {
+                if validate_project_name(p).is_ok() {
+                    projects.insert(p.value.clone());
+                }
+            }
+        }
+    }
+    let logins: BTreeSet<String> = repo
+        .tos
+        .iter()
+        .flat_map(|t| t.value.iter())
+        .map(|e| e.github.value.clone())
+        .collect();
+    (projects.into_iter().collect(), logins.into_iter().collect())
+}
+
+/// Findings from facts: repositories that are missing or archived, and ToS logins whose id
+/// changed hands.
+pub fn check_online(repo: &Repo, facts: &OnlineFacts) -> Diagnostics {
+    let mut diags = Diagnostics::new();
+    let repository = |p: &str| match &repo.settings {
+        Some(s) => s.value.repository_of(p),
+        None => p.to_string(),
+    };
+    let mut judge = |file: &str, span: Span, project: &str, holds: bool| {
+        match facts.repos.get(project) {
+            Some(RepoFact::Missing) => diags.push(
+                Diagnostic::error(
+                    "repo-missing",
+                    file,
+                    span,
+                    format!("repository {} does not exist", repository(project)),
+                )
+                .with_help("check the project name; a renamed repository needs its new name here"),
+            ),
+            Some(RepoFact::Exists { archived: true }) => diags.push(
+                Diagnostic::error(
+                    "repo-archived",
+                    file,
+                    span,
+                    format!("repository {} is archived", repository(project)),
+                )
+                .with_help(if holds {
+                    "file a revoke request: an archived project cannot use its grant"
+                } else {
+                    "an archived project cannot run jobs; close this request"
+                }),
+            ),
+            Some(RepoFact::Unknown(why)) => diags.push(Diagnostic::warning(
+                "online-unverified",
+                file,
+                span,
+                format!("could not check repository {}: {why}", repository(project)),
+            )),
+            Some(RepoFact::Exists { archived: false }) | None => {}
+        }
+    };
+    for f in &repo.grants {
+        judge(&f.path, f.value.project.span, &f.value.project, true);
+    }
+    for e in &repo.requests {
+        let Some(r) = &e.value.request else { continue };
+        if r.action.value == RequestAction::Revoke {
+            continue;
+        }
+        for p in &r.projects {
+            judge(&e.path, p.span, p, false);
+        }
+    }
+    if let Some(tos) = &repo.tos {
+        for entry in &tos.value {
+            let file = tos.path.as_str();
+            match facts.users.get(&login_key(&entry.github)) {
+                Some(UserFact::Missing) => diags.push(
+                    Diagnostic::error(
+                        "tos-login-gone",
+                        file,
+                        entry.github.span,
+                        format!("GitHub has no user `{}` any more", entry.github.value),
+                    )
+                    .with_help(format!(
+                        "find account {} under its new login and update the entry, or remove it",
+                        entry.id.value
+                    )),
+                ),
+                Some(UserFact::Id(id)) if *id != entry.id.value => diags.push(
+                    Diagnostic::error(
+                        "tos-id-mismatch",
+                        file,
+                        entry.id.span,
+                        format!(
+                            "login `{}` now belongs to account {id}, not {}: the account was renamed or the login taken by someone else",
+                            entry.github.value, entry.id.value
+                        ),
+                    )
+                    .with_help("the person with the listed id must accept the terms again under their current login"),
+                ),
+                Some(UserFact::Unknown(why)) => diags.push(Diagnostic::warning(
+                    "online-unverified",
+                    file,
+                    entry.github.span,
+                    format!("could not check login `{}`: {why}", entry.github.value),
+                )),
+                Some(UserFact::Id(_)) | None => {}
+            }
+        }
+    }
+    diags
+}

@@ -1,0 +1,86 @@
+use super::CheckContext;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::model::{ProviderKind, Reviewers};
+use crate::repo::SETTINGS_FILE;
+use crate::span::Span;
+
+pub(super) fn validate_settings(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
+    let Some(settings) = &ctx.repo.settings else {
+        // A broken gatehouse.yml is already reported by the loader.
+        if !ctx.repo.load_errors.iter().any(|d| d.file == SETTINGS_FILE) {
+            diags.push(
+                Diagnostic::error(
+                    "no-settings",
+                    SETTINGS_FILE,
+                    Span::UNKNOWN,
+                    "the repository has no gatehouse.yml",
+                )
+                .with_help("run `gatehouse init` to create one, or pass the access repository's top folder"),
+            );
+        }
+        return;
+    };
+    let file = settings.path.as_str();
+    let s = &settings.value;
+    if s.org.trim().is_empty() {
+        diags.push(Diagnostic::error(
+            "settings",
+            file,
+            s.org.span,
+            "`org` is empty",
+        ));
+    }
+    validate_reviewers(file, &s.reviewers, s.org.span, diags);
+    for (name, p) in &s.providers {
+        let (field, present) = match p.kind.value {
+            ProviderKind::Cirun => ("access_repo", p.access_repo.is_some()),
+            ProviderKind::GithubApp => ("installation_id", p.installation_id.is_some()),
+            ProviderKind::RunnerGroup => ("group", p.group.is_some()),
+        };
+        if !present {
+            diags.push(
+                Diagnostic::error(
+                    "settings",
+                    file,
+                    p.kind.span,
+                    format!(
+                        "provider `{name}` of kind `{}` needs `{field}`",
+                        p.kind.value.as_str()
+                    ),
+                )
+                .with_help(format!("add `{field}: ...` to the provider")),
+            );
+        }
+    }
+}
+
+/// Shared by `gatehouse.yml` and resources that override the reviewers.
+pub(super) fn validate_reviewers(
+    file: &str,
+    reviewers: &Reviewers,
+    fallback: Span,
+    diags: &mut Diagnostics,
+) {
+    let span = if reviewers.min_approvals.span.is_known() {
+        reviewers.min_approvals.span
+    } else {
+        fallback
+    };
+    if reviewers.teams.is_empty() && reviewers.users.is_empty() {
+        diags.push(
+            Diagnostic::error("reviewers", file, span, "no one can approve: reviewers name no team and no user")
+                .with_help("add `teams: [<team slug>]` or `users: [<login>]`"),
+        );
+    }
+    if reviewers.min_approvals.value == 0 {
+        diags.push(
+            Diagnostic::error(
+                "reviewers",
+                file,
+                span,
+                "`min_approvals: 0` would let requests through with no review",
+            )
+            .with_help("set `min_approvals` to 1 or more"),
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Importers: build gatehouse resources and grants from the state an organisation already has.
+
+pub mod cirun;

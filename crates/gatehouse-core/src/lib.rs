@@ -1,0 +1,21 @@
+//! The pure core of gatehouse: the access repository's model, the loader that reads it, and the
+//! checks that validate it.
+//!
+//! Nothing here touches the network, reads the clock or the environment; the one place that
+//! reads files is [`repo::load_dir`], at the edge. Everything else is a function of its inputs
+//! and can be tested without any setup.
+
+pub mod check;
+pub mod diag;
+pub mod duration;
+pub mod fixture;
+pub mod import;
+pub mod model;
+pub mod names;
+pub mod parse;
+pub mod repo;
+pub mod span;
+
+pub use diag::{Diagnostic, Diagnostics, Severity};
+pub use repo::Repo;
+pub use span::{Span, Spanned};

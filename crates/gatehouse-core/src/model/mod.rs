@@ -1,0 +1,16 @@
+//! The access repository's file formats, one module per file kind.
+//!
+//! Every struct rejects unknown fields (a typo in a request is an error, never ignored) and keeps
+//! the source location of the values that checks point at.
+
+mod grant;
+mod request;
+mod resource;
+mod settings;
+mod tos;
+
+pub use grant::{Grant, GrantFile, GrantUsers};
+pub use request::{Request, RequestAction, RequestFile, RequestForm, ADMIN_ACTIONS};
+pub use resource::{Defaults, Quota, Resource, Role, Specs, UserPolicy};
+pub use settings::{GuardMode, GuardSettings, ProviderKind, ProviderSettings, Reviewers, Settings};
+pub use tos::{TosEntry, TosList};

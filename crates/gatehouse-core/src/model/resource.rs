@@ -1,0 +1,118 @@
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Reviewers;
+use crate::duration::GrantDuration;
+use crate::span::Spanned;
+
+/// `resources/<name>.yml`: one scarce CI resource.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    pub name: Spanned<String>,
+    /// A provider defined in `gatehouse.yml`.
+    pub provider: Spanned<String>,
+    /// The runs-on labels that route a job to this resource.
+    #[serde(default)]
+    pub labels: Vec<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub specs: Option<Specs>,
+    /// Who should ask for it, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligibility: Option<String>,
+    /// Overrides the reviewers of `gatehouse.yml` for this resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewers: Option<Reviewers>,
+    /// Every grant of this resource must expire within this duration of being granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<Spanned<GrantDuration>>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub users: UserPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Specs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_gb: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_gb: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
+    /// The provider's name for the machine (flavor, instance type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+}
+
+/// Defaults for grants of this resource, when the request does not say.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default)]
+    pub pull_request: bool,
+}
+
+/// Who may trigger a job on this resource, within a project that holds a grant.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPolicy {
+    /// The repository roles that may trigger jobs.
+    #[serde(default = "default_roles")]
+    pub roles: Vec<Spanned<Role>>,
+    /// The person must be in `people/tos.yml` (matched by numeric id).
+    #[serde(default)]
+    pub require_tos: bool,
+}
+
+impl Default for UserPolicy {
+    fn default() -> Self {
+        UserPolicy {
+            roles: default_roles(),
+            require_tos: false,
+        }
+    }
+}
+
+fn default_roles() -> Vec<Spanned<Role>> {
+    [Role::Admin, Role::Maintain, Role::Write]
+        .into_iter()
+        .map(Spanned::unplaced)
+        .collect()
+}
+
+/// A person's role on a repository, as GitHub names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Maintain,
+    Write,
+    Triage,
+    Read,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    /// Minutes one project may use per calendar month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_minutes_per_month: Option<u64>,
+    /// Minutes all projects together may use per calendar month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes_per_month: Option<u64>,
+    /// Jobs that may run at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+}

@@ -1,0 +1,100 @@
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::span::Spanned;
+
+/// `gatehouse.yml`: organisation-wide settings.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The GitHub organisation that owns the projects' repositories.
+    pub org: Spanned<String>,
+    /// Appended to a project name to get its repository name (`-feedstock` at conda-forge).
+    #[serde(default)]
+    pub repo_suffix: String,
+    /// Who reviews requests, unless a resource names its own reviewers.
+    pub reviewers: Reviewers,
+    #[serde(default)]
+    pub guard: GuardSettings,
+    /// The providers that resources are served by, by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSettings>,
+}
+
+impl Settings {
+    /// The repository that holds a project: `org/<project><repo_suffix>`.
+    pub fn repository_of(&self, project: &str) -> String {
+        format!("{}/{}{}", self.org.value, project, self.repo_suffix)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reviewers {
+    /// Team slugs in the organisation whose members may approve.
+    #[serde(default)]
+    pub teams: Vec<Spanned<String>>,
+    /// Individual logins who may approve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<Spanned<String>>,
+    /// How many distinct approvals a request needs.
+    #[serde(default = "one")]
+    pub min_approvals: Spanned<u32>,
+}
+
+fn one() -> Spanned<u32> {
+    Spanned::unplaced(1)
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSettings {
+    #[serde(default)]
+    pub mode: GuardMode,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuardMode {
+    /// Cancel jobs that are denied.
+    #[default]
+    Enforce,
+    /// Only record what would have been denied.
+    DryRun,
+}
+
+/// How gatehouse reaches one provider.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub kind: Spanned<ProviderKind>,
+    /// `cirun`: the organisation's repository that holds `.access.yml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_repo: Option<Spanned<String>>,
+    /// `github-app`: the installation whose selected repositories are managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation_id: Option<Spanned<u64>>,
+    /// `runner-group`: the organisation's runner group whose selected repositories are managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    Cirun,
+    GithubApp,
+    RunnerGroup,
+}
+
+impl ProviderKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProviderKind::Cirun => "cirun",
+            ProviderKind::GithubApp => "github-app",
+            ProviderKind::RunnerGroup => "runner-group",
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Parsing one YAML document into a model type, safely.
+//!
+//! Limits keep hostile files (alias bombs, deep nesting, huge scalars) from costing more than a
+//! small, fixed amount of time and memory; every failure becomes a [`Diagnostic`] that names the
+//! file, line and column.
+
+use serde::de::DeserializeOwned;
+
+use crate::diag::Diagnostic;
+use crate::span::Span;
+
+/// Files larger than this are refused before they are parsed.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = 32;
+    budget.max_aliases = 1_000;
+    budget.max_anchors = 1_000;
+    budget.max_documents = 1;
+    budget.max_nodes = 200_000;
+    budget.max_events = 500_000;
+    budget.max_recorded_anchor_events = 10_000;
+    budget.max_recorded_anchor_bytes = 256 * 1024;
+    budget.max_total_scalar_bytes = MAX_FILE_BYTES;
+    budget.max_merge_keys = 100;
+    serde_saphyr::options! {
+        budget: Some(budget),
+        with_snippet: false,
+        strict_booleans: true,
+    }
+}
+
+/// Parses `bytes` (the contents of `file`) as a `T`.
+pub fn parse_yaml<T: DeserializeOwned>(file: &str, bytes: &[u8]) -> Result<T, Diagnostic> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(Diagnostic::error(
+            "file-too-large",
+            file,
+            Span::UNKNOWN,
+            format!(
+                "file is {} bytes; the limit is {} bytes (1 MiB)",
+                bytes.len(),
+                MAX_FILE_BYTES
+            ),
+        )
+        .with_help("split it, or remove what does not belong in the access repository"));
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+            let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+            return Err(Diagnostic::error(
+                "not-utf8",
+                file,
+                Span::at(line as u32, column as u32),
+                "file is not valid UTF-8",
+            )
+            .with_help("save the file as UTF-8"));
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---")
+    {
+        return Err(
+            Diagnostic::error("empty-file", file, Span::UNKNOWN, "file is empty")
+                .with_help("fill it in, or delete it"),
+        );
+    }
+    serde_saphyr::from_str_with_options::<T>(text, options()).map_err(|e| schema_error(file, &e))
+}
+
+fn schema_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let span = e.location().map(Span::from_location).unwrap_or(Span::UNKNOWN);
+    let message = clean_message(&e.to_string());
+    let help = if message.contains("unknown field") {
+        "remove the field, or correct its spelling (`gatehouse schema` lists every field)"
+    } else if message.contains("duplicate") {
+        "keep one of the repeated keys"
+    } else if message.contains("budget") || message.contains("limit") {
+        "the file is larger or more deeply nested than any access file needs to be"
+    } else if message.contains("boolean") {
+        "write `true` or `false`"
+    } else if message.contains("missing field") {
+        "add the field (`gatehouse schema` lists every field)"
+    } else {
+        "see `gatehouse schema` for the expected form"
+    };
+    Diagnostic::error("schema", file, span, message).with_help(help)
+}
+
+/// serde-saphyr appends the location to its messages; ours travels separately.
+fn clean_message(msg: &str) -> String {
+    let first = msg.lines().next().unwrap_or(msg).trim();
+    let cut = first
+        .find(" at line ")
+        .map(|i| &first[..i])
+        .unwrap_or(first);
+    let cut = cut.trim_end_matches('.');
+    // "duplicate mapping key: granted, set DuplicateKeyPolicy in Options if acceptable"
+    if let Some(rest) = cut.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(", set ").next().unwrap_or(rest);
+        return format!("duplicate key `{key}`");
+    }
+    cut.to_string()
+}

@@ -1,0 +1,271 @@
+//! The access repository as loaded: every file parsed, or a diagnostic saying why not.
+//!
+//! [`Repo::from_sources`] is pure (it takes file names and bytes); [`load_dir`] is the edge that
+//! reads a directory. A file that fails to parse is left out of the model and reported; the rest
+//! of the repository is still loaded, so `check` shows every problem at once.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::model::{GrantFile, Request, RequestFile, Resource, Settings, TosList};
+use crate::parse::{parse_yaml, MAX_FILE_BYTES};
+use crate::span::Span;
+
+pub const SETTINGS_FILE: &str = "gatehouse.yml";
+pub const TOS_FILE: &str = "people/tos.yml";
+pub const RESOURCES_DIR: &str = "resources";
+pub const GRANTS_DIR: &str = "grants";
+pub const REQUESTS_DIR: &str = "requests";
+
+/// A parsed file and the path it came from (relative to the repository, `/`-separated).
+#[derive(Clone, Debug)]
+pub struct Loaded<T> {
+    pub path: String,
+    pub value: T,
+}
+
+impl<T> Loaded<T> {
+    /// The file name without directory and extension.
+    pub fn stem(&self) -> &str {
+        let name = self.path.rsplit('/').next().unwrap_or(&self.path);
+        name.rsplit_once('.').map_or(name, |(stem, _)| stem)
+    }
+}
+
+/// A request file and, when it could be understood, its normalised form.
+#[derive(Clone, Debug)]
+pub struct RequestEntry {
+    pub file: RequestFile,
+    pub request: Option<Request>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Repo {
+    pub settings: Option<Loaded<Settings>>,
+    pub resources: Vec<Loaded<Resource>>,
+    pub grants: Vec<Loaded<GrantFile>>,
+    pub requests: Vec<Loaded<RequestEntry>>,
+    pub tos: Option<Loaded<TosList>>,
+    /// Files that could not be read or parsed.
+    pub load_errors: Diagnostics,
+}
+
+/// What kind of file a repository path holds, judged by where it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FileKind {
+    Settings,
+    Resource,
+    Grant,
+    Request,
+    Tos,
+}
+
+fn kind_of(path: &str) -> Option<FileKind> {
+    if path == SETTINGS_FILE {
+        return Some(FileKind::Settings);
+    }
+    if path == TOS_FILE {
+        return Some(FileKind::Tos);
+    }
+    let (dir, name) = path.split_once('/')?;
+    if name.contains('/') || !(name.ends_with(".yml") || name.ends_with(".yaml")) {
+        return None;
+    }
+    match dir {
+        RESOURCES_DIR => Some(FileKind::Resource),
+        GRANTS_DIR => Some(FileKind::Grant),
+        REQUESTS_DIR => Some(FileKind::Request),
+        _ => None,
+    }
+}
+
+impl Repo {
+    /// Builds the repository from `(path, contents)` pairs. Paths that are not part of the
+    /// access repository's layout are ignored.
+    pub fn from_sources<P, B>(sources: impl IntoIterator<Item = (P, B)>) -> Repo
+    where
+        P: AsRef<str>,
+        B: AsRef<[u8]>,
+    {
+        let mut repo = Repo::default();
+        for (path, bytes) in sources {
+            repo.add_source(path.as_ref(), bytes.as_ref());
+        }
+        repo.sort();
+        repo
+    }
+
+    fn add_source(&mut self, path: &str, bytes: &[u8]) {
+        let Some(kind) = kind_of(path) else { return };
+        let path = path.to_string();
+        let result = match kind {
+            FileKind::Settings => parse_yaml::<Settings>(&path, bytes).map(|value| {
+                self.settings = Some(Loaded { path, value });
+            }),
+            FileKind::Resource => parse_yaml::<Resource>(&path, bytes).map(|value| {
+                self.resources.push(Loaded { path, value });
+            }),
+            FileKind::Grant => parse_yaml::<GrantFile>(&path, bytes).map(|value| {
+                self.grants.push(Loaded { path, value });
+            }),
+            FileKind::Tos => parse_yaml::<TosList>(&path, bytes).map(|value| {
+                self.tos = Some(Loaded { path, value });
+            }),
+            FileKind::Request => parse_yaml::<RequestFile>(&path, bytes).map(|file| {
+                let request = match file.normalize() {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        self.load_errors.push(
+                            Diagnostic::error("invalid-request", path.as_str(), e.span, e.message)
+                                .with_help(e.help),
+                        );
+                        None
+                    }
+                };
+                self.requests.push(Loaded {
+                    path,
+                    value: RequestEntry { file, request },
+                });
+            }),
+        };
+        if let Err(d) = result {
+            self.load_errors.push(d);
+        }
+    }
+
+    fn sort(&mut self) {
+        self.resources.sort_by(|a, b| a.path.cmp(&b.path));
+        self.grants.sort_by(|a, b| a.path.cmp(&b.path));
+        self.requests.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+
+    pub fn resource(&self, name: &str) -> Option<&Resource> {
+        self.resources
+            .iter()
+            .map(|r| &r.value)
+            .find(|r| r.name.value == name)
+    }
+}
+
+/// Why a directory could not be read as an access repository at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: cannot read the access repository: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}: not a directory; pass the access repository's top folder")]
+    NotADirectory(PathBuf),
+}
+
+/// Reads the access repository at `root`.
+///
+/// Only regular files are read: a symbolic link anywhere in the layout is reported and skipped,
+/// so no file can make gatehouse read outside the repository. Files over 1 MiB are reported
+/// without being read in full.
+pub fn load_dir(root: &Path) -> Result<Repo, LoadError> {
+    let io = |path: &Path, source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = fs::metadata(root).map_err(|e| io(root, e))?;
+    if !meta.is_dir() {
+        return Err(LoadError::NotADirectory(root.to_path_buf()));
+    }
+    let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut errors = Diagnostics::new();
+
+    let mut candidates: Vec<String> = vec![SETTINGS_FILE.into(), TOS_FILE.into()];
+    for dir in [RESOURCES_DIR, GRANTS_DIR, REQUESTS_DIR] {
+        let full = root.join(dir);
+        match fs::symlink_metadata(&full) {
+            Ok(m) if m.file_type().is_symlink() => {
+                errors.push(symlink_error(dir));
+                continue;
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                errors.push(Diagnostic::error(
+                    "not-a-directory",
+                    dir,
+                    Span::UNKNOWN,
+                    format!("`{dir}` must be a directory"),
+                ));
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&full, e)),
+        }
+        for entry in fs::read_dir(&full).map_err(|e| io(&full, e))? {
+            let entry = entry.map_err(|e| io(&full, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                errors.push(Diagnostic::error(
+                    "bad-file-name",
+                    dir,
+                    Span::UNKNOWN,
+                    format!("a file name in `{dir}` is not valid UTF-8"),
+                ));
+                continue;
+            };
+            let path = format!("{dir}/{name}");
+            if kind_of(&path).is_some() {
+                candidates.push(path);
+            }
+        }
+    }
+
+    for rel in candidates {
+        let full = root.join(&rel);
+        let meta = match fs::symlink_metadata(&full) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&full, e)),
+        };
+        if meta.file_type().is_symlink() {
+            errors.push(symlink_error(&rel));
+            continue;
+        }
+        if !meta.is_file() {
+            continue;
+        }
+        if meta.len() > MAX_FILE_BYTES as u64 {
+            errors.push(
+                Diagnostic::error(
+                    "file-too-large",
+                    rel.as_str(),
+                    Span::UNKNOWN,
+                    format!(
+                        "file is {} bytes; the limit is {} bytes (1 MiB)",
+                        meta.len(),
+                        MAX_FILE_BYTES
+                    ),
+                )
+                .with_help("split it, or remove what does not belong in the access repository"),
+            );
+            continue;
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        fs::File::open(&full)
+            .and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
+            .map_err(|e| io(&full, e))?;
+        sources.push((rel, bytes));
+    }
+
+    let mut repo = Repo::from_sources(sources);
+    repo.load_errors.extend(errors);
+    Ok(repo)
+}
+
+fn symlink_error(path: &str) -> Diagnostic {
+    Diagnostic::error(
+        "symlink",
+        path,
+        Span::UNKNOWN,
+        "is a symbolic link; gatehouse reads only regular files, so that no file can point outside the repository",
+    )
+    .with_help("replace the link with the file itself")
+}

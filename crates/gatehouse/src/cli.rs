@@ -1,0 +1,158 @@
+//! The command line: every subcommand and its flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::report::Format;
+
+/// Open, transparent access control for scarce CI resources.
+///
+/// gatehouse reads an access repository (YAML files of resources, grants, requests and people),
+/// checks it, and keeps CI providers in line with it.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Judge dates (expiry) as of this day instead of today, as YYYY-MM-DD.
+    #[arg(long, global = true, value_name = "YYYY-MM-DD", env = "GATEHOUSE_TODAY")]
+    pub today: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate an access repository and report every problem at once.
+    ///
+    /// Exit status: 0 when there is no error (warnings allowed), 1 when there are findings,
+    /// 2 when the repository could not be read or the command line is wrong.
+    Check(CheckArgs),
+    /// Build resources and grants from a provider's existing configuration.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Create a ready-to-use access repository.
+    Init(InitArgs),
+    /// Print the JSON Schema of a file kind, for editors that validate as you type.
+    Schema(SchemaArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Generate a conda-forge-scale access repository for scale tests and benchmarks.
+    #[command(hide = true)]
+    GenFixture(GenFixtureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The access repository's top folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+
+    /// How to print findings.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Also ask GitHub whether projects' repositories exist and are not archived, and whether
+    /// ToS logins still belong to their ids. Reads the token from GITHUB_TOKEN.
+    #[arg(long)]
+    pub online: bool,
+
+    /// With --online: fail when the online checks cannot run (no token), instead of warning.
+    #[arg(long, requires = "online")]
+    pub strict: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import Cirun's `.access.yml` and `.cirun.global.yml`.
+    Cirun(ImportCirunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportCirunArgs {
+    /// Cirun's access policy (`.access.yml`).
+    #[arg(long, value_name = "FILE")]
+    pub access: PathBuf,
+    /// Cirun's runner catalogue (`.cirun.global.yml`).
+    #[arg(long, value_name = "FILE")]
+    pub runners: PathBuf,
+    /// The access repository to write `resources/` and `grants/` into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The provider name the imported resources use (defined in gatehouse.yml).
+    #[arg(long, default_value = "cirun")]
+    pub provider: String,
+    /// Removed from repository names to get project names.
+    #[arg(long, default_value = "-feedstock")]
+    pub repo_suffix: String,
+    /// The organisation, for the gatehouse.yml written when DIR has none.
+    #[arg(long, default_value = "conda-forge")]
+    pub org: String,
+    /// The date recorded as `granted` on imported grants (default: today).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub granted: Option<String>,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to create the access repository.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Start from a full example instead of a minimal skeleton.
+    #[arg(long, value_enum)]
+    pub example: Option<Example>,
+    /// The organisation (for the minimal skeleton).
+    #[arg(long, default_value = "my-org")]
+    pub org: String,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Example {
+    /// conda-forge's real resource catalogue, with example grants and requests.
+    CondaForge,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The file kind; all of them when left out.
+    #[arg(value_enum)]
+    pub kind: Option<SchemaKind>,
+    /// Write `<kind>.schema.json` files into this folder instead of printing.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// gatehouse.yml
+    Settings,
+    /// resources/<name>.yml
+    Resource,
+    /// grants/<project>.yml
+    Grant,
+    /// requests/<any>.yml
+    Request,
+    /// people/tos.yml
+    Tos,
+}
+
+#[derive(Debug, Args)]
+pub struct GenFixtureArgs {
+    /// Folder to write the repository into (must be empty or missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Multiplies every count (1 = 25,000 projects' worth, 2,000 grants, 500 requests).
+    #[arg(long, default_value_t = 1)]
+    pub scale: usize,
+}

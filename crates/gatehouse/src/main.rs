@@ -1,0 +1,51 @@
+//! `gatehouse`: the command-line edge of gatehouse. Argument parsing, file and network I/O,
+//! and output formats live here; the rules live in `gatehouse-core`.
+
+mod cli;
+mod cmd;
+mod example;
+mod fsutil;
+mod github;
+mod online;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_target(false)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let today = cmd::today(cli.today.as_deref())?;
+    match cli.command {
+        Command::Check(args) => cmd::check::run(args, today),
+        Command::Import(cli::ImportCommand::Cirun(args)) => cmd::import::run_cirun(args, today),
+        Command::Init(args) => cmd::init::run(args),
+        Command::Schema(args) => cmd::schema::run(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "gatehouse", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::GenFixture(args) => cmd::gen_fixture::run(args, today),
+    }
+}
