@@ -85,8 +85,8 @@ pub(super) fn unknown_resource(
         .index
         .resources
         .keys()
-        .filter(|k| k.to_ascii_lowercase() == wanted || close(k, &wanted))
-        .min();
+        .filter(|k| close(&k.to_ascii_lowercase(), &wanted))
+        .min_by_key(|k| (strsim::damerau_levenshtein(&k.to_ascii_lowercase(), &wanted), **k));
     Diagnostic::error(
         "unknown-resource",
         file,
@@ -99,20 +99,9 @@ pub(super) fn unknown_resource(
     })
 }
 
-/// One edit apart (a typo), for "did you mean" hints.
+/// Close enough to be a typo: at most two edits (a transposition counts as one).
 fn close(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len().abs_diff(b.len()) > 1 {
-        return false;
-    }
-    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let suffix = a[prefix..]
-        .iter()
-        .rev()
-        .zip(b[prefix..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    a.len().max(b.len()) - prefix - suffix <= 1
+    strsim::damerau_levenshtein(a, b) <= 2.min(a.len().max(b.len()) / 3)
 }
 
 /// `expires` after `granted`, within the resource's `max_duration`, and not already past.
@@ -230,6 +219,8 @@ mod tests {
     fn typo_distance() {
         assert!(super::close("cirun-gpu", "cirun-gpx"));
         assert!(super::close("cirun-gpu", "cirun-gp"));
+        assert!(super::close("gpu-large", "gpu-lrage"));
         assert!(!super::close("cirun-gpu", "cirun-cpu-large"));
+        assert!(!super::close("ab", "cd"));
     }
 }

@@ -1,0 +1,191 @@
+//! `import cirun` on conda-forge's real Cirun files: every policy must come through.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gatehouse_core::Repo;
+use gatehouse_core::check::run_all;
+use gatehouse_core::import::cirun::{self, ImportOptions, Imported};
+use jiff::civil::date;
+
+const ACCESS: &str = include_str!("../../../fixtures/conda-forge/cirun-access.yml");
+const GLOBAL: &str = include_str!("../../../fixtures/conda-forge/cirun-global.yml");
+
+fn import() -> Imported {
+    let (access, global) =
+        cirun::parse(".access.yml", ACCESS.as_bytes(), ".cirun.global.yml", GLOBAL.as_bytes())
+            .expect("the real files parse");
+    assert_eq!(access.policies.len(), 17);
+    assert_eq!(access.access_control.len(), 13);
+    cirun::import(
+        &access,
+        ".access.yml",
+        &global,
+        ".cirun.global.yml",
+        &ImportOptions {
+            provider: "cirun",
+            repo_suffix: "-feedstock",
+            granted: date(2026, 1, 1),
+        },
+    )
+}
+
+/// (resource, repository) -> (pull_request, explicit users), computed straight from the YAML
+/// without gatehouse's model, as an independent oracle.
+fn expected_access() -> BTreeMap<(String, String), (bool, Option<BTreeSet<String>>)> {
+    let doc: serde_json::Value = serde_saphyr::from_str(ACCESS).unwrap();
+    let policies: BTreeMap<&str, &serde_json::Value> = doc["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p))
+        .collect();
+    let mut out = BTreeMap::new();
+    for entry in doc["access_control"].as_array().unwrap() {
+        let resource = entry["resource"].as_str().unwrap();
+        for pid in entry["policies"].as_array().unwrap() {
+            let p = policies[pid.as_str().unwrap()];
+            let users = p["users"].as_array().map(|u| {
+                u.iter().map(|x| x.as_str().unwrap().to_string()).collect::<BTreeSet<_>>()
+            });
+            let prev = out.insert(
+                (resource.to_string(), p["repo"].as_str().unwrap().to_string()),
+                (p["pull_request"].as_bool().unwrap_or(false), users),
+            );
+            assert!(prev.is_none(), "the fixture gives one project one resource once");
+        }
+    }
+    out
+}
+
+#[test]
+fn every_policy_comes_through() {
+    let imported = import();
+    let mut got = BTreeMap::new();
+    for file in &imported.grants {
+        for g in &file.grants {
+            let users = g
+                .users
+                .as_ref()
+                .map(|u| u.users.iter().map(|x| x.value.clone()).collect::<BTreeSet<_>>());
+            got.insert(
+                (g.resource.value.clone(), format!("{}-feedstock", file.project.value)),
+                (g.pull_request, users),
+            );
+            assert_eq!(g.granted.value.0, date(2026, 1, 1));
+        }
+    }
+    assert_eq!(got, expected_access());
+    assert_eq!(got.len(), 41);
+    assert_eq!(imported.grants.len(), 15);
+}
+
+#[test]
+fn all_runners_become_resources_in_catalogue_order() {
+    let imported = import();
+    let names: Vec<&str> = imported.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "cirun-openstack-gpu-large",
+            "cirun-openstack-gpu-xlarge",
+            "cirun-openstack-gpu-2xlarge",
+            "cirun-openstack-gpu-4xlarge",
+            "cirun-openstack-cpu-medium",
+            "cirun-openstack-cpu-large",
+            "cirun-openstack-cpu-xlarge",
+            "cirun-openstack-cpu-2xlarge",
+            "cirun-openstack-cpu-4xlarge",
+            "cirun-azure-windows-2xlarge",
+            "cirun-azure-windows-4xlarge",
+            "cirun-macos-m4-large",
+        ]
+    );
+    let gpu = &imported.resources[0];
+    let labels: Vec<&str> = gpu.labels.iter().map(|l| l.as_str()).collect();
+    assert_eq!(labels, vec!["cirun-openstack-gpu-large"], "generic labels are dropped");
+    let specs = gpu.specs.as_ref().unwrap();
+    assert_eq!((specs.cpu, specs.memory_gb, specs.disk_gb), (Some(4), Some(12), Some(60)));
+    assert_eq!(specs.gpu.as_deref(), Some("1x V100"));
+    let win = &imported.resources[10];
+    assert_eq!(win.specs.as_ref().unwrap().cpu, Some(16));
+}
+
+#[test]
+fn users_from_json_means_terms_of_service_and_explicit_lists_stay() {
+    let imported = import();
+    let tos = |name: &str| {
+        imported
+            .resources
+            .iter()
+            .find(|r| r.name.as_str() == name)
+            .unwrap()
+            .users
+            .require_tos
+    };
+    assert!(tos("cirun-openstack-gpu-large"));
+    assert!(tos("cirun-openstack-cpu-medium"));
+    assert!(!tos("cirun-azure-windows-2xlarge"));
+    assert!(!tos("cirun-macos-m4-large"));
+    let temporal = imported
+        .grants
+        .iter()
+        .find(|g| g.project.as_str() == "temporalio-cli")
+        .unwrap();
+    let users: Vec<&str> = temporal.grants[0].users.as_ref().unwrap().users.iter().map(|u| u.as_str()).collect();
+    assert_eq!(users, vec!["wolfv"]);
+}
+
+#[test]
+fn the_real_defects_are_repaired_and_reported() {
+    let imported = import();
+    let codes: Vec<(&str, u32)> = imported
+        .warnings
+        .iter()
+        .map(|w| (w.code, w.span.line))
+        .collect();
+    assert_eq!(codes, vec![("merged-entry", 222), ("undefined-runner", 219)]);
+    let macos = imported
+        .resources
+        .iter()
+        .find(|r| r.name.as_str() == "cirun-macos-m4-large")
+        .unwrap();
+    assert_eq!(macos.labels[0].as_str(), "cirun-macos-m4-large");
+    // Both entries' policies survive the merge.
+    let holders: BTreeSet<&str> = imported
+        .grants
+        .iter()
+        .filter(|f| f.grants.iter().any(|g| g.resource.as_str() == "cirun-macos-m4-large"))
+        .map(|f| f.project.as_str())
+        .collect();
+    assert_eq!(holders, BTreeSet::from(["temporalio-cli", "tensorflow"]));
+}
+
+#[test]
+fn the_imported_repository_passes_check() {
+    let imported = import();
+    let mut files = vec![(
+        "gatehouse.yml".to_string(),
+        "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n".to_string(),
+    )];
+    for r in &imported.resources {
+        files.push((format!("resources/{}.yml", r.name.value), serde_saphyr::to_string(r).unwrap()));
+    }
+    for g in &imported.grants {
+        files.push((format!("grants/{}.yml", g.project.value), serde_saphyr::to_string(g).unwrap()));
+    }
+    let diags = run_all(&Repo::from_sources(files), date(2026, 11, 28));
+    assert!(diags.is_empty(), "{:#?}", diags.sorted());
+}
+
+#[test]
+fn a_malformed_access_file_is_an_error_with_its_place() {
+    let err = cirun::parse(
+        ".access.yml",
+        b"version: 1\npolicies:\n  - id: x\n    repo: y\n    rolez: [admin]\n",
+        ".cirun.global.yml",
+        GLOBAL.as_bytes(),
+    )
+    .unwrap_err();
+    assert_eq!(err.len(), 1);
+    assert_eq!((err[0].file.as_str(), err[0].span.line), (".access.yml", 5));
+}
