@@ -1,0 +1,243 @@
+//! `gatehouse check` end to end: the binary on repositories written to temporary folders.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const SETTINGS: &str = "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n";
+const GPU: &str = "name: gpu\nprovider: cirun\nlabels: [cirun-gpu]\nmax_duration: 1y\n";
+const GRANT: &str = "project: pytorch-cpu\ngrants:\n  - resource: gpu\n    granted: 2026-03-01\n    expires: 2027-03-01\n";
+
+fn write(root: &Path, files: &[(&str, &str)]) {
+    for (path, contents) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+    }
+}
+
+fn valid_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            ("gatehouse.yml", SETTINGS),
+            ("resources/gpu.yml", GPU),
+            ("grants/pytorch-cpu.yml", GRANT),
+        ],
+    );
+    dir
+}
+
+fn gatehouse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn check(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["check", "--today", "2026-11-28"];
+    args.extend_from_slice(extra);
+    let d = dir.to_str().unwrap();
+    args.push(d);
+    gatehouse(&args)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_clean_repository_exits_zero() {
+    let dir = valid_repo();
+    let out = check(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("no problems found"));
+}
+
+#[test]
+fn findings_exit_one_with_file_line_and_a_caret() {
+    let dir = valid_repo();
+    write(
+        dir.path(),
+        &[("grants/pytorch-cpu.yml", &GRANT.replace("resource: gpu", "resource: gpx"))],
+    );
+    let out = check(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("error[unknown-resource]: resource `gpx` does not exist"), "{text}");
+    assert!(text.contains("grants/pytorch-cpu.yml:3:15"), "{text}");
+    assert!(text.contains("  - resource: gpx"), "{text}");
+    assert!(text.contains("^^^"), "{text}");
+    assert!(text.contains("help: did you mean `gpu`?"), "{text}");
+    assert!(text.contains("1 error, 0 warnings"), "{text}");
+}
+
+#[test]
+fn warnings_alone_exit_zero() {
+    let dir = valid_repo();
+    write(
+        dir.path(),
+        &[("requests/again.yml", "action: grant\nprojects: [pytorch-cpu]\nresources: [gpu]\n")],
+    );
+    let out = check(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("warning[already-granted]"));
+}
+
+#[test]
+fn json_output_lists_every_finding() {
+    let dir = valid_repo();
+    write(
+        dir.path(),
+        &[
+            ("grants/pytorch-cpu.yml", &GRANT.replace("resource: gpu", "resource: gpx")),
+            ("requests/bad.yml", "action: grant\nprojects: [tinygrad]\nresources: [gpu]\nreason: x\nreasn: y\n"),
+        ],
+    );
+    let out = check(dir.path(), &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["errors"], 2);
+    assert_eq!(doc["warnings"], 0);
+    let first = &doc["diagnostics"][0];
+    assert_eq!(first["file"], "grants/pytorch-cpu.yml");
+    assert_eq!(first["line"], 3);
+    assert_eq!(first["column"], 15);
+    assert_eq!(first["code"], "unknown-resource");
+    assert_eq!(first["severity"], "error");
+    let second = &doc["diagnostics"][1];
+    assert_eq!((second["file"].as_str(), second["line"].as_u64()), (Some("requests/bad.yml"), Some(5)));
+    assert_eq!(second["code"], "schema");
+}
+
+#[test]
+fn github_format_emits_workflow_annotations() {
+    let dir = valid_repo();
+    write(
+        dir.path(),
+        &[("grants/pytorch-cpu.yml", &GRANT.replace("expires: 2027-03-01", "expires: 2028-03-01"))],
+    );
+    let out = check(dir.path(), &["--format", "github"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("::error file=grants/pytorch-cpu.yml,line=5,col=14,title=expires-beyond-max::"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unreadable_repository_exits_two() {
+    let out = check(Path::new("/nonexistent/gatehouse"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/gatehouse"), "{err}");
+}
+
+#[test]
+fn a_bad_command_line_exits_two() {
+    let out = gatehouse(&["check", "--format", "xml"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_changes_nothing_on_disk() {
+    let dir = valid_repo();
+    write(dir.path(), &[("grants/broken.yml", "project: [\n")]);
+    let before = snapshot(dir.path());
+    let out = check(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+fn snapshot(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn online_without_a_token_warns_and_strict_fails() {
+    let dir = valid_repo();
+    let out = check(dir.path(), &["--online"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("warning[online-skipped]"));
+    let out = check(dir.path(), &["--online", "--strict"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("error[online-skipped]"));
+}
+
+#[test]
+fn schema_describes_every_file_kind_and_refuses_unknown_fields() {
+    let out = gatehouse(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for kind in ["settings", "resource", "grant", "request", "tos"] {
+        assert!(doc.get(kind).is_some(), "{kind}");
+    }
+    let request = &doc["request"];
+    assert_eq!(request["additionalProperties"], false);
+    for field in ["action", "projects", "feedstocks", "resources", "pull_request", "revoke", "send_pr", "expires"] {
+        assert!(request["properties"].get(field).is_some(), "{field}");
+    }
+    assert_eq!(request["required"], serde_json::json!(["action"]));
+    let grant = &doc["grant"];
+    assert_eq!(grant["required"], serde_json::json!(["project"]));
+    let out = gatehouse(&["schema", "grant"]);
+    let one: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(&one, grant);
+}
+
+#[test]
+fn import_cirun_writes_a_repository_that_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/conda-forge");
+    let out = gatehouse(&[
+        "import",
+        "cirun",
+        "--access",
+        fixtures.join("cirun-access.yml").to_str().unwrap(),
+        "--runners",
+        fixtures.join("cirun-global.yml").to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--granted",
+        "2026-03-01",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(text.contains("imported 12 resources and 41 grants for 15 projects"), "{text}");
+    assert!(text.contains("warning[merged-entry]"), "{text}");
+    assert!(text.contains("warning[undefined-runner]"), "{text}");
+    let out = check(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let pytorch = std::fs::read_to_string(dir.path().join("grants/pytorch-cpu.yml")).unwrap();
+    assert!(pytorch.contains("- Tobias-Fischer"), "{pytorch}");
+    // A second import refuses to overwrite, and says how.
+    let again = gatehouse(&[
+        "import",
+        "cirun",
+        "--access",
+        fixtures.join("cirun-access.yml").to_str().unwrap(),
+        "--runners",
+        fixtures.join("cirun-global.yml").to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+}
