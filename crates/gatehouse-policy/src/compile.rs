@@ -1,0 +1,296 @@
+//! `compile`: the access repository into an immutable index built for deciding fast.
+//!
+//! Names are normalised once here (lower-cased labels without their `--` suffix, lower-cased
+//! project names and logins), so that `decide` only hashes and compares.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
+use gatehouse_core::Repo;
+use gatehouse_core::model::{Quota, Role};
+use gatehouse_core::names::{is_generic_label, label_key};
+use jiff::civil::Date;
+
+use crate::job::Permission;
+
+pub(crate) type Map<K, V> = HashMap<K, V, RandomState>;
+
+/// Index of a resource in [`Policy::resources`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceId(pub u32);
+
+/// Index of a grant in [`Policy::grants`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GrantId(pub u32);
+
+/// The compiled policy. Cheap to share (`Arc<Policy>`), never mutated: a new repository state
+/// compiles into a new `Policy` that replaces the old one atomically.
+#[derive(Debug)]
+pub struct Policy {
+    /// Lower-cased organisation.
+    pub(crate) org: Box<str>,
+    /// Lower-cased repository suffix (`-feedstock`).
+    pub(crate) suffix: Box<str>,
+    pub(crate) resources: Vec<CompiledResource>,
+    pub(crate) grants: Vec<CompiledGrant>,
+    /// Label routing key -> the resources that claim it (more than one only in a repository
+    /// that `check` would refuse; routing then reports the ambiguity).
+    pub(crate) labels: Map<Box<str>, Route>,
+    /// Lower-cased project -> its grants (a handful at most).
+    pub(crate) projects: Map<Box<str>, Box<[GrantId]>>,
+    /// Numeric ids of everyone who accepted the terms of service.
+    pub(crate) tos: foldhash::HashSet<i64>,
+    pub(crate) compiled_on: Date,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    One(ResourceId),
+    Many(ResourceId, ResourceId),
+}
+
+#[derive(Debug)]
+pub struct CompiledResource {
+    pub name: Arc<str>,
+    /// Bit mask of [`Permission::bit`]s that may trigger jobs.
+    pub(crate) roles: u8,
+    pub require_tos: bool,
+    pub project_minutes_per_month: Option<u64>,
+    pub minutes_per_month: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct CompiledGrant {
+    pub project: Arc<str>,
+    pub resource: ResourceId,
+    pub pull_request: bool,
+    pub forks: bool,
+    pub expires: Option<Date>,
+    /// Lower-cased logins, sorted, when the grant narrows who may trigger jobs.
+    pub(crate) users: Option<Box<[Box<str>]>>,
+    /// Where the grant came from, for explanations.
+    pub request: Option<Arc<str>>,
+}
+
+impl Policy {
+    pub fn resource(&self, id: ResourceId) -> &CompiledResource {
+        &self.resources[id.0 as usize]
+    }
+
+    pub fn grant(&self, id: GrantId) -> &CompiledGrant {
+        &self.grants[id.0 as usize]
+    }
+
+    pub fn resources(&self) -> impl Iterator<Item = (ResourceId, &CompiledResource)> {
+        self.resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (ResourceId(i as u32), r))
+    }
+
+    pub fn grants(&self) -> impl Iterator<Item = (GrantId, &CompiledGrant)> {
+        self.grants
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (GrantId(i as u32), g))
+    }
+
+    pub fn org(&self) -> &str {
+        &self.org
+    }
+
+    pub fn repo_suffix(&self) -> &str {
+        &self.suffix
+    }
+
+    pub fn compiled_on(&self) -> Date {
+        self.compiled_on
+    }
+
+    /// Whether the person with this id accepted the terms of service.
+    pub fn accepted_tos(&self, id: i64) -> bool {
+        self.tos.contains(&id)
+    }
+
+    pub fn resource_by_name(&self, name: &str) -> Option<ResourceId> {
+        self.resources()
+            .find(|(_, r)| &*r.name == name)
+            .map(|(id, _)| id)
+    }
+}
+
+impl CompiledResource {
+    pub fn allows(&self, permission: Option<Permission>) -> bool {
+        permission.is_some_and(|p| self.roles & p.bit() != 0)
+    }
+
+    /// The roles that may trigger jobs, strongest first.
+    pub fn roles(&self) -> impl Iterator<Item = Permission> + '_ {
+        [
+            Permission::Admin,
+            Permission::Maintain,
+            Permission::Write,
+            Permission::Triage,
+            Permission::Read,
+        ]
+        .into_iter()
+        .filter(|p| self.roles & p.bit() != 0)
+    }
+}
+
+impl CompiledGrant {
+    /// `None` when the grant does not narrow who may trigger jobs.
+    pub fn users(&self) -> Option<&[Box<str>]> {
+        self.users.as_deref()
+    }
+
+    pub fn allows_user(&self, login: &str) -> bool {
+        match &self.users {
+            None => true,
+            Some(list) => with_lowercase(login, |l| {
+                list.binary_search_by(|u| (**u).cmp(l)).is_ok()
+            }),
+        }
+    }
+}
+
+fn role_bit(role: Role) -> u8 {
+    match role {
+        Role::Admin => Permission::Admin.bit(),
+        Role::Maintain => Permission::Maintain.bit(),
+        Role::Write => Permission::Write.bit(),
+        Role::Triage => Permission::Triage.bit(),
+        Role::Read => Permission::Read.bit(),
+    }
+}
+
+/// Compiles the repository as it stands. Files that failed to load are absent from `repo` and
+/// therefore grant nothing; callers that serve decisions refuse a repository with `check`
+/// errors before compiling it.
+pub fn compile(repo: &Repo, today: Date) -> Policy {
+    let (org, suffix) = match &repo.settings {
+        Some(s) => (
+            s.value.org.value.to_ascii_lowercase(),
+            s.value.repo_suffix.to_ascii_lowercase(),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let mut resources = Vec::with_capacity(repo.resources.len());
+    let mut by_name: Map<&str, ResourceId> = Map::default();
+    let mut labels: Map<Box<str>, Route> = Map::default();
+    for loaded in &repo.resources {
+        let r = &loaded.value;
+        if by_name.contains_key(r.name.as_str()) {
+            continue; // a duplicate definition; `check` reports it, the first one counts
+        }
+        let id = ResourceId(resources.len() as u32);
+        by_name.insert(r.name.as_str(), id);
+        let quota = r.quota.clone().unwrap_or(Quota::default());
+        resources.push(CompiledResource {
+            name: Arc::from(r.name.as_str()),
+            roles: r.users.roles.iter().fold(0, |m, role| m | role_bit(role.value)),
+            require_tos: r.users.require_tos,
+            project_minutes_per_month: quota.project_minutes_per_month,
+            minutes_per_month: quota.minutes_per_month,
+        });
+        for label in &r.labels {
+            if is_generic_label(label) {
+                continue;
+            }
+            let key = label_key(label).into_boxed_str();
+            if key.is_empty() {
+                continue;
+            }
+            labels
+                .entry(key)
+                .and_modify(|route| {
+                    if let Route::One(first) = *route
+                        && first != id
+                    {
+                        *route = Route::Many(first, id);
+                    }
+                })
+                .or_insert(Route::One(id));
+        }
+    }
+
+    let mut grants = Vec::new();
+    let mut projects: Map<Box<str>, Vec<GrantId>> = Map::default();
+    for file in &repo.grants {
+        let project: Arc<str> = Arc::from(file.value.project.as_str());
+        let key = project.to_ascii_lowercase().into_boxed_str();
+        for g in &file.value.grants {
+            let Some(&resource) = by_name.get(g.resource.as_str()) else {
+                continue; // names no resource; `check` reports it
+            };
+            let list = projects.entry(key.clone()).or_default();
+            if list.iter().any(|id: &GrantId| grants_resource(&grants, *id) == resource) {
+                continue; // a duplicate grant; `check` reports it, the first one counts
+            }
+            list.push(GrantId(grants.len() as u32));
+            grants.push(CompiledGrant {
+                project: project.clone(),
+                resource,
+                pull_request: g.pull_request,
+                forks: g.forks,
+                expires: g.expires.as_ref().map(|d| d.value.0),
+                users: g.users.as_ref().map(|u| {
+                    let mut v: Vec<Box<str>> = u
+                        .users
+                        .iter()
+                        .map(|l| l.to_ascii_lowercase().into_boxed_str())
+                        .collect();
+                    v.sort();
+                    v.dedup();
+                    v.into_boxed_slice()
+                }),
+                request: g.request.as_ref().map(|r| Arc::from(r.as_str())),
+            });
+        }
+    }
+
+    let tos = repo
+        .tos
+        .iter()
+        .flat_map(|t| t.value.iter())
+        .map(|e| e.id.value)
+        .collect();
+
+    Policy {
+        org: org.into_boxed_str(),
+        suffix: suffix.into_boxed_str(),
+        resources,
+        grants,
+        labels,
+        projects: projects
+            .into_iter()
+            .map(|(k, v)| (k, v.into_boxed_slice()))
+            .collect(),
+        tos,
+        compiled_on: today,
+    }
+}
+
+fn grants_resource(grants: &[CompiledGrant], id: GrantId) -> ResourceId {
+    grants[id.0 as usize].resource
+}
+
+/// Runs `f` on the ASCII-lower-cased `s`, without allocating for short strings (labels, logins
+/// and repository names almost always are).
+pub(crate) fn with_lowercase<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
+    const CAP: usize = 128;
+    if s.len() <= CAP {
+        let mut buf = [0u8; CAP];
+        let out = &mut buf[..s.len()];
+        out.copy_from_slice(s.as_bytes());
+        out.make_ascii_lowercase();
+        // Lower-casing ASCII bytes keeps UTF-8 valid.
+        match std::str::from_utf8(out) {
+            Ok(lower) => f(lower),
+            Err(_) => f(&s.to_ascii_lowercase()),
+        }
+    } else {
+        f(&s.to_ascii_lowercase())
+    }
+}
