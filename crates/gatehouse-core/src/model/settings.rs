@@ -73,6 +73,10 @@ pub struct ProviderSettings {
     /// `cirun`: the organisation's repository that holds `.access.yml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_repo: Option<Spanned<String>>,
+    /// `cirun`: the URL of the terms-of-service list that Cirun reads (`users_from_json`) for
+    /// resources with `require_tos`; without it, the logins of people/tos.yml are listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users_from_json: Option<Spanned<String>>,
     /// `github-app`: the installation whose selected repositories are managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub installation_id: Option<Spanned<u64>>,
