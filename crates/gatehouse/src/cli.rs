@@ -35,6 +35,13 @@ pub enum Command {
     Init(InitArgs),
     /// Print the JSON Schema of a file kind, for editors that validate as you type.
     Schema(SchemaArgs),
+    /// Decide whether one CI job may run on the resource its labels ask for.
+    Decide(DecideArgs),
+    /// Decide one CI job and show every rule it passed or failed.
+    Explain(DecideArgs),
+    /// Write what a provider or another policy engine reads, from the ledger.
+    #[command(subcommand)]
+    Render(RenderCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -155,4 +162,47 @@ pub struct GenFixtureArgs {
     /// Multiplies every count (1 = 25,000 projects' worth, 2,000 grants, 500 requests).
     #[arg(long, default_value_t = 1)]
     pub scale: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The job context as JSON (`-` for standard input); see `gatehouse decide --help`.
+    ///
+    /// {"repository": "conda-forge/pytorch-cpu-feedstock", "labels": ["cirun-openstack-gpu-large"],
+    /// "event": "push", "head_repository": "conda-forge/pytorch-cpu-feedstock",
+    /// "actor": {"login": "wolfv", "id": 885054, "permission": "write"},
+    /// "triggering_actor": {...}, "workflow": "...", "ref": "...",
+    /// "usage": {"project_minutes": 0, "resource_minutes": 0}}
+    #[arg(long, value_name = "FILE")]
+    pub job: PathBuf,
+    /// The access repository's top folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = DecisionFormat::Text)]
+    pub format: DecisionFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DecisionFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RenderCommand {
+    /// Cirun's `.access.yml`.
+    Cirun(RenderCirunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderCirunArgs {
+    /// The access repository's top folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The cirun provider to render, when gatehouse.yml defines several.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Write to this file (atomically) instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }

@@ -41,6 +41,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(cli::ImportCommand::Cirun(args)) => cmd::import::run_cirun(args, today),
         Command::Init(args) => cmd::init::run(args),
         Command::Schema(args) => cmd::schema::run(args),
+        Command::Decide(args) => cmd::decide::run(args, today, false),
+        Command::Explain(args) => cmd::decide::run(args, today, true),
+        Command::Render(cli::RenderCommand::Cirun(args)) => cmd::render::run_cirun(args, today),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "gatehouse", &mut std::io::stdout());
