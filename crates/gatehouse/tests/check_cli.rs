@@ -241,3 +241,88 @@ fn import_cirun_writes_a_repository_that_passes_check() {
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
 }
+
+/// Copies `examples/conda-forge` into a temporary folder.
+fn example_copy() -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/conda-forge");
+    let dir = tempfile::tempdir().unwrap();
+    let mut stack = vec![src.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(&src).unwrap();
+            if p.is_dir() {
+                std::fs::create_dir_all(dir.path().join(rel)).unwrap();
+                stack.push(p);
+            } else {
+                std::fs::copy(&p, dir.path().join(rel)).unwrap();
+            }
+        }
+    }
+    dir
+}
+
+/// Replaces the first `from` in `file` with `to`; returns the 1-based line of the change.
+fn plant(root: &Path, file: &str, from: &str, to: &str) -> u32 {
+    let path = root.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.find(from).unwrap_or_else(|| panic!("`{from}` not in {file}"));
+    std::fs::write(&path, format!("{}{}{}", &text[..at], to, &text[at + from.len()..])).unwrap();
+    text[..at].matches('\n').count() as u32 + 1
+}
+
+#[test]
+fn every_planted_error_in_a_broken_example_is_reported_and_nothing_else() {
+    let dir = example_copy();
+    let root = dir.path();
+    assert_eq!(check(root, &[]).status.code(), Some(0), "the example starts clean");
+
+    let mut expected: Vec<(String, u32, String)> = Vec::new();
+    let mut expect = |file: &str, line: u32, code: &str| {
+        expected.push((file.to_string(), line, code.to_string()));
+    };
+    let l = plant(root, "grants/pytorch-cpu.yml", "resource: cirun-openstack-gpu-large\n", "resource: cirun-openstack-gpu-larg\n");
+    expect("grants/pytorch-cpu.yml", l, "unknown-resource");
+    let l = plant(root, "grants/libmagma.yml", "expires: 2027-03-01", "expires: 2027-03-02");
+    expect("grants/libmagma.yml", l, "expires-beyond-max");
+    let l = plant(root, "grants/jaxlib.yml", "    granted:", "    grnted:");
+    expect("grants/jaxlib.yml", l, "schema");
+    std::fs::rename(root.join("grants/cutlass.yml"), root.join("grants/cutlas.yml")).unwrap();
+    expect("grants/cutlas.yml", 1, "project-name");
+    let l = plant(root, "resources/depot.yml", "provider: depot", "provider: depott");
+    expect("resources/depot.yml", l, "unknown-provider");
+    let l = plant(root, "resources/travis.yml", "labels: [travis-ci]", "labels: [travis-ci, Namespace-Profile-Default--x]");
+    expect("resources/travis.yml", l, "label-conflict");
+    let l2 = plant(root, "resources/namespace.yml", "labels: [namespace-profile-default]", "labels: [namespace-profile-default]");
+    expect("resources/namespace.yml", l2, "label-conflict");
+    let l = plant(root, "requests/tinygrad.yml", "  - tinygrad\n", "  - tinygrad-feedstock\n");
+    expect("requests/tinygrad.yml", l, "admin-requests");
+    write(root, &[("requests/revoke-numpy.yml", "action: revoke\nprojects: [numpy]\nresources: [cirun-openstack-gpu-large]\n")]);
+    expect("requests/revoke-numpy.yml", 2, "no-such-grant");
+    std::fs::write(root.join("requests/latin1.yml"), b"action: grant\nreason: caf\xe9\n").unwrap();
+    expect("requests/latin1.yml", 2, "not-utf8");
+    let l = plant(root, "people/tos.yml", "- { github: aktech, id: 5647941 }", "- { github: aktech, id: 5234427 }");
+    expect("people/tos.yml", l + 1, "tos-duplicate-id");
+    write(root, &[("grants/bomb.yml", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n")]);
+    expect("grants/bomb.yml", 1, "schema");
+
+    let out = check(root, &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut got: Vec<(String, u32, String)> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .map(|d| {
+            (
+                d["file"].as_str().unwrap().to_string(),
+                d["line"].as_u64().unwrap_or(0) as u32,
+                d["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "{}", serde_json::to_string_pretty(&doc).unwrap());
+}
