@@ -10,6 +10,7 @@ pub mod diag;
 pub mod duration;
 pub mod fixture;
 pub mod import;
+pub mod ledger;
 pub mod model;
 pub mod names;
 pub mod parse;

@@ -1,0 +1,291 @@
+//! Ledger changes: what merged requests and the calendar do to `grants/`.
+//!
+//! [`plan_requests`] turns the pending requests into typed changes, [`plan_expiry`] revokes what
+//! has expired, and [`apply_changes`] computes the new grant files. All pure: the CLI reads the
+//! repository, gathers each request's origin (its pull request and approvers) and writes the
+//! result.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use jiff::civil::Date;
+use serde::Serialize;
+
+use crate::check::run_all;
+use crate::duration::Day;
+use crate::model::{Grant, GrantFile, GrantUsers, RequestAction};
+use crate::repo::Repo;
+use crate::span::Spanned;
+
+/// Where a request came from: its pull request and who approved it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestOrigin {
+    pub url: Option<String>,
+    pub approved_by: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "change", rename_all = "kebab-case")]
+pub enum LedgerChange {
+    Grant {
+        project: String,
+        resource: String,
+        pull_request: bool,
+        expires: Option<String>,
+        request: String,
+        #[serde(skip)]
+        grant: Box<Grant>,
+    },
+    Renew {
+        project: String,
+        resource: String,
+        from: Option<String>,
+        to: Option<String>,
+        request: String,
+    },
+    Revoke {
+        project: String,
+        resource: String,
+        /// The request file, or `expired on <date>`.
+        why: String,
+    },
+}
+
+impl LedgerChange {
+    pub fn project(&self) -> &str {
+        match self {
+            LedgerChange::Grant { project, .. }
+            | LedgerChange::Renew { project, .. }
+            | LedgerChange::Revoke { project, .. } => project,
+        }
+    }
+
+    pub fn resource(&self) -> &str {
+        match self {
+            LedgerChange::Grant { resource, .. }
+            | LedgerChange::Renew { resource, .. }
+            | LedgerChange::Revoke { resource, .. } => resource,
+        }
+    }
+}
+
+impl fmt::Display for LedgerChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LedgerChange::Grant {
+                project,
+                resource,
+                pull_request,
+                expires,
+                request,
+                ..
+            } => write!(
+                f,
+                "+ grant   {project}: {resource}{}{} ({request})",
+                if *pull_request { ", pull requests too" } else { "" },
+                expires.as_ref().map_or(String::new(), |e| format!(", until {e}"))
+            ),
+            LedgerChange::Renew {
+                project,
+                resource,
+                from,
+                to,
+                request,
+            } => write!(
+                f,
+                "~ renew   {project}: {resource} from {} to {} ({request})",
+                from.as_deref().unwrap_or("no expiry"),
+                to.as_deref().unwrap_or("no expiry")
+            ),
+            LedgerChange::Revoke {
+                project,
+                resource,
+                why,
+            } => write!(f, "- revoke  {project}: {resource} ({why})"),
+        }
+    }
+}
+
+/// What `apply` would do with the pending requests.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerPlan {
+    pub changes: Vec<LedgerChange>,
+    /// Request files that are fully handled by `changes` and are deleted when applied.
+    pub consumed: Vec<String>,
+    /// Request files left alone, and why (they have check errors; they stay for someone to fix
+    /// rather than being retried in a loop).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Plans every pending request. A request with any `check` error is skipped whole.
+pub fn plan_requests(
+    repo: &Repo,
+    today: Date,
+    origins: &HashMap<String, RequestOrigin>,
+) -> LedgerPlan {
+    let diags = run_all(repo, today);
+    let mut plan = LedgerPlan::default();
+    let held: HashMap<(&str, &str), &Grant> = repo
+        .grants
+        .iter()
+        .flat_map(|f| {
+            f.value
+                .grants
+                .iter()
+                .map(move |g| ((f.value.project.as_str(), g.resource.as_str()), g))
+        })
+        .collect();
+    for entry in &repo.requests {
+        let path = entry.path.as_str();
+        let errors = diags
+            .iter()
+            .filter(|d| d.file == path && d.severity == crate::Severity::Error)
+            .count();
+        let Some(req) = (errors == 0).then_some(entry.value.request.as_ref()).flatten() else {
+            plan.skipped.push((
+                path.to_string(),
+                format!("{} error(s); `gatehouse check` lists them", errors.max(1)),
+            ));
+            continue;
+        };
+        let origin = origins.get(path).cloned().unwrap_or_default();
+        let request_ref = origin.url.clone().unwrap_or_else(|| path.to_string());
+        for project in &req.projects {
+            for resource in &req.resources {
+                let Some(res) = repo.resource(resource) else { continue };
+                let existing = held.get(&(project.as_str(), resource.as_str()));
+                let default_end = res.max_duration.as_ref().and_then(|m| m.value.end_from(today));
+                let expires = req.expires.as_ref().map(|e| e.value.0).or(default_end);
+                match (req.action.value, existing) {
+                    (RequestAction::Grant, None) => {
+                        let grant = Grant {
+                            resource: Spanned::unplaced(resource.value.clone()),
+                            pull_request: req.pull_request.unwrap_or(res.defaults.pull_request),
+                            forks: req.forks,
+                            granted: Spanned::unplaced(Day(today)),
+                            expires: expires.map(|d| Spanned::unplaced(Day(d))),
+                            request: Some(Spanned::unplaced(request_ref.clone())),
+                            approved_by: origin
+                                .approved_by
+                                .iter()
+                                .cloned()
+                                .map(Spanned::unplaced)
+                                .collect(),
+                            users: req.users.as_ref().map(|u| GrantUsers { users: u.clone() }),
+                            send_pr: req.send_pr,
+                        };
+                        plan.changes.push(LedgerChange::Grant {
+                            project: project.value.clone(),
+                            resource: resource.value.clone(),
+                            pull_request: grant.pull_request,
+                            expires: expires.map(|d| d.to_string()),
+                            request: request_ref.clone(),
+                            grant: Box::new(grant),
+                        });
+                    }
+                    (RequestAction::Renew, Some(g)) => {
+                        let from = g.expires.as_ref().map(|e| e.value.0);
+                        if expires > from || (expires.is_none() && from.is_some()) {
+                            plan.changes.push(LedgerChange::Renew {
+                                project: project.value.clone(),
+                                resource: resource.value.clone(),
+                                from: from.map(|d| d.to_string()),
+                                to: expires.map(|d| d.to_string()),
+                                request: request_ref.clone(),
+                            });
+                        }
+                    }
+                    (RequestAction::Revoke, Some(_)) => plan.changes.push(LedgerChange::Revoke {
+                        project: project.value.clone(),
+                        resource: resource.value.clone(),
+                        why: request_ref.clone(),
+                    }),
+                    // Granting what is held, or revoking what is not: nothing to do.
+                    _ => {}
+                }
+            }
+        }
+        plan.consumed.push(path.to_string());
+    }
+    plan
+}
+
+/// Revokes every grant whose `expires` is before `today`.
+pub fn plan_expiry(repo: &Repo, today: Date) -> Vec<LedgerChange> {
+    let mut out = Vec::new();
+    for f in &repo.grants {
+        for g in &f.value.grants {
+            if let Some(e) = &g.expires
+                && e.value.0 < today
+            {
+                out.push(LedgerChange::Revoke {
+                    project: f.value.project.value.clone(),
+                    resource: g.resource.value.clone(),
+                    why: format!("expired on {}", e.value),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Grants that are active on `today`.
+pub fn active_grants(repo: &Repo, today: Date) -> usize {
+    repo.grants
+        .iter()
+        .flat_map(|f| f.value.grants.iter())
+        .filter(|g| g.expires.as_ref().is_none_or(|e| e.value.0 >= today))
+        .count()
+}
+
+/// The grant files after `changes`: path -> new contents, `None` for a file to delete.
+/// Files not touched are not listed.
+pub fn apply_changes(repo: &Repo, changes: &[LedgerChange]) -> BTreeMap<String, Option<GrantFile>> {
+    let mut files: BTreeMap<String, GrantFile> = BTreeMap::new();
+    let current = |project: &str| {
+        repo.grants
+            .iter()
+            .find(|f| f.value.project.as_str() == project)
+            .map(|f| f.value.clone())
+    };
+    let mut touched: Vec<String> = Vec::new();
+    for change in changes {
+        let project = change.project().to_string();
+        let path = format!("{}/{project}.yml", crate::repo::GRANTS_DIR);
+        let file = files.entry(path.clone()).or_insert_with(|| {
+            current(&project).unwrap_or(GrantFile {
+                project: Spanned::unplaced(project.clone()),
+                grants: Vec::new(),
+            })
+        });
+        if !touched.contains(&path) {
+            touched.push(path);
+        }
+        match change {
+            LedgerChange::Grant { grant, .. } => {
+                if !file.grants.iter().any(|g| g.resource.value == grant.resource.value) {
+                    file.grants.push((**grant).clone());
+                }
+            }
+            LedgerChange::Renew { resource, to, .. } => {
+                if let Some(g) = file.grants.iter_mut().find(|g| g.resource.as_str() == resource) {
+                    g.expires = to
+                        .as_ref()
+                        .and_then(|t| t.parse::<Day>().ok())
+                        .map(Spanned::unplaced);
+                    // `granted` keeps recording the first grant; only the end moves.
+                }
+            }
+            LedgerChange::Revoke { resource, .. } => {
+                file.grants.retain(|g| g.resource.as_str() != resource);
+            }
+        }
+    }
+    files
+        .into_iter()
+        .map(|(path, f)| {
+            let keep = (!f.grants.is_empty()).then_some(f);
+            (path, keep)
+        })
+        .collect()
+}
