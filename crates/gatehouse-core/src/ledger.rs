@@ -289,3 +289,17 @@ pub fn apply_changes(repo: &Repo, changes: &[LedgerChange]) -> BTreeMap<String, 
         })
         .collect()
 }
+
+/// The repository as it will be once `changes` are applied and `consumed` requests deleted.
+pub fn applied_repo(repo: &Repo, changes: &[LedgerChange], consumed: &[String]) -> Repo {
+    let mut after = repo.clone();
+    for (path, file) in apply_changes(repo, changes) {
+        after.grants.retain(|f| f.path != path);
+        if let Some(value) = file {
+            after.grants.push(crate::repo::Loaded { path, value });
+        }
+    }
+    after.grants.sort_by(|a, b| a.path.cmp(&b.path));
+    after.requests.retain(|r| !consumed.contains(&r.path));
+    after
+}

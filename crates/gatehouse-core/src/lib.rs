@@ -6,6 +6,7 @@
 //! and can be tested without any setup.
 
 pub mod check;
+pub mod desired;
 pub mod diag;
 pub mod duration;
 pub mod fixture;

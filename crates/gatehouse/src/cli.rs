@@ -39,6 +39,9 @@ pub enum Command {
     Decide(DecideArgs),
     /// Decide one CI job and show every rule it passed or failed.
     Explain(DecideArgs),
+    /// Show what `apply` would do: ledger changes from merged requests and expiry, and the
+    /// provider changes that follow. Read-only.
+    Plan(PlanArgs),
     /// Write what a provider or another policy engine reads, from the ledger.
     #[command(subcommand)]
     Render(RenderCommand),
@@ -205,4 +208,21 @@ pub struct RenderCirunArgs {
     /// Write to this file (atomically) instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The access repository's top folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    /// For a pull request comment.
+    Markdown,
+    Json,
 }

@@ -5,6 +5,7 @@ pub mod decide;
 pub mod gen_fixture;
 pub mod import;
 pub mod init;
+pub mod plan;
 pub mod render;
 pub mod schema;
 

@@ -1,0 +1,103 @@
+//! Desired provider state: which repositories each provider must let in, derived from the
+//! ledger alone. `plan` compares the state before and after the ledger changes; providers
+//! compare it with what they observe.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use jiff::civil::Date;
+use serde::Serialize;
+
+use crate::repo::Repo;
+
+/// Provider name -> resource -> repositories (`org/<project><suffix>`) holding an active grant.
+pub type DesiredState = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+/// What every provider should grant, as of `today` (expired grants grant nothing).
+pub fn desired_state(repo: &Repo, today: Date) -> DesiredState {
+    let mut out = DesiredState::new();
+    let Some(settings) = &repo.settings else {
+        return out;
+    };
+    for f in &repo.grants {
+        for g in &f.value.grants {
+            if g.expires.as_ref().is_some_and(|e| e.value.0 < today) {
+                continue;
+            }
+            let Some(res) = repo.resource(&g.resource) else { continue };
+            out.entry(res.provider.value.clone())
+                .or_default()
+                .entry(res.name.value.clone())
+                .or_default()
+                .insert(settings.value.repository_of(&f.value.project));
+        }
+    }
+    out
+}
+
+/// One repository gaining or losing one resource at one provider.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ProviderChange {
+    pub provider: String,
+    pub kind: &'static str,
+    pub resource: String,
+    pub repository: String,
+    pub add: bool,
+}
+
+impl fmt::Display for ProviderChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            "cirun" => "access policy",
+            "github-app" => "app installation",
+            "runner-group" => "runner group",
+            _ => "access",
+        };
+        write!(
+            f,
+            "{} {}: {} {} {} the {what} of {}",
+            if self.add { "+" } else { "-" },
+            self.provider,
+            if self.add { "add" } else { "remove" },
+            self.repository,
+            if self.add { "to" } else { "from" },
+            self.resource
+        )
+    }
+}
+
+/// The changes that turn `before` into `after`, sorted.
+pub fn diff(repo: &Repo, before: &DesiredState, after: &DesiredState) -> Vec<ProviderChange> {
+    let kind = |provider: &str| {
+        repo.settings
+            .as_ref()
+            .and_then(|s| s.value.providers.get(provider))
+            .map_or("unknown", |p| p.kind.value.as_str())
+    };
+    let empty = BTreeMap::new();
+    let none = BTreeSet::new();
+    let providers: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let mut out = Vec::new();
+    for provider in providers {
+        let b = before.get(provider).unwrap_or(&empty);
+        let a = after.get(provider).unwrap_or(&empty);
+        let resources: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+        for resource in resources {
+            let rb = b.get(resource).unwrap_or(&none);
+            let ra = a.get(resource).unwrap_or(&none);
+            for (set, other, add) in [(ra, rb, true), (rb, ra, false)] {
+                for repository in set.difference(other) {
+                    out.push(ProviderChange {
+                        provider: provider.clone(),
+                        kind: kind(provider),
+                        resource: resource.clone(),
+                        repository: repository.clone(),
+                        add,
+                    });
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
