@@ -42,6 +42,8 @@ pub enum Command {
     /// Show what `apply` would do: ledger changes from merged requests and expiry, and the
     /// provider changes that follow. Read-only.
     Plan(PlanArgs),
+    /// A project's grants over time, read from the git history of its ledger file.
+    History(HistoryArgs),
     /// Write what a provider or another policy engine reads, from the ledger.
     #[command(subcommand)]
     Render(RenderCommand),
@@ -225,4 +227,15 @@ pub enum PlanFormat {
     /// For a pull request comment.
     Markdown,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The project (its name in grants/, without the repository suffix).
+    pub project: String,
+    /// The access repository's top folder (a git checkout).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
 }

@@ -43,6 +43,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema(args) => cmd::schema::run(args),
         Command::Decide(args) => cmd::decide::run(args, today, false),
         Command::Explain(args) => cmd::decide::run(args, today, true),
+        Command::History(args) => cmd::history::run(args),
         Command::Plan(args) => cmd::plan::run(args, today),
         Command::Render(cli::RenderCommand::Cirun(args)) => cmd::render::run_cirun(args, today),
         Command::Completions { shell } => {

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod decide;
 pub mod gen_fixture;
+pub mod history;
 pub mod import;
 pub mod init;
 pub mod plan;
