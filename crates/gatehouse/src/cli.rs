@@ -42,6 +42,13 @@ pub enum Command {
     /// Show what `apply` would do: ledger changes from merged requests and expiry, and the
     /// provider changes that follow. Read-only.
     Plan(PlanArgs),
+    /// Consume merged requests into the ledger, commit, then make every provider match the
+    /// ledger. Without --confirm it only shows the plan.
+    Apply(ApplyArgs),
+    /// Revoke grants past their expiry everywhere, and warn projects whose grants expire soon.
+    Expire(ApplyArgs),
+    /// Check every configured credential against its API and say which is missing or rejected.
+    Doctor(DoctorArgs),
     /// A project's grants over time, read from the git history of its ledger file.
     History(HistoryArgs),
     /// Write what a provider or another policy engine reads, from the ledger.
@@ -238,4 +245,27 @@ pub struct HistoryArgs {
     pub dir: PathBuf,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The access repository's top folder (a git checkout of main).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Make the changes; without it, only print the plan.
+    #[arg(long)]
+    pub confirm: bool,
+    /// Allow one run to revoke more than --max-revoke-share of the active grants.
+    #[arg(long)]
+    pub allow_mass_revoke: bool,
+    /// The share of active grants one run may revoke without --allow-mass-revoke.
+    #[arg(long, default_value_t = 0.10, value_name = "SHARE")]
+    pub max_revoke_share: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The access repository's top folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
 }

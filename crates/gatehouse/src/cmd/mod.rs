@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod apply;
 pub mod check;
 pub mod decide;
 pub mod gen_fixture;
