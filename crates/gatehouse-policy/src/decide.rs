@@ -218,6 +218,20 @@ impl Policy {
     }
 }
 
+/// Events that build a pull request's code; a grant's `pull_request` covers all of them.
+/// (`pull_request_target` is refused outright.)
+pub const PULL_REQUEST_EVENTS: &[&str] = &[
+    "pull_request",
+    "pull_request_review",
+    "pull_request_review_comment",
+];
+
+fn is_pull_request_event(event: &str) -> bool {
+    PULL_REQUEST_EVENTS
+        .iter()
+        .any(|e| e.eq_ignore_ascii_case(event))
+}
+
 /// The part of a label that routes: everything before the first `--`, without surrounding
 /// white space (the same rule as `gatehouse_core::names::label_key`, minus the lower-casing,
 /// which the caller does without allocating).
@@ -310,7 +324,7 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
 
     // 3. The event.
     let event = job.event.as_str();
-    if event == "pull_request_target" {
+    if event.eq_ignore_ascii_case("pull_request_target") {
         t.step("event-not-allowed", false, || {
             "`pull_request_target` runs with the base repository's secrets on behalf of any pull request; it never gets a managed resource".into()
         });
@@ -320,9 +334,9 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
             DenyReason::PullRequestTarget,
         );
     }
-    if event == "pull_request" && !grant.pull_request {
+    if is_pull_request_event(event) && !grant.pull_request {
         t.step("event-not-allowed", false, || {
-            "the grant does not allow pull_request builds".into()
+            format!("the grant does not allow pull request builds (`{event}`)")
         });
         return deny(
             DenyRule::EventNotAllowed,

@@ -15,7 +15,9 @@ mod compile;
 mod decide;
 mod job;
 pub mod render;
+mod shared;
 
 pub use compile::{CompiledGrant, CompiledResource, GrantId, Policy, ResourceId, compile};
 pub use decide::{Decision, Denial, DenyReason, DenyRule, Step, Tracer, Who, decide_with};
 pub use job::{Actor, JobContext, Permission, Usage};
+pub use shared::SharedPolicy;

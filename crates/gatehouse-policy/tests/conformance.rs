@@ -402,3 +402,26 @@ fn messages_say_what_to_do() {
         "`pytorch` has no grant for `gpu`. To ask for one, file a request in the access repository: `action: grant`, `projects: [pytorch]`, `resources: [gpu]`"
     );
 }
+
+#[test]
+fn pull_request_review_events_need_the_pull_request_permission_too() {
+    for event in ["pull_request_review", "pull_request_review_comment", "PULL_REQUEST"] {
+        denied(
+            JobContext {
+                repository: "conda-forge/tensorflow-feedstock".into(),
+                head_repository: Some("conda-forge/tensorflow-feedstock".into()),
+                labels: vec!["cirun-openstack-cpu-large".into()],
+                event: event.into(),
+                ..job()
+            },
+            DenyRule::EventNotAllowed,
+        );
+    }
+    denied(
+        JobContext {
+            event: "Pull_Request_Target".into(),
+            ..job()
+        },
+        DenyRule::EventNotAllowed,
+    );
+}

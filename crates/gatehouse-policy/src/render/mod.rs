@@ -1,1 +1,2 @@
+pub mod cedar;
 pub mod cirun;

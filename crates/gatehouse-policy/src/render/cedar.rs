@@ -1,0 +1,494 @@
+//! `render cedar`: the same policy as Cedar policies over entities, an independent oracle.
+//!
+//! The ledger becomes entities; the rules become a few fixed policies that never change with
+//! the ledger (one policy per grant makes Cedar about 500 times slower). Nothing here depends
+//! on the Cedar crate: the policies are text, the entities and the request are JSON in Cedar's
+//! formats, and the tests load them with `cedar-policy` and compare its answers with
+//! [`Policy::decide`](crate::Policy::decide).
+//!
+//! The model:
+//! - `Grant::"<project>/<resource>"` (project lower-cased): `runner` (the `Runner`),
+//!   `pull_request`, `forks`, and when they apply `expires` (days since 1970-01-01) and `users`
+//!   (lower-cased logins). Expired grants are included: `expired` is not `no-grant`.
+//! - `Runner::"<resource>"`: `roles`, `require_tos`, and when set `project_quota` and
+//!   `total_quota` (minutes per month).
+//! - `User::"<numeric id>"` in `Group::"tos"` for everyone who accepted the terms of service.
+//! - The request: principal `User::"<actor id>"`, action `Action::"run"`, resource the grant
+//!   the job asks for, computed from names alone ([`request`]); when the project holds no such
+//!   grant, the entity is absent and no policy permits. The context carries the facts of the
+//!   job ([`SCHEMA`] spells them out).
+//!
+//! Routing labels to a resource and repositories to projects is naming, not policy: it stays
+//! outside Cedar, done by [`Policy::route`](crate::Policy::route) and
+//! [`Policy::project_of`](crate::Policy::project_of).
+//!
+//! Every policy carries `@id("<rule>[.<detail>]")`, naming the gatehouse rule it implements;
+//! [`decision_of`] turns Cedar's answer back into gatehouse's. Cedar skips a policy whose
+//! evaluation fails, so a failing `forbid` would let a job through: the policies validate
+//! strictly against [`SCHEMA`], the entities and the request are built to match it, and the
+//! tests treat any evaluation error as a failure.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+
+use gatehouse_core::Repo;
+use gatehouse_core::model::Role;
+use jiff::civil::Date;
+use serde_json::{Value, json};
+
+use crate::compile::{Policy, ResourceId};
+use crate::decide::DenyRule;
+use crate::job::{Actor, JobContext};
+
+/// The policy as Cedar reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CedarPolicy {
+    /// Cedar policies; the same text for every ledger, apart from the header.
+    pub policies: String,
+    /// The entities, in Cedar's JSON format.
+    pub entities: Value,
+}
+
+/// The Cedar schema that the policies, the entities and the requests follow.
+pub const SCHEMA: &str = r#"// gatehouse's Cedar model (render cedar).
+
+entity Group;
+
+// A person, by numeric GitHub account id; in Group::"tos" after accepting the terms of service.
+entity User in [Group];
+
+// A resource.
+entity Runner {
+  roles: Set<String>,     // repository roles that may trigger jobs
+  require_tos: Bool,
+  project_quota?: Long,   // minutes per project per month
+  total_quota?: Long,     // minutes for all projects per month
+};
+
+// One project's grant of one resource: Grant::"<project>/<resource>".
+entity Grant {
+  runner: Runner,
+  pull_request: Bool,
+  forks: Bool,
+  expires?: Long,         // last day, in days since 1970-01-01
+  users?: Set<String>,    // lower-cased logins, when the grant narrows who may trigger jobs
+};
+
+type Person = {
+  login: String,          // lower-cased
+  permission: String,     // the role on the repository, "none" when there is none
+  user: User,
+};
+
+action run appliesTo {
+  principal: User,
+  resource: Grant,
+  context: {
+    today: Long,          // days since 1970-01-01
+    event: String,
+    from_fork: Bool,
+    actor: Person,
+    triggering: Person,
+    usage: { project_minutes: Long, resource_minutes: Long },
+  },
+};
+"#;
+
+/// The policies. Every `forbid` starts with `resource has runner`, true exactly when the grant
+/// exists, so that a job without a grant is denied by no policy at all (`no-grant`) rather than
+/// by a rule gatehouse never reaches for it.
+const POLICIES: &str = r#"// A job may run on a resource its project holds a grant of (the Runner must exist too),
+@id("no-grant")
+permit (principal, action == Action::"run", resource is Grant)
+when { resource has runner && resource.runner has roles };
+
+// unless the grant expired,
+@id("expired")
+forbid (principal, action == Action::"run", resource is Grant)
+when { resource has runner && resource has expires && resource.expires < context.today };
+
+// or the event is not allowed,
+@id("event-not-allowed.pull_request_target")
+forbid (principal, action == Action::"run", resource is Grant)
+when { resource has runner && context.event == "pull_request_target" };
+
+@id("event-not-allowed.pull_request")
+forbid (principal, action == Action::"run", resource is Grant)
+when {
+  resource has runner &&
+  ["pull_request", "pull_request_review", "pull_request_review_comment"].contains(context.event) &&
+  !resource.pull_request
+};
+
+@id("event-not-allowed.fork")
+forbid (principal, action == Action::"run", resource is Grant)
+when { resource has runner && context.from_fork && !resource.forks };
+
+// or a person may not trigger jobs,
+@id("user-not-allowed.actor.role")
+forbid (principal, action == Action::"run", resource is Grant)
+when { resource has runner && !resource.runner.roles.contains(context.actor.permission) };
+
+@id("user-not-allowed.actor.users")
+forbid (principal, action == Action::"run", resource is Grant)
+when { resource has runner && resource has users && !resource.users.contains(context.actor.login) };
+
+@id("user-not-allowed.actor.tos")
+forbid (principal, action == Action::"run", resource is Grant)
+when { resource has runner && resource.runner.require_tos && !(context.actor.user in Group::"tos") };
+
+@id("user-not-allowed.triggering.role")
+forbid (principal, action == Action::"run", resource is Grant)
+when { resource has runner && !resource.runner.roles.contains(context.triggering.permission) };
+
+@id("user-not-allowed.triggering.users")
+forbid (principal, action == Action::"run", resource is Grant)
+when { resource has runner && resource has users && !resource.users.contains(context.triggering.login) };
+
+@id("user-not-allowed.triggering.tos")
+forbid (principal, action == Action::"run", resource is Grant)
+when { resource has runner && resource.runner.require_tos && !(context.triggering.user in Group::"tos") };
+
+// or the month's minutes are used up.
+@id("quota-exhausted.project")
+forbid (principal, action == Action::"run", resource is Grant)
+when {
+  resource has runner && resource.runner has project_quota &&
+  context.usage.project_minutes >= resource.runner.project_quota
+};
+
+@id("quota-exhausted.resource")
+forbid (principal, action == Action::"run", resource is Grant)
+when {
+  resource has runner && resource.runner has total_quota &&
+  context.usage.resource_minutes >= resource.runner.total_quota
+};
+"#;
+
+/// Renders the repository as it stands, with the same reading as [`crate::compile`]: the first
+/// definition of a resource counts, the first grant of a resource to a project counts, grants
+/// of unknown resources grant nothing. `today` only dates the header: the day a job is judged
+/// on is part of its request.
+pub fn render(repo: &Repo, today: Date) -> CedarPolicy {
+    let policies = format!(
+        "// gatehouse's access policy as Cedar policies (render cedar), as of {today}.\n\
+         // The ledger is in the entities; these policies are the same for every ledger.\n\n{POLICIES}"
+    );
+    let mut entities = Vec::new();
+
+    // Runners, in catalogue order.
+    let mut runners: HashSet<&str> = HashSet::new();
+    for loaded in &repo.resources {
+        let r = &loaded.value;
+        if !runners.insert(r.name.as_str()) {
+            continue;
+        }
+        let roles: BTreeSet<&str> = r
+            .users
+            .roles
+            .iter()
+            .map(|role| role_name(role.value))
+            .collect();
+        let mut attrs = serde_json::Map::new();
+        attrs.insert("roles".into(), json!(roles));
+        attrs.insert("require_tos".into(), json!(r.users.require_tos));
+        if let Some(q) = &r.quota {
+            if let Some(m) = q.project_minutes_per_month {
+                attrs.insert("project_quota".into(), json!(long(m)));
+            }
+            if let Some(m) = q.minutes_per_month {
+                attrs.insert("total_quota".into(), json!(long(m)));
+            }
+        }
+        entities.push(entity(&runner_uid(r.name.as_str()), attrs, &[]));
+    }
+
+    // Grants, in ledger order.
+    let mut seen: BTreeSet<(String, &str)> = BTreeSet::new();
+    for file in &repo.grants {
+        let project = file.value.project.to_ascii_lowercase();
+        for g in &file.value.grants {
+            let resource = g.resource.as_str();
+            if !runners.contains(resource) || !seen.insert((project.clone(), resource)) {
+                continue;
+            }
+            let mut attrs = serde_json::Map::new();
+            attrs.insert("runner".into(), entity_ref(&runner_uid(resource)));
+            attrs.insert("pull_request".into(), json!(g.pull_request));
+            attrs.insert("forks".into(), json!(g.forks));
+            if let Some(expires) = &g.expires {
+                attrs.insert("expires".into(), json!(days(expires.value.0)));
+            }
+            if let Some(list) = &g.users {
+                let users: BTreeSet<String> =
+                    list.users.iter().map(|u| u.to_ascii_lowercase()).collect();
+                attrs.insert("users".into(), json!(users));
+            }
+            entities.push(entity(&grant_uid(&project, resource), attrs, &[]));
+        }
+    }
+
+    // The terms of service, by id.
+    let tos = tos_group();
+    entities.push(entity(&tos, serde_json::Map::new(), &[]));
+    let ids: BTreeSet<i64> = repo
+        .tos
+        .iter()
+        .flat_map(|t| t.value.iter())
+        .map(|e| e.id.value)
+        .collect();
+    for id in ids {
+        entities.push(entity(&user_uid(id), serde_json::Map::new(), &[&tos]));
+    }
+
+    CedarPolicy {
+        policies,
+        entities: Value::Array(entities),
+    }
+}
+
+/// A Cedar entity uid: its type and id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EntityUid {
+    pub kind: &'static str,
+    pub id: String,
+}
+
+impl EntityUid {
+    /// `{"type": ..., "id": ...}`, the form Cedar's `EntityUid::from_json` reads.
+    pub fn to_json(&self) -> Value {
+        json!({ "type": self.kind, "id": self.id })
+    }
+}
+
+/// `Type::"id"`, as in Cedar policy text.
+impl fmt::Display for EntityUid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Rust's escapes (`\"`, `\\`, `\n`, `\u{..}`) are Cedar's.
+        write!(f, "{}::\"{}\"", self.kind, self.id.escape_debug())
+    }
+}
+
+/// The Cedar request for one job on the resource its labels routed to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CedarRequest {
+    pub principal: EntityUid,
+    pub action: EntityUid,
+    pub resource: EntityUid,
+    /// The context, in Cedar's JSON format (entity references as `__entity`).
+    pub context: Value,
+}
+
+/// Builds the request for `job` on `resource` from names alone, looking nothing up: the grant
+/// is the one its project would hold, whether or not it does. A repository that is no project
+/// repository asks for a grant id without `/`, which no grant has.
+pub fn request(policy: &Policy, job: &JobContext, resource: ResourceId) -> CedarRequest {
+    let name = &policy.resource(resource).name;
+    let grant = match policy.project_of(&job.repository) {
+        Some(project) => grant_uid(&project.to_ascii_lowercase(), name),
+        None => EntityUid {
+            kind: "Grant",
+            id: escape(&job.repository.to_ascii_lowercase()),
+        },
+    };
+    let from_fork = job
+        .head_repository
+        .as_deref()
+        .is_some_and(|h| !h.eq_ignore_ascii_case(&job.repository));
+    let today = job.today.map_or(policy.compiled_on(), |d| d.0);
+    CedarRequest {
+        principal: user_uid(job.actor.id),
+        action: run_action(),
+        resource: grant,
+        context: json!({
+            "today": days(today),
+            // GitHub names events in lower case; gatehouse compares them ignoring case.
+            "event": job.event.to_ascii_lowercase(),
+            "from_fork": from_fork,
+            "actor": person(&job.actor),
+            "triggering": person(job.triggering()),
+            "usage": {
+                "project_minutes": long(job.usage.project_minutes),
+                "resource_minutes": long(job.usage.resource_minutes),
+            },
+        }),
+    }
+}
+
+/// The grant entity of `resource` held by `project` (lower-cased by the caller). `%` and `/`
+/// are escaped in both names, so that every pair has its own id.
+pub fn grant_uid(project: &str, resource: &str) -> EntityUid {
+    EntityUid {
+        kind: "Grant",
+        id: format!("{}/{}", escape(project), escape(resource)),
+    }
+}
+
+/// The one action: running a job.
+pub fn run_action() -> EntityUid {
+    EntityUid {
+        kind: "Action",
+        id: "run".into(),
+    }
+}
+
+pub fn runner_uid(resource: &str) -> EntityUid {
+    EntityUid {
+        kind: "Runner",
+        id: resource.to_string(),
+    }
+}
+
+pub fn user_uid(id: i64) -> EntityUid {
+    EntityUid {
+        kind: "User",
+        id: id.to_string(),
+    }
+}
+
+/// The group of everyone who accepted the terms of service.
+pub fn tos_group() -> EntityUid {
+    EntityUid {
+        kind: "Group",
+        id: "tos".into(),
+    }
+}
+
+/// The gatehouse rule a policy implements, from its `@id` annotation.
+pub fn rule_of(policy_id: &str) -> Option<DenyRule> {
+    DenyRule::from_code(policy_id.split('.').next().unwrap_or(policy_id))
+}
+
+/// Cedar's answer as gatehouse's: `Ok(None)` to allow, `Ok(Some(rule))` to deny. A deny that
+/// no `forbid` explains is `no-grant` (no grant permitted the job); otherwise the first
+/// gatehouse rule, in decision order, among the satisfied forbids. `reasons` are the `@id`s of
+/// the satisfied policies. A reason that names no rule is an error: a policy is missing here.
+/// The caller must refuse answers that came with evaluation errors before asking.
+pub fn decision_of<'a>(
+    allowed: bool,
+    reasons: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<DenyRule>, String> {
+    if allowed {
+        return Ok(None);
+    }
+    let mut first: Option<DenyRule> = None;
+    for id in reasons {
+        let rule = rule_of(id).ok_or_else(|| format!("policy `{id}` names no gatehouse rule"))?;
+        if first.is_none_or(|f| rule < f) {
+            first = Some(rule);
+        }
+    }
+    Ok(Some(first.unwrap_or(DenyRule::NoGrant)))
+}
+
+fn person(actor: &Actor) -> Value {
+    json!({
+        "login": actor.login.to_ascii_lowercase(),
+        "permission": actor.permission.map_or("none", |p| p.as_str()),
+        "user": entity_ref(&user_uid(actor.id)),
+    })
+}
+
+fn entity(uid: &EntityUid, attrs: serde_json::Map<String, Value>, parents: &[&EntityUid]) -> Value {
+    json!({
+        "uid": uid.to_json(),
+        "attrs": attrs,
+        "parents": parents.iter().map(|p| p.to_json()).collect::<Vec<_>>(),
+    })
+}
+
+fn entity_ref(uid: &EntityUid) -> Value {
+    json!({ "__entity": uid.to_json() })
+}
+
+fn escape(name: &str) -> String {
+    name.replace('%', "%25").replace('/', "%2F")
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "admin",
+        Role::Maintain => "maintain",
+        Role::Write => "write",
+        Role::Triage => "triage",
+        Role::Read => "read",
+    }
+}
+
+/// Minutes as a Cedar `Long`. Counts beyond `i64::MAX` minutes (seventeen trillion years) are
+/// saturated: a usage and a quota that both exceed it compare as equal.
+fn long(minutes: u64) -> i64 {
+    i64::try_from(minutes).unwrap_or(i64::MAX)
+}
+
+/// Days since 1970-01-01.
+fn days(d: Date) -> i64 {
+    let epoch = jiff::civil::date(1970, 1, 1);
+    // Civil dates lie within years -9999..=9999, a span of days that never overflows.
+    i64::from(
+        d.since(epoch)
+            .expect("a span between two civil dates")
+            .get_days(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_count_from_the_epoch() {
+        assert_eq!(days(jiff::civil::date(1970, 1, 1)), 0);
+        assert_eq!(days(jiff::civil::date(1970, 1, 2)), 1);
+        assert_eq!(days(jiff::civil::date(1969, 12, 31)), -1);
+        assert_eq!(days(jiff::civil::date(2000, 3, 1)), 11017);
+        assert!(days(Date::MIN) < days(Date::MAX));
+    }
+
+    #[test]
+    fn grant_ids_are_unambiguous() {
+        assert_eq!(grant_uid("pytorch-cpu", "gpu").id, "pytorch-cpu/gpu");
+        assert_ne!(grant_uid("a/b", "c"), grant_uid("a", "b/c"));
+        assert_ne!(grant_uid("a%2Fb", "c"), grant_uid("a/b", "c"));
+    }
+
+    #[test]
+    fn uids_print_as_cedar_literals() {
+        let uid = EntityUid {
+            kind: "Runner",
+            id: "a\"b\\c\n".into(),
+        };
+        assert_eq!(uid.to_string(), r#"Runner::"a\"b\\c\n""#);
+    }
+
+    #[test]
+    fn the_first_rule_in_decision_order_explains_a_deny() {
+        assert_eq!(decision_of(true, []), Ok(None));
+        assert_eq!(decision_of(false, []), Ok(Some(DenyRule::NoGrant)));
+        assert_eq!(
+            decision_of(
+                false,
+                [
+                    "quota-exhausted.project",
+                    "user-not-allowed.actor.tos",
+                    "expired"
+                ]
+            ),
+            Ok(Some(DenyRule::Expired))
+        );
+        assert!(decision_of(false, ["policy0"]).is_err());
+    }
+
+    #[test]
+    fn every_policy_names_a_rule() {
+        let ids: Vec<&str> = POLICIES
+            .lines()
+            .filter_map(|l| l.strip_prefix("@id(\"")?.strip_suffix("\")"))
+            .collect();
+        assert_eq!(
+            ids.len(),
+            POLICIES.matches("\npermit").count() + POLICIES.matches("\nforbid").count()
+        );
+        assert!(ids.iter().all(|id| rule_of(id).is_some()), "{ids:?}");
+    }
+}
