@@ -204,6 +204,18 @@ pub enum DecisionFormat {
 pub enum RenderCommand {
     /// Cirun's `.access.yml`.
     Cirun(RenderCirunArgs),
+    /// The same policy as Cedar: `policies.cedar`, `entities.json` and `schema.cedarschema`.
+    Cedar(RenderCedarArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderCedarArgs {
+    /// The access repository's top folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The folder to write the three files into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

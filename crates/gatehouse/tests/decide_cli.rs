@@ -111,3 +111,37 @@ fn render_cirun_is_byte_identical_across_runs_and_parses() {
     assert_eq!(doc["version"], 1);
     assert!(doc["policies"].as_array().unwrap().iter().any(|p| p["repo"] == "pytorch-cpu-feedstock"));
 }
+
+#[test]
+fn render_cedar_writes_policies_entities_and_schema_deterministically() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for dir in [&a, &b] {
+        let out = gatehouse(
+            &["render", "cedar", example().to_str().unwrap(), "--out", dir.path().to_str().unwrap()],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    for name in ["policies.cedar", "entities.json", "schema.cedarschema"] {
+        let x = std::fs::read(a.path().join(name)).unwrap();
+        assert!(!x.is_empty(), "{name}");
+        assert_eq!(x, std::fs::read(b.path().join(name)).unwrap(), "{name}");
+    }
+    let entities: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.path().join("entities.json")).unwrap()).unwrap();
+    let grants = entities
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["uid"]["type"] == "Grant")
+        .count();
+    let ledger: usize = std::fs::read_dir(example().join("grants"))
+        .unwrap()
+        .map(|e| {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            text.matches("- resource:").count()
+        })
+        .sum();
+    assert_eq!(grants, ledger, "one Grant entity per grant in the ledger");
+}
