@@ -49,6 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => cmd::history::run(args),
         Command::Plan(args) => cmd::plan::run(args, today),
         Command::Render(cli::RenderCommand::Cirun(args)) => cmd::render::run_cirun(args, today),
+        Command::Render(cli::RenderCommand::Cedar(args)) => cmd::render::run_cedar(args, today),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "gatehouse", &mut std::io::stdout());
