@@ -380,12 +380,11 @@ fn admin_requests_and_native_forms_normalise_alike() {
         ("requests/c.yml", "action: namespace\nfeedstocks: [pytorch-cpu]\nrevoke: true\n"),
     ]);
     let r: Vec<_> = repo.requests.iter().map(|e| e.value.request.clone().unwrap()).collect();
-    for (a, b) in [(&r[0], &r[1])] {
-        assert_eq!(a.action.value, b.action.value);
-        assert_eq!(a.projects, b.projects);
-        assert_eq!(a.resources, b.resources);
-        assert_eq!((a.pull_request, a.send_pr), (b.pull_request, b.send_pr));
-    }
+    let (a, b) = (&r[0], &r[1]);
+    assert_eq!(a.action.value, b.action.value);
+    assert_eq!(a.projects, b.projects);
+    assert_eq!(a.resources, b.resources);
+    assert_eq!((a.pull_request, a.send_pr), (b.pull_request, b.send_pr));
     assert_eq!(r[2].action.value, gatehouse_core::model::RequestAction::Revoke);
     assert_eq!(r[2].resources[0].value, "namespace");
 }

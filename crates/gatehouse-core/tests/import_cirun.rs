@@ -31,7 +31,10 @@ fn import() -> Imported {
 
 /// (resource, repository) -> (pull_request, explicit users), computed straight from the YAML
 /// without gatehouse's model, as an independent oracle.
-fn expected_access() -> BTreeMap<(String, String), (bool, Option<BTreeSet<String>>)> {
+/// (resource, repository) -> (pull_request, explicit users).
+type AccessMap = BTreeMap<(String, String), (bool, Option<BTreeSet<String>>)>;
+
+fn expected_access() -> AccessMap {
     let doc: serde_json::Value = serde_saphyr::from_str(ACCESS).unwrap();
     let policies: BTreeMap<&str, &serde_json::Value> = doc["policies"]
         .as_array()
