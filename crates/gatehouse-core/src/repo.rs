@@ -219,6 +219,11 @@ pub fn load_dir(root: &Path) -> Result<Repo, LoadError> {
     }
 
     for rel in candidates {
+        // A linked folder (`people/` pointing elsewhere) is as much an escape as a linked file.
+        if let Some(link) = linked_parent(root, &rel) {
+            errors.push(symlink_error(&link));
+            continue;
+        }
         let full = root.join(&rel);
         let meta = match fs::symlink_metadata(&full) {
             Ok(m) => m,
@@ -258,6 +263,22 @@ pub fn load_dir(root: &Path) -> Result<Repo, LoadError> {
     let mut repo = Repo::from_sources(sources);
     repo.load_errors.extend(errors);
     Ok(repo)
+}
+
+/// The first folder on the way to `rel` (inside `root`) that is a symbolic link.
+fn linked_parent(root: &Path, rel: &str) -> Option<String> {
+    let mut prefix = String::new();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        if fs::symlink_metadata(root.join(&prefix)).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Some(prefix);
+        }
+    }
+    None
 }
 
 fn symlink_error(path: &str) -> Diagnostic {
