@@ -1,20 +1,25 @@
-//! A small GitHub REST client: the token, timeouts, retries with backoff, and GitHub's rate
-//! limits, handled once here so every command that talks to GitHub behaves the same.
+//! A small REST client for GitHub, and for Cirun, whose API follows the same conventions (a
+//! bearer token, JSON, `Retry-After`): the token, timeouts, retries with backoff, rate limits,
+//! spacing between mutating calls and `Link` pagination, handled once here so every command
+//! that talks to a provider behaves the same.
 //!
-//! It only reads what gatehouse needs (one method per question); it is not a general SDK.
-//! Settings come from the environment at the edge ([`Settings::from_env`]) so tests can point
-//! the client at a fake GitHub and make it retry fast.
+//! It is not a general SDK: callers name paths and shapes themselves. Settings come from the
+//! environment at the edge ([`Settings::from_env`], [`Settings::for_service`]) so tests can
+//! point the client at a fake and make it retry fast.
 
 use std::fmt;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Response, StatusCode, Url};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-const DEFAULT_API: &str = "https://api.github.com";
+/// Pages followed at most by one listing: 100 items a page, far beyond any real listing, and a
+/// bound against a server whose `next` link never ends.
+const MAX_PAGES: usize = 1000;
 /// GitHub's reset time has one-second resolution and our clock may run a little behind
 /// GitHub's, so waiting exactly until the reset can still meet an exhausted limit.
 const RESET_GRACE: Duration = Duration::from_secs(1);
@@ -43,9 +48,55 @@ impl fmt::Display for Token {
     }
 }
 
-/// How the client talks to GitHub: where, how long it waits, how often it tries.
+/// Which API a client talks to. They share conventions but not names, addresses or tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    GitHub,
+    Cirun,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::GitHub => "GitHub",
+            Service::Cirun => "Cirun",
+        }
+    }
+
+    /// The environment variable that holds the token.
+    pub fn token_var(self) -> &'static str {
+        match self {
+            Service::GitHub => "GITHUB_TOKEN",
+            Service::Cirun => "CIRUN_API_KEY",
+        }
+    }
+
+    /// The environment variable that overrides the base URL.
+    pub fn api_var(self) -> &'static str {
+        match self {
+            Service::GitHub => "GATEHOUSE_GITHUB_API",
+            Service::Cirun => "GATEHOUSE_CIRUN_API",
+        }
+    }
+
+    fn default_api(self) -> &'static str {
+        match self {
+            Service::GitHub => "https://api.github.com",
+            Service::Cirun => "https://api.cirun.io/api/v1",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the client talks to its API: where, how long it waits, how often it tries.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    pub service: Service,
     pub base_url: Url,
     pub connect_timeout: Duration,
     /// For a whole request, from sending to the last byte of the answer.
@@ -57,39 +108,67 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// The longest wait for a rate limit to reset; beyond it the request fails instead.
     pub max_wait: Duration,
+    /// The least time between two mutating calls: GitHub's advice against its secondary rate
+    /// limits is at least one second.
+    pub mutation_spacing: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            base_url: Url::parse(DEFAULT_API).expect("the default API URL is valid"),
+            service: Service::GitHub,
+            base_url: Url::parse(Service::GitHub.default_api())
+                .expect("the default API URL is valid"),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             attempts: 4,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(8),
             max_wait: Duration::from_secs(60),
+            mutation_spacing: Duration::from_secs(1),
         }
     }
 }
 
 impl Settings {
-    /// The defaults, overridden by `GATEHOUSE_GITHUB_API` (GitHub Enterprise, tests),
-    /// `GATEHOUSE_HTTP_TIMEOUT_MS`, `GATEHOUSE_HTTP_BACKOFF_MS` and
-    /// `GATEHOUSE_HTTP_MAX_WAIT_SECS`.
+    /// GitHub's settings: see [`Settings::for_service`].
     pub fn from_env() -> Result<Self, Error> {
-        let mut s = Settings::default();
-        if let Some(api) = env("GATEHOUSE_GITHUB_API") {
-            s.base_url = match Url::parse(&api) {
+        Settings::for_service(Service::GitHub)
+    }
+
+    /// The defaults, overridden by `GATEHOUSE_GITHUB_API` or `GATEHOUSE_CIRUN_API` (GitHub
+    /// Enterprise, tests), `GATEHOUSE_HTTP_TIMEOUT_MS`, `GATEHOUSE_HTTP_BACKOFF_MS`,
+    /// `GATEHOUSE_HTTP_MAX_WAIT_SECS` and, for GitHub, `GATEHOUSE_GITHUB_MUTATION_SPACING_MS`.
+    pub fn for_service(service: Service) -> Result<Self, Error> {
+        let mut s = Settings {
+            service,
+            ..Settings::default()
+        };
+        let var = service.api_var();
+        let default_api = service.default_api();
+        s.base_url = match env(var) {
+            None => Url::parse(default_api).expect("the default API URL is valid"),
+            Some(api) => match Url::parse(&api) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && !url.cannot_be_a_base() => {
                     url
                 }
                 _ => {
                     return Err(Error::Settings(format!(
-                        "GATEHOUSE_GITHUB_API must be an http(s) URL such as {DEFAULT_API}, got `{api}`"
+                        "{var} must be an http(s) URL such as {default_api}, got `{api}`"
                     )));
                 }
-            };
+            },
+        };
+        match service {
+            Service::GitHub => {
+                if let Some(ms) =
+                    env_number("GATEHOUSE_GITHUB_MUTATION_SPACING_MS", "milliseconds")?
+                {
+                    s.mutation_spacing = Duration::from_millis(ms);
+                }
+            }
+            // Cirun takes the whole policy in one call per run; there is nothing to space.
+            Service::Cirun => s.mutation_spacing = Duration::ZERO,
         }
         if let Some(ms) = env_number("GATEHOUSE_HTTP_TIMEOUT_MS", "milliseconds")? {
             s.request_timeout = Duration::from_millis(ms);
@@ -120,42 +199,71 @@ fn env_number(name: &str, unit: &str) -> Result<Option<u64>, Error> {
         .transpose()
 }
 
-/// What went wrong talking to GitHub, and what to do about it. Never contains the token.
+/// What went wrong talking to an API, and what to do about it. Never contains the token.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("GitHub rejected the token (401): check GITHUB_TOKEN")]
     BadToken,
-    #[error("GitHub refused {path} (403: {message}): check that the token may read it")]
-    Forbidden { path: String, message: String },
+    /// Another service's [`Error::BadToken`].
+    #[error("{service} rejected the token (401): check {}", service.token_var())]
+    Rejected { service: Service },
+    #[error("{service} refused {path} (403: {message}): check that the token may use it")]
+    Forbidden {
+        service: Service,
+        path: String,
+        message: String,
+    },
     #[error(
-        "GitHub's rate limit is used up until {resets_at}, longer than gatehouse waits \
+        "{service}'s rate limit is used up until {resets_at}, longer than gatehouse waits \
          ({}s, GATEHOUSE_HTTP_MAX_WAIT_SECS): run again after that",
         max_wait.as_secs()
     )]
     RateLimited {
+        service: Service,
         resets_at: jiff::Timestamp,
         max_wait: Duration,
     },
     #[error(
-        "no usable answer from GitHub for {path} after {attempts} tries ({last}): try again later"
+        "no usable answer from {service} for {path} after {attempts} tries ({last}): try again later"
     )]
     Unavailable {
+        service: Service,
         path: String,
         attempts: u32,
         last: String,
     },
-    #[error("GitHub answered {status} to {path}: {message}")]
+    #[error("{service} answered {status} to {path}: {message}")]
     Unexpected {
+        service: Service,
         path: String,
         status: StatusCode,
         message: String,
     },
-    #[error("GitHub's answer to {path} is not what gatehouse expects: {reason}")]
-    Decode { path: String, reason: String },
+    #[error("{service}'s answer to {path} is not what gatehouse expects: {reason}")]
+    Decode {
+        service: Service,
+        path: String,
+        reason: String,
+    },
     #[error("{0}")]
     Settings(String),
     #[error("could not set up the HTTP client: {0}")]
     Client(String),
+}
+
+impl Error {
+    /// The service refused the credential itself (401, or 403 that is not a rate limit).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::BadToken | Error::Rejected { .. } | Error::Forbidden { .. }
+        )
+    }
+
+    /// The service was not reached or kept failing.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Unavailable { .. } | Error::RateLimited { .. })
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -168,34 +276,49 @@ struct UserInfo {
     id: i64,
 }
 
-pub struct GitHub {
+/// The client for one API with one token. `GitHub` is its usual name.
+pub struct Client {
     http: reqwest::Client,
     token: Token,
     settings: Settings,
     /// Shared by every request: once one answer says the rate limit is used up, the others
     /// wait (or give up) too instead of spending requests on certain refusals.
     limited_until: Mutex<Option<SystemTime>>,
+    /// When the last mutating call was sent; held across the wait so mutations go one by one.
+    last_mutation: tokio::sync::Mutex<Option<Instant>>,
 }
 
-impl GitHub {
+pub type GitHub = Client;
+
+impl Client {
     pub fn new(token: Token, settings: Settings) -> Result<Self, Error> {
         // reqwest is built without a default crypto provider; an error here only means one is
         // already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.0)).map_err(|_| {
-            Error::Settings("GITHUB_TOKEN contains characters a token cannot have".into())
+            Error::Settings(format!(
+                "{} contains characters a token cannot have",
+                settings.service.token_var()
+            ))
         })?;
         auth.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, auth);
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/vnd.github+json"),
-        );
-        headers.insert(
-            "x-github-api-version",
-            HeaderValue::from_static("2022-11-28"),
-        );
+        match settings.service {
+            Service::GitHub => {
+                headers.insert(
+                    header::ACCEPT,
+                    HeaderValue::from_static("application/vnd.github+json"),
+                );
+                headers.insert(
+                    "x-github-api-version",
+                    HeaderValue::from_static("2022-11-28"),
+                );
+            }
+            Service::Cirun => {
+                headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+            }
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
@@ -203,55 +326,162 @@ impl GitHub {
             .timeout(settings.request_timeout)
             .build()
             .map_err(|e| Error::Client(causes(&e)))?;
-        Ok(GitHub {
+        Ok(Client {
             http,
             token,
             settings,
             limited_until: Mutex::new(None),
+            last_mutation: tokio::sync::Mutex::new(None),
         })
+    }
+
+    pub fn service(&self) -> Service {
+        self.settings.service
     }
 
     /// The repository `owner/name`, or `None` when GitHub has none by that name.
     pub async fn get_repo(&self, owner: &str, name: &str) -> Result<Option<RepoInfo>, Error> {
-        self.get_json(&["repos", owner, name]).await
+        self.get(&["repos", owner, name]).await
     }
 
     /// The numeric id of the account `login` holds now, or `None` when no account does.
     pub async fn get_user(&self, login: &str) -> Result<Option<i64>, Error> {
-        let user: Option<UserInfo> = self.get_json(&["users", login]).await?;
+        let user: Option<UserInfo> = self.get(&["users", login]).await?;
         Ok(user.map(|u| u.id))
     }
 
     /// GETs the path made of `segments` (each percent-encoded); 404 is `None`.
-    async fn get_json<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<Option<T>, Error> {
+    pub async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<Option<T>, Error> {
+        let (url, path) = self.url(segments);
+        let resp = self.send(&Method::GET, url, &path, None).await?;
+        self.read(resp, &path).await
+    }
+
+    /// GETs every page of a listing, following `Link: <...>; rel="next"`. The items are the
+    /// answer itself (`field: None`) or the array under `field` (GitHub wraps some listings as
+    /// `{"total_count": n, "repositories": [...]}`). 404 on the first page is `None`.
+    pub async fn get_all<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        field: Option<&str>,
+    ) -> Result<Option<Vec<T>>, Error> {
+        let (mut url, path) = self.url(segments);
+        url.query_pairs_mut().append_pair("per_page", "100");
+        let mut items = Vec::new();
+        for page in 0..MAX_PAGES {
+            let resp = self.send(&Method::GET, url, &path, None).await?;
+            let next = next_link(resp.headers());
+            let Some(mut body) = self.read::<serde_json::Value>(resp, &path).await? else {
+                if page == 0 {
+                    return Ok(None);
+                }
+                return Err(self.decode_error(&path, "a later page vanished (404)"));
+            };
+            let list = match field {
+                Some(f) => body.get_mut(f).map(serde_json::Value::take),
+                None => Some(body),
+            };
+            let list = list.ok_or_else(|| {
+                self.decode_error(
+                    &path,
+                    &format!("no `{}` in the answer", field.unwrap_or("")),
+                )
+            })?;
+            let page_items: Vec<T> = serde_json::from_value(list)
+                .map_err(|e| self.decode_error(&path, &e.to_string()))?;
+            items.extend(page_items);
+            let Some(next) = next else {
+                return Ok(Some(items));
+            };
+            let next = Url::parse(&next)
+                .map_err(|_| self.decode_error(&path, "the `next` link is not a URL"))?;
+            // The token goes with every request: never follow a link to another server.
+            if next.origin() != self.settings.base_url.origin() {
+                return Err(self.decode_error(&path, "the `next` link points to another server"));
+            }
+            url = next;
+        }
+        Err(self.decode_error(&path, &format!("more than {MAX_PAGES} pages")))
+    }
+
+    /// Sends a mutating call (`PUT`, `PATCH`, `POST`, `DELETE`) with an optional JSON body.
+    /// 404 is an error here: the thing to change must exist. An empty answer (204) reads as
+    /// JSON `null`, so `T` may be `serde::de::IgnoredAny` or `serde_json::Value`.
+    pub async fn mutate<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T, Error> {
+        let (url, path) = self.url(segments);
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| Error::Client(e.to_string()))?;
+        let resp = self.send(&method, url, &path, body).await?;
+        let status = resp.status();
+        self.read(resp, &path)
+            .await?
+            .ok_or_else(|| Error::Unexpected {
+                service: self.service(),
+                path,
+                status,
+                message: "Not Found".into(),
+            })
+    }
+
+    fn url(&self, segments: &[&str]) -> (Url, String) {
         let mut url = self.settings.base_url.clone();
         url.path_segments_mut()
             .expect("base URL was checked to be a base")
             .pop_if_empty()
             .extend(segments);
-        let path = format!("/{}", segments.join("/"));
-        let resp = self.send(url, &path).await?;
+        (url, format!("/{}", segments.join("/")))
+    }
+
+    fn decode_error(&self, path: &str, reason: &str) -> Error {
+        Error::Decode {
+            service: self.service(),
+            path: path.to_string(),
+            reason: self.scrub(reason.to_string()),
+        }
+    }
+
+    /// The answer as `T`; 404 is `None`; other failures are errors.
+    async fn read<T: DeserializeOwned>(
+        &self,
+        resp: Response,
+        path: &str,
+    ) -> Result<Option<T>, Error> {
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let body = resp.bytes().await.map_err(|e| Error::Decode {
-            path: path.clone(),
-            reason: causes(&e),
-        })?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.decode_error(path, &causes(&e)))?;
         if status.is_success() {
-            return serde_json::from_slice(&body)
+            let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+                b"null"
+            } else {
+                &body
+            };
+            return serde_json::from_slice(body)
                 .map(Some)
-                .map_err(|e| Error::Decode {
-                    path,
-                    reason: e.to_string(),
-                });
+                .map_err(|e| self.decode_error(path, &e.to_string()));
         }
         let message = self.scrub(github_message(&body));
+        let (service, path) = (self.service(), path.to_string());
         Err(if status == StatusCode::FORBIDDEN {
-            Error::Forbidden { path, message }
+            Error::Forbidden {
+                service,
+                path,
+                message,
+            }
         } else {
             Error::Unexpected {
+                service,
                 path,
                 status,
                 message,
@@ -259,18 +489,42 @@ impl GitHub {
         })
     }
 
-    /// Sends a GET, retrying server errors and network failures with backoff and waiting out
-    /// rate limits; any other answer is returned for the caller to judge.
-    async fn send(&self, url: Url, path: &str) -> Result<Response, Error> {
+    /// Sends a request, retrying server errors and network failures with backoff and waiting
+    /// out rate limits; any other answer is returned for the caller to judge.
+    ///
+    /// `POST` is not idempotent: it is retried only when the server surely did not act on it
+    /// (no connection, or a rate limit). Its server errors come back to the caller; the next
+    /// run, which observes the state anew, is its retry.
+    async fn send(
+        &self,
+        method: &Method,
+        url: Url,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, Error> {
         let attempts = self.settings.attempts.max(1);
+        let repeatable = *method != Method::POST;
         let mut attempt = 0;
         loop {
             attempt += 1;
             self.wait_for_rate_limit().await?;
-            let failure = match self.http.get(url.clone()).send().await {
+            if *method != Method::GET && *method != Method::HEAD {
+                self.space_mutation().await;
+            }
+            let mut request = self.http.request(method.clone(), url.clone());
+            if let Some(body) = &body {
+                request = request
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            let failure = match request.send().await {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
-                    return Err(Error::BadToken);
+                    return Err(match self.service() {
+                        Service::GitHub => Error::BadToken,
+                        service => Error::Rejected { service },
+                    });
                 }
+                Ok(resp) if resp.status().is_server_error() && !repeatable => return Ok(resp),
                 Ok(resp) if resp.status().is_server_error() => resp.status().to_string(),
                 Ok(resp) => match rate_limit_wait(&resp) {
                     None => return Ok(resp),
@@ -284,12 +538,20 @@ impl GitHub {
                         format!("rate limited ({})", resp.status())
                     }
                 },
-                // A GET is safe to repeat, so any failure to get an answer is worth retrying.
-                Err(e) if e.is_timeout() => "timed out".to_string(),
-                Err(e) => self.scrub(causes(&e)),
+                Err(e) if e.is_timeout() && repeatable => "timed out".to_string(),
+                Err(e) if repeatable || e.is_connect() => self.scrub(causes(&e)),
+                Err(e) => {
+                    return Err(Error::Unavailable {
+                        service: self.service(),
+                        path: path.to_string(),
+                        attempts: attempt,
+                        last: self.scrub(causes(&e)),
+                    });
+                }
             };
             if attempt >= attempts {
                 return Err(Error::Unavailable {
+                    service: self.service(),
                     path: path.to_string(),
                     attempts,
                     last: failure,
@@ -300,6 +562,19 @@ impl GitHub {
         }
     }
 
+    /// Waits until `mutation_spacing` has passed since the last mutating call.
+    async fn space_mutation(&self) {
+        let spacing = self.settings.mutation_spacing;
+        if spacing.is_zero() {
+            return;
+        }
+        let mut last = self.last_mutation.lock().await;
+        if let Some(at) = *last {
+            tokio::time::sleep_until((at + spacing).into()).await;
+        }
+        *last = Some(Instant::now());
+    }
+
     fn note_rate_limit(&self, wait: Duration) {
         let now = SystemTime::now();
         let until = now + wait;
@@ -307,7 +582,8 @@ impl GitHub {
         // Several requests in flight meet the same limit; say so once.
         if limited.is_none_or(|u| u <= now) && wait <= self.settings.max_wait {
             tracing::warn!(
-                "GitHub's rate limit is used up; waiting {:.1}s for it to reset",
+                "{}'s rate limit is used up; waiting {:.1}s for it to reset",
+                self.service(),
                 wait.as_secs_f32()
             );
         }
@@ -322,6 +598,7 @@ impl GitHub {
         };
         if wait > self.settings.max_wait {
             return Err(Error::RateLimited {
+                service: self.service(),
                 resets_at: timestamp(until),
                 max_wait: self.settings.max_wait,
             });
@@ -384,6 +661,19 @@ fn rate_limit_wait(resp: &Response) -> Option<Duration> {
     (resp.status() == StatusCode::TOO_MANY_REQUESTS).then_some(SECONDARY_LIMIT_WAIT)
 }
 
+/// The `next` URL of a `Link` header: `<https://...?page=2>; rel="next", <...>; rel="last"`.
+fn next_link(headers: &HeaderMap) -> Option<String> {
+    let link = headers.get(header::LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_string())
+    })
+}
+
 /// GitHub's error answers carry `{"message": ...}`; anything else is shown as a short excerpt.
 fn github_message(body: &[u8]) -> String {
     #[derive(Deserialize)]
@@ -432,6 +722,66 @@ mod tests {
         assert_eq!(format!("{token} {token:?}"), "*** Token(***)");
         let github = GitHub::new(token, Settings::default()).unwrap();
         assert!(!format!("{:?}", github.http).contains("ghp_secret"));
+    }
+
+    #[test]
+    fn the_next_link_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::LINK,
+            HeaderValue::from_static(
+                "<https://api.github.com/x?page=1>; rel=\"prev\", \
+                 <https://api.github.com/x?page=3>; rel=\"next\", \
+                 <https://api.github.com/x?page=9>; rel=\"last\"",
+            ),
+        );
+        assert_eq!(
+            next_link(&h).as_deref(),
+            Some("https://api.github.com/x?page=3")
+        );
+        h.insert(
+            header::LINK,
+            HeaderValue::from_static("<https://api.github.com/x?page=1>; rel=\"first\""),
+        );
+        assert_eq!(next_link(&h), None);
+        assert_eq!(next_link(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn cirun_errors_name_cirun_and_its_variable() {
+        let e = Error::Rejected {
+            service: Service::Cirun,
+        };
+        assert_eq!(
+            e.to_string(),
+            "Cirun rejected the token (401): check CIRUN_API_KEY"
+        );
+        assert!(e.is_refusal());
+    }
+
+    #[test]
+    fn mutations_are_a_second_apart_by_default_and_cirun_s_are_not_spaced() {
+        assert_eq!(Settings::default().mutation_spacing, Duration::from_secs(1));
+        let cirun = Settings::for_service(Service::Cirun).unwrap();
+        assert_eq!(cirun.mutation_spacing, Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn mutations_wait_for_the_spacing() {
+        let settings = Settings {
+            mutation_spacing: Duration::from_millis(200),
+            ..Settings::default()
+        };
+        let client = Client::new(Token::new("t"), settings).unwrap();
+        let started = Instant::now();
+        for _ in 0..3 {
+            client.space_mutation().await;
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod example;
 mod fsutil;
 mod github;
 mod online;
+mod providers;
 mod report;
 
 use std::process::ExitCode;

@@ -32,7 +32,18 @@ pub fn make_plan(repo: &gatehouse_core::Repo, today: Date) -> Plan {
     let requests = plan_requests(repo, today, &HashMap::new());
     let mut ledger = requests.changes;
     ledger.extend(plan_expiry(repo, today));
-    let after = applied_repo(repo, &ledger, &requests.consumed);
+    plan_from(repo, today, ledger, requests.consumed, requests.skipped)
+}
+
+/// The plan made of these ledger changes: the provider changes they cause, and the counts.
+pub fn plan_from(
+    repo: &gatehouse_core::Repo,
+    today: Date,
+    ledger: Vec<LedgerChange>,
+    consumed: Vec<String>,
+    skipped: Vec<(String, String)>,
+) -> Plan {
+    let after = applied_repo(repo, &ledger, &consumed);
     // Providers still hold what the last apply gave them, expired or not; after this plan
     // they hold the active grants of the new ledger.
     let providers = diff(
@@ -46,9 +57,8 @@ pub fn make_plan(repo: &gatehouse_core::Repo, today: Date) -> Plan {
         .count();
     Plan {
         ledger,
-        consumed: requests.consumed,
-        skipped: requests
-            .skipped
+        consumed,
+        skipped: skipped
             .into_iter()
             .map(|(request, why)| Skipped { request, why })
             .collect(),
@@ -70,7 +80,7 @@ pub fn run(args: PlanArgs, today: Date) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn text(plan: &Plan) -> String {
+pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
     if plan.ledger.is_empty() && plan.providers.is_empty() && plan.skipped.is_empty() {
         return "nothing to do: the ledger and the providers' desired state are up to date\n".into();

@@ -1,0 +1,320 @@
+//! Providers: the services that let a repository use a resource (Cirun's access policy, a
+//! GitHub App installation, a runner group). Each one can say what it grants now and make a
+//! list of changes; everything else is shared here.
+//!
+//! Reconciling is level-based: the desired state comes from the ledger alone, the observed
+//! state from the provider's API, and only their difference is sent. So a run that failed half
+//! way converges when run again, and a run with nothing to do makes no mutating call.
+//! Pull requests to the projects' own configuration (`send_pr`) are not a provider here yet.
+
+mod cirun;
+mod github_app;
+mod runner_group;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use gatehouse_core::Repo;
+use gatehouse_core::desired::{DesiredState, ProviderChange, diff};
+use gatehouse_core::model::{ProviderKind, ProviderSettings};
+use jiff::civil::Date;
+
+use crate::github::{Client, Service, Settings, Token};
+
+pub use cirun::Cirun;
+pub use github_app::GithubApp;
+pub use runner_group::RunnerGroup;
+
+/// Resource -> repositories (`org/name`) it lets in.
+pub type Access = BTreeMap<String, BTreeSet<String>>;
+
+/// What a provider grants now.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub access: Access,
+    /// Something beyond membership differs from what the ledger wants (a Cirun policy's roles
+    /// or users, say), so the provider must be rewritten even if no repository comes or goes.
+    pub stale: bool,
+}
+
+/// One provider: what it should grant, what it grants, and how to change it.
+pub trait Provider {
+    /// What the ledger wants it to grant, keyed the way [`Provider::observe`] reports.
+    fn desired(&self) -> &Access;
+    async fn observe(&self) -> anyhow::Result<Observed>;
+    /// Makes `changes` (observed -> desired). A provider that sets everything at once sends
+    /// its whole desired state instead.
+    async fn apply(&self, changes: &[ProviderChange]) -> anyhow::Result<()>;
+}
+
+/// A provider configured in gatehouse.yml, ready to reconcile.
+pub enum Configured {
+    Cirun(Cirun),
+    GithubApp(GithubApp),
+    RunnerGroup(RunnerGroup),
+}
+
+/// How much one run may take away from a provider without `--allow-mass-revoke`.
+#[derive(Clone, Copy, Debug)]
+pub struct RemovalLimit {
+    /// `None`: any amount.
+    pub max_share: Option<f64>,
+}
+
+impl RemovalLimit {
+    /// Whether removing `removals` of `held` entries is more than one run may do. One removal
+    /// is never "mass", or a small organisation could not revoke anything.
+    pub fn exceeded(&self, removals: usize, held: usize) -> bool {
+        self.max_share
+            .is_some_and(|share| removals > 1 && removals as f64 > share * held as f64)
+    }
+}
+
+/// What reconciling one provider did.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    pub changes: Vec<ProviderChange>,
+    /// The provider was written although no repository came or went (see [`Observed::stale`]).
+    pub rewritten: bool,
+}
+
+/// Makes provider `name` grant what the ledger says.
+pub async fn reconcile(
+    repo: &Repo,
+    name: &str,
+    provider: &Configured,
+    limit: RemovalLimit,
+) -> anyhow::Result<Reconciled> {
+    match provider {
+        Configured::Cirun(p) => reconcile_one(repo, name, p, limit).await,
+        Configured::GithubApp(p) => reconcile_one(repo, name, p, limit).await,
+        Configured::RunnerGroup(p) => reconcile_one(repo, name, p, limit).await,
+    }
+}
+
+async fn reconcile_one<P: Provider>(
+    repo: &Repo,
+    name: &str,
+    provider: &P,
+    limit: RemovalLimit,
+) -> anyhow::Result<Reconciled> {
+    let desired = provider.desired();
+    let mut observed = provider.observe().await?;
+    align_case(&mut observed.access, desired);
+    let changes = changes(repo, name, &observed.access, desired);
+    let removals = changes.iter().filter(|c| !c.add).count();
+    let held: usize = observed.access.values().map(BTreeSet::len).sum();
+    if limit.exceeded(removals, held) {
+        bail!(
+            "{name} would lose {removals} of the {held} repositories it lets in; that is more than \
+             one run may remove. Check the ledger, then run again with --allow-mass-revoke"
+        );
+    }
+    let rewritten = changes.is_empty() && observed.stale;
+    if !changes.is_empty() || rewritten {
+        provider.apply(&changes).await?;
+    }
+    Ok(Reconciled { changes, rewritten })
+}
+
+/// The changes that turn `observed` into `desired` at provider `name`.
+pub fn changes(
+    repo: &Repo,
+    name: &str,
+    observed: &Access,
+    desired: &Access,
+) -> Vec<ProviderChange> {
+    let one = |a: &Access| DesiredState::from([(name.to_string(), a.clone())]);
+    diff(repo, &one(observed), &one(desired))
+}
+
+/// GitHub compares repository names case-insensitively and answers with its own spelling; use
+/// the ledger's, so that a difference in case is not a change.
+fn align_case(observed: &mut Access, desired: &Access) {
+    let spelling: BTreeMap<String, &String> = desired
+        .values()
+        .flatten()
+        .map(|r| (r.to_ascii_lowercase(), r))
+        .collect();
+    for repos in observed.values_mut() {
+        *repos = std::mem::take(repos)
+            .into_iter()
+            .map(|r| match spelling.get(&r.to_ascii_lowercase()) {
+                Some(s) => (*s).clone(),
+                None => r,
+            })
+            .collect();
+    }
+}
+
+/// The resources served by provider `name`, each with no repositories yet: a resource whose
+/// last grant went away must still be compared, to empty it at the provider.
+fn empty_access(repo: &Repo, name: &str) -> Access {
+    repo.resources
+        .iter()
+        .filter(|r| r.value.provider.as_str() == name)
+        .map(|r| (r.value.name.value.clone(), BTreeSet::new()))
+        .collect()
+}
+
+/// For providers that hold one set of repositories for all their resources (an app
+/// installation, a runner group): the desired set under one key naming those resources.
+fn merged_access(repo: &Repo, name: &str, desired: &DesiredState) -> Access {
+    let resources: Vec<String> = empty_access(repo, name).into_keys().collect();
+    let key = if resources.is_empty() {
+        name.to_string()
+    } else {
+        resources.join(", ")
+    };
+    let repos: BTreeSet<String> = desired
+        .get(name)
+        .into_iter()
+        .flat_map(|a| a.values().flatten().cloned())
+        .collect();
+    Access::from([(key, repos)])
+}
+
+/// The API clients, made once per run from the environment; a missing token is an error for
+/// the providers that need it, not for the others.
+pub struct Clients {
+    github: Result<Arc<Client>, String>,
+    cirun: Result<Arc<Client>, String>,
+}
+
+impl Clients {
+    pub fn from_env() -> Self {
+        let make = |service| {
+            client_from_env(service)
+                .map(Arc::new)
+                .map_err(|e| format!("{e:#}"))
+        };
+        Clients {
+            github: make(Service::GitHub),
+            cirun: make(Service::Cirun),
+        }
+    }
+
+    pub fn github(&self) -> anyhow::Result<Arc<Client>> {
+        self.get(Service::GitHub)
+    }
+
+    fn get(&self, service: Service) -> anyhow::Result<Arc<Client>> {
+        let client = match service {
+            Service::GitHub => &self.github,
+            Service::Cirun => &self.cirun,
+        };
+        client.clone().map_err(anyhow::Error::msg)
+    }
+}
+
+/// A client for `service` with its token from the environment.
+pub fn client_from_env(service: Service) -> anyhow::Result<Client> {
+    let var = service.token_var();
+    let token = std::env::var(var).ok().filter(|t| !t.trim().is_empty());
+    let Some(token) = token else {
+        bail!("{var} is not set: {} needs it", service.name());
+    };
+    Ok(Client::new(
+        Token::new(token),
+        Settings::for_service(service)?,
+    )?)
+}
+
+/// The service a provider kind talks to.
+pub fn service_of(kind: ProviderKind) -> Service {
+    match kind {
+        ProviderKind::Cirun => Service::Cirun,
+        ProviderKind::GithubApp | ProviderKind::RunnerGroup => Service::GitHub,
+    }
+}
+
+/// Provider `name` of gatehouse.yml, with what it should grant as of `today`.
+pub fn configure(
+    repo: &Repo,
+    name: &str,
+    settings: &ProviderSettings,
+    today: Date,
+    clients: &Clients,
+) -> anyhow::Result<Configured> {
+    let client = clients.get(service_of(settings.kind.value))?;
+    let org = repo
+        .settings
+        .as_ref()
+        .map(|s| s.value.org.value.clone())
+        .context("the repository has no gatehouse.yml")?;
+    let desired = gatehouse_core::desired::desired_state(repo, today);
+    Ok(match settings.kind.value {
+        ProviderKind::Cirun => Configured::Cirun(Cirun::new(client, repo, name, &org, today)?),
+        ProviderKind::GithubApp => {
+            let id = settings
+                .installation_id
+                .as_ref()
+                .with_context(|| format!("provider `{name}` has no installation_id"))?
+                .value;
+            let access = merged_access(repo, name, &desired);
+            Configured::GithubApp(GithubApp::new(client, id, access))
+        }
+        ProviderKind::RunnerGroup => {
+            let group = settings
+                .group
+                .as_ref()
+                .with_context(|| format!("provider `{name}` has no group"))?
+                .value
+                .clone();
+            let access = merged_access(repo, name, &desired);
+            Configured::RunnerGroup(RunnerGroup::new(client, &org, &group, access))
+        }
+    })
+}
+
+/// `org/name` split in two.
+fn split_repository(full: &str) -> anyhow::Result<(&str, &str)> {
+    full.split_once('/')
+        .with_context(|| format!("`{full}` is not an `owner/name` repository"))
+}
+
+/// The numeric id of repository `owner/name`, which the installation and runner-group APIs
+/// take instead of names.
+async fn repository_id(client: &Client, full: &str) -> anyhow::Result<u64> {
+    #[derive(serde::Deserialize)]
+    struct Repository {
+        id: u64,
+    }
+    let (owner, name) = split_repository(full)?;
+    let found: Option<Repository> = client.get(&["repos", owner, name]).await?;
+    Ok(found
+        .with_context(|| format!("the repository {full} does not exist on GitHub"))?
+        .id)
+}
+
+/// A repository as GitHub's listings show it.
+#[derive(Debug, serde::Deserialize)]
+struct Listed {
+    id: u64,
+    full_name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_removal_is_never_mass() {
+        let limit = RemovalLimit {
+            max_share: Some(0.1),
+        };
+        assert!(!limit.exceeded(1, 1));
+        assert!(!limit.exceeded(2, 20));
+        assert!(limit.exceeded(3, 20));
+        assert!(!RemovalLimit { max_share: None }.exceeded(20, 20));
+    }
+
+    #[test]
+    fn case_differences_are_not_changes() {
+        let desired = Access::from([("r".into(), BTreeSet::from(["org/Foo".to_string()]))]);
+        let mut observed = Access::from([("r".into(), BTreeSet::from(["org/foo".to_string()]))]);
+        align_case(&mut observed, &desired);
+        assert_eq!(observed, desired);
+    }
+}

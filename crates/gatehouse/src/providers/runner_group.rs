@@ -1,0 +1,128 @@
+//! An organisation's runner group whose selected repositories are the projects holding its
+//! resources: the group is found by name (`GET /orgs/{org}/actions/runner-groups`), observed
+//! with `GET .../runner-groups/{id}/repositories`, and set whole with one `PUT` of
+//! `selected_repository_ids`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use gatehouse_core::desired::ProviderChange;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::{Access, Listed, Observed, Provider, repository_id};
+use crate::github::{Client, Method};
+
+pub struct RunnerGroup {
+    client: Arc<Client>,
+    org: String,
+    group: String,
+    desired: Access,
+    /// Found by `observe`: the group's id, and the ids of the repositories it holds.
+    seen: Mutex<Option<(u64, HashMap<String, u64>)>>,
+}
+
+#[derive(Deserialize)]
+struct Group {
+    id: u64,
+    name: String,
+    #[serde(default)]
+    visibility: Option<String>,
+}
+
+impl RunnerGroup {
+    pub fn new(client: Arc<Client>, org: &str, group: &str, desired: Access) -> Self {
+        RunnerGroup {
+            client,
+            org: org.to_string(),
+            group: group.to_string(),
+            desired,
+            seen: Mutex::new(None),
+        }
+    }
+}
+
+impl Provider for RunnerGroup {
+    fn desired(&self) -> &Access {
+        &self.desired
+    }
+
+    async fn observe(&self) -> anyhow::Result<Observed> {
+        let org = self.org.as_str();
+        let groups: Vec<Group> = self
+            .client
+            .get_all(&["orgs", org, "actions", "runner-groups"], Some("runner_groups"))
+            .await?
+            .with_context(|| format!("the organisation {org} does not exist or the token cannot see its runner groups"))?;
+        let group = groups
+            .into_iter()
+            .find(|g| g.name.eq_ignore_ascii_case(&self.group))
+            .with_context(|| format!("{org} has no runner group named `{}`", self.group))?;
+        if group.visibility.as_deref().is_some_and(|v| v != "selected") {
+            bail!(
+                "runner group `{}` is open to {} repositories; set it to selected repositories so that gatehouse can manage who uses it",
+                self.group,
+                group.visibility.as_deref().unwrap_or("")
+            );
+        }
+        let id = group.id.to_string();
+        let listed: Vec<Listed> = self
+            .client
+            .get_all(
+                &["orgs", org, "actions", "runner-groups", &id, "repositories"],
+                Some("repositories"),
+            )
+            .await?
+            .with_context(|| format!("runner group `{}` vanished while being read", self.group))?;
+        let ids = listed
+            .iter()
+            .map(|r| (r.full_name.to_ascii_lowercase(), r.id))
+            .collect();
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some((group.id, ids));
+        let key = self.desired.keys().next().cloned().unwrap_or_default();
+        let repos = listed.into_iter().map(|r| r.full_name).collect();
+        Ok(Observed {
+            access: Access::from([(key, repos)]),
+            stale: false,
+        })
+    }
+
+    async fn apply(&self, _changes: &[ProviderChange]) -> anyhow::Result<()> {
+        let (group, known) = self
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .context("the runner group was not observed before being changed")?;
+        let mut selected = Vec::new();
+        let mut missing = Vec::new();
+        // Only repositories new to the group are looked up: calls grow with the changes.
+        for repository in self.desired.values().flatten() {
+            match known.get(&repository.to_ascii_lowercase()) {
+                Some(id) => selected.push(*id),
+                None => match repository_id(&self.client, repository).await {
+                    Ok(id) => selected.push(id),
+                    Err(e) => missing.push(format!("{e:#}")),
+                },
+            }
+        }
+        selected.sort_unstable();
+        selected.dedup();
+        let group = group.to_string();
+        let path = [
+            "orgs",
+            &self.org,
+            "actions",
+            "runner-groups",
+            &group,
+            "repositories",
+        ];
+        let body = serde_json::json!({ "selected_repository_ids": selected });
+        let _: IgnoredAny = self.client.mutate(Method::PUT, &path, Some(&body)).await?;
+        if !missing.is_empty() {
+            bail!("set the others, but left out: {}", missing.join("; "));
+        }
+        Ok(())
+    }
+}

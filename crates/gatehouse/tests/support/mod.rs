@@ -1,0 +1,615 @@
+//! Loopback fakes of the parts of GitHub's and Cirun's APIs that `apply` and `doctor` use.
+//! Each keeps state like the real service, counts every call, and injects faults on demand:
+//! a status (500, ...), 429 with `Retry-After`, a dropped connection, and small pages so that
+//! listings need a second page.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use serde_json::{Value, json};
+
+pub const GITHUB_TOKEN: &str = "ghp_applyTestToken_MustNeverBePrinted_4567";
+pub const CIRUN_KEY: &str = "cirun_applyTestKey_MustNeverBePrinted_8901";
+
+/// An answer given instead of the real one.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    Status(u16),
+    /// 429 with `retry-after`.
+    RetryAfter(u64),
+    /// The connection is closed without an answer.
+    Drop,
+}
+
+/// What every fake shares: the token it accepts, faults and the call log.
+#[derive(Default)]
+pub struct Gate {
+    token: String,
+    /// Every call answers this status until cleared.
+    sticky: Mutex<Option<u16>>,
+    /// `"METHOD /path"` -> faults given, in order, before real answers.
+    faults: Mutex<HashMap<String, VecDeque<Fault>>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl Gate {
+    fn new(token: &str) -> Self {
+        Gate {
+            token: token.to_string(),
+            ..Gate::default()
+        }
+    }
+
+    /// Every call fails with `status` until `fail_all(None)`.
+    pub fn fail_all(&self, status: Option<u16>) {
+        *self.sticky.lock().unwrap() = status;
+    }
+
+    /// Faults for `"METHOD /path"`, given before its real answers.
+    pub fn fault(&self, call: &str, faults: &[Fault]) {
+        self.faults
+            .lock()
+            .unwrap()
+            .entry(call.to_string())
+            .or_default()
+            .extend(faults.iter().cloned());
+    }
+
+    /// Calls so far, as `"METHOD /path"`.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, prefix: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .count()
+    }
+
+    /// Calls that change something.
+    pub fn mutations(&self) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| !c.starts_with("GET "))
+            .count()
+    }
+
+    pub fn reset_calls(&self) {
+        self.calls.lock().unwrap().clear();
+    }
+
+    fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+        let call = format!("{method} {}", uri.path());
+        self.calls.lock().unwrap().push(call.clone());
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+        if auth != Some(&format!("Bearer {}", self.token)) {
+            return Some(error(401, "Bad credentials"));
+        }
+        if let Some(status) = *self.sticky.lock().unwrap() {
+            return Some(error(status, "Server Error"));
+        }
+        let fault = self
+            .faults
+            .lock()
+            .unwrap()
+            .get_mut(&call)
+            .and_then(VecDeque::pop_front);
+        match fault? {
+            Fault::Status(s) => Some(error(s, "Server Error")),
+            Fault::RetryAfter(secs) => {
+                let mut r = error(429, "You have exceeded a secondary rate limit.");
+                r.headers_mut()
+                    .insert("retry-after", secs.to_string().parse().unwrap());
+                Some(r)
+            }
+            // Unwinding out of the handler ends the connection's task: the client sees the
+            // connection closed with no answer.
+            Fault::Drop => std::panic::resume_unwind(Box::new("fault: dropped connection")),
+        }
+    }
+}
+
+fn error(status: u16, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap();
+    (status, axum::Json(json!({ "message": message }))).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// GitHub
+
+#[derive(Default)]
+pub struct GitHubState {
+    /// Lower-cased `owner/name` -> (id, name as GitHub spells it). Created on first sight
+    /// unless listed in `missing`.
+    repos: HashMap<String, (u64, String)>,
+    pub missing: BTreeSet<String>,
+    /// Installation id -> repository ids.
+    pub installations: BTreeMap<u64, BTreeSet<u64>>,
+    /// Runner group id -> (name, repository ids).
+    pub runner_groups: BTreeMap<u64, (String, BTreeSet<u64>)>,
+    /// Issue number -> the issue as last written.
+    pub issues: BTreeMap<u64, Value>,
+    /// What `GET /repos/{o}/{r}/commits/{sha}/pulls` answers for every commit, and the
+    /// reviews of that pull request.
+    pub merged_pull: Option<(u64, Vec<&'static str>)>,
+}
+
+pub struct FakeGitHub {
+    pub gate: Gate,
+    pub state: Mutex<GitHubState>,
+    /// Listings answer at most this many items a page.
+    pub page_size: Mutex<usize>,
+}
+
+impl FakeGitHub {
+    pub fn new() -> Self {
+        FakeGitHub {
+            gate: Gate::new(GITHUB_TOKEN),
+            state: Mutex::new(GitHubState::default()),
+            page_size: Mutex::new(100),
+        }
+    }
+
+    /// `owner/name` of every repository the installation holds, sorted.
+    pub fn installation(&self, id: u64) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        let ids = s.installations.get(&id).cloned().unwrap_or_default();
+        names(&s, &ids)
+    }
+
+    /// `owner/name` of every repository the runner group holds, sorted.
+    pub fn runner_group(&self, name: &str) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        let ids = s
+            .runner_groups
+            .values()
+            .find(|(n, _)| n == name)
+            .map(|(_, ids)| ids.clone())
+            .unwrap_or_default();
+        names(&s, &ids)
+    }
+
+    pub fn issues(&self) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .issues
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+fn names(s: &GitHubState, ids: &BTreeSet<u64>) -> Vec<String> {
+    let mut out: Vec<String> = s
+        .repos
+        .values()
+        .filter(|(id, _)| ids.contains(id))
+        .map(|(_, name)| name.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+fn repo_id(s: &mut GitHubState, full: &str) -> Option<u64> {
+    let key = full.to_ascii_lowercase();
+    if s.missing.contains(&key) {
+        return None;
+    }
+    let next = 1000 + s.repos.len() as u64;
+    Some(s.repos.entry(key).or_insert((next, full.to_string())).0)
+}
+
+type Gh = State<Arc<FakeGitHub>>;
+type Q = Query<HashMap<String, String>>;
+
+/// One page of `items`, with a `Link` header to the next when there is one.
+fn page(
+    fake: &FakeGitHub,
+    uri: &Uri,
+    headers: &HeaderMap,
+    q: &Q,
+    field: &str,
+    items: Vec<Value>,
+) -> Response {
+    let per_page: usize = q.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
+    let per_page = per_page.min(*fake.page_size.lock().unwrap()).max(1);
+    let n: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let total = items.len();
+    let chunk: Vec<Value> = items
+        .into_iter()
+        .skip((n - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let mut resp = axum::Json(json!({ "total_count": total, field: chunk })).into_response();
+    if n * per_page < total {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let link = format!(
+            "<http://{host}{}?per_page={per_page}&page={}>; rel=\"next\"",
+            uri.path(),
+            n + 1
+        );
+        resp.headers_mut().insert("link", link.parse().unwrap());
+    }
+    resp
+}
+
+async fn gh_repo(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((o, r)): Path<(String, String)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let full = format!("{o}/{r}");
+    match repo_id(&mut f.state.lock().unwrap(), &full) {
+        Some(id) => {
+            axum::Json(json!({ "id": id, "full_name": full, "archived": false })).into_response()
+        }
+        None => error(404, "Not Found"),
+    }
+}
+
+async fn gh_installation_repos(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    q: Q,
+    Path(id): Path<u64>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let items: Vec<Value> = {
+        let s = f.state.lock().unwrap();
+        let Some(ids) = s.installations.get(&id) else {
+            return error(404, "Not Found");
+        };
+        listed(&s, ids)
+    };
+    page(&f, &uri, &h, &q, "repositories", items)
+}
+
+fn listed(s: &GitHubState, ids: &BTreeSet<u64>) -> Vec<Value> {
+    let mut items: Vec<(u64, String)> = s
+        .repos
+        .values()
+        .filter(|(id, _)| ids.contains(id))
+        .cloned()
+        .collect();
+    items.sort();
+    items
+        .into_iter()
+        .map(|(id, full_name)| json!({ "id": id, "full_name": full_name }))
+        .collect()
+}
+
+async fn gh_installation_repo(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((id, repo)): Path<(u64, u64)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let mut s = f.state.lock().unwrap();
+    if !s.repos.values().any(|(r, _)| *r == repo) {
+        return error(404, "Not Found");
+    }
+    let Some(set) = s.installations.get_mut(&id) else {
+        return error(404, "Not Found");
+    };
+    if m == Method::PUT {
+        set.insert(repo);
+    } else {
+        set.remove(&repo);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn gh_runner_groups(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    q: Q,
+    Path(_org): Path<String>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let items: Vec<Value> = f
+        .state
+        .lock()
+        .unwrap()
+        .runner_groups
+        .iter()
+        .map(|(id, (name, _))| json!({ "id": id, "name": name, "visibility": "selected" }))
+        .collect();
+    page(&f, &uri, &h, &q, "runner_groups", items)
+}
+
+async fn gh_group_repos(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    q: Q,
+    Path((_org, id)): Path<(String, u64)>,
+    body: Option<axum::Json<Value>>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    if m == Method::PUT {
+        let Some(ids) = body.and_then(|b| {
+            b.0["selected_repository_ids"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(Value::as_u64)
+                    .collect::<BTreeSet<u64>>()
+            })
+        }) else {
+            return error(422, "selected_repository_ids is required");
+        };
+        let mut s = f.state.lock().unwrap();
+        if ids.iter().any(|i| !s.repos.values().any(|(r, _)| r == i)) {
+            return error(422, "unknown repository id");
+        }
+        return match s.runner_groups.get_mut(&id) {
+            Some((_, set)) => {
+                *set = ids;
+                StatusCode::NO_CONTENT.into_response()
+            }
+            None => error(404, "Not Found"),
+        };
+    }
+    let items = {
+        let s = f.state.lock().unwrap();
+        let Some((_, ids)) = s.runner_groups.get(&id) else {
+            return error(404, "Not Found");
+        };
+        listed(&s, ids)
+    };
+    page(&f, &uri, &h, &q, "repositories", items)
+}
+
+async fn gh_rate_limit(State(f): Gh, m: Method, uri: Uri, h: HeaderMap) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    axum::Json(json!({ "resources": { "core": { "limit": 5000, "remaining": 4999 } } }))
+        .into_response()
+}
+
+async fn gh_create_issue(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let mut s = f.state.lock().unwrap();
+    let number = s.issues.len() as u64 + 1;
+    let issue =
+        json!({ "number": number, "title": body["title"], "body": body["body"], "state": "open" });
+    s.issues.insert(number, issue.clone());
+    (StatusCode::CREATED, axum::Json(issue)).into_response()
+}
+
+async fn gh_edit_issue(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((_o, _r, n)): Path<(String, String, u64)>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let mut s = f.state.lock().unwrap();
+    let Some(issue) = s.issues.get_mut(&n) else {
+        return error(404, "Not Found");
+    };
+    for field in ["body", "state", "title"] {
+        if let Some(v) = body.get(field) {
+            issue[field] = v.clone();
+        }
+    }
+    axum::Json(issue.clone()).into_response()
+}
+
+async fn gh_commit_pulls(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((o, r, _sha)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let pulls: Vec<Value> = f
+        .state
+        .lock()
+        .unwrap()
+        .merged_pull
+        .iter()
+        .map(|(n, _)| {
+            json!({
+                "number": n,
+                "html_url": format!("https://github.com/{o}/{r}/pull/{n}"),
+                "merged_at": "2026-11-27T10:00:00Z",
+            })
+        })
+        .collect();
+    axum::Json(pulls).into_response()
+}
+
+async fn gh_reviews(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((_o, _r, _n)): Path<(String, String, u64)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let reviews: Vec<Value> = f
+        .state
+        .lock()
+        .unwrap()
+        .merged_pull
+        .iter()
+        .flat_map(|(_, logins)| logins.iter())
+        .map(|login| json!({ "state": "APPROVED", "user": { "login": login } }))
+        .collect();
+    axum::Json(reviews).into_response()
+}
+
+/// Starts a fake GitHub; returns its base URL.
+pub fn serve_github(fake: FakeGitHub) -> (String, Arc<FakeGitHub>) {
+    let fake = Arc::new(fake);
+    let app = Router::new()
+        .route("/repos/{o}/{r}", get(gh_repo))
+        .route("/repos/{o}/{r}/issues", post(gh_create_issue))
+        .route("/repos/{o}/{r}/issues/{n}", patch(gh_edit_issue))
+        .route("/repos/{o}/{r}/commits/{sha}/pulls", get(gh_commit_pulls))
+        .route("/repos/{o}/{r}/pulls/{n}/reviews", get(gh_reviews))
+        .route(
+            "/user/installations/{id}/repositories",
+            get(gh_installation_repos),
+        )
+        .route(
+            "/user/installations/{id}/repositories/{repo}",
+            put(gh_installation_repo).delete(gh_installation_repo),
+        )
+        .route("/orgs/{org}/actions/runner-groups", get(gh_runner_groups))
+        .route(
+            "/orgs/{org}/actions/runner-groups/{id}/repositories",
+            get(gh_group_repos).put(gh_group_repos),
+        )
+        .route("/rate_limit", get(gh_rate_limit))
+        .with_state(fake.clone());
+    (serve(app), fake)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cirun
+
+pub struct FakeCirun {
+    pub gate: Gate,
+    /// The access policy as last PUT; `None` answers 404, as before the first write.
+    pub policy: Mutex<Option<Value>>,
+}
+
+impl FakeCirun {
+    pub fn new() -> Self {
+        FakeCirun {
+            gate: Gate::new(CIRUN_KEY),
+            policy: Mutex::new(None),
+        }
+    }
+
+    /// Repository names (`x-feedstock`) that the policy lets use `resource`, sorted.
+    pub fn repos_for(&self, resource: &str) -> Vec<String> {
+        let policy = self.policy.lock().unwrap().clone().unwrap_or(Value::Null);
+        let ids: Vec<&str> = policy["access_control"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["resource"] == resource)
+            .flat_map(|e| e["policies"].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect();
+        let mut repos: Vec<String> = policy["policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["id"].as_str().is_some_and(|id| ids.contains(&id)))
+            .filter_map(|p| p["repo"].as_str().map(str::to_string))
+            .collect();
+        repos.sort();
+        repos
+    }
+}
+
+type Ci = State<Arc<FakeCirun>>;
+
+async fn cirun_access(
+    State(f): Ci,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    body: Option<axum::Json<Value>>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let mut policy = f.policy.lock().unwrap();
+    if m == Method::PUT {
+        let Some(axum::Json(body)) = body else {
+            return error(422, "a JSON policy is required");
+        };
+        if !body["policies"].is_array() || !body["access_control"].is_array() {
+            return error(422, "policies and access_control must be lists");
+        }
+        *policy = Some(body);
+        return axum::Json(json!({ "status": "ok" })).into_response();
+    }
+    match &*policy {
+        Some(p) => axum::Json(p.clone()).into_response(),
+        None => error(404, "no access control configured"),
+    }
+}
+
+/// Starts a fake Cirun; returns its base URL (the fake's `/api/v1`).
+pub fn serve_cirun(fake: FakeCirun) -> (String, Arc<FakeCirun>) {
+    let fake = Arc::new(fake);
+    let app = Router::new()
+        .route(
+            "/api/v1/access-control",
+            get(cirun_access).put(cirun_access),
+        )
+        .with_state(fake.clone());
+    (format!("{}/api/v1", serve(app)), fake)
+}
+
+/// Serves `app` on 127.0.0.1 in a thread of its own; returns `http://127.0.0.1:port`.
+fn serve(app: Router) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    base
+}
