@@ -51,9 +51,21 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// A project's grants over time, read from the git history of its ledger file.
     History(HistoryArgs),
+    /// Judge a pull request's approvals: set the commit status `gatehouse/approval` and post
+    /// (or edit) one comment with the plan and an eligibility report.
+    ///
+    /// Exit status: 0 when approved, 1 when approvals are still missing, 2 on errors.
+    Approvals(ApprovalsArgs),
     /// Write what a provider or another policy engine reads, from the ledger.
     #[command(subcommand)]
     Render(RenderCommand),
+    /// Run the guard: receive GitHub's webhooks, decide every queued job that asks for a managed
+    /// resource, cancel denied runs, count minutes.
+    ///
+    /// The webhook secret comes from GATEHOUSE_WEBHOOK_SECRET or --webhook-secret-file, the
+    /// GitHub token from GITHUB_TOKEN, the admin token (for POST /admin/reload) from
+    /// GATEHOUSE_ADMIN_TOKEN.
+    Serve(ServeArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -280,4 +292,46 @@ pub struct DoctorArgs {
     /// The access repository's top folder.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    /// The pull request's number.
+    #[arg(long, value_name = "N")]
+    pub pr: u64,
+    /// A checkout of the pull request's head, read as data only: its request files say which
+    /// resources the pull request touches.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// A checkout of the base branch: gatehouse.yml, resources/ and grants/ (who reviews, and
+    /// who holds what) are read from it, so a pull request cannot name its own reviewers.
+    /// Without it they are read from DIR.
+    #[arg(long, value_name = "DIR")]
+    pub base: Option<PathBuf>,
+    /// The access repository, OWNER/NAME (default: GITHUB_REPOSITORY).
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub repo: Option<String>,
+    /// The commit DIR holds; when the pull request's head has moved on, nothing is judged.
+    #[arg(long, value_name = "SHA")]
+    pub head_sha: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The access repository's top folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Storage: `sqlite://FILE` (created and migrated on start) or `postgres://...` for several
+    /// replicas behind a load balancer.
+    #[arg(long, default_value = "sqlite://gatehouse.db", env = "GATEHOUSE_DB")]
+    pub db: String,
+    /// A file holding the webhook secret (instead of GATEHOUSE_WEBHOOK_SECRET).
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Only record what would be denied; cancel nothing (overrides gatehouse.yml's guard mode).
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -48,9 +48,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Expire(args) => cmd::apply::run_expire(args, today),
         Command::Doctor(args) => cmd::apply::run_doctor(args),
         Command::History(args) => cmd::history::run(args),
+        Command::Approvals(args) => cmd::approvals::run(args, today),
         Command::Plan(args) => cmd::plan::run(args, today),
         Command::Render(cli::RenderCommand::Cirun(args)) => cmd::render::run_cirun(args, today),
         Command::Render(cli::RenderCommand::Cedar(args)) => cmd::render::run_cedar(args, today),
+        Command::Serve(args) => cmd::serve::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "gatehouse", &mut std::io::stdout());

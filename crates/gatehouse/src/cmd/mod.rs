@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod apply;
+pub mod approvals;
 pub mod check;
 pub mod decide;
 pub mod gen_fixture;
@@ -10,6 +11,7 @@ pub mod init;
 pub mod plan;
 pub mod render;
 pub mod schema;
+pub mod serve;
 
 use anyhow::Context;
 use jiff::civil::Date;

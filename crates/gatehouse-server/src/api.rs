@@ -1,0 +1,158 @@
+//! The read endpoints (`/healthz`, `/readyz`, `/api/v1/...`) and the admin endpoint.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::guard::month_of;
+use crate::state::{AppState, today};
+use crate::store::DecisionFilter;
+
+const MAX_LIMIT: i64 = 1000;
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "message": message.into() }))).into_response()
+}
+
+/// Liveness: the process answers and holds a policy; says why the last reload was refused.
+pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let policy = state.policy.load();
+    let mode = state.mode();
+    let status = state.status().clone();
+    Json(json!({
+        "status": if status.last_reload_error.is_none() { "ok" } else { "degraded" },
+        "mode": if mode == crate::GuardMode::DryRun { "dry-run" } else { "enforce" },
+        "policy": {
+            "loaded_at": status.loaded_at.to_string(),
+            "compiled_on": policy.compiled_on().to_string(),
+            "resources": policy.resources().count(),
+            "grants": policy.grants().count(),
+        },
+        "last_reload_error": status.last_reload_error,
+    }))
+}
+
+/// Readiness: the store answers, so deliveries can be accepted.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "store unreachable");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database does not answer",
+            )
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionQuery {
+    project: Option<String>,
+    resource: Option<String>,
+    outcome: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// Recorded decisions, newest first, filtered and paginated.
+pub async fn decisions(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<DecisionQuery>,
+) -> Response {
+    if let Some(o) = &q.outcome
+        && !matches!(o.as_str(), "allow" | "deny")
+    {
+        return error(StatusCode::BAD_REQUEST, "outcome must be `allow` or `deny`");
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let offset = q.offset.unwrap_or(0).max(0);
+    let filter = DecisionFilter {
+        project: q.project.map(|p| p.to_lowercase()),
+        resource: q.resource,
+        outcome: q.outcome,
+        limit,
+        offset,
+    };
+    match state.store.decisions(&filter).await {
+        Ok(rows) => {
+            Json(json!({ "decisions": rows, "limit": limit, "offset": offset })).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cannot read decisions");
+            error(StatusCode::SERVICE_UNAVAILABLE, "cannot read decisions")
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// `YYYY-MM`; the current month by default.
+    month: Option<String>,
+}
+
+/// Minutes per project and resource in one month.
+pub async fn usage(State(state): State<Arc<AppState>>, Query(q): Query<UsageQuery>) -> Response {
+    let day = match &q.month {
+        None => today(),
+        Some(m) => match format!("{m}-01").parse::<jiff::civil::Date>() {
+            Ok(d) => d,
+            Err(_) => return error(StatusCode::BAD_REQUEST, "month must be written YYYY-MM"),
+        },
+    };
+    let (from, until) = month_of(day);
+    match state.store.usage(&from, &until).await {
+        Ok(rows) => Json(json!({ "month": &from[..7], "usage": rows })).into_response(),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cannot read usage");
+            error(StatusCode::SERVICE_UNAVAILABLE, "cannot read usage")
+        }
+    }
+}
+
+/// Reloads the access repository; needs `Authorization: Bearer <admin token>`.
+pub async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let Some(expected) = &state.config.admin_token else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "admin endpoints are off: no admin token is configured",
+        );
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !same_secret(given, expected.expose()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "a valid admin bearer token is required",
+        );
+    }
+    match state.reload().await {
+        Ok(()) => Json(json!({ "reloaded": true })).into_response(),
+        Err(reason) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "reloaded": false, "message": reason })),
+        )
+            .into_response(),
+    }
+}
+
+/// Compares two secrets in time that depends on neither: digests have one length, and the
+/// loop looks at every byte.
+fn same_secret(given: &str, expected: &str) -> bool {
+    let (a, b) = (Sha256::digest(given.trim()), Sha256::digest(expected));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
