@@ -12,7 +12,11 @@ use crate::span::Span;
 /// Files larger than this are refused before they are parsed.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
-fn options() -> serde_saphyr::Options {
+/// `people/tos.yml` lists everyone who accepted the terms, one short line each: a large
+/// organisation's list outgrows 1 MiB (about 17,000 people), so it gets a larger limit.
+pub const MAX_TOS_BYTES: usize = 16 * 1024 * 1024;
+
+fn options(limit: usize) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = 32;
     budget.max_aliases = 1_000;
@@ -22,7 +26,9 @@ fn options() -> serde_saphyr::Options {
     budget.max_events = 500_000;
     budget.max_recorded_anchor_events = 10_000;
     budget.max_recorded_anchor_bytes = 256 * 1024;
-    budget.max_total_scalar_bytes = MAX_FILE_BYTES;
+    budget.max_total_scalar_bytes = limit;
+    budget.max_nodes = budget.max_nodes.max(limit / 4);
+    budget.max_events = budget.max_events.max(limit / 2);
     budget.max_merge_keys = 100;
     serde_saphyr::options! {
         budget: Some(budget),
@@ -31,17 +37,26 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
-/// Parses `bytes` (the contents of `file`) as a `T`.
+/// Parses `bytes` (the contents of `file`) as a `T`, with the 1 MiB limit.
 pub fn parse_yaml<T: DeserializeOwned>(file: &str, bytes: &[u8]) -> Result<T, Diagnostic> {
-    if bytes.len() > MAX_FILE_BYTES {
+    parse_yaml_limited(file, bytes, MAX_FILE_BYTES)
+}
+
+/// Parses `bytes` (the contents of `file`) as a `T`, refusing more than `limit` bytes.
+pub fn parse_yaml_limited<T: DeserializeOwned>(
+    file: &str,
+    bytes: &[u8],
+    limit: usize,
+) -> Result<T, Diagnostic> {
+    if bytes.len() > limit {
         return Err(Diagnostic::error(
             "file-too-large",
             file,
             Span::UNKNOWN,
             format!(
-                "file is {} bytes; the limit is {} bytes (1 MiB)",
+                "file is {} bytes; the limit is {limit} bytes ({} MiB)",
                 bytes.len(),
-                MAX_FILE_BYTES
+                limit / (1024 * 1024)
             ),
         )
         .with_help("split it, or remove what does not belong in the access repository"));
@@ -72,7 +87,7 @@ pub fn parse_yaml<T: DeserializeOwned>(file: &str, bytes: &[u8]) -> Result<T, Di
                 .with_help("fill it in, or delete it"),
         );
     }
-    serde_saphyr::from_str_with_options::<T>(text, options()).map_err(|e| schema_error(file, &e))
+    serde_saphyr::from_str_with_options::<T>(text, options(limit)).map_err(|e| schema_error(file, &e))
 }
 
 fn schema_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
@@ -82,6 +97,8 @@ fn schema_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
         "remove the field, or correct its spelling (`gatehouse schema` lists every field)"
     } else if message.contains("duplicate") {
         "keep one of the repeated keys"
+    } else if message.contains("Documents") {
+        "keep one YAML document per file (remove the extra `---`)"
     } else if message.contains("budget") || message.contains("limit") {
         "the file is larger or more deeply nested than any access file needs to be"
     } else if message.contains("boolean") {
@@ -106,6 +123,9 @@ fn clean_message(msg: &str) -> String {
     if let Some(rest) = cut.strip_prefix("duplicate mapping key: ") {
         let key = rest.split(", set ").next().unwrap_or(rest);
         return format!("duplicate key `{key}`");
+    }
+    if cut.contains("budget breached: Documents") {
+        return "the file holds more than one YAML document".to_string();
     }
     cut.to_string()
 }

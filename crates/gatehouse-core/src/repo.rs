@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::{GrantFile, Request, RequestFile, Resource, Settings, TosList};
-use crate::parse::{parse_yaml, MAX_FILE_BYTES};
+use crate::parse::{MAX_FILE_BYTES, MAX_TOS_BYTES, parse_yaml, parse_yaml_limited};
 use crate::span::Span;
 
 pub const SETTINGS_FILE: &str = "gatehouse.yml";
@@ -110,7 +110,7 @@ impl Repo {
             FileKind::Grant => parse_yaml::<GrantFile>(&path, bytes).map(|value| {
                 self.grants.push(Loaded { path, value });
             }),
-            FileKind::Tos => parse_yaml::<TosList>(&path, bytes).map(|value| {
+            FileKind::Tos => parse_yaml_limited::<TosList>(&path, bytes, MAX_TOS_BYTES).map(|value| {
                 self.tos = Some(Loaded { path, value });
             }),
             FileKind::Request => parse_yaml::<RequestFile>(&path, bytes).map(|file| {
@@ -152,7 +152,7 @@ impl Repo {
 /// Why a directory could not be read as an access repository at all.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{path}: cannot read the access repository: {source}")]
+    #[error("{path}: cannot read the access repository")]
     Io {
         path: PathBuf,
         #[source]
@@ -220,8 +220,8 @@ pub fn load_dir(root: &Path) -> Result<Repo, LoadError> {
 
     for rel in candidates {
         // A linked folder (`people/` pointing elsewhere) is as much an escape as a linked file.
-        if let Some(link) = linked_parent(root, &rel) {
-            errors.push(symlink_error(&link));
+        if let Some(problem) = parent_problem(root, &rel) {
+            errors.push(problem);
             continue;
         }
         let full = root.join(&rel);
@@ -237,16 +237,21 @@ pub fn load_dir(root: &Path) -> Result<Repo, LoadError> {
         if !meta.is_file() {
             continue;
         }
-        if meta.len() > MAX_FILE_BYTES as u64 {
+        let limit = if rel == TOS_FILE {
+            MAX_TOS_BYTES
+        } else {
+            MAX_FILE_BYTES
+        };
+        if meta.len() > limit as u64 {
             errors.push(
                 Diagnostic::error(
                     "file-too-large",
                     rel.as_str(),
                     Span::UNKNOWN,
                     format!(
-                        "file is {} bytes; the limit is {} bytes (1 MiB)",
+                        "file is {} bytes; the limit is {limit} bytes ({} MiB)",
                         meta.len(),
-                        MAX_FILE_BYTES
+                        limit / (1024 * 1024)
                     ),
                 )
                 .with_help("split it, or remove what does not belong in the access repository"),
@@ -255,7 +260,7 @@ pub fn load_dir(root: &Path) -> Result<Repo, LoadError> {
         }
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         fs::File::open(&full)
-            .and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
+            .and_then(|f| f.take(limit as u64 + 1).read_to_end(&mut bytes))
             .map_err(|e| io(&full, e))?;
         sources.push((rel, bytes));
     }
@@ -265,8 +270,8 @@ pub fn load_dir(root: &Path) -> Result<Repo, LoadError> {
     Ok(repo)
 }
 
-/// The first folder on the way to `rel` (inside `root`) that is a symbolic link.
-fn linked_parent(root: &Path, rel: &str) -> Option<String> {
+/// A folder on the way to `rel` (inside `root`) that is a symbolic link or not a folder.
+fn parent_problem(root: &Path, rel: &str) -> Option<Diagnostic> {
     let mut prefix = String::new();
     let parts: Vec<&str> = rel.split('/').collect();
     for part in &parts[..parts.len().saturating_sub(1)] {
@@ -274,8 +279,17 @@ fn linked_parent(root: &Path, rel: &str) -> Option<String> {
             prefix.push('/');
         }
         prefix.push_str(part);
-        if fs::symlink_metadata(root.join(&prefix)).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Some(prefix);
+        match fs::symlink_metadata(root.join(&prefix)) {
+            Ok(m) if m.file_type().is_symlink() => return Some(symlink_error(&prefix)),
+            Ok(m) if !m.is_dir() => {
+                return Some(Diagnostic::error(
+                    "not-a-directory",
+                    prefix.as_str(),
+                    Span::UNKNOWN,
+                    format!("`{prefix}` must be a directory"),
+                ));
+            }
+            _ => {}
         }
     }
     None

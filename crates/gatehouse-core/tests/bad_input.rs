@@ -66,12 +66,18 @@ fn the_valid_repository_passes() {
 #[test]
 fn malformed_yaml() {
     let path = "requests/numpy.yml";
-    let diags = check_with(path, b"action: grant\nprojects: [\"numpy]\nresources: [gpu]\n");
+    let diags = check_with(
+        path,
+        b"action: grant\nprojects: [\"numpy]\nresources: [gpu]\n",
+    );
     let d = error_in(&diags, path, "schema");
     assert_eq!(at(d), (2, 12), "{d:?}");
     assert!(d.message.contains("quote"), "{d:?}");
 
-    let diags = check_with(path, b"action: grant\n  projects: [numpy]\n resources: [gpu]\n");
+    let diags = check_with(
+        path,
+        b"action: grant\n  projects: [numpy]\n resources: [gpu]\n",
+    );
     assert_eq!(at(error_in(&diags, path, "schema")), (2, 11));
 }
 
@@ -135,7 +141,10 @@ fn a_file_over_one_mib() {
     // Exactly 1 MiB is still read.
     bytes.truncate(1024 * 1024);
     let diags = check_with(path, &bytes);
-    assert!(!diags.iter().any(|d| d.code == "file-too-large"), "{diags:#?}");
+    assert!(
+        !diags.iter().any(|d| d.code == "file-too-large"),
+        "{diags:#?}"
+    );
 }
 
 #[test]
@@ -146,7 +155,10 @@ fn bytes_that_are_not_utf8() {
     assert_eq!(at(d), (3, 16), "{d:?}");
 
     // Columns count characters: `é` before the bad byte is one column.
-    let diags = check_with(path, b"project: numpy\ngrants:\n  - resource: \xc3\xa9\xff\n");
+    let diags = check_with(
+        path,
+        b"project: numpy\ngrants:\n  - resource: \xc3\xa9\xff\n",
+    );
     assert_eq!(at(error_in(&diags, path, "not-utf8")), (3, 16));
 
     // A truncated multi-byte character at the very end.
@@ -187,7 +199,11 @@ fn an_alias_bomb_is_refused_quickly() {
     assert!(d.message.contains("budget"), "{d:?}");
     assert!(d.span.is_known(), "{d:?}");
 
-    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -208,7 +224,11 @@ fn deep_nesting_is_refused() {
     let diags = check_with(path, deep.as_bytes());
     error_in(&diags, path, "schema");
 
-    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -227,9 +247,18 @@ fn a_path_as_project_name_in_a_grant() {
 fn a_path_as_project_name_in_a_request() {
     let path = "requests/passwd.yml";
     for (text, column) in [
-        ("action: grant\nprojects: [../../etc/passwd]\nresources: [gpu]\n", 12),
-        ("action: revoke\nprojects: [../../etc/passwd]\nresources: [gpu]\n", 12),
-        ("action: cirun\nfeedstocks: [../../etc/passwd]\nresources: [gpu]\n", 14),
+        (
+            "action: grant\nprojects: [../../etc/passwd]\nresources: [gpu]\n",
+            12,
+        ),
+        (
+            "action: revoke\nprojects: [../../etc/passwd]\nresources: [gpu]\n",
+            12,
+        ),
+        (
+            "action: cirun\nfeedstocks: [../../etc/passwd]\nresources: [gpu]\n",
+            14,
+        ),
     ] {
         let diags = check_with(path, text.as_bytes());
         let d = error_in(&diags, path, "project-name");
@@ -242,7 +271,11 @@ fn a_path_as_project_name_in_a_request() {
 
 #[test]
 fn an_empty_file() {
-    for path in ["grants/numpy.yml", "requests/numpy.yml", "resources/cpu.yml"] {
+    for path in [
+        "grants/numpy.yml",
+        "requests/numpy.yml",
+        "resources/cpu.yml",
+    ] {
         for text in ["", "\n\n", "   \n", "# nothing yet\n"] {
             let diags = check_with(path, text.as_bytes());
             error_in(&diags, path, "empty-file");
@@ -305,8 +338,16 @@ fn load_dir_reports_symlinks_without_following_them() {
         "evil.yml",
         "project: evil\ngrants:\n  - resource: gpu\n    granted: 2026-03-01\n    expires: 2027-03-01\n",
     );
-    write(outside.path(), "requests/evil.yml", "action: grant\nprojects: [evil]\nresources: [gpu]\n");
-    symlink(outside.path().join("evil.yml"), root.join("grants/evil.yml")).expect("symlink");
+    write(
+        outside.path(),
+        "requests/evil.yml",
+        "action: grant\nprojects: [evil]\nresources: [gpu]\n",
+    );
+    symlink(
+        outside.path().join("evil.yml"),
+        root.join("grants/evil.yml"),
+    )
+    .expect("symlink");
     symlink(outside.path().join("requests"), root.join("requests")).expect("symlink");
 
     let before = snapshot(root);
@@ -315,7 +356,12 @@ fn load_dir_reports_symlinks_without_following_them() {
     assert_eq!(snapshot(root), before, "load_dir changed the repository");
     assert_eq!(snapshot(outside.path()), before_outside);
 
-    assert!(loaded.grants.iter().all(|g| g.value.project.value != "evil"));
+    assert!(
+        loaded
+            .grants
+            .iter()
+            .all(|g| g.value.project.value != "evil")
+    );
     assert!(loaded.requests.is_empty());
     let diags = check::run_all(&loaded, TODAY).sorted();
     for path in ["grants/evil.yml", "requests"] {
@@ -325,13 +371,15 @@ fn load_dir_reports_symlinks_without_following_them() {
             .unwrap_or_else(|| panic!("{path} not reported: {diags:#?}"));
         assert_eq!((d.code, d.severity), ("symlink", Severity::Error), "{d:?}");
     }
-    let errors: Vec<_> = diags.iter().filter(|d| d.severity == Severity::Error).collect();
+    let errors: Vec<_> = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
     assert_eq!(errors.len(), 2, "{errors:#?}");
 }
 
-/// `people/` is not checked for being a link the way `grants/` is, and `symlink_metadata` only
-/// looks at the last component of `people/tos.yml`: the ToS list is read from wherever
-/// `people` points.
+/// `symlink_metadata` looks only at the last component of `people/tos.yml`, so a linked `people/`
+/// folder must be caught on its own, or the ToS list is read from wherever it points.
 #[cfg(unix)]
 #[test]
 fn load_dir_does_not_follow_a_symlinked_people_directory() {
@@ -350,7 +398,30 @@ fn load_dir_does_not_follow_a_symlinked_people_directory() {
     assert!(loaded.tos.is_none(), "read {:?}", loaded.tos);
     let diags = check::run_all(&loaded, TODAY).sorted();
     assert!(
-        diags.iter().any(|d| d.code == "symlink" && d.file.starts_with("people")),
+        diags
+            .iter()
+            .any(|d| d.code == "symlink" && d.file.starts_with("people")),
+        "{diags:#?}"
+    );
+}
+
+/// A file where a folder of the layout belongs is reported, as `resources` is; today `people`
+/// makes the whole load fail with "Not a directory (os error 20)".
+#[test]
+fn load_dir_reports_a_file_where_people_belongs() {
+    let repo_dir = tempfile::tempdir().expect("tempdir");
+    let root = repo_dir.path();
+    for (rel, contents) in VALID {
+        write(root, rel, contents);
+    }
+    write(root, "people", "not a folder\n");
+
+    let loaded = repo::load_dir(root).expect("the repository loads");
+    let diags = check::run_all(&loaded, TODAY).sorted();
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.code == "not-a-directory" && d.file == "people"),
         "{diags:#?}"
     );
 }
@@ -362,7 +433,11 @@ fn load_dir_changes_nothing() {
     for (rel, contents) in VALID {
         write(root, rel, contents);
     }
-    write(root, "requests/numpy.yml", "action: grant\nprojects: [numpy]\nresources: [gpu]\n");
+    write(
+        root,
+        "requests/numpy.yml",
+        "action: grant\nprojects: [numpy]\nresources: [gpu]\n",
+    );
     write(root, "requests/broken.yml", "action: [\n");
     write(root, "grants/empty.yml", "");
     write(root, "README.md", "not part of the layout\n");

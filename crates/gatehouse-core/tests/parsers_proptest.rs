@@ -176,7 +176,15 @@ fn grant() -> impl Strategy<Value = Grant> {
         proptest::option::of(proptest::collection::vec(spanned(tricky_string()), 0..3)),
     )
         .prop_map(
-            |(resource, (pull_request, forks, send_pr), granted, expires, request, approved_by, users)| Grant {
+            |(
+                resource,
+                (pull_request, forks, send_pr),
+                granted,
+                expires,
+                request,
+                approved_by,
+                users,
+            )| Grant {
                 resource,
                 pull_request,
                 forks,
@@ -191,7 +199,10 @@ fn grant() -> impl Strategy<Value = Grant> {
 }
 
 fn grant_file() -> impl Strategy<Value = GrantFile> {
-    (spanned(project_name()), proptest::collection::vec(grant(), 0..4))
+    (
+        spanned(project_name()),
+        proptest::collection::vec(grant(), 0..4),
+    )
         .prop_map(|(project, grants)| GrantFile { project, grants })
 }
 

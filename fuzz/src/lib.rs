@@ -1,0 +1,73 @@
+//! What the fuzz targets share: a small, valid access repository that a fuzzed file is added to,
+//! so that the checks run against the fuzzed file with something to compare it to.
+
+use std::sync::OnceLock;
+
+use gatehouse_core::{Repo, Severity, check};
+use jiff::civil::date;
+
+/// Fixed files around the fuzzed one. They pass `gatehouse check` on their own.
+const FIXED: &[(&str, &str)] = &[
+    (
+        "gatehouse.yml",
+        "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n  namespace: { kind: github-app, installation_id: 1 }\n",
+    ),
+    (
+        "resources/cirun-openstack-gpu-large.yml",
+        "name: cirun-openstack-gpu-large\nprovider: cirun\nlabels: [cirun-openstack-gpu-large]\nmax_duration: 1y\nusers: { require_tos: true }\n",
+    ),
+    (
+        "resources/namespace.yml",
+        "name: namespace\nprovider: namespace\nlabels: [namespace-profile-linux]\n",
+    ),
+    (
+        "grants/pytorch-cpu.yml",
+        "project: pytorch-cpu\ngrants:\n  - resource: cirun-openstack-gpu-large\n    granted: 2026-03-01\n    expires: 2027-03-01\n",
+    ),
+    (
+        "people/tos.yml",
+        "- { github: jaimergp, id: 2559438, accepted: 2026-01-15 }\n",
+    ),
+];
+
+/// The fixed files, parsed once: parsing them again on every input would take most of the
+/// fuzzer's time.
+fn fixed_repo() -> &'static Repo {
+    static REPO: OnceLock<Repo> = OnceLock::new();
+    REPO.get_or_init(|| {
+        let repo = Repo::from_sources(FIXED.iter().map(|(p, c)| (*p, c.as_bytes())));
+        let diags = check::run_all(&repo, date(2026, 11, 28));
+        assert!(
+            diags.is_empty(),
+            "the fixed files do not pass: {:?}",
+            diags.sorted()
+        );
+        repo
+    })
+}
+
+/// Loads the fixed repository plus `data` at `path` and runs every offline check, as
+/// `gatehouse check` does. Panics (the fuzzer's finding) if a diagnostic is malformed.
+pub fn check_with(path: &str, data: &[u8]) {
+    // The same as `Repo::from_sources` over the fixed files and this one.
+    let one = Repo::from_sources([(path, data)]);
+    let mut repo = fixed_repo().clone();
+    repo.grants.extend(one.grants);
+    repo.requests.extend(one.requests);
+    repo.load_errors.extend(one.load_errors);
+    repo.grants.sort_by(|a, b| a.path.cmp(&b.path));
+    repo.requests.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let diags = check::run_all(&repo, date(2026, 11, 28));
+    for d in diags.sorted() {
+        assert!(!d.message.is_empty(), "empty message: {d:?}");
+        if d.severity == Severity::Error {
+            assert!(!d.file.is_empty(), "error without a file: {d:?}");
+        }
+        // Only the fuzzed file can be wrong; the fixed ones are valid (a duplicate grant is
+        // reported in whichever of the two files sorts last).
+        if d.severity == Severity::Error && d.file != path {
+            assert_eq!(d.code, "duplicate-grant", "error in a fixed file: {d:?}");
+        }
+    }
+}
