@@ -12,7 +12,10 @@ macro_rules! conda_forge_files {
 /// The `init` tests compare this with the folder, so a file missing here fails them.
 pub const CONDA_FORGE: &[(&str, &str)] = conda_forge_files![
     ".github/PULL_REQUEST_TEMPLATE.md",
+    ".github/workflows/apply.yml",
+    ".github/workflows/approvals.yml",
     ".github/workflows/check.yml",
+    ".github/workflows/expire.yml",
     "README.md",
     "gatehouse.yml",
     "grants/conda-smithy.yml",
@@ -53,7 +56,10 @@ pub const CONDA_FORGE: &[(&str, &str)] = conda_forge_files![
 /// Files the skeleton shares with the example word for word: nothing in them is conda-forge's.
 const SHARED: &[&str] = &[
     ".github/PULL_REQUEST_TEMPLATE.md",
+    ".github/workflows/apply.yml",
+    ".github/workflows/approvals.yml",
     ".github/workflows/check.yml",
+    ".github/workflows/expire.yml",
 ];
 
 /// `{org}` is replaced by the organisation.

@@ -106,7 +106,7 @@ pub fn text(plan: &Plan) -> String {
     out
 }
 
-fn markdown(plan: &Plan) -> String {
+pub fn markdown(plan: &Plan) -> String {
     let mut out = String::from("### gatehouse plan\n\n");
     if plan.ledger.is_empty() && plan.providers.is_empty() && plan.skipped.is_empty() {
         out.push_str("Nothing to do: the ledger and the providers are up to date.\n");

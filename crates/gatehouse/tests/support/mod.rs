@@ -1,4 +1,5 @@
-//! Loopback fakes of the parts of GitHub's and Cirun's APIs that `apply` and `doctor` use.
+//! Loopback fakes of the parts of GitHub's and Cirun's APIs that `apply`, `doctor` and
+//! `approvals` use.
 //! Each keeps state like the real service, counts every call, and injects faults on demand:
 //! a status (500, ...), 429 with `Retry-After`, a dropped connection, and small pages so that
 //! listings need a second page.
@@ -140,6 +141,38 @@ pub struct GitHubState {
     /// What `GET /repos/{o}/{r}/commits/{sha}/pulls` answers for every commit, and the
     /// reviews of that pull request.
     pub merged_pull: Option<(u64, Vec<&'static str>)>,
+    /// Open pull requests by number: author, head, changed files and reviews.
+    pub pulls: BTreeMap<u64, FakePull>,
+    /// Team slug -> member logins. A team not listed answers 404.
+    pub teams: BTreeMap<String, Vec<String>>,
+    /// Issue and pull request comments by id, each with its `issue_number`.
+    pub comments: BTreeMap<u64, Value>,
+    /// Commit statuses in the order they were set: (sha, the status as posted).
+    pub statuses: Vec<(String, Value)>,
+    /// (lower-cased `owner/name`, lower-cased login) -> role; anyone else has `none`.
+    pub permissions: BTreeMap<(String, String), String>,
+}
+
+/// A pull request as the fake serves it.
+#[derive(Clone, Debug, Default)]
+pub struct FakePull {
+    pub author: String,
+    pub head_sha: String,
+    /// Changed paths.
+    pub files: Vec<String>,
+    /// Reviews, oldest first.
+    pub reviews: Vec<Value>,
+}
+
+impl FakePull {
+    pub fn new(author: &str, head_sha: &str, files: &[&str]) -> Self {
+        FakePull {
+            author: author.to_string(),
+            head_sha: head_sha.to_string(),
+            files: files.iter().map(|f| f.to_string()).collect(),
+            reviews: Vec::new(),
+        }
+    }
 }
 
 pub struct FakeGitHub {
@@ -175,6 +208,47 @@ impl FakeGitHub {
             .map(|(_, ids)| ids.clone())
             .unwrap_or_default();
         names(&s, &ids)
+    }
+
+    /// Adds a review (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`, `DISMISSED`) of `commit`.
+    pub fn review(&self, pull: u64, login: &str, state: &str, commit: &str) {
+        let mut s = self.state.lock().unwrap();
+        let p = s
+            .pulls
+            .get_mut(&pull)
+            .expect("no such pull request in the fake");
+        let id = p.reviews.len() as u64 + 1;
+        p.reviews.push(json!({
+            "id": id,
+            "user": { "login": login, "type": "User" },
+            "state": state,
+            "commit_id": commit,
+            "submitted_at": format!("2026-11-27T10:{id:02}:00Z"),
+        }));
+    }
+
+    /// The comments on issue or pull request `number`, oldest first.
+    pub fn comments(&self, number: u64) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .comments
+            .values()
+            .filter(|c| c["issue_number"] == number)
+            .cloned()
+            .collect()
+    }
+
+    /// The statuses set on `sha` with `context`, oldest first.
+    pub fn statuses(&self, sha: &str, context: &str) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .statuses
+            .iter()
+            .filter(|(s, v)| s == sha && v["context"] == context)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     pub fn issues(&self) -> Vec<Value> {
@@ -217,7 +291,7 @@ fn page(
     uri: &Uri,
     headers: &HeaderMap,
     q: &Q,
-    field: &str,
+    field: Option<&str>,
     items: Vec<Value>,
 ) -> Response {
     let per_page: usize = q.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
@@ -229,7 +303,10 @@ fn page(
         .skip((n - 1) * per_page)
         .take(per_page)
         .collect();
-    let mut resp = axum::Json(json!({ "total_count": total, field: chunk })).into_response();
+    let mut resp = match field {
+        Some(field) => axum::Json(json!({ "total_count": total, field: chunk })).into_response(),
+        None => axum::Json(chunk).into_response(),
+    };
     if n * per_page < total {
         let host = headers
             .get("host")
@@ -282,7 +359,7 @@ async fn gh_installation_repos(
         };
         listed(&s, ids)
     };
-    page(&f, &uri, &h, &q, "repositories", items)
+    page(&f, &uri, &h, &q, Some("repositories"), items)
 }
 
 fn listed(s: &GitHubState, ids: &BTreeSet<u64>) -> Vec<Value> {
@@ -343,7 +420,7 @@ async fn gh_runner_groups(
         .iter()
         .map(|(id, (name, _))| json!({ "id": id, "name": name, "visibility": "selected" }))
         .collect();
-    page(&f, &uri, &h, &q, "runner_groups", items)
+    page(&f, &uri, &h, &q, Some("runner_groups"), items)
 }
 
 async fn gh_group_repos(
@@ -387,7 +464,7 @@ async fn gh_group_repos(
         };
         listed(&s, ids)
     };
-    page(&f, &uri, &h, &q, "repositories", items)
+    page(&f, &uri, &h, &q, Some("repositories"), items)
 }
 
 async fn gh_rate_limit(State(f): Gh, m: Method, uri: Uri, h: HeaderMap) -> Response {
@@ -471,10 +548,15 @@ async fn gh_reviews(
     m: Method,
     uri: Uri,
     h: HeaderMap,
-    Path((_o, _r, _n)): Path<(String, String, u64)>,
+    q: Q,
+    Path((_o, _r, n)): Path<(String, String, u64)>,
 ) -> Response {
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
         return resp;
+    }
+    let open = f.state.lock().unwrap().pulls.get(&n).cloned();
+    if let Some(pull) = open {
+        return page(&f, &uri, &h, &q, None, pull.reviews);
     }
     let reviews: Vec<Value> = f
         .state
@@ -488,6 +570,172 @@ async fn gh_reviews(
     axum::Json(reviews).into_response()
 }
 
+async fn gh_pull(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((_o, _r, n)): Path<(String, String, u64)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    match f.state.lock().unwrap().pulls.get(&n) {
+        Some(p) => axum::Json(json!({
+            "number": n,
+            "state": "open",
+            "user": { "login": p.author, "type": "User" },
+            "head": { "sha": p.head_sha },
+        }))
+        .into_response(),
+        None => error(404, "Not Found"),
+    }
+}
+
+async fn gh_pull_files(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    q: Q,
+    Path((_o, _r, n)): Path<(String, String, u64)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let Some(pull) = f.state.lock().unwrap().pulls.get(&n).cloned() else {
+        return error(404, "Not Found");
+    };
+    let items = pull
+        .files
+        .iter()
+        .map(|name| json!({ "filename": name, "status": "modified" }))
+        .collect();
+    page(&f, &uri, &h, &q, None, items)
+}
+
+async fn gh_team_members(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    q: Q,
+    Path((_org, team)): Path<(String, String)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let Some(members) = f.state.lock().unwrap().teams.get(&team).cloned() else {
+        return error(404, "Not Found");
+    };
+    let items = members
+        .iter()
+        .map(|login| json!({ "login": login, "type": "User" }))
+        .collect();
+    page(&f, &uri, &h, &q, None, items)
+}
+
+async fn gh_create_status(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((_o, _r, sha)): Path<(String, String, String)>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let valid_state = matches!(
+        body["state"].as_str(),
+        Some("error" | "failure" | "pending" | "success")
+    );
+    let description = body["description"].as_str().unwrap_or("");
+    if !valid_state || description.chars().count() > 140 {
+        return error(422, "Validation Failed");
+    }
+    f.state.lock().unwrap().statuses.push((sha, body.clone()));
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+async fn gh_issue_comments(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    q: Q,
+    Path((o, r, n)): Path<(String, String, u64)>,
+    body: Option<axum::Json<Value>>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    if m == Method::POST {
+        let Some(text) = body.and_then(|b| b.0["body"].as_str().map(str::to_string)) else {
+            return error(422, "body is required");
+        };
+        let mut s = f.state.lock().unwrap();
+        let id = 9000 + s.comments.len() as u64;
+        let comment = json!({
+            "id": id,
+            "issue_number": n,
+            "body": text,
+            "user": { "login": "github-actions[bot]", "type": "Bot" },
+            "html_url": format!("https://github.com/{o}/{r}/pull/{n}#issuecomment-{id}"),
+        });
+        s.comments.insert(id, comment.clone());
+        return (StatusCode::CREATED, axum::Json(comment)).into_response();
+    }
+    let items = f.comments(n);
+    page(&f, &uri, &h, &q, None, items)
+}
+
+async fn gh_edit_comment(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((_o, _r, id)): Path<(String, String, u64)>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let mut s = f.state.lock().unwrap();
+    let Some(comment) = s.comments.get_mut(&id) else {
+        return error(404, "Not Found");
+    };
+    if let Some(text) = body.get("body") {
+        comment["body"] = text.clone();
+    }
+    axum::Json(comment.clone()).into_response()
+}
+
+async fn gh_permission(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((o, r, login)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let key = (
+        format!("{o}/{r}").to_ascii_lowercase(),
+        login.to_ascii_lowercase(),
+    );
+    let permission = f
+        .state
+        .lock()
+        .unwrap()
+        .permissions
+        .get(&key)
+        .cloned()
+        .unwrap_or_else(|| "none".to_string());
+    axum::Json(json!({ "permission": permission, "user": { "login": login } })).into_response()
+}
+
 /// Starts a fake GitHub; returns its base URL.
 pub fn serve_github(fake: FakeGitHub) -> (String, Arc<FakeGitHub>) {
     let fake = Arc::new(fake);
@@ -497,6 +745,22 @@ pub fn serve_github(fake: FakeGitHub) -> (String, Arc<FakeGitHub>) {
         .route("/repos/{o}/{r}/issues/{n}", patch(gh_edit_issue))
         .route("/repos/{o}/{r}/commits/{sha}/pulls", get(gh_commit_pulls))
         .route("/repos/{o}/{r}/pulls/{n}/reviews", get(gh_reviews))
+        .route("/repos/{o}/{r}/pulls/{n}", get(gh_pull))
+        .route("/repos/{o}/{r}/pulls/{n}/files", get(gh_pull_files))
+        .route("/repos/{o}/{r}/statuses/{sha}", post(gh_create_status))
+        .route(
+            "/repos/{o}/{r}/issues/{n}/comments",
+            get(gh_issue_comments).post(gh_issue_comments),
+        )
+        .route(
+            "/repos/{o}/{r}/issues/comments/{id}",
+            patch(gh_edit_comment),
+        )
+        .route(
+            "/repos/{o}/{r}/collaborators/{u}/permission",
+            get(gh_permission),
+        )
+        .route("/orgs/{org}/teams/{team}/members", get(gh_team_members))
         .route(
             "/user/installations/{id}/repositories",
             get(gh_installation_repos),
