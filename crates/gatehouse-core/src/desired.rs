@@ -24,7 +24,9 @@ pub fn desired_state(repo: &Repo, today: Date) -> DesiredState {
             if g.expires.as_ref().is_some_and(|e| e.value.0 < today) {
                 continue;
             }
-            let Some(res) = repo.resource(&g.resource) else { continue };
+            let Some(res) = repo.resource(&g.resource) else {
+                continue;
+            };
             out.entry(res.provider.value.clone())
                 .or_default()
                 .entry(res.name.value.clone())

@@ -145,14 +145,22 @@ impl Diagnostics {
     /// Sorted by file, line, column, then severity and code, with exact repeats removed.
     pub fn sorted(mut self) -> Vec<Diagnostic> {
         self.items.sort_by(|a, b| {
-            (&a.file, a.span.line, a.span.column, a.severity, a.code, &a.message).cmp(&(
-                &b.file,
-                b.span.line,
-                b.span.column,
-                b.severity,
-                b.code,
-                &b.message,
-            ))
+            (
+                &a.file,
+                a.span.line,
+                a.span.column,
+                a.severity,
+                a.code,
+                &a.message,
+            )
+                .cmp(&(
+                    &b.file,
+                    b.span.line,
+                    b.span.column,
+                    b.severity,
+                    b.code,
+                    &b.message,
+                ))
         });
         self.items.dedup();
         self.items

@@ -26,7 +26,9 @@ pub enum DurationUnit {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a duration: write a whole number and a unit, like `90d`, `12w`, `6m` or `1y`")]
+#[error(
+    "`{0}` is not a duration: write a whole number and a unit, like `90d`, `12w`, `6m` or `1y`"
+)]
 pub struct DurationError(String);
 
 impl GrantDuration {
@@ -168,7 +170,16 @@ mod tests {
         assert_eq!(y.end_from(date(2028, 2, 29)), Some(date(2029, 2, 28)));
         let m: GrantDuration = "6m".parse().unwrap();
         assert_eq!(m.end_from(date(2026, 8, 31)), Some(date(2027, 2, 28)));
-        for bad in ["", "d", "0d", "10", "10 days", "-3d", "1.5y", "99999999999d"] {
+        for bad in [
+            "",
+            "d",
+            "0d",
+            "10",
+            "10 days",
+            "-3d",
+            "1.5y",
+            "99999999999d",
+        ] {
             assert!(bad.parse::<GrantDuration>().is_err(), "{bad}");
         }
     }

@@ -55,7 +55,11 @@ pub fn generate(spec: FixtureSpec) -> Vec<(String, String)> {
             8 << (i % 4)
         );
         let _ = writeln!(y, "max_duration: 1y");
-        let _ = writeln!(y, "users: {{ roles: [admin, maintain, write], require_tos: {} }}", i % 2 == 0);
+        let _ = writeln!(
+            y,
+            "users: {{ roles: [admin, maintain, write], require_tos: {} }}",
+            i % 2 == 0
+        );
         let _ = writeln!(
             y,
             "quota: {{ project_minutes_per_month: 3000, minutes_per_month: 20000, concurrency: 4 }}"
@@ -94,7 +98,8 @@ pub fn generate(spec: FixtureSpec) -> Vec<(String, String)> {
         let _ = writeln!(y, "grants:");
         for r in list {
             let granted = spec.today - jiff::Span::new().days(rng.i64(0..300));
-            let expires = (granted + jiff::Span::new().years(1)) - jiff::Span::new().days(rng.i64(0..30));
+            let expires =
+                (granted + jiff::Span::new().years(1)) - jiff::Span::new().days(rng.i64(0..30));
             let _ = writeln!(y, "  - resource: {}", resources[*r]);
             let _ = writeln!(y, "    pull_request: {}", rng.bool());
             let _ = writeln!(y, "    granted: {granted}");
@@ -156,7 +161,11 @@ pub fn generate(spec: FixtureSpec) -> Vec<(String, String)> {
     let mut tos = String::with_capacity(TOS * scale * 48);
     for (i, login) in logins.iter().enumerate() {
         let day = spec.today - jiff::Span::new().days(rng.i64(1..1000));
-        let _ = writeln!(tos, "- {{ github: {login}, id: {}, accepted: {day} }}", 1_000_000 + i * 7);
+        let _ = writeln!(
+            tos,
+            "- {{ github: {login}, id: {}, accepted: {day} }}",
+            1_000_000 + i * 7
+        );
     }
     files.push(("people/tos.yml".to_string(), tos));
 

@@ -82,8 +82,14 @@ impl fmt::Display for LedgerChange {
             } => write!(
                 f,
                 "+ grant   {project}: {resource}{}{} ({request})",
-                if *pull_request { ", pull requests too" } else { "" },
-                expires.as_ref().map_or(String::new(), |e| format!(", until {e}"))
+                if *pull_request {
+                    ", pull requests too"
+                } else {
+                    ""
+                },
+                expires
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(", until {e}"))
             ),
             LedgerChange::Renew {
                 project,
@@ -141,7 +147,10 @@ pub fn plan_requests(
             .iter()
             .filter(|d| d.file == path && d.severity == crate::Severity::Error)
             .count();
-        let Some(req) = (errors == 0).then_some(entry.value.request.as_ref()).flatten() else {
+        let Some(req) = (errors == 0)
+            .then_some(entry.value.request.as_ref())
+            .flatten()
+        else {
             plan.skipped.push((
                 path.to_string(),
                 format!("{} error(s); `gatehouse check` lists them", errors.max(1)),
@@ -152,9 +161,14 @@ pub fn plan_requests(
         let request_ref = origin.url.clone().unwrap_or_else(|| path.to_string());
         for project in &req.projects {
             for resource in &req.resources {
-                let Some(res) = repo.resource(resource) else { continue };
+                let Some(res) = repo.resource(resource) else {
+                    continue;
+                };
                 let existing = held.get(&(project.as_str(), resource.as_str()));
-                let default_end = res.max_duration.as_ref().and_then(|m| m.value.end_from(today));
+                let default_end = res
+                    .max_duration
+                    .as_ref()
+                    .and_then(|m| m.value.end_from(today));
                 let expires = req.expires.as_ref().map(|e| e.value.0).or(default_end);
                 match (req.action.value, existing) {
                     (RequestAction::Grant, None) => {
@@ -263,12 +277,20 @@ pub fn apply_changes(repo: &Repo, changes: &[LedgerChange]) -> BTreeMap<String, 
         }
         match change {
             LedgerChange::Grant { grant, .. } => {
-                if !file.grants.iter().any(|g| g.resource.value == grant.resource.value) {
+                if !file
+                    .grants
+                    .iter()
+                    .any(|g| g.resource.value == grant.resource.value)
+                {
                     file.grants.push((**grant).clone());
                 }
             }
             LedgerChange::Renew { resource, to, .. } => {
-                if let Some(g) = file.grants.iter_mut().find(|g| g.resource.as_str() == resource) {
+                if let Some(g) = file
+                    .grants
+                    .iter_mut()
+                    .find(|g| g.resource.as_str() == resource)
+                {
                     g.expires = to
                         .as_ref()
                         .and_then(|t| t.parse::<Day>().ok())

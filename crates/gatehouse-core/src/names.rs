@@ -5,14 +5,7 @@ pub const MAX_PROJECT_NAME: usize = 100;
 
 /// Labels that every self-hosted runner carries; they never route a job to a resource by
 /// themselves, and a resource may not claim them.
-pub const GENERIC_LABELS: &[&str] = &[
-    "self-hosted",
-    "linux",
-    "x64",
-    "windows",
-    "macos",
-    "arm64",
-];
+pub const GENERIC_LABELS: &[&str] = &["self-hosted", "linux", "x64", "windows", "macos", "arm64"];
 
 /// Why a project name is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -74,16 +67,29 @@ mod tests {
 
     #[test]
     fn project_names_follow_the_pattern() {
-        for ok in ["pytorch-cpu", "a", "0ad", "ray.packages", "x_y", &"a".repeat(100)] {
+        for ok in [
+            "pytorch-cpu",
+            "a",
+            "0ad",
+            "ray.packages",
+            "x_y",
+            &"a".repeat(100),
+        ] {
             assert_eq!(validate_project_name(ok), Ok(()), "{ok}");
         }
         assert_eq!(validate_project_name(""), Err(NameError::Empty));
-        assert_eq!(validate_project_name("../../etc/passwd"), Err(NameError::BadStart));
+        assert_eq!(
+            validate_project_name("../../etc/passwd"),
+            Err(NameError::BadStart)
+        );
         assert_eq!(validate_project_name(".."), Err(NameError::BadStart));
         assert_eq!(validate_project_name("a/b"), Err(NameError::BadChar));
         assert_eq!(validate_project_name("a b"), Err(NameError::BadChar));
         assert_eq!(validate_project_name("naïve"), Err(NameError::BadChar));
-        assert_eq!(validate_project_name(&"a".repeat(101)), Err(NameError::TooLong));
+        assert_eq!(
+            validate_project_name(&"a".repeat(101)),
+            Err(NameError::TooLong)
+        );
     }
 
     #[test]
@@ -92,7 +98,10 @@ mod tests {
             label_key("cirun-openstack-gpu-large--8075232475-linux_64"),
             "cirun-openstack-gpu-large"
         );
-        assert_eq!(label_key("Cirun-OpenStack-GPU-Large"), "cirun-openstack-gpu-large");
+        assert_eq!(
+            label_key("Cirun-OpenStack-GPU-Large"),
+            "cirun-openstack-gpu-large"
+        );
         assert_eq!(label_key("a--b--c"), "a");
         assert!(is_generic_label("Self-Hosted"));
         assert!(!is_generic_label("cirun-openstack-gpu-large"));

@@ -87,11 +87,15 @@ pub fn parse_yaml_limited<T: DeserializeOwned>(
                 .with_help("fill it in, or delete it"),
         );
     }
-    serde_saphyr::from_str_with_options::<T>(text, options(limit)).map_err(|e| schema_error(file, &e))
+    serde_saphyr::from_str_with_options::<T>(text, options(limit))
+        .map_err(|e| schema_error(file, &e))
 }
 
 fn schema_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
-    let span = e.location().map(Span::from_location).unwrap_or(Span::UNKNOWN);
+    let span = e
+        .location()
+        .map(Span::from_location)
+        .unwrap_or(Span::UNKNOWN);
     let message = clean_message(&e.to_string());
     let help = if message.contains("unknown field") {
         "remove the field, or correct its spelling (`gatehouse schema` lists every field)"

@@ -110,9 +110,11 @@ impl Repo {
             FileKind::Grant => parse_yaml::<GrantFile>(&path, bytes).map(|value| {
                 self.grants.push(Loaded { path, value });
             }),
-            FileKind::Tos => parse_yaml_limited::<TosList>(&path, bytes, MAX_TOS_BYTES).map(|value| {
-                self.tos = Some(Loaded { path, value });
-            }),
+            FileKind::Tos => {
+                parse_yaml_limited::<TosList>(&path, bytes, MAX_TOS_BYTES).map(|value| {
+                    self.tos = Some(Loaded { path, value });
+                })
+            }
             FileKind::Request => parse_yaml::<RequestFile>(&path, bytes).map(|file| {
                 let request = match file.normalize() {
                     Ok(r) => Some(r),

@@ -76,7 +76,11 @@ fn check_with(changes: &[(&str, Option<&str>)]) -> Vec<Diagnostic> {
 fn only(diags: &[Diagnostic], code: &str, severity: Severity, file: &str, line: u32) -> Diagnostic {
     assert_eq!(diags.len(), 1, "expected one finding, got {diags:#?}");
     let d = &diags[0];
-    assert_eq!((d.code, d.severity, d.file.as_str(), d.span.line), (code, severity, file, line), "{d:#?}");
+    assert_eq!(
+        (d.code, d.severity, d.file.as_str(), d.span.line),
+        (code, severity, file, line),
+        "{d:#?}"
+    );
     assert!(d.help.is_some(), "every finding says what to do: {d:#?}");
     d.clone()
 }
@@ -90,11 +94,17 @@ fn the_base_repository_is_clean() {
 fn schema_errors_point_at_line_and_column() {
     let d = check_with(&[(
         "grants/pytorch-cpu.yml",
-        Some("project: pytorch-cpu\ngrants:\n  - resource: gpu-large\n    granted: 2026-03-01\n    expire: 2027-03-01\n"),
+        Some(
+            "project: pytorch-cpu\ngrants:\n  - resource: gpu-large\n    granted: 2026-03-01\n    expire: 2027-03-01\n",
+        ),
     )]);
     let d = only(&d, "schema", Severity::Error, "grants/pytorch-cpu.yml", 5);
     assert_eq!(d.span.column, 5);
-    assert!(d.message.contains("unknown field `expire`"), "{}", d.message);
+    assert!(
+        d.message.contains("unknown field `expire`"),
+        "{}",
+        d.message
+    );
 }
 
 #[test]
@@ -108,7 +118,9 @@ fn missing_settings_is_an_error() {
 fn providers_need_their_kinds_fields() {
     let d = check_with(&[(
         "gatehouse.yml",
-        Some("org: conda-forge\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n  pool: { kind: runner-group }\n"),
+        Some(
+            "org: conda-forge\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n  pool: { kind: runner-group }\n",
+        ),
     )]);
     let d = only(&d, "settings", Severity::Error, "gatehouse.yml", 5);
     assert!(d.message.contains("needs `group`"), "{}", d.message);
@@ -118,7 +130,9 @@ fn providers_need_their_kinds_fields() {
 fn reviewers_must_be_able_to_approve() {
     let d = check_with(&[(
         "gatehouse.yml",
-        Some("org: conda-forge\nreviewers: { teams: [core], min_approvals: 0 }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n"),
+        Some(
+            "org: conda-forge\nreviewers: { teams: [core], min_approvals: 0 }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n",
+        ),
     )]);
     only(&d, "reviewers", Severity::Error, "gatehouse.yml", 2);
 }
@@ -138,7 +152,13 @@ fn grant_project_names_cannot_be_paths() {
         "grants/pytorch-cpu.yml",
         Some(&GRANT.replace("project: pytorch-cpu", "project: ../../etc/passwd")),
     )]);
-    let d = only(&d, "project-name", Severity::Error, "grants/pytorch-cpu.yml", 1);
+    let d = only(
+        &d,
+        "project-name",
+        Severity::Error,
+        "grants/pytorch-cpu.yml",
+        1,
+    );
     assert!(d.message.contains("../../etc/passwd"));
 }
 
@@ -151,7 +171,13 @@ fn grant_project_must_not_carry_the_repository_suffix() {
             Some(&GRANT.replace("pytorch-cpu", "pytorch-cpu-feedstock")),
         ),
     ]);
-    only(&d, "project-suffix", Severity::Error, "grants/pytorch-cpu-feedstock.yml", 1);
+    only(
+        &d,
+        "project-suffix",
+        Severity::Error,
+        "grants/pytorch-cpu-feedstock.yml",
+        1,
+    );
 }
 
 #[test]
@@ -160,7 +186,13 @@ fn grants_must_name_existing_resources() {
         "grants/pytorch-cpu.yml",
         Some(&GRANT.replace("resource: gpu-large", "resource: gpu-lrage")),
     )]);
-    let d = only(&d, "unknown-resource", Severity::Error, "grants/pytorch-cpu.yml", 3);
+    let d = only(
+        &d,
+        "unknown-resource",
+        Severity::Error,
+        "grants/pytorch-cpu.yml",
+        3,
+    );
     assert_eq!(d.span.column, 15);
     assert!(d.help.unwrap().contains("did you mean `gpu-large`"));
 }
@@ -171,7 +203,13 @@ fn resources_must_name_defined_providers() {
         "resources/cpu-large.yml",
         Some(&CPU.replace("provider: cirun", "provider: cirrun")),
     )]);
-    only(&d, "unknown-provider", Severity::Error, "resources/cpu-large.yml", 2);
+    only(
+        &d,
+        "unknown-provider",
+        Severity::Error,
+        "resources/cpu-large.yml",
+        2,
+    );
 }
 
 #[test]
@@ -189,7 +227,13 @@ fn a_resource_defined_twice_is_an_error() {
         "resources/cpu-large.yaml",
         Some("name: cpu-large\nprovider: cirun\nlabels: [cpu-other]\n"),
     )]);
-    only(&d, "duplicate-resource", Severity::Error, "resources/cpu-large.yml", 1);
+    only(
+        &d,
+        "duplicate-resource",
+        Severity::Error,
+        "resources/cpu-large.yml",
+        1,
+    );
 }
 
 #[test]
@@ -213,18 +257,38 @@ fn labels_conflict_case_insensitively_and_without_suffix() {
 fn generic_labels_cannot_select_a_resource() {
     let d = check_with(&[(
         "resources/cpu-large.yml",
-        Some("name: cpu-large\nprovider: cirun\nlabels: [cirun-openstack-cpu-large, Self-Hosted]\n"),
+        Some(
+            "name: cpu-large\nprovider: cirun\nlabels: [cirun-openstack-cpu-large, Self-Hosted]\n",
+        ),
     )]);
-    let d = only(&d, "generic-label", Severity::Error, "resources/cpu-large.yml", 3);
+    let d = only(
+        &d,
+        "generic-label",
+        Severity::Error,
+        "resources/cpu-large.yml",
+        3,
+    );
     assert_eq!(d.span.column, 37);
 }
 
 #[test]
 fn duplicate_grants_point_at_the_first() {
-    let twice = format!("{GRANT}  - resource: gpu-large\n    granted: 2026-04-01\n    expires: 2027-04-01\n");
+    let twice = format!(
+        "{GRANT}  - resource: gpu-large\n    granted: 2026-04-01\n    expires: 2027-04-01\n"
+    );
     let d = check_with(&[("grants/pytorch-cpu.yml", Some(&twice))]);
-    let d = only(&d, "duplicate-grant", Severity::Error, "grants/pytorch-cpu.yml", 8);
-    assert!(d.message.contains("grants/pytorch-cpu.yml:3"), "{}", d.message);
+    let d = only(
+        &d,
+        "duplicate-grant",
+        Severity::Error,
+        "grants/pytorch-cpu.yml",
+        8,
+    );
+    assert!(
+        d.message.contains("grants/pytorch-cpu.yml:3"),
+        "{}",
+        d.message
+    );
 }
 
 #[test]
@@ -233,7 +297,13 @@ fn expiry_before_grant_is_an_error() {
         "grants/pytorch-cpu.yml",
         Some(&GRANT.replace("expires: 2027-03-01", "expires: 2026-02-01")),
     )]);
-    only(&d, "expires-before-granted", Severity::Error, "grants/pytorch-cpu.yml", 6);
+    only(
+        &d,
+        "expires-before-granted",
+        Severity::Error,
+        "grants/pytorch-cpu.yml",
+        6,
+    );
 }
 
 #[test]
@@ -242,7 +312,13 @@ fn expiry_beyond_max_duration_is_an_error() {
         "grants/pytorch-cpu.yml",
         Some(&GRANT.replace("expires: 2027-03-01", "expires: 2027-03-02")),
     )]);
-    let d = only(&d, "expires-beyond-max", Severity::Error, "grants/pytorch-cpu.yml", 6);
+    let d = only(
+        &d,
+        "expires-beyond-max",
+        Severity::Error,
+        "grants/pytorch-cpu.yml",
+        6,
+    );
     assert!(d.help.unwrap().contains("2027-03-01"));
 }
 
@@ -252,16 +328,32 @@ fn a_grant_of_a_time_limited_resource_needs_an_expiry() {
         "grants/pytorch-cpu.yml",
         Some(&GRANT.replace("    expires: 2027-03-01\n", "")),
     )]);
-    only(&d, "no-expiry", Severity::Error, "grants/pytorch-cpu.yml", 3);
+    only(
+        &d,
+        "no-expiry",
+        Severity::Error,
+        "grants/pytorch-cpu.yml",
+        3,
+    );
 }
 
 #[test]
 fn expired_grants_are_a_warning_with_the_date() {
     let d = check_with(&[(
         "grants/pytorch-cpu.yml",
-        Some(&GRANT.replace("granted: 2026-03-01", "granted: 2025-10-01").replace("expires: 2027-03-01", "expires: 2026-10-01")),
+        Some(
+            &GRANT
+                .replace("granted: 2026-03-01", "granted: 2025-10-01")
+                .replace("expires: 2027-03-01", "expires: 2026-10-01"),
+        ),
     )]);
-    let d = only(&d, "expired", Severity::Warning, "grants/pytorch-cpu.yml", 6);
+    let d = only(
+        &d,
+        "expired",
+        Severity::Warning,
+        "grants/pytorch-cpu.yml",
+        6,
+    );
     assert!(d.message.contains("2026-10-01"));
 }
 
@@ -269,7 +361,11 @@ fn expired_grants_are_a_warning_with_the_date() {
 fn expiry_on_today_is_not_yet_expired() {
     let d = check_with(&[(
         "grants/pytorch-cpu.yml",
-        Some(&GRANT.replace("granted: 2026-03-01", "granted: 2026-01-01").replace("expires: 2027-03-01", "expires: 2026-11-28")),
+        Some(
+            &GRANT
+                .replace("granted: 2026-03-01", "granted: 2026-01-01")
+                .replace("expires: 2027-03-01", "expires: 2026-11-28"),
+        ),
     )]);
     assert_eq!(d, vec![]);
 }
@@ -280,7 +376,13 @@ fn revoking_a_grant_that_does_not_exist_is_an_error() {
         "requests/revoke.yml",
         Some("action: revoke\nprojects: [pytorch]\nresources: [gpu-large]\n"),
     )]);
-    let d = only(&d, "no-such-grant", Severity::Error, "requests/revoke.yml", 2);
+    let d = only(
+        &d,
+        "no-such-grant",
+        Severity::Error,
+        "requests/revoke.yml",
+        2,
+    );
     assert!(d.message.contains("`pytorch`"));
 }
 
@@ -290,7 +392,13 @@ fn renewing_a_grant_that_does_not_exist_is_an_error() {
         "requests/renew.yml",
         Some("action: renew\nprojects: [pytorch-cpu]\nresources: [cpu-large]\n"),
     )]);
-    only(&d, "no-such-grant", Severity::Error, "requests/renew.yml", 2);
+    only(
+        &d,
+        "no-such-grant",
+        Severity::Error,
+        "requests/renew.yml",
+        2,
+    );
 }
 
 #[test]
@@ -299,7 +407,13 @@ fn granting_what_is_held_is_a_warning() {
         "requests/again.yml",
         Some("action: grant\nprojects: [pytorch-cpu]\nresources: [gpu-large]\n"),
     )]);
-    only(&d, "already-granted", Severity::Warning, "requests/again.yml", 2);
+    only(
+        &d,
+        "already-granted",
+        Severity::Warning,
+        "requests/again.yml",
+        2,
+    );
 }
 
 #[test]
@@ -308,7 +422,13 @@ fn requests_must_name_existing_resources() {
         "requests/new.yml",
         Some("action: grant\nprojects: [tinygrad]\nresources: [gpu-huge]\n"),
     )]);
-    only(&d, "unknown-resource", Severity::Error, "requests/new.yml", 3);
+    only(
+        &d,
+        "unknown-resource",
+        Severity::Error,
+        "requests/new.yml",
+        3,
+    );
 }
 
 #[test]
@@ -317,12 +437,24 @@ fn request_expiry_respects_max_duration() {
         "requests/new.yml",
         Some("action: grant\nprojects: [tinygrad]\nresources: [gpu-large]\nexpires: 2028-01-01\n"),
     )]);
-    only(&d, "expires-beyond-max", Severity::Error, "requests/new.yml", 4);
+    only(
+        &d,
+        "expires-beyond-max",
+        Severity::Error,
+        "requests/new.yml",
+        4,
+    );
     let d = check_with(&[(
         "requests/new.yml",
         Some("action: grant\nprojects: [tinygrad]\nresources: [gpu-large]\nexpires: 2026-11-01\n"),
     )]);
-    only(&d, "expires-in-past", Severity::Error, "requests/new.yml", 4);
+    only(
+        &d,
+        "expires-in-past",
+        Severity::Error,
+        "requests/new.yml",
+        4,
+    );
 }
 
 #[test]
@@ -331,7 +463,13 @@ fn unknown_actions_are_refused() {
         "requests/new.yml",
         Some("action: give\nprojects: [tinygrad]\nresources: [gpu-large]\n"),
     )]);
-    only(&d, "invalid-request", Severity::Error, "requests/new.yml", 1);
+    only(
+        &d,
+        "invalid-request",
+        Severity::Error,
+        "requests/new.yml",
+        1,
+    );
 }
 
 #[test]
@@ -340,7 +478,13 @@ fn admin_requests_cirun_needs_resources() {
         "requests/tinygrad.yml",
         Some("action: cirun\nfeedstocks: [tinygrad]\npull_request: true\n"),
     )]);
-    only(&d, "admin-requests", Severity::Error, "requests/tinygrad.yml", 1);
+    only(
+        &d,
+        "admin-requests",
+        Severity::Error,
+        "requests/tinygrad.yml",
+        1,
+    );
 }
 
 #[test]
@@ -359,7 +503,13 @@ fn admin_requests_travis_cannot_revoke() {
         "action: travis\nfeedstocks:\n- conda-smithy\nrevoke: true\n".into(),
     ));
     let d = run_all(&Repo::from_sources(travis), TODAY).sorted();
-    only(&d, "admin-requests", Severity::Error, "requests/travis.yml", 4);
+    only(
+        &d,
+        "admin-requests",
+        Severity::Error,
+        "requests/travis.yml",
+        4,
+    );
 }
 
 #[test]
@@ -368,24 +518,46 @@ fn admin_requests_feedstocks_are_written_without_suffix() {
         "requests/tinygrad.yml",
         Some("action: cirun\nfeedstocks: [tinygrad-feedstock]\nresources: [gpu-large]\n"),
     )]);
-    let d = only(&d, "admin-requests", Severity::Error, "requests/tinygrad.yml", 2);
+    let d = only(
+        &d,
+        "admin-requests",
+        Severity::Error,
+        "requests/tinygrad.yml",
+        2,
+    );
     assert!(d.help.unwrap().contains("`tinygrad`"));
 }
 
 #[test]
 fn admin_requests_and_native_forms_normalise_alike() {
     let repo = Repo::from_sources([
-        ("requests/a.yml", "action: cirun\nfeedstocks: [tinygrad]\nresources: [gpu-large]\npull_request: true\nrevoke: false\nsend_pr: true\n"),
-        ("requests/b.yml", "action: grant\nprojects: [tinygrad]\nresources: [gpu-large]\npull_request: true\nsend_pr: true\n"),
-        ("requests/c.yml", "action: namespace\nfeedstocks: [pytorch-cpu]\nrevoke: true\n"),
+        (
+            "requests/a.yml",
+            "action: cirun\nfeedstocks: [tinygrad]\nresources: [gpu-large]\npull_request: true\nrevoke: false\nsend_pr: true\n",
+        ),
+        (
+            "requests/b.yml",
+            "action: grant\nprojects: [tinygrad]\nresources: [gpu-large]\npull_request: true\nsend_pr: true\n",
+        ),
+        (
+            "requests/c.yml",
+            "action: namespace\nfeedstocks: [pytorch-cpu]\nrevoke: true\n",
+        ),
     ]);
-    let r: Vec<_> = repo.requests.iter().map(|e| e.value.request.clone().unwrap()).collect();
+    let r: Vec<_> = repo
+        .requests
+        .iter()
+        .map(|e| e.value.request.clone().unwrap())
+        .collect();
     let (a, b) = (&r[0], &r[1]);
     assert_eq!(a.action.value, b.action.value);
     assert_eq!(a.projects, b.projects);
     assert_eq!(a.resources, b.resources);
     assert_eq!((a.pull_request, a.send_pr), (b.pull_request, b.send_pr));
-    assert_eq!(r[2].action.value, gatehouse_core::model::RequestAction::Revoke);
+    assert_eq!(
+        r[2].action.value,
+        gatehouse_core::model::RequestAction::Revoke
+    );
     assert_eq!(r[2].resources[0].value, "namespace");
 }
 
@@ -395,7 +567,13 @@ fn mixing_the_two_request_forms_is_refused() {
         "requests/mixed.yml",
         Some("action: grant\nfeedstocks: [tinygrad]\nresources: [gpu-large]\n"),
     )]);
-    only(&d, "invalid-request", Severity::Error, "requests/mixed.yml", 2);
+    only(
+        &d,
+        "invalid-request",
+        Severity::Error,
+        "requests/mixed.yml",
+        2,
+    );
 }
 
 #[test]
@@ -404,7 +582,13 @@ fn tos_logins_are_unique_case_insensitively() {
         "people/tos.yml",
         Some(&format!("{TOS}- {{ github: JaimeRGP, id: 12 }}\n")),
     )]);
-    let d = only(&d, "tos-duplicate-login", Severity::Error, "people/tos.yml", 3);
+    let d = only(
+        &d,
+        "tos-duplicate-login",
+        Severity::Error,
+        "people/tos.yml",
+        3,
+    );
     assert!(d.message.contains("line 1"));
 }
 
@@ -412,7 +596,9 @@ fn tos_logins_are_unique_case_insensitively() {
 fn tos_ids_are_unique_and_positive() {
     let d = check_with(&[(
         "people/tos.yml",
-        Some(&format!("{TOS}- {{ github: someone, id: 885054 }}\n- {{ github: nobody, id: -4 }}\n")),
+        Some(&format!(
+            "{TOS}- {{ github: someone, id: 885054 }}\n- {{ github: nobody, id: -4 }}\n"
+        )),
     )]);
     let codes: Vec<(&str, u32)> = d.iter().map(|d| (d.code, d.span.line)).collect();
     assert_eq!(codes, vec![("tos-duplicate-id", 3), ("tos-id", 4)]);
@@ -421,12 +607,24 @@ fn tos_ids_are_unique_and_positive() {
 #[test]
 fn every_problem_is_reported_at_once_sorted_by_file_and_line() {
     let d = check_with(&[
-        ("grants/pytorch-cpu.yml", Some(&GRANT.replace("gpu-large", "nope"))),
-        ("resources/cpu-large.yml", Some(&CPU.replace("cirun\n", "elsewhere\n"))),
-        ("requests/x.yml", Some("action: revoke\nprojects: [tinygrad]\nresources: [gpu-large]\n")),
+        (
+            "grants/pytorch-cpu.yml",
+            Some(&GRANT.replace("gpu-large", "nope")),
+        ),
+        (
+            "resources/cpu-large.yml",
+            Some(&CPU.replace("cirun\n", "elsewhere\n")),
+        ),
+        (
+            "requests/x.yml",
+            Some("action: revoke\nprojects: [tinygrad]\nresources: [gpu-large]\n"),
+        ),
         ("people/tos.yml", Some("- { github: a, id: 0 }\n")),
     ]);
-    let got: Vec<(&str, u32, &str)> = d.iter().map(|d| (d.file.as_str(), d.span.line, d.code)).collect();
+    let got: Vec<(&str, u32, &str)> = d
+        .iter()
+        .map(|d| (d.file.as_str(), d.span.line, d.code))
+        .collect();
     assert_eq!(
         got,
         vec![

@@ -11,9 +11,13 @@ const ACCESS: &str = include_str!("../../../fixtures/conda-forge/cirun-access.ym
 const GLOBAL: &str = include_str!("../../../fixtures/conda-forge/cirun-global.yml");
 
 fn import() -> Imported {
-    let (access, global) =
-        cirun::parse(".access.yml", ACCESS.as_bytes(), ".cirun.global.yml", GLOBAL.as_bytes())
-            .expect("the real files parse");
+    let (access, global) = cirun::parse(
+        ".access.yml",
+        ACCESS.as_bytes(),
+        ".cirun.global.yml",
+        GLOBAL.as_bytes(),
+    )
+    .expect("the real files parse");
     assert_eq!(access.policies.len(), 17);
     assert_eq!(access.access_control.len(), 13);
     cirun::import(
@@ -48,13 +52,21 @@ fn expected_access() -> AccessMap {
         for pid in entry["policies"].as_array().unwrap() {
             let p = policies[pid.as_str().unwrap()];
             let users = p["users"].as_array().map(|u| {
-                u.iter().map(|x| x.as_str().unwrap().to_string()).collect::<BTreeSet<_>>()
+                u.iter()
+                    .map(|x| x.as_str().unwrap().to_string())
+                    .collect::<BTreeSet<_>>()
             });
             let prev = out.insert(
-                (resource.to_string(), p["repo"].as_str().unwrap().to_string()),
+                (
+                    resource.to_string(),
+                    p["repo"].as_str().unwrap().to_string(),
+                ),
                 (p["pull_request"].as_bool().unwrap_or(false), users),
             );
-            assert!(prev.is_none(), "the fixture gives one project one resource once");
+            assert!(
+                prev.is_none(),
+                "the fixture gives one project one resource once"
+            );
         }
     }
     out
@@ -66,12 +78,17 @@ fn every_policy_comes_through() {
     let mut got = BTreeMap::new();
     for file in &imported.grants {
         for g in &file.grants {
-            let users = g
-                .users
-                .as_ref()
-                .map(|u| u.users.iter().map(|x| x.value.clone()).collect::<BTreeSet<_>>());
+            let users = g.users.as_ref().map(|u| {
+                u.users
+                    .iter()
+                    .map(|x| x.value.clone())
+                    .collect::<BTreeSet<_>>()
+            });
             got.insert(
-                (g.resource.value.clone(), format!("{}-feedstock", file.project.value)),
+                (
+                    g.resource.value.clone(),
+                    format!("{}-feedstock", file.project.value),
+                ),
                 (g.pull_request, users),
             );
             assert_eq!(g.granted.value.0, date(2026, 1, 1));
@@ -105,9 +122,16 @@ fn all_runners_become_resources_in_catalogue_order() {
     );
     let gpu = &imported.resources[0];
     let labels: Vec<&str> = gpu.labels.iter().map(|l| l.as_str()).collect();
-    assert_eq!(labels, vec!["cirun-openstack-gpu-large"], "generic labels are dropped");
+    assert_eq!(
+        labels,
+        vec!["cirun-openstack-gpu-large"],
+        "generic labels are dropped"
+    );
     let specs = gpu.specs.as_ref().unwrap();
-    assert_eq!((specs.cpu, specs.memory_gb, specs.disk_gb), (Some(4), Some(12), Some(60)));
+    assert_eq!(
+        (specs.cpu, specs.memory_gb, specs.disk_gb),
+        (Some(4), Some(12), Some(60))
+    );
     assert_eq!(specs.gpu.as_deref(), Some("1x V100"));
     let win = &imported.resources[10];
     assert_eq!(win.specs.as_ref().unwrap().cpu, Some(16));
@@ -134,7 +158,14 @@ fn users_from_json_means_terms_of_service_and_explicit_lists_stay() {
         .iter()
         .find(|g| g.project.as_str() == "temporalio-cli")
         .unwrap();
-    let users: Vec<&str> = temporal.grants[0].users.as_ref().unwrap().users.iter().map(|u| u.as_str()).collect();
+    let users: Vec<&str> = temporal.grants[0]
+        .users
+        .as_ref()
+        .unwrap()
+        .users
+        .iter()
+        .map(|u| u.as_str())
+        .collect();
     assert_eq!(users, vec!["wolfv"]);
 }
 
@@ -146,7 +177,10 @@ fn the_real_defects_are_repaired_and_reported() {
         .iter()
         .map(|w| (w.code, w.span.line))
         .collect();
-    assert_eq!(codes, vec![("merged-entry", 222), ("undefined-runner", 219)]);
+    assert_eq!(
+        codes,
+        vec![("merged-entry", 222), ("undefined-runner", 219)]
+    );
     let macos = imported
         .resources
         .iter()
@@ -157,7 +191,11 @@ fn the_real_defects_are_repaired_and_reported() {
     let holders: BTreeSet<&str> = imported
         .grants
         .iter()
-        .filter(|f| f.grants.iter().any(|g| g.resource.as_str() == "cirun-macos-m4-large"))
+        .filter(|f| {
+            f.grants
+                .iter()
+                .any(|g| g.resource.as_str() == "cirun-macos-m4-large")
+        })
         .map(|f| f.project.as_str())
         .collect();
     assert_eq!(holders, BTreeSet::from(["temporalio-cli", "tensorflow"]));
@@ -171,10 +209,16 @@ fn the_imported_repository_passes_check() {
         "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n".to_string(),
     )];
     for r in &imported.resources {
-        files.push((format!("resources/{}.yml", r.name.value), serde_saphyr::to_string(r).unwrap()));
+        files.push((
+            format!("resources/{}.yml", r.name.value),
+            serde_saphyr::to_string(r).unwrap(),
+        ));
     }
     for g in &imported.grants {
-        files.push((format!("grants/{}.yml", g.project.value), serde_saphyr::to_string(g).unwrap()));
+        files.push((
+            format!("grants/{}.yml", g.project.value),
+            serde_saphyr::to_string(g).unwrap(),
+        ));
     }
     let diags = run_all(&Repo::from_sources(files), date(2026, 11, 28));
     assert!(diags.is_empty(), "{:#?}", diags.sorted());

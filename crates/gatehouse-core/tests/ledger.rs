@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use gatehouse_core::Repo;
 use gatehouse_core::check::run_all;
-use gatehouse_core::ledger::{LedgerChange, RequestOrigin, apply_changes, plan_expiry, plan_requests};
+use gatehouse_core::ledger::{
+    LedgerChange, RequestOrigin, apply_changes, plan_expiry, plan_requests,
+};
 use jiff::civil::{Date, date};
 
 const TODAY: Date = date(2026, 11, 28);
@@ -38,7 +40,11 @@ fn origin(path: &str) -> HashMap<String, RequestOrigin> {
 }
 
 /// Applies the plan: the new files replace the old, consumed requests go away.
-fn applied(files: Vec<(String, String)>, plan_changes: &[LedgerChange], consumed: &[String]) -> Vec<(String, String)> {
+fn applied(
+    files: Vec<(String, String)>,
+    plan_changes: &[LedgerChange],
+    consumed: &[String],
+) -> Vec<(String, String)> {
     let repo = Repo::from_sources(files.clone());
     let new = apply_changes(&repo, plan_changes);
     let mut out: Vec<(String, String)> = files
@@ -55,7 +61,10 @@ fn applied(files: Vec<(String, String)>, plan_changes: &[LedgerChange], consumed
 
 #[test]
 fn a_grant_request_becomes_a_grant_with_defaults_and_provenance() {
-    let files = with(&[("requests/tinygrad.yml", "action: cirun\nfeedstocks: [tinygrad]\nresources: [gpu]\nrevoke: false\nsend_pr: true\n")]);
+    let files = with(&[(
+        "requests/tinygrad.yml",
+        "action: cirun\nfeedstocks: [tinygrad]\nresources: [gpu]\nrevoke: false\nsend_pr: true\n",
+    )]);
     let repo = Repo::from_sources(files.clone());
     let plan = plan_requests(&repo, TODAY, &origin("requests/tinygrad.yml"));
     assert_eq!(plan.consumed, vec!["requests/tinygrad.yml"]);
@@ -66,22 +75,37 @@ fn a_grant_request_becomes_a_grant_with_defaults_and_provenance() {
         "+ grant   tinygrad: gpu, pull requests too, until 2027-11-28 (https://github.com/conda-forge/admin-requests/pull/1234)"
     );
     let after = applied(files, &plan.changes, &plan.consumed);
-    let text = &after.iter().find(|(p, _)| p == "grants/tinygrad.yml").unwrap().1;
-    assert!(text.contains("granted: \"2026-11-28\"") || text.contains("granted: 2026-11-28"), "{text}");
-    assert!(text.contains("approved_by:\n  - jaimergp") || text.contains("- jaimergp"), "{text}");
+    let text = &after
+        .iter()
+        .find(|(p, _)| p == "grants/tinygrad.yml")
+        .unwrap()
+        .1;
+    assert!(
+        text.contains("granted: \"2026-11-28\"") || text.contains("granted: 2026-11-28"),
+        "{text}"
+    );
+    assert!(
+        text.contains("approved_by:\n  - jaimergp") || text.contains("- jaimergp"),
+        "{text}"
+    );
     assert!(text.contains("send_pr: true"), "{text}");
     // The result is a valid ledger, and applying again changes nothing.
     let repo = Repo::from_sources(after);
-    assert!(run_all(&repo, TODAY).is_empty(), "{:?}", run_all(&repo, TODAY).sorted());
+    assert!(
+        run_all(&repo, TODAY).is_empty(),
+        "{:?}",
+        run_all(&repo, TODAY).sorted()
+    );
     let again = plan_requests(&repo, TODAY, &HashMap::new());
     assert!(again.changes.is_empty() && again.consumed.is_empty());
 }
 
 #[test]
 fn a_revoke_removes_the_grant_and_an_empty_file() {
-    let files = with(&[
-        ("requests/r1.yml", "action: revoke\nprojects: [pytorch-cpu]\nresources: [gpu, cpu]\n"),
-    ]);
+    let files = with(&[(
+        "requests/r1.yml",
+        "action: revoke\nprojects: [pytorch-cpu]\nresources: [gpu, cpu]\n",
+    )]);
     let repo = Repo::from_sources(files.clone());
     let plan = plan_requests(&repo, TODAY, &HashMap::new());
     assert_eq!(plan.changes.len(), 2);
@@ -91,18 +115,34 @@ fn a_revoke_removes_the_grant_and_an_empty_file() {
 
 #[test]
 fn a_renew_moves_only_the_expiry() {
-    let files = with(&[("requests/r.yml", "action: renew\nprojects: [pytorch-cpu]\nresources: [gpu]\n")]);
+    let files = with(&[(
+        "requests/r.yml",
+        "action: renew\nprojects: [pytorch-cpu]\nresources: [gpu]\n",
+    )]);
     let repo = Repo::from_sources(files.clone());
     let plan = plan_requests(&repo, TODAY, &HashMap::new());
-    assert_eq!(plan.changes[0].to_string(), "~ renew   pytorch-cpu: gpu from 2027-03-01 to 2027-11-28 (requests/r.yml)");
+    assert_eq!(
+        plan.changes[0].to_string(),
+        "~ renew   pytorch-cpu: gpu from 2027-03-01 to 2027-11-28 (requests/r.yml)"
+    );
     let after = applied(files, &plan.changes, &plan.consumed);
-    let text = &after.iter().find(|(p, _)| p == "grants/pytorch-cpu.yml").unwrap().1;
-    assert!(text.contains("2027-11-28") && text.contains("2026-03-01") && !text.contains("2027-03-01"), "{text}");
+    let text = &after
+        .iter()
+        .find(|(p, _)| p == "grants/pytorch-cpu.yml")
+        .unwrap()
+        .1;
+    assert!(
+        text.contains("2027-11-28") && text.contains("2026-03-01") && !text.contains("2027-03-01"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_request_with_errors_is_skipped_and_kept() {
-    let files = with(&[("requests/bad.yml", "action: grant\nprojects: [tinygrad]\nresources: [gpux]\n")]);
+    let files = with(&[(
+        "requests/bad.yml",
+        "action: grant\nprojects: [tinygrad]\nresources: [gpux]\n",
+    )]);
     let plan = plan_requests(&Repo::from_sources(files), TODAY, &HashMap::new());
     assert!(plan.changes.is_empty());
     assert!(plan.consumed.is_empty());
@@ -116,7 +156,10 @@ fn expired_grants_are_revoked_the_day_after() {
     assert!(plan_expiry(&repo, date(2027, 3, 1)).is_empty());
     let changes = plan_expiry(&repo, date(2027, 3, 2));
     assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].to_string(), "- revoke  pytorch-cpu: gpu (expired on 2027-03-01)");
+    assert_eq!(
+        changes[0].to_string(),
+        "- revoke  pytorch-cpu: gpu (expired on 2027-03-01)"
+    );
     let new = apply_changes(&repo, &changes);
     let file = new["grants/pytorch-cpu.yml"].as_ref().unwrap();
     assert_eq!(file.grants.len(), 1);

@@ -148,9 +148,9 @@ impl CompiledGrant {
     pub fn allows_user(&self, login: &str) -> bool {
         match &self.users {
             None => true,
-            Some(list) => with_lowercase(login, |l| {
-                list.binary_search_by(|u| (**u).cmp(l)).is_ok()
-            }),
+            Some(list) => {
+                with_lowercase(login, |l| list.binary_search_by(|u| (**u).cmp(l)).is_ok())
+            }
         }
     }
 }
@@ -189,7 +189,11 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
         let quota = r.quota.clone().unwrap_or(Quota::default());
         resources.push(CompiledResource {
             name: Arc::from(r.name.as_str()),
-            roles: r.users.roles.iter().fold(0, |m, role| m | role_bit(role.value)),
+            roles: r
+                .users
+                .roles
+                .iter()
+                .fold(0, |m, role| m | role_bit(role.value)),
             require_tos: r.users.require_tos,
             project_minutes_per_month: quota.project_minutes_per_month,
             minutes_per_month: quota.minutes_per_month,
@@ -225,7 +229,10 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
                 continue; // names no resource; `check` reports it
             };
             let list = projects.entry(key.clone()).or_default();
-            if list.iter().any(|id: &GrantId| grants_resource(&grants, *id) == resource) {
+            if list
+                .iter()
+                .any(|id: &GrantId| grants_resource(&grants, *id) == resource)
+            {
                 continue; // a duplicate grant; `check` reports it, the first one counts
             }
             list.push(GrantId(grants.len() as u32));

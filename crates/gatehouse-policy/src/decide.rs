@@ -313,9 +313,16 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
         && expires < today
     {
         t.step("expired", false, || {
-            format!("the grant of `{}` to `{project}` expired on {expires}", res.name)
+            format!(
+                "the grant of `{}` to `{project}` expired on {expires}",
+                res.name
+            )
         });
-        return deny(DenyRule::Expired, Some(resource), DenyReason::Expired(expires));
+        return deny(
+            DenyRule::Expired,
+            Some(resource),
+            DenyReason::Expired(expires),
+        );
     }
     t.step("no-grant", true, || match grant.expires {
         Some(e) => format!("`{}` holds `{}` until {e}", grant.project, res.name),
@@ -362,18 +369,29 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
         );
     }
     t.step("event-not-allowed", true, || {
-        format!("`{event}` is allowed{}", if from_fork { " (forks allowed)" } else { "" })
+        format!(
+            "`{event}` is allowed{}",
+            if from_fork { " (forks allowed)" } else { "" }
+        )
     });
 
     // 4. The people.
-    let people = [(Who::Actor, &job.actor), (Who::TriggeringActor, job.triggering())];
+    let people = [
+        (Who::Actor, &job.actor),
+        (Who::TriggeringActor, job.triggering()),
+    ];
     for (who, actor) in people {
         if who == Who::TriggeringActor && std::ptr::eq(actor, &job.actor) {
             break; // no separate triggering actor
         }
         if let Some(reason) = check_person(policy, res, grant, who, actor) {
             t.step("user-not-allowed", false, || {
-                format!("{} `{}`: {}", who_name(who), actor.login, person_problem(&reason))
+                format!(
+                    "{} `{}`: {}",
+                    who_name(who),
+                    actor.login,
+                    person_problem(&reason)
+                )
             });
             return deny(DenyRule::UserNotAllowed, Some(resource), reason);
         }
@@ -393,7 +411,10 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
         && job.usage.project_minutes >= limit
     {
         t.step("quota-exhausted", false, || {
-            format!("`{project}` used {} of its {limit} minutes this month", job.usage.project_minutes)
+            format!(
+                "`{project}` used {} of its {limit} minutes this month",
+                job.usage.project_minutes
+            )
         });
         return deny(
             DenyRule::QuotaExhausted,
@@ -408,7 +429,10 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
         && job.usage.resource_minutes >= limit
     {
         t.step("quota-exhausted", false, || {
-            format!("`{}` used {} of its {limit} minutes this month", res.name, job.usage.resource_minutes)
+            format!(
+                "`{}` used {} of its {limit} minutes this month",
+                res.name, job.usage.resource_minutes
+            )
         });
         return deny(
             DenyRule::QuotaExhausted,
@@ -419,7 +443,9 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
             },
         );
     }
-    t.step("quota-exhausted", true, || "within the month's quotas".into());
+    t.step("quota-exhausted", true, || {
+        "within the month's quotas".into()
+    });
 
     Decision::Allow {
         resource,
@@ -460,7 +486,10 @@ fn person_problem(reason: &DenyReason) -> String {
     match reason {
         DenyReason::MissingRole { permission, .. } => format!(
             "has {} on the repository, not a role that may use the resource",
-            permission.map_or("no role".to_string(), |p| format!("the `{}` role", p.as_str()))
+            permission.map_or("no role".to_string(), |p| format!(
+                "the `{}` role",
+                p.as_str()
+            ))
         ),
         DenyReason::NotListed { .. } => "is not in the grant's list of users".into(),
         DenyReason::TermsNotAccepted { .. } => {
@@ -503,7 +532,9 @@ impl Decision {
             id.map_or_else(String::new, |id| policy.resource(id).name.to_string())
         };
         let resource = name(d.resource);
-        let project = policy.project_of(&job.repository).unwrap_or(&job.repository);
+        let project = policy
+            .project_of(&job.repository)
+            .unwrap_or(&job.repository);
         let request = |action: &str| {
             format!(
                 "file a request in the access repository: `action: {action}`, `projects: [{project}]`, `resources: [{resource}]`"

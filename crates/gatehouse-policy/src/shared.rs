@@ -40,11 +40,20 @@ mod tests {
 
     fn repo(granted: bool) -> Policy {
         let mut files = vec![
-            ("gatehouse.yml", "org: o\nreviewers: { teams: [t] }\nproviders:\n  c: { kind: cirun, access_repo: .cirun }\n"),
-            ("resources/gpu.yml", "name: gpu\nprovider: c\nlabels: [gpu]\n"),
+            (
+                "gatehouse.yml",
+                "org: o\nreviewers: { teams: [t] }\nproviders:\n  c: { kind: cirun, access_repo: .cirun }\n",
+            ),
+            (
+                "resources/gpu.yml",
+                "name: gpu\nprovider: c\nlabels: [gpu]\n",
+            ),
         ];
         if granted {
-            files.push(("grants/p.yml", "project: p\ngrants:\n  - resource: gpu\n    granted: 2026-01-01\n"));
+            files.push((
+                "grants/p.yml",
+                "project: p\ngrants:\n  - resource: gpu\n    granted: 2026-01-01\n",
+            ));
         }
         compile(&Repo::from_sources(files), date(2026, 6, 1))
     }

@@ -85,7 +85,11 @@ fn denied(j: JobContext, rule: DenyRule) {
 fn allowed(j: JobContext) {
     let p = policy();
     let d = p.decide(&j);
-    assert!(matches!(d, Decision::Allow { .. }), "{d:?}: {:?}", d.message(&p, &j));
+    assert!(
+        matches!(d, Decision::Allow { .. }),
+        "{d:?}: {:?}",
+        d.message(&p, &j)
+    );
     let (again, steps) = p.explain(&j);
     assert_eq!(again, d);
     assert!(steps.iter().all(|s| s.passed), "{steps:#?}");
@@ -219,7 +223,10 @@ fn a_suffixed_label_of_another_resource_is_denied() {
     // pytorch-cpu holds only `gpu`; the `cpu` label with a generated suffix must not pass.
     denied(
         JobContext {
-            labels: vec!["cirun-openstack-cpu-large--123-linux_64".into(), "linux".into()],
+            labels: vec![
+                "cirun-openstack-cpu-large--123-linux_64".into(),
+                "linux".into(),
+            ],
             ..job()
         },
         DenyRule::NoGrant,
@@ -405,7 +412,11 @@ fn messages_say_what_to_do() {
 
 #[test]
 fn pull_request_review_events_need_the_pull_request_permission_too() {
-    for event in ["pull_request_review", "pull_request_review_comment", "PULL_REQUEST"] {
+    for event in [
+        "pull_request_review",
+        "pull_request_review_comment",
+        "PULL_REQUEST",
+    ] {
         denied(
             JobContext {
                 repository: "conda-forge/tensorflow-feedstock".into(),

@@ -10,13 +10,11 @@ use jiff::civil::date;
 
 const ACCESS: &str = include_str!("../../../fixtures/conda-forge/cirun-access.yml");
 const GLOBAL: &str = include_str!("../../../fixtures/conda-forge/cirun-global.yml");
-const TOS_URL: &str =
-    "https://raw.githubusercontent.com/Quansight/open-gpu-server/main/access/conda-forge-users.json";
+const TOS_URL: &str = "https://raw.githubusercontent.com/Quansight/open-gpu-server/main/access/conda-forge-users.json";
 
 /// The repository `import cirun` makes of the real files, as (path, contents).
 fn imported_files() -> Vec<(String, String)> {
-    let (access, global) =
-        cirun::parse("a", ACCESS.as_bytes(), "g", GLOBAL.as_bytes()).unwrap();
+    let (access, global) = cirun::parse("a", ACCESS.as_bytes(), "g", GLOBAL.as_bytes()).unwrap();
     let imported = cirun::import(
         &access,
         "a",
@@ -30,13 +28,21 @@ fn imported_files() -> Vec<(String, String)> {
     );
     let mut files = vec![(
         "gatehouse.yml".to_string(),
-        format!("org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: {{ teams: [core] }}\nproviders:\n  cirun: {{ kind: cirun, access_repo: .cirun, users_from_json: \"{TOS_URL}\" }}\n"),
+        format!(
+            "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: {{ teams: [core] }}\nproviders:\n  cirun: {{ kind: cirun, access_repo: .cirun, users_from_json: \"{TOS_URL}\" }}\n"
+        ),
     )];
     for r in &imported.resources {
-        files.push((format!("resources/{}.yml", r.name.value), serde_saphyr::to_string(r).unwrap()));
+        files.push((
+            format!("resources/{}.yml", r.name.value),
+            serde_saphyr::to_string(r).unwrap(),
+        ));
     }
     for g in &imported.grants {
-        files.push((format!("grants/{}.yml", g.project.value), serde_saphyr::to_string(g).unwrap()));
+        files.push((
+            format!("grants/{}.yml", g.project.value),
+            serde_saphyr::to_string(g).unwrap(),
+        ));
     }
     files
 }
@@ -57,7 +63,10 @@ fn access_of(text: &str) -> Access {
     for entry in doc["access_control"].as_array().unwrap() {
         for pid in entry["policies"].as_array().unwrap() {
             let p = policies[pid.as_str().unwrap()];
-            assert_eq!(p["roles"], serde_json::json!(["admin", "maintain", "write"]));
+            assert_eq!(
+                p["roles"],
+                serde_json::json!(["admin", "maintain", "write"])
+            );
             let who = match p["users"].as_array() {
                 Some(users) => {
                     let mut u: Vec<&str> = users.iter().map(|u| u.as_str().unwrap()).collect();
@@ -99,17 +108,35 @@ fn output_is_ordered_for_the_lint() {
     let repo = Repo::from_sources(imported_files());
     let rendered = render(&repo, None, date(2026, 11, 28)).unwrap();
     let doc: serde_json::Value = serde_saphyr::from_str(&rendered).unwrap();
-    let ids: Vec<&str> = doc["policies"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = doc["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(ids, sorted, "policy ids sorted");
-    let resources: Vec<&str> = doc["access_control"].as_array().unwrap().iter().map(|e| e["resource"].as_str().unwrap()).collect();
+    let resources: Vec<&str> = doc["access_control"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].as_str().unwrap())
+        .collect();
     let mut sorted_r = resources.clone();
     sorted_r.sort();
     sorted_r.dedup();
-    assert_eq!(resources, sorted_r, "one entry per resource, in catalogue order");
+    assert_eq!(
+        resources, sorted_r,
+        "one entry per resource, in catalogue order"
+    );
     for e in doc["access_control"].as_array().unwrap() {
-        let p: Vec<&str> = e["policies"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+        let p: Vec<&str> = e["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
         let mut s = p.clone();
         s.sort();
         assert_eq!(p, s);
@@ -123,9 +150,15 @@ fn output_is_ordered_for_the_lint() {
 #[test]
 fn expired_grants_are_not_rendered() {
     let mut files = imported_files();
-    let (_, text) = files.iter_mut().find(|(p, _)| p == "grants/temporalio-cli.yml").unwrap();
+    let (_, text) = files
+        .iter_mut()
+        .find(|(p, _)| p == "grants/temporalio-cli.yml")
+        .unwrap();
     text.push_str("");
-    *text = text.replace("granted: \"2026-01-01\"", "granted: \"2026-01-01\"\n  expires: \"2026-06-01\"");
+    *text = text.replace(
+        "granted: \"2026-01-01\"",
+        "granted: \"2026-01-01\"\n  expires: \"2026-06-01\"",
+    );
     assert!(text.contains("expires"), "{text}");
     let rendered = render(&Repo::from_sources(files), None, date(2026, 11, 28)).unwrap();
     assert!(!rendered.contains("temporalio-cli"), "{rendered}");

@@ -6,7 +6,12 @@ use gatehouse_policy::{Policy, compile};
 use jiff::civil::date;
 use proptest::prelude::*;
 
-const RESOURCES: &[&str] = &["gpu-large", "cpu-large", "Mixed-Case", "dots.and_underscores"];
+const RESOURCES: &[&str] = &[
+    "gpu-large",
+    "cpu-large",
+    "Mixed-Case",
+    "dots.and_underscores",
+];
 
 fn policy() -> Policy {
     let mut files = vec![(
@@ -14,7 +19,10 @@ fn policy() -> Policy {
         "org: Conda-Forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [t] }\nproviders:\n  c: { kind: cirun, access_repo: .cirun }\n".to_string(),
     )];
     for (i, r) in RESOURCES.iter().enumerate() {
-        files.push((format!("resources/r{i}.yml"), format!("name: r{i}\nprovider: c\nlabels: [{r}]\n")));
+        files.push((
+            format!("resources/r{i}.yml"),
+            format!("name: r{i}\nprovider: c\nlabels: [{r}]\n"),
+        ));
     }
     compile(&Repo::from_sources(files), date(2026, 1, 1))
 }
@@ -39,12 +47,26 @@ fn label() -> impl Strategy<Value = String> {
         RESOURCES
             .iter()
             .map(|s| s.to_string())
-            .chain(["self-hosted", "linux", "x64", "macos", "ubuntu-latest", "gpu"].map(String::from))
+            .chain(
+                [
+                    "self-hosted",
+                    "linux",
+                    "x64",
+                    "macos",
+                    "ubuntu-latest",
+                    "gpu",
+                ]
+                .map(String::from),
+            )
             .collect::<Vec<_>>(),
     );
     let decorated = (known, any::<bool>(), "[a-z0-9_-]{0,12}", "\\PC{0,4}").prop_map(
         |(base, upper, suffix, noise)| {
-            let base = if upper { base.to_ascii_uppercase() } else { base };
+            let base = if upper {
+                base.to_ascii_uppercase()
+            } else {
+                base
+            };
             match suffix.len() % 3 {
                 0 => base,
                 1 => format!("{base}--{suffix}"),

@@ -11,13 +11,23 @@ use crate::report::Format;
 /// gatehouse reads an access repository (YAML files of resources, grants, requests and people),
 /// checks it, and keeps CI providers in line with it.
 #[derive(Debug, Parser)]
-#[command(name = "gatehouse", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "gatehouse",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
     /// Judge dates (expiry) as of this day instead of today, as YYYY-MM-DD.
-    #[arg(long, global = true, value_name = "YYYY-MM-DD", env = "GATEHOUSE_TODAY")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "YYYY-MM-DD",
+        env = "GATEHOUSE_TODAY"
+    )]
     pub today: Option<String>,
 }
 

@@ -9,7 +9,10 @@ use anyhow::{Context, bail};
 
 /// Writes `contents` to `path` atomically (temporary file in the same folder, then rename).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
@@ -34,10 +37,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 /// Joins a relative, `/`-separated path onto `root`, refusing anything that could leave it.
 pub fn safe_join(root: &Path, rel: &str) -> anyhow::Result<PathBuf> {
     let p = Path::new(rel);
-    if rel.is_empty()
-        || p.components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-    {
+    if rel.is_empty() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
         bail!("refusing to write `{rel}`: not a plain relative path inside the repository");
     }
     Ok(root.join(p))
@@ -52,7 +52,10 @@ pub fn write_tree(root: &Path, files: &[(String, Vec<u8>)], force: bool) -> anyh
         let path = safe_join(root, rel)?;
         if let Ok(meta) = std::fs::symlink_metadata(&path) {
             if meta.file_type().is_symlink() {
-                bail!("refusing to write through the symbolic link {}", path.display());
+                bail!(
+                    "refusing to write through the symbolic link {}",
+                    path.display()
+                );
             }
             existing.push(rel.clone());
         }
@@ -85,10 +88,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let new = dir.path().join("new.yml");
         write_atomic(&new, b"x").unwrap();
-        assert_eq!(std::fs::metadata(&new).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            std::fs::metadata(&new).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o640)).unwrap();
         write_atomic(&new, b"y").unwrap();
-        assert_eq!(std::fs::metadata(&new).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            std::fs::metadata(&new).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
     }
 
     #[test]
@@ -111,8 +120,14 @@ mod tests {
         let err = write_tree(dir.path(), &files, false).unwrap_err();
         assert!(err.to_string().contains("--force"), "{err}");
         assert!(!dir.path().join("a.yml").exists());
-        assert_eq!(std::fs::read_to_string(dir.path().join("b.yml")).unwrap(), "old");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("b.yml")).unwrap(),
+            "old"
+        );
         write_tree(dir.path(), &files, true).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("b.yml")).unwrap(), "new b");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("b.yml")).unwrap(),
+            "new b"
+        );
     }
 }

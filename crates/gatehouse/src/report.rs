@@ -33,7 +33,10 @@ pub fn print(format: Format, root: &Path, diags: &[Diagnostic]) -> std::io::Resu
             for d in diags {
                 writeln!(out, "{}\n", render_human(&renderer, &mut sources, d))?;
             }
-            let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+            let errors = diags
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
             let warnings = diags.len() - errors;
             writeln!(out, "{}", summary(errors, warnings))?;
         }
@@ -43,7 +46,10 @@ pub fn print(format: Format, root: &Path, diags: &[Diagnostic]) -> std::io::Resu
             }
         }
         Format::Json => {
-            let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+            let errors = diags
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
             let doc = serde_json::json!({
                 "errors": errors,
                 "warnings": diags.len() - errors,
@@ -61,7 +67,11 @@ pub fn summary(errors: usize, warnings: usize) -> String {
     if errors == 0 && warnings == 0 {
         "no problems found".to_string()
     } else {
-        format!("{}, {}", plural(errors, "error"), plural(warnings, "warning"))
+        format!(
+            "{}, {}",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        )
     }
 }
 
@@ -176,7 +186,9 @@ pub fn github_annotation(d: &Diagnostic) -> String {
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {
@@ -190,8 +202,13 @@ mod tests {
 
     #[test]
     fn github_annotations_escape_their_fields() {
-        let d = Diagnostic::error("schema", "grants/a,b.yml", Span::at(3, 5), "bad: 100%\nnext")
-            .with_help("fix it");
+        let d = Diagnostic::error(
+            "schema",
+            "grants/a,b.yml",
+            Span::at(3, 5),
+            "bad: 100%\nnext",
+        )
+        .with_help("fix it");
         assert_eq!(
             github_annotation(&d),
             "::error file=grants/a%2Cb.yml,line=3,col=5,title=schema::bad: 100%25%0Anext%0Ahelp: fix it"

@@ -62,12 +62,18 @@ fn findings_exit_one_with_file_line_and_a_caret() {
     let dir = valid_repo();
     write(
         dir.path(),
-        &[("grants/pytorch-cpu.yml", &GRANT.replace("resource: gpu", "resource: gpx"))],
+        &[(
+            "grants/pytorch-cpu.yml",
+            &GRANT.replace("resource: gpu", "resource: gpx"),
+        )],
     );
     let out = check(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
-    assert!(text.contains("error[unknown-resource]: resource `gpx` does not exist"), "{text}");
+    assert!(
+        text.contains("error[unknown-resource]: resource `gpx` does not exist"),
+        "{text}"
+    );
     assert!(text.contains("grants/pytorch-cpu.yml:3:15"), "{text}");
     assert!(text.contains("  - resource: gpx"), "{text}");
     assert!(text.contains("^^^"), "{text}");
@@ -80,7 +86,10 @@ fn warnings_alone_exit_zero() {
     let dir = valid_repo();
     write(
         dir.path(),
-        &[("requests/again.yml", "action: grant\nprojects: [pytorch-cpu]\nresources: [gpu]\n")],
+        &[(
+            "requests/again.yml",
+            "action: grant\nprojects: [pytorch-cpu]\nresources: [gpu]\n",
+        )],
     );
     let out = check(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(0));
@@ -93,8 +102,14 @@ fn json_output_lists_every_finding() {
     write(
         dir.path(),
         &[
-            ("grants/pytorch-cpu.yml", &GRANT.replace("resource: gpu", "resource: gpx")),
-            ("requests/bad.yml", "action: grant\nprojects: [tinygrad]\nresources: [gpu]\nreason: x\nreasn: y\n"),
+            (
+                "grants/pytorch-cpu.yml",
+                &GRANT.replace("resource: gpu", "resource: gpx"),
+            ),
+            (
+                "requests/bad.yml",
+                "action: grant\nprojects: [tinygrad]\nresources: [gpu]\nreason: x\nreasn: y\n",
+            ),
         ],
     );
     let out = check(dir.path(), &["--format", "json"]);
@@ -109,7 +124,10 @@ fn json_output_lists_every_finding() {
     assert_eq!(first["code"], "unknown-resource");
     assert_eq!(first["severity"], "error");
     let second = &doc["diagnostics"][1];
-    assert_eq!((second["file"].as_str(), second["line"].as_u64()), (Some("requests/bad.yml"), Some(5)));
+    assert_eq!(
+        (second["file"].as_str(), second["line"].as_u64()),
+        (Some("requests/bad.yml"), Some(5))
+    );
     assert_eq!(second["code"], "schema");
 }
 
@@ -118,13 +136,18 @@ fn github_format_emits_workflow_annotations() {
     let dir = valid_repo();
     write(
         dir.path(),
-        &[("grants/pytorch-cpu.yml", &GRANT.replace("expires: 2027-03-01", "expires: 2028-03-01"))],
+        &[(
+            "grants/pytorch-cpu.yml",
+            &GRANT.replace("expires: 2027-03-01", "expires: 2028-03-01"),
+        )],
     );
     let out = check(dir.path(), &["--format", "github"]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(
-        text.starts_with("::error file=grants/pytorch-cpu.yml,line=5,col=14,title=expires-beyond-max::"),
+        text.starts_with(
+            "::error file=grants/pytorch-cpu.yml,line=5,col=14,title=expires-beyond-max::"
+        ),
         "{text}"
     );
 }
@@ -191,7 +214,16 @@ fn schema_describes_every_file_kind_and_refuses_unknown_fields() {
     }
     let request = &doc["request"];
     assert_eq!(request["additionalProperties"], false);
-    for field in ["action", "projects", "feedstocks", "resources", "pull_request", "revoke", "send_pr", "expires"] {
+    for field in [
+        "action",
+        "projects",
+        "feedstocks",
+        "resources",
+        "pull_request",
+        "revoke",
+        "send_pr",
+        "expires",
+    ] {
         assert!(request["properties"].get(field).is_some(), "{field}");
     }
     assert_eq!(request["required"], serde_json::json!(["action"]));
@@ -218,9 +250,17 @@ fn import_cirun_writes_a_repository_that_passes_check() {
         "--granted",
         "2026-03-01",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = stdout(&out);
-    assert!(text.contains("imported 12 resources and 41 grants for 15 projects"), "{text}");
+    assert!(
+        text.contains("imported 12 resources and 41 grants for 15 projects"),
+        "{text}"
+    );
     assert!(text.contains("warning[merged-entry]"), "{text}");
     assert!(text.contains("warning[undefined-runner]"), "{text}");
     let out = check(dir.path(), &[]);
@@ -266,8 +306,14 @@ fn example_copy() -> tempfile::TempDir {
 fn plant(root: &Path, file: &str, from: &str, to: &str) -> u32 {
     let path = root.join(file);
     let text = std::fs::read_to_string(&path).unwrap();
-    let at = text.find(from).unwrap_or_else(|| panic!("`{from}` not in {file}"));
-    std::fs::write(&path, format!("{}{}{}", &text[..at], to, &text[at + from.len()..])).unwrap();
+    let at = text
+        .find(from)
+        .unwrap_or_else(|| panic!("`{from}` not in {file}"));
+    std::fs::write(
+        &path,
+        format!("{}{}{}", &text[..at], to, &text[at + from.len()..]),
+    )
+    .unwrap();
     text[..at].matches('\n').count() as u32 + 1
 }
 
@@ -275,35 +321,94 @@ fn plant(root: &Path, file: &str, from: &str, to: &str) -> u32 {
 fn every_planted_error_in_a_broken_example_is_reported_and_nothing_else() {
     let dir = example_copy();
     let root = dir.path();
-    assert_eq!(check(root, &[]).status.code(), Some(0), "the example starts clean");
+    assert_eq!(
+        check(root, &[]).status.code(),
+        Some(0),
+        "the example starts clean"
+    );
 
     let mut expected: Vec<(String, u32, String)> = Vec::new();
     let mut expect = |file: &str, line: u32, code: &str| {
         expected.push((file.to_string(), line, code.to_string()));
     };
-    let l = plant(root, "grants/pytorch-cpu.yml", "resource: cirun-openstack-gpu-large\n", "resource: cirun-openstack-gpu-larg\n");
+    let l = plant(
+        root,
+        "grants/pytorch-cpu.yml",
+        "resource: cirun-openstack-gpu-large\n",
+        "resource: cirun-openstack-gpu-larg\n",
+    );
     expect("grants/pytorch-cpu.yml", l, "unknown-resource");
-    let l = plant(root, "grants/libmagma.yml", "expires: 2027-03-01", "expires: 2027-03-02");
+    let l = plant(
+        root,
+        "grants/libmagma.yml",
+        "expires: 2027-03-01",
+        "expires: 2027-03-02",
+    );
     expect("grants/libmagma.yml", l, "expires-beyond-max");
     let l = plant(root, "grants/jaxlib.yml", "    granted:", "    grnted:");
     expect("grants/jaxlib.yml", l, "schema");
-    std::fs::rename(root.join("grants/cutlass.yml"), root.join("grants/cutlas.yml")).unwrap();
+    std::fs::rename(
+        root.join("grants/cutlass.yml"),
+        root.join("grants/cutlas.yml"),
+    )
+    .unwrap();
     expect("grants/cutlas.yml", 1, "project-name");
-    let l = plant(root, "resources/depot.yml", "provider: depot", "provider: depott");
+    let l = plant(
+        root,
+        "resources/depot.yml",
+        "provider: depot",
+        "provider: depott",
+    );
     expect("resources/depot.yml", l, "unknown-provider");
-    let l = plant(root, "resources/travis.yml", "labels: [travis-ci]", "labels: [travis-ci, Namespace-Profile-Default--x]");
+    let l = plant(
+        root,
+        "resources/travis.yml",
+        "labels: [travis-ci]",
+        "labels: [travis-ci, Namespace-Profile-Default--x]",
+    );
     expect("resources/travis.yml", l, "label-conflict");
-    let l2 = plant(root, "resources/namespace.yml", "labels: [namespace-profile-default]", "labels: [namespace-profile-default]");
+    let l2 = plant(
+        root,
+        "resources/namespace.yml",
+        "labels: [namespace-profile-default]",
+        "labels: [namespace-profile-default]",
+    );
     expect("resources/namespace.yml", l2, "label-conflict");
-    let l = plant(root, "requests/tinygrad.yml", "  - tinygrad\n", "  - tinygrad-feedstock\n");
+    let l = plant(
+        root,
+        "requests/tinygrad.yml",
+        "  - tinygrad\n",
+        "  - tinygrad-feedstock\n",
+    );
     expect("requests/tinygrad.yml", l, "admin-requests");
-    write(root, &[("requests/revoke-numpy.yml", "action: revoke\nprojects: [numpy]\nresources: [cirun-openstack-gpu-large]\n")]);
+    write(
+        root,
+        &[(
+            "requests/revoke-numpy.yml",
+            "action: revoke\nprojects: [numpy]\nresources: [cirun-openstack-gpu-large]\n",
+        )],
+    );
     expect("requests/revoke-numpy.yml", 2, "no-such-grant");
-    std::fs::write(root.join("requests/latin1.yml"), b"action: grant\nreason: caf\xe9\n").unwrap();
+    std::fs::write(
+        root.join("requests/latin1.yml"),
+        b"action: grant\nreason: caf\xe9\n",
+    )
+    .unwrap();
     expect("requests/latin1.yml", 2, "not-utf8");
-    let l = plant(root, "people/tos.yml", "- { github: aktech, id: 5647941 }", "- { github: aktech, id: 5234427 }");
+    let l = plant(
+        root,
+        "people/tos.yml",
+        "- { github: aktech, id: 5647941 }",
+        "- { github: aktech, id: 5234427 }",
+    );
     expect("people/tos.yml", l + 1, "tos-duplicate-id");
-    write(root, &[("grants/bomb.yml", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n")]);
+    write(
+        root,
+        &[(
+            "grants/bomb.yml",
+            "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+        )],
+    );
     expect("grants/bomb.yml", 1, "schema");
 
     let out = check(root, &["--format", "json"]);
@@ -324,5 +429,10 @@ fn every_planted_error_in_a_broken_example_is_reported_and_nothing_else() {
         .collect();
     got.sort();
     expected.sort();
-    assert_eq!(got, expected, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    assert_eq!(
+        got,
+        expected,
+        "{}",
+        serde_json::to_string_pretty(&doc).unwrap()
+    );
 }

@@ -42,10 +42,22 @@ fn job(event: &str, head: &str) -> String {
 
 fn decide_json(job: &str) -> serde_json::Value {
     let out = gatehouse(
-        &["decide", "--job", "-", "--format", "json", example().to_str().unwrap()],
+        &[
+            "decide",
+            "--job",
+            "-",
+            "--format",
+            "json",
+            example().to_str().unwrap(),
+        ],
         Some(job),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -73,43 +85,78 @@ fn an_unmanaged_job_is_not_managed() {
         r#"["cirun-openstack-gpu-large--8075232475-linux_64", "linux", "x64", "self-hosted"]"#,
         r#"["ubuntu-latest"]"#,
     );
-    assert_eq!(decide_json(&j), serde_json::json!({"outcome": "not-managed"}));
+    assert_eq!(
+        decide_json(&j),
+        serde_json::json!({"outcome": "not-managed"})
+    );
 }
 
 #[test]
 fn explain_shows_every_rule_until_the_decision() {
     let out = gatehouse(
         &["explain", "--job", "-", example().to_str().unwrap()],
-        Some(&job("pull_request_target", "conda-forge/pytorch-cpu-feedstock")),
+        Some(&job(
+            "pull_request_target",
+            "conda-forge/pytorch-cpu-feedstock",
+        )),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("  ok route: labels select `cirun-openstack-gpu-large`"), "{text}");
-    assert!(lines[1].starts_with("  ok no-grant: `pytorch-cpu` holds"), "{text}");
-    assert!(lines[2].starts_with("DENY event-not-allowed: `pull_request_target`"), "{text}");
-    assert!(lines[3].starts_with("deny `cirun-openstack-gpu-large` (event-not-allowed)"), "{text}");
+    assert!(
+        lines[0].starts_with("  ok route: labels select `cirun-openstack-gpu-large`"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("  ok no-grant: `pytorch-cpu` holds"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("DENY event-not-allowed: `pull_request_target`"),
+        "{text}"
+    );
+    assert!(
+        lines[3].starts_with("deny `cirun-openstack-gpu-large` (event-not-allowed)"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_malformed_job_is_a_clear_error() {
     let out = gatehouse(
         &["decide", "--job", "-", example().to_str().unwrap()],
-        Some(r#"{"repository": "a/b", "labels": [], "event": "push", "actor": {"login": "x", "id": 1}, "extra": 1}"#),
+        Some(
+            r#"{"repository": "a/b", "labels": [], "event": "push", "actor": {"login": "x", "id": 1}, "extra": 1}"#,
+        ),
     );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not a job context") && err.contains("unknown field `extra`"), "{err}");
+    assert!(
+        err.contains("not a job context") && err.contains("unknown field `extra`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn render_cirun_is_byte_identical_across_runs_and_parses() {
     let a = gatehouse(&["render", "cirun", example().to_str().unwrap()], None);
     let b = gatehouse(&["render", "cirun", example().to_str().unwrap()], None);
-    assert_eq!(a.status.code(), Some(0), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
     assert_eq!(a.stdout, b.stdout);
-    let doc: serde_json::Value = serde_saphyr::from_str(std::str::from_utf8(&a.stdout).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_saphyr::from_str(std::str::from_utf8(&a.stdout).unwrap()).unwrap();
     assert_eq!(doc["version"], 1);
-    assert!(doc["policies"].as_array().unwrap().iter().any(|p| p["repo"] == "pytorch-cpu-feedstock"));
+    assert!(
+        doc["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["repo"] == "pytorch-cpu-feedstock")
+    );
 }
 
 #[test]
@@ -118,10 +165,21 @@ fn render_cedar_writes_policies_entities_and_schema_deterministically() {
     let b = tempfile::tempdir().unwrap();
     for dir in [&a, &b] {
         let out = gatehouse(
-            &["render", "cedar", example().to_str().unwrap(), "--out", dir.path().to_str().unwrap()],
+            &[
+                "render",
+                "cedar",
+                example().to_str().unwrap(),
+                "--out",
+                dir.path().to_str().unwrap(),
+            ],
             None,
         );
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     for name in ["policies.cedar", "entities.json", "schema.cedarschema"] {
         let x = std::fs::read(a.path().join(name)).unwrap();

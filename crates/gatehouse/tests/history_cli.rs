@@ -7,7 +7,14 @@ fn git(dir: &Path, args: &[&str]) {
     let ok = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=Jaime", "-c", "user.email=j@example.org", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=Jaime",
+            "-c",
+            "user.email=j@example.org",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .status()
         .unwrap()
@@ -28,7 +35,18 @@ fn commit(dir: &Path, file: &str, contents: Option<&str>, message: &str, date: &
     let ok = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=Jaime", "-c", "user.email=j@example.org", "-c", "commit.gpgsign=false", "commit", "-q", "-m", message])
+        .args([
+            "-c",
+            "user.name=Jaime",
+            "-c",
+            "user.email=j@example.org",
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "-m",
+            message,
+        ])
         .env("GIT_AUTHOR_DATE", date)
         .env("GIT_COMMITTER_DATE", date)
         .status()
@@ -43,20 +61,55 @@ fn history_lists_grants_changes_and_revocations_in_order() {
     let d = dir.path();
     git(d, &["init", "-q"]);
     let g1 = "project: tinygrad\ngrants:\n  - resource: gpu\n    granted: 2026-03-01\n    expires: 2027-03-01\n    request: https://github.com/conda-forge/admin-requests/pull/1\n";
-    commit(d, "grants/tinygrad.yml", Some(g1), "Grant gpu to tinygrad", "2026-03-01T10:00:00Z");
+    commit(
+        d,
+        "grants/tinygrad.yml",
+        Some(g1),
+        "Grant gpu to tinygrad",
+        "2026-03-01T10:00:00Z",
+    );
     let g2 = format!("{g1}  - resource: cpu\n    granted: 2026-04-01\n");
-    commit(d, "grants/tinygrad.yml", Some(&g2), "Grant cpu to tinygrad", "2026-04-01T10:00:00Z");
+    commit(
+        d,
+        "grants/tinygrad.yml",
+        Some(&g2),
+        "Grant cpu to tinygrad",
+        "2026-04-01T10:00:00Z",
+    );
     let g3 = g2.replace("expires: 2027-03-01", "expires: 2027-09-01");
-    commit(d, "grants/tinygrad.yml", Some(&g3), "Renew gpu for tinygrad", "2026-08-01T10:00:00Z");
-    commit(d, "grants/other.yml", Some("project: other\ngrants: []\n"), "Unrelated", "2026-08-02T10:00:00Z");
-    commit(d, "grants/tinygrad.yml", None, "Revoke everything of tinygrad", "2026-10-01T10:00:00Z");
+    commit(
+        d,
+        "grants/tinygrad.yml",
+        Some(&g3),
+        "Renew gpu for tinygrad",
+        "2026-08-01T10:00:00Z",
+    );
+    commit(
+        d,
+        "grants/other.yml",
+        Some("project: other\ngrants: []\n"),
+        "Unrelated",
+        "2026-08-02T10:00:00Z",
+    );
+    commit(
+        d,
+        "grants/tinygrad.yml",
+        None,
+        "Revoke everything of tinygrad",
+        "2026-10-01T10:00:00Z",
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(["history", "tinygrad", "--format", "json", "--dir"])
         .arg(d)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let events: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let got: Vec<(String, String, String)> = events
         .as_array()
@@ -81,7 +134,12 @@ fn history_lists_grants_changes_and_revocations_in_order() {
     .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
     .collect();
     assert_eq!(got, want);
-    assert!(events[2]["details"].as_str().unwrap().contains("until 2027-09-01"));
+    assert!(
+        events[2]["details"]
+            .as_str()
+            .unwrap()
+            .contains("until 2027-09-01")
+    );
     assert_eq!(events[0]["subject"], "Grant gpu to tinygrad");
 }
 

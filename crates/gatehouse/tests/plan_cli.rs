@@ -9,7 +9,12 @@ fn plan(format: &str, dir: &Path) -> String {
         .arg(dir)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -46,6 +51,9 @@ fn expiry_appears_in_the_plan_after_the_date() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("- revoke  pytorch-cpu: cirun-openstack-gpu-large (expired on 2027-03-01)"), "{text}");
+    assert!(
+        text.contains("- revoke  pytorch-cpu: cirun-openstack-gpu-large (expired on 2027-03-01)"),
+        "{text}"
+    );
     assert!(text.contains("- cirun: remove conda-forge/pytorch-cpu-feedstock from the access policy of cirun-openstack-gpu-large"), "{text}");
 }

@@ -31,7 +31,10 @@ pub(super) fn validate_grant_files(ctx: &CheckContext<'_>, diags: &mut Diagnosti
                     "project-name",
                     file,
                     project.span,
-                    format!("project `{}` is in a file named `{}`", project.value, f.path),
+                    format!(
+                        "project `{}` is in a file named `{}`",
+                        project.value, f.path
+                    ),
                 )
                 .with_help(format!("rename the file to `grants/{}.yml`", project.value)),
             );
@@ -42,7 +45,10 @@ pub(super) fn validate_grant_files(ctx: &CheckContext<'_>, diags: &mut Diagnosti
                     "project-suffix",
                     file,
                     project.span,
-                    format!("project `{}` ends with the repository suffix `{suffix}`", project.value),
+                    format!(
+                        "project `{}` ends with the repository suffix `{suffix}`",
+                        project.value
+                    ),
                 )
                 .with_help(format!(
                     "write `{}`; gatehouse adds `{suffix}` to find the repository",
@@ -86,7 +92,12 @@ pub(super) fn unknown_resource(
         .resources
         .keys()
         .filter(|k| close(&k.to_ascii_lowercase(), &wanted))
-        .min_by_key(|k| (strsim::damerau_levenshtein(&k.to_ascii_lowercase(), &wanted), **k));
+        .min_by_key(|k| {
+            (
+                strsim::damerau_levenshtein(&k.to_ascii_lowercase(), &wanted),
+                **k,
+            )
+        });
     Diagnostic::error(
         "unknown-resource",
         file,

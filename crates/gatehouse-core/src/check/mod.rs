@@ -115,4 +115,3 @@ pub fn run_all(repo: &Repo, today: Date) -> Diagnostics {
 fn report_load_errors(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
     diags.extend(ctx.repo.load_errors.clone());
 }
-

@@ -12,7 +12,9 @@ use crate::span::Span;
 /// What GitHub said about a project's repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RepoFact {
-    Exists { archived: bool },
+    Exists {
+        archived: bool,
+    },
     Missing,
     /// GitHub could not be asked (rate limit, server error); the reason says which.
     Unknown(String),
@@ -68,8 +70,8 @@ pub fn check_online(repo: &Repo, facts: &OnlineFacts) -> Diagnostics {
         Some(s) => s.value.repository_of(p),
         None => p.to_string(),
     };
-    let mut judge = |file: &str, span: Span, project: &str, holds: bool| {
-        match facts.repos.get(project) {
+    let mut judge =
+        |file: &str, span: Span, project: &str, holds: bool| match facts.repos.get(project) {
             Some(RepoFact::Missing) => diags.push(
                 Diagnostic::error(
                     "repo-missing",
@@ -99,8 +101,7 @@ pub fn check_online(repo: &Repo, facts: &OnlineFacts) -> Diagnostics {
                 format!("could not check repository {}: {why}", repository(project)),
             )),
             Some(RepoFact::Exists { archived: false }) | None => {}
-        }
-    };
+        };
     for f in &repo.grants {
         judge(&f.path, f.value.project.span, &f.value.project, true);
     }

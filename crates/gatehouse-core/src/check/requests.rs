@@ -83,7 +83,10 @@ pub(super) fn validate_request_targets(ctx: &CheckContext<'_>, diags: &mut Diagn
                             "already-granted",
                             file,
                             p.span,
-                            format!("`{}` already holds `{}`; this request changes nothing", p.value, r.value),
+                            format!(
+                                "`{}` already holds `{}`; this request changes nothing",
+                                p.value, r.value
+                            ),
                         )
                         .with_help("to extend it, file a renew request (`action: renew`)"),
                     ),
@@ -135,9 +138,14 @@ pub(super) fn validate_request_dates(ctx: &CheckContext<'_>, diags: &mut Diagnos
                     "expires-in-past",
                     file,
                     expires.span,
-                    format!("the request would expire on {}, which is not in the future", expires.value),
+                    format!(
+                        "the request would expire on {}, which is not in the future",
+                        expires.value
+                    ),
                 )
-                .with_help("pick a later date, or leave `expires` out to get the resource's default"),
+                .with_help(
+                    "pick a later date, or leave `expires` out to get the resource's default",
+                ),
             );
             continue;
         }
@@ -163,7 +171,9 @@ pub(super) fn validate_request_dates(ctx: &CheckContext<'_>, diags: &mut Diagnos
                             r.value, max.value, expires.value
                         ),
                     )
-                    .with_help(format!("set `expires: {limit}` or earlier, or leave it out")),
+                    .with_help(format!(
+                        "set `expires: {limit}` or earlier, or leave it out"
+                    )),
                 );
             }
         }
@@ -206,7 +216,9 @@ pub(super) fn validate_admin_requests(ctx: &CheckContext<'_>, diags: &mut Diagno
                     revoke.span,
                     "`action: travis` cannot revoke",
                 )
-                .with_help("Travis access is removed by the Travis administrators; drop `revoke: true`"),
+                .with_help(
+                    "Travis access is removed by the Travis administrators; drop `revoke: true`",
+                ),
             );
         }
         for p in &req.projects {
@@ -216,7 +228,10 @@ pub(super) fn validate_admin_requests(ctx: &CheckContext<'_>, diags: &mut Diagno
                         "admin-requests",
                         file,
                         p.span,
-                        format!("`feedstocks` lists `{}` with its `{suffix}` suffix", p.value),
+                        format!(
+                            "`feedstocks` lists `{}` with its `{suffix}` suffix",
+                            p.value
+                        ),
                     )
                     .with_help(format!(
                         "write the name without the suffix: `{}`",

@@ -26,11 +26,13 @@ pub(super) fn validate_resource_files(ctx: &CheckContext<'_>, diags: &mut Diagno
                     res.name.span,
                     format!(
                         "resource `{}` is in a file named `{}`",
-                        res.name.value,
-                        r.path
+                        res.name.value, r.path
                     ),
                 )
-                .with_help(format!("rename the file to `resources/{}.yml`", res.name.value)),
+                .with_help(format!(
+                    "rename the file to `resources/{}.yml`",
+                    res.name.value
+                )),
             );
         }
         match first_seen.get(res.name.as_str()) {
@@ -39,7 +41,10 @@ pub(super) fn validate_resource_files(ctx: &CheckContext<'_>, diags: &mut Diagno
                     "duplicate-resource",
                     file,
                     res.name.span,
-                    format!("resource `{}` is already defined in {other}", res.name.value),
+                    format!(
+                        "resource `{}` is already defined in {other}",
+                        res.name.value
+                    ),
                 )
                 .with_help("keep one definition"),
             ),
@@ -95,7 +100,10 @@ pub(super) fn validate_labels(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
                     "no-labels",
                     file,
                     res.name.span,
-                    format!("resource `{}` has no labels, so no job can reach it", res.name.value),
+                    format!(
+                        "resource `{}` has no labels, so no job can reach it",
+                        res.name.value
+                    ),
                 )
                 .with_help("add the runs-on labels that select this resource"),
             );
@@ -108,7 +116,10 @@ pub(super) fn validate_labels(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
                     "label",
                     file,
                     label.span,
-                    format!("label `{}` is empty once its `--` suffix is dropped", label.value),
+                    format!(
+                        "label `{}` is empty once its `--` suffix is dropped",
+                        label.value
+                    ),
                 ));
                 continue;
             }
@@ -118,7 +129,10 @@ pub(super) fn validate_labels(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
                         "generic-label",
                         file,
                         label.span,
-                        format!("label `{}` is carried by every runner and cannot select a resource", label.value),
+                        format!(
+                            "label `{}` is carried by every runner and cannot select a resource",
+                            label.value
+                        ),
                     )
                     .with_help(format!(
                         "remove it; the generic labels ({}) never route a job",

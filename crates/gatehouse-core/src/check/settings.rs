@@ -68,8 +68,13 @@ pub(super) fn validate_reviewers(
     };
     if reviewers.teams.is_empty() && reviewers.users.is_empty() {
         diags.push(
-            Diagnostic::error("reviewers", file, span, "no one can approve: reviewers name no team and no user")
-                .with_help("add `teams: [<team slug>]` or `users: [<login>]`"),
+            Diagnostic::error(
+                "reviewers",
+                file,
+                span,
+                "no one can approve: reviewers name no team and no user",
+            )
+            .with_help("add `teams: [<team slug>]` or `users: [<login>]`"),
         );
     }
     if reviewers.min_approvals.value == 0 {

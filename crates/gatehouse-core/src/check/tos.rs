@@ -17,7 +17,10 @@ pub(super) fn validate_tos(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
                     "tos-id",
                     file,
                     e.id.span,
-                    format!("`{}` has id {}; GitHub account ids are positive", e.github.value, e.id.value),
+                    format!(
+                        "`{}` has id {}; GitHub account ids are positive",
+                        e.github.value, e.id.value
+                    ),
                 )
                 .with_help(format!(
                     "look the id up at https://api.github.com/users/{}",

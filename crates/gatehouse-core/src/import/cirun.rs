@@ -12,9 +12,7 @@ use serde::Deserialize;
 
 use crate::diag::Diagnostic;
 use crate::duration::Day;
-use crate::model::{
-    Defaults, Grant, GrantFile, GrantUsers, Resource, Role, Specs, UserPolicy,
-};
+use crate::model::{Defaults, Grant, GrantFile, GrantUsers, Resource, Role, Specs, UserPolicy};
 use crate::names::is_generic_label;
 use crate::parse::parse_yaml;
 use crate::span::Spanned;
@@ -199,7 +197,8 @@ pub fn import(
 ) -> Imported {
     let mut out = Imported::default();
     let warn = |out: &mut Imported, file: &str, span, code, msg: String| {
-        out.warnings.push(Diagnostic::warning(code, file, span, msg));
+        out.warnings
+            .push(Diagnostic::warning(code, file, span, msg));
     };
 
     let policies: HashMap<&str, &Policy> =
@@ -257,7 +256,11 @@ pub fn import(
         });
     }
     for (resource, _) in &entries {
-        if !global.runners.iter().any(|r| r.name.as_str() == resource.as_str()) {
+        if !global
+            .runners
+            .iter()
+            .any(|r| r.name.as_str() == resource.as_str())
+        {
             warn(
                 &mut out,
                 access_path,
@@ -295,7 +298,10 @@ pub fn import(
                     access_path,
                     pid.span,
                     "unknown-policy",
-                    format!("policy `{}` is not defined under policies; skipped", pid.value),
+                    format!(
+                        "policy `{}` is not defined under policies; skipped",
+                        pid.value
+                    ),
                 );
                 continue;
             };
@@ -368,14 +374,20 @@ pub fn import(
                 access_path,
                 p.id.span,
                 "unused-policy",
-                format!("policy `{}` is not used by any access_control entry; it grants nothing", p.id.value),
+                format!(
+                    "policy `{}` is not used by any access_control entry; it grants nothing",
+                    p.id.value
+                ),
             );
         }
     }
 
     let mut mixed = Vec::new();
     for r in &mut out.resources {
-        let (tos, explicit) = resource_users.get(r.name.as_str()).copied().unwrap_or((false, false));
+        let (tos, explicit) = resource_users
+            .get(r.name.as_str())
+            .copied()
+            .unwrap_or((false, false));
         r.users.require_tos = tos;
         if tos && explicit {
             mixed.push(r.name.value.clone());

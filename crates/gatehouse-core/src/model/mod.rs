@@ -10,7 +10,7 @@ mod settings;
 mod tos;
 
 pub use grant::{Grant, GrantFile, GrantUsers};
-pub use request::{Request, RequestAction, RequestFile, RequestForm, ADMIN_ACTIONS};
+pub use request::{ADMIN_ACTIONS, Request, RequestAction, RequestFile, RequestForm};
 pub use resource::{Defaults, Quota, Resource, Role, Specs, UserPolicy};
 pub use settings::{GuardMode, GuardSettings, ProviderKind, ProviderSettings, Reviewers, Settings};
 pub use tos::{TosEntry, TosList};

@@ -67,7 +67,9 @@ pub enum RequestAction {
 pub enum RequestForm {
     Native,
     /// conda-forge's admin-requests, with its `action`.
-    AdminRequests { action: Spanned<String> },
+    AdminRequests {
+        action: Spanned<String>,
+    },
 }
 
 /// A request in its one internal form.

@@ -93,7 +93,9 @@ fn default_roles() -> Vec<Spanned<Role>> {
 }
 
 /// A person's role on a repository, as GitHub names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,

@@ -19,9 +19,7 @@ use jiff::civil::Date;
 pub enum RenderError {
     #[error("gatehouse.yml defines no provider of kind `cirun`; add one under `providers:`")]
     NoCirunProvider,
-    #[error(
-        "gatehouse.yml defines several cirun providers ({0}); pick one with --provider"
-    )]
+    #[error("gatehouse.yml defines several cirun providers ({0}); pick one with --provider")]
     SeveralProviders(String),
     #[error("provider `{0}` is not a cirun provider defined in gatehouse.yml")]
     UnknownProvider(String),
@@ -64,7 +62,10 @@ pub fn render(repo: &Repo, provider: Option<&str>, today: Date) -> Result<String
             [one] => one.to_string(),
             many => {
                 return Err(RenderError::SeveralProviders(
-                    many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                    many.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ));
             }
         },
@@ -101,7 +102,9 @@ pub fn render(repo: &Repo, provider: Option<&str>, today: Date) -> Result<String
     grant_files.sort_by(|a, b| a.value.project.value.cmp(&b.value.project.value));
     for file in grant_files {
         for g in &file.value.grants {
-            let Some(res) = resources.iter().find(|r| r.name.as_str() == g.resource.as_str())
+            let Some(res) = resources
+                .iter()
+                .find(|r| r.name.as_str() == g.resource.as_str())
             else {
                 continue;
             };
@@ -113,7 +116,8 @@ pub fn render(repo: &Repo, provider: Option<&str>, today: Date) -> Result<String
             roles.dedup();
             let who = match (&g.users, res.users.require_tos, &tos_url) {
                 (Some(list), _, _) => {
-                    let mut users: Vec<String> = list.users.iter().map(|u| u.value.clone()).collect();
+                    let mut users: Vec<String> =
+                        list.users.iter().map(|u| u.value.clone()).collect();
                     users.sort_by_key(|u| u.to_ascii_lowercase());
                     users.dedup_by_key(|u| u.to_ascii_lowercase());
                     Who::Users(users)
@@ -181,7 +185,11 @@ pub fn render(repo: &Repo, provider: Option<&str>, today: Date) -> Result<String
     }
     let entries: Vec<_> = resources
         .iter()
-        .filter_map(|r| access.get(r.name.as_str()).map(|ids| (r.name.as_str(), ids)))
+        .filter_map(|r| {
+            access
+                .get(r.name.as_str())
+                .map(|ids| (r.name.as_str(), ids))
+        })
         .collect();
     if entries.is_empty() {
         out.push_str("access_control: []\n");
@@ -211,7 +219,8 @@ fn role_name(r: Role) -> &'static str {
 /// A YAML scalar: plain when it is unambiguous as a string, double-quoted otherwise.
 fn scalar(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
         && s.starts_with(|c: char| c.is_ascii_alphabetic())
         && !s.contains(": ")
         && !matches!(

@@ -14,7 +14,10 @@ pub fn run(args: CheckArgs, today: Date) -> anyhow::Result<ExitCode> {
     let repo = repo::load_dir(&args.dir)?;
     let mut diags = run_all(&repo, today);
     if args.online {
-        match std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+        match std::env::var("GITHUB_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+        {
             Some(token) => {
                 let org = repo
                     .settings

@@ -62,7 +62,12 @@ pub fn run(args: DecideArgs, today: Date, explain: bool) -> anyhow::Result<ExitC
         DecisionFormat::Text => {
             if let Some(steps) = &steps {
                 for s in steps {
-                    println!("{} {}: {}", if s.passed { "  ok" } else { "DENY" }, s.rule, s.detail);
+                    println!(
+                        "{} {}: {}",
+                        if s.passed { "  ok" } else { "DENY" },
+                        s.rule,
+                        s.detail
+                    );
                 }
             }
             let resource = decision

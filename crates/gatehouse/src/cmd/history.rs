@@ -50,7 +50,11 @@ fn summary(g: &Grant) -> String {
     if let Some(u) = &g.users {
         parts.push(format!(
             "users {}",
-            u.users.iter().map(|x| x.value.as_str()).collect::<Vec<_>>().join(", ")
+            u.users
+                .iter()
+                .map(|x| x.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if let Some(r) = &g.request {
@@ -67,7 +71,13 @@ pub fn history(dir: &Path, project: &str) -> anyhow::Result<Vec<Event>> {
     let path = format!("grants/{project}.yml");
     let log = git(
         dir,
-        &["log", "--reverse", "--format=%H%x1f%aI%x1f%an%x1f%s", "--", &path],
+        &[
+            "log",
+            "--reverse",
+            "--format=%H%x1f%aI%x1f%an%x1f%s",
+            "--",
+            &path,
+        ],
     )?;
     if !log.status.success() {
         bail!(
@@ -80,7 +90,8 @@ pub fn history(dir: &Path, project: &str) -> anyhow::Result<Vec<Event>> {
     let mut before: BTreeMap<String, String> = BTreeMap::new();
     for line in String::from_utf8_lossy(&log.stdout).lines() {
         let mut f = line.split('\u{1f}');
-        let (Some(sha), Some(date), Some(author), Some(subject)) = (f.next(), f.next(), f.next(), f.next())
+        let (Some(sha), Some(date), Some(author), Some(subject)) =
+            (f.next(), f.next(), f.next(), f.next())
         else {
             continue;
         };
@@ -129,7 +140,9 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&events)?),
         PlanFormat::Markdown => {
-            println!("| date | change | resource | details | commit |\n| --- | --- | --- | --- | --- |");
+            println!(
+                "| date | change | resource | details | commit |\n| --- | --- | --- | --- | --- |"
+            );
             for e in &events {
                 println!(
                     "| {} | {} | `{}` | {} | {} {} |",
@@ -144,7 +157,11 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
         }
         PlanFormat::Text => {
             if events.is_empty() {
-                println!("{} has no grant history in {}", args.project, args.dir.display());
+                println!(
+                    "{} has no grant history in {}",
+                    args.project,
+                    args.dir.display()
+                );
             }
             for e in &events {
                 println!(

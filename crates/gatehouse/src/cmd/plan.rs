@@ -5,7 +5,9 @@ use std::fmt::Write;
 use std::process::ExitCode;
 
 use gatehouse_core::desired::{ProviderChange, desired_state, diff};
-use gatehouse_core::ledger::{LedgerChange, active_grants, applied_repo, plan_expiry, plan_requests};
+use gatehouse_core::ledger::{
+    LedgerChange, active_grants, applied_repo, plan_expiry, plan_requests,
+};
 use jiff::civil::Date;
 use serde::Serialize;
 
@@ -83,7 +85,8 @@ pub fn run(args: PlanArgs, today: Date) -> anyhow::Result<ExitCode> {
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
     if plan.ledger.is_empty() && plan.providers.is_empty() && plan.skipped.is_empty() {
-        return "nothing to do: the ledger and the providers' desired state are up to date\n".into();
+        return "nothing to do: the ledger and the providers' desired state are up to date\n"
+            .into();
     }
     if !plan.ledger.is_empty() {
         out.push_str("ledger:\n");
@@ -113,7 +116,9 @@ pub fn markdown(plan: &Plan) -> String {
         return out;
     }
     if !plan.ledger.is_empty() {
-        out.push_str("**Ledger**\n\n| change | project | resource | details |\n| --- | --- | --- | --- |\n");
+        out.push_str(
+            "**Ledger**\n\n| change | project | resource | details |\n| --- | --- | --- | --- |\n",
+        );
         for c in &plan.ledger {
             let (kind, details) = match c {
                 LedgerChange::Grant {
@@ -125,12 +130,18 @@ pub fn markdown(plan: &Plan) -> String {
                     "grant",
                     format!(
                         "{}until {}; {}",
-                        if *pull_request { "pull requests too; " } else { "" },
+                        if *pull_request {
+                            "pull requests too; "
+                        } else {
+                            ""
+                        },
                         expires.as_deref().unwrap_or("no expiry"),
                         request
                     ),
                 ),
-                LedgerChange::Renew { from, to, request, .. } => (
+                LedgerChange::Renew {
+                    from, to, request, ..
+                } => (
                     "renew",
                     format!(
                         "{} → {}; {request}",

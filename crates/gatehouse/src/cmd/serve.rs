@@ -22,7 +22,10 @@ fn secret(file: Option<&std::path::Path>, var: &str) -> anyhow::Result<Option<Se
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let webhook_secret = match secret(args.webhook_secret_file.as_deref(), "GATEHOUSE_WEBHOOK_SECRET")? {
+    let webhook_secret = match secret(
+        args.webhook_secret_file.as_deref(),
+        "GATEHOUSE_WEBHOOK_SECRET",
+    )? {
         Some(s) => s,
         None => {
             // Start anyway (the ledger, the API and the health endpoints work), but with a
