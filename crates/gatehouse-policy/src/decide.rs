@@ -16,7 +16,6 @@
 
 use std::fmt;
 
-use gatehouse_core::names::GENERIC_LABELS;
 use jiff::civil::Date;
 use serde::Serialize;
 
@@ -180,13 +179,9 @@ impl Policy {
             if key.is_empty() {
                 continue;
             }
-            let route = with_lowercase(key, |k| {
-                if GENERIC_LABELS.contains(&k) {
-                    None
-                } else {
-                    self.labels.get(k).copied()
-                }
-            });
+            // Generic labels (`self-hosted`, `linux`, ...) are never in the map: `compile`
+            // leaves them out, so they route nowhere without a check here.
+            let route = with_lowercase(key, |k| self.labels.get(k).copied());
             match route {
                 None => {}
                 Some(Route::Many(a, b)) => return Err((a, b)),
