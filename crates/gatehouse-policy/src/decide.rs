@@ -231,11 +231,20 @@ fn is_pull_request_event(event: &str) -> bool {
 /// white space (the same rule as `gatehouse_core::names::label_key`, minus the lower-casing,
 /// which the caller does without allocating).
 fn route_key(label: &str) -> &str {
-    match label.find("--") {
-        Some(i) => &label[..i],
-        None => label,
+    // A byte scan: `str::find` with a `&str` pattern builds a searcher per call, which costs
+    // more than scanning a 30-byte label. `--` is ASCII, so the cut is a char boundary.
+    let bytes = label.as_bytes();
+    let end = bytes
+        .windows(2)
+        .position(|w| w == b"--")
+        .unwrap_or(bytes.len());
+    let key = &label[..end];
+    // Labels almost never carry surrounding white space; skip the Unicode-aware trim then.
+    match key.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => key,
+        [only] if only.is_ascii_graphic() => key,
+        _ => key.trim(),
     }
-    .trim()
 }
 
 fn deny(rule: DenyRule, resource: Option<ResourceId>, reason: DenyReason) -> Decision {
