@@ -105,6 +105,19 @@ pub enum Role {
     Read,
 }
 
+impl Role {
+    /// The role's name, as GitHub and Cirun spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Maintain => "maintain",
+            Role::Write => "write",
+            Role::Triage => "triage",
+            Role::Read => "read",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Quota {

@@ -32,7 +32,6 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 
 use gatehouse_core::Repo;
-use gatehouse_core::model::Role;
 use jiff::civil::Date;
 use serde_json::{Value, json};
 
@@ -187,7 +186,7 @@ pub fn render(repo: &Repo, today: Date) -> CedarPolicy {
             .users
             .roles
             .iter()
-            .map(|role| role_name(role.value))
+            .map(|role| role.value.as_str())
             .collect();
         let mut attrs = serde_json::Map::new();
         attrs.insert("roles".into(), json!(roles));
@@ -403,16 +402,6 @@ fn entity_ref(uid: &EntityUid) -> Value {
 
 fn escape(name: &str) -> String {
     name.replace('%', "%25").replace('/', "%2F")
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Admin => "admin",
-        Role::Maintain => "maintain",
-        Role::Write => "write",
-        Role::Triage => "triage",
-        Role::Read => "read",
-    }
 }
 
 /// Minutes as a Cedar `Long`. Counts beyond `i64::MAX` minutes (seventeen trillion years) are

@@ -163,7 +163,7 @@ pub fn render(repo: &Repo, provider: Option<&str>, today: Date) -> Result<String
         let _ = writeln!(out, "    repo: {}", scalar(repo_name));
         out.push_str("    roles:\n");
         for r in &key.roles {
-            let _ = writeln!(out, "      - {}", role_name(*r));
+            let _ = writeln!(out, "      - {}", r.as_str());
         }
         if let Who::Users(users) = &key.who {
             if users.is_empty() {
@@ -204,16 +204,6 @@ pub fn render(repo: &Repo, provider: Option<&str>, today: Date) -> Result<String
         }
     }
     Ok(out)
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Admin => "admin",
-        Role::Maintain => "maintain",
-        Role::Write => "write",
-        Role::Triage => "triage",
-        Role::Read => "read",
-    }
 }
 
 /// A YAML scalar: plain when it is unambiguous as a string, double-quoted otherwise.
