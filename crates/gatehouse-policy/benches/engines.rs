@@ -28,7 +28,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gatehouse_core::Repo;
 use gatehouse_core::duration::Day;
 use gatehouse_core::fixture::{FixtureSpec, generate};
-use gatehouse_core::model::Role;
 use gatehouse_policy::render::cedar;
 use gatehouse_policy::{
     Actor, DenyRule, GrantId, JobContext, Permission, Policy, ResourceId, Usage, compile,
@@ -509,7 +508,7 @@ fn rego_data(repo: &Repo) -> regorus::Value {
             .users
             .roles
             .iter()
-            .map(|role| regorus::Value::from(role_name(role.value)))
+            .map(|role| regorus::Value::from(role.value.as_str()))
             .collect();
         let mut fields = vec![
             ("roles", regorus::Value::from(roles)),
@@ -639,16 +638,6 @@ fn eval_interpreter(engine: &mut regorus::Engine, input: &regorus::Value) -> reg
 fn eval_vm(vm: &mut RegoVM, input: &regorus::Value) -> regorus::Value {
     vm.set_input(input.clone());
     vm.execute().expect("the program runs")
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Admin => "admin",
-        Role::Maintain => "maintain",
-        Role::Write => "write",
-        Role::Triage => "triage",
-        Role::Read => "read",
-    }
 }
 
 /// Days since 1970-01-01, as in `render cedar`.
