@@ -3,23 +3,27 @@
 use std::path::Path;
 use std::process::Command;
 
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=Jaime",
-            "-c",
-            "user.email=j@example.org",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .status()
-        .unwrap()
-        .success();
+/// Runs git in `dir` as a fixed author; `date` dates the commit when given.
+fn git_at(dir: &Path, args: &[&str], date: Option<&str>) {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir).args([
+        "-c",
+        "user.name=Jaime",
+        "-c",
+        "user.email=j@example.org",
+        "-c",
+        "commit.gpgsign=false",
+    ]);
+    if let Some(date) = date {
+        cmd.env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_DATE", date);
+    }
+    let ok = cmd.args(args).status().unwrap().success();
     assert!(ok, "git {args:?}");
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    git_at(dir, args, None);
 }
 
 fn commit(dir: &Path, file: &str, contents: Option<&str>, message: &str, date: &str) {
@@ -32,27 +36,7 @@ fn commit(dir: &Path, file: &str, contents: Option<&str>, message: &str, date: &
         }
         None => git(dir, &["rm", "-q", file]),
     }
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=Jaime",
-            "-c",
-            "user.email=j@example.org",
-            "-c",
-            "commit.gpgsign=false",
-            "commit",
-            "-q",
-            "-m",
-            message,
-        ])
-        .env("GIT_AUTHOR_DATE", date)
-        .env("GIT_COMMITTER_DATE", date)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    git_at(dir, &["commit", "-q", "-m", message], Some(date));
 }
 
 #[test]
