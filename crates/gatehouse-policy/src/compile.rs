@@ -1,7 +1,9 @@
 //! `compile`: the access repository into an immutable index built for deciding fast.
 //!
 //! Names are normalised once here (lower-cased labels without their `--` suffix, lower-cased
-//! project names and logins), so that `decide` only hashes and compares.
+//! project names and logins), so that `decide` only hashes and compares. The maps are keyed by
+//! lower-cased bytes: `decide` lower-cases a job's names into a stack buffer and looks the bytes
+//! up, with no allocation and no UTF-8 re-validation.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,11 +36,15 @@ pub struct Policy {
     pub(crate) suffix: Box<str>,
     pub(crate) resources: Vec<CompiledResource>,
     pub(crate) grants: Vec<CompiledGrant>,
-    /// Label routing key -> the resources that claim it (more than one only in a repository
-    /// that `check` would refuse; routing then reports the ambiguity).
-    pub(crate) labels: Map<Box<str>, Route>,
-    /// Lower-cased project -> its grants (a handful at most).
-    pub(crate) projects: Map<Box<str>, Box<[GrantId]>>,
+    /// Label routing key (lower-cased bytes) -> the resources that claim it (more than one
+    /// only in a repository that `check` would refuse; routing then reports the ambiguity).
+    pub(crate) labels: Map<Box<[u8]>, Route>,
+    /// Bit `n` is set when some routing key is `n` bytes long (bit 63: 63 or more). Most of a
+    /// job's labels (`self-hosted`, `linux`, `x64`, ...) have a length no managed key has, and
+    /// are skipped without lower-casing or hashing them.
+    pub(crate) label_lengths: u64,
+    /// Lower-cased project (bytes) -> its grants (a handful at most).
+    pub(crate) projects: Map<Box<[u8]>, Box<[GrantId]>>,
     /// Numeric ids of everyone who accepted the terms of service.
     pub(crate) tos: foldhash::HashSet<i64>,
     pub(crate) compiled_on: Date,
@@ -113,6 +119,38 @@ impl Policy {
         self.tos.contains(&id)
     }
 
+    /// Where the project sits in a lower-cased repository name (`owner/<project><suffix>`):
+    /// the byte range of `<project>`, or `None` when the repository is not one of the
+    /// organisation's project repositories. Lower-casing ASCII keeps byte offsets, so the
+    /// range also cuts the original name.
+    pub(crate) fn project_span(&self, lower_repository: &[u8]) -> Option<(usize, usize)> {
+        let slash = lower_repository.iter().position(|&b| b == b'/')?;
+        if lower_repository[..slash] != *self.org.as_bytes() {
+            return None;
+        }
+        let name = &lower_repository[slash + 1..];
+        let suffix = self.suffix.as_bytes();
+        // The suffix is valid UTF-8 matched byte for byte, so the cut before it is a char
+        // boundary of the original name.
+        if name.len() <= suffix.len() || !name.ends_with(suffix) {
+            return None;
+        }
+        Some((slash + 1, lower_repository.len() - suffix.len()))
+    }
+
+    /// The grant of `resource` held by the project whose lower-cased name is `project`.
+    pub(crate) fn grant_of(&self, project: &[u8], resource: ResourceId) -> Option<GrantId> {
+        self.projects
+            .get(project)?
+            .iter()
+            .copied()
+            .find(|id| self.grant(*id).resource == resource)
+    }
+
+    pub(crate) fn may_be_label_key(&self, len: usize) -> bool {
+        self.label_lengths & length_bit(len) != 0
+    }
+
     pub fn resource_by_name(&self, name: &str) -> Option<ResourceId> {
         self.resources()
             .find(|(_, r)| &*r.name == name)
@@ -148,9 +186,10 @@ impl CompiledGrant {
     pub fn allows_user(&self, login: &str) -> bool {
         match &self.users {
             None => true,
-            Some(list) => {
-                with_lowercase(login, |l| list.binary_search_by(|u| (**u).cmp(l)).is_ok())
-            }
+            // `str` orders by bytes, so the sorted list can be searched with bytes.
+            Some(list) => with_lowercase(login.as_bytes(), |l| {
+                list.binary_search_by(|u| u.as_bytes().cmp(l)).is_ok()
+            }),
         }
     }
 }
@@ -178,7 +217,8 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
     };
     let mut resources = Vec::with_capacity(repo.resources.len());
     let mut by_name: Map<&str, ResourceId> = Map::default();
-    let mut labels: Map<Box<str>, Route> = Map::default();
+    let mut labels: Map<Box<[u8]>, Route> = Map::default();
+    let mut label_lengths = 0u64;
     for loaded in &repo.resources {
         let r = &loaded.value;
         if by_name.contains_key(r.name.as_str()) {
@@ -202,10 +242,11 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
             if is_generic_label(label) {
                 continue;
             }
-            let key = label_key(label).into_boxed_str();
+            let key = label_key(label).into_bytes().into_boxed_slice();
             if key.is_empty() {
                 continue;
             }
+            label_lengths |= length_bit(key.len());
             labels
                 .entry(key)
                 .and_modify(|route| {
@@ -220,10 +261,10 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
     }
 
     let mut grants = Vec::new();
-    let mut projects: Map<Box<str>, Vec<GrantId>> = Map::default();
+    let mut projects: Map<Box<[u8]>, Vec<GrantId>> = Map::default();
     for file in &repo.grants {
         let project: Arc<str> = Arc::from(file.value.project.as_str());
-        let key = project.to_ascii_lowercase().into_boxed_str();
+        let key = project.as_bytes().to_ascii_lowercase().into_boxed_slice();
         for g in &file.value.grants {
             let Some(&resource) = by_name.get(g.resource.as_str()) else {
                 continue; // names no resource; `check` reports it
@@ -270,6 +311,7 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
         resources,
         grants,
         labels,
+        label_lengths,
         projects: projects
             .into_iter()
             .map(|(k, v)| (k, v.into_boxed_slice()))
@@ -283,20 +325,20 @@ fn grants_resource(grants: &[CompiledGrant], id: GrantId) -> ResourceId {
     grants[id.0 as usize].resource
 }
 
-/// Runs `f` on the ASCII-lower-cased `s`, without allocating for short strings (labels, logins
-/// and repository names almost always are).
-pub(crate) fn with_lowercase<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
+}
+
+/// Runs `f` on the ASCII-lower-cased bytes of `s`, without allocating for short names (labels,
+/// logins and repository names almost always are).
+pub(crate) fn with_lowercase<R>(s: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
     const CAP: usize = 128;
     if s.len() <= CAP {
         let mut buf = [0u8; CAP];
         let out = &mut buf[..s.len()];
-        out.copy_from_slice(s.as_bytes());
+        out.copy_from_slice(s);
         out.make_ascii_lowercase();
-        // Lower-casing ASCII bytes keeps UTF-8 valid.
-        match std::str::from_utf8(out) {
-            Ok(lower) => f(lower),
-            Err(_) => f(&s.to_ascii_lowercase()),
-        }
+        f(out)
     } else {
         f(&s.to_ascii_lowercase())
     }

@@ -176,12 +176,12 @@ impl Policy {
         let mut found: Option<ResourceId> = None;
         for label in labels {
             let key = route_key(label);
-            if key.is_empty() {
+            if key.is_empty() || !self.may_be_label_key(key.len()) {
                 continue;
             }
             // Generic labels (`self-hosted`, `linux`, ...) are never in the map: `compile`
             // leaves them out, so they route nowhere without a check here.
-            let route = with_lowercase(key, |k| self.labels.get(k).copied());
+            let route = with_lowercase(key.as_bytes(), |k| self.labels.get(k).copied());
             match route {
                 None => {}
                 Some(Route::Many(a, b)) => return Err((a, b)),
@@ -198,18 +198,8 @@ impl Policy {
     /// The project a repository holds grants as: `owner/<project><suffix>` within the
     /// organisation, lower-cased. `None` for anything else.
     pub fn project_of<'a>(&self, repository: &'a str) -> Option<&'a str> {
-        let (owner, name) = repository.split_once('/')?;
-        if !owner.eq_ignore_ascii_case(&self.org) {
-            return None;
-        }
-        let cut = name.len().checked_sub(self.suffix.len())?;
-        if cut == 0
-            || !name.is_char_boundary(cut)
-            || !name[cut..].eq_ignore_ascii_case(&self.suffix)
-        {
-            return None;
-        }
-        Some(&name[..cut])
+        let (start, end) = with_lowercase(repository.as_bytes(), |r| self.project_span(r))?;
+        Some(&repository[start..end])
     }
 }
 
@@ -288,8 +278,13 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
     };
     let res = policy.resource(resource);
 
-    // 2. The grant.
-    let Some(project) = policy.project_of(&job.repository) else {
+    // 2. The grant. The repository is lower-cased once: its owner, suffix and project are
+    // compared and looked up as bytes of that one copy.
+    let located = with_lowercase(job.repository.as_bytes(), |repo| {
+        let (start, end) = policy.project_span(repo)?;
+        Some((start, end, policy.grant_of(&repo[start..end], resource)))
+    });
+    let Some((start, end, grant_id)) = located else {
         t.step("no-grant", false, || {
             format!(
                 "`{}` is not a project repository of {}",
@@ -298,13 +293,7 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
         });
         return deny(DenyRule::NoGrant, Some(resource), DenyReason::NotAProject);
     };
-    let grant_id = with_lowercase(project, |p| {
-        policy.projects.get(p).and_then(|ids| {
-            ids.iter()
-                .copied()
-                .find(|id| policy.grant(*id).resource == resource)
-        })
-    });
+    let project = &job.repository[start..end];
     let Some(grant_id) = grant_id else {
         t.step("no-grant", false, || {
             format!("`{project}` holds no grant of `{}`", res.name)
