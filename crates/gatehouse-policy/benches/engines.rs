@@ -28,9 +28,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gatehouse_core::Repo;
 use gatehouse_core::duration::Day;
 use gatehouse_core::fixture::{FixtureSpec, generate};
+use gatehouse_core::names::{is_generic_label, label_key};
 use gatehouse_policy::render::cedar;
 use gatehouse_policy::{
-    Actor, DenyRule, GrantId, JobContext, Permission, Policy, ResourceId, Usage, compile,
+    Actor, Decision, DenyRule, GrantId, JobContext, Permission, Policy, ResourceId, Usage, compile,
 };
 use jiff::ToSpan;
 use jiff::civil::{Date, date};
@@ -43,6 +44,7 @@ const FIXTURE_SEED: u64 = 42;
 const MIX_SEED: u64 = 7;
 const MIX_SIZE: usize = 1_000;
 const REGO: &str = include_str!("gatehouse.rego");
+const REGO_JOB: &str = include_str!("gatehouse_job.rego");
 const REGO_RULE: &str = "data.gatehouse.decision";
 
 /// A decision as all engines can state it: `None` to allow, the rule on deny.
@@ -463,6 +465,10 @@ impl CedarEngine {
         }
     }
 
+    // Never inlined, here and in the three `eval`/`decide` wrappers below, so that
+    // `valgrind --tool=callgrind --toggle-collect='*bench_<engine>*'` can count each engine's
+    // instructions per decision (see docs/BENCHMARKS.md).
+    #[inline(never)]
     fn is_authorized(&self, request: &Request) -> cedar_policy::Response {
         self.authorizer
             .is_authorized(request, &self.policies, &self.entities)
@@ -498,11 +504,21 @@ fn uid(u: &cedar::EntityUid) -> EntityUid {
 /// of unknown resources grant nothing. Sets are Rego sets, so membership is a lookup.
 fn rego_data(repo: &Repo) -> regorus::Value {
     let mut runners = BTreeMap::new();
+    let mut labels: BTreeMap<regorus::Value, BTreeSet<regorus::Value>> = BTreeMap::new();
     for loaded in &repo.resources {
         let r = &loaded.value;
         let key = regorus::Value::from(r.name.as_str());
         if runners.contains_key(&key) {
             continue;
+        }
+        for label in r.labels.iter().filter(|l| !is_generic_label(l)) {
+            let routing = label_key(label);
+            if !routing.is_empty() {
+                labels
+                    .entry(routing.into())
+                    .or_default()
+                    .insert(key.clone());
+            }
         }
         let roles: BTreeSet<regorus::Value> = r
             .users
@@ -526,6 +542,8 @@ fn rego_data(repo: &Repo) -> regorus::Value {
     }
 
     let mut grants = BTreeMap::new();
+    let mut projects: BTreeMap<regorus::Value, BTreeMap<regorus::Value, regorus::Value>> =
+        BTreeMap::new();
     for file in &repo.grants {
         let project = file.value.project.to_ascii_lowercase();
         for g in &file.value.grants {
@@ -550,7 +568,12 @@ fn rego_data(repo: &Repo) -> regorus::Value {
                     .collect();
                 fields.push(("users", regorus::Value::from(users)));
             }
-            grants.insert(key, object(fields));
+            let grant = object(fields);
+            projects
+                .entry(project.as_str().into())
+                .or_default()
+                .insert(resource.into(), grant.clone());
+            grants.insert(key, grant);
         }
     }
 
@@ -561,7 +584,30 @@ fn rego_data(repo: &Repo) -> regorus::Value {
         .map(|e| regorus::Value::from(e.id.value))
         .collect();
 
+    let settings = &repo
+        .settings
+        .as_ref()
+        .expect("the fixture has settings")
+        .value;
     object(vec![
+        ("org", settings.org.value.to_ascii_lowercase().into()),
+        ("suffix", settings.repo_suffix.to_ascii_lowercase().into()),
+        (
+            "labels",
+            labels
+                .into_iter()
+                .map(|(k, v)| (k, regorus::Value::from(v)))
+                .collect::<BTreeMap<_, _>>()
+                .into(),
+        ),
+        (
+            "projects",
+            projects
+                .into_iter()
+                .map(|(k, v)| (k, regorus::Value::from(v)))
+                .collect::<BTreeMap<_, _>>()
+                .into(),
+        ),
         ("grants", regorus::Value::from(grants)),
         ("runners", regorus::Value::from(runners)),
         ("tos", regorus::Value::from(tos)),
@@ -580,6 +626,14 @@ fn rego_input(policy: &Policy, job: &JobContext) -> regorus::Value {
     }
     context["grant"] = r.resource.id.into();
     regorus::Value::from(context)
+}
+
+/// The job as `gatehouse decide` reads it (its JSON), with `today` in days since 1970-01-01:
+/// the input of `gatehouse_job.rego`, which does the naming itself.
+fn rego_job_input(policy: &Policy, job: &JobContext) -> regorus::Value {
+    let mut value = serde_json::to_value(job).expect("a job serialises");
+    value["today"] = days(job.today.map_or(policy.compiled_on(), |d| d.0)).into();
+    regorus::Value::from(value)
 }
 
 fn object(fields: Vec<(&str, regorus::Value)>) -> regorus::Value {
@@ -604,10 +658,10 @@ fn rego_outcome(value: &regorus::Value) -> Outcome {
 }
 
 /// The regorus interpreter, policy and data prepared once.
-fn rego_engine(data: &regorus::Value) -> regorus::Engine {
+fn rego_engine(source: &str, data: &regorus::Value) -> regorus::Engine {
     let mut engine = regorus::Engine::new();
     engine
-        .add_policy("gatehouse.rego".into(), REGO.into())
+        .add_policy("gatehouse.rego".into(), source.into())
         .expect("the Rego policy parses");
     engine
         .add_data(data.clone())
@@ -628,14 +682,29 @@ fn rego_vm(engine: &mut regorus::Engine, data: &regorus::Value) -> RegoVM {
     vm
 }
 
-fn eval_interpreter(engine: &mut regorus::Engine, input: &regorus::Value) -> regorus::Value {
+#[inline(never)]
+fn bench_gatehouse(policy: &Policy, job: &JobContext) -> Decision {
+    policy.decide(job)
+}
+
+#[inline(never)]
+fn bench_cedar(cedar: &CedarEngine, request: &Request) -> cedar_policy::Response {
+    cedar.is_authorized(request)
+}
+
+#[inline(never)]
+fn bench_regorus_interpreter(
+    engine: &mut regorus::Engine,
+    input: &regorus::Value,
+) -> regorus::Value {
     engine.set_input(input.clone());
     engine
         .eval_rule(REGO_RULE.to_string())
         .expect("the policy evaluates")
 }
 
-fn eval_vm(vm: &mut RegoVM, input: &regorus::Value) -> regorus::Value {
+#[inline(never)]
+fn bench_regorus_rvm(vm: &mut RegoVM, input: &regorus::Value) -> regorus::Value {
     vm.set_input(input.clone());
     vm.execute().expect("the program runs")
 }
@@ -660,26 +729,39 @@ fn bench_engines(c: &mut Criterion) {
 
     let cedar = CedarEngine::new(&repo, &policy, &jobs);
     let data = rego_data(&repo);
-    let mut engine = rego_engine(&data);
+    let mut engine = rego_engine(REGO, &data);
     let mut vm = rego_vm(&mut engine.clone(), &data);
     let inputs: Vec<regorus::Value> = jobs.iter().map(|j| rego_input(&policy, j)).collect();
+    let mut job_engine = rego_engine(REGO_JOB, &data);
+    let mut job_vm = rego_vm(&mut job_engine.clone(), &data);
+    let job_inputs: Vec<regorus::Value> = jobs.iter().map(|j| rego_job_input(&policy, j)).collect();
 
     // Every engine gives every job the outcome it was built for.
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, (job, meant)) in mix.iter().enumerate() {
         let ours = policy.decide(job);
         let theirs = cedar.outcome(&cedar.requests[i]);
-        let interpreted = rego_outcome(&eval_interpreter(&mut engine, &inputs[i]));
-        let executed = rego_outcome(&eval_vm(&mut vm, &inputs[i]));
+        let interpreted = rego_outcome(&bench_regorus_interpreter(&mut engine, &inputs[i]));
+        let executed = rego_outcome(&bench_regorus_rvm(&mut vm, &inputs[i]));
+        let job_interpreted =
+            rego_outcome(&bench_regorus_interpreter(&mut job_engine, &job_inputs[i]));
+        let job_executed = rego_outcome(&bench_regorus_rvm(&mut job_vm, &job_inputs[i]));
         assert_eq!(
             ours.outcome() == "allow",
             ours.rule().is_none(),
             "job {i}: {ours:?}"
         );
         assert_eq!(
-            [ours.rule(), theirs, interpreted, executed],
-            [*meant; 4],
-            "job {i} (gatehouse, Cedar, regorus, RVM; built for {meant:?}): {job:#?}"
+            [
+                ours.rule(),
+                theirs,
+                interpreted,
+                executed,
+                job_interpreted,
+                job_executed
+            ],
+            [*meant; 6],
+            "job {i} (gatehouse, Cedar, regorus, RVM, regorus and RVM on the job; built for {meant:?}): {job:#?}"
         );
         *counts
             .entry(meant.map_or("allow", DenyRule::code))
@@ -706,19 +788,32 @@ fn bench_engines(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4));
     group.bench_function("gatehouse", |b| {
         let mut jobs = jobs.iter().cycle();
-        b.iter(|| policy.decide(black_box(jobs.next().expect("a cycle"))))
+        b.iter(|| bench_gatehouse(&policy, black_box(jobs.next().expect("a cycle"))))
     });
     group.bench_function("cedar", |b| {
         let mut requests = cedar.requests.iter().cycle();
-        b.iter(|| cedar.is_authorized(black_box(requests.next().expect("a cycle"))))
+        b.iter(|| bench_cedar(&cedar, black_box(requests.next().expect("a cycle"))))
     });
     group.bench_function("regorus-interpreter", |b| {
         let mut inputs = inputs.iter().cycle();
-        b.iter(|| eval_interpreter(&mut engine, black_box(inputs.next().expect("a cycle"))))
+        b.iter(|| {
+            bench_regorus_interpreter(&mut engine, black_box(inputs.next().expect("a cycle")))
+        })
     });
     group.bench_function("regorus-rvm", |b| {
         let mut inputs = inputs.iter().cycle();
-        b.iter(|| eval_vm(&mut vm, black_box(inputs.next().expect("a cycle"))))
+        b.iter(|| bench_regorus_rvm(&mut vm, black_box(inputs.next().expect("a cycle"))))
+    });
+    // The same, from the job itself: routing and naming in Rego too, as in `decide`.
+    group.bench_function("regorus-interpreter-job", |b| {
+        let mut inputs = job_inputs.iter().cycle();
+        b.iter(|| {
+            bench_regorus_interpreter(&mut job_engine, black_box(inputs.next().expect("a cycle")))
+        })
+    });
+    group.bench_function("regorus-rvm-job", |b| {
+        let mut inputs = job_inputs.iter().cycle();
+        b.iter(|| bench_regorus_rvm(&mut job_vm, black_box(inputs.next().expect("a cycle"))))
     });
     group.finish();
 

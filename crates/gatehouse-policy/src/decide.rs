@@ -174,14 +174,17 @@ impl Policy {
         labels: impl IntoIterator<Item = &'a str>,
     ) -> Result<Option<ResourceId>, (ResourceId, ResourceId)> {
         let mut found: Option<ResourceId> = None;
+        let mut buf = [0u8; KEY_BUF];
         for label in labels {
-            let key = route_key(label);
-            if key.is_empty() || !self.may_be_label_key(key.len()) {
-                continue;
-            }
-            // Generic labels (`self-hosted`, `linux`, ...) are never in the map: `compile`
-            // leaves them out, so they route nowhere without a check here.
-            let route = with_lowercase(key.as_bytes(), |k| self.labels.get(k).copied());
+            let route = match lowercase_route_key(self, label.as_bytes(), &mut buf) {
+                Ok(Some(key)) => self.lookup_label(key),
+                Ok(None) => None,
+                // Long labels and labels with white space around the key: the plain rule.
+                Err(()) => {
+                    let key = route_key(label);
+                    with_lowercase(key.as_bytes(), |k| self.lookup_label(k))
+                }
+            };
             match route {
                 None => {}
                 Some(Route::Many(a, b)) => return Err((a, b)),
@@ -193,6 +196,16 @@ impl Policy {
             }
         }
         Ok(found)
+    }
+
+    /// The route of a lower-cased routing key. Generic labels (`self-hosted`, `linux`, ...) are
+    /// never in the map: `compile` leaves them out, so they route nowhere without a check here.
+    #[inline]
+    fn lookup_label(&self, key: &[u8]) -> Option<Route> {
+        if key.is_empty() || !self.may_be_label_key(key.len()) {
+            return None;
+        }
+        self.labels.get(key).copied()
     }
 
     /// The project a repository holds grants as: `owner/<project><suffix>` within the
@@ -217,18 +230,67 @@ fn is_pull_request_event(event: &str) -> bool {
         .any(|e| e.eq_ignore_ascii_case(event))
 }
 
+/// Routing keys longer than this take the allocating path; conda-forge's are under 40 bytes.
+const KEY_BUF: usize = 64;
+
+/// The routing key of `label`, lower-cased into `buf`, or `Ok(None)` when no managed key has
+/// its length (most labels: `self-hosted`, `linux`, `x64`, ...), decided before any byte is
+/// copied. `Err(())` when the fast path does not apply (a key longer than the buffer, or one
+/// that starts or ends with something other than a visible ASCII character and so may need
+/// trimming); the caller then falls back to [`route_key`].
+#[inline]
+fn lowercase_route_key<'b>(
+    policy: &Policy,
+    label: &[u8],
+    buf: &'b mut [u8; KEY_BUF],
+) -> Result<Option<&'b [u8]>, ()> {
+    let key = &label[..find_double_dash(label)];
+    match key {
+        [] => return Ok(None),
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => {}
+        [only] if only.is_ascii_graphic() => {}
+        _ => return Err(()),
+    }
+    if key.len() > KEY_BUF {
+        return Err(());
+    }
+    if !policy.may_be_label_key(key.len()) {
+        return Ok(None);
+    }
+    // Lower-case the whole buffer: a fixed length without an early exit, which the compiler
+    // turns into a few vector instructions.
+    buf[..key.len()].copy_from_slice(key);
+    buf.make_ascii_lowercase();
+    Ok(Some(&buf[..key.len()]))
+}
+
+/// The offset of the first `--` in `bytes`, or its length. Every pair of adjacent bytes
+/// covers an odd offset, so only odd offsets are compared with `-` first: half the
+/// comparisons of a plain scan.
+#[inline]
+fn find_double_dash(bytes: &[u8]) -> usize {
+    let mut i = 1;
+    while i < bytes.len() {
+        if bytes[i] == b'-' {
+            if bytes[i - 1] == b'-' {
+                return i - 1;
+            }
+            if bytes.get(i + 1) == Some(&b'-') {
+                return i;
+            }
+        }
+        i += 2;
+    }
+    bytes.len()
+}
+
 /// The part of a label that routes: everything before the first `--`, without surrounding
 /// white space (the same rule as `gatehouse_core::names::label_key`, minus the lower-casing,
 /// which the caller does without allocating).
 fn route_key(label: &str) -> &str {
     // A byte scan: `str::find` with a `&str` pattern builds a searcher per call, which costs
     // more than scanning a 30-byte label. `--` is ASCII, so the cut is a char boundary.
-    let bytes = label.as_bytes();
-    let end = bytes
-        .windows(2)
-        .position(|w| w == b"--")
-        .unwrap_or(bytes.len());
-    let key = &label[..end];
+    let key = &label[..find_double_dash(label.as_bytes())];
     // Labels almost never carry surrounding white space; skip the Unicode-aware trim then.
     match key.as_bytes() {
         [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => key,
@@ -622,4 +684,36 @@ fn next_month(day: Date) -> Date {
     first
         .checked_add(jiff::Span::new().months(1))
         .unwrap_or(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_double_dash;
+
+    #[test]
+    fn the_first_double_dash_is_found_at_odd_and_even_offsets() {
+        let plain = |s: &str| s.find("--").unwrap_or(s.len());
+        for s in [
+            "",
+            "-",
+            "--",
+            "a",
+            "a-",
+            "a--",
+            "-a",
+            "--a",
+            "a--b",
+            "ab--c",
+            "abc--d",
+            "a-b-c",
+            "a---b",
+            "-a--b",
+            "a-b--c--d",
+            "----",
+            "gpu-large--8075232475-linux_64",
+            "x-",
+        ] {
+            assert_eq!(find_double_dash(s.as_bytes()), plain(s), "{s:?}");
+        }
+    }
 }
