@@ -37,6 +37,34 @@ pub fn desired_state(repo: &Repo, today: Date) -> DesiredState {
     out
 }
 
+/// The name under which configuration pull requests to the projects (`send_pr`) are planned
+/// and reconciled. Not a provider of gatehouse.yml: every grant with `send_pr` uses it,
+/// whichever provider serves the resource.
+pub const FEEDSTOCK_CONFIG: &str = "feedstock-config";
+
+/// Resource -> repositories whose active grant asked for a pull request that adds the
+/// resource's label to their configuration (`send_pr`), as of `today`.
+pub fn feedstock_config_state(repo: &Repo, today: Date) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let Some(settings) = &repo.settings else {
+        return out;
+    };
+    for f in &repo.grants {
+        for g in &f.value.grants {
+            if !g.send_pr || g.expires.as_ref().is_some_and(|e| e.value.0 < today) {
+                continue;
+            }
+            if repo.resource(&g.resource).is_none() {
+                continue;
+            }
+            out.entry(g.resource.value.clone())
+                .or_default()
+                .insert(settings.value.repository_of(&f.value.project));
+        }
+    }
+    out
+}
+
 /// One repository gaining or losing one resource at one provider.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct ProviderChange {
@@ -49,6 +77,18 @@ pub struct ProviderChange {
 
 impl fmt::Display for ProviderChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind == FEEDSTOCK_CONFIG {
+            return write!(
+                f,
+                "{} {}: open a pull request that {} {}'s label {} the configuration of {}",
+                if self.add { "+" } else { "-" },
+                self.provider,
+                if self.add { "adds" } else { "removes" },
+                self.resource,
+                if self.add { "to" } else { "from" },
+                self.repository
+            );
+        }
         let what = match self.kind {
             "cirun" => "access policy",
             "github-app" => "app installation",
@@ -74,7 +114,14 @@ pub fn diff(repo: &Repo, before: &DesiredState, after: &DesiredState) -> Vec<Pro
         repo.settings
             .as_ref()
             .and_then(|s| s.value.providers.get(provider))
-            .map_or("unknown", |p| p.kind.value.as_str())
+            .map_or(
+                if provider == FEEDSTOCK_CONFIG {
+                    FEEDSTOCK_CONFIG
+                } else {
+                    "unknown"
+                },
+                |p| p.kind.value.as_str(),
+            )
     };
     let empty = BTreeMap::new();
     let none = BTreeSet::new();

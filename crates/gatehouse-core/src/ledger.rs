@@ -42,6 +42,10 @@ pub enum LedgerChange {
         from: Option<String>,
         to: Option<String>,
         request: String,
+        /// The day of the renewal: when the new end lies beyond the resource's
+        /// `max_duration` from the first grant, the grant's term starts again on it.
+        #[serde(skip)]
+        on: Date,
     },
     Revoke {
         project: String,
@@ -97,6 +101,7 @@ impl fmt::Display for LedgerChange {
                 from,
                 to,
                 request,
+                ..
             } => write!(
                 f,
                 "~ renew   {project}: {resource} from {} to {} ({request})",
@@ -206,6 +211,7 @@ pub fn plan_requests(
                                 from: from.map(|d| d.to_string()),
                                 to: expires.map(|d| d.to_string()),
                                 request: request_ref.clone(),
+                                on: today,
                             });
                         }
                     }
@@ -285,7 +291,9 @@ pub fn apply_changes(repo: &Repo, changes: &[LedgerChange]) -> BTreeMap<String, 
                     file.grants.push((**grant).clone());
                 }
             }
-            LedgerChange::Renew { resource, to, .. } => {
+            LedgerChange::Renew {
+                resource, to, on, ..
+            } => {
                 if let Some(g) = file
                     .grants
                     .iter_mut()
@@ -295,7 +303,19 @@ pub fn apply_changes(repo: &Repo, changes: &[LedgerChange]) -> BTreeMap<String, 
                         .as_ref()
                         .and_then(|t| t.parse::<Day>().ok())
                         .map(Spanned::unplaced);
-                    // `granted` keeps recording the first grant; only the end moves.
+                    // `granted` keeps recording the first grant and only the end moves, unless
+                    // the new end is further from it than the resource allows: then the term
+                    // starts again on the day of the renewal (git history keeps the first
+                    // grant), or the ledger would fail its own check and stop every later run.
+                    let limit = repo
+                        .resource(&g.resource)
+                        .and_then(|r| r.max_duration.as_ref())
+                        .and_then(|m| m.value.end_from(g.granted.value.0));
+                    if let (Some(limit), Some(end)) = (limit, &g.expires)
+                        && end.value.0 > limit
+                    {
+                        g.granted = Spanned::unplaced(Day(*on));
+                    }
                 }
             }
             LedgerChange::Revoke { resource, .. } => {
@@ -324,4 +344,41 @@ pub fn applied_repo(repo: &Repo, changes: &[LedgerChange], consumed: &[String]) 
     after.grants.sort_by(|a, b| a.path.cmp(&b.path));
     after.requests.retain(|r| !consumed.contains(&r.path));
     after
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Severity;
+
+    /// A renewal asks for a full term from today; the ledger it writes must still pass
+    /// `check`, or every later `apply` refuses to run.
+    #[test]
+    fn a_renewal_beyond_the_first_term_restarts_the_term_and_stays_valid() {
+        let today = jiff::civil::date(2026, 11, 28);
+        let files: Vec<(String, String)> = [
+            ("gatehouse.yml", "org: cf\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n"),
+            ("resources/gpu.yml", "name: gpu\nprovider: cirun\nlabels: [gpu]\nmax_duration: 1y\n"),
+            ("grants/x.yml", "project: x\ngrants:\n  - resource: gpu\n    granted: 2026-03-01\n    expires: 2027-03-01\n"),
+            ("requests/r.yml", "action: renew\nprojects: [x]\nresources: [gpu]\n"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let repo = Repo::from_sources(files);
+        let plan = plan_requests(&repo, today, &HashMap::new());
+        let after = applied_repo(&repo, &plan.changes, &plan.consumed);
+        let g = &after.grants[0].value.grants[0];
+        assert_eq!(g.granted.value.0, today);
+        assert_eq!(
+            g.expires.as_ref().unwrap().value.0,
+            jiff::civil::date(2027, 11, 28)
+        );
+        let errors: Vec<_> = run_all(&after, today)
+            .sorted()
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
 }

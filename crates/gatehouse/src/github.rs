@@ -252,6 +252,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// The status of an answer that was neither success, 404 nor a refusal (409, 422, ...):
+    /// callers that expect one (a branch that already exists) match on it.
+    pub fn unexpected_status(&self) -> Option<StatusCode> {
+        match self {
+            Error::Unexpected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// The service refused the credential itself (401, or 403 that is not a rate limit).
     pub fn is_refusal(&self) -> bool {
         matches!(
@@ -353,6 +362,18 @@ impl Client {
     /// GETs the path made of `segments` (each percent-encoded); 404 is `None`.
     pub async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<Option<T>, Error> {
         let (url, path) = self.url(segments);
+        let resp = self.send(&Method::GET, url, &path, None).await?;
+        self.read(resp, &path).await
+    }
+
+    /// GETs the path made of `segments` with a query (`?head=...&state=open`); 404 is `None`.
+    pub async fn get_query<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Option<T>, Error> {
+        let (mut url, path) = self.url(segments);
+        url.query_pairs_mut().extend_pairs(query);
         let resp = self.send(&Method::GET, url, &path, None).await?;
         self.read(resp, &path).await
     }

@@ -3,214 +3,9 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-use std::sync::Arc;
-
 use serde_json::Value;
-use support::{CIRUN_KEY, FakeCirun, FakeGitHub, Fault, GITHUB_TOKEN, serve_cirun, serve_github};
-
-const INSTALLATION: u64 = 77;
-const GROUP_ID: u64 = 5;
-const TODAY: &str = "2026-11-28";
-
-struct World {
-    dir: tempfile::TempDir,
-    github_api: String,
-    cirun_api: String,
-    github: Arc<FakeGitHub>,
-    cirun: Arc<FakeCirun>,
-}
-
-/// An access repository with three resources, one per provider kind, and `background`
-/// projects (`b00`, `b01`, ...) that hold all three; committed to a fresh git repository.
-fn world(background: usize) -> World {
-    let fake = FakeGitHub::new();
-    {
-        let mut s = fake.state.lock().unwrap();
-        s.installations.insert(INSTALLATION, Default::default());
-        s.runner_groups
-            .insert(GROUP_ID, ("gpu".to_string(), Default::default()));
-        s.runner_groups
-            .insert(GROUP_ID + 1, ("other".to_string(), Default::default()));
-    }
-    let (github_api, github) = serve_github(fake);
-    let (cirun_api, cirun) = serve_cirun(FakeCirun::new());
-    let dir = tempfile::tempdir().unwrap();
-    let mut files = vec![
-        (
-            "gatehouse.yml".to_string(),
-            "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\n\
-             providers:\n  cirun: { kind: cirun, access_repo: .cirun }\n  \
-             namespace: { kind: github-app, installation_id: 77 }\n  \
-             gpu-pool: { kind: runner-group, group: gpu }\n"
-                .to_string(),
-        ),
-        (
-            "resources/cirun-gpu.yml".to_string(),
-            "name: cirun-gpu\nprovider: cirun\nlabels: [cirun-gpu]\n".to_string(),
-        ),
-        (
-            "resources/namespace.yml".to_string(),
-            "name: namespace\nprovider: namespace\nlabels: [namespace]\n".to_string(),
-        ),
-        (
-            "resources/gpu-runner.yml".to_string(),
-            "name: gpu-runner\nprovider: gpu-pool\nlabels: [gpu-runner]\n".to_string(),
-        ),
-    ];
-    for i in 0..background {
-        let p = format!("b{i:02}");
-        files.push((
-            format!("grants/{p}.yml"),
-            format!(
-                "project: {p}\ngrants:\n  - {{ resource: cirun-gpu, granted: 2026-01-01 }}\n  \
-                 - {{ resource: namespace, granted: 2026-01-01 }}\n  \
-                 - {{ resource: gpu-runner, granted: 2026-01-01 }}\n"
-            ),
-        ));
-    }
-    for (path, contents) in files {
-        write(dir.path(), &path, &contents);
-    }
-    git(dir.path(), &["init", "-q", "-b", "main"]);
-    git(dir.path(), &["config", "user.name", "Test"]);
-    git(dir.path(), &["config", "user.email", "test@example.org"]);
-    git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["commit", "-q", "-m", "initial"]);
-    World {
-        dir,
-        github_api,
-        cirun_api,
-        github,
-        cirun,
-    }
-}
-
-fn write(dir: &Path, path: &str, contents: &str) {
-    let path = dir.join(path);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, contents).unwrap();
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-const GRANT_ALL: &str = "resources: [cirun-gpu, namespace, gpu-runner]\n";
-
-impl World {
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Adds a request file and commits it, as a merged pull request would.
-    fn request(&self, name: &str, contents: &str) {
-        write(self.path(), &format!("requests/{name}.yml"), contents);
-        git(self.path(), &["add", "-A"]);
-        git(
-            self.path(),
-            &["commit", "-q", "-m", &format!("request {name}")],
-        );
-    }
-
-    fn commits(&self) -> usize {
-        git(self.path(), &["rev-list", "--count", "HEAD"])
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_env(args, &[])
-    }
-
-    fn run_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-        cmd.args(args)
-            .arg(self.path())
-            .env("GATEHOUSE_GITHUB_API", &self.github_api)
-            .env("GATEHOUSE_CIRUN_API", &self.cirun_api)
-            .env("GITHUB_TOKEN", GITHUB_TOKEN)
-            .env("CIRUN_API_KEY", CIRUN_KEY)
-            .env("GATEHOUSE_HTTP_BACKOFF_MS", "10")
-            .env("GATEHOUSE_HTTP_TIMEOUT_MS", "5000")
-            .env("GATEHOUSE_GITHUB_MUTATION_SPACING_MS", "0")
-            .env("GATEHOUSE_TODAY", TODAY)
-            .env("GATEHOUSE_LOG", "trace")
-            .env("NO_COLOR", "1")
-            .env_remove("GITHUB_REPOSITORY")
-            .env_remove("GATEHOUSE_NOW")
-            .env_remove("GATEHOUSE_HTTP_MAX_WAIT_SECS");
-        for (k, v) in env {
-            match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
-            };
-        }
-        let out = cmd.output().unwrap();
-        let run = Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        for secret in [GITHUB_TOKEN, CIRUN_KEY] {
-            assert!(
-                !run.stdout.contains(secret) && !run.stderr.contains(secret),
-                "a token leaked:\n{run}"
-            );
-        }
-        run
-    }
-
-    /// Every provider's view of `project`: (in the Cirun policy, in the installation, in the
-    /// runner group).
-    fn holds(&self, project: &str) -> (bool, bool, bool) {
-        let repo = format!("{project}-feedstock");
-        let full = format!("conda-forge/{repo}");
-        (
-            self.cirun.repos_for("cirun-gpu").contains(&repo),
-            self.github.installation(INSTALLATION).contains(&full),
-            self.github.runner_group("gpu").contains(&full),
-        )
-    }
-
-    fn mutations(&self) -> usize {
-        self.github.gate.mutations() + self.cirun.gate.mutations()
-    }
-
-    fn state(&self) -> Value {
-        let text = std::fs::read_to_string(self.path().join(".gatehouse/state.json")).unwrap();
-        serde_json::from_str(&text).unwrap()
-    }
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
+use support::Fault;
+use support::world::{GRANT_ALL, INSTALLATION, git, world, write};
 
 // ---------------------------------------------------------------------------------------------
 
@@ -570,4 +365,431 @@ fn doctor_names_a_rejected_and_a_missing_credential() {
     assert_eq!(down.code, Some(1), "{down}");
     assert!(down.stdout.contains("unreachable CIRUN_API_KEY"), "{down}");
     assert!(down.stdout.contains("ok        GITHUB_TOKEN"), "{down}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration pull requests (`send_pr`)
+
+const FEEDSTOCK: &str = "conda-forge/x-feedstock";
+const CBC: &str = "recipe/conda_build_config.yaml";
+const CFG: &str = "conda-forge.yml";
+/// Shaped like conda-forge/pytorch-cpu-feedstock's: selectors and comments must survive.
+const X_CBC: &str = "MACOSX_SDK_VERSION:         # [osx]\n- 12.3                      # [osx]\n\n# clang 16 is too strict for some pointer conversions\nc_compiler_version:         # [osx]\n- 15                        # [osx]\n\nblas_impl:\n- mkl                          # [x86 or x86_64]\n- generic\n";
+const X_CFG: &str = "azure:\n  free_disk_space: true\nconda_build:\n  pkg_format: '2'\ngithub:\n  branch_name: main\n  tooling_branch_name: main\nprovider:\n  linux_aarch64: azure\n";
+const RERENDER: &str = "@conda-forge-admin, please rerender";
+
+fn config_world() -> support::world::World {
+    let w = world(2);
+    w.github.set_file(FEEDSTOCK, CBC, X_CBC);
+    w.github.set_file(FEEDSTOCK, CFG, X_CFG);
+    w
+}
+
+fn rerenders(w: &support::world::World, pull: &Value) -> usize {
+    let n = pull["number"].as_u64().unwrap();
+    w.github
+        .comments_on(FEEDSTOCK, n)
+        .iter()
+        .filter(|c| c["body"] == RERENDER)
+        .count()
+}
+
+#[test]
+fn send_pr_opens_one_pull_request_and_revoking_opens_the_one_that_removes_the_label() {
+    let w = config_world();
+    w.request(
+        "x",
+        "action: grant\nprojects: [x]\nresources: [cirun-gpu]\npull_request: true\nsend_pr: true\n",
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        run.stderr
+            .contains("feedstock-config (feedstock-config): 1 change(s) made"),
+        "{run}"
+    );
+    assert!(
+        std::fs::read_to_string(w.path().join("grants/x.yml"))
+            .unwrap()
+            .contains("send_pr: true")
+    );
+    let pulls = w.github.pulls_in(FEEDSTOCK);
+    assert_eq!(pulls.len(), 1, "{pulls:?}");
+    assert_eq!(pulls[0]["head"]["ref"], "gatehouse/cirun-gpu-add");
+    assert_eq!(pulls[0]["base"]["ref"], "main");
+    assert_eq!(rerenders(&w, &pulls[0]), 1);
+    // The branch changes only what it must; main is untouched until someone merges.
+    let branch = "gatehouse/cirun-gpu-add";
+    assert_eq!(
+        w.github.file(FEEDSTOCK, branch, CBC).unwrap(),
+        format!("{X_CBC}github_actions_labels:\n- cirun-gpu\n")
+    );
+    assert_eq!(
+        w.github.file(FEEDSTOCK, branch, CFG).unwrap(),
+        format!(
+            "{X_CFG}  linux_64: github_actions\ngithub_actions:\n  self_hosted: true\n  triggers:\n  - push\n  - pull_request\n"
+        )
+    );
+    assert_eq!(w.github.file(FEEDSTOCK, "main", CBC).unwrap(), X_CBC);
+
+    // Again, before anyone merged it: nothing at all is sent.
+    w.github.gate.reset_calls();
+    let again = w.run(&["apply", "--confirm"]);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(w.github.gate.mutations(), 0, "{:?}", w.github.gate.calls());
+    assert_eq!(w.github.pulls_in(FEEDSTOCK).len(), 1);
+
+    // Merged; then revoked: a pull request that takes it all out again.
+    w.github
+        .merge(FEEDSTOCK, pulls[0]["number"].as_u64().unwrap());
+    w.request(
+        "x-revoke",
+        "action: revoke\nprojects: [x]\nresources: [cirun-gpu]\n",
+    );
+    // The removal pull request first meets a server error (a POST is not retried within a
+    // run): the run fails loudly, the next one sends it.
+    w.github.gate.fault(
+        "POST /repos/conda-forge/x-feedstock/pulls",
+        &[Fault::Status(502)],
+    );
+    let failed = w.run(&["apply", "--confirm"]);
+    assert_eq!(failed.code, Some(1), "{failed}");
+    assert!(
+        failed.stderr.contains("feedstock-config: failed"),
+        "{failed}"
+    );
+    assert!(!w.holds("x").0, "Cirun no longer lets x in");
+    assert_eq!(w.github.pulls_in(FEEDSTOCK).len(), 1);
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let pulls = w.github.pulls_in(FEEDSTOCK);
+    assert_eq!(pulls.len(), 2, "{pulls:?}");
+    assert_eq!(pulls[1]["head"]["ref"], "gatehouse/cirun-gpu-remove");
+    assert_eq!(pulls[1]["state"], "open");
+    assert_eq!(rerenders(&w, &pulls[1]), 1);
+    let branch = "gatehouse/cirun-gpu-remove";
+    assert_eq!(w.github.file(FEEDSTOCK, branch, CBC).unwrap(), X_CBC);
+    assert_eq!(w.github.file(FEEDSTOCK, branch, CFG).unwrap(), X_CFG);
+
+    let again = w.run(&["apply", "--confirm"]);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(
+        w.github.pulls_in(FEEDSTOCK).len(),
+        2,
+        "no third pull request"
+    );
+    assert!(
+        !w.state().to_string().contains("x-feedstock"),
+        "nothing left to undo: {}",
+        w.state()
+    );
+}
+
+#[test]
+fn a_revoke_before_the_merge_closes_the_pull_request_instead() {
+    let w = config_world();
+    w.request(
+        "x",
+        "action: grant\nprojects: [x]\nresources: [cirun-gpu]\nsend_pr: true\n",
+    );
+    assert_eq!(w.run(&["apply", "--confirm"]).code, Some(0));
+    w.request(
+        "x-revoke",
+        "action: revoke\nprojects: [x]\nresources: [cirun-gpu]\n",
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let pulls = w.github.pulls_in(FEEDSTOCK);
+    assert_eq!(pulls.len(), 1, "main never had the label: {pulls:?}");
+    assert_eq!(pulls[0]["state"], "closed");
+    assert!(run.stderr.contains("no pull request needed"), "{run}");
+}
+
+#[test]
+fn configuration_pull_requests_converge_under_faults_without_a_second_one() {
+    let w = config_world();
+    w.request(
+        "x",
+        "action: grant\nprojects: [x, y]\nresources: [cirun-gpu]\nsend_pr: true\n",
+    );
+    // Opening x's pull request fails (a POST is not retried within a run); y's file write
+    // meets a dropped connection and a 502, which are retried.
+    w.github.gate.fault(
+        "POST /repos/conda-forge/x-feedstock/pulls",
+        &[Fault::Status(500)],
+    );
+    w.github.gate.fault(
+        "PUT /repos/conda-forge/y-feedstock/contents/recipe/conda_build_config.yaml",
+        &[Fault::Drop, Fault::Status(502)],
+    );
+    let first = w.run(&["apply", "--confirm"]);
+    assert_eq!(first.code, Some(1), "{first}");
+    assert!(first.stderr.contains("feedstock-config: failed"), "{first}");
+    assert!(first.stderr.contains("x-feedstock (cirun-gpu)"), "{first}");
+    assert_eq!(w.state()["failing"]["feedstock-config"]["runs"], 1);
+    assert_eq!(w.github.pulls_in(FEEDSTOCK).len(), 0);
+    assert_eq!(w.github.pulls_in("conda-forge/y-feedstock").len(), 1);
+
+    let second = w.run(&["apply", "--confirm"]);
+    assert_eq!(second.code, Some(0), "{second}");
+    assert_eq!(w.github.pulls_in(FEEDSTOCK).len(), 1);
+    assert_eq!(w.github.pulls_in("conda-forge/y-feedstock").len(), 1);
+    // The branch left by the failed run was started over, not stacked on.
+    assert!(
+        w.github
+            .gate
+            .count("PATCH /repos/conda-forge/x-feedstock/git/refs/heads/gatehouse/cirun-gpu-add")
+            == 1,
+        "{:?}",
+        w.github.gate.calls()
+    );
+    assert_eq!(
+        w.github
+            .file(FEEDSTOCK, "gatehouse/cirun-gpu-add", CBC)
+            .unwrap(),
+        format!("{X_CBC}github_actions_labels:\n- cirun-gpu\n")
+    );
+    assert_eq!(w.state()["failing"], serde_json::json!({}));
+    let third = w.run(&["apply", "--confirm"]);
+    assert_eq!(third.code, Some(0), "{third}");
+    assert_eq!(w.github.pulls_in(FEEDSTOCK).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cirun through the access repository
+
+#[test]
+fn cirun_via_the_access_repository_commits_access_yml_once_per_change() {
+    let w = support::world::world_with(
+        2,
+        support::world::Options {
+            cirun_via_repository: true,
+            ..Default::default()
+        },
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let rendered = w.run(&["render", "cirun"]);
+    assert_eq!(rendered.code, Some(0), "{rendered}");
+    let file = w
+        .github
+        .file("conda-forge/.cirun", "main", ".access.yml")
+        .unwrap();
+    assert_eq!(
+        file, rendered.stdout,
+        "the file is exactly what render prints"
+    );
+    assert!(file.contains("b00-feedstock"), "{file}");
+    assert_eq!(w.cirun.gate.calls().len(), 0, "Cirun's API is not used");
+    let commits = || w.github.state.lock().unwrap().commits.len();
+    assert_eq!(commits(), 1);
+
+    // Unchanged: read, no commit.
+    let again = w.run(&["apply", "--confirm"]);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(commits(), 1);
+
+    w.request(
+        "x",
+        "action: grant\nprojects: [x]\nresources: [cirun-gpu]\n",
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(commits(), 2);
+    let state = w.github.state.lock().unwrap();
+    let (repo, branch, path, message) = state.commits.last().unwrap();
+    assert_eq!(
+        (repo.as_str(), branch.as_str(), path.as_str()),
+        ("conda-forge/.cirun", "main", ".access.yml")
+    );
+    assert!(message.contains("x-feedstock"), "{message}");
+    drop(state);
+    assert!(
+        w.github
+            .file("conda-forge/.cirun", "main", ".access.yml")
+            .unwrap()
+            .contains("x-feedstock")
+    );
+    assert!(
+        w.github.pulls_in("conda-forge/.cirun").is_empty(),
+        "no pull request"
+    );
+}
+
+#[test]
+fn via_is_only_for_cirun_providers() {
+    let w = world(0);
+    write(
+        w.path(),
+        "gatehouse.yml",
+        "org: conda-forge\nreviewers: { teams: [core] }\nproviders:\n  \
+         cirun: { kind: cirun, access_repo: .cirun, via: access-repo }\n  \
+         namespace: { kind: github-app, installation_id: 77, via: api }\n",
+    );
+    std::fs::remove_dir_all(w.path().join("resources")).unwrap();
+    let run = w.run(&["check"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stdout
+            .contains("provider `namespace` of kind `github-app` has `via`"),
+        "{run}"
+    );
+    assert!(!run.stdout.contains("provider `cirun`"), "{run}");
+    write(
+        w.path(),
+        "gatehouse.yml",
+        "org: conda-forge\nreviewers: { teams: [core] }\nproviders:\n  \
+         cirun: { kind: cirun, access_repo: .cirun, via: pull-request }\n",
+    );
+    let run = w.run(&["check"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stdout.contains("gatehouse.yml:4"), "{run}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expiry notices
+
+#[test]
+fn expire_tells_a_project_once_two_weeks_before_its_grant_ends() {
+    let w = world(1);
+    w.request(
+        "x",
+        "action: grant\nprojects: [x]\nresources: [cirun-gpu]\nexpires: 2026-12-20\n",
+    );
+    assert_eq!(w.run(&["apply", "--confirm"]).code, Some(0));
+    let expire_on =
+        |day: &str| w.run_env(&["expire", "--confirm"], &[("GATEHOUSE_TODAY", Some(day))]);
+    // Three weeks before: nothing.
+    let early = expire_on("2026-11-29");
+    assert_eq!(early.code, Some(0), "{early}");
+    assert!(w.github.issues_in(FEEDSTOCK).is_empty());
+
+    // Within two weeks: one issue on the project's repository; a failure to open it fails the
+    // run and the next day's run opens it.
+    w.github.gate.fault(
+        "POST /repos/conda-forge/x-feedstock/issues",
+        &[Fault::Status(500)],
+    );
+    let failed = expire_on("2026-12-06");
+    assert_eq!(failed.code, Some(1), "{failed}");
+    assert!(
+        failed.stderr.contains("could not tell of the expiry"),
+        "{failed}"
+    );
+    assert!(w.github.issues_in(FEEDSTOCK).is_empty());
+    let run = expire_on("2026-12-07");
+    assert_eq!(run.code, Some(0), "{run}");
+    let issues = w.github.issues_in(FEEDSTOCK);
+    assert_eq!(issues.len(), 1, "{run}");
+    assert_eq!(
+        issues[0]["title"],
+        "gatehouse: cirun-gpu access expires on 2026-12-20"
+    );
+    let body = issues[0]["body"].as_str().unwrap();
+    assert!(body.contains("action: renew"), "{body}");
+    assert!(body.contains("projects: [x]"), "{body}");
+
+    // The next days: not again, whether the run remembers (state) or has to look (no state).
+    assert_eq!(expire_on("2026-12-08").code, Some(0));
+    std::fs::remove_file(w.path().join(".gatehouse/state.json")).unwrap();
+    let looked = expire_on("2026-12-09");
+    assert_eq!(looked.code, Some(0), "{looked}");
+    assert!(looked.stderr.contains("already told"), "{looked}");
+    assert_eq!(w.github.issues_in(FEEDSTOCK).len(), 1);
+    assert!(w.holds("x").0);
+
+    // Past the date: revoked everywhere.
+    let late = expire_on("2026-12-21");
+    assert_eq!(late.code, Some(0), "{late}");
+    assert!(!w.holds("x").0);
+    assert_eq!(w.github.issues_in(FEEDSTOCK).len(), 1);
+}
+
+/// A grant renewed after its expiry notice went out: the next `apply` closes the notice with a
+/// comment giving the new end, once; a failure to close it fails the run and the next run
+/// closes it.
+#[test]
+fn a_renewal_closes_the_expiry_notice() {
+    let w = world(1);
+    w.request(
+        "x",
+        "action: grant\nprojects: [x]\nresources: [cirun-gpu]\nexpires: 2026-12-20\n",
+    );
+    assert_eq!(w.run(&["apply", "--confirm"]).code, Some(0));
+    let on = |day: &str, command: &str| {
+        w.run_env(&[command, "--confirm"], &[("GATEHOUSE_TODAY", Some(day))])
+    };
+    let told = on("2026-12-07", "expire");
+    assert_eq!(told.code, Some(0), "{told}");
+    let issues = w.github.issues_in(FEEDSTOCK);
+    assert_eq!(issues.len(), 1, "{told}");
+    let number = issues[0]["number"].as_u64().unwrap();
+    assert_eq!(issues[0]["state"], "open");
+
+    w.request(
+        "x-renew",
+        "action: renew\nprojects: [x]\nresources: [cirun-gpu]\nexpires: 2027-03-01\nreason: still needed\n",
+    );
+    let path = format!("PATCH /repos/{FEEDSTOCK}/issues/{number}");
+    w.github.gate.fault(&path, &[Fault::Status(422)]);
+    let failed = on("2026-12-08", "apply");
+    assert_eq!(failed.code, Some(1), "{failed}");
+    assert!(
+        failed.stderr.contains("could not close the expiry notice"),
+        "{failed}"
+    );
+    assert!(
+        w.path().join("grants/x.yml").exists() && w.holds("x").0,
+        "{failed}"
+    );
+    assert_eq!(w.github.issues_in(FEEDSTOCK)[0]["state"], "open");
+
+    let run = on("2026-12-09", "apply");
+    assert_eq!(run.code, Some(0), "{run}");
+    let issues = w.github.issues_in(FEEDSTOCK);
+    assert_eq!(issues.len(), 1, "{run}");
+    assert_eq!(issues[0]["state"], "closed", "{run}");
+    let said: Vec<String> = w
+        .github
+        .comments_on(FEEDSTOCK, number)
+        .iter()
+        .map(|c| c["body"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        said.last()
+            .is_some_and(|c| c.contains("renewed until 2027-03-01")),
+        "{said:?}"
+    );
+    let state = w.state();
+    assert!(
+        state["notified"].as_array().is_none_or(|n| n.is_empty()),
+        "{state}"
+    );
+
+    // Later runs neither close nor comment again, and no new notice opens before 2027-02-15.
+    let comments = said.len();
+    assert_eq!(on("2026-12-10", "expire").code, Some(0));
+    assert_eq!(w.github.comments_on(FEEDSTOCK, number).len(), comments);
+    assert_eq!(w.github.issues_in(FEEDSTOCK).len(), 1);
+}
+
+#[test]
+fn a_temporary_file_left_by_a_killed_run_is_never_committed() {
+    let w = world(1);
+    // What a run killed between writing grants/x.yml's new text and renaming it leaves.
+    write(
+        w.path(),
+        "grants/.tmpA1b2C3",
+        "project: x\ngrants:\n  - resource: cir",
+    );
+    w.request(
+        "x",
+        "action: grant\nprojects: [x]\nresources: [cirun-gpu]\n",
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(!w.path().join("grants/.tmpA1b2C3").exists());
+    let tracked = git(w.path(), &["ls-files", "grants"]);
+    assert_eq!(tracked, "grants/b00.yml\ngrants/x.yml\n");
+    assert!(git(w.path(), &["status", "--porcelain"]).trim().is_empty());
 }

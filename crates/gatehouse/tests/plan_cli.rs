@@ -37,7 +37,21 @@ fn plan_json_counts_and_names_every_change() {
     let doc: serde_json::Value = serde_json::from_str(&plan("json", &example())).unwrap();
     assert_eq!(doc["ledger"].as_array().unwrap().len(), 3);
     assert_eq!(doc["consumed"].as_array().unwrap().len(), 3);
-    assert_eq!(doc["providers"].as_array().unwrap().len(), 3);
+    // Three provider changes, and two configuration pull requests (the requests have send_pr).
+    let providers = doc["providers"].as_array().unwrap();
+    assert_eq!(providers.len(), 5, "{providers:?}");
+    let config: Vec<&str> = providers
+        .iter()
+        .filter(|c| c["kind"] == "feedstock-config")
+        .map(|c| c["repository"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        config,
+        [
+            "conda-forge/tinygrad-feedstock",
+            "conda-forge/xformers-feedstock"
+        ]
+    );
     assert_eq!(doc["revocations"], 0);
     assert_eq!(doc["ledger"][1]["change"], "grant");
     assert_eq!(doc["ledger"][1]["project"], "tinygrad");

@@ -32,6 +32,22 @@ pub(super) fn validate_settings(ctx: &CheckContext<'_>, diags: &mut Diagnostics)
     }
     validate_reviewers(file, &s.reviewers, s.org.span, diags);
     for (name, p) in &s.providers {
+        if let Some(via) = &p.via
+            && p.kind.value != ProviderKind::Cirun
+        {
+            diags.push(
+                Diagnostic::error(
+                    "settings",
+                    file,
+                    via.span,
+                    format!(
+                        "provider `{name}` of kind `{}` has `via`, which only Cirun providers take",
+                        p.kind.value.as_str()
+                    ),
+                )
+                .with_help("remove `via`"),
+            );
+        }
         let (field, present) = match p.kind.value {
             ProviderKind::Cirun => ("access_repo", p.access_repo.is_some()),
             ProviderKind::GithubApp => ("installation_id", p.installation_id.is_some()),

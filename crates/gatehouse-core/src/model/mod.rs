@@ -12,5 +12,7 @@ mod tos;
 pub use grant::{Grant, GrantFile, GrantUsers};
 pub use request::{ADMIN_ACTIONS, Request, RequestAction, RequestFile, RequestForm};
 pub use resource::{Defaults, Quota, Resource, Role, Specs, UserPolicy};
-pub use settings::{GuardMode, GuardSettings, ProviderKind, ProviderSettings, Reviewers, Settings};
+pub use settings::{
+    CirunVia, GuardMode, GuardSettings, ProviderKind, ProviderSettings, Reviewers, Settings,
+};
 pub use tos::{TosEntry, TosList};

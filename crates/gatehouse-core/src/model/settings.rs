@@ -77,12 +77,28 @@ pub struct ProviderSettings {
     /// resources with `require_tos`; without it, the logins of people/tos.yml are listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users_from_json: Option<Spanned<String>>,
+    /// `cirun`: how the policy reaches Cirun. `api` (the default) replaces it through Cirun's
+    /// REST API; `access-repo` commits the rendered `.access.yml` straight to `access_repo`
+    /// (which Cirun reads), with no pull request left waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Spanned<CirunVia>>,
     /// `github-app`: the installation whose selected repositories are managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub installation_id: Option<Spanned<u64>>,
     /// `runner-group`: the organisation's runner group whose selected repositories are managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<Spanned<String>>,
+}
+
+/// How `apply` writes Cirun's access policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CirunVia {
+    /// `PUT {base}/access-control` on Cirun's API.
+    #[default]
+    Api,
+    /// A commit of `.access.yml` to the organisation's `access_repo` through GitHub.
+    AccessRepo,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]

@@ -2,11 +2,18 @@
 //!
 //! `apply` and `expire` share one pipeline: plan the ledger changes (merged requests, or
 //! expiry), refuse a mass revocation, write the grant files and commit them, then reconcile
-//! every provider from the new ledger. The ledger step is done once: a rerun finds nothing left
-//! to commit and only retries the providers, whose failures are remembered in
-//! `.gatehouse/state.json` (and, after six hours, reported in one GitHub issue).
+//! every provider from the new ledger, then the configuration pull requests of `send_pr`
+//! grants. The ledger step is done once: a rerun finds nothing left to commit and only retries
+//! the providers, whose failures are remembered in `.gatehouse/state.json` (and, after six
+//! hours, reported in one GitHub issue). The same file records which configuration pull
+//! requests were sent (so that a revocation sends the reverse) and which expiry notices were
+//! opened; both are also found on GitHub when the file is lost, so nothing is sent twice.
+//! `expire` also opens one issue on each project whose grant ends within two weeks.
+//!
+//! On a terminal the providers show as a progress bar; anywhere else (CI, a pipe) as plain
+//! log lines.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
@@ -22,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::{ApplyArgs, DoctorArgs};
 use crate::fsutil::{safe_join, write_atomic};
 use crate::github::{Client, Method, Service};
-use crate::providers::{self, Clients, RemovalLimit};
+use crate::providers::{self, Clients, FeedstockConfig, RemovalLimit};
 
 /// How long a provider may keep failing before `apply` opens an issue about it.
 const REPORT_AFTER: Duration = Duration::from_secs(6 * 3600);
@@ -108,6 +115,11 @@ fn run(args: ApplyArgs, today: Date, mode: Mode) -> anyhow::Result<ExitCode> {
     }
 
     git_toplevel(dir)?;
+    // Recorded before the ledger commit: a revoked grant's configuration pull request must be
+    // undone even if this run is stopped right after the commit that forgets the grant.
+    let mut state = State::load(dir);
+    remember_config_removals(&repo, &plan.ledger, &mut state);
+    state.save(dir)?;
     write_ledger(dir, &repo, &plan.ledger, &plan.consumed)?;
     for (request, why) in plan.skipped.iter().map(|s| (&s.request, &s.why)) {
         eprintln!("skipped {request}: {why}");
@@ -123,7 +135,11 @@ fn run(args: ApplyArgs, today: Date, mode: Mode) -> anyhow::Result<ExitCode> {
 
     // The providers follow the ledger as written, read back from disk.
     let repo = load_dir(dir)?;
-    let ok = reconcile_all(dir, &repo, today, limit)?;
+    let mut ok = reconcile_all(dir, &repo, today, limit, &mut state)?;
+    ok &= close_renewed_notices(dir, &repo, &mut state)?;
+    if mode == Mode::Expire {
+        ok &= notify_expiring(dir, &repo, today, &mut state)?;
+    }
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -131,13 +147,14 @@ fn run(args: ApplyArgs, today: Date, mode: Mode) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Reconciles every provider, each independently; records failures. `Ok(false)` when any
-/// provider failed.
+/// Reconciles every provider, each independently, then the configuration pull requests of
+/// `send_pr` grants; records failures. `Ok(false)` when any failed.
 fn reconcile_all(
     dir: &Path,
     repo: &Repo,
     today: Date,
     limit: RemovalLimit,
+    state: &mut State,
 ) -> anyhow::Result<bool> {
     let settings = &repo.settings.as_ref().context("no gatehouse.yml")?.value;
     let clients = Clients::from_env();
@@ -145,36 +162,69 @@ fn reconcile_all(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut state = State::load(dir);
     let now = now()?;
+    let progress = Progress::new(settings.providers.len() as u64 + 1);
     for (name, provider) in &settings.providers {
         let kind = provider.kind.value.as_str();
+        progress.start(name);
         let result = providers::configure(repo, name, provider, today, &clients)
             .and_then(|p| runtime.block_on(providers::reconcile(repo, name, &p, limit)));
         match result {
-            Ok(done) if done.rewritten => {
-                eprintln!(
-                    "{name} ({kind}): rewritten (it differed from the ledger in more than who is in)"
-                )
-            }
-            Ok(done) if done.changes.is_empty() => eprintln!("{name} ({kind}): up to date"),
-            Ok(done) => {
-                for c in &done.changes {
-                    eprintln!("{c}");
-                }
-                eprintln!("{name} ({kind}): {} change(s) made", done.changes.len());
-            }
+            Ok(done) => report_done(&progress, name, kind, &done),
             Err(e) => {
                 let error = format!("{e:#}");
-                eprintln!("{name} ({kind}): failed: {error}");
+                progress.log(format!("{name} ({kind}): failed: {error}"));
                 state.failed(name, error, now);
                 continue;
             }
         }
         state.recovered(name);
     }
+
+    // Configuration pull requests: only when some grant asks for one, or one must be undone.
+    let name = providers::feedstock_config::NAME;
+    progress.start(name);
+    let config = clients
+        .github()
+        .map(|client| FeedstockConfig::new(client, repo, today, state.feedstock_config.clone()));
+    match config {
+        Ok(config) if config.is_idle() => state.recovered(name),
+        // No token, and nothing that needs one.
+        Err(_)
+            if state.feedstock_config.is_empty()
+                && gatehouse_core::desired::feedstock_config_state(repo, today).is_empty() =>
+        {
+            state.recovered(name)
+        }
+        Err(e) => {
+            let error = format!("{e:#}");
+            progress.log(format!("{name}: failed: {error}"));
+            state.failed(name, error, now);
+        }
+        Ok(config) => {
+            let result = runtime.block_on(providers::reconcile_config(repo, &config, limit));
+            for note in config.take_notes() {
+                progress.log(note);
+            }
+            // What succeeded is kept even when another change failed.
+            state.feedstock_config = config.configured();
+            match result {
+                Ok(done) => {
+                    report_done(&progress, name, name, &done);
+                    state.recovered(name);
+                }
+                Err(e) => {
+                    let error = format!("{e:#}");
+                    progress.log(format!("{name}: failed: {error}"));
+                    state.failed(name, error, now);
+                }
+            }
+        }
+    }
+    progress.finish();
+
     let failed = !state.failing.is_empty();
-    if let Err(e) = runtime.block_on(report(&mut state, &clients, now)) {
+    if let Err(e) = runtime.block_on(report(state, &clients, now)) {
         eprintln!("warning: could not report the failures in an issue: {e:#}");
     }
     state.save(dir)?;
@@ -187,6 +237,97 @@ fn reconcile_all(
     Ok(!failed)
 }
 
+fn report_done(progress: &Progress, name: &str, kind: &str, done: &providers::Reconciled) {
+    if done.rewritten {
+        progress.log(format!(
+            "{name} ({kind}): rewritten (it differed from the ledger in more than who is in)"
+        ));
+    } else if done.changes.is_empty() {
+        progress.log(format!("{name} ({kind}): up to date"));
+    } else {
+        for c in &done.changes {
+            progress.log(c.to_string());
+        }
+        progress.log(format!(
+            "{name} ({kind}): {} change(s) made",
+            done.changes.len()
+        ));
+    }
+}
+
+/// A progress bar on a terminal; plain log lines anywhere else (CI, a pipe, a file), so logs
+/// stay readable.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(steps: u64) -> Progress {
+        use std::io::IsTerminal;
+        let bar =
+            (std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()).then(|| {
+                let bar = indicatif::ProgressBar::new(steps);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar
+            });
+        Progress { bar }
+    }
+
+    /// Provider `name` is next.
+    fn start(&self, name: &str) {
+        if let Some(bar) = &self.bar {
+            if bar.position() > 0 || !bar.message().is_empty() {
+                bar.inc(1);
+            }
+            bar.set_message(name.to_string());
+        }
+    }
+
+    fn log(&self, line: String) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Records the repositories whose configuration pull request a revocation must undo.
+fn remember_config_removals(repo: &Repo, changes: &[LedgerChange], state: &mut State) {
+    let Some(settings) = &repo.settings else {
+        return;
+    };
+    for change in changes {
+        let LedgerChange::Revoke {
+            project, resource, ..
+        } = change
+        else {
+            continue;
+        };
+        let sent = repo
+            .grants
+            .iter()
+            .filter(|f| f.value.project.as_str() == project)
+            .flat_map(|f| f.value.grants.iter())
+            .any(|g| g.resource.as_str() == resource && g.send_pr);
+        if sent {
+            state
+                .feedstock_config
+                .entry(resource.clone())
+                .or_default()
+                .insert(settings.value.repository_of(project));
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The ledger on disk and in git
 
@@ -197,6 +338,19 @@ fn write_ledger(
     changes: &[LedgerChange],
     consumed: &[String],
 ) -> anyhow::Result<()> {
+    // A run killed between writing a temporary file and renaming it leaves the temporary file
+    // (`.tmpXXXXXX`); it must not be committed with the ledger.
+    for folder in ["grants", "requests"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(folder)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with(".tmp") && entry.path().is_file() {
+                remove(&entry.path())?;
+            }
+        }
+    }
     for (path, file) in gatehouse_core::ledger::apply_changes(repo, changes) {
         let full = safe_join(dir, &path)?;
         match file {
@@ -472,8 +626,268 @@ fn warn_expiring_soon(repo: &Repo, today: Date) {
     }
 }
 
+/// How long before `expires` a project is told.
+const NOTICE_DAYS: i64 = 14;
+
+/// A grant that ends within [`NOTICE_DAYS`]: (project, resource, expires).
+fn expiring_soon(repo: &Repo, today: Date) -> Vec<(String, String, Date)> {
+    let soon = today.saturating_add(jiff::Span::new().days(NOTICE_DAYS));
+    let mut out = Vec::new();
+    for f in &repo.grants {
+        for g in &f.value.grants {
+            if let Some(e) = &g.expires
+                && e.value.0 >= today
+                && e.value.0 <= soon
+            {
+                out.push((
+                    f.value.project.value.clone(),
+                    g.resource.value.clone(),
+                    e.value.0,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The title of the notice; also how an open one is found, so that it is never opened twice.
+fn notice_title(resource: &str, expires: Date) -> String {
+    format!("gatehouse: {resource} access expires on {expires}")
+}
+
+fn notice_body(project: &str, resource: &str, expires: Date, access_repo: Option<&str>) -> String {
+    let where_ = access_repo.map_or("the access repository".to_string(), |r| {
+        format!("[{r}](https://github.com/{r})")
+    });
+    format!(
+        "This project's grant of `{resource}` ends on **{expires}**. After that day its jobs on          `{resource}` are no longer allowed, and a grant that sent a configuration pull request          is followed by one that removes it.\n\n         To keep it, open a pull request in {where_} that adds a request file, for example          `requests/{project}-{resource}-renew.yml`:\n\n         ```yaml\naction: renew\nprojects: [{project}]\nresources: [{resource}]\n         reason: why the project still needs it\n```\n\n         Once it is approved and merged, the grant runs until the new date (at most the          resource's `max_duration`). If the project no longer needs it, nothing needs doing;          close this issue. Opened by gatehouse, once.\n"
+    )
+}
+
+/// Opens one issue on the repository of each project whose grant ends within two weeks
+/// (never a second: one already open with the same title is found first). `Ok(false)` when
+/// some could not be opened; the next run tries them again.
+fn notify_expiring(
+    dir: &Path,
+    repo: &Repo,
+    today: Date,
+    state: &mut State,
+) -> anyhow::Result<bool> {
+    let settings = &repo.settings.as_ref().context("no gatehouse.yml")?.value;
+    let soon = expiring_soon(repo, today);
+    let keys: BTreeSet<String> = soon
+        .iter()
+        .map(|(p, r, e)| format!("{p}/{r}/{e}"))
+        .collect();
+    // Forget notices about grants that were revoked or have ended; those about renewed grants
+    // are kept until [`close_renewed_notices`] has closed them.
+    state
+        .notified
+        .retain(|k| keys.contains(k) || renewal(repo, k).is_some());
+    let pending: Vec<_> = soon
+        .into_iter()
+        .filter(|(p, r, e)| !state.notified.contains(&format!("{p}/{r}/{e}")))
+        .collect();
+    if pending.is_empty() {
+        state.save(dir)?;
+        return Ok(true);
+    }
+    let client = match providers::client_from_env(Service::GitHub) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "warning: {} expiry notice(s) not sent: {e:#}",
+                pending.len()
+            );
+            return Ok(false);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let access_repo = std::env::var("GITHUB_REPOSITORY").ok();
+    let mut ok = true;
+    for (project, resource, expires) in pending {
+        let full = settings.repository_of(&project);
+        let title = notice_title(&resource, expires);
+        let body = notice_body(&project, &resource, expires, access_repo.as_deref());
+        match runtime.block_on(open_issue_once(&client, &full, &title, &body)) {
+            Ok(Some(n)) => eprintln!("{full}: told of the expiry of {resource} (issue #{n})"),
+            Ok(None) => eprintln!("{full}: already told of the expiry of {resource}"),
+            Err(e) => {
+                eprintln!("warning: {full}: could not tell of the expiry of {resource}: {e:#}");
+                ok = false;
+                continue;
+            }
+        }
+        state
+            .notified
+            .insert(format!("{project}/{resource}/{expires}"));
+        // Saved after each one: a run stopped half way does not tell anyone twice.
+        state.save(dir)?;
+    }
+    Ok(ok)
+}
+
+/// The notice recorded as `project/resource/expires`, when its grant has since been renewed:
+/// (project, resource, the old end, the new end or `None` for no end).
+fn renewal(repo: &Repo, key: &str) -> Option<(String, String, Date, Option<Date>)> {
+    let mut parts = key.rsplitn(3, '/');
+    let old: Date = parts.next()?.parse().ok()?;
+    let resource = parts.next()?;
+    let project = parts.next()?;
+    let grant = repo
+        .grants
+        .iter()
+        .filter(|f| f.value.project.value == project)
+        .flat_map(|f| &f.value.grants)
+        .find(|g| g.resource.value == resource)?;
+    let new = grant.expires.as_ref().map(|e| e.value.0);
+    match new {
+        Some(day) if day <= old => None,
+        _ => Some((project.to_string(), resource.to_string(), old, new)),
+    }
+}
+
+/// Closes the expiry notices of grants renewed since they were opened, each with a comment
+/// saying until when the grant now runs, so that a project is not left with an issue warning
+/// of an end that no longer comes. `Ok(false)` when some could not be closed; they stay in the
+/// state and the next run tries again.
+fn close_renewed_notices(dir: &Path, repo: &Repo, state: &mut State) -> anyhow::Result<bool> {
+    let renewed: Vec<_> = state
+        .notified
+        .iter()
+        .filter_map(|k| renewal(repo, k).map(|r| (k.clone(), r)))
+        .collect();
+    if renewed.is_empty() {
+        return Ok(true);
+    }
+    let settings = &repo.settings.as_ref().context("no gatehouse.yml")?.value;
+    let client = match providers::client_from_env(Service::GitHub) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "warning: {} notice(s) of renewed grants not closed: {e:#}",
+                renewed.len()
+            );
+            return Ok(false);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut ok = true;
+    for (key, (project, resource, old, new)) in renewed {
+        let full = settings.repository_of(&project);
+        let until = new.map_or("with no end date".to_string(), |d| format!("until {d}"));
+        let comment = format!(
+            "The grant of `{resource}` was renewed {until}, so it no longer ends on {old}. \
+             Closed by gatehouse."
+        );
+        let title = notice_title(&resource, old);
+        match runtime.block_on(close_issue(&client, &full, &title, &comment)) {
+            Ok(Some(n)) => eprintln!(
+                "{full}: closed the expiry notice of {resource} (issue #{n}): renewed {until}"
+            ),
+            Ok(None) => eprintln!("{full}: the expiry notice of {resource} is no longer open"),
+            Err(e) => {
+                eprintln!(
+                    "warning: {full}: could not close the expiry notice of {resource}: {e:#}"
+                );
+                ok = false;
+                continue;
+            }
+        }
+        state.notified.remove(&key);
+        state.save(dir)?;
+    }
+    Ok(ok)
+}
+
+/// Comments on the open issue `title` of `full` and closes it; its number, or `None` when no
+/// open issue has that title (closed by hand, say).
+async fn close_issue(
+    client: &Client,
+    full: &str,
+    title: &str,
+    comment: &str,
+) -> anyhow::Result<Option<u64>> {
+    let Some(issue) = find_open_issue(client, full, title).await? else {
+        return Ok(None);
+    };
+    let (owner, name) = providers::split_repository(full)?;
+    let number = issue.to_string();
+    let _: serde::de::IgnoredAny = client
+        .mutate(
+            Method::POST,
+            &["repos", owner, name, "issues", &number, "comments"],
+            Some(&serde_json::json!({ "body": comment })),
+        )
+        .await?;
+    let _: serde::de::IgnoredAny = client
+        .mutate(
+            Method::PATCH,
+            &["repos", owner, name, "issues", &number],
+            Some(&serde_json::json!({ "state": "closed", "state_reason": "completed" })),
+        )
+        .await?;
+    Ok(Some(issue))
+}
+
+/// The number of the open issue (or pull request) of `full` titled `title`, if there is one.
+async fn find_open_issue(client: &Client, full: &str, title: &str) -> anyhow::Result<Option<u64>> {
+    #[derive(Deserialize)]
+    struct Issue {
+        number: u64,
+        title: String,
+    }
+    let (owner, name) = providers::split_repository(full)?;
+    // The listing's default is the open issues (pull requests included).
+    let open: Vec<Issue> = client
+        .get_all(&["repos", owner, name, "issues"], None)
+        .await?
+        .with_context(|| format!("the repository {full} does not exist on GitHub"))?;
+    Ok(open
+        .into_iter()
+        .find(|i| i.title == title)
+        .map(|i| i.number))
+}
+
+/// Opens issue `title` on `full` unless an open one has that title; its number when opened.
+async fn open_issue_once(
+    client: &Client,
+    full: &str,
+    title: &str,
+    body: &str,
+) -> anyhow::Result<Option<u64>> {
+    if find_open_issue(client, full, title).await?.is_some() {
+        return Ok(None);
+    }
+    let (owner, name) = providers::split_repository(full)?;
+    #[derive(Deserialize)]
+    struct Created {
+        number: u64,
+    }
+    let created: Created = client
+        .mutate(
+            Method::POST,
+            &["repos", owner, name, "issues"],
+            Some(&serde_json::json!({ "title": title, "body": body })),
+        )
+        .await?;
+    Ok(Some(created.number))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Failures across runs
+
+/// What earlier `apply` runs recorded sending as configuration pull requests (`send_pr`):
+/// resource -> repositories. Empty when nothing was recorded.
+pub fn sent_configuration(dir: &Path) -> providers::Access {
+    State::load(dir).feedstock_config
+}
 
 /// What outlives a run: which providers are failing, since when, and the issue about them.
 /// Not part of the ledger, so it is kept out of git.
@@ -484,6 +898,13 @@ struct State {
     /// The open issue that reports the failures, once there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     issue: Option<u64>,
+    /// Resource -> repositories that were sent a configuration pull request (`send_pr`), so
+    /// that the one that removes it is sent when the grant ends.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    feedstock_config: providers::Access,
+    /// `project/resource/expires` of the expiry notices already opened.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    notified: BTreeSet<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -643,7 +1064,7 @@ pub fn run_doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         .value;
     let mut needed: Vec<(Service, Vec<&str>)> = Vec::new();
     for (name, p) in &settings.providers {
-        let service = providers::service_of(p.kind.value);
+        let service = providers::service_for(p);
         match needed.iter_mut().find(|(s, _)| *s == service) {
             Some((_, names)) => names.push(name),
             None => needed.push((service, vec![name])),

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::process::ExitCode;
 
-use gatehouse_core::desired::{ProviderChange, desired_state, diff};
+use gatehouse_core::desired::{
+    DesiredState, FEEDSTOCK_CONFIG, ProviderChange, desired_state, diff, feedstock_config_state,
+};
 use gatehouse_core::ledger::{
     LedgerChange, active_grants, applied_repo, plan_expiry, plan_requests,
 };
@@ -48,10 +50,19 @@ pub fn plan_from(
     let after = applied_repo(repo, &ledger, &consumed);
     // Providers still hold what the last apply gave them, expired or not; after this plan
     // they hold the active grants of the new ledger.
+    // Configuration pull requests to the projects (`send_pr`) are planned like a provider.
+    let with_config = |r: &gatehouse_core::Repo, day: Date| -> DesiredState {
+        let mut state = desired_state(r, day);
+        let config = feedstock_config_state(r, day);
+        if !config.is_empty() {
+            state.insert(FEEDSTOCK_CONFIG.to_string(), config);
+        }
+        state
+    };
     let providers = diff(
         repo,
-        &desired_state(repo, Date::MIN),
-        &desired_state(&after, today),
+        &with_config(repo, Date::MIN),
+        &with_config(&after, today),
     );
     let revocations = ledger
         .iter()

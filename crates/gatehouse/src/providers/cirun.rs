@@ -1,12 +1,15 @@
 //! Cirun: the access policy (the same structure as `.access.yml`) read with
-//! `GET {base}/access-control` and replaced whole with one `PUT {base}/access-control`.
+//! `GET {base}/access-control` and replaced whole with one `PUT {base}/access-control`; or,
+//! with `via: access-repo`, the rendered `.access.yml` itself, read from the organisation's
+//! `access_repo` and committed there straight to the default branch through GitHub's contents
+//! API (no pull request left waiting; no commit when the text is already the same).
 //!
 //! The policy is rendered by `gatehouse_policy::render::cirun` (the same text `render cirun`
 //! prints), so the API and the file can never disagree. Gatehouse owns the whole policy: an
 //! entry the ledger does not explain is removed by the next write.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use gatehouse_core::Repo;
@@ -15,14 +18,32 @@ use jiff::civil::Date;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
+use super::contents::{read_file, write_file};
 use super::{Access, Observed, Provider, empty_access};
 use crate::github::{Client, Method};
 
 const PATH: &[&str] = &["access-control"];
+/// Where Cirun reads the policy in the access repository.
+pub const ACCESS_FILE: &str = ".access.yml";
+
+/// Where the policy is written.
+enum Target {
+    /// Cirun's API.
+    Api,
+    /// `.access.yml` in GitHub repository `owner/name`; the blob's sha once observed.
+    Repository {
+        owner: String,
+        name: String,
+        seen: Mutex<Option<String>>,
+    },
+}
 
 pub struct Cirun {
     client: Arc<Client>,
     org: String,
+    target: Target,
+    /// The rendered policy, as committed to the access repository.
+    yaml: String,
     /// The rendered policy, as sent.
     body: Value,
     policy: Policy,
@@ -30,6 +51,7 @@ pub struct Cirun {
 }
 
 impl Cirun {
+    /// Writes through Cirun's API (`client` is Cirun's).
     pub fn new(
         client: Arc<Client>,
         repo: &Repo,
@@ -37,15 +59,50 @@ impl Cirun {
         org: &str,
         today: Date,
     ) -> anyhow::Result<Self> {
+        Self::with_target(client, repo, name, org, today, Target::Api)
+    }
+
+    /// Commits `.access.yml` to `org/access_repo` (`client` is GitHub's).
+    pub fn in_repository(
+        client: Arc<Client>,
+        repo: &Repo,
+        name: &str,
+        org: &str,
+        access_repo: &str,
+        today: Date,
+    ) -> anyhow::Result<Self> {
+        let target = Target::Repository {
+            owner: org.to_string(),
+            name: access_repo.to_string(),
+            seen: Mutex::new(None),
+        };
+        Self::with_target(client, repo, name, org, today, target)
+    }
+
+    fn with_target(
+        client: Arc<Client>,
+        repo: &Repo,
+        name: &str,
+        org: &str,
+        today: Date,
+        target: Target,
+    ) -> anyhow::Result<Self> {
         let yaml = gatehouse_policy::render::cirun::render(repo, Some(name), today)?;
-        let body: Value =
-            serde_saphyr::from_str(&yaml).context("reading back the rendered Cirun policy")?;
+        let body: Value = serde_saphyr::from_str(&yaml).with_context(|| {
+            format!(
+                "reading back the rendered Cirun policy ({} bytes; one that lists every ToS \
+                 login in each entry grows fast: give the provider `users_from_json`)",
+                yaml.len()
+            )
+        })?;
         let policy = Policy::parse(&body).context("reading back the rendered Cirun policy")?;
         let mut desired = empty_access(repo, name);
         desired.extend(policy.access(org));
         Ok(Cirun {
             client,
             org: org.to_string(),
+            target,
+            yaml,
             body,
             policy,
             desired,
@@ -59,6 +116,27 @@ impl Provider for Cirun {
     }
 
     async fn observe(&self) -> anyhow::Result<Observed> {
+        if let Target::Repository { owner, name, seen } = &self.target {
+            let file = read_file(&self.client, owner, name, ACCESS_FILE, None).await?;
+            let (policy, same_text) = match &file {
+                Some(f) => {
+                    let v: Value = serde_saphyr::from_str(&f.text).with_context(|| {
+                        format!("{owner}/{name}: {ACCESS_FILE} is not valid YAML")
+                    })?;
+                    let policy = Policy::parse(&v)
+                        .with_context(|| format!("{owner}/{name}: {ACCESS_FILE}"))?;
+                    (policy, f.text == self.yaml)
+                }
+                None => (Policy::default(), false),
+            };
+            *seen.lock().unwrap_or_else(|e| e.into_inner()) = file.map(|f| f.sha);
+            return Ok(Observed {
+                access: policy.access(&self.org),
+                // Anything but the exact rendered text is rewritten, so that the file stays
+                // what `render cirun` prints (and conda-forge's lint accepts).
+                stale: !same_text,
+            });
+        }
         let current: Option<Value> = self.client.get(PATH).await?;
         // No policy yet is an empty one.
         let policy = match current {
@@ -71,7 +149,25 @@ impl Provider for Cirun {
         })
     }
 
-    async fn apply(&self, _changes: &[ProviderChange]) -> anyhow::Result<()> {
+    async fn apply(&self, changes: &[ProviderChange]) -> anyhow::Result<()> {
+        if let Target::Repository { owner, name, seen } = &self.target {
+            let sha = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let message = match changes {
+                [] => "gatehouse: rewrite the access policy from the ledger".to_string(),
+                [one] => format!("gatehouse: {one}"),
+                many => format!("gatehouse: {} access changes", many.len()),
+            };
+            return write_file(
+                &self.client,
+                (owner, name),
+                ACCESS_FILE,
+                None,
+                &self.yaml,
+                sha.as_deref(),
+                &message,
+            )
+            .await;
+        }
         // One call however many repositories changed: Cirun takes the policy whole.
         let _: IgnoredAny = self
             .client

@@ -5,11 +5,15 @@
 //! Reconciling is level-based: the desired state comes from the ledger alone, the observed
 //! state from the provider's API, and only their difference is sent. So a run that failed half
 //! way converges when run again, and a run with nothing to do makes no mutating call.
-//! Pull requests to the projects' own configuration (`send_pr`) are not a provider here yet.
+//! Pull requests to the projects' own configuration (`send_pr`) are one more provider,
+//! `feedstock-config`, which every grant with `send_pr` uses whichever provider serves it.
 
 mod cirun;
+mod contents;
+pub mod feedstock_config;
 mod github_app;
 mod runner_group;
+mod yaml_lines;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -17,14 +21,15 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use gatehouse_core::Repo;
 use gatehouse_core::desired::{DesiredState, ProviderChange, diff};
-use gatehouse_core::model::{ProviderKind, ProviderSettings};
+use gatehouse_core::model::{CirunVia, ProviderKind, ProviderSettings};
 use jiff::civil::Date;
 
 use crate::github::{Client, Service, Settings, Token};
 
 pub use cirun::Cirun;
+pub use feedstock_config::FeedstockConfig;
 pub use github_app::GithubApp;
-pub use runner_group::RunnerGroup;
+pub use runner_group::{RunnerGroup, group_repositories, runner_groups};
 
 /// Resource -> repositories (`org/name`) it lets in.
 pub type Access = BTreeMap<String, BTreeSet<String>>;
@@ -48,11 +53,14 @@ pub trait Provider {
     async fn apply(&self, changes: &[ProviderChange]) -> anyhow::Result<()>;
 }
 
-/// A provider configured in gatehouse.yml, ready to reconcile.
+/// A provider ready to reconcile: one configured in gatehouse.yml, or the configuration pull
+/// requests of `send_pr` grants. Every match on it is exhaustive, so a new kind cannot be
+/// skipped silently by `apply` or `audit`.
 pub enum Configured {
     Cirun(Cirun),
     GithubApp(GithubApp),
     RunnerGroup(RunnerGroup),
+    FeedstockConfig(FeedstockConfig),
 }
 
 /// How much one run may take away from a provider without `--allow-mass-revoke`.
@@ -79,6 +87,40 @@ pub struct Reconciled {
     pub rewritten: bool,
 }
 
+/// How a provider differs from the ledger: what `apply` would change there, and what `audit`
+/// reports as drift.
+#[derive(Debug, Default)]
+pub struct Drift {
+    /// The changes that turn what the provider grants into what the ledger wants, with
+    /// repository names spelt as the ledger spells them (see [`align_case`]).
+    pub changes: Vec<ProviderChange>,
+    /// Something beyond membership differs (see [`Observed::stale`]).
+    pub stale: bool,
+    /// How many (resource, repository) entries the provider grants now.
+    pub held: usize,
+}
+
+/// Asks provider `name` what it grants and compares that with the ledger. Reads only.
+pub async fn drift(repo: &Repo, name: &str, provider: &Configured) -> anyhow::Result<Drift> {
+    match provider {
+        Configured::Cirun(p) => drift_of(repo, name, p).await,
+        Configured::GithubApp(p) => drift_of(repo, name, p).await,
+        Configured::RunnerGroup(p) => drift_of(repo, name, p).await,
+        Configured::FeedstockConfig(p) => drift_of(repo, name, p).await,
+    }
+}
+
+async fn drift_of<P: Provider>(repo: &Repo, name: &str, provider: &P) -> anyhow::Result<Drift> {
+    let desired = provider.desired();
+    let mut observed = provider.observe().await?;
+    align_case(&mut observed.access, desired);
+    Ok(Drift {
+        changes: changes(repo, name, &observed.access, desired),
+        stale: observed.stale,
+        held: observed.access.values().map(BTreeSet::len).sum(),
+    })
+}
+
 /// Makes provider `name` grant what the ledger says.
 pub async fn reconcile(
     repo: &Repo,
@@ -90,7 +132,17 @@ pub async fn reconcile(
         Configured::Cirun(p) => reconcile_one(repo, name, p, limit).await,
         Configured::GithubApp(p) => reconcile_one(repo, name, p, limit).await,
         Configured::RunnerGroup(p) => reconcile_one(repo, name, p, limit).await,
+        Configured::FeedstockConfig(p) => reconcile_one(repo, name, p, limit).await,
     }
+}
+
+/// Sends (or undoes) the configuration pull requests of `send_pr` grants.
+pub async fn reconcile_config(
+    repo: &Repo,
+    provider: &FeedstockConfig,
+    limit: RemovalLimit,
+) -> anyhow::Result<Reconciled> {
+    reconcile_one(repo, feedstock_config::NAME, provider, limit).await
 }
 
 async fn reconcile_one<P: Provider>(
@@ -99,19 +151,19 @@ async fn reconcile_one<P: Provider>(
     provider: &P,
     limit: RemovalLimit,
 ) -> anyhow::Result<Reconciled> {
-    let desired = provider.desired();
-    let mut observed = provider.observe().await?;
-    align_case(&mut observed.access, desired);
-    let changes = changes(repo, name, &observed.access, desired);
+    let Drift {
+        changes,
+        stale,
+        held,
+    } = drift_of(repo, name, provider).await?;
     let removals = changes.iter().filter(|c| !c.add).count();
-    let held: usize = observed.access.values().map(BTreeSet::len).sum();
     if limit.exceeded(removals, held) {
         bail!(
             "{name} would lose {removals} of the {held} repositories it lets in; that is more than \
              one run may remove. Check the ledger, then run again with --allow-mass-revoke"
         );
     }
-    let rewritten = changes.is_empty() && observed.stale;
+    let rewritten = changes.is_empty() && stale;
     if !changes.is_empty() || rewritten {
         provider.apply(&changes).await?;
     }
@@ -229,6 +281,15 @@ pub fn service_of(kind: ProviderKind) -> Service {
     }
 }
 
+/// The service a configured provider talks to: a Cirun provider that commits `.access.yml`
+/// (`via: access-repo`) talks to GitHub.
+pub fn service_for(settings: &ProviderSettings) -> Service {
+    match (settings.kind.value, settings.via.as_ref().map(|v| v.value)) {
+        (ProviderKind::Cirun, Some(CirunVia::AccessRepo)) => Service::GitHub,
+        (kind, _) => service_of(kind),
+    }
+}
+
 /// Provider `name` of gatehouse.yml, with what it should grant as of `today`.
 pub fn configure(
     repo: &Repo,
@@ -237,7 +298,7 @@ pub fn configure(
     today: Date,
     clients: &Clients,
 ) -> anyhow::Result<Configured> {
-    let client = clients.get(service_of(settings.kind.value))?;
+    let client = clients.get(service_for(settings))?;
     let org = repo
         .settings
         .as_ref()
@@ -245,7 +306,23 @@ pub fn configure(
         .context("the repository has no gatehouse.yml")?;
     let desired = gatehouse_core::desired::desired_state(repo, today);
     Ok(match settings.kind.value {
-        ProviderKind::Cirun => Configured::Cirun(Cirun::new(client, repo, name, &org, today)?),
+        ProviderKind::Cirun => match settings.via.as_ref().map(|v| v.value) {
+            Some(CirunVia::AccessRepo) => {
+                let access_repo = settings
+                    .access_repo
+                    .as_ref()
+                    .with_context(|| format!("provider `{name}` has no access_repo"))?;
+                Configured::Cirun(Cirun::in_repository(
+                    client,
+                    repo,
+                    name,
+                    &org,
+                    &access_repo.value,
+                    today,
+                )?)
+            }
+            _ => Configured::Cirun(Cirun::new(client, repo, name, &org, today)?),
+        },
         ProviderKind::GithubApp => {
             let id = settings
                 .installation_id
@@ -269,7 +346,7 @@ pub fn configure(
 }
 
 /// `org/name` split in two.
-fn split_repository(full: &str) -> anyhow::Result<(&str, &str)> {
+pub(crate) fn split_repository(full: &str) -> anyhow::Result<(&str, &str)> {
     full.split_once('/')
         .with_context(|| format!("`{full}` is not an `owner/name` repository"))
 }

@@ -23,12 +23,57 @@ pub struct RunnerGroup {
     seen: Mutex<Option<(u64, HashMap<String, u64>)>>,
 }
 
-#[derive(Deserialize)]
-struct Group {
-    id: u64,
-    name: String,
+/// A runner group as `GET /orgs/{org}/actions/runner-groups` lists it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Group {
+    pub id: u64,
+    pub name: String,
+    /// `all`, `private` or `selected` (the only one gatehouse can manage).
     #[serde(default)]
-    visibility: Option<String>,
+    pub visibility: Option<String>,
+    /// Whether public repositories may run jobs on it (GitHub's default is no).
+    #[serde(default)]
+    pub allows_public_repositories: bool,
+}
+
+/// Every runner group of `org`; an error when the organisation does not exist or the token
+/// cannot see its runner groups.
+pub async fn runner_groups(client: &Client, org: &str) -> anyhow::Result<Vec<Group>> {
+    client
+        .get_all(
+            &["orgs", org, "actions", "runner-groups"],
+            Some("runner_groups"),
+        )
+        .await?
+        .with_context(|| {
+            format!(
+                "the organisation {org} does not exist or the token cannot see its runner groups"
+            )
+        })
+}
+
+/// The repositories (`owner/name`, as GitHub spells them) selected for runner group `group`.
+pub async fn group_repositories(
+    client: &Client,
+    org: &str,
+    group: &Group,
+) -> anyhow::Result<Vec<String>> {
+    Ok(listed(client, org, group)
+        .await?
+        .into_iter()
+        .map(|r| r.full_name)
+        .collect())
+}
+
+async fn listed(client: &Client, org: &str, group: &Group) -> anyhow::Result<Vec<Listed>> {
+    let id = group.id.to_string();
+    client
+        .get_all(
+            &["orgs", org, "actions", "runner-groups", &id, "repositories"],
+            Some("repositories"),
+        )
+        .await?
+        .with_context(|| format!("runner group `{}` vanished while being read", group.name))
 }
 
 impl RunnerGroup {
@@ -50,12 +95,8 @@ impl Provider for RunnerGroup {
 
     async fn observe(&self) -> anyhow::Result<Observed> {
         let org = self.org.as_str();
-        let groups: Vec<Group> = self
-            .client
-            .get_all(&["orgs", org, "actions", "runner-groups"], Some("runner_groups"))
+        let group = runner_groups(&self.client, org)
             .await?
-            .with_context(|| format!("the organisation {org} does not exist or the token cannot see its runner groups"))?;
-        let group = groups
             .into_iter()
             .find(|g| g.name.eq_ignore_ascii_case(&self.group))
             .with_context(|| format!("{org} has no runner group named `{}`", self.group))?;
@@ -66,15 +107,7 @@ impl Provider for RunnerGroup {
                 group.visibility.as_deref().unwrap_or("")
             );
         }
-        let id = group.id.to_string();
-        let listed: Vec<Listed> = self
-            .client
-            .get_all(
-                &["orgs", org, "actions", "runner-groups", &id, "repositories"],
-                Some("repositories"),
-            )
-            .await?
-            .with_context(|| format!("runner group `{}` vanished while being read", self.group))?;
+        let listed = listed(&self.client, org, &group).await?;
         let ids = listed
             .iter()
             .map(|r| (r.full_name.to_ascii_lowercase(), r.id))

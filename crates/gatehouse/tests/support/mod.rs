@@ -6,8 +6,12 @@
 
 #![allow(dead_code)]
 
+pub mod world;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -118,6 +122,81 @@ impl Gate {
     }
 }
 
+/// Stops the fakes at a chosen call, so that a test can kill the client there: every call
+/// after the first `n` is held (before the fake acts on it, or after) until [`Hold::release`].
+/// Shared by the fakes of one test, so `n` counts the calls to all of them in order.
+#[derive(Default)]
+pub struct Hold {
+    calls: AtomicUsize,
+    /// (n, act first).
+    at: Mutex<Option<(usize, bool)>>,
+    held: AtomicUsize,
+    released: std::sync::atomic::AtomicBool,
+    /// Every answer waits this long (a slow service).
+    pub delay: Mutex<Duration>,
+}
+
+impl Hold {
+    pub fn new() -> Arc<Hold> {
+        Arc::new(Hold::default())
+    }
+
+    /// Holds every call after the first `n`; with `act_first`, the fake makes the change and
+    /// then holds the answer (the client never learns it was made).
+    pub fn after(&self, n: usize, act_first: bool) {
+        *self.at.lock().unwrap() = Some((n, act_first));
+    }
+
+    /// Whether a call is being held now.
+    pub fn holding(&self) -> bool {
+        self.held.load(Ordering::SeqCst) > 0
+    }
+
+    /// Lets held calls go: one held before acting fails (503) without acting; one held after
+    /// acting is answered.
+    pub fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
+        *self.at.lock().unwrap() = None;
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+async fn hold_layer(
+    State(hold): State<Arc<Hold>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let delay = *hold.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let n = hold.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    let at = *hold.at.lock().unwrap();
+    let tripped = at.filter(|(limit, _)| n > *limit);
+    let wait = || async {
+        hold.held.fetch_add(1, Ordering::SeqCst);
+        while !hold.released.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        hold.held.fetch_sub(1, Ordering::SeqCst);
+    };
+    match tripped {
+        Some((_, false)) => {
+            wait().await;
+            error(503, "held, then dropped")
+        }
+        Some((_, true)) => {
+            let response = next.run(request).await;
+            wait().await;
+            response
+        }
+        None => next.run(request).await,
+    }
+}
+
 fn error(status: u16, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap();
     (status, axum::Json(json!({ "message": message }))).into_response()
@@ -136,6 +215,8 @@ pub struct GitHubState {
     pub installations: BTreeMap<u64, BTreeSet<u64>>,
     /// Runner group id -> (name, repository ids).
     pub runner_groups: BTreeMap<u64, (String, BTreeSet<u64>)>,
+    /// Runner groups (by id) that allow public repositories; the others do not.
+    pub public_groups: BTreeSet<u64>,
     /// Issue number -> the issue as last written.
     pub issues: BTreeMap<u64, Value>,
     /// What `GET /repos/{o}/{r}/commits/{sha}/pulls` answers for every commit, and the
@@ -151,6 +232,13 @@ pub struct GitHubState {
     pub statuses: Vec<(String, Value)>,
     /// (lower-cased `owner/name`, lower-cased login) -> role; anyone else has `none`.
     pub permissions: BTreeMap<(String, String), String>,
+    /// Lower-cased `owner/name` -> branch -> path -> text. A repository's `main` exists (empty)
+    /// from its first sight.
+    pub files: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+    /// Commits made through the contents API: (repository, branch, path, message).
+    pub commits: Vec<(String, String, String, String)>,
+    /// Pull requests opened through the API, by (lower-cased repository, number).
+    pub opened: BTreeMap<(String, u64), Value>,
 }
 
 /// A pull request as the fake serves it.
@@ -210,6 +298,19 @@ impl FakeGitHub {
         names(&s, &ids)
     }
 
+    /// Adds `owner/name` to runner group `name` by hand, as an organisation owner could in
+    /// GitHub's settings, bypassing gatehouse.
+    pub fn add_to_runner_group(&self, name: &str, full: &str) {
+        let mut s = self.state.lock().unwrap();
+        let id = repo_id(&mut s, full).unwrap();
+        let group = s
+            .runner_groups
+            .values_mut()
+            .find(|(n, _)| n == name)
+            .unwrap();
+        group.1.insert(id);
+    }
+
     /// Adds a review (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`, `DISMISSED`) of `commit`.
     pub fn review(&self, pull: u64, login: &str, state: &str, commit: &str) {
         let mut s = self.state.lock().unwrap();
@@ -251,6 +352,81 @@ impl FakeGitHub {
             .collect()
     }
 
+    /// Sets `path` on the default branch of `repo` (`owner/name`).
+    pub fn set_file(&self, repo: &str, path: &str, text: &str) {
+        let mut s = self.state.lock().unwrap();
+        branch_mut(&mut s, repo, "main").insert(path.to_string(), text.to_string());
+    }
+
+    /// `path` on `branch` of `repo`.
+    pub fn file(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
+        let s = self.state.lock().unwrap();
+        s.files
+            .get(&repo.to_ascii_lowercase())?
+            .get(branch)?
+            .get(path)
+            .cloned()
+    }
+
+    /// The pull requests opened in `repo`, oldest first.
+    pub fn pulls_in(&self, repo: &str) -> Vec<Value> {
+        let key = repo.to_ascii_lowercase();
+        self.state
+            .lock()
+            .unwrap()
+            .opened
+            .iter()
+            .filter(|((r, _), _)| *r == key)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
+    /// Merges pull request `number` of `repo`: its branch's files become the base's.
+    pub fn merge(&self, repo: &str, number: u64) {
+        let key = repo.to_ascii_lowercase();
+        let mut s = self.state.lock().unwrap();
+        let pull = s
+            .opened
+            .get_mut(&(key.clone(), number))
+            .expect("no such pull request");
+        assert_eq!(pull["state"], "open", "merging a closed pull request");
+        pull["state"] = "closed".into();
+        pull["merged"] = true.into();
+        let head = pull["head"]["ref"].as_str().unwrap().to_string();
+        let base = pull["base"]["ref"].as_str().unwrap().to_string();
+        let files = s.files[&key][&head].clone();
+        s.files.get_mut(&key).unwrap().insert(base, files);
+    }
+
+    /// The comments on issue or pull request `number` of `repo`, oldest first.
+    pub fn comments_on(&self, repo: &str, number: u64) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .comments
+            .values()
+            .filter(|c| {
+                c["issue_number"] == number
+                    && c["repo"]
+                        .as_str()
+                        .is_some_and(|r| r.eq_ignore_ascii_case(repo))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The issues of `repo`.
+    pub fn issues_in(&self, repo: &str) -> Vec<Value> {
+        self.issues()
+            .into_iter()
+            .filter(|i| {
+                i["repo"]
+                    .as_str()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(repo))
+            })
+            .collect()
+    }
+
     pub fn issues(&self) -> Vec<Value> {
         self.state
             .lock()
@@ -271,6 +447,30 @@ fn names(s: &GitHubState, ids: &BTreeSet<u64>) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+fn branch_mut<'a>(
+    s: &'a mut GitHubState,
+    repo: &str,
+    branch: &str,
+) -> &'a mut BTreeMap<String, String> {
+    s.files
+        .entry(repo.to_ascii_lowercase())
+        .or_default()
+        .entry(branch.to_string())
+        .or_default()
+}
+
+fn hash(text: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    text.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// A branch's head: a digest of everything on it.
+fn head_sha(files: &BTreeMap<String, String>) -> String {
+    hash(&format!("{files:?}"))
 }
 
 fn repo_id(s: &mut GitHubState, full: &str) -> Option<u64> {
@@ -334,9 +534,10 @@ async fn gh_repo(
     }
     let full = format!("{o}/{r}");
     match repo_id(&mut f.state.lock().unwrap(), &full) {
-        Some(id) => {
-            axum::Json(json!({ "id": id, "full_name": full, "archived": false })).into_response()
-        }
+        Some(id) => axum::Json(
+            json!({ "id": id, "full_name": full, "archived": false, "default_branch": "main" }),
+        )
+        .into_response(),
         None => error(404, "Not Found"),
     }
 }
@@ -412,14 +613,20 @@ async fn gh_runner_groups(
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
         return resp;
     }
-    let items: Vec<Value> = f
-        .state
-        .lock()
-        .unwrap()
+    let s = f.state.lock().unwrap();
+    let items: Vec<Value> = s
         .runner_groups
         .iter()
-        .map(|(id, (name, _))| json!({ "id": id, "name": name, "visibility": "selected" }))
+        .map(|(id, (name, _))| {
+            json!({
+                "id": id,
+                "name": name,
+                "visibility": "selected",
+                "allows_public_repositories": s.public_groups.contains(id),
+            })
+        })
         .collect();
+    drop(s);
     page(&f, &uri, &h, &q, Some("runner_groups"), items)
 }
 
@@ -475,11 +682,32 @@ async fn gh_rate_limit(State(f): Gh, m: Method, uri: Uri, h: HeaderMap) -> Respo
         .into_response()
 }
 
+async fn gh_list_issues(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    q: Q,
+    Path((o, r)): Path<(String, String)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let repo = format!("{o}/{r}");
+    let items: Vec<Value> = f
+        .issues_in(&repo)
+        .into_iter()
+        .filter(|i| i["state"] == "open")
+        .collect();
+    page(&f, &uri, &h, &q, None, items)
+}
+
 async fn gh_create_issue(
     State(f): Gh,
     m: Method,
     uri: Uri,
     h: HeaderMap,
+    Path((o, r)): Path<(String, String)>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
@@ -487,8 +715,13 @@ async fn gh_create_issue(
     }
     let mut s = f.state.lock().unwrap();
     let number = s.issues.len() as u64 + 1;
-    let issue =
-        json!({ "number": number, "title": body["title"], "body": body["body"], "state": "open" });
+    let issue = json!({
+        "number": number,
+        "title": body["title"],
+        "body": body["body"],
+        "state": "open",
+        "repo": format!("{o}/{r}"),
+    });
     s.issues.insert(number, issue.clone());
     (StatusCode::CREATED, axum::Json(issue)).into_response()
 }
@@ -679,6 +912,7 @@ async fn gh_issue_comments(
         let comment = json!({
             "id": id,
             "issue_number": n,
+            "repo": format!("{o}/{r}"),
             "body": text,
             "user": { "login": "github-actions[bot]", "type": "Bot" },
             "html_url": format!("https://github.com/{o}/{r}/pull/{n}#issuecomment-{id}"),
@@ -686,7 +920,7 @@ async fn gh_issue_comments(
         s.comments.insert(id, comment.clone());
         return (StatusCode::CREATED, axum::Json(comment)).into_response();
     }
-    let items = f.comments(n);
+    let items = f.comments_on(&format!("{o}/{r}"), n);
     page(&f, &uri, &h, &q, None, items)
 }
 
@@ -736,16 +970,269 @@ async fn gh_permission(
     axum::Json(json!({ "permission": permission, "user": { "login": login } })).into_response()
 }
 
+async fn gh_contents(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    q: Q,
+    Path((o, r, path)): Path<(String, String, String)>,
+    body: Option<axum::Json<Value>>,
+) -> Response {
+    use base64::Engine;
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let repo = format!("{o}/{r}");
+    let mut s = f.state.lock().unwrap();
+    if repo_id(&mut s, &repo).is_none() {
+        return error(404, "Not Found");
+    }
+    branch_mut(&mut s, &repo, "main");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if m == Method::PUT {
+        let Some(axum::Json(body)) = body else {
+            return error(422, "a body is required");
+        };
+        let branch = body["branch"].as_str().unwrap_or("main").to_string();
+        let Some(files) = s
+            .files
+            .get_mut(&repo.to_ascii_lowercase())
+            .and_then(|b| b.get_mut(&branch))
+        else {
+            return error(404, "Branch not found");
+        };
+        let Some(text) = body["content"]
+            .as_str()
+            .and_then(|c| b64.decode(c).ok())
+            .and_then(|c| String::from_utf8(c).ok())
+        else {
+            return error(422, "content is not base64");
+        };
+        match (files.get(&path), body["sha"].as_str()) {
+            (Some(old), Some(sha)) if hash(old) == sha => {}
+            (Some(_), None) => return error(422, "\"sha\" wasn't supplied."),
+            (Some(_), Some(_)) => return error(409, "does not match"),
+            (None, Some(_)) => return error(409, "does not match"),
+            (None, None) => {}
+        }
+        let sha = hash(&text);
+        files.insert(path.clone(), text);
+        let message = body["message"].as_str().unwrap_or("").to_string();
+        s.commits.push((repo, branch, path.clone(), message));
+        return (
+            StatusCode::OK,
+            axum::Json(json!({ "content": { "path": path, "sha": sha } })),
+        )
+            .into_response();
+    }
+    let branch = q.get("ref").cloned().unwrap_or_else(|| "main".to_string());
+    let Some(text) = s
+        .files
+        .get(&repo.to_ascii_lowercase())
+        .and_then(|b| b.get(&branch))
+        .and_then(|files| files.get(&path))
+    else {
+        return error(404, "Not Found");
+    };
+    // GitHub wraps its base64 at 60 characters.
+    let encoded = b64.encode(text);
+    let wrapped: Vec<String> = encoded
+        .as_bytes()
+        .chunks(60)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    axum::Json(json!({
+        "type": "file",
+        "encoding": "base64",
+        "path": path,
+        "sha": hash(text),
+        "content": wrapped.join("\n") + "\n",
+    }))
+    .into_response()
+}
+
+async fn gh_get_ref(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((o, r, branch)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let repo = format!("{o}/{r}");
+    let mut s = f.state.lock().unwrap();
+    if repo_id(&mut s, &repo).is_none() {
+        return error(404, "Not Found");
+    }
+    branch_mut(&mut s, &repo, "main");
+    match s.files[&repo.to_ascii_lowercase()].get(&branch) {
+        Some(files) => axum::Json(json!({
+            "ref": format!("refs/heads/{branch}"),
+            "object": { "sha": head_sha(files), "type": "commit" },
+        }))
+        .into_response(),
+        None => error(404, "Not Found"),
+    }
+}
+
+/// `POST .../git/refs` creates a branch; `PATCH .../git/refs/heads/{branch}` moves one.
+async fn gh_refs(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path(params): Path<HashMap<String, String>>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let repo = format!("{}/{}", params["o"], params["r"]);
+    let key = repo.to_ascii_lowercase();
+    let mut s = f.state.lock().unwrap();
+    let branch = match params.get("branch") {
+        Some(b) => b.clone(),
+        None => match body["ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("refs/heads/"))
+        {
+            Some(b) => b.to_string(),
+            None => return error(422, "ref must start with refs/heads/"),
+        },
+    };
+    let Some(branches) = s.files.get_mut(&key) else {
+        return error(404, "Not Found");
+    };
+    let sha = body["sha"].as_str().unwrap_or("");
+    let Some(source) = branches.values().find(|f| head_sha(f) == sha).cloned() else {
+        return error(422, "Object does not exist");
+    };
+    if m == Method::POST && branches.contains_key(&branch) {
+        return error(422, "Reference already exists");
+    }
+    if m == Method::PATCH && !branches.contains_key(&branch) {
+        return error(422, "Reference does not exist");
+    }
+    branches.insert(branch.clone(), source);
+    let status = if m == Method::POST {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        axum::Json(json!({ "ref": format!("refs/heads/{branch}"), "object": { "sha": sha } })),
+    )
+        .into_response()
+}
+
+async fn gh_pulls(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    q: Q,
+    Path((o, r)): Path<(String, String)>,
+    body: Option<axum::Json<Value>>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let repo = format!("{o}/{r}");
+    let key = repo.to_ascii_lowercase();
+    if m == Method::POST {
+        let Some(axum::Json(body)) = body else {
+            return error(422, "a body is required");
+        };
+        let head = body["head"].as_str().unwrap_or("").to_string();
+        let base = body["base"].as_str().unwrap_or("").to_string();
+        let mut s = f.state.lock().unwrap();
+        let branches = s.files.get(&key);
+        if !branches.is_some_and(|b| b.contains_key(&head) && b.contains_key(&base)) {
+            return error(422, "Validation Failed: head or base does not exist");
+        }
+        if s.opened
+            .iter()
+            .any(|((r, _), p)| *r == key && p["head"]["ref"] == head && p["state"] == "open")
+        {
+            return error(422, "A pull request already exists");
+        }
+        let number = 100 + s.opened.len() as u64;
+        let pull = json!({
+            "number": number,
+            "html_url": format!("https://github.com/{repo}/pull/{number}"),
+            "title": body["title"],
+            "body": body["body"],
+            "state": "open",
+            "merged": false,
+            "head": { "ref": head, "label": format!("{o}:{head}") },
+            "base": { "ref": base },
+        });
+        s.opened.insert((key, number), pull.clone());
+        return (StatusCode::CREATED, axum::Json(pull)).into_response();
+    }
+    let head = q.get("head").cloned();
+    let state = q.get("state").cloned().unwrap_or_else(|| "open".into());
+    let items: Vec<Value> = f
+        .pulls_in(&repo)
+        .into_iter()
+        .filter(|p| head.as_ref().is_none_or(|h| p["head"]["label"] == *h))
+        .filter(|p| state == "all" || p["state"] == state)
+        .collect();
+    page(&f, &uri, &h, &q, None, items)
+}
+
+async fn gh_edit_pull(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((o, r, n)): Path<(String, String, u64)>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let key = format!("{o}/{r}").to_ascii_lowercase();
+    let mut s = f.state.lock().unwrap();
+    let Some(pull) = s.opened.get_mut(&(key, n)) else {
+        return error(404, "Not Found");
+    };
+    if let Some(state) = body.get("state") {
+        pull["state"] = state.clone();
+    }
+    axum::Json(pull.clone()).into_response()
+}
+
 /// Starts a fake GitHub; returns its base URL.
 pub fn serve_github(fake: FakeGitHub) -> (String, Arc<FakeGitHub>) {
+    serve_github_held(fake, Hold::new())
+}
+
+/// Starts a fake GitHub whose calls `hold` can stop.
+pub fn serve_github_held(fake: FakeGitHub, hold: Arc<Hold>) -> (String, Arc<FakeGitHub>) {
     let fake = Arc::new(fake);
     let app = Router::new()
         .route("/repos/{o}/{r}", get(gh_repo))
-        .route("/repos/{o}/{r}/issues", post(gh_create_issue))
+        .route(
+            "/repos/{o}/{r}/issues",
+            get(gh_list_issues).post(gh_create_issue),
+        )
+        .route(
+            "/repos/{o}/{r}/contents/{*path}",
+            get(gh_contents).put(gh_contents),
+        )
+        .route("/repos/{o}/{r}/git/ref/heads/{*branch}", get(gh_get_ref))
+        .route("/repos/{o}/{r}/git/refs", post(gh_refs))
+        .route("/repos/{o}/{r}/git/refs/heads/{*branch}", patch(gh_refs))
+        .route("/repos/{o}/{r}/pulls", get(gh_pulls).post(gh_pulls))
         .route("/repos/{o}/{r}/issues/{n}", patch(gh_edit_issue))
         .route("/repos/{o}/{r}/commits/{sha}/pulls", get(gh_commit_pulls))
         .route("/repos/{o}/{r}/pulls/{n}/reviews", get(gh_reviews))
-        .route("/repos/{o}/{r}/pulls/{n}", get(gh_pull))
+        .route("/repos/{o}/{r}/pulls/{n}", get(gh_pull).patch(gh_edit_pull))
         .route("/repos/{o}/{r}/pulls/{n}/files", get(gh_pull_files))
         .route("/repos/{o}/{r}/statuses/{sha}", post(gh_create_status))
         .route(
@@ -775,7 +1262,8 @@ pub fn serve_github(fake: FakeGitHub) -> (String, Arc<FakeGitHub>) {
             get(gh_group_repos).put(gh_group_repos),
         )
         .route("/rate_limit", get(gh_rate_limit))
-        .with_state(fake.clone());
+        .with_state(fake.clone())
+        .layer(axum::middleware::from_fn_with_state(hold, hold_layer));
     (serve(app), fake)
 }
 
@@ -850,13 +1338,19 @@ async fn cirun_access(
 
 /// Starts a fake Cirun; returns its base URL (the fake's `/api/v1`).
 pub fn serve_cirun(fake: FakeCirun) -> (String, Arc<FakeCirun>) {
+    serve_cirun_held(fake, Hold::new())
+}
+
+/// Starts a fake Cirun whose calls `hold` can stop.
+pub fn serve_cirun_held(fake: FakeCirun, hold: Arc<Hold>) -> (String, Arc<FakeCirun>) {
     let fake = Arc::new(fake);
     let app = Router::new()
         .route(
             "/api/v1/access-control",
             get(cirun_access).put(cirun_access),
         )
-        .with_state(fake.clone());
+        .with_state(fake.clone())
+        .layer(axum::middleware::from_fn_with_state(hold, hold_layer));
     (format!("{}/api/v1", serve(app)), fake)
 }
 

@@ -1,0 +1,99 @@
+//! Merge-to-live latency of `gatehouse apply --confirm`: from the start of the run that follows
+//! a merged request to the moment every loopback provider (Cirun's policy, the app
+//! installation, the runner group) lets the new project in, and to the end of the run (which
+//! also opens the project's configuration pull request). Target: under 5 s.
+//!
+//! Not a criterion benchmark: each sample is one process run against the stateful fakes of
+//! `tests/support`, timed from outside by polling the fakes.
+//!
+//! `cargo bench -p gatehouse --bench apply_latency`
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::world::{GRANT_ALL, world};
+
+const SAMPLES: usize = 10;
+
+fn main() {
+    println!(
+        "| projects already granted | mutation spacing | live at every provider (median / max) | whole run (median / max) | GitHub + Cirun calls per run |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    for background in [10, 1000] {
+        for spacing in ["0", "1000"] {
+            measure(background, spacing);
+        }
+    }
+}
+
+fn measure(background: usize, spacing_ms: &str) {
+    let w = world(background);
+    let env = [("GATEHOUSE_GITHUB_MUTATION_SPACING_MS", Some(spacing_ms))];
+    // The background grants reach the providers first (quickly: this is not measured).
+    let seed = w.run_env(
+        &["apply", "--confirm"],
+        &[("GATEHOUSE_GITHUB_MUTATION_SPACING_MS", Some("0"))],
+    );
+    assert_eq!(seed.code, Some(0), "{seed}");
+    let mut live = Vec::new();
+    let mut whole = Vec::new();
+    let mut calls = Vec::new();
+    for i in 0..SAMPLES {
+        let project = format!("new{i:02}");
+        let feedstock = format!("conda-forge/{project}-feedstock");
+        w.github.set_file(
+            &feedstock,
+            "recipe/conda_build_config.yaml",
+            "zlib:\n- 1.3\n",
+        );
+        w.request(
+            &project,
+            &format!("action: grant\nprojects: [{project}]\n{GRANT_ALL}send_pr: true\n"),
+        );
+        let before = w.github.gate.calls().len() + w.cirun.gate.calls().len();
+        let started = Instant::now();
+        let mut child = w
+            .command(&["apply", "--confirm"], &env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut live_at = None;
+        loop {
+            if live_at.is_none() && w.holds(&project) == (true, true, true) {
+                live_at = Some(started.elapsed());
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "{project}: {status}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        whole.push(started.elapsed());
+        let live_at = live_at.unwrap_or_else(|| {
+            assert_eq!(w.holds(&project), (true, true, true));
+            started.elapsed()
+        });
+        live.push(live_at);
+        assert_eq!(w.github.pulls_in(&feedstock).len(), 1, "{project}");
+        calls.push(w.github.gate.calls().len() + w.cirun.gate.calls().len() - before);
+    }
+    let stats = |v: &mut Vec<Duration>| {
+        v.sort();
+        format!(
+            "{:.0} ms / {:.0} ms",
+            v[v.len() / 2].as_secs_f64() * 1e3,
+            v[v.len() - 1].as_secs_f64() * 1e3
+        )
+    };
+    calls.sort();
+    println!(
+        "| {background} | {spacing_ms} ms | {} | {} | {} |",
+        stats(&mut live),
+        stats(&mut whole),
+        calls[calls.len() / 2]
+    );
+}

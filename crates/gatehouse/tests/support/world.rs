@@ -1,0 +1,241 @@
+//! A temporary access repository in git with loopback fakes of GitHub and Cirun, and the
+//! binary run against them: shared by the `apply`, `expire` and kill tests.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{
+    CIRUN_KEY, FakeCirun, FakeGitHub, GITHUB_TOKEN, Hold, serve_cirun_held, serve_github_held,
+};
+
+pub const INSTALLATION: u64 = 77;
+pub const GROUP_ID: u64 = 5;
+pub const TODAY: &str = "2026-11-28";
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub github_api: String,
+    pub cirun_api: String,
+    pub github: Arc<FakeGitHub>,
+    pub cirun: Arc<FakeCirun>,
+    pub hold: Arc<Hold>,
+}
+
+/// How the world is set up beyond the defaults.
+#[derive(Default)]
+pub struct Options {
+    /// Cirun's policy is committed to `conda-forge/.cirun` instead of sent to Cirun's API.
+    pub cirun_via_repository: bool,
+    /// Stops the fakes at a chosen call (shared by both).
+    pub hold: Option<Arc<Hold>>,
+}
+
+/// An access repository with three resources, one per provider kind, and `background`
+/// projects (`b00`, `b01`, ...) that hold all three; committed to a fresh git repository.
+pub fn world(background: usize) -> World {
+    world_with(background, Options::default())
+}
+
+pub fn world_with(background: usize, options: Options) -> World {
+    let hold = options.hold.unwrap_or_default();
+    let fake = FakeGitHub::new();
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.installations.insert(INSTALLATION, Default::default());
+        s.runner_groups
+            .insert(GROUP_ID, ("gpu".to_string(), Default::default()));
+        s.runner_groups
+            .insert(GROUP_ID + 1, ("other".to_string(), Default::default()));
+    }
+    let (github_api, github) = serve_github_held(fake, hold.clone());
+    let (cirun_api, cirun) = serve_cirun_held(FakeCirun::new(), hold.clone());
+    let via = if options.cirun_via_repository {
+        ", via: access-repo"
+    } else {
+        ""
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![
+        (
+            "gatehouse.yml".to_string(),
+            format!(
+                "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: {{ teams: [core] }}\n\
+             providers:\n  cirun: {{ kind: cirun, access_repo: .cirun{via} }}\n  \
+             namespace: {{ kind: github-app, installation_id: 77 }}\n  \
+             gpu-pool: {{ kind: runner-group, group: gpu }}\n"
+            ),
+        ),
+        (
+            "resources/cirun-gpu.yml".to_string(),
+            "name: cirun-gpu\nprovider: cirun\nlabels: [cirun-gpu]\n".to_string(),
+        ),
+        (
+            "resources/namespace.yml".to_string(),
+            "name: namespace\nprovider: namespace\nlabels: [namespace]\n".to_string(),
+        ),
+        (
+            "resources/gpu-runner.yml".to_string(),
+            "name: gpu-runner\nprovider: gpu-pool\nlabels: [gpu-runner]\n".to_string(),
+        ),
+    ];
+    for i in 0..background {
+        let p = format!("b{i:02}");
+        files.push((
+            format!("grants/{p}.yml"),
+            format!(
+                "project: {p}\ngrants:\n  - {{ resource: cirun-gpu, granted: 2026-01-01 }}\n  \
+                 - {{ resource: namespace, granted: 2026-01-01 }}\n  \
+                 - {{ resource: gpu-runner, granted: 2026-01-01 }}\n"
+            ),
+        ));
+    }
+    for (path, contents) in files {
+        write(dir.path(), &path, &contents);
+    }
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git(dir.path(), &["config", "user.name", "Test"]);
+    git(dir.path(), &["config", "user.email", "test@example.org"]);
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-q", "-m", "initial"]);
+    World {
+        dir,
+        github_api,
+        cirun_api,
+        github,
+        cirun,
+        hold,
+    }
+}
+
+pub fn write(dir: &Path, path: &str, contents: &str) {
+    let path = dir.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, contents).unwrap();
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub const GRANT_ALL: &str = "resources: [cirun-gpu, namespace, gpu-runner]\n";
+
+impl World {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Adds a request file and commits it, as a merged pull request would.
+    pub fn request(&self, name: &str, contents: &str) {
+        write(self.path(), &format!("requests/{name}.yml"), contents);
+        git(self.path(), &["add", "-A"]);
+        git(
+            self.path(),
+            &["commit", "-q", "-m", &format!("request {name}")],
+        );
+    }
+
+    pub fn commits(&self) -> usize {
+        git(self.path(), &["rev-list", "--count", "HEAD"])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
+        let out = self.command(args, env).output().unwrap();
+        let run = Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        for secret in [GITHUB_TOKEN, CIRUN_KEY] {
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "a token leaked:\n{run}"
+            );
+        }
+        run
+    }
+
+    /// The command that runs the binary on this world, not yet started.
+    pub fn command(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        cmd.args(args)
+            .arg(self.path())
+            .env("GATEHOUSE_GITHUB_API", &self.github_api)
+            .env("GATEHOUSE_CIRUN_API", &self.cirun_api)
+            .env("GITHUB_TOKEN", GITHUB_TOKEN)
+            .env("CIRUN_API_KEY", CIRUN_KEY)
+            .env("GATEHOUSE_HTTP_BACKOFF_MS", "10")
+            .env("GATEHOUSE_HTTP_TIMEOUT_MS", "5000")
+            .env("GATEHOUSE_GITHUB_MUTATION_SPACING_MS", "0")
+            .env("GATEHOUSE_TODAY", TODAY)
+            .env("GATEHOUSE_LOG", "trace")
+            .env("NO_COLOR", "1")
+            .env_remove("GITHUB_REPOSITORY")
+            .env_remove("GATEHOUSE_NOW")
+            .env_remove("GATEHOUSE_HTTP_MAX_WAIT_SECS");
+        for (k, v) in env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd
+    }
+
+    /// Every provider's view of `project`: (in the Cirun policy, in the installation, in the
+    /// runner group).
+    pub fn holds(&self, project: &str) -> (bool, bool, bool) {
+        let repo = format!("{project}-feedstock");
+        let full = format!("conda-forge/{repo}");
+        (
+            self.cirun.repos_for("cirun-gpu").contains(&repo),
+            self.github.installation(INSTALLATION).contains(&full),
+            self.github.runner_group("gpu").contains(&full),
+        )
+    }
+
+    pub fn mutations(&self) -> usize {
+        self.github.gate.mutations() + self.cirun.gate.mutations()
+    }
+
+    pub fn state(&self) -> Value {
+        let text = std::fs::read_to_string(self.path().join(".gatehouse/state.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
