@@ -2,7 +2,7 @@
 """Shrinks fuzz/corpus/<target>/ to at most N files that keep most of its coverage.
 
 `cargo fuzz cmin` keeps every file that adds a feature, which for these targets is still
-several hundred files. This keeps the named seeds (`*.yml`) and then, greedily, the files that
+several hundred files. This keeps the named seeds (`*.yml`, `seed-*`) and then, greedily, the files that
 add the most coverage edges, up to N in all.
 
     RUSTC_BOOTSTRAP=1 cargo fuzz build <target>
@@ -45,7 +45,7 @@ def main():
     files = [os.path.join(corpus, f) for f in sorted(os.listdir(corpus))]
     cov = {f: features(binary, f) for f in files}
     total = set().union(*cov.values())
-    chosen = [f for f in files if f.endswith(".yml")]
+    chosen = [f for f in files if f.endswith(".yml") or os.path.basename(f).startswith("seed-")]
     got = set().union(*(cov[f] for f in chosen))
     while len(chosen) < cap:
         rest = [f for f in files if f not in chosen]

@@ -71,3 +71,53 @@ pub fn check_with(path: &str, data: &[u8]) {
         }
     }
 }
+
+/// The bundled example (`examples/conda-forge`), compiled once: what the router and the
+/// workflow scanner are fuzzed against.
+pub fn example_policy() -> &'static gatehouse_policy::Policy {
+    static POLICY: OnceLock<gatehouse_policy::Policy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/conda-forge");
+        let repo = gatehouse_core::repo::load_dir(&dir).expect("the bundled example loads");
+        gatehouse_policy::compile(&repo, date(2026, 11, 28))
+    })
+}
+
+/// Audit's questions answered from the compiled policy, as `gatehouse audit` answers them.
+pub struct PolicyLedger(pub &'static gatehouse_policy::Policy);
+
+impl gatehouse_core::audit::Ledger for PolicyLedger {
+    fn project_of(&self, name: &str) -> Option<String> {
+        let full = format!("{}/{name}", self.0.org());
+        self.0.project_of(&full).map(str::to_string)
+    }
+
+    fn route(&self, labels: &[&str]) -> gatehouse_core::audit::Routed {
+        use gatehouse_core::audit::Routed;
+        match self.0.route(labels.iter().copied()) {
+            Ok(None) => Routed::None,
+            Ok(Some(id)) => Routed::One(self.0.resource(id).name.to_string()),
+            Err((a, b)) => Routed::Ambiguous(
+                self.0.resource(a).name.to_string(),
+                self.0.resource(b).name.to_string(),
+            ),
+        }
+    }
+
+    fn grant(&self, project: &str, resource: &str) -> gatehouse_core::audit::GrantState {
+        use gatehouse_core::audit::GrantState;
+        let today = self.0.compiled_on();
+        match self.0.grants().find(|(_, g)| {
+            g.project.eq_ignore_ascii_case(project)
+                && &*self.0.resource(g.resource).name == resource
+        }) {
+            None => GrantState::None,
+            Some((_, g)) => match g.expires {
+                Some(day) if day < today => GrantState::Expired(day),
+                _ => GrantState::Active {
+                    pull_request: g.pull_request,
+                },
+            },
+        }
+    }
+}

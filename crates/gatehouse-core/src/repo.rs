@@ -18,6 +18,8 @@ pub const TOS_FILE: &str = "people/tos.yml";
 pub const RESOURCES_DIR: &str = "resources";
 pub const GRANTS_DIR: &str = "grants";
 pub const REQUESTS_DIR: &str = "requests";
+/// Read so that `check` can tell when it no longer matches `gatehouse ci codeowners`.
+pub const CODEOWNERS_FILE: &str = ".github/CODEOWNERS";
 
 /// A parsed file and the path it came from (relative to the repository, `/`-separated).
 #[derive(Clone, Debug)]
@@ -48,6 +50,8 @@ pub struct Repo {
     pub grants: Vec<Loaded<GrantFile>>,
     pub requests: Vec<Loaded<RequestEntry>>,
     pub tos: Option<Loaded<TosList>>,
+    /// `.github/CODEOWNERS`, as text, when present.
+    pub codeowners: Option<Loaded<String>>,
     /// Files that could not be read or parsed.
     pub load_errors: Diagnostics,
 }
@@ -60,6 +64,7 @@ enum FileKind {
     Grant,
     Request,
     Tos,
+    Codeowners,
 }
 
 fn kind_of(path: &str) -> Option<FileKind> {
@@ -68,6 +73,9 @@ fn kind_of(path: &str) -> Option<FileKind> {
     }
     if path == TOS_FILE {
         return Some(FileKind::Tos);
+    }
+    if path == CODEOWNERS_FILE {
+        return Some(FileKind::Codeowners);
     }
     let (dir, name) = path.split_once('/')?;
     if name.contains('/') || !(name.ends_with(".yml") || name.ends_with(".yaml")) {
@@ -115,6 +123,19 @@ impl Repo {
                     self.tos = Some(Loaded { path, value });
                 })
             }
+            FileKind::Codeowners => match String::from_utf8(bytes.to_vec()) {
+                Ok(value) => {
+                    self.codeowners = Some(Loaded { path, value });
+                    Ok(())
+                }
+                Err(_) => Err(Diagnostic::error(
+                    "not-utf8",
+                    path.as_str(),
+                    Span::UNKNOWN,
+                    "file is not valid UTF-8",
+                )
+                .with_help("regenerate it with `gatehouse ci codeowners`")),
+            },
             FileKind::Request => parse_yaml::<RequestFile>(&path, bytes).map(|file| {
                 let request = match file.normalize() {
                     Ok(r) => Some(r),
@@ -181,7 +202,8 @@ pub fn load_dir(root: &Path) -> Result<Repo, LoadError> {
     let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
     let mut errors = Diagnostics::new();
 
-    let mut candidates: Vec<String> = vec![SETTINGS_FILE.into(), TOS_FILE.into()];
+    let mut candidates: Vec<String> =
+        vec![SETTINGS_FILE.into(), TOS_FILE.into(), CODEOWNERS_FILE.into()];
     for dir in [RESOURCES_DIR, GRANTS_DIR, REQUESTS_DIR] {
         let full = root.join(dir);
         match fs::symlink_metadata(&full) {

@@ -11,6 +11,7 @@ macro_rules! conda_forge_files {
 /// Every file of `examples/conda-forge/`: (path relative to the example's top folder, contents).
 /// The `init` tests compare this with the folder, so a file missing here fails them.
 pub const CONDA_FORGE: &[(&str, &str)] = conda_forge_files![
+    ".github/CODEOWNERS",
     ".github/PULL_REQUEST_TEMPLATE.md",
     ".github/workflows/apply.yml",
     ".github/workflows/approvals.yml",

@@ -7,6 +7,7 @@
 //! Checks share one [`Index`] built up front, so that each is linear in the size of the
 //! repository.
 
+mod codeowners;
 mod grants;
 mod online;
 mod requests;
@@ -23,6 +24,7 @@ use crate::model::{Grant, Resource};
 use crate::names::label_key;
 use crate::repo::{Loaded, Repo};
 
+pub use codeowners::codeowners;
 pub use online::{OnlineFacts, RepoFact, UserFact, check_online, online_targets};
 
 /// What every check sees: the repository, today's date, and lookups built once.
@@ -96,6 +98,7 @@ pub const CHECKS: &[(&str, CheckFn)] = &[
     ("request-dates", requests::validate_request_dates),
     ("admin-requests", requests::validate_admin_requests),
     ("tos", tos::validate_tos),
+    ("codeowners", codeowners::validate_codeowners),
 ];
 
 /// Runs every offline check.
