@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
+scripts/ensure-chromium.sh   # the browser test: chromium and playwright-core (GATEHOUSE_SKIP_BROWSER=1 skips)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -1,0 +1,639 @@
+//! The public ledger, served live: the same pages and JSON as `gatehouse site`, plus the usage
+//! dashboard drawn from the store.
+//!
+//! The static part is rendered once per loaded policy and day (a reload or midnight renders it
+//! again) from the access repository the guard enforces, and kept in memory; the dashboard
+//! reads the store on every request through its public queries, so it is always current.
+//!
+//! Routes: `/` and every page of the static site (`/index.html`, `/resources/...`,
+//! `/projects/...`, `/requests.html`, `/assets/...`, `/v1/*.json`), `/dashboard`,
+//! `/dashboard.json`, `/dashboard/resources/{name}` and `/dashboard/projects/{name}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use gatehouse_core::repo::load_dir;
+use gatehouse_site::usage::{ProjectMinutes, chart_start, week_start, weekly};
+use gatehouse_site::{
+    Dashboard, DashboardPage, DeniedJob, Ledger, LedgerInputs, ProjectResourceUsage, ProjectUsage,
+    ResourceUsage, SiteOptions, render_dashboard, render_project_usage, render_resource_usage,
+    render_site,
+};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use tokio::sync::Mutex;
+
+use crate::state::{AppState, today};
+use crate::store::{DecisionFilter, DecisionRecord, WeekUsage};
+
+/// How many denied jobs a dashboard page lists.
+const DENIED_ROWS: i64 = 25;
+/// How many projects a resource's usage page lists.
+const TOP_PROJECTS: usize = 10;
+
+/// The rendered static site of one loaded policy on one day.
+struct Rendered {
+    loaded_at: Timestamp,
+    day: Date,
+    ledger: Ledger,
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+/// How long the dashboard's figures are reused. Reading this week's minutes scans its jobs
+/// (the eleven weeks before are read once a day); a dashboard a few seconds old is as good,
+/// and many readers at once then cost one read.
+const DASHBOARD_TTL: Duration = Duration::from_secs(10);
+
+/// The dashboard's figures, and when and for which site they were read.
+struct Figures {
+    read_at: Instant,
+    day: Date,
+    loaded_at: Timestamp,
+    dashboard: Arc<Dashboard>,
+}
+
+/// The site, rendered on first use and again when the policy or the day changes; and the
+/// dashboard's figures, read again when [`DASHBOARD_TTL`] has passed.
+#[derive(Clone, Default)]
+struct SiteCache {
+    site: Arc<Mutex<Option<Arc<Rendered>>>>,
+    figures: Arc<Mutex<Option<Figures>>>,
+    closed_weeks: Arc<Mutex<Option<ClosedWeeks>>>,
+}
+
+/// The day the weeks before this one were read on, and their minutes.
+type ClosedWeeks = (Date, Arc<Vec<WeekUsage>>);
+
+/// The live ledger's routes; merged into the guard's router.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(static_page))
+        .route("/index.html", get(static_page))
+        .route("/requests.html", get(static_page))
+        .route("/resources/{file}", get(static_page))
+        .route("/projects/{file}", get(static_page))
+        .route("/assets/{file}", get(static_page))
+        .route("/v1/{file}", get(static_page))
+        .route("/v1/projects/{file}", get(static_page))
+        .route("/dashboard", get(dashboard))
+        .route("/dashboard.json", get(dashboard_json))
+        .route("/dashboard/resources/{name}", get(resource_usage))
+        .route("/dashboard/projects/{name}", get(project_usage))
+        .layer(Extension(SiteCache::default()))
+}
+
+fn not_found(what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{what} is not in the ledger\n"),
+    )
+        .into_response()
+}
+
+fn unavailable(context: &str, e: anyhow::Error) -> Response {
+    tracing::error!(error = format!("{e:#}"), "{context}");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{context}; try again shortly\n"),
+    )
+        .into_response()
+}
+
+/// The headers every page of the ledger carries: its type, no sniffing, and a policy that
+/// allows nothing but the site's own files (the charts are inline SVG, not script).
+fn page(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
+    let mut r = Response::new(body.into());
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("json") => "application/json",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The static site of the policy in force, rendered when missing or stale.
+async fn site(state: &AppState, cache: &SiteCache) -> anyhow::Result<Arc<Rendered>> {
+    let loaded_at = state.status().loaded_at;
+    let day = today();
+    let mut slot = cache.site.lock().await;
+    if let Some(r) = slot.as_ref()
+        && r.loaded_at == loaded_at
+        && r.day == day
+    {
+        return Ok(r.clone());
+    }
+    let dir = state.config.repo_dir.clone();
+    let rendered = tokio::task::spawn_blocking(move || -> anyhow::Result<Rendered> {
+        let repo = load_dir(&dir)?;
+        let ledger = Ledger::build(&repo, day, &LedgerInputs::default());
+        let site = render_site(
+            &ledger,
+            &SiteOptions {
+                dashboard_link: true,
+                usage: None,
+            },
+        )?;
+        Ok(Rendered {
+            loaded_at,
+            day,
+            ledger,
+            files: site.files,
+        })
+    })
+    .await??;
+    let rendered = Arc::new(rendered);
+    *slot = Some(rendered.clone());
+    Ok(rendered)
+}
+
+/// Any page or JSON file of the static site, by its path.
+async fn static_page(
+    State(state): State<Arc<AppState>>,
+    Extension(cache): Extension<SiteCache>,
+    uri: Uri,
+) -> Response {
+    let site = match site(&state, &cache).await {
+        Ok(s) => s,
+        Err(e) => return unavailable("cannot render the ledger", e),
+    };
+    let mut path = uri.path().trim_start_matches('/').to_string();
+    if path.is_empty() {
+        path = "index.html".into();
+    }
+    // `/resources/gpu` as well as `/resources/gpu.html`.
+    if !site.files.contains_key(&path) && !path.contains('.') {
+        path.push_str(".html");
+    }
+    match site.files.get(&path) {
+        Some(bytes) => page(content_type(&path), bytes.clone()),
+        None => not_found(&format!("`/{}`", uri.path().trim_start_matches('/'))),
+    }
+}
+
+fn dashboard_page<'a>(site: &'a Rendered, date: &'a str) -> DashboardPage<'a> {
+    DashboardPage {
+        org: site.ledger.org.as_deref(),
+        date,
+        root: "/",
+    }
+}
+
+fn denied_job(d: DecisionRecord) -> DeniedJob {
+    DeniedJob {
+        decided_at: d.decided_at,
+        repository: d.repository,
+        resource: d.resource,
+        job_id: d.job_id,
+        run_id: d.run_id,
+        rule: d.rule,
+        message: d.message,
+    }
+}
+
+/// Minutes per resource in the charted weeks before this one: read once a day, since jobs
+/// are counted on the day they finish and those days are over. (A delivery that arrives days
+/// late shows in an older week from the next day on.)
+async fn closed_weeks(
+    state: &AppState,
+    cache: &SiteCache,
+    day: Date,
+) -> anyhow::Result<Arc<Vec<WeekUsage>>> {
+    let mut slot = cache.closed_weeks.lock().await;
+    if let Some((d, weeks)) = slot.as_ref()
+        && *d == day
+    {
+        return Ok(weeks.clone());
+    }
+    let weeks = Arc::new(
+        state
+            .store()
+            .weekly_usage(&chart_start(day).to_string(), &week_start(day).to_string())
+            .await?,
+    );
+    *slot = Some((day, weeks.clone()));
+    Ok(weeks)
+}
+
+/// Every resource's usage: weekly minutes for the chart, this month's against its quota and
+/// its heaviest users, and the most recent denials.
+async fn build_dashboard(
+    state: &AppState,
+    cache: &SiteCache,
+    site: &Rendered,
+) -> anyhow::Result<Dashboard> {
+    let day = site.day;
+    let month = day.strftime("%Y-%m").to_string();
+    let this_week = week_start(day).to_string();
+    let until = day.tomorrow().unwrap_or(day).to_string();
+    let store = state.store();
+    let (closed, current, month_rows, denied) = tokio::try_join!(
+        closed_weeks(state, cache, day),
+        store.weekly_usage(&this_week, &until),
+        store.usage_of_month(&month),
+        store.recent_denials(DENIED_ROWS),
+    )?;
+    let weeks = closed.iter().chain(current.iter());
+    let mut by_week: BTreeMap<&str, Vec<(Date, u64)>> = BTreeMap::new();
+    for w in weeks {
+        if let Ok(d) = w.week.parse::<Date>() {
+            by_week
+                .entry(w.resource.as_str())
+                .or_default()
+                .push((d, w.minutes.max(0) as u64));
+        }
+    }
+    let mut by_resource: BTreeMap<&str, Vec<ProjectMinutes>> = BTreeMap::new();
+    for r in &month_rows {
+        by_resource
+            .entry(r.resource.as_str())
+            .or_default()
+            .push(ProjectMinutes {
+                project: r.project.clone(),
+                minutes: r.minutes.max(0) as u64,
+            });
+    }
+    let resources = site
+        .ledger
+        .resources
+        .iter()
+        .map(|r| {
+            let mut top = by_resource.remove(r.name.as_str()).unwrap_or_default();
+            let month_minutes = top.iter().map(|p| p.minutes).sum();
+            top.sort_by(|a, b| b.minutes.cmp(&a.minutes).then(a.project.cmp(&b.project)));
+            top.truncate(TOP_PROJECTS);
+            ResourceUsage {
+                resource: r.name.clone(),
+                weeks: weekly(
+                    day,
+                    by_week.get(r.name.as_str()).cloned().unwrap_or_default(),
+                ),
+                month: month.clone(),
+                month_minutes,
+                minutes_per_month: r.quota.minutes_per_month,
+                project_minutes_per_month: r.quota.project_minutes_per_month,
+                top_projects: top,
+            }
+        })
+        .collect();
+    Ok(Dashboard {
+        month,
+        resources,
+        denied: denied.into_iter().map(denied_job).collect(),
+    })
+}
+
+/// [`build_dashboard`], reused for [`DASHBOARD_TTL`]; one reader at a time reads the store,
+/// the others wait for its figures.
+async fn dashboard_figures(
+    state: &AppState,
+    cache: &SiteCache,
+    site: &Rendered,
+) -> anyhow::Result<Arc<Dashboard>> {
+    let mut slot = cache.figures.lock().await;
+    if let Some(f) = slot.as_ref()
+        && f.read_at.elapsed() < DASHBOARD_TTL
+        && f.day == site.day
+        && f.loaded_at == site.loaded_at
+    {
+        return Ok(f.dashboard.clone());
+    }
+    let dashboard = Arc::new(build_dashboard(state, cache, site).await?);
+    *slot = Some(Figures {
+        read_at: Instant::now(),
+        day: site.day,
+        loaded_at: site.loaded_at,
+        dashboard: dashboard.clone(),
+    });
+    Ok(dashboard)
+}
+
+async fn dashboard(
+    State(state): State<Arc<AppState>>,
+    Extension(cache): Extension<SiteCache>,
+) -> Response {
+    let site = match site(&state, &cache).await {
+        Ok(s) => s,
+        Err(e) => return unavailable("cannot render the ledger", e),
+    };
+    let d = match dashboard_figures(&state, &cache, &site).await {
+        Ok(d) => d,
+        Err(e) => return unavailable("cannot read usage", e),
+    };
+    let date = site.day.to_string();
+    match render_dashboard(&d, &dashboard_page(&site, &date)) {
+        Ok(html) => page("text/html; charset=utf-8", html),
+        Err(e) => unavailable("cannot render the dashboard", e.into()),
+    }
+}
+
+/// The dashboard's data as JSON (what `gatehouse site --usage` reads).
+async fn dashboard_json(
+    State(state): State<Arc<AppState>>,
+    Extension(cache): Extension<SiteCache>,
+) -> Response {
+    let site = match site(&state, &cache).await {
+        Ok(s) => s,
+        Err(e) => return unavailable("cannot render the ledger", e),
+    };
+    match dashboard_figures(&state, &cache, &site).await {
+        Ok(d) => Json(&*d).into_response(),
+        Err(e) => unavailable("cannot read usage", e),
+    }
+}
+
+async fn resource_usage(
+    State(state): State<Arc<AppState>>,
+    Extension(cache): Extension<SiteCache>,
+    Path(name): Path<String>,
+) -> Response {
+    let site = match site(&state, &cache).await {
+        Ok(s) => s,
+        Err(e) => return unavailable("cannot render the ledger", e),
+    };
+    if site.ledger.resource(&name).is_none() {
+        return not_found(&format!("resource `{name}`"));
+    }
+    let d = match dashboard_figures(&state, &cache, &site).await {
+        Ok(d) => d,
+        Err(e) => return unavailable("cannot read usage", e),
+    };
+    let Some(u) = d.resources.iter().find(|u| u.resource == name) else {
+        return not_found(&format!("resource `{name}`"));
+    };
+    let denied = match state
+        .store()
+        .decisions(&DecisionFilter {
+            resource: Some(name.clone()),
+            outcome: Some("deny".into()),
+            limit: DENIED_ROWS,
+            ..DecisionFilter::default()
+        })
+        .await
+    {
+        Ok(rows) => rows.into_iter().map(denied_job).collect::<Vec<_>>(),
+        Err(e) => return unavailable("cannot read decisions", e),
+    };
+    let date = site.day.to_string();
+    match render_resource_usage(u, &denied, &dashboard_page(&site, &date)) {
+        Ok(html) => page("text/html; charset=utf-8", html),
+        Err(e) => unavailable("cannot render the page", e.into()),
+    }
+}
+
+async fn project_usage(
+    State(state): State<Arc<AppState>>,
+    Extension(cache): Extension<SiteCache>,
+    Path(name): Path<String>,
+) -> Response {
+    let site = match site(&state, &cache).await {
+        Ok(s) => s,
+        Err(e) => return unavailable("cannot render the ledger", e),
+    };
+    // The store keeps project names lower-cased.
+    let key = name.to_lowercase();
+    let Some(project) = site
+        .ledger
+        .projects
+        .iter()
+        .find(|p| p.name.to_lowercase() == key)
+    else {
+        return not_found(&format!("project `{name}`"));
+    };
+    let day = site.day;
+    let month = day.strftime("%Y-%m").to_string();
+    let store = state.store();
+    let filter = DecisionFilter {
+        project: Some(key.clone()),
+        outcome: Some("deny".into()),
+        limit: DENIED_ROWS,
+        ..DecisionFilter::default()
+    };
+    let (month_rows, denied) =
+        match tokio::try_join!(store.usage_of_month(&month), store.decisions(&filter)) {
+            Ok(x) => x,
+            Err(e) => return unavailable("cannot read usage", e),
+        };
+    let mut resources: Vec<ProjectResourceUsage> = month_rows
+        .into_iter()
+        .filter(|r| r.project == key)
+        .map(|r| ProjectResourceUsage {
+            project_minutes_per_month: site
+                .ledger
+                .resource(&r.resource)
+                .and_then(|x| x.quota.project_minutes_per_month),
+            resource: r.resource,
+            // The store answers weekly minutes per resource, not per project; the project's
+            // page shows its month without a chart until it does.
+            weeks: Vec::new(),
+            month_minutes: r.minutes.max(0) as u64,
+        })
+        .collect();
+    resources.sort_by(|a, b| a.resource.cmp(&b.resource));
+    let u = ProjectUsage {
+        project: project.name.clone(),
+        month,
+        resources,
+        denied: denied.into_iter().map(denied_job).collect(),
+    };
+    let date = day.to_string();
+    match render_project_usage(&u, &dashboard_page(&site, &date)) {
+        Ok(html) => page("text/html; charset=utf-8", html),
+        Err(e) => unavailable("cannot render the page", e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use crate::store::Write;
+    use crate::{AppState, Secret, ServerConfig, router};
+
+    use super::*;
+
+    struct Live {
+        base: String,
+        http: reqwest::Client,
+        state: Arc<AppState>,
+        _db: tempfile::TempDir,
+    }
+
+    /// The guard on the bundled example, on a real socket, with a SQLite file.
+    async fn live() -> Live {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let db = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", db.path().join("g.db").display());
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/conda-forge");
+        let mut config = ServerConfig::new(repo, url, Secret::new("s"));
+        config.watch_interval = None;
+        let state = AppState::new(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Live {
+            base,
+            http: reqwest::Client::new(),
+            state,
+            _db: db,
+        }
+    }
+
+    impl Live {
+        async fn get(&self, path: &str) -> (StatusCode, String, String) {
+            let r = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let ct = r
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            (status, ct, r.text().await.unwrap())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_static_pages_are_served_live_with_a_link_to_the_dashboard() {
+        let g = live().await;
+        let (s, ct, index) = g.get("/").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(ct, "text/html; charset=utf-8");
+        assert!(index.contains("<a href=\"resources/cirun-openstack-gpu-large.html\">"));
+        assert!(index.contains("<a href=\"dashboard\">Usage</a>"));
+        let (s, _, page) = g.get("/resources/cirun-openstack-gpu-large.html").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("<a href=\"../projects/pytorch-cpu.html\">pytorch-cpu</a>"));
+        // Without the extension too.
+        let (s, _, same) = g.get("/resources/cirun-openstack-gpu-large").await;
+        assert_eq!((s, same), (StatusCode::OK, page));
+        let (s, ct, json) = g.get("/v1/grants.json").await;
+        assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/json"));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["version"], 1);
+        let (s, _, json) = g.get("/v1/projects/pytorch-cpu.json").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(json.contains("\"name\": \"pytorch-cpu\""));
+        let (s, ct, _) = g.get("/assets/search.js").await;
+        assert_eq!(
+            (s, ct.as_str()),
+            (StatusCode::OK, "text/javascript; charset=utf-8")
+        );
+        for missing in [
+            "/resources/nope.html",
+            "/projects/..%2F..%2Fetc%2Fpasswd",
+            "/v1/projects/nope.json",
+            "/dashboard/resources/nope",
+            "/dashboard/projects/nope",
+        ] {
+            let (s, _, _) = g.get(missing).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{missing}");
+        }
+        // The guard's own routes still answer.
+        let (s, _, _) = g.get("/healthz").await;
+        assert_eq!(s, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn the_dashboard_charts_counted_minutes_and_lists_denials() {
+        let g = live().await;
+        let day = today();
+        let yesterday = day.yesterday().unwrap();
+        g.state
+            .store()
+            .commit(vec![
+                Write::Minutes {
+                    job_id: 1,
+                    project: "pytorch-cpu".into(),
+                    resource: "cirun-openstack-gpu-large".into(),
+                    day: day.to_string(),
+                    minutes: 120,
+                },
+                Write::Minutes {
+                    job_id: 2,
+                    project: "xformers".into(),
+                    resource: "cirun-openstack-gpu-large".into(),
+                    day: yesterday.to_string(),
+                    minutes: 30,
+                },
+                Write::Decision {
+                    decision: DecisionRecord {
+                        delivery_id: "d1".into(),
+                        job_id: 3,
+                        run_id: 4,
+                        repository: "conda-forge/tinygrad-feedstock".into(),
+                        project: Some("tinygrad".into()),
+                        resource: Some("cirun-openstack-gpu-large".into()),
+                        outcome: "deny".into(),
+                        rule: Some("no-grant".into()),
+                        message: Some("tinygrad holds no <grant>".into()),
+                        decided_at: "2026-11-28T10:00:00Z".into(),
+                    },
+                    context: None,
+                },
+            ])
+            .await
+            .unwrap();
+        let (s, _, html) = g.get("/dashboard").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("<svg class=\"chart\""));
+        assert!(html.contains("aria-label=\"cirun-openstack-gpu-large: minutes per week"));
+        assert!(html.contains("<code>no-grant</code>"));
+        assert!(html.contains("tinygrad holds no &lt;grant&gt;"));
+        let (_, _, json) = g.get("/dashboard.json").await;
+        let d: Dashboard = serde_json::from_str(&json).unwrap();
+        let gpu = d
+            .resources
+            .iter()
+            .find(|u| u.resource == "cirun-openstack-gpu-large")
+            .unwrap();
+        let week_total: u64 = gpu.weeks.iter().map(|w| w.minutes).sum();
+        assert_eq!(week_total, 150);
+        if yesterday.strftime("%Y-%m").to_string() == gpu.month {
+            assert_eq!(gpu.month_minutes, 150);
+            assert_eq!(gpu.top_projects[0].project, "pytorch-cpu");
+        }
+        let (s, _, html) = g
+            .get("/dashboard/resources/cirun-openstack-gpu-large")
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("<a href=\"/dashboard/projects/pytorch-cpu\">pytorch-cpu</a>"));
+        assert!(html.contains("<code>no-grant</code>"));
+        let (s, _, html) = g.get("/dashboard/projects/tinygrad").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("<code>no-grant</code>"));
+        let (s, _, html) = g.get("/dashboard/projects/pytorch-cpu").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("<td class=\"num\">120</td>"), "{html}");
+    }
+}
