@@ -10,7 +10,6 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::guard::month_of;
 use crate::state::{AppState, today};
 use crate::store::DecisionFilter;
 
@@ -99,7 +98,8 @@ pub struct UsageQuery {
     month: Option<String>,
 }
 
-/// Minutes per project and resource in one month.
+/// Minutes per project and resource in one month, and the managed jobs queued or running now
+/// per resource (`concurrency`).
 pub async fn usage(State(state): State<Arc<AppState>>, Query(q): Query<UsageQuery>) -> Response {
     let day = match &q.month {
         None => today(),
@@ -108,9 +108,16 @@ pub async fn usage(State(state): State<Arc<AppState>>, Query(q): Query<UsageQuer
             Err(_) => return error(StatusCode::BAD_REQUEST, "month must be written YYYY-MM"),
         },
     };
-    let (from, until) = month_of(day);
-    match state.store.usage(&from, &until).await {
-        Ok(rows) => Json(json!({ "month": &from[..7], "usage": rows })).into_response(),
+    let month = day.strftime("%Y-%m").to_string();
+    let read = async {
+        let usage = state.store.usage_of_month(&month).await?;
+        let active = state.store.active_jobs().await?;
+        anyhow::Ok((usage, active))
+    };
+    match read.await {
+        Ok((rows, active)) => {
+            Json(json!({ "month": month, "usage": rows, "concurrency": active })).into_response()
+        }
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "cannot read usage");
             error(StatusCode::SERVICE_UNAVAILABLE, "cannot read usage")

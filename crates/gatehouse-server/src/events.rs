@@ -88,3 +88,69 @@ impl WorkflowRun {
         })
     }
 }
+
+/// A webhook delivery's payload, parsed as the guard reads it.
+#[derive(Debug)]
+pub enum Event {
+    WorkflowRun(WorkflowRunEvent),
+    WorkflowJob(WorkflowJobEvent),
+    /// `ping`: GitHub checking that the hook works; its body is not read.
+    Ping,
+    /// An event the guard stores but does not use; its body is not read.
+    Other,
+}
+
+/// Parses `body` as the payload of `event_name` (the `X-GitHub-Event` header) the way the
+/// guard does before acting on it. Public so that the payload parser can be fuzzed and tested
+/// on its own; an error names the event and says what in the body is wrong.
+pub fn parse_event(event_name: &str, body: &[u8]) -> anyhow::Result<Event> {
+    use anyhow::Context;
+    Ok(match event_name {
+        "workflow_run" => Event::WorkflowRun(
+            serde_json::from_slice(body).context("not a workflow_run event")?,
+        ),
+        "workflow_job" => Event::WorkflowJob(
+            serde_json::from_slice(body).context("not a workflow_job event")?,
+        ),
+        "ping" => Event::Ping,
+        _ => Event::Other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_parse_into_their_event_types() {
+        let job = br#"{"action": "queued", "repository": {"full_name": "o/r"},
+            "workflow_job": {"id": 7, "run_id": 3, "labels": ["gpu"], "extra": 1}}"#;
+        match parse_event("workflow_job", job).unwrap() {
+            Event::WorkflowJob(e) => {
+                assert_eq!(e.action, "queued");
+                assert_eq!((e.workflow_job.id, e.workflow_job.run_id), (7, 3));
+                assert_eq!(e.workflow_job.labels, ["gpu"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let run = br#"{"repository": {"full_name": "o/r"}, "workflow_run": {"id": 3,
+            "event": "push", "actor": {"login": "a", "id": 1}}}"#;
+        match parse_event("workflow_run", run).unwrap() {
+            Event::WorkflowRun(e) => assert_eq!(e.workflow_run.id, 3),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_event("ping", b"not json").unwrap(), Event::Ping));
+        assert!(matches!(parse_event("issues", b"").unwrap(), Event::Other));
+    }
+
+    #[test]
+    fn a_malformed_payload_is_an_error_naming_the_event_and_the_field() {
+        let e = parse_event("workflow_job", br#"{"action": "queued", "repository": {}}"#)
+            .unwrap_err();
+        let text = format!("{e:#}");
+        assert!(text.contains("not a workflow_job event"), "{text}");
+        assert!(text.contains("full_name"), "{text}");
+        let e = parse_event("workflow_run", b"\xff").unwrap_err();
+        assert!(format!("{e:#}").contains("not a workflow_run event"));
+    }
+}

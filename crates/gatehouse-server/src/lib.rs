@@ -11,15 +11,28 @@
 //! is `gatehouse apply`), and it holds no rules of its own: every rule lives in the policy
 //! crate.
 //!
+//! Robustness: each delivery is stored before it is answered 2xx and its effects are committed
+//! with its processed mark, so a delivery stored but not processed when the process died is
+//! processed at the next start; SQLite writes are group-committed by one writer task. Requests
+//! have a timeout, the requests in flight and the open connections are bounded, request heads
+//! are limited in size and must arrive in time. The access repository is watched and reloaded
+//! when it changes (a reload that fails `check` keeps the old policy). `/metrics` serves
+//! Prometheus counters and histograms.
+//!
 //! The entry points are [`serve`] for the command line and [`AppState::new`] + [`router`] for
-//! tests and embedding.
+//! tests and embedding; [`store::Store`]'s read functions serve dashboards.
 
 mod api;
-mod events;
+pub mod events;
 mod github;
 mod guard;
+#[doc(hidden)]
+pub mod loadgen;
+mod metrics;
+pub mod replay;
+mod site_routes;
 mod state;
-mod store;
+pub mod store;
 mod webhook;
 
 use std::fmt;
@@ -30,10 +43,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tower::ServiceBuilder;
 
 pub use gatehouse_core::model::GuardMode;
+pub use events::{Event, parse_event};
 pub use state::AppState;
 pub use store::Store;
 
@@ -61,6 +82,41 @@ pub struct ServerConfig {
     pub admin_token: Option<Secret>,
     /// How long a person's permission on a repository is trusted before it is asked again.
     pub permission_ttl: Duration,
+    /// How often the access repository is looked at for changes (reloaded when it changed);
+    /// `None`: only on `POST /admin/reload`.
+    pub watch_interval: Option<Duration>,
+    pub limits: Limits,
+}
+
+/// What one client, or many, may ask of the server before being cut off or turned away.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// A request (body read, stored, processed) that takes longer is answered 503. Processing
+    /// goes on in the background, so a delivery that was stored is still processed.
+    pub request_timeout: Duration,
+    /// A client that has not sent a request's headers within this time is disconnected (slow
+    /// clients must not hold connections).
+    pub header_read_timeout: Duration,
+    /// The most bytes a request's head (request line and headers) may take; larger is
+    /// answered 431.
+    pub max_header_bytes: usize,
+    /// Open connections at most; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Requests handled at once at most; more are answered 503 at once (GitHub redelivers).
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // GitHub itself gives up on a delivery after 10 s.
+            request_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 32 * 1024,
+            max_connections: 2048,
+            max_in_flight: 1024,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -80,6 +136,8 @@ impl ServerConfig {
             mode: None,
             admin_token: None,
             permission_ttl: Duration::from_secs(300),
+            watch_interval: Some(Duration::from_secs(2)),
+            limits: Limits::default(),
         }
     }
 }
@@ -111,16 +169,45 @@ impl fmt::Display for Secret {
     }
 }
 
-/// The HTTP routes over one shared state.
+/// The HTTP routes over one shared state, with the request limits of its configuration.
 pub fn router(state: Arc<AppState>) -> Router {
+    let limits = state.config.limits.clone();
     Router::new()
         .route("/webhook", post(webhook::receive))
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/decisions", get(api::decisions))
         .route("/api/v1/usage", get(api::usage))
         .route("/admin/reload", post(api::reload))
+        .merge(site_routes::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            ServiceBuilder::new()
+                // Over the limit of requests in flight: answer at once instead of queueing
+                // without bound.
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        [("retry-after", "1")],
+                        axum::Json(serde_json::json!({
+                            "message": "too many requests in flight; retry shortly"
+                        })),
+                    )
+                        .into_response()
+                }))
+                .load_shed()
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    limits.max_in_flight,
+                ))
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    limits.request_timeout,
+                )),
+        )
+        // Added after the limits, so outside them: a health check answers even when the
+        // guard sheds load, and a load balancer does not take an overloaded replica for a
+        // dead one.
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
         .with_state(state)
 }
 
@@ -137,22 +224,91 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
 
 /// [`serve`] on a listener the caller bound (`config.listen` is not used) until `shutdown`
 /// completes, then drains the requests in flight. For tests and embedding.
+///
+/// Before it answers anything, it processes the deliveries a previous run stored but did not
+/// process (it was killed in between).
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = AppState::new(config).await?;
+    let recovered = guard::recover(&state)
+        .await
+        .context("cannot process the deliveries stored before the last stop")?;
+    if recovered > 0 {
+        tracing::warn!(
+            recovered,
+            "processed deliveries that were stored but not processed before the last stop"
+        );
+    }
+    if let Some(interval) = state.config.watch_interval {
+        state::spawn_watcher(&state, interval);
+    }
     let addr = listener
         .local_addr()
         .context("the listener has no address")?;
     tracing::info!(%addr, mode = ?state.mode(), "gatehouse guard listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the HTTP server failed")?;
+    let limits = state.config.limits.clone();
+    run_http(listener, router(state), &limits, shutdown).await;
     tracing::info!("gatehouse guard stopped");
     Ok(())
+}
+
+/// Accepts HTTP/1.1 connections until `shutdown`, with the connection-level limits (open
+/// connections, header size, header read time), then waits for the connections to finish the
+/// requests they are handling.
+async fn run_http(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: &Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper refuses less than 8 KiB.
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        // Idle keep-alive connections hold their place: when places run short, new
+        // connections close after one request, so those waiting in the backlog get in.
+        let mut http = http.clone();
+        http.keep_alive(connections.available_permits() >= limits.max_connections / 4);
+        let service = TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing the requests in flight");
+    graceful.shutdown().await;
 }
 
 async fn shutdown_signal() {
@@ -176,5 +332,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutting down: finishing the requests in flight");
 }

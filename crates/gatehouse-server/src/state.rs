@@ -2,9 +2,10 @@
 //! cache of people's permissions. One `Arc<AppState>` is shared by every request.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gatehouse_core::check;
@@ -17,11 +18,13 @@ use jiff::tz::TimeZone;
 
 use crate::ServerConfig;
 use crate::github::GitHub;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub struct AppState {
     pub(crate) config: ServerConfig,
     pub(crate) store: Store,
+    pub(crate) metrics: Metrics,
     pub(crate) github: GitHub,
     pub(crate) policy: SharedPolicy,
     pub(crate) status: Mutex<PolicyStatus>,
@@ -41,9 +44,9 @@ pub(crate) struct PolicyStatus {
 }
 
 /// A repository that loaded and passed `check`, compiled.
-struct Loaded {
-    policy: Policy,
-    mode: GuardMode,
+pub(crate) struct Loaded {
+    pub policy: Policy,
+    pub mode: GuardMode,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             config,
             store,
+            metrics: Metrics::new(),
             github,
             policy: SharedPolicy::new(loaded.policy),
             status: Mutex::new(status),
@@ -100,6 +104,11 @@ impl AppState {
                 Err(reason)
             }
         }
+    }
+
+    /// The store, for embedding (a dashboard reading usage through its public functions).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub(crate) fn status(&self) -> std::sync::MutexGuard<'_, PolicyStatus> {
@@ -146,7 +155,7 @@ pub(crate) fn today() -> Date {
 }
 
 /// Loads, checks and compiles the repository, off the async threads (it reads files).
-async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyhow::Result<Loaded> {
+pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyhow::Result<Loaded> {
     tokio::task::spawn_blocking(move || {
         let dir = dir.as_ref();
         let repo = load_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
@@ -178,4 +187,96 @@ async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyhow::Result<L
     })
     .await
     .context("the policy loader panicked")?
+}
+
+/// Watches the access repository and reloads the policy when its files change: every
+/// `interval` it compares a fingerprint of the files the policy is read from (YAML, CODEOWNERS: path, size, modification time;
+/// `.git` left out), and reloads once a change has held still for one more interval, so a checkout
+/// half-way through writing is not read. Polling works on every file system (bind mounts,
+/// network disks) and costs one `stat` per file per interval. Ends when the state is dropped.
+pub(crate) fn spawn_watcher(state: &Arc<AppState>, interval: Duration) {
+    let weak: Weak<AppState> = Arc::downgrade(state);
+    let dir = state.config.repo_dir.clone();
+    tokio::spawn(async move {
+        let fingerprint = |dir: std::path::PathBuf| async move {
+            tokio::task::spawn_blocking(move || fingerprint(&dir))
+                .await
+                .unwrap_or(0)
+        };
+        let mut seen = fingerprint(dir.clone()).await;
+        let mut pending = false;
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(state) = weak.upgrade() else { return };
+            let now = fingerprint(dir.clone()).await;
+            if now != seen {
+                // Changed since the last look: wait for it to hold still.
+                seen = now;
+                pending = true;
+                continue;
+            }
+            if pending {
+                pending = false;
+                tracing::info!(dir = %dir.display(), "the access repository changed: reloading");
+                // A refused reload is logged and shown in /healthz by `reload` itself.
+                let _ = state.reload().await;
+            }
+        }
+    });
+}
+
+/// A hash of every YAML and CODEOWNERS file's path, size and modification time under `dir`, `.git` left out.
+fn fingerprint(dir: &Path) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut stack = vec![dir.to_path_buf()];
+    let mut entries = Vec::new();
+    while let Some(d) = stack.pop() {
+        let Ok(read) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in read.flatten() {
+            if e.file_name() == ".git" {
+                continue;
+            }
+            let Ok(meta) = e.metadata() else { continue };
+            let path = e.path();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "yml" || x == "yaml")
+                || e.file_name() == "CODEOWNERS"
+            {
+                // Only what the policy is read from (YAML, CODEOWNERS): a store kept in the
+                // same folder (`gatehouse serve .` with the default `sqlite://gatehouse.db`)
+                // changes all the time and must not cause reloads.
+                entries.push((path, meta.len(), meta.modified().ok()));
+            }
+        }
+    }
+    entries.sort();
+    entries.hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_policy_files_count_as_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("grants")).unwrap();
+        std::fs::write(dir.path().join("grants/a.yml"), "project: a\n").unwrap();
+        let before = fingerprint(dir.path());
+        std::fs::write(dir.path().join("gatehouse.db"), "store").unwrap();
+        std::fs::write(dir.path().join("gatehouse.db-wal"), "wal").unwrap();
+        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+        std::fs::write(dir.path().join(".git/x.yml"), "git's own").unwrap();
+        assert_eq!(fingerprint(dir.path()), before);
+        std::fs::write(dir.path().join("grants/a.yml"), "project: a\ngrants: []\n").unwrap();
+        assert_ne!(fingerprint(dir.path()), before);
+        let after = fingerprint(dir.path());
+        std::fs::create_dir_all(dir.path().join(".github")).unwrap();
+        std::fs::write(dir.path().join(".github/CODEOWNERS"), "* @core\n").unwrap();
+        assert_ne!(fingerprint(dir.path()), after);
+    }
 }

@@ -8,26 +8,45 @@
 //! Deduplication rests on unique keys, not on memory: a delivery id or a job id is inserted
 //! with `ON CONFLICT DO NOTHING`, and whoever inserts it first owns it. That holds across
 //! replicas sharing one PostgreSQL.
+//!
+//! Every change goes through [`Store::commit`] as a unit of [`Write`]s applied all or nothing.
+//! On SQLite one writer task owns the only writing connection and commits the units it has
+//! received together in one transaction (group commit): one disk sync serves many deliveries,
+//! and each caller is answered only once its unit is durable. On PostgreSQL each unit is its
+//! own transaction on the pool (the server does the grouping).
+//!
+//! The read functions ([`Store::usage_of_month`], [`Store::weekly_usage`],
+//! [`Store::project_usage`], [`Store::recent_denials`], [`Store::active_jobs`]) are public for
+//! whoever shows the guard's data (the API, the ledger site's dashboard).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::body::Bytes;
+use jiff::Timestamp;
 use serde::Serialize;
+use sqlx::Connection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use tokio::sync::{mpsc, oneshot};
 
 /// The schema, one statement per entry. `{id}`, `{int}` and `{bytes}` are the backend's type
 /// names; everything else is shared. `CREATE ... IF NOT EXISTS` makes it safe to run at every
 /// start.
 const SCHEMA: &[&str] = &[
+    // `processed_at` stays NULL until the delivery's effects are stored: a delivery stored
+    // but not processed (the process was killed in between) is processed at the next start.
     "CREATE TABLE IF NOT EXISTS deliveries (
         delivery_id TEXT PRIMARY KEY,
         event TEXT NOT NULL,
         received_at TEXT NOT NULL,
-        body {bytes} NOT NULL
+        body {bytes} NOT NULL,
+        processed_at TEXT,
+        outcome TEXT
     )",
     "CREATE TABLE IF NOT EXISTS runs (
         run_id {int} PRIMARY KEY,
@@ -53,7 +72,8 @@ const SCHEMA: &[&str] = &[
         outcome TEXT NOT NULL,
         rule TEXT,
         message TEXT,
-        decided_at TEXT NOT NULL
+        decided_at TEXT NOT NULL,
+        context TEXT
     )",
     "CREATE INDEX IF NOT EXISTS decisions_by_project ON decisions (project, resource)",
     "CREATE TABLE IF NOT EXISTS job_minutes (
@@ -64,24 +84,153 @@ const SCHEMA: &[&str] = &[
         minutes {int} NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS job_minutes_by_month ON job_minutes (resource, day)",
+    // Totals per month kept as jobs are counted, so that deciding a job reads a few rows
+    // instead of summing every job of the month.
+    "CREATE TABLE IF NOT EXISTS usage_by_month (
+        project TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        month TEXT NOT NULL,
+        minutes {int} NOT NULL,
+        PRIMARY KEY (project, resource, month)
+    )",
+    // Managed jobs and how far they got (queued, in_progress, completed): concurrency per
+    // resource is the count of those not completed.
+    "CREATE TABLE IF NOT EXISTS jobs (
+        job_id {int} PRIMARY KEY,
+        project TEXT,
+        resource TEXT NOT NULL,
+        status TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, resource)",
 ];
+
+/// Run after [`SCHEMA`] and after the columns added since the first schema exist.
+const SCHEMA_LATE: &[&str] = &[
+    "CREATE INDEX IF NOT EXISTS deliveries_unprocessed ON deliveries (received_at)
+        WHERE processed_at IS NULL",
+    // One decision per delivery: a delivery processed again (after a crash, or by a second
+    // replica) records nothing new.
+    "CREATE UNIQUE INDEX IF NOT EXISTS decisions_by_delivery ON decisions (delivery_id)",
+    // Usage charts read job minutes by day range.
+    "CREATE INDEX IF NOT EXISTS job_minutes_by_day ON job_minutes (day, resource)",
+    // A database from before `usage_by_month` existed: total what was counted.
+    "INSERT INTO usage_by_month (project, resource, month, minutes)
+        SELECT project, resource, SUBSTR(day, 1, 7), SUM(minutes) FROM job_minutes
+        WHERE NOT EXISTS (SELECT 1 FROM usage_by_month)
+        GROUP BY project, resource, SUBSTR(day, 1, 7)",
+];
+
+/// Columns added after the first schema: (table, column, type, what to fill old rows with).
+const ADDED_COLUMNS: &[(&str, &str, &str, Option<&str>)] = &[
+    // Deliveries stored before this column existed were processed when they arrived.
+    (
+        "deliveries",
+        "processed_at",
+        "TEXT",
+        Some("UPDATE deliveries SET processed_at = received_at"),
+    ),
+    ("deliveries", "outcome", "TEXT", None),
+    ("decisions", "context", "TEXT", None),
+];
+
+/// How many units the SQLite writer commits together at most.
+const MAX_BATCH: usize = 512;
 
 /// The storage, on one of its two backends.
 #[derive(Clone, Debug)]
-pub enum Store {
+pub struct Store {
+    pool: Pool,
+    /// SQLite only: the writer task's queue.
+    writer: Option<mpsc::Sender<Unit>>,
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
+}
+
+/// A unit of writes on its way to the SQLite writer, and where to send the result.
+struct Unit {
+    writes: Vec<Write>,
+    /// Roll the unit back (answering `[0]`) when its first write changes nothing.
+    if_first_new: bool,
+    reply: oneshot::Sender<Result<Vec<u64>, String>>,
 }
 
 /// Runs the same query code on whichever pool the store holds (the pools have different
 /// types, so each arm is compiled for its own backend).
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite($pool) => $body,
-            Store::Postgres($pool) => $body,
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
         }
     };
+}
+
+/// One change to the store. [`Store::commit`] applies a list of them all or nothing and
+/// answers, for each, how many rows it changed (0 for a duplicate).
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// A delivery as received; 0 rows when its id was stored before.
+    Delivery {
+        delivery_id: String,
+        event: String,
+        received_at: String,
+        body: Bytes,
+    },
+    /// A run's context; a later event about the same run replaces it.
+    Run { run: RunRecord, now: String },
+    /// A decision and, as JSON, the job context it was made on (for `replay`); 0 rows when
+    /// this delivery's decision was recorded before.
+    Decision {
+        decision: DecisionRecord,
+        context: Option<String>,
+    },
+    /// A finished job's minutes; 0 rows when this job was counted before.
+    Minutes {
+        job_id: i64,
+        project: String,
+        resource: String,
+        /// `YYYY-MM-DD`, the day the job finished (UTC).
+        day: String,
+        minutes: i64,
+    },
+    /// How far a managed job got; a job never moves back (a late `queued` after
+    /// `completed` changes nothing).
+    JobStatus {
+        job_id: i64,
+        project: Option<String>,
+        resource: String,
+        status: JobStatus,
+        at: String,
+    },
+    /// The delivery's effects are stored; `outcome` is what processing said.
+    Processed {
+        delivery_id: String,
+        at: String,
+        outcome: String,
+    },
+}
+
+/// Where a managed job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    InProgress,
+    Completed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::InProgress => "in_progress",
+            JobStatus::Completed => "completed",
+        }
+    }
 }
 
 /// What a `workflow_run` event says about a run, kept by run id.
@@ -130,6 +279,48 @@ pub struct UsageRow {
     pub minutes: i64,
 }
 
+/// Minutes on one resource in one week.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WeekUsage {
+    /// The week's Monday, `YYYY-MM-DD`.
+    pub week: String,
+    pub resource: String,
+    pub minutes: i64,
+}
+
+/// Managed jobs not finished yet on one resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ActiveJobs {
+    pub resource: String,
+    pub queued: i64,
+    pub in_progress: i64,
+}
+
+/// A delivery as stored.
+#[derive(Clone, Debug)]
+pub struct StoredDelivery {
+    pub delivery_id: String,
+    pub event: String,
+    pub received_at: String,
+    pub body: Vec<u8>,
+}
+
+/// A stored `workflow_job` delivery with the decision recorded for it, if any (for `replay`).
+#[derive(Clone, Debug)]
+pub struct JobDelivery {
+    pub delivery: StoredDelivery,
+    /// `allow` or `deny`; `None` when no decision was recorded (the job was not managed, or
+    /// it was not a `queued` event).
+    pub outcome: Option<String>,
+    pub rule: Option<String>,
+    pub resource: Option<String>,
+    /// The job context the decision was made on, as JSON.
+    pub context: Option<String>,
+    /// What processing the delivery said (`error: ...` when it failed); `None` while it
+    /// is not processed.
+    pub processed: Option<String>,
+}
+
 type DecisionRow = (
     String,
     i64,
@@ -142,6 +333,166 @@ type DecisionRow = (
     Option<String>,
     String,
 );
+
+/// The present moment as the store writes it: fixed width, so text order is time order.
+pub fn now_text() -> String {
+    time_text(Timestamp::now())
+}
+
+/// `t` as the store writes times (`2026-01-02T03:04:05.000000000Z`).
+pub fn time_text(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+const INSERT_DELIVERY: &str = "INSERT INTO deliveries (delivery_id, event, received_at, body)
+    VALUES ($1, $2, $3, $4) ON CONFLICT (delivery_id) DO NOTHING";
+const UPSERT_RUN: &str = "INSERT INTO runs (run_id, repository, event, head_repository,
+        actor_login, actor_id, triggering_actor_login, triggering_actor_id, workflow,
+        git_ref, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    ON CONFLICT (run_id) DO UPDATE SET repository = excluded.repository,
+        event = excluded.event, head_repository = excluded.head_repository,
+        actor_login = excluded.actor_login, actor_id = excluded.actor_id,
+        triggering_actor_login = excluded.triggering_actor_login,
+        triggering_actor_id = excluded.triggering_actor_id,
+        workflow = excluded.workflow, git_ref = excluded.git_ref,
+        updated_at = excluded.updated_at";
+const INSERT_DECISION: &str = "INSERT INTO decisions (delivery_id, job_id, run_id, repository,
+        project, resource, outcome, rule, message, decided_at, context)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    ON CONFLICT (delivery_id) DO NOTHING";
+const INSERT_MINUTES: &str = "INSERT INTO job_minutes (job_id, project, resource, day, minutes)
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id) DO NOTHING";
+const ADD_MONTH_MINUTES: &str = "INSERT INTO usage_by_month (project, resource, month, minutes)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (project, resource, month)
+    DO UPDATE SET minutes = usage_by_month.minutes + excluded.minutes";
+/// Statuses only move forward: queued (0) → in_progress (1) → completed (2).
+const UPSERT_JOB: &str = "INSERT INTO jobs (job_id, project, resource, status, updated_at)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (job_id) DO UPDATE SET status = excluded.status,
+        updated_at = excluded.updated_at
+    WHERE (CASE jobs.status WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END)
+        < (CASE excluded.status WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END)";
+const MARK_PROCESSED: &str =
+    "UPDATE deliveries SET processed_at = $2, outcome = $3 WHERE delivery_id = $1";
+
+/// `async fn $name(conn, write) -> rows changed` for one backend's connection type: the same
+/// SQL and binds, compiled for each driver.
+macro_rules! write_fn {
+    ($name:ident, $conn:ty) => {
+        async fn $name(conn: &mut $conn, w: &Write) -> sqlx::Result<u64> {
+            let rows = match w {
+                Write::Delivery {
+                    delivery_id,
+                    event,
+                    received_at,
+                    body,
+                } => sqlx::query(INSERT_DELIVERY)
+                    .bind(delivery_id)
+                    .bind(event)
+                    .bind(received_at)
+                    .bind(&body[..])
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected(),
+                Write::Run { run, now } => {
+                    let triggering = run.triggering_actor.as_ref();
+                    sqlx::query(UPSERT_RUN)
+                        .bind(run.run_id)
+                        .bind(&run.repository)
+                        .bind(&run.event)
+                        .bind(run.head_repository.as_deref())
+                        .bind(&run.actor.0)
+                        .bind(run.actor.1)
+                        .bind(triggering.map(|a| a.0.as_str()))
+                        .bind(triggering.map(|a| a.1))
+                        .bind(run.workflow.as_deref())
+                        .bind(run.git_ref.as_deref())
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected()
+                }
+                Write::Decision {
+                    decision: d,
+                    context,
+                } => sqlx::query(INSERT_DECISION)
+                    .bind(&d.delivery_id)
+                    .bind(d.job_id)
+                    .bind(d.run_id)
+                    .bind(&d.repository)
+                    .bind(d.project.as_deref())
+                    .bind(d.resource.as_deref())
+                    .bind(&d.outcome)
+                    .bind(d.rule.as_deref())
+                    .bind(d.message.as_deref())
+                    .bind(&d.decided_at)
+                    .bind(context.as_deref())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected(),
+                Write::Minutes {
+                    job_id,
+                    project,
+                    resource,
+                    day,
+                    minutes,
+                } => {
+                    let new = sqlx::query(INSERT_MINUTES)
+                        .bind(job_id)
+                        .bind(project)
+                        .bind(resource)
+                        .bind(day)
+                        .bind(minutes)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    if new == 1 {
+                        sqlx::query(ADD_MONTH_MINUTES)
+                            .bind(project)
+                            .bind(resource)
+                            .bind(day.get(..7).unwrap_or(day))
+                            .bind(minutes)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    new
+                }
+                Write::JobStatus {
+                    job_id,
+                    project,
+                    resource,
+                    status,
+                    at,
+                } => sqlx::query(UPSERT_JOB)
+                    .bind(job_id)
+                    .bind(project.as_deref())
+                    .bind(resource)
+                    .bind(status.as_str())
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected(),
+                Write::Processed {
+                    delivery_id,
+                    at,
+                    outcome,
+                } => sqlx::query(MARK_PROCESSED)
+                    .bind(delivery_id)
+                    .bind(at)
+                    .bind(outcome)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected(),
+            };
+            Ok(rows)
+        }
+    };
+}
+
+write_fn!(write_sqlite, SqliteConnection);
+write_fn!(write_pg, sqlx::PgConnection);
 
 impl Store {
     /// Opens `sqlite://path` (created when missing) or `postgres://...`, and migrates it.
@@ -157,14 +508,37 @@ impl Store {
                 // every commit, so even a power cut loses nothing that was answered 2xx.
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10));
-            // Each connection to `sqlite::memory:` would be a database of its own.
-            let connections = if url.contains(":memory:") { 1 } else { 4 };
+            // Each connection to `sqlite::memory:` would be a database of its own: there the
+            // writer shares the pool's single connection.
+            let memory = url.contains(":memory:");
             let pool = SqlitePoolOptions::new()
-                .max_connections(connections)
-                .connect_with(options)
+                .max_connections(if memory { 1 } else { 4 })
+                .connect_with(options.clone())
                 .await
                 .with_context(|| format!("cannot open the SQLite database `{url}`"))?;
-            Store::Sqlite(pool)
+            let store = Store {
+                pool: Pool::Sqlite(pool.clone()),
+                writer: None,
+            };
+            store
+                .migrate()
+                .await
+                .context("cannot create the database tables")?;
+            let conn = if memory {
+                WriterConn::Pooled(pool)
+            } else {
+                WriterConn::Own(
+                    SqliteConnection::connect_with(&options)
+                        .await
+                        .with_context(|| format!("cannot open the SQLite database `{url}`"))?,
+                )
+            };
+            let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+            tokio::spawn(sqlite_writer(conn, rx));
+            return Ok(Store {
+                writer: Some(tx),
+                ..store
+            });
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(8)
@@ -173,7 +547,10 @@ impl Store {
                 .await
                 // The URL may hold a password: name only the backend.
                 .context("cannot connect to the PostgreSQL database given with --db")?;
-            Store::Postgres(pool)
+            Store {
+                pool: Pool::Postgres(pool),
+                writer: None,
+            }
         } else {
             anyhow::bail!(
                 "--db must start with sqlite:// or postgres://, got `{}`",
@@ -187,18 +564,49 @@ impl Store {
         Ok(store)
     }
 
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
     async fn migrate(&self) -> anyhow::Result<()> {
-        match self {
-            Store::Sqlite(pool) => {
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
                 for stmt in SCHEMA {
                     let sql = stmt
                         .replace("{id}", "INTEGER PRIMARY KEY AUTOINCREMENT")
                         .replace("{int}", "INTEGER")
                         .replace("{bytes}", "BLOB");
-                    sqlx::query(&sql).execute(pool).await?;
+                    sqlx::query(&sql).execute(&mut *conn).await?;
+                }
+                for (table, column, ty, fill) in ADDED_COLUMNS {
+                    let (n,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM pragma_table_info($1) WHERE name = $2",
+                    )
+                    .bind(table)
+                    .bind(column)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if n == 0 {
+                        let mut tx = conn.begin().await?;
+                        sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))
+                            .execute(&mut *tx)
+                            .await?;
+                        if let Some(fill) = fill {
+                            sqlx::query(fill).execute(&mut *tx).await?;
+                        }
+                        tx.commit().await?;
+                    }
+                }
+                for stmt in SCHEMA_LATE {
+                    sqlx::query(stmt).execute(&mut *conn).await?;
                 }
             }
-            Store::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 // Replicas starting together would race on `CREATE TABLE IF NOT EXISTS`
                 // (it is not atomic in PostgreSQL); a transaction-scoped advisory lock makes
                 // them take turns.
@@ -213,6 +621,28 @@ impl Store {
                         .replace("{bytes}", "BYTEA");
                     sqlx::query(&sql).execute(&mut *tx).await?;
                 }
+                for (table, column, ty, fill) in ADDED_COLUMNS {
+                    let (n,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM information_schema.columns
+                         WHERE table_schema = current_schema() AND table_name = $1
+                           AND column_name = $2",
+                    )
+                    .bind(table)
+                    .bind(column)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if n == 0 {
+                        sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))
+                            .execute(&mut *tx)
+                            .await?;
+                        if let Some(fill) = fill {
+                            sqlx::query(fill).execute(&mut *tx).await?;
+                        }
+                    }
+                }
+                for stmt in SCHEMA_LATE {
+                    sqlx::query(stmt).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
             }
         }
@@ -225,6 +655,58 @@ impl Store {
         Ok(())
     }
 
+    /// Applies `writes` all or nothing and returns, for each, how many rows it changed. Returns
+    /// once they are durable.
+    pub async fn commit(&self, writes: Vec<Write>) -> anyhow::Result<Vec<u64>> {
+        self.apply(writes, false).await
+    }
+
+    /// [`Store::commit`], except that when the first write changes nothing (a delivery stored
+    /// before) the rest is not applied and `None` is returned. Stores a delivery and its
+    /// effects in one step.
+    pub async fn commit_if_new(&self, writes: Vec<Write>) -> anyhow::Result<Option<Vec<u64>>> {
+        let rows = self.apply(writes, true).await?;
+        Ok((rows.first() != Some(&0)).then_some(rows))
+    }
+
+    async fn apply(&self, writes: Vec<Write>, if_first_new: bool) -> anyhow::Result<Vec<u64>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(writer) = &self.writer {
+            let (tx, rx) = oneshot::channel();
+            writer
+                .send(Unit {
+                    writes,
+                    if_first_new,
+                    reply: tx,
+                })
+                .await
+                .map_err(|_| anyhow::anyhow!("the database writer has stopped"))?;
+            return rx
+                .await
+                .map_err(|_| anyhow::anyhow!("the database writer has stopped"))?
+                .map_err(anyhow::Error::msg);
+        }
+        match &self.pool {
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let mut rows = Vec::with_capacity(writes.len());
+                for w in &writes {
+                    let n = write_pg(&mut tx, w).await?;
+                    if if_first_new && rows.is_empty() && n == 0 {
+                        tx.rollback().await?;
+                        return Ok(vec![0]);
+                    }
+                    rows.push(n);
+                }
+                tx.commit().await?;
+                Ok(rows)
+            }
+            Pool::Sqlite(_) => anyhow::bail!("the SQLite store has no writer"),
+        }
+    }
+
     /// Stores a delivery; `false` when one with this id was stored before (by this process or
     /// by another replica), in which case it must not be processed again.
     pub async fn insert_delivery(
@@ -234,49 +716,25 @@ impl Store {
         received_at: &str,
         body: &[u8],
     ) -> anyhow::Result<bool> {
-        const SQL: &str = "INSERT INTO deliveries (delivery_id, event, received_at, body)
-            VALUES ($1, $2, $3, $4) ON CONFLICT (delivery_id) DO NOTHING";
-        let done = on_pool!(self, pool => sqlx::query(SQL)
-            .bind(delivery_id)
-            .bind(event)
-            .bind(received_at)
-            .bind(body)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(done == 1)
+        let rows = self
+            .commit(vec![Write::Delivery {
+                delivery_id: delivery_id.to_string(),
+                event: event.to_string(),
+                received_at: received_at.to_string(),
+                body: Bytes::copy_from_slice(body),
+            }])
+            .await?;
+        Ok(rows.first() == Some(&1))
     }
 
     /// Remembers a run's context; a later event about the same run replaces it.
     pub async fn upsert_run(&self, run: &RunRecord, now: &str) -> anyhow::Result<()> {
-        const SQL: &str = "INSERT INTO runs (run_id, repository, event, head_repository,
-                actor_login, actor_id, triggering_actor_login, triggering_actor_id, workflow,
-                git_ref, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-            ON CONFLICT (run_id) DO UPDATE SET repository = excluded.repository,
-                event = excluded.event, head_repository = excluded.head_repository,
-                actor_login = excluded.actor_login, actor_id = excluded.actor_id,
-                triggering_actor_login = excluded.triggering_actor_login,
-                triggering_actor_id = excluded.triggering_actor_id,
-                workflow = excluded.workflow, git_ref = excluded.git_ref,
-                updated_at = excluded.updated_at";
-        let triggering = run.triggering_actor.as_ref();
-        on_pool!(self, pool => sqlx::query(SQL)
-            .bind(run.run_id)
-            .bind(&run.repository)
-            .bind(&run.event)
-            .bind(run.head_repository.as_deref())
-            .bind(&run.actor.0)
-            .bind(run.actor.1)
-            .bind(triggering.map(|a| a.0.as_str()))
-            .bind(triggering.map(|a| a.1))
-            .bind(run.workflow.as_deref())
-            .bind(run.git_ref.as_deref())
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(drop))?;
-        Ok(())
+        self.commit(vec![Write::Run {
+            run: run.clone(),
+            now: now.to_string(),
+        }])
+        .await
+        .map(drop)
     }
 
     pub async fn get_run(&self, run_id: i64) -> anyhow::Result<Option<RunRecord>> {
@@ -309,27 +767,6 @@ impl Store {
             workflow: r.8,
             git_ref: r.9,
         }))
-    }
-
-    pub async fn record_decision(&self, d: &DecisionRecord) -> anyhow::Result<()> {
-        const SQL: &str = "INSERT INTO decisions (delivery_id, job_id, run_id, repository,
-                project, resource, outcome, rule, message, decided_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-        on_pool!(self, pool => sqlx::query(SQL)
-            .bind(&d.delivery_id)
-            .bind(d.job_id)
-            .bind(d.run_id)
-            .bind(&d.repository)
-            .bind(d.project.as_deref())
-            .bind(d.resource.as_deref())
-            .bind(&d.outcome)
-            .bind(d.rule.as_deref())
-            .bind(d.message.as_deref())
-            .bind(&d.decided_at)
-            .execute(pool)
-            .await
-            .map(drop))?;
-        Ok(())
     }
 
     /// Newest first.
@@ -368,47 +805,32 @@ impl Store {
             .collect())
     }
 
-    /// Counts a finished job's minutes; `false` when this job was counted before.
-    pub async fn add_job_minutes(
-        &self,
-        job_id: i64,
-        project: &str,
-        resource: &str,
-        day: &str,
-        minutes: i64,
-    ) -> anyhow::Result<bool> {
-        const SQL: &str = "INSERT INTO job_minutes (job_id, project, resource, day, minutes)
-            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id) DO NOTHING";
-        let done = on_pool!(self, pool => sqlx::query(SQL)
-            .bind(job_id)
-            .bind(project)
-            .bind(resource)
-            .bind(day)
-            .bind(minutes)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(done == 1)
+    /// The `limit` most recent denials, newest first: what a dashboard lists as "recently
+    /// refused", each with its rule and the message the person saw.
+    pub async fn recent_denials(&self, limit: i64) -> anyhow::Result<Vec<DecisionRecord>> {
+        self.decisions(&DecisionFilter {
+            outcome: Some("deny".into()),
+            limit: limit.max(0),
+            ..DecisionFilter::default()
+        })
+        .await
     }
 
-    /// Minutes used on `resource` by `project` and by everyone, on days in `[from, until)`
-    /// (`YYYY-MM-DD`, which sorts as text).
+    /// Minutes used on `resource` in `month` (`YYYY-MM`) by `project` and by every project.
     pub async fn minutes_used(
         &self,
         project: &str,
         resource: &str,
-        from: &str,
-        until: &str,
+        month: &str,
     ) -> anyhow::Result<(u64, u64)> {
         const SQL: &str = "SELECT
                 CAST(COALESCE(SUM(CASE WHEN project = $1 THEN minutes ELSE 0 END), 0) AS BIGINT),
                 CAST(COALESCE(SUM(minutes), 0) AS BIGINT)
-            FROM job_minutes WHERE resource = $2 AND day >= $3 AND day < $4";
+            FROM usage_by_month WHERE resource = $2 AND month = $3";
         let (project_minutes, resource_minutes): (i64, i64) = on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(project)
             .bind(resource)
-            .bind(from)
-            .bind(until)
+            .bind(month)
             .fetch_one(pool)
             .await)?;
         Ok((
@@ -417,7 +839,27 @@ impl Store {
         ))
     }
 
-    /// Minutes per project and resource on days in `[from, until)`.
+    /// Minutes per project and resource in `month` (`YYYY-MM`), sorted by project and
+    /// resource. The figures quotas are judged on.
+    pub async fn usage_of_month(&self, month: &str) -> anyhow::Result<Vec<UsageRow>> {
+        const SQL: &str = "SELECT project, resource, minutes FROM usage_by_month
+            WHERE month = $1 ORDER BY project, resource";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(month)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(project, resource, minutes)| UsageRow {
+                project,
+                resource,
+                minutes,
+            })
+            .collect())
+    }
+
+    /// Minutes per project and resource of jobs that finished on days in `[from, until)`
+    /// (`YYYY-MM-DD`), sorted by project and resource.
     pub async fn usage(&self, from: &str, until: &str) -> anyhow::Result<Vec<UsageRow>> {
         const SQL: &str = "SELECT project, resource, CAST(SUM(minutes) AS BIGINT)
             FROM job_minutes WHERE day >= $1 AND day < $2
@@ -436,10 +878,740 @@ impl Store {
             })
             .collect())
     }
+
+    /// One project's minutes per resource on days in `[from, until)` (`YYYY-MM-DD`);
+    /// `project` is the lower-cased project name.
+    pub async fn project_usage(
+        &self,
+        project: &str,
+        from: &str,
+        until: &str,
+    ) -> anyhow::Result<Vec<UsageRow>> {
+        Ok(self
+            .usage(from, until)
+            .await?
+            .into_iter()
+            .filter(|r| r.project == project)
+            .collect())
+    }
+
+    /// Minutes per resource per week (weeks start on Monday) of jobs that finished on days in
+    /// `[from, until)` (`YYYY-MM-DD`), sorted by week then resource: the data of a usage chart.
+    pub async fn weekly_usage(&self, from: &str, until: &str) -> anyhow::Result<Vec<WeekUsage>> {
+        self.weekly_usage_where(None, from, until).await
+    }
+
+    /// [`Store::weekly_usage`] of one project (the lower-cased project name): the data of a
+    /// project's own usage chart.
+    pub async fn weekly_usage_of_project(
+        &self,
+        project: &str,
+        from: &str,
+        until: &str,
+    ) -> anyhow::Result<Vec<WeekUsage>> {
+        self.weekly_usage_where(Some(project), from, until).await
+    }
+
+    async fn weekly_usage_where(
+        &self,
+        project: Option<&str>,
+        from: &str,
+        until: &str,
+    ) -> anyhow::Result<Vec<WeekUsage>> {
+        // Served by `job_minutes_by_day` (day, resource).
+        const SQL: &str = "SELECT day, resource, CAST(SUM(minutes) AS BIGINT)
+            FROM job_minutes WHERE day >= $1 AND day < $2
+              AND (CAST($3 AS TEXT) IS NULL OR project = $3)
+            GROUP BY day, resource";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(from)
+            .bind(until)
+            .bind(project)
+            .fetch_all(pool)
+            .await)?;
+        let mut weeks = std::collections::BTreeMap::<(String, String), i64>::new();
+        for (day, resource, minutes) in rows {
+            let Ok(date) = day.parse::<jiff::civil::Date>() else {
+                continue;
+            };
+            let back = i64::from(date.weekday().to_monday_zero_offset());
+            let monday = date
+                .checked_sub(jiff::Span::new().days(back))
+                .unwrap_or(date);
+            *weeks.entry((monday.to_string(), resource)).or_default() += minutes;
+        }
+        Ok(weeks
+            .into_iter()
+            .map(|((week, resource), minutes)| WeekUsage {
+                week,
+                resource,
+                minutes,
+            })
+            .collect())
+    }
+
+    /// Managed jobs queued or running, per resource (resources with none are left out).
+    pub async fn active_jobs(&self) -> anyhow::Result<Vec<ActiveJobs>> {
+        const SQL: &str = "SELECT resource, status, COUNT(*) FROM jobs
+            WHERE status IN ('queued', 'in_progress') GROUP BY resource, status";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .fetch_all(pool)
+            .await)?;
+        let mut by = std::collections::BTreeMap::<String, ActiveJobs>::new();
+        for (resource, status, n) in rows {
+            let e = by.entry(resource.clone()).or_insert_with(|| ActiveJobs {
+                resource,
+                ..ActiveJobs::default()
+            });
+            if status == "queued" {
+                e.queued = n;
+            } else {
+                e.in_progress = n;
+            }
+        }
+        Ok(by.into_values().collect())
+    }
+
+    /// Deliveries stored but not processed, oldest first, at most `limit`.
+    pub async fn unprocessed(&self, limit: i64) -> anyhow::Result<Vec<StoredDelivery>> {
+        const SQL: &str = "SELECT delivery_id, event, received_at, body FROM deliveries
+            WHERE processed_at IS NULL ORDER BY received_at, delivery_id LIMIT $1";
+        let rows: Vec<(String, String, String, Vec<u8>)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(delivery_id, event, received_at, body)| StoredDelivery {
+                delivery_id,
+                event,
+                received_at,
+                body,
+            })
+            .collect())
+    }
+
+    /// `workflow_job` deliveries received at or after `since` (as [`time_text`] writes it),
+    /// oldest first, each with the decision recorded for it.
+    pub async fn job_deliveries_since(&self, since: &str) -> anyhow::Result<Vec<JobDelivery>> {
+        type Row = (
+            String,
+            String,
+            String,
+            Vec<u8>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        const SQL: &str = "SELECT d.delivery_id, d.event, d.received_at, d.body, c.outcome,
+                c.rule, c.resource, c.context, d.outcome
+            FROM deliveries d LEFT JOIN decisions c ON c.delivery_id = d.delivery_id
+            WHERE d.event = 'workflow_job' AND d.received_at >= $1
+            ORDER BY d.received_at, d.delivery_id";
+        let rows: Vec<Row> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(since)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| JobDelivery {
+                delivery: StoredDelivery {
+                    delivery_id: r.0,
+                    event: r.1,
+                    received_at: r.2,
+                    body: r.3,
+                },
+                outcome: r.4,
+                rule: r.5,
+                resource: r.6,
+                context: r.7,
+                processed: r.8,
+            })
+            .collect())
+    }
+}
+
+/// Totals over the whole store, for checks after a load or crash test.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StoredCounts {
+    pub deliveries: i64,
+    pub unprocessed: i64,
+    pub decisions: i64,
+    /// Sum of `job_minutes`.
+    pub job_minutes: i64,
+    /// Sum of the monthly totals (must equal `job_minutes`).
+    pub month_minutes: i64,
+}
+
+impl Store {
+    /// Totals over the whole store (see [`StoredCounts`]).
+    pub async fn counts(&self) -> anyhow::Result<StoredCounts> {
+        const SQL: &str = "SELECT
+            (SELECT COUNT(*) FROM deliveries),
+            (SELECT COUNT(*) FROM deliveries WHERE processed_at IS NULL),
+            (SELECT COUNT(*) FROM decisions),
+            (SELECT CAST(COALESCE(SUM(minutes), 0) AS BIGINT) FROM job_minutes),
+            (SELECT CAST(COALESCE(SUM(minutes), 0) AS BIGINT) FROM usage_by_month)";
+        let r: (i64, i64, i64, i64, i64) =
+            on_pool!(self, pool => sqlx::query_as(SQL).fetch_one(pool).await)?;
+        Ok(StoredCounts {
+            deliveries: r.0,
+            unprocessed: r.1,
+            decisions: r.2,
+            job_minutes: r.3,
+            month_minutes: r.4,
+        })
+    }
+
+    /// Every stored delivery id.
+    pub async fn delivery_ids(&self) -> anyhow::Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT delivery_id FROM deliveries").fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
+
+/// The SQLite writer's connection: its own, or (for an in-memory database) the pool's only one.
+enum WriterConn {
+    Own(SqliteConnection),
+    Pooled(SqlitePool),
+}
+
+/// Owns the only writing SQLite connection. Takes every unit waiting in the queue (up to
+/// [`MAX_BATCH`]), applies each in a savepoint (a failing unit is rolled back alone), commits
+/// them in one transaction, then answers each unit. Ends when every [`Store`] is dropped.
+async fn sqlite_writer(mut conn: WriterConn, mut rx: mpsc::Receiver<Unit>) {
+    let mut batch: Vec<Unit> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(unit) => batch.push(unit),
+                Err(_) => break,
+            }
+        }
+        let results = match &mut conn {
+            WriterConn::Own(c) => apply_batch(c, &batch).await,
+            WriterConn::Pooled(pool) => match pool.acquire().await {
+                Ok(mut c) => apply_batch(&mut c, &batch).await,
+                Err(e) => Err(e),
+            },
+        };
+        match results {
+            Ok(results) => {
+                for (unit, result) in batch.drain(..).zip(results) {
+                    let _ = unit.reply.send(result);
+                }
+            }
+            Err(e) => {
+                let message = format!("cannot commit to the SQLite database: {e}");
+                tracing::error!(error = message, "group commit failed");
+                for unit in batch.drain(..) {
+                    let _ = unit.reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Applies a batch in one transaction. First grouped (one multi-row statement per kind of
+/// write for the whole batch, see [`apply_batch_grouped`]): when every write succeeds, as it
+/// nearly always does, that is all. When one fails, the whole transaction is rolled back and
+/// the batch applied again one statement per write with a savepoint per unit, so that only
+/// the failing unit is left out.
+async fn apply_batch(
+    conn: &mut SqliteConnection,
+    batch: &[Unit],
+) -> sqlx::Result<Vec<Result<Vec<u64>, String>>> {
+    let grouped = if groupable(batch) {
+        apply_batch_grouped(conn, batch).await?
+    } else {
+        apply_batch_fast(conn, batch).await?
+    };
+    if let Some(results) = grouped {
+        return Ok(results);
+    }
+    apply_batch_isolated(conn, batch).await
+}
+
+/// Whether [`apply_batch_grouped`] gives the same result as applying the units one after the
+/// other: a delivery is only ever a unit's first write, and a unit that is rolled back for a
+/// duplicate starts with its delivery.
+fn groupable(batch: &[Unit]) -> bool {
+    batch.iter().all(|u| {
+        let first_is_delivery = matches!(u.writes.first(), Some(Write::Delivery { .. }));
+        (first_is_delivery || !u.if_first_new)
+            && !u
+                .writes
+                .iter()
+                .skip(1)
+                .any(|w| matches!(w, Write::Delivery { .. }))
+    })
+}
+
+/// SQLite's limit on the parameters of one statement (`SQLITE_MAX_VARIABLE_NUMBER` of the
+/// bundled library), with room to spare.
+const MAX_VARIABLES: usize = 32_000;
+
+/// Rows of `columns` parameters each that fit in one statement.
+fn rows_per_statement(columns: usize) -> usize {
+    MAX_VARIABLES / columns
+}
+
+/// Where a write sits in a batch: (unit, write).
+type At = (usize, usize);
+
+/// Applies a batch with one multi-row statement per kind of write (chunked under SQLite's
+/// parameter limit) instead of one per write: sqlx's SQLite driver hands every statement to
+/// its connection's worker thread and waits for the answer, so a batch of 512 deliveries
+/// with five writes each cost 2,560 hand-offs and as many context switches; grouped it costs
+/// about ten. The deliveries go first (`RETURNING` says which ids are new, so the units of
+/// duplicates are left out as [`Store::commit_if_new`] promises), then runs, decisions,
+/// minutes (and the month totals of the minutes that were new), job statuses and processed
+/// marks, each in batch order, so a key named by two units ends as it would one unit after
+/// the other. `None` (nothing applied) when a statement failed.
+///
+/// Rows per write as [`Store::commit`] answers them: exact for deliveries, decisions,
+/// minutes and processed marks (the first unit naming a key owns it); a run is always 1; a
+/// job status is 1 when the job's row changed in this batch.
+async fn apply_batch_grouped(
+    conn: &mut SqliteConnection,
+    batch: &[Unit],
+) -> sqlx::Result<Option<Vec<Result<Vec<u64>, String>>>> {
+    let mut tx = conn.begin().await?;
+    match apply_grouped(&mut tx, batch).await {
+        Ok(results) => {
+            tx.commit().await?;
+            Ok(Some(results))
+        }
+        Err(_) => {
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+}
+
+async fn apply_grouped(
+    conn: &mut SqliteConnection,
+    batch: &[Unit],
+) -> sqlx::Result<Vec<Result<Vec<u64>, String>>> {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    use sqlx::{QueryBuilder, Row, Sqlite};
+
+    let mut rows: Vec<Vec<u64>> = batch.iter().map(|u| vec![0; u.writes.len()]).collect();
+    let mut skipped = vec![false; batch.len()];
+
+    // Deliveries: one owner per id, the first unit in the batch that names it.
+    let deliveries: Vec<(usize, &Write)> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, u)| match u.writes.first() {
+            Some(w @ Write::Delivery { .. }) => Some((i, w)),
+            _ => None,
+        })
+        .collect();
+    let mut new_ids = HashSet::new();
+    for chunk in deliveries.chunks(rows_per_statement(4)) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (delivery_id, event, received_at, body) ",
+        );
+        q.push_values(chunk, |mut b, (_, w)| {
+            if let Write::Delivery {
+                delivery_id,
+                event,
+                received_at,
+                body,
+            } = w
+            {
+                b.push_bind(delivery_id.as_str())
+                    .push_bind(event.as_str())
+                    .push_bind(received_at.as_str())
+                    .push_bind(&body[..]);
+            }
+        });
+        q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            new_ids.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    for (i, w) in &deliveries {
+        if let Write::Delivery { delivery_id, .. } = w {
+            if new_ids.remove(delivery_id.as_str()) {
+                rows[*i][0] = 1;
+            } else if batch[*i].if_first_new {
+                skipped[*i] = true;
+            }
+        }
+    }
+
+    // The other writes of the units that go ahead, by kind, in batch order.
+    let mut runs = Vec::new();
+    let mut decisions = Vec::new();
+    let mut minutes = Vec::new();
+    let mut statuses = Vec::new();
+    let mut processed = Vec::new();
+    for (i, u) in batch.iter().enumerate() {
+        if skipped[i] {
+            continue;
+        }
+        for (j, w) in u.writes.iter().enumerate() {
+            let at: At = (i, j);
+            match w {
+                Write::Delivery { .. } => {}
+                Write::Run { .. } => runs.push((at, w)),
+                Write::Decision { .. } => decisions.push((at, w)),
+                Write::Minutes { .. } => minutes.push((at, w)),
+                Write::JobStatus { .. } => statuses.push((at, w)),
+                Write::Processed { .. } => processed.push((at, w)),
+            }
+        }
+    }
+
+    for chunk in runs.chunks(rows_per_statement(11)) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO runs (run_id, repository, event, head_repository, actor_login,
+                actor_id, triggering_actor_login, triggering_actor_id, workflow, git_ref,
+                updated_at) ",
+        );
+        q.push_values(chunk, |mut b, (_, w)| {
+            if let Write::Run { run, now } = w {
+                let triggering = run.triggering_actor.as_ref();
+                b.push_bind(run.run_id)
+                    .push_bind(run.repository.as_str())
+                    .push_bind(run.event.as_str())
+                    .push_bind(run.head_repository.as_deref())
+                    .push_bind(run.actor.0.as_str())
+                    .push_bind(run.actor.1)
+                    .push_bind(triggering.map(|a| a.0.as_str()))
+                    .push_bind(triggering.map(|a| a.1))
+                    .push_bind(run.workflow.as_deref())
+                    .push_bind(run.git_ref.as_deref())
+                    .push_bind(now.as_str());
+            }
+        });
+        q.push(
+            " ON CONFLICT (run_id) DO UPDATE SET repository = excluded.repository,
+                event = excluded.event, head_repository = excluded.head_repository,
+                actor_login = excluded.actor_login, actor_id = excluded.actor_id,
+                triggering_actor_login = excluded.triggering_actor_login,
+                triggering_actor_id = excluded.triggering_actor_id,
+                workflow = excluded.workflow, git_ref = excluded.git_ref,
+                updated_at = excluded.updated_at",
+        );
+        q.build().execute(&mut *conn).await?;
+        for ((i, j), _) in chunk {
+            rows[*i][*j] = 1;
+        }
+    }
+
+    let mut new_decisions = HashSet::new();
+    for chunk in decisions.chunks(rows_per_statement(11)) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO decisions (delivery_id, job_id, run_id, repository, project, resource,
+                outcome, rule, message, decided_at, context) ",
+        );
+        q.push_values(chunk, |mut b, (_, w)| {
+            if let Write::Decision {
+                decision: d,
+                context,
+            } = w
+            {
+                b.push_bind(d.delivery_id.as_str())
+                    .push_bind(d.job_id)
+                    .push_bind(d.run_id)
+                    .push_bind(d.repository.as_str())
+                    .push_bind(d.project.as_deref())
+                    .push_bind(d.resource.as_deref())
+                    .push_bind(d.outcome.as_str())
+                    .push_bind(d.rule.as_deref())
+                    .push_bind(d.message.as_deref())
+                    .push_bind(d.decided_at.as_str())
+                    .push_bind(context.as_deref());
+            }
+        });
+        q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            new_decisions.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    for ((i, j), w) in &decisions {
+        if let Write::Decision { decision, .. } = w
+            && new_decisions.remove(decision.delivery_id.as_str())
+        {
+            rows[*i][*j] = 1;
+        }
+    }
+
+    let mut new_jobs = HashSet::new();
+    for chunk in minutes.chunks(rows_per_statement(5)) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO job_minutes (job_id, project, resource, day, minutes) ",
+        );
+        q.push_values(chunk, |mut b, (_, w)| {
+            if let Write::Minutes {
+                job_id,
+                project,
+                resource,
+                day,
+                minutes,
+            } = w
+            {
+                b.push_bind(*job_id)
+                    .push_bind(project.as_str())
+                    .push_bind(resource.as_str())
+                    .push_bind(day.as_str())
+                    .push_bind(*minutes);
+            }
+        });
+        q.push(" ON CONFLICT (job_id) DO NOTHING RETURNING job_id");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            new_jobs.insert(row.try_get::<i64, _>(0)?);
+        }
+    }
+    // The month totals of the jobs counted now, added up per project, resource and month.
+    let mut months = BTreeMap::<(&str, &str, &str), i64>::new();
+    for ((i, j), w) in &minutes {
+        if let Write::Minutes {
+            job_id,
+            project,
+            resource,
+            day,
+            minutes,
+        } = w
+            && new_jobs.remove(job_id)
+        {
+            rows[*i][*j] = 1;
+            *months
+                .entry((project, resource, day.get(..7).unwrap_or(day)))
+                .or_default() += minutes;
+        }
+    }
+    let months: Vec<_> = months.into_iter().collect();
+    for chunk in months.chunks(rows_per_statement(4)) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO usage_by_month (project, resource, month, minutes) ",
+        );
+        q.push_values(chunk, |mut b, ((project, resource, month), minutes)| {
+            b.push_bind(*project)
+                .push_bind(*resource)
+                .push_bind(*month)
+                .push_bind(*minutes);
+        });
+        q.push(
+            " ON CONFLICT (project, resource, month)
+            DO UPDATE SET minutes = usage_by_month.minutes + excluded.minutes",
+        );
+        q.build().execute(&mut *conn).await?;
+    }
+
+    // SQLite applies the rows of one statement in order, so a job named twice in a batch
+    // (queued, then in progress) ends as it would one statement after the other.
+    let mut changed_jobs = HashMap::<i64, usize>::new();
+    for chunk in statuses.chunks(rows_per_statement(5)) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO jobs (job_id, project, resource, status, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, (_, w)| {
+            if let Write::JobStatus {
+                job_id,
+                project,
+                resource,
+                status,
+                at,
+            } = w
+            {
+                b.push_bind(*job_id)
+                    .push_bind(project.as_deref())
+                    .push_bind(resource.as_str())
+                    .push_bind(status.as_str())
+                    .push_bind(at.as_str());
+            }
+        });
+        q.push(
+            " ON CONFLICT (job_id) DO UPDATE SET status = excluded.status,
+                updated_at = excluded.updated_at
+            WHERE (CASE jobs.status WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END)
+                < (CASE excluded.status WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END)
+            RETURNING job_id",
+        );
+        for row in q.build().fetch_all(&mut *conn).await? {
+            *changed_jobs.entry(row.try_get::<i64, _>(0)?).or_default() += 1;
+        }
+    }
+    for ((i, j), w) in &statuses {
+        if let Write::JobStatus { job_id, .. } = w
+            && let Some(n) = changed_jobs.get_mut(job_id)
+            && *n > 0
+        {
+            *n -= 1;
+            rows[*i][*j] = 1;
+        }
+    }
+
+    let mut marked = HashSet::new();
+    for chunk in processed.chunks(rows_per_statement(3)) {
+        let mut q = QueryBuilder::<Sqlite>::new("WITH marks (id, at, outcome) AS (");
+        q.push_values(chunk, |mut b, (_, w)| {
+            if let Write::Processed {
+                delivery_id,
+                at,
+                outcome,
+            } = w
+            {
+                b.push_bind(delivery_id.as_str())
+                    .push_bind(at.as_str())
+                    .push_bind(outcome.as_str());
+            }
+        });
+        q.push(
+            ") UPDATE deliveries SET processed_at = marks.at, outcome = marks.outcome
+            FROM marks WHERE deliveries.delivery_id = marks.id RETURNING delivery_id",
+        );
+        for row in q.build().fetch_all(&mut *conn).await? {
+            marked.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    for ((i, j), w) in &processed {
+        if let Write::Processed { delivery_id, .. } = w
+            && marked.contains(delivery_id.as_str())
+        {
+            rows[*i][*j] = 1;
+        }
+    }
+
+    Ok(rows
+        .into_iter()
+        .zip(skipped)
+        .map(|(r, skipped)| Ok(if skipped { vec![0] } else { r }))
+        .collect())
+}
+
+/// `None` (nothing applied) when a write failed.
+async fn apply_batch_fast(
+    conn: &mut SqliteConnection,
+    batch: &[Unit],
+) -> sqlx::Result<Option<Vec<Result<Vec<u64>, String>>>> {
+    let mut tx = conn.begin().await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for u in batch {
+        let mut rows = Vec::with_capacity(u.writes.len());
+        for w in &u.writes {
+            match write_sqlite(&mut tx, w).await {
+                // The first write changed nothing, so there is nothing to undo.
+                Ok(0) if u.if_first_new && rows.is_empty() => {
+                    rows.push(0);
+                    break;
+                }
+                Ok(n) => rows.push(n),
+                Err(_) => {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+            }
+        }
+        results.push(Ok(rows));
+    }
+    tx.commit().await?;
+    Ok(Some(results))
+}
+
+async fn apply_batch_isolated(
+    conn: &mut SqliteConnection,
+    batch: &[Unit],
+) -> sqlx::Result<Vec<Result<Vec<u64>, String>>> {
+    let mut tx = conn.begin().await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for u in batch {
+        let mut unit = tx.begin().await?;
+        let mut rows = Vec::with_capacity(u.writes.len());
+        let mut failed = None;
+        let mut skipped = false;
+        for w in &u.writes {
+            match write_sqlite(&mut unit, w).await {
+                Ok(0) if u.if_first_new && rows.is_empty() => {
+                    skipped = true;
+                    break;
+                }
+                Ok(n) => rows.push(n),
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        match failed {
+            None if skipped => {
+                unit.rollback().await?;
+                results.push(Ok(vec![0]));
+            }
+            None => {
+                unit.commit().await?;
+                results.push(Ok(rows));
+            }
+            Some(e) => {
+                unit.rollback().await?;
+                results.push(Err(e));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
 }
 
 /// The part of a database URL before `://`: enough to say what was wrong without repeating
 /// a password that may follow.
 fn scheme_of(url: &str) -> &str {
     url.split_once("://").map_or("(no scheme)", |(s, _)| s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(id: &str) -> Write {
+        Write::Delivery {
+            delivery_id: id.into(),
+            event: "ping".into(),
+            received_at: now_text(),
+            body: Bytes::from_static(b"{}"),
+        }
+    }
+
+    /// A unit whose write fails is left out whole; the units committed with it are not.
+    #[tokio::test]
+    async fn a_failing_unit_does_not_take_its_batch_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        // Break one table under the store's feet.
+        on_pool!(store, pool => sqlx::query("DROP TABLE jobs").execute(pool).await.map(drop))
+            .unwrap();
+        let failing = vec![
+            delivery("a"),
+            Write::JobStatus {
+                job_id: 1,
+                project: None,
+                resource: "gpu".into(),
+                status: JobStatus::Queued,
+                at: now_text(),
+            },
+        ];
+        let (bad, good, dup) = tokio::join!(
+            store.commit(failing),
+            store.commit(vec![delivery("b")]),
+            store.commit_if_new(vec![delivery("b"), delivery("c")]),
+        );
+        assert!(bad.is_err());
+        assert_eq!(good.unwrap(), vec![1]);
+        // `b` is stored by one of the two units; the other's rest is not applied.
+        let ids = store.delivery_ids().await.unwrap();
+        assert!(!ids.contains(&"a".to_string()), "{ids:?}");
+        assert!(ids.contains(&"b".to_string()), "{ids:?}");
+        match dup.unwrap() {
+            Some(rows) => assert_eq!(rows, vec![1, 1]),
+            None => assert!(!ids.contains(&"c".to_string()), "{ids:?}"),
+        }
+    }
 }

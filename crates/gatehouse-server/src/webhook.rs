@@ -5,6 +5,7 @@
 //! replica) is acknowledged without being processed twice.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,11 +13,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
-use jiff::Timestamp;
 use serde_json::json;
 use sha2::Sha256;
 
 use crate::state::AppState;
+use crate::store::{Write, now_text};
 use crate::{Secret, guard};
 
 /// Whether `signature` (the `X-Hub-Signature-256` header, `sha256=<hex>`) is the HMAC-SHA256 of
@@ -44,6 +45,25 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started = Instant::now();
+    let event = headers
+        .get("x-github-event")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("(none)")
+        .to_string();
+    let (outcome, response) = handle(&state, &headers, body).await;
+    state.metrics.delivery(&event, outcome);
+    state.metrics.webhook(started.elapsed());
+    response
+}
+
+/// What became of a delivery (the `outcome` label of `gatehouse_deliveries_total`) and the
+/// answer.
+async fn handle(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> (&'static str, Response) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     // GitHub can also send form-encoded payloads; the guard reads JSON only, and saying so
     // tells whoever set up the webhook what to change.
@@ -51,41 +71,82 @@ pub async fn receive(
         .and_then(|ct| ct.split(';').next())
         .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
     if !json {
-        return reply(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the webhook's content type must be application/json",
+        return (
+            "rejected",
+            reply(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the webhook's content type must be application/json",
+            ),
         );
     }
     let signed = header("x-hub-signature-256")
         .is_some_and(|sig| verify_signature(&state.config.webhook_secret, &body, sig));
     if !signed {
         tracing::warn!("rejected a delivery with a missing or wrong signature");
-        return reply(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong X-Hub-Signature-256",
+        return (
+            "rejected",
+            reply(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong X-Hub-Signature-256",
+            ),
         );
     }
     let (Some(delivery), Some(event)) = (header("x-github-delivery"), header("x-github-event"))
     else {
-        return reply(
-            StatusCode::BAD_REQUEST,
-            "X-GitHub-Delivery and X-GitHub-Event are required",
+        return (
+            "rejected",
+            reply(
+                StatusCode::BAD_REQUEST,
+                "X-GitHub-Delivery and X-GitHub-Event are required",
+            ),
         );
     };
-    let received_at = Timestamp::now().to_string();
-    match state
-        .store
-        .insert_delivery(delivery, event, &received_at, &body)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
+    let stored = Write::Delivery {
+        delivery_id: delivery.to_string(),
+        event: event.to_string(),
+        received_at: now_text(),
+        body: body.clone(),
+    };
+    // Events whose processing only writes to the store are stored and processed in one
+    // commit (rolled back whole for a duplicate). A queued job may cancel a run on GitHub, so
+    // it is stored first: a duplicate must not act twice.
+    if guard::store_only(event, &body) {
+        let mut effects = guard::effects(state, delivery, event, &body).await;
+        effects.prepend(stored);
+        return match state.store.commit_if_new(effects.writes.clone()).await {
+            Ok(Some(rows)) => answer(delivery, event, Ok(effects.finish(state, &rows))),
+            Ok(None) => {
+                tracing::info!(
+                    delivery,
+                    event,
+                    "duplicate delivery acknowledged, not processed"
+                );
+                ("duplicate", reply(StatusCode::OK, "duplicate delivery"))
+            }
+            Err(e) => {
+                tracing::error!(
+                    delivery,
+                    event,
+                    error = format!("{e:#}"),
+                    "cannot store a delivery"
+                );
+                (
+                    "store-failed",
+                    reply(StatusCode::SERVICE_UNAVAILABLE, "cannot store the delivery"),
+                )
+            }
+        };
+    }
+    let stored = state.store.commit(vec![stored]).await;
+    match stored.as_deref() {
+        Ok([1]) => {}
+        Ok(_) => {
             tracing::info!(
                 delivery,
                 event,
                 "duplicate delivery acknowledged, not processed"
             );
-            return reply(StatusCode::OK, "duplicate delivery");
+            return ("duplicate", reply(StatusCode::OK, "duplicate delivery"));
         }
         Err(e) => {
             // Not stored, so not acknowledged: GitHub shows the failure and it can be
@@ -96,28 +157,49 @@ pub async fn receive(
                 error = format!("{e:#}"),
                 "cannot store a delivery"
             );
-            return reply(StatusCode::SERVICE_UNAVAILABLE, "cannot store the delivery");
+            return (
+                "store-failed",
+                reply(StatusCode::SERVICE_UNAVAILABLE, "cannot store the delivery"),
+            );
         }
     }
-    let outcome = match event {
-        "ping" => Ok("pong".to_string()),
-        "workflow_run" => guard::on_workflow_run(&state, &body).await,
-        "workflow_job" => guard::on_workflow_job(&state, delivery, &body).await,
-        _ => Ok("stored; event not used".to_string()),
+    // Processing runs in a task of its own: should the request time out or the client go
+    // away, the delivery is still processed to the end.
+    let task = {
+        let state = state.clone();
+        let (delivery, event) = (delivery.to_string(), event.to_string());
+        tokio::spawn(async move { guard::process(&state, &delivery, &event, &body).await })
     };
+    let outcome = match task.await {
+        Ok(outcome) => outcome,
+        Err(e) => Ok(Err(format!("processing panicked: {e}"))),
+    };
+    answer(delivery, event, outcome)
+}
+
+/// The answer to a stored delivery, from what processing it said.
+fn answer(
+    delivery: &str,
+    event: &str,
+    outcome: anyhow::Result<Result<String, String>>,
+) -> (&'static str, Response) {
+    let outcome = outcome.unwrap_or_else(|e| Err(format!("{e:#}")));
     match outcome {
         Ok(what) => {
             tracing::info!(delivery, event, outcome = what, "delivery processed");
-            reply(StatusCode::OK, &what)
+            ("processed", reply(StatusCode::OK, &what))
         }
-        Err(e) => {
+        Err(error) => {
             // Stored, so acknowledged: a redelivery would be a duplicate anyway. The delivery
-            // stays in the store for `replay`.
-            let error = format!("{e:#}");
+            // stays in the store for `replay` (and, when the store failed, is processed again
+            // at the next start).
             tracing::error!(delivery, event, error, "delivery stored but not processed");
-            reply(
-                StatusCode::ACCEPTED,
-                &format!("stored but not processed: {error}"),
+            (
+                "not-processed",
+                reply(
+                    StatusCode::ACCEPTED,
+                    &format!("stored but not processed: {error}"),
+                ),
             )
         }
     }

@@ -16,7 +16,8 @@ use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use gatehouse_server::{GuardMode, Secret, ServerConfig, serve_on};
+use gatehouse_server::store::{Store, Write};
+use gatehouse_server::{GuardMode, Limits, Secret, ServerConfig, serve_on};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -300,12 +301,15 @@ struct Guard {
     /// Completes the shutdown future given to `serve_on`.
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _db: Db,
+    config: ServerConfig,
+    db: Db,
 }
 
 struct Options {
     mode: Option<GuardMode>,
     secret: &'static str,
+    watch_interval: Option<Duration>,
+    limits: Limits,
 }
 
 impl Default for Options {
@@ -313,6 +317,8 @@ impl Default for Options {
         Options {
             mode: None,
             secret: SECRET,
+            watch_interval: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -336,33 +342,55 @@ impl Guard {
         config.github_token = Some(Secret::new("ghp_test_token"));
         config.admin_token = Some(Secret::new(ADMIN));
         config.mode = options.mode;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_on(listener, config, async {
-            let _ = stopped.await;
-        }));
-        let guard = Guard {
-            base: format!("http://{addr}"),
+        config.watch_interval = options.watch_interval;
+        config.limits = options.limits;
+        let mut guard = Guard {
+            base: String::new(),
             http: reqwest::Client::new(),
             fake,
             repo,
             secret: options.secret.to_string(),
-            stop: Mutex::new(Some(stop)),
-            server: Some(server),
-            _db: db,
+            stop: Mutex::new(None),
+            server: None,
+            config,
+            db,
         };
+        guard.launch().await;
+        guard
+    }
+
+    /// Starts a server on the guard's configuration (its store as it is) on a new port.
+    async fn launch(&mut self) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.server = Some(tokio::spawn(serve_on(
+            listener,
+            self.config.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        )));
+        *self.stop.lock().unwrap() = Some(stop);
+        self.base = format!("http://{addr}");
         // Connections queue on the bound socket while the guard opens its store and policy.
-        let ready = guard
-            .http
-            .get(format!("{}/readyz", guard.base))
-            .send()
-            .await;
+        let ready = self.http.get(format!("{}/readyz", self.base)).send().await;
         assert!(
             ready.is_ok_and(|r| r.status() == 200),
             "the guard did not start"
         );
-        guard
+    }
+
+    /// Stops the server and waits until it has.
+    async fn halt(&mut self) {
+        self.stop();
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(10), server)
+                .await
+                .expect("the guard stops")
+                .unwrap()
+                .unwrap();
+        }
     }
 
     fn stop(&self) {
@@ -397,6 +425,17 @@ impl Guard {
             status,
             answer["message"].as_str().unwrap_or_default().to_string(),
         )
+    }
+
+    async fn metrics(&self) -> String {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -458,6 +497,12 @@ fn queued_job(run_id: i64, job_id: i64, labels: &[&str]) -> Value {
     v
 }
 
+fn job_event(action: &str, run_id: i64, job_id: i64) -> Value {
+    let mut v = queued_job(run_id, job_id, &["gpu-large"]);
+    v["action"] = json!(action);
+    v
+}
+
 fn completed_job(run_id: i64, job_id: i64, minutes: i64) -> Value {
     let mut v = fixture("workflow_job.completed.json");
     let now = jiff::Timestamp::now();
@@ -499,6 +544,15 @@ on_both!(
     an_exhausted_quota_denies_the_next_job,
     a_broken_reload_keeps_the_old_policy,
     shutdown_drains_requests_in_flight,
+    metrics_count_deliveries_decisions_and_minutes,
+    concurrency_per_resource_is_tracked,
+    a_changed_repository_is_reloaded_and_a_broken_one_refused,
+    a_delivery_stored_but_not_processed_is_processed_at_start,
+    a_timed_out_delivery_is_still_processed,
+    two_replicas_never_process_a_delivery_twice,
+    a_store_from_before_is_migrated_without_reprocessing,
+    weekly_usage_is_told_per_project,
+    concurrent_units_with_duplicates_apply_as_if_one_after_the_other,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -902,4 +956,810 @@ async fn shutdown_drains_requests_in_flight(backend: Backend) {
             .await
             .is_err()
     );
+}
+
+/// The value of the sample `name` (with its labels, as printed) in a Prometheus text page.
+fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+async fn metrics_count_deliveries_decisions_and_minutes(backend: Backend) {
+    let guard = Guard::start(backend).await;
+    guard
+        .deliver("workflow_run", "run-1", &workflow_run(30, "push", REPO))
+        .await;
+    let job = queued_job(30, 300, &["gpu-large"]);
+    assert_eq!(
+        guard.deliver("workflow_job", "job-1", &job).await.1,
+        "allow"
+    );
+    guard.deliver("workflow_job", "job-1", &job).await;
+    // Someone who only reads the repository starts the next run.
+    let mut run = workflow_run(31, "push", REPO);
+    for who in ["actor", "triggering_actor"] {
+        run["workflow_run"][who]["login"] = json!("a-reader");
+        run["workflow_run"][who]["id"] = json!(4242);
+    }
+    guard.deliver("workflow_run", "run-2", &run).await;
+    let (_, denied) = guard
+        .deliver(
+            "workflow_job",
+            "job-2",
+            &queued_job(31, 301, &["gpu-large"]),
+        )
+        .await;
+    assert!(denied.starts_with("deny (user-not-allowed)"), "{denied}");
+    guard
+        .deliver("workflow_job", "done-1", &completed_job(30, 300, 4))
+        .await;
+    let page = guard.metrics().await;
+    let want = [
+        (
+            r#"gatehouse_deliveries_total{event="workflow_run",outcome="processed"}"#,
+            2.0,
+        ),
+        (
+            r#"gatehouse_deliveries_total{event="workflow_job",outcome="processed"}"#,
+            3.0,
+        ),
+        (
+            r#"gatehouse_deliveries_total{event="workflow_job",outcome="duplicate"}"#,
+            1.0,
+        ),
+        (r#"gatehouse_decisions_total{outcome="allow",rule=""}"#, 1.0),
+        (
+            r#"gatehouse_decisions_total{outcome="deny",rule="user-not-allowed"}"#,
+            1.0,
+        ),
+        (r#"gatehouse_counted_minutes_total{resource="gpu"}"#, 4.0),
+        (r#"gatehouse_month_minutes{resource="gpu"}"#, 4.0),
+        ("gatehouse_webhook_duration_seconds_count", 6.0),
+        ("gatehouse_decide_duration_seconds_count", 2.0),
+        // Job 301 was denied and is queued until GitHub says it completed.
+        (r#"gatehouse_jobs{resource="gpu",status="queued"}"#, 1.0),
+    ];
+    for (name, value) in want {
+        assert_eq!(sample(&page, name), Some(value), "{name} in\n{page}");
+    }
+    // Deciding is a small part of answering.
+    let decide = sample(&page, "gatehouse_decide_duration_seconds_sum").unwrap();
+    let webhook = sample(&page, "gatehouse_webhook_duration_seconds_sum").unwrap();
+    assert!(decide > 0.0 && decide < webhook, "{decide} vs {webhook}");
+    // A refused delivery is counted too.
+    let resp = guard
+        .http
+        .post(format!("{}/webhook", guard.base))
+        .header("content-type", "application/json")
+        .header("x-github-event", "ping")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let page = guard.metrics().await;
+    assert_eq!(
+        sample(
+            &page,
+            r#"gatehouse_deliveries_total{event="ping",outcome="rejected"}"#
+        ),
+        Some(1.0),
+        "{page}"
+    );
+}
+
+async fn concurrency_per_resource_is_tracked(backend: Backend) {
+    let guard = Guard::start(backend).await;
+    let concurrency = || async {
+        let (status, usage) = guard.get("/api/v1/usage").await;
+        assert_eq!(status, StatusCode::OK, "{usage}");
+        usage["concurrency"].clone()
+    };
+    guard
+        .deliver("workflow_run", "run-1", &workflow_run(40, "push", REPO))
+        .await;
+    for job in [400, 401] {
+        let (_, m) = guard
+            .deliver(
+                "workflow_job",
+                &format!("q-{job}"),
+                &queued_job(40, job, &["gpu-large"]),
+            )
+            .await;
+        assert_eq!(m, "allow");
+    }
+    assert_eq!(
+        concurrency().await,
+        json!([{"resource": "gpu", "queued": 2, "in_progress": 0}])
+    );
+    let (_, m) = guard
+        .deliver("workflow_job", "p-400", &job_event("in_progress", 40, 400))
+        .await;
+    assert_eq!(m, "job in progress");
+    assert_eq!(
+        concurrency().await,
+        json!([{"resource": "gpu", "queued": 1, "in_progress": 1}])
+    );
+    guard
+        .deliver("workflow_job", "c-400", &completed_job(40, 400, 2))
+        .await;
+    // A late `in_progress` (GitHub does not promise order) does not bring job 400 back.
+    guard
+        .deliver(
+            "workflow_job",
+            "p-400-late",
+            &job_event("in_progress", 40, 400),
+        )
+        .await;
+    assert_eq!(
+        concurrency().await,
+        json!([{"resource": "gpu", "queued": 1, "in_progress": 0}])
+    );
+    let page = guard.metrics().await;
+    assert_eq!(
+        sample(&page, r#"gatehouse_jobs{resource="gpu",status="queued"}"#),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(
+            &page,
+            r#"gatehouse_jobs{resource="gpu",status="in_progress"}"#
+        ),
+        Some(0.0),
+        "{page}"
+    );
+    // A job on GitHub's runners is not tracked.
+    guard
+        .deliver(
+            "workflow_job",
+            "q-gh",
+            &queued_job(40, 402, &["ubuntu-latest"]),
+        )
+        .await;
+    assert_eq!(
+        concurrency().await,
+        json!([{"resource": "gpu", "queued": 1, "in_progress": 0}])
+    );
+}
+
+/// Polls `/healthz` until `done` holds (at most 10 s).
+async fn health_until(guard: &Guard, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, health) = guard.get("/healthz").await;
+        if done(&health) {
+            return health;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/healthz never got there: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_changed_repository_is_reloaded_and_a_broken_one_refused(backend: Backend) {
+    let guard = Guard::with(
+        backend,
+        Options {
+            watch_interval: Some(Duration::from_millis(100)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (_, health) = guard.get("/healthz").await;
+    let first_load = health["policy"]["loaded_at"].clone();
+    // A broken grant on disk: refused, the reason shown, the old policy kept.
+    let broken = "project: example\ngrants:\n  - resource: tpu\n    granted: 2026-01-01\n";
+    std::fs::write(guard.repo.path().join("grants/example.yml"), broken).unwrap();
+    let health = health_until(&guard, |h| h["status"] == "degraded").await;
+    let why = health["last_reload_error"].as_str().unwrap();
+    assert!(
+        why.contains("grants/example.yml") && why.contains("tpu"),
+        "{why}"
+    );
+    assert_eq!(health["policy"]["loaded_at"], first_load);
+    guard
+        .deliver("workflow_run", "run-1", &workflow_run(50, "push", REPO))
+        .await;
+    let (_, m) = guard
+        .deliver(
+            "workflow_job",
+            "job-1",
+            &queued_job(50, 500, &["gpu-large"]),
+        )
+        .await;
+    assert_eq!(m, "allow");
+    // The grant removed: taken without anyone asking, and the next job is judged by it.
+    std::fs::remove_file(guard.repo.path().join("grants/example.yml")).unwrap();
+    let health = health_until(&guard, |h| h["status"] == "ok").await;
+    assert_ne!(health["policy"]["loaded_at"], first_load);
+    assert_eq!(health["policy"]["grants"], 0);
+    let (_, m) = guard
+        .deliver(
+            "workflow_job",
+            "job-2",
+            &queued_job(50, 501, &["gpu-large"]),
+        )
+        .await;
+    assert_eq!(m, "deny (no-grant): run cancelled");
+}
+
+async fn a_delivery_stored_but_not_processed_is_processed_at_start(backend: Backend) {
+    let mut guard = Guard::start(backend).await;
+    guard.halt().await;
+    // What a process killed between storing and processing leaves behind.
+    let store = Store::connect(&guard.db.url).await.unwrap();
+    let mut at = 0;
+    let mut stored = |id: &str, event: &str, body: &Value| {
+        at += 1;
+        Write::Delivery {
+            delivery_id: id.into(),
+            event: event.into(),
+            received_at: format!("2026-01-01T00:00:0{at}.000000000Z"),
+            body: serde_json::to_vec(body).unwrap().into(),
+        }
+    };
+    let writes = vec![
+        // Oldest first: the run must be known before its job is decided.
+        stored("run-1", "workflow_run", &workflow_run(60, "push", REPO)),
+        stored(
+            "job-1",
+            "workflow_job",
+            &queued_job(60, 600, &["gpu-large"]),
+        ),
+        stored("done-1", "workflow_job", &completed_job(60, 600, 5)),
+    ];
+    assert_eq!(store.commit(writes).await.unwrap(), vec![1, 1, 1]);
+    drop(store);
+    guard.launch().await;
+    let decisions = guard.decisions("").await;
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(
+        (&decisions[0]["delivery_id"], &decisions[0]["outcome"]),
+        (&json!("job-1"), &json!("allow"))
+    );
+    let (_, usage) = guard.get("/api/v1/usage?month=2026-01").await;
+    // `completed_job` finishes now, so its minutes are in this month.
+    let (_, now) = guard.get("/api/v1/usage").await;
+    assert_eq!(usage["usage"], json!([]), "{usage}");
+    assert_eq!(
+        now["usage"],
+        json!([{"project": "example", "resource": "gpu", "minutes": 5}])
+    );
+    // Processed once: a restart does not process them again, a redelivery is a duplicate.
+    guard.halt().await;
+    guard.launch().await;
+    assert_eq!(guard.decisions("").await.len(), 1);
+    let (_, m) = guard
+        .deliver(
+            "workflow_job",
+            "job-1",
+            &queued_job(60, 600, &["gpu-large"]),
+        )
+        .await;
+    assert_eq!(m, "duplicate delivery");
+}
+
+async fn a_timed_out_delivery_is_still_processed(backend: Backend) {
+    let guard = Guard::with(
+        backend,
+        Options {
+            limits: Limits {
+                request_timeout: Duration::from_millis(200),
+                ..Limits::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    guard
+        .deliver("workflow_run", "run-1", &workflow_run(70, "push", REPO))
+        .await;
+    guard.fake.permission_delay_ms.store(600, Ordering::Relaxed);
+    let body = serde_json::to_vec(&queued_job(70, 700, &["gpu-large"])).unwrap();
+    let resp = guard
+        .http
+        .post(format!("{}/webhook", guard.base))
+        .header("content-type", "application/json")
+        .header("x-github-event", "workflow_job")
+        .header("x-github-delivery", "slow-1")
+        .header("x-hub-signature-256", guard.sign(&body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    // Stored before the timeout, so processing went on in the background.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let decisions = guard.decisions("").await;
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0]["delivery_id"], "slow-1");
+}
+
+async fn two_replicas_never_process_a_delivery_twice(backend: Backend) {
+    let mut a = Guard::start(backend).await;
+    // The second replica: the same store and repository, its own port.
+    let mut b = Guard::start(backend).await;
+    b.halt().await;
+    b.config = a.config.clone();
+    b.fake = a.fake.clone();
+    b.launch().await;
+    a.deliver("workflow_run", "run-1", &workflow_run(80, "push", REPO))
+        .await;
+    // Every delivery goes to both replicas at once, as a retrying load balancer might.
+    let mut processed = 0;
+    let mut duplicates = 0;
+    for i in 0..40 {
+        let (id, event, body) = if i % 2 == 0 {
+            (
+                format!("q-{i}"),
+                "workflow_job",
+                queued_job(80, 800 + i, &["gpu-large"]),
+            )
+        } else {
+            (
+                format!("c-{i}"),
+                "workflow_job",
+                completed_job(80, 800 + i - 1, 1),
+            )
+        };
+        let (ra, rb) = tokio::join!(a.deliver(event, &id, &body), b.deliver(event, &id, &body));
+        for (status, message) in [ra, rb] {
+            assert_eq!(status, StatusCode::OK, "{message}");
+            if message == "duplicate delivery" {
+                duplicates += 1;
+            } else {
+                processed += 1;
+            }
+        }
+    }
+    assert_eq!((processed, duplicates), (40, 40));
+    assert_eq!(a.decisions("?limit=1000").await.len(), 20);
+    let (_, usage) = b.get("/api/v1/usage").await;
+    assert_eq!(
+        usage["usage"],
+        json!([{"project": "example", "resource": "gpu", "minutes": 20}])
+    );
+    a.halt().await;
+    b.halt().await;
+}
+
+/// A database written by the first schema (no processed marks, no monthly totals, no
+/// contexts): opening it adds them without processing its deliveries again or losing minutes.
+async fn a_store_from_before_is_migrated_without_reprocessing(backend: Backend) {
+    let db = Db::new(backend).await;
+    let bytes = match backend {
+        Backend::Sqlite => "BLOB",
+        Backend::Postgres => "BYTEA",
+    };
+    let old = [
+        format!(
+            "CREATE TABLE deliveries (delivery_id TEXT PRIMARY KEY, event TEXT NOT NULL,
+             received_at TEXT NOT NULL, body {bytes} NOT NULL)"
+        ),
+        "CREATE TABLE decisions (id BIGINT, delivery_id TEXT NOT NULL, job_id BIGINT NOT NULL,
+         run_id BIGINT NOT NULL, repository TEXT NOT NULL, project TEXT, resource TEXT,
+         outcome TEXT NOT NULL, rule TEXT, message TEXT, decided_at TEXT NOT NULL)"
+            .into(),
+        "CREATE TABLE job_minutes (job_id BIGINT PRIMARY KEY, project TEXT NOT NULL,
+         resource TEXT NOT NULL, day TEXT NOT NULL, minutes BIGINT NOT NULL)"
+            .into(),
+        "INSERT INTO deliveries VALUES ('old-1', 'ping', '2026-01-01T00:00:00Z', 'x')".into(),
+        "INSERT INTO job_minutes VALUES (1, 'example', 'gpu', '2026-01-15', 7)".into(),
+    ];
+    let url = if db.url.starts_with("sqlite") {
+        format!("{}?mode=rwc", db.url)
+    } else {
+        db.url.clone()
+    };
+    {
+        use sqlx::Connection;
+        match backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                for stmt in &old {
+                    sqlx::query(stmt).execute(&mut c).await.unwrap();
+                }
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                for stmt in &old {
+                    sqlx::query(stmt).execute(&mut c).await.unwrap();
+                }
+            }
+        }
+    }
+    let store = Store::connect(&db.url).await.unwrap();
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (
+            counts.deliveries,
+            counts.unprocessed,
+            counts.job_minutes,
+            counts.month_minutes
+        ),
+        (1, 0, 7, 7)
+    );
+    assert_eq!(
+        store.usage_of_month("2026-01").await.unwrap(),
+        vec![gatehouse_server::store::UsageRow {
+            project: "example".into(),
+            resource: "gpu".into(),
+            minutes: 7
+        }]
+    );
+    // Opening it again changes nothing.
+    drop(store);
+    let store = Store::connect(&db.url).await.unwrap();
+    assert_eq!(store.counts().await.unwrap(), counts);
+}
+
+fn minutes(job_id: i64, project: &str, resource: &str, day: &str, minutes: i64) -> Write {
+    Write::Minutes {
+        job_id,
+        project: project.into(),
+        resource: resource.into(),
+        day: day.into(),
+        minutes,
+    }
+}
+
+async fn weekly_usage_is_told_per_project(backend: Backend) {
+    use gatehouse_server::store::WeekUsage;
+    let db = Db::new(backend).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store
+        .commit(vec![
+            minutes(1, "a", "gpu", "2026-11-02", 5),
+            minutes(2, "a", "gpu", "2026-11-08", 7),
+            minutes(3, "b", "gpu", "2026-11-04", 11),
+            minutes(4, "a", "cpu", "2026-11-10", 2),
+            // Outside [from, until).
+            minutes(5, "a", "gpu", "2026-11-16", 13),
+        ])
+        .await
+        .unwrap();
+    let week = |week: &str, resource: &str, minutes| WeekUsage {
+        week: week.into(),
+        resource: resource.into(),
+        minutes,
+    };
+    assert_eq!(
+        store
+            .weekly_usage_of_project("a", "2026-11-01", "2026-11-16")
+            .await
+            .unwrap(),
+        vec![week("2026-11-02", "gpu", 12), week("2026-11-09", "cpu", 2)]
+    );
+    assert_eq!(
+        store
+            .weekly_usage_of_project("b", "2026-11-01", "2026-11-16")
+            .await
+            .unwrap(),
+        vec![week("2026-11-02", "gpu", 11)]
+    );
+    assert!(
+        store
+            .weekly_usage_of_project("nobody", "2026-11-01", "2026-11-16")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Every project together, as before.
+    assert_eq!(
+        store.weekly_usage("2026-11-01", "2026-11-16").await.unwrap(),
+        vec![week("2026-11-02", "gpu", 23), week("2026-11-09", "cpu", 2)]
+    );
+}
+
+/// Many units at once, as the SQLite writer groups them into one batch: a delivery sent twice
+/// is stored and counted once, whichever copy wins; a job's status only moves forward even
+/// when its updates share a batch.
+async fn concurrent_units_with_duplicates_apply_as_if_one_after_the_other(backend: Backend) {
+    use gatehouse_server::store::JobStatus;
+    let db = Db::new(backend).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let at = gatehouse_server::store::now_text();
+    let unit = |k: i64| {
+        let id = format!("d{}", k % 100);
+        vec![
+            Write::Delivery {
+                delivery_id: id.clone(),
+                event: "workflow_job".into(),
+                received_at: at.clone(),
+                body: axum::body::Bytes::from_static(b"{}"),
+            },
+            minutes(k % 100, "p", "gpu", "2026-11-02", 1 + k % 100),
+            Write::JobStatus {
+                job_id: k % 100,
+                project: Some("p".into()),
+                resource: "gpu".into(),
+                status: if k < 100 {
+                    JobStatus::Completed
+                } else {
+                    JobStatus::Queued
+                },
+                at: at.clone(),
+            },
+            Write::Processed {
+                delivery_id: id,
+                at: at.clone(),
+                outcome: "counted".into(),
+            },
+        ]
+    };
+    let answers = futures_join_all((0..200).map(|k| {
+        let store = store.clone();
+        let writes = unit(k);
+        async move { store.commit_if_new(writes).await.unwrap() }
+    }))
+    .await;
+    let applied: Vec<_> = answers.iter().flatten().collect();
+    assert_eq!(applied.len(), 100, "{answers:?}");
+    for rows in &applied {
+        assert_eq!(rows[..2], [1, 1], "{rows:?}");
+        assert_eq!(rows[3], 1, "{rows:?}");
+    }
+    let counts = store.counts().await.unwrap();
+    let total: i64 = (1..=100).sum();
+    assert_eq!(
+        (
+            counts.deliveries,
+            counts.unprocessed,
+            counts.job_minutes,
+            counts.month_minutes
+        ),
+        (100, 0, total, total)
+    );
+    // Units named a job once each (a duplicate's unit was left out whole), so which status a
+    // job has depends on which copy came first; nothing else is left half done.
+    let active = store.active_jobs().await.unwrap();
+    let queued: i64 = active.iter().map(|a| a.queued).sum();
+    assert!((0..=100).contains(&queued), "{active:?}");
+    // A job queued after it completed stays completed.
+    store
+        .commit(vec![
+            Write::JobStatus {
+                job_id: 1000,
+                project: None,
+                resource: "gpu".into(),
+                status: JobStatus::Completed,
+                at: at.clone(),
+            },
+            Write::JobStatus {
+                job_id: 1000,
+                project: None,
+                resource: "gpu".into(),
+                status: JobStatus::Queued,
+                at: at.clone(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.active_jobs().await.unwrap(), active);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection limits, over raw sockets (nothing here depends on the store: SQLite only)
+
+fn limited(limits: Limits) -> Options {
+    Options {
+        limits,
+        ..Options::default()
+    }
+}
+
+fn addr_of(guard: &Guard) -> String {
+    guard.base.trim_start_matches("http://").to_string()
+}
+
+#[tokio::test]
+async fn a_client_sending_headers_slowly_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let guard = Guard::with(
+        Backend::Sqlite,
+        limited(Limits {
+            header_read_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        }),
+    )
+    .await;
+    let stream = tokio::net::TcpStream::connect(addr_of(&guard))
+        .await
+        .unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = std::time::Instant::now();
+    let trickle = tokio::spawn(async move {
+        write
+            .write_all(b"POST /webhook HTTP/1.1\r\nHost: localhost\r\n")
+            .await?;
+        // One header every 100 ms, never the blank line that ends them.
+        for i in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            write
+                .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+                .await?;
+        }
+        std::io::Result::Ok(())
+    });
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(4), read.read_to_end(&mut answer)).await;
+    let took = started.elapsed();
+    assert!(
+        closed.is_ok(),
+        "the slow client still held its connection after 4 s"
+    );
+    assert!(took < Duration::from_secs(2), "cut off only after {took:?}");
+    trickle.abort();
+    // The server goes on serving others.
+    let (status, _) = guard.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let guard = Guard::with(
+        Backend::Sqlite,
+        limited(Limits {
+            max_header_bytes: 16 * 1024,
+            ..Limits::default()
+        }),
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(addr_of(&guard))
+        .await
+        .unwrap();
+    let big = "a".repeat(64 * 1024);
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n");
+    // The server may answer and close before it has read everything.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // A request of ordinary size is still served.
+    let (status, _) = guard.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn too_many_concurrent_requests_are_turned_away_without_losing_any() {
+    let guard = Guard::with(
+        Backend::Sqlite,
+        limited(Limits {
+            max_connections: 16,
+            max_in_flight: 4,
+            ..Limits::default()
+        }),
+    )
+    .await;
+    const N: i64 = 120;
+    // One run per job, each by a different person: every job needs a slow permission lookup.
+    for i in 0..N {
+        let mut run = workflow_run(900 + i, "push", REPO);
+        for who in ["actor", "triggering_actor"] {
+            run["workflow_run"][who]["login"] = json!(format!("person-{i}"));
+            run["workflow_run"][who]["id"] = json!(10_000 + i);
+        }
+        guard
+            .deliver("workflow_run", &format!("run-{i}"), &run)
+            .await;
+    }
+    guard.fake.permission_delay_ms.store(100, Ordering::Relaxed);
+    let answers = futures_join_all((0..N).map(|i| {
+        let job = queued_job(900 + i, 9000 + i, &["gpu-large"]);
+        let guard = &guard;
+        async move {
+            (
+                i,
+                guard
+                    .deliver("workflow_job", &format!("job-{i}"), &job)
+                    .await,
+            )
+        }
+    }))
+    .await;
+    let mut refused = Vec::new();
+    for (i, (status, message)) in &answers {
+        match *status {
+            StatusCode::OK => {}
+            StatusCode::SERVICE_UNAVAILABLE => refused.push(*i),
+            other => panic!("job {i}: {other} {message}"),
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "four at a time, yet nothing was turned away"
+    );
+    // What was turned away was not acknowledged, and not stored: sent again, it is processed.
+    assert_eq!(
+        guard.decisions("?limit=1000").await.len(),
+        (N as usize) - refused.len()
+    );
+    guard.fake.permission_delay_ms.store(0, Ordering::Relaxed);
+    for i in refused {
+        let job = queued_job(900 + i, 9000 + i, &["gpu-large"]);
+        let (status, m) = guard
+            .deliver("workflow_job", &format!("job-{i}"), &job)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{m}");
+        assert_ne!(m, "duplicate delivery");
+    }
+    assert_eq!(guard.decisions("?limit=1000").await.len(), N as usize);
+    let (status, _) = guard.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// A load balancer's health check must not read an overloaded guard as a dead one: with every
+/// slot for requests taken, the API is turned away but `/healthz` and `/readyz` still answer.
+#[tokio::test]
+async fn health_checks_answer_while_requests_are_turned_away() {
+    let guard = Guard::with(
+        Backend::Sqlite,
+        limited(Limits {
+            max_in_flight: 1,
+            ..Limits::default()
+        }),
+    )
+    .await;
+    let mut run = workflow_run(700, "push", REPO);
+    run["workflow_run"]["actor"]["login"] = json!("slow-person");
+    guard.deliver("workflow_run", "run-700", &run).await;
+    guard.fake.permission_delay_ms.store(1500, Ordering::Relaxed);
+    let job = queued_job(700, 7000, &["gpu-large"]);
+    let busy = guard.deliver("workflow_job", "job-7000", &job);
+    let probe = async {
+        // Wait until the job holds the only slot.
+        let mut shed = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if guard.get("/api/v1/usage").await.0 == StatusCode::SERVICE_UNAVAILABLE {
+                shed = true;
+                break;
+            }
+        }
+        assert!(shed, "the API was never turned away with one slot taken");
+        for path in ["/healthz", "/readyz"] {
+            let (status, body) = guard.get(path).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        }
+    };
+    let ((status, message), ()) = tokio::join!(busy, probe);
+    assert_eq!(status, StatusCode::OK, "{message}");
+}
+
+/// Runs futures concurrently and collects their outputs in order (tokio has no join_all).
+async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out = Vec::with_capacity(set.len());
+    let mut pending: Vec<_> = set.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().map(|r| r.unwrap()));
+    out
 }

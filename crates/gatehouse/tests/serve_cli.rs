@@ -69,3 +69,90 @@ fn serve_starts_on_the_example_with_no_set_up_and_stays_closed_to_unsigned_webho
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("GATEHOUSE_WEBHOOK_SECRET is not set"), "{log}");
 }
+
+#[test]
+fn exit_after_stops_the_guard_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/conda-forge");
+    let port = free_port();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "serve",
+            example.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--exit-after",
+            "2s",
+        ])
+        .current_dir(dir.path())
+        .env_remove("GATEHOUSE_DB")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(dir.path().join("gatehouse.db").exists());
+    let bad = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["serve", example.to_str().unwrap(), "--exit-after", "soon"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--exit-after `soon`"), "{err}");
+}
+
+/// The crash test at a small scale (the full one is in docs/BENCHMARKS.md): the real binary,
+/// SIGKILLed once while signed deliveries (10% repeated) pour in, then restarted; every send is
+/// retried until acknowledged, as GitHub redelivers. Afterwards each acknowledged delivery is
+/// stored exactly once and processed, one decision per queued managed job, and the minutes
+/// equal those of the acknowledged completed jobs.
+#[test]
+fn a_guard_killed_midway_loses_nothing_and_counts_nothing_twice() {
+    use gatehouse_server::loadgen::{self, ServerProcess, Traffic, free_addr};
+    use std::sync::Arc;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("access");
+        loadgen::write_repo(&repo).unwrap();
+        let github = loadgen::fake_github().await.unwrap();
+        let db = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+        let log = dir.path().join("server.log");
+        let mut server = ServerProcess::start(
+            Path::new(env!("CARGO_BIN_EXE_gatehouse")),
+            &repo,
+            &db,
+            &github,
+            free_addr().unwrap(),
+            &log,
+        )
+        .await
+        .unwrap();
+        let traffic = Arc::new(Traffic::new(3000, 10, "kill").unwrap());
+        let result = loadgen::run_with_kills(&mut server, traffic.clone(), 16, 1)
+            .await
+            .unwrap();
+        assert_eq!(result.sends, 3000);
+        assert!(result.retries > 0, "the kill interrupted nothing");
+        // Deliveries stored but not processed when the process died are processed at start.
+        server.restart().await.unwrap();
+        let counts = loadgen::verify(&db, &traffic, &result.acked)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{e:#}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        assert_eq!(counts.deliveries as usize, traffic.distinct());
+        assert!(counts.decisions > 0 && counts.job_minutes > 0, "{counts:?}");
+    });
+}

@@ -51,10 +51,43 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         args.listen,
         args.db
     );
+    let exit_after = args.exit_after.as_deref().map(parse_duration).transpose()?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(gatehouse_server::serve(config))?;
+        .block_on(async {
+            match exit_after {
+                None => gatehouse_server::serve(config).await,
+                Some(after) => {
+                    let listener = tokio::net::TcpListener::bind(config.listen)
+                        .await
+                        .with_context(|| format!("cannot listen on {}", config.listen))?;
+                    gatehouse_server::serve_on(listener, config, async move {
+                        tokio::time::sleep(after).await;
+                        tracing::info!("--exit-after elapsed: stopping");
+                    })
+                    .await
+                }
+            }
+        })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `90`, `90s`, `500ms`, `5m`, `1h`.
+fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .with_context(|| format!("--exit-after `{text}` is not a duration such as 30s or 5m"))?;
+    let secs = match unit {
+        "ms" => return Ok(std::time::Duration::from_millis(n)),
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => anyhow::bail!("--exit-after `{text}`: the unit must be ms, s, m or h"),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }

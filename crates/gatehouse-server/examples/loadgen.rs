@@ -1,0 +1,220 @@
+//! Load, crash and replica runs against a real `gatehouse serve` process. The figures in
+//! docs/BENCHMARKS.md come from here.
+//!
+//! ```sh
+//! cargo build --release -p gatehouse -p gatehouse-server --example loadgen
+//! L=target/release/examples/loadgen G=target/release/gatehouse
+//! $L throughput --gatehouse $G --sends 100000 --concurrency 32       # SQLite
+//! $L kill-test  --gatehouse $G --sends 200000 --kills 2              # SQLite, SIGKILL twice
+//! $L replicas   --gatehouse $G --sends 100000 --db postgres://postgres@127.0.0.1:5432/test
+//! ```
+//!
+//! Each run writes an access repository and a store in a fresh temporary folder (PostgreSQL:
+//! a fresh database on the server given), starts a loopback fake of GitHub's REST API, runs
+//! the servers, sends the traffic (see `gatehouse_server::loadgen`) and checks the store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use anyhow::Context;
+use gatehouse_server::loadgen::{
+    self, LoadResult, ServerProcess, Targets, Traffic, free_addr, metric_sum,
+};
+
+struct Args {
+    mode: String,
+    gatehouse: PathBuf,
+    sends: usize,
+    concurrency: usize,
+    kills: usize,
+    db: Option<String>,
+}
+
+fn parse() -> anyhow::Result<Args> {
+    let mut it = std::env::args().skip(1);
+    let mode = it
+        .next()
+        .context("usage: loadgen throughput|kill-test|replicas --gatehouse BIN [--sends N] [--concurrency N] [--kills N] [--db URL]")?;
+    let mut args = Args {
+        mode,
+        gatehouse: PathBuf::from("target/release/gatehouse"),
+        sends: 100_000,
+        concurrency: 32,
+        kills: 2,
+        db: None,
+    };
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--gatehouse" => args.gatehouse = value.into(),
+            "--sends" => args.sends = value.parse()?,
+            "--concurrency" => args.concurrency = value.parse()?,
+            "--kills" => args.kills = value.parse()?,
+            "--db" => args.db = Some(value),
+            other => anyhow::bail!("unknown flag {other}"),
+        }
+    }
+    Ok(args)
+}
+
+/// A fresh PostgreSQL database on the server of `admin_url`; returns its URL.
+async fn fresh_postgres(admin_url: &str) -> anyhow::Result<String> {
+    let name = format!("gatehouse_load_{}", std::process::id());
+    let pool = sqlx::PgPool::connect(admin_url).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&pool)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await?;
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .context("the PostgreSQL URL names a database")?;
+    Ok(format!("{base}/{name}"))
+}
+
+fn report(what: &str, r: &LoadResult) {
+    println!(
+        "{what}: {} sends in {:.2} s = {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} retried attempts",
+        r.sends,
+        r.elapsed.as_secs_f64(),
+        r.per_second(),
+        r.quantile(0.5).as_secs_f64() * 1e3,
+        r.quantile(0.99).as_secs_f64() * 1e3,
+        r.quantile(1.0).as_secs_f64() * 1e3,
+        r.retries,
+    );
+}
+
+fn decide_share(page: &str) {
+    let decide = metric_sum(page, "gatehouse_decide_duration_seconds_sum");
+    let webhook = metric_sum(page, "gatehouse_webhook_duration_seconds_sum");
+    let decided = metric_sum(page, "gatehouse_decide_duration_seconds_count");
+    println!(
+        "decision cost: {:.3} s deciding of {:.1} s answering webhooks = {:.3}% of request time ({:.1} µs per decision over {decided} decisions)",
+        decide,
+        webhook,
+        100.0 * decide / webhook.max(1e-9),
+        1e6 * decide / decided.max(1.0),
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse()?;
+    let dir = tempfile::tempdir()?;
+    let repo = dir.path().join("access");
+    loadgen::write_repo(&repo)?;
+    let github = loadgen::fake_github().await?;
+    let log = dir.path().join("server.log");
+    let traffic = Arc::new(Traffic::new(args.sends, 10, "load")?);
+    println!(
+        "{} sends of {} distinct deliveries (workflow_run, queued, completed; ~10% repeats), {} connections",
+        traffic.sends.len(),
+        traffic.distinct(),
+        args.concurrency
+    );
+    match args.mode.as_str() {
+        "throughput" | "kill-test" => {
+            let db = match &args.db {
+                Some(url) if url.starts_with("postgres") => fresh_postgres(url).await?,
+                Some(url) => url.clone(),
+                None => format!("sqlite://{}", dir.path().join("gatehouse.db").display()),
+            };
+            let mut server =
+                ServerProcess::start(&args.gatehouse, &repo, &db, &github, free_addr()?, &log)
+                    .await?;
+            let kills = if args.mode == "kill-test" {
+                args.kills
+            } else {
+                0
+            };
+            let result =
+                loadgen::run_with_kills(&mut server, traffic.clone(), args.concurrency, kills)
+                    .await?;
+            report(&args.mode, &result);
+            if kills == 0 {
+                decide_share(&server.metrics().await?);
+                if let Some(cpu) = server.cpu_seconds() {
+                    println!(
+                        "server CPU: {cpu:.1} s for {} sends = {:.0} µs per delivery (the load generator shares the machine)",
+                        result.sends,
+                        1e6 * cpu / result.sends as f64
+                    );
+                }
+            }
+            // Restart once more so that anything stored but not processed is processed.
+            server.restart().await?;
+            let counts = loadgen::verify(&db, &traffic, &result.acked).await?;
+            println!(
+                "verified after {kills} SIGKILL(s): {} deliveries stored once each, {} decisions, {} minutes = the acknowledged completed jobs' minutes",
+                counts.deliveries, counts.decisions, counts.job_minutes
+            );
+        }
+        "replicas" => {
+            let admin = args
+                .db
+                .clone()
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
+            let db = fresh_postgres(&admin).await?;
+            let a = ServerProcess::start(&args.gatehouse, &repo, &db, &github, free_addr()?, &log)
+                .await?;
+            let b = ServerProcess::start(&args.gatehouse, &repo, &db, &github, free_addr()?, &log)
+                .await?;
+            let targets = Arc::new(Targets {
+                bases: vec![a.base(), b.base()],
+            });
+            let result = loadgen::send_all(
+                traffic.clone(),
+                targets,
+                args.concurrency,
+                Arc::new(AtomicUsize::new(0)),
+            )
+            .await?;
+            report("two replicas", &result);
+            let (pa, pb) = (a.metrics().await?, b.metrics().await?);
+            let processed = |p: &str| {
+                metric_sum(
+                    p,
+                    "gatehouse_deliveries_total{event=\"workflow_run\",outcome=\"processed\"}",
+                ) + metric_sum(
+                    p,
+                    "gatehouse_deliveries_total{event=\"workflow_job\",outcome=\"processed\"}",
+                ) + metric_sum(
+                    p,
+                    "gatehouse_deliveries_total{event=\"workflow_job\",outcome=\"not-processed\"}",
+                ) + metric_sum(
+                    p,
+                    "gatehouse_deliveries_total{event=\"workflow_run\",outcome=\"not-processed\"}",
+                )
+            };
+            let (na, nb) = (processed(&pa), processed(&pb));
+            println!(
+                "replica A processed {na}, replica B {nb}: {} in all for {} distinct deliveries",
+                na + nb,
+                traffic.distinct()
+            );
+            anyhow::ensure!(
+                (na + nb) as usize == traffic.distinct(),
+                "some delivery was processed twice, or not at all"
+            );
+            decide_share(&pa);
+            let counts = loadgen::verify(&db, &traffic, &result.acked).await?;
+            println!(
+                "verified: {} deliveries stored once each, {} decisions, {} minutes",
+                counts.deliveries, counts.decisions, counts.job_minutes
+            );
+            drop((a, b));
+            let name = db.rsplit('/').next().unwrap_or_default();
+            let pool = sqlx::PgPool::connect(&admin).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&pool)
+                .await?;
+        }
+        other => anyhow::bail!("unknown mode {other}: throughput, kill-test or replicas"),
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    Ok(())
+}

@@ -1,0 +1,687 @@
+//! A bounded load generator for the guard, and the crash and replica tests built on it.
+//!
+//! Not part of the guard: it drives a `gatehouse serve` process (or several) over real sockets
+//! the way GitHub does, with signed deliveries built from GitHub's own example payloads. Used
+//! by `examples/loadgen.rs` (the figures in docs/BENCHMARKS.md) and, at a small scale, by the
+//! test suite.
+//!
+//! The traffic is a realistic mix: each CI run brings a `workflow_run` event, a `queued` job
+//! and, later, its `completed` job; a third of the jobs ask for GitHub's own runners (not
+//! managed), most of the rest for a granted resource, some from projects with no grant
+//! (denied, so the run is cancelled). About one send in ten repeats an earlier delivery, as
+//! GitHub's redeliveries do. Every send is retried until it is answered 2xx (as GitHub's
+//! redelivery would), so afterwards the store must hold each delivery exactly once and the
+//! counted minutes must equal those of the acknowledged completed jobs.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Json;
+use axum::extract::Path as UrlPath;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::store::{Store, StoredCounts};
+
+const RUN_TEMPLATE: &str = include_str!("../tests/fixtures/workflow_run.requested.json");
+const QUEUED_TEMPLATE: &str = include_str!("../tests/fixtures/workflow_job.queued.json");
+const COMPLETED_TEMPLATE: &str = include_str!("../tests/fixtures/workflow_job.completed.json");
+
+/// Placeholders put into the templates, replaced per delivery.
+const REPO_MARK: &str = "octo-org/loadgen-placeholder-feedstock";
+const RUN_MARK: &str = "777000000001";
+const JOB_MARK: &str = "777000000002";
+const LABEL_MARK: &str = "loadgen-label-placeholder";
+const STARTED_MARK: &str = "2001-01-01T00:00:01Z";
+const COMPLETED_MARK: &str = "2001-01-01T00:00:02Z";
+
+/// Projects holding a grant of `gpu`; runs also come from this many more without one.
+pub const GRANTED_PROJECTS: u64 = 50;
+const UNGRANTED_PROJECTS: u64 = 5;
+pub const SECRET: &str = "loadgen webhook secret";
+
+/// Writes an access repository for the traffic: one resource (`gpu`, label `gpu-large`, no
+/// quota) granted to projects `proj0` .. `proj49` of `octo-org`.
+pub fn write_repo(dir: &Path) -> anyhow::Result<()> {
+    let mut files = vec![
+        (
+            "gatehouse.yml".to_string(),
+            "org: octo-org\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\n\
+             guard: { mode: enforce }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n"
+                .to_string(),
+        ),
+        (
+            "resources/gpu.yml".to_string(),
+            "name: gpu\nprovider: cirun\nlabels: [gpu-large]\n\
+             users: { roles: [admin, maintain, write] }\n"
+                .to_string(),
+        ),
+    ];
+    for p in 0..GRANTED_PROJECTS {
+        files.push((
+            format!("grants/proj{p}.yml"),
+            format!(
+                "project: proj{p}\ngrants:\n  - resource: gpu\n    pull_request: true\n    granted: 2026-01-01\n"
+            ),
+        ));
+    }
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap_or(dir))?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A loopback stand-in for the GitHub REST endpoints the guard calls: everyone may write,
+/// every run exists (pushed by `Codertocat`), cancels and check runs succeed. Returns its
+/// base URL; it runs until the runtime stops.
+pub async fn fake_github() -> anyhow::Result<String> {
+    async fn run(UrlPath((owner, repo, id)): UrlPath<(String, String, i64)>) -> Json<Value> {
+        let full = format!("{owner}/{repo}");
+        Json(json!({
+            "id": id, "event": "push", "path": ".github/workflows/ci.yml",
+            "head_branch": "main",
+            "repository": { "full_name": full }, "head_repository": { "full_name": full },
+            "actor": { "login": "Codertocat", "id": 21031067 },
+            "triggering_actor": { "login": "Codertocat", "id": 21031067 },
+        }))
+    }
+    let app = axum::Router::new()
+        .route("/repos/{owner}/{repo}/actions/runs/{id}", get(run))
+        .route(
+            "/repos/{owner}/{repo}/collaborators/{login}/permission",
+            get(|| async { Json(json!({ "permission": "write", "role_name": "write" })) }),
+        )
+        .route(
+            "/repos/{owner}/{repo}/actions/runs/{id}/cancel",
+            post(|| async { (StatusCode::ACCEPTED, Json(json!({}))) }),
+        )
+        .route(
+            "/repos/{owner}/{repo}/check-runs",
+            post(|| async { (StatusCode::CREATED, Json(json!({ "id": 1 }))) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}"))
+}
+
+/// One delivery of the traffic.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub id: String,
+    pub event: &'static str,
+    pub body: Vec<u8>,
+    /// For a `completed` job on a managed resource: its minutes.
+    pub counted_minutes: Option<i64>,
+    /// A `queued` job on a managed resource (so one decision is recorded).
+    pub decided: bool,
+}
+
+/// The traffic: delivery `d` belongs to run `d / 3`; `d % 3` is its `workflow_run` event, its
+/// queued job, its completed job.
+pub struct Traffic {
+    /// Each template cut at its marks, so that a body is built in one pass.
+    templates: [Vec<Piece>; 3],
+    /// The send order: indices of deliveries, about one in ten repeating an earlier one.
+    pub sends: Vec<u32>,
+    completed_at: jiff::Timestamp,
+    /// Delivery ids start with it, so runs of several tests do not collide.
+    prefix: String,
+}
+
+/// A stretch of a template: text as it is, or the index in [`MARKS`] of what replaces it.
+#[derive(Debug)]
+enum Piece {
+    Text(String),
+    Mark(usize),
+}
+
+const MARKS: [&str; 6] = [
+    REPO_MARK,
+    RUN_MARK,
+    JOB_MARK,
+    LABEL_MARK,
+    STARTED_MARK,
+    COMPLETED_MARK,
+];
+
+/// `text` cut at every occurrence of the [`MARKS`].
+fn pieces(text: &str) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some((at, mark)) = MARKS
+        .iter()
+        .enumerate()
+        .filter_map(|(m, mark)| rest.find(mark).map(|at| (at, m)))
+        .min()
+    {
+        out.push(Piece::Text(rest[..at].to_string()));
+        out.push(Piece::Mark(mark));
+        rest = &rest[at + MARKS[mark].len()..];
+    }
+    out.push(Piece::Text(rest.to_string()));
+    out
+}
+
+fn mix(mut x: u64) -> u64 {
+    // splitmix64: a fixed, well-spread sequence without a random-number crate.
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl Traffic {
+    /// `sends` sends, with `duplicate_percent` of them repeating an earlier delivery.
+    pub fn new(sends: usize, duplicate_percent: u64, prefix: &str) -> anyhow::Result<Traffic> {
+        let mut order = Vec::with_capacity(sends);
+        let mut fresh = 0u32;
+        for s in 0..sends as u64 {
+            if fresh > 0 && mix(s) % 100 < duplicate_percent {
+                order.push((mix(s ^ 0xD0B1E) % u64::from(fresh)) as u32);
+            } else {
+                order.push(fresh);
+                fresh += 1;
+            }
+        }
+        let template = |text: &str, f: &dyn Fn(&mut Value)| -> anyhow::Result<String> {
+            let mut v: Value = serde_json::from_str(text)?;
+            f(&mut v);
+            Ok(serde_json::to_string(&v)?)
+        };
+        let run = template(RUN_TEMPLATE, &|v| {
+            v["repository"]["full_name"] = json!(REPO_MARK);
+            v["workflow_run"]["id"] = json!(RUN_MARK.parse::<i64>().unwrap_or_default());
+            v["workflow_run"]["event"] = json!("push");
+            v["workflow_run"]["repository"]["full_name"] = json!(REPO_MARK);
+            v["workflow_run"]["head_repository"]["full_name"] = json!(REPO_MARK);
+        })?;
+        let job = |text: &str| {
+            template(text, &|v| {
+                v["repository"]["full_name"] = json!(REPO_MARK);
+                v["workflow_job"]["id"] = json!(JOB_MARK.parse::<i64>().unwrap_or_default());
+                v["workflow_job"]["run_id"] = json!(RUN_MARK.parse::<i64>().unwrap_or_default());
+                v["workflow_job"]["labels"] = json!([LABEL_MARK, "linux"]);
+                v["workflow_job"]["started_at"] = json!(STARTED_MARK);
+                v["workflow_job"]["completed_at"] = json!(COMPLETED_MARK);
+            })
+        };
+        Ok(Traffic {
+            templates: [
+                pieces(&run),
+                pieces(&job(QUEUED_TEMPLATE)?),
+                pieces(&job(COMPLETED_TEMPLATE)?),
+            ],
+            sends: order,
+            completed_at: jiff::Timestamp::now(),
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// How many different deliveries the sends hold.
+    pub fn distinct(&self) -> usize {
+        self.sends
+            .iter()
+            .map(|&d| d as usize + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn delivery(&self, d: u32) -> Delivery {
+        let run = u64::from(d / 3);
+        let phase = d % 3;
+        let project = mix(run) % (GRANTED_PROJECTS + UNGRANTED_PROJECTS);
+        let repo = format!("octo-org/proj{project}-feedstock");
+        // A third of the jobs run on GitHub's own runners.
+        let managed = !mix(run ^ 0xA11).is_multiple_of(3);
+        let label = if managed {
+            format!("gpu-large--{run}-linux_64")
+        } else {
+            "ubuntu-latest".to_string()
+        };
+        let minutes = 1 + (mix(run ^ 0x3) % 30) as i64;
+        let started = self.completed_at - jiff::SignedDuration::from_mins(minutes);
+        let values = [
+            repo,
+            (1_000_000_000 + run).to_string(),
+            (2_000_000_000 + run).to_string(),
+            label,
+            started.to_string(),
+            self.completed_at.to_string(),
+        ];
+        let template = &self.templates[phase as usize];
+        let mut text = String::with_capacity(
+            template
+                .iter()
+                .map(|p| match p {
+                    Piece::Text(t) => t.len(),
+                    Piece::Mark(m) => values[*m].len(),
+                })
+                .sum(),
+        );
+        for piece in template {
+            text.push_str(match piece {
+                Piece::Text(t) => t,
+                Piece::Mark(m) => &values[*m],
+            });
+        }
+        Delivery {
+            id: format!("{}-{d}", self.prefix),
+            event: if phase == 0 {
+                "workflow_run"
+            } else {
+                "workflow_job"
+            },
+            body: text.into_bytes(),
+            counted_minutes: (phase == 2 && managed).then_some(minutes),
+            decided: phase == 1 && managed,
+        }
+    }
+}
+
+/// An HTTP client (reqwest is built without a default TLS provider: install one first).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// What a load run saw.
+#[derive(Debug, Default)]
+pub struct LoadResult {
+    pub sends: usize,
+    /// Time of each send's successful attempt (retries not included).
+    pub latencies: Vec<Duration>,
+    pub elapsed: Duration,
+    /// Attempts that failed (connection refused or cut, 5xx) and were retried.
+    pub retries: usize,
+    /// Distinct deliveries answered 2xx.
+    pub acked: HashSet<u32>,
+}
+
+impl LoadResult {
+    pub fn per_second(&self) -> f64 {
+        self.sends as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The `q` quantile (0..=1) of the latencies.
+    pub fn quantile(&self, q: f64) -> Duration {
+        let mut l = self.latencies.clone();
+        l.sort_unstable();
+        if l.is_empty() {
+            return Duration::ZERO;
+        }
+        l[((l.len() - 1) as f64 * q).round() as usize]
+    }
+}
+
+/// Where sends go: one base URL per replica; send `s` goes to `bases[s % len]`.
+pub struct Targets {
+    pub bases: Vec<String>,
+}
+
+/// Sends the traffic with `concurrency` connections at once, each send retried until it is
+/// answered 2xx. `progress` counts finished sends (for a caller that kills servers midway).
+pub async fn send_all(
+    traffic: Arc<Traffic>,
+    targets: Arc<Targets>,
+    concurrency: usize,
+    progress: Arc<AtomicUsize>,
+) -> anyhow::Result<LoadResult> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (traffic, targets, http, next, progress) = (
+            traffic.clone(),
+            targets.clone(),
+            http.clone(),
+            next.clone(),
+            progress.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut result = LoadResult::default();
+            loop {
+                let s = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&d) = traffic.sends.get(s) else {
+                    return result;
+                };
+                let delivery = traffic.delivery(d);
+                let signature = sign(SECRET, &delivery.body);
+                let mut attempt = 0usize;
+                loop {
+                    let base = &targets.bases[(s + attempt) % targets.bases.len()];
+                    let t = Instant::now();
+                    let answer = http
+                        .post(format!("{base}/webhook"))
+                        .header("content-type", "application/json")
+                        .header("x-github-event", delivery.event)
+                        .header("x-github-delivery", &delivery.id)
+                        .header("x-hub-signature-256", &signature)
+                        .body(delivery.body.clone())
+                        .send()
+                        .await;
+                    let ok = match answer {
+                        Ok(r) => {
+                            let ok = r.status().is_success();
+                            let _ = r.bytes().await;
+                            ok
+                        }
+                        Err(_) => false,
+                    };
+                    if ok {
+                        result.latencies.push(t.elapsed());
+                        result.acked.insert(d);
+                        break;
+                    }
+                    attempt += 1;
+                    result.retries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                result.sends += 1;
+                progress.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let mut total = LoadResult::default();
+    for w in workers {
+        let r = w.await.context("a load worker panicked")?;
+        total.sends += r.sends;
+        total.retries += r.retries;
+        total.latencies.extend(r.latencies);
+        total.acked.extend(r.acked);
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+/// What the store must hold after the traffic was acknowledged.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Expected {
+    pub deliveries: i64,
+    pub decisions: i64,
+    pub minutes: i64,
+}
+
+/// The deliveries acknowledged, the decisions they must have caused, and the minutes of the
+/// acknowledged completed jobs.
+pub fn expected(traffic: &Traffic, acked: &HashSet<u32>) -> Expected {
+    let mut e = Expected {
+        deliveries: acked.len() as i64,
+        ..Expected::default()
+    };
+    for &d in acked {
+        let delivery = traffic.delivery(d);
+        e.decisions += i64::from(delivery.decided);
+        e.minutes += delivery.counted_minutes.unwrap_or(0);
+    }
+    e
+}
+
+/// Checks the store against what was acknowledged; `Err` says what differs.
+pub async fn verify(
+    db_url: &str,
+    traffic: &Traffic,
+    acked: &HashSet<u32>,
+) -> anyhow::Result<StoredCounts> {
+    let store = Store::connect(db_url).await?;
+    let counts = store.counts().await?;
+    let want = expected(traffic, acked);
+    let ids: HashSet<String> = store.delivery_ids().await?.into_iter().collect();
+    let missing = acked
+        .iter()
+        .filter(|&&d| !ids.contains(&format!("{}-{d}", traffic.prefix)))
+        .count();
+    anyhow::ensure!(
+        missing == 0,
+        "{missing} acknowledged deliveries are not in the store"
+    );
+    anyhow::ensure!(
+        counts.deliveries == want.deliveries,
+        "the store holds {} deliveries, {} were acknowledged",
+        counts.deliveries,
+        want.deliveries
+    );
+    anyhow::ensure!(
+        counts.unprocessed == 0,
+        "{} deliveries are not processed",
+        counts.unprocessed
+    );
+    anyhow::ensure!(
+        counts.decisions == want.decisions,
+        "{} decisions recorded, {} queued managed jobs acknowledged",
+        counts.decisions,
+        want.decisions
+    );
+    anyhow::ensure!(
+        counts.job_minutes == want.minutes && counts.month_minutes == want.minutes,
+        "minutes counted: {} per job, {} per month; acknowledged completed jobs: {}",
+        counts.job_minutes,
+        counts.month_minutes,
+        want.minutes
+    );
+    Ok(counts)
+}
+
+/// A `gatehouse serve` process the load runs against.
+pub struct ServerProcess {
+    bin: PathBuf,
+    repo: PathBuf,
+    db: String,
+    github: String,
+    pub addr: SocketAddr,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl ServerProcess {
+    /// Starts `bin serve repo` on `addr` and waits until it is ready.
+    pub async fn start(
+        bin: &Path,
+        repo: &Path,
+        db: &str,
+        github: &str,
+        addr: SocketAddr,
+        log: &Path,
+    ) -> anyhow::Result<ServerProcess> {
+        let mut p = ServerProcess {
+            bin: bin.to_path_buf(),
+            repo: repo.to_path_buf(),
+            db: db.to_string(),
+            github: github.to_string(),
+            addr,
+            log: log.to_path_buf(),
+            child: None,
+        };
+        p.spawn().await?;
+        Ok(p)
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(&self.bin)
+            .arg("serve")
+            .arg(&self.repo)
+            .args(["--listen", &self.addr.to_string(), "--db", &self.db])
+            .env("GATEHOUSE_WEBHOOK_SECRET", SECRET)
+            .env("GITHUB_TOKEN", "loadgen-token")
+            .env("GATEHOUSE_GITHUB_API", &self.github)
+            .env("GATEHOUSE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot run {}", self.bin.display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let http = http_client();
+        loop {
+            if let Ok(r) = http.get(format!("{}/readyz", self.base())).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                anyhow::bail!(
+                    "the server exited with {status} while starting; see {}",
+                    self.log.display()
+                );
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the server was not ready within 120 s; see {}",
+                self.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// CPU time (user + system) the running server process has used, from `/proc` (Linux).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces) end with `)`.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        // USER_HZ is 100 on every Linux this runs on.
+        Some(ticks / 100.0)
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same address and store.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.spawn().await
+    }
+
+    /// `GET /metrics` as text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(http_client()
+            .get(format!("{}/metrics", self.base()))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A free loopback address.
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// The sum of a metric's samples whose line starts with `name` in a Prometheus text page.
+pub fn metric_sum(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Kills `server` with SIGKILL `kills` times while `traffic` is being sent (at evenly spaced
+/// points of progress), restarting it each time; returns the load result once everything is
+/// acknowledged.
+pub async fn run_with_kills(
+    server: &mut ServerProcess,
+    traffic: Arc<Traffic>,
+    concurrency: usize,
+    kills: usize,
+) -> anyhow::Result<LoadResult> {
+    let progress = Arc::new(AtomicUsize::new(0));
+    let total = traffic.sends.len();
+    let targets = Arc::new(Targets {
+        bases: vec![server.base()],
+    });
+    let load = tokio::spawn(send_all(traffic, targets, concurrency, progress.clone()));
+    for k in 1..=kills {
+        let at = total * k / (kills + 1);
+        while progress.load(Ordering::Relaxed) < at && !load.is_finished() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if load.is_finished() {
+            break;
+        }
+        server.kill();
+        tracing::info!(at, "server killed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.restart().await?;
+    }
+    load.await.context("the load generator panicked")?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body built from the cut template is the template with every mark replaced.
+    #[test]
+    fn a_body_is_its_template_with_the_marks_replaced() {
+        let traffic = Traffic::new(30, 0, "t").unwrap();
+        for d in 0..30 {
+            let delivery = traffic.delivery(d);
+            let body = String::from_utf8(delivery.body).unwrap();
+            assert!(MARKS.iter().all(|m| !body.contains(m)), "{body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            let run = 1_000_000_000 + i64::from(d / 3);
+            let id = if d % 3 == 0 {
+                &v["workflow_run"]["id"]
+            } else {
+                assert_eq!(v["workflow_job"]["id"], json!(run + 1_000_000_000));
+                &v["workflow_job"]["run_id"]
+            };
+            assert_eq!(id, &json!(run));
+            assert!(
+                v["repository"]["full_name"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("-feedstock")
+            );
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! `/metrics`: what the guard did, in Prometheus' text format (OpenMetrics).
+//!
+//! Counters and histograms are kept in memory by this process (each replica reports its own;
+//! Prometheus adds them up). Figures that live in the shared store (jobs queued or running per
+//! resource, minutes this month per resource) are read from it at each scrape, so every
+//! replica reports the same values for them.
+//!
+//! `gatehouse_decide_duration_seconds_sum / gatehouse_webhook_duration_seconds_sum` is the
+//! share of request time spent deciding.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::state::{AppState, today};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    event: String,
+    /// `processed`, `duplicate`, `not-processed` (stored, processing failed), `rejected`
+    /// (bad signature, content type or headers), `store-failed`.
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    outcome: String,
+    /// The deny rule's code; empty for `allow`.
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    resource: String,
+    status: String,
+}
+
+/// The guard's metrics and the registry that prints them.
+pub struct Metrics {
+    registry: Registry,
+    deliveries: Family<DeliveryLabels, Counter>,
+    decisions: Family<DecisionLabels, Counter>,
+    minutes: Family<ResourceLabels, Counter>,
+    webhook_seconds: Histogram,
+    decide_seconds: Histogram,
+    month_minutes: Family<ResourceLabels, Gauge>,
+    jobs: Family<JobLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "gatehouse_deliveries",
+            "Webhook deliveries received, by event and what became of them",
+            deliveries.clone(),
+        );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "gatehouse_decisions",
+            "Jobs decided, by outcome and deny rule",
+            decisions.clone(),
+        );
+        let minutes = Family::<ResourceLabels, Counter>::default();
+        registry.register(
+            "gatehouse_counted_minutes",
+            "Minutes of finished jobs counted by this process, by resource",
+            minutes.clone(),
+        );
+        // 0.5 ms .. 8 s
+        let webhook_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 15));
+        registry.register(
+            "gatehouse_webhook_duration_seconds",
+            "Time from a webhook delivery's arrival (body read) to its answer",
+            webhook_seconds.clone(),
+        );
+        // 1 µs .. 16 ms
+        let decide_seconds = Histogram::new(exponential_buckets(0.000001, 2.0, 15));
+        registry.register(
+            "gatehouse_decide_duration_seconds",
+            "Time spent in the policy's decide (and its message) per queued job",
+            decide_seconds.clone(),
+        );
+        let month_minutes = Family::<ResourceLabels, Gauge>::default();
+        registry.register(
+            "gatehouse_month_minutes",
+            "Minutes used this calendar month (UTC), by resource, from the store",
+            month_minutes.clone(),
+        );
+        let jobs = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "gatehouse_jobs",
+            "Managed jobs queued or in progress, by resource, from the store",
+            jobs.clone(),
+        );
+        Metrics {
+            registry,
+            deliveries,
+            decisions,
+            minutes,
+            webhook_seconds,
+            decide_seconds,
+            month_minutes,
+            jobs,
+        }
+    }
+
+    pub fn delivery(&self, event: &str, outcome: &str) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                event: event.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn decision(&self, outcome: &str, rule: Option<&str>) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                outcome: outcome.to_string(),
+                rule: rule.unwrap_or_default().to_string(),
+            })
+            .inc();
+    }
+
+    pub fn minutes(&self, resource: &str, minutes: i64) {
+        self.minutes
+            .get_or_create(&ResourceLabels {
+                resource: resource.to_string(),
+            })
+            .inc_by(minutes.max(0) as u64);
+    }
+
+    pub fn webhook(&self, took: Duration) {
+        self.webhook_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn decide(&self, took: Duration) {
+        self.decide_seconds.observe(took.as_secs_f64());
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let m = &state.metrics;
+    let month = today().strftime("%Y-%m").to_string();
+    match state.store.usage_of_month(&month).await {
+        Ok(rows) => {
+            m.month_minutes.clear();
+            for row in rows {
+                m.month_minutes
+                    .get_or_create(&ResourceLabels {
+                        resource: row.resource,
+                    })
+                    .inc_by(row.minutes);
+            }
+        }
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot read usage for /metrics"),
+    }
+    match state.store.active_jobs().await {
+        Ok(rows) => {
+            m.jobs.clear();
+            for row in rows {
+                for (status, n) in [("queued", row.queued), ("in_progress", row.in_progress)] {
+                    m.jobs
+                        .get_or_create(&JobLabels {
+                            resource: row.resource.clone(),
+                            status: status.into(),
+                        })
+                        .set(n);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot read jobs for /metrics"),
+    }
+    let mut text = String::new();
+    if encode(&mut text, &m.registry).is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
