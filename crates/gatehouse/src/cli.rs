@@ -76,6 +76,22 @@ pub enum Command {
     /// GitHub token from GITHUB_TOKEN, the admin token (for POST /admin/reload) from
     /// GATEHOUSE_ADMIN_TOKEN.
     Serve(ServeArgs),
+    /// Decide the guard's stored queued jobs again against the access repository on disk and
+    /// list the decisions that would change: for audits, and to try a policy change before it
+    /// lands. Reads only; cancels and records nothing.
+    ///
+    /// Exit status: 0 when no decision would change, 1 when some would, 2 on errors.
+    Replay(ReplayArgs),
+    /// Audit the projects' own files and the guard's records: managed labels reachable from
+    /// forks or held without a grant, labels given through expressions, idle and archived
+    /// grants, provider drift.
+    ///
+    /// Exit status: 0 when there is no high-severity finding, 1 when there is, 2 when the
+    /// access repository or the projects could not be read or the command line is wrong.
+    Audit(AuditArgs),
+    /// Files the access repository's CI needs, generated from the ledger.
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -84,6 +100,11 @@ pub enum Command {
     /// Generate a conda-forge-scale access repository for scale tests and benchmarks.
     #[command(hide = true)]
     GenFixture(GenFixtureArgs),
+    /// Write the public ledger: static HTML pages and JSON (`v1/`), ready to publish as is.
+    ///
+    /// Every resource, every project with its grants and history (from git), and the pending
+    /// requests. The same repository and day give byte-identical files.
+    Site(SiteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +125,59 @@ pub struct CheckArgs {
     /// With --online: fail when the online checks cannot run (no token), instead of warning.
     #[arg(long, requires = "online")]
     pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The access repository's top folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// A folder of project checkouts, each in a folder named like its repository
+    /// (`pytorch-cpu-feedstock`): their `.github/workflows/*.yml`, `conda-forge.yml` and
+    /// `recipe/conda_build_config.yaml` are read.
+    #[arg(long, value_name = "DIR")]
+    pub projects: Option<PathBuf>,
+    /// Also ask GitHub which projects are archived, whether ToS logins still belong to their
+    /// ids, what each provider grants (drift) and which runner groups admit public repositories.
+    /// Reads GITHUB_TOKEN (and CIRUN_API_KEY for Cirun's drift).
+    #[arg(long)]
+    pub online: bool,
+    /// The guard's database (`sqlite://FILE` or `postgres://...`), read only: grants with no
+    /// allowed job in the last --idle-days days are proposed for revocation.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    /// With --db: how many days without a job make a grant idle.
+    #[arg(long, default_value_t = 90, value_name = "DAYS")]
+    pub idle_days: u32,
+    #[arg(long, value_enum, default_value_t = AuditFormat::Human)]
+    pub format: AuditFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Human,
+    /// GitHub Actions workflow annotations.
+    Github,
+    Json,
+    /// SARIF 2.1.0, for GitHub code scanning (`github/codeql-action/upload-sarif`).
+    Sarif,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Write `.github/CODEOWNERS` from the reviewers of gatehouse.yml and of each resource, so
+    /// that GitHub asks the right people to review each change.
+    Codeowners(CodeownersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CodeownersArgs {
+    /// The access repository's top folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Write nothing; exit 1 when `.github/CODEOWNERS` differs from what would be written.
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -344,4 +418,46 @@ pub struct ServeArgs {
     /// Only record what would be denied; cancel nothing (overrides gatehouse.yml's guard mode).
     #[arg(long)]
     pub dry_run: bool,
+    /// Stop (as on SIGTERM: requests in flight are finished) after this long, e.g. `30s`,
+    /// `5m`; for bounded runs such as a CI smoke job.
+    #[arg(long, value_name = "DURATION")]
+    pub exit_after: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The access repository whose policy the jobs are decided against.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Replay deliveries received at or after this moment: `YYYY-MM-DD` (midnight UTC) or an
+    /// RFC 3339 time such as `2026-11-29T10:00:00Z`.
+    #[arg(long, value_name = "DATE/TIME")]
+    pub since: String,
+    /// The guard's store, as given to `serve`.
+    #[arg(long, default_value = "sqlite://gatehouse.db", env = "GATEHOUSE_DB")]
+    pub db: String,
+    #[arg(long, value_enum, default_value_t = DecisionFormat::Text)]
+    pub format: DecisionFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SiteArgs {
+    /// The access repository's top folder (a git checkout gives each project its history).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The folder to write the site into: new, empty, or a site gatehouse wrote before (which
+    /// is replaced whole).
+    #[arg(long, value_name = "DIR", default_value = "public")]
+    pub out: PathBuf,
+    /// Do not read the grant history and request pull requests from git.
+    #[arg(long)]
+    pub no_history: bool,
+    /// The access repository on GitHub (https://github.com/OWNER/NAME), for links to the pull
+    /// requests of pending requests; read from the `origin` remote when left out.
+    #[arg(long, value_name = "URL")]
+    pub repo_url: Option<String>,
+    /// Usage to show (minutes per resource and week), as JSON from `gatehouse serve`'s
+    /// `/dashboard.json`.
+    #[arg(long, value_name = "FILE")]
+    pub usage: Option<PathBuf>,
 }

@@ -53,6 +53,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Render(cli::RenderCommand::Cirun(args)) => cmd::render::run_cirun(args, today),
         Command::Render(cli::RenderCommand::Cedar(args)) => cmd::render::run_cedar(args, today),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
+        Command::Audit(args) => cmd::audit::run(args, today),
+        Command::Ci(cli::CiCommand::Codeowners(args)) => cmd::ci::run_codeowners(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -64,5 +67,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::GenFixture(args) => cmd::gen_fixture::run(args, today),
+        Command::Site(args) => cmd::site::run(args, today),
     }
 }

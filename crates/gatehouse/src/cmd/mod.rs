@@ -2,7 +2,9 @@
 
 pub mod apply;
 pub mod approvals;
+pub mod audit;
 pub mod check;
+pub mod ci;
 pub mod decide;
 pub mod gen_fixture;
 pub mod history;
@@ -10,8 +12,10 @@ pub mod import;
 pub mod init;
 pub mod plan;
 pub mod render;
+pub mod replay;
 pub mod schema;
 pub mod serve;
+pub mod site;
 
 use anyhow::Context;
 use jiff::civil::Date;
