@@ -20,6 +20,8 @@ const BACKOFF: Duration = Duration::from_millis(200);
 pub struct GitHub {
     http: reqwest::Client,
     base: Url,
+    /// Kept only to mask it: an answer may quote the request back, token included.
+    token: Option<Secret>,
 }
 
 #[derive(Deserialize)]
@@ -60,7 +62,11 @@ impl GitHub {
             .timeout(Duration::from_secs(10))
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(GitHub { http, base })
+        Ok(GitHub {
+            http,
+            base,
+            token: token.cloned(),
+        })
     }
 
     /// `GET /repos/{owner}/{repo}/actions/runs/{run_id}`; `None` when GitHub has no such run.
@@ -169,7 +175,7 @@ impl GitHub {
                     let text = resp.text().await.unwrap_or_default();
                     let message = format!(
                         "GitHub answered {status} to {method} /{shown}: {}",
-                        first_line(&text)
+                        first_line(&self.masked(&text))
                     );
                     if !transient || attempt >= ATTEMPTS {
                         bail!(message);
@@ -186,6 +192,17 @@ impl GitHub {
             };
             tracing::debug!(attempt, "{retry}; retrying");
             tokio::time::sleep(BACKOFF * 2u32.pow(attempt - 1)).await;
+        }
+    }
+}
+
+impl GitHub {
+    /// `text` with the token replaced by `***`: some proxies and error pages echo the request,
+    /// and such an answer ends up in logs and in the explanation of a failed delivery.
+    fn masked(&self, text: &str) -> String {
+        match &self.token {
+            Some(token) if !token.expose().is_empty() => text.replace(token.expose(), "***"),
+            _ => text.to_string(),
         }
     }
 }
