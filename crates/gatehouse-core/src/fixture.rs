@@ -25,6 +25,10 @@ pub struct FixtureSpec {
     pub today: Date,
 }
 
+/// The terms-of-service list conda-forge's Cirun policies read (see
+/// fixtures/conda-forge/cirun-access.yml).
+pub const CIRUN_USERS_JSON: &str = "https://raw.githubusercontent.com/Quansight/open-gpu-server/main/access/conda-forge-users.json";
+
 /// The generated files, as `(path, contents)`, sorted by path.
 pub fn generate(spec: FixtureSpec) -> Vec<(String, String)> {
     let scale = spec.scale.max(1);
@@ -33,8 +37,11 @@ pub fn generate(spec: FixtureSpec) -> Vec<(String, String)> {
 
     files.push((
         "gatehouse.yml".to_string(),
-        "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core], min_approvals: 1 }\nguard: { mode: enforce }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n  namespace: { kind: github-app, installation_id: 12345 }\n  gpu-pool: { kind: runner-group, group: gpu }\n"
-            .to_string(),
+        // As at conda-forge, Cirun reads the ToS list from one URL: without it every policy
+        // entry would repeat every login, and the rendered policy would run to tens of MB.
+        format!(
+            "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: {{ teams: [core], min_approvals: 1 }}\nguard: {{ mode: enforce }}\nproviders:\n  cirun: {{ kind: cirun, access_repo: .cirun, users_from_json: \"{CIRUN_USERS_JSON}\" }}\n  namespace: {{ kind: github-app, installation_id: 12345 }}\n  gpu-pool: {{ kind: runner-group, group: gpu }}\n"
+        ),
     ));
 
     let providers = ["cirun", "namespace", "gpu-pool"];

@@ -85,6 +85,35 @@ fn skeleton_passes_check() {
     let settings = std::fs::read_to_string(tmp.path().join("gatehouse.yml")).unwrap();
     assert!(settings.contains("org: acme"), "{settings}");
     assert_check_clean(tmp.path());
+
+    // CODEOWNERS is written, names the organisation's reviewers, and is what
+    // `gatehouse ci codeowners` would write.
+    let owners = std::fs::read_to_string(tmp.path().join(".github/CODEOWNERS")).unwrap();
+    assert!(owners.contains("@acme/core"), "{owners}");
+    let out = gatehouse(&["ci", "codeowners", "--check"], tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // A reviewer changed by hand without regenerating CODEOWNERS: check catches it, so the
+    // file written above is really being compared.
+    let edited = settings.replace("teams: [core]", "teams: [core, infra]");
+    assert_ne!(
+        edited, settings,
+        "the skeleton's reviewers changed: update this test"
+    );
+    std::fs::write(tmp.path().join("gatehouse.yml"), edited).unwrap();
+    let out = gatehouse(&["check", "--today", TODAY], tmp.path());
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("codeowners-outdated"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]

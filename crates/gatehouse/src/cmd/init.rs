@@ -2,7 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::ensure;
+use anyhow::{Context, ensure};
+use gatehouse_core::Repo;
+use gatehouse_core::check::codeowners;
+use gatehouse_core::repo::CODEOWNERS_FILE;
 
 use crate::cli::{Example, InitArgs};
 use crate::example::{CONDA_FORGE, skeleton};
@@ -16,7 +19,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         None => {
             check_org(&args.org)?;
-            skeleton(&args.org)
+            with_codeowners(skeleton(&args.org))?
         }
     };
     let files: Vec<(String, Vec<u8>)> = files
@@ -33,11 +36,23 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     println!("\nnext steps:");
     if args.example.is_none() {
         println!("  - edit gatehouse.yml: reviewers and providers");
+        println!("  - after changing reviewers: gatehouse ci codeowners {dir}");
         println!("  - replace resources/gpu.yml with your own resources");
     }
     println!("  - gatehouse check {dir}");
     println!("  - push it to GitHub: .github/workflows/check.yml checks every pull request");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `files` with `.github/CODEOWNERS` made from their reviewers, as `gatehouse ci codeowners`
+/// makes it: GitHub then asks the right people to review from the first pull request, and
+/// `check` (which compares the file with the reviewers) accepts the skeleton as written.
+fn with_codeowners(mut files: Vec<(String, String)>) -> anyhow::Result<Vec<(String, String)>> {
+    let repo = Repo::from_sources(files.clone());
+    let owners = codeowners(&repo).context("the skeleton's gatehouse.yml does not load")?;
+    files.retain(|(path, _)| path != CODEOWNERS_FILE);
+    files.push((CODEOWNERS_FILE.to_string(), owners));
+    Ok(files)
 }
 
 /// The organisation is written into YAML unquoted, so only a valid GitHub organisation name
