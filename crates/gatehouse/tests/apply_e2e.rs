@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::process::Command;
+
 use serde_json::Value;
 use support::Fault;
 use support::world::{GRANT_ALL, INSTALLATION, git, world, write};
@@ -792,4 +794,52 @@ fn a_temporary_file_left_by_a_killed_run_is_never_committed() {
     let tracked = git(w.path(), &["ls-files", "grants"]);
     assert_eq!(tracked, "grants/b00.yml\ngrants/x.yml\n");
     assert!(git(w.path(), &["status", "--porcelain"]).trim().is_empty());
+}
+
+/// On a terminal `apply` draws a progress bar (redrawn in place with escape sequences) and
+/// prints its log lines above it; piped, as in CI, it prints plain lines only.
+#[test]
+fn a_terminal_gets_a_progress_bar_and_a_pipe_plain_lines() {
+    let w = world(3);
+    w.request(
+        "x",
+        &format!("action: grant\nprojects: [x]\n{GRANT_ALL}expires: 2026-12-31\nreason: GPU\n"),
+    );
+    // `script` runs the command on a pseudo-terminal and copies what it wrote to stdout.
+    let mut inner = w.command(&["apply", "--confirm"], &[("CI", None)]);
+    let program = inner.get_program().to_string_lossy().into_owned();
+    let args: Vec<String> = inner
+        .get_args()
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let line = format!("'{program}' {}", args.join(" "));
+    let mut on_tty = Command::new("script");
+    on_tty.args(["-qefc", &line, "/dev/null"]);
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => on_tty.env(k, v),
+            None => on_tty.env_remove(k),
+        };
+    }
+    let out = on_tty
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("cirun-gpu"),
+        "the log lines reach the terminal: {tty}"
+    );
+    assert!(
+        tty.contains('\u{1b}') && tty.contains("/4"),
+        "a bar of 4 steps (3 providers and the configuration pull requests), drawn with escape sequences: {tty:?}"
+    );
+
+    // Piped (the other tests' way, and CI's): the same lines, no escape sequences.
+    let piped = w.run(&["apply", "--confirm"]);
+    assert_eq!(piped.code, Some(0), "{piped}");
+    assert!(piped.stderr.contains("up to date"), "{piped}");
+    assert!(!piped.stderr.contains('\u{1b}'), "{piped}");
 }
