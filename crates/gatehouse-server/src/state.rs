@@ -29,6 +29,10 @@ pub struct AppState {
     pub(crate) policy: SharedPolicy,
     pub(crate) status: Mutex<PolicyStatus>,
     permissions: Mutex<PermissionCache>,
+    /// The access repository's [`fingerprint`] taken just before the first load: the watcher
+    /// starts from it, so a change made between that load and the watcher's first look is
+    /// still seen.
+    loaded_fingerprint: u64,
 }
 
 /// (lower-cased repository, lower-cased login) → the role and when GitHub was asked.
@@ -55,6 +59,10 @@ impl AppState {
     pub async fn new(config: ServerConfig) -> anyhow::Result<Arc<AppState>> {
         let store = Store::connect(&config.db_url).await?;
         let github = GitHub::new(&config.github_api, config.github_token.as_ref())?;
+        let dir = config.repo_dir.clone();
+        let loaded_fingerprint = tokio::task::spawn_blocking(move || fingerprint(&dir))
+            .await
+            .unwrap_or(0);
         let loaded = load_policy(config.repo_dir.clone())
             .await
             .with_context(|| {
@@ -81,6 +89,7 @@ impl AppState {
             policy: SharedPolicy::new(loaded.policy),
             status: Mutex::new(status),
             permissions: Mutex::new(HashMap::new()),
+            loaded_fingerprint,
         }))
     }
 
@@ -197,13 +206,13 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
 pub(crate) fn spawn_watcher(state: &Arc<AppState>, interval: Duration) {
     let weak: Weak<AppState> = Arc::downgrade(state);
     let dir = state.config.repo_dir.clone();
+    let mut seen = state.loaded_fingerprint;
     tokio::spawn(async move {
         let fingerprint = |dir: std::path::PathBuf| async move {
             tokio::task::spawn_blocking(move || fingerprint(&dir))
                 .await
                 .unwrap_or(0)
         };
-        let mut seen = fingerprint(dir.clone()).await;
         let mut pending = false;
         loop {
             tokio::time::sleep(interval).await;
