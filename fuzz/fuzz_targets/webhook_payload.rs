@@ -2,7 +2,8 @@
 //! (`workflow_job`, `workflow_run`, `ping`, or one the guard does not use), the rest is the
 //! body, correctly signed, so that it gets past the signature check into the payload parser and
 //! the guard. The router runs in-process on an in-memory SQLite database, with the bundled
-//! example as the access repository. Never a panic, never a 5xx.
+//! example as the access repository. Never a panic, never a 5xx. The body also goes to the
+//! payload parser directly (`gatehouse_server::parse_event`).
 
 #![no_main]
 
@@ -52,6 +53,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let event = EVENTS[pick as usize % EVENTS.len()];
+    // The payload parser on its own: bad bytes are an error, never a panic.
+    let _ = gatehouse_server::parse_event(event, body);
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
     mac.update(body);
     let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));

@@ -106,12 +106,12 @@ pub enum Event {
 pub fn parse_event(event_name: &str, body: &[u8]) -> anyhow::Result<Event> {
     use anyhow::Context;
     Ok(match event_name {
-        "workflow_run" => Event::WorkflowRun(
-            serde_json::from_slice(body).context("not a workflow_run event")?,
-        ),
-        "workflow_job" => Event::WorkflowJob(
-            serde_json::from_slice(body).context("not a workflow_job event")?,
-        ),
+        "workflow_run" => {
+            Event::WorkflowRun(serde_json::from_slice(body).context("not a workflow_run event")?)
+        }
+        "workflow_job" => {
+            Event::WorkflowJob(serde_json::from_slice(body).context("not a workflow_job event")?)
+        }
         "ping" => Event::Ping,
         _ => Event::Other,
     })
@@ -139,14 +139,17 @@ mod tests {
             Event::WorkflowRun(e) => assert_eq!(e.workflow_run.id, 3),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_event("ping", b"not json").unwrap(), Event::Ping));
+        assert!(matches!(
+            parse_event("ping", b"not json").unwrap(),
+            Event::Ping
+        ));
         assert!(matches!(parse_event("issues", b"").unwrap(), Event::Other));
     }
 
     #[test]
     fn a_malformed_payload_is_an_error_naming_the_event_and_the_field() {
-        let e = parse_event("workflow_job", br#"{"action": "queued", "repository": {}}"#)
-            .unwrap_err();
+        let e =
+            parse_event("workflow_job", br#"{"action": "queued", "repository": {}}"#).unwrap_err();
         let text = format!("{e:#}");
         assert!(text.contains("not a workflow_job event"), "{text}");
         assert!(text.contains("full_name"), "{text}");

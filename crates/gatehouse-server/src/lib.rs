@@ -53,8 +53,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
 
-pub use gatehouse_core::model::GuardMode;
 pub use events::{Event, parse_event};
+pub use gatehouse_core::model::GuardMode;
 pub use state::AppState;
 pub use store::Store;
 

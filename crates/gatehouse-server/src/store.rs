@@ -1080,8 +1080,9 @@ enum WriterConn {
 }
 
 /// Owns the only writing SQLite connection. Takes every unit waiting in the queue (up to
-/// [`MAX_BATCH`]), applies each in a savepoint (a failing unit is rolled back alone), commits
-/// them in one transaction, then answers each unit. Ends when every [`Store`] is dropped.
+/// [`MAX_BATCH`]), applies them together in one transaction (see [`apply_batch`]; a failing
+/// unit is left out alone), commits, then answers each unit. Ends when every [`Store`] is
+/// dropped.
 async fn sqlite_writer(mut conn: WriterConn, mut rx: mpsc::Receiver<Unit>) {
     let mut batch: Vec<Unit> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -1197,8 +1198,8 @@ async fn apply_grouped(
     conn: &mut SqliteConnection,
     batch: &[Unit],
 ) -> sqlx::Result<Vec<Result<Vec<u64>, String>>> {
-    use std::collections::{BTreeMap, HashMap, HashSet};
     use sqlx::{QueryBuilder, Row, Sqlite};
+    use std::collections::{BTreeMap, HashMap, HashSet};
 
     let mut rows: Vec<Vec<u64>> = batch.iter().map(|u| vec![0; u.writes.len()]).collect();
     let mut skipped = vec![false; batch.len()];

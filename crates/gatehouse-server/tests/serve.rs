@@ -1449,7 +1449,10 @@ async fn weekly_usage_is_told_per_project(backend: Backend) {
     );
     // Every project together, as before.
     assert_eq!(
-        store.weekly_usage("2026-11-01", "2026-11-16").await.unwrap(),
+        store
+            .weekly_usage("2026-11-01", "2026-11-16")
+            .await
+            .unwrap(),
         vec![week("2026-11-02", "gpu", 23), week("2026-11-09", "cpu", 2)]
     );
 }
@@ -1708,7 +1711,10 @@ async fn health_checks_answer_while_requests_are_turned_away() {
     let mut run = workflow_run(700, "push", REPO);
     run["workflow_run"]["actor"]["login"] = json!("slow-person");
     guard.deliver("workflow_run", "run-700", &run).await;
-    guard.fake.permission_delay_ms.store(1500, Ordering::Relaxed);
+    guard
+        .fake
+        .permission_delay_ms
+        .store(1500, Ordering::Relaxed);
     let job = queued_job(700, 7000, &["gpu-large"]);
     let busy = guard.deliver("workflow_job", "job-7000", &job);
     let probe = async {

@@ -66,9 +66,55 @@ fn replay(dir: &Path, db: &str, args: &[&str]) -> (Option<i32>, String, String) 
 #[test]
 fn replay_lists_the_decisions_a_policy_change_would_change() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("access");
-    loadgen::write_repo(&repo).unwrap();
     let db = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+    replay_scenario(dir.path(), &db);
+    let repo = dir.path().join("access");
+    let missing = format!("sqlite://{}", dir.path().join("nowhere.db").display());
+    let (code, _, err) = replay(&repo, &missing, &["--since", "2000-01-01"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no guard database at"), "{err}");
+    assert!(!dir.path().join("nowhere.db").exists());
+}
+
+/// The same on PostgreSQL (a fresh database, dropped afterwards), as replicas store it.
+#[test]
+fn replay_lists_the_decisions_a_policy_change_would_change_on_postgres() {
+    use sqlx::Connection;
+    let admin = std::env::var("GATEHOUSE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!(
+        "replay_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let on_admin = |sql: String| {
+        rt.block_on(async {
+            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&sql).execute(&mut c).await.unwrap();
+        })
+    };
+    on_admin(format!("CREATE DATABASE {name}"));
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    let db = format!("{base}/{name}");
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = std::panic::catch_unwind(|| replay_scenario(dir.path(), &db));
+    on_admin(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Fills the store `db` through a real guard, then replays it against changed policies.
+fn replay_scenario(dir: &Path, db: &str) {
+    let repo = dir.join("access");
+    loadgen::write_repo(&repo).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,10 +124,10 @@ fn replay_lists_the_decisions_a_policy_change_would_change() {
         let server = ServerProcess::start(
             Path::new(env!("CARGO_BIN_EXE_gatehouse")),
             &repo,
-            &db,
+            db,
             &github,
             free_addr().unwrap(),
-            &dir.path().join("server.log"),
+            &dir.join("server.log"),
         )
         .await
         .unwrap();
@@ -100,7 +146,7 @@ fn replay_lists_the_decisions_a_policy_change_would_change() {
         drop(server);
     });
     // Nothing changed yet: nothing would change.
-    let (code, out, err) = replay(&repo, &db, &["--since", "2000-01-01"]);
+    let (code, out, err) = replay(&repo, db, &["--since", "2000-01-01"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
         out.contains("3 queued job(s)") && out.contains("0 would change"),
@@ -118,7 +164,7 @@ fn replay_lists_the_decisions_a_policy_change_would_change() {
         "project: proj0\ngrants:\n  - resource: linux-big\n    granted: 2026-01-01\n",
     )
     .unwrap();
-    let (code, out, err) = replay(&repo, &db, &["--since", "2000-01-01", "--format", "json"]);
+    let (code, out, err) = replay(&repo, db, &["--since", "2000-01-01", "--format", "json"]);
     assert_eq!(code, Some(1), "{out}{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["replayed"], 3);
@@ -146,7 +192,7 @@ fn replay_lists_the_decisions_a_policy_change_would_change() {
             .contains("roles were never looked up"),
         "{report:#}"
     );
-    let (code, out, _) = replay(&repo, &db, &["--since", "2000-01-01"]);
+    let (code, out, _) = replay(&repo, db, &["--since", "2000-01-01"]);
     assert_eq!(code, Some(1));
     assert!(
         out.contains("octo-org/proj0-feedstock job 11")
@@ -155,7 +201,7 @@ fn replay_lists_the_decisions_a_policy_change_would_change() {
     );
 
     // Only what arrived since the given moment.
-    let (code, out, _) = replay(&repo, &db, &["--since", "2999-01-01T00:00:00Z"]);
+    let (code, out, _) = replay(&repo, db, &["--since", "2999-01-01T00:00:00Z"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("0 queued job(s)"), "{out}");
 
@@ -165,13 +211,13 @@ fn replay_lists_the_decisions_a_policy_change_would_change() {
         "project: proj1\ngrants:\n  - resource: tpu\n    granted: 2026-01-01\n",
     )
     .unwrap();
-    let (code, _, err) = replay(&repo, &db, &["--since", "2000-01-01"]);
+    let (code, _, err) = replay(&repo, db, &["--since", "2000-01-01"]);
     assert_eq!(code, Some(2));
     assert!(
         err.contains("grants/proj1.yml") && err.contains("tpu"),
         "{err}"
     );
-    let (code, _, err) = replay(&repo, &db, &["--since", "last week"]);
+    let (code, _, err) = replay(&repo, db, &["--since", "last week"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--since `last week`"), "{err}");
     std::fs::write(
@@ -179,9 +225,4 @@ fn replay_lists_the_decisions_a_policy_change_would_change() {
         "project: proj1\ngrants:\n  - resource: gpu\n    granted: 2026-01-01\n",
     )
     .unwrap();
-    let missing = format!("sqlite://{}", dir.path().join("nowhere.db").display());
-    let (code, _, err) = replay(&repo, &missing, &["--since", "2000-01-01"]);
-    assert_eq!(code, Some(2));
-    assert!(err.contains("no guard database at"), "{err}");
-    assert!(!dir.path().join("nowhere.db").exists());
 }
