@@ -202,8 +202,11 @@ pub fn load_dir(root: &Path) -> Result<Repo, LoadError> {
     let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
     let mut errors = Diagnostics::new();
 
-    let mut candidates: Vec<String> =
-        vec![SETTINGS_FILE.into(), TOS_FILE.into(), CODEOWNERS_FILE.into()];
+    let mut candidates: Vec<String> = vec![
+        SETTINGS_FILE.into(),
+        TOS_FILE.into(),
+        CODEOWNERS_FILE.into(),
+    ];
     for dir in [RESOURCES_DIR, GRANTS_DIR, REQUESTS_DIR] {
         let full = root.join(dir);
         match fs::symlink_metadata(&full) {

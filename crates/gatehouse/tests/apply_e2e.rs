@@ -806,7 +806,7 @@ fn a_terminal_gets_a_progress_bar_and_a_pipe_plain_lines() {
         &format!("action: grant\nprojects: [x]\n{GRANT_ALL}expires: 2026-12-31\nreason: GPU\n"),
     );
     // `script` runs the command on a pseudo-terminal and copies what it wrote to stdout.
-    let mut inner = w.command(&["apply", "--confirm"], &[("CI", None)]);
+    let inner = w.command(&["apply", "--confirm"], &[("CI", None)]);
     let program = inner.get_program().to_string_lossy().into_owned();
     let args: Vec<String> = inner
         .get_args()
