@@ -17,6 +17,16 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 pub const MAX_TOS_BYTES: usize = 16 * 1024 * 1024;
 
 fn options(limit: usize) -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: Some(budget(limit)),
+        with_snippet: false,
+        strict_booleans: true,
+    }
+}
+
+/// The parser's limits for a file of at most `limit` bytes: depth, aliases and anchors (billion
+/// laughs), documents, nodes and events. Shared with audit's reader of project files.
+pub(crate) fn budget(limit: usize) -> serde_saphyr::Budget {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = 32;
     budget.max_aliases = 1_000;
@@ -30,11 +40,7 @@ fn options(limit: usize) -> serde_saphyr::Options {
     budget.max_nodes = budget.max_nodes.max(limit / 4);
     budget.max_events = budget.max_events.max(limit / 2);
     budget.max_merge_keys = 100;
-    serde_saphyr::options! {
-        budget: Some(budget),
-        with_snippet: false,
-        strict_booleans: true,
-    }
+    budget
 }
 
 /// Parses `bytes` (the contents of `file`) as a `T`, with the 1 MiB limit.

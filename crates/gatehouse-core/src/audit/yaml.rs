@@ -140,19 +140,13 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 }
 
-/// The limits of `parse.rs`, with repeated keys passed through instead of refused.
+/// The limits of `parse.rs`, deeper and with more nodes (workflows nest further than ledger
+/// files), with repeated keys passed through instead of refused.
 fn options() -> serde_saphyr::Options {
-    let mut budget = serde_saphyr::Budget::default();
+    let mut budget = crate::parse::budget(MAX_FILE_BYTES);
     budget.max_depth = 64;
-    budget.max_aliases = 1_000;
-    budget.max_anchors = 1_000;
-    budget.max_documents = 1;
     budget.max_nodes = 500_000;
     budget.max_events = 1_000_000;
-    budget.max_recorded_anchor_events = 10_000;
-    budget.max_recorded_anchor_bytes = 256 * 1024;
-    budget.max_total_scalar_bytes = MAX_FILE_BYTES;
-    budget.max_merge_keys = 100;
     serde_saphyr::options! {
         budget: Some(budget),
         with_snippet: false,
