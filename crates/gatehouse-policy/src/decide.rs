@@ -177,7 +177,8 @@ impl Policy {
         let mut buf = [0u8; KEY_BUF];
         for label in labels {
             let route = match lowercase_route_key(self, label.as_bytes(), &mut buf) {
-                Ok(Some(key)) => self.lookup_label(key),
+                // Non-empty and of a managed length already.
+                Ok(Some(key)) => self.labels.get(key).copied(),
                 Ok(None) => None,
                 // Long labels and labels with white space around the key: the plain rule.
                 Err(()) => {

@@ -410,15 +410,7 @@ impl Provider for FeedstockConfig {
                 Err(e) => failures.push(format!("{full} ({}): {e:#}", resources.join(", "))),
             }
         }
-        match failures.as_slice() {
-            [] => Ok(()),
-            _ => anyhow::bail!(
-                "{} of {} change(s) failed: {}",
-                failures.len(),
-                changes.len(),
-                failures.join("; ")
-            ),
-        }
+        super::all_done(&failures, changes.len())
     }
 }
 

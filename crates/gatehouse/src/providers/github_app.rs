@@ -91,14 +91,6 @@ impl Provider for GithubApp {
                 failures.push(format!("{}: {e:#}", change.repository));
             }
         }
-        match failures.as_slice() {
-            [] => Ok(()),
-            _ => anyhow::bail!(
-                "{} of {} change(s) failed: {}",
-                failures.len(),
-                changes.len(),
-                failures.join("; ")
-            ),
-        }
+        super::all_done(&failures, changes.len())
     }
 }

@@ -372,6 +372,19 @@ struct Listed {
     full_name: String,
 }
 
+/// `Ok` when no change failed; otherwise one error that counts and lists the failures, so a
+/// provider that applies changes one by one reports every failure, not only the first.
+pub(crate) fn all_done(failures: &[String], changes: usize) -> anyhow::Result<()> {
+    match failures {
+        [] => Ok(()),
+        _ => anyhow::bail!(
+            "{} of {changes} change(s) failed: {}",
+            failures.len(),
+            failures.join("; ")
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
