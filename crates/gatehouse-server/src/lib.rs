@@ -13,7 +13,7 @@
 //!
 //! Robustness: each delivery is stored before it is answered 2xx and its effects are committed
 //! with its processed mark, so a delivery stored but not processed when the process died is
-//! processed at the next start; SQLite writes are group-committed by one writer task. Requests
+//! processed at the next start; SQLite writes are group-committed by one writer thread. Requests
 //! have a timeout, the requests in flight and the open connections are bounded, request heads
 //! are limited in size and must arrive in time. The access repository is watched and reloaded
 //! when it changes (a reload that fails `check` keeps the old policy). `/metrics` serves
@@ -31,6 +31,7 @@ pub mod loadgen;
 mod metrics;
 pub mod replay;
 mod site_routes;
+mod sqlite_writer;
 mod state;
 pub mod store;
 mod webhook;

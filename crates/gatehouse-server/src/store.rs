@@ -10,9 +10,10 @@
 //! replicas sharing one PostgreSQL.
 //!
 //! Every change goes through [`Store::commit`] as a unit of [`Write`]s applied all or nothing.
-//! On SQLite one writer task owns the only writing connection and commits the units it has
-//! received together in one transaction (group commit): one disk sync serves many deliveries,
-//! and each caller is answered only once its unit is durable. On PostgreSQL each unit is its
+//! On SQLite one writer thread ([`crate::sqlite_writer`]) owns the only writing connection
+//! and commits the units it has received together in one transaction (group commit): one
+//! disk sync serves many deliveries, and each caller is answered only once its unit is
+//! durable. On PostgreSQL each unit is its
 //! own transaction on the pool (the server does the grouping).
 //!
 //! The read functions ([`Store::usage_of_month`], [`Store::weekly_usage`],
@@ -20,6 +21,7 @@
 //! whoever shows the guard's data (the API, the ledger site's dashboard).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -29,10 +31,11 @@ use serde::Serialize;
 use sqlx::Connection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tokio::sync::{mpsc, oneshot};
+
+use crate::sqlite_writer::{self, Unit};
 
 /// The schema, one statement per entry. `{id}`, `{int}` and `{bytes}` are the backend's type
 /// names; everything else is shared. `CREATE ... IF NOT EXISTS` makes it safe to run at every
@@ -134,29 +137,22 @@ const ADDED_COLUMNS: &[(&str, &str, &str, Option<&str>)] = &[
     ("decisions", "context", "TEXT", None),
 ];
 
-/// How many units the SQLite writer commits together at most.
-const MAX_BATCH: usize = 512;
-
 /// The storage, on one of its two backends.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
-    /// SQLite only: the writer task's queue.
+    /// SQLite only: the writer thread's queue.
     writer: Option<mpsc::Sender<Unit>>,
+    /// `sqlite::memory:` only: the temporary folder of the file standing in for it (held,
+    /// never read: dropping the last clone removes it).
+    #[cfg_attr(not(test), allow(dead_code))]
+    temporary: Option<Arc<tempfile::TempDir>>,
 }
 
 #[derive(Clone, Debug)]
 enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
-}
-
-/// A unit of writes on its way to the SQLite writer, and where to send the result.
-struct Unit {
-    writes: Vec<Write>,
-    /// Roll the unit back (answering `[0]`) when its first write changes nothing.
-    if_first_new: bool,
-    reply: oneshot::Sender<Result<Vec<u64>, String>>,
 }
 
 /// Runs the same query code on whichever pool the store holds (the pools have different
@@ -344,9 +340,10 @@ pub fn time_text(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
 }
 
-const INSERT_DELIVERY: &str = "INSERT INTO deliveries (delivery_id, event, received_at, body)
+pub(crate) const INSERT_DELIVERY: &str =
+    "INSERT INTO deliveries (delivery_id, event, received_at, body)
     VALUES ($1, $2, $3, $4) ON CONFLICT (delivery_id) DO NOTHING";
-const UPSERT_RUN: &str = "INSERT INTO runs (run_id, repository, event, head_repository,
+pub(crate) const UPSERT_RUN: &str = "INSERT INTO runs (run_id, repository, event, head_repository,
         actor_login, actor_id, triggering_actor_login, triggering_actor_id, workflow,
         git_ref, updated_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -357,24 +354,28 @@ const UPSERT_RUN: &str = "INSERT INTO runs (run_id, repository, event, head_repo
         triggering_actor_id = excluded.triggering_actor_id,
         workflow = excluded.workflow, git_ref = excluded.git_ref,
         updated_at = excluded.updated_at";
-const INSERT_DECISION: &str = "INSERT INTO decisions (delivery_id, job_id, run_id, repository,
+pub(crate) const INSERT_DECISION: &str =
+    "INSERT INTO decisions (delivery_id, job_id, run_id, repository,
         project, resource, outcome, rule, message, decided_at, context)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
     ON CONFLICT (delivery_id) DO NOTHING";
-const INSERT_MINUTES: &str = "INSERT INTO job_minutes (job_id, project, resource, day, minutes)
+pub(crate) const INSERT_MINUTES: &str =
+    "INSERT INTO job_minutes (job_id, project, resource, day, minutes)
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id) DO NOTHING";
-const ADD_MONTH_MINUTES: &str = "INSERT INTO usage_by_month (project, resource, month, minutes)
+pub(crate) const ADD_MONTH_MINUTES: &str =
+    "INSERT INTO usage_by_month (project, resource, month, minutes)
     VALUES ($1, $2, $3, $4)
     ON CONFLICT (project, resource, month)
     DO UPDATE SET minutes = usage_by_month.minutes + excluded.minutes";
 /// Statuses only move forward: queued (0) → in_progress (1) → completed (2).
-const UPSERT_JOB: &str = "INSERT INTO jobs (job_id, project, resource, status, updated_at)
+pub(crate) const UPSERT_JOB: &str =
+    "INSERT INTO jobs (job_id, project, resource, status, updated_at)
     VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (job_id) DO UPDATE SET status = excluded.status,
         updated_at = excluded.updated_at
     WHERE (CASE jobs.status WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END)
         < (CASE excluded.status WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END)";
-const MARK_PROCESSED: &str =
+pub(crate) const MARK_PROCESSED: &str =
     "UPDATE deliveries SET processed_at = $2, outcome = $3 WHERE delivery_id = $1";
 
 /// `async fn $name(conn, write) -> rows changed` for one backend's connection type: the same
@@ -491,50 +492,50 @@ macro_rules! write_fn {
     };
 }
 
-write_fn!(write_sqlite, SqliteConnection);
 write_fn!(write_pg, sqlx::PgConnection);
 
 impl Store {
     /// Opens `sqlite://path` (created when missing) or `postgres://...`, and migrates it.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
         let store = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .with_context(|| {
-                    format!("`{url}` is not a SQLite URL such as sqlite://gatehouse.db")
-                })?
+            let options = SqliteConnectOptions::from_str(url).with_context(|| {
+                format!("`{url}` is not a SQLite URL such as sqlite://gatehouse.db")
+            })?;
+            // An in-memory database could not be shared between the pool and the writer's
+            // connection: it is a file in a temporary folder instead, removed with the last
+            // clone of the store.
+            let (options, temporary) = if url.contains(":memory:") {
+                let dir = tempfile::Builder::new()
+                    .prefix("gatehouse-memory-")
+                    .tempdir()
+                    .context("cannot create a temporary folder for sqlite::memory:")?;
+                let options = SqliteConnectOptions::new().filename(dir.path().join("guard.db"));
+                (options, Some(Arc::new(dir)))
+            } else {
+                (options, None)
+            };
+            let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                // A delivery is acknowledged only once it is on disk: FULL syncs the WAL at
-                // every commit, so even a power cut loses nothing that was answered 2xx.
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10));
-            // Each connection to `sqlite::memory:` would be a database of its own: there the
-            // writer shares the pool's single connection.
-            let memory = url.contains(":memory:");
             let pool = SqlitePoolOptions::new()
-                .max_connections(if memory { 1 } else { 4 })
+                .max_connections(4)
                 .connect_with(options.clone())
                 .await
                 .with_context(|| format!("cannot open the SQLite database `{url}`"))?;
             let store = Store {
                 pool: Pool::Sqlite(pool.clone()),
                 writer: None,
+                temporary,
             };
             store
                 .migrate()
                 .await
                 .context("cannot create the database tables")?;
-            let conn = if memory {
-                WriterConn::Pooled(pool)
-            } else {
-                WriterConn::Own(
-                    SqliteConnection::connect_with(&options)
-                        .await
-                        .with_context(|| format!("cannot open the SQLite database `{url}`"))?,
-                )
-            };
-            let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-            tokio::spawn(sqlite_writer(conn, rx));
+            let (tx, rx) = mpsc::channel(4 * sqlite_writer::MAX_BATCH);
+            sqlite_writer::start(options.get_filename(), rx)
+                .with_context(|| format!("cannot open the SQLite database `{url}` for writing"))?;
             return Ok(Store {
                 writer: Some(tx),
                 ..store
@@ -550,6 +551,7 @@ impl Store {
             Store {
                 pool: Pool::Postgres(pool),
                 writer: None,
+                temporary: None,
             }
         } else {
             anyhow::bail!(
@@ -652,6 +654,9 @@ impl Store {
     /// Whether the database answers.
     pub async fn ping(&self) -> anyhow::Result<()> {
         on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        if self.writer.as_ref().is_some_and(mpsc::Sender::is_closed) {
+            anyhow::bail!("the SQLite writer has stopped: restart the guard");
+        }
         Ok(())
     }
 
@@ -1073,494 +1078,6 @@ impl Store {
     }
 }
 
-/// The SQLite writer's connection: its own, or (for an in-memory database) the pool's only one.
-enum WriterConn {
-    Own(SqliteConnection),
-    Pooled(SqlitePool),
-}
-
-/// Owns the only writing SQLite connection. Takes every unit waiting in the queue (up to
-/// [`MAX_BATCH`]), applies them together in one transaction (see [`apply_batch`]; a failing
-/// unit is left out alone), commits, then answers each unit. Ends when every [`Store`] is
-/// dropped.
-async fn sqlite_writer(mut conn: WriterConn, mut rx: mpsc::Receiver<Unit>) {
-    let mut batch: Vec<Unit> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(unit) => batch.push(unit),
-                Err(_) => break,
-            }
-        }
-        let results = match &mut conn {
-            WriterConn::Own(c) => apply_batch(c, &batch).await,
-            WriterConn::Pooled(pool) => match pool.acquire().await {
-                Ok(mut c) => apply_batch(&mut c, &batch).await,
-                Err(e) => Err(e),
-            },
-        };
-        match results {
-            Ok(results) => {
-                for (unit, result) in batch.drain(..).zip(results) {
-                    let _ = unit.reply.send(result);
-                }
-            }
-            Err(e) => {
-                let message = format!("cannot commit to the SQLite database: {e}");
-                tracing::error!(error = message, "group commit failed");
-                for unit in batch.drain(..) {
-                    let _ = unit.reply.send(Err(message.clone()));
-                }
-            }
-        }
-    }
-}
-
-/// Applies a batch in one transaction. First grouped (one multi-row statement per kind of
-/// write for the whole batch, see [`apply_batch_grouped`]): when every write succeeds, as it
-/// nearly always does, that is all. When one fails, the whole transaction is rolled back and
-/// the batch applied again one statement per write with a savepoint per unit, so that only
-/// the failing unit is left out.
-async fn apply_batch(
-    conn: &mut SqliteConnection,
-    batch: &[Unit],
-) -> sqlx::Result<Vec<Result<Vec<u64>, String>>> {
-    let grouped = if groupable(batch) {
-        apply_batch_grouped(conn, batch).await?
-    } else {
-        apply_batch_fast(conn, batch).await?
-    };
-    if let Some(results) = grouped {
-        return Ok(results);
-    }
-    apply_batch_isolated(conn, batch).await
-}
-
-/// Whether [`apply_batch_grouped`] gives the same result as applying the units one after the
-/// other: a delivery is only ever a unit's first write, and a unit that is rolled back for a
-/// duplicate starts with its delivery.
-fn groupable(batch: &[Unit]) -> bool {
-    batch.iter().all(|u| {
-        let first_is_delivery = matches!(u.writes.first(), Some(Write::Delivery { .. }));
-        (first_is_delivery || !u.if_first_new)
-            && !u
-                .writes
-                .iter()
-                .skip(1)
-                .any(|w| matches!(w, Write::Delivery { .. }))
-    })
-}
-
-/// SQLite's limit on the parameters of one statement (`SQLITE_MAX_VARIABLE_NUMBER` of the
-/// bundled library), with room to spare.
-const MAX_VARIABLES: usize = 32_000;
-
-/// Rows of `columns` parameters each that fit in one statement.
-fn rows_per_statement(columns: usize) -> usize {
-    MAX_VARIABLES / columns
-}
-
-/// Where a write sits in a batch: (unit, write).
-type At = (usize, usize);
-
-/// Applies a batch with one multi-row statement per kind of write (chunked under SQLite's
-/// parameter limit) instead of one per write: sqlx's SQLite driver hands every statement to
-/// its connection's worker thread and waits for the answer, so a batch of 512 deliveries
-/// with five writes each cost 2,560 hand-offs and as many context switches; grouped it costs
-/// about ten. The deliveries go first (`RETURNING` says which ids are new, so the units of
-/// duplicates are left out as [`Store::commit_if_new`] promises), then runs, decisions,
-/// minutes (and the month totals of the minutes that were new), job statuses and processed
-/// marks, each in batch order, so a key named by two units ends as it would one unit after
-/// the other. `None` (nothing applied) when a statement failed.
-///
-/// Rows per write as [`Store::commit`] answers them: exact for deliveries, decisions,
-/// minutes and processed marks (the first unit naming a key owns it); a run is always 1; a
-/// job status is 1 when the job's row changed in this batch.
-async fn apply_batch_grouped(
-    conn: &mut SqliteConnection,
-    batch: &[Unit],
-) -> sqlx::Result<Option<Vec<Result<Vec<u64>, String>>>> {
-    let mut tx = conn.begin().await?;
-    match apply_grouped(&mut tx, batch).await {
-        Ok(results) => {
-            tx.commit().await?;
-            Ok(Some(results))
-        }
-        Err(_) => {
-            tx.rollback().await?;
-            Ok(None)
-        }
-    }
-}
-
-async fn apply_grouped(
-    conn: &mut SqliteConnection,
-    batch: &[Unit],
-) -> sqlx::Result<Vec<Result<Vec<u64>, String>>> {
-    use sqlx::{QueryBuilder, Row, Sqlite};
-    use std::collections::{BTreeMap, HashMap, HashSet};
-
-    let mut rows: Vec<Vec<u64>> = batch.iter().map(|u| vec![0; u.writes.len()]).collect();
-    let mut skipped = vec![false; batch.len()];
-
-    // Deliveries: one owner per id, the first unit in the batch that names it.
-    let deliveries: Vec<(usize, &Write)> = batch
-        .iter()
-        .enumerate()
-        .filter_map(|(i, u)| match u.writes.first() {
-            Some(w @ Write::Delivery { .. }) => Some((i, w)),
-            _ => None,
-        })
-        .collect();
-    let mut new_ids = HashSet::new();
-    for chunk in deliveries.chunks(rows_per_statement(4)) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO deliveries (delivery_id, event, received_at, body) ",
-        );
-        q.push_values(chunk, |mut b, (_, w)| {
-            if let Write::Delivery {
-                delivery_id,
-                event,
-                received_at,
-                body,
-            } = w
-            {
-                b.push_bind(delivery_id.as_str())
-                    .push_bind(event.as_str())
-                    .push_bind(received_at.as_str())
-                    .push_bind(&body[..]);
-            }
-        });
-        q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            new_ids.insert(row.try_get::<String, _>(0)?);
-        }
-    }
-    for (i, w) in &deliveries {
-        if let Write::Delivery { delivery_id, .. } = w {
-            if new_ids.remove(delivery_id.as_str()) {
-                rows[*i][0] = 1;
-            } else if batch[*i].if_first_new {
-                skipped[*i] = true;
-            }
-        }
-    }
-
-    // The other writes of the units that go ahead, by kind, in batch order.
-    let mut runs = Vec::new();
-    let mut decisions = Vec::new();
-    let mut minutes = Vec::new();
-    let mut statuses = Vec::new();
-    let mut processed = Vec::new();
-    for (i, u) in batch.iter().enumerate() {
-        if skipped[i] {
-            continue;
-        }
-        for (j, w) in u.writes.iter().enumerate() {
-            let at: At = (i, j);
-            match w {
-                Write::Delivery { .. } => {}
-                Write::Run { .. } => runs.push((at, w)),
-                Write::Decision { .. } => decisions.push((at, w)),
-                Write::Minutes { .. } => minutes.push((at, w)),
-                Write::JobStatus { .. } => statuses.push((at, w)),
-                Write::Processed { .. } => processed.push((at, w)),
-            }
-        }
-    }
-
-    for chunk in runs.chunks(rows_per_statement(11)) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO runs (run_id, repository, event, head_repository, actor_login,
-                actor_id, triggering_actor_login, triggering_actor_id, workflow, git_ref,
-                updated_at) ",
-        );
-        q.push_values(chunk, |mut b, (_, w)| {
-            if let Write::Run { run, now } = w {
-                let triggering = run.triggering_actor.as_ref();
-                b.push_bind(run.run_id)
-                    .push_bind(run.repository.as_str())
-                    .push_bind(run.event.as_str())
-                    .push_bind(run.head_repository.as_deref())
-                    .push_bind(run.actor.0.as_str())
-                    .push_bind(run.actor.1)
-                    .push_bind(triggering.map(|a| a.0.as_str()))
-                    .push_bind(triggering.map(|a| a.1))
-                    .push_bind(run.workflow.as_deref())
-                    .push_bind(run.git_ref.as_deref())
-                    .push_bind(now.as_str());
-            }
-        });
-        q.push(
-            " ON CONFLICT (run_id) DO UPDATE SET repository = excluded.repository,
-                event = excluded.event, head_repository = excluded.head_repository,
-                actor_login = excluded.actor_login, actor_id = excluded.actor_id,
-                triggering_actor_login = excluded.triggering_actor_login,
-                triggering_actor_id = excluded.triggering_actor_id,
-                workflow = excluded.workflow, git_ref = excluded.git_ref,
-                updated_at = excluded.updated_at",
-        );
-        q.build().execute(&mut *conn).await?;
-        for ((i, j), _) in chunk {
-            rows[*i][*j] = 1;
-        }
-    }
-
-    let mut new_decisions = HashSet::new();
-    for chunk in decisions.chunks(rows_per_statement(11)) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO decisions (delivery_id, job_id, run_id, repository, project, resource,
-                outcome, rule, message, decided_at, context) ",
-        );
-        q.push_values(chunk, |mut b, (_, w)| {
-            if let Write::Decision {
-                decision: d,
-                context,
-            } = w
-            {
-                b.push_bind(d.delivery_id.as_str())
-                    .push_bind(d.job_id)
-                    .push_bind(d.run_id)
-                    .push_bind(d.repository.as_str())
-                    .push_bind(d.project.as_deref())
-                    .push_bind(d.resource.as_deref())
-                    .push_bind(d.outcome.as_str())
-                    .push_bind(d.rule.as_deref())
-                    .push_bind(d.message.as_deref())
-                    .push_bind(d.decided_at.as_str())
-                    .push_bind(context.as_deref());
-            }
-        });
-        q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            new_decisions.insert(row.try_get::<String, _>(0)?);
-        }
-    }
-    for ((i, j), w) in &decisions {
-        if let Write::Decision { decision, .. } = w
-            && new_decisions.remove(decision.delivery_id.as_str())
-        {
-            rows[*i][*j] = 1;
-        }
-    }
-
-    let mut new_jobs = HashSet::new();
-    for chunk in minutes.chunks(rows_per_statement(5)) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO job_minutes (job_id, project, resource, day, minutes) ",
-        );
-        q.push_values(chunk, |mut b, (_, w)| {
-            if let Write::Minutes {
-                job_id,
-                project,
-                resource,
-                day,
-                minutes,
-            } = w
-            {
-                b.push_bind(*job_id)
-                    .push_bind(project.as_str())
-                    .push_bind(resource.as_str())
-                    .push_bind(day.as_str())
-                    .push_bind(*minutes);
-            }
-        });
-        q.push(" ON CONFLICT (job_id) DO NOTHING RETURNING job_id");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            new_jobs.insert(row.try_get::<i64, _>(0)?);
-        }
-    }
-    // The month totals of the jobs counted now, added up per project, resource and month.
-    let mut months = BTreeMap::<(&str, &str, &str), i64>::new();
-    for ((i, j), w) in &minutes {
-        if let Write::Minutes {
-            job_id,
-            project,
-            resource,
-            day,
-            minutes,
-        } = w
-            && new_jobs.remove(job_id)
-        {
-            rows[*i][*j] = 1;
-            *months
-                .entry((project, resource, day.get(..7).unwrap_or(day)))
-                .or_default() += minutes;
-        }
-    }
-    let months: Vec<_> = months.into_iter().collect();
-    for chunk in months.chunks(rows_per_statement(4)) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO usage_by_month (project, resource, month, minutes) ",
-        );
-        q.push_values(chunk, |mut b, ((project, resource, month), minutes)| {
-            b.push_bind(*project)
-                .push_bind(*resource)
-                .push_bind(*month)
-                .push_bind(*minutes);
-        });
-        q.push(
-            " ON CONFLICT (project, resource, month)
-            DO UPDATE SET minutes = usage_by_month.minutes + excluded.minutes",
-        );
-        q.build().execute(&mut *conn).await?;
-    }
-
-    // SQLite applies the rows of one statement in order, so a job named twice in a batch
-    // (queued, then in progress) ends as it would one statement after the other.
-    let mut changed_jobs = HashMap::<i64, usize>::new();
-    for chunk in statuses.chunks(rows_per_statement(5)) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO jobs (job_id, project, resource, status, updated_at) ",
-        );
-        q.push_values(chunk, |mut b, (_, w)| {
-            if let Write::JobStatus {
-                job_id,
-                project,
-                resource,
-                status,
-                at,
-            } = w
-            {
-                b.push_bind(*job_id)
-                    .push_bind(project.as_deref())
-                    .push_bind(resource.as_str())
-                    .push_bind(status.as_str())
-                    .push_bind(at.as_str());
-            }
-        });
-        q.push(
-            " ON CONFLICT (job_id) DO UPDATE SET status = excluded.status,
-                updated_at = excluded.updated_at
-            WHERE (CASE jobs.status WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END)
-                < (CASE excluded.status WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END)
-            RETURNING job_id",
-        );
-        for row in q.build().fetch_all(&mut *conn).await? {
-            *changed_jobs.entry(row.try_get::<i64, _>(0)?).or_default() += 1;
-        }
-    }
-    for ((i, j), w) in &statuses {
-        if let Write::JobStatus { job_id, .. } = w
-            && let Some(n) = changed_jobs.get_mut(job_id)
-            && *n > 0
-        {
-            *n -= 1;
-            rows[*i][*j] = 1;
-        }
-    }
-
-    let mut marked = HashSet::new();
-    for chunk in processed.chunks(rows_per_statement(3)) {
-        let mut q = QueryBuilder::<Sqlite>::new("WITH marks (id, at, outcome) AS (");
-        q.push_values(chunk, |mut b, (_, w)| {
-            if let Write::Processed {
-                delivery_id,
-                at,
-                outcome,
-            } = w
-            {
-                b.push_bind(delivery_id.as_str())
-                    .push_bind(at.as_str())
-                    .push_bind(outcome.as_str());
-            }
-        });
-        q.push(
-            ") UPDATE deliveries SET processed_at = marks.at, outcome = marks.outcome
-            FROM marks WHERE deliveries.delivery_id = marks.id RETURNING delivery_id",
-        );
-        for row in q.build().fetch_all(&mut *conn).await? {
-            marked.insert(row.try_get::<String, _>(0)?);
-        }
-    }
-    for ((i, j), w) in &processed {
-        if let Write::Processed { delivery_id, .. } = w
-            && marked.contains(delivery_id.as_str())
-        {
-            rows[*i][*j] = 1;
-        }
-    }
-
-    Ok(rows
-        .into_iter()
-        .zip(skipped)
-        .map(|(r, skipped)| Ok(if skipped { vec![0] } else { r }))
-        .collect())
-}
-
-/// `None` (nothing applied) when a write failed.
-async fn apply_batch_fast(
-    conn: &mut SqliteConnection,
-    batch: &[Unit],
-) -> sqlx::Result<Option<Vec<Result<Vec<u64>, String>>>> {
-    let mut tx = conn.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for u in batch {
-        let mut rows = Vec::with_capacity(u.writes.len());
-        for w in &u.writes {
-            match write_sqlite(&mut tx, w).await {
-                // The first write changed nothing, so there is nothing to undo.
-                Ok(0) if u.if_first_new && rows.is_empty() => {
-                    rows.push(0);
-                    break;
-                }
-                Ok(n) => rows.push(n),
-                Err(_) => {
-                    tx.rollback().await?;
-                    return Ok(None);
-                }
-            }
-        }
-        results.push(Ok(rows));
-    }
-    tx.commit().await?;
-    Ok(Some(results))
-}
-
-async fn apply_batch_isolated(
-    conn: &mut SqliteConnection,
-    batch: &[Unit],
-) -> sqlx::Result<Vec<Result<Vec<u64>, String>>> {
-    let mut tx = conn.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for u in batch {
-        let mut unit = tx.begin().await?;
-        let mut rows = Vec::with_capacity(u.writes.len());
-        let mut failed = None;
-        let mut skipped = false;
-        for w in &u.writes {
-            match write_sqlite(&mut unit, w).await {
-                Ok(0) if u.if_first_new && rows.is_empty() => {
-                    skipped = true;
-                    break;
-                }
-                Ok(n) => rows.push(n),
-                Err(e) => {
-                    failed = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        match failed {
-            None if skipped => {
-                unit.rollback().await?;
-                results.push(Ok(vec![0]));
-            }
-            None => {
-                unit.commit().await?;
-                results.push(Ok(rows));
-            }
-            Some(e) => {
-                unit.rollback().await?;
-                results.push(Err(e));
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(results)
-}
-
 /// The part of a database URL before `://`: enough to say what was wrong without repeating
 /// a password that may follow.
 fn scheme_of(url: &str) -> &str {
@@ -1578,6 +1095,21 @@ mod tests {
             received_at: now_text(),
             body: Bytes::from_static(b"{}"),
         }
+    }
+
+    /// `sqlite::memory:` works as users expect (each store its own, empty at start) although
+    /// the writer needs a file: one in a temporary folder, removed with the store.
+    #[tokio::test]
+    async fn an_in_memory_store_is_its_own_and_leaves_nothing_behind() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let folder = store.temporary.as_ref().unwrap().path().to_path_buf();
+        assert_eq!(store.commit(vec![delivery("m")]).await.unwrap(), vec![1]);
+        assert_eq!(store.delivery_ids().await.unwrap(), vec!["m".to_string()]);
+        let other = Store::connect("sqlite::memory:").await.unwrap();
+        assert!(other.delivery_ids().await.unwrap().is_empty());
+        assert!(folder.join("guard.db").exists());
+        drop(store);
+        assert!(!folder.exists(), "{} is left behind", folder.display());
     }
 
     /// A unit whose write fails is left out whole; the units committed with it are not.
