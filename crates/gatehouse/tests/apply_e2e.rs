@@ -757,11 +757,12 @@ fn a_renewal_closes_the_expiry_notice() {
         .iter()
         .map(|c| c["body"].as_str().unwrap().to_string())
         .collect();
-    assert!(
-        said.last()
-            .is_some_and(|c| c.contains("renewed until 2027-03-01")),
-        "{said:?}"
-    );
+    // Commented once although the first run's comment went out before its close failed.
+    let renewal_comments = said
+        .iter()
+        .filter(|c| c.contains("renewed until 2027-03-01"))
+        .count();
+    assert_eq!(renewal_comments, 1, "{said:?}");
     let state = w.state();
     assert!(
         state["notified"].as_array().is_none_or(|n| n.is_empty()),

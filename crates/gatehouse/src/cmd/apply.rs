@@ -807,25 +807,34 @@ fn close_renewed_notices(dir: &Path, repo: &Repo, state: &mut State) -> anyhow::
 }
 
 /// Comments on the open issue `title` of `full` and closes it; its number, or `None` when no
-/// open issue has that title (closed by hand, say).
+/// open issue has that title (closed by hand, say). The comment is not repeated when a run
+/// that left it failed to close the issue.
 async fn close_issue(
     client: &Client,
     full: &str,
     title: &str,
     comment: &str,
 ) -> anyhow::Result<Option<u64>> {
+    #[derive(Deserialize)]
+    struct Comment {
+        body: Option<String>,
+    }
     let Some(issue) = find_open_issue(client, full, title).await? else {
         return Ok(None);
     };
     let (owner, name) = providers::split_repository(full)?;
     let number = issue.to_string();
-    let _: serde::de::IgnoredAny = client
-        .mutate(
-            Method::POST,
-            &["repos", owner, name, "issues", &number, "comments"],
-            Some(&serde_json::json!({ "body": comment })),
-        )
-        .await?;
+    let comments = ["repos", owner, name, "issues", &number, "comments"];
+    let said: Vec<Comment> = client.get_all(&comments, None).await?.unwrap_or_default();
+    if !said.iter().any(|c| c.body.as_deref() == Some(comment)) {
+        let _: serde::de::IgnoredAny = client
+            .mutate(
+                Method::POST,
+                &comments,
+                Some(&serde_json::json!({ "body": comment })),
+            )
+            .await?;
+    }
     let _: serde::de::IgnoredAny = client
         .mutate(
             Method::PATCH,
