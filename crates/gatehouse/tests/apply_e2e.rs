@@ -487,6 +487,70 @@ fn send_pr_opens_one_pull_request_and_revoking_opens_the_one_that_removes_the_la
     );
 }
 
+/// `.gatehouse/state.json` (kept between runs by the workflow's cache) lost after a revoke was
+/// committed but before its removal pull request went out: the ledger's history says a
+/// configuration pull request had been sent, so the next run still sends the removal; a run
+/// with nothing left to undo sends nothing.
+#[test]
+fn a_lost_state_file_does_not_lose_the_removal_pull_request() {
+    let w = config_world();
+    w.request(
+        "x",
+        "action: grant\nprojects: [x]\nresources: [cirun-gpu]\nsend_pr: true\n",
+    );
+    assert_eq!(w.run(&["apply", "--confirm"]).code, Some(0));
+    let pulls = w.github.pulls_in(FEEDSTOCK);
+    w.github
+        .merge(FEEDSTOCK, pulls[0]["number"].as_u64().unwrap());
+    w.request(
+        "x-revoke",
+        "action: revoke\nprojects: [x]\nresources: [cirun-gpu]\n",
+    );
+    w.github.gate.fault(
+        "POST /repos/conda-forge/x-feedstock/pulls",
+        &[Fault::Status(502)],
+    );
+    let failed = w.run(&["apply", "--confirm"]);
+    assert_eq!(failed.code, Some(1), "{failed}");
+    assert!(
+        !w.path().join("grants/x.yml").exists(),
+        "the revoke is committed"
+    );
+    std::fs::remove_file(w.path().join(".gatehouse/state.json")).unwrap();
+
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        run.stderr.contains("found in the ledger's history"),
+        "{run}"
+    );
+    let pulls = w.github.pulls_in(FEEDSTOCK);
+    assert_eq!(pulls.len(), 2, "{pulls:?}");
+    assert_eq!(pulls[1]["head"]["ref"], "gatehouse/cirun-gpu-remove");
+    assert_eq!(
+        w.github
+            .file(FEEDSTOCK, "gatehouse/cirun-gpu-remove", CBC)
+            .unwrap(),
+        X_CBC
+    );
+
+    // Merged, and the state lost again: the history still names x, but its configuration no
+    // longer has the label, so nothing is sent.
+    w.github
+        .merge(FEEDSTOCK, pulls[1]["number"].as_u64().unwrap());
+    std::fs::remove_file(w.path().join(".gatehouse/state.json")).unwrap();
+    w.github.gate.reset_calls();
+    let again = w.run(&["apply", "--confirm"]);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(w.github.gate.mutations(), 0, "{:?}", w.github.gate.calls());
+    assert_eq!(w.github.pulls_in(FEEDSTOCK).len(), 2);
+    assert!(
+        !w.state().to_string().contains("x-feedstock"),
+        "nothing left to undo: {}",
+        w.state()
+    );
+}
+
 #[test]
 fn a_revoke_before_the_merge_closes_the_pull_request_instead() {
     let w = config_world();

@@ -184,6 +184,9 @@ fn reconcile_all(
     // Configuration pull requests: only when some grant asks for one, or one must be undone.
     let name = providers::feedstock_config::NAME;
     progress.start(name);
+    if !state.found {
+        recover_sent_configuration(dir, repo, today, state, &progress);
+    }
     let config = clients
         .github()
         .map(|client| FeedstockConfig::new(client, repo, today, state.feedstock_config.clone()));
@@ -892,6 +895,56 @@ async fn open_issue_once(
 // ---------------------------------------------------------------------------------------------
 // Failures across runs
 
+/// Without a state file (a CI cache lost, a new checkout) `apply` does not know which
+/// configuration pull requests it sent. The ledger's history does: every project whose grant
+/// once said `send_pr` and no longer holds one is counted as sent, so that the pull request
+/// removing the label goes out (when the project's configuration still has it; otherwise
+/// nothing is sent). Grants that still want one are left out: adding is checked anyway.
+fn recover_sent_configuration(
+    dir: &Path,
+    repo: &Repo,
+    today: Date,
+    state: &mut State,
+    progress: &Progress,
+) {
+    let Some(settings) = &repo.settings else {
+        return;
+    };
+    let ever = match crate::cmd::history::ever_sent_configuration(dir) {
+        Ok(ever) => ever,
+        Err(e) => {
+            progress.log(format!(
+                "warning: no {STATE_FILE} and the ledger's history cannot be read ({e:#}): \
+                 configuration pull requests of grants revoked earlier are not checked"
+            ));
+            return;
+        }
+    };
+    let desired = gatehouse_core::desired::feedstock_config_state(repo, today);
+    let mut recovered = 0;
+    for (resource, projects) in ever {
+        for project in projects {
+            let full = settings.value.repository_of(&project);
+            if desired.get(&resource).is_some_and(|r| r.contains(&full)) {
+                continue;
+            }
+            recovered += usize::from(
+                state
+                    .feedstock_config
+                    .entry(resource.clone())
+                    .or_default()
+                    .insert(full),
+            );
+        }
+    }
+    if recovered > 0 {
+        progress.log(format!(
+            "no {STATE_FILE}: {recovered} configuration pull request(s) of revoked grants found \
+             in the ledger's history are checked again"
+        ));
+    }
+}
+
 /// What earlier `apply` runs recorded sending as configuration pull requests (`send_pr`):
 /// resource -> repositories. Empty when nothing was recorded.
 pub fn sent_configuration(dir: &Path) -> providers::Access {
@@ -914,6 +967,9 @@ struct State {
     /// `project/resource/expires` of the expiry notices already opened.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     notified: BTreeSet<String>,
+    /// Whether this was read from a state file (rather than started afresh).
+    #[serde(skip)]
+    found: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -929,13 +985,19 @@ impl State {
     fn load(dir: &Path) -> State {
         let path = dir.join(STATE_FILE);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                eprintln!(
-                    "warning: ignoring {} ({e}); starting afresh",
-                    path.display()
-                );
-                State::default()
-            }),
+            Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
+                Ok(state) => State {
+                    found: true,
+                    ..state
+                },
+                Err(e) => {
+                    eprintln!(
+                        "warning: ignoring {} ({e}); starting afresh",
+                        path.display()
+                    );
+                    State::default()
+                }
+            },
             Err(_) => State::default(),
         }
     }

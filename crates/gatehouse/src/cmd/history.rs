@@ -1,7 +1,7 @@
 //! `gatehouse history <project>`: a project's grants over time, from the git log of its
 //! ledger file. Git history is the audit trail; this reads it as grants instead of diffs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
@@ -35,6 +35,9 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
         .context("running git (is it installed?)")
 }
 
+/// The part of a grant's summary that says a configuration pull request was sent (`send_pr`).
+const SENT_PR: &str = "configuration pull request";
+
 fn summary(g: &Grant) -> String {
     let mut parts = vec![format!("granted {}", g.granted.value)];
     parts.push(match &g.expires {
@@ -56,6 +59,9 @@ fn summary(g: &Grant) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+    }
+    if g.send_pr {
+        parts.push(SENT_PR.into());
     }
     if let Some(r) = &g.request {
         parts.push(r.value.clone());
@@ -295,6 +301,21 @@ pub fn history_all(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<Event>>> {
         }
     }
     Ok(all)
+}
+
+/// Resource -> projects whose grant of it said, at some commit of the ledger's history, that a
+/// configuration pull request was sent (`send_pr`): what `apply` may have to undo when its
+/// record of what it sent is lost.
+pub fn ever_sent_configuration(dir: &Path) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (project, events) in history_all(dir)? {
+        for e in events {
+            if e.change != "revoked" && e.details.split("; ").any(|part| part == SENT_PR) {
+                out.entry(e.resource).or_default().insert(project.clone());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The contents of each object (a blob id) through one `git cat-file --batch`; `None` for a
