@@ -551,6 +551,52 @@ fn a_lost_state_file_does_not_lose_the_removal_pull_request() {
     );
 }
 
+/// One pull request added two resources; one is revoked before anyone merged it. Merging it
+/// would hand the feedstock the revoked label, so it is closed and the other resource gets a
+/// pull request of its own.
+#[test]
+fn revoking_one_of_two_resources_of_an_open_pull_request_replaces_it() {
+    let w = config_world();
+    w.request(
+        "x",
+        "action: grant\nprojects: [x]\nresources: [cirun-gpu, gpu-runner]\nsend_pr: true\n",
+    );
+    let first = w.run(&["apply", "--confirm"]);
+    assert_eq!(first.code, Some(0), "{first}");
+    let pulls = w.github.pulls_in(FEEDSTOCK);
+    assert_eq!(pulls.len(), 1, "{pulls:?}");
+    assert_eq!(
+        pulls[0]["head"]["ref"],
+        "gatehouse/cirun-gpu+gpu-runner-add"
+    );
+
+    w.request(
+        "x-revoke",
+        "action: revoke\nprojects: [x]\nresources: [cirun-gpu]\n",
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let pulls = w.github.pulls_in(FEEDSTOCK);
+    assert_eq!(pulls.len(), 2, "{pulls:?}");
+    assert_eq!(pulls[0]["state"], "closed", "{run}");
+    assert_eq!(pulls[1]["head"]["ref"], "gatehouse/gpu-runner-add");
+    assert_eq!(pulls[1]["state"], "open");
+    assert_eq!(rerenders(&w, &pulls[1]), 1);
+    let cbc = w
+        .github
+        .file(FEEDSTOCK, "gatehouse/gpu-runner-add", CBC)
+        .unwrap();
+    assert!(cbc.contains("- gpu-runner"), "{cbc}");
+    assert!(!cbc.contains("cirun-gpu"), "{cbc}");
+
+    // Settled: the next run sends nothing.
+    w.github.gate.reset_calls();
+    let again = w.run(&["apply", "--confirm"]);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(w.github.gate.mutations(), 0, "{:?}", w.github.gate.calls());
+    assert_eq!(w.github.pulls_in(FEEDSTOCK).len(), 2);
+}
+
 #[test]
 fn a_revoke_before_the_merge_closes_the_pull_request_instead() {
     let w = config_world();

@@ -144,13 +144,48 @@ impl FeedstockConfig {
                 Some((p, add, resources))
             })
             .collect();
-        // An open pull request for the opposite change is now wrong, when it is about nothing
-        // else.
+        // An open pull request for the opposite change is now wrong. One about other
+        // resources too is replaced by one about those alone (it is closed, so merging it
+        // cannot undo this change; the rest of it is proposed again at once).
+        let mut done = Vec::new();
         for (p, other_add, theirs) in &ours {
-            if *other_add != add && theirs.iter().all(|r| resources.contains(&r.as_str())) {
-                close_pull(client, owner, name, p.number).await?;
+            if *other_add == add || !theirs.iter().any(|r| resources.contains(&r.as_str())) {
+                continue;
             }
+            close_pull(client, owner, name, p.number).await?;
+            let rest: Vec<&str> = theirs
+                .iter()
+                .map(String::as_str)
+                .filter(|r| !resources.contains(r))
+                .collect();
+            if rest.is_empty() {
+                continue;
+            }
+            let again = Box::pin(self.change(full, *other_add, &rest)).await?;
+            done.push(format!(
+                "closed {} (it also covered {}; for those: {again})",
+                p.html_url,
+                rest.join(", ")
+            ));
         }
+        let this = self
+            .change_alone(full, add, resources, &ours, &wanted)
+            .await?;
+        done.push(this);
+        Ok(done.join("; "))
+    }
+
+    /// [`Self::change`] once no open pull request of the other direction is in the way.
+    async fn change_alone(
+        &self,
+        full: &str,
+        add: bool,
+        resources: &[&str],
+        ours: &[(Pull, bool, Vec<String>)],
+        wanted: &str,
+    ) -> anyhow::Result<String> {
+        let (owner, name) = split_repository(full)?;
+        let client = &*self.client;
         if let Some((p, _, _)) = ours.iter().find(|(p, _, _)| p.head.branch == wanted) {
             comment_once(client, owner, name, p.number, RERENDER).await?;
             return Ok(format!("{} is open already", p.html_url));
@@ -190,7 +225,7 @@ impl FeedstockConfig {
         if edits.is_empty() {
             return Ok("its configuration already says so; no pull request needed".into());
         }
-        reset_branch(client, owner, name, &wanted, &base).await?;
+        reset_branch(client, owner, name, wanted, &base).await?;
         let list = resources.join(", ");
         let (title, message) = if add {
             (
@@ -213,7 +248,7 @@ impl FeedstockConfig {
                     client,
                     (owner, name),
                     path,
-                    Some(&wanted),
+                    Some(wanted),
                     text,
                     sha,
                     &message,
@@ -224,7 +259,7 @@ impl FeedstockConfig {
         requests.sort();
         requests.dedup();
         let body = pull_body(add, &list, &labels.join("`, `"), &requests);
-        let pull = create_pull(client, owner, name, &wanted, &base, &title, &body).await?;
+        let pull = create_pull(client, owner, name, wanted, &base, &title, &body).await?;
         comment_once(client, owner, name, pull.number, RERENDER).await?;
         Ok(format!("opened {}", pull.html_url))
     }
