@@ -12,14 +12,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::types::ToSql;
+use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{
-    ADD_MONTH_MINUTES, INSERT_DECISION, INSERT_DELIVERY, INSERT_MINUTES, MARK_PROCESSED,
-    UPSERT_JOB, UPSERT_RUN, Write,
-};
+use crate::store::{Param, Statement, Write};
 
 /// How many units the writer commits together at most.
 pub(crate) const MAX_BATCH: usize = 512;
@@ -149,102 +146,31 @@ fn numbered(sql: &str) -> String {
     out
 }
 
-fn execute(conn: &Connection, sql: &str, params: &[&dyn ToSql]) -> rusqlite::Result<u64> {
-    Ok(conn.prepare_cached(&numbered(sql))?.execute(params)? as u64)
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Param::Text(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Param::Int(Some(v)) => ToSqlOutput::Owned(Value::Integer(v)),
+            Param::Blob(v) => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
+            Param::Text(None) | Param::Int(None) => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+fn execute(conn: &Connection, (sql, params): Statement<'_>) -> rusqlite::Result<u64> {
+    let mut statement = conn.prepare_cached(&numbered(sql))?;
+    Ok(statement.execute(rusqlite::params_from_iter(params))? as u64)
 }
 
 /// Applies one write; how many rows it changed (0 for a duplicate).
 fn write(conn: &Connection, w: &Write) -> rusqlite::Result<u64> {
-    match w {
-        Write::Delivery {
-            delivery_id,
-            event,
-            received_at,
-            body,
-        } => execute(
-            conn,
-            INSERT_DELIVERY,
-            &[delivery_id, event, received_at, &&body[..]],
-        ),
-        Write::Run { run, now } => {
-            let triggering = run.triggering_actor.as_ref();
-            execute(
-                conn,
-                UPSERT_RUN,
-                &[
-                    &run.run_id,
-                    &run.repository,
-                    &run.event,
-                    &run.head_repository,
-                    &run.actor.0,
-                    &run.actor.1,
-                    &triggering.map(|a| a.0.as_str()),
-                    &triggering.map(|a| a.1),
-                    &run.workflow,
-                    &run.git_ref,
-                    now,
-                ],
-            )
-        }
-        Write::Decision {
-            decision: d,
-            context,
-        } => execute(
-            conn,
-            INSERT_DECISION,
-            &[
-                &d.delivery_id,
-                &d.job_id,
-                &d.run_id,
-                &d.repository,
-                &d.project,
-                &d.resource,
-                &d.outcome,
-                &d.rule,
-                &d.message,
-                &d.decided_at,
-                context,
-            ],
-        ),
-        Write::Minutes {
-            job_id,
-            project,
-            resource,
-            day,
-            minutes,
-        } => {
-            let new = execute(
-                conn,
-                INSERT_MINUTES,
-                &[job_id, project, resource, day, minutes],
-            )?;
-            if new == 1 {
-                let month = day.get(..7).unwrap_or(day);
-                execute(
-                    conn,
-                    ADD_MONTH_MINUTES,
-                    &[project, resource, &month, minutes],
-                )?;
-            }
-            Ok(new)
-        }
-        Write::JobStatus {
-            job_id,
-            project,
-            resource,
-            status,
-            at,
-        } => execute(
-            conn,
-            UPSERT_JOB,
-            &[job_id, project, resource, &status.as_str(), at],
-        ),
-        Write::Processed {
-            delivery_id,
-            at,
-            outcome,
-        } => execute(conn, MARK_PROCESSED, &[delivery_id, at, outcome]),
+    let rows = execute(conn, w.statement())?;
+    if rows == 1
+        && let Some(next) = w.follow_up()
+    {
+        execute(conn, next)?;
     }
+    Ok(rows)
 }
 
 #[cfg(test)]

@@ -340,10 +340,9 @@ pub fn time_text(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
 }
 
-pub(crate) const INSERT_DELIVERY: &str =
-    "INSERT INTO deliveries (delivery_id, event, received_at, body)
+const INSERT_DELIVERY: &str = "INSERT INTO deliveries (delivery_id, event, received_at, body)
     VALUES ($1, $2, $3, $4) ON CONFLICT (delivery_id) DO NOTHING";
-pub(crate) const UPSERT_RUN: &str = "INSERT INTO runs (run_id, repository, event, head_repository,
+const UPSERT_RUN: &str = "INSERT INTO runs (run_id, repository, event, head_repository,
         actor_login, actor_id, triggering_actor_login, triggering_actor_id, workflow,
         git_ref, updated_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -354,145 +353,179 @@ pub(crate) const UPSERT_RUN: &str = "INSERT INTO runs (run_id, repository, event
         triggering_actor_id = excluded.triggering_actor_id,
         workflow = excluded.workflow, git_ref = excluded.git_ref,
         updated_at = excluded.updated_at";
-pub(crate) const INSERT_DECISION: &str =
-    "INSERT INTO decisions (delivery_id, job_id, run_id, repository,
+const INSERT_DECISION: &str = "INSERT INTO decisions (delivery_id, job_id, run_id, repository,
         project, resource, outcome, rule, message, decided_at, context)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
     ON CONFLICT (delivery_id) DO NOTHING";
-pub(crate) const INSERT_MINUTES: &str =
-    "INSERT INTO job_minutes (job_id, project, resource, day, minutes)
+const INSERT_MINUTES: &str = "INSERT INTO job_minutes (job_id, project, resource, day, minutes)
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id) DO NOTHING";
-pub(crate) const ADD_MONTH_MINUTES: &str =
-    "INSERT INTO usage_by_month (project, resource, month, minutes)
+const ADD_MONTH_MINUTES: &str = "INSERT INTO usage_by_month (project, resource, month, minutes)
     VALUES ($1, $2, $3, $4)
     ON CONFLICT (project, resource, month)
     DO UPDATE SET minutes = usage_by_month.minutes + excluded.minutes";
 /// Statuses only move forward: queued (0) → in_progress (1) → completed (2).
-pub(crate) const UPSERT_JOB: &str =
-    "INSERT INTO jobs (job_id, project, resource, status, updated_at)
+const UPSERT_JOB: &str = "INSERT INTO jobs (job_id, project, resource, status, updated_at)
     VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (job_id) DO UPDATE SET status = excluded.status,
         updated_at = excluded.updated_at
     WHERE (CASE jobs.status WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END)
         < (CASE excluded.status WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END)";
-pub(crate) const MARK_PROCESSED: &str =
+const MARK_PROCESSED: &str =
     "UPDATE deliveries SET processed_at = $2, outcome = $3 WHERE delivery_id = $1";
 
-/// `async fn $name(conn, write) -> rows changed` for one backend's connection type: the same
-/// SQL and binds, compiled for each driver.
-macro_rules! write_fn {
-    ($name:ident, $conn:ty) => {
-        async fn $name(conn: &mut $conn, w: &Write) -> sqlx::Result<u64> {
-            let rows = match w {
-                Write::Delivery {
-                    delivery_id,
-                    event,
-                    received_at,
-                    body,
-                } => sqlx::query(INSERT_DELIVERY)
-                    .bind(delivery_id)
-                    .bind(event)
-                    .bind(received_at)
-                    .bind(&body[..])
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected(),
-                Write::Run { run, now } => {
-                    let triggering = run.triggering_actor.as_ref();
-                    sqlx::query(UPSERT_RUN)
-                        .bind(run.run_id)
-                        .bind(&run.repository)
-                        .bind(&run.event)
-                        .bind(run.head_repository.as_deref())
-                        .bind(&run.actor.0)
-                        .bind(run.actor.1)
-                        .bind(triggering.map(|a| a.0.as_str()))
-                        .bind(triggering.map(|a| a.1))
-                        .bind(run.workflow.as_deref())
-                        .bind(run.git_ref.as_deref())
-                        .bind(now)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected()
-                }
-                Write::Decision {
-                    decision: d,
-                    context,
-                } => sqlx::query(INSERT_DECISION)
-                    .bind(&d.delivery_id)
-                    .bind(d.job_id)
-                    .bind(d.run_id)
-                    .bind(&d.repository)
-                    .bind(d.project.as_deref())
-                    .bind(d.resource.as_deref())
-                    .bind(&d.outcome)
-                    .bind(d.rule.as_deref())
-                    .bind(d.message.as_deref())
-                    .bind(&d.decided_at)
-                    .bind(context.as_deref())
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected(),
-                Write::Minutes {
-                    job_id,
-                    project,
-                    resource,
-                    day,
-                    minutes,
-                } => {
-                    let new = sqlx::query(INSERT_MINUTES)
-                        .bind(job_id)
-                        .bind(project)
-                        .bind(resource)
-                        .bind(day)
-                        .bind(minutes)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected();
-                    if new == 1 {
-                        sqlx::query(ADD_MONTH_MINUTES)
-                            .bind(project)
-                            .bind(resource)
-                            .bind(day.get(..7).unwrap_or(day))
-                            .bind(minutes)
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    new
-                }
-                Write::JobStatus {
-                    job_id,
-                    project,
-                    resource,
-                    status,
-                    at,
-                } => sqlx::query(UPSERT_JOB)
-                    .bind(job_id)
-                    .bind(project.as_deref())
-                    .bind(resource)
-                    .bind(status.as_str())
-                    .bind(at)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected(),
-                Write::Processed {
-                    delivery_id,
-                    at,
-                    outcome,
-                } => sqlx::query(MARK_PROCESSED)
-                    .bind(delivery_id)
-                    .bind(at)
-                    .bind(outcome)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected(),
-            };
-            Ok(rows)
-        }
-    };
+/// A value bound to one placeholder of a write's statement: what both backends bind.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Param<'a> {
+    Text(Option<&'a str>),
+    Int(Option<i64>),
+    Blob(&'a [u8]),
 }
 
-write_fn!(write_pg, sqlx::PgConnection);
+/// A statement and its arguments, `$1` first.
+pub(crate) type Statement<'a> = (&'static str, Vec<Param<'a>>);
+
+impl Write {
+    /// The statement that applies this write (one place names each write's columns, for both
+    /// backends).
+    pub(crate) fn statement(&self) -> Statement<'_> {
+        use Param::{Blob, Int, Text};
+        fn t(s: &str) -> Param<'_> {
+            Text(Some(s))
+        }
+        match self {
+            Write::Delivery {
+                delivery_id,
+                event,
+                received_at,
+                body,
+            } => (
+                INSERT_DELIVERY,
+                vec![t(delivery_id), t(event), t(received_at), Blob(body)],
+            ),
+            Write::Run { run, now } => {
+                let triggering = run.triggering_actor.as_ref();
+                (
+                    UPSERT_RUN,
+                    vec![
+                        Int(Some(run.run_id)),
+                        t(&run.repository),
+                        t(&run.event),
+                        Text(run.head_repository.as_deref()),
+                        t(&run.actor.0),
+                        Int(Some(run.actor.1)),
+                        Text(triggering.map(|a| a.0.as_str())),
+                        Int(triggering.map(|a| a.1)),
+                        Text(run.workflow.as_deref()),
+                        Text(run.git_ref.as_deref()),
+                        t(now),
+                    ],
+                )
+            }
+            Write::Decision {
+                decision: d,
+                context,
+            } => (
+                INSERT_DECISION,
+                vec![
+                    t(&d.delivery_id),
+                    Int(Some(d.job_id)),
+                    Int(Some(d.run_id)),
+                    t(&d.repository),
+                    Text(d.project.as_deref()),
+                    Text(d.resource.as_deref()),
+                    t(&d.outcome),
+                    Text(d.rule.as_deref()),
+                    Text(d.message.as_deref()),
+                    t(&d.decided_at),
+                    Text(context.as_deref()),
+                ],
+            ),
+            Write::Minutes {
+                job_id,
+                project,
+                resource,
+                day,
+                minutes,
+            } => (
+                INSERT_MINUTES,
+                vec![
+                    Int(Some(*job_id)),
+                    t(project),
+                    t(resource),
+                    t(day),
+                    Int(Some(*minutes)),
+                ],
+            ),
+            Write::JobStatus {
+                job_id,
+                project,
+                resource,
+                status,
+                at,
+            } => (
+                UPSERT_JOB,
+                vec![
+                    Int(Some(*job_id)),
+                    Text(project.as_deref()),
+                    t(resource),
+                    t(status.as_str()),
+                    t(at),
+                ],
+            ),
+            Write::Processed {
+                delivery_id,
+                at,
+                outcome,
+            } => (MARK_PROCESSED, vec![t(delivery_id), t(at), t(outcome)]),
+        }
+    }
+
+    /// What follows [`Write::statement`] when it changed a row: a newly counted job's minutes
+    /// are added to its month's total.
+    pub(crate) fn follow_up(&self) -> Option<Statement<'_>> {
+        let Write::Minutes {
+            project,
+            resource,
+            day,
+            minutes,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some((
+            ADD_MONTH_MINUTES,
+            vec![
+                Param::Text(Some(project)),
+                Param::Text(Some(resource)),
+                Param::Text(Some(day.get(..7).unwrap_or(day))),
+                Param::Int(Some(*minutes)),
+            ],
+        ))
+    }
+}
+
+/// Applies one write on PostgreSQL; how many rows it changed (0 for a duplicate).
+async fn write_pg(conn: &mut sqlx::PgConnection, w: &Write) -> sqlx::Result<u64> {
+    async fn run(conn: &mut sqlx::PgConnection, (sql, params): Statement<'_>) -> sqlx::Result<u64> {
+        let mut q = sqlx::query(sql);
+        for p in params {
+            q = match p {
+                Param::Text(v) => q.bind(v),
+                Param::Int(v) => q.bind(v),
+                Param::Blob(v) => q.bind(v),
+            };
+        }
+        Ok(q.execute(conn).await?.rows_affected())
+    }
+    let rows = run(&mut *conn, w.statement()).await?;
+    if rows == 1
+        && let Some(next) = w.follow_up()
+    {
+        run(conn, next).await?;
+    }
+    Ok(rows)
+}
 
 impl Store {
     /// Opens `sqlite://path` (created when missing) or `postgres://...`, and migrates it.
