@@ -396,6 +396,26 @@ fn rerenders(w: &support::world::World, pull: &Value) -> usize {
         .count()
 }
 
+/// Merges `pull` (x's pull request adding cirun-gpu), revokes the grant and applies with the
+/// removal pull request's creation failing once: the run fails and says why.
+fn merge_then_revoke_with_the_removal_failing(w: &support::world::World, pull: &Value) {
+    w.github.merge(FEEDSTOCK, pull["number"].as_u64().unwrap());
+    w.request(
+        "x-revoke",
+        "action: revoke\nprojects: [x]\nresources: [cirun-gpu]\n",
+    );
+    w.github.gate.fault(
+        "POST /repos/conda-forge/x-feedstock/pulls",
+        &[Fault::Status(502)],
+    );
+    let failed = w.run(&["apply", "--confirm"]);
+    assert_eq!(failed.code, Some(1), "{failed}");
+    assert!(
+        failed.stderr.contains("feedstock-config: failed"),
+        "{failed}"
+    );
+}
+
 #[test]
 fn send_pr_opens_one_pull_request_and_revoking_opens_the_one_that_removes_the_label() {
     let w = config_world();
@@ -441,25 +461,10 @@ fn send_pr_opens_one_pull_request_and_revoking_opens_the_one_that_removes_the_la
     assert_eq!(w.github.gate.mutations(), 0, "{:?}", w.github.gate.calls());
     assert_eq!(w.github.pulls_in(FEEDSTOCK).len(), 1);
 
-    // Merged; then revoked: a pull request that takes it all out again.
-    w.github
-        .merge(FEEDSTOCK, pulls[0]["number"].as_u64().unwrap());
-    w.request(
-        "x-revoke",
-        "action: revoke\nprojects: [x]\nresources: [cirun-gpu]\n",
-    );
-    // The removal pull request first meets a server error (a POST is not retried within a
-    // run): the run fails loudly, the next one sends it.
-    w.github.gate.fault(
-        "POST /repos/conda-forge/x-feedstock/pulls",
-        &[Fault::Status(502)],
-    );
-    let failed = w.run(&["apply", "--confirm"]);
-    assert_eq!(failed.code, Some(1), "{failed}");
-    assert!(
-        failed.stderr.contains("feedstock-config: failed"),
-        "{failed}"
-    );
+    // Merged; then revoked: a pull request that takes it all out again. It first meets a
+    // server error (a POST is not retried within a run): the run fails loudly, the next one
+    // sends it.
+    merge_then_revoke_with_the_removal_failing(&w, &pulls[0]);
     assert!(!w.holds("x").0, "Cirun no longer lets x in");
     assert_eq!(w.github.pulls_in(FEEDSTOCK).len(), 1);
     let run = w.run(&["apply", "--confirm"]);
@@ -499,19 +504,7 @@ fn a_lost_state_file_does_not_lose_the_removal_pull_request() {
         "action: grant\nprojects: [x]\nresources: [cirun-gpu]\nsend_pr: true\n",
     );
     assert_eq!(w.run(&["apply", "--confirm"]).code, Some(0));
-    let pulls = w.github.pulls_in(FEEDSTOCK);
-    w.github
-        .merge(FEEDSTOCK, pulls[0]["number"].as_u64().unwrap());
-    w.request(
-        "x-revoke",
-        "action: revoke\nprojects: [x]\nresources: [cirun-gpu]\n",
-    );
-    w.github.gate.fault(
-        "POST /repos/conda-forge/x-feedstock/pulls",
-        &[Fault::Status(502)],
-    );
-    let failed = w.run(&["apply", "--confirm"]);
-    assert_eq!(failed.code, Some(1), "{failed}");
+    merge_then_revoke_with_the_removal_failing(&w, &w.github.pulls_in(FEEDSTOCK)[0]);
     assert!(
         !w.path().join("grants/x.yml").exists(),
         "the revoke is committed"
