@@ -151,7 +151,20 @@ async fn site(state: &AppState, cache: &SiteCache) -> anyhow::Result<Arc<Rendere
     let dir = state.config.repo_dir.clone();
     let rendered = tokio::task::spawn_blocking(move || -> anyhow::Result<Rendered> {
         let repo = load_dir(&dir)?;
-        let ledger = Ledger::build(&repo, day, &LedgerInputs::default());
+        // The grant history and the pull requests behind requests, as `gatehouse site` shows
+        // them, when the access repository is a git checkout.
+        let inputs = if gatehouse_history::is_git_checkout(&dir) {
+            gatehouse_history::ledger_inputs(&dir, &repo, None).unwrap_or_else(|e| {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "the ledger's pages show no git history"
+                );
+                LedgerInputs::default()
+            })
+        } else {
+            LedgerInputs::default()
+        };
+        let ledger = Ledger::build(&repo, day, &inputs);
         let site = render_site(
             &ledger,
             &SiteOptions {
@@ -484,12 +497,19 @@ mod tests {
         _db: tempfile::TempDir,
     }
 
+    fn example() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/conda-forge")
+    }
+
     /// The guard on the bundled example, on a real socket, with a SQLite file.
     async fn live() -> Live {
+        live_on(example()).await
+    }
+
+    async fn live_on(repo: PathBuf) -> Live {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let db = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", db.path().join("g.db").display());
-        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/conda-forge");
         let mut config = ServerConfig::new(repo, url, Secret::new("s"));
         config.watch_interval = None;
         let state = AppState::new(config).await.unwrap();
@@ -562,6 +582,78 @@ mod tests {
         // The guard's own routes still answer.
         let (s, _, _) = g.get("/healthz").await;
         assert_eq!(s, StatusCode::OK);
+    }
+
+    /// Served from a git checkout, the live project pages carry the grant history and the
+    /// pending requests their pull requests, as the static site does.
+    #[tokio::test]
+    async fn live_pages_show_the_git_history_of_a_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("access");
+        let run = |args: &[&str], at: &std::path::Path| {
+            let out = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .current_dir(at)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{args:?}: {out:?}");
+        };
+        run(
+            &[
+                "cp",
+                "-r",
+                example().to_str().unwrap(),
+                repo.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        run(&["git", "init", "-q", "-b", "main"], &repo);
+        run(
+            &[
+                "git",
+                "remote",
+                "add",
+                "origin",
+                "https://github.com/octo-org/access.git",
+            ],
+            &repo,
+        );
+        run(&["git", "add", "-A"], &repo);
+        run(
+            &[
+                "git",
+                "-c",
+                "user.name=Jaime",
+                "-c",
+                "user.email=j@example.org",
+                "commit",
+                "-q",
+                "-m",
+                "Grant GPUs to pytorch-cpu (#1203)",
+            ],
+            &repo,
+        );
+        let g = live_on(repo).await;
+        let (s, _, json) = g.get("/v1/projects/pytorch-cpu.json").await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let history = v["history"].as_array().expect("history read from git");
+        assert!(!history.is_empty(), "{v}");
+        assert!(
+            history
+                .iter()
+                .all(|e| e["subject"] == "Grant GPUs to pytorch-cpu (#1203)"
+                    && e["author"] == "Jaime"
+                    && e["change"] == "granted"),
+            "{v}"
+        );
+        let (_, _, requests) = g.get("/v1/requests.json").await;
+        assert!(
+            requests.contains("https://github.com/octo-org/access/pull/1203"),
+            "{requests}"
+        );
+        let (_, _, page) = g.get("/projects/pytorch-cpu.html").await;
+        assert!(page.contains("Grant GPUs to pytorch-cpu (#1203)"), "{page}");
     }
 
     #[tokio::test]

@@ -910,7 +910,7 @@ fn recover_sent_configuration(
     let Some(settings) = &repo.settings else {
         return;
     };
-    let ever = match crate::cmd::history::ever_sent_configuration(dir) {
+    let ever = match gatehouse_history::ever_sent_configuration(dir) {
         Ok(ever) => ever,
         Err(e) => {
             progress.log(format!(
