@@ -34,6 +34,7 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Val
             "grants": policy.grants().count(),
         },
         "last_reload_error": status.last_reload_error,
+        "catch_up": *state.catch_up_report(),
     }))
 }
 
@@ -125,24 +126,52 @@ pub async fn usage(State(state): State<Arc<AppState>>, Query(q): Query<UsageQuer
     }
 }
 
-/// Reloads the access repository; needs `Authorization: Bearer <admin token>`.
-pub async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+/// The refusal, unless the request carries `Authorization: Bearer <admin token>`.
+fn refuse_non_admin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let Some(expected) = &state.config.admin_token else {
-        return error(
+        return Some(error(
             StatusCode::NOT_FOUND,
             "admin endpoints are off: no admin token is configured",
-        );
+        ));
     };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !same_secret(given, expected.expose()) {
-        return error(
+    (!same_secret(given, expected.expose())).then(|| {
+        error(
             StatusCode::UNAUTHORIZED,
             "a valid admin bearer token is required",
+        )
+    })
+}
+
+/// Catches up on missed deliveries now (after an outage, say) and answers what it did; needs
+/// the admin token, and catching up configured (`--catch-up-hook`).
+pub async fn catch_up(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse_non_admin(&state, &headers) {
+        return refusal;
+    }
+    let Some(config) = state.config.catch_up.clone() else {
+        return error(
+            StatusCode::CONFLICT,
+            "catching up is off: start the guard with --catch-up-hook <the webhook's id>",
         );
+    };
+    let report = crate::catchup::catch_up(&state, &config).await;
+    let status = if report.error.is_some() {
+        StatusCode::BAD_GATEWAY
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(report)).into_response()
+}
+
+/// Reloads the access repository; needs `Authorization: Bearer <admin token>`.
+pub async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse_non_admin(&state, &headers) {
+        return refusal;
     }
     match state.reload().await {
         Ok(()) => Json(json!({ "reloaded": true })).into_response(),

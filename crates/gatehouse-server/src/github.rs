@@ -133,6 +133,41 @@ impl GitHub {
             .context("GitHub has no such repository to leave a check run on")
     }
 
+    /// One page (newest first) of an organisation webhook's recent deliveries, and the cursor
+    /// of the next page. `None` when GitHub knows no such hook (or the token may not see it).
+    pub async fn hook_deliveries(
+        &self,
+        org: &str,
+        hook_id: u64,
+        cursor: Option<&str>,
+    ) -> anyhow::Result<Option<(Vec<HookDelivery>, Option<String>)>> {
+        let hook = hook_id.to_string();
+        let segments = ["orgs", org, "hooks", &hook, "deliveries"];
+        let mut query = vec![("per_page", "100")];
+        query.extend(cursor.map(|c| ("cursor", c)));
+        let Some((page, headers)) = self.exchange(Method::GET, &segments, &query, None).await?
+        else {
+            return Ok(None);
+        };
+        let deliveries = serde_json::from_value(page)
+            .context("GitHub's answer for a hook's deliveries has an unexpected shape")?;
+        let next = headers
+            .get(header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_cursor);
+        Ok(Some((deliveries, next)))
+    }
+
+    /// Asks GitHub to send delivery `id` of an organisation webhook again.
+    pub async fn redeliver(&self, org: &str, hook_id: u64, id: u64) -> anyhow::Result<()> {
+        let (hook, id) = (hook_id.to_string(), id.to_string());
+        let segments = ["orgs", org, "hooks", &hook, "deliveries", &id, "attempts"];
+        self.send(Method::POST, &segments, None)
+            .await?
+            .map(drop)
+            .context("GitHub has no such delivery to send again")
+    }
+
     /// Sends one request, retrying transient failures. `Ok(None)` for 404.
     async fn send(
         &self,
@@ -140,11 +175,28 @@ impl GitHub {
         segments: &[&str],
         body: Option<&Value>,
     ) -> anyhow::Result<Option<Value>> {
+        Ok(self
+            .exchange(method, segments, &[], body)
+            .await?
+            .map(|(value, _)| value))
+    }
+
+    /// [`Self::send`] with a query string, answering the headers too.
+    async fn exchange(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<Option<(Value, HeaderMap)>> {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|_| anyhow::anyhow!("the GitHub API URL cannot take a path"))?
             .pop_if_empty()
             .extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         let shown = segments.join("/");
         let mut attempt = 0;
         loop {
@@ -160,15 +212,17 @@ impl GitHub {
                         return Ok(None);
                     }
                     if status.is_success() {
+                        let headers = resp.headers().clone();
                         let bytes = resp.bytes().await.with_context(|| {
                             format!("reading GitHub's answer to {method} /{shown}")
                         })?;
                         if bytes.is_empty() {
-                            return Ok(Some(Value::Null));
+                            return Ok(Some((Value::Null, headers)));
                         }
-                        return serde_json::from_slice(&bytes).map(Some).with_context(|| {
+                        let value = serde_json::from_slice(&bytes).with_context(|| {
                             format!("GitHub's answer to {method} /{shown} is not JSON")
-                        });
+                        })?;
+                        return Ok(Some((value, headers)));
                     }
                     let transient =
                         status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
@@ -207,6 +261,29 @@ impl GitHub {
     }
 }
 
+/// One delivery of a webhook, as GitHub lists them. Each attempt (a redelivery too) is listed
+/// with its own `id` and the delivery's `guid` (the `X-GitHub-Delivery` header).
+#[derive(Clone, Debug, Deserialize)]
+pub struct HookDelivery {
+    pub id: u64,
+    pub guid: String,
+    pub delivered_at: jiff::Timestamp,
+    pub event: String,
+}
+
+/// The `cursor` of the `rel="next"` link of a `Link` header.
+fn next_cursor(link: &str) -> Option<String> {
+    link.split(',')
+        .find(|part| part.contains("rel=\"next\""))
+        .and_then(|part| {
+            let url = part.split(';').next()?.trim();
+            let url = Url::parse(url.trim_start_matches('<').trim_end_matches('>')).ok()?;
+            url.query_pairs()
+                .find(|(k, _)| k == "cursor")
+                .map(|(_, v)| v.into_owned())
+        })
+}
+
 fn repo_path<'a>(repository: &'a str, rest: &[&'a str]) -> anyhow::Result<Vec<&'a str>> {
     let Some((owner, name)) = repository.split_once('/') else {
         bail!("`{repository}` is not an owner/name repository");
@@ -232,6 +309,17 @@ fn first_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_cursor_comes_from_the_link_header() {
+        let link = "<https://api.github.com/orgs/o/hooks/1/deliveries?per_page=100&cursor=v1_12345>; rel=\"next\", <https://api.github.com/orgs/o/hooks/1/deliveries?per_page=100>; rel=\"first\"";
+        assert_eq!(next_cursor(link).as_deref(), Some("v1_12345"));
+        assert_eq!(
+            next_cursor("<https://api.github.com/x?cursor=a>; rel=\"prev\""),
+            None
+        );
+        assert_eq!(next_cursor("garbage"), None);
+    }
 
     #[test]
     fn roles_parse_as_github_names_them() {

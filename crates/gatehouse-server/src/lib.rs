@@ -23,6 +23,7 @@
 //! tests and embedding; [`store::Store`]'s read functions serve dashboards.
 
 mod api;
+pub mod catchup;
 pub mod events;
 mod github;
 mod guard;
@@ -54,6 +55,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
 
+pub use catchup::CatchUp;
 pub use events::{Event, parse_event};
 pub use gatehouse_core::model::GuardMode;
 pub use state::AppState;
@@ -87,6 +89,9 @@ pub struct ServerConfig {
     /// `None`: only on `POST /admin/reload`.
     pub watch_interval: Option<Duration>,
     pub limits: Limits,
+    /// Ask GitHub to send again the deliveries the guard missed (see [`catchup`]); `None`:
+    /// off.
+    pub catch_up: Option<CatchUp>,
 }
 
 /// What one client, or many, may ask of the server before being cut off or turned away.
@@ -139,6 +144,7 @@ impl ServerConfig {
             permission_ttl: Duration::from_secs(300),
             watch_interval: Some(Duration::from_secs(2)),
             limits: Limits::default(),
+            catch_up: None,
         }
     }
 }
@@ -179,6 +185,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/decisions", get(api::decisions))
         .route("/api/v1/usage", get(api::usage))
         .route("/admin/reload", post(api::reload))
+        .route("/admin/catch-up", post(api::catch_up))
         .merge(site_routes::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
@@ -245,6 +252,9 @@ pub async fn serve_on(
     }
     if let Some(interval) = state.config.watch_interval {
         state::spawn_watcher(&state, interval);
+    }
+    if let Some(catch_up) = state.config.catch_up.clone() {
+        catchup::spawn(&state, catch_up);
     }
     let addr = listener
         .local_addr()

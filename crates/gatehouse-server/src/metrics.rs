@@ -60,6 +60,7 @@ pub struct Metrics {
     decide_seconds: Histogram,
     month_minutes: Family<ResourceLabels, Gauge>,
     jobs: Family<JobLabels, Gauge>,
+    redeliveries: Counter,
 }
 
 impl Default for Metrics {
@@ -115,6 +116,12 @@ impl Metrics {
             "Managed jobs queued or in progress, by resource, from the store",
             jobs.clone(),
         );
+        let redeliveries = Counter::default();
+        registry.register(
+            "gatehouse_redeliveries_requested",
+            "Missed webhook deliveries GitHub was asked to send again (catch-up)",
+            redeliveries.clone(),
+        );
         Metrics {
             registry,
             deliveries,
@@ -124,6 +131,7 @@ impl Metrics {
             decide_seconds,
             month_minutes,
             jobs,
+            redeliveries,
         }
     }
 
@@ -151,6 +159,10 @@ impl Metrics {
                 resource: resource.to_string(),
             })
             .inc_by(minutes.max(0) as u64);
+    }
+
+    pub fn redeliveries(&self, n: usize) {
+        self.redeliveries.inc_by(n as u64);
     }
 
     pub fn webhook(&self, took: Duration) {

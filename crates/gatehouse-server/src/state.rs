@@ -29,6 +29,8 @@ pub struct AppState {
     pub(crate) policy: SharedPolicy,
     pub(crate) status: Mutex<PolicyStatus>,
     permissions: Mutex<PermissionCache>,
+    /// The last catch-up pass, when catching up is on.
+    catch_up: Mutex<Option<crate::catchup::CatchUpReport>>,
     /// The access repository's [`fingerprint`] taken just before the first load: the watcher
     /// starts from it, so a change made between that load and the watcher's first look is
     /// still seen.
@@ -89,6 +91,7 @@ impl AppState {
             policy: SharedPolicy::new(loaded.policy),
             status: Mutex::new(status),
             permissions: Mutex::new(HashMap::new()),
+            catch_up: Mutex::new(None),
             loaded_fingerprint,
         }))
     }
@@ -118,6 +121,12 @@ impl AppState {
     /// The store, for embedding (a dashboard reading usage through its public functions).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub(crate) fn catch_up_report(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<crate::catchup::CatchUpReport>> {
+        self.catch_up.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn status(&self) -> std::sync::MutexGuard<'_, PolicyStatus> {

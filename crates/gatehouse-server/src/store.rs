@@ -684,6 +684,29 @@ impl Store {
         Ok(())
     }
 
+    /// Which of `ids` are stored deliveries.
+    pub async fn known_deliveries(
+        &self,
+        ids: &[String],
+    ) -> anyhow::Result<std::collections::HashSet<String>> {
+        let mut known = std::collections::HashSet::new();
+        for chunk in ids.chunks(500) {
+            let rows: Vec<(String,)> = on_pool!(self, pool => {
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT delivery_id FROM deliveries WHERE delivery_id IN (",
+                );
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                list.push_unseparated(")");
+                q.build_query_as().fetch_all(pool).await?
+            });
+            known.extend(rows.into_iter().map(|(id,)| id));
+        }
+        Ok(known)
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> anyhow::Result<()> {
         on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;

@@ -17,7 +17,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use gatehouse_server::store::{Store, Write};
-use gatehouse_server::{GuardMode, Limits, Secret, ServerConfig, serve_on};
+use gatehouse_server::{CatchUp, GuardMode, Limits, Secret, ServerConfig, serve_on};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -145,6 +145,13 @@ struct Fake {
     check_runs: Mutex<Vec<Value>>,
     /// How long permission lookups take, in milliseconds.
     permission_delay_ms: AtomicU64,
+    /// The organisation webhook's deliveries, newest first, as GitHub lists them (`id`,
+    /// `guid`, `delivered_at`, `event`), each with what a redelivery sends: event and body.
+    hook: Mutex<Vec<(Value, &'static str, Value)>>,
+    /// Where redeliveries go: the guard's base URL and the webhook secret.
+    target: Mutex<Option<(String, String)>>,
+    /// When not 0: the status listing the hook's deliveries answers.
+    hook_status: AtomicU32,
 }
 
 impl Fake {
@@ -235,7 +242,85 @@ async fn fake_router(fake: Arc<Fake>) -> String {
         fake.check_runs.lock().unwrap().push(body);
         (StatusCode::CREATED, Json(json!({ "id": 1 })))
     }
+    /// Two deliveries a page, the `cursor` an offset, like GitHub's `Link` header.
+    async fn hook_deliveries(
+        State(fake): State<Arc<Fake>>,
+        uri: Uri,
+        headers: axum::http::HeaderMap,
+        axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+    ) -> Response {
+        note(&fake, "GET", &uri);
+        let status = fake.hook_status.load(Ordering::Relaxed);
+        if status != 0 {
+            let status = StatusCode::from_u16(status as u16).unwrap();
+            return (status, Json(json!({ "message": "Must have admin rights" }))).into_response();
+        }
+        let all: Vec<Value> = fake
+            .hook
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|h| h.0.clone())
+            .collect();
+        let start = q
+            .get("cursor")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0usize);
+        let end = (start + 2).min(all.len());
+        let mut resp = Json(all[start.min(end)..end].to_vec()).into_response();
+        if end < all.len() {
+            let host = headers["host"].to_str().unwrap();
+            let link = format!(
+                "<http://{host}{}?per_page=100&cursor={end}>; rel=\"next\"",
+                uri.path()
+            );
+            resp.headers_mut().insert("link", link.parse().unwrap());
+        }
+        resp
+    }
+    /// Sends the delivery again to the guard, signed, as GitHub does.
+    async fn attempt(
+        State(fake): State<Arc<Fake>>,
+        uri: Uri,
+        UrlPath((_, _, id)): UrlPath<(String, u64, u64)>,
+    ) -> StatusCode {
+        note(&fake, "POST", &uri);
+        let found = fake
+            .hook
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|h| h.0["id"] == json!(id))
+            .cloned();
+        let (Some((listed, event, body)), Some((base, secret))) =
+            (found, fake.target.lock().unwrap().clone())
+        else {
+            return StatusCode::NOT_FOUND;
+        };
+        tokio::spawn(async move {
+            let body = serde_json::to_vec(&body).unwrap();
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(&body);
+            let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+            reqwest::Client::new()
+                .post(format!("{base}/webhook"))
+                .header("content-type", "application/json")
+                .header("x-github-event", event)
+                .header("x-github-delivery", listed["guid"].as_str().unwrap())
+                .header("x-hub-signature-256", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+        });
+        StatusCode::ACCEPTED
+    }
     let app = Router::new()
+        .route("/orgs/{org}/hooks/{hook}/deliveries", get(hook_deliveries))
+        .route(
+            "/orgs/{org}/hooks/{hook}/deliveries/{id}/attempts",
+            post(attempt),
+        )
         .route("/repos/{owner}/{repo}/actions/runs/{id}", get(run))
         .route(
             "/repos/{owner}/{repo}/collaborators/{login}/permission",
@@ -310,6 +395,7 @@ struct Options {
     secret: &'static str,
     watch_interval: Option<Duration>,
     limits: Limits,
+    catch_up: Option<CatchUp>,
 }
 
 impl Default for Options {
@@ -319,6 +405,7 @@ impl Default for Options {
             secret: SECRET,
             watch_interval: None,
             limits: Limits::default(),
+            catch_up: None,
         }
     }
 }
@@ -344,6 +431,7 @@ impl Guard {
         config.mode = options.mode;
         config.watch_interval = options.watch_interval;
         config.limits = options.limits;
+        config.catch_up = options.catch_up;
         let mut guard = Guard {
             base: String::new(),
             http: reqwest::Client::new(),
@@ -455,6 +543,22 @@ impl Guard {
         doc["decisions"].as_array().unwrap().clone()
     }
 
+    async fn catch_up(&self) -> (StatusCode, Value) {
+        self.catch_up_with(ADMIN).await
+    }
+
+    async fn catch_up_with(&self, token: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/admin/catch-up", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+        (status, resp.json().await.unwrap())
+    }
+
     async fn reload(&self, token: &str) -> (StatusCode, Value) {
         let resp = self
             .http
@@ -553,6 +657,7 @@ on_both!(
     a_store_from_before_is_migrated_without_reprocessing,
     weekly_usage_is_told_per_project,
     concurrent_units_with_duplicates_apply_as_if_one_after_the_other,
+    missed_deliveries_are_asked_for_again,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -629,6 +734,18 @@ async fn bad_requests_are_refused(backend: Backend) {
     // None of them was stored: the same delivery id, signed, is new.
     let (status, message) = guard.deliver("ping", "bad-1", &json!({"zen": "hi"})).await;
     assert_eq!((status, message.as_str()), (StatusCode::OK, "pong"));
+    // Catching up needs the admin token, and a webhook to catch up on.
+    let (status, _) = guard.catch_up_with("not the token").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, answer) = guard.catch_up_with(ADMIN).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("--catch-up-hook"),
+        "{answer}"
+    );
 }
 
 async fn a_replayed_delivery_is_processed_once(backend: Backend) {
@@ -1768,4 +1885,148 @@ async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Ve
     .await;
     out.extend(results.into_iter().map(|r| r.unwrap()));
     out
+}
+
+/// GitHub does not send a failed delivery again by itself. The guard reads the hook's recent
+/// deliveries (page after page, back to the window's start), asks for each `workflow_run` and
+/// `workflow_job` delivery it does not hold, once per delivery however many attempts GitHub
+/// lists, and the redeliveries are processed like any other: the missed queued job is decided
+/// and the missed completed job counted. A second pass finds nothing missing; a token that may
+/// not read the hook is reported in the answer and in `/healthz`.
+async fn missed_deliveries_are_asked_for_again(backend: Backend) {
+    let guard = Guard::with(
+        backend,
+        Options {
+            catch_up: Some(CatchUp {
+                hook_id: 42,
+                every: Duration::from_secs(3600),
+                window: Duration::from_secs(3 * 24 * 3600),
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    *guard.fake.target.lock().unwrap() = Some((guard.base.clone(), guard.secret.clone()));
+    guard
+        .deliver("workflow_run", "run-90", &workflow_run(90, "push", REPO))
+        .await;
+    let now = jiff::Timestamp::now();
+    let ago = |mins: i64| (now - jiff::SignedDuration::from_mins(mins)).to_string();
+    let listed = |id: u64, guid: &str, event: &'static str, at: String, body: Value| {
+        (
+            json!({ "id": id, "guid": guid, "delivered_at": at, "event": event,
+                    "redelivery": false, "status_code": 502, "action": null }),
+            event,
+            body,
+        )
+    };
+    *guard.fake.hook.lock().unwrap() = vec![
+        listed(
+            5,
+            "job-901-done",
+            "workflow_job",
+            ago(1),
+            completed_job(90, 901, 7),
+        ),
+        listed(
+            4,
+            "job-901-queued",
+            "workflow_job",
+            ago(2),
+            queued_job(90, 901, &["gpu-large"]),
+        ),
+        listed(
+            3,
+            "ping-1",
+            "ping",
+            ago(3),
+            json!({ "zen": "Keep it logically awesome." }),
+        ),
+        listed(
+            2,
+            "run-90",
+            "workflow_run",
+            ago(4),
+            workflow_run(90, "push", REPO),
+        ),
+        // An earlier failed attempt of the same queued delivery.
+        listed(
+            6,
+            "job-901-queued",
+            "workflow_job",
+            ago(5),
+            queued_job(90, 901, &["gpu-large"]),
+        ),
+        listed(
+            1,
+            "ancient",
+            "workflow_job",
+            ago(5 * 24 * 60),
+            queued_job(91, 911, &["gpu-large"]),
+        ),
+    ];
+
+    let (status, report) = guard.catch_up().await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["listed"], 3, "{report}");
+    assert_eq!(report["missing"], 2, "{report}");
+    assert_eq!(report["redelivered"], 2, "{report}");
+    assert!(report["error"].is_null(), "{report}");
+    let attempts = |id: u64| {
+        guard.fake.calls(&format!(
+            "POST /orgs/octo-org/hooks/42/deliveries/{id}/attempts"
+        ))
+    };
+    assert_eq!((attempts(4), attempts(5)), (1, 1));
+    assert_eq!(attempts(1) + attempts(2) + attempts(3) + attempts(6), 0);
+    // Three pages of two were read, the last one reaching past the window.
+    assert_eq!(
+        guard.fake.calls("GET /orgs/octo-org/hooks/42/deliveries"),
+        3 + 1
+    );
+
+    let mut decided = Vec::new();
+    for _ in 0..100 {
+        decided = guard.decisions("").await;
+        if !decided.is_empty()
+            && guard
+                .metrics()
+                .await
+                .contains("gatehouse_counted_minutes_total{resource=\"gpu\"} 7")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    assert_eq!(decided[0]["delivery_id"], "job-901-queued");
+    assert_eq!(decided[0]["outcome"], "allow");
+    let metrics = guard.metrics().await;
+    assert!(
+        metrics.contains("gatehouse_counted_minutes_total{resource=\"gpu\"} 7"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gatehouse_redeliveries_requested_total 2"),
+        "{metrics}"
+    );
+
+    let (status, again) = guard.catch_up().await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(
+        (again["missing"].clone(), again["redelivered"].clone()),
+        (json!(0), json!(0))
+    );
+
+    guard.fake.hook_status.store(403, Ordering::Relaxed);
+    let (status, failed) = guard.catch_up().await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("403") && error.contains("admin:org_hook"),
+        "{error}"
+    );
+    assert!(!error.contains("ghp_test_token"), "{error}");
+    let (_, health) = guard.get("/healthz").await;
+    assert_eq!(health["catch_up"]["error"], failed["error"], "{health}");
 }

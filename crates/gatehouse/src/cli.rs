@@ -422,6 +422,20 @@ pub struct ServeArgs {
     /// `5m`; for bounded runs such as a CI smoke job.
     #[arg(long, value_name = "DURATION")]
     pub exit_after: Option<String>,
+    /// The id of the organisation webhook that sends the guard its deliveries: at start and
+    /// every --catch-up-every, the guard asks GitHub to send again the deliveries of the last
+    /// three days it does not hold (GitHub does not retry failed deliveries by itself). The
+    /// token needs the organisation's webhooks permission (admin:org_hook).
+    #[arg(long, value_name = "ID", env = "GATEHOUSE_CATCH_UP_HOOK")]
+    pub catch_up_hook: Option<u64>,
+    /// How often to catch up on missed deliveries, e.g. `5m`.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5m",
+        requires = "catch_up_hook"
+    )]
+    pub catch_up_every: String,
 }
 
 #[derive(Debug, Args)]

@@ -104,6 +104,29 @@ fn exit_after_stops_the_guard_cleanly() {
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("--exit-after `soon`"), "{err}");
+    // Catching up: a zero interval is refused (it would spin), and so is an interval without
+    // the webhook to catch up on.
+    for (args, says) in [
+        (
+            &["--catch-up-hook", "42", "--catch-up-every", "0s"][..],
+            "--catch-up-every must be longer than zero",
+        ),
+        (
+            &["--catch-up-hook", "42", "--catch-up-every", "often"][..],
+            "--catch-up-every `often`",
+        ),
+        (&["--catch-up-every", "5m"][..], "--catch-up-hook"),
+    ] {
+        let bad = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["serve", example.to_str().unwrap()])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(bad.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 /// The crash test at a small scale (the full one is in docs/BENCHMARKS.md): the real binary,

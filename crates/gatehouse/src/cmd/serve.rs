@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use gatehouse_server::{GuardMode, Secret, ServerConfig};
+use gatehouse_server::{CatchUp, GuardMode, Secret, ServerConfig};
 
 use crate::cli::ServeArgs;
 
@@ -45,13 +45,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     config.mode = args.dry_run.then_some(GuardMode::DryRun);
     config.admin_token = secret(None, "GATEHOUSE_ADMIN_TOKEN")?;
+    if let Some(hook_id) = args.catch_up_hook {
+        let mut catch_up = CatchUp::new(hook_id);
+        catch_up.every = parse_duration("--catch-up-every", &args.catch_up_every)?;
+        anyhow::ensure!(
+            !catch_up.every.is_zero(),
+            "--catch-up-every must be longer than zero"
+        );
+        config.catch_up = Some(catch_up);
+    }
     eprintln!(
         "gatehouse serve: {} on http://{} (storage {})",
         args.dir.display(),
         args.listen,
         args.db
     );
-    let exit_after = args.exit_after.as_deref().map(parse_duration).transpose()?;
+    let exit_after = args
+        .exit_after
+        .as_deref()
+        .map(|t| parse_duration("--exit-after", t))
+        .transpose()?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,19 +88,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `90`, `90s`, `500ms`, `5m`, `1h`.
-fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
+/// `text` (`30s`, `5m`, `250ms`, `1h`) as a duration; errors name `flag`.
+fn parse_duration(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
     let n: u64 = n
         .parse()
-        .with_context(|| format!("--exit-after `{text}` is not a duration such as 30s or 5m"))?;
+        .with_context(|| format!("{flag} `{text}` is not a duration such as 30s or 5m"))?;
     let secs = match unit {
         "ms" => return Ok(std::time::Duration::from_millis(n)),
         "" | "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
-        _ => anyhow::bail!("--exit-after `{text}`: the unit must be ms, s, m or h"),
+        _ => anyhow::bail!("{flag} `{text}`: the unit must be ms, s, m or h"),
     };
     Ok(std::time::Duration::from_secs(secs))
 }
