@@ -159,7 +159,8 @@ pub async fn catch_up(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
             "catching up is off: start the guard with --catch-up-hook <the webhook's id>",
         );
     };
-    let report = crate::catchup::catch_up(&state, &config).await;
+    // Over the whole window: after an outage, whoever asks wants everything looked at.
+    let report = crate::catchup::catch_up(&state, &config, None).await;
     let status = if report.error.is_some() {
         StatusCode::BAD_GATEWAY
     } else {

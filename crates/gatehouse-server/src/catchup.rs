@@ -40,8 +40,13 @@ impl CatchUp {
     }
 }
 
-/// At most this many pages of 100 deliveries are read per pass.
-const MAX_PAGES: usize = 100;
+/// At most this many pages of 100 deliveries are read per pass (each page is one request
+/// against the token's rate limit).
+const MAX_PAGES: usize = 500;
+
+/// How far before the previous pass a periodic pass looks again: deliveries GitHub lists a
+/// little late are not missed.
+const OVERLAP: SignedDuration = SignedDuration::from_secs(120);
 
 /// What one pass found and did, for `/healthz` and `POST /admin/catch-up`.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -53,25 +58,34 @@ pub struct CatchUpReport {
     pub missing: usize,
     /// How many of the missing GitHub was asked to send again.
     pub redelivered: usize,
+    /// The pass stopped at its page limit before reaching its start: older deliveries were
+    /// not looked at.
+    pub truncated: bool,
     /// Why the pass stopped short, if it did (a token without access to the hook, say).
     pub error: Option<String>,
 }
 
-/// One pass: lists the hook's deliveries within the window, newest first, and asks for each
-/// missing one again. Failures are in the report, never a panic or a stop of the guard.
-pub async fn catch_up(state: &AppState, config: &CatchUp) -> CatchUpReport {
+/// One pass: lists the hook's deliveries since `since` (within the window; the whole window
+/// when `None`), newest first, and asks for each missing one again. Failures are in the
+/// report, never a panic or a stop of the guard.
+pub async fn catch_up(
+    state: &AppState,
+    config: &CatchUp,
+    since: Option<Timestamp>,
+) -> CatchUpReport {
     let mut report = CatchUpReport {
         at: Timestamp::now().to_string(),
         ..CatchUpReport::default()
     };
-    if let Err(e) = pass(state, config, &mut report).await {
+    if let Err(e) = pass(state, config, since, &mut report).await {
         report.error = Some(format!("{e:#}"));
     }
-    if report.redelivered > 0 || report.error.is_some() {
+    if report.redelivered > 0 || report.error.is_some() || report.truncated {
         tracing::warn!(
             listed = report.listed,
             missing = report.missing,
             redelivered = report.redelivered,
+            truncated = report.truncated,
             error = report.error,
             "caught up on webhook deliveries"
         );
@@ -84,17 +98,20 @@ pub async fn catch_up(state: &AppState, config: &CatchUp) -> CatchUpReport {
 async fn pass(
     state: &AppState,
     config: &CatchUp,
+    since: Option<Timestamp>,
     report: &mut CatchUpReport,
 ) -> anyhow::Result<()> {
     let org = state.policy.load().org().to_string();
     let window = SignedDuration::try_from(config.window).unwrap_or(SignedDuration::MAX);
-    let since = Timestamp::now()
+    let window_start = Timestamp::now()
         .checked_sub(window)
         .unwrap_or(Timestamp::MIN);
+    let since = since.map_or(window_start, |s| s.max(window_start));
     // Every attempt of a delivery is listed with the delivery's guid: one request per guid.
     let mut seen = HashSet::new();
     let mut wanted = Vec::new();
     let mut cursor: Option<String> = None;
+    let mut reached_start = false;
     for _ in 0..MAX_PAGES {
         let Some((page, next)) = state
             .github
@@ -128,9 +145,13 @@ async fn pass(
         }
         match next {
             Some(next) if !older => cursor = Some(next),
-            _ => break,
+            _ => {
+                reached_start = true;
+                break;
+            }
         }
     }
+    report.truncated = !reached_start;
     report.listed = wanted.len();
     let guids: Vec<String> = wanted.iter().map(|d| d.guid.clone()).collect();
     let known = state.store.known_deliveries(&guids).await?;
@@ -158,18 +179,25 @@ async fn pass(
     Ok(())
 }
 
-/// Catches up at start and then every `config.every`, for as long as the guard runs.
+/// Catches up at start (over the whole window) and then every `config.every` (since a little
+/// before the previous pass that went through), for as long as the guard runs.
 pub fn spawn(state: &Arc<AppState>, config: CatchUp) {
     let state = Arc::downgrade(state);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(config.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut since: Option<Timestamp> = None;
         loop {
             tick.tick().await;
             let Some(state) = state.upgrade() else {
                 return;
             };
-            catch_up(&state, &config).await;
+            let started = Timestamp::now();
+            let report = catch_up(&state, &config, since).await;
+            // A pass that failed or stopped short is not a mark to start from.
+            if report.error.is_none() && !report.truncated {
+                since = started.checked_sub(OVERLAP).ok();
+            }
         }
     });
 }

@@ -658,6 +658,7 @@ on_both!(
     weekly_usage_is_told_per_project,
     concurrent_units_with_duplicates_apply_as_if_one_after_the_other,
     missed_deliveries_are_asked_for_again,
+    periodic_catch_up_looks_back_to_the_previous_pass,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2029,4 +2030,60 @@ async fn missed_deliveries_are_asked_for_again(backend: Backend) {
     assert!(!error.contains("ghp_test_token"), "{error}");
     let (_, health) = guard.get("/healthz").await;
     assert_eq!(health["catch_up"]["error"], failed["error"], "{health}");
+}
+
+/// After the pass at start, each periodic pass looks back only to a little (two minutes)
+/// before the previous one; `POST /admin/catch-up` looks at the whole window.
+async fn periodic_catch_up_looks_back_to_the_previous_pass(backend: Backend) {
+    let guard = Guard::with(
+        backend,
+        Options {
+            catch_up: Some(CatchUp {
+                hook_id: 7,
+                every: Duration::from_millis(200),
+                window: Duration::from_secs(3 * 24 * 3600),
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    *guard.fake.target.lock().unwrap() = Some((guard.base.clone(), guard.secret.clone()));
+    // The pass at start has seen an empty list.
+    for _ in 0..100 {
+        if guard.fake.calls("GET /orgs/octo-org/hooks/7/deliveries") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let now = jiff::Timestamp::now();
+    let ago = |mins: i64| (now - jiff::SignedDuration::from_mins(mins)).to_string();
+    let entry = |id: u64, at: String, run: i64| {
+        (
+            json!({ "id": id, "guid": format!("run-{run}"), "delivered_at": at,
+                    "event": "workflow_run" }),
+            "workflow_run",
+            workflow_run(run, "push", REPO),
+        )
+    };
+    *guard.fake.hook.lock().unwrap() = vec![entry(2, ago(1), 92), entry(1, ago(4), 91)];
+    let attempts = |id: u64| {
+        guard.fake.calls(&format!(
+            "POST /orgs/octo-org/hooks/7/deliveries/{id}/attempts"
+        ))
+    };
+    for _ in 0..100 {
+        if attempts(2) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // More periodic passes: the one from before the previous pass is never asked for. (The
+    // recent one is asked for until it is stored, which a slow machine may take a pass for.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(attempts(2) >= 1);
+    assert_eq!(attempts(1), 0);
+    let (status, report) = guard.catch_up().await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["redelivered"], 1, "{report}");
+    assert_eq!(attempts(1), 1);
 }
