@@ -83,6 +83,19 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
         .context("running git (is it installed?)")
 }
 
+/// `git log ARGS` in `dir`: its output, or an error with what git said.
+fn git_log(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let log = git(dir, &[&["log"], args].concat())?;
+    if !log.status.success() {
+        bail!(
+            "git log failed in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&log.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&log.stdout).into_owned())
+}
+
 /// The part of a grant's summary that says a configuration pull request was sent (`send_pr`).
 const SENT_PR: &str = "configuration pull request";
 
@@ -173,26 +186,13 @@ pub fn history(dir: &Path, project: &str) -> anyhow::Result<Vec<Event>> {
         bail!("`{project}` is not a project name: it {e}");
     }
     let path = format!("grants/{project}.yml");
-    let log = git(
+    let log = git_log(
         dir,
-        &[
-            "log",
-            "--reverse",
-            "--format=%H%x1f%aI%x1f%an%x1f%s",
-            "--",
-            &path,
-        ],
+        &["--reverse", "--format=%H%x1f%aI%x1f%an%x1f%s", "--", &path],
     )?;
-    if !log.status.success() {
-        bail!(
-            "git log failed in {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&log.stderr).trim()
-        );
-    }
     let mut events = Vec::new();
     let mut before: BTreeMap<String, String> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&log.stdout).lines() {
+    for line in log.lines() {
         let mut f = line.split('\u{1f}');
         let (Some(sha), Some(date), Some(author), Some(subject)) =
             (f.next(), f.next(), f.next(), f.next())
@@ -228,10 +228,9 @@ pub fn history(dir: &Path, project: &str) -> anyhow::Result<Vec<Event>> {
 /// `git cat-file --batch` for the blobs it names) instead of two per project and commit, so
 /// a ledger of thousands of projects is read in a fraction of a second.
 pub fn history_all(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<Event>>> {
-    let log = git(
+    let text = git_log(
         dir,
         &[
-            "log",
             "--reverse",
             "--no-renames",
             "--relative",
@@ -242,14 +241,6 @@ pub fn history_all(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<Event>>> {
             "grants/",
         ],
     )?;
-    if !log.status.success() {
-        bail!(
-            "git log failed in {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&log.stderr).trim()
-        );
-    }
-    let text = String::from_utf8_lossy(&log.stdout).into_owned();
 
     // (commit header, [(project, path, the new blob or None when deleted)]) in log order.
     type Files = Vec<(String, String, Option<String>)>;
@@ -451,29 +442,19 @@ pub fn origin_url(dir: &Path) -> Option<String> {
 /// (`Merge pull request #12 from ...` or a squash merge's `Title (#12)`). One `git log` for
 /// every request.
 pub fn request_links(dir: &Path, repo_url: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "log",
+    let log = git_log(
+        dir,
+        &[
             "--diff-filter=A",
             "--relative",
             "--name-only",
             "--format=%x1e%s",
             "--",
             "requests/",
-        ])
-        .output()
-        .context("running git (is it installed?)")?;
-    if !out.status.success() {
-        bail!(
-            "git log failed in {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+        ],
+    )?;
     let mut links = BTreeMap::new();
-    for record in String::from_utf8_lossy(&out.stdout).split('\u{1e}') {
+    for record in log.split('\u{1e}') {
         let mut lines = record.lines();
         let Some(subject) = lines.next() else {
             continue;
