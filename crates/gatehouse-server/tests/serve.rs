@@ -548,21 +548,17 @@ impl Guard {
     }
 
     async fn catch_up_with(&self, token: &str) -> (StatusCode, Value) {
-        let resp = self
-            .http
-            .post(format!("{}/admin/catch-up", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
-        (status, resp.json().await.unwrap())
+        self.admin_post("/admin/catch-up", token).await
     }
 
     async fn reload(&self, token: &str) -> (StatusCode, Value) {
+        self.admin_post("/admin/reload", token).await
+    }
+
+    async fn admin_post(&self, path: &str, token: &str) -> (StatusCode, Value) {
         let resp = self
             .http
-            .post(format!("{}/admin/reload", self.base))
+            .post(format!("{}{path}", self.base))
             .bearer_auth(token)
             .send()
             .await
@@ -1888,19 +1884,15 @@ async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Ve
     out
 }
 
-/// GitHub does not send a failed delivery again by itself. The guard reads the hook's recent
-/// deliveries (page after page, back to the window's start), asks for each `workflow_run` and
-/// `workflow_job` delivery it does not hold, once per delivery however many attempts GitHub
-/// lists, and the redeliveries are processed like any other: the missed queued job is decided
-/// and the missed completed job counted. A second pass finds nothing missing; a token that may
-/// not read the hook is reported in the answer and in `/healthz`.
-async fn missed_deliveries_are_asked_for_again(backend: Backend) {
+/// A guard catching up on webhook `hook_id` every `every`, whose fake GitHub sends the
+/// deliveries it is asked for to it.
+async fn catching_up(backend: Backend, hook_id: u64, every: Duration) -> Guard {
     let guard = Guard::with(
         backend,
         Options {
             catch_up: Some(CatchUp {
-                hook_id: 42,
-                every: Duration::from_secs(3600),
+                hook_id,
+                every,
                 window: Duration::from_secs(3 * 24 * 3600),
             }),
             ..Options::default()
@@ -1908,6 +1900,17 @@ async fn missed_deliveries_are_asked_for_again(backend: Backend) {
     )
     .await;
     *guard.fake.target.lock().unwrap() = Some((guard.base.clone(), guard.secret.clone()));
+    guard
+}
+
+/// GitHub does not send a failed delivery again by itself. The guard reads the hook's recent
+/// deliveries (page after page, back to the window's start), asks for each `workflow_run` and
+/// `workflow_job` delivery it does not hold, once per delivery however many attempts GitHub
+/// lists, and the redeliveries are processed like any other: the missed queued job is decided
+/// and the missed completed job counted. A second pass finds nothing missing; a token that may
+/// not read the hook is reported in the answer and in `/healthz`.
+async fn missed_deliveries_are_asked_for_again(backend: Backend) {
+    let guard = catching_up(backend, 42, Duration::from_secs(3600)).await;
     guard
         .deliver("workflow_run", "run-90", &workflow_run(90, "push", REPO))
         .await;
@@ -2035,19 +2038,7 @@ async fn missed_deliveries_are_asked_for_again(backend: Backend) {
 /// After the pass at start, each periodic pass looks back only to a little (two minutes)
 /// before the previous one; `POST /admin/catch-up` looks at the whole window.
 async fn periodic_catch_up_looks_back_to_the_previous_pass(backend: Backend) {
-    let guard = Guard::with(
-        backend,
-        Options {
-            catch_up: Some(CatchUp {
-                hook_id: 7,
-                every: Duration::from_millis(200),
-                window: Duration::from_secs(3 * 24 * 3600),
-            }),
-            ..Options::default()
-        },
-    )
-    .await;
-    *guard.fake.target.lock().unwrap() = Some((guard.base.clone(), guard.secret.clone()));
+    let guard = catching_up(backend, 7, Duration::from_millis(200)).await;
     // The pass at start has seen an empty list.
     for _ in 0..100 {
         if guard.fake.calls("GET /orgs/octo-org/hooks/7/deliveries") > 0 {

@@ -380,6 +380,23 @@ const X_CBC: &str = "MACOSX_SDK_VERSION:         # [osx]\n- 12.3                
 const X_CFG: &str = "azure:\n  free_disk_space: true\nconda_build:\n  pkg_format: '2'\ngithub:\n  branch_name: main\n  tooling_branch_name: main\nprovider:\n  linux_aarch64: azure\n";
 const RERENDER: &str = "@conda-forge-admin, please rerender";
 
+/// `apply`'s record of sent configuration pull requests no longer names x's feedstock.
+fn assert_nothing_left_to_undo(w: &support::world::World) {
+    assert!(
+        !w.state().to_string().contains("x-feedstock"),
+        "nothing left to undo: {}",
+        w.state()
+    );
+}
+
+/// Applies again and checks that nothing was sent to GitHub (reads only).
+fn apply_changes_nothing_on_github(w: &support::world::World) {
+    w.github.gate.reset_calls();
+    let again = w.run(&["apply", "--confirm"]);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(w.github.gate.mutations(), 0, "{:?}", w.github.gate.calls());
+}
+
 fn config_world() -> support::world::World {
     let w = world(2);
     w.github.set_file(FEEDSTOCK, CBC, X_CBC);
@@ -455,10 +472,7 @@ fn send_pr_opens_one_pull_request_and_revoking_opens_the_one_that_removes_the_la
     assert_eq!(w.github.file(FEEDSTOCK, "main", CBC).unwrap(), X_CBC);
 
     // Again, before anyone merged it: nothing at all is sent.
-    w.github.gate.reset_calls();
-    let again = w.run(&["apply", "--confirm"]);
-    assert_eq!(again.code, Some(0), "{again}");
-    assert_eq!(w.github.gate.mutations(), 0, "{:?}", w.github.gate.calls());
+    apply_changes_nothing_on_github(&w);
     assert_eq!(w.github.pulls_in(FEEDSTOCK).len(), 1);
 
     // Merged; then revoked: a pull request that takes it all out again. It first meets a
@@ -485,11 +499,7 @@ fn send_pr_opens_one_pull_request_and_revoking_opens_the_one_that_removes_the_la
         2,
         "no third pull request"
     );
-    assert!(
-        !w.state().to_string().contains("x-feedstock"),
-        "nothing left to undo: {}",
-        w.state()
-    );
+    assert_nothing_left_to_undo(&w);
 }
 
 /// `.gatehouse/state.json` (kept between runs by the workflow's cache) lost after a revoke was
@@ -532,16 +542,9 @@ fn a_lost_state_file_does_not_lose_the_removal_pull_request() {
     w.github
         .merge(FEEDSTOCK, pulls[1]["number"].as_u64().unwrap());
     std::fs::remove_file(w.path().join(".gatehouse/state.json")).unwrap();
-    w.github.gate.reset_calls();
-    let again = w.run(&["apply", "--confirm"]);
-    assert_eq!(again.code, Some(0), "{again}");
-    assert_eq!(w.github.gate.mutations(), 0, "{:?}", w.github.gate.calls());
+    apply_changes_nothing_on_github(&w);
     assert_eq!(w.github.pulls_in(FEEDSTOCK).len(), 2);
-    assert!(
-        !w.state().to_string().contains("x-feedstock"),
-        "nothing left to undo: {}",
-        w.state()
-    );
+    assert_nothing_left_to_undo(&w);
 }
 
 /// One pull request added two resources; one is revoked before anyone merged it. Merging it
@@ -583,10 +586,7 @@ fn revoking_one_of_two_resources_of_an_open_pull_request_replaces_it() {
     assert!(!cbc.contains("cirun-gpu"), "{cbc}");
 
     // Settled: the next run sends nothing.
-    w.github.gate.reset_calls();
-    let again = w.run(&["apply", "--confirm"]);
-    assert_eq!(again.code, Some(0), "{again}");
-    assert_eq!(w.github.gate.mutations(), 0, "{:?}", w.github.gate.calls());
+    apply_changes_nothing_on_github(&w);
     assert_eq!(w.github.pulls_in(FEEDSTOCK).len(), 2);
 }
 
