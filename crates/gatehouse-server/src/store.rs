@@ -275,6 +275,17 @@ pub struct UsageRow {
     pub minutes: i64,
 }
 
+impl From<(String, String, i64)> for UsageRow {
+    /// A `(project, resource, minutes)` row as the usage queries select it.
+    fn from((project, resource, minutes): (String, String, i64)) -> Self {
+        UsageRow {
+            project,
+            resource,
+            minutes,
+        }
+    }
+}
+
 /// Minutes on one resource in one week.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct WeekUsage {
@@ -909,14 +920,7 @@ impl Store {
             .bind(month)
             .fetch_all(pool)
             .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|(project, resource, minutes)| UsageRow {
-                project,
-                resource,
-                minutes,
-            })
-            .collect())
+        Ok(rows.into_iter().map(UsageRow::from).collect())
     }
 
     /// Minutes per project and resource of jobs that finished on days in `[from, until)`
@@ -930,14 +934,7 @@ impl Store {
             .bind(until)
             .fetch_all(pool)
             .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|(project, resource, minutes)| UsageRow {
-                project,
-                resource,
-                minutes,
-            })
-            .collect())
+        Ok(rows.into_iter().map(UsageRow::from).collect())
     }
 
     /// One project's minutes per resource on days in `[from, until)` (`YYYY-MM-DD`);
