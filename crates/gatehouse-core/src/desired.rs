@@ -19,20 +19,15 @@ pub fn desired_state(repo: &Repo, today: Date) -> DesiredState {
     let Some(settings) = &repo.settings else {
         return out;
     };
-    for f in &repo.grants {
-        for g in &f.value.grants {
-            if g.expires.as_ref().is_some_and(|e| e.value.0 < today) {
-                continue;
-            }
-            let Some(res) = repo.resource(&g.resource) else {
-                continue;
-            };
-            out.entry(res.provider.value.clone())
-                .or_default()
-                .entry(res.name.value.clone())
-                .or_default()
-                .insert(settings.value.repository_of(&f.value.project));
-        }
+    for (file, g) in repo.active_grants(today) {
+        let Some(res) = repo.resource(&g.resource) else {
+            continue;
+        };
+        out.entry(res.provider.value.clone())
+            .or_default()
+            .entry(res.name.value.clone())
+            .or_default()
+            .insert(settings.value.repository_of(&file.project));
     }
     out
 }
@@ -49,18 +44,13 @@ pub fn feedstock_config_state(repo: &Repo, today: Date) -> BTreeMap<String, BTre
     let Some(settings) = &repo.settings else {
         return out;
     };
-    for f in &repo.grants {
-        for g in &f.value.grants {
-            if !g.send_pr || g.expires.as_ref().is_some_and(|e| e.value.0 < today) {
-                continue;
-            }
-            if repo.resource(&g.resource).is_none() {
-                continue;
-            }
-            out.entry(g.resource.value.clone())
-                .or_default()
-                .insert(settings.value.repository_of(&f.value.project));
+    for (file, g) in repo.active_grants(today) {
+        if !g.send_pr || repo.resource(&g.resource).is_none() {
+            continue;
         }
+        out.entry(g.resource.value.clone())
+            .or_default()
+            .insert(settings.value.repository_of(&file.project));
     }
     out
 }

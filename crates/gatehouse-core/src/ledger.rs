@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::check::run_all;
 use crate::duration::Day;
-use crate::model::{Grant, GrantFile, GrantUsers, RequestAction};
+use crate::model::{Grant, GrantFile, GrantUsers, RequestAction, Standing};
 use crate::repo::Repo;
 use crate::span::Spanned;
 
@@ -235,13 +235,11 @@ pub fn plan_expiry(repo: &Repo, today: Date) -> Vec<LedgerChange> {
     let mut out = Vec::new();
     for f in &repo.grants {
         for g in &f.value.grants {
-            if let Some(e) = &g.expires
-                && e.value.0 < today
-            {
+            if let Standing::Expired(last) = g.validity().on(today) {
                 out.push(LedgerChange::Revoke {
                     project: f.value.project.value.clone(),
                     resource: g.resource.value.clone(),
-                    why: format!("expired on {}", e.value),
+                    why: format!("expired on {last}"),
                 });
             }
         }
@@ -251,11 +249,7 @@ pub fn plan_expiry(repo: &Repo, today: Date) -> Vec<LedgerChange> {
 
 /// Grants that are active on `today`.
 pub fn active_grants(repo: &Repo, today: Date) -> usize {
-    repo.grants
-        .iter()
-        .flat_map(|f| f.value.grants.iter())
-        .filter(|g| g.expires.as_ref().is_none_or(|e| e.value.0 >= today))
-        .count()
+    repo.active_grants(today).count()
 }
 
 /// The grant files after `changes`: path -> new contents, `None` for a file to delete.

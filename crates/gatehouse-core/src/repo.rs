@@ -9,7 +9,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::model::{GrantFile, Request, RequestFile, Resource, Settings, TosList};
+use jiff::civil::Date;
+
+use crate::model::{Grant, GrantFile, Request, RequestFile, Resource, Settings, TosList};
 use crate::parse::{MAX_FILE_BYTES, MAX_TOS_BYTES, parse_yaml, parse_yaml_limited};
 use crate::span::Span;
 
@@ -169,6 +171,18 @@ impl Repo {
             .iter()
             .map(|r| &r.value)
             .find(|r| r.name.value == name)
+    }
+
+    /// Every grant in force on `today` ([`Grant::is_active`]), with the file that holds it,
+    /// in file order.
+    pub fn active_grants(&self, today: Date) -> impl Iterator<Item = (&GrantFile, &Grant)> {
+        self.grants.iter().flat_map(move |f| {
+            f.value
+                .grants
+                .iter()
+                .filter(move |g| g.is_active(today))
+                .map(move |g| (&f.value, g))
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use gatehouse_core::Repo;
-use gatehouse_core::model::{Quota, Role};
+use gatehouse_core::model::{Quota, Role, Validity};
 use gatehouse_core::names::{is_generic_label, label_key};
 use jiff::civil::Date;
 
@@ -72,6 +72,7 @@ pub struct CompiledGrant {
     pub resource: ResourceId,
     pub pull_request: bool,
     pub forks: bool,
+    pub granted: Date,
     pub expires: Option<Date>,
     /// Lower-cased logins, sorted, when the grant narrows who may trigger jobs.
     pub(crate) users: Option<Box<[Box<str>]>>,
@@ -178,6 +179,14 @@ impl CompiledResource {
 }
 
 impl CompiledGrant {
+    /// When the grant is in force ([`Validity::on`] says whether it is on a given day).
+    pub fn validity(&self) -> Validity {
+        Validity {
+            granted: self.granted,
+            expires: self.expires,
+        }
+    }
+
     /// `None` when the grant does not narrow who may trigger jobs.
     pub fn users(&self) -> Option<&[Box<str>]> {
         self.users.as_deref()
@@ -282,6 +291,7 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
                 resource,
                 pull_request: g.pull_request,
                 forks: g.forks,
+                granted: g.granted.value.0,
                 expires: g.expires.as_ref().map(|d| d.value.0),
                 users: g.users.as_ref().map(|u| {
                     let mut v: Vec<Box<str>> = u

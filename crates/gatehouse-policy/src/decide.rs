@@ -16,6 +16,7 @@
 
 use std::fmt;
 
+use gatehouse_core::model::Standing;
 use jiff::civil::Date;
 use serde::Serialize;
 
@@ -100,6 +101,8 @@ pub enum DenyReason {
     /// The repository is not one of the organisation's project repositories.
     NotAProject,
     NoGrant,
+    /// The grant is written but starts on this day.
+    NotYetActive(Date),
     Expired(Date),
     PullRequestTarget,
     PullRequestNotAllowed,
@@ -365,20 +368,34 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
     };
     let grant = policy.grant(grant_id);
     let today = job.today.map_or(policy.compiled_on, |d| d.0);
-    if let Some(expires) = grant.expires
-        && expires < today
-    {
-        t.step("expired", false, || {
-            format!(
-                "the grant of `{}` to `{project}` expired on {expires}",
-                res.name
-            )
-        });
-        return deny(
-            DenyRule::Expired,
-            Some(resource),
-            DenyReason::Expired(expires),
-        );
+    match grant.validity().on(today) {
+        Standing::Active => {}
+        Standing::Expired(expires) => {
+            t.step("expired", false, || {
+                format!(
+                    "the grant of `{}` to `{project}` expired on {expires}",
+                    res.name
+                )
+            });
+            return deny(
+                DenyRule::Expired,
+                Some(resource),
+                DenyReason::Expired(expires),
+            );
+        }
+        Standing::NotYet(starts) => {
+            t.step("no-grant", false, || {
+                format!(
+                    "the grant of `{}` to `{project}` starts on {starts}",
+                    res.name
+                )
+            });
+            return deny(
+                DenyRule::NoGrant,
+                Some(resource),
+                DenyReason::NotYetActive(starts),
+            );
+        }
     }
     t.step("no-grant", true, || match grant.expires {
         Some(e) => format!("`{}` holds `{}` until {e}", grant.project, res.name),
@@ -609,6 +626,9 @@ impl Decision {
             DenyReason::NoGrant => format!(
                 "`{project}` has no grant for `{resource}`. To ask for one, {}",
                 request("grant")
+            ),
+            DenyReason::NotYetActive(on) => format!(
+                "`{project}`'s grant of `{resource}` starts on {on}; jobs on it run from that day"
             ),
             DenyReason::Expired(on) => format!(
                 "`{project}`'s grant of `{resource}` expired on {on}. To renew it, {}",

@@ -59,7 +59,8 @@ pub struct GrantView {
     pub resource: String,
     pub granted: String,
     pub expires: Option<String>,
-    /// `active`, `expiring` (within [`SOON_DAYS`] days) or `expired` (not yet removed).
+    /// `active`, `expiring` (within [`SOON_DAYS`] days), `expired` (not yet removed) or
+    /// `pending` (written ahead of its `granted` day, not in force yet).
     pub status: &'static str,
     pub pull_request: bool,
     pub forks: bool,
@@ -298,7 +299,8 @@ fn grant_view(project: &str, repository: Option<String>, g: &Grant, today: Date)
         .checked_add(jiff::Span::new().days(SOON_DAYS))
         .unwrap_or(Date::MAX);
     let status = match &g.expires {
-        Some(e) if e.value.0 < today => "expired",
+        _ if g.is_expired(today) => "expired",
+        _ if g.is_pending(today) => "pending",
         Some(e) if e.value.0 <= soon => "expiring",
         _ => "active",
     };

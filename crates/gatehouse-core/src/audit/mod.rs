@@ -356,8 +356,7 @@ pub fn idle_grants(
     for file in &repo.grants {
         let project = file.value.project.value.to_ascii_lowercase();
         for g in &file.value.grants {
-            let expired = g.expires.as_ref().is_some_and(|e| e.value.0 < today);
-            if expired || g.granted.value.0 > since {
+            if !g.is_active(today) || g.granted.value.0 > since {
                 continue;
             }
             let last = last_used.get(&(project.clone(), g.resource.value.clone()));

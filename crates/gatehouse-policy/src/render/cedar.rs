@@ -8,8 +8,9 @@
 //!
 //! The model:
 //! - `Grant::"<project>/<resource>"` (project lower-cased): `runner` (the `Runner`),
-//!   `pull_request`, `forks`, and when they apply `expires` (days since 1970-01-01) and `users`
-//!   (lower-cased logins). Expired grants are included: `expired` is not `no-grant`.
+//!   `pull_request`, `forks`, `granted` and, when they apply, `expires` (days since
+//!   1970-01-01) and `users` (lower-cased logins). Expired grants are included: `expired` is
+//!   not `no-grant`.
 //! - `Runner::"<resource>"`: `roles`, `require_tos`, and when set `project_quota` and
 //!   `total_quota` (minutes per month).
 //! - `User::"<numeric id>"` in `Group::"tos"` for everyone who accepted the terms of service.
@@ -69,6 +70,7 @@ entity Grant {
   runner: Runner,
   pull_request: Bool,
   forks: Bool,
+  granted: Long,          // first day, in days since 1970-01-01
   expires?: Long,         // last day, in days since 1970-01-01
   users?: Set<String>,    // lower-cased logins, when the grant narrows who may trigger jobs
 };
@@ -101,7 +103,12 @@ const POLICIES: &str = r#"// A job may run on a resource its project holds a gra
 permit (principal, action == Action::"run", resource is Grant)
 when { resource has runner && resource.runner has roles };
 
-// unless the grant expired,
+// unless the grant has not started yet,
+@id("no-grant.not-yet")
+forbid (principal, action == Action::"run", resource is Grant)
+when { resource has runner && context.today < resource.granted };
+
+// or it expired,
 @id("expired")
 forbid (principal, action == Action::"run", resource is Grant)
 when { resource has runner && resource has expires && resource.expires < context.today };
@@ -215,6 +222,7 @@ pub fn render(repo: &Repo, today: Date) -> CedarPolicy {
             attrs.insert("runner".into(), entity_ref(&runner_uid(resource)));
             attrs.insert("pull_request".into(), json!(g.pull_request));
             attrs.insert("forks".into(), json!(g.forks));
+            attrs.insert("granted".into(), json!(days(g.granted.value.0)));
             if let Some(expires) = &g.expires {
                 attrs.insert("expires".into(), json!(days(expires.value.0)));
             }

@@ -108,7 +108,7 @@ pub fn render(repo: &Repo, provider: Option<&str>, today: Date) -> Result<String
             else {
                 continue;
             };
-            if g.expires.as_ref().is_some_and(|e| e.value.0 < today) {
+            if !g.is_active(today) {
                 continue;
             }
             let mut roles: Vec<Role> = res.users.roles.iter().map(|r| r.value).collect();

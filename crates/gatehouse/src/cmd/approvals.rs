@@ -691,10 +691,10 @@ async fn eligibility(
             .grants
             .iter()
             .filter(|f| {
-                f.value.grants.iter().any(|g| {
-                    g.resource.as_str() == resource
-                        && g.expires.as_ref().is_none_or(|e| e.value.0 >= today)
-                })
+                f.value
+                    .grants
+                    .iter()
+                    .any(|g| g.resource.as_str() == resource && g.is_active(today))
             })
             .map(|f| f.value.project.value.clone())
             .collect::<Vec<_>>()
