@@ -108,7 +108,13 @@ pub fn generate(spec: FixtureSpec) -> Vec<(String, String)> {
             let expires =
                 (granted + jiff::Span::new().years(1)) - jiff::Span::new().days(rng.i64(0..30));
             let _ = writeln!(y, "  - resource: {}", resources[*r]);
-            let _ = writeln!(y, "    pull_request: {}", rng.bool());
+            let pull_request = rng.bool();
+            let _ = writeln!(y, "    pull_request: {pull_request}");
+            // A quarter of the pull-request grants refuse forks; decided from the date, not a
+            // new draw, so the rest of the fixture stays as it was.
+            if pull_request && granted.day() % 4 == 0 {
+                let _ = writeln!(y, "    forks: false");
+            }
             let _ = writeln!(y, "    granted: {granted}");
             let _ = writeln!(y, "    expires: {expires}");
             let _ = writeln!(

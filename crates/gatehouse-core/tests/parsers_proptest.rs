@@ -168,7 +168,7 @@ fn spanned<T: std::fmt::Debug>(s: impl Strategy<Value = T>) -> impl Strategy<Val
 fn grant() -> impl Strategy<Value = Grant> {
     (
         spanned(project_name()),
-        any::<(bool, bool, bool)>(),
+        any::<(bool, Option<bool>, bool)>(),
         spanned(day()),
         proptest::option::of(spanned(day())),
         proptest::option::of(spanned(tricky_string())),
@@ -209,7 +209,7 @@ fn grant_file() -> impl Strategy<Value = GrantFile> {
 type GrantKey = (
     String,
     bool,
-    bool,
+    Option<bool>,
     Day,
     Option<Day>,
     Option<String>,

@@ -108,8 +108,10 @@ fn summary(g: &Grant) -> String {
     if g.pull_request {
         parts.push("pull requests".into());
     }
-    if g.forks {
-        parts.push("forks".into());
+    match g.forks {
+        Some(true) => parts.push("forks".into()),
+        Some(false) => parts.push("no forks".into()),
+        None => {}
     }
     if let Some(u) = &g.users {
         parts.push(format!(

@@ -156,6 +156,7 @@ impl<'a> MixBuilder<'a> {
             Some(DenyRule::UserNotAllowed) => self.user_not_allowed(),
             Some(DenyRule::QuotaExhausted) => self.quota_exhausted(),
             Some(DenyRule::AmbiguousLabels) => unreachable!("routing is not part of the mix"),
+            Some(DenyRule::FactsUnavailable) => unreachable!("a whole job lacks no fact"),
         };
         (job, rule)
     }
@@ -253,6 +254,7 @@ impl<'a> MixBuilder<'a> {
             labels,
             event,
             head_repository,
+            head_owner: None,
             actor,
             triggering_actor,
             workflow: Some(".github/workflows/conda-build.yml".into()),
@@ -555,7 +557,10 @@ fn rego_data(repo: &Repo) -> regorus::Value {
             let mut fields = vec![
                 ("runner", regorus::Value::from(resource)),
                 ("pull_request", regorus::Value::from(g.pull_request)),
-                ("forks", regorus::Value::from(g.forks)),
+                (
+                    "forks",
+                    regorus::Value::from(repo.resource(resource).is_none_or(|r| g.allows_forks(r))),
+                ),
             ];
             if let Some(expires) = &g.expires {
                 fields.push(("expires", regorus::Value::from(days(expires.value.0))));

@@ -290,7 +290,10 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
                 project: project.clone(),
                 resource,
                 pull_request: g.pull_request,
-                forks: g.forks,
+                // The first definition of the resource, as `by_name` holds.
+                forks: repo
+                    .resource(g.resource.as_str())
+                    .is_none_or(|r| g.allows_forks(r)),
                 granted: g.granted.value.0,
                 expires: g.expires.as_ref().map(|d| d.value.0),
                 users: g.users.as_ref().map(|u| {

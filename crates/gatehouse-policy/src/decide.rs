@@ -5,10 +5,14 @@
 //! 1. `ambiguous-labels`: the labels route to more than one resource.
 //! 2. `no-grant`: the project holds no grant of the resource; `expired`: it held one.
 //! 3. `event-not-allowed`: `pull_request_target` always; `pull_request` unless the grant allows
-//!    it; code from a fork unless the grant explicitly allows forks.
-//! 4. `user-not-allowed`: `actor` or `triggering_actor` lacks a required role, is not in the
-//!    grant's user list, or has not accepted the terms of service (matched by numeric id).
+//!    it; code from a fork when the grant (or its resource) says `forks: false`.
+//! 4. `user-not-allowed`: `actor`, `triggering_actor` or, for a fork, the fork's owner lacks a
+//!    required role, is not in the grant's user list, or has not accepted the terms of service
+//!    (matched by numeric id); a fork whose owner is unknown.
 //! 5. `quota-exhausted`: the project's or the resource's minutes for the month are used up.
+//! 6. `facts-unavailable`: a fact the decision needs could not be had in time. `decide` never
+//!    gives it: it answers [`Decision::Undecided`], and the guard, once its deadline passes,
+//!    turns that into this denial ([`Decision::facts_unavailable`]).
 //!
 //! One function, [`decide_with`], implements the rules; [`Policy::decide`] runs it with a tracer
 //! that compiles to nothing, [`Policy::explain`] with one that records every step, so the
@@ -20,8 +24,10 @@ use gatehouse_core::model::Standing;
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::compile::{GrantId, Policy, ResourceId, Route, with_lowercase};
-use crate::job::{Actor, JobContext, Permission};
+use crate::compile::{
+    CompiledGrant, CompiledResource, GrantId, Policy, ResourceId, Route, with_lowercase,
+};
+use crate::job::{Actor, Job, Missing, Permission, Run};
 
 /// The outcome for one job.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +39,13 @@ pub enum Decision {
         grant: GrantId,
     },
     Deny(Denial),
+    /// Every rule that could be judged passed, but one needs a fact the job does not have yet
+    /// (only a [`Job`] other than a complete [`crate::JobContext`] can lack one). Never an allow: the
+    /// guard waits for the fact, and denies `facts-unavailable` when it cannot be had.
+    Undecided {
+        resource: ResourceId,
+        missing: Missing,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,16 +66,18 @@ pub enum DenyRule {
     EventNotAllowed,
     UserNotAllowed,
     QuotaExhausted,
+    FactsUnavailable,
 }
 
 impl DenyRule {
-    pub const ALL: [DenyRule; 6] = [
+    pub const ALL: [DenyRule; 7] = [
         DenyRule::AmbiguousLabels,
         DenyRule::NoGrant,
         DenyRule::Expired,
         DenyRule::EventNotAllowed,
         DenyRule::UserNotAllowed,
         DenyRule::QuotaExhausted,
+        DenyRule::FactsUnavailable,
     ];
 
     pub fn code(self) -> &'static str {
@@ -73,6 +88,7 @@ impl DenyRule {
             DenyRule::EventNotAllowed => "event-not-allowed",
             DenyRule::UserNotAllowed => "user-not-allowed",
             DenyRule::QuotaExhausted => "quota-exhausted",
+            DenyRule::FactsUnavailable => "facts-unavailable",
         }
     }
 
@@ -87,11 +103,13 @@ impl fmt::Display for DenyRule {
     }
 }
 
-/// Which of the job's two people a finding is about.
+/// Which of the job's people a finding is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Who {
     Actor,
     TriggeringActor,
+    /// The owner of the fork a pull request comes from.
+    HeadOwner,
 }
 
 /// Why, in detail; [`Decision::message`] turns it into words.
@@ -106,7 +124,12 @@ pub enum DenyReason {
     Expired(Date),
     PullRequestTarget,
     PullRequestNotAllowed,
-    ForkNotAllowed,
+    /// The code comes from this fork (`None`: one nobody knows) and the grant refuses forks.
+    ForkNotAllowed {
+        head: Option<Box<str>>,
+    },
+    /// A fork's job whose fork has no known owner.
+    UnknownForkOwner,
     MissingRole {
         who: Who,
         permission: Option<Permission>,
@@ -120,11 +143,15 @@ pub enum DenyReason {
     ProjectQuota {
         used: u64,
         limit: u64,
+        /// The first day of the next month.
+        resets: Date,
     },
     ResourceQuota {
         used: u64,
         limit: u64,
+        resets: Date,
     },
+    FactsUnavailable(Missing),
 }
 
 /// One step of an explanation.
@@ -159,12 +186,12 @@ impl Tracer for Vec<Step> {
 
 impl Policy {
     /// Decides one job.
-    pub fn decide(&self, job: &JobContext) -> Decision {
+    pub fn decide(&self, job: &impl Job) -> Decision {
         decide_with(self, job, &mut NoTrace)
     }
 
     /// Decides one job and records every rule it passed or failed.
-    pub fn explain(&self, job: &JobContext) -> (Decision, Vec<Step>) {
+    pub fn explain(&self, job: &impl Job) -> (Decision, Vec<Step>) {
         let mut steps = Vec::new();
         let d = decide_with(self, job, &mut steps);
         (d, steps)
@@ -312,12 +339,17 @@ fn deny(rule: DenyRule, resource: Option<ResourceId>, reason: DenyReason) -> Dec
 }
 
 /// The rules, in order. Every `return` is a decision; every `t.step` says why.
-pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> Decision {
+///
+/// A rule whose fact the job does not have yet ([`Job::run`], [`Job::role`]) is skipped and
+/// remembered; a later rule may still deny (a deny does not depend on the missing fact), and
+/// otherwise the decision is [`Decision::Undecided`].
+pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Decision {
+    let labels = job.labels();
     // 1. Routing.
-    let resource = match policy.route(job.labels.iter().map(String::as_str)) {
+    let resource = match policy.route(labels.iter().map(String::as_str)) {
         Ok(None) => {
             t.step("route", true, || {
-                format!("no label of {:?} selects a managed resource", job.labels)
+                format!("no label of {labels:?} selects a managed resource")
             });
             return Decision::NotManaged;
         }
@@ -346,20 +378,21 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
 
     // 2. The grant. The repository is lower-cased once: its owner, suffix and project are
     // compared and looked up as bytes of that one copy.
-    let located = with_lowercase(job.repository.as_bytes(), |repo| {
+    let repository = job.repository();
+    let located = with_lowercase(repository.as_bytes(), |repo| {
         let (start, end) = policy.project_span(repo)?;
         Some((start, end, policy.grant_of(&repo[start..end], resource)))
     });
     let Some((start, end, grant_id)) = located else {
         t.step("no-grant", false, || {
             format!(
-                "`{}` is not a project repository of {}",
-                job.repository, policy.org
+                "`{repository}` is not a project repository of {}",
+                policy.org
             )
         });
         return deny(DenyRule::NoGrant, Some(resource), DenyReason::NotAProject);
     };
-    let project = &job.repository[start..end];
+    let project = &repository[start..end];
     let Some(grant_id) = grant_id else {
         t.step("no-grant", false, || {
             format!("`{project}` holds no grant of `{}`", res.name)
@@ -367,7 +400,7 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
         return deny(DenyRule::NoGrant, Some(resource), DenyReason::NoGrant);
     };
     let grant = policy.grant(grant_id);
-    let today = job.today.map_or(policy.compiled_on, |d| d.0);
+    let today = job.today().unwrap_or(policy.compiled_on);
     match grant.validity().on(today) {
         Standing::Active => {}
         Standing::Expired(expires) => {
@@ -402,117 +435,127 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
         None => format!("`{}` holds `{}` with no expiry", grant.project, res.name),
     });
 
-    // 3. The event.
-    let event = job.event.as_str();
-    if event.eq_ignore_ascii_case("pull_request_target") {
-        t.step("event-not-allowed", false, || {
-            "`pull_request_target` runs with the base repository's secrets on behalf of any pull request; it never gets a managed resource".into()
-        });
-        return deny(
-            DenyRule::EventNotAllowed,
-            Some(resource),
-            DenyReason::PullRequestTarget,
-        );
-    }
-    if is_pull_request_event(event) && !grant.pull_request {
-        t.step("event-not-allowed", false, || {
-            format!("the grant does not allow pull request builds (`{event}`)")
-        });
-        return deny(
-            DenyRule::EventNotAllowed,
-            Some(resource),
-            DenyReason::PullRequestNotAllowed,
-        );
-    }
-    let from_fork = job
-        .head_repository
-        .as_deref()
-        .is_some_and(|h| !h.eq_ignore_ascii_case(&job.repository));
-    if from_fork && !grant.forks {
-        t.step("event-not-allowed", false, || {
-            format!(
-                "the code comes from the fork `{}` and the grant does not allow forks",
-                job.head_repository.as_deref().unwrap_or_default()
-            )
-        });
-        return deny(
-            DenyRule::EventNotAllowed,
-            Some(resource),
-            DenyReason::ForkNotAllowed,
-        );
-    }
-    t.step("event-not-allowed", true, || {
-        format!(
-            "`{event}` is allowed{}",
-            if from_fork { " (forks allowed)" } else { "" }
-        )
-    });
-
-    // 4. The people.
-    let people = [
-        (Who::Actor, &job.actor),
-        (Who::TriggeringActor, job.triggering()),
-    ];
-    for (who, actor) in people {
-        if who == Who::TriggeringActor && std::ptr::eq(actor, &job.actor) {
-            break; // no separate triggering actor
-        }
-        if let Some(reason) = check_person(policy, res, grant, who, actor) {
-            t.step("user-not-allowed", false, || {
+    let mut missing: Option<Missing> = None;
+    match job.run() {
+        Some(run) => {
+            // 3. The event.
+            let fork = match check_event(repository, grant, &run) {
+                Ok(fork) => fork,
+                Err(reason) => {
+                    t.step("event-not-allowed", false, || event_problem(&run, &reason));
+                    return deny(DenyRule::EventNotAllowed, Some(resource), reason);
+                }
+            };
+            t.step("event-not-allowed", true, || {
                 format!(
-                    "{} `{}`: {}",
-                    who_name(who),
-                    actor.login,
-                    person_problem(&reason)
+                    "`{}` is allowed{}",
+                    run.event,
+                    match fork {
+                        Fork::No => "",
+                        Fork::Yes | Fork::Unnamed => " (a fork: its owner is judged too)",
+                    }
                 )
             });
-            return deny(DenyRule::UserNotAllowed, Some(resource), reason);
+
+            // 4. The people: whoever caused the run, whoever triggered this attempt, and for
+            // a fork, its owner, whose code runs.
+            let owner = match (fork, run.head_owner) {
+                (Fork::No, _) => None,
+                (Fork::Yes, Some(owner)) => Some(owner),
+                (Fork::Yes, None) | (Fork::Unnamed, _) => {
+                    t.step("user-not-allowed", false, || {
+                        "the pull request's fork has no known owner (its repository is gone or was not reported), so nobody can vouch for its code".into()
+                    });
+                    return deny(
+                        DenyRule::UserNotAllowed,
+                        Some(resource),
+                        DenyReason::UnknownForkOwner,
+                    );
+                }
+            };
+            let people = [
+                (Who::Actor, Some(run.actor)),
+                (Who::TriggeringActor, run.triggering_actor),
+                (Who::HeadOwner, owner),
+            ];
+            for (who, person) in people {
+                let Some(person) = person else { continue };
+                let role = job.role(person);
+                match check_person(policy, res, grant, who, person, role) {
+                    Err(reason) => {
+                        t.step("user-not-allowed", false, || {
+                            format!(
+                                "{} `{}`: {}",
+                                who_name(who),
+                                person.login,
+                                person_problem(&reason)
+                            )
+                        });
+                        return deny(DenyRule::UserNotAllowed, Some(resource), reason);
+                    }
+                    Ok(Some(role)) => t.step("user-not-allowed", true, || {
+                        format!(
+                            "{} `{}` ({}) may trigger jobs on `{}`",
+                            who_name(who),
+                            person.login,
+                            role.map_or("no role", Permission::as_str),
+                            res.name
+                        )
+                    }),
+                    Ok(None) => {
+                        t.step("user-not-allowed", true, || {
+                            format!("{} `{}`: role not known yet", who_name(who), person.login)
+                        });
+                        missing = Some(Missing::Roles);
+                    }
+                }
+            }
         }
-        t.step("user-not-allowed", true, || {
-            format!(
-                "{} `{}` ({}) may trigger jobs on `{}`",
-                who_name(who),
-                actor.login,
-                actor.permission.map_or("no role", Permission::as_str),
-                res.name
-            )
-        });
+        None => {
+            t.step("event-not-allowed", true, || {
+                "the run is not known yet: its event and people are judged once it is".into()
+            });
+            missing = Some(Missing::Run);
+        }
     }
 
     // 5. Quotas.
+    let usage = job.usage();
     if let Some(limit) = res.project_minutes_per_month
-        && job.usage.project_minutes >= limit
+        && usage.project_minutes >= limit
     {
         t.step("quota-exhausted", false, || {
             format!(
                 "`{project}` used {} of its {limit} minutes this month",
-                job.usage.project_minutes
+                usage.project_minutes
             )
         });
         return deny(
             DenyRule::QuotaExhausted,
             Some(resource),
             DenyReason::ProjectQuota {
-                used: job.usage.project_minutes,
+                used: usage.project_minutes,
                 limit,
+                resets: next_month(today),
             },
         );
     }
     if let Some(limit) = res.minutes_per_month
-        && job.usage.resource_minutes >= limit
+        && usage.resource_minutes >= limit
     {
         t.step("quota-exhausted", false, || {
             format!(
                 "`{}` used {} of its {limit} minutes this month",
-                res.name, job.usage.resource_minutes
+                res.name, usage.resource_minutes
             )
         });
         return deny(
             DenyRule::QuotaExhausted,
             Some(resource),
             DenyReason::ResourceQuota {
-                used: job.usage.resource_minutes,
+                used: usage.resource_minutes,
                 limit,
+                resets: next_month(today),
             },
         );
     }
@@ -520,38 +563,99 @@ pub fn decide_with(policy: &Policy, job: &JobContext, t: &mut impl Tracer) -> De
         "within the month's quotas".into()
     });
 
-    Decision::Allow {
-        resource,
-        grant: grant_id,
+    match missing {
+        Some(m) => Decision::Undecided {
+            resource,
+            missing: m,
+        },
+        None => Decision::Allow {
+            resource,
+            grant: grant_id,
+        },
     }
 }
 
-fn check_person(
-    policy: &Policy,
-    res: &crate::compile::CompiledResource,
-    grant: &crate::compile::CompiledGrant,
-    who: Who,
-    actor: &Actor,
-) -> Option<DenyReason> {
-    if !res.allows(actor.permission) {
-        return Some(DenyReason::MissingRole {
-            who,
-            permission: actor.permission,
+/// Whether a job's code comes from a fork.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fork {
+    No,
+    Yes,
+    /// A pull request without a head repository: a fork nobody can name, whose owner is
+    /// unknown whatever the job says.
+    Unnamed,
+}
+
+/// Rule 3: the event may use the grant. `Ok` says whether the code comes from a fork (whose
+/// owner rule 4 then judges too).
+fn check_event(repository: &str, grant: &CompiledGrant, run: &Run<'_>) -> Result<Fork, DenyReason> {
+    let event = run.event;
+    if event.eq_ignore_ascii_case("pull_request_target") {
+        return Err(DenyReason::PullRequestTarget);
+    }
+    let pull_request = is_pull_request_event(event);
+    if pull_request && !grant.pull_request {
+        return Err(DenyReason::PullRequestNotAllowed);
+    }
+    // A pull request whose head repository is gone (or was not reported) is a fork whose
+    // owner nobody knows; any event naming another head repository runs someone else's code.
+    let fork = match run.head_repository {
+        Some(head) if head.eq_ignore_ascii_case(repository) => Fork::No,
+        Some(_) => Fork::Yes,
+        None if pull_request => Fork::Unnamed,
+        None => Fork::No,
+    };
+    if fork != Fork::No && !grant.forks {
+        return Err(DenyReason::ForkNotAllowed {
+            head: run.head_repository.map(Box::from),
         });
     }
-    if !grant.allows_user(&actor.login) {
-        return Some(DenyReason::NotListed { who });
+    Ok(fork)
+}
+
+fn event_problem(run: &Run<'_>, reason: &DenyReason) -> String {
+    match reason {
+        DenyReason::PullRequestTarget => "`pull_request_target` runs with the base repository's secrets on behalf of any pull request; it never gets a managed resource".into(),
+        DenyReason::PullRequestNotAllowed => format!(
+            "the grant does not allow pull request builds (`{}`)",
+            run.event
+        ),
+        DenyReason::ForkNotAllowed { head } => format!(
+            "the code comes from the fork `{}` and the grant does not allow forks",
+            head.as_deref().unwrap_or("(unknown)")
+        ),
+        _ => String::new(),
     }
-    if res.require_tos && !policy.accepted_tos(actor.id) {
-        return Some(DenyReason::TermsNotAccepted { who });
+}
+
+/// Rule 4 for one person. `Ok(Some(role))`: passes; `Ok(None)`: passes every check that can
+/// be made, but the role is not known yet; `Err`: denied.
+fn check_person(
+    policy: &Policy,
+    res: &CompiledResource,
+    grant: &CompiledGrant,
+    who: Who,
+    person: &Actor,
+    role: Option<Option<Permission>>,
+) -> Result<Option<Option<Permission>>, DenyReason> {
+    if let Some(permission) = role
+        && !res.allows(permission)
+    {
+        return Err(DenyReason::MissingRole { who, permission });
     }
-    None
+    if !grant.allows_user(&person.login) {
+        return Err(DenyReason::NotListed { who });
+    }
+    if res.require_tos && !policy.accepted_tos(person.id) {
+        return Err(DenyReason::TermsNotAccepted { who });
+    }
+    Ok(role)
 }
 
 fn who_name(who: Who) -> &'static str {
     match who {
         Who::Actor => "actor",
         Who::TriggeringActor => "triggering actor",
+        Who::HeadOwner => "fork owner",
     }
 }
 
@@ -578,7 +682,18 @@ impl Decision {
             Decision::NotManaged => "not-managed",
             Decision::Allow { .. } => "allow",
             Decision::Deny(_) => "deny",
+            Decision::Undecided { .. } => "undecided",
         }
+    }
+
+    /// The denial of a job whose missing fact could not be had in time: the guard's answer
+    /// to an [`Decision::Undecided`] that outlived its deadline.
+    pub fn facts_unavailable(resource: ResourceId, missing: Missing) -> Decision {
+        deny(
+            DenyRule::FactsUnavailable,
+            Some(resource),
+            DenyReason::FactsUnavailable(missing),
+        )
     }
 
     pub fn rule(&self) -> Option<DenyRule> {
@@ -591,13 +706,15 @@ impl Decision {
     pub fn resource(&self) -> Option<ResourceId> {
         match self {
             Decision::NotManaged => None,
-            Decision::Allow { resource, .. } => Some(*resource),
+            Decision::Allow { resource, .. } | Decision::Undecided { resource, .. } => {
+                Some(*resource)
+            }
             Decision::Deny(d) => d.resource,
         }
     }
 
     /// What the person whose job was denied should read: what happened and what to do.
-    pub fn message(&self, policy: &Policy, job: &JobContext) -> Option<String> {
+    pub fn message(&self, policy: &Policy, job: &impl Job) -> Option<String> {
         let Decision::Deny(d) = self else {
             return None;
         };
@@ -605,14 +722,23 @@ impl Decision {
             id.map_or_else(String::new, |id| policy.resource(id).name.to_string())
         };
         let resource = name(d.resource);
-        let project = policy
-            .project_of(&job.repository)
-            .unwrap_or(&job.repository);
+        let repository = job.repository();
+        let project = policy.project_of(repository).unwrap_or(repository);
         let request = |action: &str| {
             format!(
                 "file a request in the access repository: `action: {action}`, `projects: [{project}]`, `resources: [{resource}]`"
             )
         };
+        let run = job.run();
+        let person = |who: Who| {
+            let run = run.as_ref()?;
+            match who {
+                Who::Actor => Some(run.actor),
+                Who::TriggeringActor => run.triggering_actor.or(Some(run.actor)),
+                Who::HeadOwner => run.head_owner,
+            }
+        };
+        let login = |who: Who| person(who).map_or("(unknown)", |p| p.login.as_str());
         Some(match &d.reason {
             DenyReason::AmbiguousLabels(a, b) => format!(
                 "the job's labels select two managed resources, `{}` and `{}`; a job may ask for one. Keep one resource's label in `runs-on`",
@@ -620,8 +746,8 @@ impl Decision {
                 name(Some(*b))
             ),
             DenyReason::NotAProject => format!(
-                "`{}` is not a project repository of {}, so it cannot use `{resource}`; only the organisation's project repositories can hold grants",
-                job.repository, policy.org
+                "`{repository}` is not a project repository of {}, so it cannot use `{resource}`; only the organisation's project repositories can hold grants",
+                policy.org
             ),
             DenyReason::NoGrant => format!(
                 "`{project}` has no grant for `{resource}`. To ask for one, {}",
@@ -641,61 +767,66 @@ impl Decision {
                 "`{project}`'s grant of `{resource}` does not cover pull request builds. To add them, {} with `pull_request: true`",
                 request("grant")
             ),
-            DenyReason::ForkNotAllowed => format!(
-                "this pull request comes from the fork `{}`; `{project}`'s grant of `{resource}` does not let forks use it. Push the branch to `{}` to run it there",
-                job.head_repository.as_deref().unwrap_or_default(),
-                job.repository
+            DenyReason::ForkNotAllowed { head } => format!(
+                "this pull request comes from the fork `{}`; `{project}`'s grant of `{resource}` does not let forks use it (`forks: false`). Push the branch to `{repository}` to run it there",
+                head.as_deref().unwrap_or("(unknown)"),
+            ),
+            DenyReason::UnknownForkOwner => format!(
+                "this pull request's fork has no known owner (its repository was deleted, or GitHub did not say), so nobody with a role on `{repository}` vouches for the code it runs on `{resource}`. Push the branch to `{repository}` to run it there"
             ),
             DenyReason::MissingRole { who, .. } => {
-                let actor = person(job, *who);
+                let roles = policy
+                    .resource(d.resource.unwrap_or(ResourceId(0)))
+                    .roles()
+                    .map(Permission::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let whose = if *who == Who::HeadOwner {
+                    " (the code of this pull request is theirs)"
+                } else {
+                    ""
+                };
                 format!(
-                    "{} `{}` {}. Jobs on `{resource}` can be started by people with the {} role on `{}`; ask a maintainer to run the job",
+                    "{} `{}`{whose} {}. Jobs on `{resource}` can be started by people with the {roles} role on `{repository}`; ask a maintainer to run the job",
                     who_name(*who),
-                    actor.login,
+                    login(*who),
                     person_problem(&d.reason),
-                    policy
-                        .resource(d.resource.unwrap_or(ResourceId(0)))
-                        .roles()
-                        .map(Permission::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    job.repository
                 )
             }
-            DenyReason::NotListed { who } => {
-                let actor = person(job, *who);
-                format!(
-                    "{} `{}` is not in the list of users of `{project}`'s grant of `{resource}`. To be added, {} listing the user under `users`",
-                    who_name(*who),
-                    actor.login,
-                    request("grant")
-                )
-            }
-            DenyReason::TermsNotAccepted { who } => {
-                let actor = person(job, *who);
-                format!(
-                    "{} `{}` (account {}) has not accepted the terms of service of `{resource}`. Accept them by adding yourself to people/tos.yml with your login and numeric account id",
-                    who_name(*who),
-                    actor.login,
-                    actor.id
-                )
-            }
-            DenyReason::ProjectQuota { used, limit } => format!(
-                "`{project}` has used {used} of its {limit} minutes on `{resource}` this month; the quota resets on {}",
-                next_month(job.today.map_or(policy.compiled_on, |d| d.0))
+            DenyReason::NotListed { who } => format!(
+                "{} `{}` is not in the list of users of `{project}`'s grant of `{resource}`. To be added, {} listing the user under `users`",
+                who_name(*who),
+                login(*who),
+                request("grant")
             ),
-            DenyReason::ResourceQuota { used, limit } => format!(
-                "all projects together have used {used} of the {limit} minutes of `{resource}` this month; the quota resets on {}",
-                next_month(job.today.map_or(policy.compiled_on, |d| d.0))
+            DenyReason::TermsNotAccepted { who } => format!(
+                "{} `{}` (account {}) has not accepted the terms of service of `{resource}`. Accept them by adding yourself to people/tos.yml with your login and numeric account id",
+                who_name(*who),
+                login(*who),
+                person(*who).map_or(0, |p| p.id)
+            ),
+            DenyReason::ProjectQuota {
+                used,
+                limit,
+                resets,
+            } => format!(
+                "`{project}` has used {used} of its {limit} minutes on `{resource}` this month; the quota resets on {resets}"
+            ),
+            DenyReason::ResourceQuota {
+                used,
+                limit,
+                resets,
+            } => format!(
+                "all projects together have used {used} of the {limit} minutes of `{resource}` this month; the quota resets on {resets}"
+            ),
+            DenyReason::FactsUnavailable(missing) => format!(
+                "gatehouse could not ask GitHub for {} in time, so it cannot tell whether this job may use `{resource}`, and refuses it rather than let it through. Re-run the job in a few minutes; if this persists, the organisation's gatehouse guard cannot reach GitHub (its /healthz says why)",
+                match missing {
+                    Missing::Run => "the run's event and the people who started it",
+                    Missing::Roles => "the roles of the people who started it",
+                }
             ),
         })
-    }
-}
-
-fn person(job: &JobContext, who: Who) -> &Actor {
-    match who {
-        Who::Actor => &job.actor,
-        Who::TriggeringActor => job.triggering(),
     }
 }
 

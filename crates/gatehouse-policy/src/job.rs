@@ -1,10 +1,13 @@
 //! The job context: everything `decide` needs to know about one CI job.
 //!
-//! The guard builds it from `workflow_job` and `workflow_run` webhooks plus the facts it looks
-//! up (each actor's permission on the repository, the usage counters); `gatehouse decide` reads
-//! it as JSON.
+//! The guard builds it from `workflow_job` and `workflow_run` webhooks plus the facts it holds
+//! (each person's role on the repository, the usage counters); `gatehouse decide` reads it as
+//! JSON. While the guard is still learning a job's facts (the run's event and people, the
+//! people's roles), it decides with what it has through the [`Job`] trait: rules that need a
+//! missing fact wait, the others may already deny.
 
 use gatehouse_core::duration::Day;
+use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -17,9 +20,14 @@ pub struct JobContext {
     /// The event that triggered the workflow (`push`, `pull_request`, ...).
     pub event: String,
     /// `owner/name` of the repository the code comes from; differs from `repository` for a
-    /// pull request from a fork.
+    /// pull request from a fork. A pull-request event without one counts as a fork whose
+    /// owner is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_repository: Option<String>,
+    /// The owner of the fork a pull request comes from (whose code runs), with their role on
+    /// `repository`. Judged like `actor` for a fork's job; a fork's job without it is denied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_owner: Option<Actor>,
     /// Who caused the run (for a re-run: who caused the original run).
     pub actor: Actor,
     /// Who triggered this run (differs from `actor` on a re-run by someone else).
@@ -101,5 +109,84 @@ impl JobContext {
     /// The actor whose permissions are checked besides `actor`, when it is someone else.
     pub fn triggering(&self) -> &Actor {
         self.triggering_actor.as_ref().unwrap_or(&self.actor)
+    }
+}
+
+/// A fact a decision may have to wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Missing {
+    /// The run: its event, head repository and people (from `workflow_run`, or the API).
+    Run,
+    /// Who holds which role on the repository (the guard's role facts).
+    Roles,
+}
+
+impl Missing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Missing::Run => "run",
+            Missing::Roles => "roles",
+        }
+    }
+}
+
+/// What the run says about a job: the event and the people whose checks apply.
+#[derive(Clone, Copy, Debug)]
+pub struct Run<'a> {
+    pub event: &'a str,
+    pub head_repository: Option<&'a str>,
+    pub head_owner: Option<&'a Actor>,
+    pub actor: &'a Actor,
+    /// `None` when it is `actor` again.
+    pub triggering_actor: Option<&'a Actor>,
+}
+
+/// What a decision reads about a job. [`JobContext`] knows every fact; the guard's view of a
+/// job may lack the run or the people's roles while it fetches them. A rule that needs a
+/// missing fact is skipped; if no later rule denies, the decision is
+/// [`crate::Decision::Undecided`], never an allow.
+pub trait Job {
+    fn repository(&self) -> &str;
+    fn labels(&self) -> &[String];
+    /// The day the job is judged on; `None`: the day the policy was compiled.
+    fn today(&self) -> Option<Date>;
+    fn usage(&self) -> Usage;
+    /// `None` while the run is unknown.
+    fn run(&self) -> Option<Run<'_>>;
+    /// `person`'s role on the repository: `Some(None)` for no role, `None` while unknown.
+    /// `person` is one of [`Job::run`]'s people.
+    fn role(&self, person: &Actor) -> Option<Option<Permission>>;
+}
+
+impl Job for JobContext {
+    fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    fn today(&self) -> Option<Date> {
+        self.today.map(|d| d.0)
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    fn run(&self) -> Option<Run<'_>> {
+        Some(Run {
+            event: &self.event,
+            head_repository: self.head_repository.as_deref(),
+            head_owner: self.head_owner.as_ref(),
+            actor: &self.actor,
+            triggering_actor: self.triggering_actor.as_ref(),
+        })
+    }
+
+    fn role(&self, person: &Actor) -> Option<Option<Permission>> {
+        Some(person.permission)
     }
 }

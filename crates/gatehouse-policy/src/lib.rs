@@ -19,5 +19,5 @@ mod shared;
 
 pub use compile::{CompiledGrant, CompiledResource, GrantId, Policy, ResourceId, compile};
 pub use decide::{Decision, Denial, DenyReason, DenyRule, Step, Tracer, Who, decide_with};
-pub use job::{Actor, JobContext, Permission, Usage};
+pub use job::{Actor, Job, JobContext, Missing, Permission, Run, Usage};
 pub use shared::SharedPolicy;

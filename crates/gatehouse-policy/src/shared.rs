@@ -79,7 +79,7 @@ mod tests {
                         match first {
                             Decision::Allow { .. } => allows += 1,
                             Decision::Deny(_) => denies += 1,
-                            Decision::NotManaged => panic!("the label is always managed"),
+                            other => panic!("the label is always managed: {other:?}"),
                         }
                     }
                     (allows, denies)

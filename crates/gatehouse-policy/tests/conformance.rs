@@ -3,7 +3,9 @@
 
 use gatehouse_core::Repo;
 use gatehouse_core::duration::Day;
-use gatehouse_policy::{Actor, Decision, DenyRule, JobContext, Permission, Policy, Usage, compile};
+use gatehouse_policy::{
+    Actor, Decision, DenyRule, Job, JobContext, Missing, Permission, Policy, Run, Usage, compile,
+};
 use jiff::civil::date;
 
 fn policy() -> Policy {
@@ -27,6 +29,18 @@ fn policy() -> Policy {
         (
             "grants/tensorflow.yml",
             "project: tensorflow\ngrants:\n  - resource: cpu\n    granted: 2026-03-01\n    expires: 2027-03-01\n    users: { users: [Wolfv] }\n",
+        ),
+        (
+            "resources/big.yml",
+            "name: big\nprovider: cirun\nlabels: [cirun-big]\ndefaults: { forks: false }\n",
+        ),
+        (
+            "grants/scipy.yml",
+            "project: scipy\ngrants:\n  - resource: big\n    pull_request: true\n    granted: 2026-03-01\n  - resource: gpu\n    pull_request: true\n    forks: false\n    granted: 2026-03-01\n",
+        ),
+        (
+            "grants/numpy.yml",
+            "project: numpy\ngrants:\n  - resource: big\n    pull_request: true\n    forks: true\n    granted: 2026-03-01\n",
         ),
         (
             "people/tos.yml",
@@ -57,6 +71,7 @@ fn job() -> JobContext {
         ],
         event: "push".into(),
         head_repository: Some("conda-forge/pytorch-cpu-feedstock".into()),
+        head_owner: None,
         actor: wolfv(),
         triggering_actor: Some(wolfv()),
         workflow: Some(".github/workflows/conda-build.yml".into()),
@@ -109,16 +124,97 @@ fn a_pull_request_from_the_repository_itself_is_allowed_on_a_pr_grant() {
     });
 }
 
+/// A pull request from `owner`'s fork of pytorch-cpu, started by a maintainer (who reopened
+/// or labelled it, say).
+fn fork_pr(owner: Option<Actor>) -> JobContext {
+    let fork = owner.as_ref().map_or("ghost", |o| o.login.as_str());
+    JobContext {
+        event: "pull_request".into(),
+        head_repository: Some(format!("{fork}/pytorch-cpu-feedstock")),
+        head_owner: owner,
+        git_ref: Some("refs/pull/12/merge".into()),
+        ..job()
+    }
+}
+
+fn outsider() -> Actor {
+    Actor {
+        login: "attacker".into(),
+        id: 31337,
+        permission: None,
+    }
+}
+
 #[test]
-fn a_fork_pull_request_on_a_pr_enabled_grant_is_denied() {
+fn a_maintainers_own_fork_runs_on_a_pr_grant() {
+    // How conda-forge works: maintainers open pull requests from their own forks.
+    allowed(fork_pr(Some(wolfv())));
+}
+
+#[test]
+fn an_outsiders_fork_is_denied_whoever_triggers_it() {
+    // The maintainer who reopened it is the actor; the code is the outsider's.
+    denied(fork_pr(Some(outsider())), DenyRule::UserNotAllowed);
+    // An outsider's fork that somehow carries a role still needs the terms of service.
+    let mut j = fork_pr(Some(Actor {
+        permission: Some(Permission::Write),
+        ..outsider()
+    }));
+    denied(j.clone(), DenyRule::UserNotAllowed);
+    j.head_owner = Some(wolfv());
+    allowed(j);
+}
+
+#[test]
+fn a_bots_fork_is_denied_even_when_a_maintainer_triggers_it() {
+    let bot = Actor {
+        login: "regro-cf-autotick-bot".into(),
+        id: 36490558,
+        permission: None,
+    };
+    denied(fork_pr(Some(bot)), DenyRule::UserNotAllowed);
+}
+
+#[test]
+fn a_fork_whose_owner_is_unknown_is_denied() {
+    denied(fork_pr(None), DenyRule::UserNotAllowed);
+    // A pull-request event without a head repository (the fork was deleted) is such a fork.
     denied(
         JobContext {
-            event: "pull_request".into(),
-            head_repository: Some("attacker/pytorch-cpu-feedstock".into()),
-            ..job()
+            head_repository: None,
+            ..fork_pr(Some(wolfv()))
         },
+        DenyRule::UserNotAllowed,
+    );
+    let p = policy();
+    let j = fork_pr(None);
+    let message = p.decide(&j).message(&p, &j).unwrap();
+    assert!(message.contains("no known owner"), "{message}");
+}
+
+#[test]
+fn forks_false_on_a_grant_or_its_resource_refuses_forks() {
+    let on = |project: &str, label: &str| JobContext {
+        repository: format!("conda-forge/{project}-feedstock"),
+        labels: vec![label.into()],
+        head_repository: Some(format!("wolfv/{project}-feedstock")),
+        ..fork_pr(Some(wolfv()))
+    };
+    // The grant says `forks: false`.
+    denied(
+        on("scipy", "cirun-openstack-gpu-large"),
         DenyRule::EventNotAllowed,
     );
+    // The resource says `defaults: { forks: false }` and the grant says nothing.
+    denied(on("scipy", "cirun-big"), DenyRule::EventNotAllowed);
+    // The grant's `forks: true` overrides its resource's default.
+    allowed(on("numpy", "cirun-big"));
+    // Neither matters for the project's own branches.
+    allowed(JobContext {
+        head_repository: Some("conda-forge/scipy-feedstock".into()),
+        head_owner: None,
+        ..on("scipy", "cirun-big")
+    });
 }
 
 #[test]
@@ -435,4 +531,127 @@ fn pull_request_review_events_need_the_pull_request_permission_too() {
         },
         DenyRule::EventNotAllowed,
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs whose facts the guard is still fetching: the rules that can be judged are; a deny needs
+// no missing fact, an allow never comes without them.
+
+/// The guard's view of [`job()`] with its run or its people's roles not known yet.
+struct Partial {
+    job: JobContext,
+    run_known: bool,
+    roles_known: bool,
+}
+
+impl Job for Partial {
+    fn repository(&self) -> &str {
+        self.job.repository()
+    }
+    fn labels(&self) -> &[String] {
+        self.job.labels()
+    }
+    fn today(&self) -> Option<jiff::civil::Date> {
+        self.job.today()
+    }
+    fn usage(&self) -> Usage {
+        self.job.usage
+    }
+    fn run(&self) -> Option<Run<'_>> {
+        self.run_known.then(|| self.job.run()).flatten()
+    }
+    fn role(&self, person: &Actor) -> Option<Option<Permission>> {
+        self.roles_known.then_some(person.permission)
+    }
+}
+
+fn partial(job: JobContext, run_known: bool, roles_known: bool) -> Decision {
+    policy().decide(&Partial {
+        job,
+        run_known,
+        roles_known,
+    })
+}
+
+#[test]
+fn a_job_whose_facts_are_missing_is_undecided_never_allowed() {
+    for (run, roles, missing) in [
+        (false, false, Missing::Run),
+        (false, true, Missing::Run),
+        (true, false, Missing::Roles),
+    ] {
+        let d = partial(job(), run, roles);
+        assert!(
+            matches!(d, Decision::Undecided { missing: m, .. } if m == missing),
+            "run known: {run}, roles known: {roles}: {d:?}"
+        );
+        assert_eq!(d.outcome(), "undecided");
+    }
+    assert!(matches!(partial(job(), true, true), Decision::Allow { .. }));
+}
+
+#[test]
+fn rules_that_need_no_missing_fact_deny_at_once() {
+    // No grant, and quotas: nothing about the run is needed.
+    let no_grant = JobContext {
+        repository: "conda-forge/numpy-feedstock".into(),
+        ..job()
+    };
+    assert_eq!(
+        partial(no_grant, false, false).rule(),
+        Some(DenyRule::NoGrant)
+    );
+    let spent = JobContext {
+        usage: Usage {
+            project_minutes: 3000,
+            resource_minutes: 0,
+        },
+        ..job()
+    };
+    assert_eq!(
+        partial(spent, false, false).rule(),
+        Some(DenyRule::QuotaExhausted)
+    );
+    // With the run known, the event and the local people checks (user list, terms of service)
+    // deny while roles are still unknown.
+    let target = JobContext {
+        event: "pull_request_target".into(),
+        ..job()
+    };
+    assert_eq!(
+        partial(target, true, false).rule(),
+        Some(DenyRule::EventNotAllowed)
+    );
+    let stranger = Actor {
+        login: "stranger".into(),
+        id: 77,
+        permission: Some(Permission::Write),
+    };
+    let no_terms = JobContext {
+        actor: stranger.clone(),
+        triggering_actor: Some(stranger),
+        ..job()
+    };
+    assert_eq!(
+        partial(no_terms, true, false).rule(),
+        Some(DenyRule::UserNotAllowed)
+    );
+    // An outsider's fork with no known owner is denied without any role.
+    assert_eq!(
+        partial(fork_pr(None), true, false).rule(),
+        Some(DenyRule::UserNotAllowed)
+    );
+}
+
+#[test]
+fn facts_that_cannot_be_had_deny_with_a_message_that_says_to_rerun() {
+    let p = policy();
+    let Decision::Undecided { resource, missing } = partial(job(), true, false) else {
+        panic!("undecided expected");
+    };
+    let d = Decision::facts_unavailable(resource, missing);
+    assert_eq!(d.rule(), Some(DenyRule::FactsUnavailable));
+    let message = d.message(&p, &job()).unwrap();
+    assert!(message.contains("Re-run"), "{message}");
+    assert!(message.contains("roles"), "{message}");
 }

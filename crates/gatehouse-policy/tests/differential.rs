@@ -150,6 +150,8 @@ struct ResourceSpec {
     roles: Option<Vec<bool>>,
     require_tos: bool,
     quota: Option<(Option<u64>, Option<u64>)>,
+    /// `defaults: { forks: ... }`.
+    forks: Option<bool>,
 }
 
 #[derive(Clone, Debug)]
@@ -157,7 +159,7 @@ struct GrantSpec {
     /// One of the repository's resources; `None` names one that does not exist.
     resource: Option<Index>,
     pull_request: bool,
-    forks: bool,
+    forks: Option<bool>,
     /// Days from [`BASE`]: long before it, or a few days around it (a grant written ahead of
     /// its start).
     granted: i64,
@@ -257,6 +259,9 @@ impl RepoSpec {
                     let _ = writeln!(y, "users: {{ require_tos: {} }}", r.require_tos);
                 }
             }
+            if let Some(forks) = r.forks {
+                let _ = writeln!(y, "defaults: {{ forks: {forks} }}");
+            }
             if let Some((project, total)) = r.quota {
                 y.push_str("quota: {");
                 if let Some(m) = project {
@@ -282,8 +287,8 @@ impl RepoSpec {
                 let resource = self.grant_resource(g).unwrap_or("nonexistent");
                 let _ = writeln!(y, "  - resource: {}", quoted(resource));
                 let _ = writeln!(y, "    pull_request: {}", g.pull_request);
-                if g.forks {
-                    y.push_str("    forks: true\n");
+                if let Some(forks) = g.forks {
+                    let _ = writeln!(y, "    forks: {forks}");
                 }
                 let _ = writeln!(y, "    granted: {}", day(g.granted));
                 if let Some(e) = g.expires {
@@ -334,12 +339,14 @@ fn resource_spec() -> impl Strategy<Value = ResourceSpec> {
             )
                 .prop_map(Some),
         ],
+        prop::option::weighted(0.3, any::<bool>()),
     )
-        .prop_map(|(name, roles, require_tos, quota)| ResourceSpec {
+        .prop_map(|(name, roles, require_tos, quota, forks)| ResourceSpec {
             name,
             roles,
             require_tos,
             quota,
+            forks,
         })
 }
 
@@ -347,7 +354,7 @@ fn grant_spec() -> impl Strategy<Value = GrantSpec> {
     (
         prop::option::weighted(0.9, any::<Index>()),
         prop::bool::weighted(0.6),
-        prop::bool::weighted(0.2),
+        prop::option::weighted(0.3, any::<bool>()),
         prop_oneof![12 => Just(-400i64), 1 => -3i64..=3],
         prop::option::weighted(0.5, -3i64..=15),
         prop::option::weighted(0.3, prop::collection::vec((0..LOGINS.len(), 0u8..4), 0..=3)),
@@ -436,6 +443,9 @@ struct JobSpec {
     event: &'static str,
     /// 0: no head repository; 1: the repository itself; 2: a fork.
     head: u8,
+    /// The fork's owner, for `head: 2` (and given, to be ignored, for a pull request without
+    /// a head repository).
+    head_owner: Option<PersonSpec>,
     actor: PersonSpec,
     /// `None`: absent; `Some(None)`: the actor again; `Some(Some(p))`: someone.
     triggering: Option<Option<PersonSpec>>,
@@ -494,7 +504,8 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
     ];
     (
         (target, 0u8..4, 0u8..4, any::<bool>(), event),
-        prop_oneof![4 => Just(0u8), 8 => Just(1u8), 1 => Just(2u8)],
+        prop_oneof![4 => Just(0u8), 8 => Just(1u8), 2 => Just(2u8)],
+        prop::option::weighted(0.9, person_spec()),
         person_spec(),
         prop_oneof![
             2 => Just(None),
@@ -508,6 +519,7 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
             |(
                 (target, repo_case, label_case, label_suffix, event),
                 head,
+                head_owner,
                 actor,
                 triggering,
                 usage,
@@ -519,6 +531,7 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
                 label_suffix,
                 event,
                 head,
+                head_owner,
                 actor,
                 triggering,
                 usage,
@@ -593,6 +606,7 @@ impl JobSpec {
                 None => "someone/fork".to_string(),
             }),
         };
+        let head_owner = self.head_owner.as_ref().map(|p| person(repo, grant, p));
         let actor = person(repo, grant, &self.actor);
         let triggering_actor = self.triggering.as_ref().map(|t| match t {
             None => actor.clone(),
@@ -603,6 +617,7 @@ impl JobSpec {
             labels,
             event: self.event.to_string(),
             head_repository,
+            head_owner,
             actor,
             triggering_actor,
             workflow: Some(".github/workflows/conda-build.yml".into()),
@@ -733,7 +748,8 @@ fn gatehouse_and_cedar_agree_on_random_repositories_and_jobs() {
         "only {allowed} of {compared} allowed"
     );
     for rule in DenyRule::ALL {
-        if rule != DenyRule::AmbiguousLabels {
+        // Ambiguity is routing's, outside Cedar; facts are never missing from a whole job.
+        if !matches!(rule, DenyRule::AmbiguousLabels | DenyRule::FactsUnavailable) {
             let n = tally.get(rule.code()).copied().unwrap_or(0);
             assert!(
                 n * 100 >= compared,
@@ -741,8 +757,8 @@ fn gatehouse_and_cedar_agree_on_random_repositories_and_jobs() {
             );
         }
     }
-    // And every way to be denied, for the actor and for the triggering actor alike.
-    for who in [Who::Actor, Who::TriggeringActor] {
+    // And every way to be denied, for each person alike.
+    for who in [Who::Actor, Who::TriggeringActor, Who::HeadOwner] {
         for reason in [
             DenyReason::MissingRole {
                 who,
@@ -762,9 +778,18 @@ fn gatehouse_and_cedar_agree_on_random_repositories_and_jobs() {
         DenyReason::Expired(BASE),
         DenyReason::PullRequestTarget,
         DenyReason::PullRequestNotAllowed,
-        DenyReason::ForkNotAllowed,
-        DenyReason::ProjectQuota { used: 0, limit: 0 },
-        DenyReason::ResourceQuota { used: 0, limit: 0 },
+        DenyReason::ForkNotAllowed { head: None },
+        DenyReason::UnknownForkOwner,
+        DenyReason::ProjectQuota {
+            used: 0,
+            limit: 0,
+            resets: BASE,
+        },
+        DenyReason::ResourceQuota {
+            used: 0,
+            limit: 0,
+            resets: BASE,
+        },
     ] {
         let name = reason_name(&reason);
         assert!(reasons.contains_key(&name), "never denied for {name}");
@@ -781,12 +806,14 @@ fn reason_name(reason: &DenyReason) -> String {
         DenyReason::Expired(_) => "expired".into(),
         DenyReason::PullRequestTarget => "pull_request_target".into(),
         DenyReason::PullRequestNotAllowed => "pull_request".into(),
-        DenyReason::ForkNotAllowed => "fork".into(),
+        DenyReason::ForkNotAllowed { .. } => "fork".into(),
+        DenyReason::UnknownForkOwner => "fork of unknown owner".into(),
         DenyReason::MissingRole { who, .. } => format!("role of {who:?}"),
         DenyReason::NotListed { who } => format!("user list, {who:?}"),
         DenyReason::TermsNotAccepted { who } => format!("terms of service, {who:?}"),
         DenyReason::ProjectQuota { .. } => "project quota".into(),
         DenyReason::ResourceQuota { .. } => "resource quota".into(),
+        DenyReason::FactsUnavailable(_) => "facts unavailable".into(),
     }
 }
 
@@ -839,6 +866,7 @@ fn job() -> JobContext {
         ],
         event: "push".into(),
         head_repository: Some("conda-forge/pytorch-cpu-feedstock".into()),
+        head_owner: None,
         actor: wolfv(),
         triggering_actor: Some(wolfv()),
         workflow: None,
@@ -886,13 +914,38 @@ fn the_conformance_attacks_are_denied_by_cedar_too() {
             None,
         ),
         (
-            "a fork pull request",
+            "an outsider's fork pull request started by a maintainer",
             JobContext {
                 event: "pull_request".into(),
                 head_repository: Some("attacker/pytorch-cpu-feedstock".into()),
+                head_owner: Some(Actor {
+                    login: "attacker".into(),
+                    id: 31337,
+                    permission: None,
+                }),
                 ..job()
             },
-            Some(EventNotAllowed),
+            Some(UserNotAllowed),
+        ),
+        (
+            "a maintainer's own fork",
+            JobContext {
+                event: "pull_request".into(),
+                head_repository: Some("wolfv/pytorch-cpu-feedstock".into()),
+                head_owner: Some(wolfv()),
+                ..job()
+            },
+            None,
+        ),
+        (
+            "a pull request whose fork is gone",
+            JobContext {
+                event: "pull_request".into(),
+                head_repository: None,
+                head_owner: Some(wolfv()),
+                ..job()
+            },
+            Some(UserNotAllowed),
         ),
         (
             "pull_request_target",

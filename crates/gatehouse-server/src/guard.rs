@@ -353,6 +353,7 @@ async fn job_context(
         labels: job.labels.clone(),
         event: run.event,
         head_repository: run.head_repository,
+        head_owner: None,
         actor,
         triggering_actor,
         workflow: run.workflow,

@@ -231,6 +231,7 @@ async fn redecide_from_store(
         labels: job.labels.clone(),
         event: run.event,
         head_repository: run.head_repository,
+        head_owner: None,
         actor: Actor {
             login: run.actor.0,
             id: run.actor.1,

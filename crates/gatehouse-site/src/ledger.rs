@@ -158,7 +158,11 @@ impl Ledger {
                 continue;
             }
             for g in &f.value.grants {
-                grants.push(grant_view(project, repository_of(project), g, today));
+                let forks = g.pull_request
+                    && repo
+                        .resource(g.resource.as_str())
+                        .is_none_or(|r| g.allows_forks(r));
+                grants.push(grant_view(project, repository_of(project), g, forks, today));
             }
         }
         grants.sort_by(|a, b| (&a.project, &a.resource).cmp(&(&b.project, &b.resource)));
@@ -294,7 +298,14 @@ fn resource_view(res: &Resource, projects: usize, pending: usize) -> ResourceVie
     }
 }
 
-fn grant_view(project: &str, repository: Option<String>, g: &Grant, today: Date) -> GrantView {
+/// `forks`: whether forks' pull requests may use the grant ([`Grant::allows_forks`]).
+fn grant_view(
+    project: &str,
+    repository: Option<String>,
+    g: &Grant,
+    forks: bool,
+    today: Date,
+) -> GrantView {
     let soon = today
         .checked_add(jiff::Span::new().days(SOON_DAYS))
         .unwrap_or(Date::MAX);
@@ -314,7 +325,7 @@ fn grant_view(project: &str, repository: Option<String>, g: &Grant, today: Date)
         expires: g.expires.as_ref().map(|e| e.value.to_string()),
         status,
         pull_request: g.pull_request,
-        forks: g.forks,
+        forks,
         request: g.request.as_ref().map(|r| r.value.clone()),
         approved_by,
         users: g.users.as_ref().map(|u| {

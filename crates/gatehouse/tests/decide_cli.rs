@@ -72,11 +72,49 @@ fn an_allowed_job_prints_allow_and_the_resource() {
 
 #[test]
 fn a_denied_job_prints_the_rule_and_what_to_do() {
-    let doc = decide_json(&job("pull_request", "someone/pytorch-cpu-feedstock"));
+    let doc = decide_json(&job(
+        "pull_request_target",
+        "conda-forge/pytorch-cpu-feedstock",
+    ));
     assert_eq!(doc["outcome"], "deny");
     assert_eq!(doc["rule"], "event-not-allowed");
     assert_eq!(doc["resource"], "cirun-openstack-gpu-large");
+    assert!(
+        doc["message"]
+            .as_str()
+            .unwrap()
+            .contains("pull_request_target")
+    );
+}
+
+#[test]
+fn a_forks_job_is_judged_by_the_forks_owner() {
+    // Without `head_owner`, nobody vouches for the fork's code.
+    let doc = decide_json(&job("pull_request", "someone/pytorch-cpu-feedstock"));
+    assert_eq!(doc["outcome"], "deny");
+    assert_eq!(doc["rule"], "user-not-allowed");
     assert!(doc["message"].as_str().unwrap().contains("fork"));
+    // An outsider's fork, started by a maintainer, is denied on the outsider.
+    let owned = |owner: &str| {
+        job("pull_request", "someone/pytorch-cpu-feedstock").replace(
+            r#""actor":"#,
+            &format!(
+                r#""head_owner": {owner},
+  "actor":"#
+            ),
+        )
+    };
+    let doc = decide_json(&owned(r#"{ "login": "someone", "id": 424242 }"#));
+    assert_eq!(doc["rule"], "user-not-allowed");
+    assert!(
+        doc["message"].as_str().unwrap().contains("someone"),
+        "{doc}"
+    );
+    // A maintainer's own fork (isuruf's) runs.
+    let doc = decide_json(&owned(
+        r#"{ "login": "isuruf", "id": 5234427, "permission": "write" }"#,
+    ));
+    assert_eq!(doc["outcome"], "allow", "{doc}");
 }
 
 #[test]

@@ -415,7 +415,7 @@ pub fn import(
                 .map(|(resource, a)| Grant {
                     resource: Spanned::unplaced(resource),
                     pull_request: a.pull_request,
-                    forks: false,
+                    forks: None,
                     granted: granted.clone(),
                     expires: None,
                     request: None,

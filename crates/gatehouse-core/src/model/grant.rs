@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use jiff::civil::Date;
 
+use super::Resource;
 use crate::duration::Day;
 use crate::span::Spanned;
 
@@ -23,9 +24,11 @@ pub struct Grant {
     /// Jobs triggered by pull requests from the project's own repository may run.
     #[serde(default)]
     pub pull_request: bool,
-    /// Jobs triggered by pull requests from forks may run too (rarely wise).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub forks: bool,
+    /// With `pull_request: true`, whether pull requests from forks may run too, judged by
+    /// the fork's owner as well as by who triggered them (a maintainer's own fork passes, an
+    /// outsider's does not). Absent: the resource's `defaults.forks`, else `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forks: Option<bool>,
     pub granted: Spanned<Day>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<Spanned<Day>>,
@@ -77,6 +80,12 @@ impl Grant {
             granted: self.granted.value.0,
             expires: self.expires.as_ref().map(|e| e.value.0),
         }
+    }
+
+    /// Whether pull requests from forks may use the grant (judged by the fork's owner too):
+    /// the grant's `forks`, else its resource's `defaults.forks`, else yes.
+    pub fn allows_forks(&self, resource: &Resource) -> bool {
+        self.forks.or(resource.defaults.forks).unwrap_or(true)
     }
 
     /// Whether the grant is in force on `today` ([`Validity::on`]).

@@ -80,7 +80,8 @@ pub struct Request {
     pub resources: Vec<Spanned<String>>,
     /// `None` when the request does not say (the resource's default applies).
     pub pull_request: Option<bool>,
-    pub forks: bool,
+    /// `None` when the request does not say (the resource's default, else forks allowed).
+    pub forks: Option<bool>,
     pub expires: Option<Spanned<Day>>,
     pub send_pr: bool,
     pub users: Option<Vec<Spanned<String>>>,
@@ -148,7 +149,7 @@ impl RequestFile {
                 projects,
                 resources: self.resources.clone().unwrap_or_default(),
                 pull_request: self.pull_request,
-                forks: self.forks.unwrap_or(false),
+                forks: self.forks,
                 expires: self.expires.clone(),
                 send_pr: self.send_pr.unwrap_or(false),
                 users: self.users.clone(),
@@ -193,7 +194,7 @@ impl RequestFile {
             projects: feedstocks,
             resources,
             pull_request: self.pull_request,
-            forks: self.forks.unwrap_or(false),
+            forks: self.forks,
             expires: self.expires.clone(),
             send_pr: self.send_pr.unwrap_or(false),
             users: self.users.clone(),

@@ -62,6 +62,11 @@ pub struct Specs {
 pub struct Defaults {
     #[serde(default)]
     pub pull_request: bool,
+    /// Whether grants let forks' pull requests run (judged by the fork's owner too), unless a
+    /// grant says otherwise. Absent: `true`. `false` refuses forks for every grant that does
+    /// not say `forks: true` itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forks: Option<bool>,
 }
 
 /// Who may trigger a job on this resource, within a project that holds a grant.

@@ -8,7 +8,8 @@
 //!
 //! The model:
 //! - `Grant::"<project>/<resource>"` (project lower-cased): `runner` (the `Runner`),
-//!   `pull_request`, `forks`, `granted` and, when they apply, `expires` (days since
+//!   `pull_request`, `forks` (whether forks' pull requests may use it: the grant's, else its
+//!   resource's default, else true), `granted` and, when they apply, `expires` (days since
 //!   1970-01-01) and `users` (lower-cased logins). Expired grants are included: `expired` is
 //!   not `no-grant`.
 //! - `Runner::"<resource>"`: `roles`, `require_tos`, and when set `project_quota` and
@@ -87,9 +88,10 @@ action run appliesTo {
   context: {
     today: Long,          // days since 1970-01-01
     event: String,
-    from_fork: Bool,
+    from_fork: Bool,      // the code comes from a fork (a pull request without a head repository too)
     actor: Person,
     triggering: Person,
+    head_owner?: Person,  // the fork's owner, when the code comes from a fork that names one
     usage: { project_minutes: Long, resource_minutes: Long },
   },
 };
@@ -155,6 +157,31 @@ when { resource has runner && resource has users && !resource.users.contains(con
 forbid (principal, action == Action::"run", resource is Grant)
 when { resource has runner && resource.runner.require_tos && !(context.triggering.user in Group::"tos") };
 
+@id("user-not-allowed.head_owner.unknown")
+forbid (principal, action == Action::"run", resource is Grant)
+when { resource has runner && context.from_fork && !(context has head_owner) };
+
+@id("user-not-allowed.head_owner.role")
+forbid (principal, action == Action::"run", resource is Grant)
+when {
+  resource has runner && context.from_fork && context has head_owner &&
+  !resource.runner.roles.contains(context.head_owner.permission)
+};
+
+@id("user-not-allowed.head_owner.users")
+forbid (principal, action == Action::"run", resource is Grant)
+when {
+  resource has runner && context.from_fork && context has head_owner && resource has users &&
+  !resource.users.contains(context.head_owner.login)
+};
+
+@id("user-not-allowed.head_owner.tos")
+forbid (principal, action == Action::"run", resource is Grant)
+when {
+  resource has runner && context.from_fork && context has head_owner &&
+  resource.runner.require_tos && !(context.head_owner.user in Group::"tos")
+};
+
 // or the month's minutes are used up.
 @id("quota-exhausted.project")
 forbid (principal, action == Action::"run", resource is Grant)
@@ -211,6 +238,11 @@ pub fn render(repo: &Repo, today: Date) -> CedarPolicy {
 
     // Grants, in ledger order.
     let mut seen: BTreeSet<(String, &str)> = BTreeSet::new();
+    let first = |name: &str| {
+        repo.resources
+            .iter()
+            .find(|r| r.value.name.as_str() == name)
+    };
     for file in &repo.grants {
         let project = file.value.project.to_ascii_lowercase();
         for g in &file.value.grants {
@@ -221,7 +253,8 @@ pub fn render(repo: &Repo, today: Date) -> CedarPolicy {
             let mut attrs = serde_json::Map::new();
             attrs.insert("runner".into(), entity_ref(&runner_uid(resource)));
             attrs.insert("pull_request".into(), json!(g.pull_request));
-            attrs.insert("forks".into(), json!(g.forks));
+            let forks = first(resource).is_none_or(|r| g.allows_forks(&r.value));
+            attrs.insert("forks".into(), json!(forks));
             attrs.insert("granted".into(), json!(days(g.granted.value.0)));
             if let Some(expires) = &g.expires {
                 attrs.insert("expires".into(), json!(days(expires.value.0)));
@@ -298,27 +331,39 @@ pub fn request(policy: &Policy, job: &JobContext, resource: ResourceId) -> Cedar
             id: escape(&job.repository.to_ascii_lowercase()),
         },
     };
-    let from_fork = job
-        .head_repository
-        .as_deref()
-        .is_some_and(|h| !h.eq_ignore_ascii_case(&job.repository));
+    // GitHub names events in lower case; gatehouse compares them ignoring case.
+    let event = job.event.to_ascii_lowercase();
+    let pull_request = matches!(
+        event.as_str(),
+        "pull_request" | "pull_request_review" | "pull_request_review_comment"
+    );
+    // A pull request without a head repository comes from a fork nobody can name: its owner
+    // is unknown whatever the job says.
+    let (from_fork, head_owner) = match job.head_repository.as_deref() {
+        Some(h) if h.eq_ignore_ascii_case(&job.repository) => (false, None),
+        Some(_) => (true, job.head_owner.as_ref()),
+        None => (pull_request, None),
+    };
     let today = job.today.map_or(policy.compiled_on(), |d| d.0);
+    let mut context = json!({
+        "today": days(today),
+        "event": event,
+        "from_fork": from_fork,
+        "actor": person(&job.actor),
+        "triggering": person(job.triggering()),
+        "usage": {
+            "project_minutes": long(job.usage.project_minutes),
+            "resource_minutes": long(job.usage.resource_minutes),
+        },
+    });
+    if let Some(owner) = head_owner {
+        context["head_owner"] = person(owner);
+    }
     CedarRequest {
         principal: user_uid(job.actor.id),
         action: run_action(),
         resource: grant,
-        context: json!({
-            "today": days(today),
-            // GitHub names events in lower case; gatehouse compares them ignoring case.
-            "event": job.event.to_ascii_lowercase(),
-            "from_fork": from_fork,
-            "actor": person(&job.actor),
-            "triggering": person(job.triggering()),
-            "usage": {
-                "project_minutes": long(job.usage.project_minutes),
-                "resource_minutes": long(job.usage.resource_minutes),
-            },
-        }),
+        context,
     }
 }
 
