@@ -8,18 +8,54 @@ use std::fmt;
 use jiff::civil::Date;
 use serde::Serialize;
 
+use crate::model::{Grant, GrantFile};
 use crate::repo::Repo;
 
 /// Provider name -> resource -> repositories (`org/<project><suffix>`) holding an active grant.
 pub type DesiredState = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
+/// Which of the ledger's grants a state counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counting {
+    /// Those in force on the day ([`crate::model::Grant::is_active`]): what providers should
+    /// hold.
+    ActiveOn(Date),
+    /// Those started by the day, expired or not: what providers may still hold when nobody
+    /// has removed the expired ones yet.
+    StartedBy(Date),
+}
+
+impl Counting {
+    fn counts(self, g: &Grant) -> bool {
+        match self {
+            Counting::ActiveOn(day) => g.is_active(day),
+            Counting::StartedBy(day) => !g.is_pending(day),
+        }
+    }
+}
+
+fn counted(repo: &Repo, counting: Counting) -> impl Iterator<Item = (&GrantFile, &Grant)> {
+    repo.grants.iter().flat_map(move |f| {
+        f.value
+            .grants
+            .iter()
+            .filter(move |g| counting.counts(g))
+            .map(move |g| (&f.value, g))
+    })
+}
+
 /// What every provider should grant, as of `today` (expired grants grant nothing).
 pub fn desired_state(repo: &Repo, today: Date) -> DesiredState {
+    state_of(repo, Counting::ActiveOn(today))
+}
+
+/// Provider name -> resource -> repositories, counting the grants `counting` says.
+pub fn state_of(repo: &Repo, counting: Counting) -> DesiredState {
     let mut out = DesiredState::new();
     let Some(settings) = &repo.settings else {
         return out;
     };
-    for (file, g) in repo.active_grants(today) {
+    for (file, g) in counted(repo, counting) {
         let Some(res) = repo.resource(&g.resource) else {
             continue;
         };
@@ -40,11 +76,16 @@ pub const FEEDSTOCK_CONFIG: &str = "feedstock-config";
 /// Resource -> repositories whose active grant asked for a pull request that adds the
 /// resource's label to their configuration (`send_pr`), as of `today`.
 pub fn feedstock_config_state(repo: &Repo, today: Date) -> BTreeMap<String, BTreeSet<String>> {
+    config_state_of(repo, Counting::ActiveOn(today))
+}
+
+/// [`feedstock_config_state`], counting the grants `counting` says.
+pub fn config_state_of(repo: &Repo, counting: Counting) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let Some(settings) = &repo.settings else {
         return out;
     };
-    for (file, g) in repo.active_grants(today) {
+    for (file, g) in counted(repo, counting) {
         if !g.send_pr || repo.resource(&g.resource).is_none() {
             continue;
         }

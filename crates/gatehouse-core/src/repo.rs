@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use crate::diag::{Diagnostic, Diagnostics};
 use jiff::civil::Date;
 
-use crate::model::{Grant, GrantFile, Request, RequestFile, Resource, Settings, TosList};
+use crate::model::{
+    Grant, GrantFile, GrantUser, Request, RequestFile, Resource, Settings, TosList,
+};
 use crate::parse::{MAX_FILE_BYTES, MAX_TOS_BYTES, parse_yaml, parse_yaml_limited};
 use crate::span::Span;
 
@@ -171,6 +173,21 @@ impl Repo {
             .iter()
             .map(|r| &r.value)
             .find(|r| r.name.value == name)
+    }
+
+    /// The account id a grant's user entry stands for: the one it writes out, or the one
+    /// `people/tos.yml` gives its login (compared ignoring case). `None`: nothing resolves it,
+    /// and it matches nobody.
+    pub fn account_of(&self, user: &GrantUser) -> Option<i64> {
+        if let Some(id) = user.id() {
+            return Some(id);
+        }
+        let login = user.login();
+        self.tos
+            .iter()
+            .flat_map(|t| t.value.iter())
+            .find(|e| e.github.eq_ignore_ascii_case(login))
+            .map(|e| e.id.value)
     }
 
     /// Every grant in force on `today` ([`Grant::is_active`]), with the file that holds it,

@@ -81,7 +81,7 @@ fn every_policy_comes_through() {
             let users = g.users.as_ref().map(|u| {
                 u.users
                     .iter()
-                    .map(|x| x.value.clone())
+                    .map(|x| x.login().to_string())
                     .collect::<BTreeSet<_>>()
             });
             got.insert(
@@ -164,7 +164,7 @@ fn users_from_json_means_terms_of_service_and_explicit_lists_stay() {
         .unwrap()
         .users
         .iter()
-        .map(|u| u.as_str())
+        .map(|u| u.login())
         .collect();
     assert_eq!(users, vec!["wolfv"]);
 }

@@ -6,7 +6,7 @@
 //! cargo-fuzz targets in `fuzz/` explore the same ground for longer.
 
 use gatehouse_core::duration::Day;
-use gatehouse_core::model::{Grant, GrantFile, GrantUsers, RequestFile};
+use gatehouse_core::model::{Grant, GrantFile, GrantUser, GrantUsers, RequestFile};
 use gatehouse_core::parse::parse_yaml;
 use gatehouse_core::{Diagnostic, Repo, Severity, Spanned, check};
 use jiff::civil::{Date, date};
@@ -165,6 +165,16 @@ fn spanned<T: std::fmt::Debug>(s: impl Strategy<Value = T>) -> impl Strategy<Val
     s.prop_map(Spanned::unplaced)
 }
 
+/// A user-list entry: a login, or a login with its account id.
+fn grant_user() -> impl Strategy<Value = Spanned<GrantUser>> {
+    prop_oneof![
+        tricky_string().prop_map(GrantUser::Login),
+        (spanned(tricky_string()), spanned(1i64..100_000_000))
+            .prop_map(|(github, id)| { GrantUser::Person { github, id } }),
+    ]
+    .prop_map(Spanned::unplaced)
+}
+
 fn grant() -> impl Strategy<Value = Grant> {
     (
         spanned(project_name()),
@@ -173,7 +183,7 @@ fn grant() -> impl Strategy<Value = Grant> {
         proptest::option::of(spanned(day())),
         proptest::option::of(spanned(tricky_string())),
         proptest::collection::vec(spanned(tricky_string()), 0..3),
-        proptest::option::of(proptest::collection::vec(spanned(tricky_string()), 0..3)),
+        proptest::option::of(proptest::collection::vec(grant_user(), 0..3)),
     )
         .prop_map(
             |(
@@ -214,7 +224,7 @@ type GrantKey = (
     Option<Day>,
     Option<String>,
     Vec<String>,
-    Option<Vec<String>>,
+    Option<Vec<(String, Option<i64>)>>,
     bool,
 );
 
@@ -229,7 +239,12 @@ fn key(g: &Grant) -> GrantKey {
         g.expires.as_ref().map(|e| e.value),
         g.request.as_ref().map(|r| r.value.clone()),
         strings(&g.approved_by),
-        g.users.as_ref().map(|u| strings(&u.users)),
+        g.users.as_ref().map(|u| {
+            u.users
+                .iter()
+                .map(|e| (e.login().to_string(), e.id()))
+                .collect()
+        }),
         g.send_pr,
     )
 }

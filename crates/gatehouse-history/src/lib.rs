@@ -118,7 +118,7 @@ fn summary(g: &Grant) -> String {
             "users {}",
             u.users
                 .iter()
-                .map(|x| x.value.as_str())
+                .map(|x| x.login())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));

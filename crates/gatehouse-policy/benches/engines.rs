@@ -371,7 +371,7 @@ impl<'a> MixBuilder<'a> {
                 let users = self.policy.grant(g).users().expect("a user list");
                 let stranger = loop {
                     let p = self.people[self.rng.usize(..self.people.len())].clone();
-                    if users.binary_search_by(|u| (**u).cmp(&p.0)).is_err() {
+                    if users.binary_search(&p.1).is_err() {
                         break p;
                     }
                 };
@@ -569,7 +569,8 @@ fn rego_data(repo: &Repo) -> regorus::Value {
                 let users: BTreeSet<regorus::Value> = list
                     .users
                     .iter()
-                    .map(|u| regorus::Value::from(u.to_ascii_lowercase()))
+                    .filter_map(|u| repo.account_of(u))
+                    .map(regorus::Value::from)
                     .collect();
                 fields.push(("users", regorus::Value::from(users)));
             }

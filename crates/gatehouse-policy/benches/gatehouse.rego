@@ -4,7 +4,7 @@
 # data, the ledger (built by the bench from the repository, with compile's reading of it):
 #   grants["<project>/<resource>"]: {runner, pull_request, forks, expires?, users?}
 #     project lower-cased, `%` and `/` escaped as in Cedar's grant ids; `expires` is the last
-#     day, in days since 1970-01-01; `users` the set of lower-cased logins, when the grant
+#     day, in days since 1970-01-01; `users` the set of account ids, when the grant
 #     narrows who may trigger jobs. Expired grants are present: `expired` is not `no-grant`.
 #   runners["<resource>"]: {roles (a set), require_tos, project_quota?, total_quota?}
 #   tos: the set of numeric account ids of everyone who accepted the terms of service.
@@ -64,7 +64,7 @@ person_not_allowed(person) if not person.permission in runner.roles
 # on grants without a list; the interpreter, like OPA, got it right),
 person_not_allowed(person) if {
 	grant.users
-	not person.login in grant.users
+	not person.id in grant.users
 }
 
 # or the terms of service not accepted (by account id).

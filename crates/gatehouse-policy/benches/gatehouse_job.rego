@@ -6,7 +6,7 @@
 # data, the ledger (built by the bench with compile's reading of the repository):
 #   org, suffix: lower-cased; labels["<routing key>"]: the set of resources that claim the key
 #   (generic labels absent); projects["<project>"]["<resource>"]: {pull_request, forks,
-#   expires?, users?} with `expires` in days since 1970-01-01 and `users` lower-cased;
+#   expires?, users?} with `expires` in days since 1970-01-01 and `users` account ids;
 #   runners["<resource>"]: {roles, require_tos, project_quota?, total_quota?}; tos: account ids.
 #
 # input: the JobContext's JSON (repository, labels, event, head_repository?, actor,
@@ -88,7 +88,7 @@ person_not_allowed(person) if not person.permission in runner.roles
 # (a guard, not `users := grant.users`: see gatehouse.rego)
 person_not_allowed(person) if {
 	grant.users
-	not lower(person.login) in grant.users
+	not person.id in grant.users
 }
 
 person_not_allowed(person) if {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use gatehouse_core::Repo;
-use gatehouse_core::model::{Quota, Role, Validity};
+use gatehouse_core::model::{ProviderKind, Quota, Role, Validity};
 use gatehouse_core::names::{is_generic_label, label_key};
 use jiff::civil::Date;
 
@@ -45,6 +45,9 @@ pub struct Policy {
     pub(crate) label_lengths: u64,
     /// Lower-cased project (bytes) -> its grants (a handful at most).
     pub(crate) projects: Map<Box<[u8]>, Box<[GrantId]>>,
+    /// Lower-cased runner group name -> the resource served by that group (`runs-on: { group:
+    /// ... }`): resources whose provider is a `runner-group` of that group.
+    pub(crate) groups: Map<Box<[u8]>, ResourceId>,
     /// Numeric ids of everyone who accepted the terms of service.
     pub(crate) tos: foldhash::HashSet<i64>,
     pub(crate) compiled_on: Date,
@@ -74,8 +77,8 @@ pub struct CompiledGrant {
     pub forks: bool,
     pub granted: Date,
     pub expires: Option<Date>,
-    /// Lower-cased logins, sorted, when the grant narrows who may trigger jobs.
-    pub(crate) users: Option<Box<[Box<str>]>>,
+    /// Account ids, sorted, when the grant narrows who may trigger jobs.
+    pub(crate) users: Option<Box<[i64]>>,
     /// Where the grant came from, for explanations.
     pub request: Option<Arc<str>>,
 }
@@ -152,6 +155,12 @@ impl Policy {
         self.label_lengths & length_bit(len) != 0
     }
 
+    /// The resource a runner group serves (`runs-on: { group: NAME }`), compared ignoring
+    /// case.
+    pub fn route_group(&self, group: &str) -> Option<ResourceId> {
+        with_lowercase(group.trim().as_bytes(), |g| self.groups.get(g).copied())
+    }
+
     pub fn resource_by_name(&self, name: &str) -> Option<ResourceId> {
         self.resources()
             .find(|(_, r)| &*r.name == name)
@@ -187,18 +196,17 @@ impl CompiledGrant {
         }
     }
 
-    /// `None` when the grant does not narrow who may trigger jobs.
-    pub fn users(&self) -> Option<&[Box<str>]> {
+    /// The account ids of the grant's user list; `None` when it does not narrow who may
+    /// trigger jobs.
+    pub fn users(&self) -> Option<&[i64]> {
         self.users.as_deref()
     }
 
-    pub fn allows_user(&self, login: &str) -> bool {
+    /// Whether the person with this account id may trigger jobs under the grant's user list.
+    pub fn allows_user(&self, id: i64) -> bool {
         match &self.users {
             None => true,
-            // `str` orders by bytes, so the sorted list can be searched with bytes.
-            Some(list) => with_lowercase(login.as_bytes(), |l| {
-                list.binary_search_by(|u| u.as_bytes().cmp(l)).is_ok()
-            }),
+            Some(list) => list.binary_search(&id).is_ok(),
         }
     }
 }
@@ -228,6 +236,7 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
     let mut by_name: Map<&str, ResourceId> = Map::default();
     let mut labels: Map<Box<[u8]>, Route> = Map::default();
     let mut label_lengths = 0u64;
+    let mut groups: Map<Box<[u8]>, ResourceId> = Map::default();
     for loaded in &repo.resources {
         let r = &loaded.value;
         if by_name.contains_key(r.name.as_str()) {
@@ -235,6 +244,21 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
         }
         let id = ResourceId(resources.len() as u32);
         by_name.insert(r.name.as_str(), id);
+        let group = repo.settings.as_ref().and_then(|s| {
+            let provider = s.value.providers.get(r.provider.as_str())?;
+            (provider.kind.value == ProviderKind::RunnerGroup).then(|| {
+                provider
+                    .group
+                    .as_ref()
+                    .map(|g| g.value.to_ascii_lowercase())
+            })?
+        });
+        if let Some(group) = group {
+            // The first resource of a group counts; `check` refuses a second.
+            groups
+                .entry(group.into_bytes().into_boxed_slice())
+                .or_insert(id);
+        }
         let quota = r.quota.clone().unwrap_or(Quota::default());
         resources.push(CompiledResource {
             name: Arc::from(r.name.as_str()),
@@ -296,13 +320,11 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
                     .is_none_or(|r| g.allows_forks(r)),
                 granted: g.granted.value.0,
                 expires: g.expires.as_ref().map(|d| d.value.0),
+                // By account id; an entry nothing resolves matches nobody (`check` says so).
                 users: g.users.as_ref().map(|u| {
-                    let mut v: Vec<Box<str>> = u
-                        .users
-                        .iter()
-                        .map(|l| l.to_ascii_lowercase().into_boxed_str())
-                        .collect();
-                    v.sort();
+                    let mut v: Vec<i64> =
+                        u.users.iter().filter_map(|e| repo.account_of(e)).collect();
+                    v.sort_unstable();
                     v.dedup();
                     v.into_boxed_slice()
                 }),
@@ -329,6 +351,7 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
             .into_iter()
             .map(|(k, v)| (k, v.into_boxed_slice()))
             .collect(),
+        groups,
         tos,
         compiled_on: today,
     }

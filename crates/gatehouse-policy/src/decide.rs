@@ -346,7 +346,14 @@ fn deny(rule: DenyRule, resource: Option<ResourceId>, reason: DenyReason) -> Dec
 pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Decision {
     let labels = job.labels();
     // 1. Routing.
-    let resource = match policy.route(labels.iter().map(String::as_str)) {
+    let routed = match policy.route(labels.iter().map(String::as_str)) {
+        Ok(None) => match job.runner_group().and_then(|g| policy.route_group(g)) {
+            Some(id) => Ok(Some(id)),
+            None => Ok(None),
+        },
+        other => other,
+    };
+    let resource = match routed {
         Ok(None) => {
             t.step("route", true, || {
                 format!("no label of {labels:?} selects a managed resource")
@@ -642,7 +649,7 @@ fn check_person(
     {
         return Err(DenyReason::MissingRole { who, permission });
     }
-    if !grant.allows_user(&person.login) {
+    if !grant.allows_user(person.id) {
         return Err(DenyReason::NotListed { who });
     }
     if res.require_tos && !policy.accepted_tos(person.id) {

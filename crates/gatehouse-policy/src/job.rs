@@ -149,6 +149,11 @@ pub struct Run<'a> {
 pub trait Job {
     fn repository(&self) -> &str;
     fn labels(&self) -> &[String];
+    /// The runner group that took the job, once known (`runs-on: { group: ... }` jobs name
+    /// none in their labels): routes the job when its labels do not.
+    fn runner_group(&self) -> Option<&str> {
+        None
+    }
     /// The day the job is judged on; `None`: the day the policy was compiled.
     fn today(&self) -> Option<Date>;
     fn usage(&self) -> Usage;

@@ -165,7 +165,8 @@ struct GrantSpec {
     granted: i64,
     /// Days from [`BASE`].
     expires: Option<i64>,
-    users: Option<Vec<(usize, u8)>>,
+    /// (login, case, written with its id): a login alone is resolved by people/tos.yml.
+    users: Option<Vec<(usize, u8, bool)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -297,7 +298,14 @@ impl RepoSpec {
                 if let Some(users) = &g.users {
                     let list: Vec<String> = users
                         .iter()
-                        .map(|(l, c)| quoted(&spell(LOGINS[*l], *c)))
+                        .map(|&(l, c, explicit)| {
+                            let login = quoted(&spell(LOGINS[l], c));
+                            if explicit {
+                                format!("{{ github: {login}, id: {} }}", listed_id(self, l))
+                            } else {
+                                login
+                            }
+                        })
                         .collect();
                     let _ = writeln!(y, "    users: {{ users: [{}] }}", list.join(", "));
                 }
@@ -357,7 +365,10 @@ fn grant_spec() -> impl Strategy<Value = GrantSpec> {
         prop::option::weighted(0.3, any::<bool>()),
         prop_oneof![12 => Just(-400i64), 1 => -3i64..=3],
         prop::option::weighted(0.5, -3i64..=15),
-        prop::option::weighted(0.3, prop::collection::vec((0..LOGINS.len(), 0u8..4), 0..=3)),
+        prop::option::weighted(
+            0.3,
+            prop::collection::vec((0..LOGINS.len(), 0u8..4, any::<bool>()), 0..=3),
+        ),
     )
         .prop_map(
             |(resource, pull_request, forks, granted, expires, users)| GrantSpec {
@@ -631,17 +642,22 @@ impl JobSpec {
     }
 }
 
+/// The id of login `l` of a user list: people/tos.yml's when it lists them, else one of the
+/// pool's (which only an entry written with its id resolves to).
+fn listed_id(repo: &RepoSpec, l: usize) -> i64 {
+    let tos = repo.tos.as_deref().unwrap_or_default();
+    tos.iter()
+        .find(|(tl, _, _)| *tl == l)
+        .map_or(IDS[(l + 2) % IDS.len()], |(_, _, id)| IDS[*id])
+}
+
 fn person(repo: &RepoSpec, grant: Option<&GrantSpec>, p: &PersonSpec) -> Actor {
     let tos = repo.tos.as_deref().unwrap_or_default();
     let listed = grant.and_then(|g| g.users.as_deref()).unwrap_or_default();
     let (login, id) = match &p.who {
         WhoSpec::Listed(i) if !listed.is_empty() => {
-            let (l, _) = listed[i.index(listed.len())];
-            let id = tos
-                .iter()
-                .find(|(tl, _, _)| *tl == l)
-                .map_or(IDS[(l + 2) % IDS.len()], |(_, _, id)| IDS[*id]);
-            (LOGINS[l], id)
+            let (l, _, _) = listed[i.index(listed.len())];
+            (LOGINS[l], listed_id(repo, l))
         }
         WhoSpec::Tos(i) | WhoSpec::Listed(i) if !tos.is_empty() => {
             let (l, _, id) = tos[i.index(tos.len())];

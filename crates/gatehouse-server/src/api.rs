@@ -19,14 +19,32 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "message": message.into() }))).into_response()
 }
 
-/// Liveness: the process answers and holds a policy; says why the last reload was refused.
+/// Liveness: the process answers and holds a policy; says why the last reload was refused,
+/// what the guard can ask GitHub, how fresh its role facts are and how many deliveries wait.
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let policy = state.policy.load();
     let mode = state.mode();
     let status = state.status().clone();
+    let facts = state
+        .facts
+        .report(jiff::Timestamp::now(), state.config.facts_ttl);
+    let pending = match state.store.pending().await {
+        Ok((count, oldest)) => json!({ "count": count, "oldest_received_at": oldest }),
+        Err(e) => json!({ "error": format!("{e:#}") }),
+    };
+    let github = match &state.github {
+        Some(_) => json!({ "token": true }),
+        None => json!({
+            "token": false,
+            "note": "no GITHUB_TOKEN: the guard calls GitHub not at all; jobs that need a role are denied facts-unavailable and denied runs are not cancelled",
+        }),
+    };
     Json(json!({
         "status": if status.last_reload_error.is_none() { "ok" } else { "degraded" },
         "mode": if mode == crate::GuardMode::DryRun { "dry-run" } else { "enforce" },
+        "github": github,
+        "role_facts": facts,
+        "pending": pending,
         "policy": {
             "loaded_at": status.loaded_at.to_string(),
             "compiled_on": policy.compiled_on().to_string(),

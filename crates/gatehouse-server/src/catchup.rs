@@ -4,8 +4,8 @@
 //! deploy, a crash, a network cut), the jobs queued meanwhile were never checked and their
 //! minutes never counted. Given the organisation webhook's id (`--catch-up-hook`), the guard
 //! reads the hook's recent deliveries from GitHub at start and then every few minutes (or on
-//! `POST /admin/catch-up`), and asks GitHub to send again each `workflow_run` and
-//! `workflow_job` delivery its store does not hold. They arrive through `POST /webhook` like
+//! `POST /admin/catch-up`), and asks GitHub to send again each delivery of an event the guard
+//! consumes (jobs and runs, and the events that change roles) that its store does not hold. They arrive through `POST /webhook` like
 //! any other: signed, and deduplicated by delivery id, so asking twice does no harm.
 
 use std::collections::HashSet;
@@ -101,6 +101,11 @@ async fn pass(
     since: Option<Timestamp>,
     report: &mut CatchUpReport,
 ) -> anyhow::Result<()> {
+    let Some(github) = &state.github else {
+        anyhow::bail!(
+            "no GitHub token: the guard cannot read the hook's deliveries (set GITHUB_TOKEN)"
+        );
+    };
     let org = state.policy.load().org().to_string();
     let window = SignedDuration::try_from(config.window).unwrap_or(SignedDuration::MAX);
     let window_start = Timestamp::now()
@@ -110,12 +115,11 @@ async fn pass(
     // Every attempt of a delivery is listed with the delivery's guid: one request per guid.
     let mut seen = HashSet::new();
     let mut wanted = Vec::new();
-    let mut cursor: Option<String> = None;
+    let mut cursor: Option<gatehouse_github::Url> = None;
     let mut reached_start = false;
     for _ in 0..MAX_PAGES {
-        let Some((page, next)) = state
-            .github
-            .hook_deliveries(&org, config.hook_id, cursor.as_deref())
+        let Some((page, next)) = github
+            .hook_deliveries(&org, config.hook_id, cursor.as_ref())
             .await
             .with_context(|| {
                 format!(
@@ -137,9 +141,7 @@ async fn pass(
                 older = true;
                 continue;
             }
-            if matches!(d.event.as_str(), "workflow_job" | "workflow_run")
-                && seen.insert(d.guid.clone())
-            {
+            if consumed(&d.event) && seen.insert(d.guid.clone()) {
                 wanted.push(d);
             }
         }
@@ -164,7 +166,7 @@ async fn pass(
     // asked for does not hold up the others.
     let mut failed = Vec::new();
     for d in missing.iter().rev() {
-        match state.github.redeliver(&org, config.hook_id, d.id).await {
+        match github.redeliver(&org, config.hook_id, d.id).await {
             Ok(()) => report.redelivered += 1,
             Err(e) => failed.push(format!("{} ({}): {e:#}", d.guid, d.event)),
         }
@@ -177,6 +179,11 @@ async fn pass(
         );
     }
     Ok(())
+}
+
+/// Whether the guard acts on an event: its missed deliveries are asked for again.
+fn consumed(event: &str) -> bool {
+    matches!(event, "workflow_job" | "workflow_run") || crate::events::ROLE_EVENTS.contains(&event)
 }
 
 /// Catches up at start (over the whole window) and then every `config.every` (since a little

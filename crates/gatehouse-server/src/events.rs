@@ -8,36 +8,7 @@ use serde::Deserialize;
 
 use crate::store::RunRecord;
 
-#[derive(Debug, Deserialize)]
-pub struct Repository {
-    pub full_name: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct User {
-    pub login: String,
-    pub id: i64,
-}
-
-/// A workflow run, as in the `workflow_run` event and in `GET .../actions/runs/{id}`.
-#[derive(Debug, Deserialize)]
-pub struct WorkflowRun {
-    pub id: i64,
-    pub event: String,
-    #[serde(default)]
-    pub head_repository: Option<Repository>,
-    #[serde(default)]
-    pub repository: Option<Repository>,
-    #[serde(default)]
-    pub actor: Option<User>,
-    #[serde(default)]
-    pub triggering_actor: Option<User>,
-    /// The workflow file, `.github/workflows/x.yml`.
-    #[serde(default)]
-    pub path: Option<String>,
-    #[serde(default)]
-    pub head_branch: Option<String>,
-}
+pub use gatehouse_github::actions::{Repository, User, WorkflowRun};
 
 #[derive(Debug, Deserialize)]
 pub struct WorkflowRunEvent {
@@ -51,14 +22,25 @@ pub struct WorkflowRunEvent {
 pub struct WorkflowJob {
     pub id: i64,
     pub run_id: i64,
+    /// The attempt of the run this job belongs to (a re-run's jobs carry the new attempt).
+    #[serde(default = "first_attempt")]
+    pub run_attempt: i64,
     #[serde(default)]
     pub labels: Vec<String>,
+    /// The runner group of the runner that took the job: known once it is `in_progress`
+    /// (`runs-on: { group: ... }` jobs are queued with no labels and no group).
+    #[serde(default)]
+    pub runner_group_name: Option<String>,
     #[serde(default)]
     pub head_sha: Option<String>,
     #[serde(default)]
     pub started_at: Option<Timestamp>,
     #[serde(default)]
     pub completed_at: Option<Timestamp>,
+}
+
+fn first_attempt() -> i64 {
+    1
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,32 +50,87 @@ pub struct WorkflowJobEvent {
     pub repository: Repository,
 }
 
-impl WorkflowRun {
-    /// The run's context as the guard keeps it. `fallback` stands in for a missing `actor`
-    /// (older payloads lack it; the sender is then who caused the run). `None` when neither
-    /// names a person.
-    pub fn record(self, repository: &str, fallback: Option<User>) -> Option<RunRecord> {
-        let actor = self.actor.or(fallback)?;
-        Some(RunRecord {
-            run_id: self.id,
-            repository: self
-                .repository
-                .map_or_else(|| repository.to_string(), |r| r.full_name),
-            event: self.event,
-            head_repository: self.head_repository.map(|r| r.full_name),
-            actor: (actor.login, actor.id),
-            triggering_actor: self.triggering_actor.map(|a| (a.login, a.id)),
-            workflow: self.path,
-            git_ref: self.head_branch.map(|b| format!("refs/heads/{b}")),
-        })
-    }
+/// A run's context as the guard keeps it. `fallback` stands in for a missing `actor` (older
+/// payloads lack it; the sender is then who caused the run). `None` when neither names a
+/// person.
+pub fn run_record(run: WorkflowRun, repository: &str, fallback: Option<User>) -> Option<RunRecord> {
+    let actor = run.actor.or(fallback)?;
+    let (head_repository, head_owner) = match run.head_repository {
+        Some(r) => (Some(r.full_name), r.owner.map(|o| (o.login, o.id))),
+        None => (None, None),
+    };
+    Some(RunRecord {
+        run_id: run.id,
+        run_attempt: run.run_attempt,
+        repository: run
+            .repository
+            .map_or_else(|| repository.to_string(), |r| r.full_name),
+        event: run.event,
+        head_repository,
+        head_owner,
+        head_sha: run.head_sha,
+        actor: (actor.login, actor.id),
+        triggering_actor: run.triggering_actor.map(|a| (a.login, a.id)),
+        workflow: run.path,
+        git_ref: run.head_branch.map(|b| format!("refs/heads/{b}")),
+    })
 }
+
+/// A team, as in the `membership` and `team` events.
+#[derive(Debug, Deserialize)]
+pub struct Team {
+    pub slug: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Organization {
+    pub login: String,
+}
+
+/// An event that may change who holds which role on the organisation's repositories:
+/// `member` (a repository's collaborators), `membership` (a team's members), `team` (a team's
+/// repositories and permissions), `organization` (members joining and leaving) and
+/// `repository` (renamed, transferred, deleted). Shapes as in GitHub's webhook descriptions;
+/// only what the guard needs is read.
+#[derive(Debug, Deserialize)]
+pub struct RoleChangeEvent {
+    #[serde(default)]
+    pub action: String,
+    /// `member`, `team` (some), `repository`: the repository concerned.
+    #[serde(default)]
+    pub repository: Option<Repository>,
+    /// `member`, `membership`: the person concerned.
+    #[serde(default)]
+    pub member: Option<User>,
+    /// `organization`: the membership, whose `user` is the person concerned.
+    #[serde(default)]
+    pub membership: Option<Membership>,
+    /// `membership`, `team`.
+    #[serde(default)]
+    pub team: Option<Team>,
+    #[serde(default)]
+    pub organization: Option<Organization>,
+    /// `repository` `renamed`: the former name (`changes.repository.name.from`).
+    #[serde(default)]
+    pub changes: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Membership {
+    #[serde(default)]
+    pub user: Option<User>,
+}
+
+/// The events that change roles, by their `X-GitHub-Event` name.
+pub const ROLE_EVENTS: &[&str] = &["member", "membership", "team", "organization", "repository"];
 
 /// A webhook delivery's payload, parsed as the guard reads it.
 #[derive(Debug)]
 pub enum Event {
     WorkflowRun(WorkflowRunEvent),
     WorkflowJob(WorkflowJobEvent),
+    /// One of [`ROLE_EVENTS`].
+    RoleChange(RoleChangeEvent),
     /// `ping`: GitHub checking that the hook works; its body is not read.
     Ping,
     /// An event the guard stores but does not use; its body is not read.
@@ -113,6 +150,9 @@ pub fn parse_event(event_name: &str, body: &[u8]) -> anyhow::Result<Event> {
             Event::WorkflowJob(serde_json::from_slice(body).context("not a workflow_job event")?)
         }
         "ping" => Event::Ping,
+        name if ROLE_EVENTS.contains(&name) => Event::RoleChange(
+            serde_json::from_slice(body).with_context(|| format!("not a {name} event"))?,
+        ),
         _ => Event::Other,
     })
 }

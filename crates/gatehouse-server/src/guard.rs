@@ -1,72 +1,209 @@
 //! What the guard does with the events it uses: remember runs, decide queued jobs (and act on
-//! denials), track managed jobs, count the minutes of completed jobs.
+//! denials), track managed jobs, count the minutes of completed jobs, and mark role facts
+//! stale when GitHub says roles changed.
 //!
-//! [`process`] is the one entry: it runs the event's handler, which pushes the writes it wants
-//! into a list, and commits them together with the delivery's processed mark, so a delivery's
-//! effects are stored all or nothing. Actions outside the store (cancelling a run) happen
-//! before that commit: a delivery interrupted in between is processed again at the next start
-//! ([`recover`]), and cancelling twice does no harm. Each handler returns a short phrase of
-//! what it did, for the log and the webhook's answer.
+//! [`handle`] is the one entry: it runs the event's handler, which pushes the writes it wants
+//! into a list, and the caller commits them together with the delivery's processed mark, so a
+//! delivery's effects are stored all or nothing. Actions outside the store (cancelling a run)
+//! happen before that commit: a delivery interrupted in between is processed again
+//! ([`recover`]), and cancelling twice does no harm.
+//!
+//! Deciding needs facts: the run's attempt (from its `workflow_run` event, or GitHub's API)
+//! and the people's roles (the role facts, [`crate::facts`]). The decision is made from what
+//! is held, in memory and in the store, without calling GitHub: rules that need no missing
+//! fact may deny at once; otherwise the delivery *waits* ([`Handled::Waiting`]): it stays
+//! stored and unprocessed while [`crate::pending`] fetches the fact, and is decided again. Past
+//! its deadline a job whose fact could not be had is denied `facts-unavailable`; it is never
+//! let through and never left undecided.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use gatehouse_core::duration::Day;
 use gatehouse_core::model::GuardMode;
-use gatehouse_policy::{Actor, Decision, JobContext, Policy, ResourceId, Usage};
+use gatehouse_policy::{
+    Actor, Decision, Job, JobContext, Missing, Permission, Policy, ResourceId, Run, Usage,
+};
 use jiff::Timestamp;
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use crate::events::{WorkflowJob, WorkflowJobEvent, WorkflowRunEvent};
-use crate::state::{AppState, today};
-use crate::store::{DecisionRecord, JobStatus, RunRecord, Write, now_text};
+use crate::events::{RoleChangeEvent, WorkflowJob, WorkflowJobEvent, WorkflowRunEvent};
+use crate::facts::RepoRoles;
+use crate::state::{AppState, later, today};
+use crate::store::{DecisionRecord, JobStatus, RunRecord, Write, now_text, time_text};
 
-/// Processes one stored delivery and commits its effects with its processed mark. `Ok(Ok)`:
-/// processed, with what was done; `Ok(Err)`: processing failed (marked processed all the
-/// same, with the error, so it is not retried forever; `replay` can look at it again);
-/// `Err`: the store failed, the delivery stays unprocessed and is retried at the next start.
+/// How long a denied run's cancellation is retried before the delivery is given up (with an
+/// error, in `/metrics` and the log): a run that long past its denial has likely ended.
+pub const CANCEL_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// What handling a delivery came to.
+pub enum Handled {
+    /// Decided (or nothing to decide): commit these effects with the processed mark.
+    Done(Effects),
+    /// A fact is missing, or a denied run could not be cancelled yet: leave the delivery
+    /// unprocessed and try again ([`crate::pending`]).
+    Waiting(Wait),
+}
+
+/// What a waiting delivery waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// The attempt's context: from its `workflow_run` event, or GitHub's API.
+    Run {
+        repository: String,
+        run_id: i64,
+        attempt: i64,
+    },
+    /// The roles on the repository.
+    Roles { repository: String },
+    /// The run was denied but GitHub did not take the cancellation.
+    Cancel { error: String },
+}
+
+impl Wait {
+    pub fn describe(&self) -> String {
+        match self {
+            Wait::Run {
+                run_id, attempt, ..
+            } => format!("waiting for attempt {attempt} of run {run_id}"),
+            Wait::Roles { repository } => format!("waiting for the roles on {repository}"),
+            Wait::Cancel { error } => format!("denied; cancelling again ({error})"),
+        }
+    }
+}
+
+/// Processes one stored delivery, received at `received_at`: handles it and, unless it must
+/// wait, commits its effects with its processed mark. `deadline`: when a missing fact stops
+/// being waited for. `Err`: the store failed; the delivery stays unprocessed.
 pub async fn process(
     state: &AppState,
     delivery: &str,
     event: &str,
     body: &[u8],
-) -> anyhow::Result<Result<String, String>> {
-    let effects = effects(state, delivery, event, body).await;
-    let rows = state.store.commit(effects.writes.clone()).await?;
-    Ok(effects.finish(state, &rows))
+    received_at: Timestamp,
+    deadline: Timestamp,
+) -> anyhow::Result<Processed> {
+    match handle(state, delivery, event, body, received_at, deadline).await {
+        Handled::Waiting(wait) => Ok(Processed::Waiting(wait)),
+        Handled::Done(effects) => {
+            let rows = state.store.commit(effects.writes.clone()).await?;
+            Ok(Processed::Done(effects.finish(state, &rows)))
+        }
+    }
+}
+
+/// The end of [`process`].
+pub enum Processed {
+    /// Processed: what was done, or why processing failed (marked processed all the same,
+    /// with the error, so it is not retried forever; `replay` can look at it again).
+    Done(Result<String, String>),
+    Waiting(Wait),
 }
 
 /// Whether a delivery's processing acts only on the store (no GitHub call that changes
-/// anything): then it is stored and processed in one commit, see [`effects`].
-pub fn store_only(event: &str, body: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Action {
-        #[serde(default)]
-        action: Option<String>,
+/// anything, and never a wait): then it is stored and processed in one commit. Queued jobs are
+/// decided; a job going in progress is decided when its runner group (known only then) routes
+/// it to a managed resource its labels did not.
+pub fn store_only(state: &AppState, event: &str, body: &[u8]) -> bool {
+    if event != "workflow_job" {
+        return true;
     }
-    event != "workflow_job"
-        || serde_json::from_slice::<Action>(body)
-            .map_or(true, |a| a.action.as_deref() != Some("queued"))
+    let Ok(e) = serde_json::from_slice::<WorkflowJobEvent>(body) else {
+        return true; // handled as a malformed payload, in one commit
+    };
+    match e.action.as_str() {
+        "queued" => false,
+        "in_progress" => !decided_in_progress(&state.policy.load(), &e.workflow_job),
+        _ => true,
+    }
 }
 
-/// What processing a delivery does to the store, and what it says.
+/// What processing a delivery does to the store, what it says, and what follows its commit.
 pub struct Effects {
     outcome: Result<String, String>,
     /// Ends with the delivery's processed mark.
     pub writes: Vec<Write>,
     /// Which write counts minutes, to tell a new count from a job counted before.
     minutes: Option<(usize, String, i64)>,
+    /// Done once the writes are committed.
+    after: Vec<After>,
+}
+
+/// A denial's explanation, to leave on the commit as a failed check run.
+#[derive(Debug)]
+pub struct Explanation {
+    repository: String,
+    head_sha: String,
+    title: String,
+    summary: String,
+}
+
+/// How many explanations may wait for their turn (GitHub wants mutating calls a second
+/// apart); beyond it they are dropped, counted and logged: the run is cancelled all the same
+/// and its decision, with the message, is on the guard's pages.
+pub const EXPLANATIONS_QUEUED: usize = 1000;
+
+/// Leaves the explanations on their commits one by one, at GitHub's pace, after the
+/// cancellations (which do not wait).
+pub fn spawn_explainer(state: &Arc<AppState>) -> tokio::sync::mpsc::Sender<Explanation> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Explanation>(EXPLANATIONS_QUEUED);
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            let Some(state) = weak.upgrade() else { return };
+            let Some(github) = &state.github else {
+                continue;
+            };
+            if let Err(err) = github
+                .fail_check_run(&e.repository, &e.head_sha, &e.title, &e.summary)
+                .await
+            {
+                tracing::warn!(
+                    repository = e.repository,
+                    error = %err,
+                    "cannot leave the explanation on the commit"
+                );
+            }
+        }
+    });
+    tx
+}
+
+/// Work that follows a delivery's commit, off the request.
+#[derive(Debug)]
+enum After {
+    /// Leave the denial's explanation on the commit (a courtesy: the run is cancelled).
+    Explain {
+        repository: String,
+        head_sha: String,
+        title: String,
+        summary: String,
+    },
+    /// Roles changed: mark these repositories' facts stale in memory (`None`: every one) and
+    /// fetch the granted ones again.
+    Invalidate {
+        repositories: Option<Vec<String>>,
+        at: Timestamp,
+    },
+    /// A team's members changed: its repositories' roles did.
+    TeamChanged { org: String, team: String },
 }
 
 impl Effects {
-    /// The outcome once `rows` (one per write, in order) were committed.
+    /// The outcome once `rows` (one per write, in order) were committed; starts what follows
+    /// the commit.
     pub fn finish(self, state: &AppState, rows: &[u64]) -> Result<String, String> {
-        if let Some((i, resource, n)) = self.minutes {
-            if rows.get(i) == Some(&1) {
-                state.metrics.minutes(&resource, n);
+        if let Some((i, resource, n)) = &self.minutes {
+            if rows.get(*i) == Some(&1) {
+                state.metrics.minutes(resource, *n);
             } else if self.outcome.is_ok() {
                 return Ok("job counted before".into());
             }
+        }
+        for after in self.after {
+            state.after_commit(after);
         }
         self.outcome
     }
@@ -80,13 +217,86 @@ impl Effects {
     }
 }
 
+impl AppState {
+    /// Queues an explanation; dropped (and counted) when the queue is full.
+    fn explain(&self, e: Explanation) {
+        let Some(tx) = self.explainer.get() else {
+            return;
+        };
+        if tx.try_send(e).is_err() {
+            self.metrics.explanation_dropped();
+            tracing::warn!("too many explanations waiting for GitHub: one was dropped");
+        }
+    }
+
+    fn after_commit(&self, after: After) {
+        if let After::Explain {
+            repository,
+            head_sha,
+            title,
+            summary,
+        } = after
+        {
+            self.explain(Explanation {
+                repository,
+                head_sha,
+                title,
+                summary,
+            });
+            return;
+        }
+        let Some(state) = self.me() else { return };
+        tokio::spawn(async move {
+            match after {
+                After::Explain { .. } => {}
+                After::Invalidate { repositories, at } => {
+                    match &repositories {
+                        None => state.facts.invalidate(None, at),
+                        Some(list) => {
+                            for r in list {
+                                state.facts.invalidate(Some(r), at);
+                            }
+                        }
+                    }
+                    crate::pending::refresh_granted(&state, repositories.as_deref()).await;
+                }
+                After::TeamChanged { org, team } => {
+                    crate::pending::team_changed(&state, &org, &team).await;
+                }
+            }
+        });
+    }
+}
+
 /// Runs the event's handler (acting on GitHub where it must) and collects its writes.
-pub async fn effects(state: &AppState, delivery: &str, event: &str, body: &[u8]) -> Effects {
+pub async fn handle(
+    state: &AppState,
+    delivery: &str,
+    event: &str,
+    body: &[u8],
+    received_at: Timestamp,
+    deadline: Timestamp,
+) -> Handled {
     let mut writes = Vec::new();
+    let mut after = Vec::new();
     let outcome = match event {
         "ping" => Ok("pong".to_string()),
         "workflow_run" => on_workflow_run(body, &mut writes),
-        "workflow_job" => on_workflow_job(state, delivery, body, &mut writes).await,
+        "workflow_job" => {
+            let job = Handling {
+                delivery,
+                received_at,
+                deadline,
+            };
+            match on_workflow_job(state, &job, body, &mut writes, &mut after).await {
+                Ok(Step::Wait(wait)) => return Handled::Waiting(wait),
+                Ok(Step::Did(what)) => Ok(what),
+                Err(e) => Err(e),
+            }
+        }
+        name if crate::events::ROLE_EVENTS.contains(&name) => {
+            on_role_change(state, name, body, &mut writes, &mut after)
+        }
         _ => Ok("stored; event not used".to_string()),
     }
     .map_err(|e| format!("{e:#}"));
@@ -104,40 +314,48 @@ pub async fn effects(state: &AppState, delivery: &str, event: &str, body: &[u8])
             Err(e) => format!("error: {e}"),
         },
     });
-    Effects {
+    Handled::Done(Effects {
         outcome,
         writes,
         minutes,
-    }
+        after,
+    })
+}
+
+/// The delivery being handled.
+struct Handling<'a> {
+    delivery: &'a str,
+    received_at: Timestamp,
+    deadline: Timestamp,
+}
+
+enum Step {
+    Did(String),
+    Wait(Wait),
 }
 
 /// Processes, oldest first, the deliveries that were stored but not processed (the process
-/// stopped in between). Returns how many. Stops at the first store failure.
-pub async fn recover(state: &AppState) -> anyhow::Result<usize> {
+/// stopped in between, or they were waiting for a fact). Those that must wait again are
+/// handed to [`crate::pending`] with a new deadline. Returns how many were looked at. Stops
+/// at the first store failure.
+pub async fn recover(state: &Arc<AppState>) -> anyhow::Result<usize> {
     let mut done = 0;
+    let mut seen = std::collections::HashSet::new();
     loop {
         let batch = state.store.unprocessed(500).await?;
+        let batch: Vec<_> = batch
+            .into_iter()
+            .filter(|d| seen.insert(d.delivery_id.clone()))
+            .collect();
         if batch.is_empty() {
             return Ok(done);
         }
         for d in batch {
-            let outcome = process(state, &d.delivery_id, &d.event, &d.body)
+            let received_at = d.received_at.parse().unwrap_or_else(|_| Timestamp::now());
+            let deadline = state.fresh_deadline();
+            crate::pending::process_or_wait(state, d, received_at, deadline, Duration::ZERO)
                 .await
-                .with_context(|| format!("cannot process stored delivery {}", d.delivery_id))?;
-            match outcome {
-                Ok(what) => tracing::info!(
-                    delivery = d.delivery_id,
-                    event = d.event,
-                    outcome = what,
-                    "stored delivery processed at start"
-                ),
-                Err(error) => tracing::error!(
-                    delivery = d.delivery_id,
-                    event = d.event,
-                    error,
-                    "stored delivery could not be processed at start"
-                ),
-            }
+                .context("cannot process a stored delivery")?;
             done += 1;
         }
     }
@@ -147,10 +365,10 @@ fn on_workflow_run(body: &[u8], writes: &mut Vec<Write>) -> anyhow::Result<Strin
     let event: WorkflowRunEvent =
         serde_json::from_slice(body).context("not a workflow_run event")?;
     let repository = event.repository.full_name;
-    let Some(run) = event.workflow_run.record(&repository, event.sender) else {
+    let Some(run) = crate::events::run_record(event.workflow_run, &repository, event.sender) else {
         anyhow::bail!("the workflow_run event names no actor");
     };
-    let what = format!("run {} remembered", run.run_id);
+    let what = format!("run {} attempt {} remembered", run.run_id, run.run_attempt);
     writes.push(Write::Run {
         run,
         now: now_text(),
@@ -160,24 +378,54 @@ fn on_workflow_run(body: &[u8], writes: &mut Vec<Write>) -> anyhow::Result<Strin
 
 async fn on_workflow_job(
     state: &AppState,
-    delivery: &str,
+    job: &Handling<'_>,
     body: &[u8],
     writes: &mut Vec<Write>,
-) -> anyhow::Result<String> {
+    after: &mut Vec<After>,
+) -> anyhow::Result<Step> {
     let event: WorkflowJobEvent =
         serde_json::from_slice(body).context("not a workflow_job event")?;
     let repository = event.repository.full_name.as_str();
+    let w = &event.workflow_job;
     match event.action.as_str() {
-        "queued" => decide_job(state, delivery, repository, &event.workflow_job, writes).await,
-        "in_progress" => Ok(track_job(
-            state,
-            repository,
-            &event.workflow_job,
-            JobStatus::InProgress,
-            writes,
-        )),
-        "completed" => count_minutes(state, repository, &event.workflow_job, writes),
-        other => Ok(format!("workflow_job `{other}` not used")),
+        "queued" => decide_job(state, job, repository, w, None, writes, after).await,
+        "in_progress" => {
+            let policy = state.policy.load();
+            if decided_in_progress(&policy, w) {
+                let group = w.runner_group_name.as_deref();
+                decide_job(state, job, repository, w, group, writes, after).await
+            } else {
+                Ok(Step::Did(track_job(
+                    state,
+                    repository,
+                    w,
+                    JobStatus::InProgress,
+                    writes,
+                )))
+            }
+        }
+        "completed" => count_minutes(state, repository, w, writes).map(Step::Did),
+        other => Ok(Step::Did(format!("workflow_job `{other}` not used"))),
+    }
+}
+
+/// A job is decided when it goes in progress if its labels route nowhere but its runner group
+/// (`runs-on: { group: ... }`, known only once a runner took it) routes to a resource.
+fn decided_in_progress(policy: &Policy, job: &WorkflowJob) -> bool {
+    job.runner_group_name.as_deref().is_some_and(|group| {
+        matches!(
+            policy.route(job.labels.iter().map(String::as_str)),
+            Ok(None)
+        ) && policy.route_group(group).is_some()
+    })
+}
+
+/// The resource a job asks for: its labels', else its runner group's.
+fn route(policy: &Policy, labels: &[String], group: Option<&str>) -> Option<ResourceId> {
+    match policy.route(labels.iter().map(String::as_str)) {
+        Ok(Some(id)) => Some(id),
+        Err((a, _)) => Some(a),
+        Ok(None) => group.and_then(|g| policy.route_group(g)),
     }
 }
 
@@ -190,7 +438,7 @@ fn track_job(
     writes: &mut Vec<Write>,
 ) -> String {
     let policy = state.policy.load();
-    let Ok(Some(resource)) = policy.route(job.labels.iter().map(String::as_str)) else {
+    let Some(resource) = route(&policy, &job.labels, job.runner_group_name.as_deref()) else {
         return "not managed".into();
     };
     writes.push(Write::JobStatus {
@@ -203,37 +451,263 @@ fn track_job(
     format!("job {}", status.as_str().replace('_', " "))
 }
 
+/// The guard's view of a job: what the event says, the run's attempt if it is known, and the
+/// roles on the repository if they are fresh.
+struct GuardJob<'a> {
+    repository: &'a str,
+    labels: Vec<String>,
+    runner_group: Option<&'a str>,
+    today: Date,
+    usage: Usage,
+    run: Option<RunPeople>,
+    roles: Option<Arc<RepoRoles>>,
+}
+
+/// The run attempt's people, as the decision engine reads them.
+struct RunPeople {
+    event: String,
+    head_repository: Option<String>,
+    head_owner: Option<Actor>,
+    actor: Actor,
+    triggering: Option<Actor>,
+    workflow: Option<String>,
+    git_ref: Option<String>,
+}
+
+fn person((login, id): (String, i64)) -> Actor {
+    Actor {
+        login,
+        id,
+        permission: None,
+    }
+}
+
+impl RunPeople {
+    fn of(run: RunRecord) -> RunPeople {
+        let actor = person(run.actor);
+        RunPeople {
+            event: run.event,
+            head_repository: run.head_repository,
+            head_owner: run.head_owner.map(person),
+            // The same person twice is one person.
+            triggering: run.triggering_actor.filter(|t| t.1 != actor.id).map(person),
+            actor,
+            workflow: run.workflow,
+            git_ref: run.git_ref,
+        }
+    }
+}
+
+impl Job for GuardJob<'_> {
+    fn repository(&self) -> &str {
+        self.repository
+    }
+
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    fn runner_group(&self) -> Option<&str> {
+        self.runner_group
+    }
+
+    fn today(&self) -> Option<Date> {
+        Some(self.today)
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    fn run(&self) -> Option<Run<'_>> {
+        self.run.as_ref().map(|r| Run {
+            event: &r.event,
+            head_repository: r.head_repository.as_deref(),
+            head_owner: r.head_owner.as_ref(),
+            actor: &r.actor,
+            triggering_actor: r.triggering.as_ref(),
+        })
+    }
+
+    fn role(&self, person: &Actor) -> Option<Option<Permission>> {
+        self.roles.as_ref().map(|r| r.role_of(person.id))
+    }
+}
+
+impl GuardJob<'_> {
+    /// The whole job context the decision was made on (for `replay`), once every fact is
+    /// known.
+    fn context(&self) -> Option<JobContext> {
+        let run = self.run.as_ref()?;
+        let roles = self.roles.as_ref()?;
+        let with_role = |a: &Actor| Actor {
+            permission: roles.role_of(a.id),
+            ..a.clone()
+        };
+        Some(JobContext {
+            repository: self.repository.to_string(),
+            labels: self.labels.clone(),
+            event: run.event.clone(),
+            head_repository: run.head_repository.clone(),
+            head_owner: run.head_owner.as_ref().map(with_role),
+            actor: with_role(&run.actor),
+            triggering_actor: run.triggering.as_ref().map(with_role),
+            workflow: run.workflow.clone(),
+            git_ref: run.git_ref.clone(),
+            usage: self.usage,
+            today: Some(Day(self.today)),
+        })
+    }
+}
+
 async fn decide_job(
     state: &AppState,
-    delivery: &str,
+    job: &Handling<'_>,
     repository: &str,
-    job: &WorkflowJob,
+    w: &WorkflowJob,
+    group: Option<&str>,
     writes: &mut Vec<Write>,
-) -> anyhow::Result<String> {
+    after: &mut Vec<After>,
+) -> anyhow::Result<Step> {
     let policy = state.policy.load();
-    // Most jobs run on GitHub's own runners: settle those before any lookup. (Not recorded
-    // either: the decisions table is about managed resources.)
-    if matches!(
-        policy.route(job.labels.iter().map(String::as_str)),
-        Ok(None)
-    ) {
-        return Ok("not managed".into());
+    // Most jobs run on GitHub's own runners: settle those before anything is read. (Not
+    // recorded either: the decisions table is about managed resources.)
+    let Some(resource) = route(&policy, &w.labels, group) else {
+        return Ok(Step::Did("not managed".into()));
+    };
+    let today = today();
+    let project = policy.project_of(repository).map(str::to_lowercase);
+    let usage = match &project {
+        Some(project) => month_usage(state, &policy, project, resource, today).await?,
+        None => Usage::default(),
+    };
+    let run = state.store.get_run(w.run_id, w.run_attempt).await?;
+    let now = Timestamp::now();
+    let view = GuardJob {
+        repository,
+        labels: w.labels.clone(),
+        runner_group: group,
+        today,
+        usage,
+        roles: state.facts.fresh(repository, now, state.config.facts_ttl),
+        run: run.map(RunPeople::of),
+    };
+    let started = std::time::Instant::now();
+    let mut decision = policy.decide(&view);
+    if let Decision::Undecided { resource, missing } = decision {
+        // Roles cannot come without a token; a run can still come by its webhook.
+        let obtainable = missing == Missing::Run || state.github.is_some();
+        if obtainable && now < job.deadline {
+            return Ok(Step::Wait(match missing {
+                Missing::Run => Wait::Run {
+                    repository: repository.to_string(),
+                    run_id: w.run_id,
+                    attempt: w.run_attempt,
+                },
+                Missing::Roles => Wait::Roles {
+                    repository: repository.to_string(),
+                },
+            }));
+        }
+        state.metrics.facts_unavailable(missing);
+        decision = Decision::facts_unavailable(resource, missing);
     }
-    let run = run_context(state, repository, job.run_id).await?;
-    let ctx = job_context(state, &policy, repository, job, run).await?;
-    let started = Instant::now();
-    let decision = policy.decide(&ctx);
-    let message = decision.message(&policy, &ctx);
+    let message = decision.message(&policy, &view);
     state.metrics.decide(started.elapsed());
     let rule = decision.rule().map(|r| r.code());
-    state.metrics.decision(decision.outcome(), rule);
-    let resource = decision
+    let resource_name = decision
         .resource()
         .map(|id| policy.resource(id).name.to_string());
-    let project = policy.project_of(repository).map(str::to_lowercase);
-    if let Some(resource) = &resource {
+    let Decision::Deny(denial) = &decision else {
+        record(
+            w,
+            repository,
+            &project,
+            &resource_name,
+            &decision,
+            &view,
+            job,
+            None,
+            writes,
+        );
+        state.metrics.decision(decision.outcome(), None);
+        return Ok(Step::Did(decision.outcome().to_string()));
+    };
+    let rule = rule.unwrap_or(denial.rule.code());
+    let acted = match (state.mode(), &state.github) {
+        (GuardMode::DryRun, _) => "dry run: not cancelled".to_string(),
+        (GuardMode::Enforce, None) => "no GitHub token: not cancelled".to_string(),
+        (GuardMode::Enforce, Some(github)) => {
+            state.metrics.cancel_sent(job.received_at);
+            match github.cancel_run(repository, w.run_id).await {
+                Ok(true) => "run cancelled".to_string(),
+                Ok(false) => "run already over".to_string(),
+                Err(e) => {
+                    let error = e.to_string();
+                    if Timestamp::now() < later(job.received_at, CANCEL_RETRY_FOR) {
+                        tracing::warn!(
+                            repository,
+                            run_id = w.run_id,
+                            error,
+                            "denied, but the run could not be cancelled yet"
+                        );
+                        return Ok(Step::Wait(Wait::Cancel { error }));
+                    }
+                    state.metrics.decision(decision.outcome(), Some(rule));
+                    anyhow::bail!("denied ({rule}) but the run could not be cancelled: {error}");
+                }
+            }
+        }
+    };
+    tracing::info!(
+        repository,
+        run_id = w.run_id,
+        job_id = w.id,
+        rule,
+        acted,
+        "job denied"
+    );
+    state.metrics.decision(decision.outcome(), Some(rule));
+    record(
+        w,
+        repository,
+        &project,
+        &resource_name,
+        &decision,
+        &view,
+        job,
+        message.clone(),
+        writes,
+    );
+    if acted == "run cancelled"
+        && let Some(sha) = &w.head_sha
+    {
+        after.push(After::Explain {
+            repository: repository.to_string(),
+            head_sha: sha.clone(),
+            title: format!("gatehouse denied this job: {rule}"),
+            summary: message.unwrap_or_default(),
+        });
+    }
+    Ok(Step::Did(format!("deny ({rule}): {acted}")))
+}
+
+/// The writes that record a decision.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    w: &WorkflowJob,
+    repository: &str,
+    project: &Option<String>,
+    resource: &Option<String>,
+    decision: &Decision,
+    view: &GuardJob<'_>,
+    job: &Handling<'_>,
+    message: Option<String>,
+    writes: &mut Vec<Write>,
+) {
+    if let Some(resource) = resource {
         writes.push(Write::JobStatus {
-            job_id: job.id,
+            job_id: w.id,
             project: project.clone(),
             resource: resource.clone(),
             status: JobStatus::Queued,
@@ -242,125 +716,21 @@ async fn decide_job(
     }
     writes.push(Write::Decision {
         decision: DecisionRecord {
-            delivery_id: delivery.to_string(),
-            job_id: job.id,
-            run_id: job.run_id,
+            delivery_id: job.delivery.to_string(),
+            job_id: w.id,
+            run_id: w.run_id,
             repository: repository.to_string(),
-            project,
-            resource,
+            project: project.clone(),
+            resource: resource.clone(),
             outcome: decision.outcome().to_string(),
-            rule: rule.map(str::to_string),
-            message: message.clone(),
-            decided_at: Timestamp::now().to_string(),
+            rule: decision.rule().map(|r| r.code().to_string()),
+            message,
+            decided_at: time_text(Timestamp::now()),
         },
-        context: serde_json::to_string(&ctx).ok(),
+        context: view
+            .context()
+            .and_then(|ctx| serde_json::to_string(&ctx).ok()),
     });
-    let Decision::Deny(denial) = &decision else {
-        return Ok(decision.outcome().to_string());
-    };
-    let rule = denial.rule.code();
-    tracing::info!(
-        repository,
-        run_id = job.run_id,
-        job_id = job.id,
-        rule,
-        "job denied"
-    );
-    if state.mode() == GuardMode::DryRun {
-        return Ok(format!("deny ({rule}), dry run: not cancelled"));
-    }
-    state
-        .github
-        .cancel_run(repository, job.run_id)
-        .await
-        .with_context(|| format!("denied ({rule}) but the run could not be cancelled"))?;
-    // The explanation is a courtesy: the run is already cancelled, so failing to explain
-    // (a token that may not create check runs, say) is logged, not fatal.
-    if let Some(sha) = &job.head_sha {
-        let title = format!("gatehouse denied this job: {rule}");
-        let summary = message.unwrap_or_default();
-        if let Err(e) = state
-            .github
-            .fail_check_run(repository, sha, &title, &summary)
-            .await
-        {
-            tracing::warn!(
-                repository,
-                error = format!("{e:#}"),
-                "cannot leave the explanation on the commit"
-            );
-        }
-    }
-    Ok(format!("deny ({rule}): run cancelled"))
-}
-
-/// The run's context from the store, or from GitHub when its `workflow_run` event was missed
-/// (and then stored, so the run's other jobs need no call).
-async fn run_context(state: &AppState, repository: &str, run_id: i64) -> anyhow::Result<RunRecord> {
-    if let Some(run) = state.store.get_run(run_id).await? {
-        return Ok(run);
-    }
-    tracing::info!(
-        repository,
-        run_id,
-        "workflow_run event missed: reading the run from GitHub"
-    );
-    let run = state
-        .github
-        .run(repository, run_id)
-        .await?
-        .with_context(|| format!("GitHub has no run {run_id} in {repository}"))?
-        .record(repository, None)
-        .with_context(|| format!("GitHub's run {run_id} names no actor"))?;
-    state.store.upsert_run(&run, &now_text()).await?;
-    Ok(run)
-}
-
-async fn job_context(
-    state: &AppState,
-    policy: &Policy,
-    repository: &str,
-    job: &WorkflowJob,
-    run: RunRecord,
-) -> anyhow::Result<JobContext> {
-    let (login, id) = run.actor;
-    let actor = Actor {
-        permission: state.permission(repository, &login).await?,
-        login,
-        id,
-    };
-    let triggering_actor = match run.triggering_actor {
-        Some((login, id)) if id != actor.id => Some(Actor {
-            permission: state.permission(repository, &login).await?,
-            login,
-            id,
-        }),
-        _ => None,
-    };
-    let today = today();
-    let resource = policy
-        .route(job.labels.iter().map(String::as_str))
-        .ok()
-        .flatten();
-    let usage = match (resource, policy.project_of(repository)) {
-        (Some(resource), Some(project)) => {
-            month_usage(state, policy, &project.to_lowercase(), resource, today).await?
-        }
-        _ => Usage::default(),
-    };
-    Ok(JobContext {
-        repository: repository.to_string(),
-        labels: job.labels.clone(),
-        event: run.event,
-        head_repository: run.head_repository,
-        head_owner: None,
-        actor,
-        triggering_actor,
-        workflow: run.workflow,
-        git_ref: run.git_ref,
-        usage,
-        today: Some(Day(today)),
-    })
 }
 
 async fn month_usage(
@@ -368,7 +738,7 @@ async fn month_usage(
     policy: &Policy,
     project: &str,
     resource: ResourceId,
-    today: jiff::civil::Date,
+    today: Date,
 ) -> anyhow::Result<Usage> {
     let month = today.strftime("%Y-%m").to_string();
     let (project_minutes, resource_minutes) = state
@@ -381,8 +751,8 @@ async fn month_usage(
     })
 }
 
-/// Counts a completed managed job's minutes (once per job id: [`process`] says "job counted
-/// before" when the store already had it) and marks the job completed.
+/// Counts a completed managed job's minutes (once per job id: [`Effects::finish`] says "job
+/// counted before" when the store already had it) and marks the job completed.
 fn count_minutes(
     state: &AppState,
     repository: &str,
@@ -390,7 +760,7 @@ fn count_minutes(
     writes: &mut Vec<Write>,
 ) -> anyhow::Result<String> {
     let policy = state.policy.load();
-    let Ok(Some(resource)) = policy.route(job.labels.iter().map(String::as_str)) else {
+    let Some(resource) = route(&policy, &job.labels, job.runner_group_name.as_deref()) else {
         return Ok("not managed".into());
     };
     track_job(state, repository, job, JobStatus::Completed, writes);
@@ -422,6 +792,119 @@ fn minutes_between(start: Timestamp, end: Timestamp) -> i64 {
         return 0;
     }
     d.as_secs() / 60 + i64::from(d.as_secs() % 60 != 0 || d.subsec_nanos() != 0)
+}
+
+/// A role-changing event: the repositories whose roles it may change are made stale (in the
+/// store with this delivery, so every replica sees it; in memory and fetched again after the
+/// commit).
+fn on_role_change(
+    state: &AppState,
+    name: &str,
+    body: &[u8],
+    writes: &mut Vec<Write>,
+    after: &mut Vec<After>,
+) -> anyhow::Result<String> {
+    let e: RoleChangeEvent =
+        serde_json::from_slice(body).with_context(|| format!("not a {name} event"))?;
+    let at = Timestamp::now();
+    let org = e
+        .organization
+        .as_ref()
+        .map(|o| o.login.clone())
+        .unwrap_or_else(|| state.policy.load().org().to_string());
+    let mut repos: Option<Vec<String>> = Some(Vec::new());
+    let person = e
+        .member
+        .as_ref()
+        .or(e.membership.as_ref().and_then(|m| m.user.as_ref()));
+    match (name, e.action.as_str()) {
+        // A repository's own collaborators; a repository renamed, moved, deleted, made
+        // private or public.
+        ("member", _) | ("repository", _) => {
+            if let Some(r) = &e.repository {
+                repos.get_or_insert_default().push(r.full_name.clone());
+                if let Some(from) = e
+                    .changes
+                    .as_ref()
+                    .and_then(|c| c.pointer("/repository/name/from"))
+                    .and_then(|v| v.as_str())
+                    && let Some((owner, _)) = r.full_name.split_once('/')
+                {
+                    repos
+                        .get_or_insert_default()
+                        .push(format!("{owner}/{from}"));
+                }
+            }
+        }
+        // A team's repositories or permissions.
+        ("team", _) => match (&e.repository, &e.team) {
+            (Some(r), _) => repos.get_or_insert_default().push(r.full_name.clone()),
+            (None, _) if e.action == "deleted" => repos = None,
+            (None, Some(team)) => after.push(After::TeamChanged {
+                org: org.clone(),
+                team: team.slug.clone(),
+            }),
+            (None, None) => repos = None,
+        },
+        // A team's members: a member who left loses what the team gave everywhere it is
+        // listed; one who joined gains the team's repositories.
+        ("membership", action) => {
+            if action == "removed"
+                && let Some(p) = person
+            {
+                repos
+                    .get_or_insert_default()
+                    .extend(state.facts.repositories_of(p.id));
+            }
+            if let Some(team) = &e.team {
+                after.push(After::TeamChanged {
+                    org: org.clone(),
+                    team: team.slug.clone(),
+                });
+            }
+        }
+        // Someone left the organisation: every list naming them. Someone joined: the
+        // organisation's base permission may give them a role anywhere.
+        ("organization", "member_removed") => {
+            if let Some(p) = person {
+                repos
+                    .get_or_insert_default()
+                    .extend(state.facts.repositories_of(p.id));
+            }
+        }
+        ("organization", "member_added" | "renamed") => repos = None,
+        ("organization", other) => return Ok(format!("organization `{other}`: no role changed")),
+        _ => {}
+    }
+    let what = match &repos {
+        None => "roles changed: every repository's role facts made stale".to_string(),
+        Some(list) if list.is_empty() => format!("{name} `{}`: roles looked up again", e.action),
+        Some(list) => format!(
+            "roles changed on {}: made stale",
+            list.iter()
+                .map(|r| r.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let at_text = time_text(at);
+    match &repos {
+        None => writes.push(Write::InvalidateRoles {
+            repository: None,
+            at: at_text,
+        }),
+        Some(list) => writes.extend(list.iter().map(|r| Write::InvalidateRoles {
+            repository: Some(r.to_ascii_lowercase()),
+            at: at_text.clone(),
+        })),
+    }
+    if repos.as_ref().is_none_or(|l| !l.is_empty()) {
+        after.push(After::Invalidate {
+            repositories: repos,
+            at,
+        });
+    }
+    Ok(what)
 }
 
 #[cfg(test)]

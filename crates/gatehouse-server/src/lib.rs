@@ -25,11 +25,12 @@
 mod api;
 pub mod catchup;
 pub mod events;
-mod github;
+mod facts;
 mod guard;
 #[doc(hidden)]
 pub mod loadgen;
 mod metrics;
+mod pending;
 pub mod replay;
 mod site_routes;
 mod sqlite_writer;
@@ -37,7 +38,6 @@ mod state;
 pub mod store;
 mod webhook;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +58,7 @@ use tower::ServiceBuilder;
 pub use catchup::CatchUp;
 pub use events::{Event, parse_event};
 pub use gatehouse_core::model::GuardMode;
+pub use gatehouse_github::Secret;
 pub use state::AppState;
 pub use store::Store;
 
@@ -74,8 +75,8 @@ pub struct ServerConfig {
     pub db_url: String,
     /// The secret GitHub signs webhook deliveries with.
     pub webhook_secret: Secret,
-    /// A token to read runs and permissions and to cancel runs. Without one the guard can
-    /// only decide from what webhooks carry and cannot cancel.
+    /// A token to read runs and roles and to cancel runs. Without one the guard calls GitHub
+    /// not at all: it decides only what needs no role and cancels nothing.
     pub github_token: Option<Secret>,
     /// The REST API's base URL (`https://api.github.com`, or GitHub Enterprise's, or a fake).
     pub github_api: String,
@@ -83,8 +84,15 @@ pub struct ServerConfig {
     pub mode: Option<GuardMode>,
     /// The bearer token of `/admin/*`; without one, admin endpoints answer 404.
     pub admin_token: Option<Secret>,
-    /// How long a person's permission on a repository is trusted before it is asked again.
-    pub permission_ttl: Duration,
+    /// How long a repository's role facts are decided on before they are fetched again
+    /// (webhooks make them stale sooner when roles change).
+    pub facts_ttl: Duration,
+    /// How long a job waits for a missing fact (its run, the roles) before it is denied
+    /// `facts-unavailable`.
+    pub facts_deadline: Duration,
+    /// The least time between two mutating GitHub calls other than cancellations (GitHub's
+    /// advice against its secondary rate limits).
+    pub mutation_spacing: Duration,
     /// How often the access repository is looked at for changes (reloaded when it changed);
     /// `None`: only on `POST /admin/reload`.
     pub watch_interval: Option<Duration>,
@@ -110,6 +118,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Requests handled at once at most; more are answered 503 at once (GitHub redelivers).
     pub max_in_flight: usize,
+    /// The bytes of webhook bodies whose signature is not checked yet, all requests together:
+    /// beyond it, further bodies are refused (503) until some are verified or dropped.
+    pub unverified_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -121,6 +132,7 @@ impl Default for Limits {
             max_header_bytes: 32 * 1024,
             max_connections: 2048,
             max_in_flight: 1024,
+            unverified_body_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -141,38 +153,13 @@ impl ServerConfig {
             github_api: "https://api.github.com".into(),
             mode: None,
             admin_token: None,
-            permission_ttl: Duration::from_secs(300),
+            facts_ttl: Duration::from_secs(3600),
+            facts_deadline: Duration::from_secs(60),
+            mutation_spacing: Duration::from_secs(1),
             watch_interval: Some(Duration::from_secs(2)),
             limits: Limits::default(),
             catch_up: None,
         }
-    }
-}
-
-/// A secret string (webhook secret, token). `Debug` and `Display` hide it, so it cannot end
-/// up in a log line or an error message.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into().trim().to_string())
-    }
-
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
     }
 }
 
@@ -187,6 +174,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/reload", post(api::reload))
         .route("/admin/catch-up", post(api::catch_up))
         .merge(site_routes::routes())
+        .fallback(site_routes::no_such_page)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
             ServiceBuilder::new()
@@ -241,6 +229,7 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = AppState::new(config).await?;
+    let _ = state.explainer.set(guard::spawn_explainer(&state));
     let recovered = guard::recover(&state)
         .await
         .context("cannot process the deliveries stored before the last stop")?;
@@ -250,6 +239,7 @@ pub async fn serve_on(
             "processed deliveries that were stored but not processed before the last stop"
         );
     }
+    pending::spawn_upkeep(&state);
     if let Some(interval) = state.config.watch_interval {
         state::spawn_watcher(&state, interval);
     }

@@ -82,25 +82,37 @@ pub fn write_repo(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A loopback stand-in for the GitHub REST endpoints the guard calls: everyone may write,
-/// every run exists (pushed by `Codertocat`), cancels and check runs succeed. Returns its
-/// base URL; it runs until the runtime stops.
+/// A loopback stand-in for the GitHub REST endpoints the guard calls (shapes as in GitHub's
+/// OpenAPI description): every repository's collaborator is the example payloads' actor
+/// (`Codertocat`, who may write), every run's attempt exists (pushed by them), cancels and
+/// check runs succeed. Returns its base URL; it runs until the runtime stops.
 pub async fn fake_github() -> anyhow::Result<String> {
-    async fn run(UrlPath((owner, repo, id)): UrlPath<(String, String, i64)>) -> Json<Value> {
+    async fn run(
+        UrlPath((owner, repo, id, attempt)): UrlPath<(String, String, i64, i64)>,
+    ) -> Json<Value> {
         let full = format!("{owner}/{repo}");
         Json(json!({
-            "id": id, "event": "push", "path": ".github/workflows/ci.yml",
-            "head_branch": "main",
+            "id": id, "run_attempt": attempt, "event": "push",
+            "path": ".github/workflows/ci.yml", "head_branch": "main",
             "repository": { "full_name": full }, "head_repository": { "full_name": full },
-            "actor": { "login": "Codertocat", "id": 21031067 },
-            "triggering_actor": { "login": "Codertocat", "id": 21031067 },
+            "actor": { "login": "Codertocat", "id": 15669918 },
+            "triggering_actor": { "login": "Codertocat", "id": 15669918 },
         }))
     }
     let app = axum::Router::new()
-        .route("/repos/{owner}/{repo}/actions/runs/{id}", get(run))
         .route(
-            "/repos/{owner}/{repo}/collaborators/{login}/permission",
-            get(|| async { Json(json!({ "permission": "write", "role_name": "write" })) }),
+            "/repos/{owner}/{repo}/actions/runs/{id}/attempts/{attempt}",
+            get(run),
+        )
+        .route(
+            "/repos/{owner}/{repo}/collaborators",
+            get(|| async {
+                Json(json!([{
+                    "login": "Codertocat", "id": 15669918, "role_name": "write",
+                    "permissions": { "admin": false, "maintain": false, "push": true,
+                        "triage": true, "pull": true },
+                }]))
+            }),
         )
         .route(
             "/repos/{owner}/{repo}/actions/runs/{id}/cancel",

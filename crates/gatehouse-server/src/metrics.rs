@@ -26,10 +26,45 @@ use crate::state::{AppState, today};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
-    event: String,
-    /// `processed`, `duplicate`, `not-processed` (stored, processing failed), `rejected`
-    /// (bad signature, content type or headers), `store-failed`.
-    outcome: String,
+    /// One of [`EVENTS`], `other`, or `unverified` for a delivery refused before its
+    /// signature was checked good: nothing from an unsigned request names a series.
+    event: &'static str,
+    /// `processed`, `waiting` (stored, waiting for a fact), `duplicate`, `not-processed`
+    /// (stored, processing failed), `rejected` (bad signature, content type or headers),
+    /// `store-failed`.
+    outcome: &'static str,
+}
+
+/// The events the guard reads; any other is counted as `other`.
+pub const EVENTS: &[&str] = &[
+    "workflow_job",
+    "workflow_run",
+    "ping",
+    "member",
+    "membership",
+    "team",
+    "organization",
+    "repository",
+];
+
+/// The label of a verified delivery's event: one of a fixed set.
+pub fn event_label(event: &str) -> &'static str {
+    EVENTS
+        .iter()
+        .copied()
+        .find(|e| *e == event)
+        .unwrap_or("other")
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MissingLabels {
+    /// `run` or `roles`.
+    fact: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -61,6 +96,13 @@ pub struct Metrics {
     month_minutes: Family<ResourceLabels, Gauge>,
     jobs: Family<JobLabels, Gauge>,
     redeliveries: Counter,
+    waiting: Gauge,
+    pending: Gauge,
+    pending_oldest: Gauge,
+    role_fetches: Family<OutcomeLabels, Counter>,
+    facts_unavailable: Family<MissingLabels, Counter>,
+    cancel_seconds: Histogram,
+    explanations_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -122,7 +164,51 @@ impl Metrics {
             "Missed webhook deliveries GitHub was asked to send again (catch-up)",
             redeliveries.clone(),
         );
+        let waiting = Gauge::default();
+        registry.register(
+            "gatehouse_waiting_deliveries",
+            "Deliveries this process waits on: a queued job whose run or roles are being fetched, or a denied run not cancelled yet",
+            waiting.clone(),
+        );
+        let pending = Gauge::default();
+        registry.register(
+            "gatehouse_unprocessed_deliveries",
+            "Deliveries stored but not processed yet, from the store (every replica's)",
+            pending.clone(),
+        );
+        let pending_oldest = Gauge::default();
+        registry.register(
+            "gatehouse_unprocessed_oldest_seconds",
+            "How long the oldest unprocessed delivery has been waiting, from the store",
+            pending_oldest.clone(),
+        );
+        let role_fetches = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "gatehouse_role_fact_fetches",
+            "Fetches of a repository's collaborator list, by outcome (fetched, failed)",
+            role_fetches.clone(),
+        );
+        let facts_unavailable = Family::<MissingLabels, Counter>::default();
+        registry.register(
+            "gatehouse_facts_unavailable",
+            "Jobs denied because a fact they needed could not be had in time, by fact",
+            facts_unavailable.clone(),
+        );
+        // 1 ms .. 16 s
+        let cancel_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "gatehouse_cancel_delay_seconds",
+            "Time from a denied job's delivery reaching the guard to its cancel request leaving it",
+            cancel_seconds.clone(),
+        );
+        let explanations_dropped = Counter::default();
+        registry.register(
+            "gatehouse_explanations_dropped",
+            "Denials whose explanation (a check run) was dropped because too many waited for GitHub",
+            explanations_dropped.clone(),
+        );
         Metrics {
+            explanations_dropped,
             registry,
             deliveries,
             decisions,
@@ -132,16 +218,48 @@ impl Metrics {
             month_minutes,
             jobs,
             redeliveries,
+            waiting,
+            pending,
+            pending_oldest,
+            role_fetches,
+            facts_unavailable,
+            cancel_seconds,
         }
     }
 
-    pub fn delivery(&self, event: &str, outcome: &str) {
+    /// A delivery's fate; `event` must come from [`event_label`] (or be `unverified`).
+    pub fn delivery(&self, event: &'static str, outcome: &'static str) {
         self.deliveries
-            .get_or_create(&DeliveryLabels {
-                event: event.to_string(),
-                outcome: outcome.to_string(),
+            .get_or_create(&DeliveryLabels { event, outcome })
+            .inc();
+    }
+
+    pub fn explanation_dropped(&self) {
+        self.explanations_dropped.inc();
+    }
+
+    pub fn waiting(&self, delta: i64) {
+        self.waiting.inc_by(delta);
+    }
+
+    pub fn role_fetch(&self, outcome: &'static str) {
+        self.role_fetches
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub fn facts_unavailable(&self, missing: gatehouse_policy::Missing) {
+        self.facts_unavailable
+            .get_or_create(&MissingLabels {
+                fact: missing.as_str(),
             })
             .inc();
+    }
+
+    /// A cancel request leaves now, for a delivery that reached the guard at `received_at`.
+    pub fn cancel_sent(&self, received_at: jiff::Timestamp) {
+        let took = jiff::Timestamp::now().duration_since(received_at);
+        self.cancel_seconds.observe(took.as_secs_f64().max(0.0));
     }
 
     pub fn decision(&self, outcome: &str, rule: Option<&str>) {
@@ -206,6 +324,21 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             }
         }
         Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot read jobs for /metrics"),
+    }
+    match state.store.pending().await {
+        Ok((count, oldest)) => {
+            m.pending.set(count);
+            let age = oldest
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map_or(0, |t| {
+                    jiff::Timestamp::now().duration_since(t).as_secs().max(0)
+                });
+            m.pending_oldest.set(age);
+        }
+        Err(e) => tracing::warn!(
+            error = format!("{e:#}"),
+            "cannot read pending deliveries for /metrics"
+        ),
     }
     let mut text = String::new();
     if encode(&mut text, &m.registry).is_err() {

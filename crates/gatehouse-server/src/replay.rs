@@ -198,7 +198,7 @@ async fn redecide_from_store(
         Ok(Some(r)) => Some(r),
         Err(_) => None,
     };
-    let Some(run) = store.get_run(job.run_id).await? else {
+    let Some(run) = store.get_run(job.run_id, job.run_attempt).await? else {
         return Ok((
             unknown(),
             Some(format!("run {} was never stored", job.run_id)),

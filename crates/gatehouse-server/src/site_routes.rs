@@ -88,11 +88,21 @@ pub fn routes() -> Router<Arc<AppState>> {
         .layer(Extension(SiteCache::default()))
 }
 
+/// Any path no route knows.
+pub(crate) async fn no_such_page() -> Response {
+    not_found("page")
+}
+
+/// A 404 that names `what` only in words of our own: the request's path is never echoed
+/// (text a browser could be talked into reading as a page), and sniffing is off.
 fn not_found(what: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{what} is not in the ledger\n"),
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        format!("no such {what} in the ledger\n"),
     )
         .into_response()
 }
@@ -205,7 +215,7 @@ async fn static_page(
     }
     match site.files.get(&path) {
         Some(bytes) => page(content_type(&path), bytes.clone()),
-        None => not_found(&format!("`/{}`", uri.path().trim_start_matches('/'))),
+        None => not_found("page"),
     }
 }
 
@@ -390,14 +400,14 @@ async fn resource_usage(
         Err(e) => return unavailable("cannot render the ledger", e),
     };
     if site.ledger.resource(&name).is_none() {
-        return not_found(&format!("resource `{name}`"));
+        return not_found("resource");
     }
     let d = match dashboard_figures(&state, &cache, &site).await {
         Ok(d) => d,
         Err(e) => return unavailable("cannot read usage", e),
     };
     let Some(u) = d.resources.iter().find(|u| u.resource == name) else {
-        return not_found(&format!("resource `{name}`"));
+        return not_found("resource");
     };
     let denied = match state
         .store()
@@ -436,7 +446,7 @@ async fn project_usage(
         .iter()
         .find(|p| p.name.to_lowercase() == key)
     else {
-        return not_found(&format!("project `{name}`"));
+        return not_found("project");
     };
     let day = site.day;
     let month = day.strftime("%Y-%m").to_string();

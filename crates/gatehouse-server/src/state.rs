@@ -1,34 +1,46 @@
-//! The guard's shared state: configuration, store, GitHub client, the current policy and a
-//! cache of people's permissions. One `Arc<AppState>` is shared by every request.
+//! The guard's shared state: configuration, store, GitHub client, the current policy and the
+//! role facts. One `Arc<AppState>` is shared by every request.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use gatehouse_core::check;
 use gatehouse_core::model::GuardMode;
 use gatehouse_core::repo::load_dir;
-use gatehouse_policy::{Permission, Policy, SharedPolicy, compile};
+use gatehouse_github::{Client, Service, Settings};
+use gatehouse_policy::{Policy, SharedPolicy, compile};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::ServerConfig;
-use crate::github::GitHub;
+use crate::facts::RoleFacts;
 use crate::metrics::Metrics;
+use crate::pending::Waiting;
 use crate::store::Store;
 
 pub struct AppState {
     pub(crate) config: ServerConfig,
     pub(crate) store: Store,
     pub(crate) metrics: Metrics,
-    pub(crate) github: GitHub,
+    /// `None` without a token: then the guard calls GitHub not at all.
+    pub(crate) github: Option<Arc<Client>>,
     pub(crate) policy: SharedPolicy,
     pub(crate) status: Mutex<PolicyStatus>,
-    permissions: Mutex<PermissionCache>,
+    /// Who holds which role on each granted project's repository.
+    pub(crate) facts: RoleFacts,
+    /// The deliveries this process waits on.
+    pub(crate) waiting: Waiting,
+    /// Bytes of webhook bodies not verified yet, shared by every request
+    /// ([`crate::Limits::unverified_body_bytes`]).
+    pub(crate) unverified: Arc<tokio::sync::Semaphore>,
+    /// Where denials' explanations wait their turn ([`crate::guard::spawn_explainer`]).
+    pub(crate) explainer: std::sync::OnceLock<tokio::sync::mpsc::Sender<crate::guard::Explanation>>,
+    /// This state, for the tasks it starts (it lives in an `Arc`).
+    me: Weak<AppState>,
     /// The last catch-up pass, when catching up is on.
     catch_up: Mutex<Option<crate::catchup::CatchUpReport>>,
     /// The access repository's [`fingerprint`] taken just before the first load: the watcher
@@ -36,9 +48,6 @@ pub struct AppState {
     /// still seen.
     loaded_fingerprint: u64,
 }
-
-/// (lower-cased repository, lower-cased login) → the role and when GitHub was asked.
-type PermissionCache = HashMap<(String, String), (Option<Permission>, Instant)>;
 
 /// What `/healthz` reports about the policy.
 #[derive(Clone, Debug)]
@@ -60,7 +69,36 @@ impl AppState {
     /// repository does not pass `check`: a guard must not start on a policy nobody checked.
     pub async fn new(config: ServerConfig) -> anyhow::Result<Arc<AppState>> {
         let store = Store::connect(&config.db_url).await?;
-        let github = GitHub::new(&config.github_api, config.github_token.as_ref())?;
+        let github = match &config.github_token {
+            None => None,
+            Some(token) => {
+                let base = config
+                    .github_api
+                    .parse()
+                    .ok()
+                    .filter(|u: &gatehouse_github::Url| {
+                        matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base()
+                    })
+                    .with_context(|| {
+                        format!(
+                            "the GitHub API must be an http(s) URL, got `{}`",
+                            config.github_api
+                        )
+                    })?;
+                let settings = Settings {
+                    service: Service::GitHub,
+                    base_url: base,
+                    mutation_spacing: config.mutation_spacing,
+                    // The guard answers webhooks: a request waits no longer than this, and a
+                    // fact's own deadline bounds its retries.
+                    request_timeout: Duration::from_secs(10),
+                    connect_timeout: Duration::from_secs(5),
+                    backoff_base: Duration::from_millis(200),
+                    ..Settings::default()
+                };
+                Some(Arc::new(Client::new(token.clone(), settings)?))
+            }
+        };
         let dir = config.repo_dir.clone();
         let loaded_fingerprint = tokio::task::spawn_blocking(move || fingerprint(&dir))
             .await
@@ -73,9 +111,9 @@ impl AppState {
                     config.repo_dir.display()
                 )
             })?;
-        if config.github_token.is_none() {
+        if github.is_none() {
             tracing::warn!(
-                "no GitHub token: runs whose events were missed cannot be read and denied runs cannot be cancelled"
+                "no GitHub token: the guard calls GitHub not at all. It decides only what needs no role (jobs that need one are denied facts-unavailable), waits for runs' own workflow_run events, and cancels nothing"
             );
         }
         let status = PolicyStatus {
@@ -83,14 +121,22 @@ impl AppState {
             repo_mode: loaded.mode,
             last_reload_error: None,
         };
-        Ok(Arc::new(AppState {
+        let unverified = config
+            .limits
+            .unverified_body_bytes
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
+        Ok(Arc::new_cyclic(|me| AppState {
             config,
             store,
             metrics: Metrics::new(),
             github,
             policy: SharedPolicy::new(loaded.policy),
             status: Mutex::new(status),
-            permissions: Mutex::new(HashMap::new()),
+            facts: RoleFacts::default(),
+            waiting: Waiting::default(),
+            unverified: Arc::new(tokio::sync::Semaphore::new(unverified)),
+            explainer: std::sync::OnceLock::new(),
+            me: me.clone(),
             catch_up: Mutex::new(None),
             loaded_fingerprint,
         }))
@@ -102,11 +148,19 @@ impl AppState {
         match load_policy(self.config.repo_dir.clone()).await {
             Ok(loaded) => {
                 self.policy.store(loaded.policy);
-                let mut status = self.status();
-                status.loaded_at = Timestamp::now();
-                status.repo_mode = loaded.mode;
-                status.last_reload_error = None;
+                {
+                    let mut status = self.status();
+                    status.loaded_at = Timestamp::now();
+                    status.repo_mode = loaded.mode;
+                    status.last_reload_error = None;
+                }
                 tracing::info!("policy reloaded");
+                // Projects granted since need their roles.
+                if let Some(state) = self.me() {
+                    tokio::spawn(
+                        async move { crate::pending::refresh_granted(&state, None).await },
+                    );
+                }
                 Ok(())
             }
             Err(e) => {
@@ -139,32 +193,23 @@ impl AppState {
         self.config.mode.unwrap_or_else(|| self.status().repo_mode)
     }
 
-    /// A person's role on a repository, from the cache while it is fresh, else from GitHub.
-    pub(crate) async fn permission(
-        &self,
-        repository: &str,
-        login: &str,
-    ) -> anyhow::Result<Option<Permission>> {
-        let key = (repository.to_lowercase(), login.to_lowercase());
-        let ttl = self.config.permission_ttl;
-        if let Some((p, at)) = self.cache().get(&key)
-            && at.elapsed() < ttl
-        {
-            return Ok(*p);
-        }
-        let p = self.github.permission(repository, login).await?;
-        let mut cache = self.cache();
-        // Bounded by the people active within one TTL; dropping the stale ones keeps it so.
-        if cache.len() > 10_000 {
-            cache.retain(|_, (_, at)| at.elapsed() < ttl);
-        }
-        cache.insert(key, (p, Instant::now()));
-        Ok(p)
+    /// This state as an `Arc`, for a task to hold; `None` once it is being dropped.
+    pub(crate) fn me(&self) -> Option<Arc<AppState>> {
+        self.me.upgrade()
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, PermissionCache> {
-        self.permissions.lock().unwrap_or_else(|e| e.into_inner())
+    /// The deadline of a fact first looked for now.
+    pub(crate) fn fresh_deadline(&self) -> Timestamp {
+        later(Timestamp::now(), self.config.facts_deadline)
     }
+}
+
+/// `t` plus `d`, or the end of time.
+pub(crate) fn later(t: Timestamp, d: Duration) -> Timestamp {
+    jiff::SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(Timestamp::MAX)
 }
 
 /// Today in UTC: the day decisions (expiry) and minutes are judged on.

@@ -106,6 +106,41 @@ const SCHEMA: &[&str] = &[
         updated_at TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, resource)",
+    // A run's context per attempt: a re-run is a new attempt with its own triggering actor,
+    // and an older attempt's events never overwrite a newer one's. (`runs`, keyed by run id
+    // alone, is read only to migrate.)
+    "CREATE TABLE IF NOT EXISTS run_attempts (
+        run_id {int} NOT NULL,
+        run_attempt {int} NOT NULL,
+        repository TEXT NOT NULL,
+        event TEXT NOT NULL,
+        head_repository TEXT,
+        head_owner_login TEXT,
+        head_owner_id {int},
+        head_sha TEXT,
+        actor_login TEXT NOT NULL,
+        actor_id {int} NOT NULL,
+        triggering_actor_login TEXT,
+        triggering_actor_id {int},
+        workflow TEXT,
+        git_ref TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, run_attempt)
+    )",
+    // Who holds which role on each granted project's repository (the guard's role facts):
+    // the repository's whole collaborator list as GitHub last gave it (`people`, JSON), when
+    // that fetch started, and when something (a webhook) made it stale. Fresh when
+    // `fetched_at` is after `invalidated_at` and within the time to live. `changed_at` lets
+    // every replica read what another changed.
+    "CREATE TABLE IF NOT EXISTS role_facts (
+        repository TEXT PRIMARY KEY,
+        people TEXT,
+        etag TEXT,
+        fetched_at TEXT,
+        invalidated_at TEXT,
+        changed_at TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS role_facts_by_change ON role_facts (changed_at)",
 ];
 
 /// Run after [`SCHEMA`] and after the columns added since the first schema exist.
@@ -122,6 +157,13 @@ const SCHEMA_LATE: &[&str] = &[
         SELECT project, resource, SUBSTR(day, 1, 7), SUM(minutes) FROM job_minutes
         WHERE NOT EXISTS (SELECT 1 FROM usage_by_month)
         GROUP BY project, resource, SUBSTR(day, 1, 7)",
+    // A database from before runs were kept per attempt: what it knew was the first attempt.
+    "INSERT INTO run_attempts (run_id, run_attempt, repository, event, head_repository,
+            actor_login, actor_id, triggering_actor_login, triggering_actor_id, workflow,
+            git_ref, updated_at)
+        SELECT run_id, 1, repository, event, head_repository, actor_login, actor_id,
+            triggering_actor_login, triggering_actor_id, workflow, git_ref, updated_at
+        FROM runs WHERE NOT EXISTS (SELECT 1 FROM run_attempts)",
 ];
 
 /// Columns added after the first schema: (table, column, type, what to fill old rows with).
@@ -177,8 +219,31 @@ pub enum Write {
         received_at: String,
         body: Bytes,
     },
-    /// A run's context; a later event about the same run replaces it.
+    /// A run attempt's context; a later event about the same attempt replaces it (another
+    /// attempt is another row).
     Run { run: RunRecord, now: String },
+    /// A repository's collaborator list as GitHub gave it, from a fetch that started at
+    /// `fetched_at`; ignored when a fetch that started later was stored already.
+    RoleFacts {
+        repository: String,
+        people: String,
+        etag: Option<String>,
+        fetched_at: String,
+        changed_at: String,
+    },
+    /// GitHub said a repository's collaborator list has not changed (304) in a fetch that
+    /// started at `fetched_at`: the stored list is fresh as of then.
+    RoleFactsFetched {
+        repository: String,
+        fetched_at: String,
+        changed_at: String,
+    },
+    /// A webhook said a repository's roles changed at `at`: its facts are stale until fetched
+    /// again. `None`: every repository's.
+    InvalidateRoles {
+        repository: Option<String>,
+        at: String,
+    },
     /// A decision and, as JSON, the job context it was made on (for `replay`); 0 rows when
     /// this delivery's decision was recorded before.
     Decision {
@@ -229,17 +294,35 @@ impl JobStatus {
     }
 }
 
-/// What a `workflow_run` event says about a run, kept by run id.
+/// What a `workflow_run` event (or GitHub's API) says about one attempt of a run, kept by
+/// run id and attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRecord {
     pub run_id: i64,
+    pub run_attempt: i64,
     pub repository: String,
     pub event: String,
     pub head_repository: Option<String>,
+    /// The head repository's owner (login, id): for a fork, whose code runs.
+    pub head_owner: Option<(String, i64)>,
+    pub head_sha: Option<String>,
     pub actor: (String, i64),
     pub triggering_actor: Option<(String, i64)>,
     pub workflow: Option<String>,
     pub git_ref: Option<String>,
+}
+
+/// One repository's role facts as stored (times as [`time_text`] writes them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleFactsRow {
+    /// Lower-cased `owner/name`.
+    pub repository: String,
+    /// The collaborator list as JSON; `None` when never fetched.
+    pub people: Option<String>,
+    pub etag: Option<String>,
+    pub fetched_at: Option<String>,
+    pub invalidated_at: Option<String>,
+    pub changed_at: String,
 }
 
 /// One decision as recorded and as the JSON API shows it.
@@ -353,17 +436,33 @@ pub fn time_text(t: Timestamp) -> String {
 
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries (delivery_id, event, received_at, body)
     VALUES ($1, $2, $3, $4) ON CONFLICT (delivery_id) DO NOTHING";
-const UPSERT_RUN: &str = "INSERT INTO runs (run_id, repository, event, head_repository,
-        actor_login, actor_id, triggering_actor_login, triggering_actor_id, workflow,
-        git_ref, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-    ON CONFLICT (run_id) DO UPDATE SET repository = excluded.repository,
+const UPSERT_RUN: &str = "INSERT INTO run_attempts (run_id, run_attempt, repository, event,
+        head_repository, head_owner_login, head_owner_id, head_sha, actor_login, actor_id,
+        triggering_actor_login, triggering_actor_id, workflow, git_ref, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    ON CONFLICT (run_id, run_attempt) DO UPDATE SET repository = excluded.repository,
         event = excluded.event, head_repository = excluded.head_repository,
+        head_owner_login = excluded.head_owner_login, head_owner_id = excluded.head_owner_id,
+        head_sha = excluded.head_sha,
         actor_login = excluded.actor_login, actor_id = excluded.actor_id,
         triggering_actor_login = excluded.triggering_actor_login,
         triggering_actor_id = excluded.triggering_actor_id,
         workflow = excluded.workflow, git_ref = excluded.git_ref,
         updated_at = excluded.updated_at";
+/// A fetch's result replaces the stored one unless a fetch that started later was stored.
+const UPSERT_ROLE_FACTS: &str = "INSERT INTO role_facts (repository, people, etag, fetched_at,
+        changed_at)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (repository) DO UPDATE SET people = excluded.people, etag = excluded.etag,
+        fetched_at = excluded.fetched_at, changed_at = excluded.changed_at
+    WHERE role_facts.fetched_at IS NULL OR role_facts.fetched_at < excluded.fetched_at";
+const TOUCH_ROLE_FACTS: &str = "UPDATE role_facts SET fetched_at = $2, changed_at = $3
+    WHERE repository = $1 AND (fetched_at IS NULL OR fetched_at < $2)";
+const INVALIDATE_ROLES: &str = "INSERT INTO role_facts (repository, invalidated_at, changed_at)
+    VALUES ($1, $2, $2)
+    ON CONFLICT (repository) DO UPDATE SET invalidated_at = excluded.invalidated_at,
+        changed_at = excluded.changed_at";
+const INVALIDATE_ALL_ROLES: &str = "UPDATE role_facts SET invalidated_at = $1, changed_at = $1";
 const INSERT_DECISION: &str = "INSERT INTO decisions (delivery_id, job_id, run_id, repository,
         project, resource, outcome, rule, message, decided_at, context)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -415,13 +514,18 @@ impl Write {
             ),
             Write::Run { run, now } => {
                 let triggering = run.triggering_actor.as_ref();
+                let owner = run.head_owner.as_ref();
                 (
                     UPSERT_RUN,
                     vec![
                         Int(Some(run.run_id)),
+                        Int(Some(run.run_attempt)),
                         t(&run.repository),
                         t(&run.event),
                         Text(run.head_repository.as_deref()),
+                        Text(owner.map(|o| o.0.as_str())),
+                        Int(owner.map(|o| o.1)),
+                        Text(run.head_sha.as_deref()),
                         t(&run.actor.0),
                         Int(Some(run.actor.1)),
                         Text(triggering.map(|a| a.0.as_str())),
@@ -432,6 +536,38 @@ impl Write {
                     ],
                 )
             }
+            Write::RoleFacts {
+                repository,
+                people,
+                etag,
+                fetched_at,
+                changed_at,
+            } => (
+                UPSERT_ROLE_FACTS,
+                vec![
+                    t(repository),
+                    t(people),
+                    Text(etag.as_deref()),
+                    t(fetched_at),
+                    t(changed_at),
+                ],
+            ),
+            Write::RoleFactsFetched {
+                repository,
+                fetched_at,
+                changed_at,
+            } => (
+                TOUCH_ROLE_FACTS,
+                vec![t(repository), t(fetched_at), t(changed_at)],
+            ),
+            Write::InvalidateRoles {
+                repository: Some(repository),
+                at,
+            } => (INVALIDATE_ROLES, vec![t(repository), t(at)]),
+            Write::InvalidateRoles {
+                repository: None,
+                at,
+            } => (INVALIDATE_ALL_ROLES, vec![t(at)]),
             Write::Decision {
                 decision: d,
                 context,
@@ -809,11 +945,17 @@ impl Store {
         .map(drop)
     }
 
-    pub async fn get_run(&self, run_id: i64) -> anyhow::Result<Option<RunRecord>> {
+    /// The context of one attempt of a run, if a `workflow_run` event (or GitHub's API) told
+    /// it.
+    pub async fn get_run(&self, run_id: i64, attempt: i64) -> anyhow::Result<Option<RunRecord>> {
         type Row = (
+            i64,
             i64,
             String,
             String,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
             Option<String>,
             String,
             i64,
@@ -822,23 +964,69 @@ impl Store {
             Option<String>,
             Option<String>,
         );
-        const SQL: &str = "SELECT run_id, repository, event, head_repository, actor_login,
-                actor_id, triggering_actor_login, triggering_actor_id, workflow, git_ref
-            FROM runs WHERE run_id = $1";
+        const SQL: &str = "SELECT run_id, run_attempt, repository, event, head_repository,
+                head_owner_login, head_owner_id, head_sha, actor_login, actor_id,
+                triggering_actor_login, triggering_actor_id, workflow, git_ref
+            FROM run_attempts WHERE run_id = $1 AND run_attempt = $2";
         let row: Option<Row> = on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(run_id)
+            .bind(attempt)
             .fetch_optional(pool)
             .await)?;
         Ok(row.map(|r| RunRecord {
             run_id: r.0,
-            repository: r.1,
-            event: r.2,
-            head_repository: r.3,
-            actor: (r.4, r.5),
-            triggering_actor: r.6.zip(r.7),
-            workflow: r.8,
-            git_ref: r.9,
+            run_attempt: r.1,
+            repository: r.2,
+            event: r.3,
+            head_repository: r.4,
+            head_owner: r.5.zip(r.6),
+            head_sha: r.7,
+            actor: (r.8, r.9),
+            triggering_actor: r.10.zip(r.11),
+            workflow: r.12,
+            git_ref: r.13,
         }))
+    }
+
+    /// Role facts whose row changed at or after `since` (every row when `None`), oldest
+    /// change first.
+    pub async fn role_facts_since(&self, since: Option<&str>) -> anyhow::Result<Vec<RoleFactsRow>> {
+        type Row = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+        );
+        const SQL: &str = "SELECT repository, people, etag, fetched_at, invalidated_at, changed_at
+            FROM role_facts WHERE CAST($1 AS TEXT) IS NULL OR changed_at >= $1
+            ORDER BY changed_at";
+        let rows: Vec<Row> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(since)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RoleFactsRow {
+                repository: r.0,
+                people: r.1,
+                etag: r.2,
+                fetched_at: r.3,
+                invalidated_at: r.4,
+                changed_at: r.5,
+            })
+            .collect())
+    }
+
+    /// How many deliveries are stored but not processed (waiting for a fact, or for a
+    /// cancel to go through), and when the oldest of them was received.
+    pub async fn pending(&self) -> anyhow::Result<(i64, Option<String>)> {
+        const SQL: &str =
+            "SELECT COUNT(*), MIN(received_at) FROM deliveries WHERE processed_at IS NULL";
+        let row: (i64, Option<String>) =
+            on_pool!(self, pool => sqlx::query_as(SQL).fetch_one(pool).await)?;
+        Ok(row)
     }
 
     /// Newest first.

@@ -8,17 +8,23 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use hmac::{Hmac, Mac};
+use http_body_util::BodyExt;
 use serde_json::json;
 use sha2::Sha256;
 
+use jiff::Timestamp;
+
+use crate::guard::{self, Handled};
+use crate::pending::{self, Outcome};
 use crate::state::AppState;
-use crate::store::{Write, now_text};
-use crate::{Secret, guard};
+use crate::store::{StoredDelivery, Write, time_text};
+use crate::{MAX_BODY_BYTES, Secret};
 
 /// Whether `signature` (the `X-Hub-Signature-256` header, `sha256=<hex>`) is the HMAC-SHA256 of
 /// `body` under `secret`. The comparison takes the same time wherever the first difference is.
@@ -43,27 +49,76 @@ fn reply(status: StatusCode, message: &str) -> Response {
 pub async fn receive(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
-    let event = headers
-        .get("x-github-event")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("(none)")
-        .to_string();
-    let (outcome, response) = handle(&state, &headers, body).await;
-    state.metrics.delivery(&event, outcome);
+    let (event, outcome, response) = match read_body(&state, body).await {
+        Ok((body, unverified)) => handle(&state, &headers, body, unverified).await,
+        Err(refusal) => (UNVERIFIED, "rejected", refusal),
+    };
+    state.metrics.delivery(event, outcome);
     state.metrics.webhook(started.elapsed());
     response
 }
 
+/// Reads a body not verified yet, counting each chunk against the budget that every such body
+/// shares (`Limits::unverified_body_bytes`): many connections sending large, badly signed
+/// bodies slowly cannot hold more than it between them. The permits are held until the
+/// signature is checked (the caller drops them). Refuses a body over the largest GitHub sends
+/// (413), and any body while the budget is spent (503, retry shortly).
+async fn read_body(
+    state: &AppState,
+    mut body: Body,
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Response> {
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|_| reply(StatusCode::BAD_REQUEST, "the body could not be read"))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the body is larger than any GitHub webhook delivery",
+            ));
+        }
+        let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+        let permit = state
+            .unverified
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| {
+                tracing::warn!("the budget for unverified request bodies is spent: refusing one");
+                let mut r = reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too much unverified data in flight; retry shortly",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                r
+            })?;
+        match &mut held {
+            Some(h) => h.merge(permit),
+            None => held = Some(permit),
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok((buf.freeze(), held))
+}
+
 /// What became of a delivery (the `outcome` label of `gatehouse_deliveries_total`) and the
 /// answer.
+/// The metrics label of a delivery refused before its signature was checked good.
+const UNVERIFIED: &str = "unverified";
+
 async fn handle(
     state: &Arc<AppState>,
     headers: &HeaderMap,
     body: Bytes,
-) -> (&'static str, Response) {
+    unverified: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> (&'static str, &'static str, Response) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     // GitHub can also send form-encoded payloads; the guard reads JSON only, and saying so
     // tells whoever set up the webhook what to change.
@@ -72,6 +127,7 @@ async fn handle(
         .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
     if !json {
         return (
+            UNVERIFIED,
             "rejected",
             reply(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -81,9 +137,12 @@ async fn handle(
     }
     let signed = header("x-hub-signature-256")
         .is_some_and(|sig| verify_signature(&state.config.webhook_secret, &body, sig));
+    // Verified or refused: either way its bytes no longer count against the shared budget.
+    drop(unverified);
     if !signed {
         tracing::warn!("rejected a delivery with a missing or wrong signature");
         return (
+            UNVERIFIED,
             "rejected",
             reply(
                 StatusCode::UNAUTHORIZED,
@@ -94,6 +153,7 @@ async fn handle(
     let (Some(delivery), Some(event)) = (header("x-github-delivery"), header("x-github-event"))
     else {
         return (
+            "other",
             "rejected",
             reply(
                 StatusCode::BAD_REQUEST,
@@ -101,95 +161,114 @@ async fn handle(
             ),
         );
     };
+    let label = crate::metrics::event_label(event);
+    let (outcome, response) = store_and_process(state, delivery, event, body).await;
+    (label, outcome, response)
+}
+
+/// A verified delivery: stored, then processed (or left waiting for a fact).
+async fn store_and_process(
+    state: &Arc<AppState>,
+    delivery: &str,
+    event: &str,
+    body: Bytes,
+) -> (&'static str, Response) {
+    let received_at = Timestamp::now();
+    let deadline = state.fresh_deadline();
     let stored = Write::Delivery {
         delivery_id: delivery.to_string(),
         event: event.to_string(),
-        received_at: now_text(),
+        received_at: time_text(received_at),
         body: body.clone(),
     };
     // Events whose processing only writes to the store are stored and processed in one
-    // commit (rolled back whole for a duplicate). A queued job may cancel a run on GitHub, so
-    // it is stored first: a duplicate must not act twice.
-    if guard::store_only(event, &body) {
-        let mut effects = guard::effects(state, delivery, event, &body).await;
+    // commit (rolled back whole for a duplicate). A job to decide may cancel a run on GitHub,
+    // or wait for a fact, so it is stored first: a duplicate must not act twice.
+    if guard::store_only(state, event, &body)
+        && let Handled::Done(mut effects) =
+            guard::handle(state, delivery, event, &body, received_at, deadline).await
+    {
         effects.prepend(stored);
         return match state.store.commit_if_new(effects.writes.clone()).await {
-            Ok(Some(rows)) => answer(delivery, event, Ok(effects.finish(state, &rows))),
-            Ok(None) => {
-                tracing::info!(
-                    delivery,
-                    event,
-                    "duplicate delivery acknowledged, not processed"
-                );
-                ("duplicate", reply(StatusCode::OK, "duplicate delivery"))
-            }
-            Err(e) => {
-                tracing::error!(
-                    delivery,
-                    event,
-                    error = format!("{e:#}"),
-                    "cannot store a delivery"
-                );
-                (
-                    "store-failed",
-                    reply(StatusCode::SERVICE_UNAVAILABLE, "cannot store the delivery"),
-                )
-            }
+            Ok(Some(rows)) => answer(delivery, event, Ok(done(effects.finish(state, &rows)))),
+            Ok(None) => duplicate(delivery, event),
+            Err(e) => store_failed(delivery, event, &e),
         };
     }
     let stored = state.store.commit(vec![stored]).await;
     match stored.as_deref() {
         Ok([1]) => {}
-        Ok(_) => {
-            tracing::info!(
-                delivery,
-                event,
-                "duplicate delivery acknowledged, not processed"
-            );
-            return ("duplicate", reply(StatusCode::OK, "duplicate delivery"));
-        }
-        Err(e) => {
-            // Not stored, so not acknowledged: GitHub shows the failure and it can be
-            // redelivered.
-            tracing::error!(
-                delivery,
-                event,
-                error = format!("{e:#}"),
-                "cannot store a delivery"
-            );
-            return (
-                "store-failed",
-                reply(StatusCode::SERVICE_UNAVAILABLE, "cannot store the delivery"),
-            );
-        }
+        Ok(_) => return duplicate(delivery, event),
+        Err(e) => return store_failed(delivery, event, e),
     }
     // Processing runs in a task of its own: should the request time out or the client go
     // away, the delivery is still processed to the end.
     let task = {
         let state = state.clone();
-        let (delivery, event) = (delivery.to_string(), event.to_string());
-        tokio::spawn(async move { guard::process(&state, &delivery, &event, &body).await })
+        let d = StoredDelivery {
+            delivery_id: delivery.to_string(),
+            event: event.to_string(),
+            received_at: time_text(received_at),
+            body: body.to_vec(),
+        };
+        tokio::spawn(async move {
+            pending::process_or_wait(&state, d, received_at, deadline, pending::INLINE_WAIT).await
+        })
     };
     let outcome = match task.await {
         Ok(outcome) => outcome,
-        Err(e) => Ok(Err(format!("processing panicked: {e}"))),
+        Err(e) => Ok(Outcome::Failed(format!("processing panicked: {e}"))),
     };
     answer(delivery, event, outcome)
+}
+
+fn done(outcome: Result<String, String>) -> Outcome {
+    match outcome {
+        Ok(what) => Outcome::Processed(what),
+        Err(error) => Outcome::Failed(error),
+    }
+}
+
+fn duplicate(delivery: &str, event: &str) -> (&'static str, Response) {
+    tracing::info!(
+        delivery,
+        event,
+        "duplicate delivery acknowledged, not processed"
+    );
+    ("duplicate", reply(StatusCode::OK, "duplicate delivery"))
+}
+
+/// Not stored, so not acknowledged: GitHub shows the failure and it can be redelivered.
+fn store_failed(delivery: &str, event: &str, e: &anyhow::Error) -> (&'static str, Response) {
+    tracing::error!(
+        delivery,
+        event,
+        error = format!("{e:#}"),
+        "cannot store a delivery"
+    );
+    (
+        "store-failed",
+        reply(StatusCode::SERVICE_UNAVAILABLE, "cannot store the delivery"),
+    )
 }
 
 /// The answer to a stored delivery, from what processing it said.
 fn answer(
     delivery: &str,
     event: &str,
-    outcome: anyhow::Result<Result<String, String>>,
+    outcome: anyhow::Result<Outcome>,
 ) -> (&'static str, Response) {
-    let outcome = outcome.unwrap_or_else(|e| Err(format!("{e:#}")));
+    let outcome = outcome.unwrap_or_else(|e| Outcome::Failed(format!("{e:#}")));
     match outcome {
-        Ok(what) => {
+        Outcome::Processed(what) => {
             tracing::info!(delivery, event, outcome = what, "delivery processed");
             ("processed", reply(StatusCode::OK, &what))
         }
-        Err(error) => {
+        Outcome::Waiting(what) => {
+            tracing::info!(delivery, event, outcome = what, "delivery waiting");
+            ("waiting", reply(StatusCode::ACCEPTED, &what))
+        }
+        Outcome::Failed(error) => {
             // Stored, so acknowledged: a redelivery would be a duplicate anyway. The delivery
             // stays in the store for `replay` (and, when the store failed, is processed again
             // at the next start).

@@ -132,19 +132,35 @@ impl Drop for Db {
 
 // ---------------------------------------------------------------------------------------------
 // The fake GitHub
+//
+// The REST endpoints the guard calls, with the paths, methods and answer shapes of GitHub's
+// OpenAPI description (`@octokit/openapi`, api.github.com.json): `GET
+// /repos/{owner}/{repo}/collaborators` (`collaborator`: login, id, `permissions`, `role_name`;
+// `ETag` and `If-None-Match` → 304), `GET .../actions/runs/{run_id}/attempts/{attempt_number}`
+// (`workflow-run`), `POST .../actions/runs/{run_id}/cancel` (202; 409 when the run is over),
+// `POST .../check-runs` (201), `GET /orgs/{org}/teams/{team_slug}/repos`, `GET
+// /orgs/{org}/hooks/{hook_id}/deliveries` (cursor pages in `Link`) and `POST
+// .../deliveries/{delivery_id}/attempts` (202). Faults are injected per endpoint: a status
+// (with GitHub's rate-limit headers for 403 and 429), a delay.
 
 #[derive(Default)]
 struct Fake {
-    /// Run id → the run as `GET .../actions/runs/{id}` answers.
-    runs: Mutex<HashMap<i64, Value>>,
-    /// Lower-cased login → role; anyone else reads.
-    roles: Mutex<HashMap<String, &'static str>>,
+    /// (run id, attempt) → the run as `GET .../attempts/{n}` answers.
+    runs: Mutex<HashMap<(i64, i64), Value>>,
+    /// Account id → (login, role): the collaborators of every repository.
+    roles: Mutex<HashMap<i64, (String, &'static str)>>,
     /// `METHOD /path` → how often it was called.
     calls: Mutex<HashMap<String, u32>>,
     /// Bodies of `POST .../check-runs`.
     check_runs: Mutex<Vec<Value>>,
-    /// How long permission lookups take, in milliseconds.
-    permission_delay_ms: AtomicU64,
+    /// How long collaborator listings take, in milliseconds.
+    collaborators_delay_ms: AtomicU64,
+    /// How long cancelling takes, in milliseconds.
+    cancel_delay_ms: AtomicU64,
+    /// `"METHOD /path-prefix"` → statuses answered, in order, before the real answers.
+    faults: Mutex<Vec<(String, u16)>>,
+    /// Team slug → its repositories.
+    teams: Mutex<HashMap<String, Vec<String>>>,
     /// The organisation webhook's deliveries, newest first, as GitHub lists them (`id`,
     /// `guid`, `delivered_at`, `event`), each with what a redelivery sends: event and body.
     hook: Mutex<Vec<(Value, &'static str, Value)>>,
@@ -169,11 +185,51 @@ impl Fake {
             .sum()
     }
 
-    fn role(&self, login: &str, role: &'static str) {
+    /// Sets a person's role on the repositories (takes effect at the guard's next fetch).
+    fn role(&self, (login, id): (&str, i64), role: &'static str) {
         self.roles
             .lock()
             .unwrap()
-            .insert(login.to_lowercase(), role);
+            .insert(id, (login.to_string(), role));
+    }
+
+    fn no_role(&self, (_, id): (&str, i64)) {
+        self.roles.lock().unwrap().remove(&id);
+    }
+
+    /// The next calls matching `call` (`"GET /repos/o/r/collaborators"`) answer `statuses`.
+    fn fail(&self, call: &str, statuses: &[u16]) {
+        let mut faults = self.faults.lock().unwrap();
+        faults.extend(statuses.iter().map(|s| (call.to_string(), *s)));
+    }
+
+    /// The first fault queued for this call, taken.
+    fn fault(&self, method: &str, uri: &Uri) -> Option<Response> {
+        let call = format!("{method} {}", uri.path());
+        let mut faults = self.faults.lock().unwrap();
+        let i = faults
+            .iter()
+            .position(|(c, _)| call.starts_with(c.as_str()))?;
+        let (_, status) = faults.remove(i);
+        let status = StatusCode::from_u16(status).unwrap();
+        let mut resp = (
+            status,
+            Json(json!({"message": "injected", "documentation_url": "https://docs.github.com"})),
+        )
+            .into_response();
+        // GitHub's answer to a request over its primary rate limit: 403 (or 429) with the
+        // limit used up and when it resets.
+        if matches!(status.as_u16(), 403 | 429) {
+            let h = resp.headers_mut();
+            h.insert("x-ratelimit-remaining", "0".parse().unwrap());
+            let reset = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 1;
+            h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
+        }
+        Some(resp)
     }
 }
 
@@ -194,44 +250,100 @@ fn note(fake: &Fake, method: &str, uri: &Uri) {
 
 async fn fake_router(fake: Arc<Fake>) -> String {
     use axum::routing::{get, post};
-    async fn run(
+    async fn attempt_of_run(
         State(fake): State<Arc<Fake>>,
         uri: Uri,
-        UrlPath((_, _, id)): UrlPath<(String, String, i64)>,
+        UrlPath((_, _, id, attempt)): UrlPath<(String, String, i64, i64)>,
     ) -> Response {
         note(&fake, "GET", &uri);
-        match fake.runs.lock().unwrap().get(&id) {
+        if let Some(fault) = fake.fault("GET", &uri) {
+            return fault;
+        }
+        match fake.runs.lock().unwrap().get(&(id, attempt)) {
             Some(run) => Json(run.clone()).into_response(),
             None => (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response(),
         }
     }
-    async fn permission(
+    async fn collaborators(
         State(fake): State<Arc<Fake>>,
         uri: Uri,
-        UrlPath((_, _, login)): UrlPath<(String, String, String)>,
-    ) -> Json<Value> {
+        headers: axum::http::HeaderMap,
+    ) -> Response {
         note(&fake, "GET", &uri);
-        let delay = fake.permission_delay_ms.load(Ordering::Relaxed);
+        let delay = fake.collaborators_delay_ms.load(Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(delay)).await;
-        let role = fake
+        if let Some(fault) = fake.fault("GET", &uri) {
+            return fault;
+        }
+        let mut people: Vec<(i64, String, &'static str)> = fake
             .roles
             .lock()
             .unwrap()
-            .get(&login.to_lowercase())
-            .copied()
-            .unwrap_or("read");
-        // GitHub says `write` for maintain and `read` for triage in `permission`; the finer
-        // role is in `role_name`.
-        let permission = match role {
-            "maintain" => "write",
-            "triage" => "read",
-            r => r,
-        };
-        Json(json!({ "permission": permission, "role_name": role, "user": { "login": login } }))
+            .iter()
+            .map(|(id, (login, role))| (*id, login.clone(), *role))
+            .collect();
+        people.sort();
+        let list: Vec<Value> = people
+            .into_iter()
+            .map(|(id, login, role)| {
+                let rank = ["read", "triage", "write", "maintain", "admin"]
+                    .iter()
+                    .position(|r| *r == role)
+                    .unwrap_or(0);
+                json!({
+                    "login": login, "id": id, "type": "User", "site_admin": false,
+                    "role_name": role,
+                    "permissions": {
+                        "pull": true, "triage": rank >= 1, "push": rank >= 2,
+                        "maintain": rank >= 3, "admin": rank >= 4,
+                    },
+                })
+            })
+            .collect();
+        let etag = format!("\"{:x}\"", {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            list.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .hash(&mut h);
+            h.finish()
+        });
+        if headers
+            .get("if-none-match")
+            .is_some_and(|v| v.to_str().unwrap() == etag)
+        {
+            return StatusCode::NOT_MODIFIED.into_response();
+        }
+        let mut resp = Json(list).into_response();
+        resp.headers_mut().insert("etag", etag.parse().unwrap());
+        resp
     }
-    async fn cancel(State(fake): State<Arc<Fake>>, uri: Uri) -> (StatusCode, Json<Value>) {
+    async fn team_repos(
+        State(fake): State<Arc<Fake>>,
+        uri: Uri,
+        UrlPath((org, team)): UrlPath<(String, String)>,
+    ) -> Response {
+        note(&fake, "GET", &uri);
+        match fake.teams.lock().unwrap().get(&team) {
+            Some(repos) => Json(
+                repos
+                    .iter()
+                    .map(|r| json!({"full_name": r, "name": r.split('/').nth(1), "owner": {"login": org}}))
+                    .collect::<Vec<_>>(),
+            )
+            .into_response(),
+            None => (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response(),
+        }
+    }
+    async fn cancel(State(fake): State<Arc<Fake>>, uri: Uri) -> Response {
         note(&fake, "POST", &uri);
-        (StatusCode::ACCEPTED, Json(json!({})))
+        let delay = fake.cancel_delay_ms.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        if let Some(fault) = fake.fault("POST", &uri) {
+            return fault;
+        }
+        (StatusCode::ACCEPTED, Json(json!({}))).into_response()
     }
     async fn check_run(
         State(fake): State<Arc<Fake>>,
@@ -321,11 +433,12 @@ async fn fake_router(fake: Arc<Fake>) -> String {
             "/orgs/{org}/hooks/{hook}/deliveries/{id}/attempts",
             post(attempt),
         )
-        .route("/repos/{owner}/{repo}/actions/runs/{id}", get(run))
+        .route("/orgs/{org}/teams/{team}/repos", get(team_repos))
         .route(
-            "/repos/{owner}/{repo}/collaborators/{login}/permission",
-            get(permission),
+            "/repos/{owner}/{repo}/actions/runs/{id}/attempts/{attempt}",
+            get(attempt_of_run),
         )
+        .route("/repos/{owner}/{repo}/collaborators", get(collaborators))
         .route(
             "/repos/{owner}/{repo}/actions/runs/{id}/cancel",
             post(cancel),
@@ -396,6 +509,10 @@ struct Options {
     watch_interval: Option<Duration>,
     limits: Limits,
     catch_up: Option<CatchUp>,
+    /// How long a job waits for a missing fact.
+    facts_deadline: Duration,
+    /// Without: the guard calls GitHub not at all.
+    token: bool,
 }
 
 impl Default for Options {
@@ -406,6 +523,8 @@ impl Default for Options {
             watch_interval: None,
             limits: Limits::default(),
             catch_up: None,
+            facts_deadline: Duration::from_secs(60),
+            token: true,
         }
     }
 }
@@ -421,12 +540,15 @@ impl Guard {
         let repo = tempfile::tempdir().unwrap();
         write_repo(repo.path());
         let fake = Arc::new(Fake::default());
-        fake.role(ACTOR.0, "maintain");
+        fake.role(ACTOR, "maintain");
         let github_api = fake_router(fake.clone()).await;
         let mut config =
             ServerConfig::new(repo.path(), db.url.clone(), Secret::new(options.secret));
         config.github_api = github_api;
-        config.github_token = Some(Secret::new("ghp_test_token"));
+        config.github_token = options.token.then(|| Secret::new("ghp_test_token"));
+        config.facts_deadline = options.facts_deadline;
+        // Explanations (check runs) are not spaced a second apart in tests.
+        config.mutation_spacing = Duration::ZERO;
         config.admin_token = Some(Secret::new(ADMIN));
         config.mode = options.mode;
         config.watch_interval = options.watch_interval;
@@ -513,6 +635,64 @@ impl Guard {
             status,
             answer["message"].as_str().unwrap_or_default().to_string(),
         )
+    }
+
+    /// Changes a person's role on GitHub, and tells the guard as GitHub does: a signed `member`
+    /// `edited` delivery (GitHub's example payload, adapted).
+    async fn set_role(&self, who: (&str, i64), role: Option<&'static str>) {
+        match role {
+            Some(role) => self.fake.role(who, role),
+            None => self.fake.no_role(who),
+        }
+        let mut event = fixture("member.edited.json");
+        event["repository"]["full_name"] = json!(REPO);
+        event["member"]["login"] = json!(who.0);
+        event["member"]["id"] = json!(who.1);
+        static N: AtomicU32 = AtomicU32::new(0);
+        let id = format!("member-{}", N.fetch_add(1, Ordering::Relaxed));
+        let (status, message) = self.deliver("member", &id, &event).await;
+        assert_eq!(status, StatusCode::OK, "{message}");
+    }
+
+    /// Sends a signed delivery from a task of its own: delivered in the order of the calls,
+    /// answered whenever.
+    fn deliver_detached(
+        &self,
+        event: &'static str,
+        delivery: &str,
+        body: &Value,
+    ) -> tokio::task::JoinHandle<(StatusCode, String)> {
+        let body = serde_json::to_vec(body).unwrap();
+        let request = self
+            .http
+            .post(format!("{}/webhook", self.base))
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("x-hub-signature-256", self.sign(&body))
+            .body(body);
+        tokio::spawn(async move {
+            let resp = request.send().await.unwrap();
+            let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+            let answer: Value = resp.json().await.unwrap();
+            (
+                status,
+                answer["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+    }
+
+    /// The decisions, once there are `n` (polls: a waiting delivery is decided in the
+    /// background).
+    async fn decisions_until(&self, query: &str, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = self.decisions(query).await;
+            if found.len() >= n || std::time::Instant::now() > deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn metrics(&self) -> String {
@@ -821,7 +1001,7 @@ async fn an_allowed_job_is_recorded(backend: Backend) {
 
 async fn a_denied_job_is_cancelled_and_explained(backend: Backend) {
     let guard = Guard::start(backend).await;
-    guard.fake.role(ACTOR.0, "read");
+    guard.set_role(ACTOR, Some("read")).await;
     guard
         .deliver("workflow_run", "run-1", &workflow_run(13, "push", REPO))
         .await;
@@ -842,7 +1022,15 @@ async fn a_denied_job_is_cancelled_and_explained(backend: Backend) {
             .calls(&format!("POST /repos/{REPO}/actions/runs/13/cancel")),
         1
     );
-    let check_runs = guard.fake.check_runs.lock().unwrap().clone();
+    // The explanation follows the cancellation, off the answer.
+    let mut check_runs = Vec::new();
+    for _ in 0..100 {
+        check_runs = guard.fake.check_runs.lock().unwrap().clone();
+        if !check_runs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(check_runs.len(), 1);
     let decision = &guard.decisions("?outcome=deny").await[0];
     assert_eq!(decision["rule"], "user-not-allowed");
@@ -875,12 +1063,12 @@ async fn dry_run_records_without_cancelling(backend: Backend) {
         },
     )
     .await;
-    // A fork's pull request: the grant does not allow forks.
+    // A pull_request_target run never gets a managed resource.
     guard
         .deliver(
             "workflow_run",
             "run-1",
-            &workflow_run(14, "pull_request", "someone/example-feedstock"),
+            &workflow_run(14, "pull_request_target", REPO),
         )
         .await;
     let (_, message) = guard
@@ -890,7 +1078,7 @@ async fn dry_run_records_without_cancelling(backend: Backend) {
             &queued_job(14, 105, &["gpu-large"]),
         )
         .await;
-    assert_eq!(message, "deny (event-not-allowed), dry run: not cancelled");
+    assert_eq!(message, "deny (event-not-allowed): dry run: not cancelled");
     assert_eq!(
         guard.fake.calls_matching("/cancel") + guard.fake.calls_matching("/check-runs"),
         0
@@ -904,10 +1092,17 @@ async fn dry_run_records_without_cancelling(backend: Backend) {
 }
 
 async fn a_missed_workflow_run_is_fetched(backend: Backend) {
-    let guard = Guard::start(backend).await;
-    // GitHub's REST answer for a run has the shape of the event's `workflow_run`.
+    let guard = Guard::with(
+        backend,
+        Options {
+            facts_deadline: Duration::from_secs(4),
+            ..Options::default()
+        },
+    )
+    .await;
+    // GitHub's REST answer for a run's attempt has the shape of the event's `workflow_run`.
     let run = workflow_run(15, "push", REPO)["workflow_run"].clone();
-    guard.fake.runs.lock().unwrap().insert(15, run);
+    guard.fake.runs.lock().unwrap().insert((15, 1), run);
     let (_, message) = guard
         .deliver(
             "workflow_job",
@@ -924,15 +1119,16 @@ async fn a_missed_workflow_run_is_fetched(backend: Backend) {
         )
         .await;
     assert_eq!(message, "allow");
-    // Fetched once, then remembered; the permission was looked up once, then cached.
+    // Fetched once, then remembered; the roles were read once, ahead of any job.
     assert_eq!(
         guard
             .fake
-            .calls(&format!("GET /repos/{REPO}/actions/runs/15")),
+            .calls(&format!("GET /repos/{REPO}/actions/runs/15/attempts/1")),
         1
     );
-    assert_eq!(guard.fake.calls_matching("/permission"), 1);
-    // A run GitHub does not know cannot be decided: stored, acknowledged, not processed.
+    assert_eq!(guard.fake.calls_matching("/collaborators"), 1);
+    // A run GitHub does not know cannot be decided: stored and waiting, then, past its
+    // deadline, denied `facts-unavailable` and cancelled. Never let through.
     let (status, message) = guard
         .deliver(
             "workflow_job",
@@ -941,7 +1137,24 @@ async fn a_missed_workflow_run_is_fetched(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{message}");
-    assert!(message.contains("no run 16"), "{message}");
+    assert!(
+        message.contains("waiting for attempt 1 of run 16"),
+        "{message}"
+    );
+    let denied = guard.decisions_until("?outcome=deny", 1).await;
+    assert_eq!(denied.len(), 1, "never decided");
+    assert_eq!(denied[0]["rule"], "facts-unavailable");
+    assert!(
+        denied[0]["message"].as_str().unwrap().contains("Re-run"),
+        "{}",
+        denied[0]
+    );
+    assert_eq!(
+        guard
+            .fake
+            .calls(&format!("POST /repos/{REPO}/actions/runs/16/cancel")),
+        1
+    );
 }
 
 async fn a_completed_job_is_counted_once(backend: Backend) {
@@ -1048,7 +1261,12 @@ async fn shutdown_drains_requests_in_flight(backend: Backend) {
     guard
         .deliver("workflow_run", "run-1", &workflow_run(20, "push", REPO))
         .await;
-    guard.fake.permission_delay_ms.store(500, Ordering::Relaxed);
+    // The roles changed: the next job waits for them, and GitHub is slow to give them.
+    guard
+        .fake
+        .collaborators_delay_ms
+        .store(500, Ordering::Relaxed);
+    guard.set_role(ACTOR, Some("maintain")).await;
     let job = queued_job(20, 114, &["gpu-large"]);
     let (answer, ()) = tokio::join!(guard.deliver("workflow_job", "job-1", &job), async {
         // Stop while the delivery waits for GitHub.
@@ -1155,7 +1373,7 @@ async fn metrics_count_deliveries_decisions_and_minutes(backend: Backend) {
     assert_eq!(
         sample(
             &page,
-            r#"gatehouse_deliveries_total{event="ping",outcome="rejected"}"#
+            r#"gatehouse_deliveries_total{event="unverified",outcome="rejected"}"#
         ),
         Some(1.0),
         "{page}"
@@ -1328,7 +1546,8 @@ async fn a_delivery_stored_but_not_processed_is_processed_at_start(backend: Back
     assert_eq!(store.commit(writes).await.unwrap(), vec![1, 1, 1]);
     drop(store);
     guard.launch().await;
-    let decisions = guard.decisions("").await;
+    // Decided in the background once the roles are read.
+    let decisions = guard.decisions_until("", 1).await;
     assert_eq!(decisions.len(), 1, "{decisions:?}");
     assert_eq!(
         (&decisions[0]["delivery_id"], &decisions[0]["outcome"]),
@@ -1369,9 +1588,14 @@ async fn a_timed_out_delivery_is_still_processed(backend: Backend) {
     )
     .await;
     guard
-        .deliver("workflow_run", "run-1", &workflow_run(70, "push", REPO))
+        .deliver(
+            "workflow_run",
+            "run-1",
+            &workflow_run(70, "pull_request_target", REPO),
+        )
         .await;
-    guard.fake.permission_delay_ms.store(600, Ordering::Relaxed);
+    // A denial whose cancellation GitHub is slow to take.
+    guard.fake.cancel_delay_ms.store(600, Ordering::Relaxed);
     let body = serde_json::to_vec(&queued_job(70, 700, &["gpu-large"])).unwrap();
     let resp = guard
         .http
@@ -1754,18 +1978,14 @@ async fn too_many_concurrent_requests_are_turned_away_without_losing_any() {
     )
     .await;
     const N: i64 = 120;
-    // One run per job, each by a different person: every job needs a slow permission lookup.
+    // One run per job, each denied: every job's answer waits for a slow cancellation.
     for i in 0..N {
-        let mut run = workflow_run(900 + i, "push", REPO);
-        for who in ["actor", "triggering_actor"] {
-            run["workflow_run"][who]["login"] = json!(format!("person-{i}"));
-            run["workflow_run"][who]["id"] = json!(10_000 + i);
-        }
+        let run = workflow_run(900 + i, "pull_request_target", REPO);
         guard
             .deliver("workflow_run", &format!("run-{i}"), &run)
             .await;
     }
-    guard.fake.permission_delay_ms.store(100, Ordering::Relaxed);
+    guard.fake.cancel_delay_ms.store(100, Ordering::Relaxed);
     let answers = futures_join_all((0..N).map(|i| {
         let job = queued_job(900 + i, 9000 + i, &["gpu-large"]);
         let guard = &guard;
@@ -1796,7 +2016,7 @@ async fn too_many_concurrent_requests_are_turned_away_without_losing_any() {
         guard.decisions("?limit=1000").await.len(),
         (N as usize) - refused.len()
     );
-    guard.fake.permission_delay_ms.store(0, Ordering::Relaxed);
+    guard.fake.cancel_delay_ms.store(0, Ordering::Relaxed);
     for i in refused {
         let job = queued_job(900 + i, 9000 + i, &["gpu-large"]);
         let (status, m) = guard
@@ -1822,13 +2042,9 @@ async fn health_checks_answer_while_requests_are_turned_away() {
         }),
     )
     .await;
-    let mut run = workflow_run(700, "push", REPO);
-    run["workflow_run"]["actor"]["login"] = json!("slow-person");
+    let run = workflow_run(700, "pull_request_target", REPO);
     guard.deliver("workflow_run", "run-700", &run).await;
-    guard
-        .fake
-        .permission_delay_ms
-        .store(1500, Ordering::Relaxed);
+    guard.fake.cancel_delay_ms.store(1500, Ordering::Relaxed);
     let job = queued_job(700, 7000, &["gpu-large"]);
     let busy = guard.deliver("workflow_job", "job-7000", &job);
     let probe = async {
@@ -2077,4 +2293,622 @@ async fn periodic_catch_up_looks_back_to_the_previous_pass(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["redelivered"], 1, "{report}");
     assert_eq!(attempts(1), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Facts: the decision path never calls GitHub; roles are held ahead of time; a missing fact
+// is waited for, then denied, never let through (issue "The guard fails closed").
+
+/// A run of `REPO` whose people are `actor` and `triggering` (attempt `attempt`).
+fn run_by(run_id: i64, attempt: i64, actor: (&str, i64), triggering: (&str, i64)) -> Value {
+    let mut v = workflow_run(run_id, "push", REPO);
+    v["workflow_run"]["run_attempt"] = json!(attempt);
+    v["workflow_run"]["actor"]["login"] = json!(actor.0);
+    v["workflow_run"]["actor"]["id"] = json!(actor.1);
+    v["workflow_run"]["triggering_actor"]["login"] = json!(triggering.0);
+    v["workflow_run"]["triggering_actor"]["id"] = json!(triggering.1);
+    v
+}
+
+fn queued_attempt(run_id: i64, attempt: i64, job_id: i64) -> Value {
+    let mut v = queued_job(run_id, job_id, &["gpu-large"]);
+    v["workflow_job"]["run_attempt"] = json!(attempt);
+    v
+}
+
+/// A queued job of a repository other than `REPO`.
+fn queued_elsewhere(repository: &str, run_id: i64, job_id: i64) -> Value {
+    let mut v = queued_job(run_id, job_id, &["gpu-large"]);
+    v["repository"]["full_name"] = json!(repository);
+    v
+}
+
+const OUTSIDER: (&str, i64) = ("drive-by", 7_000_001);
+const MAINTAINER: (&str, i64) = ("a-maintainer", 7_000_002);
+
+on_both!(
+    rules_that_need_no_fact_deny_without_reading_github,
+    roles_are_read_once_per_repository_never_per_person,
+    a_missing_fact_waits_then_denies_facts_unavailable,
+    a_rate_limited_lookup_waits_for_the_reset,
+    without_a_token_the_guard_calls_github_not_at_all,
+    a_role_change_seen_by_one_replica_is_seen_by_all,
+    webhooks_that_change_roles_make_the_facts_stale,
+    every_delivery_order_of_a_run_and_its_rerun_gives_the_same_decisions,
+    a_rerun_whose_attempt_was_missed_is_read_from_github,
+    a_forks_pull_request_is_judged_by_the_forks_owner,
+    a_cancel_github_refuses_is_tried_again,
+);
+
+async fn rules_that_need_no_fact_deny_without_reading_github(backend: Backend) {
+    let guard = Guard::start(backend).await;
+    // GitHub answers nothing but errors from now on, and the roles it held are stale.
+    guard.fake.fail("GET /repos", &[500; 1000]);
+    guard.set_role(ACTOR, Some("maintain")).await;
+    // A project without a grant: denied on the ledger alone, before its run is known.
+    let (_, m) = guard
+        .deliver(
+            "workflow_job",
+            "job-1",
+            &queued_elsewhere("octo-org/other-feedstock", 501, 5001),
+        )
+        .await;
+    assert_eq!(m, "deny (no-grant): run cancelled");
+    // `pull_request_target`: denied on the run alone, whatever the roles.
+    guard
+        .deliver(
+            "workflow_run",
+            "run-2",
+            &workflow_run(502, "pull_request_target", REPO),
+        )
+        .await;
+    let (_, m) = guard
+        .deliver("workflow_job", "job-2", &queued_attempt(502, 1, 5002))
+        .await;
+    assert_eq!(m, "deny (event-not-allowed): run cancelled");
+    // Neither asked GitHub anything about the job: no run, no roles of another repository.
+    assert_eq!(
+        guard
+            .fake
+            .calls_matching("GET /repos/octo-org/other-feedstock"),
+        0
+    );
+    assert_eq!(guard.fake.calls_matching("/attempts"), 0);
+    assert_eq!(guard.fake.calls_matching("/cancel"), 2);
+}
+
+async fn roles_are_read_once_per_repository_never_per_person(backend: Backend) {
+    let guard = Guard::start(backend).await;
+    // Twenty strangers start runs: each is judged on the one list read ahead of time, and
+    // nobody can make the guard spend a request per person.
+    for i in 0..20 {
+        let who = ("stranger", 8_000_000 + i);
+        guard
+            .deliver(
+                "workflow_run",
+                &format!("run-{i}"),
+                &run_by(600 + i, 1, who, who),
+            )
+            .await;
+        let (_, m) = guard
+            .deliver(
+                "workflow_job",
+                &format!("job-{i}"),
+                &queued_attempt(600 + i, 1, 6000 + i),
+            )
+            .await;
+        assert_eq!(m, "deny (user-not-allowed): run cancelled");
+    }
+    // And the maintainer, on the same list.
+    guard
+        .deliver("workflow_run", "run-m", &run_by(700, 1, ACTOR, ACTOR))
+        .await;
+    let (_, m) = guard
+        .deliver("workflow_job", "job-m", &queued_attempt(700, 1, 7000))
+        .await;
+    assert_eq!(m, "allow");
+    assert_eq!(guard.fake.calls_matching("/collaborators"), 1);
+    let (_, health) = guard.get("/healthz").await;
+    assert_eq!(health["role_facts"]["fresh"], 1, "{health}");
+}
+
+async fn a_missing_fact_waits_then_denies_facts_unavailable(backend: Backend) {
+    let guard = Guard::with(
+        backend,
+        Options {
+            facts_deadline: Duration::from_secs(5),
+            ..Options::default()
+        },
+    )
+    .await;
+    guard
+        .deliver("workflow_run", "run-1", &run_by(800, 1, ACTOR, ACTOR))
+        .await;
+    // The roles changed, and GitHub fails every time the guard asks for them.
+    guard.fake.fail("GET /repos", &[500; 1000]);
+    guard.set_role(ACTOR, Some("maintain")).await;
+    let started = std::time::Instant::now();
+    let (status, m) = guard
+        .deliver("workflow_job", "job-1", &queued_attempt(800, 1, 8000))
+        .await;
+    // Not processed with an error: stored and waiting, as /healthz and /metrics say.
+    assert_eq!(status, StatusCode::ACCEPTED, "{m}");
+    assert!(m.contains("waiting for the roles"), "{m}");
+    let (_, health) = guard.get("/healthz").await;
+    assert_eq!(health["pending"]["count"], 1, "{health}");
+    let page = guard.metrics().await;
+    assert_eq!(
+        sample(&page, "gatehouse_unprocessed_deliveries"),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "gatehouse_waiting_deliveries"),
+        Some(1.0),
+        "{page}"
+    );
+    // Past the deadline: denied, cancelled, explained; never allowed.
+    let denied = guard.decisions_until("?outcome=deny", 1).await;
+    assert_eq!(denied.len(), 1, "never decided");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(denied[0]["rule"], "facts-unavailable");
+    assert!(
+        denied[0]["message"].as_str().unwrap().contains("roles"),
+        "{}",
+        denied[0]
+    );
+    assert_eq!(
+        guard
+            .fake
+            .calls(&format!("POST /repos/{REPO}/actions/runs/800/cancel")),
+        1
+    );
+    assert!(guard.decisions("?outcome=allow").await.is_empty());
+    let health = health_until(&guard, |h| h["pending"]["count"] == 0).await;
+    assert!(
+        health["role_facts"]["last_error"].as_str().is_some(),
+        "{health}"
+    );
+    let page = guard.metrics().await;
+    assert_eq!(
+        sample(&page, r#"gatehouse_facts_unavailable_total{fact="roles"}"#),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "gatehouse_unprocessed_deliveries"),
+        Some(0.0),
+        "{page}"
+    );
+}
+
+async fn a_rate_limited_lookup_waits_for_the_reset(backend: Backend) {
+    let guard = Guard::start(backend).await;
+    guard
+        .deliver("workflow_run", "run-1", &run_by(810, 1, ACTOR, ACTOR))
+        .await;
+    // One 403 with the rate limit used up until the next second, then the real answer.
+    guard
+        .fake
+        .fail(&format!("GET /repos/{REPO}/collaborators"), &[403]);
+    guard.set_role(ACTOR, Some("maintain")).await;
+    let (status, m) = guard
+        .deliver("workflow_job", "job-1", &queued_attempt(810, 1, 8100))
+        .await;
+    assert_eq!((status, m.as_str()), (StatusCode::OK, "allow"));
+    assert!(
+        guard.fake.calls_matching("/collaborators") >= 3,
+        "asked again after the reset"
+    );
+}
+
+async fn without_a_token_the_guard_calls_github_not_at_all(backend: Backend) {
+    let guard = Guard::with(
+        backend,
+        Options {
+            token: false,
+            facts_deadline: Duration::from_secs(2),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (_, health) = guard.get("/healthz").await;
+    assert_eq!(health["github"]["token"], false, "{health}");
+    assert!(
+        health["github"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("facts-unavailable")
+    );
+    guard
+        .deliver("workflow_run", "run-1", &run_by(820, 1, ACTOR, ACTOR))
+        .await;
+    // What needs no role is decided; what needs one is denied at once (it can never come).
+    let (_, m) = guard
+        .deliver(
+            "workflow_job",
+            "job-1",
+            &queued_elsewhere("octo-org/other-feedstock", 821, 8201),
+        )
+        .await;
+    assert_eq!(m, "deny (no-grant): no GitHub token: not cancelled");
+    let (_, m) = guard
+        .deliver("workflow_job", "job-2", &queued_attempt(820, 1, 8200))
+        .await;
+    assert_eq!(
+        m,
+        "deny (facts-unavailable): no GitHub token: not cancelled"
+    );
+    let total: u32 = guard.fake.calls.lock().unwrap().values().sum();
+    assert_eq!(total, 0, "{:?}", guard.fake.calls.lock().unwrap());
+}
+
+async fn a_role_change_seen_by_one_replica_is_seen_by_all(backend: Backend) {
+    let mut a = Guard::start(backend).await;
+    let mut b = Guard::start(backend).await;
+    b.halt().await;
+    b.config = a.config.clone();
+    b.fake = a.fake.clone();
+    b.launch().await;
+    a.deliver("workflow_run", "run-1", &run_by(830, 1, ACTOR, ACTOR))
+        .await;
+    let (_, m) = b
+        .deliver("workflow_job", "job-1", &queued_attempt(830, 1, 8300))
+        .await;
+    assert_eq!(m, "allow");
+    // The maintainer is removed from the repository; GitHub tells replica A only.
+    a.set_role(ACTOR, None).await;
+    // Replica B reads what A stored within a second, and judges the next job by it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, m) = b
+        .deliver("workflow_job", "job-2", &queued_attempt(830, 1, 8301))
+        .await;
+    assert_eq!(m, "deny (user-not-allowed): run cancelled");
+    a.halt().await;
+    b.halt().await;
+}
+
+async fn webhooks_that_change_roles_make_the_facts_stale(backend: Backend) {
+    let guard = Guard::start(backend).await;
+    let fresh = || async {
+        let (_, health) = guard.get("/healthz").await;
+        health["role_facts"]["fresh"].as_u64().unwrap()
+    };
+    let stale_then_fresh = |event: &'static str, body: Value| {
+        let guard = &guard;
+        async move {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let id = format!("{event}-{}", N.fetch_add(1, Ordering::Relaxed));
+            let calls = guard.fake.calls_matching("/collaborators");
+            let (status, m) = guard.deliver(event, &id, &body).await;
+            assert_eq!(status, StatusCode::OK, "{event}: {m}");
+            // Read again (once the change is stored and the fetch done).
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while guard.fake.calls_matching("/collaborators") == calls {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{event} did not make the roles stale: {m}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            m
+        }
+    };
+    health_until(&guard, |h| h["role_facts"]["fresh"] == 1).await;
+    // A collaborator of the repository changed.
+    let mut e = fixture("member.edited.json");
+    e["repository"]["full_name"] = json!(REPO);
+    stale_then_fresh("member", e).await;
+    // The repository was renamed (to its current name): both names are stale.
+    let mut e = fixture("repository.renamed.json");
+    e["repository"]["full_name"] = json!(REPO);
+    let m = stale_then_fresh("repository", e).await;
+    assert!(m.contains("octo-org/example-feedstock"), "{m}");
+    // A team was given the repository.
+    let mut e = fixture("team.added_to_repository.json");
+    e["repository"]["full_name"] = json!(REPO);
+    stale_then_fresh("team", e).await;
+    // Someone left a team: every repository that lists them.
+    let mut e = fixture("membership.removed.json");
+    e["member"]["login"] = json!(ACTOR.0);
+    e["member"]["id"] = json!(ACTOR.1);
+    let m = stale_then_fresh("membership", e).await;
+    assert!(m.contains("octo-org/example-feedstock"), "{m}");
+    // Someone joined a team: the team's repositories, listed by GitHub.
+    guard
+        .fake
+        .teams
+        .lock()
+        .unwrap()
+        .insert("github".into(), vec![REPO.into()]);
+    stale_then_fresh("membership", fixture("membership.added.json")).await;
+    // (Listed for both membership changes.)
+    assert_eq!(guard.fake.calls_matching("/teams/github/repos"), 2);
+    // Someone joined the organisation: the base permission may reach anywhere.
+    let m = stale_then_fresh("organization", fixture("organization.member_added.json")).await;
+    assert!(m.contains("every repository"), "{m}");
+    health_until(&guard, |h| h["role_facts"]["fresh"] == 1).await;
+    assert_eq!(fresh().await, 1);
+}
+
+async fn every_delivery_order_of_a_run_and_its_rerun_gives_the_same_decisions(backend: Backend) {
+    let guard = Guard::start(backend).await;
+    guard.fake.role(OUTSIDER, "read");
+    // A maintainer's run (attempt 1) and its re-run by someone who only reads (attempt 2),
+    // each with one job, delivered in every order; attempt 1's run event is delivered a second
+    // time at the end, as GitHub's redelivery would, and must not change attempt 2.
+    let orders = permutations(4);
+    for (n, order) in orders.iter().enumerate() {
+        let run = 900 + n as i64;
+        let deliveries = [
+            ("workflow_run", run_by(run, 1, ACTOR, ACTOR)),
+            ("workflow_job", queued_attempt(run, 1, run * 10 + 1)),
+            ("workflow_run", run_by(run, 2, ACTOR, OUTSIDER)),
+            ("workflow_job", queued_attempt(run, 2, run * 10 + 2)),
+        ];
+        let mut sends = Vec::new();
+        for &i in order {
+            let (event, body) = deliveries[i].clone();
+            // Sent in this order; answers are not awaited one by one.
+            sends.push(guard.deliver_detached(event, &format!("order-{n}-{i}"), &body));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for send in sends {
+            let (status, m) = send.await.unwrap();
+            assert!(status.is_success(), "{status} {m}");
+        }
+        guard
+            .deliver(
+                "workflow_run",
+                &format!("order-{n}-again"),
+                &run_by(run, 1, ACTOR, ACTOR),
+            )
+            .await;
+    }
+    let decisions = guard.decisions_until("?limit=1000", 2 * orders.len()).await;
+    assert_eq!(decisions.len(), 2 * orders.len());
+    for d in decisions {
+        let job = d["job_id"].as_i64().unwrap();
+        let want = if job % 10 == 1 {
+            (Value::from("allow"), Value::Null)
+        } else {
+            (Value::from("deny"), Value::from("user-not-allowed"))
+        };
+        assert_eq!((d["outcome"].clone(), d["rule"].clone()), want, "{d}");
+    }
+}
+
+/// Every ordering of `0..n`.
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for p in permutations(n - 1) {
+        for at in 0..=p.len() {
+            let mut q = p.clone();
+            q.insert(at, n - 1);
+            out.push(q);
+        }
+    }
+    out
+}
+
+async fn a_rerun_whose_attempt_was_missed_is_read_from_github(backend: Backend) {
+    let guard = Guard::start(backend).await;
+    guard.fake.role(OUTSIDER, "read");
+    guard
+        .deliver("workflow_run", "run-1", &run_by(950, 1, ACTOR, ACTOR))
+        .await;
+    // Attempt 2's event never came; GitHub knows it was re-run by someone who only reads.
+    let attempt2 = run_by(950, 2, ACTOR, OUTSIDER)["workflow_run"].clone();
+    guard.fake.runs.lock().unwrap().insert((950, 2), attempt2);
+    guard
+        .deliver("workflow_job", "job-2", &queued_attempt(950, 2, 9502))
+        .await;
+    let denied = guard.decisions_until("?outcome=deny", 1).await;
+    assert_eq!(denied[0]["rule"], "user-not-allowed", "{denied:?}");
+    assert_eq!(
+        guard
+            .fake
+            .calls(&format!("GET /repos/{REPO}/actions/runs/950/attempts/2")),
+        1
+    );
+    let d = &guard.decisions("?outcome=deny").await[0];
+    assert!(d["message"].as_str().unwrap().contains(OUTSIDER.0), "{d}");
+}
+
+async fn a_forks_pull_request_is_judged_by_the_forks_owner(backend: Backend) {
+    let guard = Guard::start(backend).await;
+    guard.set_role(MAINTAINER, Some("write")).await;
+    // A pull request from `owner`'s fork, started by the maintainer of the repository.
+    let fork_run = |run_id: i64, owner: (&str, i64)| {
+        let mut v = run_by(run_id, 1, ACTOR, ACTOR);
+        v["workflow_run"]["event"] = json!("pull_request");
+        v["workflow_run"]["head_repository"]["full_name"] =
+            json!(format!("{}/example-feedstock", owner.0));
+        v["workflow_run"]["head_repository"]["owner"]["login"] = json!(owner.0);
+        v["workflow_run"]["head_repository"]["owner"]["id"] = json!(owner.1);
+        v
+    };
+    guard
+        .deliver("workflow_run", "run-1", &fork_run(960, MAINTAINER))
+        .await;
+    let (_, m) = guard
+        .deliver("workflow_job", "job-1", &queued_attempt(960, 1, 9600))
+        .await;
+    assert_eq!(m, "allow", "a maintainer's own fork");
+    guard
+        .deliver("workflow_run", "run-2", &fork_run(961, OUTSIDER))
+        .await;
+    let (_, m) = guard
+        .deliver("workflow_job", "job-2", &queued_attempt(961, 1, 9610))
+        .await;
+    assert_eq!(
+        m, "deny (user-not-allowed): run cancelled",
+        "an outsider's fork"
+    );
+    let d = &guard.decisions("?outcome=deny").await[0];
+    let text = d["message"].as_str().unwrap();
+    assert!(
+        text.contains("fork owner") && text.contains(OUTSIDER.0),
+        "{text}"
+    );
+    // The fork was deleted: GitHub sends no head repository. Nobody vouches for the code.
+    let mut gone = fork_run(962, MAINTAINER);
+    gone["workflow_run"]["head_repository"] = Value::Null;
+    guard.deliver("workflow_run", "run-3", &gone).await;
+    let (_, m) = guard
+        .deliver("workflow_job", "job-3", &queued_attempt(962, 1, 9620))
+        .await;
+    assert_eq!(m, "deny (user-not-allowed): run cancelled");
+}
+
+async fn a_cancel_github_refuses_is_tried_again(backend: Backend) {
+    let guard = Guard::start(backend).await;
+    guard
+        .deliver(
+            "workflow_run",
+            "run-1",
+            &workflow_run(970, "pull_request_target", REPO),
+        )
+        .await;
+    // GitHub fails the first two cancellations.
+    guard.fake.fail(
+        &format!("POST /repos/{REPO}/actions/runs/970/cancel"),
+        &[502, 502],
+    );
+    let (status, m) = guard
+        .deliver("workflow_job", "job-1", &queued_attempt(970, 1, 9700))
+        .await;
+    // Not answered as processed with an error: it waits and tries again.
+    assert!(
+        status == StatusCode::ACCEPTED || m == "deny (event-not-allowed): run cancelled",
+        "{status} {m}"
+    );
+    let denied = guard.decisions_until("?outcome=deny", 1).await;
+    assert_eq!(denied.len(), 1);
+    assert_eq!(
+        guard
+            .fake
+            .calls(&format!("POST /repos/{REPO}/actions/runs/970/cancel")),
+        3
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unauthenticated requests cost nothing.
+
+#[tokio::test]
+async fn nothing_from_an_unsigned_request_names_a_metric() {
+    let guard = Guard::start(Backend::Sqlite).await;
+    for i in 0..50 {
+        let resp = guard
+            .http
+            .post(format!("{}/webhook", guard.base))
+            .header("content-type", "application/json")
+            .header("x-github-event", format!("forged-{i}"))
+            .header("x-github-delivery", format!("forged-{i}"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+    }
+    // A signed delivery of an event the guard does not read is counted as `other`.
+    guard
+        .deliver("forged-but-signed", "signed-1", &json!({}))
+        .await;
+    let page = guard.metrics().await;
+    assert!(!page.contains("forged"), "{page}");
+    assert_eq!(
+        sample(
+            &page,
+            r#"gatehouse_deliveries_total{event="unverified",outcome="rejected"}"#
+        ),
+        Some(50.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(
+            &page,
+            r#"gatehouse_deliveries_total{event="other",outcome="processed"}"#
+        ),
+        Some(1.0),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn unverified_bodies_share_one_budget() {
+    use tokio::io::AsyncWriteExt;
+    let guard = Guard::with(
+        Backend::Sqlite,
+        limited(Limits {
+            unverified_body_bytes: 1024 * 1024,
+            ..Limits::default()
+        }),
+    )
+    .await;
+    // A client sends 900 KiB of a body it never finishes, badly signed.
+    let mut slow = tokio::net::TcpStream::connect(addr_of(&guard))
+        .await
+        .unwrap();
+    let head = "POST /webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+        X-GitHub-Event: ping\r\nX-GitHub-Delivery: slow\r\nX-Hub-Signature-256: sha256=00\r\n\
+        Content-Length: 20000000\r\n\r\n";
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&vec![b' '; 900 * 1024]).await.unwrap();
+    slow.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another body of 300 KiB does not fit beside it: refused at once, not buffered.
+    let body = vec![b' '; 300 * 1024];
+    let send = |body: Vec<u8>| {
+        let sig = guard.sign(&body);
+        guard
+            .http
+            .post(format!("{}/webhook", guard.base))
+            .header("content-type", "application/json")
+            .header("x-github-event", "ping")
+            .header("x-github-delivery", "fits-later")
+            .header("x-hub-signature-256", sig)
+            .body(body)
+            .send()
+    };
+    let resp = send(body.clone()).await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    // The slow client goes away: its share is free again, and the same delivery goes through.
+    drop(slow);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resp = send(body).await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_missing_page_does_not_echo_its_path() {
+    let guard = Guard::start(Backend::Sqlite).await;
+    for path in [
+        "/%3Cscript%3Ealert(1)%3C/script%3E",
+        "/resources/%3Cb%3Ebold%3C/b%3E",
+        "/projects/%3Cimg%20src=x%3E",
+    ] {
+        let resp = guard
+            .http
+            .get(format!("{}{path}", guard.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+        let text = resp.text().await.unwrap();
+        assert!(
+            !text.contains('<') && !text.contains("script"),
+            "{path}: {text}"
+        );
+    }
 }

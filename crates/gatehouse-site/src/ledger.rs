@@ -63,6 +63,7 @@ pub struct GrantView {
     /// `pending` (written ahead of its `granted` day, not in force yet).
     pub status: &'static str,
     pub pull_request: bool,
+    /// Pull requests from forks may use it (`pull_request` and [`Grant::allows_forks`]).
     pub forks: bool,
     /// The pull request that asked for it, as the ledger records it.
     pub request: Option<String>,
@@ -329,7 +330,7 @@ fn grant_view(
         request: g.request.as_ref().map(|r| r.value.clone()),
         approved_by,
         users: g.users.as_ref().map(|u| {
-            let mut v: Vec<String> = u.users.iter().map(|x| x.value.clone()).collect();
+            let mut v: Vec<String> = u.users.iter().map(|x| x.login().to_string()).collect();
             v.sort_by_key(|a| a.to_lowercase());
             v
         }),

@@ -436,6 +436,15 @@ pub struct ServeArgs {
         requires = "catch_up_hook"
     )]
     pub catch_up_every: String,
+    /// How long a repository's roles (its whole collaborator list, read ahead of any job) are
+    /// decided on before they are read again; webhooks about members, teams and repositories
+    /// make them stale sooner.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub facts_ttl: String,
+    /// How long a job waits for a fact the guard does not hold (its run, the roles) before it
+    /// is denied `facts-unavailable` (and its run cancelled).
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub facts_deadline: String,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,8 @@ mod cli;
 mod cmd;
 mod example;
 mod fsutil;
-mod github;
+/// The one GitHub client, shared with the guard.
+use gatehouse_github as github;
 mod online;
 mod providers;
 mod report;

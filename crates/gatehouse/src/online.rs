@@ -10,7 +10,7 @@ use gatehouse_core::names::login_key;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::github::{self, GitHub, Settings, Token};
+use crate::github::{self, GitHub, Secret, Settings};
 
 /// Requests in flight at once: fast enough for thousands of projects, gentle enough not to
 /// trip GitHub's secondary rate limits on concurrent requests.
@@ -31,7 +31,7 @@ pub fn gather(
     projects: &[String],
     logins: &[String],
 ) -> anyhow::Result<OnlineFacts> {
-    let github = GitHub::new(Token::new(token), Settings::from_env()?)?;
+    let github = GitHub::new(Secret::new(token), Settings::from_env()?)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -16,7 +16,7 @@ fn run_event(run_id: i64, repo: &str) -> Value {
         "workflow_run": {
             "id": run_id, "event": "push", "path": ".github/workflows/ci.yml",
             "head_branch": "main",
-            "actor": { "login": "Codertocat", "id": 21031067 },
+            "actor": { "login": "Codertocat", "id": 15669918 },
             "repository": { "full_name": repo }, "head_repository": { "full_name": repo },
         },
         "repository": { "full_name": repo },

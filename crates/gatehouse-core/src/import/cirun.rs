@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 use crate::diag::Diagnostic;
 use crate::duration::Day;
-use crate::model::{Defaults, Grant, GrantFile, GrantUsers, Resource, Role, Specs, UserPolicy};
+use crate::model::{
+    Defaults, Grant, GrantFile, GrantUser, GrantUsers, Resource, Role, Specs, UserPolicy,
+};
 use crate::names::is_generic_label;
 use crate::parse::parse_yaml;
 use crate::span::Spanned;
@@ -421,7 +423,10 @@ pub fn import(
                     request: None,
                     approved_by: Vec::new(),
                     users: a.users.map(|u| GrantUsers {
-                        users: u.into_iter().map(Spanned::unplaced).collect(),
+                        users: u
+                            .iter()
+                            .map(|l| Spanned::unplaced(GrantUser::from(l.as_str())))
+                            .collect(),
                     }),
                     send_pr: false,
                 })

@@ -108,7 +108,124 @@ impl Grant {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantUsers {
-    pub users: Vec<Spanned<String>>,
+    pub users: Vec<Spanned<GrantUser>>,
+}
+
+/// One person of a grant's user list. People are matched by numeric account id (a login can be
+/// renamed and taken by someone else): written out (`{ github: wolfv, id: 885054 }`), or a
+/// login that `people/tos.yml` resolves to an id ([`crate::Repo::account_of`]); a login that
+/// nothing resolves matches nobody, and `check` says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrantUser {
+    Login(String),
+    Person {
+        github: Spanned<String>,
+        id: Spanned<i64>,
+    },
+}
+
+impl GrantUser {
+    /// The login, as written.
+    pub fn login(&self) -> &str {
+        match self {
+            GrantUser::Login(l) => l,
+            GrantUser::Person { github, .. } => github,
+        }
+    }
+
+    /// The account id, when the entry writes it out.
+    pub fn id(&self) -> Option<i64> {
+        match self {
+            GrantUser::Login(_) => None,
+            GrantUser::Person { id, .. } => Some(id.value),
+        }
+    }
+}
+
+impl From<&str> for GrantUser {
+    fn from(login: &str) -> Self {
+        GrantUser::Login(login.to_string())
+    }
+}
+
+// By hand, rather than `#[serde(untagged)]`: an untagged enum buffers its input and loses the
+// parser's locations, and every entry must keep its line and column.
+impl<'de> Deserialize<'de> for GrantUser {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = GrantUser;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a login, or `{ github: <login>, id: <numeric account id> }`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<GrantUser, E> {
+                Ok(GrantUser::Login(v.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<GrantUser, A::Error> {
+                use serde::de::Error;
+                const FIELDS: &[&str] = &["github", "id"];
+                let (mut github, mut id) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "github" if github.is_none() => github = Some(map.next_value()?),
+                        "id" if id.is_none() => id = Some(map.next_value()?),
+                        "github" | "id" => return Err(A::Error::duplicate_field("github or id")),
+                        other => return Err(A::Error::unknown_field(other, FIELDS)),
+                    }
+                }
+                Ok(GrantUser::Person {
+                    github: github.ok_or_else(|| A::Error::missing_field("github"))?,
+                    id: id.ok_or_else(|| A::Error::missing_field("id"))?,
+                })
+            }
+        }
+        deserializer.deserialize_any(Entry)
+    }
+}
+
+impl Serialize for GrantUser {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            GrantUser::Login(l) => serializer.serialize_str(l),
+            GrantUser::Person { github, id } => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("github", &github.value)?;
+                map.serialize_entry("id", &id.value)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl JsonSchema for GrantUser {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "GrantUser".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A login that people/tos.yml resolves to an account id, or a person by login and numeric account id",
+            "anyOf": [
+                { "type": "string" },
+                {
+                    "type": "object",
+                    "properties": {
+                        "github": { "type": "string" },
+                        "id": { "type": "integer" }
+                    },
+                    "required": ["github", "id"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ mod resource;
 mod settings;
 mod tos;
 
-pub use grant::{Grant, GrantFile, GrantUsers, Standing, Validity};
+pub use grant::{Grant, GrantFile, GrantUser, GrantUsers, Standing, Validity};
 pub use request::{ADMIN_ACTIONS, Request, RequestAction, RequestFile, RequestForm};
 pub use resource::{Defaults, Quota, Resource, Role, Specs, UserPolicy};
 pub use settings::{

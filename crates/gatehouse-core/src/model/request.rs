@@ -7,6 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::GrantUser;
 use crate::duration::Day;
 use crate::span::{Span, Spanned};
 
@@ -50,7 +51,7 @@ pub struct RequestFile {
     pub revoke: Option<Spanned<bool>>,
     /// Native form: narrows who may trigger jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub users: Option<Vec<Spanned<String>>>,
+    pub users: Option<Vec<Spanned<GrantUser>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -84,7 +85,7 @@ pub struct Request {
     pub forks: Option<bool>,
     pub expires: Option<Spanned<Day>>,
     pub send_pr: bool,
-    pub users: Option<Vec<Spanned<String>>>,
+    pub users: Option<Vec<Spanned<GrantUser>>>,
     pub reason: Option<String>,
     pub form: RequestForm,
 }

@@ -10,7 +10,7 @@
 //! - `Grant::"<project>/<resource>"` (project lower-cased): `runner` (the `Runner`),
 //!   `pull_request`, `forks` (whether forks' pull requests may use it: the grant's, else its
 //!   resource's default, else true), `granted` and, when they apply, `expires` (days since
-//!   1970-01-01) and `users` (lower-cased logins). Expired grants are included: `expired` is
+//!   1970-01-01) and `users` (the `User`s of its user list, by account id). Expired grants are included: `expired` is
 //!   not `no-grant`.
 //! - `Runner::"<resource>"`: `roles`, `require_tos`, and when set `project_quota` and
 //!   `total_quota` (minutes per month).
@@ -73,7 +73,7 @@ entity Grant {
   forks: Bool,
   granted: Long,          // first day, in days since 1970-01-01
   expires?: Long,         // last day, in days since 1970-01-01
-  users?: Set<String>,    // lower-cased logins, when the grant narrows who may trigger jobs
+  users?: Set<User>,      // by account id, when the grant narrows who may trigger jobs
 };
 
 type Person = {
@@ -139,7 +139,7 @@ when { resource has runner && !resource.runner.roles.contains(context.actor.perm
 
 @id("user-not-allowed.actor.users")
 forbid (principal, action == Action::"run", resource is Grant)
-when { resource has runner && resource has users && !resource.users.contains(context.actor.login) };
+when { resource has runner && resource has users && !resource.users.contains(context.actor.user) };
 
 @id("user-not-allowed.actor.tos")
 forbid (principal, action == Action::"run", resource is Grant)
@@ -151,7 +151,7 @@ when { resource has runner && !resource.runner.roles.contains(context.triggering
 
 @id("user-not-allowed.triggering.users")
 forbid (principal, action == Action::"run", resource is Grant)
-when { resource has runner && resource has users && !resource.users.contains(context.triggering.login) };
+when { resource has runner && resource has users && !resource.users.contains(context.triggering.user) };
 
 @id("user-not-allowed.triggering.tos")
 forbid (principal, action == Action::"run", resource is Grant)
@@ -172,7 +172,7 @@ when {
 forbid (principal, action == Action::"run", resource is Grant)
 when {
   resource has runner && context.from_fork && context has head_owner && resource has users &&
-  !resource.users.contains(context.head_owner.login)
+  !resource.users.contains(context.head_owner.user)
 };
 
 @id("user-not-allowed.head_owner.tos")
@@ -260,9 +260,16 @@ pub fn render(repo: &Repo, today: Date) -> CedarPolicy {
                 attrs.insert("expires".into(), json!(days(expires.value.0)));
             }
             if let Some(list) = &g.users {
-                let users: BTreeSet<String> =
-                    list.users.iter().map(|u| u.to_ascii_lowercase()).collect();
-                attrs.insert("users".into(), json!(users));
+                let users: BTreeSet<i64> = list
+                    .users
+                    .iter()
+                    .filter_map(|u| repo.account_of(u))
+                    .collect();
+                let users: Vec<Value> = users
+                    .into_iter()
+                    .map(|id| entity_ref(&user_uid(id)))
+                    .collect();
+                attrs.insert("users".into(), Value::Array(users));
             }
             entities.push(entity(&grant_uid(&project, resource), attrs, &[]));
         }

@@ -117,7 +117,7 @@ pub fn render(repo: &Repo, provider: Option<&str>, today: Date) -> Result<String
             let who = match (&g.users, res.users.require_tos, &tos_url) {
                 (Some(list), _, _) => {
                     let mut users: Vec<String> =
-                        list.users.iter().map(|u| u.value.clone()).collect();
+                        list.users.iter().map(|u| u.login().to_string()).collect();
                     users.sort_by_key(|u| u.to_ascii_lowercase());
                     users.dedup_by_key(|u| u.to_ascii_lowercase());
                     Who::Users(users)

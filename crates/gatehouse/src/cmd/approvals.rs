@@ -32,7 +32,7 @@ use serde::de::IgnoredAny;
 use serde_json::json;
 
 use crate::cli::ApprovalsArgs;
-use crate::github::{self, Client, Method, Service, Settings, Token};
+use crate::github::{self, Client, Method, Secret, Service, Settings};
 
 /// The commit status this command sets.
 pub const STATUS_CONTEXT: &str = "gatehouse/approval";
@@ -69,7 +69,7 @@ pub fn run(args: ApprovalsArgs, today: Date) -> anyhow::Result<ExitCode> {
              pull request comments"
         );
     };
-    let client = Client::new(Token::new(token), Settings::from_env()?)?;
+    let client = Client::new(Secret::new(token), Settings::from_env()?)?;
 
     let head = super::load_repo_warn(&args.dir, today)?;
     let rules = match &args.base {

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::process::ExitCode;
 
 use gatehouse_core::desired::{
-    DesiredState, FEEDSTOCK_CONFIG, ProviderChange, desired_state, diff, feedstock_config_state,
+    Counting, DesiredState, FEEDSTOCK_CONFIG, ProviderChange, config_state_of, diff, state_of,
 };
 use gatehouse_core::ledger::{
     LedgerChange, active_grants, applied_repo, plan_expiry, plan_requests,
@@ -51,9 +51,9 @@ pub fn plan_from(
     // Providers still hold what the last apply gave them, expired or not; after this plan
     // they hold the active grants of the new ledger.
     // Configuration pull requests to the projects (`send_pr`) are planned like a provider.
-    let with_config = |r: &gatehouse_core::Repo, day: Date| -> DesiredState {
-        let mut state = desired_state(r, day);
-        let config = feedstock_config_state(r, day);
+    let with_config = |r: &gatehouse_core::Repo, counting: Counting| -> DesiredState {
+        let mut state = state_of(r, counting);
+        let config = config_state_of(r, counting);
         if !config.is_empty() {
             state.insert(FEEDSTOCK_CONFIG.to_string(), config);
         }
@@ -61,8 +61,8 @@ pub fn plan_from(
     };
     let providers = diff(
         repo,
-        &with_config(repo, Date::MIN),
-        &with_config(&after, today),
+        &with_config(repo, Counting::StartedBy(today)),
+        &with_config(&after, Counting::ActiveOn(today)),
     );
     let revocations = ledger
         .iter()

@@ -54,6 +54,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
         config.catch_up = Some(catch_up);
     }
+    config.facts_ttl = parse_duration("--facts-ttl", &args.facts_ttl)?;
+    config.facts_deadline = parse_duration("--facts-deadline", &args.facts_deadline)?;
+    anyhow::ensure!(
+        !config.facts_ttl.is_zero() && !config.facts_deadline.is_zero(),
+        "--facts-ttl and --facts-deadline must be longer than zero"
+    );
+    if config.github_token.is_none() {
+        eprintln!(
+            "gatehouse serve: no GITHUB_TOKEN: the guard calls GitHub not at all; it decides only \
+             what needs no role (jobs that need one are denied facts-unavailable) and cancels nothing"
+        );
+    }
     eprintln!(
         "gatehouse serve: {} on http://{} (storage {})",
         args.dir.display(),

@@ -24,7 +24,7 @@ use gatehouse_core::desired::{DesiredState, ProviderChange, diff};
 use gatehouse_core::model::{CirunVia, ProviderKind, ProviderSettings};
 use jiff::civil::Date;
 
-use crate::github::{Client, Service, Settings, Token};
+use crate::github::{Client, Secret, Service, Settings};
 
 pub use cirun::Cirun;
 pub use feedstock_config::FeedstockConfig;
@@ -268,7 +268,7 @@ pub fn client_from_env(service: Service) -> anyhow::Result<Client> {
         bail!("{var} is not set: {} needs it", service.name());
     };
     Ok(Client::new(
-        Token::new(token),
+        Secret::new(token),
         Settings::for_service(service)?,
     )?)
 }

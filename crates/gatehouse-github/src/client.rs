@@ -1,19 +1,20 @@
-//! A small REST client for GitHub, and for Cirun, whose API follows the same conventions (a
-//! bearer token, JSON, `Retry-After`): the token, timeouts, retries with backoff, rate limits,
-//! spacing between mutating calls and `Link` pagination, handled once here so every command
-//! that talks to a provider behaves the same.
+//! The REST client: the token, timeouts, retries with backoff, rate limits, spacing between
+//! mutating calls, conditional requests and `Link` pagination, handled once here so every
+//! command and the guard behave the same.
 //!
-//! It is not a general SDK: callers name paths and shapes themselves. Settings come from the
-//! environment at the edge ([`Settings::from_env`], [`Settings::for_service`]) so tests can
-//! point the client at a fake and make it retry fast.
+//! Callers name paths and shapes (the typed calls in the sibling modules do). Settings come
+//! from the environment at the edge ([`Settings::from_env`], [`Settings::for_service`]) so
+//! tests can point the client at a fake and make it retry fast.
 
 use std::fmt;
 use std::sync::Mutex;
+
+use crate::Secret;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{Response, StatusCode, Url};
+pub use reqwest::{Method, Url};
+use reqwest::{Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -25,28 +26,6 @@ const MAX_PAGES: usize = 1000;
 const RESET_GRACE: Duration = Duration::from_secs(1);
 /// GitHub's advice for a secondary rate limit that names no wait.
 const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
-
-/// A GitHub token. Its `Debug` and `Display` hide it, so it cannot leak into logs or errors.
-#[derive(Clone)]
-pub struct Token(String);
-
-impl Token {
-    pub fn new(token: impl Into<String>) -> Self {
-        Token(token.into().trim().to_string())
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(***)")
-    }
-}
-
-impl fmt::Display for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// Which API a client talks to. They share conventions but not names, addresses or tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -288,28 +267,62 @@ struct UserInfo {
 /// The client for one API with one token. `GitHub` is its usual name.
 pub struct Client {
     http: reqwest::Client,
-    token: Token,
+    token: Secret,
     settings: Settings,
     /// Shared by every request: once one answer says the rate limit is used up, the others
     /// wait (or give up) too instead of spending requests on certain refusals.
     limited_until: Mutex<Option<SystemTime>>,
-    /// When the last mutating call was sent; held across the wait so mutations go one by one.
-    last_mutation: tokio::sync::Mutex<Option<Instant>>,
+    /// When the last mutating call was sent.
+    last_mutation: Mutex<Option<Instant>>,
+    /// Held by a spaced mutating call while it waits its turn, so they go one by one.
+    mutation_turn: tokio::sync::Mutex<()>,
+}
+
+/// Which page of a listing [`Client::get_page`] reads.
+#[derive(Clone, Copy, Debug)]
+pub enum Page<'a> {
+    /// The first page of the path made of these segments, with this query.
+    First(&'a [&'a str], &'a [(&'a str, &'a str)]),
+    /// The page a `Link: <...>; rel="next"` named.
+    Next(&'a Url),
+}
+
+/// How urgent a mutating call is. GitHub asks for a second between mutating calls (its
+/// secondary rate limits); an urgent call (cancelling a denied run) does not wait behind the
+/// others, but the next spaced call waits a full spacing after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    Spaced,
+    Urgent,
+}
+
+/// The answer to a conditional request (`If-None-Match`): GitHub answers 304 when nothing
+/// changed, and such an answer does not count against the rate limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conditional<T> {
+    NotModified,
+    Modified {
+        value: T,
+        /// The `ETag` to send next time; `None` when the answer cannot be asked for again
+        /// that way (a listing of several pages).
+        etag: Option<String>,
+    },
 }
 
 pub type GitHub = Client;
 
 impl Client {
-    pub fn new(token: Token, settings: Settings) -> Result<Self, Error> {
+    pub fn new(token: Secret, settings: Settings) -> Result<Self, Error> {
         // reqwest is built without a default crypto provider; an error here only means one is
         // already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.0)).map_err(|_| {
-            Error::Settings(format!(
-                "{} contains characters a token cannot have",
-                settings.service.token_var()
-            ))
-        })?;
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                Error::Settings(format!(
+                    "{} contains characters a token cannot have",
+                    settings.service.token_var()
+                ))
+            })?;
         auth.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, auth);
@@ -340,7 +353,8 @@ impl Client {
             token,
             settings,
             limited_until: Mutex::new(None),
-            last_mutation: tokio::sync::Mutex::new(None),
+            last_mutation: Mutex::new(None),
+            mutation_turn: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -386,11 +400,55 @@ impl Client {
         segments: &[&str],
         field: Option<&str>,
     ) -> Result<Option<Vec<T>>, Error> {
+        match self.get_all_if_changed(segments, &[], field, None).await? {
+            None => Ok(None),
+            Some(Conditional::Modified { value, .. }) => Ok(Some(value)),
+            Some(Conditional::NotModified) => Err(self.decode_error(
+                &format!("/{}", segments.join("/")),
+                "304 to a request that was not conditional",
+            )),
+        }
+    }
+
+    /// [`Client::get_all`] with a query, asked only if changed since the answer whose `ETag`
+    /// is `etag`: GitHub answers 304 for an unchanged first page, which costs no rate limit.
+    /// The answer's `ETag` is kept only for a single page (a listing of several pages could
+    /// change behind an unchanged first one).
+    pub async fn get_all_if_changed<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        field: Option<&str>,
+        etag: Option<&str>,
+    ) -> Result<Option<Conditional<Vec<T>>>, Error> {
         let (mut url, path) = self.url(segments);
-        url.query_pairs_mut().append_pair("per_page", "100");
+        url.query_pairs_mut()
+            .extend_pairs(query)
+            .append_pair("per_page", "100");
         let mut items = Vec::new();
+        let mut if_none_match = etag;
+        let mut first_etag = None;
         for page in 0..MAX_PAGES {
-            let resp = self.send(&Method::GET, url, &path, None).await?;
+            let resp = self
+                .send_with(
+                    &Method::GET,
+                    url,
+                    &path,
+                    None,
+                    if_none_match.take(),
+                    Priority::Spaced,
+                )
+                .await?;
+            if resp.status() == StatusCode::NOT_MODIFIED {
+                return Ok(Some(Conditional::NotModified));
+            }
+            if page == 0 {
+                first_etag = resp
+                    .headers()
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+            }
             let next = next_link(resp.headers());
             let Some(mut body) = self.read::<serde_json::Value>(resp, &path).await? else {
                 if page == 0 {
@@ -412,7 +470,10 @@ impl Client {
                 .map_err(|e| self.decode_error(&path, &e.to_string()))?;
             items.extend(page_items);
             let Some(next) = next else {
-                return Ok(Some(items));
+                return Ok(Some(Conditional::Modified {
+                    value: items,
+                    etag: first_etag.filter(|_| page == 0),
+                }));
             };
             let next = Url::parse(&next)
                 .map_err(|_| self.decode_error(&path, "the `next` link is not a URL"))?;
@@ -425,6 +486,36 @@ impl Client {
         Err(self.decode_error(&path, &format!("more than {MAX_PAGES} pages")))
     }
 
+    /// One page of a listing: the first (`Page::First`) or the one a previous page's `next`
+    /// link named, and the next page's link. 404 is `None`. For listings a caller reads page
+    /// by page and may stop early (a hook's deliveries, newest first).
+    pub async fn get_page<T: DeserializeOwned>(
+        &self,
+        page: Page<'_>,
+    ) -> Result<Option<(T, Option<Url>)>, Error> {
+        let (url, path) = match page {
+            Page::First(segments, query) => {
+                let (mut url, path) = self.url(segments);
+                url.query_pairs_mut()
+                    .extend_pairs(query)
+                    .append_pair("per_page", "100");
+                (url, path)
+            }
+            Page::Next(url) => {
+                // The token goes with every request: never follow a link to another server.
+                if url.origin() != self.settings.base_url.origin() {
+                    return Err(
+                        self.decode_error(url.path(), "the `next` link points to another server")
+                    );
+                }
+                (url.clone(), url.path().to_string())
+            }
+        };
+        let resp = self.send(&Method::GET, url, &path, None).await?;
+        let next = next_link(resp.headers()).and_then(|n| Url::parse(&n).ok());
+        Ok(self.read::<T>(resp, &path).await?.map(|v| (v, next)))
+    }
+
     /// Sends a mutating call (`PUT`, `PATCH`, `POST`, `DELETE`) with an optional JSON body.
     /// 404 is an error here: the thing to change must exist. An empty answer (204) reads as
     /// JSON `null`, so `T` may be `serde::de::IgnoredAny` or `serde_json::Value`.
@@ -434,12 +525,26 @@ impl Client {
         segments: &[&str],
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<T, Error> {
+        self.mutate_with(method, segments, body, Priority::Spaced)
+            .await
+    }
+
+    /// [`Client::mutate`] at the given [`Priority`].
+    pub async fn mutate_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&(impl Serialize + ?Sized)>,
+        priority: Priority,
+    ) -> Result<T, Error> {
         let (url, path) = self.url(segments);
         let body = body
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| Error::Client(e.to_string()))?;
-        let resp = self.send(&method, url, &path, body).await?;
+        let resp = self
+            .send_with(&method, url, &path, body, None, priority)
+            .await?;
         let status = resp.status();
         self.read(resp, &path)
             .await?
@@ -523,6 +628,20 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Response, Error> {
+        self.send_with(method, url, path, body, None, Priority::Spaced)
+            .await
+    }
+
+    /// [`Client::send`] with an `If-None-Match` (a 304 is returned as it is) and a priority.
+    async fn send_with(
+        &self,
+        method: &Method,
+        url: Url,
+        path: &str,
+        body: Option<Vec<u8>>,
+        if_none_match: Option<&str>,
+        priority: Priority,
+    ) -> Result<Response, Error> {
         let attempts = self.settings.attempts.max(1);
         let repeatable = *method != Method::POST;
         let mut attempt = 0;
@@ -530,9 +649,14 @@ impl Client {
             attempt += 1;
             self.wait_for_rate_limit().await?;
             if *method != Method::GET && *method != Method::HEAD {
-                self.space_mutation().await;
+                self.space_mutation(priority).await;
             }
             let mut request = self.http.request(method.clone(), url.clone());
+            if let Some(tag) = if_none_match
+                && let Ok(value) = HeaderValue::from_str(tag)
+            {
+                request = request.header(header::IF_NONE_MATCH, value);
+            }
             if let Some(body) = &body {
                 request = request
                     .header(header::CONTENT_TYPE, "application/json")
@@ -583,17 +707,28 @@ impl Client {
         }
     }
 
-    /// Waits until `mutation_spacing` has passed since the last mutating call.
-    async fn space_mutation(&self) {
+    /// Waits until `mutation_spacing` has passed since the last mutating call (an urgent call
+    /// does not wait), and notes this one.
+    async fn space_mutation(&self, priority: Priority) {
         let spacing = self.settings.mutation_spacing;
         if spacing.is_zero() {
             return;
         }
-        let mut last = self.last_mutation.lock().await;
-        if let Some(at) = *last {
+        let last = || *self.last_mutation.lock().unwrap_or_else(|e| e.into_inner());
+        let note =
+            || *self.last_mutation.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        if priority == Priority::Urgent {
+            note();
+            return;
+        }
+        let _turn = self.mutation_turn.lock().await;
+        // An urgent call may slip in while this one sleeps: look again after each sleep.
+        while let Some(at) = last()
+            && at + spacing > Instant::now()
+        {
             tokio::time::sleep_until((at + spacing).into()).await;
         }
-        *last = Some(Instant::now());
+        note();
     }
 
     fn note_rate_limit(&self, wait: Duration) {
@@ -643,11 +778,7 @@ impl Client {
     /// Text from outside (an answer, an error from the network stack) may in principle echo the
     /// request; make sure the token never travels on in it.
     fn scrub(&self, text: String) -> String {
-        if self.token.0.is_empty() {
-            text
-        } else {
-            text.replace(&self.token.0, "***")
-        }
+        self.token.scrub(&text)
     }
 }
 
@@ -739,9 +870,7 @@ mod tests {
 
     #[test]
     fn the_token_never_shows() {
-        let token = Token::new("ghp_secret");
-        assert_eq!(format!("{token} {token:?}"), "*** Token(***)");
-        let github = GitHub::new(token, Settings::default()).unwrap();
+        let github = GitHub::new(Secret::new("ghp_secret"), Settings::default()).unwrap();
         assert!(!format!("{:?}", github.http).contains("ghp_secret"));
     }
 
@@ -793,10 +922,10 @@ mod tests {
             mutation_spacing: Duration::from_millis(200),
             ..Settings::default()
         };
-        let client = Client::new(Token::new("t"), settings).unwrap();
+        let client = Client::new(Secret::new("t"), settings).unwrap();
         let started = Instant::now();
         for _ in 0..3 {
-            client.space_mutation().await;
+            client.space_mutation(Priority::Spaced).await;
         }
         assert!(
             started.elapsed() >= Duration::from_millis(400),
@@ -807,7 +936,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_stays_within_its_cap() {
-        let github = GitHub::new(Token::new("t"), Settings::default()).unwrap();
+        let github = GitHub::new(Secret::new("t"), Settings::default()).unwrap();
         for attempt in 1..40 {
             let full =
                 Duration::from_millis(500 << (attempt - 1).min(5)).min(Duration::from_secs(8));
