@@ -7,6 +7,7 @@
 use serde::de::DeserializeOwned;
 
 use crate::diag::Diagnostic;
+use crate::model::ACCOUNT_ID_HELP;
 use crate::span::Span;
 
 /// Files larger than this are refused before they are parsed.
@@ -111,6 +112,8 @@ fn schema_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
         "keep one YAML document per file (remove the extra `---`)"
     } else if message.contains("budget") || message.contains("limit") {
         "the file is larger or more deeply nested than any access file needs to be"
+    } else if message.contains("account id") {
+        ACCOUNT_ID_HELP
     } else if message.contains("boolean") {
         "write `true` or `false`"
     } else if message.contains("missing field") {
@@ -121,11 +124,13 @@ fn schema_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
     Diagnostic::error("schema", file, span, message).with_help(help)
 }
 
-/// serde-saphyr appends the location to its messages; ours travels separately.
+/// serde-saphyr appends the location to its messages (both places for a value read through an
+/// alias: "(defined at line 1, column 7) (used at line 2, column 4)"); ours travels separately.
 fn clean_message(msg: &str) -> String {
     let first = msg.lines().next().unwrap_or(msg).trim();
     let cut = first
-        .find(" at line ")
+        .find(" (defined at line ")
+        .or_else(|| first.find(" at line "))
         .map(|i| &first[..i])
         .unwrap_or(first);
     let cut = cut.trim_end_matches('.');

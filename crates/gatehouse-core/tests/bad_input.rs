@@ -130,6 +130,56 @@ fn duplicate_keys() {
     assert_eq!(d.message, "duplicate key `resources`");
 }
 
+/// YAML reads `"885054"` as an id too; the file must show the number itself.
+#[test]
+fn an_account_id_written_as_a_string() {
+    let path = "people/tos.yml";
+    for (id, column) in [
+        ("\"885054\"", 7),
+        ("'885054'", 7),
+        ("\"\\x38\\x38\\x35054\"", 7),
+    ] {
+        let text = format!("- {{ github: jaimergp, id: 2559438 }}\n- github: wolfv\n  id: {id}\n");
+        let diags = check_with(path, text.as_bytes());
+        let d = error_in(&diags, path, "schema");
+        assert_eq!(at(d), (3, column), "{id}: {d:?}");
+        assert!(d.message.contains("account id"), "{id}: {d:?}");
+        let help = d.help.as_deref().unwrap_or_default();
+        assert!(
+            help.contains("plain decimal digits, without quotes"),
+            "{id}: {d:?}"
+        );
+    }
+}
+
+/// Every other way YAML writes a number hides the id a reviewer reads: `0x1F` is 31.
+#[test]
+fn an_account_id_in_another_base_or_form() {
+    let path = "people/tos.yml";
+    for id in [
+        "0xD83E",
+        "0o154076",
+        "0b1101",
+        "885_054",
+        "+885054",
+        "0885054",
+        "8.85054e5",
+        "885054.0",
+    ] {
+        let text =
+            format!("- {{ github: jaimergp, id: 2559438 }}\n- {{ github: wolfv, id: {id} }}\n");
+        let diags = check_with(path, text.as_bytes());
+        let d = error_in(&diags, path, "schema");
+        assert_eq!(at(d), (2, 24), "{id}: {d:?}");
+        assert!(d.message.contains(&format!("`{id}`")), "{id}: {d:?}");
+        let help = d.help.as_deref().unwrap_or_default();
+        assert!(help.contains("plain decimal digits"), "{id}: {d:?}");
+    }
+    // The plain number loads.
+    let diags = check_with(path, b"- { github: wolfv, id: 885054 }\n");
+    assert!(diags.is_empty(), "{diags:#?}");
+}
+
 #[test]
 fn a_file_over_one_mib() {
     let path = "grants/numpy.yml";
