@@ -3,10 +3,17 @@
 //! Limits keep hostile files (alias bombs, deep nesting, huge scalars) from costing more than a
 //! small, fixed amount of time and memory; every failure becomes a [`Diagnostic`] that names the
 //! file, line and column.
+//!
+//! YAML can also make a value differ from the text a reviewer reads: a tag changes how the value
+//! after it is read (`!!binary` decodes base64, `!!str` turns a number into text), and a merge
+//! key (`<<: *base`) brings in fields written elsewhere. Access files need neither, so both are
+//! refused where they stand.
 
 use serde::de::DeserializeOwned;
+use serde_saphyr::granit_parser;
 
 use crate::diag::Diagnostic;
+use crate::model::ACCOUNT_ID_HELP;
 use crate::span::Span;
 
 /// Files larger than this are refused before they are parsed.
@@ -16,11 +23,12 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// organisation's list outgrows 1 MiB (about 17,000 people), so it gets a larger limit.
 pub const MAX_TOS_BYTES: usize = 16 * 1024 * 1024;
 
-fn options(limit: usize) -> serde_saphyr::Options {
+fn options(budget: serde_saphyr::Budget) -> serde_saphyr::Options {
     serde_saphyr::options! {
-        budget: Some(budget(limit)),
+        budget: Some(budget),
         with_snippet: false,
         strict_booleans: true,
+        merge_keys: serde_saphyr::MergeKeyPolicy::Error,
     }
 }
 
@@ -93,8 +101,83 @@ pub fn parse_yaml_limited<T: DeserializeOwned>(
                 .with_help("fill it in, or delete it"),
         );
     }
-    serde_saphyr::from_str_with_options::<T>(text, options(limit))
-        .map_err(|e| schema_error(file, &e))
+    let budget = budget(limit);
+    let tags = refuse_tags(file, text, &budget)?;
+    let value = serde_saphyr::from_str_with_options::<T>(text, options(budget))
+        .map_err(|e| schema_error(file, &e))?;
+    match tags {
+        TagScan::Clean => Ok(value),
+        // The deserializer read what the same parser could not: fail closed.
+        TagScan::Unfinished(d) => Err(d),
+    }
+}
+
+/// How far [`refuse_tags`] got through a file without finding a tag.
+enum TagScan {
+    Clean,
+    /// The parser stopped early; the deserializer, which uses the same parser, is expected to
+    /// fail there too and say why.
+    Unfinished(Diagnostic),
+}
+
+/// Refuses the file's first explicit YAML tag (`!!binary`, `!!str`, `!foo`, `!<tag:...>`, a lone
+/// `!`). serde-saphyr reads tags without saying so, so this is a pass over the parser's events,
+/// with the deserializer's parser limits; it runs only on files that hold a `!` at all, since
+/// every tag starts with one, which keeps it off the path of almost every file.
+fn refuse_tags(
+    file: &str,
+    text: &str,
+    budget: &serde_saphyr::Budget,
+) -> Result<TagScan, Diagnostic> {
+    if !text.contains('!') {
+        return Ok(TagScan::Clean);
+    }
+    let parser = granit_parser::Parser::new_from_str_with_options(text, parser_options(budget));
+    for event in parser {
+        let (event, at) = match event {
+            Ok(e) => e,
+            Err(e) => {
+                let unfinished = Diagnostic::error(
+                    "schema",
+                    file,
+                    Span::from_marker(e.marker(), 0),
+                    format!("the file could not be checked for YAML tags: {}", e.info()),
+                )
+                .with_help("see `gatehouse schema` for the expected form");
+                return Ok(TagScan::Unfinished(unfinished));
+            }
+        };
+        let (Some(tag), Some(start)) = (event.tag(), at.tag_start()) else {
+            continue;
+        };
+        let written = at
+            .tag_span()
+            .and_then(|s| s.slice(text))
+            .map_or_else(|| tag.original(), str::to_string);
+        return Err(Diagnostic::error(
+            "yaml-tag",
+            file,
+            Span::from_marker(&start, written.len()),
+            format!("the YAML tag `{written}` is not accepted: it changes how the value after it is read"),
+        )
+        .with_help(format!(
+            "delete `{written}` and write the value itself: text as text (in quotes when it looks like a number, a date or `true`), numbers as plain digits"
+        )));
+    }
+    Ok(TagScan::Clean)
+}
+
+/// The parser options serde-saphyr derives from `budget` (`Budget::parser_options`, private to
+/// it), so that [`refuse_tags`] parses exactly what the deserializer parses.
+fn parser_options(budget: &serde_saphyr::Budget) -> granit_parser::Options {
+    let mut options = granit_parser::Options::default();
+    options.simple_key_max_lookahead = budget.simple_key_max_lookahead;
+    options.flow_nesting_limit = budget.flow_nesting_limit;
+    options.block_nesting_limit = options
+        .block_nesting_limit
+        .max(budget.max_depth.saturating_add(1));
+    options.set_emit_comments(false);
+    options
 }
 
 fn schema_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
@@ -102,6 +185,15 @@ fn schema_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
         .location()
         .map(Span::from_location)
         .unwrap_or(Span::UNKNOWN);
+    if matches!(cause(e), serde_saphyr::Error::MergeKeyNotAllowed { .. }) {
+        return Diagnostic::error(
+            "merge-key",
+            file,
+            span,
+            "merge keys are not accepted: write the fields out",
+        )
+        .with_help("replace `<<: *name` with the fields it would bring in, written out here, so that a reviewer sees everything the file says");
+    }
     let message = clean_message(&e.to_string());
     let help = if message.contains("unknown field") {
         "remove the field, or correct its spelling (`gatehouse schema` lists every field)"
@@ -111,6 +203,8 @@ fn schema_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
         "keep one YAML document per file (remove the extra `---`)"
     } else if message.contains("budget") || message.contains("limit") {
         "the file is larger or more deeply nested than any access file needs to be"
+    } else if message.contains("account id") {
+        ACCOUNT_ID_HELP
     } else if message.contains("boolean") {
         "write `true` or `false`"
     } else if message.contains("missing field") {
@@ -121,11 +215,23 @@ fn schema_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
     Diagnostic::error("schema", file, span, message).with_help(help)
 }
 
-/// serde-saphyr appends the location to its messages; ours travels separately.
+/// The error itself, when serde-saphyr met it while replaying an alias.
+fn cause(mut e: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = e
+    {
+        e = error;
+    }
+    e
+}
+
+/// serde-saphyr appends the location to its messages (both places for a value read through an
+/// alias: "(defined at line 1, column 7) (used at line 2, column 4)"); ours travels separately.
 fn clean_message(msg: &str) -> String {
     let first = msg.lines().next().unwrap_or(msg).trim();
     let cut = first
-        .find(" at line ")
+        .find(" (defined at line ")
+        .or_else(|| first.find(" at line "))
         .map(|i| &first[..i])
         .unwrap_or(first);
     let cut = cut.trim_end_matches('.');

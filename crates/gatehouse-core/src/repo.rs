@@ -187,7 +187,7 @@ impl Repo {
             .iter()
             .flat_map(|t| t.value.iter())
             .find(|e| e.github.eq_ignore_ascii_case(login))
-            .map(|e| e.id.value)
+            .map(|e| e.id.value.0)
     }
 
     /// Every grant in force on `today` ([`Grant::is_active`]), with the file that holds it,

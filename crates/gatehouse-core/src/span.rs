@@ -58,6 +58,16 @@ impl Span {
                 .unwrap_or(0),
         }
     }
+
+    /// A place the YAML parser itself reports (its columns count from 0), `len` bytes long.
+    pub(crate) fn from_marker(marker: &serde_saphyr::granit_parser::Marker, len: usize) -> Span {
+        Span {
+            line: u32::try_from(marker.line()).unwrap_or(u32::MAX),
+            column: u32::try_from(marker.col().saturating_add(1)).unwrap_or(u32::MAX),
+            offset: marker.byte_offset().and_then(|o| u32::try_from(o).ok()),
+            len: u32::try_from(len).unwrap_or(0),
+        }
+    }
 }
 
 /// A value and the place it was read from.

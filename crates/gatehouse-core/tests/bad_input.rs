@@ -130,6 +130,181 @@ fn duplicate_keys() {
     assert_eq!(d.message, "duplicate key `resources`");
 }
 
+/// A tag makes a value read differently from how it looks: a `!!binary` login is base64, a
+/// `!!str` id a string. Every kind of tag, wherever it stands, is refused where it is written.
+#[test]
+fn a_yaml_tag() {
+    for (path, text, place, tag) in [
+        (
+            "people/tos.yml",
+            "- { github: wolfv, id: 885054 }\n- { github: !!binary d29sZnY=, id: 885054 }\n",
+            (2, 13),
+            "!!binary",
+        ),
+        (
+            "people/tos.yml",
+            "- { github: wolfv, id: !!str 885054 }\n",
+            (1, 24),
+            "!!str",
+        ),
+        (
+            "grants/numpy.yml",
+            "project: numpy\ngrants:\n  - resource: gpu\n    granted: 2026-03-01\n    pull_request: !!bool true\n",
+            (5, 19),
+            "!!bool",
+        ),
+        (
+            "grants/numpy.yml",
+            "project: numpy\ngrants:\n  - !grant\n    resource: gpu\n    granted: 2026-03-01\n",
+            (3, 5),
+            "!grant",
+        ),
+        (
+            "requests/numpy.yml",
+            "action: !<tag:yaml.org,2002:str> grant\nprojects: [numpy]\nresources: [gpu]\n",
+            (1, 9),
+            "!<tag:yaml.org,2002:str>",
+        ),
+        (
+            "requests/numpy.yml",
+            "action: grant\nprojects: [! numpy]\nresources: [gpu]\n",
+            (2, 12),
+            "!",
+        ),
+        (
+            "requests/numpy.yml",
+            "action: grant\n!!str projects: [numpy]\nresources: [gpu]\n",
+            (2, 1),
+            "!!str",
+        ),
+        (
+            "requests/numpy.yml",
+            "%TAG !g! tag:example.org,2026:\n---\naction: !g!grant grant\nprojects: [numpy]\nresources: [gpu]\n",
+            (3, 9),
+            "!g!grant",
+        ),
+        (
+            "gatehouse.yml",
+            "org: conda-forge\nreviewers: !!map { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n",
+            (2, 12),
+            "!!map",
+        ),
+    ] {
+        let diags = check_with(path, text.as_bytes());
+        let d = error_in(&diags, path, "yaml-tag");
+        assert_eq!(at(d), place, "{text}: {d:?}");
+        assert!(d.message.contains(&format!("`{tag}`")), "{text}: {d:?}");
+        let help = d.help.as_deref().unwrap_or_default();
+        assert!(
+            help.contains(&format!("delete `{tag}` and write the value itself")),
+            "{text}: {d:?}"
+        );
+    }
+
+    // A `!` that is not a tag (in text, in a comment) is only text.
+    let diags = check_with(
+        "requests/numpy.yml",
+        b"action: grant  # yes!\nprojects: [numpy]\nresources: [gpu]\nreason: 'CUDA tests, at last!'\n",
+    );
+    assert!(diags.is_empty(), "{diags:#?}");
+
+    // A broken file that holds a `!` still gets the parser's own account of what is broken.
+    let path = "requests/numpy.yml";
+    let diags = check_with(path, b"action: grant  # yes!\nprojects: [\"numpy]\n");
+    let d = error_in(&diags, path, "schema");
+    assert_eq!(at(d), (2, 12), "{d:?}");
+    assert!(d.message.contains("quote"), "{d:?}");
+}
+
+/// A merge key brings in fields written elsewhere: the reviewer of the entry does not see them.
+#[test]
+fn a_merge_key() {
+    let path = "grants/numpy.yml";
+    for (text, place) in [
+        (
+            "project: numpy\ngrants:\n  - &base { resource: gpu, granted: 2026-03-01, expires: 2027-03-01 }\n  - <<: *base\n    resource: cpu\n",
+            (4, 5),
+        ),
+        (
+            "project: numpy\ngrants:\n  - &base { resource: gpu, granted: 2026-03-01, expires: 2027-03-01 }\n  - { <<: [*base], resource: cpu }\n",
+            (4, 7),
+        ),
+    ] {
+        let diags = check_with(path, text.as_bytes());
+        let d = error_in(&diags, path, "merge-key");
+        assert_eq!(at(d), place, "{text}: {d:?}");
+        assert_eq!(
+            d.message,
+            "merge keys are not accepted: write the fields out"
+        );
+        let help = d.help.as_deref().unwrap_or_default();
+        assert!(
+            help.contains("fields it would bring in, written out"),
+            "{d:?}"
+        );
+    }
+}
+
+/// YAML reads `"885054"` as an id too; the file must show the number itself.
+#[test]
+fn an_account_id_written_as_a_string() {
+    let path = "people/tos.yml";
+    for (id, column) in [
+        ("\"885054\"", 7),
+        ("'885054'", 7),
+        ("\"\\x38\\x38\\x35054\"", 7),
+    ] {
+        let text = format!("- {{ github: jaimergp, id: 2559438 }}\n- github: wolfv\n  id: {id}\n");
+        let diags = check_with(path, text.as_bytes());
+        let d = error_in(&diags, path, "schema");
+        assert_eq!(at(d), (3, column), "{id}: {d:?}");
+        assert!(d.message.contains("account id"), "{id}: {d:?}");
+        let help = d.help.as_deref().unwrap_or_default();
+        assert!(
+            help.contains("plain decimal digits, without quotes"),
+            "{id}: {d:?}"
+        );
+    }
+
+    // Through an alias: reported where it is used, judged by the text where it is anchored.
+    let text = "- { github: &i \"885054\", id: 1 }\n- { github: wolfv, id: *i }\n";
+    let diags = check_with(path, text.as_bytes());
+    let d = error_in(&diags, path, "schema");
+    assert_eq!(at(d), (2, 24), "{d:?}");
+    assert_eq!(
+        d.message,
+        "account id `885054` is not written as a plain number"
+    );
+}
+
+/// Every other way YAML writes a number hides the id a reviewer reads: `0x1F` is 31.
+#[test]
+fn an_account_id_in_another_base_or_form() {
+    let path = "people/tos.yml";
+    for id in [
+        "0xD83E",
+        "0o154076",
+        "0b1101",
+        "885_054",
+        "+885054",
+        "0885054",
+        "8.85054e5",
+        "885054.0",
+    ] {
+        let text =
+            format!("- {{ github: jaimergp, id: 2559438 }}\n- {{ github: wolfv, id: {id} }}\n");
+        let diags = check_with(path, text.as_bytes());
+        let d = error_in(&diags, path, "schema");
+        assert_eq!(at(d), (2, 24), "{id}: {d:?}");
+        assert!(d.message.contains(&format!("`{id}`")), "{id}: {d:?}");
+        let help = d.help.as_deref().unwrap_or_default();
+        assert!(help.contains("plain decimal digits"), "{id}: {d:?}");
+    }
+    // The plain number loads.
+    let diags = check_with(path, b"- { github: wolfv, id: 885054 }\n");
+    assert!(diags.is_empty(), "{diags:#?}");
+}
+
 #[test]
 fn a_file_over_one_mib() {
     let path = "grants/numpy.yml";

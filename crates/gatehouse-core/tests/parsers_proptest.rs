@@ -6,7 +6,7 @@
 //! cargo-fuzz targets in `fuzz/` explore the same ground for longer.
 
 use gatehouse_core::duration::Day;
-use gatehouse_core::model::{Grant, GrantFile, GrantUser, GrantUsers, RequestFile};
+use gatehouse_core::model::{AccountId, Grant, GrantFile, GrantUser, GrantUsers, RequestFile};
 use gatehouse_core::parse::parse_yaml;
 use gatehouse_core::{Diagnostic, Repo, Severity, Spanned, check};
 use jiff::civil::{Date, date};
@@ -169,8 +169,12 @@ fn spanned<T: std::fmt::Debug>(s: impl Strategy<Value = T>) -> impl Strategy<Val
 fn grant_user() -> impl Strategy<Value = Spanned<GrantUser>> {
     prop_oneof![
         tricky_string().prop_map(GrantUser::Login),
-        (spanned(tricky_string()), spanned(1i64..100_000_000))
-            .prop_map(|(github, id)| { GrantUser::Person { github, id } }),
+        (spanned(tricky_string()), 1i64..100_000_000).prop_map(|(github, id)| {
+            GrantUser::Person {
+                github,
+                id: Spanned::unplaced(AccountId(id)),
+            }
+        }),
     ]
     .prop_map(Spanned::unplaced)
 }

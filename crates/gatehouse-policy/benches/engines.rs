@@ -103,7 +103,7 @@ impl<'a> MixBuilder<'a> {
             .tos
             .iter()
             .flat_map(|t| t.value.iter())
-            .map(|e| (e.github.value.clone(), e.id.value))
+            .map(|e| (e.github.value.clone(), e.id.value.0))
             .collect();
         let id_of = people
             .iter()
@@ -587,7 +587,7 @@ fn rego_data(repo: &Repo) -> regorus::Value {
         .tos
         .iter()
         .flat_map(|t| t.value.iter())
-        .map(|e| regorus::Value::from(e.id.value))
+        .map(|e| regorus::Value::from(e.id.value.0))
         .collect();
 
     let settings = &repo

@@ -337,7 +337,7 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
         .tos
         .iter()
         .flat_map(|t| t.value.iter())
-        .map(|e| e.id.value)
+        .map(|e| e.id.value.0)
         .collect();
 
     Policy {

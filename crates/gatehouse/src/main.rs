@@ -13,12 +13,15 @@ mod report;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli =
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -29,7 +32,7 @@ fn main() -> ExitCode {
         // Colour codes only on a terminal: CI logs and log files get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(cli) {
+    match run(cli, matches.value_source("today")) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -38,7 +41,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, today_from: Option<ValueSource>) -> anyhow::Result<ExitCode> {
+    if matches!(cli.command, Command::Serve(_)) {
+        refuse_today_for_serve(today_from)?;
+    }
     let today = cmd::today(cli.today.as_deref())?;
     match cli.command {
         Command::Check(args) => cmd::check::run(args, today),
@@ -71,5 +77,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::GenFixture(args) => cmd::gen_fixture::run(args, today),
         Command::Site(args) => cmd::site::run(args, today),
+    }
+}
+
+/// The guard decides live jobs by the clock: a day given to `serve` would be ignored, and whoever
+/// gave it would believe the guard judges expiry as of that day. So it is refused, from the
+/// environment too (`GATEHOUSE_TODAY` stands for `--today`, and a guard started in a shell left
+/// with it exported would otherwise start as if it took it).
+fn refuse_today_for_serve(today_from: Option<ValueSource>) -> anyhow::Result<()> {
+    match today_from {
+        Some(ValueSource::CommandLine) => anyhow::bail!(
+            "serve does not take --today: the guard judges every job by the clock. --today is for \
+             the offline commands (check, plan, apply, expire, decide, ...); remove it"
+        ),
+        Some(ValueSource::EnvVariable) => anyhow::bail!(
+            "GATEHOUSE_TODAY is set, and serve does not take it: the guard judges every job by \
+             the clock. GATEHOUSE_TODAY stands for --today, which is for the offline commands \
+             (check, plan, apply, expire, decide, ...); unset it to start the guard"
+        ),
+        _ => Ok(()),
     }
 }

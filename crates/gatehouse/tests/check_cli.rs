@@ -436,3 +436,40 @@ fn every_planted_error_in_a_broken_example_is_reported_and_nothing_else() {
         serde_json::to_string_pretty(&doc).unwrap()
     );
 }
+
+/// A tag, a merge key and an id in hexadecimal each fail `check` where they are written, and
+/// say what to write instead.
+#[test]
+fn files_that_hide_values_fail_check_where_they_do_it() {
+    let dir = valid_repo();
+    write(
+        dir.path(),
+        &[
+            ("people/tos.yml", "- { github: jaimergp, id: 0x270D4E }\n"),
+            (
+                "requests/numpy.yml",
+                "action: grant\nprojects: [numpy]\nresources: [!!str gpu]\n",
+            ),
+            (
+                "grants/numpy.yml",
+                "project: numpy\ngrants:\n  - &g { resource: gpu, granted: 2026-03-01, expires: 2027-03-01 }\n  - <<: *g\n    pull_request: true\n",
+            ),
+        ],
+    );
+    let out = check(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    for shown in [
+        "error[merge-key]: merge keys are not accepted: write the fields out",
+        "grants/numpy.yml:4:5",
+        "error[schema]: `0x270D4E` is not a plain decimal account id",
+        "people/tos.yml:1:27",
+        "help: write the account id as plain decimal digits",
+        "error[yaml-tag]: the YAML tag `!!str` is not accepted",
+        "requests/numpy.yml:3:13",
+        "help: delete `!!str` and write the value itself",
+        "3 errors, 0 warnings",
+    ] {
+        assert!(text.contains(shown), "{shown}\n{text}");
+    }
+}

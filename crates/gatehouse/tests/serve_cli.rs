@@ -179,3 +179,60 @@ fn a_guard_killed_midway_loses_nothing_and_counts_nothing_twice() {
         assert!(counts.decisions > 0 && counts.job_minutes > 0, "{counts:?}");
     });
 }
+
+/// The guard judges every job by the clock: a day given to `serve`, on the command line (before
+/// or after the subcommand) or through `GATEHOUSE_TODAY`, is refused instead of ignored, and the
+/// guard does not start.
+#[test]
+fn serve_refuses_a_day_to_judge_by() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/conda-forge");
+    let example = example.to_str().unwrap();
+    let cases: [(Vec<&str>, Option<&str>, &str); 3] = [
+        (
+            vec!["serve", example, "--today", "2026-11-28"],
+            None,
+            "serve does not take --today",
+        ),
+        (
+            vec!["--today=2026-11-28", "serve", example],
+            None,
+            "serve does not take --today",
+        ),
+        (
+            vec!["serve", example],
+            Some("2026-11-28"),
+            "GATEHOUSE_TODAY is set, and serve does not take it",
+        ),
+    ];
+    for (args, env, says) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        cmd.args(&args)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--exit-after",
+                "5s",
+            ])
+            .current_dir(dir.path())
+            .env_remove("GATEHOUSE_DB")
+            .env_remove("GATEHOUSE_TODAY");
+        if let Some(day) = env {
+            cmd.env("GATEHOUSE_TODAY", day);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            err.contains("the guard judges every job by the clock"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("offline commands"), "{args:?}: {err}");
+        assert!(
+            !dir.path().join("gatehouse.db").exists(),
+            "{args:?}: the guard started"
+        );
+    }
+}

@@ -130,7 +130,7 @@ pub fn check_online(repo: &Repo, facts: &OnlineFacts) -> Diagnostics {
                         entry.id.value
                     )),
                 ),
-                Some(UserFact::Id(id)) if *id != entry.id.value => diags.push(
+                Some(UserFact::Id(id)) if *id != entry.id.value.0 => diags.push(
                     Diagnostic::error(
                         "tos-id-mismatch",
                         file,

@@ -11,7 +11,7 @@ pub(super) fn validate_tos(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
     let mut logins: HashMap<String, u32> = HashMap::with_capacity(tos.value.len());
     let mut ids: HashMap<i64, u32> = HashMap::with_capacity(tos.value.len());
     for e in &tos.value {
-        if e.id.value <= 0 {
+        if e.id.value.0 <= 0 {
             diags.push(
                 Diagnostic::error(
                     "tos-id",
@@ -42,7 +42,7 @@ pub(super) fn validate_tos(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
                 .with_help("keep one entry per person"),
             );
         }
-        if let Some(line) = ids.insert(e.id.value, e.id.span.line) {
+        if let Some(line) = ids.insert(e.id.value.0, e.id.span.line) {
             diags.push(
                 Diagnostic::error(
                     "tos-duplicate-id",

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use jiff::civil::Date;
 
-use super::Resource;
+use super::{AccountId, Resource};
 use crate::duration::Day;
 use crate::span::Spanned;
 
@@ -120,7 +120,7 @@ pub enum GrantUser {
     Login(String),
     Person {
         github: Spanned<String>,
-        id: Spanned<i64>,
+        id: Spanned<AccountId>,
     },
 }
 
@@ -137,7 +137,7 @@ impl GrantUser {
     pub fn id(&self) -> Option<i64> {
         match self {
             GrantUser::Login(_) => None,
-            GrantUser::Person { id, .. } => Some(id.value),
+            GrantUser::Person { id, .. } => Some(id.value.0),
         }
     }
 }
@@ -197,7 +197,7 @@ impl Serialize for GrantUser {
             GrantUser::Person { github, id } => {
                 let mut map = serializer.serialize_map(Some(2))?;
                 map.serialize_entry("github", &github.value)?;
-                map.serialize_entry("id", &id.value)?;
+                map.serialize_entry("id", &id.value.0)?;
                 map.end()
             }
         }

@@ -3,12 +3,15 @@
 //! Every struct rejects unknown fields (a typo in a request is an error, never ignored) and keeps
 //! the source location of the values that checks point at.
 
+mod account;
 mod grant;
 mod request;
 mod resource;
 mod settings;
 mod tos;
 
+pub(crate) use account::ACCOUNT_ID_HELP;
+pub use account::AccountId;
 pub use grant::{Grant, GrantFile, GrantUser, GrantUsers, Standing, Validity};
 pub use request::{ADMIN_ACTIONS, Request, RequestAction, RequestFile, RequestForm};
 pub use resource::{Defaults, Quota, Resource, Role, Specs, UserPolicy};

@@ -1,6 +1,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::AccountId;
 use crate::duration::Day;
 use crate::span::Spanned;
 
@@ -12,8 +13,8 @@ pub type TosList = Vec<TosEntry>;
 pub struct TosEntry {
     /// The GitHub login (compared case-insensitively; may be renamed).
     pub github: Spanned<String>,
-    /// The numeric GitHub account id: what identifies the person.
-    pub id: Spanned<i64>,
+    /// The numeric GitHub account id, in plain decimal: what identifies the person.
+    pub id: Spanned<AccountId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted: Option<Spanned<Day>>,
 }

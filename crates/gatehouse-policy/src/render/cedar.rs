@@ -282,7 +282,7 @@ pub fn render(repo: &Repo, today: Date) -> CedarPolicy {
         .tos
         .iter()
         .flat_map(|t| t.value.iter())
-        .map(|e| e.id.value)
+        .map(|e| e.id.value.0)
         .collect();
     for id in ids {
         entities.push(entity(&user_uid(id), serde_json::Map::new(), &[&tos]));
