@@ -169,7 +169,11 @@ impl Ledger {
             }
         }
         for q in &mut requests {
-            for p in q.projects.iter_mut().filter(|p| validate_project_name(p).is_ok()) {
+            for p in q
+                .projects
+                .iter_mut()
+                .filter(|p| validate_project_name(p).is_ok())
+            {
                 *p = names
                     .entry(project_key(p))
                     .or_insert_with(|| p.clone())

@@ -270,9 +270,7 @@ fn a_request_in_another_case_is_listed_on_the_project_s_page() {
         &LedgerInputs::default(),
     );
     assert!(
-        site.files
-            .keys()
-            .all(|f| !f.contains("projects/Alpha.")),
+        site.files.keys().all(|f| !f.contains("projects/Alpha.")),
         "{:?}",
         site.files.keys()
     );

@@ -251,9 +251,11 @@ pub(super) fn validate_grant_dates(ctx: &CheckContext<'_>, diags: &mut Diagnosti
 pub(super) fn validate_duplicate_grants(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
     for f in &ctx.repo.grants {
         let key_project = f.value.project.as_str();
-        let key = project_key(key_project);
+        let Some(held) = ctx.index.grants.get(&project_key(key_project)) else {
+            continue;
+        };
         for g in &f.value.grants {
-            let Some(all) = ctx.index.grants.get(&(key.clone(), g.resource.as_str())) else {
+            let Some(all) = held.get(g.resource.as_str()) else {
                 continue;
             };
             // Report every grant after the first, pointing at the first.

@@ -39,8 +39,8 @@ pub struct CheckContext<'a> {
 pub struct Index<'a> {
     /// Resources by name; the first file wins when a name is defined twice.
     pub resources: HashMap<&'a str, &'a Loaded<Resource>>,
-    /// Every grant of a resource to a project ([`project_key`]), with the file it is in.
-    pub grants: HashMap<(String, &'a str), Vec<(&'a str, &'a Grant)>>,
+    /// Every grant to a project ([`project_key`]), by resource, with the file it is in.
+    pub grants: HashMap<String, HashMap<&'a str, Vec<(&'a str, &'a Grant)>>>,
     /// Resources by the routing key of each label they claim.
     pub labels: HashMap<String, Vec<&'a str>>,
 }
@@ -58,12 +58,11 @@ impl<'a> Index<'a> {
                 }
             }
         }
-        let mut grants: HashMap<(String, &str), Vec<(&str, &Grant)>> = HashMap::new();
+        let mut grants: HashMap<String, HashMap<&str, Vec<(&str, &Grant)>>> = HashMap::new();
         for file in &repo.grants {
-            let project = project_key(&file.value.project);
+            let held = grants.entry(project_key(&file.value.project)).or_default();
             for g in &file.value.grants {
-                grants
-                    .entry((project.clone(), g.resource.as_str()))
+                held.entry(g.resource.as_str())
                     .or_default()
                     .push((file.path.as_str(), g));
             }
@@ -77,7 +76,9 @@ impl<'a> Index<'a> {
 
     /// Whether `project`, in whatever case, holds `resource`.
     pub fn has_grant(&self, project: &str, resource: &str) -> bool {
-        self.grants.contains_key(&(project_key(project), resource))
+        self.grants
+            .get(&project_key(project))
+            .is_some_and(|held| held.contains_key(resource))
     }
 }
 
