@@ -35,12 +35,15 @@ pub struct CheckContext<'a> {
     pub index: Index<'a>,
 }
 
+/// One project's grants: resource -> every grant of it, with the file it is in.
+pub type Holdings<'a> = HashMap<&'a str, Vec<(&'a str, &'a Grant)>>;
+
 /// Lookups shared by the checks.
 pub struct Index<'a> {
     /// Resources by name; the first file wins when a name is defined twice.
     pub resources: HashMap<&'a str, &'a Loaded<Resource>>,
     /// Every grant to a project ([`project_key`]), by resource, with the file it is in.
-    pub grants: HashMap<String, HashMap<&'a str, Vec<(&'a str, &'a Grant)>>>,
+    pub grants: HashMap<String, Holdings<'a>>,
     /// Resources by the routing key of each label they claim.
     pub labels: HashMap<String, Vec<&'a str>>,
 }
@@ -58,7 +61,7 @@ impl<'a> Index<'a> {
                 }
             }
         }
-        let mut grants: HashMap<String, HashMap<&str, Vec<(&str, &Grant)>>> = HashMap::new();
+        let mut grants: HashMap<String, Holdings<'_>> = HashMap::new();
         for file in &repo.grants {
             let held = grants.entry(project_key(&file.value.project)).or_default();
             for g in &file.value.grants {
