@@ -132,7 +132,8 @@ fn not_a_grant_file(path: &str, folder: bool) -> Option<Diagnostic> {
 
 impl Repo {
     /// Builds the repository from `(path, contents)` pairs. Paths that are not part of the
-    /// access repository's layout are ignored.
+    /// access repository's layout are ignored, except in `grants/`, where anything but a grant
+    /// file is reported (`grant-file-name`).
     pub fn from_sources<P, B>(sources: impl IntoIterator<Item = (P, B)>) -> Repo
     where
         P: AsRef<str>,
