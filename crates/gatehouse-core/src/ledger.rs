@@ -5,7 +5,7 @@
 //! repository, gathers each request's origin (its pull request and approvers) and writes the
 //! result.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use jiff::civil::Date;
@@ -14,7 +14,8 @@ use serde::Serialize;
 use crate::check::run_all;
 use crate::duration::Day;
 use crate::model::{Grant, GrantFile, GrantUsers, RequestAction, Standing};
-use crate::repo::Repo;
+use crate::names::project_key;
+use crate::repo::{GRANTS_DIR, Loaded, Repo};
 use crate::span::Spanned;
 
 /// Where a request came from: its pull request and who approved it.
@@ -136,16 +137,25 @@ pub fn plan_requests(
 ) -> LedgerPlan {
     let diags = run_all(repo, today);
     let mut plan = LedgerPlan::default();
-    let held: HashMap<(&str, &str), &Grant> = repo
+    let held: HashMap<(String, &str), &Grant> = repo
         .grants
         .iter()
         .flat_map(|f| {
+            let project = project_key(&f.value.project);
             f.value
                 .grants
                 .iter()
-                .map(move |g| ((f.value.project.as_str(), g.resource.as_str()), g))
+                .map(move |g| ((project.clone(), g.resource.as_str()), g))
         })
         .collect();
+    // Project names compare case-insensitively, and every change to a project carries one
+    // spelling: its grant file's, or, for a project new to the ledger, the first request's.
+    let mut spelling: HashMap<String, String> = HashMap::new();
+    for f in &repo.grants {
+        spelling
+            .entry(project_key(&f.value.project))
+            .or_insert_with(|| f.value.project.value.clone());
+    }
     for entry in &repo.requests {
         let path = entry.path.as_str();
         let errors = diags
@@ -164,12 +174,22 @@ pub fn plan_requests(
         };
         let origin = origins.get(path).cloned().unwrap_or_default();
         let request_ref = origin.url.clone().unwrap_or_else(|| path.to_string());
-        for project in &req.projects {
+        let mut listed = HashSet::new();
+        for named in &req.projects {
+            let key = project_key(named);
+            // The same project twice (`duplicate-project`, a warning) is one change.
+            if !listed.insert(key.clone()) {
+                continue;
+            }
+            let project = spelling
+                .entry(key.clone())
+                .or_insert_with(|| named.value.clone())
+                .clone();
             for resource in &req.resources {
                 let Some(res) = repo.resource(resource) else {
                     continue;
                 };
-                let existing = held.get(&(project.as_str(), resource.as_str()));
+                let existing = held.get(&(key.clone(), resource.as_str()));
                 let default_end = res
                     .max_duration
                     .as_ref()
@@ -194,7 +214,7 @@ pub fn plan_requests(
                             send_pr: req.send_pr,
                         };
                         plan.changes.push(LedgerChange::Grant {
-                            project: project.value.clone(),
+                            project: project.clone(),
                             resource: resource.value.clone(),
                             pull_request: grant.pull_request,
                             expires: expires.map(|d| d.to_string()),
@@ -206,7 +226,7 @@ pub fn plan_requests(
                         let from = g.expires.as_ref().map(|e| e.value.0);
                         if expires > from || (expires.is_none() && from.is_some()) {
                             plan.changes.push(LedgerChange::Renew {
-                                project: project.value.clone(),
+                                project: project.clone(),
                                 resource: resource.value.clone(),
                                 from: from.map(|d| d.to_string()),
                                 to: expires.map(|d| d.to_string()),
@@ -216,7 +236,7 @@ pub fn plan_requests(
                         }
                     }
                     (RequestAction::Revoke, Some(_)) => plan.changes.push(LedgerChange::Revoke {
-                        project: project.value.clone(),
+                        project: project.clone(),
                         resource: resource.value.clone(),
                         why: request_ref.clone(),
                     }),
@@ -254,27 +274,27 @@ pub fn active_grants(repo: &Repo, today: Date) -> usize {
 
 /// The grant files after `changes`: path -> new contents, `None` for a file to delete.
 /// Files not touched are not listed.
+///
+/// A change edits the file its project was read from ([`Repo::grant_file`]: its path and its
+/// spelling of the project, whatever case the change spells it in); only a project without
+/// one gets a new file, `grants/<project>.yml`.
 pub fn apply_changes(repo: &Repo, changes: &[LedgerChange]) -> BTreeMap<String, Option<GrantFile>> {
-    let mut files: BTreeMap<String, GrantFile> = BTreeMap::new();
-    let current = |project: &str| {
-        repo.grants
-            .iter()
-            .find(|f| f.value.project.as_str() == project)
-            .map(|f| f.value.clone())
-    };
-    let mut touched: Vec<String> = Vec::new();
+    let mut files: HashMap<String, Loaded<GrantFile>> = HashMap::new();
     for change in changes {
-        let project = change.project().to_string();
-        let path = format!("{}/{project}.yml", crate::repo::GRANTS_DIR);
-        let file = files.entry(path.clone()).or_insert_with(|| {
-            current(&project).unwrap_or(GrantFile {
-                project: Spanned::unplaced(project.clone()),
-                grants: Vec::new(),
-            })
-        });
-        if !touched.contains(&path) {
-            touched.push(path);
-        }
+        let project = change.project();
+        let Loaded { value: file, .. } =
+            files
+                .entry(project_key(project))
+                .or_insert_with(|| match repo.grant_file(project) {
+                    Some(read) => read.clone(),
+                    None => Loaded {
+                        path: format!("{GRANTS_DIR}/{project}.yml"),
+                        value: GrantFile {
+                            project: Spanned::unplaced(project.to_string()),
+                            grants: Vec::new(),
+                        },
+                    },
+                });
         match change {
             LedgerChange::Grant { grant, .. } => {
                 if !file
@@ -318,9 +338,9 @@ pub fn apply_changes(repo: &Repo, changes: &[LedgerChange]) -> BTreeMap<String, 
         }
     }
     files
-        .into_iter()
-        .map(|(path, f)| {
-            let keep = (!f.grants.is_empty()).then_some(f);
+        .into_values()
+        .map(|Loaded { path, value }| {
+            let keep = (!value.grants.is_empty()).then_some(value);
             (path, keep)
         })
         .collect()

@@ -61,6 +61,17 @@ pub fn login_key(login: &str) -> String {
     login.to_ascii_lowercase()
 }
 
+/// Project names compare case-insensitively, as GitHub's repository names do: `PyTorch-CPU`
+/// and `pytorch-cpu` are one project, with one grant file.
+pub fn project_key(project: &str) -> String {
+    project.to_ascii_lowercase()
+}
+
+/// Whether two project names are one project ([`project_key`] without the allocation).
+pub fn same_project(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

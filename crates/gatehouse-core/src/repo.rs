@@ -14,6 +14,7 @@ use jiff::civil::Date;
 use crate::model::{
     Grant, GrantFile, GrantUser, Request, RequestFile, Resource, Settings, TosList,
 };
+use crate::names::same_project;
 use crate::parse::{MAX_FILE_BYTES, MAX_TOS_BYTES, parse_yaml, parse_yaml_limited};
 use crate::span::Span;
 
@@ -82,20 +83,59 @@ fn kind_of(path: &str) -> Option<FileKind> {
         return Some(FileKind::Codeowners);
     }
     let (dir, name) = path.split_once('/')?;
-    if name.contains('/') || !(name.ends_with(".yml") || name.ends_with(".yaml")) {
+    if name.contains('/') {
         return None;
     }
+    // A grant file is `grants/<project>.yml` and nothing else: `apply` writes that name, so a
+    // `.yaml` grant file would be a second ledger for its project that no revoke empties.
+    let yml = name.ends_with(".yml");
     match dir {
-        RESOURCES_DIR => Some(FileKind::Resource),
-        GRANTS_DIR => Some(FileKind::Grant),
-        REQUESTS_DIR => Some(FileKind::Request),
+        GRANTS_DIR if yml => Some(FileKind::Grant),
+        RESOURCES_DIR if yml || name.ends_with(".yaml") => Some(FileKind::Resource),
+        REQUESTS_DIR if yml || name.ends_with(".yaml") => Some(FileKind::Request),
         _ => None,
     }
 }
 
+/// The `grant-file-name` error for `path` (a `folder` when it is one) when it lies in `grants/`
+/// but is not a grant file. Such a file is not read, so it grants nothing; it is refused rather
+/// than passed over because whoever put it there meant it as a grant. Hidden names are no
+/// project's file (a project name starts with a letter or digit) and are passed over:
+/// `.gitkeep`, and the temporary file of an interrupted `apply`, which the next run removes.
+fn not_a_grant_file(path: &str, folder: bool) -> Option<Diagnostic> {
+    let name = path.strip_prefix(GRANTS_DIR)?.strip_prefix('/')?;
+    if name.starts_with('.') || (!folder && kind_of(path).is_some()) {
+        return None;
+    }
+    let help = if folder {
+        "grant files sit directly in `grants/`: move those in this folder to \
+         `grants/<project>.yml`, and the folder out of `grants/`"
+            .to_string()
+    } else if name.contains('/') {
+        "a grant file sits directly in `grants/`: move it to `grants/<project>.yml`".to_string()
+    } else if let Some(stem) = name.strip_suffix(".yaml") {
+        format!("rename it to `{GRANTS_DIR}/{stem}.yml` (a grant file is `grants/<project>.yml`)")
+    } else {
+        "a grant file is `grants/<project>.yml`: rename it so, or move it out of `grants/`"
+            .to_string()
+    };
+    Some(
+        Diagnostic::error(
+            "grant-file-name",
+            path,
+            Span::UNKNOWN,
+            format!(
+                "`{path}` is not read as a grant: `grants/` holds only files named `<project>.yml`"
+            ),
+        )
+        .with_help(help),
+    )
+}
+
 impl Repo {
     /// Builds the repository from `(path, contents)` pairs. Paths that are not part of the
-    /// access repository's layout are ignored.
+    /// access repository's layout are ignored, except in `grants/`, where anything but a grant
+    /// file is reported (`grant-file-name`).
     pub fn from_sources<P, B>(sources: impl IntoIterator<Item = (P, B)>) -> Repo
     where
         P: AsRef<str>,
@@ -110,7 +150,12 @@ impl Repo {
     }
 
     fn add_source(&mut self, path: &str, bytes: &[u8]) {
-        let Some(kind) = kind_of(path) else { return };
+        let Some(kind) = kind_of(path) else {
+            if let Some(d) = not_a_grant_file(path, false) {
+                self.load_errors.push(d);
+            }
+            return;
+        };
         let path = path.to_string();
         let result = match kind {
             FileKind::Settings => parse_yaml::<Settings>(&path, bytes).map(|value| {
@@ -188,6 +233,14 @@ impl Repo {
             .flat_map(|t| t.value.iter())
             .find(|e| e.github.eq_ignore_ascii_case(login))
             .map(|e| e.id.value.0)
+    }
+
+    /// The grant file of `project`, whatever the case it is spelled in ([`same_project`]); the
+    /// first in path order when `check` would find two (`duplicate-project`).
+    pub fn grant_file(&self, project: &str) -> Option<&Loaded<GrantFile>> {
+        self.grants
+            .iter()
+            .find(|f| same_project(&f.value.project, project))
     }
 
     /// Every grant in force on `today` ([`Grant::is_active`]), with the file that holds it,
@@ -272,6 +325,11 @@ pub fn load_dir(root: &Path) -> Result<Repo, LoadError> {
             let path = format!("{dir}/{name}");
             if kind_of(&path).is_some() {
                 candidates.push(path);
+            } else {
+                let folder = entry.file_type().is_ok_and(|t| t.is_dir());
+                if let Some(d) = not_a_grant_file(&path, folder) {
+                    errors.push(d);
+                }
             }
         }
     }

@@ -146,6 +146,107 @@ fn grant_project_must_match_its_file_name() {
     only(&d, "project-name", Severity::Error, "grants/pytorch.yml", 1);
 }
 
+/// The file name must spell the project exactly as `project:` does: `gatehouse history` and
+/// `apply` find a project's file by that name, on file systems that tell case apart.
+#[test]
+fn a_grant_file_name_differing_from_its_project_in_case_is_a_project_name_error() {
+    let d = check_with(&[
+        ("grants/pytorch-cpu.yml", None),
+        ("grants/PyTorch-CPU.yml", Some(GRANT)),
+    ]);
+    let d = only(
+        &d,
+        "project-name",
+        Severity::Error,
+        "grants/PyTorch-CPU.yml",
+        1,
+    );
+    assert!(
+        d.help.unwrap().contains("grants/pytorch-cpu.yml"),
+        "the help names the file to rename it to"
+    );
+}
+
+/// A second file for the same project in another case would shadow the real grant and
+/// survive its revocation; it is refused, at both files so that a pull request that adds
+/// either sees it.
+#[test]
+fn two_grant_files_whose_projects_differ_only_in_case_are_a_duplicate_project() {
+    let d = check_with(&[(
+        "grants/PyTorch-CPU.yml",
+        Some("project: PyTorch-CPU\ngrants:\n  - resource: cpu-large\n    granted: 2026-03-01\n"),
+    )]);
+    let got: Vec<(&str, Severity, &str, u32)> = d
+        .iter()
+        .map(|d| (d.code, d.severity, d.file.as_str(), d.span.line))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "duplicate-project",
+                Severity::Error,
+                "grants/PyTorch-CPU.yml",
+                1
+            ),
+            (
+                "duplicate-project",
+                Severity::Error,
+                "grants/pytorch-cpu.yml",
+                1
+            ),
+        ],
+        "{d:#?}"
+    );
+    assert!(
+        d[0].message.contains("grants/pytorch-cpu.yml"),
+        "{}",
+        d[0].message
+    );
+    assert!(
+        d[1].message.contains("grants/PyTorch-CPU.yml"),
+        "{}",
+        d[1].message
+    );
+    assert!(d.iter().all(|d| d.help.is_some()));
+}
+
+/// `grants/<project>.yml` and nothing else: `apply` writes that name, so any other file in
+/// `grants/` would be a second ledger for the project that revocations never touch.
+#[test]
+fn anything_in_grants_but_project_yml_is_a_grant_file_name_error() {
+    for stray in [
+        "grants/pytorch-cpu.yaml",
+        "grants/README.md",
+        "grants/old/pytorch-cpu.yml",
+        "grants/pytorch-cpu.yml.bak",
+    ] {
+        let d = check_with(&[("grants/pytorch-cpu.yml", None), (stray, Some(GRANT))]);
+        let d = only(&d, "grant-file-name", Severity::Error, stray, 0);
+        assert!(
+            d.help
+                .as_deref()
+                .is_some_and(|h| h.contains("grants/<project>.yml")),
+            "{d:#?}"
+        );
+    }
+    // The `.yaml` file's help names the file to rename it to.
+    let d = check_with(&[
+        ("grants/pytorch-cpu.yml", None),
+        ("grants/pytorch-cpu.yaml", Some(GRANT)),
+    ]);
+    assert!(
+        d[0].help
+            .as_deref()
+            .unwrap()
+            .contains("rename it to `grants/pytorch-cpu.yml`"),
+        "{d:#?}"
+    );
+    // Hidden files are not project files (a project name cannot start with `.`): `.gitkeep`,
+    // and the temporary file of an interrupted `apply`, which the next run removes.
+    assert_eq!(check_with(&[("grants/.gitkeep", Some(""))]), vec![]);
+}
+
 #[test]
 fn grant_project_names_cannot_be_paths() {
     let d = check_with(&[(
@@ -414,6 +515,48 @@ fn granting_what_is_held_is_a_warning() {
         "requests/again.yml",
         2,
     );
+}
+
+/// A request names the project as its maintainers spell it; the ledger's file decides nothing
+/// about case.
+#[test]
+fn a_request_for_a_project_in_another_case_is_the_same_project() {
+    let d = check_with(&[(
+        "requests/again.yml",
+        Some("action: grant\nprojects: [PyTorch-CPU]\nresources: [gpu-large]\n"),
+    )]);
+    only(
+        &d,
+        "already-granted",
+        Severity::Warning,
+        "requests/again.yml",
+        2,
+    );
+    for action in ["revoke", "renew"] {
+        let d = check_with(&[(
+            "requests/r.yml",
+            Some(&format!(
+                "action: {action}\nprojects: [PyTorch-CPU]\nresources: [gpu-large]\n"
+            )),
+        )]);
+        assert_eq!(d, vec![], "{action} finds the grant of pytorch-cpu");
+    }
+}
+
+#[test]
+fn a_request_listing_a_project_twice_in_two_cases_is_a_warning() {
+    let d = check_with(&[(
+        "requests/two.yml",
+        Some("action: grant\nprojects: [tinygrad, TinyGrad]\nresources: [gpu-large]\n"),
+    )]);
+    let d = only(
+        &d,
+        "duplicate-project",
+        Severity::Warning,
+        "requests/two.yml",
+        2,
+    );
+    assert_eq!(d.span.column, 22);
 }
 
 #[test]

@@ -165,3 +165,106 @@ fn expired_grants_are_revoked_the_day_after() {
     assert_eq!(file.grants.len(), 1);
     assert_eq!(file.grants[0].resource.as_str(), "cpu");
 }
+
+/// A request spells the project as it likes; the ledger keeps one file per project, the one
+/// already there, with its own spelling.
+#[test]
+fn a_revoke_in_another_case_edits_the_existing_file() {
+    let files = with(&[(
+        "requests/r.yml",
+        "action: revoke\nprojects: [PyTorch-CPU]\nresources: [gpu]\n",
+    )]);
+    let repo = Repo::from_sources(files);
+    let plan = plan_requests(&repo, TODAY, &HashMap::new());
+    assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
+    assert_eq!(
+        plan.changes
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>(),
+        ["- revoke  pytorch-cpu: gpu (requests/r.yml)"]
+    );
+    let new = apply_changes(&repo, &plan.changes);
+    assert_eq!(new.keys().collect::<Vec<_>>(), ["grants/pytorch-cpu.yml"]);
+    let file = new["grants/pytorch-cpu.yml"].as_ref().unwrap();
+    assert_eq!(file.project.as_str(), "pytorch-cpu");
+    assert_eq!(file.grants.len(), 1);
+    assert_eq!(file.grants[0].resource.as_str(), "cpu");
+}
+
+#[test]
+fn a_grant_in_another_case_is_added_to_the_existing_file() {
+    let files = with(&[
+        (
+            "resources/big.yml",
+            "name: big\nprovider: cirun\nlabels: [big]\n",
+        ),
+        (
+            "requests/g.yml",
+            "action: grant\nprojects: [PyTorch-CPU]\nresources: [big]\n",
+        ),
+    ]);
+    let repo = Repo::from_sources(files.clone());
+    let plan = plan_requests(&repo, TODAY, &HashMap::new());
+    assert_eq!(plan.changes.len(), 1);
+    assert_eq!(plan.changes[0].project(), "pytorch-cpu");
+    let after = applied(files, &plan.changes, &plan.consumed);
+    let grant_files: Vec<&str> = after
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .filter(|p| p.starts_with("grants/"))
+        .collect();
+    assert_eq!(grant_files, ["grants/pytorch-cpu.yml"]);
+    let repo = Repo::from_sources(after);
+    assert_eq!(repo.grants[0].value.project.as_str(), "pytorch-cpu");
+    assert_eq!(repo.grants[0].value.grants.len(), 3);
+    assert!(
+        run_all(&repo, TODAY).is_empty(),
+        "{:?}",
+        run_all(&repo, TODAY).sorted()
+    );
+}
+
+/// Two requests for a new project in two spellings make one file, not two that `check` then
+/// refuses as a duplicate project.
+#[test]
+fn new_grants_to_one_project_in_two_cases_make_one_file() {
+    let files = with(&[
+        (
+            "requests/a.yml",
+            "action: grant\nprojects: [TinyGrad]\nresources: [gpu]\n",
+        ),
+        (
+            "requests/b.yml",
+            "action: grant\nprojects: [tinygrad]\nresources: [cpu]\n",
+        ),
+    ]);
+    let repo = Repo::from_sources(files.clone());
+    let plan = plan_requests(&repo, TODAY, &HashMap::new());
+    assert_eq!(
+        plan.changes.iter().map(|c| c.project()).collect::<Vec<_>>(),
+        ["TinyGrad", "TinyGrad"]
+    );
+    let after = applied(files, &plan.changes, &plan.consumed);
+    let repo = Repo::from_sources(after);
+    let paths: Vec<&str> = repo.grants.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["grants/TinyGrad.yml", "grants/pytorch-cpu.yml"]);
+    assert!(
+        run_all(&repo, TODAY).is_empty(),
+        "{:?}",
+        run_all(&repo, TODAY).sorted()
+    );
+}
+
+/// `apply_changes` edits the file it read, whatever spelling a change carries.
+#[test]
+fn a_change_is_written_to_the_file_that_was_read() {
+    let repo = Repo::from_sources(base());
+    let change = LedgerChange::Revoke {
+        project: "PYTORCH-cpu".into(),
+        resource: "gpu".into(),
+        why: "test".into(),
+    };
+    let new = apply_changes(&repo, &[change]);
+    assert_eq!(new.keys().collect::<Vec<_>>(), ["grants/pytorch-cpu.yml"]);
+}

@@ -5,11 +5,11 @@
 //! Version 1 of the JSON schema is these structs as serde writes them (documented in
 //! `docs/API.md`); a field is only ever added, never renamed or removed, within a version.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use gatehouse_core::Repo;
 use gatehouse_core::model::{Grant, Request, RequestAction, RequestForm, Resource};
-use gatehouse_core::names::validate_project_name;
+use gatehouse_core::names::{project_key, validate_project_name};
 use jiff::civil::Date;
 use serde::Serialize;
 
@@ -145,12 +145,16 @@ impl Ledger {
         let repository_of = |p: &str| settings.map(|s| s.repository_of(p));
         let mut skipped = Vec::new();
 
-        let requests: Vec<RequestView> = repo
+        let mut requests: Vec<RequestView> = repo
             .requests
             .iter()
             .map(|r| request_view(&r.path, r.value.request.as_ref(), &r.value.file, inputs))
             .collect();
 
+        // Project names compare case-insensitively: each project is shown under one name, its
+        // grant file's spelling (the first request's before it holds anything), so that a
+        // request for `PyTorch-CPU` is listed on the page of `pytorch-cpu`, not a page of its own.
+        let mut names: HashMap<String, String> = HashMap::new();
         let mut grants: Vec<GrantView> = Vec::new();
         for f in &repo.grants {
             let project = f.value.project.as_str();
@@ -158,6 +162,9 @@ impl Ledger {
                 skipped.push(format!("project `{project}` ({})", f.path));
                 continue;
             }
+            let project = names
+                .entry(project_key(project))
+                .or_insert_with(|| project.to_string());
             for g in &f.value.grants {
                 let forks = g.pull_request
                     && repo
@@ -165,6 +172,20 @@ impl Ledger {
                         .is_none_or(|r| g.allows_forks(r));
                 grants.push(grant_view(project, repository_of(project), g, forks, today));
             }
+        }
+        for q in &mut requests {
+            for p in q
+                .projects
+                .iter_mut()
+                .filter(|p| validate_project_name(p).is_ok())
+            {
+                *p = names
+                    .entry(project_key(p))
+                    .or_insert_with(|| p.clone())
+                    .clone();
+            }
+            q.projects.sort();
+            q.projects.dedup();
         }
         grants.sort_by(|a, b| (&a.project, &a.resource).cmp(&(&b.project, &b.resource)));
         grants.dedup_by(|a, b| a.project == b.project && a.resource == b.resource);

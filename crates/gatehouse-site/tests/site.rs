@@ -258,6 +258,31 @@ fn pending_requests_link_their_pull_requests() {
     assert!(gamma.contains("tests need CUDA"));
 }
 
+/// Project names compare case-insensitively: a request for `Alpha` is listed on the page of
+/// `alpha` (the grant file's spelling), and gets no page of its own.
+#[test]
+fn a_request_in_another_case_is_listed_on_the_project_s_page() {
+    let (_, site) = render(
+        &small_repo(&[(
+            "requests/alpha.yml",
+            "action: renew\nprojects: [Alpha]\nresources: [gpu]\nreason: still CUDA\n".into(),
+        )]),
+        &LedgerInputs::default(),
+    );
+    assert!(
+        site.files.keys().all(|f| !f.contains("projects/Alpha.")),
+        "{:?}",
+        site.files.keys()
+    );
+    assert!(page(&site, "projects/alpha.html").contains("still CUDA"));
+    let rows = rows(page(&site, "requests.html"), "request-table");
+    let row = rows.iter().find(|r| r.contains("still CUDA")).unwrap();
+    assert!(
+        row.contains("<a href=\"projects/alpha.html\">alpha</a>"),
+        "{row}"
+    );
+}
+
 #[test]
 fn the_same_repository_gives_the_same_bytes() {
     let repo = example();

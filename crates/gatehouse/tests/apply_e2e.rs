@@ -337,6 +337,96 @@ fn a_broken_ledger_is_refused() {
     assert_eq!(w.mutations(), 0);
 }
 
+/// Project names compare case-insensitively: a request for `PyTorch-CPU` acts on the grant in
+/// `grants/pytorch-cpu.yml`. A revoke empties it there (before, it found nothing to revoke),
+/// and a grant goes back into that file (before, it wrote `grants/PyTorch-CPU.yml` beside it,
+/// which shadowed the real grant and survived its revocation).
+#[test]
+fn a_revoke_of_pytorch_cpu_in_another_case_removes_the_grant_from_its_file() {
+    let w = world(10);
+    w.request(
+        "p",
+        &format!("action: grant\nprojects: [pytorch-cpu]\n{GRANT_ALL}"),
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(w.holds("pytorch-cpu"), (true, true, true));
+
+    w.request(
+        "p-revoke",
+        "action: revoke\nprojects: [PyTorch-CPU]\nresources: [cirun-gpu]\n",
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(!w.path().join("requests/p-revoke.yml").exists(), "{run}");
+    let text = std::fs::read_to_string(w.path().join("grants/pytorch-cpu.yml")).unwrap();
+    assert!(!text.contains("cirun-gpu"), "{text}");
+    assert!(text.contains("project: pytorch-cpu"), "{text}");
+    assert_eq!(w.holds("pytorch-cpu"), (false, true, true));
+    let message = git(w.path(), &["log", "-1", "--format=%B"]);
+    assert!(
+        message.contains("revoke pytorch-cpu: cirun-gpu (requests/p-revoke.yml)"),
+        "{message}"
+    );
+
+    w.request(
+        "p-again",
+        "action: grant\nprojects: [PyTorch-CPU]\nresources: [cirun-gpu]\n",
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let tracked = git(w.path(), &["ls-files", "grants"]);
+    assert!(
+        tracked.contains("grants/pytorch-cpu.yml") && !tracked.contains("PyTorch-CPU"),
+        "{tracked}"
+    );
+    assert_eq!(w.holds("pytorch-cpu"), (true, true, true));
+    let check = w.run(&["check"]);
+    assert_eq!(check.code, Some(0), "{check}");
+}
+
+/// `grants/x.yaml` is not a grant file. `check` says so, and `apply` refuses to run until it
+/// is renamed, rather than writing `grants/x.yml` beside it: a second ledger for `x` that a
+/// revoke never empties and whose duplicate grant stops every later `apply`.
+#[test]
+fn a_grant_to_a_project_whose_file_is_yaml_is_refused_before_apply_can_duplicate_it() {
+    let w = world(1);
+    write(
+        w.path(),
+        "grants/x.yaml",
+        "project: x\ngrants:\n  - { resource: cirun-gpu, granted: 2026-01-01 }\n",
+    );
+    git(w.path(), &["add", "-A"]);
+    git(
+        w.path(),
+        &["commit", "-q", "-m", "a grant file named .yaml"],
+    );
+    w.request(
+        "x",
+        "action: grant\nprojects: [x]\nresources: [namespace]\n",
+    );
+    let before = w.commits();
+
+    let check = w.run(&["check"]);
+    assert_eq!(check.code, Some(1), "{check}");
+    let said = format!("{}{}", check.stdout, check.stderr);
+    assert!(
+        said.contains("grants/x.yaml") && said.contains("grant-file-name"),
+        "{check}"
+    );
+
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("grants/x.yaml"), "{run}");
+    assert_eq!(
+        git(w.path(), &["ls-files", "--others", "--cached", "grants"]),
+        "grants/b00.yml\ngrants/x.yaml\n"
+    );
+    assert!(w.path().join("requests/x.yml").exists());
+    assert_eq!(w.commits(), before);
+    assert_eq!(w.mutations(), 0);
+}
+
 #[test]
 fn doctor_names_a_rejected_and_a_missing_credential() {
     let w = world(0);

@@ -176,6 +176,27 @@ fn approved_by_a_team_member_on_the_head_commit() {
     );
 }
 
+/// Project names compare case-insensitively: a request for `Y` is for the project that holds
+/// the resource as `y`.
+#[test]
+fn a_request_in_another_case_is_reported_as_already_held() {
+    let w = world(&[REQUEST]);
+    write(
+        w.dir.path(),
+        REQUEST,
+        "action: grant\nprojects: [Y]\nresources: [cirun-gpu]\nreason: needs a GPU\n",
+    );
+    w.review("cy", "APPROVED", HEAD);
+    let run = w.run(&[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let comment = w.comment();
+    let row = comment
+        .lines()
+        .find(|l| l.starts_with("| `requests/x-gpu.yml` | grant | `Y` |"))
+        .unwrap_or_else(|| panic!("{comment}"));
+    assert!(row.ends_with("| yes | 1 |"), "{row}");
+}
+
 #[test]
 fn the_requester_cannot_approve_their_own_request() {
     let w = world(&[REQUEST]);

@@ -127,6 +127,30 @@ fn history_lists_grants_changes_and_revocations_in_order() {
     assert_eq!(events[0]["subject"], "Grant gpu to tinygrad");
 }
 
+/// Project names compare case-insensitively: `TinyGrad` is the project of `grants/tinygrad.yml`.
+#[test]
+fn history_finds_the_project_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q"]);
+    commit(
+        d,
+        "grants/tinygrad.yml",
+        Some("project: tinygrad\ngrants:\n  - resource: gpu\n    granted: 2026-03-01\n"),
+        "Grant gpu to tinygrad",
+        "2026-03-01T10:00:00Z",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["history", "TinyGrad", "--format", "json", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let events: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(events[0]["change"], "granted", "{events}");
+    assert_eq!(events[0]["resource"], "gpu", "{events}");
+}
+
 #[test]
 fn history_refuses_a_path_for_a_project() {
     let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))

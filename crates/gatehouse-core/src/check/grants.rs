@@ -1,6 +1,8 @@
+use std::collections::HashMap;
+
 use super::CheckContext;
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::names::validate_project_name;
+use crate::names::{project_key, validate_project_name};
 
 /// Project names are valid and equal the grant file's name.
 pub(super) fn validate_grant_files(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
@@ -67,6 +69,55 @@ pub(super) fn validate_grant_files(ctx: &CheckContext<'_>, diags: &mut Diagnosti
                 .with_help("delete the file"),
             );
         }
+    }
+}
+
+/// One grant file per project. Project names compare case-insensitively, so two files whose
+/// projects differ only in case are one project held twice: `apply` edits one of them, and the
+/// other shadows it and outlives its revocation. Reported at every such file, so that the pull
+/// request that adds either sees it. (A file whose name differs from its `project` only in case
+/// is a `project-name` error: the name must spell the project exactly.)
+pub(super) fn validate_duplicate_projects(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
+    let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, f) in ctx.repo.grants.iter().enumerate() {
+        if validate_project_name(&f.value.project).is_ok() {
+            by_key
+                .entry(project_key(&f.value.project))
+                .or_default()
+                .push(i);
+        }
+    }
+    for (i, f) in ctx.repo.grants.iter().enumerate() {
+        let Some(group) = by_key
+            .get(&project_key(&f.value.project))
+            .filter(|g| g.len() > 1 && g.contains(&i))
+        else {
+            continue;
+        };
+        let others: Vec<String> = group
+            .iter()
+            .filter(|&&o| o != i)
+            .map(|&o| {
+                let other = &ctx.repo.grants[o];
+                format!("`{}` in {}", other.value.project.value, other.path)
+            })
+            .collect();
+        diags.push(
+            Diagnostic::error(
+                "duplicate-project",
+                f.path.as_str(),
+                f.value.project.span,
+                format!(
+                    "project `{}` is the same project as {}: project names compare case-insensitively",
+                    f.value.project.value,
+                    others.join(" and ")
+                ),
+            )
+            .with_help(
+                "keep one file, `grants/<project>.yml` in the project's own spelling: move the \
+                 other's grants into it and delete the other",
+            ),
+        );
     }
 }
 
@@ -195,16 +246,22 @@ pub(super) fn validate_grant_dates(ctx: &CheckContext<'_>, diags: &mut Diagnosti
     }
 }
 
-/// A project holds each resource at most once.
+/// A project holds each resource at most once. Within one file: the same grant in two files
+/// of one project is part of `duplicate-project`.
 pub(super) fn validate_duplicate_grants(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
     for f in &ctx.repo.grants {
         let key_project = f.value.project.as_str();
+        let Some(held) = ctx.index.grants.get(&project_key(key_project)) else {
+            continue;
+        };
         for g in &f.value.grants {
-            let Some(all) = ctx.index.grants.get(&(key_project, g.resource.as_str())) else {
+            let Some(all) = held.get(g.resource.as_str()) else {
                 continue;
             };
             // Report every grant after the first, pointing at the first.
-            let first = all[0];
+            let Some(first) = all.iter().find(|(file, _)| *file == f.path) else {
+                continue;
+            };
             if std::ptr::eq(first.1, g) {
                 continue;
             }

@@ -21,7 +21,7 @@ use jiff::civil::Date;
 
 use crate::diag::Diagnostics;
 use crate::model::{Grant, Resource};
-use crate::names::label_key;
+use crate::names::{label_key, project_key};
 use crate::repo::{Loaded, Repo};
 
 pub use codeowners::codeowners;
@@ -35,12 +35,15 @@ pub struct CheckContext<'a> {
     pub index: Index<'a>,
 }
 
+/// One project's grants: resource -> every grant of it, with the file it is in.
+pub type Holdings<'a> = HashMap<&'a str, Vec<(&'a str, &'a Grant)>>;
+
 /// Lookups shared by the checks.
 pub struct Index<'a> {
     /// Resources by name; the first file wins when a name is defined twice.
     pub resources: HashMap<&'a str, &'a Loaded<Resource>>,
-    /// Every grant of a resource to a project, with the file it is in.
-    pub grants: HashMap<(&'a str, &'a str), Vec<(&'a str, &'a Grant)>>,
+    /// Every grant to a project ([`project_key`]), by resource, with the file it is in.
+    pub grants: HashMap<String, Holdings<'a>>,
     /// Resources by the routing key of each label they claim.
     pub labels: HashMap<String, Vec<&'a str>>,
 }
@@ -58,11 +61,11 @@ impl<'a> Index<'a> {
                 }
             }
         }
-        let mut grants: HashMap<(&str, &str), Vec<(&str, &Grant)>> = HashMap::new();
+        let mut grants: HashMap<String, Holdings<'_>> = HashMap::new();
         for file in &repo.grants {
+            let held = grants.entry(project_key(&file.value.project)).or_default();
             for g in &file.value.grants {
-                grants
-                    .entry((file.value.project.as_str(), g.resource.as_str()))
+                held.entry(g.resource.as_str())
                     .or_default()
                     .push((file.path.as_str(), g));
             }
@@ -74,8 +77,11 @@ impl<'a> Index<'a> {
         }
     }
 
+    /// Whether `project`, in whatever case, holds `resource`.
     pub fn has_grant(&self, project: &str, resource: &str) -> bool {
-        self.grants.contains_key(&(project, resource))
+        self.grants
+            .get(&project_key(project))
+            .is_some_and(|held| held.contains_key(resource))
     }
 }
 
@@ -89,6 +95,7 @@ pub const CHECKS: &[(&str, CheckFn)] = &[
     ("resource-providers", resources::validate_resource_providers),
     ("resource-labels", resources::validate_labels),
     ("grant-files", grants::validate_grant_files),
+    ("grant-projects", grants::validate_duplicate_projects),
     ("grant-resources", grants::validate_grant_resources),
     ("grant-dates", grants::validate_grant_dates),
     ("grant-duplicates", grants::validate_duplicate_grants),

@@ -2,7 +2,7 @@ use super::CheckContext;
 use super::grants::unknown_resource;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::{RequestAction, RequestForm};
-use crate::names::validate_project_name;
+use crate::names::{project_key, validate_project_name};
 use crate::repo::{Loaded, RequestEntry};
 
 fn requests<'a>(
@@ -14,7 +14,8 @@ fn requests<'a>(
         .filter_map(|e| e.value.request.as_ref().map(|r| (e, r)))
 }
 
-/// Every project a request names is a valid name, listed once.
+/// Every project a request names is a valid name, listed once (in any case: names compare
+/// case-insensitively).
 pub(super) fn validate_request_projects(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
     for (entry, req) in requests(ctx) {
         let file = entry.path.as_str();
@@ -30,13 +31,19 @@ pub(super) fn validate_request_projects(ctx: &CheckContext<'_>, diags: &mut Diag
                     )
                     .with_help("project names match ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"),
                 );
-            } else if !seen.insert(p.as_str()) {
-                diags.push(Diagnostic::warning(
-                    "duplicate-project",
-                    file,
-                    p.span,
-                    format!("project `{}` is listed twice", p.value),
-                ));
+            } else if !seen.insert(project_key(p)) {
+                diags.push(
+                    Diagnostic::warning(
+                        "duplicate-project",
+                        file,
+                        p.span,
+                        format!(
+                            "project `{}` is listed twice (project names compare case-insensitively)",
+                            p.value
+                        ),
+                    )
+                    .with_help("list it once"),
+                );
             }
         }
         if req.projects.is_empty() {

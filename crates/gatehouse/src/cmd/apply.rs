@@ -316,9 +316,8 @@ fn remember_config_removals(repo: &Repo, changes: &[LedgerChange], state: &mut S
             continue;
         };
         let sent = repo
-            .grants
-            .iter()
-            .filter(|f| f.value.project.as_str() == project)
+            .grant_file(project)
+            .into_iter()
             .flat_map(|f| f.value.grants.iter())
             .any(|g| g.resource.as_str() == resource && g.send_pr);
         if sent {
@@ -334,7 +333,9 @@ fn remember_config_removals(repo: &Repo, changes: &[LedgerChange], state: &mut S
 // ---------------------------------------------------------------------------------------------
 // The ledger on disk and in git
 
-/// Writes the new grant files (each atomically) and deletes the consumed requests.
+/// Writes the new grant files (each atomically) and deletes the consumed requests. Each grant
+/// file is written where it was read (`apply_changes` keeps the loaded path), never at a path
+/// rebuilt from the project's name.
 fn write_ledger(
     dir: &Path,
     repo: &Repo,

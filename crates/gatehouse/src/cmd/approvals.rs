@@ -25,7 +25,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use gatehouse_core::Repo;
 use gatehouse_core::model::Reviewers;
-use gatehouse_core::names::login_key;
+use gatehouse_core::names::{login_key, same_project};
 use jiff::civil::Date;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -722,7 +722,7 @@ async fn eligibility(
                     repository: full.clone(),
                     repository_state: repository_state.clone(),
                     author_role: author_role.clone(),
-                    holds: holding.contains(&project.value),
+                    holds: holding.iter().any(|h| same_project(h, project)),
                     projects_now: holding.len(),
                 });
             }

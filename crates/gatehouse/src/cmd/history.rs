@@ -3,12 +3,19 @@
 
 use std::process::ExitCode;
 
+use gatehouse_core::repo::load_dir;
 use gatehouse_history::history;
 
 use crate::cli::{HistoryArgs, PlanFormat};
 
 pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
-    let events = history(&args.dir, &args.project)?;
+    // Project names compare case-insensitively, git's paths do not: `PyTorch-CPU` reads the
+    // history of `grants/pytorch-cpu.yml` when that is the project's file now. (The name is
+    // validated by `history` before it becomes a path.)
+    let file = load_dir(&args.dir)
+        .ok()
+        .and_then(|repo| repo.grant_file(&args.project).map(|f| f.stem().to_string()));
+    let events = history(&args.dir, file.as_deref().unwrap_or(&args.project))?;
     match args.format {
         PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&events)?),
         PlanFormat::Markdown => {
