@@ -171,6 +171,12 @@ impl Policy {
         self.label_lengths & length_bit(len) != 0
     }
 
+    /// Whether some key or pattern could match a key of at most `len` bytes: a label that short
+    /// routes nowhere, whatever part of it is its key.
+    pub(crate) fn may_route_within(&self, len: usize) -> bool {
+        self.label_lengths & (length_bit(len) | (length_bit(len) - 1)) != 0
+    }
+
     pub fn resource_by_name(&self, name: &str) -> Option<ResourceId> {
         self.resources()
             .find(|(_, r)| &*r.name == name)

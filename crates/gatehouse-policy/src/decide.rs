@@ -308,17 +308,22 @@ fn is_pull_request_event(event: &str) -> bool {
 /// Routing keys longer than this take the allocating path; conda-forge's are under 40 bytes.
 const KEY_BUF: usize = 64;
 
-/// The routing key of `label`, lower-cased into `buf`, or `Ok(None)` when no managed key has
-/// its length (most labels: `self-hosted`, `linux`, `x64`, ...), decided before any byte is
-/// copied. `Err(())` when the fast path does not apply (a key longer than the buffer, or one
-/// that starts or ends with something other than a visible ASCII character and so may need
-/// trimming); the caller then falls back to [`route_key`].
+/// The routing key of `label`, lower-cased into `buf`, or `Ok(None)` when no managed key or
+/// pattern can match a key of its length (most labels: `self-hosted`, `linux`, `x64`, ...),
+/// decided before any byte is copied: for a label shorter than every key, before it is even
+/// scanned for its end. `Err(())` when the fast path does not apply (a key longer than the
+/// buffer, or one that starts or ends with something other than a visible ASCII character and
+/// so may need trimming); the caller then falls back to [`route_key`].
 #[inline]
 fn lowercase_route_key<'b>(
     policy: &Policy,
     label: &[u8],
     buf: &'b mut [u8; KEY_BUF],
 ) -> Result<Option<&'b [u8]>, ()> {
+    // A key is never longer than its label, trimmed or not.
+    if !policy.may_route_within(label.len()) {
+        return Ok(None);
+    }
     let key = &label[..label_key_end(label)];
     match key {
         [] => return Ok(None),
