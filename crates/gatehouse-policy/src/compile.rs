@@ -48,13 +48,21 @@ pub struct Policy {
     /// `x64`, ...) have a length no key or pattern can match, and are skipped without
     /// lower-casing or hashing them.
     pub(crate) label_lengths: u64,
-    /// Runner groups of `runner-group` providers (lower-cased) -> the resources they serve.
-    pub(crate) groups: Box<[(Box<str>, Box<[ResourceId]>)]>,
+    /// The runner groups of `runner-group` providers.
+    pub(crate) groups: Box<[RunnerGroup]>,
     /// Lower-cased project (bytes) -> its grants (a handful at most).
     pub(crate) projects: Map<Box<[u8]>, Box<[GrantId]>>,
     /// Numeric ids of everyone who accepted the terms of service.
     pub(crate) tos: foldhash::HashSet<i64>,
     pub(crate) compiled_on: Date,
+}
+
+/// A runner group of the organisation that `runner-group` providers serve.
+#[derive(Debug)]
+pub(crate) struct RunnerGroup {
+    /// Lower-cased.
+    pub(crate) name: Box<str>,
+    pub(crate) resources: Box<[ResourceId]>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -364,7 +372,10 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
         label_lengths,
         groups: groups
             .into_iter()
-            .map(|(g, served)| (g, served.into_boxed_slice()))
+            .map(|(name, served)| RunnerGroup {
+                name,
+                resources: served.into_boxed_slice(),
+            })
             .collect(),
         projects: projects
             .into_iter()

@@ -245,8 +245,8 @@ impl Policy {
         let group = group.trim();
         self.groups
             .iter()
-            .find(|(g, _)| g.eq_ignore_ascii_case(group))
-            .map(|(_, served)| &**served)
+            .find(|g| g.name.eq_ignore_ascii_case(group))
+            .map(|g| &*g.resources)
     }
 
     /// The route of a lower-cased routing key. Generic labels (`self-hosted`, `linux`, ...) are
