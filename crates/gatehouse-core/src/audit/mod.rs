@@ -320,7 +320,7 @@ impl<L: Ledger> Judge<'_, L> {
             .iter()
             .filter_map(|t| {
                 Some(format!(
-                    "{}, which {} starts",
+                    "{}, started by {}",
                     t.place(),
                     fork_reachable(&t.name)?
                 ))
@@ -829,6 +829,22 @@ mod tests {
             let f = "a-feedstock/.github/workflows/x.yml".to_string();
             assert_eq!(found, [(f, 4, "audit-fork-reachable")], "{event}");
         }
+        let watch = audit_project(
+            &Fake,
+            "a-feedstock",
+            &[(
+                ".github/workflows/x.yml".into(),
+                b"on: watch\njobs:\n  a:\n    runs-on: gpu\n".to_vec(),
+            )],
+        )
+        .sorted();
+        assert!(
+            watch[0]
+                .message
+                .contains("`watch` (line 1), started by anyone starring the repository"),
+            "{}",
+            watch[0].message
+        );
         for event in [
             "push",
             "schedule",
