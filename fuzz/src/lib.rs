@@ -83,6 +83,31 @@ pub fn example_policy() -> &'static gatehouse_policy::Policy {
     })
 }
 
+/// A policy with every form a resource's labels take (issue 13): Namespace's family by pattern
+/// with one exact label under it, Depot's by pattern, Cirun's exact labels, and runner groups
+/// (one serving two resources). What the router is fuzzed against, besides the example.
+pub fn routing_policy() -> &'static gatehouse_policy::Policy {
+    static POLICY: OnceLock<gatehouse_policy::Policy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        let repo = Repo::from_sources([
+            (
+                "gatehouse.yml",
+                "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n  namespace: { kind: github-app, installation_id: 1 }\n  depot: { kind: github-app, installation_id: 2 }\n  gpu-pool: { kind: runner-group, group: gpu }\n  big-pool: { kind: runner-group, group: Big }\n",
+            ),
+            ("resources/namespace.yml", "name: namespace\nprovider: namespace\nlabels: ['namespace-profile-*']\n"),
+            ("resources/namespace-gpu.yml", "name: namespace-gpu\nprovider: namespace\nlabels: [namespace-profile-gpu]\n"),
+            ("resources/depot.yml", "name: depot\nprovider: depot\nlabels: ['depot-*']\n"),
+            ("resources/cirun-gpu.yml", "name: cirun-gpu\nprovider: cirun\nlabels: [cirun-openstack-gpu-large]\n"),
+            ("resources/pool.yml", "name: pool\nprovider: gpu-pool\n"),
+            ("resources/big-a.yml", "name: big-a\nprovider: big-pool\nlabels: [big-a]\n"),
+            ("resources/big-b.yml", "name: big-b\nprovider: big-pool\nlabels: [big-b]\n"),
+        ]);
+        let diags = check::run_all(&repo, date(2026, 11, 28));
+        assert!(diags.is_empty(), "the routing policy does not pass: {:?}", diags.sorted());
+        gatehouse_policy::compile(&repo, date(2026, 11, 28))
+    })
+}
+
 /// Audit's questions answered from the compiled policy, as `gatehouse audit` answers them.
 pub struct PolicyLedger(pub &'static gatehouse_policy::Policy);
 
@@ -92,9 +117,9 @@ impl gatehouse_core::audit::Ledger for PolicyLedger {
         self.0.project_of(&full).map(str::to_string)
     }
 
-    fn route(&self, labels: &[&str]) -> gatehouse_core::audit::Routed {
+    fn route(&self, labels: &[&str], group: Option<&str>) -> gatehouse_core::audit::Routed {
         use gatehouse_core::audit::Routed;
-        match self.0.route(labels.iter().copied()) {
+        match self.0.route_job(labels.iter().copied(), group) {
             Ok(None) => Routed::None,
             Ok(Some(id)) => Routed::One(self.0.resource(id).name.to_string()),
             Err((a, b)) => Routed::Ambiguous(

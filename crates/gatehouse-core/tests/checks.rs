@@ -778,3 +778,205 @@ fn every_problem_is_reported_at_once_sorted_by_file_and_line() {
         ]
     );
 }
+
+/// `check_with` plus Namespace's resource by pattern.
+const NAMESPACE: &str = "name: namespace\nprovider: namespace\nlabels: ['namespace-profile-*']\n";
+
+fn codes(d: &[Diagnostic]) -> Vec<(&'static str, Severity, &str, u32)> {
+    d.iter()
+        .map(|d| (d.code, d.severity, d.file.as_str(), d.span.line))
+        .collect()
+}
+
+#[test]
+fn a_pattern_and_an_exact_label_under_it_are_fine() {
+    let d = check_with(&[
+        ("resources/namespace.yml", Some(NAMESPACE)),
+        (
+            "resources/namespace-gpu.yml",
+            Some("name: namespace-gpu\nprovider: namespace\nlabels: [namespace-profile-gpu]\n"),
+        ),
+    ]);
+    assert_eq!(d, vec![]);
+}
+
+#[test]
+fn patterns_of_two_resources_may_not_overlap() {
+    let d = check_with(&[
+        ("resources/namespace.yml", Some(NAMESPACE)),
+        (
+            "resources/namespace-gpu.yml",
+            Some(
+                "name: namespace-gpu\nprovider: namespace\nlabels:\n  - namespace-gpu\n  - Namespace-Profile-GPU-*\n",
+            ),
+        ),
+    ]);
+    assert_eq!(
+        codes(&d),
+        [
+            (
+                "pattern-overlap",
+                Severity::Error,
+                "resources/namespace-gpu.yml",
+                5
+            ),
+            (
+                "pattern-overlap",
+                Severity::Error,
+                "resources/namespace.yml",
+                3
+            ),
+        ]
+    );
+    assert!(d.iter().all(|d| d.help.is_some()));
+    assert!(
+        d[0].message
+            .contains("`namespace-profile-*` of `namespace`"),
+        "{}",
+        d[0].message
+    );
+    // Within one resource the narrower pattern is only redundant.
+    let d = check_with(&[(
+        "resources/namespace.yml",
+        Some(
+            "name: namespace\nprovider: namespace\nlabels: ['namespace-profile-*', 'namespace-profile-gpu-*']\n",
+        ),
+    )]);
+    only(
+        &d,
+        "duplicate-label",
+        Severity::Warning,
+        "resources/namespace.yml",
+        3,
+    );
+}
+
+#[test]
+fn a_star_must_end_a_pattern() {
+    for (label, says) in [
+        ("'*'", "`*` alone"),
+        ("'namespace-*-profile'", "not its last character"),
+        ("'namespace-**'", "more than one `*`"),
+    ] {
+        let d = check_with(&[(
+            "resources/namespace.yml",
+            Some(&format!(
+                "name: namespace\nprovider: namespace\nlabels: [{label}]\n"
+            )),
+        )]);
+        let d = only(
+            &d,
+            "label-pattern",
+            Severity::Error,
+            "resources/namespace.yml",
+            3,
+        );
+        assert!(d.message.contains(says), "{label}: {}", d.message);
+    }
+}
+
+#[test]
+fn labels_of_githubs_hosted_runners_cannot_be_claimed() {
+    for label in [
+        "ubuntu-latest",
+        "Windows-2022",
+        "'macos-*'",
+        "'mac*'",
+        "'u*'",
+    ] {
+        let d = check_with(&[(
+            "resources/cpu-large.yml",
+            Some(&format!(
+                "name: cpu-large\nprovider: cirun\nlabels: [cirun-openstack-cpu-large, {label}]\n"
+            )),
+        )]);
+        let d = only(
+            &d,
+            "hosted-label",
+            Severity::Error,
+            "resources/cpu-large.yml",
+            3,
+        );
+        assert!(
+            d.message.contains("GitHub's own hosted runners"),
+            "{}",
+            d.message
+        );
+    }
+    // Not a hosted runner's label, though it names one.
+    let d = check_with(&[(
+        "resources/cpu-large.yml",
+        Some(
+            "name: cpu-large\nprovider: cirun\nlabels: [cirun-azure-windows-2xlarge, 'blacksmith-*']\n",
+        ),
+    )]);
+    assert_eq!(d, vec![]);
+}
+
+#[test]
+fn self_hosted_alone_is_no_resource_of_its_own() {
+    let d = check_with(&[(
+        "resources/cpu-large.yml",
+        Some("name: cpu-large\nprovider: cirun\nlabels: [self-hosted]\n"),
+    )]);
+    let d = only(
+        &d,
+        "hosted-label",
+        Severity::Error,
+        "resources/cpu-large.yml",
+        3,
+    );
+    assert!(
+        d.message.contains("every self-hosted runner"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn namespace_options_do_not_make_a_label_new() {
+    let d = check_with(&[
+        (
+            "resources/namespace.yml",
+            Some("name: namespace\nprovider: namespace\nlabels: [namespace-profile-default]\n"),
+        ),
+        (
+            "resources/namespace-big.yml",
+            Some(
+                "name: namespace-big\nprovider: namespace\nlabels: ['namespace-profile-default;container.privileged=true']\n",
+            ),
+        ),
+    ]);
+    assert_eq!(
+        codes(&d),
+        [
+            (
+                "label-conflict",
+                Severity::Error,
+                "resources/namespace-big.yml",
+                3
+            ),
+            (
+                "label-conflict",
+                Severity::Error,
+                "resources/namespace.yml",
+                3
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_runner_group_resource_needs_no_labels() {
+    let settings = format!("{SETTINGS}  pool: {{ kind: runner-group, group: gpu }}\n");
+    let d = check_with(&[
+        ("gatehouse.yml", Some(&settings)),
+        ("resources/pool.yml", Some("name: pool\nprovider: pool\n")),
+    ]);
+    assert_eq!(d, vec![]);
+    let d = check_with(&[(
+        "resources/pool.yml",
+        Some("name: pool\nprovider: namespace\n"),
+    )]);
+    only(&d, "no-labels", Severity::Warning, "resources/pool.yml", 1);
+}

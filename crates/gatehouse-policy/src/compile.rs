@@ -1,7 +1,7 @@
 //! `compile`: the access repository into an immutable index built for deciding fast.
 //!
-//! Names are normalised once here (lower-cased labels without their `--` suffix, lower-cased
-//! project names and logins), so that `decide` only hashes and compares. The maps are keyed by
+//! Names are normalised once here (lower-cased labels without their `--` or `;` suffix,
+//! lower-cased project names and logins), so that `decide` only hashes and compares. The maps are keyed by
 //! lower-cased bytes: `decide` lower-cases a job's names into a stack buffer and looks the bytes
 //! up, with no allocation and no UTF-8 re-validation.
 
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use gatehouse_core::Repo;
 use gatehouse_core::model::{ProviderKind, Quota, Role, Validity};
-use gatehouse_core::names::{is_generic_label, label_key};
+use gatehouse_core::names::{label_key, label_pattern, never_routes};
 use jiff::civil::Date;
 
 use crate::job::Permission;
@@ -39,24 +39,48 @@ pub struct Policy {
     /// Label routing key (lower-cased bytes) -> the resources that claim it (more than one
     /// only in a repository that `check` would refuse; routing then reports the ambiguity).
     pub(crate) labels: Map<Box<[u8]>, Route>,
-    /// Bit `n` is set when some routing key is `n` bytes long (bit 63: 63 or more). Most of a
-    /// job's labels (`self-hosted`, `linux`, `x64`, ...) have a length no managed key has, and
-    /// are skipped without lower-casing or hashing them.
+    /// Label patterns (`namespace-profile-*`): the lower-cased text before the `*` -> the
+    /// resources that claim it. A handful at most (one per provider's family of labels), tried
+    /// only when the exact lookup misses, so exact labels win.
+    pub(crate) patterns: Box<[(Box<[u8]>, Route)]>,
+    /// Bit `n` is set when some routing key is `n` bytes long, or some pattern's prefix is `n`
+    /// bytes or shorter (bit 63: 63 or more). Most of a job's labels (`self-hosted`, `linux`,
+    /// `x64`, ...) have a length no key or pattern can match, and are skipped without
+    /// lower-casing or hashing them.
     pub(crate) label_lengths: u64,
+    /// The runner groups of `runner-group` providers.
+    pub(crate) groups: Box<[RunnerGroup]>,
     /// Lower-cased project (bytes) -> its grants (a handful at most).
     pub(crate) projects: Map<Box<[u8]>, Box<[GrantId]>>,
-    /// Lower-cased runner group name -> the resource served by that group (`runs-on: { group:
-    /// ... }`): resources whose provider is a `runner-group` of that group.
-    pub(crate) groups: Map<Box<[u8]>, ResourceId>,
     /// Numeric ids of everyone who accepted the terms of service.
     pub(crate) tos: foldhash::HashSet<i64>,
     pub(crate) compiled_on: Date,
+}
+
+/// A runner group of the organisation that `runner-group` providers serve.
+#[derive(Debug)]
+pub(crate) struct RunnerGroup {
+    /// Lower-cased.
+    pub(crate) name: Box<str>,
+    pub(crate) resources: Box<[ResourceId]>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
     One(ResourceId),
     Many(ResourceId, ResourceId),
+}
+
+impl Route {
+    /// This route and `other` together: one resource, or the first two different ones.
+    pub(crate) fn and(self, other: Route) -> Route {
+        match (self, other) {
+            (Route::One(a), Route::One(b) | Route::Many(b, _)) if a != b => Route::Many(a, b),
+            (Route::One(a), Route::Many(_, b)) if a != b => Route::Many(a, b),
+            (Route::One(a), _) => Route::One(a),
+            (many, _) => many,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -155,10 +179,10 @@ impl Policy {
         self.label_lengths & length_bit(len) != 0
     }
 
-    /// The resource a runner group serves (`runs-on: { group: NAME }`), compared ignoring
-    /// case.
-    pub fn route_group(&self, group: &str) -> Option<ResourceId> {
-        with_lowercase(group.trim().as_bytes(), |g| self.groups.get(g).copied())
+    /// Whether some key or pattern could match a key of at most `len` bytes: a label that short
+    /// routes nowhere, whatever part of it is its key.
+    pub(crate) fn may_route_within(&self, len: usize) -> bool {
+        self.label_lengths & (length_bit(len) | (length_bit(len) - 1)) != 0
     }
 
     pub fn resource_by_name(&self, name: &str) -> Option<ResourceId> {
@@ -235,8 +259,17 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
     let mut resources = Vec::with_capacity(repo.resources.len());
     let mut by_name: Map<&str, ResourceId> = Map::default();
     let mut labels: Map<Box<[u8]>, Route> = Map::default();
+    let mut patterns: Vec<(Box<[u8]>, Route)> = Vec::new();
     let mut label_lengths = 0u64;
-    let mut groups: Map<Box<[u8]>, ResourceId> = Map::default();
+    let mut groups: Vec<(Box<str>, Vec<ResourceId>)> = Vec::new();
+    // Provider -> its runner group (lower-cased), for `runs-on: { group: ... }`.
+    let group_of: Map<&str, String> = repo
+        .settings
+        .iter()
+        .flat_map(|s| s.value.providers.iter())
+        .filter(|(_, p)| p.kind.value == ProviderKind::RunnerGroup)
+        .filter_map(|(name, p)| Some((name.as_str(), p.group.as_ref()?.to_ascii_lowercase())))
+        .collect();
     for loaded in &repo.resources {
         let r = &loaded.value;
         if by_name.contains_key(r.name.as_str()) {
@@ -244,21 +277,6 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
         }
         let id = ResourceId(resources.len() as u32);
         by_name.insert(r.name.as_str(), id);
-        let group = repo.settings.as_ref().and_then(|s| {
-            let provider = s.value.providers.get(r.provider.as_str())?;
-            (provider.kind.value == ProviderKind::RunnerGroup).then(|| {
-                provider
-                    .group
-                    .as_ref()
-                    .map(|g| g.value.to_ascii_lowercase())
-            })?
-        });
-        if let Some(group) = group {
-            // The first resource of a group counts; `check` refuses a second.
-            groups
-                .entry(group.into_bytes().into_boxed_slice())
-                .or_insert(id);
-        }
         let quota = r.quota.clone().unwrap_or(Quota::default());
         resources.push(CompiledResource {
             name: Arc::from(r.name.as_str()),
@@ -271,24 +289,28 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
             project_minutes_per_month: quota.project_minutes_per_month,
             minutes_per_month: quota.minutes_per_month,
         });
+        if let Some(group) = group_of.get(r.provider.as_str()) {
+            match groups.iter_mut().find(|(g, _)| **g == **group) {
+                Some((_, served)) => served.push(id),
+                None => groups.push((group.as_str().into(), vec![id])),
+            }
+        }
         for label in &r.labels {
-            if is_generic_label(label) {
+            let key = label_key(label);
+            if key.is_empty() || never_routes(key.as_bytes()) {
                 continue;
             }
-            let key = label_key(label).into_bytes().into_boxed_slice();
-            if key.is_empty() {
+            // A misplaced `*` is a `check` error; the key is then compared as written.
+            if let Ok(Some(prefix)) = label_pattern(&key) {
+                // Every key at least as long as the prefix may match it.
+                label_lengths |= u64::MAX << prefix.len().min(63);
+                add_route(&mut patterns, prefix.as_bytes().into(), id);
                 continue;
             }
             label_lengths |= length_bit(key.len());
             labels
-                .entry(key)
-                .and_modify(|route| {
-                    if let Route::One(first) = *route
-                        && first != id
-                    {
-                        *route = Route::Many(first, id);
-                    }
-                })
+                .entry(key.into_bytes().into_boxed_slice())
+                .and_modify(|route| *route = route.and(Route::One(id)))
                 .or_insert(Route::One(id));
         }
     }
@@ -346,14 +368,29 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
         resources,
         grants,
         labels,
+        patterns: patterns.into_boxed_slice(),
         label_lengths,
+        groups: groups
+            .into_iter()
+            .map(|(name, served)| RunnerGroup {
+                name,
+                resources: served.into_boxed_slice(),
+            })
+            .collect(),
         projects: projects
             .into_iter()
             .map(|(k, v)| (k, v.into_boxed_slice()))
             .collect(),
-        groups,
         tos,
         compiled_on: today,
+    }
+}
+
+/// Adds resource `id` under `key` to a short list of routes.
+fn add_route<K: PartialEq>(routes: &mut Vec<(K, Route)>, key: K, id: ResourceId) {
+    match routes.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, route)) => *route = route.and(Route::One(id)),
+        None => routes.push((key, Route::One(id))),
     }
 }
 

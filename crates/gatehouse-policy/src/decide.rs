@@ -21,6 +21,7 @@
 use std::fmt;
 
 use gatehouse_core::model::Standing;
+use gatehouse_core::names::{label_key_end, never_routes};
 use jiff::civil::Date;
 use serde::Serialize;
 
@@ -199,6 +200,10 @@ impl Policy {
 
     /// Which managed resources the labels route to: `Ok(None)` when none, `Err` with two
     /// different resources when more than one.
+    ///
+    /// A label routes by its key (up to its first `--` or `;`, lower-cased): to the resource
+    /// that lists that key, or else to the resource whose pattern (`namespace-profile-*`) the
+    /// key starts with. Generic labels and those of GitHub's hosted runners route nowhere.
     pub fn route<'a>(
         &self,
         labels: impl IntoIterator<Item = &'a str>,
@@ -207,8 +212,8 @@ impl Policy {
         let mut buf = [0u8; KEY_BUF];
         for label in labels {
             let route = match lowercase_route_key(self, label.as_bytes(), &mut buf) {
-                // Non-empty and of a managed length already.
-                Ok(Some(key)) => self.labels.get(key).copied(),
+                // Non-empty and of a length some key or pattern can match already.
+                Ok(Some(key)) => self.exact_or_pattern(key),
                 Ok(None) => None,
                 // Long labels and labels with white space around the key: the plain rule.
                 Err(()) => {
@@ -229,6 +234,48 @@ impl Policy {
         Ok(found)
     }
 
+    /// Which managed resources a job routes to, from its labels and, once GitHub has given it a
+    /// runner, that runner's group (`runner_group_name` of an `in_progress` `workflow_job`).
+    /// A job that asks for `runs-on: { group: NAME }` is queued with no labels and no group, so
+    /// it can only be routed once the group is known.
+    ///
+    /// A group that no `runner-group` provider serves changes nothing: the labels decide. A
+    /// managed group routes the job to its resource, and the job's labels must then route to
+    /// that resource or to none: labels of another resource make the job ambiguous.
+    pub fn route_job<'a>(
+        &self,
+        labels: impl IntoIterator<Item = &'a str>,
+        runner_group: Option<&str>,
+    ) -> Result<Option<ResourceId>, (ResourceId, ResourceId)> {
+        let by_labels = self.route(labels)?;
+        let Some(served) = runner_group.and_then(|g| self.group_resources(g)) else {
+            return Ok(by_labels);
+        };
+        match (by_labels, served) {
+            (Some(id), _) if served.contains(&id) => Ok(Some(id)),
+            (Some(id), [first, ..]) => Err((id, *first)),
+            (None, [only]) => Ok(Some(*only)),
+            (None, [a, b, ..]) => Err((*a, *b)),
+            (_, []) => Ok(by_labels),
+        }
+    }
+
+    /// The managed resource served through the organisation's runner group `group` (compared
+    /// case-insensitively): `Ok(None)` when no `runner-group` provider serves it, `Err` when
+    /// several resources do (a job that names only the group is then ambiguous).
+    pub fn route_group(&self, group: &str) -> Result<Option<ResourceId>, (ResourceId, ResourceId)> {
+        self.route_job(std::iter::empty(), Some(group))
+    }
+
+    /// The resources of the `runner-group` providers of `group`, when there are any.
+    fn group_resources(&self, group: &str) -> Option<&[ResourceId]> {
+        let group = group.trim();
+        self.groups
+            .iter()
+            .find(|g| g.name.eq_ignore_ascii_case(group))
+            .map(|g| &*g.resources)
+    }
+
     /// The route of a lower-cased routing key. Generic labels (`self-hosted`, `linux`, ...) are
     /// never in the map: `compile` leaves them out, so they route nowhere without a check here.
     #[inline]
@@ -236,7 +283,31 @@ impl Policy {
         if key.is_empty() || !self.may_be_label_key(key.len()) {
             return None;
         }
-        self.labels.get(key).copied()
+        self.exact_or_pattern(key)
+    }
+
+    /// The resource that lists the key, or else the one whose pattern it matches.
+    #[inline]
+    fn exact_or_pattern(&self, key: &[u8]) -> Option<Route> {
+        match self.labels.get(key) {
+            Some(route) => Some(*route),
+            None if self.patterns.is_empty() => None,
+            None => self.match_patterns(key),
+        }
+    }
+
+    /// The patterns whose prefix starts `key` (one, in a repository `check` accepts). Generic
+    /// and hosted-runner labels are refused here, since a pattern may match them (`compile`
+    /// leaves such exact labels out of the map).
+    #[inline(never)]
+    fn match_patterns(&self, key: &[u8]) -> Option<Route> {
+        let found = self
+            .patterns
+            .iter()
+            .filter(|(prefix, _)| key.starts_with(prefix))
+            .map(|(_, route)| *route)
+            .reduce(Route::and)?;
+        (!never_routes(key)).then_some(found)
     }
 
     /// The project a repository holds grants as: `owner/<project><suffix>` within the
@@ -264,18 +335,23 @@ fn is_pull_request_event(event: &str) -> bool {
 /// Routing keys longer than this take the allocating path; conda-forge's are under 40 bytes.
 const KEY_BUF: usize = 64;
 
-/// The routing key of `label`, lower-cased into `buf`, or `Ok(None)` when no managed key has
-/// its length (most labels: `self-hosted`, `linux`, `x64`, ...), decided before any byte is
-/// copied. `Err(())` when the fast path does not apply (a key longer than the buffer, or one
-/// that starts or ends with something other than a visible ASCII character and so may need
-/// trimming); the caller then falls back to [`route_key`].
+/// The routing key of `label`, lower-cased into `buf`, or `Ok(None)` when no managed key or
+/// pattern can match a key of its length (most labels: `self-hosted`, `linux`, `x64`, ...),
+/// decided before any byte is copied: for a label shorter than every key, before it is even
+/// scanned for its end. `Err(())` when the fast path does not apply (a key longer than the
+/// buffer, or one that starts or ends with something other than a visible ASCII character and
+/// so may need trimming); the caller then falls back to [`route_key`].
 #[inline]
 fn lowercase_route_key<'b>(
     policy: &Policy,
     label: &[u8],
     buf: &'b mut [u8; KEY_BUF],
 ) -> Result<Option<&'b [u8]>, ()> {
-    let key = &label[..find_double_dash(label)];
+    // A key is never longer than its label, trimmed or not.
+    if !policy.may_route_within(label.len()) {
+        return Ok(None);
+    }
+    let key = &label[..label_key_end(label)];
     match key {
         [] => return Ok(None),
         [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => {}
@@ -295,33 +371,12 @@ fn lowercase_route_key<'b>(
     Ok(Some(&buf[..key.len()]))
 }
 
-/// The offset of the first `--` in `bytes`, or its length. Every pair of adjacent bytes
-/// covers an odd offset, so only odd offsets are compared with `-` first: half the
-/// comparisons of a plain scan.
-#[inline]
-fn find_double_dash(bytes: &[u8]) -> usize {
-    let mut i = 1;
-    while i < bytes.len() {
-        if bytes[i] == b'-' {
-            if bytes[i - 1] == b'-' {
-                return i - 1;
-            }
-            if bytes.get(i + 1) == Some(&b'-') {
-                return i;
-            }
-        }
-        i += 2;
-    }
-    bytes.len()
-}
-
-/// The part of a label that routes: everything before the first `--`, without surrounding
-/// white space (the same rule as `gatehouse_core::names::label_key`, minus the lower-casing,
-/// which the caller does without allocating).
+/// The part of a label that routes: everything before the first `--` or `;`, without
+/// surrounding white space (the same rule as `gatehouse_core::names::label_key`, minus the
+/// lower-casing, which the caller does without allocating).
 fn route_key(label: &str) -> &str {
-    // A byte scan: `str::find` with a `&str` pattern builds a searcher per call, which costs
-    // more than scanning a 30-byte label. `--` is ASCII, so the cut is a char boundary.
-    let key = &label[..find_double_dash(label.as_bytes())];
+    // `--` and `;` are ASCII, so the cut is a char boundary.
+    let key = &label[..label_key_end(label.as_bytes())];
     // Labels almost never carry surrounding white space; skip the Unicode-aware trim then.
     match key.as_bytes() {
         [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => key,
@@ -346,14 +401,7 @@ fn deny(rule: DenyRule, resource: Option<ResourceId>, reason: DenyReason) -> Dec
 pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Decision {
     let labels = job.labels();
     // 1. Routing.
-    let routed = match policy.route(labels.iter().map(String::as_str)) {
-        Ok(None) => match job.runner_group().and_then(|g| policy.route_group(g)) {
-            Some(id) => Ok(Some(id)),
-            None => Ok(None),
-        },
-        other => other,
-    };
-    let resource = match routed {
+    let resource = match policy.route_job(labels.iter().map(String::as_str), job.runner_group()) {
         Ok(None) => {
             t.step("route", true, || {
                 format!("no label of {labels:?} selects a managed resource")
@@ -843,36 +891,4 @@ fn next_month(day: Date) -> Date {
     first
         .checked_add(jiff::Span::new().months(1))
         .unwrap_or(first)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::find_double_dash;
-
-    #[test]
-    fn the_first_double_dash_is_found_at_odd_and_even_offsets() {
-        let plain = |s: &str| s.find("--").unwrap_or(s.len());
-        for s in [
-            "",
-            "-",
-            "--",
-            "a",
-            "a-",
-            "a--",
-            "-a",
-            "--a",
-            "a--b",
-            "ab--c",
-            "abc--d",
-            "a-b-c",
-            "a---b",
-            "-a--b",
-            "a-b--c--d",
-            "----",
-            "gpu-large--8075232475-linux_64",
-            "x-",
-        ] {
-            assert_eq!(find_double_dash(s.as_bytes()), plain(s), "{s:?}");
-        }
-    }
 }

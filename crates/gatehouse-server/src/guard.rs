@@ -409,23 +409,22 @@ async fn on_workflow_job(
     }
 }
 
-/// A job is decided when it goes in progress if its labels route nowhere but its runner group
-/// (`runs-on: { group: ... }`, known only once a runner took it) routes to a resource.
+/// A job is decided (again) when it goes in progress if its runner group, known only once a
+/// runner took it, changes where it routes: `runs-on: { group: ... }` jobs are queued with no
+/// managed label, and labels of one resource on another resource's group are ambiguous.
 fn decided_in_progress(policy: &Policy, job: &WorkflowJob) -> bool {
     job.runner_group_name.as_deref().is_some_and(|group| {
-        matches!(
-            policy.route(job.labels.iter().map(String::as_str)),
-            Ok(None)
-        ) && policy.route_group(group).is_some()
+        let labels = || job.labels.iter().map(String::as_str);
+        policy.route_job(labels(), Some(group)) != policy.route(labels())
     })
 }
 
-/// The resource a job asks for: its labels', else its runner group's.
+/// The resource a job asks for (its labels', or its runner group's); for ambiguous labels,
+/// the first of them, so that the job is still tracked.
 fn route(policy: &Policy, labels: &[String], group: Option<&str>) -> Option<ResourceId> {
-    match policy.route(labels.iter().map(String::as_str)) {
-        Ok(Some(id)) => Some(id),
+    match policy.route_job(labels.iter().map(String::as_str), group) {
+        Ok(found) => found,
         Err((a, _)) => Some(a),
-        Ok(None) => group.and_then(|g| policy.route_group(g)),
     }
 }
 

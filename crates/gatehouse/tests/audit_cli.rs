@@ -673,3 +673,183 @@ fn audit_online_reports_hand_edits_and_public_runner_groups() {
     // Auditing wrote nothing at any provider.
     assert_eq!(w.mutations(), 0, "{run}");
 }
+
+/// `dir` copied to a fresh temporary folder.
+fn copy_of(dir: &Path) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    copy(dir, out.path());
+    out
+}
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// conda-forge/pytorch-cpu-feedstock as it builds on Namespace (2026-06): an excerpt of its
+/// generated `.github/workflows/conda-build.yml`, its `conda-forge.yml` triggers and its
+/// `recipe/conda_build_config.yaml` labels.
+const PYTORCH_WORKFLOW: &str = "\
+name: Build conda package
+on:
+  push:
+
+  pull_request:
+
+jobs:
+  build:
+    name: ${{ matrix.CONFIG }}
+    runs-on: ${{ matrix.runs_on }}
+    timeout-minutes: 1440
+    strategy:
+      fail-fast: false
+      max-parallel: 50
+      matrix:
+        include:
+          - CONFIG: linux_64_blas_implgenericc_stdlib_version2.17channel_targetsconda-forge_maincuda_compiler_version12.9is_rcFalse
+            DOCKER_IMAGE: quay.io/condaforge/linux-anvil-x86_64:alma10
+            os: ubuntu
+            runs_on: ['namespace-profile-16cpu-on-linux-64;container.privileged=true;container.mount-scratch=true']
+          - CONFIG: osx_arm64_channel_targetsconda-forge_mainis_rcFalse
+            os: macos
+            runs_on: ['namespace-profile-12cpu-on-osx-arm64']
+          - CONFIG: win_64_channel_targetsconda-forge_maincuda_compiler_version13.0is_rcFalse
+            os: windows
+            runs_on: ['namespace-profile-16cpu-4x-on-windows-64']
+";
+const PYTORCH_CONFIG: &str =
+    "github_actions:\n  timeout_minutes: 1440\n  triggers:\n  - push\n  - pull_request\n";
+const PYTORCH_BUILD_CONFIG: &str = "\
+# https://github.com/conda-forge/.cirun
+github_actions_labels:
+- namespace-profile-16cpu-on-linux-64       # [linux]
+- namespace-profile-12cpu-on-osx-arm64      # [osx]
+- namespace-profile-16cpu-4x-on-windows-64  # [win]
+";
+
+/// The example with Namespace served by pattern (`namespace-profile-*`) and held by pytorch-cpu
+/// without pull requests, and a runner group: audit routes Namespace's `;` labels, its
+/// patterns and `runs-on: { group: ... }` as the guard does.
+#[test]
+fn audit_routes_namespace_labels_patterns_and_groups_like_the_guard() {
+    let access = copy_of(&workspace().join("examples/conda-forge"));
+    let root = access.path();
+    write(
+        root,
+        "resources/namespace.yml",
+        "name: namespace\nprovider: namespace\nlabels: ['namespace-profile-*']\nmax_duration: 1y\n",
+    );
+    std::fs::remove_file(root.join("requests/pytorch-cpu-namespace.yml")).unwrap();
+    let grants = std::fs::read_to_string(root.join("grants/pytorch-cpu.yml")).unwrap();
+    write(
+        root,
+        "grants/pytorch-cpu.yml",
+        &format!(
+            "{grants}  - resource: namespace\n    granted: 2026-05-01\n    expires: 2027-05-01\n"
+        ),
+    );
+    let settings = std::fs::read_to_string(root.join("gatehouse.yml")).unwrap();
+    write(
+        root,
+        "gatehouse.yml",
+        &format!("{settings}  gpu-pool: {{ kind: runner-group, group: gpu }}\n"),
+    );
+    write(
+        root,
+        "resources/gpu-pool.yml",
+        "name: gpu-pool\nprovider: gpu-pool\nmax_duration: 1y\n",
+    );
+    let check = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["check", root.to_str().unwrap(), "--today", "2026-11-29"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    let projects = tempfile::tempdir().unwrap();
+    let p = projects.path();
+    for project in ["pytorch-cpu-feedstock", "tensorflow-feedstock"] {
+        write(
+            p,
+            &format!("{project}/.github/workflows/conda-build.yml"),
+            PYTORCH_WORKFLOW,
+        );
+        write(p, &format!("{project}/conda-forge.yml"), PYTORCH_CONFIG);
+        write(
+            p,
+            &format!("{project}/recipe/conda_build_config.yaml"),
+            PYTORCH_BUILD_CONFIG,
+        );
+    }
+    write(
+        p,
+        "tensorflow-feedstock/.github/workflows/gpu.yml",
+        "on: push\njobs:\n  test:\n    runs-on: { group: GPU }\n",
+    );
+    let out = gatehouse(&[
+        "audit",
+        root.to_str().unwrap(),
+        "--projects",
+        p.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let found: Vec<(String, u64, String)> = json_findings(&out)
+        .into_iter()
+        .map(|(f, line, code, _)| {
+            (
+                f.strip_prefix(p.to_str().unwrap()).unwrap().to_string(),
+                line,
+                code,
+            )
+        })
+        .collect();
+    let f = |file: &str, line: u64, code: &str| (file.to_string(), line, code.to_string());
+    let wf = "/pytorch-cpu-feedstock/.github/workflows/conda-build.yml";
+    let cfg = "/pytorch-cpu-feedstock/recipe/conda_build_config.yaml";
+    let tf_wf = "/tensorflow-feedstock/.github/workflows/conda-build.yml";
+    let tf_cfg = "/tensorflow-feedstock/recipe/conda_build_config.yaml";
+    assert_eq!(
+        found,
+        [
+            // pytorch-cpu holds Namespace, but not for the pull requests it builds.
+            f(wf, 20, "audit-pr-not-granted"),
+            f(wf, 23, "audit-pr-not-granted"),
+            f(wf, 26, "audit-pr-not-granted"),
+            f(cfg, 3, "audit-pr-not-granted"),
+            f(cfg, 4, "audit-pr-not-granted"),
+            f(cfg, 5, "audit-pr-not-granted"),
+            f(tf_wf, 20, "audit-no-grant"),
+            f(tf_wf, 23, "audit-no-grant"),
+            f(tf_wf, 26, "audit-no-grant"),
+            // The runner group serves `gpu-pool`, which tensorflow does not hold.
+            f(
+                "/tensorflow-feedstock/.github/workflows/gpu.yml",
+                4,
+                "audit-no-grant"
+            ),
+            f(tf_cfg, 3, "audit-no-grant"),
+            f(tf_cfg, 4, "audit-no-grant"),
+            f(tf_cfg, 5, "audit-no-grant"),
+        ],
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

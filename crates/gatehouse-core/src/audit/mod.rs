@@ -8,6 +8,7 @@
 //! guard does, and holds no label rules of its own). Findings are [`Diagnostic`]s: an error is
 //! a high-severity finding, a warning a medium one.
 
+pub mod expr;
 pub mod workflow;
 pub mod yaml;
 
@@ -19,7 +20,10 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::repo::Repo;
 use crate::span::{Span, Spanned};
 
-use workflow::{Label, LabelSet, read_build_config_labels, read_conda_forge_yml, read_workflow};
+use workflow::{
+    Label, LabelSet, Workflow, reaches, read_build_config_labels, read_conda_forge_yml,
+    read_workflow,
+};
 
 /// Where a set of labels goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,20 +49,56 @@ pub trait Ledger {
     /// The project that repository `name` (without owner: `pytorch-cpu-feedstock`) is, or `None`
     /// when it is not a project repository of the organisation.
     fn project_of(&self, name: &str) -> Option<String>;
-    fn route(&self, labels: &[&str]) -> Routed;
+    /// Where a job asking for `labels` goes, on the organisation's runner group `group` when
+    /// its `runs-on` names one: the guard's own router.
+    fn route(&self, labels: &[&str], group: Option<&str>) -> Routed;
     fn grant(&self, project: &str, resource: &str) -> GrantState;
-    /// The resources served through the organisation's runner group `group` (a provider of
-    /// kind `runner-group`), which a job selects with `runs-on: { group: ... }`.
-    fn group_resources(&self, group: &str) -> Vec<String> {
-        let _ = group;
-        Vec::new()
-    }
 }
 
-/// Events that let code from a fork, or text from anyone, start a workflow in the project's own
-/// repository, with its secrets and its runners.
-pub const FORK_REACHABLE_EVENTS: &[&str] =
-    &["pull_request_target", "workflow_run", "issue_comment"];
+/// Events a person without write access to the project can cause: each starts a workflow in
+/// the project's own repository, with its secrets and its runners, for anyone (with what starts
+/// it, in words). From GitHub's "Events that trigger workflows"
+/// (https://docs.github.com/en/actions/reference/workflows-and-actions/events-that-trigger-workflows):
+/// anyone may open a pull request from a fork (`pull_request_target`, and `workflow_run` after
+/// the run it started), comment, open issues and discussions, fork or star a public repository,
+/// and edit a wiki left open to everyone; apps report checks and statuses on every pull
+/// request's commits, a fork's included. The other events need write access (`push`,
+/// `workflow_dispatch`, `release`, labels, milestones, ...) or happen on their own
+/// (`schedule`). The `pull_request` events are judged by the grant instead.
+pub const FORK_REACHABLE_EVENTS: &[(&str, &str)] = &[
+    ("pull_request_target", "a pull request from any fork"),
+    (
+        "workflow_run",
+        "the end of a run that a fork's pull request started",
+    ),
+    ("issue_comment", "a comment by anyone"),
+    ("issues", "an issue anyone opens"),
+    ("discussion", "a discussion anyone opens"),
+    ("discussion_comment", "a discussion comment by anyone"),
+    ("fork", "anyone forking the repository"),
+    ("watch", "anyone starring the repository"),
+    ("gollum", "a wiki edit, anyone's when the wiki is open"),
+    (
+        "check_run",
+        "an app's check on any pull request, a fork's included",
+    ),
+    (
+        "check_suite",
+        "an app's checks on any pull request, a fork's included",
+    ),
+    (
+        "status",
+        "an app's commit status on any pull request, a fork's included",
+    ),
+];
+
+/// What starts `event` when a person without write access can, in words.
+pub fn fork_reachable(event: &str) -> Option<&'static str> {
+    FORK_REACHABLE_EVENTS
+        .iter()
+        .find(|(e, _)| e.eq_ignore_ascii_case(event))
+        .map(|(_, how)| *how)
+}
 
 /// Events that build a pull request's code; a grant's `pull_request` must allow them.
 pub const PULL_REQUEST_EVENTS: &[&str] = &[
@@ -95,45 +135,171 @@ pub fn audit_project(ledger: &impl Ledger, name: &str, files: &[(String, Vec<u8>
             Err(d) => diags.push(d),
         }
     }
-    for (rel, bytes) in files {
+    let mut workflows: Vec<(&str, Workflow)> = Vec::new();
+    for (rel, bytes) in files.iter().filter(|(rel, _)| is_workflow_path(rel)) {
+        match yaml::parse_tree(&format!("{name}/{rel}"), bytes) {
+            Ok(tree) => workflows.push((rel.as_str(), read_workflow(&tree))),
+            Err(d) => diags.push(d),
+        }
+    }
+    let reaching = reaching_events(&workflows);
+    for ((rel, wf), triggers) in workflows.iter().zip(&reaching) {
         let file = format!("{name}/{rel}");
-        if is_workflow_path(rel) {
-            match yaml::parse_tree(&file, bytes) {
-                Ok(tree) => {
-                    let wf = read_workflow(&tree);
-                    for set in &wf.runs_on {
-                        ctx.judge(&file, set, &wf.events, None, &mut diags);
-                    }
-                }
-                Err(d) => diags.push(d),
-            }
-        } else if rel == BUILD_CONFIG {
-            match yaml::parse_tree(&file, bytes) {
-                Ok(tree) => {
-                    // conda-smithy builds only `push` on self-hosted runners unless
-                    // `github_actions: triggers` says otherwise.
-                    let events: Vec<Spanned<String>> = if config.triggers.is_empty() {
-                        let default: &[&str] = if config.self_hosted.is_some() {
-                            &["push"]
-                        } else {
-                            &["push", "pull_request"]
-                        };
-                        default
-                            .iter()
-                            .map(|e| Spanned::new(e.to_string(), Span::UNKNOWN))
-                            .collect()
+        for set in &wf.runs_on {
+            ctx.judge(&file, set, triggers, &mut diags);
+        }
+    }
+    for (rel, bytes) in files.iter().filter(|(rel, _)| rel == BUILD_CONFIG) {
+        let file = format!("{name}/{rel}");
+        match yaml::parse_tree(&file, bytes) {
+            Ok(tree) => {
+                // conda-smithy builds only `push` on self-hosted runners unless
+                // `github_actions: triggers` says otherwise.
+                let triggers: Vec<Trigger> = if config.triggers.is_empty() {
+                    let default: &[&str] = if config.self_hosted.is_some() {
+                        &["push"]
                     } else {
-                        config.triggers.clone()
+                        &["push", "pull_request"]
                     };
-                    for set in read_build_config_labels(&tree) {
-                        ctx.judge(&file, &set, &events, Some(CONDA_FORGE_YML), &mut diags);
-                    }
+                    default
+                        .iter()
+                        .map(|e| Trigger {
+                            name: e.to_string(),
+                            named: Named::Default,
+                        })
+                        .collect()
+                } else {
+                    config
+                        .triggers
+                        .iter()
+                        .map(|e| Trigger {
+                            name: e.value.clone(),
+                            named: Named::In {
+                                file: CONDA_FORGE_YML.to_string(),
+                                line: e.span.line,
+                                through: None,
+                            },
+                        })
+                        .collect()
+                };
+                for set in read_build_config_labels(&tree) {
+                    ctx.judge(&file, &set, &triggers, &mut diags);
                 }
-                Err(d) => diags.push(d),
             }
+            Err(d) => diags.push(d),
         }
     }
     diags
+}
+
+/// An event that starts a workflow, and where it is named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Trigger {
+    name: String,
+    named: Named,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Named {
+    /// In the judged file itself.
+    Here(u32),
+    /// In another file (`conda-forge.yml`, or a workflow that calls the judged one `through`
+    /// its job).
+    In {
+        file: String,
+        line: u32,
+        through: Option<String>,
+    },
+    /// Nowhere: conda-smithy's default.
+    Default,
+}
+
+impl Trigger {
+    /// `` `push` (line 3) ``, in words for a finding.
+    fn place(&self) -> String {
+        let name = &self.name;
+        match &self.named {
+            Named::Here(line) if *line > 0 => format!("`{name}` (line {line})"),
+            Named::Here(_) => format!("`{name}`"),
+            Named::In {
+                file,
+                line,
+                through: None,
+            } => format!("`{name}` ({file} line {line})"),
+            Named::In {
+                file,
+                line,
+                through: Some(job),
+            } => format!("`{name}` ({file} line {line}, through {job})"),
+            Named::Default => format!("`{name}` (conda-smithy's default)"),
+        }
+    }
+}
+
+/// Reusable workflows may call each other this deep (GitHub allows ten levels).
+const MAX_CALL_DEPTH: usize = 10;
+
+/// The events that start each workflow: its own, and those of every workflow of the project
+/// that calls it (`uses: ./.github/workflows/x.yml`), whose event the called workflow's jobs run
+/// for, unless the calling job's `if:` keeps it out.
+fn reaching_events(workflows: &[(&str, Workflow)]) -> Vec<Vec<Trigger>> {
+    let mut reach: Vec<Vec<Trigger>> = workflows
+        .iter()
+        .map(|(_, wf)| {
+            wf.events
+                .iter()
+                .map(|e| Trigger {
+                    name: e.value.clone(),
+                    named: Named::Here(e.span.line),
+                })
+                .collect()
+        })
+        .collect();
+    for _ in 0..MAX_CALL_DEPTH {
+        let mut changed = false;
+        for (caller, (rel, wf)) in workflows.iter().enumerate() {
+            for call in &wf.calls {
+                let Some(callee) = workflows
+                    .iter()
+                    .position(|(r, _)| *r == call.workflow.value)
+                else {
+                    continue;
+                };
+                let through = format!("`{rel}` job `{}`", call.job);
+                let passed: Vec<Trigger> = reach[caller]
+                    .iter()
+                    .filter(|t| !t.name.eq_ignore_ascii_case("workflow_call"))
+                    .filter(|t| reaches(call.condition.as_deref(), &t.name))
+                    .map(|t| Trigger {
+                        name: t.name.clone(),
+                        named: match &t.named {
+                            Named::Here(line) => Named::In {
+                                file: rel.to_string(),
+                                line: *line,
+                                through: Some(through.clone()),
+                            },
+                            Named::In { file, line, .. } => Named::In {
+                                file: file.clone(),
+                                line: *line,
+                                through: Some(through.clone()),
+                            },
+                            Named::Default => Named::Default,
+                        },
+                    })
+                    .collect();
+                for t in passed {
+                    if !reach[callee].contains(&t) {
+                        reach[callee].push(t);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    reach
 }
 
 struct Judge<'a, L> {
@@ -143,47 +309,72 @@ struct Judge<'a, L> {
 }
 
 impl<L: Ledger> Judge<'_, L> {
-    /// Judges one runner's labels started by `events`, which are named in `events_file` (when
-    /// not the file itself).
-    fn judge(
-        &self,
-        file: &str,
-        set: &LabelSet,
-        events: &[Spanned<String>],
-        events_file: Option<&str>,
-        diags: &mut Diagnostics,
-    ) {
-        let place = |e: &Spanned<String>| match (e.span.is_known(), events_file) {
-            (true, None) => format!("`{}` (line {})", e.value, e.span.line),
-            (true, Some(f)) => format!("`{}` ({f} line {})", e.value, e.span.line),
-            (false, _) => format!("`{}` (conda-smithy's default)", e.value),
-        };
-        let fork_events: Vec<String> = events
+    /// Judges one runner's labels (and runner group) started by `triggers`.
+    fn judge(&self, file: &str, set: &LabelSet, triggers: &[Trigger], diags: &mut Diagnostics) {
+        // The events the job's `if:` lets through.
+        let triggers: Vec<&Trigger> = triggers
             .iter()
-            .filter(|e| {
-                FORK_REACHABLE_EVENTS
-                    .iter()
-                    .any(|f| f.eq_ignore_ascii_case(&e.value))
-            })
-            .map(place)
+            .filter(|t| reaches(set.condition.as_deref(), &t.name))
             .collect();
-        let pr_events: Vec<String> = events
+        let fork_events: Vec<String> = triggers
             .iter()
-            .filter(|e| {
+            .filter_map(|t| {
+                Some(format!(
+                    "{}, started by {}",
+                    t.place(),
+                    fork_reachable(&t.name)?
+                ))
+            })
+            .collect();
+        let pr_events: Vec<String> = triggers
+            .iter()
+            .filter(|t| {
                 PULL_REQUEST_EVENTS
                     .iter()
-                    .any(|f| f.eq_ignore_ascii_case(&e.value))
+                    .any(|f| f.eq_ignore_ascii_case(&t.name))
             })
-            .map(place)
+            .map(|t| t.place())
             .collect();
 
-        let mut routed: Vec<(String, &Spanned<Label>, &str)> = Vec::new();
+        let mut routed: Vec<(String, &Spanned<Label>)> = Vec::new();
+        let mut ambiguous = false;
         for label in &set.labels {
-            match &label.value {
-                Label::Literal(text) => match self.ledger.route(&[text.as_str()]) {
-                    Routed::None => {}
-                    Routed::One(resource) => routed.push((resource, label, text)),
-                    Routed::Ambiguous(a, b) => diags.push(
+            let Some(text) = label.value.routes_as() else {
+                let Label::Expression(expr) = &label.value else {
+                    continue;
+                };
+                let d = if workflow::reads_event_input(expr) {
+                    Diagnostic::error(
+                        "audit-label-expression",
+                        file,
+                        label.span,
+                        format!(
+                            "job `{}` takes a runner label from `{expr}`, which whoever triggers the run controls: it can select any managed resource",
+                            set.job
+                        ),
+                    )
+                } else {
+                    Diagnostic::warning(
+                        "audit-label-expression",
+                        file,
+                        label.span,
+                        format!(
+                            "job `{}` takes a runner label from `{expr}`, which audit cannot resolve: it could select a managed resource",
+                            set.job
+                        ),
+                    )
+                };
+                diags.push(d.with_help(
+                    "write the labels in the workflow (or in the job's matrix) so that reviewers and audit can see them",
+                ));
+                continue;
+            };
+            match self.ledger.route(&[text], None) {
+                Routed::None => {}
+                Routed::One(resource) => routed.push((resource, label)),
+                Routed::Ambiguous(a, b) => {
+                    ambiguous = true;
+                    diags.push(
                         Diagnostic::error(
                             "audit-ambiguous-labels",
                             file,
@@ -191,98 +382,96 @@ impl<L: Ledger> Judge<'_, L> {
                             format!("label `{text}` routes to both `{a}` and `{b}`; the guard denies every such job"),
                         )
                         .with_help("fix the access repository: two resources claim one label"),
-                    ),
-                },
-                Label::Expression(expr) => {
-                    let d = if workflow::reads_event_input(expr) {
-                        Diagnostic::error(
-                            "audit-label-expression",
-                            file,
-                            label.span,
-                            format!("job `{}` takes a runner label from `{expr}`, which whoever triggers the run controls: it can select any managed resource", set.job),
-                        )
-                    } else {
-                        Diagnostic::warning(
-                            "audit-label-expression",
-                            file,
-                            label.span,
-                            format!("job `{}` takes a runner label from `{expr}`, which audit cannot resolve: it could select a managed resource", set.job),
-                        )
-                    };
-                    diags.push(d.with_help(
-                        "write the labels in the workflow (or in the job's matrix) so that reviewers and audit can see them",
-                    ));
+                    );
                 }
             }
         }
-        if let Some((first, label, _)) = routed.first()
-            && let Some((other, _, _)) = routed.iter().find(|(r, _, _)| r != first)
-        {
-            diags.push(
-                Diagnostic::error(
-                    "audit-ambiguous-labels",
-                    file,
-                    label.span,
-                    format!(
-                        "job `{}` asks for both `{first}` and `{other}`; the guard denies it",
-                        set.job
-                    ),
-                )
-                .with_help("ask for one managed resource per job"),
-            );
+        // The job as a whole, as the guard routes it: its labels, and its runner group.
+        let texts: Vec<&str> = set
+            .labels
+            .iter()
+            .filter_map(|l| l.value.routes_as())
+            .collect();
+        let group = set.group.as_ref();
+        let whole = self.ledger.route(&texts, group.map(|g| g.value.as_str()));
+        match whole {
+            Routed::Ambiguous(a, b) if !ambiguous => {
+                let span = routed
+                    .first()
+                    .map(|(_, l)| l.span)
+                    .or(group.map(|g| g.span))
+                    .unwrap_or(Span::UNKNOWN);
+                diags.push(
+                    Diagnostic::error(
+                        "audit-ambiguous-labels",
+                        file,
+                        span,
+                        format!(
+                            "job `{}` asks for both `{a}` and `{b}`; the guard denies it",
+                            set.job
+                        ),
+                    )
+                    .with_help("ask for one managed resource per job"),
+                );
+            }
+            // A managed runner group serves its resource to whoever it lets in: the project
+            // must hold it, as for a label.
+            Routed::One(resource) if !routed.iter().any(|(r, _)| *r == resource) => {
+                if let Some(group) = group {
+                    let text = format!("group: {}", group.value);
+                    self.judge_label(
+                        file,
+                        &resource,
+                        group.span,
+                        (&text, None),
+                        &fork_events,
+                        &pr_events,
+                        diags,
+                    );
+                }
+            }
+            _ => {}
         }
-        for (resource, label, text) in &routed {
+        for (resource, label) in &routed {
+            let written = match &label.value {
+                Label::Literal(text) => (text.as_str(), None),
+                Label::Resolved { value, expression } => {
+                    (value.as_str(), Some(expression.as_str()))
+                }
+                Label::Expression(_) => continue,
+            };
             self.judge_label(
                 file,
                 resource,
                 label.span,
-                text,
+                written,
                 &fork_events,
                 &pr_events,
                 diags,
             );
         }
-        // A managed runner group serves its resources to whoever it lets in: the project must
-        // hold one of them, as for a label.
-        if let Some(group) = &set.group {
-            let resources = self.ledger.group_resources(&group.value);
-            let held = resources.iter().find(|r| {
-                self.project
-                    .is_some_and(|p| !matches!(self.ledger.grant(p, r), GrantState::None))
-            });
-            if let Some(resource) = held.or(resources.first()) {
-                let text = format!("group: {}", group.value);
-                self.judge_label(
-                    file,
-                    resource,
-                    group.span,
-                    &text,
-                    &fork_events,
-                    &pr_events,
-                    diags,
-                );
-            }
-        }
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// Judges one label (`text`, the value of `expression` when computed) that routes to
+    /// `resource`.
     fn judge_label(
         &self,
         file: &str,
         resource: &str,
         span: Span,
-        text: &str,
+        (text, expression): (&str, Option<&str>),
         fork_events: &[String],
         pr_events: &[String],
         diags: &mut Diagnostics,
     ) {
-        let shown = if text == resource {
-            format!("`{text}`")
-        } else {
-            format!(
-                "`{text}` (routed as `{resource}`: routing ignores case and everything from `--`)"
-            )
-        };
+        let mut shown = format!("`{text}`");
+        if let Some(expression) = expression {
+            shown.push_str(&format!(" (the value of `{expression}`)"));
+        }
+        if text != resource {
+            shown.push_str(&format!(" (routed as `{resource}`: routing ignores case, everything from `--` or `;`, and what follows the text of a resource's pattern)"));
+        }
         let grant = match self.project {
             Some(p) => self.ledger.grant(p, resource),
             None => GrantState::None,
@@ -332,7 +521,7 @@ impl<L: Ledger> Judge<'_, L> {
                     "audit-fork-reachable",
                     file,
                     span,
-                    format!("{shown} runs on {event}, which anyone can start from a fork or a comment: their code or text reaches a runner of `{resource}`"),
+                    format!("{shown} runs on {event}: anyone can start a job on `{resource}`, and their code or text reaches its runner"),
                 )
                 .with_help("run managed resources only on `push` (and `pull_request` where the grant allows it)"),
             );
@@ -471,10 +660,11 @@ mod tests {
         fn project_of(&self, name: &str) -> Option<String> {
             name.strip_suffix("-feedstock").map(str::to_string)
         }
-        fn route(&self, labels: &[&str]) -> Routed {
+        fn route(&self, labels: &[&str], group: Option<&str>) -> Routed {
             let gpu = labels
                 .iter()
-                .any(|l| l.to_ascii_lowercase().split("--").next() == Some("gpu"));
+                .any(|l| l.to_ascii_lowercase().split("--").next() == Some("gpu"))
+                || group.is_some_and(|g| g.eq_ignore_ascii_case("gpu-pool"));
             if gpu {
                 Routed::One("gpu".into())
             } else {
@@ -494,30 +684,11 @@ mod tests {
 
     #[test]
     fn a_managed_runner_group_needs_a_grant_like_a_label() {
-        struct Groups;
-        impl Ledger for Groups {
-            fn project_of(&self, name: &str) -> Option<String> {
-                Fake.project_of(name)
-            }
-            fn route(&self, labels: &[&str]) -> Routed {
-                Fake.route(labels)
-            }
-            fn grant(&self, project: &str, resource: &str) -> GrantState {
-                Fake.grant(project, resource)
-            }
-            fn group_resources(&self, group: &str) -> Vec<String> {
-                if group.eq_ignore_ascii_case("gpu-pool") {
-                    vec!["gpu".into()]
-                } else {
-                    Vec::new()
-                }
-            }
-        }
         let wf = b"on: push\njobs:\n  a:\n    runs-on: { group: gpu-pool }\n  b:\n    runs-on:\n      group: other\n      labels: [x]\n".to_vec();
         let files = vec![(".github/workflows/x.yml".to_string(), wf)];
-        let held = audit_project(&Groups, "a-feedstock", &files).sorted();
+        let held = audit_project(&Fake, "a-feedstock", &files).sorted();
         assert!(held.is_empty(), "{held:?}");
-        let found: Vec<_> = audit_project(&Groups, "b-feedstock", &files)
+        let found: Vec<_> = audit_project(&Fake, "b-feedstock", &files)
             .sorted()
             .into_iter()
             .map(|d| (d.span.line, d.code))
@@ -564,6 +735,152 @@ mod tests {
                 4,
                 "audit-no-grant"
             )]
+        );
+    }
+
+    #[test]
+    fn reusable_workflows_run_for_their_callers_events() {
+        let callee = "on: workflow_call\njobs:\n  build:\n    runs-on: gpu\n";
+        let caller = |on: &str, condition: &str| {
+            format!(
+                "on: {on}\njobs:\n  call:\n{condition}    uses: ./.github/workflows/build.yml\n"
+            )
+        };
+        let f = |file: &str| format!("a-feedstock/.github/workflows/{file}");
+        // Called from `pull_request_target`: anyone's pull request reaches the GPU.
+        let found = codes(
+            "a-feedstock",
+            &[
+                (".github/workflows/build.yml", callee),
+                (
+                    ".github/workflows/pr.yml",
+                    &caller("pull_request_target", ""),
+                ),
+            ],
+        );
+        assert_eq!(found, [(f("build.yml"), 4, "audit-fork-reachable")]);
+        // Through two levels, from `pull_request`, which `a`'s grant does not allow.
+        let middle =
+            "on: workflow_call\njobs:\n  again:\n    uses: ./.github/workflows/build.yml\n";
+        let found = codes(
+            "a-feedstock",
+            &[
+                (".github/workflows/build.yml", callee),
+                (".github/workflows/middle.yml", middle),
+                (
+                    ".github/workflows/pr.yml",
+                    &caller("pull_request", "").replace("build.yml", "middle.yml"),
+                ),
+            ],
+        );
+        assert_eq!(found, [(f("build.yml"), 4, "audit-pr-not-granted")]);
+        // A calling job whose `if:` keeps the event out, and a workflow that calls itself.
+        let guarded = caller(
+            "[push, pull_request_target]",
+            "    if: github.event_name == 'push'\n",
+        );
+        let found = codes(
+            "a-feedstock",
+            &[
+                (
+                    ".github/workflows/build.yml",
+                    &format!("{callee}  loop:\n    uses: ./.github/workflows/build.yml\n"),
+                ),
+                (".github/workflows/pr.yml", &guarded),
+            ],
+        );
+        assert_eq!(found, []);
+        let d = audit_project(
+            &Fake,
+            "a-feedstock",
+            &[
+                (
+                    ".github/workflows/build.yml".into(),
+                    callee.as_bytes().to_vec(),
+                ),
+                (
+                    ".github/workflows/pr.yml".into(),
+                    caller("pull_request_target", "").into_bytes(),
+                ),
+            ],
+        )
+        .sorted();
+        assert!(
+            d[0].message.contains("`pull_request_target` (.github/workflows/pr.yml line 1, through `.github/workflows/pr.yml` job `call`)"),
+            "{}",
+            d[0].message
+        );
+    }
+
+    #[test]
+    fn every_event_a_stranger_can_cause_is_fork_reachable() {
+        for event in [
+            "discussion_comment",
+            "discussion",
+            "issues",
+            "watch",
+            "fork",
+            "gollum",
+            "check_suite",
+            "status",
+        ] {
+            let wf = format!("on: {event}\njobs:\n  a:\n    runs-on: gpu\n");
+            let found = codes("a-feedstock", &[(".github/workflows/x.yml", &wf)]);
+            let f = "a-feedstock/.github/workflows/x.yml".to_string();
+            assert_eq!(found, [(f, 4, "audit-fork-reachable")], "{event}");
+        }
+        let watch = audit_project(
+            &Fake,
+            "a-feedstock",
+            &[(
+                ".github/workflows/x.yml".into(),
+                b"on: watch\njobs:\n  a:\n    runs-on: gpu\n".to_vec(),
+            )],
+        )
+        .sorted();
+        assert!(
+            watch[0]
+                .message
+                .contains("`watch` (line 1), started by anyone starring the repository"),
+            "{}",
+            watch[0].message
+        );
+        for event in [
+            "push",
+            "schedule",
+            "workflow_dispatch",
+            "release",
+            "merge_group",
+        ] {
+            let wf = format!("on: {event}\njobs:\n  a:\n    runs-on: gpu\n");
+            assert_eq!(
+                codes("a-feedstock", &[(".github/workflows/x.yml", &wf)]),
+                [],
+                "{event}"
+            );
+        }
+    }
+
+    #[test]
+    fn constant_expressions_are_judged_as_if_written_out() {
+        let wf = "on: [push, pull_request]\njobs:\n  a:\n    runs-on: ${{ 'gpu' }}\n  b:\n    runs-on: ${{ format('{0}', matrix.r) }}\n    strategy: { matrix: { r: [gpu, cpu] } }\n  c:\n    if: github.event_name == 'push'\n    runs-on: gpu\n";
+        let f = "b-feedstock/.github/workflows/x.yml".to_string();
+        assert_eq!(
+            codes("b-feedstock", &[(".github/workflows/x.yml", wf)]),
+            [
+                (f.clone(), 4, "audit-no-grant"),
+                (f.clone(), 6, "audit-no-grant"),
+                (f.clone(), 10, "audit-no-grant"),
+            ]
+        );
+        // `a` holds the GPU without pull requests: `c` is kept from them by its `if:`.
+        let f = "a-feedstock/.github/workflows/x.yml".to_string();
+        assert_eq!(
+            codes("a-feedstock", &[(".github/workflows/x.yml", wf)]),
+            [
+                (f.clone(), 4, "audit-pr-not-granted"),
+                (f, 6, "audit-pr-not-granted")
+            ]
         );
     }
 
@@ -659,8 +976,8 @@ mod tests {
             fn project_of(&self, name: &str) -> Option<String> {
                 Fake.project_of(name)
             }
-            fn route(&self, labels: &[&str]) -> Routed {
-                Fake.route(labels)
+            fn route(&self, labels: &[&str], group: Option<&str>) -> Routed {
+                Fake.route(labels, group)
             }
             fn grant(&self, _: &str, _: &str) -> GrantState {
                 GrantState::Expired(jiff::civil::date(2026, 1, 1))

@@ -1,24 +1,40 @@
-//! What audit reads from a project's files: the events that start each workflow and the
-//! runner labels each job asks for, each with its place.
+//! What audit reads from a project's files: the events that start each workflow, the runner
+//! labels each job asks for, and the project's own reusable workflows each job calls, each
+//! with its place.
 //!
-//! Labels are taken as GitHub would see them. A literal `runs-on` is its labels; `${{
-//! matrix.KEY }}` is every value KEY takes in the job's matrix (its lists and its `include`
-//! entries); a label whose expression comes after a `--` (conda-smithy's
+//! Labels are taken as GitHub would see them. A literal `runs-on` is its labels; an expression
+//! whose values the file determines (`${{ matrix.KEY }}`, `${{ 'label' }}`, `format(...)`,
+//! `cond && 'a' || 'b'`; see [`super::expr`]) is each of those values, judged as if written out;
+//! a label whose unknown part comes after a `--` or `;` (conda-smithy's
 //! `cirun-openstack-gpu-large--${{ github.run_id }}-linux_64`) routes by the text before it.
 //! Any other expression cannot be resolved from the file and is reported as such.
 
+use crate::names::label_key_end;
 use crate::span::{Span, Spanned};
 
+use super::expr::{self, Env, MAX_VALUES, Piece, Value};
 use super::yaml::Node;
 
 /// How a runner label is given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Label {
-    /// A label known from the file (an expression after `--` is part of the suffix that
+    /// A label written in the file (an expression after `--` or `;` is part of the suffix that
     /// routing ignores, so such a label is known too).
     Literal(String),
+    /// The value of an expression that the file determines.
+    Resolved { value: String, expression: String },
     /// An expression whose value is not in the file: it could select any label.
     Expression(String),
+}
+
+impl Label {
+    /// The text that routes, when the file says it.
+    pub fn routes_as(&self) -> Option<&str> {
+        match self {
+            Label::Literal(text) | Label::Resolved { value: text, .. } => Some(text),
+            Label::Expression(_) => None,
+        }
+    }
 }
 
 /// The labels one job (or one configuration) asks for, each with its place.
@@ -31,18 +47,32 @@ pub struct LabelSet {
     /// `runs-on: { group: NAME }`: the job runs on the organisation's runner group NAME,
     /// whatever its labels.
     pub group: Option<Spanned<String>>,
+    /// The job's `if:`, which may keep some events from reaching it.
+    pub condition: Option<String>,
 }
 
-/// A workflow file: its events and its jobs' label sets.
+/// A job that calls a reusable workflow of the same repository (`uses: ./.github/workflows/x.yml`):
+/// the called workflow's jobs run for the caller's events.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub job: String,
+    /// The called file relative to the checkout, where `uses:` names it.
+    pub workflow: Spanned<String>,
+    /// The calling job's `if:`.
+    pub condition: Option<String>,
+}
+
+/// A workflow file: its events, its jobs' label sets and its calls.
 #[derive(Clone, Debug, Default)]
 pub struct Workflow {
     /// Event names with where they are named.
     pub events: Vec<Spanned<String>>,
     /// One entry per runner a job may run on (a matrix job has one per matrix value).
     pub runs_on: Vec<LabelSet>,
+    pub calls: Vec<Call>,
 }
 
-/// Reads the events and runs-on labels of a workflow tree.
+/// Reads the events, runs-on labels and local calls of a workflow tree.
 pub fn read_workflow(tree: &Spanned<Node>) -> Workflow {
     let mut wf = Workflow::default();
     for on in tree.value.get_all("on") {
@@ -63,130 +93,255 @@ pub fn read_workflow(tree: &Spanned<Node>) -> Workflow {
     }
     for jobs in tree.value.get_all("jobs") {
         for (job, body) in jobs.value.entries() {
+            let condition = body
+                .value
+                .get("if")
+                .and_then(|c| c.value.as_str())
+                .map(str::to_string);
+            let matrix = body
+                .value
+                .get("strategy")
+                .and_then(|s| s.value.get("matrix"));
             for runs_on in body.value.get_all("runs-on") {
-                let matrix = body
-                    .value
-                    .get("strategy")
-                    .and_then(|s| s.value.get("matrix"));
                 wf.runs_on
-                    .extend(job_label_sets(job.value, runs_on, matrix));
+                    .extend(job_label_sets(job.value, runs_on, matrix, &condition));
+            }
+            for uses in body.value.get_all("uses") {
+                if let Some(path) = uses.value.as_str().and_then(local_workflow) {
+                    wf.calls.push(Call {
+                        job: job.value.to_string(),
+                        workflow: Spanned::new(path, uses.span),
+                        condition: condition.clone(),
+                    });
+                }
             }
         }
     }
     wf
 }
 
-/// The runner label sets of one `runs-on`: one set, or one per matrix value it names.
+/// `.github/workflows/x.yml` for a job's `uses: ./.github/workflows/x.yml` (the project's own
+/// reusable workflow); `None` for another repository's.
+fn local_workflow(uses: &str) -> Option<String> {
+    let path = uses.trim().strip_prefix("./")?;
+    let path = path.split('@').next().unwrap_or(path);
+    Some(path.to_string())
+}
+
+/// The runner label sets of one `runs-on`: one set, or one per value its expressions take.
 fn job_label_sets(
     job: &str,
     runs_on: &Spanned<Node>,
     matrix: Option<&Spanned<Node>>,
+    condition: &Option<String>,
 ) -> Vec<LabelSet> {
+    let env = Env {
+        matrix,
+        event_name: None,
+    };
     // `runs-on: { group: ..., labels: ... }`: the group and the labels both select.
     let group = runs_on
         .value
         .get("group")
         .and_then(|g| Some(Spanned::new(g.value.as_str()?.to_string(), g.span)));
-    let value = match &runs_on.value {
+    let runners = match &runs_on.value {
         Node::Map(_) => match runs_on.value.get("labels") {
-            Some(l) => l,
-            None => {
-                return vec![LabelSet {
-                    job: job.to_string(),
-                    labels: Vec::new(),
-                    group,
-                }];
-            }
+            Some(l) => runners(l, &env),
+            None => vec![Vec::new()],
         },
-        _ => runs_on,
+        _ => runners(runs_on, &env),
     };
-    // A whole `runs-on` that is one matrix reference expands to each value of that key.
-    if let Some(s) = value.value.as_str()
-        && let Some(key) = matrix_key(s)
-    {
-        let values = matrix_values(matrix, key);
-        if let Some(values) = values {
-            return values
-                .into_iter()
-                .map(|v| LabelSet {
-                    job: job.to_string(),
-                    labels: labels_of(v),
-                    group: group.clone(),
-                })
-                .collect();
-        }
-    }
-    vec![LabelSet {
-        job: job.to_string(),
-        labels: labels_of(value),
-        group,
-    }]
+    runners
+        .into_iter()
+        .map(|labels| LabelSet {
+            job: job.to_string(),
+            labels,
+            group: group.clone(),
+            condition: condition.clone(),
+        })
+        .collect()
 }
 
-/// The labels a scalar or a list gives.
-fn labels_of(value: &Spanned<Node>) -> Vec<Spanned<Label>> {
+/// The runners a `runs-on` value may ask for, each as its labels.
+fn runners(value: &Spanned<Node>, env: &Env<'_>) -> Vec<Vec<Spanned<Label>>> {
     match &value.value {
-        Node::Scalar(s) => vec![Spanned::new(label_of(s), value.span)],
-        Node::Seq(items) => items
-            .iter()
-            .filter_map(|i| Some(Spanned::new(label_of(i.value.as_str()?), i.span)))
-            .collect(),
-        // A map or null where labels belong gives GitHub nothing to route; not ours to judge.
-        _ => Vec::new(),
-    }
-}
-
-/// One label's text, judged for expressions.
-pub fn label_of(text: &str) -> Label {
-    match text.find("${{") {
-        None => Label::Literal(text.to_string()),
-        Some(at) => {
-            let before = &text[..at];
-            // The routing key ends at the first `--`: what follows cannot change the route.
-            if before.contains("--") {
-                Label::Literal(text.to_string())
-            } else {
-                Label::Expression(text.trim().to_string())
+        Node::Scalar(s) => {
+            // A whole expression may give a list: a matrix value such as
+            // `['cirun-openstack-gpu-large--${{ github.run_id }}-linux_64', 'linux']`.
+            if let [Piece::Expression(source, written)] = expr::pieces(s.trim()).as_slice() {
+                let outcomes = expr::evaluate(source, env);
+                let mut out: Vec<Vec<Spanned<Label>>> = Vec::new();
+                for v in outcomes.values {
+                    let span = if v.span.is_known() {
+                        v.span
+                    } else {
+                        value.span
+                    };
+                    match &v.value {
+                        Value::List(items) => {
+                            let each: Vec<Vec<Spanned<Label>>> = items
+                                .iter()
+                                .map(|i| value_labels(i, span, written, env))
+                                .collect();
+                            out.extend(combinations(each));
+                        }
+                        // An object or null gives GitHub nothing to route; not ours to judge.
+                        Value::Map(_) | Value::Null => {}
+                        _ => out.extend(
+                            value_labels(&v, span, written, env)
+                                .into_iter()
+                                .map(|l| vec![l]),
+                        ),
+                    }
+                }
+                if outcomes.open {
+                    out.push(vec![Spanned::new(
+                        Label::Expression(s.trim().to_string()),
+                        value.span,
+                    )]);
+                }
+                return out;
             }
+            labels_of_text(s, value.span, env)
+                .into_iter()
+                .map(|l| vec![l])
+                .collect()
         }
+        Node::Seq(items) => combinations(
+            items
+                .iter()
+                .filter_map(|i| Some(labels_of_text(i.value.as_str()?, i.span, env)))
+                .collect(),
+        ),
+        // A map or null where labels belong gives GitHub nothing to route; not ours to judge.
+        _ => vec![Vec::new()],
     }
 }
 
-/// `KEY` when `text` is exactly `${{ matrix.KEY }}`.
-fn matrix_key(text: &str) -> Option<&str> {
-    let inner = text.trim().strip_prefix("${{")?.strip_suffix("}}")?.trim();
-    let key = inner.strip_prefix("matrix.")?;
-    key.chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        .then_some(key)
+/// The labels one value of a whole-`runs-on` expression stands for: a value written in the file
+/// (a matrix value, itself evaluated by GitHub) is read like a label written there; a computed
+/// one is the expression's value.
+fn value_labels(
+    v: &Spanned<Value>,
+    fallback: Span,
+    written: &str,
+    env: &Env<'_>,
+) -> Vec<Spanned<Label>> {
+    match &v.value {
+        Value::Str(text) if v.span.is_known() => labels_of_text(text, v.span, env),
+        Value::List(_) | Value::Map(_) | Value::Null => Vec::new(),
+        other => vec![Spanned::new(
+            Label::Resolved {
+                value: other.text(),
+                expression: written.to_string(),
+            },
+            fallback,
+        )],
+    }
 }
 
-/// Every value `key` takes in `matrix`, or `None` when the matrix is not in the file (absent,
-/// or itself an expression).
-fn matrix_values<'a>(
-    matrix: Option<&'a Spanned<Node>>,
-    key: &str,
-) -> Option<Vec<&'a Spanned<Node>>> {
-    let matrix = matrix?;
-    if !matches!(matrix.value, Node::Map(_)) {
-        return None;
+/// One runner per way of picking one label from each position, at most [`MAX_VALUES`]; past
+/// that, each label alone (every label is still judged, only ambiguity between them is not).
+fn combinations(positions: Vec<Vec<Spanned<Label>>>) -> Vec<Vec<Spanned<Label>>> {
+    let count = positions
+        .iter()
+        .try_fold(1usize, |n, p| n.checked_mul(p.len().max(1)));
+    if count.is_none_or(|n| n > MAX_VALUES) {
+        return positions.into_iter().flatten().map(|l| vec![l]).collect();
     }
-    let mut values: Vec<&Spanned<Node>> = Vec::new();
-    for list in matrix.value.get_all(key) {
-        match &list.value {
-            Node::Seq(items) => values.extend(items.iter()),
-            _ => values.push(list),
+    let mut out: Vec<Vec<Spanned<Label>>> = vec![Vec::new()];
+    for choices in positions.into_iter().filter(|p| !p.is_empty()) {
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                choices.iter().map(move |c| {
+                    let mut runner = prefix.clone();
+                    runner.push(c.clone());
+                    runner
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// The labels a label's text may be, judged for expressions.
+pub fn labels_of_text(text: &str, span: Span, env: &Env<'_>) -> Vec<Spanned<Label>> {
+    let pieces = expr::pieces(text);
+    if !pieces.iter().any(|p| matches!(p, Piece::Expression(..))) {
+        return vec![Spanned::new(Label::Literal(text.to_string()), span)];
+    }
+    // Each way of filling the expressions in: the text, and where the first unknown part starts.
+    let mut filled: Vec<(String, Option<usize>)> = vec![(String::new(), None)];
+    for piece in &pieces {
+        let choices: Vec<(String, bool)> = match piece {
+            Piece::Text(t) => vec![(t.to_string(), false)],
+            Piece::Expression(source, written) => {
+                let o = expr::evaluate(source, env);
+                let mut c: Vec<(String, bool)> =
+                    o.values.iter().map(|v| (v.value.text(), false)).collect();
+                if o.open {
+                    c.push((written.to_string(), true));
+                }
+                c
+            }
+        };
+        if filled.len() * choices.len() > MAX_VALUES {
+            return vec![Spanned::new(
+                Label::Expression(text.trim().to_string()),
+                span,
+            )];
+        }
+        filled = filled
+            .iter()
+            .flat_map(|(prefix, open_at)| {
+                choices.iter().map(move |(c, open)| {
+                    let at = open_at.or(open.then_some(prefix.len()));
+                    (format!("{prefix}{c}"), at)
+                })
+            })
+            .collect();
+    }
+    let mut out: Vec<Spanned<Label>> = Vec::new();
+    for (value, open_at) in filled {
+        let label = match open_at {
+            None => Label::Resolved {
+                value,
+                expression: text.to_string(),
+            },
+            // The routing key ends before the unknown part: what follows cannot change it.
+            Some(at) if label_key_end(&value.as_bytes()[..at]) < at => {
+                if value == text {
+                    Label::Literal(value)
+                } else {
+                    Label::Resolved {
+                        value,
+                        expression: text.to_string(),
+                    }
+                }
+            }
+            Some(_) => Label::Expression(text.trim().to_string()),
+        };
+        if !out.iter().any(|l| l.value == label) {
+            out.push(Spanned::new(label, span));
         }
     }
-    for include in matrix.value.get_all("include") {
-        for entry in include.value.items() {
-            values.extend(entry.value.get_all(key));
-        }
-    }
-    if values.is_empty() {
-        return None;
-    }
-    Some(values)
+    out
+}
+
+/// Whether `event` can start a job with this `if:` (false only when the condition is false
+/// for that event whatever else happens).
+pub fn reaches(condition: Option<&str>, event: &str) -> bool {
+    condition.is_none_or(|c| {
+        !expr::condition(
+            c,
+            &Env {
+                matrix: None,
+                event_name: Some(event),
+            },
+        )
+        .always_false()
+    })
 }
 
 /// Whether an expression reads data that whoever triggers the run controls (event payload,
@@ -243,10 +398,12 @@ pub fn read_build_config_labels(tree: &Spanned<Node>) -> Vec<LabelSet> {
             Node::Seq(items) => items.iter().collect::<Vec<_>>(),
             _ => vec![v],
         })
-        .map(|v| LabelSet {
+        .flat_map(|v| runners(v, &Env::default()))
+        .map(|labels| LabelSet {
             job: "github_actions_labels".to_string(),
-            labels: labels_of(v),
+            labels,
             group: None,
+            condition: None,
         })
         .collect()
 }
@@ -313,5 +470,99 @@ mod tests {
         );
         assert!(reads_event_input("${{ github.event.comment.body }}"));
         assert!(!reads_event_input("${{ vars.RUNNER }}"));
+    }
+
+    fn runners_of(text: &str) -> Vec<Vec<(Label, u32)>> {
+        let wf = read_workflow(&parse_tree("w.yml", text.as_bytes()).unwrap());
+        wf.runs_on
+            .iter()
+            .map(|s| {
+                s.labels
+                    .iter()
+                    .map(|l| (l.value.clone(), l.span.line))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn resolved(value: &str, expression: &str) -> Label {
+        Label::Resolved {
+            value: value.into(),
+            expression: expression.into(),
+        }
+    }
+
+    #[test]
+    fn constant_expressions_are_read_as_their_values() {
+        let text = "jobs:\n  a:\n    runs-on: ${{ 'namespace-profile-default' }}\n  b:\n    runs-on: [self-hosted, \"${{ format('cirun-openstack-{0}-large', 'gpu') }}\"]\n  c:\n    runs-on: ${{ github.ref == 'refs/heads/main' && 'depot-ubuntu-24.04' || 'ubuntu-latest' }}\n  d:\n    runs-on: namespace-profile-${{ matrix.size }}-on-linux-64\n    strategy:\n      matrix:\n        size: [16cpu, 32cpu]\n";
+        let w = |e: &str| format!("${{{{ {e} }}}}");
+        let c = w("github.ref == 'refs/heads/main' && 'depot-ubuntu-24.04' || 'ubuntu-latest'");
+        assert_eq!(
+            runners_of(text),
+            [
+                vec![(
+                    resolved(
+                        "namespace-profile-default",
+                        &w("'namespace-profile-default'")
+                    ),
+                    3
+                )],
+                vec![
+                    (literal("self-hosted"), 5),
+                    (
+                        resolved(
+                            "cirun-openstack-gpu-large",
+                            &w("format('cirun-openstack-{0}-large', 'gpu')")
+                        ),
+                        5
+                    )
+                ],
+                vec![(resolved("depot-ubuntu-24.04", &c), 7)],
+                vec![(resolved("ubuntu-latest", &c), 7)],
+                vec![(
+                    resolved(
+                        "namespace-profile-16cpu-on-linux-64",
+                        "namespace-profile-${{ matrix.size }}-on-linux-64"
+                    ),
+                    9
+                )],
+                vec![(
+                    resolved(
+                        "namespace-profile-32cpu-on-linux-64",
+                        "namespace-profile-${{ matrix.size }}-on-linux-64"
+                    ),
+                    9
+                )],
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_part_after_a_semicolon_does_not_hide_the_label() {
+        let text = "jobs:\n  a:\n    runs-on: namespace-profile-x;${{ inputs.options }}\n  b:\n    runs-on: namespace-profile-${{ inputs.size }}\n";
+        assert_eq!(
+            runners_of(text),
+            [
+                vec![(literal("namespace-profile-x;${{ inputs.options }}"), 3)],
+                vec![(
+                    Label::Expression("namespace-profile-${{ inputs.size }}".into()),
+                    5
+                )],
+            ]
+        );
+    }
+
+    #[test]
+    fn local_reusable_workflows_and_job_conditions_are_read() {
+        let text = "on: pull_request_target\njobs:\n  build:\n    if: github.event_name != 'push'\n    uses: ./.github/workflows/build.yml\n  other:\n    uses: conda-forge/x/.github/workflows/y.yml@main\n";
+        let wf = read_workflow(&parse_tree("w.yml", text.as_bytes()).unwrap());
+        assert_eq!(wf.calls.len(), 1);
+        assert_eq!(wf.calls[0].workflow.value, ".github/workflows/build.yml");
+        assert_eq!(wf.calls[0].workflow.span.line, 5);
+        assert!(!reaches(wf.calls[0].condition.as_deref(), "push"));
+        assert!(reaches(
+            wf.calls[0].condition.as_deref(),
+            "pull_request_target"
+        ));
     }
 }

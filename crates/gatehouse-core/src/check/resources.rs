@@ -3,7 +3,12 @@ use std::collections::{HashMap, HashSet};
 use super::CheckContext;
 use super::settings::validate_reviewers;
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::names::{GENERIC_LABELS, is_generic_label, label_key, validate_project_name};
+use crate::model::{ProviderKind, Resource};
+use crate::names::{
+    GENERIC_LABELS, HOSTED_LABEL_PREFIXES, is_generic_label, is_hosted_runner_key, label_key,
+    label_pattern, patterns_overlap, validate_project_name,
+};
+use crate::span::Spanned;
 
 /// Resource names are valid, match their file names, and are defined once.
 pub(super) fn validate_resource_files(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
@@ -89,12 +94,29 @@ pub(super) fn validate_resource_providers(ctx: &CheckContext<'_>, diags: &mut Di
 }
 
 /// Labels route jobs unambiguously: no label is claimed by two resources (compared as the guard
-/// compares them), and no resource claims a label every runner has.
+/// compares them), no two resources' patterns can match one label, and no resource claims a
+/// label every runner has or one GitHub's own hosted runners answer to.
 pub(super) fn validate_labels(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
+    // Every valid pattern: (the text before its `*`, the label, its resource).
+    let patterns: Vec<(String, &Spanned<String>, &str)> = ctx
+        .repo
+        .resources
+        .iter()
+        .flat_map(|r| {
+            r.value
+                .labels
+                .iter()
+                .map(move |l| (l, r.value.name.as_str()))
+        })
+        .filter_map(|(l, owner)| {
+            let prefix = label_pattern(&label_key(l)).ok()??.to_string();
+            Some((prefix, l, owner))
+        })
+        .collect();
     for r in &ctx.repo.resources {
         let res = &r.value;
         let file = r.path.as_str();
-        if res.labels.is_empty() {
+        if res.labels.is_empty() && !served_by_a_runner_group(ctx, res) {
             diags.push(
                 Diagnostic::warning(
                     "no-labels",
@@ -108,19 +130,77 @@ pub(super) fn validate_labels(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
                 .with_help("add the runs-on labels that select this resource"),
             );
         }
+        // `self-hosted` alone selects every self-hosted runner the repository may use.
+        let only_self_hosted =
+            !res.labels.is_empty() && res.labels.iter().all(|l| label_key(l) == "self-hosted");
         let mut own: HashSet<String> = HashSet::new();
         for label in &res.labels {
             let key = label_key(label);
             if key.is_empty() {
-                diags.push(Diagnostic::error(
-                    "label",
-                    file,
-                    label.span,
-                    format!(
-                        "label `{}` is empty once its `--` suffix is dropped",
-                        label.value
-                    ),
-                ));
+                diags.push(
+                    Diagnostic::error(
+                        "label",
+                        file,
+                        label.span,
+                        format!(
+                            "label `{}` is empty once its `--` or `;` suffix is dropped",
+                            label.value
+                        ),
+                    )
+                    .with_help("write the label's name before any `--` or `;`"),
+                );
+                continue;
+            }
+            if only_self_hosted {
+                diags.push(
+                    Diagnostic::error(
+                        "hosted-label",
+                        file,
+                        label.span,
+                        format!(
+                            "resource `{}` claims only `{}`, which every self-hosted runner of the organisation answers to: the guard could not tell this resource's jobs from any other's",
+                            res.name.value, label.value
+                        ),
+                    )
+                    .with_help("list the labels only this resource's runners carry"),
+                );
+                break;
+            }
+            let pattern = match label_pattern(&key) {
+                Ok(p) => p,
+                Err(e) => {
+                    diags.push(
+                        Diagnostic::error(
+                            "label-pattern",
+                            file,
+                            label.span,
+                            format!("label `{}` {e}", label.value),
+                        )
+                        .with_help("a pattern ends in its only `*` (`namespace-profile-*`); otherwise remove the `*`"),
+                    );
+                    continue;
+                }
+            };
+            if let Some(hosted) = hosted_runner_match(&key, pattern) {
+                diags.push(
+                    Diagnostic::error(
+                        "hosted-label",
+                        file,
+                        label.span,
+                        format!(
+                            "label `{}` {hosted}: a job asking for one runs on GitHub's machines (or on any runner that carries the label), and the guard never routes it",
+                            label.value
+                        ),
+                    )
+                    .with_help(format!(
+                        "remove it; labels beginning with {} belong to GitHub",
+                        HOSTED_LABEL_PREFIXES
+                            .iter()
+                            .map(|p| format!("`{p}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                );
                 continue;
             }
             if is_generic_label(label) {
@@ -163,7 +243,7 @@ pub(super) fn validate_labels(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
                             file,
                             label.span,
                             format!(
-                                "label `{}` is also claimed by {} (labels compare case-insensitively, without any `--` suffix)",
+                                "label `{}` is also claimed by {} (labels compare case-insensitively, without any `--` or `;` suffix)",
                                 label.value,
                                 others
                                     .iter()
@@ -174,8 +254,89 @@ pub(super) fn validate_labels(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
                         )
                         .with_help("give each resource labels of its own, so that a job routes to one resource"),
                     );
+                    continue;
                 }
+            }
+            if let Some(prefix) = pattern {
+                validate_pattern_overlap(file, res.name.as_str(), label, prefix, &patterns, diags);
             }
         }
     }
+}
+
+/// A pattern may not match a label another pattern matches: a job would then route to two
+/// resources. (A different pattern with the same text is a `label-conflict`; an overlap within
+/// one resource routes nowhere else, but one of the two is redundant.)
+fn validate_pattern_overlap(
+    file: &str,
+    resource: &str,
+    label: &Spanned<String>,
+    prefix: &str,
+    patterns: &[(String, &Spanned<String>, &str)],
+    diags: &mut Diagnostics,
+) {
+    for (other, other_label, owner) in patterns {
+        if std::ptr::eq(*other_label, label) || other == prefix || !patterns_overlap(prefix, other)
+        {
+            continue;
+        }
+        if *owner == resource {
+            // Reported once, on the narrower of the two.
+            if prefix.starts_with(other.as_str()) {
+                diags.push(
+                    Diagnostic::warning(
+                        "duplicate-label",
+                        file,
+                        label.span,
+                        format!(
+                            "pattern `{}` adds nothing: `{}` of this resource already matches every label it matches",
+                            label.value, other_label.value
+                        ),
+                    )
+                    .with_help("remove the narrower pattern"),
+                );
+            }
+            continue;
+        }
+        diags.push(
+            Diagnostic::error(
+                "pattern-overlap",
+                file,
+                label.span,
+                format!(
+                    "pattern `{}` and pattern `{}` of `{owner}` both match labels that begin with `{}`: such a job would route to two resources",
+                    label.value,
+                    other_label.value,
+                    if prefix.len() >= other.len() { prefix } else { other.as_str() }
+                ),
+            )
+            .with_help("make the patterns disjoint (neither's text before `*` may begin the other's), or list exact labels"),
+        );
+    }
+}
+
+/// How a routing key (or, for a pattern, the text before its `*`) meets GitHub's hosted-runner
+/// labels, in words; `None` when it does not.
+fn hosted_runner_match(key: &str, pattern: Option<&str>) -> Option<String> {
+    match pattern {
+        None => is_hosted_runner_key(key.as_bytes())
+            .then(|| "is a label of GitHub's own hosted runners".to_string()),
+        Some(prefix) => HOSTED_LABEL_PREFIXES
+            .iter()
+            .find(|h| patterns_overlap(prefix, h))
+            .map(|h| {
+                format!("matches labels of GitHub's own hosted runners (`{h}latest` and the others beginning with `{h}`)")
+            }),
+    }
+}
+
+/// A resource served through a runner group, which `runs-on: { group: ... }` reaches without
+/// labels.
+fn served_by_a_runner_group(ctx: &CheckContext<'_>, res: &Resource) -> bool {
+    ctx.repo.settings.as_ref().is_some_and(|s| {
+        s.value
+            .providers
+            .get(res.provider.as_str())
+            .is_some_and(|p| p.kind.value == ProviderKind::RunnerGroup && p.group.is_some())
+    })
 }

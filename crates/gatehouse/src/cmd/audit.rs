@@ -29,8 +29,6 @@ use crate::report;
 pub struct PolicyLedger<'a> {
     pub policy: &'a Policy,
     pub today: Date,
-    /// Runner group (lower-cased) -> the resources its `runner-group` provider serves.
-    pub groups: HashMap<String, Vec<String>>,
 }
 
 impl Ledger for PolicyLedger<'_> {
@@ -39,8 +37,8 @@ impl Ledger for PolicyLedger<'_> {
         self.policy.project_of(&full).map(str::to_string)
     }
 
-    fn route(&self, labels: &[&str]) -> Routed {
-        match self.policy.route(labels.iter().copied()) {
+    fn route(&self, labels: &[&str], group: Option<&str>) -> Routed {
+        match self.policy.route_job(labels.iter().copied(), group) {
             Ok(None) => Routed::None,
             Ok(Some(id)) => Routed::One(self.policy.resource(id).name.to_string()),
             Err((a, b)) => Routed::Ambiguous(
@@ -48,13 +46,6 @@ impl Ledger for PolicyLedger<'_> {
                 self.policy.resource(b).name.to_string(),
             ),
         }
-    }
-
-    fn group_resources(&self, group: &str) -> Vec<String> {
-        self.groups
-            .get(&group.to_ascii_lowercase())
-            .cloned()
-            .unwrap_or_default()
     }
 
     fn grant(&self, project: &str, resource: &str) -> GrantState {
@@ -83,7 +74,6 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
     let ledger = PolicyLedger {
         policy: &policy,
         today,
-        groups: runner_group_resources(&repo),
     };
     // Findings about the access repository name its files relative to it; findings about
     // projects relative to the projects folder. Both are shown relative to where audit runs.
@@ -131,30 +121,6 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Runner group (lower-cased) -> the resources served through it, from gatehouse.yml's
-/// `runner-group` providers.
-fn runner_group_resources(repo: &gatehouse_core::Repo) -> HashMap<String, Vec<String>> {
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    let Some(settings) = &repo.settings else {
-        return out;
-    };
-    for (name, p) in &settings.value.providers {
-        if p.kind.value != gatehouse_core::model::ProviderKind::RunnerGroup {
-            continue;
-        }
-        let Some(group) = &p.group else { continue };
-        let resources = repo
-            .resources
-            .iter()
-            .filter(|r| r.value.provider.value == *name)
-            .map(|r| r.value.name.value.clone());
-        out.entry(group.value.to_ascii_lowercase())
-            .or_default()
-            .extend(resources);
-    }
-    out
 }
 
 /// `d` with its file named relative to the current folder rather than to `base`.
