@@ -980,3 +980,49 @@ fn a_runner_group_resource_needs_no_labels() {
     )]);
     only(&d, "no-labels", Severity::Warning, "resources/pool.yml", 1);
 }
+
+#[test]
+fn a_user_list_names_people_by_account_id() {
+    // A login people/tos.yml resolves, and one written with its id: both fine.
+    let listed = "project: pytorch-cpu\ngrants:\n  - resource: gpu-large\n    granted: 2026-03-01\n    expires: 2027-03-01\n    users: { users: [Wolfv, { github: isuruf, id: 5234427 }] }\n";
+    assert!(check_with(&[("grants/pytorch-cpu.yml", Some(listed))]).is_empty());
+    // A login nothing resolves matches nobody: an error at the entry, saying what to write.
+    let unknown = listed.replace("Wolfv", "baszalmstra");
+    let diags = check_with(&[("grants/pytorch-cpu.yml", Some(&unknown))]);
+    let d = only(
+        &diags,
+        "unresolved-user",
+        Severity::Error,
+        "grants/pytorch-cpu.yml",
+        6,
+    );
+    assert!(d.message.contains("baszalmstra"), "{}", d.message);
+    assert!(
+        d.help
+            .as_deref()
+            .unwrap_or_default()
+            .contains("{ github: baszalmstra, id:"),
+        "{:?}",
+        d.help
+    );
+    // The same in a request.
+    let request = "action: grant\nprojects: [numpy]\nresources: [gpu-large]\nusers: [nobody-knows]\nreason: GPU tests\n";
+    let diags = check_with(&[("requests/numpy.yml", Some(request))]);
+    only(
+        &diags,
+        "unresolved-user",
+        Severity::Error,
+        "requests/numpy.yml",
+        4,
+    );
+    // A written id that people/tos.yml gives another login's owner: someone is wrong.
+    let mismatch = listed.replace("isuruf, id: 5234427", "wolfv, id: 4242");
+    let diags = check_with(&[("grants/pytorch-cpu.yml", Some(&mismatch))]);
+    only(
+        &diags,
+        "user-id-mismatch",
+        Severity::Warning,
+        "grants/pytorch-cpu.yml",
+        6,
+    );
+}

@@ -138,7 +138,7 @@ fn replay_scenario(dir: &Path, db: &str) {
         assert_eq!(deliver(&base, "q-a", "workflow_job", &a).await, "allow");
         let b = queued(2, 12, REPO_1, "gpu-large");
         assert_eq!(deliver(&base, "q-b", "workflow_job", &b).await, "allow");
-        let c = queued(1, 13, REPO_0, "ubuntu-latest");
+        let c = queued(1, 13, REPO_0, "big-linux-box");
         assert_eq!(
             deliver(&base, "q-c", "workflow_job", &c).await,
             "not managed"
@@ -153,10 +153,10 @@ fn replay_scenario(dir: &Path, db: &str) {
         "{out}"
     );
 
-    // The change under test: proj0 loses `gpu` and gets a new resource on `ubuntu-latest`.
+    // The change under test: proj0 loses `gpu` and gets a new resource on `big-linux-box`.
     std::fs::write(
         repo.join("resources/linux-big.yml"),
-        "name: linux-big\nprovider: cirun\nlabels: [ubuntu-latest]\nusers: { roles: [admin, maintain, write] }\n",
+        "name: linux-big\nprovider: cirun\nlabels: [big-linux-box]\nusers: { roles: [admin, maintain, write] }\n",
     )
     .unwrap();
     std::fs::write(

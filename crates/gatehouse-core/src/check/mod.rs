@@ -10,6 +10,7 @@
 mod codeowners;
 mod grants;
 mod online;
+mod people;
 mod requests;
 mod resources;
 mod settings;
@@ -99,6 +100,7 @@ pub const CHECKS: &[(&str, CheckFn)] = &[
     ("grant-resources", grants::validate_grant_resources),
     ("grant-dates", grants::validate_grant_dates),
     ("grant-duplicates", grants::validate_duplicate_grants),
+    ("user-ids", people::validate_user_ids),
     ("request-projects", requests::validate_request_projects),
     ("request-resources", requests::validate_request_resources),
     ("request-targets", requests::validate_request_targets),
