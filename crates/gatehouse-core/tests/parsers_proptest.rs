@@ -34,6 +34,8 @@ const FIXED: &[(&str, &str)] = &[
         "grants/pytorch-cpu.yml",
         "project: pytorch-cpu\ngrants:\n  - resource: cirun-openstack-gpu-large\n    granted: 2026-03-01\n    expires: 2027-03-01\n",
     ),
+    // Resolves the logins of user lists to account ids.
+    ("people/tos.yml", "- { github: jaimergp, id: 2559438 }\n"),
 ];
 
 /// Valid files to mutate: conda-forge's admin-requests (verbatim) and gatehouse's native forms.

@@ -2912,3 +2912,49 @@ async fn a_missing_page_does_not_echo_its_path() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Runner groups: a `runs-on: { group: ... }` job names no label; GitHub says its group when it
+// starts, and the guard decides it then.
+
+on_both!(a_job_on_a_runner_group_is_decided_when_it_starts);
+
+async fn a_job_on_a_runner_group_is_decided_when_it_starts(backend: Backend) {
+    let guard = Guard::start(backend).await;
+    let settings = format!("{SETTINGS}  pool: {{ kind: runner-group, group: gpu-pool }}\n");
+    std::fs::write(guard.repo.path().join("gatehouse.yml"), settings).unwrap();
+    std::fs::write(
+        guard.repo.path().join("resources/pool-gpu.yml"),
+        "name: pool-gpu\nprovider: pool\n",
+    )
+    .unwrap();
+    let (status, answer) = guard.reload(ADMIN).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    guard
+        .deliver("workflow_run", "run-1", &run_by(990, 1, ACTOR, ACTOR))
+        .await;
+    // Queued: no label, no group yet. Nothing to decide.
+    let (_, m) = guard
+        .deliver("workflow_job", "q-1", &{
+            let mut v = queued_attempt(990, 1, 9900);
+            v["workflow_job"]["labels"] = json!([]);
+            v
+        })
+        .await;
+    assert_eq!(m, "not managed");
+    // It starts on a runner of the group (named in another case): `example` holds no grant
+    // of the group's resource.
+    let mut started = job_event("in_progress", 990, 9900);
+    started["workflow_job"]["labels"] = json!([]);
+    started["workflow_job"]["runner_group_name"] = json!("GPU-Pool");
+    let (_, m) = guard.deliver("workflow_job", "p-1", &started).await;
+    assert_eq!(m, "deny (no-grant): run cancelled");
+    let d = &guard.decisions("?outcome=deny").await[0];
+    assert_eq!(d["resource"], "pool-gpu");
+    // A job of GitHub's own runners goes in progress in their group: not managed.
+    let mut hosted = job_event("in_progress", 990, 9901);
+    hosted["workflow_job"]["labels"] = json!(["ubuntu-latest"]);
+    hosted["workflow_job"]["runner_group_name"] = json!("GitHub Actions");
+    let (_, m) = guard.deliver("workflow_job", "p-2", &hosted).await;
+    assert_eq!(m, "not managed");
+}
