@@ -836,13 +836,18 @@ impl Decision {
                     .map(Permission::as_str)
                     .collect::<Vec<_>>()
                     .join(", ");
-                let whose = if *who == Who::HeadOwner {
-                    " (the code of this pull request is theirs)"
+                let (whose, what) = if *who == Who::HeadOwner {
+                    (
+                        " (the code of this pull request is theirs)",
+                        format!(
+                            "a maintainer can push the pull request's branch to `{repository}` and run it there"
+                        ),
+                    )
                 } else {
-                    ""
+                    ("", "ask a maintainer to run the job".to_string())
                 };
                 format!(
-                    "{} `{}`{whose} {}. Jobs on `{resource}` can be started by people with the {roles} role on `{repository}`; ask a maintainer to run the job",
+                    "{} `{}`{whose} {}. Jobs on `{resource}` can be started by people with the {roles} role on `{repository}`; {what}",
                     who_name(*who),
                     login(*who),
                     person_problem(&d.reason),

@@ -7,6 +7,7 @@
 //! $L throughput --gatehouse $G --sends 100000 --concurrency 32       # SQLite
 //! $L kill-test  --gatehouse $G --sends 200000 --kills 2              # SQLite, SIGKILL twice
 //! $L replicas   --gatehouse $G --sends 100000 --db postgres://postgres@127.0.0.1:5432/test
+//! $L cancel-latency --gatehouse $G --sends 100000 --concurrency 32  # one denial a second
 //! ```
 //!
 //! Each run writes an access repository and a store in a fresh temporary folder (PostgreSQL:
@@ -36,7 +37,7 @@ fn parse() -> anyhow::Result<Args> {
     let mut it = std::env::args().skip(1);
     let mode = it
         .next()
-        .context("usage: loadgen throughput|kill-test|replicas --gatehouse BIN [--sends N] [--concurrency N] [--kills N] [--db URL]")?;
+        .context("usage: loadgen throughput|kill-test|replicas|cancel-latency --gatehouse BIN [--sends N] [--concurrency N] [--kills N] [--db URL]")?;
     let mut args = Args {
         mode,
         gatehouse: PathBuf::from("target/release/gatehouse"),
@@ -107,9 +108,16 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let repo = dir.path().join("access");
     loadgen::write_repo(&repo)?;
-    let github = loadgen::fake_github().await?;
+    let fake = loadgen::fake_github().await?;
+    let github = fake.url.clone();
     let log = dir.path().join("server.log");
-    let traffic = Arc::new(Traffic::new(args.sends, 10, "load")?);
+    let traffic = Traffic::new(args.sends, 10, "load")?;
+    // Denials come from their own sender in cancel-latency, one a second.
+    let traffic = Arc::new(if args.mode == "cancel-latency" {
+        traffic.all_granted()
+    } else {
+        traffic
+    });
     println!(
         "{} sends of {} distinct deliveries (workflow_run, queued, completed; ~10% repeats), {} connections",
         traffic.sends.len(),
@@ -188,6 +196,9 @@ async fn main() -> anyhow::Result<()> {
                 ) + metric_sum(
                     p,
                     "gatehouse_deliveries_total{event=\"workflow_run\",outcome=\"not-processed\"}",
+                ) + metric_sum(
+                    p,
+                    "gatehouse_deliveries_total{event=\"workflow_job\",outcome=\"waiting\"}",
                 )
             };
             let (na, nb) = (processed(&pa), processed(&pb));
@@ -213,7 +224,59 @@ async fn main() -> anyhow::Result<()> {
                 .execute(&pool)
                 .await?;
         }
-        other => anyhow::bail!("unknown mode {other}: throughput, kill-test or replicas"),
+        "cancel-latency" => {
+            let db = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+            let server =
+                ServerProcess::start(&args.gatehouse, &repo, &db, &github, free_addr()?, &log)
+                    .await?;
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let denials = tokio::spawn(loadgen::send_denials(
+                server.base(),
+                Duration::from_secs(1),
+                stop.clone(),
+            ));
+            let targets = Arc::new(Targets {
+                bases: vec![server.base()],
+            });
+            let result = loadgen::send_all(
+                traffic.clone(),
+                targets,
+                args.concurrency,
+                Arc::new(AtomicUsize::new(0)),
+            )
+            .await?;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let sent = denials.await.context("the denial sender panicked")??;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            report("deliveries", &result);
+            let cancels = fake
+                .cancels
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let mut delays: Vec<Duration> = sent
+                .iter()
+                .filter_map(|(run, at)| Some(cancels.get(run)?.duration_since(*at)))
+                .collect();
+            anyhow::ensure!(
+                delays.len() == sent.len(),
+                "{} of {} denied runs were cancelled",
+                delays.len(),
+                sent.len()
+            );
+            delays.sort_unstable();
+            let q = |q: f64| delays[((delays.len() - 1) as f64 * q).round() as usize];
+            println!(
+                "denied job's delivery sent -> its cancel request at GitHub: {} denials, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                delays.len(),
+                q(0.5).as_secs_f64() * 1e3,
+                q(0.99).as_secs_f64() * 1e3,
+                q(1.0).as_secs_f64() * 1e3,
+            );
+        }
+        other => {
+            anyhow::bail!("unknown mode {other}: throughput, kill-test, replicas or cancel-latency")
+        }
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
     Ok(())

@@ -82,11 +82,33 @@ pub fn write_repo(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The loopback GitHub of [`fake_github`]: where it listens, and when each run's cancellation
+/// reached it.
+pub struct FakeGitHub {
+    pub url: String,
+    /// Run id -> when its first cancel request arrived.
+    pub cancels: Arc<std::sync::Mutex<std::collections::HashMap<i64, Instant>>>,
+}
+
 /// A loopback stand-in for the GitHub REST endpoints the guard calls (shapes as in GitHub's
 /// OpenAPI description): every repository's collaborator is the example payloads' actor
 /// (`Codertocat`, who may write), every run's attempt exists (pushed by them), cancels and
-/// check runs succeed. Returns its base URL; it runs until the runtime stops.
-pub async fn fake_github() -> anyhow::Result<String> {
+/// check runs succeed (and the arrival of each run's cancel is noted). It runs until the
+/// runtime stops.
+pub async fn fake_github() -> anyhow::Result<FakeGitHub> {
+    let cancels: Arc<std::sync::Mutex<std::collections::HashMap<i64, Instant>>> = Arc::default();
+    let noted = cancels.clone();
+    let cancel = move |UrlPath((_, _, id)): UrlPath<(String, String, i64)>| {
+        let noted = noted.clone();
+        async move {
+            noted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(id)
+                .or_insert_with(Instant::now);
+            (StatusCode::ACCEPTED, Json(json!({})))
+        }
+    };
     async fn run(
         UrlPath((owner, repo, id, attempt)): UrlPath<(String, String, i64, i64)>,
     ) -> Json<Value> {
@@ -116,7 +138,7 @@ pub async fn fake_github() -> anyhow::Result<String> {
         )
         .route(
             "/repos/{owner}/{repo}/actions/runs/{id}/cancel",
-            post(|| async { (StatusCode::ACCEPTED, Json(json!({}))) }),
+            post(cancel),
         )
         .route(
             "/repos/{owner}/{repo}/check-runs",
@@ -127,7 +149,10 @@ pub async fn fake_github() -> anyhow::Result<String> {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Ok(format!("http://{addr}"))
+    Ok(FakeGitHub {
+        url: format!("http://{addr}"),
+        cancels,
+    })
 }
 
 /// One delivery of the traffic.
@@ -152,6 +177,8 @@ pub struct Traffic {
     completed_at: jiff::Timestamp,
     /// Delivery ids start with it, so runs of several tests do not collide.
     prefix: String,
+    /// How many projects without a grant runs also come from (their jobs are denied).
+    ungranted: u64,
 }
 
 /// A stretch of a template: text as it is, or the index in [`MARKS`] of what replaces it.
@@ -239,11 +266,18 @@ impl Traffic {
             ],
             sends: order,
             completed_at: jiff::Timestamp::now(),
+            ungranted: UNGRANTED_PROJECTS,
             prefix: prefix.to_string(),
         })
     }
 
     /// How many different deliveries the sends hold.
+    /// The same traffic from granted projects only: no job of it is denied.
+    pub fn all_granted(mut self) -> Traffic {
+        self.ungranted = 0;
+        self
+    }
+
     pub fn distinct(&self) -> usize {
         self.sends
             .iter()
@@ -255,7 +289,7 @@ impl Traffic {
     pub fn delivery(&self, d: u32) -> Delivery {
         let run = u64::from(d / 3);
         let phase = d % 3;
-        let project = mix(run) % (GRANTED_PROJECTS + UNGRANTED_PROJECTS);
+        let project = mix(run) % (GRANTED_PROJECTS + self.ungranted);
         let repo = format!("octo-org/proj{project}-feedstock");
         // A third of the jobs run on GitHub's own runners.
         let managed = !mix(run ^ 0xA11).is_multiple_of(3);
@@ -428,6 +462,49 @@ pub async fn send_all(
     }
     total.elapsed = started.elapsed();
     Ok(total)
+}
+
+/// Sends, every `every`, one queued job of a project without a grant (denied on the ledger
+/// alone, so its run is cancelled at once), until `stop` is set; returns each job's run id and
+/// when its delivery started. For the time from a denial's delivery to its cancel request.
+pub async fn send_denials(
+    base: String,
+    every: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Vec<(i64, Instant)>> {
+    let http = http_client();
+    let mut sent = Vec::new();
+    let mut tick = tokio::time::interval(every);
+    for n in 0i64.. {
+        tick.tick().await;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let run_id = 5_000_000_000 + n;
+        let mut v: Value = serde_json::from_str(QUEUED_TEMPLATE)?;
+        v["repository"]["full_name"] = json!(format!("octo-org/denied{n}-feedstock"));
+        v["workflow_job"]["id"] = json!(6_000_000_000 + n);
+        v["workflow_job"]["run_id"] = json!(run_id);
+        v["workflow_job"]["labels"] = json!(["gpu-large", "linux"]);
+        let body = serde_json::to_vec(&v)?;
+        let started = Instant::now();
+        let resp = http
+            .post(format!("{base}/webhook"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "workflow_job")
+            .header("x-github-delivery", format!("denial-{n}"))
+            .header("x-hub-signature-256", sign(SECRET, &body))
+            .body(body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "a denial was answered {}",
+            resp.status()
+        );
+        sent.push((run_id, started));
+    }
+    Ok(sent)
 }
 
 /// What the store must hold after the traffic was acknowledged.

@@ -120,7 +120,7 @@ fn replay_scenario(dir: &Path, db: &str) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let github = loadgen::fake_github().await.unwrap();
+        let github = loadgen::fake_github().await.unwrap().url;
         let server = ServerProcess::start(
             Path::new(env!("CARGO_BIN_EXE_gatehouse")),
             &repo,

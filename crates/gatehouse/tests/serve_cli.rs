@@ -146,7 +146,7 @@ fn a_guard_killed_midway_loses_nothing_and_counts_nothing_twice() {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("access");
         loadgen::write_repo(&repo).unwrap();
-        let github = loadgen::fake_github().await.unwrap();
+        let github = loadgen::fake_github().await.unwrap().url;
         let db = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
         let log = dir.path().join("server.log");
         let mut server = ServerProcess::start(
