@@ -129,8 +129,8 @@ pub const ROLE_EVENTS: &[&str] = &["member", "membership", "team", "organization
 pub enum Event {
     WorkflowRun(WorkflowRunEvent),
     WorkflowJob(WorkflowJobEvent),
-    /// One of [`ROLE_EVENTS`].
-    RoleChange(RoleChangeEvent),
+    /// One of [`ROLE_EVENTS`] (its name, its payload).
+    RoleChange(&'static str, RoleChangeEvent),
     /// `ping`: GitHub checking that the hook works; its body is not read.
     Ping,
     /// An event the guard stores but does not use; its body is not read.
@@ -150,10 +150,13 @@ pub fn parse_event(event_name: &str, body: &[u8]) -> anyhow::Result<Event> {
             Event::WorkflowJob(serde_json::from_slice(body).context("not a workflow_job event")?)
         }
         "ping" => Event::Ping,
-        name if ROLE_EVENTS.contains(&name) => Event::RoleChange(
-            serde_json::from_slice(body).with_context(|| format!("not a {name} event"))?,
-        ),
-        _ => Event::Other,
+        name => match ROLE_EVENTS.iter().find(|e| **e == name) {
+            Some(role_event) => Event::RoleChange(
+                role_event,
+                serde_json::from_slice(body).with_context(|| format!("not a {name} event"))?,
+            ),
+            None => Event::Other,
+        },
     })
 }
 

@@ -29,7 +29,9 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use crate::events::{RoleChangeEvent, WorkflowJob, WorkflowJobEvent, WorkflowRunEvent};
+use crate::events::{
+    Event, RoleChangeEvent, WorkflowJob, WorkflowJobEvent, WorkflowRunEvent, parse_event,
+};
 use crate::facts::RepoRoles;
 use crate::state::{AppState, later, today};
 use crate::store::{DecisionRecord, JobStatus, RunRecord, Write, now_text, time_text};
@@ -85,7 +87,19 @@ pub async fn process(
     received_at: Timestamp,
     deadline: Timestamp,
 ) -> anyhow::Result<Processed> {
-    match handle(state, delivery, event, body, received_at, deadline).await {
+    let parsed = parse_event(event, body);
+    process_parsed(state, delivery, &parsed, received_at, deadline).await
+}
+
+/// [`process`] of a payload parsed already ([`parse_event`]).
+pub async fn process_parsed(
+    state: &AppState,
+    delivery: &str,
+    event: &Parsed,
+    received_at: Timestamp,
+    deadline: Timestamp,
+) -> anyhow::Result<Processed> {
+    match handle(state, delivery, event, received_at, deadline).await {
         Handled::Waiting(wait) => Ok(Processed::Waiting(wait)),
         Handled::Done(effects) => {
             let rows = state.store.commit(effects.writes.clone()).await?;
@@ -106,12 +120,10 @@ pub enum Processed {
 /// anything, and never a wait): then it is stored and processed in one commit. Queued jobs are
 /// decided; a job going in progress is decided when its runner group (known only then) routes
 /// it to a managed resource its labels did not.
-pub fn store_only(state: &AppState, event: &str, body: &[u8]) -> bool {
-    if event != "workflow_job" {
+pub fn store_only(state: &AppState, event: &Parsed) -> bool {
+    // A malformed payload is recorded as such, in one commit.
+    let Ok(Event::WorkflowJob(e)) = event else {
         return true;
-    }
-    let Ok(e) = serde_json::from_slice::<WorkflowJobEvent>(body) else {
-        return true; // handled as a malformed payload, in one commit
     };
     match e.action.as_str() {
         "queued" => false,
@@ -268,36 +280,37 @@ impl AppState {
     }
 }
 
+/// A payload as [`parse_event`] read it (each payload is parsed once).
+pub type Parsed = anyhow::Result<Event>;
+
 /// Runs the event's handler (acting on GitHub where it must) and collects its writes.
 pub async fn handle(
     state: &AppState,
     delivery: &str,
-    event: &str,
-    body: &[u8],
+    event: &Parsed,
     received_at: Timestamp,
     deadline: Timestamp,
 ) -> Handled {
     let mut writes = Vec::new();
     let mut after = Vec::new();
     let outcome = match event {
-        "ping" => Ok("pong".to_string()),
-        "workflow_run" => on_workflow_run(body, &mut writes),
-        "workflow_job" => {
+        Err(e) => Err(anyhow::anyhow!("{e:#}")),
+        Ok(Event::Ping) => Ok("pong".to_string()),
+        Ok(Event::WorkflowRun(e)) => on_workflow_run(e, &mut writes),
+        Ok(Event::WorkflowJob(e)) => {
             let job = Handling {
                 delivery,
                 received_at,
                 deadline,
             };
-            match on_workflow_job(state, &job, body, &mut writes, &mut after).await {
+            match on_workflow_job(state, &job, e, &mut writes, &mut after).await {
                 Ok(Step::Wait(wait)) => return Handled::Waiting(wait),
                 Ok(Step::Did(what)) => Ok(what),
                 Err(e) => Err(e),
             }
         }
-        name if crate::events::ROLE_EVENTS.contains(&name) => {
-            on_role_change(state, name, body, &mut writes, &mut after)
-        }
-        _ => Ok("stored; event not used".to_string()),
+        Ok(Event::RoleChange(name, e)) => on_role_change(state, name, e, &mut writes, &mut after),
+        Ok(Event::Other) => Ok("stored; event not used".to_string()),
     }
     .map_err(|e| format!("{e:#}"));
     let minutes = writes.iter().enumerate().find_map(|(i, w)| match w {
@@ -353,7 +366,7 @@ pub async fn recover(state: &Arc<AppState>) -> anyhow::Result<usize> {
         for d in batch {
             let received_at = d.received_at.parse().unwrap_or_else(|_| Timestamp::now());
             let deadline = state.fresh_deadline();
-            crate::pending::process_or_wait(state, d, received_at, deadline, Duration::ZERO)
+            crate::pending::process_or_wait(state, d, None, received_at, deadline, Duration::ZERO)
                 .await
                 .context("cannot process a stored delivery")?;
             done += 1;
@@ -361,11 +374,11 @@ pub async fn recover(state: &Arc<AppState>) -> anyhow::Result<usize> {
     }
 }
 
-fn on_workflow_run(body: &[u8], writes: &mut Vec<Write>) -> anyhow::Result<String> {
-    let event: WorkflowRunEvent =
-        serde_json::from_slice(body).context("not a workflow_run event")?;
-    let repository = event.repository.full_name;
-    let Some(run) = crate::events::run_record(event.workflow_run, &repository, event.sender) else {
+fn on_workflow_run(event: &WorkflowRunEvent, writes: &mut Vec<Write>) -> anyhow::Result<String> {
+    let repository = &event.repository.full_name;
+    let Some(run) =
+        crate::events::run_record(event.workflow_run.clone(), repository, event.sender.clone())
+    else {
         anyhow::bail!("the workflow_run event names no actor");
     };
     let what = format!("run {} attempt {} remembered", run.run_id, run.run_attempt);
@@ -379,12 +392,10 @@ fn on_workflow_run(body: &[u8], writes: &mut Vec<Write>) -> anyhow::Result<Strin
 async fn on_workflow_job(
     state: &AppState,
     job: &Handling<'_>,
-    body: &[u8],
+    event: &WorkflowJobEvent,
     writes: &mut Vec<Write>,
     after: &mut Vec<After>,
 ) -> anyhow::Result<Step> {
-    let event: WorkflowJobEvent =
-        serde_json::from_slice(body).context("not a workflow_job event")?;
     let repository = event.repository.full_name.as_str();
     let w = &event.workflow_job;
     match event.action.as_str() {
@@ -799,12 +810,10 @@ fn minutes_between(start: Timestamp, end: Timestamp) -> i64 {
 fn on_role_change(
     state: &AppState,
     name: &str,
-    body: &[u8],
+    e: &RoleChangeEvent,
     writes: &mut Vec<Write>,
     after: &mut Vec<After>,
 ) -> anyhow::Result<String> {
-    let e: RoleChangeEvent =
-        serde_json::from_slice(body).with_context(|| format!("not a {name} event"))?;
     let at = Timestamp::now();
     let org = e
         .organization

@@ -85,19 +85,14 @@ pub const INLINE_WAIT: Duration = Duration::from_secs(3);
 pub async fn process_or_wait(
     state: &Arc<AppState>,
     d: StoredDelivery,
+    parsed: Option<guard::Parsed>,
     received_at: Timestamp,
     deadline: Timestamp,
     inline: Duration,
 ) -> anyhow::Result<Outcome> {
-    let processed = guard::process(
-        state,
-        &d.delivery_id,
-        &d.event,
-        &d.body,
-        received_at,
-        deadline,
-    )
-    .await?;
+    let parsed = parsed.unwrap_or_else(|| crate::events::parse_event(&d.event, &d.body));
+    let processed =
+        guard::process_parsed(state, &d.delivery_id, &parsed, received_at, deadline).await?;
     match processed {
         Processed::Done(Ok(what)) => Ok(Outcome::Processed(what)),
         Processed::Done(Err(error)) => Ok(Outcome::Failed(error)),
@@ -511,6 +506,7 @@ async fn sweep_once(state: &Arc<AppState>) -> anyhow::Result<()> {
         process_or_wait(
             state,
             d,
+            None,
             received_at,
             state.fresh_deadline(),
             Duration::ZERO,

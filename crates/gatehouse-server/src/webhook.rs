@@ -184,9 +184,11 @@ async fn store_and_process(
     // Events whose processing only writes to the store are stored and processed in one
     // commit (rolled back whole for a duplicate). A job to decide may cancel a run on GitHub,
     // or wait for a fact, so it is stored first: a duplicate must not act twice.
-    if guard::store_only(state, event, &body)
+    // Parsed once, here, for everything that follows.
+    let parsed = crate::events::parse_event(event, &body);
+    if guard::store_only(state, &parsed)
         && let Handled::Done(mut effects) =
-            guard::handle(state, delivery, event, &body, received_at, deadline).await
+            guard::handle(state, delivery, &parsed, received_at, deadline).await
     {
         effects.prepend(stored);
         return match state.store.commit_if_new(effects.writes.clone()).await {
@@ -212,7 +214,15 @@ async fn store_and_process(
             body: body.to_vec(),
         };
         tokio::spawn(async move {
-            pending::process_or_wait(&state, d, received_at, deadline, pending::INLINE_WAIT).await
+            pending::process_or_wait(
+                &state,
+                d,
+                Some(parsed),
+                received_at,
+                deadline,
+                pending::INLINE_WAIT,
+            )
+            .await
         })
     };
     let outcome = match task.await {
