@@ -2155,6 +2155,12 @@ async fn missed_deliveries_are_asked_for_again(backend: Backend) {
             ago(2),
             queued_job(90, 901, &["gpu-large"]),
         ),
+        // A role change is consumed too: missed, it is asked for again.
+        listed(7, "member-1", "member", ago(2), {
+            let mut e = fixture("member.edited.json");
+            e["repository"]["full_name"] = json!(REPO);
+            e
+        }),
         listed(
             3,
             "ping-1",
@@ -2188,21 +2194,21 @@ async fn missed_deliveries_are_asked_for_again(backend: Backend) {
 
     let (status, report) = guard.catch_up().await;
     assert_eq!(status, StatusCode::OK, "{report}");
-    assert_eq!(report["listed"], 3, "{report}");
-    assert_eq!(report["missing"], 2, "{report}");
-    assert_eq!(report["redelivered"], 2, "{report}");
+    assert_eq!(report["listed"], 4, "{report}");
+    assert_eq!(report["missing"], 3, "{report}");
+    assert_eq!(report["redelivered"], 3, "{report}");
     assert!(report["error"].is_null(), "{report}");
     let attempts = |id: u64| {
         guard.fake.calls(&format!(
             "POST /orgs/octo-org/hooks/42/deliveries/{id}/attempts"
         ))
     };
-    assert_eq!((attempts(4), attempts(5)), (1, 1));
+    assert_eq!((attempts(4), attempts(5), attempts(7)), (1, 1, 1));
     assert_eq!(attempts(1) + attempts(2) + attempts(3) + attempts(6), 0);
-    // Three pages of two were read, the last one reaching past the window.
+    // Four pages of two were read, the last one reaching past the window.
     assert_eq!(
         guard.fake.calls("GET /orgs/octo-org/hooks/42/deliveries"),
-        3 + 1
+        4 + 1
     );
 
     let mut decided = Vec::new();
@@ -2227,7 +2233,7 @@ async fn missed_deliveries_are_asked_for_again(backend: Backend) {
         "{metrics}"
     );
     assert!(
-        metrics.contains("gatehouse_redeliveries_requested_total 2"),
+        metrics.contains("gatehouse_redeliveries_requested_total 3"),
         "{metrics}"
     );
 
