@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use gatehouse_core::Repo;
-use gatehouse_core::model::{ProviderKind, Quota, Role, Validity};
+use gatehouse_core::model::Validity;
 use gatehouse_core::names::{label_key, label_pattern, never_routes};
 use jiff::civil::Date;
 
 use crate::job::Permission;
+use crate::source::PolicySource;
 
 pub(crate) type Map<K, V> = HashMap<K, V, RandomState>;
 
@@ -235,64 +236,35 @@ impl CompiledGrant {
     }
 }
 
-fn role_bit(role: Role) -> u8 {
-    match role {
-        Role::Admin => Permission::Admin.bit(),
-        Role::Maintain => Permission::Maintain.bit(),
-        Role::Write => Permission::Write.bit(),
-        Role::Triage => Permission::Triage.bit(),
-        Role::Read => Permission::Read.bit(),
-    }
-}
-
 /// Compiles the repository as it stands. Files that failed to load are absent from `repo` and
 /// therefore grant nothing; callers that serve decisions refuse a repository with `check`
 /// errors before compiling it.
 pub fn compile(repo: &Repo, today: Date) -> Policy {
-    let (org, suffix) = match &repo.settings {
-        Some(s) => (
-            s.value.org.value.to_ascii_lowercase(),
-            s.value.repo_suffix.to_ascii_lowercase(),
-        ),
-        None => (String::new(), String::new()),
-    };
-    let mut resources = Vec::with_capacity(repo.resources.len());
-    let mut by_name: Map<&str, ResourceId> = Map::default();
+    compile_source(&PolicySource::from_repo(repo), today)
+}
+
+/// Compiles what [`PolicySource::from_repo`] read from a repository (or a signed snapshot
+/// carried).
+pub fn compile_source(source: &PolicySource, today: Date) -> Policy {
+    let mut resources = Vec::with_capacity(source.resources.len());
     let mut labels: Map<Box<[u8]>, Route> = Map::default();
     let mut patterns: Vec<(Box<[u8]>, Route)> = Vec::new();
     let mut label_lengths = 0u64;
     let mut groups: Vec<(Box<str>, Vec<ResourceId>)> = Vec::new();
-    // Provider -> its runner group (lower-cased), for `runs-on: { group: ... }`.
-    let group_of: Map<&str, String> = repo
-        .settings
-        .iter()
-        .flat_map(|s| s.value.providers.iter())
-        .filter(|(_, p)| p.kind.value == ProviderKind::RunnerGroup)
-        .filter_map(|(name, p)| Some((name.as_str(), p.group.as_ref()?.to_ascii_lowercase())))
-        .collect();
-    for loaded in &repo.resources {
-        let r = &loaded.value;
-        if by_name.contains_key(r.name.as_str()) {
-            continue; // a duplicate definition; `check` reports it, the first one counts
-        }
+    for r in &source.resources {
         let id = ResourceId(resources.len() as u32);
-        by_name.insert(r.name.as_str(), id);
-        let quota = r.quota.clone().unwrap_or(Quota::default());
         resources.push(CompiledResource {
             name: Arc::from(r.name.as_str()),
-            roles: r
-                .users
-                .roles
-                .iter()
-                .fold(0, |m, role| m | role_bit(role.value)),
-            require_tos: r.users.require_tos,
-            project_minutes_per_month: quota.project_minutes_per_month,
-            minutes_per_month: quota.minutes_per_month,
+            roles: r.roles.iter().fold(0, |m, role| m | role.bit()),
+            require_tos: r.require_tos,
+            project_minutes_per_month: r.project_minutes_per_month,
+            minutes_per_month: r.minutes_per_month,
         });
-        if let Some(group) = group_of.get(r.provider.as_str()) {
-            match groups.iter_mut().find(|(g, _)| **g == **group) {
+        if let Some(group) = &r.runner_group {
+            let group = group.to_ascii_lowercase();
+            match groups.iter_mut().find(|(g, _)| **g == *group) {
                 Some((_, served)) => served.push(id),
-                None => groups.push((group.as_str().into(), vec![id])),
+                None => groups.push((group.into(), vec![id])),
             }
         }
         for label in &r.labels {
@@ -314,57 +286,48 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
                 .or_insert(Route::One(id));
         }
     }
+    let by_name: Map<&str, ResourceId> = source
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.as_str(), ResourceId(i as u32)))
+        .collect();
 
     let mut grants = Vec::new();
     let mut projects: Map<Box<[u8]>, Vec<GrantId>> = Map::default();
-    for file in &repo.grants {
-        let project: Arc<str> = Arc::from(file.value.project.as_str());
-        let key = project.as_bytes().to_ascii_lowercase().into_boxed_slice();
-        for g in &file.value.grants {
-            let Some(&resource) = by_name.get(g.resource.as_str()) else {
-                continue; // names no resource; `check` reports it
-            };
-            let list = projects.entry(key.clone()).or_default();
-            if list
-                .iter()
-                .any(|id: &GrantId| grants_resource(&grants, *id) == resource)
-            {
-                continue; // a duplicate grant; `check` reports it, the first one counts
-            }
-            list.push(GrantId(grants.len() as u32));
-            grants.push(CompiledGrant {
-                project: project.clone(),
-                resource,
-                pull_request: g.pull_request,
-                // The first definition of the resource, as `by_name` holds.
-                forks: repo
-                    .resource(g.resource.as_str())
-                    .is_none_or(|r| g.allows_forks(r)),
-                granted: g.granted.value.0,
-                expires: g.expires.as_ref().map(|d| d.value.0),
-                // By account id; an entry nothing resolves matches nobody (`check` says so).
-                users: g.users.as_ref().map(|u| {
-                    let mut v: Vec<i64> =
-                        u.users.iter().filter_map(|e| repo.account_of(e)).collect();
-                    v.sort_unstable();
-                    v.dedup();
-                    v.into_boxed_slice()
-                }),
-                request: g.request.as_ref().map(|r| Arc::from(r.as_str())),
-            });
+    for g in &source.grants {
+        let Some(&resource) = by_name.get(g.resource.as_str()) else {
+            continue; // names no resource; `check` reports it
+        };
+        let key = g.project.as_bytes().to_ascii_lowercase().into_boxed_slice();
+        let list = projects.entry(key).or_default();
+        if list
+            .iter()
+            .any(|id: &GrantId| grants_resource(&grants, *id) == resource)
+        {
+            continue; // a duplicate grant; `check` reports it, the first one counts
         }
+        list.push(GrantId(grants.len() as u32));
+        grants.push(CompiledGrant {
+            project: Arc::from(g.project.as_str()),
+            resource,
+            pull_request: g.pull_request,
+            forks: g.forks,
+            granted: g.granted,
+            expires: g.expires,
+            users: g.users.as_ref().map(|u| {
+                let mut v = u.clone();
+                v.sort_unstable();
+                v.dedup();
+                v.into_boxed_slice()
+            }),
+            request: g.request.as_deref().map(Arc::from),
+        });
     }
 
-    let tos = repo
-        .tos
-        .iter()
-        .flat_map(|t| t.value.iter())
-        .map(|e| e.id.value.0)
-        .collect();
-
     Policy {
-        org: org.into_boxed_str(),
-        suffix: suffix.into_boxed_str(),
+        org: source.org.to_ascii_lowercase().into_boxed_str(),
+        suffix: source.repo_suffix.to_ascii_lowercase().into_boxed_str(),
         resources,
         grants,
         labels,
@@ -381,7 +344,7 @@ pub fn compile(repo: &Repo, today: Date) -> Policy {
             .into_iter()
             .map(|(k, v)| (k, v.into_boxed_slice()))
             .collect(),
-        tos,
+        tos: source.tos.iter().copied().collect(),
         compiled_on: today,
     }
 }

@@ -401,7 +401,11 @@ fn deny(rule: DenyRule, resource: Option<ResourceId>, reason: DenyReason) -> Dec
 pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Decision {
     let labels = job.labels();
     // 1. Routing.
-    let resource = match policy.route_job(labels.iter().map(String::as_str), job.runner_group()) {
+    let routed = match job.resource() {
+        Some(name) => Ok(policy.resource_by_name(name)),
+        None => policy.route_job(labels.iter().map(String::as_str), job.runner_group()),
+    };
+    let resource = match routed {
         Ok(None) => {
             t.step("route", true, || {
                 format!("no label of {labels:?} selects a managed resource")

@@ -154,6 +154,11 @@ pub trait Job {
     fn runner_group(&self) -> Option<&str> {
         None
     }
+    /// The resource the job runs on, when where it runs says so (the gate on a runner serving
+    /// one resource): then its labels are not routed.
+    fn resource(&self) -> Option<&str> {
+        None
+    }
     /// The day the job is judged on; `None`: the day the policy was compiled.
     fn today(&self) -> Option<Date>;
     fn usage(&self) -> Usage;

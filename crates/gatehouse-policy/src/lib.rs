@@ -16,8 +16,12 @@ mod decide;
 mod job;
 pub mod render;
 mod shared;
+mod source;
 
-pub use compile::{CompiledGrant, CompiledResource, GrantId, Policy, ResourceId, compile};
+pub use compile::{
+    CompiledGrant, CompiledResource, GrantId, Policy, ResourceId, compile, compile_source,
+};
 pub use decide::{Decision, Denial, DenyReason, DenyRule, Step, Tracer, Who, decide_with};
 pub use job::{Actor, Job, JobContext, Missing, Permission, Run, Usage};
 pub use shared::SharedPolicy;
+pub use source::{GrantSource, PolicySource, ResourceSource};

@@ -8,6 +8,7 @@
 //! repository.
 
 mod codeowners;
+mod gate;
 mod grants;
 mod online;
 mod people;
@@ -92,6 +93,7 @@ pub type CheckFn = fn(&CheckContext<'_>, &mut Diagnostics);
 pub const CHECKS: &[(&str, CheckFn)] = &[
     ("files", report_load_errors),
     ("settings", settings::validate_settings),
+    ("gate-pools", gate::validate_gate_pools),
     ("resource-files", resources::validate_resource_files),
     ("resource-providers", resources::validate_resource_providers),
     ("resource-labels", resources::validate_labels),

@@ -4,6 +4,7 @@
 //! the source location of the values that checks point at.
 
 mod account;
+mod gate;
 mod grant;
 mod request;
 mod resource;
@@ -12,6 +13,7 @@ mod tos;
 
 pub(crate) use account::ACCOUNT_ID_HELP;
 pub use account::AccountId;
+pub use gate::{GateSettings, OnUnreachable, PoolSettings};
 pub use grant::{Grant, GrantFile, GrantUser, GrantUsers, Standing, Validity};
 pub use request::{ADMIN_ACTIONS, Request, RequestAction, RequestFile, RequestForm};
 pub use resource::{Defaults, Quota, Resource, Role, Specs, UserPolicy};

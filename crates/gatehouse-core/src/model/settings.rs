@@ -21,6 +21,9 @@ pub struct Settings {
     /// The providers that resources are served by, by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderSettings>,
+    /// Runner pools that refuse jobs before their first step (`gatehouse gate`).
+    #[serde(default)]
+    pub gate: super::GateSettings,
 }
 
 impl Settings {

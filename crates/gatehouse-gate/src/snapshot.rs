@@ -1,0 +1,361 @@
+//! The signed policy snapshot a runner decides from when it cannot reach the guard.
+//!
+//! It holds what the guard decides with, less what only the guard can count: the compiled
+//! policy's source ([`PolicySource`]), the role facts of every granted project's repository,
+//! and the runner pools' settings. It is signed with the guard's Ed25519 key; a runner trusts
+//! one or two public keys (two while the key is changed), and refuses a snapshot that is
+//! unsigned, tampered with, signed by another key, made for another organisation, older than
+//! its `max_age`, or older than the newest it has seen (its serial number only grows).
+//!
+//! The file: `MAGIC`, the version byte, the signer's public key (32 bytes: which trusted key to
+//! check against), the signature (64 bytes) over the version byte and the body, and the body
+//! (postcard, a compact binary form: nothing to parse but bytes). The signature covers
+//! everything after the key, so no byte of the body can change unnoticed.
+
+use base64::Engine;
+use gatehouse_policy::{Permission, PolicySource};
+use ring::signature::{self, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
+
+/// The first bytes of every snapshot file.
+pub const MAGIC: &[u8; 19] = b"gatehouse-snapshot\n";
+/// The body's format.
+pub const VERSION: u8 = 1;
+const KEY_LEN: usize = 32;
+const SIG_LEN: usize = 64;
+const HEADER: usize = MAGIC.len() + 1 + KEY_LEN + SIG_LEN;
+
+/// What a snapshot says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The organisation it was made for (lower-cased).
+    pub org: String,
+    /// Grows with every snapshot the guard makes; a runner never goes back.
+    pub serial: u64,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+    /// A snapshot older than this is refused.
+    pub max_age_secs: u64,
+    pub policy: PolicySource,
+    /// The role facts of the granted projects' repositories.
+    pub roles: Vec<RepoRoles>,
+    /// The runner pools of `gatehouse.yml` (`gate.pools`).
+    pub pools: Vec<Pool>,
+}
+
+/// One repository's collaborator list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoRoles {
+    /// Lower-cased `owner/name`.
+    pub repository: String,
+    /// When the guard fetched it (seconds since the epoch).
+    pub fetched_at: i64,
+    /// (account id, login, role); anyone absent has no role.
+    pub people: Vec<(i64, String, Permission)>,
+}
+
+/// A pool of runners that serve one resource and share one admission token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    pub name: String,
+    pub resource: String,
+    /// Let jobs through when neither the guard nor a usable snapshot can decide.
+    pub allow_when_unreachable: bool,
+}
+
+/// Why a snapshot is refused. Each says what to do.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    #[error(
+        "not a gatehouse snapshot (it does not start with the snapshot header): fetch it again from the guard (GET /api/v1/snapshot) or make one with `gatehouse snapshot`"
+    )]
+    NotASnapshot,
+    #[error(
+        "the snapshot's format {0} is not one this gatehouse reads: update gatehouse on the runner"
+    )]
+    Version(u8),
+    #[error(
+        "the snapshot is signed by a key this runner does not trust: install the guard's public key (or, while the key is being changed, both keys)"
+    )]
+    UnknownKey,
+    #[error(
+        "the snapshot's signature does not match its contents: it was changed after it was signed; fetch it again from the guard"
+    )]
+    BadSignature,
+    #[error("the snapshot's contents do not read ({0}): fetch it again from the guard")]
+    Body(String),
+    #[error("the snapshot was made for the organisation `{found}`, not `{wanted}`")]
+    OtherOrg { found: String, wanted: String },
+    #[error(
+        "the snapshot is {age_secs} s old, older than its limit of {max_secs} s: the guard has not refreshed it; check that the runner can reach the guard"
+    )]
+    TooOld { age_secs: i64, max_secs: u64 },
+    #[error("the snapshot is dated {ahead_secs} s in the future: check the runner's clock")]
+    FromTheFuture { ahead_secs: i64 },
+    #[error(
+        "the snapshot's serial number {found} is older than {seen}, the newest this runner has seen: an old snapshot was put back"
+    )]
+    Replayed { found: u64, seen: u64 },
+}
+
+/// A signing key, read from its file (PKCS#8, as `gatehouse gate keygen` writes it, base64).
+pub struct SigningKey {
+    pair: Ed25519KeyPair,
+}
+
+/// A public key a runner trusts: the 32 bytes, written in its file as base64.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKey(pub [u8; KEY_LEN]);
+
+impl SigningKey {
+    /// A new key: its PKCS#8 document (base64, to write to the signing key's file) and its
+    /// public key.
+    pub fn generate() -> Result<(String, PublicKey), String> {
+        let rng = ring::rand::SystemRandom::new();
+        let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| e.to_string())?;
+        let key = SigningKey::from_pkcs8(doc.as_ref())?;
+        Ok((b64().encode(doc.as_ref()), key.public_key()))
+    }
+
+    fn from_pkcs8(der: &[u8]) -> Result<SigningKey, String> {
+        Ed25519KeyPair::from_pkcs8(der)
+            .map(|pair| SigningKey { pair })
+            .map_err(|e| format!("not an Ed25519 key in PKCS#8 form ({e})"))
+    }
+
+    /// The key from its file's text (base64 of the PKCS#8 document, surrounding white space
+    /// ignored). The error never contains the key.
+    pub fn from_text(text: &str) -> Result<SigningKey, String> {
+        let der = b64()
+            .decode(text.trim())
+            .map_err(|_| "the signing key is not base64".to_string())?;
+        SigningKey::from_pkcs8(&der)
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        let mut key = [0u8; KEY_LEN];
+        key.copy_from_slice(self.pair.public_key().as_ref());
+        PublicKey(key)
+    }
+
+    /// The snapshot as a signed file.
+    pub fn sign(&self, snapshot: &Snapshot) -> Result<Vec<u8>, String> {
+        let body = postcard::to_stdvec(snapshot).map_err(|e| e.to_string())?;
+        let mut signed = Vec::with_capacity(1 + body.len());
+        signed.push(VERSION);
+        signed.extend_from_slice(&body);
+        let signature = self.pair.sign(&signed);
+        let mut out = Vec::with_capacity(HEADER + body.len());
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&self.public_key().0);
+        out.extend_from_slice(signature.as_ref());
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+}
+
+impl PublicKey {
+    /// From its file's text (base64 of the 32 bytes).
+    pub fn from_text(text: &str) -> Result<PublicKey, String> {
+        let bytes = b64()
+            .decode(text.trim())
+            .map_err(|_| "the public key is not base64".to_string())?;
+        let key: [u8; KEY_LEN] = bytes
+            .try_into()
+            .map_err(|_| format!("a public key is {KEY_LEN} bytes"))?;
+        Ok(PublicKey(key))
+    }
+
+    pub fn to_text(&self) -> String {
+        b64().encode(self.0)
+    }
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// Reads a signed snapshot: checks its header and its signature against one of `trusted`,
+/// then reads its body. Dates, organisation and serial are [`Snapshot::check`]'s.
+pub fn open(file: &[u8], trusted: &[PublicKey]) -> Result<Snapshot, SnapshotError> {
+    if file.len() < HEADER || !file.starts_with(MAGIC) {
+        return Err(SnapshotError::NotASnapshot);
+    }
+    let version = file[MAGIC.len()];
+    if version != VERSION {
+        return Err(SnapshotError::Version(version));
+    }
+    let key_at = MAGIC.len() + 1;
+    let key = &file[key_at..key_at + KEY_LEN];
+    let signature = &file[key_at + KEY_LEN..HEADER];
+    let trusted = trusted
+        .iter()
+        .find(|k| k.0 == key)
+        .ok_or(SnapshotError::UnknownKey)?;
+    // The version byte and the body, contiguous in the file.
+    let signed = &file[MAGIC.len()..MAGIC.len() + 1];
+    let body = &file[HEADER..];
+    let mut message = Vec::with_capacity(1 + body.len());
+    message.extend_from_slice(signed);
+    message.extend_from_slice(body);
+    UnparsedPublicKey::new(&signature::ED25519, trusted.0)
+        .verify(&message, signature)
+        .map_err(|_| SnapshotError::BadSignature)?;
+    postcard::from_bytes(body).map_err(|e| SnapshotError::Body(e.to_string()))
+}
+
+impl Snapshot {
+    /// Whether the snapshot may be decided from now (`now`: seconds since the epoch), for
+    /// `org`, on a runner that has seen serial `seen` at most.
+    pub fn check(&self, org: &str, now: i64, seen: u64) -> Result<(), SnapshotError> {
+        if !self.org.eq_ignore_ascii_case(org) {
+            return Err(SnapshotError::OtherOrg {
+                found: self.org.clone(),
+                wanted: org.to_string(),
+            });
+        }
+        // A few minutes of clock difference between the guard and a runner are normal.
+        const SKEW: i64 = 300;
+        let age = now - self.created_at;
+        if age < -SKEW {
+            return Err(SnapshotError::FromTheFuture { ahead_secs: -age });
+        }
+        if age > i64::try_from(self.max_age_secs).unwrap_or(i64::MAX) {
+            return Err(SnapshotError::TooOld {
+                age_secs: age,
+                max_secs: self.max_age_secs,
+            });
+        }
+        if self.serial < seen {
+            return Err(SnapshotError::Replayed {
+                found: self.serial,
+                seen,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    pub fn roles_of(&self, repository: &str) -> Option<&RepoRoles> {
+        self.roles
+            .iter()
+            .find(|r| r.repository.eq_ignore_ascii_case(repository))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(serial: u64) -> Snapshot {
+        Snapshot {
+            org: "conda-forge".into(),
+            serial,
+            created_at: 1_000_000,
+            max_age_secs: 86_400,
+            policy: PolicySource::default(),
+            roles: vec![RepoRoles {
+                repository: "conda-forge/numpy-feedstock".into(),
+                fetched_at: 999_000,
+                people: vec![(1, "a".into(), Permission::Write)],
+            }],
+            pools: vec![Pool {
+                name: "gpu".into(),
+                resource: "gpu-large".into(),
+                allow_when_unreachable: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_signed_snapshot_opens_with_its_key_and_no_other() {
+        let (text, public) = SigningKey::generate().unwrap();
+        let key = SigningKey::from_text(&text).unwrap();
+        let file = key.sign(&snapshot(7)).unwrap();
+        assert_eq!(
+            open(&file, std::slice::from_ref(&public)).unwrap(),
+            snapshot(7)
+        );
+        let (_, other) = SigningKey::generate().unwrap();
+        assert_eq!(
+            open(&file, std::slice::from_ref(&other)),
+            Err(SnapshotError::UnknownKey)
+        );
+        // During a key change, either of two trusted keys will do.
+        assert!(open(&file, &[other, public]).is_ok());
+    }
+
+    #[test]
+    fn any_changed_byte_is_refused() {
+        let (text, public) = SigningKey::generate().unwrap();
+        let file = SigningKey::from_text(&text)
+            .unwrap()
+            .sign(&snapshot(7))
+            .unwrap();
+        for at in [MAGIC.len(), HEADER - 1, HEADER, file.len() - 1] {
+            let mut bad = file.clone();
+            bad[at] ^= 1;
+            assert!(
+                open(&bad, std::slice::from_ref(&public)).is_err(),
+                "byte {at}"
+            );
+        }
+        // The signer's key swapped for another trusted one: the signature is not theirs.
+        let (_, second) = SigningKey::generate().unwrap();
+        let mut swapped = file.clone();
+        swapped[MAGIC.len() + 1..MAGIC.len() + 1 + KEY_LEN].copy_from_slice(&second.0);
+        assert_eq!(
+            open(&swapped, &[public.clone(), second]),
+            Err(SnapshotError::BadSignature)
+        );
+        assert_eq!(
+            open(b"{}", std::slice::from_ref(&public)),
+            Err(SnapshotError::NotASnapshot)
+        );
+        assert_eq!(
+            open(&file[..file.len() - 1], &[public]).map(|_| ()),
+            Err(SnapshotError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn old_foreign_replayed_and_future_snapshots_are_refused() {
+        let s = snapshot(7);
+        assert!(s.check("Conda-Forge", 1_000_100, 7).is_ok());
+        assert!(matches!(
+            s.check("other", 1_000_100, 0),
+            Err(SnapshotError::OtherOrg { .. })
+        ));
+        assert!(matches!(
+            s.check("conda-forge", 1_000_000 + 86_401, 0),
+            Err(SnapshotError::TooOld { .. })
+        ));
+        assert!(matches!(
+            s.check("conda-forge", 1_000_000 - 301, 0),
+            Err(SnapshotError::FromTheFuture { .. })
+        ));
+        assert_eq!(
+            s.check("conda-forge", 1_000_100, 8),
+            Err(SnapshotError::Replayed { found: 7, seen: 8 })
+        );
+    }
+
+    #[test]
+    fn keys_travel_as_base64_text() {
+        let (text, public) = SigningKey::generate().unwrap();
+        assert_eq!(PublicKey::from_text(&public.to_text()).unwrap(), public);
+        assert_eq!(
+            SigningKey::from_text(&format!("{text}\n"))
+                .unwrap()
+                .public_key(),
+            public
+        );
+        let err = SigningKey::from_text("not a key").err().unwrap();
+        assert!(!err.contains("not a key"), "{err}");
+        assert!(PublicKey::from_text("AAAA").is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! What the decision engine reads from the access repository, and nothing else: the
+//! organisation, each resource (first definition) with its routing labels and who may use it,
+//! each grant with what it allows (a grant's `forks` resolved against its resource's default,
+//! its user list resolved to account ids), and the account ids of the terms of service.
+//!
+//! [`compile`](crate::compile) reads a repository through it, and a signed policy snapshot
+//! (the gate's, for runners that cannot reach the guard) carries it, so the two compile the
+//! same policy. It is plain data, serialisable, with no YAML to parse.
+
+use gatehouse_core::Repo;
+use gatehouse_core::model::{ProviderKind, Quota, Role};
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+use crate::job::Permission;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySource {
+    /// As written in `gatehouse.yml`.
+    pub org: String,
+    pub repo_suffix: String,
+    /// The first definition of each resource, in catalogue order.
+    pub resources: Vec<ResourceSource>,
+    /// In ledger order.
+    pub grants: Vec<GrantSource>,
+    /// Account ids of everyone who accepted the terms of service.
+    pub tos: Vec<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceSource {
+    pub name: String,
+    /// `runs-on` labels and label patterns, as written.
+    pub labels: Vec<String>,
+    /// The roles that may trigger jobs.
+    pub roles: Vec<Permission>,
+    pub require_tos: bool,
+    pub project_minutes_per_month: Option<u64>,
+    pub minutes_per_month: Option<u64>,
+    /// The runner group that serves it, when its provider is a `runner-group`.
+    pub runner_group: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantSource {
+    pub project: String,
+    pub resource: String,
+    pub pull_request: bool,
+    /// Whether forks' pull requests may use it (the grant's `forks`, else its resource's
+    /// default, else yes).
+    pub forks: bool,
+    pub granted: Date,
+    pub expires: Option<Date>,
+    /// The account ids of its user list, when it narrows who may trigger jobs (entries nothing
+    /// resolves are left out: they match nobody).
+    pub users: Option<Vec<i64>>,
+    pub request: Option<String>,
+}
+
+fn permission(role: Role) -> Permission {
+    match role {
+        Role::Admin => Permission::Admin,
+        Role::Maintain => Permission::Maintain,
+        Role::Write => Permission::Write,
+        Role::Triage => Permission::Triage,
+        Role::Read => Permission::Read,
+    }
+}
+
+impl PolicySource {
+    /// What the decision engine reads from `repo`: the first definition of a resource counts,
+    /// grants of unknown resources are kept (and grant nothing), files that failed to load are
+    /// absent.
+    pub fn from_repo(repo: &Repo) -> PolicySource {
+        let (org, repo_suffix) = repo.settings.as_ref().map_or_else(
+            || (String::new(), String::new()),
+            |s| (s.value.org.value.clone(), s.value.repo_suffix.clone()),
+        );
+        let group_of = |provider: &str| {
+            let p = repo.settings.as_ref()?.value.providers.get(provider)?;
+            (p.kind.value == ProviderKind::RunnerGroup)
+                .then(|| p.group.as_ref().map(|g| g.value.clone()))?
+        };
+        let mut resources: Vec<ResourceSource> = Vec::with_capacity(repo.resources.len());
+        for loaded in &repo.resources {
+            let r = &loaded.value;
+            if resources.iter().any(|s| s.name == r.name.value) {
+                continue; // a duplicate definition; `check` reports it, the first one counts
+            }
+            let quota = r.quota.clone().unwrap_or(Quota::default());
+            let mut roles: Vec<Permission> = r
+                .users
+                .roles
+                .iter()
+                .map(|role| permission(role.value))
+                .collect();
+            roles.dedup();
+            resources.push(ResourceSource {
+                name: r.name.value.clone(),
+                labels: r.labels.iter().map(|l| l.value.clone()).collect(),
+                roles,
+                require_tos: r.users.require_tos,
+                project_minutes_per_month: quota.project_minutes_per_month,
+                minutes_per_month: quota.minutes_per_month,
+                runner_group: group_of(r.provider.as_str()),
+            });
+        }
+        let grants = repo
+            .grants
+            .iter()
+            .flat_map(|file| {
+                file.value.grants.iter().map(move |g| GrantSource {
+                    project: file.value.project.value.clone(),
+                    resource: g.resource.value.clone(),
+                    pull_request: g.pull_request,
+                    // The first definition of the resource, as `resources` holds.
+                    forks: repo
+                        .resource(g.resource.as_str())
+                        .is_none_or(|r| g.allows_forks(r)),
+                    granted: g.granted.value.0,
+                    expires: g.expires.as_ref().map(|d| d.value.0),
+                    users: g
+                        .users
+                        .as_ref()
+                        .map(|u| u.users.iter().filter_map(|e| repo.account_of(e)).collect()),
+                    request: g.request.as_ref().map(|r| r.value.clone()),
+                })
+            })
+            .collect();
+        let tos = repo
+            .tos
+            .iter()
+            .flat_map(|t| t.value.iter())
+            .map(|e| e.id.value.0)
+            .collect();
+        PolicySource {
+            org,
+            repo_suffix,
+            resources,
+            grants,
+            tos,
+        }
+    }
+}
