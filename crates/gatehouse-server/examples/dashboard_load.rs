@@ -111,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
                 rule: Some("event-not-allowed".into()),
                 message: Some("pull requests from forks may not use this resource".into()),
                 decided_at: format!("{today}T00:00:{:02}Z", i % 60),
+                origin: "webhook".into(),
             },
             context: None,
         });

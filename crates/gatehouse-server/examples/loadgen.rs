@@ -8,7 +8,12 @@
 //! $L kill-test  --gatehouse $G --sends 200000 --kills 2              # SQLite, SIGKILL twice
 //! $L replicas   --gatehouse $G --sends 100000 --db postgres://postgres@127.0.0.1:5432/test
 //! $L cancel-latency --gatehouse $G --sends 100000 --concurrency 32  # one denial a second
+//! $L admission-latency --gatehouse $G --sends 150000 --rate 5000 --admissions 200
 //! ```
+//!
+//! `admission-latency`: webhook deliveries paced at `--rate` a second and, beside them,
+//! `--admissions` runner gates a second asking `POST /api/v1/admission` about runs the
+//! deliveries announced.
 //!
 //! Each run writes an access repository and a store in a fresh temporary folder (PostgreSQL:
 //! a fresh database on the server given), starts a loopback fake of GitHub's REST API, runs
@@ -31,13 +36,17 @@ struct Args {
     concurrency: usize,
     kills: usize,
     db: Option<String>,
+    /// Webhook deliveries a second (`admission-latency`).
+    rate: f64,
+    /// Admissions a second (`admission-latency`).
+    admissions: f64,
 }
 
 fn parse() -> anyhow::Result<Args> {
     let mut it = std::env::args().skip(1);
     let mode = it
         .next()
-        .context("usage: loadgen throughput|kill-test|replicas|cancel-latency --gatehouse BIN [--sends N] [--concurrency N] [--kills N] [--db URL]")?;
+        .context("usage: loadgen throughput|kill-test|replicas|cancel-latency|admission-latency --gatehouse BIN [--sends N] [--concurrency N] [--kills N] [--db URL] [--rate N] [--admissions N]")?;
     let mut args = Args {
         mode,
         gatehouse: PathBuf::from("target/release/gatehouse"),
@@ -45,6 +54,8 @@ fn parse() -> anyhow::Result<Args> {
         concurrency: 32,
         kills: 2,
         db: None,
+        rate: 5000.0,
+        admissions: 200.0,
     };
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -54,6 +65,8 @@ fn parse() -> anyhow::Result<Args> {
             "--concurrency" => args.concurrency = value.parse()?,
             "--kills" => args.kills = value.parse()?,
             "--db" => args.db = Some(value),
+            "--rate" => args.rate = value.parse()?,
+            "--admissions" => args.admissions = value.parse()?,
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -274,8 +287,73 @@ async fn main() -> anyhow::Result<()> {
                 q(1.0).as_secs_f64() * 1e3,
             );
         }
+        "admission-latency" => {
+            let db = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+            let tokens = dir.path().join("gate-tokens");
+            std::fs::create_dir_all(&tokens)?;
+            std::fs::write(tokens.join("gpu-pool"), loadgen::POOL_TOKEN)?;
+            let extra = vec!["--gate-tokens".to_string(), tokens.display().to_string()];
+            let server = ServerProcess::start_with(
+                &args.gatehouse,
+                &repo,
+                &db,
+                &github,
+                free_addr()?,
+                &log,
+                &extra,
+            )
+            .await?;
+            let progress = Arc::new(AtomicUsize::new(0));
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let admissions = tokio::spawn(loadgen::send_admissions(
+                server.base(),
+                traffic.clone(),
+                progress.clone(),
+                args.admissions,
+                stop.clone(),
+            ));
+            let targets = Arc::new(Targets {
+                bases: vec![server.base()],
+            });
+            let result = loadgen::send_paced(
+                traffic.clone(),
+                targets,
+                args.concurrency,
+                progress,
+                Some(args.rate),
+            )
+            .await?;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let asked = admissions
+                .await
+                .context("the admission sender panicked")??;
+            report("deliveries", &result);
+            let mut latencies: Vec<Duration> = asked.iter().map(|(d, _)| *d).collect();
+            anyhow::ensure!(!latencies.is_empty(), "no admission was asked");
+            latencies.sort_unstable();
+            let q = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+            let mut outcomes = std::collections::BTreeMap::<&str, usize>::new();
+            for (_, o) in &asked {
+                *outcomes.entry(o.as_str()).or_default() += 1;
+            }
+            println!(
+                "admissions: {} in {:.1} s ({:.0}/s); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; outcomes {outcomes:?}",
+                asked.len(),
+                result.elapsed.as_secs_f64(),
+                asked.len() as f64 / result.elapsed.as_secs_f64(),
+                q(0.5).as_secs_f64() * 1e3,
+                q(0.99).as_secs_f64() * 1e3,
+                q(1.0).as_secs_f64() * 1e3,
+            );
+            anyhow::ensure!(
+                outcomes.keys().all(|o| *o == "allow" || *o == "deny"),
+                "some admissions were not answered: {outcomes:?}"
+            );
+        }
         other => {
-            anyhow::bail!("unknown mode {other}: throughput, kill-test, replicas or cancel-latency")
+            anyhow::bail!(
+                "unknown mode {other}: throughput, kill-test, replicas, cancel-latency or admission-latency"
+            )
         }
     }
     tokio::time::sleep(Duration::from_millis(10)).await;

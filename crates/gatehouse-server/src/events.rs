@@ -31,6 +31,9 @@ pub struct WorkflowJob {
     /// (`runs-on: { group: ... }` jobs are queued with no labels and no group).
     #[serde(default)]
     pub runner_group_name: Option<String>,
+    /// The runner that took the job (once it is `in_progress`): matches a gate's admission.
+    #[serde(default)]
+    pub runner_name: Option<String>,
     #[serde(default)]
     pub head_sha: Option<String>,
     #[serde(default)]

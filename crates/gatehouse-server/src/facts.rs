@@ -34,8 +34,8 @@ pub struct RepoRoles {
     /// When a webhook last said the roles changed.
     pub invalidated_at: Option<Timestamp>,
     pub etag: Option<String>,
-    /// Account id -> role. Anyone absent has no role.
-    people: HashMap<i64, Permission>,
+    /// Account id -> (login, role). Anyone absent has no role.
+    people: HashMap<i64, (String, Permission)>,
 }
 
 impl RepoRoles {
@@ -50,7 +50,7 @@ impl RepoRoles {
 
     /// The role of the person with this account id: `None` for none.
     pub fn role_of(&self, id: i64) -> Option<Permission> {
-        self.people.get(&id).copied()
+        self.people.get(&id).map(|(_, role)| *role)
     }
 }
 
@@ -84,10 +84,12 @@ fn people_json(people: &[Collaborator]) -> String {
     serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into())
 }
 
-fn people_map(people: impl IntoIterator<Item = (i64, Option<Role>)>) -> HashMap<i64, Permission> {
+fn people_map(
+    people: impl IntoIterator<Item = (i64, String, Option<Role>)>,
+) -> HashMap<i64, (String, Permission)> {
     people
         .into_iter()
-        .filter_map(|(id, role)| Some((id, permission(role?))))
+        .filter_map(|(id, login, role)| Some((id, (login, permission(role?)))))
         .collect()
 }
 
@@ -106,6 +108,8 @@ pub struct RoleFacts {
     polled_to: Mutex<Option<String>>,
     /// The last fetch that failed, for `/healthz`.
     pub(crate) last_error: Mutex<Option<String>>,
+    /// Grows whenever a list changes (a fetch, a poll, a webhook): snapshots are made again.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// What `/healthz` says about the facts.
@@ -161,12 +165,24 @@ impl RoleFacts {
         };
         let merged = Arc::new(merged);
         repos.insert(key, merged.clone());
+        self.bump();
         merged
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many times the lists changed: equal numbers, same lists.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Marks a repository's list (`None`: every list) stale as of `at`, in memory; the caller
     /// stores the same in the database ([`Write::InvalidateRoles`]) for the other replicas.
     pub fn invalidate(&self, repository: Option<&str>, at: Timestamp) {
+        self.bump();
         let mut repos = self.repos.write().unwrap_or_else(|e| e.into_inner());
         let mark = |r: &Arc<RepoRoles>| {
             Arc::new(RepoRoles {
@@ -238,7 +254,7 @@ impl RoleFacts {
             people: people_map(
                 people
                     .into_iter()
-                    .map(|p| (p.id, p.role.as_deref().and_then(Role::parse))),
+                    .map(|p| (p.id, p.login, p.role.as_deref().and_then(Role::parse))),
             ),
         };
         self.put(row.repository, roles);
@@ -323,7 +339,7 @@ impl RoleFacts {
                         fetched_at: Some(started),
                         invalidated_at: held.as_ref().and_then(|h| h.invalidated_at),
                         etag: etag.clone(),
-                        people: people_map(value.iter().map(|c| (c.id, c.role))),
+                        people: people_map(value.iter().map(|c| (c.id, c.login.clone(), c.role))),
                     };
                     store
                         .commit(vec![Write::RoleFacts {
@@ -357,6 +373,35 @@ impl RoleFacts {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// Every list held, as a snapshot carries them. Lists never fetched, and lists a webhook
+    /// said changed since their fetch, are left out: offline, their repositories' jobs are
+    /// refused for want of the fact rather than decided on an old list.
+    pub fn export(&self) -> Vec<gatehouse_gate::snapshot::RepoRoles> {
+        let repos = self.repos.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = repos
+            .iter()
+            .filter_map(|(repository, r)| {
+                let fetched = r.fetched_at?;
+                if r.invalidated_at.is_some_and(|i| i >= fetched) {
+                    return None;
+                }
+                let mut people: Vec<(i64, String, Permission)> = r
+                    .people
+                    .iter()
+                    .map(|(id, (login, role))| (*id, login.clone(), *role))
+                    .collect();
+                people.sort_by_key(|p| p.0);
+                Some(gatehouse_gate::snapshot::RepoRoles {
+                    repository: repository.clone(),
+                    fetched_at: fetched.as_second(),
+                    people,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.repository.cmp(&b.repository));
+        out
     }
 
     /// What `/healthz` shows.
@@ -418,7 +463,7 @@ mod tests {
             fetched_at: fetched.map(|t| t.parse().unwrap()),
             invalidated_at: invalidated.map(|t| t.parse().unwrap()),
             etag: None,
-            people: HashMap::from([(1, Permission::Write)]),
+            people: HashMap::from([(1, ("a".to_string(), Permission::Write))]),
         }
     }
 

@@ -401,6 +401,17 @@ async fn on_workflow_job(
     match event.action.as_str() {
         "queued" => decide_job(state, job, repository, w, None, writes, after).await,
         "in_progress" => {
+            // A gate asked for this job on its runner: link the two decisions.
+            if state.config.gate.is_some()
+                && let Some(runner) = w.runner_name.as_deref()
+            {
+                match crate::gate::match_admission(state, w.run_id, w.run_attempt, w.id, runner)
+                    .await?
+                {
+                    Some(link) => writes.push(link),
+                    None => crate::gate::note_ungated(state, repository, w, runner),
+                }
+            }
             let policy = state.policy.load();
             if decided_in_progress(&policy, w) {
                 let group = w.runner_group_name.as_deref();
@@ -463,14 +474,47 @@ fn track_job(
 
 /// The guard's view of a job: what the event says, the run's attempt if it is known, and the
 /// roles on the repository if they are fresh.
-struct GuardJob<'a> {
+pub(crate) struct GuardJob<'a> {
     repository: &'a str,
     labels: Vec<String>,
     runner_group: Option<&'a str>,
+    /// The resource where it runs says (a gate's pool), when not its labels.
+    resource: Option<&'a str>,
     today: Date,
     usage: Usage,
     run: Option<RunPeople>,
     roles: Option<Arc<RepoRoles>>,
+}
+
+/// The guard's view of a job of `repository` on `resource`, with the facts it holds now: this
+/// month's usage, the run's attempt (`run`, when known), the roles when they are fresh. The
+/// caller sets the labels, runner group or resource it was routed by.
+pub(crate) async fn view_of<'a>(
+    state: &AppState,
+    policy: &Policy,
+    repository: &'a str,
+    resource: ResourceId,
+    run: Option<RunRecord>,
+) -> anyhow::Result<GuardJob<'a>> {
+    let today = today();
+    let usage = match policy.project_of(repository) {
+        Some(project) => {
+            month_usage(state, policy, &project.to_lowercase(), resource, today).await?
+        }
+        None => Usage::default(),
+    };
+    Ok(GuardJob {
+        repository,
+        labels: Vec::new(),
+        runner_group: None,
+        resource: None,
+        today,
+        usage,
+        roles: state
+            .facts
+            .fresh(repository, Timestamp::now(), state.config.facts_ttl),
+        run: run.map(RunPeople::of),
+    })
 }
 
 /// The run attempt's people, as the decision engine reads them.
@@ -521,6 +565,10 @@ impl Job for GuardJob<'_> {
         self.runner_group
     }
 
+    fn resource(&self) -> Option<&str> {
+        self.resource
+    }
+
     fn today(&self) -> Option<Date> {
         Some(self.today)
     }
@@ -544,10 +592,15 @@ impl Job for GuardJob<'_> {
     }
 }
 
-impl GuardJob<'_> {
+impl<'a> GuardJob<'a> {
+    /// Decided on `resource` (where it runs says), not on its labels.
+    pub(crate) fn on_resource(&mut self, resource: &'a str) {
+        self.resource = Some(resource);
+    }
+
     /// The whole job context the decision was made on (for `replay`), once every fact is
     /// known.
-    fn context(&self) -> Option<JobContext> {
+    pub(crate) fn context(&self) -> Option<JobContext> {
         let run = self.run.as_ref()?;
         let roles = self.roles.as_ref()?;
         let with_role = |a: &Actor| Actor {
@@ -585,23 +638,12 @@ async fn decide_job(
     let Some(resource) = route(&policy, &w.labels, group) else {
         return Ok(Step::Did("not managed".into()));
     };
-    let today = today();
     let project = policy.project_of(repository).map(str::to_lowercase);
-    let usage = match &project {
-        Some(project) => month_usage(state, &policy, project, resource, today).await?,
-        None => Usage::default(),
-    };
     let run = state.store.get_run(w.run_id, w.run_attempt).await?;
     let now = Timestamp::now();
-    let view = GuardJob {
-        repository,
-        labels: w.labels.clone(),
-        runner_group: group,
-        today,
-        usage,
-        roles: state.facts.fresh(repository, now, state.config.facts_ttl),
-        run: run.map(RunPeople::of),
-    };
+    let mut view = view_of(state, &policy, repository, resource, run).await?;
+    view.labels = w.labels.clone();
+    view.runner_group = group;
     let started = std::time::Instant::now();
     let mut decision = policy.decide(&view);
     if let Decision::Undecided { resource, missing } = decision {
@@ -736,6 +778,7 @@ fn record(
             rule: decision.rule().map(|r| r.code().to_string()),
             message,
             decided_at: time_text(Timestamp::now()),
+            origin: "webhook".into(),
         },
         context: view
             .context()

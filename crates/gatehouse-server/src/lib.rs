@@ -26,6 +26,7 @@ mod api;
 pub mod catchup;
 pub mod events;
 mod facts;
+pub mod gate;
 mod guard;
 #[doc(hidden)]
 pub mod loadgen;
@@ -57,6 +58,7 @@ use tower::ServiceBuilder;
 
 pub use catchup::CatchUp;
 pub use events::{Event, parse_event};
+pub use gate::GateConfig;
 pub use gatehouse_core::model::GuardMode;
 pub use gatehouse_github::Secret;
 pub use state::AppState;
@@ -100,6 +102,8 @@ pub struct ServerConfig {
     /// Ask GitHub to send again the deliveries the guard missed (see [`catchup`]); `None`:
     /// off.
     pub catch_up: Option<CatchUp>,
+    /// Admissions and snapshots for runners' gates (see [`gate`]); `None`: off.
+    pub gate: Option<GateConfig>,
 }
 
 /// What one client, or many, may ask of the server before being cut off or turned away.
@@ -159,6 +163,7 @@ impl ServerConfig {
             watch_interval: Some(Duration::from_secs(2)),
             limits: Limits::default(),
             catch_up: None,
+            gate: None,
         }
     }
 }
@@ -171,6 +176,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/decisions", get(api::decisions))
         .route("/api/v1/usage", get(api::usage))
+        .route("/api/v1/admission", post(gate::admission))
+        .route("/api/v1/snapshot", get(gate::snapshot))
         .route("/admin/reload", post(api::reload))
         .route("/admin/catch-up", post(api::catch_up))
         .merge(site_routes::routes())

@@ -50,13 +50,15 @@ const UNGRANTED_PROJECTS: u64 = 5;
 pub const SECRET: &str = "loadgen webhook secret";
 
 /// Writes an access repository for the traffic: one resource (`gpu`, label `gpu-large`, no
-/// quota) granted to projects `proj0` .. `proj49` of `octo-org`.
+/// quota) granted to projects `proj0` .. `proj49` of `octo-org`, served by the runner pool
+/// `gpu-pool` (for admissions; inert unless the guard is started with `--gate-tokens`).
 pub fn write_repo(dir: &Path) -> anyhow::Result<()> {
     let mut files = vec![
         (
             "gatehouse.yml".to_string(),
             "org: octo-org\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\n\
-             guard: { mode: enforce }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n"
+             guard: { mode: enforce }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n\
+             gate:\n  pools:\n    gpu-pool: { resource: gpu }\n"
                 .to_string(),
         ),
         (
@@ -286,6 +288,15 @@ impl Traffic {
             .unwrap_or(0)
     }
 
+    /// The repository and run id of the traffic's run `run` (deliveries `3 run` to `3 run + 2`).
+    pub fn run_of(&self, run: u64) -> (String, i64) {
+        let project = mix(run) % (GRANTED_PROJECTS + self.ungranted);
+        (
+            format!("octo-org/proj{project}-feedstock"),
+            1_000_000_000 + run as i64,
+        )
+    }
+
     pub fn delivery(&self, d: u32) -> Delivery {
         let run = u64::from(d / 3);
         let phase = d % 3;
@@ -392,6 +403,18 @@ pub async fn send_all(
     concurrency: usize,
     progress: Arc<AtomicUsize>,
 ) -> anyhow::Result<LoadResult> {
+    send_paced(traffic, targets, concurrency, progress, None).await
+}
+
+/// [`send_all`], at most `per_second` sends a second when given (send `s` starts no earlier
+/// than `s / per_second` after the first).
+pub async fn send_paced(
+    traffic: Arc<Traffic>,
+    targets: Arc<Targets>,
+    concurrency: usize,
+    progress: Arc<AtomicUsize>,
+    per_second: Option<f64>,
+) -> anyhow::Result<LoadResult> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
@@ -415,6 +438,10 @@ pub async fn send_all(
                 let Some(&d) = traffic.sends.get(s) else {
                     return result;
                 };
+                if let Some(rate) = per_second {
+                    let due = started + Duration::from_secs_f64(s as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let delivery = traffic.delivery(d);
                 let signature = sign(SECRET, &delivery.body);
                 let mut attempt = 0usize;
@@ -507,6 +534,69 @@ pub async fn send_denials(
     Ok(sent)
 }
 
+/// The pool token the admission load uses (`--gate-tokens` holds it as `gpu-pool`).
+pub const POOL_TOKEN: &str = "loadgen pool token, long enough to be accepted";
+
+/// Asks the guard for `per_second` admissions a second, until `stop` is set, each about a run
+/// the webhook traffic announced a little earlier (`progress`: sends finished so far); returns
+/// each admission's latency and its outcome (`allow`, `deny`, or the status when not 200).
+pub async fn send_admissions(
+    base: String,
+    traffic: Arc<Traffic>,
+    progress: Arc<AtomicUsize>,
+    per_second: f64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Vec<(Duration, String)>> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut asked = Vec::new();
+    for n in 0u64.. {
+        tick.tick().await;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        // A run announced at least 300 sends ago (a runner picks a job up after its run began).
+        let done = progress.load(Ordering::Relaxed) as u64;
+        let Some(announced) = (done / 3).checked_sub(100) else {
+            continue;
+        };
+        let (repository, run_id) = traffic.run_of(mix(n) % (announced + 1));
+        let http = http.clone();
+        let url = format!("{base}/api/v1/admission");
+        asked.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let resp = http
+                .post(url)
+                .bearer_auth(POOL_TOKEN)
+                .json(&json!({
+                    "repository": repository, "run_id": run_id, "run_attempt": 1,
+                    "job": "build", "runner_name": format!("gate-runner-{n}"),
+                }))
+                .send()
+                .await;
+            let outcome = match resp {
+                Ok(r) if r.status().is_success() => r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["outcome"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| "unreadable".into()),
+                Ok(r) => r.status().to_string(),
+                Err(e) => format!("error: {e}"),
+            };
+            (started.elapsed(), outcome)
+        }));
+    }
+    let mut out = Vec::with_capacity(asked.len());
+    for a in asked {
+        out.push(a.await.context("an admission task panicked")?);
+    }
+    Ok(out)
+}
+
 /// What the store must hold after the traffic was acknowledged.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Expected {
@@ -584,6 +674,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     log: PathBuf,
     child: Option<Child>,
+    /// More arguments for `serve`.
+    extra: Vec<String>,
 }
 
 impl ServerProcess {
@@ -596,6 +688,19 @@ impl ServerProcess {
         addr: SocketAddr,
         log: &Path,
     ) -> anyhow::Result<ServerProcess> {
+        ServerProcess::start_with(bin, repo, db, github, addr, log, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with more arguments for `serve`.
+    pub async fn start_with(
+        bin: &Path,
+        repo: &Path,
+        db: &str,
+        github: &str,
+        addr: SocketAddr,
+        log: &Path,
+        extra: &[String],
+    ) -> anyhow::Result<ServerProcess> {
         let mut p = ServerProcess {
             bin: bin.to_path_buf(),
             repo: repo.to_path_buf(),
@@ -604,6 +709,7 @@ impl ServerProcess {
             addr,
             log: log.to_path_buf(),
             child: None,
+            extra: extra.to_vec(),
         };
         p.spawn().await?;
         Ok(p)
@@ -622,6 +728,7 @@ impl ServerProcess {
             .arg("serve")
             .arg(&self.repo)
             .args(["--listen", &self.addr.to_string(), "--db", &self.db])
+            .args(&self.extra)
             .env("GATEHOUSE_WEBHOOK_SECRET", SECRET)
             .env("GITHUB_TOKEN", "loadgen-token")
             .env("GATEHOUSE_GITHUB_API", &self.github)

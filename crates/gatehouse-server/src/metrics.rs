@@ -103,6 +103,10 @@ pub struct Metrics {
     facts_unavailable: Family<MissingLabels, Counter>,
     cancel_seconds: Histogram,
     explanations_dropped: Counter,
+    admissions: Family<OutcomeLabels, Counter>,
+    gate_disagreements: Counter,
+    gate_ungated: Counter,
+    snapshot_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -207,7 +211,35 @@ impl Metrics {
             "Denials whose explanation (a check run) was dropped because too many waited for GitHub",
             explanations_dropped.clone(),
         );
+        let admissions = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "gatehouse_admissions",
+            "Runners' gates asking before a job's first step, by outcome (allow, deny, refused: a wrong token or a request about no such job, failed: the guard could not decide)",
+            admissions.clone(),
+        );
+        let gate_disagreements = Counter::default();
+        registry.register(
+            "gatehouse_gate_disagreements",
+            "Jobs the gate and the webhook path decided differently (the stricter holds)",
+            gate_disagreements.clone(),
+        );
+        let gate_ungated = Counter::default();
+        registry.register(
+            "gatehouse_gate_ungated",
+            "Jobs that started on a gated pool's resource without its gate asking first (a runner whose job-started hook is not set up)",
+            gate_ungated.clone(),
+        );
+        let snapshot_bytes = Gauge::default();
+        registry.register(
+            "gatehouse_snapshot_bytes",
+            "Size of the last signed policy snapshot made for runners",
+            snapshot_bytes.clone(),
+        );
         Metrics {
+            admissions,
+            gate_disagreements,
+            gate_ungated,
+            snapshot_bytes,
             explanations_dropped,
             registry,
             deliveries,
@@ -232,6 +264,25 @@ impl Metrics {
         self.deliveries
             .get_or_create(&DeliveryLabels { event, outcome })
             .inc();
+    }
+
+    pub fn admission(&self, outcome: &'static str) {
+        self.admissions
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub fn gate_disagreement(&self) {
+        self.gate_disagreements.inc();
+    }
+
+    pub fn gate_ungated(&self) {
+        self.gate_ungated.inc();
+    }
+
+    pub fn snapshot_made(&self, bytes: usize) {
+        self.snapshot_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     pub fn explanation_dropped(&self) {

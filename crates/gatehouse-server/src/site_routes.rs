@@ -236,6 +236,7 @@ fn denied_job(d: DecisionRecord) -> DeniedJob {
         run_id: d.run_id,
         rule: d.rule,
         message: d.message,
+        origin: d.origin,
     }
 }
 
@@ -700,6 +701,7 @@ mod tests {
                         rule: Some("no-grant".into()),
                         message: Some("tinygrad holds no <grant>".into()),
                         decided_at: "2026-11-28T10:00:00Z".into(),
+                        origin: "webhook".into(),
                     },
                     context: None,
                 },

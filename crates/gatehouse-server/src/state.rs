@@ -9,9 +9,11 @@ use std::time::Duration;
 use anyhow::Context;
 use gatehouse_core::check;
 use gatehouse_core::model::GuardMode;
+use gatehouse_core::model::OnUnreachable;
 use gatehouse_core::repo::load_dir;
+use gatehouse_gate::snapshot::Pool;
 use gatehouse_github::{Client, Service, Settings};
-use gatehouse_policy::{Policy, SharedPolicy, compile};
+use gatehouse_policy::{Policy, PolicySource, SharedPolicy, compile_source};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -34,6 +36,10 @@ pub struct AppState {
     pub(crate) facts: RoleFacts,
     /// The deliveries this process waits on.
     pub(crate) waiting: Waiting,
+    /// What the current policy was compiled from (for snapshots), swapped with it.
+    pub(crate) source: arc_swap::ArcSwap<Source>,
+    /// The last signed snapshot, while it is current.
+    pub(crate) snapshot: Mutex<Option<crate::gate::Signed>>,
     /// Bytes of webhook bodies not verified yet, shared by every request
     /// ([`crate::Limits::unverified_body_bytes`]).
     pub(crate) unverified: Arc<tokio::sync::Semaphore>,
@@ -62,6 +68,15 @@ pub(crate) struct PolicyStatus {
 pub(crate) struct Loaded {
     pub policy: Policy,
     pub mode: GuardMode,
+    /// What the policy was compiled from, and the runner pools: what a snapshot carries.
+    pub source: Arc<Source>,
+}
+
+/// What the current policy was compiled from, and the runner pools of `gatehouse.yml`.
+#[derive(Debug, Default)]
+pub(crate) struct Source {
+    pub policy: PolicySource,
+    pub pools: Vec<Pool>,
 }
 
 impl AppState {
@@ -134,6 +149,8 @@ impl AppState {
             status: Mutex::new(status),
             facts: RoleFacts::default(),
             waiting: Waiting::default(),
+            source: arc_swap::ArcSwap::new(loaded.source.clone()),
+            snapshot: Mutex::new(None),
             unverified: Arc::new(tokio::sync::Semaphore::new(unverified)),
             explainer: std::sync::OnceLock::new(),
             me: me.clone(),
@@ -148,6 +165,7 @@ impl AppState {
         match load_policy(self.config.repo_dir.clone()).await {
             Ok(loaded) => {
                 self.policy.store(loaded.policy);
+                self.source.store(loaded.source);
                 {
                     let mut status = self.status();
                     status.loaded_at = Timestamp::now();
@@ -243,9 +261,21 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
             .settings
             .as_ref()
             .map_or_else(GuardMode::default, |s| s.value.guard.mode);
+        let policy = PolicySource::from_repo(&repo);
+        let pools = repo
+            .settings
+            .iter()
+            .flat_map(|s| s.value.gate.pools.iter())
+            .map(|(name, p)| Pool {
+                name: name.clone(),
+                resource: p.resource.value.clone(),
+                allow_when_unreachable: p.on_unreachable.value == OnUnreachable::Allow,
+            })
+            .collect();
         Ok(Loaded {
-            policy: compile(&repo, today),
+            policy: compile_source(&policy, today),
             mode,
+            source: Arc::new(Source { policy, pools }),
         })
     })
     .await

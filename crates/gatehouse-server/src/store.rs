@@ -150,6 +150,8 @@ const SCHEMA_LATE: &[&str] = &[
     // One decision per delivery: a delivery processed again (after a crash, or by a second
     // replica) records nothing new.
     "CREATE UNIQUE INDEX IF NOT EXISTS decisions_by_delivery ON decisions (delivery_id)",
+    // An admission is matched with its job's webhook decision by job id.
+    "CREATE INDEX IF NOT EXISTS decisions_by_job ON decisions (job_id)",
     // Usage charts read job minutes by day range.
     "CREATE INDEX IF NOT EXISTS job_minutes_by_day ON job_minutes (day, resource)",
     // A database from before `usage_by_month` existed: total what was counted.
@@ -177,6 +179,13 @@ const ADDED_COLUMNS: &[(&str, &str, &str, Option<&str>)] = &[
     ),
     ("deliveries", "outcome", "TEXT", None),
     ("decisions", "context", "TEXT", None),
+    // Decisions made before admissions existed were the webhook path's.
+    (
+        "decisions",
+        "origin",
+        "TEXT",
+        Some("UPDATE decisions SET origin = 'webhook'"),
+    ),
 ];
 
 /// The storage, on one of its two backends.
@@ -250,6 +259,8 @@ pub enum Write {
         decision: DecisionRecord,
         context: Option<String>,
     },
+    /// The admission `delivery_id` (`gate:<run>:<attempt>:<runner>`) was for job `job_id`.
+    MatchAdmission { delivery_id: String, job_id: i64 },
     /// A finished job's minutes; 0 rows when this job was counted before.
     Minutes {
         job_id: i64,
@@ -338,6 +349,9 @@ pub struct DecisionRecord {
     pub rule: Option<String>,
     pub message: Option<String>,
     pub decided_at: String,
+    /// `webhook` (the guard decided the queued job) or `gate` (a runner's gate asked before
+    /// the job's first step; `delivery_id` is then `gate:<run>:<attempt>:<runner>`).
+    pub origin: String,
 }
 
 /// Filters of `GET /api/v1/decisions`.
@@ -422,6 +436,7 @@ type DecisionRow = (
     Option<String>,
     Option<String>,
     String,
+    String,
 );
 
 /// The present moment as the store writes it: fixed width, so text order is time order.
@@ -464,9 +479,12 @@ const INVALIDATE_ROLES: &str = "INSERT INTO role_facts (repository, invalidated_
         changed_at = excluded.changed_at";
 const INVALIDATE_ALL_ROLES: &str = "UPDATE role_facts SET invalidated_at = $1, changed_at = $1";
 const INSERT_DECISION: &str = "INSERT INTO decisions (delivery_id, job_id, run_id, repository,
-        project, resource, outcome, rule, message, decided_at, context)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        project, resource, outcome, rule, message, decided_at, context, origin)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
     ON CONFLICT (delivery_id) DO NOTHING";
+/// An admission, matched with its job once the job is known (it goes in progress).
+const MATCH_ADMISSION: &str =
+    "UPDATE decisions SET job_id = $2 WHERE delivery_id = $1 AND origin = 'gate'";
 const INSERT_MINUTES: &str = "INSERT INTO job_minutes (job_id, project, resource, day, minutes)
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id) DO NOTHING";
 const ADD_MONTH_MINUTES: &str = "INSERT INTO usage_by_month (project, resource, month, minutes)
@@ -585,8 +603,13 @@ impl Write {
                     Text(d.message.as_deref()),
                     t(&d.decided_at),
                     Text(context.as_deref()),
+                    t(&d.origin),
                 ],
             ),
+            Write::MatchAdmission {
+                delivery_id,
+                job_id,
+            } => (MATCH_ADMISSION, vec![t(delivery_id), Int(Some(*job_id))]),
             Write::Minutes {
                 job_id,
                 project,
@@ -1034,7 +1057,7 @@ impl Store {
         // `CAST($n AS TEXT) IS NULL` lets one statement serve every combination of filters
         // (PostgreSQL needs the cast to know the parameter's type).
         const SQL: &str = "SELECT delivery_id, job_id, run_id, repository, project, resource,
-                outcome, rule, message, decided_at
+                outcome, rule, message, decided_at, COALESCE(origin, 'webhook')
             FROM decisions
             WHERE (CAST($1 AS TEXT) IS NULL OR project = $1)
               AND (CAST($2 AS TEXT) IS NULL OR resource = $2)
@@ -1061,8 +1084,31 @@ impl Store {
                 rule: r.7,
                 message: r.8,
                 decided_at: r.9,
+                origin: r.10,
             })
             .collect())
+    }
+
+    /// The outcomes of an admission (by its delivery id) and of its job's webhook decision
+    /// (by job id), when recorded: for telling when the two disagree.
+    pub async fn admission_and_decision(
+        &self,
+        admission: &str,
+        job_id: i64,
+    ) -> anyhow::Result<(Option<String>, Option<String>)> {
+        const SQL: &str = "SELECT delivery_id, outcome, COALESCE(origin, 'webhook') FROM decisions
+            WHERE delivery_id = $1 OR (job_id = $2 AND COALESCE(origin, 'webhook') = 'webhook')";
+        let rows: Vec<(String, String, String)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(admission)
+            .bind(job_id)
+            .fetch_all(pool)
+            .await)?;
+        let gate = rows.iter().find(|r| r.0 == admission).map(|r| r.1.clone());
+        let webhook = rows
+            .iter()
+            .find(|r| r.2 == "webhook" && r.0 != admission)
+            .map(|r| r.1.clone());
+        Ok((gate, webhook))
     }
 
     /// The `limit` most recent denials, newest first: what a dashboard lists as "recently

@@ -57,6 +57,14 @@ pub struct DeniedJob {
     /// The stable rule code (`no-grant`, `event-not-allowed`, ...).
     pub rule: Option<String>,
     pub message: Option<String>,
+    /// Who decided: `webhook` (the guard, when the job was queued) or `gate` (the runner's
+    /// gate, before the job's first step).
+    #[serde(default = "webhook")]
+    pub origin: String,
+}
+
+fn webhook() -> String {
+    "webhook".into()
 }
 
 /// One project's use of one resource.

@@ -527,6 +527,7 @@ fn usage_fixture() -> Dashboard {
             run_id: 2,
             rule: Some("event-not-allowed".into()),
             message: Some("pull requests from forks <are> not allowed".into()),
+            origin: "gate".into(),
         }],
     }
 }
@@ -545,6 +546,10 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
     assert!(html.contains("role=\"img\" aria-label=\"gpu: minutes per week"));
     assert!(html.contains("3% of 20000"), "600 of 20000 minutes");
     assert!(html.contains("<code>event-not-allowed</code>"));
+    assert!(
+        html.contains("<td>gate</td><td><code>event-not-allowed</code>"),
+        "a denial says where it was decided"
+    );
     assert!(html.contains("forks &lt;are&gt; not"));
     assert!(html.contains("href=\"/dashboard/resources/gpu\""));
 
