@@ -82,6 +82,17 @@ pub enum Command {
     ///
     /// Exit status: 0 when no decision would change, 1 when some would, 2 on errors.
     Replay(ReplayArgs),
+    /// Admit or refuse the job about to run on this self-hosted runner, before its first step:
+    /// run by the runner's job-started hook (ACTIONS_RUNNER_HOOK_JOB_STARTED).
+    ///
+    /// Asks the guard (POST /api/v1/admission) with the pool's token; when the guard cannot be
+    /// reached in time, decides from the signed policy snapshot; when neither works, refuses
+    /// (unless the pool says `on_unreachable: allow`). A refused job exits 1 with the reason on
+    /// stderr and in the job's summary; an admitted one exits 0 without a word.
+    Gate(GateArgs),
+    /// Write a signed policy snapshot for runners' gates (the guard serves its own at
+    /// GET /api/v1/snapshot): the compiled policy, and with --db the guard's role facts.
+    Snapshot(SnapshotArgs),
     /// Audit the projects' own files and the guard's records: managed labels reachable from
     /// forks or held without a grant, labels given through expressions, idle and archived
     /// grants, provider drift.
@@ -445,6 +456,94 @@ pub struct ServeArgs {
     /// is denied `facts-unavailable` (and its run cancelled).
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub facts_deadline: String,
+    /// Answer runners' gates (POST /api/v1/admission): a folder with one file per runner pool
+    /// of gatehouse.yml, named like the pool, holding its token.
+    #[arg(long, value_name = "DIR")]
+    pub gate_tokens: Option<std::path::PathBuf>,
+    /// Sign policy snapshots for runners (GET /api/v1/snapshot) with this key (`gatehouse gate
+    /// keygen` makes one); needs --gate-tokens.
+    #[arg(long, value_name = "FILE", requires = "gate_tokens")]
+    pub gate_key: Option<std::path::PathBuf>,
+    /// How long runners may decide from a snapshot, e.g. `24h`.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub snapshot_max_age: String,
+}
+
+/// Everything the gate uses comes from its flags, never from environment variables of its
+/// own: the hook runs in the job's environment, which a workflow must not be able to point at
+/// another guard, key or snapshot.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GateArgs {
+    #[command(subcommand)]
+    pub command: Option<GateCommand>,
+    /// The runner pool (gatehouse.yml `gate.pools`) this runner belongs to.
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// The guard's base URL, e.g. https://gatehouse.example.org.
+    #[arg(long, value_name = "URL")]
+    pub guard: Option<String>,
+    /// The file holding the pool's admission token.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// The signed policy snapshot to decide from when the guard cannot be reached.
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<std::path::PathBuf>,
+    /// A public key snapshots may be signed with (give two while the key is changed).
+    #[arg(long = "public-key", value_name = "FILE")]
+    pub public_keys: Vec<std::path::PathBuf>,
+    /// Where the newest snapshot serial seen is kept (an older snapshot is then refused).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<std::path::PathBuf>,
+    /// How long to wait for the guard before deciding from the snapshot, e.g. `2s`.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub timeout: String,
+    /// Say in one line what was decided, also when the job is admitted.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GateCommand {
+    /// Make a key pair that signs snapshots: DIR/gate-signing.key (secret, for the guard's
+    /// --gate-key) and DIR/gate-signing.pub (for the runners' --public-key).
+    Keygen {
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
+    /// Fetch the guard's current snapshot (GET /api/v1/snapshot) and replace FILE with it once
+    /// it verifies; unchanged snapshots are not downloaded again.
+    Fetch {
+        #[arg(long, value_name = "URL")]
+        guard: String,
+        #[arg(long, value_name = "FILE")]
+        token_file: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+        /// The keys the snapshot may be signed with (`--public-key A B` or repeated).
+        #[arg(long = "public-key", value_name = "FILE", required = true, num_args = 1..)]
+        public_keys: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The access repository's top folder.
+    #[arg(default_value = ".")]
+    pub dir: std::path::PathBuf,
+    /// Where to write the snapshot.
+    #[arg(long, value_name = "FILE")]
+    pub out: std::path::PathBuf,
+    /// The signing key (as `gatehouse gate keygen` writes it).
+    #[arg(long, value_name = "FILE")]
+    pub key: std::path::PathBuf,
+    /// The guard's store, for the role facts of the granted projects (without it, the
+    /// snapshot holds none and every job that needs a role is refused offline).
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    /// How long runners may decide from it, e.g. `24h`.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub max_age: String,
 }
 
 #[derive(Debug, Args)]

@@ -63,6 +63,8 @@ fn run(cli: Cli, today_from: Option<ValueSource>) -> anyhow::Result<ExitCode> {
         Command::Render(cli::RenderCommand::Cedar(args)) => cmd::render::run_cedar(args, today),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Replay(args) => cmd::replay::run(args),
+        Command::Gate(args) => cmd::gate::run(args),
+        Command::Snapshot(args) => cmd::gate::run_snapshot(args, today),
         Command::Audit(args) => cmd::audit::run(args, today),
         Command::Ci(cli::CiCommand::Codeowners(args)) => cmd::ci::run_codeowners(args),
         Command::Completions { shell } => {

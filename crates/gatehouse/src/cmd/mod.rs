@@ -6,6 +6,7 @@ pub mod audit;
 pub mod check;
 pub mod ci;
 pub mod decide;
+pub mod gate;
 pub mod gen_fixture;
 pub mod history;
 pub mod import;
@@ -47,4 +48,22 @@ pub fn load_repo_warn(dir: &std::path::Path, today: Date) -> anyhow::Result<gate
         );
     }
     Ok(repo)
+}
+
+/// `text` (`30s`, `5m`, `250ms`, `1h`) as a duration; errors name `flag`.
+pub(crate) fn parse_duration(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .with_context(|| format!("{flag} `{text}` is not a duration such as 30s or 5m"))?;
+    let secs = match unit {
+        "ms" => return Ok(std::time::Duration::from_millis(n)),
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => anyhow::bail!("{flag} `{text}`: the unit must be ms, s, m or h"),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use gatehouse_server::{CatchUp, GuardMode, Secret, ServerConfig};
 
+use super::parse_duration;
 use crate::cli::ServeArgs;
 
 /// A secret from a file (trailing newline dropped) or the environment; never printed.
@@ -19,6 +20,43 @@ fn secret(file: Option<&std::path::Path>, var: &str) -> anyhow::Result<Option<Se
         .ok()
         .filter(|v| !v.trim().is_empty())
         .map(Secret::new))
+}
+
+/// One token per runner pool: each file of `dir` is named like its pool.
+fn pool_tokens(dir: &std::path::Path) -> anyhow::Result<Vec<(String, Secret)>> {
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("--gate-tokens: reading the folder {}", dir.display()))?;
+    let mut tokens = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let Some(pool) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if pool.starts_with('.') || !path.is_file() {
+            continue;
+        }
+        let token = secret(Some(&path), "")?.expect("a file's secret is always some");
+        anyhow::ensure!(
+            token.expose().trim().len() >= 32,
+            "{}: a pool token must be at least 32 characters (e.g. `openssl rand -hex 32`)",
+            path.display()
+        );
+        tokens.push((pool.to_string(), token));
+    }
+    anyhow::ensure!(
+        !tokens.is_empty(),
+        "--gate-tokens: {} holds no token file (one per runner pool, named like the pool)",
+        dir.display()
+    );
+    tokens.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(tokens)
+}
+
+fn signing_key(path: &std::path::Path) -> anyhow::Result<gatehouse_gate::snapshot::SigningKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--gate-key: reading {}", path.display()))?;
+    gatehouse_gate::snapshot::SigningKey::from_text(&text)
+        .map_err(|e| anyhow::anyhow!("--gate-key {}: {e}", path.display()))
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -60,6 +98,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         !config.facts_ttl.is_zero() && !config.facts_deadline.is_zero(),
         "--facts-ttl and --facts-deadline must be longer than zero"
     );
+    if let Some(dir) = &args.gate_tokens {
+        let mut gate = gatehouse_server::gate::GateConfig::new(
+            pool_tokens(dir)?,
+            args.gate_key.as_deref().map(signing_key).transpose()?,
+        );
+        gate.snapshot_max_age = parse_duration("--snapshot-max-age", &args.snapshot_max_age)?;
+        anyhow::ensure!(
+            !gate.snapshot_max_age.is_zero(),
+            "--snapshot-max-age must be longer than zero"
+        );
+        config.gate = Some(gate);
+    }
     if config.github_token.is_none() {
         eprintln!(
             "gatehouse serve: no GITHUB_TOKEN: the guard calls GitHub not at all; it decides only \
@@ -97,23 +147,4 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// `90`, `90s`, `500ms`, `5m`, `1h`.
-/// `text` (`30s`, `5m`, `250ms`, `1h`) as a duration; errors name `flag`.
-fn parse_duration(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n
-        .parse()
-        .with_context(|| format!("{flag} `{text}` is not a duration such as 30s or 5m"))?;
-    let secs = match unit {
-        "ms" => return Ok(std::time::Duration::from_millis(n)),
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => anyhow::bail!("{flag} `{text}`: the unit must be ms, s, m or h"),
-    };
-    Ok(std::time::Duration::from_secs(secs))
 }

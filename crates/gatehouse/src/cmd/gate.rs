@@ -1,0 +1,529 @@
+//! `gatehouse gate` (run by a self-hosted runner's job-started hook) and `gatehouse snapshot`.
+//!
+//! The edge: the runner's environment, the event file, the token and key files, the guard over
+//! HTTP, the serial kept on disk. What is decided, and how a snapshot is checked, is in
+//! `gatehouse-gate`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use gatehouse_gate::admission::{AdmissionAnswer, AdmissionRequest};
+use gatehouse_gate::runner::{self, RunnerJob};
+use gatehouse_gate::snapshot::{self, PublicKey, SigningKey, Snapshot, SnapshotError};
+use gatehouse_policy::{PolicySource, compile_source};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+use super::parse_duration;
+use crate::cli::{GateArgs, GateCommand, SnapshotArgs};
+
+/// Key and token files are short; anything bigger is a wrong path.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+/// The largest snapshot read.
+const MAX_SNAPSHOT: u64 = 64 * 1024 * 1024;
+
+pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(GateCommand::Keygen { out }) => keygen(&out),
+        Some(GateCommand::Fetch {
+            guard,
+            token_file,
+            out,
+            public_keys,
+        }) => fetch(&guard, &token_file, &out, &public_keys),
+        None => Ok(decide(&args)),
+    }
+}
+
+/// What was decided, where, and what the person reads.
+struct Verdict {
+    allow: bool,
+    /// `guard`, `snapshot` or `unreachable` (neither could decide).
+    by: &'static str,
+    rule: Option<String>,
+    message: String,
+    /// Why the guard did not decide, when the snapshot did.
+    offline_because: Option<String>,
+}
+
+impl Verdict {
+    fn refuse(by: &'static str, message: impl Into<String>) -> Verdict {
+        Verdict {
+            allow: false,
+            by,
+            rule: None,
+            message: message.into(),
+            offline_because: None,
+        }
+    }
+
+    /// Who decided, as the person reads it.
+    fn decided_by(&self) -> String {
+        match (self.by, &self.offline_because) {
+            ("guard", _) => "the guard".into(),
+            ("snapshot", Some(why)) => format!("the runner's policy snapshot ({why})"),
+            ("snapshot", None) => "the runner's policy snapshot".into(),
+            _ => "the runner: neither the guard nor a usable snapshot could decide".into(),
+        }
+    }
+}
+
+/// Decides and tells: exit 0 for an admitted job, 1 for a refused one (GitHub then fails the
+/// job before its first step).
+fn decide(args: &GateArgs) -> ExitCode {
+    let env = |name: &str| std::env::var(name).ok();
+    let verdict = judge(args, &env);
+    if verdict.allow {
+        if args.verbose {
+            println!(
+                "gatehouse admitted this job, decided by {}: {}",
+                verdict.decided_by(),
+                verdict.message
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    let rule = verdict
+        .rule
+        .as_deref()
+        .map_or(String::new(), |r| format!(" ({r})"));
+    eprintln!(
+        "gatehouse refused this job{rule}, decided by {}: {}",
+        verdict.decided_by(),
+        verdict.message
+    );
+    // The job's summary page, where the person who started it looks.
+    if let Some(summary) = env("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty())
+        && let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(summary)
+    {
+        let _ = writeln!(
+            f,
+            "### gatehouse refused this job{rule}\n\n{}\n",
+            verdict.message
+        );
+    }
+    ExitCode::from(1)
+}
+
+fn judge(args: &GateArgs, env: &dyn Fn(&str) -> Option<String>) -> Verdict {
+    let Some(pool) = args.pool.as_deref() else {
+        return Verdict::refuse(
+            "unreachable",
+            "the runner names no pool (--pool or GATEHOUSE_POOL): the gate cannot tell which resource it serves",
+        );
+    };
+    let job = match runner::from_env(env, |path| {
+        read_limited(Path::new(path), runner::MAX_EVENT_BYTES as u64)
+    }) {
+        Ok(job) => job,
+        Err(e) => return Verdict::refuse("unreachable", e.to_string()),
+    };
+    let timeout = parse_duration("--timeout", &args.timeout).unwrap_or(Duration::from_secs(2));
+    let guard_said = match (&args.guard, &args.token_file) {
+        (Some(guard), Some(token_file)) => ask_guard(guard, token_file, &job, timeout),
+        _ => Asked::Unreachable("no guard is configured".into()),
+    };
+    let why_offline = match guard_said {
+        Asked::Answer(a) => {
+            return Verdict {
+                allow: a.allows(),
+                by: "guard",
+                rule: a.rule,
+                message: a.message.unwrap_or_else(|| {
+                    format!("{} on {}", a.outcome, a.resource.unwrap_or_default())
+                }),
+                offline_because: None,
+            };
+        }
+        Asked::Refused(message) => return Verdict::refuse("guard", message),
+        Asked::Unreachable(why) => why,
+    };
+    let mut verdict = offline(args, pool, &job, &why_offline);
+    if verdict.by == "snapshot" {
+        verdict.offline_because = Some(why_offline);
+    }
+    verdict
+}
+
+/// What the guard said.
+enum Asked {
+    Answer(AdmissionAnswer),
+    /// A definite refusal (a wrong token, a request about no such job): not decided offline.
+    Refused(String),
+    /// Not reached in time, or it could not decide: decide from the snapshot.
+    Unreachable(String),
+}
+
+fn ask_guard(guard: &str, token_file: &Path, job: &RunnerJob, timeout: Duration) -> Asked {
+    let token = match read_secret(token_file) {
+        Ok(t) => t,
+        Err(e) => return Asked::Refused(format!("{e:#}")),
+    };
+    let request = AdmissionRequest {
+        repository: job.repository.clone(),
+        run_id: job.run_id,
+        run_attempt: job.run_attempt,
+        job: job.job.clone(),
+        runner_name: job.runner_name.clone(),
+    };
+    let url = format!("{}/api/v1/admission", guard.trim_end_matches('/'));
+    let asked = async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("gatehouse-gate/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let resp = client
+            .post(&url)
+            .bearer_auth(token.expose())
+            .json(&request)
+            .send()
+            .await?;
+        let status = resp.status();
+        let body = resp.bytes().await?;
+        anyhow::Ok((status, body))
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return Asked::Unreachable(format!("cannot start the HTTP client: {e}")),
+    };
+    match runtime.block_on(asked) {
+        Err(e) => Asked::Unreachable(format!(
+            "the guard did not answer within {timeout:?} ({})",
+            token.scrub(&format!("{e:#}"))
+        )),
+        Ok((status, body)) if status.is_success() => match serde_json::from_slice(&body) {
+            Ok(answer) => Asked::Answer(answer),
+            Err(e) => Asked::Unreachable(format!("the guard's answer does not read: {e}")),
+        },
+        Ok((status, _)) if status.is_server_error() => {
+            Asked::Unreachable(format!("the guard could not decide ({status})"))
+        }
+        Ok((status, body)) => {
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+            Asked::Refused(format!(
+                "the guard refused the request ({status}): {}",
+                token.scrub(&message)
+            ))
+        }
+    }
+}
+
+/// Decides from the snapshot; `why` says why the guard did not.
+fn offline(args: &GateArgs, pool: &str, job: &RunnerJob, why: &str) -> Verdict {
+    let opened = open_snapshot(args, job);
+    let snapshot = match opened {
+        Ok(s) => s,
+        Err((known, e)) => {
+            // A snapshot that verified but may not be decided from (too old, replayed) still
+            // says what the pool wants when nothing can decide.
+            let open = known
+                .as_ref()
+                .and_then(|s| s.pool(pool))
+                .is_some_and(|p| p.allow_when_unreachable);
+            let message = format!("{why}; and the snapshot cannot be used: {e}");
+            if open {
+                return Verdict {
+                    allow: true,
+                    by: "unreachable",
+                    rule: None,
+                    message: format!(
+                        "{message}; the pool `{pool}` lets jobs run then (on_unreachable: allow)"
+                    ),
+                    offline_because: None,
+                };
+            }
+            return Verdict::refuse(
+                "unreachable",
+                format!(
+                    "{message}. Re-run the job once the runner reaches the guard, or ask the organisation's gatehouse admins"
+                ),
+            );
+        }
+    };
+    let Some(settings) = snapshot.pool(pool) else {
+        return Verdict::refuse(
+            "snapshot",
+            format!("the runner pool `{pool}` is not in the access repository's gate.pools"),
+        );
+    };
+    let policy = compile_source(&snapshot.policy, today());
+    if policy.resource_by_name(&settings.resource).is_none() {
+        return Verdict::refuse(
+            "snapshot",
+            format!(
+                "the pool `{pool}` serves `{}`, which is no resource",
+                settings.resource
+            ),
+        );
+    }
+    let roles = snapshot.roles_of(&job.repository);
+    let (decision, message) =
+        gatehouse_gate::offline::decide(&policy, roles, settings, job, today());
+    Verdict {
+        allow: decision.rule().is_none(),
+        by: "snapshot",
+        rule: decision.rule().map(|r| r.code().to_string()),
+        message: message
+            .unwrap_or_else(|| format!("{} on {}", decision.outcome(), settings.resource)),
+        offline_because: None,
+    }
+}
+
+/// The snapshot, verified and checked (the serial seen is raised to it). On failure, the
+/// snapshot when its signature verified, and why it cannot be used.
+fn open_snapshot(
+    args: &GateArgs,
+    job: &RunnerJob,
+) -> Result<Snapshot, (Option<Box<Snapshot>>, String)> {
+    let fail = |e: String| (None, e);
+    let path = args
+        .snapshot
+        .as_deref()
+        .ok_or_else(|| fail("no snapshot is configured (--snapshot)".into()))?;
+    let keys = public_keys(&args.public_keys).map_err(|e| fail(format!("{e:#}")))?;
+    let bytes = read_limited(path, MAX_SNAPSHOT).map_err(fail)?;
+    let snapshot = snapshot::open(&bytes, &keys).map_err(|e| fail(e.to_string()))?;
+    let org = job.repository.split('/').next().unwrap_or_default();
+    let seen = args.state.as_deref().map_or(0, read_serial);
+    if let Err(e) = snapshot.check(org, Timestamp::now().as_second(), seen) {
+        return Err((Some(Box::new(snapshot)), e.to_string()));
+    }
+    if let Some(state) = &args.state
+        && snapshot.serial > seen
+    {
+        // Best effort: a state that cannot be written leaves only replay protection weaker.
+        let _ = write_atomic(state, snapshot.serial.to_string().as_bytes());
+    }
+    Ok(snapshot)
+}
+
+fn read_serial(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn public_keys(files: &[PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no public key is configured (--public-key): no snapshot can be trusted"
+    );
+    files
+        .iter()
+        .map(|f| {
+            let text = read_limited(f, MAX_SECRET_FILE).map_err(anyhow::Error::msg)?;
+            PublicKey::from_text(&String::from_utf8_lossy(&text))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))
+        })
+        .collect()
+}
+
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("{} is larger than {limit} bytes", path.display()));
+    }
+    Ok(bytes)
+}
+
+fn read_secret(path: &Path) -> anyhow::Result<gatehouse_github::Secret> {
+    let bytes = read_limited(path, MAX_SECRET_FILE).map_err(anyhow::Error::msg)?;
+    let text =
+        String::from_utf8(bytes).with_context(|| format!("{} is not text", path.display()))?;
+    anyhow::ensure!(!text.trim().is_empty(), "{} is empty", path.display());
+    Ok(gatehouse_github::Secret::new(text))
+}
+
+/// Writes `path` whole or not at all (a temporary file renamed over it).
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
+}
+
+fn today() -> Date {
+    TimeZone::UTC.to_datetime(Timestamp::now()).date()
+}
+
+fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let (secret, public) = SigningKey::generate().map_err(anyhow::Error::msg)?;
+    let key = out.join("gate-signing.key");
+    anyhow::ensure!(
+        !key.exists(),
+        "{} exists: keep it, or move it away to make a new key",
+        key.display()
+    );
+    write_atomic(&key, format!("{secret}\n").as_bytes())
+        .with_context(|| format!("writing {}", key.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let public_file = out.join("gate-signing.pub");
+    write_atomic(&public_file, format!("{}\n", public.to_text()).as_bytes())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&public_file, std::fs::Permissions::from_mode(0o644))?;
+    }
+    println!(
+        "wrote {} (the guard's --gate-key; keep it secret) and {} (the runners' --public-key)",
+        key.display(),
+        public_file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fetch(guard: &str, token_file: &Path, out: &Path, keys: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let token = read_secret(token_file)?;
+    let trusted = public_keys(keys)?;
+    let etag_file = out.with_extension("etag");
+    let etag = std::fs::read_to_string(&etag_file)
+        .ok()
+        .filter(|_| out.exists());
+    let url = format!("{}/api/v1/snapshot", guard.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (status, new_etag, body) = runtime
+        .block_on(async {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?;
+            let mut req = client.get(&url).bearer_auth(token.expose());
+            if let Some(tag) = &etag {
+                req = req.header(reqwest::header::IF_NONE_MATCH, tag.trim());
+            }
+            let resp = req.send().await?;
+            let status = resp.status();
+            let new_etag = resp
+                .headers()
+                .get(reqwest::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = resp.bytes().await?;
+            anyhow::Ok((status, new_etag, body))
+        })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot fetch the snapshot from {url}: {}",
+                token.scrub(&format!("{e:#}"))
+            )
+        })?;
+    if status == reqwest::StatusCode::NOT_MODIFIED {
+        println!("the snapshot in {} is current", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    anyhow::ensure!(
+        status.is_success(),
+        "the guard answered {status} for the snapshot: {}",
+        token.scrub(
+            &String::from_utf8_lossy(&body)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        )
+    );
+    // Never replace a good snapshot with one that does not verify, nor with an older one.
+    let snapshot = snapshot::open(&body, &trusted)
+        .map_err(|e: SnapshotError| anyhow::anyhow!("the fetched snapshot is refused: {e}"))?;
+    let held = read_limited(out, MAX_SNAPSHOT)
+        .ok()
+        .and_then(|b| snapshot::open(&b, &trusted).ok())
+        .map_or(0, |s| s.serial);
+    anyhow::ensure!(
+        snapshot.serial >= held,
+        "the fetched snapshot (serial {}) is older than the one in {} (serial {held}); it is refused",
+        snapshot.serial,
+        out.display()
+    );
+    write_atomic(out, &body).with_context(|| format!("writing {}", out.display()))?;
+    if let Some(tag) = new_etag {
+        let _ = write_atomic(&etag_file, tag.as_bytes());
+    }
+    println!(
+        "wrote {} (serial {}, {} bytes)",
+        out.display(),
+        snapshot.serial,
+        body.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gatehouse snapshot`.
+pub fn run_snapshot(args: SnapshotArgs, today: Date) -> anyhow::Result<ExitCode> {
+    let repo = super::load_repo_warn(&args.dir, today)?;
+    let key = SigningKey::from_text(&String::from_utf8_lossy(
+        &read_limited(&args.key, MAX_SECRET_FILE).map_err(anyhow::Error::msg)?,
+    ))
+    .map_err(|e| anyhow::anyhow!("{}: {e}", args.key.display()))?;
+    let max_age = parse_duration("--max-age", &args.max_age)?;
+    let roles = match &args.db {
+        None => Vec::new(),
+        Some(db) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(gatehouse_server::gate::stored_roles(db))?,
+    };
+    let pools = repo
+        .settings
+        .iter()
+        .flat_map(|s| s.value.gate.pools.iter())
+        .map(|(name, p)| snapshot::Pool {
+            name: name.clone(),
+            resource: p.resource.value.clone(),
+            allow_when_unreachable: p.on_unreachable.value
+                == gatehouse_core::model::OnUnreachable::Allow,
+        })
+        .collect();
+    let now = Timestamp::now();
+    let snapshot = Snapshot {
+        org: repo
+            .settings
+            .as_ref()
+            .map(|s| s.value.org.value.to_ascii_lowercase())
+            .unwrap_or_default(),
+        serial: u64::try_from(now.as_millisecond()).unwrap_or(0),
+        created_at: now.as_second(),
+        max_age_secs: max_age.as_secs(),
+        policy: PolicySource::from_repo(&repo),
+        roles,
+        pools,
+    };
+    let bytes = key.sign(&snapshot).map_err(anyhow::Error::msg)?;
+    write_atomic(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "wrote {} ({} bytes; serial {}; {} repositories' roles; valid for {})",
+        args.out.display(),
+        bytes.len(),
+        snapshot.serial,
+        snapshot.roles.len(),
+        args.max_age
+    );
+    Ok(ExitCode::SUCCESS)
+}
