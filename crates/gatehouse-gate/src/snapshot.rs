@@ -8,9 +8,16 @@
 //! its `max_age`, or older than the newest it has seen (its serial number only grows).
 //!
 //! The file: `MAGIC`, the version byte, the signer's public key (32 bytes: which trusted key to
-//! check against), the signature (64 bytes) over the version byte and the body, and the body
+//! check against), the signature (64 bytes) over the version byte and the body's SHA-256, and the body
 //! (postcard, a compact binary form: nothing to parse but bytes). The signature covers
 //! everything after the key, so no byte of the body can change unnoticed.
+//!
+//! A runner reads the snapshot once per job, so the body is laid out to be read fast: each
+//! person is written once (login and account id) and each repository's list names people by
+//! their place in that table; logins and repository names are read in place, not copied.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 use base64::Engine;
 use gatehouse_policy::{Permission, PolicySource};
@@ -20,7 +27,7 @@ use serde::{Deserialize, Serialize};
 /// The first bytes of every snapshot file.
 pub const MAGIC: &[u8; 19] = b"gatehouse-snapshot\n";
 /// The body's format.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 const KEY_LEN: usize = 32;
 const SIG_LEN: usize = 64;
 const HEADER: usize = MAGIC.len() + 1 + KEY_LEN + SIG_LEN;
@@ -140,11 +147,8 @@ impl SigningKey {
 
     /// The snapshot as a signed file.
     pub fn sign(&self, snapshot: &Snapshot) -> Result<Vec<u8>, String> {
-        let body = postcard::to_stdvec(snapshot).map_err(|e| e.to_string())?;
-        let mut signed = Vec::with_capacity(1 + body.len());
-        signed.push(VERSION);
-        signed.extend_from_slice(&body);
-        let signature = self.pair.sign(&signed);
+        let body = postcard::to_stdvec(&Wire::of(snapshot)).map_err(|e| e.to_string())?;
+        let signature = self.pair.sign(&signed_message(VERSION, &body));
         let mut out = Vec::with_capacity(HEADER + body.len());
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
@@ -176,9 +180,23 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
+/// What the signature covers: a label, the version byte and the body's SHA-256 (hash, then
+/// sign: the runner hashes the body once, with the processor's SHA instructions where it has
+/// them, instead of Ed25519 hashing all of it with SHA-512).
+fn signed_message(version: u8, body: &[u8]) -> Vec<u8> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, body);
+    let mut message = Vec::with_capacity(SIGNED_LABEL.len() + 1 + digest.as_ref().len());
+    message.extend_from_slice(SIGNED_LABEL);
+    message.push(version);
+    message.extend_from_slice(digest.as_ref());
+    message
+}
+
+const SIGNED_LABEL: &[u8] = b"gatehouse snapshot body sha256\n";
+
 /// Reads a signed snapshot: checks its header and its signature against one of `trusted`,
 /// then reads its body. Dates, organisation and serial are [`Snapshot::check`]'s.
-pub fn open(file: &[u8], trusted: &[PublicKey]) -> Result<Snapshot, SnapshotError> {
+pub fn open<'a>(file: &'a [u8], trusted: &[PublicKey]) -> Result<Opened<'a>, SnapshotError> {
     if file.len() < HEADER || !file.starts_with(MAGIC) {
         return Err(SnapshotError::NotASnapshot);
     }
@@ -194,18 +212,110 @@ pub fn open(file: &[u8], trusted: &[PublicKey]) -> Result<Snapshot, SnapshotErro
         .find(|k| k.0 == key)
         .ok_or(SnapshotError::UnknownKey)?;
     // The version byte and the body, contiguous in the file.
-    let signed = &file[MAGIC.len()..MAGIC.len() + 1];
     let body = &file[HEADER..];
-    let mut message = Vec::with_capacity(1 + body.len());
-    message.extend_from_slice(signed);
-    message.extend_from_slice(body);
     UnparsedPublicKey::new(&signature::ED25519, trusted.0)
-        .verify(&message, signature)
+        .verify(&signed_message(version, body), signature)
         .map_err(|_| SnapshotError::BadSignature)?;
-    postcard::from_bytes(body).map_err(|e| SnapshotError::Body(e.to_string()))
+    let wire: Wire<'a> =
+        postcard::from_bytes(body).map_err(|e| SnapshotError::Body(e.to_string()))?;
+    Ok(Opened {
+        org: wire.org.into_owned(),
+        serial: wire.serial,
+        created_at: wire.created_at,
+        max_age_secs: wire.max_age_secs,
+        policy: wire.policy.into_owned(),
+        pools: wire.pools.into_owned(),
+        people: wire.people,
+        roles: wire.roles,
+    })
 }
 
-impl Snapshot {
+/// The body as written: people once, each repository's list by their places in it.
+#[derive(Serialize, Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    org: Cow<'a, str>,
+    serial: u64,
+    created_at: i64,
+    max_age_secs: u64,
+    policy: Cow<'a, PolicySource>,
+    pools: Cow<'a, [Pool]>,
+    /// (login, account id).
+    #[serde(borrow)]
+    people: Vec<(&'a str, i64)>,
+    /// Sorted by repository.
+    #[serde(borrow)]
+    roles: Vec<WireRoles<'a>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireRoles<'a> {
+    repository: &'a str,
+    fetched_at: i64,
+    /// (place in `people`, role).
+    people: Vec<(u32, Permission)>,
+}
+
+impl<'a> Wire<'a> {
+    fn of(s: &'a Snapshot) -> Wire<'a> {
+        let mut places: HashMap<i64, u32> = HashMap::new();
+        let mut people: Vec<(&'a str, i64)> = Vec::new();
+        let mut roles: Vec<WireRoles<'a>> = s
+            .roles
+            .iter()
+            .map(|r| WireRoles {
+                repository: &r.repository,
+                fetched_at: r.fetched_at,
+                people: r
+                    .people
+                    .iter()
+                    .map(|(id, login, role)| {
+                        let place = *places.entry(*id).or_insert_with(|| {
+                            people.push((login, *id));
+                            (people.len() - 1) as u32
+                        });
+                        (place, *role)
+                    })
+                    .collect(),
+            })
+            .collect();
+        roles.sort_by(|a, b| a.repository.cmp(b.repository));
+        Wire {
+            org: Cow::Borrowed(&s.org),
+            serial: s.serial,
+            created_at: s.created_at,
+            max_age_secs: s.max_age_secs,
+            policy: Cow::Borrowed(&s.policy),
+            pools: Cow::Borrowed(&s.pools),
+            people,
+            roles,
+        }
+    }
+}
+
+/// A snapshot as a runner reads it: verified, its role lists read in place from the file.
+#[derive(Debug)]
+pub struct Opened<'a> {
+    pub org: String,
+    pub serial: u64,
+    pub created_at: i64,
+    pub max_age_secs: u64,
+    pub policy: PolicySource,
+    pub pools: Vec<Pool>,
+    people: Vec<(&'a str, i64)>,
+    roles: Vec<WireRoles<'a>>,
+}
+
+impl std::fmt::Debug for WireRoles<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WireRoles")
+            .field("repository", &self.repository)
+            .field("people", &self.people.len())
+            .finish()
+    }
+}
+
+impl Opened<'_> {
     /// Whether the snapshot may be decided from now (`now`: seconds since the epoch), for
     /// `org`, on a runner that has seen serial `seen` at most.
     pub fn check(&self, org: &str, now: i64, seen: u64) -> Result<(), SnapshotError> {
@@ -240,10 +350,50 @@ impl Snapshot {
         self.pools.iter().find(|p| p.name == name)
     }
 
-    pub fn roles_of(&self, repository: &str) -> Option<&RepoRoles> {
-        self.roles
+    /// The repository's collaborator list, if the snapshot holds it.
+    pub fn roles_of(&self, repository: &str) -> Option<RepoRoles> {
+        let key = repository.to_ascii_lowercase();
+        let at = self
+            .roles
+            .binary_search_by(|r| r.repository.cmp(key.as_str()))
+            .ok()?;
+        let r = &self.roles[at];
+        let people = r
+            .people
             .iter()
-            .find(|r| r.repository.eq_ignore_ascii_case(repository))
+            .map(|(place, role)| {
+                let (login, id) = self.people.get(*place as usize)?;
+                Some((*id, (*login).to_string(), *role))
+            })
+            // A place outside the table (a signer's bug): no list rather than a wrong one.
+            .collect::<Option<Vec<_>>>()?;
+        Some(RepoRoles {
+            repository: r.repository.to_string(),
+            fetched_at: r.fetched_at,
+            people,
+        })
+    }
+
+    /// How many repositories' lists it holds.
+    pub fn repositories(&self) -> usize {
+        self.roles.len()
+    }
+
+    /// Everything, as it was made (for tests and tools).
+    pub fn to_snapshot(&self) -> Snapshot {
+        Snapshot {
+            org: self.org.clone(),
+            serial: self.serial,
+            created_at: self.created_at,
+            max_age_secs: self.max_age_secs,
+            policy: self.policy.clone(),
+            roles: self
+                .roles
+                .iter()
+                .filter_map(|r| self.roles_of(r.repository))
+                .collect(),
+            pools: self.pools.clone(),
+        }
     }
 }
 
@@ -277,16 +427,47 @@ mod tests {
         let key = SigningKey::from_text(&text).unwrap();
         let file = key.sign(&snapshot(7)).unwrap();
         assert_eq!(
-            open(&file, std::slice::from_ref(&public)).unwrap(),
+            open(&file, std::slice::from_ref(&public))
+                .unwrap()
+                .to_snapshot(),
             snapshot(7)
         );
         let (_, other) = SigningKey::generate().unwrap();
         assert_eq!(
-            open(&file, std::slice::from_ref(&other)),
-            Err(SnapshotError::UnknownKey)
+            open(&file, std::slice::from_ref(&other)).err(),
+            Some(SnapshotError::UnknownKey)
         );
         // During a key change, either of two trusted keys will do.
         assert!(open(&file, &[other, public]).is_ok());
+    }
+
+    #[test]
+    fn role_lists_share_their_people_and_are_found_by_repository() {
+        let mut s = snapshot(1);
+        let core = |n: i64| (n, format!("core-{n}"), Permission::Admin);
+        s.roles = (0..50)
+            .map(|r| RepoRoles {
+                repository: format!("conda-forge/p{r}-feedstock"),
+                fetched_at: r,
+                people: vec![
+                    core(1),
+                    core(2),
+                    (100 + r, format!("m{r}"), Permission::Write),
+                ],
+            })
+            .collect();
+        let (text, public) = SigningKey::generate().unwrap();
+        let file = SigningKey::from_text(&text).unwrap().sign(&s).unwrap();
+        let opened = open(&file, &[public]).unwrap();
+        assert_eq!(opened.repositories(), 50);
+        let found = opened.roles_of("Conda-Forge/P7-Feedstock").unwrap();
+        assert_eq!(found, s.roles[7]);
+        assert!(opened.roles_of("conda-forge/p50-feedstock").is_none());
+        // Each of the 52 people is written once.
+        assert_eq!(opened.people.len(), 52);
+        let mut sorted = s.clone();
+        sorted.roles.sort_by(|a, b| a.repository.cmp(&b.repository));
+        assert_eq!(opened.to_snapshot(), sorted);
     }
 
     #[test]
@@ -309,12 +490,12 @@ mod tests {
         let mut swapped = file.clone();
         swapped[MAGIC.len() + 1..MAGIC.len() + 1 + KEY_LEN].copy_from_slice(&second.0);
         assert_eq!(
-            open(&swapped, &[public.clone(), second]),
-            Err(SnapshotError::BadSignature)
+            open(&swapped, &[public.clone(), second]).err(),
+            Some(SnapshotError::BadSignature)
         );
         assert_eq!(
-            open(b"{}", std::slice::from_ref(&public)),
-            Err(SnapshotError::NotASnapshot)
+            open(b"{}", std::slice::from_ref(&public)).err(),
+            Some(SnapshotError::NotASnapshot)
         );
         assert_eq!(
             open(&file[..file.len() - 1], &[public]).map(|_| ()),
@@ -324,7 +505,12 @@ mod tests {
 
     #[test]
     fn old_foreign_replayed_and_future_snapshots_are_refused() {
-        let s = snapshot(7);
+        let (text, public) = SigningKey::generate().unwrap();
+        let file = SigningKey::from_text(&text)
+            .unwrap()
+            .sign(&snapshot(7))
+            .unwrap();
+        let s = open(&file, &[public]).unwrap();
         assert!(s.check("Conda-Forge", 1_000_100, 7).is_ok());
         assert!(matches!(
             s.check("other", 1_000_100, 0),

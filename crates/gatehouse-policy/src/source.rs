@@ -49,12 +49,45 @@ pub struct GrantSource {
     /// Whether forks' pull requests may use it (the grant's `forks`, else its resource's
     /// default, else yes).
     pub forks: bool,
+    #[serde(with = "day")]
     pub granted: Date,
+    #[serde(with = "maybe_day")]
     pub expires: Option<Date>,
     /// The account ids of its user list, when it narrows who may trigger jobs (entries nothing
     /// resolves are left out: they match nobody).
     pub users: Option<Vec<i64>>,
     pub request: Option<String>,
+}
+
+/// A day as (year, month, day) numbers: a snapshot is read once per job, and numbers read
+/// faster than dates written out.
+mod day {
+    use jiff::civil::Date;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Date, s: S) -> Result<S::Ok, S::Error> {
+        (d.year(), d.month(), d.day()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
+        let (y, m, day) = <(i16, i8, i8)>::deserialize(d)?;
+        Date::new(y, m, day).map_err(serde::de::Error::custom)
+    }
+}
+
+mod maybe_day {
+    use jiff::civil::Date;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+        d.map(|d| (d.year(), d.month(), d.day())).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+        Option::<(i16, i8, i8)>::deserialize(d)?
+            .map(|(y, m, day)| Date::new(y, m, day).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 fn permission(role: Role) -> Permission {

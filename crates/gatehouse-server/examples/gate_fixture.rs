@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Each repository gets the people a conda-forge feedstock lists: the `core` team (15 people,
-//! admin on every feedstock, the same accounts everywhere) and its own 10 maintainers.
+//! admin on every feedstock, the same accounts everywhere) and its own 10 maintainers, all
+//! taken from the repository's terms-of-service list (so that their jobs can be admitted).
 
 use std::collections::BTreeSet;
 
@@ -15,8 +16,8 @@ use anyhow::Context;
 use gatehouse_server::store::{Store, Write};
 use serde_json::json;
 
-const CORE: i64 = 15;
-const MAINTAINERS: i64 = 10;
+const CORE: usize = 15;
+const MAINTAINERS: usize = 10;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -30,26 +31,40 @@ async fn main() -> anyhow::Result<()> {
         .settings
         .as_ref()
         .context("the repository has no gatehouse.yml")?;
-    let (org, suffix) = (&settings.value.org.value, &settings.value.repo_suffix.value);
     let projects: BTreeSet<String> = repo
         .grants
         .iter()
         .map(|g| g.value.project.value.clone())
         .collect();
+    let people: Vec<(String, i64)> = repo
+        .tos
+        .as_ref()
+        .map(|t| {
+            t.value
+                .iter()
+                .map(|e| (e.github.value.clone(), e.id.value.0))
+                .collect()
+        })
+        .unwrap_or_default();
+    anyhow::ensure!(
+        people.len() > CORE + MAINTAINERS,
+        "people/tos.yml lists {} people; at least {} are needed",
+        people.len(),
+        CORE + MAINTAINERS + 1
+    );
     let store = Store::connect(&db).await?;
     let now = jiff::Timestamp::now().to_string();
     let mut writes = Vec::new();
     for (n, project) in projects.iter().enumerate() {
-        let core = (0..CORE)
-            .map(|i| json!({"login": format!("core-{i}"), "id": 1_000 + i, "role": "admin"}));
-        let own = (0..MAINTAINERS).map(|i| {
-            let id = 10_000_000 + n as i64 * MAINTAINERS + i;
-            json!({"login": format!("maintainer-{id}"), "id": id, "role": "maintain"})
-        });
-        let people: Vec<_> = core.chain(own).collect();
+        let person = |(login, id): &(String, i64), role: &str| json!({"login": login, "id": id, "role": role});
+        let core = people[..CORE].iter().map(|p| person(p, "admin"));
+        let others = people.len() - CORE;
+        let own = (0..MAINTAINERS)
+            .map(|i| person(&people[CORE + (n * MAINTAINERS + i) % others], "maintain"));
+        let listed: Vec<_> = core.chain(own).collect();
         writes.push(Write::RoleFacts {
-            repository: format!("{org}/{project}{suffix}").to_lowercase(),
-            people: serde_json::to_string(&people)?,
+            repository: settings.value.repository_of(project).to_lowercase(),
+            people: serde_json::to_string(&listed)?,
             etag: None,
             fetched_at: now.clone(),
             changed_at: now.clone(),

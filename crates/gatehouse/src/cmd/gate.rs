@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use gatehouse_gate::admission::{AdmissionAnswer, AdmissionRequest};
 use gatehouse_gate::runner::{self, RunnerJob};
-use gatehouse_gate::snapshot::{self, PublicKey, SigningKey, Snapshot, SnapshotError};
+use gatehouse_gate::snapshot::{self, Opened, PublicKey, SigningKey, Snapshot, SnapshotError};
 use gatehouse_policy::{PolicySource, compile_source};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -222,36 +222,27 @@ fn ask_guard(guard: &str, token_file: &Path, job: &RunnerJob, timeout: Duration)
 
 /// Decides from the snapshot; `why` says why the guard did not.
 fn offline(args: &GateArgs, pool: &str, job: &RunnerJob, why: &str) -> Verdict {
-    let opened = open_snapshot(args, job);
-    let snapshot = match opened {
-        Ok(s) => s,
-        Err((known, e)) => {
-            // A snapshot that verified but may not be decided from (too old, replayed) still
-            // says what the pool wants when nothing can decide.
-            let open = known
-                .as_ref()
-                .and_then(|s| s.pool(pool))
-                .is_some_and(|p| p.allow_when_unreachable);
-            let message = format!("{why}; and the snapshot cannot be used: {e}");
-            if open {
-                return Verdict {
-                    allow: true,
-                    by: "unreachable",
-                    rule: None,
-                    message: format!(
-                        "{message}; the pool `{pool}` lets jobs run then (on_unreachable: allow)"
-                    ),
-                    offline_because: None,
-                };
-            }
-            return Verdict::refuse(
-                "unreachable",
-                format!(
-                    "{message}. Re-run the job once the runner reaches the guard, or ask the organisation's gatehouse admins"
-                ),
-            );
-        }
+    let bytes = match args.snapshot.as_deref() {
+        None => Err("no snapshot is configured (--snapshot)".to_string()),
+        Some(path) => read_limited(path, MAX_SNAPSHOT),
     };
+    let opened = bytes.and_then(|b| {
+        let keys = public_keys(&args.public_keys).map_err(|e| format!("{e:#}"))?;
+        Ok((b, keys))
+    });
+    let (bytes, keys) = match opened {
+        Ok(x) => x,
+        Err(e) => return unusable(pool, why, None, &e),
+    };
+    let snapshot = match snapshot::open(&bytes, &keys) {
+        Ok(s) => s,
+        Err(e) => return unusable(pool, why, None, &e.to_string()),
+    };
+    if let Err(e) = check_snapshot(args, &snapshot, job) {
+        // A snapshot that verified but may not be decided from (too old, replayed) still
+        // says what the pool wants when nothing can decide.
+        return unusable(pool, why, Some(&snapshot), &e);
+    }
     let Some(settings) = snapshot.pool(pool) else {
         return Verdict::refuse(
             "snapshot",
@@ -270,7 +261,7 @@ fn offline(args: &GateArgs, pool: &str, job: &RunnerJob, why: &str) -> Verdict {
     }
     let roles = snapshot.roles_of(&job.repository);
     let (decision, message) =
-        gatehouse_gate::offline::decide(&policy, roles, settings, job, today());
+        gatehouse_gate::offline::decide(&policy, roles.as_ref(), settings, job, today());
     Verdict {
         allow: decision.rule().is_none(),
         by: "snapshot",
@@ -281,32 +272,47 @@ fn offline(args: &GateArgs, pool: &str, job: &RunnerJob, why: &str) -> Verdict {
     }
 }
 
-/// The snapshot, verified and checked (the serial seen is raised to it). On failure, the
-/// snapshot when its signature verified, and why it cannot be used.
-fn open_snapshot(
-    args: &GateArgs,
-    job: &RunnerJob,
-) -> Result<Snapshot, (Option<Box<Snapshot>>, String)> {
-    let fail = |e: String| (None, e);
-    let path = args
-        .snapshot
-        .as_deref()
-        .ok_or_else(|| fail("no snapshot is configured (--snapshot)".into()))?;
-    let keys = public_keys(&args.public_keys).map_err(|e| fail(format!("{e:#}")))?;
-    let bytes = read_limited(path, MAX_SNAPSHOT).map_err(fail)?;
-    let snapshot = snapshot::open(&bytes, &keys).map_err(|e| fail(e.to_string()))?;
+/// Neither the guard nor the snapshot can decide: refused, unless a snapshot that verified
+/// says the pool lets jobs run then.
+fn unusable(pool: &str, why: &str, known: Option<&Opened<'_>>, e: &str) -> Verdict {
+    let open = known
+        .and_then(|s| s.pool(pool))
+        .is_some_and(|p| p.allow_when_unreachable);
+    let message = format!("{why}; and the snapshot cannot be used: {e}");
+    if open {
+        return Verdict {
+            allow: true,
+            by: "unreachable",
+            rule: None,
+            message: format!(
+                "{message}; the pool `{pool}` lets jobs run then (on_unreachable: allow)"
+            ),
+            offline_because: None,
+        };
+    }
+    Verdict::refuse(
+        "unreachable",
+        format!(
+            "{message}. Re-run the job once the runner reaches the guard, or ask the organisation's gatehouse admins"
+        ),
+    )
+}
+
+/// Whether the verified snapshot may be decided from for this job; the serial seen is raised
+/// to it when it may.
+fn check_snapshot(args: &GateArgs, snapshot: &Opened<'_>, job: &RunnerJob) -> Result<(), String> {
     let org = job.repository.split('/').next().unwrap_or_default();
     let seen = args.state.as_deref().map_or(0, read_serial);
-    if let Err(e) = snapshot.check(org, Timestamp::now().as_second(), seen) {
-        return Err((Some(Box::new(snapshot)), e.to_string()));
-    }
+    snapshot
+        .check(org, Timestamp::now().as_second(), seen)
+        .map_err(|e| e.to_string())?;
     if let Some(state) = &args.state
         && snapshot.serial > seen
     {
         // Best effort: a state that cannot be written leaves only replay protection weaker.
-        let _ = write_atomic(state, snapshot.serial.to_string().as_bytes());
+        let _ = write_atomic(state, snapshot.serial.to_string().as_bytes(), 0o644);
     }
-    Ok(snapshot)
+    Ok(())
 }
 
 fn read_serial(path: &Path) -> u64 {
@@ -351,14 +357,23 @@ fn read_secret(path: &Path) -> anyhow::Result<gatehouse_github::Secret> {
     Ok(gatehouse_github::Secret::new(text))
 }
 
-/// Writes `path` whole or not at all (a temporary file renamed over it).
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `path` whole or not at all (a temporary file renamed over it), with permissions
+/// `mode` on Unix (a snapshot is read by the runner's account, a key by its owner alone).
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map(drop).map_err(|e| e.error)
 }
@@ -376,20 +391,14 @@ fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
         "{} exists: keep it, or move it away to make a new key",
         key.display()
     );
-    write_atomic(&key, format!("{secret}\n").as_bytes())
+    write_atomic(&key, format!("{secret}\n").as_bytes(), 0o600)
         .with_context(|| format!("writing {}", key.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
-    }
     let public_file = out.join("gate-signing.pub");
-    write_atomic(&public_file, format!("{}\n", public.to_text()).as_bytes())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&public_file, std::fs::Permissions::from_mode(0o644))?;
-    }
+    write_atomic(
+        &public_file,
+        format!("{}\n", public.to_text()).as_bytes(),
+        0o644,
+    )?;
     println!(
         "wrote {} (the guard's --gate-key; keep it secret) and {} (the runners' --public-key)",
         key.display(),
@@ -454,17 +463,17 @@ fn fetch(guard: &str, token_file: &Path, out: &Path, keys: &[PathBuf]) -> anyhow
         .map_err(|e: SnapshotError| anyhow::anyhow!("the fetched snapshot is refused: {e}"))?;
     let held = read_limited(out, MAX_SNAPSHOT)
         .ok()
-        .and_then(|b| snapshot::open(&b, &trusted).ok())
-        .map_or(0, |s| s.serial);
+        .and_then(|b| snapshot::open(&b, &trusted).ok().map(|s| s.serial))
+        .unwrap_or(0);
     anyhow::ensure!(
         snapshot.serial >= held,
         "the fetched snapshot (serial {}) is older than the one in {} (serial {held}); it is refused",
         snapshot.serial,
         out.display()
     );
-    write_atomic(out, &body).with_context(|| format!("writing {}", out.display()))?;
+    write_atomic(out, &body, 0o644).with_context(|| format!("writing {}", out.display()))?;
     if let Some(tag) = new_etag {
-        let _ = write_atomic(&etag_file, tag.as_bytes());
+        let _ = write_atomic(&etag_file, tag.as_bytes(), 0o644);
     }
     println!(
         "wrote {} (serial {}, {} bytes)",
@@ -516,7 +525,8 @@ pub fn run_snapshot(args: SnapshotArgs, today: Date) -> anyhow::Result<ExitCode>
         pools,
     };
     let bytes = key.sign(&snapshot).map_err(anyhow::Error::msg)?;
-    write_atomic(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
+    write_atomic(&args.out, &bytes, 0o644)
+        .with_context(|| format!("writing {}", args.out.display()))?;
     println!(
         "wrote {} ({} bytes; serial {}; {} repositories' roles; valid for {})",
         args.out.display(),
