@@ -12,22 +12,24 @@
 //! (postcard, a compact binary form: nothing to parse but bytes). The signature covers
 //! everything after the key, so no byte of the body can change unnoticed.
 //!
-//! A runner reads the snapshot once per job, so the body is laid out to be read fast: each
-//! person is written once (login and account id) and each repository's list names people by
-//! their place in that table; logins and repository names are read in place, not copied.
+//! A runner reads the snapshot once per job, so the body is laid out to be read fast: the
+//! grants come grouped by resource, each group one blob that only a pool of that resource
+//! decodes; each person is written once (login and account id) and each repository's list is
+//! a blob of places in that table, decoded for the job's repository alone; logins and
+//! repository names are read in place, not copied.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
 use base64::Engine;
-use gatehouse_policy::{Permission, PolicySource};
+use gatehouse_policy::{GrantSource, Permission, PolicySource};
 use ring::signature::{self, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
 /// The first bytes of every snapshot file.
 pub const MAGIC: &[u8; 19] = b"gatehouse-snapshot\n";
 /// The body's format.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 const KEY_LEN: usize = 32;
 const SIG_LEN: usize = 64;
 const HEADER: usize = MAGIC.len() + 1 + KEY_LEN + SIG_LEN;
@@ -147,7 +149,8 @@ impl SigningKey {
 
     /// The snapshot as a signed file.
     pub fn sign(&self, snapshot: &Snapshot) -> Result<Vec<u8>, String> {
-        let body = postcard::to_stdvec(&Wire::of(snapshot)).map_err(|e| e.to_string())?;
+        let encoded = Encoded::of(snapshot);
+        let body = postcard::to_stdvec(&encoded.wire(snapshot)).map_err(|e| e.to_string())?;
         let signature = self.pair.sign(&signed_message(VERSION, &body));
         let mut out = Vec::with_capacity(HEADER + body.len());
         out.extend_from_slice(MAGIC);
@@ -223,14 +226,42 @@ pub fn open<'a>(file: &'a [u8], trusted: &[PublicKey]) -> Result<Opened<'a>, Sna
         serial: wire.serial,
         created_at: wire.created_at,
         max_age_secs: wire.max_age_secs,
-        policy: wire.policy.into_owned(),
+        policy_head: wire.policy_head.into_owned(),
+        grants: wire.grants,
         pools: wire.pools.into_owned(),
         people: wire.people,
         roles: wire.roles,
     })
 }
 
-/// The body as written: people once, each repository's list by their places in it.
+/// Bytes written as one length-prefixed run (postcard's byte string) and read in place.
+#[derive(Clone, Copy)]
+struct Blob<'a>(&'a [u8]);
+
+impl Serialize for Blob<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Blob<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a [u8]>::deserialize(d).map(Blob)
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    // Encoding plain data into a growing vector cannot fail.
+    postcard::to_stdvec(value).unwrap_or_default()
+}
+
+fn decode<'a, T: Deserialize<'a>>(blob: Blob<'a>) -> Result<T, SnapshotError> {
+    postcard::from_bytes(blob.0).map_err(|e| SnapshotError::Body(e.to_string()))
+}
+
+/// The body as written: the policy without its grants, then the grants of each resource as
+/// one blob (a runner decodes only its pool's), people once, and each repository's list as a
+/// blob of places in that table (decoded only for the job's repository).
 #[derive(Serialize, Deserialize)]
 struct Wire<'a> {
     #[serde(borrow)]
@@ -238,7 +269,10 @@ struct Wire<'a> {
     serial: u64,
     created_at: i64,
     max_age_secs: u64,
-    policy: Cow<'a, PolicySource>,
+    policy_head: Cow<'a, PolicySource>,
+    /// (resource as the grants name it, its grants in ledger order), sorted by resource.
+    #[serde(borrow)]
+    grants: Vec<(&'a str, Blob<'a>)>,
     pools: Cow<'a, [Pool]>,
     /// (login, account id).
     #[serde(borrow)]
@@ -252,21 +286,37 @@ struct Wire<'a> {
 struct WireRoles<'a> {
     repository: &'a str,
     fetched_at: i64,
-    /// (place in `people`, role).
-    people: Vec<(u32, Permission)>,
+    /// `Vec<(place in people, role)>`.
+    #[serde(borrow)]
+    people: Blob<'a>,
 }
 
-impl<'a> Wire<'a> {
-    fn of(s: &'a Snapshot) -> Wire<'a> {
+/// What [`Wire::of`] borrows from: the encoded blobs.
+struct Encoded<'a> {
+    head: PolicySource,
+    grants: Vec<(&'a str, Vec<u8>)>,
+    people: Vec<(&'a str, i64)>,
+    roles: Vec<(&'a str, i64, Vec<u8>)>,
+}
+
+impl<'a> Encoded<'a> {
+    fn of(s: &'a Snapshot) -> Encoded<'a> {
+        let mut by_resource: std::collections::BTreeMap<&'a str, Vec<&'a GrantSource>> =
+            Default::default();
+        for g in &s.policy.grants {
+            by_resource.entry(&g.resource).or_default().push(g);
+        }
+        let grants = by_resource
+            .into_iter()
+            .map(|(resource, list)| (resource, encode(&list)))
+            .collect();
         let mut places: HashMap<i64, u32> = HashMap::new();
         let mut people: Vec<(&'a str, i64)> = Vec::new();
-        let mut roles: Vec<WireRoles<'a>> = s
+        let mut roles: Vec<(&'a str, i64, Vec<u8>)> = s
             .roles
             .iter()
-            .map(|r| WireRoles {
-                repository: &r.repository,
-                fetched_at: r.fetched_at,
-                people: r
+            .map(|r| {
+                let list: Vec<(u32, Permission)> = r
                     .people
                     .iter()
                     .map(|(id, login, role)| {
@@ -276,41 +326,66 @@ impl<'a> Wire<'a> {
                         });
                         (place, *role)
                     })
-                    .collect(),
+                    .collect();
+                (r.repository.as_str(), r.fetched_at, encode(&list))
             })
             .collect();
-        roles.sort_by(|a, b| a.repository.cmp(b.repository));
+        roles.sort_by(|a, b| a.0.cmp(b.0));
+        Encoded {
+            head: PolicySource {
+                grants: Vec::new(),
+                ..s.policy.clone()
+            },
+            grants,
+            people,
+            roles,
+        }
+    }
+
+    fn wire(&'a self, s: &'a Snapshot) -> Wire<'a> {
         Wire {
             org: Cow::Borrowed(&s.org),
             serial: s.serial,
             created_at: s.created_at,
             max_age_secs: s.max_age_secs,
-            policy: Cow::Borrowed(&s.policy),
+            policy_head: Cow::Borrowed(&self.head),
+            grants: self.grants.iter().map(|(r, b)| (*r, Blob(b))).collect(),
             pools: Cow::Borrowed(&s.pools),
-            people,
-            roles,
+            people: self.people.clone(),
+            roles: self
+                .roles
+                .iter()
+                .map(|(repository, fetched_at, b)| WireRoles {
+                    repository,
+                    fetched_at: *fetched_at,
+                    people: Blob(b),
+                })
+                .collect(),
         }
     }
 }
 
-/// A snapshot as a runner reads it: verified, its role lists read in place from the file.
-#[derive(Debug)]
+/// A snapshot as a runner reads it: verified, its grants and role lists read in place from
+/// the file and decoded only when asked for.
 pub struct Opened<'a> {
     pub org: String,
     pub serial: u64,
     pub created_at: i64,
     pub max_age_secs: u64,
-    pub policy: PolicySource,
     pub pools: Vec<Pool>,
+    policy_head: PolicySource,
+    grants: Vec<(&'a str, Blob<'a>)>,
     people: Vec<(&'a str, i64)>,
     roles: Vec<WireRoles<'a>>,
 }
 
-impl std::fmt::Debug for WireRoles<'_> {
+impl std::fmt::Debug for Opened<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WireRoles")
-            .field("repository", &self.repository)
-            .field("people", &self.people.len())
+        f.debug_struct("Opened")
+            .field("org", &self.org)
+            .field("serial", &self.serial)
+            .field("resources", &self.policy_head.resources.len())
+            .field("repositories", &self.roles.len())
             .finish()
     }
 }
@@ -358,8 +433,8 @@ impl Opened<'_> {
             .binary_search_by(|r| r.repository.cmp(key.as_str()))
             .ok()?;
         let r = &self.roles[at];
-        let people = r
-            .people
+        let places: Vec<(u32, Permission)> = decode(r.people).ok()?;
+        let people = places
             .iter()
             .map(|(place, role)| {
                 let (login, id) = self.people.get(*place as usize)?;
@@ -374,26 +449,51 @@ impl Opened<'_> {
         })
     }
 
+    /// The policy with the grants of `resource` alone: all an offline decision on a pool of
+    /// that resource reads (grants of one resource never decide a job on another).
+    pub fn policy_for(&self, resource: &str) -> Result<PolicySource, SnapshotError> {
+        let grants = match self.grants.binary_search_by(|(r, _)| (*r).cmp(resource)) {
+            Ok(at) => decode(self.grants[at].1)?,
+            Err(_) => Vec::new(),
+        };
+        Ok(PolicySource {
+            grants,
+            ..self.policy_head.clone()
+        })
+    }
+
+    /// The whole policy, every resource's grants.
+    pub fn policy(&self) -> Result<PolicySource, SnapshotError> {
+        let mut grants = Vec::new();
+        for (_, blob) in &self.grants {
+            grants.extend(decode::<Vec<GrantSource>>(*blob)?);
+        }
+        Ok(PolicySource {
+            grants,
+            ..self.policy_head.clone()
+        })
+    }
+
     /// How many repositories' lists it holds.
     pub fn repositories(&self) -> usize {
         self.roles.len()
     }
 
-    /// Everything, as it was made (for tests and tools).
-    pub fn to_snapshot(&self) -> Snapshot {
-        Snapshot {
+    /// Everything, as it was made, grants grouped by resource (for tests and tools).
+    pub fn to_snapshot(&self) -> Result<Snapshot, SnapshotError> {
+        Ok(Snapshot {
             org: self.org.clone(),
             serial: self.serial,
             created_at: self.created_at,
             max_age_secs: self.max_age_secs,
-            policy: self.policy.clone(),
+            policy: self.policy()?,
             roles: self
                 .roles
                 .iter()
                 .filter_map(|r| self.roles_of(r.repository))
                 .collect(),
             pools: self.pools.clone(),
-        }
+        })
     }
 }
 
@@ -429,7 +529,8 @@ mod tests {
         assert_eq!(
             open(&file, std::slice::from_ref(&public))
                 .unwrap()
-                .to_snapshot(),
+                .to_snapshot()
+                .unwrap(),
             snapshot(7)
         );
         let (_, other) = SigningKey::generate().unwrap();
@@ -467,7 +568,50 @@ mod tests {
         assert_eq!(opened.people.len(), 52);
         let mut sorted = s.clone();
         sorted.roles.sort_by(|a, b| a.repository.cmp(&b.repository));
-        assert_eq!(opened.to_snapshot(), sorted);
+        assert_eq!(opened.to_snapshot().unwrap(), sorted);
+    }
+
+    #[test]
+    fn a_pool_reads_its_resources_grants_alone_and_in_ledger_order() {
+        let grant = |project: &str, resource: &str| GrantSource {
+            project: project.into(),
+            resource: resource.into(),
+            pull_request: false,
+            forks: true,
+            granted: jiff::civil::date(2026, 1, 2),
+            expires: Some(jiff::civil::date(2027, 1, 2)),
+            users: Some(vec![3, 1]),
+            request: None,
+        };
+        let mut s = snapshot(1);
+        s.policy.org = "conda-forge".into();
+        s.policy.tos = vec![1, 2, 3];
+        s.policy.grants = vec![
+            grant("zlib", "gpu-large"),
+            grant("numpy", "cpu-large"),
+            grant("arrow", "gpu-large"),
+            grant("arrow", "no-such-resource"),
+        ];
+        let (text, public) = SigningKey::generate().unwrap();
+        let file = SigningKey::from_text(&text).unwrap().sign(&s).unwrap();
+        let opened = open(&file, &[public]).unwrap();
+        let gpu = opened.policy_for("gpu-large").unwrap();
+        assert_eq!(
+            gpu.grants,
+            vec![grant("zlib", "gpu-large"), grant("arrow", "gpu-large")]
+        );
+        assert_eq!(
+            (gpu.org.as_str(), gpu.tos.as_slice()),
+            ("conda-forge", &[1, 2, 3][..])
+        );
+        assert!(opened.policy_for("GPU-large").unwrap().grants.is_empty());
+        // Every grant comes back, grouped by the resource it names.
+        let mut all = opened.policy().unwrap().grants;
+        let mut written = s.policy.grants.clone();
+        let key = |g: &GrantSource| (g.resource.clone(), g.project.clone());
+        all.sort_by_key(key);
+        written.sort_by_key(key);
+        assert_eq!(all, written);
     }
 
     #[test]

@@ -249,7 +249,11 @@ fn offline(args: &GateArgs, pool: &str, job: &RunnerJob, why: &str) -> Verdict {
             format!("the runner pool `{pool}` is not in the access repository's gate.pools"),
         );
     };
-    let policy = compile_source(&snapshot.policy, today());
+    let source = match snapshot.policy_for(&settings.resource) {
+        Ok(source) => source,
+        Err(e) => return unusable(pool, why, Some(&snapshot), &e.to_string()),
+    };
+    let policy = compile_source(&source, today());
     if policy.resource_by_name(&settings.resource).is_none() {
         return Verdict::refuse(
             "snapshot",
