@@ -6,7 +6,7 @@
 //! collaborator list. A fact the snapshot lacks (the repository's roles) denies the job
 //! `facts-unavailable`. The guard's webhook path decides the job again when it hears of it.
 
-use gatehouse_policy::{Actor, Decision, Job, Permission, Policy, Run, Usage};
+use gatehouse_policy::{Actor, Decision, DenyRule, Job, Permission, Policy, Run, Usage};
 use jiff::civil::Date;
 
 use crate::runner::RunnerJob;
@@ -108,6 +108,14 @@ pub fn decide(
         Decision::Undecided { resource, missing } => Decision::facts_unavailable(resource, missing),
         d => d,
     };
-    let message = decision.message(policy, &view);
+    let message = if decision.rule() == Some(DenyRule::FactsUnavailable) {
+        // The policy's own text speaks of asking GitHub; offline, the snapshot is what lacks it.
+        Some(format!(
+            "the runner could not reach the guard, and its policy snapshot holds no collaborator list for `{}`, so gatehouse cannot tell whether this job may use `{}` and refuses it rather than let it through. Re-run the job once the runner reaches the guard (a project granted since the snapshot was made is in the next one)",
+            job.repository, pool.resource
+        ))
+    } else {
+        decision.message(policy, &view)
+    };
     (decision, message)
 }

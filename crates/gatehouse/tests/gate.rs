@@ -743,6 +743,13 @@ fn the_gate_online_offline_and_the_webhook_path_decide_alike() {
             off.code == 0 || off.log.contains("decided by the runner's policy snapshot"),
             "{what}: offline says it decided from the snapshot: {off:?}"
         );
+        if off.rule() == d("facts-unavailable") {
+            assert!(
+                off.log.contains("snapshot holds no collaborator list")
+                    && !off.log.contains("GitHub"),
+                "{what}: offline says the snapshot lacks the roles, not GitHub: {off:?}"
+            );
+        }
         assert!(
             on.code == 0 || on.log.contains("decided by the guard"),
             "{what}: {on:?}"
