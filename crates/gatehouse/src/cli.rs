@@ -409,6 +409,11 @@ pub struct ApprovalsArgs {
     /// The commit DIR holds; when the pull request's head has moved on, nothing is judged.
     #[arg(long, value_name = "SHA")]
     pub head_sha: Option<String>,
+    /// Read the files the pull request changes through GitHub's API (as data, at its head
+    /// commit) over the --base checkout, instead of from DIR: for a workflow on
+    /// `pull_request_target`, which must never check out the pull request's code.
+    #[arg(long)]
+    pub files_from_api: bool,
 }
 
 #[derive(Debug, Args)]

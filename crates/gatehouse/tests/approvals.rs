@@ -558,3 +558,33 @@ fn a_refused_write_is_a_warning_and_the_exit_status_still_tells() {
         "{run}"
     );
 }
+
+/// On `pull_request_target` the pull request's code is never checked out: its files are read
+/// through the contents API at its head commit, as data, over the base checkout.
+#[test]
+fn the_pull_request_s_files_can_be_read_through_the_api() {
+    let w = world(&[REQUEST]);
+    let text = std::fs::read_to_string(w.dir.path().join(REQUEST)).unwrap();
+    {
+        let mut s = w.github.state.lock().unwrap();
+        s.files
+            .entry("conda-forge/access".into())
+            .or_default()
+            .entry(HEAD.into())
+            .or_default()
+            .insert(REQUEST.into(), text);
+    }
+    w.review("cy", "APPROVED", HEAD);
+    // DIR is the base checkout itself: nothing of the pull request is on disk.
+    let base = w.base.path().to_str().unwrap().to_string();
+    let run = w.run(&["--files-from-api", "--base", &base, "--repo", "conda-forge/access"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(w.status(), "success");
+    assert!(w.comment().contains("+ grant   x: cirun-gpu"), "{}", w.comment());
+    assert_eq!(
+        w.github
+            .gate
+            .count("GET /repos/conda-forge/access/contents/requests/x-gpu.yml"),
+        1
+    );
+}

@@ -72,7 +72,11 @@ pub fn run(args: ApprovalsArgs, today: Date) -> anyhow::Result<ExitCode> {
     let client = Client::new(Secret::new(token), Settings::from_env()?)?;
     bot_id()?;
 
-    let head = super::load_repo_warn(&args.dir, today)?;
+    let head = if args.files_from_api {
+        None
+    } else {
+        Some(super::load_repo_warn(&args.dir, today)?)
+    };
     // Read from the pull request's own files, the rules would let it name its own reviewers.
     let Some(base) = &args.base else {
         bail!(
@@ -82,6 +86,7 @@ pub fn run(args: ApprovalsArgs, today: Date) -> anyhow::Result<ExitCode> {
         );
     };
     let rules = gatehouse_core::repo::load_dir(base)?;
+    let base_dir = base.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,14 +96,100 @@ pub fn run(args: ApprovalsArgs, today: Date) -> anyhow::Result<ExitCode> {
         name,
         number: args.pr,
     };
-    runtime.block_on(approvals(
-        &client,
-        &target,
-        &head,
-        &rules,
-        args.head_sha.as_deref(),
-        today,
-    ))
+    runtime.block_on(async {
+        let head = match head {
+            Some(h) => h,
+            None => head_from_api(&client, &target, &base_dir).await?,
+        };
+        approvals(
+            &client,
+            &target,
+            &head,
+            &rules,
+            args.head_sha.as_deref(),
+            today,
+        )
+        .await
+    })
+}
+
+/// The access repository as the pull request leaves it, without checking it out: the base
+/// checkout, with every file the pull request changes read through GitHub's API at its head
+/// commit (`repos/get-content`), as data (removed files left out).
+async fn head_from_api(
+    client: &Client,
+    target: &Target<'_>,
+    base: &std::path::Path,
+) -> anyhow::Result<Repo> {
+    let n = target.number.to_string();
+    let pull: Pull = client
+        .get(&target.path(&["pulls", &n]))
+        .await?
+        .with_context(|| format!("pull request #{n} was not found"))?;
+    #[derive(Deserialize)]
+    struct Listed {
+        filename: String,
+        #[serde(default)]
+        status: Option<String>,
+        #[serde(default)]
+        previous_filename: Option<String>,
+    }
+    let files: Vec<Listed> = client
+        .get_all(&target.path(&["pulls", &n, "files"]), None)
+        .await?
+        .unwrap_or_default();
+    let mut sources: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    read_tree(base, base, &mut sources)?;
+    for f in files {
+        if let Some(old) = &f.previous_filename {
+            sources.remove(old);
+        }
+        if f.status.as_deref() == Some("removed") {
+            sources.remove(&f.filename);
+            continue;
+        }
+        let read = crate::providers::contents::read_file(
+            client,
+            target.owner,
+            target.name,
+            &f.filename,
+            Some(&pull.head.sha),
+        )
+        .await
+        .with_context(|| format!("reading {} at the pull request's head", f.filename))?;
+        match read {
+            Some(file) => {
+                sources.insert(f.filename, file.text.into_bytes());
+            }
+            None => {
+                sources.remove(&f.filename);
+            }
+        }
+    }
+    Ok(Repo::from_sources(sources))
+}
+
+/// Every file under `dir` (but `.git`), by its path relative to `root`.
+fn read_tree(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    out: &mut BTreeMap<String, Vec<u8>>,
+) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if entry.file_name() == ".git" || kind.is_symlink() {
+            continue;
+        }
+        if kind.is_dir() {
+            read_tree(root, &path, out)?;
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            out.insert(rel, std::fs::read(&path)?);
+        }
+    }
+    Ok(())
 }
 
 /// The access repository, and the pull request being judged.
