@@ -350,7 +350,11 @@ fn a_pull_request_with_more_files_than_github_lists_is_refused() {
     let run = w.run(&[]);
     assert_eq!(run.code, Some(1), "{run}");
     assert_eq!(w.status(), "failure");
-    assert!(w.description().contains("3001 files"), "{}", w.description());
+    assert!(
+        w.description().contains("3001 files"),
+        "{}",
+        w.description()
+    );
 }
 
 #[test]
@@ -363,12 +367,19 @@ fn a_committer_of_the_pull_request_cannot_approve_it() {
         .pulls
         .get_mut(&PR)
         .unwrap()
-        .commits = vec![("requester".into(), "requester".into()), ("cy".into(), "cy".into())];
+        .commits = vec![
+        ("requester".into(), "requester".into()),
+        ("cy".into(), "cy".into()),
+    ];
     w.review("cy", "APPROVED", HEAD);
     let run = w.run(&[]);
     assert_eq!(run.code, Some(1), "{run}");
     assert_eq!(w.status(), "pending");
-    assert!(w.comment().contains("author or committer"), "{}", w.comment());
+    assert!(
+        w.comment().contains("author or committer"),
+        "{}",
+        w.comment()
+    );
 }
 
 /// `users:` entries are matched by account id (from people/tos.yml): a reviewer who renamed
@@ -376,17 +387,32 @@ fn a_committer_of_the_pull_request_cannot_approve_it() {
 #[test]
 fn a_reviewer_login_registered_again_by_someone_else_does_not_count() {
     let w = world(&[REQUEST]);
-    let rules = "name: cirun-gpu\nprovider: cirun\nlabels: [cirun-gpu]\nreviewers: { users: [dee] }\n";
+    let rules =
+        "name: cirun-gpu\nprovider: cirun\nlabels: [cirun-gpu]\nreviewers: { users: [dee] }\n";
     write(w.base.path(), "resources/cirun-gpu.yml", rules);
-    write(w.base.path(), "people/tos.yml", "- { github: dee, id: 4242 }\n");
+    write(
+        w.base.path(),
+        "people/tos.yml",
+        "- { github: dee, id: 4242 }\n",
+    );
     // The account now called `dee` is someone else (another id).
-    w.github.state.lock().unwrap().accounts.insert("dee".into(), 777);
+    w.github
+        .state
+        .lock()
+        .unwrap()
+        .accounts
+        .insert("dee".into(), 777);
     w.review("dee", "APPROVED", HEAD);
     let run = w.run(&[]);
     assert_eq!(run.code, Some(1), "{run}");
     assert_eq!(w.status(), "pending");
     // The real dee (id 4242) counts.
-    w.github.state.lock().unwrap().accounts.insert("dee".into(), 4242);
+    w.github
+        .state
+        .lock()
+        .unwrap()
+        .accounts
+        .insert("dee".into(), 4242);
     w.review("dee", "APPROVED", HEAD);
     let run = w.run(&[]);
     assert_eq!(run.code, Some(0), "{run}");
@@ -458,7 +484,10 @@ fn only_the_bot_s_own_comment_is_edited() {
     assert_eq!(w.run(&[]).code, Some(0));
     let comments = w.github.comments(PR);
     assert_eq!(comments.len(), 2, "{comments:#?}");
-    assert_eq!(comments[0]["body"], "<!-- gatehouse:approvals -->\n**Approved**");
+    assert_eq!(
+        comments[0]["body"],
+        "<!-- gatehouse:approvals -->\n**Approved**"
+    );
     assert_eq!(comments[1]["user"]["id"], 41898282);
 }
 
@@ -577,10 +606,20 @@ fn the_pull_request_s_files_can_be_read_through_the_api() {
     w.review("cy", "APPROVED", HEAD);
     // DIR is the base checkout itself: nothing of the pull request is on disk.
     let base = w.base.path().to_str().unwrap().to_string();
-    let run = w.run(&["--files-from-api", "--base", &base, "--repo", "conda-forge/access"]);
+    let run = w.run(&[
+        "--files-from-api",
+        "--base",
+        &base,
+        "--repo",
+        "conda-forge/access",
+    ]);
     assert_eq!(run.code, Some(0), "{run}");
     assert_eq!(w.status(), "success");
-    assert!(w.comment().contains("+ grant   x: cirun-gpu"), "{}", w.comment());
+    assert!(
+        w.comment().contains("+ grant   x: cirun-gpu"),
+        "{}",
+        w.comment()
+    );
     assert_eq!(
         w.github
             .gate
