@@ -1,5 +1,6 @@
 //! Loopback fakes of the parts of GitHub's and Cirun's APIs that `apply`, `doctor` and
-//! `approvals` use.
+//! `approvals` use. GitHub's answers follow its OpenAPI description (npm `@octokit/openapi`,
+//! `generated/api.github.com.json`); each handler names the operation id it stands in for.
 //! Each keeps state like the real service, counts every call, and injects faults on demand:
 //! a status (500, ...), 429 with `Retry-After`, a dropped connection, and small pages so that
 //! listings need a second page.
@@ -782,6 +783,8 @@ async fn gh_edit_issue(
     axum::Json(issue.clone()).into_response()
 }
 
+/// `repos/list-pull-requests-associated-with-commit` (GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls):
+/// `pull-request-simple` items, the merged pull requests that GitHub links to the commit.
 async fn gh_commit_pulls(
     State(f): Gh,
     m: Method,
@@ -821,6 +824,8 @@ async fn gh_commit_pulls(
     axum::Json(pulls).into_response()
 }
 
+/// `pulls/list-reviews`: `pull-request-review` items (id, user as `simple-user`, state,
+/// commit_id), oldest first.
 async fn gh_reviews(
     State(f): Gh,
     m: Method,
@@ -848,6 +853,7 @@ async fn gh_reviews(
     axum::Json(reviews).into_response()
 }
 
+/// `pulls/get`: a `pull-request`.
 async fn gh_pull(
     State(f): Gh,
     m: Method,
@@ -959,6 +965,7 @@ async fn gh_get_issue(
     }
 }
 
+/// `pulls/list-files`: `diff-entry` items (filename, status); GitHub lists at most 3,000.
 async fn gh_pull_files(
     State(f): Gh,
     m: Method,
@@ -981,6 +988,7 @@ async fn gh_pull_files(
     page(&f, &uri, &h, &q, None, items)
 }
 
+/// `teams/list-members-in-org`: `simple-user` items (login, id).
 async fn gh_team_members(
     State(f): Gh,
     m: Method,
@@ -1001,6 +1009,8 @@ async fn gh_team_members(
     page(&f, &uri, &h, &q, None, items)
 }
 
+/// `repos/create-commit-status`: state one of error/failure/pending/success; a description
+/// longer than 140 characters is refused (422).
 async fn gh_create_status(
     State(f): Gh,
     m: Method,
@@ -1024,6 +1034,8 @@ async fn gh_create_status(
     (StatusCode::CREATED, axum::Json(body)).into_response()
 }
 
+/// `issues/list-comments` and `issues/create-comment`: `issue-comment` items, each with the
+/// `simple-user` who wrote it.
 async fn gh_issue_comments(
     State(f): Gh,
     m: Method,
@@ -1058,6 +1070,7 @@ async fn gh_issue_comments(
     page(&f, &uri, &h, &q, None, items)
 }
 
+/// `issues/update-comment`.
 async fn gh_edit_comment(
     State(f): Gh,
     m: Method,
