@@ -215,3 +215,36 @@ fn without_github_nothing_is_granted() {
     assert!(run.stderr.contains("GITHUB_REPOSITORY"), "{run}");
     nothing_granted(&w, "x");
 }
+
+/// Expiry is judged on the day `apply` runs: a request whose end lies beyond the resource's
+/// `max_duration` from that day is held and reported, not granted.
+#[test]
+fn expiry_is_judged_against_the_day_apply_runs() {
+    let w = world(0);
+    support::world::write(
+        w.path(),
+        "resources/cirun-gpu.yml",
+        "name: cirun-gpu\nprovider: cirun\nlabels: [cirun-gpu]\nmax_duration: 30d\n",
+    );
+    support::world::git(
+        w.path(),
+        &["commit", "-qam", "cirun-gpu for 30 days at most"],
+    );
+    w.request(
+        "x",
+        "action: grant\nprojects: [x]\nresources: [cirun-gpu]\nexpires: 2026-12-20\n",
+    );
+    // Merged on the 28th of November, applied two months later: past its end.
+    let run = w.run(&["--today", "2027-01-28", "apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(!w.path().join("grants/x.yml").exists(), "{run}");
+    let issues = held_issues(&w);
+    assert_eq!(issues.len(), 1, "{run}");
+    assert!(
+        issues[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("requests/x.yml"),
+        "{issues:?}"
+    );
+}
