@@ -392,8 +392,12 @@ pub struct DoctorArgs {
 #[derive(Debug, Args)]
 pub struct ApprovalsArgs {
     /// The pull request's number.
-    #[arg(long, value_name = "N")]
-    pub pr: u64,
+    #[arg(long, value_name = "N", required_unless_present = "for_head")]
+    pub pr: Option<u64>,
+    /// Judge the open pull request whose head is this commit (for a `workflow_run` started by
+    /// a review of a fork's pull request, which carries no pull request number).
+    #[arg(long, value_name = "SHA", conflicts_with = "pr")]
+    pub for_head: Option<String>,
     /// A checkout of the pull request's head, read as data only: its request files say which
     /// resources the pull request touches.
     #[arg(default_value = ".")]

@@ -109,7 +109,10 @@ impl World {
     fn run_env(&self, extra: &[&str], env: &[(&str, Option<&str>)]) -> Run {
         let pr = PR.to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-        cmd.args(["approvals", "--pr", &pr]);
+        cmd.arg("approvals");
+        if !extra.contains(&"--for-head") {
+            cmd.args(["--pr", &pr]);
+        }
         if !extra.contains(&"--base") && !extra.contains(&"--no-base") {
             cmd.arg("--base").arg(self.base.path());
         }
@@ -626,4 +629,21 @@ fn the_pull_request_s_files_can_be_read_through_the_api() {
             .count("GET /repos/conda-forge/access/contents/requests/x-gpu.yml"),
         1
     );
+}
+
+/// A review of a fork's pull request starts the judge through `workflow_run`, which carries no
+/// pull request number: the open pull request is found by its head commit.
+#[test]
+fn a_pull_request_is_found_by_its_head_commit() {
+    let w = world(&[REQUEST]);
+    w.review("cy", "APPROVED", HEAD);
+    let run = w.run(&["--for-head", HEAD]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(w.status(), "success");
+    // A commit that is no open pull request's head: nothing to judge, nothing written.
+    let before = w.github.gate.mutations();
+    let run = w.run(&["--for-head", OLD]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("nothing to judge"), "{run}");
+    assert_eq!(w.github.gate.mutations(), before);
 }

@@ -91,12 +91,26 @@ pub fn run(args: ApprovalsArgs, today: Date) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let target = Target {
-        owner,
-        name,
-        number: args.pr,
-    };
     runtime.block_on(async {
+        let number = match (args.pr, &args.for_head) {
+            (Some(n), _) => n,
+            (None, Some(sha)) => match pull_for_head(&client, owner, name, sha).await? {
+                Some(n) => n,
+                None => {
+                    eprintln!(
+                        "no open pull request of {owner}/{name} has its head at {sha}; nothing \
+                         to judge"
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+            },
+            (None, None) => bail!("pass --pr N or --for-head SHA"),
+        };
+        let target = Target {
+            owner,
+            name,
+            number,
+        };
         let head = match head {
             Some(h) => h,
             None => head_from_api(&client, &target, &base_dir).await?,
@@ -111,6 +125,23 @@ pub fn run(args: ApprovalsArgs, today: Date) -> anyhow::Result<ExitCode> {
         )
         .await
     })
+}
+
+/// The open pull request whose head is commit `sha` (`pulls/list`).
+async fn pull_for_head(
+    client: &Client,
+    owner: &str,
+    name: &str,
+    sha: &str,
+) -> anyhow::Result<Option<u64>> {
+    let open: Vec<Pull> = client
+        .get_all(&["repos", owner, name, "pulls"], None)
+        .await?
+        .unwrap_or_default();
+    Ok(open
+        .into_iter()
+        .find(|p| p.merged_at.is_none() && p.head.sha.eq_ignore_ascii_case(sha))
+        .map(|p| p.number))
 }
 
 /// The access repository as the pull request leaves it, without checking it out: the base

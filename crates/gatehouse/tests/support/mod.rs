@@ -1323,8 +1323,14 @@ async fn gh_pulls(
     }
     let head = q.get("head").cloned();
     let state = q.get("state").cloned().unwrap_or_else(|| "open".into());
-    let items: Vec<Value> = f
-        .pulls_in(&repo)
+    // `pulls/list`: the ones opened through the API, and the request pull requests set up by
+    // a test (`pulls`).
+    let mut listed = f.pulls_in(&repo);
+    {
+        let s = f.state.lock().unwrap();
+        listed.extend(s.pulls.iter().map(|(n, p)| pull_json(&s, &o, &r, *n, p)));
+    }
+    let items: Vec<Value> = listed
         .into_iter()
         .filter(|p| head.as_ref().is_none_or(|h| p["head"]["label"] == *h))
         .filter(|p| state == "all" || p["state"] == state)
