@@ -392,8 +392,12 @@ pub struct DoctorArgs {
 #[derive(Debug, Args)]
 pub struct ApprovalsArgs {
     /// The pull request's number.
-    #[arg(long, value_name = "N")]
-    pub pr: u64,
+    #[arg(long, value_name = "N", required_unless_present = "for_head")]
+    pub pr: Option<u64>,
+    /// Judge the open pull request whose head is this commit (for a `workflow_run` started by
+    /// a review of a fork's pull request, which carries no pull request number).
+    #[arg(long, value_name = "SHA", conflicts_with = "pr")]
+    pub for_head: Option<String>,
     /// A checkout of the pull request's head, read as data only: its request files say which
     /// resources the pull request touches.
     #[arg(default_value = ".")]
@@ -409,6 +413,11 @@ pub struct ApprovalsArgs {
     /// The commit DIR holds; when the pull request's head has moved on, nothing is judged.
     #[arg(long, value_name = "SHA")]
     pub head_sha: Option<String>,
+    /// Read the files the pull request changes through GitHub's API (as data, at its head
+    /// commit) over the --base checkout, instead of from DIR: for a workflow on
+    /// `pull_request_target`, which must never check out the pull request's code.
+    #[arg(long)]
+    pub files_from_api: bool,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ pub const CONDA_FORGE: &[(&str, &str)] = conda_forge_files![
     ".github/workflows/approvals.yml",
     ".github/workflows/check.yml",
     ".github/workflows/expire.yml",
+    ".github/workflows/review.yml",
     "README.md",
     "gatehouse.yml",
     "grants/conda-smithy.yml",
@@ -61,6 +62,7 @@ const SHARED: &[&str] = &[
     ".github/workflows/approvals.yml",
     ".github/workflows/check.yml",
     ".github/workflows/expire.yml",
+    ".github/workflows/review.yml",
 ];
 
 /// `{org}` is replaced by the organisation.

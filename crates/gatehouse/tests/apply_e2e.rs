@@ -14,10 +14,6 @@ use support::world::{GRANT_ALL, INSTALLATION, git, world, write};
 #[test]
 fn grant_revoke_and_expire_reach_every_provider() {
     let w = world(10);
-    {
-        let mut s = w.github.state.lock().unwrap();
-        s.merged_pull = Some((12, vec!["jaimergp"]));
-    }
     // Listings come in pages of four, so every observation needs several pages.
     *w.github.page_size.lock().unwrap() = 4;
     w.request(
@@ -28,14 +24,16 @@ fn grant_revoke_and_expire_reach_every_provider() {
     );
     let before = w.commits();
 
-    // Without --confirm: the plan, and nothing changes anywhere.
+    // Without --confirm: the plan, and nothing changes anywhere (the request's pull request
+    // is read, to judge it).
     let dry = w.run(&["apply"]);
     assert_eq!(dry.code, Some(0), "{dry}");
     assert!(dry.stdout.contains("+ grant   x: cirun-gpu"), "{dry}");
     assert!(w.path().join("requests/x.yml").exists());
     assert!(!w.path().join("grants/x.yml").exists());
     assert_eq!(w.commits(), before);
-    assert_eq!(w.github.gate.calls().len() + w.cirun.gate.calls().len(), 0);
+    assert_eq!(w.mutations(), 0);
+    assert_eq!(w.cirun.gate.calls().len(), 0);
 
     // --confirm: the ledger, one commit, then every provider.
     let env = [("GITHUB_REPOSITORY", Some("conda-forge/access"))];
@@ -51,9 +49,11 @@ fn grant_revoke_and_expire_reach_every_provider() {
         first["request"], "https://github.com/conda-forge/access/pull/12",
         "{text}"
     );
+    // The judge's counted approvers, by login and account id.
+    let id = w.github.state.lock().unwrap().id_of("jaimergp");
     assert_eq!(
         first["approved_by"],
-        serde_json::json!(["jaimergp"]),
+        serde_json::json!([format!("jaimergp (id {id})")]),
         "{text}"
     );
     assert!(!w.path().join("requests/x.yml").exists());
@@ -96,7 +96,7 @@ fn grant_revoke_and_expire_reach_every_provider() {
     assert_eq!(w.holds("y"), (true, true, true));
     let message = git(w.path(), &["log", "-1", "--format=%B"]);
     assert!(
-        message.contains("revoke x: namespace (requests/x-revoke.yml)"),
+        message.contains("revoke x: namespace (https://github.com/conda-forge/access/pull/13)"),
         "{message}"
     );
 
@@ -295,14 +295,29 @@ fn calls_grow_with_the_changes_not_with_the_projects() {
     assert_eq!(run.code, Some(0), "{run}");
     assert_eq!(w.holds("x"), (true, true, true));
     let cirun = w.cirun.gate.calls();
-    let github = w.github.gate.calls();
     assert_eq!(
         cirun,
         ["GET /api/v1/access-control", "PUT /api/v1/access-control"]
     );
+    // Judging the request: its commit's pull request, the pull request, its files, commits
+    // and reviews, the reviewer team, and the issue of held requests. Per request, not per
+    // project.
+    let all = w.github.gate.calls();
+    let (judge, github): (Vec<_>, Vec<_>) = all.iter().partition(|c| {
+        c.starts_with("GET /repos/conda-forge/access/")
+            || c.starts_with("GET /orgs/conda-forge/teams/")
+    });
+    assert_eq!(judge.len(), 7, "{judge:?}");
     // The app: list, look up x's id, add it. The runner group: find the group, list, look up
     // x's id, set. Nothing per project already in place.
-    assert_eq!(w.github.gate.count("GET /repos/"), 2, "{github:?}");
+    assert_eq!(
+        github
+            .iter()
+            .filter(|c| c.starts_with("GET /repos/"))
+            .count(),
+        2,
+        "{github:?}"
+    );
     assert_eq!(w.github.gate.mutations(), 2, "{github:?}");
     assert_eq!(github.len(), 7, "{github:?}");
 }
@@ -365,7 +380,9 @@ fn a_revoke_of_pytorch_cpu_in_another_case_removes_the_grant_from_its_file() {
     assert_eq!(w.holds("pytorch-cpu"), (false, true, true));
     let message = git(w.path(), &["log", "-1", "--format=%B"]);
     assert!(
-        message.contains("revoke pytorch-cpu: cirun-gpu (requests/p-revoke.yml)"),
+        message.contains(
+            "revoke pytorch-cpu: cirun-gpu (https://github.com/conda-forge/access/pull/13)"
+        ),
         "{message}"
     );
 

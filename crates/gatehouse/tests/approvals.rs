@@ -23,6 +23,8 @@ const SETTINGS: &str = "org: conda-forge\nrepo_suffix: \"-feedstock\"\n\
 
 struct World {
     dir: tempfile::TempDir,
+    /// The base commit's checkout: the rules as they are before the pull request.
+    base: tempfile::TempDir,
     api: String,
     github: Arc<FakeGitHub>,
 }
@@ -64,7 +66,17 @@ fn world(files: &[&str]) -> World {
     ] {
         write(dir.path(), path, contents);
     }
-    World { dir, api, github }
+    let base = tempfile::tempdir().unwrap();
+    for path in ["gatehouse.yml", "resources/cirun-gpu.yml", "grants/y.yml"] {
+        let text = std::fs::read_to_string(dir.path().join(path)).unwrap();
+        write(base.path(), path, &text);
+    }
+    World {
+        dir,
+        base,
+        api,
+        github,
+    }
 }
 
 fn write(dir: &Path, path: &str, contents: &str) {
@@ -97,8 +109,14 @@ impl World {
     fn run_env(&self, extra: &[&str], env: &[(&str, Option<&str>)]) -> Run {
         let pr = PR.to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-        cmd.args(["approvals", "--pr", &pr])
-            .args(extra)
+        cmd.arg("approvals");
+        if !extra.contains(&"--for-head") {
+            cmd.args(["--pr", &pr]);
+        }
+        if !extra.contains(&"--base") && !extra.contains(&"--no-base") {
+            cmd.arg("--base").arg(self.base.path());
+        }
+        cmd.args(extra.iter().filter(|a| **a != "--no-base"))
             .arg(self.dir.path())
             .env("GATEHOUSE_GITHUB_API", &self.api)
             .env("GITHUB_TOKEN", GITHUB_TOKEN)
@@ -295,13 +313,8 @@ fn a_request_together_with_a_rules_edit_needs_someone_in_both_groups() {
 }
 
 #[test]
-fn with_base_the_pull_request_cannot_name_its_own_reviewers() {
+fn the_pull_request_cannot_name_its_own_reviewers() {
     let w = world(&[REQUEST, "resources/cirun-gpu.yml", "gatehouse.yml"]);
-    let base = tempfile::tempdir().unwrap();
-    for path in ["gatehouse.yml", "resources/cirun-gpu.yml", "grants/y.yml"] {
-        let text = std::fs::read_to_string(w.dir.path().join(path)).unwrap();
-        write(base.path(), path, &text);
-    }
     // The head makes eve a reviewer of everything.
     write(
         w.dir.path(),
@@ -314,12 +327,171 @@ fn with_base_the_pull_request_cannot_name_its_own_reviewers() {
         "name: cirun-gpu\nprovider: cirun\nlabels: [cirun-gpu]\nreviewers: { users: [eve] }\n",
     );
     w.review("eve", "APPROVED", HEAD);
-    // Read from the head, the rules let eve approve; read from the base, they do not.
-    assert_eq!(w.run(&[]).code, Some(0));
-    let base_dir = base.path().to_str().unwrap();
-    let run = w.run(&["--base", base_dir]);
+    // Without --base nothing is judged: the rules are never read from the pull request.
+    let run = w.run(&["--no-base"]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("--base is required"), "{run}");
+    assert!(w.github.statuses(HEAD, CONTEXT).is_empty());
+    // Read from the base, the rules do not let eve approve.
+    let run = w.run(&[]);
     assert_eq!(run.code, Some(1), "{run}");
     assert_eq!(w.status(), "pending");
+}
+
+#[test]
+fn a_pull_request_with_more_files_than_github_lists_is_refused() {
+    let w = world(&[REQUEST]);
+    w.github
+        .state
+        .lock()
+        .unwrap()
+        .pulls
+        .get_mut(&PR)
+        .unwrap()
+        .changed_files = Some(3001);
+    w.review("cy", "APPROVED", HEAD);
+    let run = w.run(&[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert_eq!(w.status(), "failure");
+    assert!(
+        w.description().contains("3001 files"),
+        "{}",
+        w.description()
+    );
+}
+
+#[test]
+fn a_committer_of_the_pull_request_cannot_approve_it() {
+    let w = world(&[REQUEST]);
+    w.github
+        .state
+        .lock()
+        .unwrap()
+        .pulls
+        .get_mut(&PR)
+        .unwrap()
+        .commits = vec![
+        ("requester".into(), "requester".into()),
+        ("cy".into(), "cy".into()),
+    ];
+    w.review("cy", "APPROVED", HEAD);
+    let run = w.run(&[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert_eq!(w.status(), "pending");
+    assert!(
+        w.comment().contains("author or committer"),
+        "{}",
+        w.comment()
+    );
+}
+
+/// `users:` entries are matched by account id (from people/tos.yml): a reviewer who renamed
+/// their account leaves the old login free, and whoever registers it is not that reviewer.
+#[test]
+fn a_reviewer_login_registered_again_by_someone_else_does_not_count() {
+    let w = world(&[REQUEST]);
+    let rules =
+        "name: cirun-gpu\nprovider: cirun\nlabels: [cirun-gpu]\nreviewers: { users: [dee] }\n";
+    write(w.base.path(), "resources/cirun-gpu.yml", rules);
+    write(
+        w.base.path(),
+        "people/tos.yml",
+        "- { github: dee, id: 4242 }\n",
+    );
+    // The account now called `dee` is someone else (another id).
+    w.github
+        .state
+        .lock()
+        .unwrap()
+        .accounts
+        .insert("dee".into(), 777);
+    w.review("dee", "APPROVED", HEAD);
+    let run = w.run(&[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert_eq!(w.status(), "pending");
+    // The real dee (id 4242) counts.
+    w.github
+        .state
+        .lock()
+        .unwrap()
+        .accounts
+        .insert("dee".into(), 4242);
+    w.review("dee", "APPROVED", HEAD);
+    let run = w.run(&[]);
+    assert_eq!(run.code, Some(0), "{run}");
+}
+
+/// The status is written before the comment: a comment GitHub refuses (422, say, past its
+/// 65,536-character limit) never leaves an earlier run's `success` standing.
+#[test]
+fn a_refused_comment_never_leaves_a_stale_success() {
+    let w = world(&[REQUEST]);
+    w.review("cy", "APPROVED", HEAD);
+    assert_eq!(w.run(&[]).code, Some(0));
+    assert_eq!(w.status(), "success");
+    w.review("cy", "CHANGES_REQUESTED", HEAD);
+    let id = w.github.comments(PR)[0]["id"].as_u64().unwrap();
+    w.github.gate.fault(
+        &format!("PATCH /repos/conda-forge/access/issues/comments/{id}"),
+        &[support::Fault::Status(422)],
+    );
+    let run = w.run(&[]);
+    assert_ne!(run.code, Some(0), "{run}");
+    assert_eq!(w.status(), "pending", "{run}");
+}
+
+#[test]
+fn the_comment_stays_under_github_s_limit() {
+    let w = world(&[REQUEST]);
+    let projects: Vec<String> = (0..3000).map(|i| format!("project-{i:04}")).collect();
+    write(
+        w.dir.path(),
+        REQUEST,
+        &format!(
+            "action: grant\nprojects: [{}]\nresources: [cirun-gpu]\nreason: many\n",
+            projects.join(", ")
+        ),
+    );
+    w.review("cy", "APPROVED", HEAD);
+    let run = w.run_env(
+        &[],
+        &[
+            ("GITHUB_SERVER_URL", Some("https://github.com")),
+            ("GITHUB_RUN_ID", Some("99")),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{run}");
+    let comment = w.comment();
+    assert!(comment.chars().count() < 65_536, "{}", comment.len());
+    assert!(
+        comment.contains("https://github.com/conda-forge/access/actions/runs/99"),
+        "the comment links to the whole plan"
+    );
+}
+
+/// Anyone can paste the marker into a comment; only the bot's own comment (by account id) is
+/// edited.
+#[test]
+fn only_the_bot_s_own_comment_is_edited() {
+    let w = world(&[REQUEST]);
+    {
+        let mut s = w.github.state.lock().unwrap();
+        s.comments.insert(
+            1,
+            serde_json::json!({ "id": 1, "issue_number": PR, "repo": "conda-forge/access",
+                "body": "<!-- gatehouse:approvals -->\n**Approved**",
+                "user": { "login": "mallory", "id": 666, "type": "User" } }),
+        );
+    }
+    w.review("cy", "APPROVED", HEAD);
+    assert_eq!(w.run(&[]).code, Some(0));
+    let comments = w.github.comments(PR);
+    assert_eq!(comments.len(), 2, "{comments:#?}");
+    assert_eq!(
+        comments[0]["body"],
+        "<!-- gatehouse:approvals -->\n**Approved**"
+    );
+    assert_eq!(comments[1]["user"]["id"], 41898282);
 }
 
 #[test]
@@ -370,8 +542,9 @@ fn two_runs_write_one_comment_and_edit_it() {
     assert_eq!(ours.len(), 1);
     assert!(ours[0]["body"].as_str().unwrap().contains("**Approved**"));
     assert_eq!(w.github.comments(PR).len(), 3);
-    // Both runs set the status; each team was asked for once per run.
-    assert_eq!(w.github.statuses(HEAD, CONTEXT).len(), 2);
+    // Both runs set the status, `pending` first and then the verdict; each team was asked
+    // for once per run.
+    assert_eq!(w.github.statuses(HEAD, CONTEXT).len(), 4);
     assert_eq!(w.status(), "success");
     assert!(
         w.github
@@ -416,4 +589,61 @@ fn a_refused_write_is_a_warning_and_the_exit_status_still_tells() {
             .contains("warning: could not set the commit status"),
         "{run}"
     );
+}
+
+/// On `pull_request_target` the pull request's code is never checked out: its files are read
+/// through the contents API at its head commit, as data, over the base checkout.
+#[test]
+fn the_pull_request_s_files_can_be_read_through_the_api() {
+    let w = world(&[REQUEST]);
+    let text = std::fs::read_to_string(w.dir.path().join(REQUEST)).unwrap();
+    {
+        let mut s = w.github.state.lock().unwrap();
+        s.files
+            .entry("conda-forge/access".into())
+            .or_default()
+            .entry(HEAD.into())
+            .or_default()
+            .insert(REQUEST.into(), text);
+    }
+    w.review("cy", "APPROVED", HEAD);
+    // DIR is the base checkout itself: nothing of the pull request is on disk.
+    let base = w.base.path().to_str().unwrap().to_string();
+    let run = w.run(&[
+        "--files-from-api",
+        "--base",
+        &base,
+        "--repo",
+        "conda-forge/access",
+    ]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(w.status(), "success");
+    assert!(
+        w.comment().contains("+ grant   x: cirun-gpu"),
+        "{}",
+        w.comment()
+    );
+    assert_eq!(
+        w.github
+            .gate
+            .count("GET /repos/conda-forge/access/contents/requests/x-gpu.yml"),
+        1
+    );
+}
+
+/// A review of a fork's pull request starts the judge through `workflow_run`, which carries no
+/// pull request number: the open pull request is found by its head commit.
+#[test]
+fn a_pull_request_is_found_by_its_head_commit() {
+    let w = world(&[REQUEST]);
+    w.review("cy", "APPROVED", HEAD);
+    let run = w.run(&["--for-head", HEAD]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(w.status(), "success");
+    // A commit that is no open pull request's head: nothing to judge, nothing written.
+    let before = w.github.gate.mutations();
+    let run = w.run(&["--for-head", OLD]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("nothing to judge"), "{run}");
+    assert_eq!(w.github.gate.mutations(), before);
 }

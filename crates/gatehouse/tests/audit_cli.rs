@@ -853,3 +853,33 @@ fn audit_routes_namespace_labels_patterns_and_groups_like_the_guard() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// An organisation that lets some accounts commit requests with no pull request says so in
+/// gatehouse.yml (`accept_unreviewed`); `audit` lists every such account.
+#[test]
+fn audit_lists_the_accounts_whose_requests_go_unreviewed() {
+    let root = tempfile::tempdir().unwrap();
+    let projects = tempfile::tempdir().unwrap();
+    write(
+        root.path(),
+        "gatehouse.yml",
+        "org: cf\nreviewers: { teams: [core] }\naccept_unreviewed:\n  - { github: admin, id: 42 }\n",
+    );
+    let out = gatehouse(&[
+        "audit",
+        "--format",
+        "json",
+        "--projects",
+        projects.path().to_str().unwrap(),
+        root.path().to_str().unwrap(),
+    ]);
+    let found = json_findings(&out);
+    assert!(
+        found
+            .iter()
+            .any(|(file, line, code, _)| file.ends_with("gatehouse.yml")
+                && *line == 4
+                && code == "accept-unreviewed"),
+        "{found:?}"
+    );
+}

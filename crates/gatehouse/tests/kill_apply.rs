@@ -28,7 +28,6 @@ fn scenario(hold: std::sync::Arc<Hold>) -> (World, usize) {
             ..Default::default()
         },
     );
-    w.github.state.lock().unwrap().merged_pull = Some((12, vec!["jaimergp"]));
     w.github.set_file(
         FEEDSTOCK,
         "recipe/conda_build_config.yaml",

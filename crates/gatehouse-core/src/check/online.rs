@@ -53,17 +53,35 @@ pub fn online_targets(repo: &Repo) -> (Vec<String>, Vec<String>) {
             }
         }
     }
-    let logins: BTreeSet<String> = repo
+    let mut logins: BTreeSet<String> = repo
         .tos
         .iter()
         .flat_map(|t| t.value.iter())
         .map(|e| e.github.value.clone())
         .collect();
+    for (_, reviewers) in reviewer_lists(repo) {
+        logins.extend(reviewers.users.iter().map(|u| u.value.clone()));
+    }
     (projects.into_iter().collect(), logins.into_iter().collect())
 }
 
-/// Findings from facts: repositories that are missing or archived, and ToS logins whose id
-/// changed hands.
+/// Every reviewer list: gatehouse.yml's, and each resource's own, with the file it is in.
+fn reviewer_lists(repo: &Repo) -> Vec<(&str, &crate::model::Reviewers)> {
+    let mut out = Vec::new();
+    if let Some(s) = &repo.settings {
+        out.push((s.path.as_str(), &s.value.reviewers));
+    }
+    for r in &repo.resources {
+        if let Some(rev) = &r.value.reviewers {
+            out.push((r.path.as_str(), rev));
+        }
+    }
+    out
+}
+
+/// Findings from facts: repositories that are missing or archived, ToS logins whose id
+/// changed hands, and reviewers (`users:`) whose login is not the account the approvals judge
+/// matches them by.
 pub fn check_online(repo: &Repo, facts: &OnlineFacts) -> Diagnostics {
     let mut diags = Diagnostics::new();
     let repository = |p: &str| match &repo.settings {
@@ -152,5 +170,79 @@ pub fn check_online(repo: &Repo, facts: &OnlineFacts) -> Diagnostics {
             }
         }
     }
+    // Reviewers are matched by account id (people/tos.yml gives a login its id): a login with
+    // no id there counts for nobody, and one whose login now names another account is not that
+    // reviewer.
+    for (file, reviewers) in reviewer_lists(repo) {
+        for user in &reviewers.users {
+            let listed = repo.account_of(&crate::model::GrantUser::Login(user.value.clone()));
+            match (listed, facts.users.get(&login_key(user))) {
+                (None, _) => diags.push(
+                    Diagnostic::error(
+                        "reviewer-no-id",
+                        file,
+                        user.span,
+                        format!(
+                            "reviewer `{}` has no account id in people/tos.yml, so their approval counts for nobody",
+                            user.value
+                        ),
+                    )
+                    .with_help("add `{ github: LOGIN, id: N }` for them to people/tos.yml"),
+                ),
+                (Some(id), Some(UserFact::Id(now))) if *now != id => diags.push(
+                    Diagnostic::error(
+                        "reviewer-id-mismatch",
+                        file,
+                        user.span,
+                        format!(
+                            "reviewer login `{}` now belongs to account {now}, not {id}: the reviewer was renamed or the login taken by someone else",
+                            user.value
+                        ),
+                    )
+                    .with_help("list the reviewer under their current login"),
+                ),
+                (Some(_), Some(UserFact::Missing)) => diags.push(Diagnostic::error(
+                    "reviewer-login-gone",
+                    file,
+                    user.span,
+                    format!("GitHub has no user `{}` any more", user.value),
+                )),
+                _ => {}
+            }
+        }
+    }
     diags
+}
+
+#[cfg(test)]
+mod reviewer_tests {
+    use super::*;
+
+    #[test]
+    fn a_reviewer_login_that_names_another_account_or_no_id_is_an_error() {
+        let repo = Repo::from_sources([
+            (
+                "gatehouse.yml",
+                "org: cf\nreviewers: { teams: [core], users: [dee, eve] }\n",
+            ),
+            ("people/tos.yml", "- { github: dee, id: 4242 }\n"),
+        ]);
+        let mut facts = OnlineFacts::default();
+        facts.users.insert("dee".into(), UserFact::Id(777));
+        facts.users.insert("eve".into(), UserFact::Id(5));
+        let codes: Vec<&str> = check_online(&repo, &facts)
+            .sorted()
+            .iter()
+            .map(|d| d.code)
+            .collect();
+        assert!(codes.contains(&"reviewer-id-mismatch"), "{codes:?}");
+        assert!(codes.contains(&"reviewer-no-id"), "{codes:?}");
+        facts.users.insert("dee".into(), UserFact::Id(4242));
+        let codes: Vec<&str> = check_online(&repo, &facts)
+            .sorted()
+            .iter()
+            .map(|d| d.code)
+            .collect();
+        assert!(!codes.contains(&"reviewer-id-mismatch"), "{codes:?}");
+    }
 }

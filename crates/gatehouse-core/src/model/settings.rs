@@ -24,6 +24,13 @@ pub struct Settings {
     /// Runner pools that refuse jobs before their first step (`gatehouse gate`).
     #[serde(default)]
     pub gate: super::GateSettings,
+    /// People whose requests committed straight to the default branch (with no pull request
+    /// that GitHub links to the commit) `apply` grants anyway, matched by account id
+    /// (`{ github: login, id: N }`): the commit's GitHub author and committer must both be
+    /// listed. Empty (the default): `apply` grants only requests whose merged pull request it
+    /// judges approved. `audit` reports the list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept_unreviewed: Vec<crate::span::Spanned<super::GrantUser>>,
 }
 
 impl Settings {

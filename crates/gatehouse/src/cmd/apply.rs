@@ -13,13 +13,13 @@
 //! On a terminal the providers show as a progress bar; anywhere else (CI, a pipe) as plain
 //! log lines.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use gatehouse_core::ledger::{LedgerChange, RequestOrigin, plan_expiry, plan_requests};
+use gatehouse_core::ledger::{LedgerChange, plan_expiry, plan_requests};
 use gatehouse_core::repo::load_dir;
 use gatehouse_core::{Repo, Severity};
 use jiff::civil::Date;
@@ -75,15 +75,18 @@ fn run(args: ApplyArgs, today: Date, mode: Mode) -> anyhow::Result<ExitCode> {
 
     let plan = match mode {
         Mode::Apply => {
-            let origins = request_origins(dir, &repo);
-            let requests = plan_requests(&repo, today, &origins);
-            super::plan::plan_from(
-                &repo,
-                today,
-                requests.changes,
-                requests.consumed,
-                requests.skipped,
-            )
+            // Only requests whose merged pull request is judged approved go on (see
+            // `apply_review`); the rest stay in requests/ and are reported.
+            let judged = super::apply_review::judge_requests(dir, &repo);
+            let mut approved = repo.clone();
+            approved
+                .requests
+                .retain(|r| !judged.held.iter().any(|(p, _)| *p == r.path));
+            let requests = plan_requests(&approved, today, &judged.origins);
+            let mut skipped = judged.held;
+            skipped.extend(requests.skipped);
+            skipped.sort();
+            super::plan::plan_from(&repo, today, requests.changes, requests.consumed, skipped)
         }
         Mode::Expire => {
             warn_expiring_soon(&repo, today);
@@ -132,6 +135,13 @@ fn run(args: ApplyArgs, today: Date, mode: Mode) -> anyhow::Result<ExitCode> {
         Some(sha) => eprintln!("ledger: committed {sha}"),
         None => eprintln!("ledger: up to date, nothing to commit"),
     }
+    let mut held_reported = true;
+    if mode == Mode::Apply
+        && let Err(e) = report_held(&plan.skipped)
+    {
+        eprintln!("warning: could not report the held requests in an issue: {e:#}");
+        held_reported = false;
+    }
 
     // The providers follow the ledger as written, read back from disk.
     let repo = load_dir(dir)?;
@@ -140,6 +150,7 @@ fn run(args: ApplyArgs, today: Date, mode: Mode) -> anyhow::Result<ExitCode> {
     if mode == Mode::Expire {
         ok &= notify_expiring(dir, &repo, today, &mut state)?;
     }
+    ok &= held_reported;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -502,114 +513,91 @@ fn commit(dir: &Path, message: &str) -> anyhow::Result<Option<String>> {
     ))
 }
 
-// ---------------------------------------------------------------------------------------------
-// Where requests came from
+/// The title of the one issue that lists the merged requests `apply` holds back.
+pub const HELD_TITLE: &str = "gatehouse: merged requests held back";
 
-/// Each request's pull request and approvers, when they can be found: the access repository
-/// is named by `GITHUB_REPOSITORY` (set in GitHub Actions), the token by `GITHUB_TOKEN`, and
-/// the commit that added the file by git. Otherwise the request's path stands in for its URL.
-fn request_origins(dir: &Path, repo: &Repo) -> HashMap<String, RequestOrigin> {
-    let mut origins = HashMap::new();
-    if repo.requests.is_empty() {
-        return origins;
-    }
-    let access_repo = std::env::var("GITHUB_REPOSITORY").ok();
-    let Some((owner, name)) = access_repo.as_deref().and_then(|r| r.split_once('/')) else {
-        eprintln!(
-            "note: GITHUB_REPOSITORY is not set; grants record the request file, not its pull request"
-        );
-        return origins;
-    };
-    let client = match providers::client_from_env(Service::GitHub) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("note: {e:#}; grants record the request file, not its pull request");
-            return origins;
+/// Keeps one open issue in the access repository listing the requests held back (not
+/// approved, or rejected by `check`), edited when the list changes and closed when it is
+/// empty. Without GITHUB_REPOSITORY or a token there is nowhere to report, and the log says it.
+fn report_held(held: &[super::plan::Skipped]) -> anyhow::Result<()> {
+    let access = std::env::var("GITHUB_REPOSITORY").unwrap_or_default();
+    if access.trim().is_empty() || providers::client_from_env(Service::GitHub).is_err() {
+        if !held.is_empty() {
+            eprintln!(
+                "note: {} request(s) held back; with GITHUB_REPOSITORY and GITHUB_TOKEN set, \
+                 apply reports them in one issue",
+                held.len()
+            );
         }
-    };
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        return Ok(());
+    }
+    let client = providers::client_from_env(Service::GitHub)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    else {
-        return origins;
-    };
-    for request in &repo.requests {
-        let sha = git(
-            dir,
-            &[
-                "log",
-                "--diff-filter=A",
-                "--format=%H",
-                "-1",
-                "--",
-                &request.path,
-            ],
-        )
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty());
-        let Some(sha) = sha else { continue };
-        match runtime.block_on(origin_of(&client, owner, name, &sha)) {
-            Ok(Some(origin)) => {
-                origins.insert(request.path.clone(), origin);
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let open = find_open_issue(&client, &access, HELD_TITLE).await?;
+        let (owner, name) = providers::split_repository(&access)?;
+        if held.is_empty() {
+            if let Some(n) = open {
+                let n = n.to_string();
+                let _: IgnoredAny = client
+                    .mutate(
+                        Method::PATCH,
+                        &["repos", owner, name, "issues", &n],
+                        Some(&serde_json::json!({
+                            "body": "Every merged request was applied; gatehouse closed this issue.\n",
+                            "state": "closed",
+                        })),
+                    )
+                    .await?;
             }
-            Ok(None) => {}
-            Err(e) => eprintln!(
-                "note: could not find the pull request of {} ({e:#}); its grants record the file",
-                request.path
-            ),
+            return Ok(());
         }
-    }
-    origins
-}
-
-/// The merged pull request that brought commit `sha`, and who approved it.
-async fn origin_of(
-    client: &Client,
-    owner: &str,
-    name: &str,
-    sha: &str,
-) -> anyhow::Result<Option<RequestOrigin>> {
-    #[derive(Deserialize)]
-    struct Pull {
-        number: u64,
-        html_url: String,
-        merged_at: Option<String>,
-    }
-    #[derive(Deserialize)]
-    struct Review {
-        state: String,
-        user: Option<User>,
-    }
-    #[derive(Deserialize)]
-    struct User {
-        login: String,
-    }
-    let pulls: Vec<Pull> = client
-        .get(&["repos", owner, name, "commits", sha, "pulls"])
-        .await?
-        .unwrap_or_default();
-    let Some(pull) = pulls.into_iter().find(|p| p.merged_at.is_some()) else {
-        return Ok(None);
-    };
-    let number = pull.number.to_string();
-    let reviews: Vec<Review> = client
-        .get_all(&["repos", owner, name, "pulls", &number, "reviews"], None)
-        .await?
-        .unwrap_or_default();
-    let mut approved_by: Vec<String> = Vec::new();
-    for r in reviews {
-        if let (true, Some(user)) = (r.state == "APPROVED", r.user)
-            && !approved_by.contains(&user.login)
-        {
-            approved_by.push(user.login);
+        let mut body = String::from(
+            "`gatehouse apply` holds these requests back: they stay in `requests/`, nothing is \
+             granted for them, and this issue is edited on every run until the list is empty.\n\n\
+             | request | why |\n| --- | --- |\n",
+        );
+        for s in held {
+            body.push_str(&format!(
+                "| `{}` | {} |\n",
+                s.request,
+                s.why.replace('|', "\\|").replace('\n', " ")
+            ));
         }
-    }
-    Ok(Some(RequestOrigin {
-        url: Some(pull.html_url),
-        approved_by,
-    }))
+        match open {
+            None => {
+                let _: IgnoredAny = client
+                    .mutate(
+                        Method::POST,
+                        &["repos", owner, name, "issues"],
+                        Some(&serde_json::json!({ "title": HELD_TITLE, "body": body })),
+                    )
+                    .await?;
+            }
+            Some(n) => {
+                #[derive(Deserialize)]
+                struct Issue {
+                    body: Option<String>,
+                }
+                let n = n.to_string();
+                let path = ["repos", owner, name, "issues", &n];
+                let now: Option<Issue> = client.get(&path).await?;
+                if now.and_then(|i| i.body).as_deref() != Some(body.as_str()) {
+                    let _: IgnoredAny = client
+                        .mutate(
+                            Method::PATCH,
+                            &path,
+                            Some(&serde_json::json!({ "body": body })),
+                        )
+                        .await?;
+                }
+            }
+        }
+        anyhow::Ok(())
+    })
 }
 
 /// `expire` tells what ends within two weeks, so that it is no surprise.

@@ -18,13 +18,13 @@
 //! head, a pull request could name its own reviewers. This command does not judge whether a
 //! request is well-formed; `gatehouse check` does, in its own workflow.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use gatehouse_core::Repo;
-use gatehouse_core::model::Reviewers;
+use gatehouse_core::model::{GrantUser, Reviewers};
 use gatehouse_core::names::{login_key, same_project};
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -40,8 +40,8 @@ pub const STATUS_CONTEXT: &str = "gatehouse/approval";
 pub const MARKER: &str = "<!-- gatehouse:approvals -->";
 /// GitHub refuses a status description longer than this.
 const MAX_DESCRIPTION: usize = 140;
-/// GitHub refuses a comment longer than 65,536 characters; the plan is cut well before.
-const MAX_PLAN_CHARS: usize = 50_000;
+/// GitHub refuses a comment longer than 65,536 characters; the comment stays well below.
+const MAX_COMMENT_CHARS: usize = 60_000;
 
 pub fn run(args: ApprovalsArgs, today: Date) -> anyhow::Result<ExitCode> {
     let access_repo = match &args.repo {
@@ -70,36 +70,164 @@ pub fn run(args: ApprovalsArgs, today: Date) -> anyhow::Result<ExitCode> {
         );
     };
     let client = Client::new(Secret::new(token), Settings::from_env()?)?;
+    bot_id()?;
 
-    let head = super::load_repo_warn(&args.dir, today)?;
-    let rules = match &args.base {
-        Some(base) => gatehouse_core::repo::load_dir(base)?,
-        None => head.clone(),
+    let head = if args.files_from_api {
+        None
+    } else {
+        Some(super::load_repo_warn(&args.dir, today)?)
     };
+    // Read from the pull request's own files, the rules would let it name its own reviewers.
+    let Some(base) = &args.base else {
+        bail!(
+            "--base is required: a checkout of the pull request's base commit, where \
+             gatehouse.yml and resources/ say who reviews. The rules are never read from the \
+             pull request's own files (DIR), which could name their own reviewers"
+        );
+    };
+    let rules = gatehouse_core::repo::load_dir(base)?;
+    let base_dir = base.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let target = Target {
-        owner,
-        name,
-        number: args.pr,
-    };
-    runtime.block_on(approvals(
-        &client,
-        &target,
-        &head,
-        &rules,
-        args.head_sha.as_deref(),
-        today,
-    ))
+    runtime.block_on(async {
+        let number = match (args.pr, &args.for_head) {
+            (Some(n), _) => n,
+            (None, Some(sha)) => match pull_for_head(&client, owner, name, sha).await? {
+                Some(n) => n,
+                None => {
+                    eprintln!(
+                        "no open pull request of {owner}/{name} has its head at {sha}; nothing \
+                         to judge"
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+            },
+            (None, None) => bail!("pass --pr N or --for-head SHA"),
+        };
+        let target = Target {
+            owner,
+            name,
+            number,
+        };
+        let head = match head {
+            Some(h) => h,
+            None => head_from_api(&client, &target, &base_dir).await?,
+        };
+        approvals(
+            &client,
+            &target,
+            &head,
+            &rules,
+            args.head_sha.as_deref(),
+            today,
+        )
+        .await
+    })
 }
 
-/// The pull request being judged.
-struct Target<'a> {
-    owner: &'a str,
-    name: &'a str,
-    number: u64,
+/// The open pull request whose head is commit `sha` (`pulls/list`).
+async fn pull_for_head(
+    client: &Client,
+    owner: &str,
+    name: &str,
+    sha: &str,
+) -> anyhow::Result<Option<u64>> {
+    let open: Vec<Pull> = client
+        .get_all(&["repos", owner, name, "pulls"], None)
+        .await?
+        .unwrap_or_default();
+    Ok(open
+        .into_iter()
+        .find(|p| p.merged_at.is_none() && p.head.sha.eq_ignore_ascii_case(sha))
+        .map(|p| p.number))
+}
+
+/// The access repository as the pull request leaves it, without checking it out: the base
+/// checkout, with every file the pull request changes read through GitHub's API at its head
+/// commit (`repos/get-content`), as data (removed files left out).
+async fn head_from_api(
+    client: &Client,
+    target: &Target<'_>,
+    base: &std::path::Path,
+) -> anyhow::Result<Repo> {
+    let n = target.number.to_string();
+    let pull: Pull = client
+        .get(&target.path(&["pulls", &n]))
+        .await?
+        .with_context(|| format!("pull request #{n} was not found"))?;
+    #[derive(Deserialize)]
+    struct Listed {
+        filename: String,
+        #[serde(default)]
+        status: Option<String>,
+        #[serde(default)]
+        previous_filename: Option<String>,
+    }
+    let files: Vec<Listed> = client
+        .get_all(&target.path(&["pulls", &n, "files"]), None)
+        .await?
+        .unwrap_or_default();
+    let mut sources: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    read_tree(base, base, &mut sources)?;
+    for f in files {
+        if let Some(old) = &f.previous_filename {
+            sources.remove(old);
+        }
+        if f.status.as_deref() == Some("removed") {
+            sources.remove(&f.filename);
+            continue;
+        }
+        let read = crate::providers::contents::read_file(
+            client,
+            target.owner,
+            target.name,
+            &f.filename,
+            Some(&pull.head.sha),
+        )
+        .await
+        .with_context(|| format!("reading {} at the pull request's head", f.filename))?;
+        match read {
+            Some(file) => {
+                sources.insert(f.filename, file.text.into_bytes());
+            }
+            None => {
+                sources.remove(&f.filename);
+            }
+        }
+    }
+    Ok(Repo::from_sources(sources))
+}
+
+/// Every file under `dir` (but `.git`), by its path relative to `root`.
+fn read_tree(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    out: &mut BTreeMap<String, Vec<u8>>,
+) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if entry.file_name() == ".git" || kind.is_symlink() {
+            continue;
+        }
+        if kind.is_dir() {
+            read_tree(root, &path, out)?;
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            out.insert(rel, std::fs::read(&path)?);
+        }
+    }
+    Ok(())
+}
+
+/// The access repository, and the pull request being judged.
+pub struct Target<'a> {
+    pub owner: &'a str,
+    pub name: &'a str,
+    pub number: u64,
 }
 
 impl Target<'_> {
@@ -114,22 +242,38 @@ impl Target<'_> {
 // ---------------------------------------------------------------------------------------------
 // GitHub's answers
 
-#[derive(Deserialize)]
-struct Pull {
-    head: Head,
-    user: Option<User>,
+/// `pulls/get` (a `pull-request`), and the `pull-request-simple` items of
+/// `repos/list-pull-requests-associated-with-commit`: the fields the judge reads.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Pull {
+    pub number: u64,
+    #[serde(default)]
+    pub html_url: Option<String>,
+    pub head: Head,
+    #[serde(default)]
+    pub base: Option<Head>,
+    pub user: Option<User>,
+    #[serde(default)]
+    pub merged_at: Option<String>,
+    /// Only in `pulls/get`: how many files and commits the pull request has.
+    #[serde(default)]
+    pub changed_files: Option<u64>,
+    #[serde(default)]
+    pub commits: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct Head {
-    sha: String,
+#[derive(Clone, Debug, Deserialize)]
+pub struct Head {
+    pub sha: String,
 }
 
-#[derive(Clone, Deserialize)]
-struct User {
-    login: String,
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
+/// A `simple-user`: login and numeric account id. The id is what identifies a person; a
+/// login can be renamed and taken by someone else.
+#[derive(Clone, Debug, Deserialize)]
+pub struct User {
+    pub login: String,
+    #[serde(default)]
+    pub id: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +283,7 @@ struct ChangedFile {
     previous_filename: Option<String>,
 }
 
+/// One item of `pulls/list-reviews`.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Review {
     pub user: Option<ReviewUser>,
@@ -150,11 +295,26 @@ pub struct Review {
 #[derive(Clone, Debug, Deserialize)]
 pub struct ReviewUser {
     pub login: String,
+    #[serde(default)]
+    pub id: Option<i64>,
 }
 
+/// One item of `pulls/list-commits`: the GitHub accounts of its author and committer (absent
+/// when the commit's e-mail matches no account).
+#[derive(Deserialize)]
+struct PullCommit {
+    #[serde(default)]
+    author: Option<User>,
+    #[serde(default)]
+    committer: Option<User>,
+}
+
+/// One item of `teams/list-members-in-org`.
 #[derive(Deserialize)]
 struct Member {
     login: String,
+    #[serde(default)]
+    id: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -197,7 +357,7 @@ async fn approvals(
         .get(&target.path(&["pulls", &n]))
         .await?
         .with_context(|| format!("{pr_name} was not found"))?;
-    let sha = pull.head.sha;
+    let sha = pull.head.sha.clone();
     if let Some(expected) = expected_head
         && !sha.eq_ignore_ascii_case(expected)
     {
@@ -207,19 +367,185 @@ async fn approvals(
         );
         return Ok(ExitCode::from(1));
     }
-    let author = pull.user.map(|u| u.login).unwrap_or_default();
+    // Pending first: whatever fails from here on leaves `pending` (or `failure`), never an
+    // earlier run's `success`.
+    set_status(
+        client,
+        target,
+        &sha,
+        "pending",
+        "gatehouse is judging the approvals",
+        None,
+    )
+    .await?;
+    let judged = match judge_pull(client, target, &pull, head_repo, rules).await {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = set_status(
+                client,
+                target,
+                &sha,
+                "failure",
+                "gatehouse could not judge this pull request; see the workflow run",
+                run_url().as_deref(),
+            )
+            .await;
+            return Err(e);
+        }
+    };
+    let verdict = &judged.verdict;
+    let author = pull
+        .user
+        .as_ref()
+        .map(|u| u.login.clone())
+        .unwrap_or_default();
+
+    let eligibility = eligibility(client, head_repo, rules, &judged.changed, &author, today).await;
+    let plan = super::plan::text(&super::plan::make_plan(head_repo, today));
+    println!("{}", verdict.summary());
+    // The whole plan is in the run's log, which the comment links to when it cuts it.
+    println!("{plan}");
+    let body = comment_body(
+        org,
+        &sha,
+        &author,
+        &judged.needs,
+        verdict,
+        &eligibility,
+        &plan,
+        run_url().as_deref(),
+    );
+
+    // The status first, then the comment: a comment that cannot be written never leaves an
+    // old status standing.
+    set_status(
+        client,
+        target,
+        &sha,
+        if verdict.approved() {
+            "success"
+        } else if verdict.refused.is_some() {
+            "failure"
+        } else {
+            "pending"
+        },
+        &description(verdict, &judged.needs, org),
+        run_url().as_deref(),
+    )
+    .await?;
+    if let Err(e) = upsert_comment(client, target, &body).await {
+        write_refused(e, "post the comment")?;
+    }
+    Ok(if verdict.approved() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The workflow run's page, when run in GitHub Actions.
+fn run_url() -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    Some(format!(
+        "{}/{}/actions/runs/{}",
+        var("GITHUB_SERVER_URL")?,
+        var("GITHUB_REPOSITORY")?,
+        var("GITHUB_RUN_ID")?
+    ))
+}
+
+/// Sets the commit status `gatehouse/approval` (`repos/create-commit-status`).
+async fn set_status(
+    client: &Client,
+    target: &Target<'_>,
+    sha: &str,
+    state: &str,
+    description: &str,
+    target_url: Option<&str>,
+) -> anyhow::Result<()> {
+    let status = json!({
+        "state": state,
+        "context": STATUS_CONTEXT,
+        "description": cut(description, MAX_DESCRIPTION),
+        "target_url": target_url,
+    });
+    match client
+        .mutate::<IgnoredAny>(
+            Method::POST,
+            &target.path(&["statuses", sha]),
+            Some(&status),
+        )
+        .await
+    {
+        Ok(_) => {
+            eprintln!("set {STATUS_CONTEXT} to {state} on {}", short(sha));
+            Ok(())
+        }
+        Err(e) => write_refused(e, "set the commit status"),
+    }
+}
+
+/// GitHub's files API lists at most this many files of a pull request (`pulls/list-files`).
+pub const MAX_FILES: u64 = 3000;
+/// ... and its commits API at most this many commits (`pulls/list-commits`).
+pub const MAX_COMMITS: u64 = 250;
+
+/// What the judge found about one pull request.
+pub struct Judged {
+    pub needs: Vec<Requirement>,
+    pub verdict: Verdict,
+    /// Changed paths, old names of renamed files included.
+    pub changed: Vec<String>,
+}
+
+/// Judges pull request `pull` (as `pulls/get` answers it): its files, commits and reviews from
+/// GitHub, the requests it adds from `head_repo`, who reviews what from `rules` (its base).
+pub async fn judge_pull(
+    client: &Client,
+    target: &Target<'_>,
+    pull: &Pull,
+    head_repo: &Repo,
+    rules: &Repo,
+) -> anyhow::Result<Judged> {
+    let settings = &rules
+        .settings
+        .as_ref()
+        .context("the access repository has no gatehouse.yml; it names the reviewers")?
+        .value;
+    let org = settings.org.value.as_str();
+    let n = pull.number.to_string();
     let files: Vec<ChangedFile> = client
         .get_all(&target.path(&["pulls", &n, "files"]), None)
         .await?
         .unwrap_or_default();
+    let listed_files = files.len() as u64;
     let changed: Vec<String> = files
         .into_iter()
         .flat_map(|f| std::iter::once(f.filename).chain(f.previous_filename))
         .collect();
+    let commits: Vec<PullCommit> = client
+        .get_all(&target.path(&["pulls", &n, "commits"]), None)
+        .await?
+        .unwrap_or_default();
+    let listed_commits = commits.len() as u64;
     let reviews: Vec<Review> = client
         .get_all(&target.path(&["pulls", &n, "reviews"]), None)
         .await?
         .unwrap_or_default();
+
+    // Whoever wrote or committed any of its commits cannot approve it, nor can its author.
+    let mut excluded: Vec<Ident> = Vec::new();
+    let people = pull.user.iter().chain(
+        commits
+            .iter()
+            .flat_map(|c| c.author.iter().chain(c.committer.iter())),
+    );
+    for u in people {
+        let who = Ident::new(&u.login, u.id);
+        if !excluded.contains(&who) {
+            excluded.push(who);
+        }
+    }
 
     let needs = requirements(head_repo, rules, &changed)?;
     let mut teams = Teams::default();
@@ -228,53 +554,30 @@ async fn approvals(
             teams.resolve(client, org, team).await?;
         }
     }
-    let verdict = judge(&needs, &teams.members, &reviews, &author, &sha);
-
-    let eligibility = eligibility(client, head_repo, rules, &changed, &author, today).await;
-    let plan = super::plan::make_plan(head_repo, today);
-    let body = comment_body(
-        org,
-        &sha,
-        &author,
-        &needs,
-        &verdict,
-        &eligibility,
-        &super::plan::text(&plan),
-    );
-
-    println!("{}", verdict.summary());
-    let comment_url = match upsert_comment(client, target, &body).await {
-        Ok(url) => url,
-        Err(e) => {
-            write_refused(e, "post the comment")?;
-            None
-        }
-    };
-    let status = json!({
-        "state": if verdict.approved() { "success" } else { "pending" },
-        "context": STATUS_CONTEXT,
-        "description": description(&verdict, &needs, org),
-        "target_url": comment_url,
-    });
-    match client
-        .mutate::<IgnoredAny>(
-            Method::POST,
-            &target.path(&["statuses", &sha]),
-            Some(&status),
-        )
-        .await
-    {
-        Ok(_) => eprintln!(
-            "set {STATUS_CONTEXT} to {} on {}",
-            status["state"].as_str().unwrap_or(""),
-            short(&sha)
-        ),
-        Err(e) => write_refused(e, "set the commit status")?,
-    }
-    Ok(if verdict.approved() {
-        ExitCode::SUCCESS
+    let mut verdict = judge(&needs, &teams.members, &reviews, &excluded, &pull.head.sha);
+    let files_total = pull.changed_files.unwrap_or(listed_files).max(listed_files);
+    let commits_total = pull.commits.unwrap_or(listed_commits).max(listed_commits);
+    let refused = if files_total >= MAX_FILES {
+        Some(format!(
+            "it changes {files_total} files, and GitHub lists at most {MAX_FILES} of a pull \
+             request's files, so the rest could not be judged. Split it into smaller pull requests"
+        ))
+    } else if commits_total >= MAX_COMMITS {
+        Some(format!(
+            "it has {commits_total} commits, and GitHub lists at most {MAX_COMMITS}, so not \
+             every author could be excluded from approving. Squash them, or split the pull request"
+        ))
     } else {
-        ExitCode::from(1)
+        None
+    };
+    if let Some(why) = refused {
+        verdict.missing = vec![why.clone()];
+        verdict.refused = Some(why);
+    }
+    Ok(Judged {
+        needs,
+        verdict,
+        changed,
     })
 }
 
@@ -295,7 +598,7 @@ fn write_refused(e: github::Error, what: &str) -> anyhow::Result<()> {
 /// Team members by slug, each team asked for once per run.
 #[derive(Default)]
 struct Teams {
-    members: HashMap<String, HashSet<String>>,
+    members: Members,
 }
 
 impl Teams {
@@ -317,37 +620,47 @@ impl Teams {
             })?;
         self.members.insert(
             team.to_string(),
-            members.into_iter().map(|m| login_key(&m.login)).collect(),
+            members
+                .into_iter()
+                .map(|m| Ident::new(&m.login, m.id))
+                .collect(),
         );
         Ok(())
     }
 }
 
-/// The comment marked with [`MARKER`] is edited; one is created only when there is none.
+/// The account id of GitHub Actions' `github-actions[bot]`, which the workflow's token writes
+/// as. A GitHub App's token writes as the app's bot: set `GATEHOUSE_BOT_ID` to its id.
+pub const ACTIONS_BOT_ID: i64 = 41_898_282;
+
+/// The account whose comment this command edits.
+fn bot_id() -> anyhow::Result<i64> {
+    match std::env::var("GATEHOUSE_BOT_ID") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().with_context(|| {
+            format!("GATEHOUSE_BOT_ID must be the numeric account id of the bot, got `{v}`")
+        }),
+        _ => Ok(ACTIONS_BOT_ID),
+    }
+}
+
+/// The comment marked with [`MARKER`] and written by the bot's own account (by numeric id) is
+/// edited; anyone can paste the marker into a comment of their own, and such a comment is never
+/// touched. One is created only when the bot has none.
 async fn upsert_comment(
     client: &Client,
     target: &Target<'_>,
     body: &str,
 ) -> Result<Option<String>, github::Error> {
+    let bot = bot_id().unwrap_or(ACTIONS_BOT_ID);
     let n = target.number.to_string();
     let comments: Vec<Comment> = client
         .get_all(&target.path(&["issues", &n, "comments"]), None)
         .await?
         .unwrap_or_default();
-    let marked: Vec<&Comment> = comments
-        .iter()
-        .filter(|c| c.body.as_deref().is_some_and(|b| b.starts_with(MARKER)))
-        .collect();
-    // Anyone can paste the marker; a bot's comment (gatehouse's, with the workflow's token) is
-    // preferred over a person's.
-    let mine = marked
-        .iter()
-        .find(|c| {
-            c.user
-                .as_ref()
-                .is_some_and(|u| u.kind.as_deref() == Some("Bot"))
-        })
-        .or(marked.first());
+    let mine = comments.iter().find(|c| {
+        c.body.as_deref().is_some_and(|b| b.starts_with(MARKER))
+            && c.user.as_ref().is_some_and(|u| u.id == Some(bot))
+    });
     let payload = json!({ "body": body });
     let written: Comment = match mine {
         Some(c) => {
@@ -389,37 +702,79 @@ pub struct Requirement {
     /// Why this group is asked: the files that need it.
     pub because: Vec<String>,
     pub teams: Vec<String>,
-    /// Lower-cased logins.
-    pub users: Vec<String>,
+    /// The `users:` entries, each with the account id `people/tos.yml` gives it (`None`: it
+    /// matches nobody, since a login can be renamed and registered again by anyone).
+    pub users: Vec<Ident>,
     pub min_approvals: u32,
 }
+
+/// A person as GitHub names them: the login (lower-cased) and the numeric account id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ident {
+    pub key: String,
+    pub id: Option<i64>,
+}
+
+impl Ident {
+    pub fn new(login: &str, id: Option<i64>) -> Self {
+        Ident {
+            key: login_key(login),
+            id,
+        }
+    }
+
+    /// The same account: by id when both ids are known, else by login.
+    pub fn same(&self, other: &Ident) -> bool {
+        match (self.id, other.id) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.key == other.key,
+        }
+    }
+}
+
+/// Team slug -> its members.
+pub type Members = HashMap<String, Vec<Ident>>;
 
 const ORG_GROUP: &str = "organisation";
 
 impl Requirement {
-    fn new(group: String, reviewers: &Reviewers) -> Self {
+    fn new(group: String, reviewers: &Reviewers, rules: &Repo) -> Self {
         Requirement {
             group,
             because: Vec::new(),
             teams: reviewers.teams.iter().map(|t| t.value.clone()).collect(),
-            users: reviewers.users.iter().map(|u| login_key(u)).collect(),
+            users: reviewers
+                .users
+                .iter()
+                .map(|u| Ident::new(u, rules.account_of(&GrantUser::Login(u.value.clone()))))
+                .collect(),
             min_approvals: reviewers.min_approvals.value,
         }
     }
 
-    fn admits(&self, login: &str, members: &HashMap<String, HashSet<String>>) -> bool {
-        let key = login_key(login);
-        self.users.contains(&key)
-            || self
-                .teams
-                .iter()
-                .any(|t| members.get(t).is_some_and(|m| m.contains(&key)))
+    /// Whether `who` is one of these reviewers: a `users:` entry by account id, or a member
+    /// of one of the teams (by id, as GitHub lists them).
+    fn admits(&self, who: &Ident, members: &Members) -> bool {
+        self.users
+            .iter()
+            .any(|u| u.id.is_some() && who.id.is_some() && u.id == who.id)
+            || self.teams.iter().any(|t| {
+                members
+                    .get(t)
+                    .is_some_and(|m| m.iter().any(|p| p.same(who)))
+            })
     }
 
     /// `@org/core or @wolfv`.
     fn who(&self, org: &str) -> String {
         let mut who: Vec<String> = self.teams.iter().map(|t| format!("@{org}/{t}")).collect();
-        who.extend(self.users.iter().map(|u| format!("@{u}")));
+        who.extend(self.users.iter().map(|u| match u.id {
+            Some(_) => format!("@{}", u.key),
+            None => format!(
+                "@{} (no account id in people/tos.yml: counts for nobody)",
+                u.key
+            ),
+        }));
         if who.is_empty() {
             "nobody (no reviewers are configured)".into()
         } else {
@@ -444,7 +799,7 @@ pub fn requirements(
     let mut need = |group: String, reviewers: &Reviewers, because: String| {
         let r = needs
             .entry(group.clone())
-            .or_insert_with(|| Requirement::new(group, reviewers));
+            .or_insert_with(|| Requirement::new(group, reviewers, rules));
         if !r.because.contains(&because) {
             r.because.push(because);
         }
@@ -509,21 +864,49 @@ pub struct ReviewLine {
     pub why: String,
 }
 
+/// An approval that counts: the reviewer's login and account id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approver {
+    pub login: String,
+    pub id: Option<i64>,
+}
+
+impl std::fmt::Display for Approver {
+    /// `ada (id 101)`, as the ledger records it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.id {
+            Some(id) => write!(f, "{} (id {id})", self.login),
+            None => f.write_str(&self.login),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub needed: u32,
-    pub approved_by: Vec<String>,
+    pub approved_by: Vec<Approver>,
     pub reviews: Vec<ReviewLine>,
-    /// Who is still needed (empty once approved).
+    /// Who is still needed (empty once approved); or why the pull request cannot be judged.
     pub missing: Vec<String>,
+    /// The pull request cannot be judged at all (too many files or commits to list): refused
+    /// whatever its reviews say.
+    pub refused: Option<String>,
 }
 
 impl Verdict {
     pub fn approved(&self) -> bool {
-        self.approved_by.len() as u64 >= u64::from(self.needed)
+        self.refused.is_none() && self.approved_by.len() as u64 >= u64::from(self.needed)
     }
 
-    fn summary(&self) -> String {
+    fn logins(&self) -> String {
+        let logins: Vec<&str> = self.approved_by.iter().map(|a| a.login.as_str()).collect();
+        logins.join(", ")
+    }
+
+    pub fn summary(&self) -> String {
+        if let Some(why) = &self.refused {
+            return format!("refused: {why}");
+        }
         if self.approved() {
             format!(
                 "approved: {} of {} approval(s){}",
@@ -532,7 +915,7 @@ impl Verdict {
                 if self.approved_by.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({})", self.approved_by.join(", "))
+                    format!(" ({})", self.logins())
                 }
             )
         } else {
@@ -548,42 +931,45 @@ impl Verdict {
 
 /// Counts the approvals that satisfy every requirement. `reviews` are in GitHub's order (oldest
 /// first); comments neither give nor take an approval, any other later review replaces it.
+/// Nobody in `excluded` (the pull request's author, and every author and committer of its
+/// commits) can approve it.
 pub fn judge(
     needs: &[Requirement],
-    members: &HashMap<String, HashSet<String>>,
+    members: &Members,
     reviews: &[Review],
-    author: &str,
+    excluded: &[Ident],
     head_sha: &str,
 ) -> Verdict {
     let needed = needs.iter().map(|r| r.min_approvals).max().unwrap_or(1);
-    let mut latest: Vec<(String, &Review)> = Vec::new();
+    // One line per account: by id when GitHub gives it, else by login.
+    let mut latest: Vec<(Ident, &Review)> = Vec::new();
     for review in reviews {
         let Some(user) = &review.user else { continue };
         if matches!(review.state.as_str(), "COMMENTED" | "PENDING") {
             continue;
         }
-        let key = login_key(&user.login);
-        match latest.iter_mut().find(|(k, _)| *k == key) {
-            Some(entry) => entry.1 = review,
-            None => latest.push((key, review)),
+        let who = Ident::new(&user.login, user.id);
+        match latest.iter_mut().find(|(k, _)| k.same(&who)) {
+            Some(entry) => *entry = (who, review),
+            None => latest.push((who, review)),
         }
     }
     let mut lines = Vec::new();
     let mut approved_by = Vec::new();
-    for (key, review) in latest {
+    for (who, review) in latest {
         let login = review
             .user
             .as_ref()
-            .map_or(key.clone(), |u| u.login.clone());
+            .map_or(who.key.clone(), |u| u.login.clone());
         let outside: Vec<&str> = needs
             .iter()
-            .filter(|r| !r.admits(&login, members))
+            .filter(|r| !r.admits(&who, members))
             .map(|r| r.group.as_str())
             .collect();
         let why = if review.state != "APPROVED" {
             format!("latest review is {}", review.state.to_lowercase())
-        } else if key == login_key(author) {
-            "the author cannot approve their own pull request".into()
+        } else if excluded.iter().any(|e| e.same(&who)) {
+            "an author or committer cannot approve their own pull request".into()
         } else if review.commit_id.as_deref() != Some(head_sha) {
             "approved an older commit".into()
         } else if !outside.is_empty() {
@@ -593,7 +979,10 @@ pub fn judge(
         };
         let counts = why.is_empty();
         if counts {
-            approved_by.push(login.clone());
+            approved_by.push(Approver {
+                login: login.clone(),
+                id: who.id,
+            });
         }
         lines.push(ReviewLine {
             login,
@@ -607,6 +996,7 @@ pub fn judge(
         approved_by,
         reviews: lines,
         missing: Vec::new(),
+        refused: None,
     };
     if !verdict.approved() {
         let more = u64::from(needed) - verdict.approved_by.len() as u64;
@@ -624,14 +1014,16 @@ pub fn judge(
 
 /// The commit status's one line: who approved, or who is still needed.
 fn description(verdict: &Verdict, needs: &[Requirement], org: &str) -> String {
-    let text = if verdict.approved() {
+    let text = if let Some(why) = &verdict.refused {
+        format!("refused: {why}")
+    } else if verdict.approved() {
         if verdict.approved_by.is_empty() {
             "no approval needed".to_string()
         } else {
-            format!("approved by {}", verdict.approved_by.join(", "))
+            format!("approved by {}", verdict.logins())
         }
     } else {
-        let more = u64::from(verdict.needed) - verdict.approved_by.len() as u64;
+        let more = u64::from(verdict.needed).saturating_sub(verdict.approved_by.len() as u64);
         let who: Vec<String> = needs.iter().map(|r| r.who(org)).collect();
         match who.as_slice() {
             [one] => format!("needs {more} more approval(s) from {one}"),
@@ -770,6 +1162,7 @@ fn brief(e: &github::Error) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // The comment
 
+#[allow(clippy::too_many_arguments)]
 fn comment_body(
     org: &str,
     sha: &str,
@@ -778,12 +1171,15 @@ fn comment_body(
     verdict: &Verdict,
     eligibility: &[Eligibility],
     plan: &str,
+    run_url: Option<&str>,
 ) -> String {
     let mut out = format!("{MARKER}\n### gatehouse: approvals\n\n");
     let _ = writeln!(
         out,
         "**{}**: {} of {} approval(s) on the head commit `{}`.\n",
-        if verdict.approved() {
+        if verdict.refused.is_some() {
+            "Refused"
+        } else if verdict.approved() {
             "Approved"
         } else {
             "Pending"
@@ -792,6 +1188,9 @@ fn comment_body(
         verdict.needed,
         short(sha)
     );
+    if let Some(why) = &verdict.refused {
+        let _ = writeln!(out, "This pull request cannot be judged: {why}.\n");
+    }
     out.push_str("**Who must approve**");
     if needs.len() > 1 {
         out.push_str(" (one approval counts only from someone in every group)");
@@ -804,21 +1203,30 @@ fn comment_body(
             r.group,
             r.min_approvals,
             r.who(org),
-            r.because.join(", ")
+            cut(&r.because.join(", "), 2_000)
         );
     }
     if !author.is_empty() {
         let _ = writeln!(
             out,
-            "\nThe author, `@{author}`, cannot approve their own pull request."
+            "\nThe author, `@{author}`, and whoever wrote or committed its commits cannot \
+             approve this pull request."
         );
     }
+    // What is left for the tables and the plan; each is cut to what fits, with a link to the
+    // whole of it in the run's log.
+    let whole = match run_url {
+        Some(url) => format!("[the workflow run's log]({url})"),
+        None => "the workflow run's log".to_string(),
+    };
+    let fits = |out: &String, more: &str| {
+        out.chars().count() + more.chars().count() < MAX_COMMENT_CHARS / 2
+    };
     if !verdict.reviews.is_empty() {
         out.push_str("\n| reviewer | latest review | counts? |\n| --- | --- | --- |\n");
-        for r in &verdict.reviews {
-            let _ = writeln!(
-                out,
-                "| `@{}` | {} | {} |",
+        for (i, r) in verdict.reviews.iter().enumerate() {
+            let row = format!(
+                "| `@{}` | {} | {} |\n",
                 r.login,
                 r.state.to_lowercase(),
                 if r.counts {
@@ -827,6 +1235,11 @@ fn comment_body(
                     format!("no: {}", r.why)
                 }
             );
+            if !fits(&out, &row) {
+                let _ = writeln!(out, "\n…and {} more review(s).", verdict.reviews.len() - i);
+                break;
+            }
+            out.push_str(&row);
         }
     }
     if !eligibility.is_empty() {
@@ -836,10 +1249,9 @@ fn comment_body(
              role of `@{author}` there | already holds it | projects holding the resource now |\n\
              | --- | --- | --- | --- | --- | --- | --- | --- |\n",
         );
-        for e in eligibility {
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | `{}` | `{}` | `{}`: {} | {} | {} | {} |",
+        for (i, e) in eligibility.iter().enumerate() {
+            let row = format!(
+                "| `{}` | {} | `{}` | `{}` | `{}`: {} | {} | {} | {} |\n",
                 e.request,
                 e.action,
                 e.project,
@@ -850,24 +1262,39 @@ fn comment_body(
                 if e.holds { "yes" } else { "no" },
                 e.projects_now
             );
+            if !fits(&out, &row) {
+                let _ = writeln!(
+                    out,
+                    "\n…and {} more row(s); the whole report is in {whole}.",
+                    eligibility.len() - i
+                );
+                break;
+            }
+            out.push_str(&row);
         }
     }
     // A fence longer than any run of backticks in the plan, which quotes file names.
     let longest = plan.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    let fence = "`".repeat(longest.max(2) + 1);
+    let fence = "`".repeat(longest.clamp(2, 100) + 1);
     let _ = writeln!(
         out,
         "\n**Plan** (what `gatehouse apply` does once this is merged)\n\n{fence}text"
     );
-    out.push_str(&cut(plan, MAX_PLAN_CHARS));
+    let room = MAX_COMMENT_CHARS.saturating_sub(out.chars().count() + 1_000);
+    let shown = cut(plan, room);
+    out.push_str(&shown);
     if !out.ends_with('\n') {
         out.push('\n');
     }
+    let _ = writeln!(out, "{fence}");
+    if shown != plan {
+        let _ = writeln!(out, "\nThe plan is cut here; the whole plan is in {whole}.");
+    }
     let _ = writeln!(
         out,
-        "{fence}\n\n<sub>Written by `gatehouse approvals`; edited in place on every run.</sub>"
+        "\n<sub>Written by `gatehouse approvals`; edited in place on every run.</sub>"
     );
-    out
+    cut(&out, MAX_COMMENT_CHARS)
 }
 
 #[cfg(test)]
@@ -893,17 +1320,23 @@ mod tests {
         Review {
             user: Some(ReviewUser {
                 login: login.into(),
+                id: None,
             }),
             state: state.into(),
             commit_id: Some(sha.into()),
         }
     }
 
-    fn members() -> HashMap<String, HashSet<String>> {
+    fn members() -> Members {
+        let team = |logins: &[&str]| logins.iter().map(|l| Ident::new(l, None)).collect();
         HashMap::from([
-            ("core".into(), HashSet::from(["ada".into(), "bob".into()])),
-            ("gpu".into(), HashSet::from(["ada".into(), "cy".into()])),
+            ("core".into(), team(&["ada", "bob"])),
+            ("gpu".into(), team(&["ada", "cy"])),
         ])
+    }
+
+    fn author(login: &str) -> Vec<Ident> {
+        vec![Ident::new(login, None)]
     }
 
     #[test]
@@ -931,7 +1364,7 @@ mod tests {
             "action: grant\nprojects: [x]\nresources: [cpu]\n",
         )]);
         let needs = requirements(&r, &r, &["requests/x.yml".into()]).unwrap();
-        let judged = |reviews: &[Review]| judge(&needs, &members(), reviews, "req", "h2");
+        let judged = |reviews: &[Review]| judge(&needs, &members(), reviews, &author("req"), "h2");
         assert!(judged(&[review("Ada", "APPROVED", "h2")]).approved());
         assert!(
             judged(&[
@@ -953,7 +1386,7 @@ mod tests {
             &needs,
             &members(),
             &[review("ada", "APPROVED", "h2")],
-            "ADA",
+            &author("ADA"),
             "h2",
         );
         assert!(!own.approved());
@@ -975,11 +1408,12 @@ mod tests {
                 review("bob", "APPROVED", "h"),
                 review("cy", "APPROVED", "h"),
             ],
-            "req",
+            &author("req"),
             "h",
         );
         assert_eq!(v.needed, 2);
-        assert_eq!(v.approved_by, ["ada"]);
+        assert_eq!(v.approved_by.len(), 1);
+        assert_eq!(v.approved_by[0].login, "ada");
         assert!(!v.approved());
     }
 
@@ -987,9 +1421,13 @@ mod tests {
     fn the_status_description_fits() {
         let v = Verdict {
             needed: 1,
-            approved_by: vec!["x".repeat(200)],
+            approved_by: vec![Approver {
+                login: "x".repeat(200),
+                id: None,
+            }],
             reviews: vec![],
             missing: vec![],
+            refused: None,
         };
         assert_eq!(description(&v, &[], "cf").chars().count(), MAX_DESCRIPTION);
     }

@@ -79,6 +79,9 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
     // projects relative to the projects folder. Both are shown relative to where audit runs.
     let mut repo_diags = Diagnostics::new();
     let mut project_diags = Diagnostics::new();
+    for d in accept_unreviewed(&repo) {
+        repo_diags.push(d);
+    }
 
     if let Some(projects) = &args.projects {
         project_diags.extend(audit_projects(&ledger, projects)?);
@@ -121,6 +124,37 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Every account whose requests `apply` grants with no pull request (`accept_unreviewed` in
+/// gatehouse.yml): nobody reviews those, so an audit lists them.
+fn accept_unreviewed(repo: &gatehouse_core::Repo) -> Vec<Diagnostic> {
+    let Some(settings) = &repo.settings else {
+        return Vec::new();
+    };
+    settings
+        .value
+        .accept_unreviewed
+        .iter()
+        .map(|u| {
+            let id = repo
+                .account_of(&u.value)
+                .map_or("no account id: matches nobody".to_string(), |id| {
+                    format!("id {id}")
+                });
+            Diagnostic::warning(
+                "accept-unreviewed",
+                settings.path.as_str(),
+                u.span,
+                format!(
+                    "requests committed by `{}` ({id}) straight to the default branch are granted \
+                     with no review (accept_unreviewed)",
+                    u.value.login()
+                ),
+            )
+            .with_help("remove the entry to grant only requests whose pull request was approved")
+        })
+        .collect()
 }
 
 /// `d` with its file named relative to the current folder rather than to `base`.

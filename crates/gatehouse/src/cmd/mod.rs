@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod apply;
+pub mod apply_review;
 pub mod approvals;
 pub mod audit;
 pub mod check;

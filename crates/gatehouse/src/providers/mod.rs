@@ -9,7 +9,7 @@
 //! `feedstock-config`, which every grant with `send_pr` uses whichever provider serves it.
 
 mod cirun;
-mod contents;
+pub(crate) mod contents;
 pub mod feedstock_config;
 mod github_app;
 mod runner_group;

@@ -1,5 +1,6 @@
 //! Loopback fakes of the parts of GitHub's and Cirun's APIs that `apply`, `doctor` and
-//! `approvals` use.
+//! `approvals` use. GitHub's answers follow its OpenAPI description (npm `@octokit/openapi`,
+//! `generated/api.github.com.json`); each handler names the operation id it stands in for.
 //! Each keeps state like the real service, counts every call, and injects faults on demand:
 //! a status (500, ...), 429 with `Retry-After`, a dropped connection, and small pages so that
 //! listings need a second page.
@@ -239,6 +240,27 @@ pub struct GitHubState {
     pub commits: Vec<(String, String, String, String)>,
     /// Pull requests opened through the API, by (lower-cased repository, number).
     pub opened: BTreeMap<(String, u64), Value>,
+    /// Lower-cased login -> account id; a login not listed has an id made from its name.
+    pub accounts: BTreeMap<String, i64>,
+    /// Commits pushed with no pull request: sha -> (author, committer) logins, as
+    /// `repos/get-commit` names their GitHub accounts.
+    pub direct_commits: BTreeMap<String, (String, String)>,
+}
+
+impl GitHubState {
+    /// The account id of `login`: GitHub's numeric id, which stays when a login is renamed.
+    pub fn id_of(&self, login: &str) -> i64 {
+        let key = login.to_ascii_lowercase();
+        self.accounts.get(&key).copied().unwrap_or_else(|| {
+            let digest = hash(&key);
+            1_000 + i64::from_str_radix(&digest[..6], 16).unwrap()
+        })
+    }
+
+    /// A `simple-user` (the fields gatehouse reads).
+    pub fn user(&self, login: &str) -> Value {
+        json!({ "login": login, "id": self.id_of(login), "type": "User" })
+    }
 }
 
 /// A pull request as the fake serves it.
@@ -250,6 +272,16 @@ pub struct FakePull {
     pub files: Vec<String>,
     /// Reviews, oldest first.
     pub reviews: Vec<Value>,
+    /// The base commit (`base.sha`).
+    pub base_sha: String,
+    /// Merged (`merged_at` set), and the commits GitHub links to it
+    /// (`repos/list-pull-requests-associated-with-commit`).
+    pub merged: bool,
+    pub merged_commits: Vec<String>,
+    /// Its commits' (author, committer) logins; empty: one commit by the author.
+    pub commits: Vec<(String, String)>,
+    /// `changed_files` when it is more than `files` lists (GitHub lists at most 3,000).
+    pub changed_files: Option<u64>,
 }
 
 impl FakePull {
@@ -258,7 +290,7 @@ impl FakePull {
             author: author.to_string(),
             head_sha: head_sha.to_string(),
             files: files.iter().map(|f| f.to_string()).collect(),
-            reviews: Vec::new(),
+            ..FakePull::default()
         }
     }
 }
@@ -319,9 +351,11 @@ impl FakeGitHub {
             .get_mut(&pull)
             .expect("no such pull request in the fake");
         let id = p.reviews.len() as u64 + 1;
+        let account = s.id_of(login);
+        let p = s.pulls.get_mut(&pull).unwrap();
         p.reviews.push(json!({
             "id": id,
-            "user": { "login": login, "type": "User" },
+            "user": { "login": login, "id": account, "type": "User" },
             "state": state,
             "commit_id": commit,
             "submitted_at": format!("2026-11-27T10:{id:02}:00Z"),
@@ -749,6 +783,8 @@ async fn gh_edit_issue(
     axum::Json(issue.clone()).into_response()
 }
 
+/// `repos/list-pull-requests-associated-with-commit` (GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls):
+/// `pull-request-simple` items, the merged pull requests that GitHub links to the commit.
 async fn gh_commit_pulls(
     State(f): Gh,
     m: Method,
@@ -758,6 +794,18 @@ async fn gh_commit_pulls(
 ) -> Response {
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
         return resp;
+    }
+    {
+        let s = f.state.lock().unwrap();
+        let linked: Vec<Value> = s
+            .pulls
+            .iter()
+            .filter(|(_, p)| p.merged_commits.contains(&_sha))
+            .map(|(n, p)| pull_json(&s, &o, &r, *n, p))
+            .collect();
+        if !linked.is_empty() || s.merged_pull.is_none() {
+            return axum::Json(linked).into_response();
+        }
     }
     let pulls: Vec<Value> = f
         .state
@@ -776,6 +824,8 @@ async fn gh_commit_pulls(
     axum::Json(pulls).into_response()
 }
 
+/// `pulls/list-reviews`: `pull-request-review` items (id, user as `simple-user`, state,
+/// commit_id), oldest first.
 async fn gh_reviews(
     State(f): Gh,
     m: Method,
@@ -803,7 +853,103 @@ async fn gh_reviews(
     axum::Json(reviews).into_response()
 }
 
+/// `pulls/get`: a `pull-request`.
 async fn gh_pull(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((o, r, n)): Path<(String, String, u64)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let s = f.state.lock().unwrap();
+    match s.pulls.get(&n) {
+        Some(p) => axum::Json(pull_json(&s, &o, &r, n, p)).into_response(),
+        None => error(404, "Not Found"),
+    }
+}
+
+/// A pull request as `pulls/get` answers it (`pull-request`; the list of
+/// `repos/list-pull-requests-associated-with-commit` has the same fields but the counts).
+fn pull_json(s: &GitHubState, o: &str, r: &str, n: u64, p: &FakePull) -> Value {
+    json!({
+        "number": n,
+        "html_url": format!("https://github.com/{o}/{r}/pull/{n}"),
+        "state": if p.merged { "closed" } else { "open" },
+        "merged_at": if p.merged { Some("2026-11-27T10:00:00Z") } else { None },
+        "user": s.user(&p.author),
+        "head": { "sha": p.head_sha, "ref": "request" },
+        "base": { "sha": p.base_sha, "ref": "main" },
+        "changed_files": p.changed_files.unwrap_or(p.files.len() as u64),
+        "commits": p.commits.len().max(1),
+    })
+}
+
+/// `pulls/list-commits`: each commit with the GitHub accounts of its author and committer.
+async fn gh_pull_commits(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    q: Q,
+    Path((_o, _r, n)): Path<(String, String, u64)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let items: Vec<Value> = {
+        let s = f.state.lock().unwrap();
+        let Some(pull) = s.pulls.get(&n) else {
+            return error(404, "Not Found");
+        };
+        let commits = if pull.commits.is_empty() {
+            vec![(pull.author.clone(), pull.author.clone())]
+        } else {
+            pull.commits.clone()
+        };
+        commits
+            .iter()
+            .enumerate()
+            .map(|(i, (author, committer))| {
+                json!({
+                    "sha": hash(&format!("{n}/{i}")),
+                    "author": s.user(author),
+                    "committer": s.user(committer),
+                })
+            })
+            .collect()
+    };
+    page(&f, &uri, &h, &q, None, items)
+}
+
+/// `repos/get-commit`: a commit pushed with no pull request, with its author's and
+/// committer's GitHub accounts.
+async fn gh_get_commit(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((_o, _r, sha)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let s = f.state.lock().unwrap();
+    match s.direct_commits.get(&sha) {
+        Some((author, committer)) => axum::Json(json!({
+            "sha": sha,
+            "author": s.user(author),
+            "committer": s.user(committer),
+        }))
+        .into_response(),
+        None => error(404, "Not Found"),
+    }
+}
+
+/// `issues/get`.
+async fn gh_get_issue(
     State(f): Gh,
     m: Method,
     uri: Uri,
@@ -813,18 +959,13 @@ async fn gh_pull(
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
         return resp;
     }
-    match f.state.lock().unwrap().pulls.get(&n) {
-        Some(p) => axum::Json(json!({
-            "number": n,
-            "state": "open",
-            "user": { "login": p.author, "type": "User" },
-            "head": { "sha": p.head_sha },
-        }))
-        .into_response(),
+    match f.state.lock().unwrap().issues.get(&n) {
+        Some(issue) => axum::Json(issue.clone()).into_response(),
         None => error(404, "Not Found"),
     }
 }
 
+/// `pulls/list-files`: `diff-entry` items (filename, status); GitHub lists at most 3,000.
 async fn gh_pull_files(
     State(f): Gh,
     m: Method,
@@ -847,6 +988,7 @@ async fn gh_pull_files(
     page(&f, &uri, &h, &q, None, items)
 }
 
+/// `teams/list-members-in-org`: `simple-user` items (login, id).
 async fn gh_team_members(
     State(f): Gh,
     m: Method,
@@ -858,16 +1000,17 @@ async fn gh_team_members(
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
         return resp;
     }
-    let Some(members) = f.state.lock().unwrap().teams.get(&team).cloned() else {
+    let s = f.state.lock().unwrap();
+    let Some(members) = s.teams.get(&team).cloned() else {
         return error(404, "Not Found");
     };
-    let items = members
-        .iter()
-        .map(|login| json!({ "login": login, "type": "User" }))
-        .collect();
+    let items = members.iter().map(|login| s.user(login)).collect();
+    drop(s);
     page(&f, &uri, &h, &q, None, items)
 }
 
+/// `repos/create-commit-status`: state one of error/failure/pending/success; a description
+/// longer than 140 characters is refused (422).
 async fn gh_create_status(
     State(f): Gh,
     m: Method,
@@ -891,6 +1034,8 @@ async fn gh_create_status(
     (StatusCode::CREATED, axum::Json(body)).into_response()
 }
 
+/// `issues/list-comments` and `issues/create-comment`: `issue-comment` items, each with the
+/// `simple-user` who wrote it.
 async fn gh_issue_comments(
     State(f): Gh,
     m: Method,
@@ -914,7 +1059,8 @@ async fn gh_issue_comments(
             "issue_number": n,
             "repo": format!("{o}/{r}"),
             "body": text,
-            "user": { "login": "github-actions[bot]", "type": "Bot" },
+            // github-actions[bot], the account the workflow's token writes as.
+            "user": { "login": "github-actions[bot]", "id": 41898282, "type": "Bot" },
             "html_url": format!("https://github.com/{o}/{r}/pull/{n}#issuecomment-{id}"),
         });
         s.comments.insert(id, comment.clone());
@@ -924,6 +1070,7 @@ async fn gh_issue_comments(
     page(&f, &uri, &h, &q, None, items)
 }
 
+/// `issues/update-comment`.
 async fn gh_edit_comment(
     State(f): Gh,
     m: Method,
@@ -1176,8 +1323,14 @@ async fn gh_pulls(
     }
     let head = q.get("head").cloned();
     let state = q.get("state").cloned().unwrap_or_else(|| "open".into());
-    let items: Vec<Value> = f
-        .pulls_in(&repo)
+    // `pulls/list`: the ones opened through the API, and the request pull requests set up by
+    // a test (`pulls`).
+    let mut listed = f.pulls_in(&repo);
+    {
+        let s = f.state.lock().unwrap();
+        listed.extend(s.pulls.iter().map(|(n, p)| pull_json(&s, &o, &r, *n, p)));
+    }
+    let items: Vec<Value> = listed
         .into_iter()
         .filter(|p| head.as_ref().is_none_or(|h| p["head"]["label"] == *h))
         .filter(|p| state == "all" || p["state"] == state)
@@ -1229,8 +1382,13 @@ pub fn serve_github_held(fake: FakeGitHub, hold: Arc<Hold>) -> (String, Arc<Fake
         .route("/repos/{o}/{r}/git/refs", post(gh_refs))
         .route("/repos/{o}/{r}/git/refs/heads/{*branch}", patch(gh_refs))
         .route("/repos/{o}/{r}/pulls", get(gh_pulls).post(gh_pulls))
-        .route("/repos/{o}/{r}/issues/{n}", patch(gh_edit_issue))
+        .route(
+            "/repos/{o}/{r}/issues/{n}",
+            get(gh_get_issue).patch(gh_edit_issue),
+        )
         .route("/repos/{o}/{r}/commits/{sha}/pulls", get(gh_commit_pulls))
+        .route("/repos/{o}/{r}/commits/{sha}", get(gh_get_commit))
+        .route("/repos/{o}/{r}/pulls/{n}/commits", get(gh_pull_commits))
         .route("/repos/{o}/{r}/pulls/{n}/reviews", get(gh_reviews))
         .route("/repos/{o}/{r}/pulls/{n}", get(gh_pull).patch(gh_edit_pull))
         .route("/repos/{o}/{r}/pulls/{n}/files", get(gh_pull_files))

@@ -14,6 +14,12 @@ use super::{
 pub const INSTALLATION: u64 = 77;
 pub const GROUP_ID: u64 = 5;
 pub const TODAY: &str = "2026-11-28";
+/// The member of team `core` who approves the world's merged requests.
+pub const REVIEWER: &str = "jaimergp";
+/// Who opens the world's pull requests.
+pub const REQUESTER: &str = "requester";
+/// The first pull request number the world's requests get.
+pub const FIRST_PULL: u64 = 12;
 
 pub struct World {
     pub dir: tempfile::TempDir,
@@ -49,6 +55,8 @@ pub fn world_with(background: usize, options: Options) -> World {
             .insert(GROUP_ID, ("gpu".to_string(), Default::default()));
         s.runner_groups
             .insert(GROUP_ID + 1, ("other".to_string(), Default::default()));
+        // The organisation's reviewers (gatehouse.yml's `reviewers: { teams: [core] }`).
+        s.teams.insert("core".into(), vec![REVIEWER.into()]);
     }
     let (github_api, github) = serve_github_held(fake, hold.clone());
     let (cirun_api, cirun) = serve_cirun_held(FakeCirun::new(), hold.clone());
@@ -138,14 +146,47 @@ impl World {
         self.dir.path()
     }
 
-    /// Adds a request file and commits it, as a merged pull request would.
-    pub fn request(&self, name: &str, contents: &str) {
+    /// Adds a request file and commits it, as a merged pull request would: the fake GitHub
+    /// links the commit to a merged pull request (numbered from [`FIRST_PULL`]) by
+    /// [`REQUESTER`], based on the commit before, that [`REVIEWER`] approved at its head.
+    /// Its number.
+    pub fn request(&self, name: &str, contents: &str) -> u64 {
+        let number = self.request_unreviewed(name, contents);
+        let sha = self.head();
+        self.github.review(number, REVIEWER, "APPROVED", &sha);
+        number
+    }
+
+    /// [`World::request`] without the approval: merged with no review.
+    pub fn request_unreviewed(&self, name: &str, contents: &str) -> u64 {
+        let path = format!("requests/{name}.yml");
+        let base = self.head();
+        let sha = self.commit_direct(name, contents);
+        let mut s = self.github.state.lock().unwrap();
+        let number = FIRST_PULL + s.pulls.len() as u64;
+        let mut pull = super::FakePull::new(REQUESTER, &sha, &[path.as_str()]);
+        pull.base_sha = base;
+        pull.merged = true;
+        pull.merged_commits = vec![sha];
+        s.pulls.insert(number, pull);
+        number
+    }
+
+    /// Adds a request file and commits it straight to the branch, with no pull request. The
+    /// commit's id.
+    pub fn commit_direct(&self, name: &str, contents: &str) -> String {
         write(self.path(), &format!("requests/{name}.yml"), contents);
         git(self.path(), &["add", "-A"]);
         git(
             self.path(),
             &["commit", "-q", "-m", &format!("request {name}")],
         );
+        self.head()
+    }
+
+    /// The id of the checked-out commit.
+    pub fn head(&self) -> String {
+        git(self.path(), &["rev-parse", "HEAD"]).trim().to_string()
     }
 
     pub fn commits(&self) -> usize {
@@ -190,7 +231,7 @@ impl World {
             .env("GATEHOUSE_TODAY", TODAY)
             .env("GATEHOUSE_LOG", "trace")
             .env("NO_COLOR", "1")
-            .env_remove("GITHUB_REPOSITORY")
+            .env("GITHUB_REPOSITORY", "conda-forge/access")
             .env_remove("GATEHOUSE_NOW")
             .env_remove("GATEHOUSE_HTTP_MAX_WAIT_SECS");
         for (k, v) in env {
