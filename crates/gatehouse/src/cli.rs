@@ -220,6 +220,13 @@ pub struct ImportCirunArgs {
     /// The date recorded as `granted` on imported grants (default: today).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub granted: Option<String>,
+    /// A copy of the users list the policies' `users_from_json` points to (`{"users":
+    /// [{"github": LOGIN, "id": N}]}`), written into people/tos.yml.
+    #[arg(long, value_name = "FILE", conflicts_with = "online")]
+    pub users_json: Option<PathBuf>,
+    /// Read the users list from the URL the policies' `users_from_json` names.
+    #[arg(long)]
+    pub online: bool,
     /// Overwrite files that already exist.
     #[arg(long)]
     pub force: bool,

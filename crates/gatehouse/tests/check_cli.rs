@@ -249,6 +249,8 @@ fn import_cirun_writes_a_repository_that_passes_check() {
         dir.path().to_str().unwrap(),
         "--granted",
         "2026-03-01",
+        "--users-json",
+        fixtures.join("conda-forge-users.json").to_str().unwrap(),
     ]);
     assert_eq!(
         out.status.code(),
@@ -287,6 +289,8 @@ fn import_cirun_writes_a_repository_that_passes_check() {
         fixtures.join("cirun-global.yml").to_str().unwrap(),
         "--out",
         dir.path().to_str().unwrap(),
+        "--users-json",
+        fixtures.join("conda-forge-users.json").to_str().unwrap(),
     ]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
@@ -380,8 +384,8 @@ fn every_planted_error_in_a_broken_example_is_reported_and_nothing_else() {
     let l2 = plant(
         root,
         "resources/namespace.yml",
-        "labels: [namespace-profile-default]",
-        "labels: [namespace-profile-default]",
+        "labels: [\"namespace-profile-*\"]",
+        "labels: [\"namespace-profile-*\"]",
     );
     expect("resources/namespace.yml", l2, "label-conflict");
     let l = plant(
