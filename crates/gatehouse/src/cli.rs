@@ -195,6 +195,25 @@ pub struct CodeownersArgs {
 pub enum ImportCommand {
     /// Import Cirun's `.access.yml` and `.cirun.global.yml`.
     Cirun(ImportCirunArgs),
+    /// Import the repositories a GitHub App installation holds as grants of its provider's
+    /// resource (needs GATEHOUSE_ADMIN_TOKEN, an organisation owner's user token).
+    GithubApp(ImportGithubAppArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportGithubAppArgs {
+    /// The `github-app` provider of gatehouse.yml whose installation is read.
+    #[arg(long)]
+    pub provider: String,
+    /// The resource to grant, when the provider serves several.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// The date recorded as `granted` on imported grants (default: today).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub granted: Option<String>,
+    /// The access repository.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

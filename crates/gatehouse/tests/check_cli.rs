@@ -378,16 +378,20 @@ fn every_planted_error_in_a_broken_example_is_reported_and_nothing_else() {
         root,
         "resources/travis.yml",
         "labels: [travis-ci]",
-        "labels: [travis-ci, Namespace-Profile-Default--x]",
+        "labels: [travis-ci, Cirun-OpenStack-GPU-Large--x]",
     );
     expect("resources/travis.yml", l, "label-conflict");
     let l2 = plant(
         root,
-        "resources/namespace.yml",
-        "labels: [\"namespace-profile-*\"]",
-        "labels: [\"namespace-profile-*\"]",
+        "resources/cirun-openstack-gpu-large.yml",
+        "labels: [cirun-openstack-gpu-large]",
+        "labels: [cirun-openstack-gpu-large]",
     );
-    expect("resources/namespace.yml", l2, "label-conflict");
+    expect(
+        "resources/cirun-openstack-gpu-large.yml",
+        l2,
+        "label-conflict",
+    );
     let l = plant(
         root,
         "requests/tinygrad.yml",

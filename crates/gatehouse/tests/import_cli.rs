@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod support;
+
 fn gatehouse(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(args)
@@ -238,4 +240,80 @@ fn online_reads_the_list_the_policies_name() {
     assert_ne!(run.status.code(), Some(0), "{}", text(&run));
     assert!(text(&run).contains("users-json"), "{}", text(&run));
     assert!(!again.join("gatehouse.yml").exists());
+}
+
+/// `import github-app` reads the installation (the loopback GitHub stand-in of
+/// tests/support, which serves `GET /user/installations/{installation_id}/repositories`,
+/// operation `apps/list-installation-repos-for-authenticated-user` of @octokit/openapi) with
+/// the organisation owner's token of GATEHOUSE_ADMIN_TOKEN, and writes a grant for each
+/// project the installation holds that the ledger does not.
+#[test]
+fn import_github_app_turns_the_installation_into_grants() {
+    use support::world::world;
+    let w = world(2);
+    let applied = w.run(&["apply", "--confirm"]);
+    assert_eq!(applied.code, Some(0), "{applied}");
+    // b01's namespace grant is missing from the ledger, but the installation holds it.
+    support::world::write(
+        w.path(),
+        "grants/b01.yml",
+        "project: b01\ngrants:\n  - { resource: cirun-gpu, granted: 2026-01-01 }\n",
+    );
+    assert_eq!(
+        namespace_drift(&w),
+        1,
+        "b01 is in the installation without a grant"
+    );
+    let token = support::GITHUB_TOKEN;
+    // Without the owner's token nothing is read, and the fix is named.
+    let none = w.run_env(
+        &["import", "github-app", "--provider", "namespace"],
+        &[("GATEHOUSE_ADMIN_TOKEN", None)],
+    );
+    assert_ne!(none.code, Some(0), "{none}");
+    assert!(none.stderr.contains("GATEHOUSE_ADMIN_TOKEN"), "{none}");
+    w.github.gate.reset_calls();
+    w.cirun.gate.reset_calls();
+    let run = w.run_env(
+        &[
+            "import",
+            "github-app",
+            "--provider",
+            "namespace",
+            "--granted",
+            "2026-02-01",
+        ],
+        &[("GATEHOUSE_ADMIN_TOKEN", Some(token))],
+    );
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        run.stdout
+            .contains("imported 1 grants of `namespace` from app installation 77 (2 repositories, 1 already in the ledger)"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("warning[no-expiry]"), "{run}");
+    let b01 = std::fs::read_to_string(w.path().join("grants/b01.yml")).unwrap();
+    assert!(b01.contains("resource: namespace"), "{b01}");
+    assert!(b01.contains("2026-02-01"), "{b01}");
+    assert!(b01.contains("resource: cirun-gpu"), "{b01}");
+    assert_eq!(w.mutations(), 0, "importing changes nothing at GitHub");
+    // The ledger and the installation agree again: shadow mode (`audit --online`) finds no
+    // difference at the installation, where it found b01 before.
+    assert_eq!(namespace_drift(&w), 0);
+}
+
+/// How many differences `audit --online` finds between the ledger and the `namespace`
+/// installation.
+fn namespace_drift(w: &support::world::World) -> usize {
+    let run = w.run(&["audit", "--online", "--format", "json"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{run}"));
+    doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            d["code"] == "audit-drift" && d["message"].as_str().unwrap().contains("`namespace`")
+        })
+        .count()
 }

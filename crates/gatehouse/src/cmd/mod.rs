@@ -10,6 +10,7 @@ pub mod gate;
 pub mod gen_fixture;
 pub mod history;
 pub mod import;
+pub mod import_github_app;
 pub mod init;
 pub mod plan;
 pub mod render;
