@@ -191,7 +191,11 @@ fn read_project(
     name: &str,
     diags: &mut Diagnostics,
 ) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let mut wanted = vec![CONDA_FORGE_YML.to_string(), BUILD_CONFIG.to_string()];
+    let mut wanted = vec![
+        CONDA_FORGE_YML.to_string(),
+        BUILD_CONFIG.to_string(),
+        audit::CIRUN_YML.to_string(),
+    ];
     let workflows = root.join(".github/workflows");
     if !has_link_on_the_way(root, ".github/workflows", name, diags) && workflows.is_dir() {
         let mut found = Vec::new();
