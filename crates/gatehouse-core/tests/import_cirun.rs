@@ -309,3 +309,15 @@ fn roles_come_from_the_policies() {
         .collect();
     assert_eq!(roles, [gatehouse_core::model::Role::Admin]);
 }
+
+/// A policy that lets in teams cannot be a grant (grants name people): the import is refused
+/// at the policy, rather than letting in every maintainer.
+#[test]
+fn a_policy_with_teams_is_refused_at_its_line() {
+    let access = "version: 1\npolicies:\n  - id: p\n    repo: a-feedstock\n    teams: [core]\n    pull_request: false\naccess_control:\n  - resource: r\n    policies: [p]\n";
+    let global = "runners:\n  - name: r\n    labels: [r]\n";
+    let errors = cirun::parse("a", access.as_bytes(), "g", global.as_bytes()).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].code, errors[0].span.line), ("teams", 3));
+    assert!(errors[0].message.contains("core"));
+}

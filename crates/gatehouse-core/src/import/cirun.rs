@@ -43,6 +43,10 @@ pub struct Policy {
     pub users_from_json: Option<String>,
     #[serde(default)]
     pub users: Option<Vec<String>>,
+    /// GitHub teams the policy lets in. Grants name people, not teams: a policy with teams is
+    /// refused rather than imported wider than it is.
+    #[serde(default)]
+    pub teams: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,7 +182,31 @@ pub fn parse(
     let a = parse_yaml::<AccessFile>(access_path, access);
     let g = parse_yaml::<GlobalFile>(runners_path, runners);
     match (a, g) {
-        (Ok(a), Ok(g)) => Ok((a, g)),
+        (Ok(a), Ok(g)) => {
+            let teams: Vec<Diagnostic> = a
+                .policies
+                .iter()
+                .filter(|p| p.teams.as_ref().is_some_and(|t| !t.is_empty()))
+                .map(|p| {
+                    Diagnostic::error(
+                        "teams",
+                        access_path,
+                        p.id.span,
+                        format!(
+                            "policy `{}` lets in the teams {}; gatehouse grants name people, not teams, so it cannot be imported without letting in more people than it does",
+                            p.id.value,
+                            p.teams.as_deref().unwrap_or_default().join(", ")
+                        ),
+                    )
+                    .with_help("replace the teams by their members under `users:` (or remove the policy), then import again")
+                })
+                .collect();
+            if teams.is_empty() {
+                Ok((a, g))
+            } else {
+                Err(teams)
+            }
+        }
         (a, g) => Err(a.err().into_iter().chain(g.err()).collect()),
     }
 }
