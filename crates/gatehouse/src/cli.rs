@@ -198,6 +198,19 @@ pub enum ImportCommand {
     /// Import the repositories a GitHub App installation holds as grants of its provider's
     /// resource (needs GATEHOUSE_ADMIN_TOKEN, an organisation owner's user token).
     GithubApp(ImportGithubAppArgs),
+    /// Report which feedstocks use managed labels (workflows' `runs-on`,
+    /// `github_actions_labels`) without a grant: who would lose access on migration.
+    Labels(ImportLabelsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportLabelsArgs {
+    /// The folder that holds the project checkouts.
+    #[arg(long, value_name = "PATH")]
+    pub projects: PathBuf,
+    /// The access repository.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

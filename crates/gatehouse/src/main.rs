@@ -52,6 +52,7 @@ fn run(cli: Cli, today_from: Option<ValueSource>) -> anyhow::Result<ExitCode> {
         Command::Import(cli::ImportCommand::GithubApp(args)) => {
             cmd::import_github_app::run(args, today)
         }
+        Command::Import(cli::ImportCommand::Labels(args)) => cmd::import_labels::run(args, today),
         Command::Init(args) => cmd::init::run(args),
         Command::Schema(args) => cmd::schema::run(args),
         Command::Decide(args) => cmd::decide::run(args, today, false),

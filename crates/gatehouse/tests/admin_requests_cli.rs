@@ -210,3 +210,39 @@ fn plan_lists_a_grant_asked_for_twice_once() {
         .collect();
     assert_eq!(provider.len(), 1, "{plan:#}");
 }
+
+/// Before migrating: which feedstocks of the sample checkouts use a managed label the bundled
+/// ledger gives them no grant of (tinygrad's request is still pending; staged-recipes is not a
+/// feedstock; tensorflow asks for a CPU size it does not hold), and nobody else.
+#[test]
+fn import_labels_names_the_feedstocks_that_would_lose_access() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .current_dir(root())
+        .args([
+            "import",
+            "labels",
+            "--today",
+            "2026-11-28",
+            "--projects",
+            "examples/audit-projects",
+            "examples/conda-forge",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("3 feedstock(s) use managed labels without a grant"),
+        "{text}"
+    );
+    for line in [
+        "  staged-recipes: 1 use(s)",
+        "  tensorflow-feedstock: 1 use(s)",
+        "  tinygrad-feedstock: 2 use(s)",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    assert!(!text.contains("pytorch-cpu-feedstock:"), "{text}");
+    assert_eq!(text.matches("error[audit-no-grant]").count(), 4, "{text}");
+}

@@ -124,7 +124,7 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
 }
 
 /// `d` with its file named relative to the current folder rather than to `base`.
-fn relocate(mut d: Diagnostic, base: &Path) -> Diagnostic {
+pub(crate) fn relocate(mut d: Diagnostic, base: &Path) -> Diagnostic {
     let joined = if d.file.is_empty() {
         base.to_path_buf()
     } else {
@@ -136,7 +136,7 @@ fn relocate(mut d: Diagnostic, base: &Path) -> Diagnostic {
 }
 
 /// Audits every project checkout under `dir`, in name order.
-fn audit_projects(ledger: &PolicyLedger<'_>, dir: &Path) -> anyhow::Result<Diagnostics> {
+pub(crate) fn audit_projects(ledger: &PolicyLedger<'_>, dir: &Path) -> anyhow::Result<Diagnostics> {
     let mut diags = Diagnostics::new();
     let meta = fs::metadata(dir).with_context(|| format!("{}: cannot read", dir.display()))?;
     if !meta.is_dir() {
