@@ -317,3 +317,43 @@ fn namespace_drift(w: &support::world::World) -> usize {
         })
         .count()
 }
+
+/// Shadow mode at Cirun's own app installation (its installation id in the Cirun provider, as
+/// conda-smithy's `get_cirun_installation_id` names conda-forge's): a repository where Cirun is
+/// installed without a grant is reported by `audit --online`; the granted ones are not.
+#[test]
+fn audit_online_reports_repositories_where_cirun_is_installed_without_a_grant() {
+    use support::world::{GROUP_ID, INSTALLATION, world};
+    let w = world(2);
+    let applied = w.run(&["apply", "--confirm"]);
+    assert_eq!(applied.code, Some(0), "{applied}");
+    // Cirun's installation holds b00 and b01 (granted) and an intruder (not).
+    w.github
+        .add_to_runner_group("other", "conda-forge/intruder-feedstock");
+    {
+        let mut s = w.github.state.lock().unwrap();
+        let mut ids = s.installations[&INSTALLATION].clone();
+        ids.extend(s.runner_groups[&(GROUP_ID + 1)].1.iter().copied());
+        s.installations.insert(78, ids);
+    }
+    let settings = std::fs::read_to_string(w.path().join("gatehouse.yml")).unwrap();
+    let settings = settings.replace(
+        "cirun: { kind: cirun, access_repo: .cirun }",
+        "cirun: { kind: cirun, access_repo: .cirun, installation_id: 78 }",
+    );
+    assert!(settings.contains("installation_id: 78"), "{settings}");
+    support::world::write(w.path(), "gatehouse.yml", &settings);
+    let run = w.run(&["audit", "--online", "--format", "json"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{run}"));
+    let found: Vec<&str> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "audit-cirun-ungranted")
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(found.len(), 1, "{run}");
+    assert!(found[0].contains("conda-forge/intruder-feedstock"), "{run}");
+    assert_eq!(run.code, Some(1), "{run}");
+}

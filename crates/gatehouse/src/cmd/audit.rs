@@ -426,6 +426,51 @@ fn online(
         }
     }
 
+    // Repositories where Cirun is installed (Cirun's own app installation) without a grant.
+    let desired = gatehouse_core::desired::desired_state(repo, today);
+    for (name, p) in &settings.value.providers {
+        let (gatehouse_core::model::ProviderKind::Cirun, Some(installation)) =
+            (p.kind.value, &p.installation_id)
+        else {
+            continue;
+        };
+        let granted: std::collections::BTreeSet<String> = desired
+            .get(name)
+            .into_iter()
+            .flat_map(|a| a.values().flatten().cloned())
+            .collect();
+        let installed = clients.admin().and_then(|c| {
+            runtime.block_on(providers::cirun_app::installed_repositories(
+                &c,
+                installation.value,
+            ))
+        });
+        match installed {
+            Err(e) => diags.push(Diagnostic::warning(
+                "audit-unverified",
+                settings.path.as_str(),
+                installation.span,
+                format!("could not list Cirun's app installation of provider `{name}`: {e:#}"),
+            )),
+            Ok(installed) => {
+                for r in providers::cirun_app::ungranted(&installed, &granted) {
+                    diags.push(
+                        Diagnostic::error(
+                            "audit-cirun-ungranted",
+                            settings.path.as_str(),
+                            installation.span,
+                            format!(
+                                "Cirun is installed on {r} (app installation {}), which holds no grant of a resource of `{name}`",
+                                installation.value
+                            ),
+                        )
+                        .with_help("remove the repository from Cirun's app installation, or grant it a resource through a request"),
+                    );
+                }
+            }
+        }
+    }
+
     match runtime.block_on(runner_groups(&clients, &org)) {
         Ok(groups) => diags.extend(audit::public_runner_groups(repo, ledger, &groups)),
         Err(e) => diags.push(Diagnostic::warning(

@@ -9,6 +9,7 @@
 //! `feedstock-config`, which every grant with `send_pr` uses whichever provider serves it.
 
 mod cirun;
+pub mod cirun_app;
 mod contents;
 pub mod feedstock_config;
 mod github_app;
@@ -273,6 +274,11 @@ impl Clients {
 
     pub fn github(&self) -> anyhow::Result<Arc<Client>> {
         self.get(Service::GitHub)
+    }
+
+    /// The organisation owner's client (see [`ADMIN_TOKEN_VAR`]).
+    pub fn admin(&self) -> anyhow::Result<Arc<Client>> {
+        self.admin.clone().map_err(anyhow::Error::msg)
     }
 
     fn get(&self, service: Service) -> anyhow::Result<Arc<Client>> {
