@@ -156,6 +156,9 @@ pub fn plan_requests(
             .entry(project_key(&f.value.project))
             .or_insert_with(|| f.value.project.value.clone());
     }
+    // Several pending requests may ask for the same grant: the first one makes the change, the
+    // others are consumed with it (one grant, one provider change, counted once).
+    let mut planned: HashSet<(String, String)> = HashSet::new();
     for entry in &repo.requests {
         let path = entry.path.as_str();
         let errors = diags
@@ -189,7 +192,11 @@ pub fn plan_requests(
                 let Some(res) = repo.resource(resource) else {
                     continue;
                 };
+                if planned.contains(&(key.clone(), resource.value.clone())) {
+                    continue;
+                }
                 let existing = held.get(&(key.clone(), resource.as_str()));
+                let before = plan.changes.len();
                 let default_end = res
                     .max_duration
                     .as_ref()
@@ -242,6 +249,9 @@ pub fn plan_requests(
                     }),
                     // Granting what is held, or revoking what is not: nothing to do.
                     _ => {}
+                }
+                if plan.changes.len() > before {
+                    planned.insert((key.clone(), resource.value.clone()));
                 }
             }
         }

@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::names::same_project;
 use crate::parse::{MAX_FILE_BYTES, MAX_TOS_BYTES, parse_yaml, parse_yaml_limited};
-use crate::span::Span;
+use crate::span::{Span, Spanned};
 
 pub const SETTINGS_FILE: &str = "gatehouse.yml";
 pub const TOS_FILE: &str = "people/tos.yml";
@@ -157,6 +157,26 @@ impl Repo {
             return;
         };
         let path = path.to_string();
+        if matches!(kind, FileKind::Request)
+            && let Some(action) = other_admin_action(bytes)
+        {
+            self.load_errors.push(
+                Diagnostic::warning(
+                    "not-an-access-request",
+                    path.as_str(),
+                    action.span,
+                    format!(
+                        "`action: {}` is not an access request; gatehouse leaves this file to admin-requests' own tools",
+                        action.value
+                    ),
+                )
+                .with_help(format!(
+                    "access requests use `action: grant|revoke|renew` or one of {}",
+                    crate::model::ADMIN_ACTIONS.join(", ")
+                )),
+            );
+            return;
+        }
         let result = match kind {
             FileKind::Settings => parse_yaml::<Settings>(&path, bytes).map(|value| {
                 self.settings = Some(Loaded { path, value });
@@ -419,4 +439,12 @@ fn symlink_error(path: &str) -> Diagnostic {
         "is a symbolic link; gatehouse reads only regular files, so that no file can point outside the repository",
     )
     .with_help("replace the link with the file itself")
+}
+
+/// The `action` of a request file when it is one of admin-requests' other actions
+/// ([`crate::model::OTHER_ADMIN_ACTIONS`]); `None` for anything else, which is read as a request.
+fn other_admin_action(bytes: &[u8]) -> Option<Spanned<String>> {
+    let file = parse_yaml::<crate::model::ActionOnly>("", bytes).ok()?;
+    file.action
+        .filter(|a| crate::model::OTHER_ADMIN_ACTIONS.contains(&a.as_str()))
 }

@@ -175,6 +175,7 @@ fn the_real_defects_are_repaired_and_reported() {
     let codes: Vec<(&str, u32)> = imported
         .warnings
         .iter()
+        .filter(|w| w.code != "no-expiry")
         .map(|w| (w.code, w.span.line))
         .collect();
     assert_eq!(
@@ -254,4 +255,69 @@ fn a_malformed_access_file_is_an_error_with_its_place() {
     .unwrap_err();
     assert_eq!(err.len(), 1);
     assert_eq!((err[0].file.as_str(), err[0].span.line), (".access.yml", 5));
+}
+
+/// Cirun's policies never end, so every imported grant is reported as having no `expires`,
+/// at the policy that gives it; and the terms-of-service list the policies read is kept.
+#[test]
+fn every_grant_without_an_end_is_reported_and_the_users_list_is_kept() {
+    let imported = import();
+    let no_expiry: Vec<&gatehouse_core::Diagnostic> = imported
+        .warnings
+        .iter()
+        .filter(|w| w.code == "no-expiry")
+        .collect();
+    let grants: usize = imported.grants.iter().map(|g| g.grants.len()).sum();
+    assert_eq!(no_expiry.len(), grants);
+    assert!(no_expiry.iter().all(|w| w.span.line > 0));
+    assert!(
+        no_expiry.iter().any(|w| w
+            .message
+            .contains("`temporalio-cli` holds `cirun-macos-m4-large`")),
+        "{no_expiry:?}"
+    );
+    assert_eq!(
+        imported.users_from_json.as_deref(),
+        Some(
+            "https://raw.githubusercontent.com/Quansight/open-gpu-server/main/access/conda-forge-users.json"
+        )
+    );
+}
+
+/// A resource takes the roles its policies allow when they all agree.
+#[test]
+fn roles_come_from_the_policies() {
+    let access = "version: 1\npolicies:\n  - id: p\n    repo: a-feedstock\n    roles: [admin]\n    pull_request: false\naccess_control:\n  - resource: r\n    policies: [p]\n";
+    let global = "runners:\n  - name: r\n    labels: [r]\n";
+    let (a, g) = cirun::parse("a", access.as_bytes(), "g", global.as_bytes()).unwrap();
+    let imported = cirun::import(
+        &a,
+        "a",
+        &g,
+        "g",
+        &ImportOptions {
+            provider: "cirun",
+            repo_suffix: "-feedstock",
+            granted: date(2026, 1, 1),
+        },
+    );
+    let roles: Vec<gatehouse_core::model::Role> = imported.resources[0]
+        .users
+        .roles
+        .iter()
+        .map(|r| r.value)
+        .collect();
+    assert_eq!(roles, [gatehouse_core::model::Role::Admin]);
+}
+
+/// A policy that lets in teams cannot be a grant (grants name people): the import is refused
+/// at the policy, rather than letting in every maintainer.
+#[test]
+fn a_policy_with_teams_is_refused_at_its_line() {
+    let access = "version: 1\npolicies:\n  - id: p\n    repo: a-feedstock\n    teams: [core]\n    pull_request: false\naccess_control:\n  - resource: r\n    policies: [p]\n";
+    let global = "runners:\n  - name: r\n    labels: [r]\n";
+    let errors = cirun::parse("a", access.as_bytes(), "g", global.as_bytes()).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].code, errors[0].span.line), ("teams", 3));
+    assert!(errors[0].message.contains("core"));
 }

@@ -128,6 +128,10 @@ pub struct Ledger {
     /// Names that cannot be a file name on the site (they fail `check`); left out of it.
     #[serde(skip)]
     pub skipped: Vec<String>,
+    /// `people/tos.yml` in the users-list format Cirun's `users_from_json` reads
+    /// (`v1/tos-users.json`); `None` without that file.
+    #[serde(skip)]
+    pub tos_users: Option<String>,
 }
 
 /// What the ledger is built from besides the repository.
@@ -248,6 +252,10 @@ impl Ledger {
             projects,
             requests,
             skipped,
+            tos_users: repo
+                .tos
+                .as_ref()
+                .map(|t| gatehouse_core::import::users_json::to_json(&t.value)),
         }
     }
 

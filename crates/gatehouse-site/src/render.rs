@@ -415,6 +415,11 @@ pub fn render_site(ledger: &Ledger, options: &SiteOptions) -> Result<Site, Rende
         "v1/projects.json".into(),
         json_list(ledger, "projects", &refs)?,
     );
+    // The terms-of-service list without the envelope: the format Cirun's `users_from_json`
+    // reads, so the provider can point at the ledger.
+    if let Some(users) = &ledger.tos_users {
+        files.insert("v1/tos-users.json".into(), users.clone().into_bytes());
+    }
 
     files.insert("assets/site.css".into(), SITE_CSS.as_bytes().to_vec());
     files.insert("assets/search.js".into(), SEARCH_JS.as_bytes().to_vec());

@@ -195,6 +195,38 @@ pub struct CodeownersArgs {
 pub enum ImportCommand {
     /// Import Cirun's `.access.yml` and `.cirun.global.yml`.
     Cirun(ImportCirunArgs),
+    /// Import the repositories a GitHub App installation holds as grants of its provider's
+    /// resource (needs GATEHOUSE_ADMIN_TOKEN, an organisation owner's user token).
+    GithubApp(ImportGithubAppArgs),
+    /// Report which feedstocks use managed labels (workflows' `runs-on`,
+    /// `github_actions_labels`) without a grant: who would lose access on migration.
+    Labels(ImportLabelsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportLabelsArgs {
+    /// The folder that holds the project checkouts.
+    #[arg(long, value_name = "PATH")]
+    pub projects: PathBuf,
+    /// The access repository.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportGithubAppArgs {
+    /// The `github-app` provider of gatehouse.yml whose installation is read.
+    #[arg(long)]
+    pub provider: String,
+    /// The resource to grant, when the provider serves several.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// The date recorded as `granted` on imported grants (default: today).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub granted: Option<String>,
+    /// The access repository.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +252,13 @@ pub struct ImportCirunArgs {
     /// The date recorded as `granted` on imported grants (default: today).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub granted: Option<String>,
+    /// A copy of the users list the policies' `users_from_json` points to (`{"users":
+    /// [{"github": LOGIN, "id": N}]}`), written into people/tos.yml.
+    #[arg(long, value_name = "FILE", conflicts_with = "online")]
+    pub users_json: Option<PathBuf>,
+    /// Read the users list from the URL the policies' `users_from_json` names.
+    #[arg(long)]
+    pub online: bool,
     /// Overwrite files that already exist.
     #[arg(long)]
     pub force: bool,

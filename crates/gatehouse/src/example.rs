@@ -38,6 +38,7 @@ pub const CONDA_FORGE: &[(&str, &str)] = conda_forge_files![
     "requests/tinygrad.yml",
     "requests/xformers-gpu.yml",
     "resources/blacksmith.yml",
+    "resources/cirrus_runners.yml",
     "resources/cirun-azure-windows-2xlarge.yml",
     "resources/cirun-azure-windows-4xlarge.yml",
     "resources/cirun-macos-m4-large.yml",

@@ -49,6 +49,10 @@ fn run(cli: Cli, today_from: Option<ValueSource>) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check(args) => cmd::check::run(args, today),
         Command::Import(cli::ImportCommand::Cirun(args)) => cmd::import::run_cirun(args, today),
+        Command::Import(cli::ImportCommand::GithubApp(args)) => {
+            cmd::import_github_app::run(args, today)
+        }
+        Command::Import(cli::ImportCommand::Labels(args)) => cmd::import_labels::run(args, today),
         Command::Init(args) => cmd::init::run(args),
         Command::Schema(args) => cmd::schema::run(args),
         Command::Decide(args) => cmd::decide::run(args, today, false),

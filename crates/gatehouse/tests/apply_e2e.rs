@@ -451,6 +451,11 @@ fn doctor_names_a_rejected_and_a_missing_credential() {
     assert_eq!(good.code, Some(0), "{good}");
     assert!(good.stdout.contains("ok        GITHUB_TOKEN"), "{good}");
     assert!(good.stdout.contains("ok        CIRUN_API_KEY"), "{good}");
+    assert!(
+        good.stdout
+            .contains("ok        GATEHOUSE_ADMIN_TOKEN (GitHub, used by namespace)"),
+        "{good}"
+    );
 
     let wrong = "ghp_wrongTokenThatMustNotBePrintedEither";
     let bad = w.run_env(
@@ -459,7 +464,20 @@ fn doctor_names_a_rejected_and_a_missing_credential() {
     );
     assert_eq!(bad.code, Some(1), "{bad}");
     assert!(bad.stdout.contains("rejected  GITHUB_TOKEN"), "{bad}");
-    assert!(bad.stdout.contains("used by gpu-pool, namespace"), "{bad}");
+    assert!(
+        bad.stdout
+            .contains("GITHUB_TOKEN (GitHub, used by gpu-pool)"),
+        "{bad}"
+    );
+    // The installation is changed with the owner's token, not GITHUB_TOKEN.
+    let no_admin = w.run_env(&["doctor"], &[("GATEHOUSE_ADMIN_TOKEN", None)]);
+    assert_eq!(no_admin.code, Some(1), "{no_admin}");
+    assert!(
+        no_admin
+            .stdout
+            .contains("missing   GATEHOUSE_ADMIN_TOKEN (GitHub, used by namespace)"),
+        "{no_admin}"
+    );
     assert!(bad.stdout.contains("missing   CIRUN_API_KEY"), "{bad}");
     assert!(
         !bad.stdout.contains(wrong) && !bad.stderr.contains(wrong),

@@ -88,6 +88,8 @@ fn audit_finds_every_planted_problem_and_nothing_else() {
             2,
             "audit-pr-not-granted",
         ),
+        // Cirun runners of its own, outside the catalogue.
+        w("cutlass-feedstock/.cirun.yml", 5, "audit-own-cirun-runner"),
         // A half-edited workflow: reported, not a crash.
         w(
             "cutlass-feedstock/.github/workflows/broken.yml",
@@ -166,14 +168,14 @@ fn audit_speaks_human_github_and_sarif() {
         ),
         "{text}"
     );
-    assert!(text.trim_end().ends_with("10 errors, 2 warnings"), "{text}");
+    assert!(text.trim_end().ends_with("10 errors, 3 warnings"), "{text}");
 
     let github = gatehouse(&[&args[..], &["--format", "github"]].concat());
     let lines: Vec<_> = String::from_utf8_lossy(&github.stdout)
         .lines()
         .map(str::to_string)
         .collect();
-    assert_eq!(lines.len(), 12);
+    assert_eq!(lines.len(), 13);
     assert!(lines.iter().any(|l| l.starts_with(
         "::error file=examples/audit-projects/libmagma-feedstock/.github/workflows/gpu-tests-on-comment.yml,line=10,"
     )));
@@ -184,7 +186,7 @@ fn audit_speaks_human_github_and_sarif() {
     assert_eq!(doc["version"], "2.1.0");
     let run = &doc["runs"][0];
     let results = run["results"].as_array().unwrap();
-    assert_eq!(results.len(), 12);
+    assert_eq!(results.len(), 13);
     let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
     for r in results {
         let index = r["ruleIndex"].as_u64().unwrap() as usize;

@@ -249,6 +249,8 @@ fn import_cirun_writes_a_repository_that_passes_check() {
         dir.path().to_str().unwrap(),
         "--granted",
         "2026-03-01",
+        "--users-json",
+        fixtures.join("conda-forge-users.json").to_str().unwrap(),
     ]);
     assert_eq!(
         out.status.code(),
@@ -287,6 +289,8 @@ fn import_cirun_writes_a_repository_that_passes_check() {
         fixtures.join("cirun-global.yml").to_str().unwrap(),
         "--out",
         dir.path().to_str().unwrap(),
+        "--users-json",
+        fixtures.join("conda-forge-users.json").to_str().unwrap(),
     ]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
@@ -374,16 +378,20 @@ fn every_planted_error_in_a_broken_example_is_reported_and_nothing_else() {
         root,
         "resources/travis.yml",
         "labels: [travis-ci]",
-        "labels: [travis-ci, Namespace-Profile-Default--x]",
+        "labels: [travis-ci, Cirun-OpenStack-GPU-Large--x]",
     );
     expect("resources/travis.yml", l, "label-conflict");
     let l2 = plant(
         root,
-        "resources/namespace.yml",
-        "labels: [namespace-profile-default]",
-        "labels: [namespace-profile-default]",
+        "resources/cirun-openstack-gpu-large.yml",
+        "labels: [cirun-openstack-gpu-large]",
+        "labels: [cirun-openstack-gpu-large]",
     );
-    expect("resources/namespace.yml", l2, "label-conflict");
+    expect(
+        "resources/cirun-openstack-gpu-large.yml",
+        l2,
+        "label-conflict",
+    );
     let l = plant(
         root,
         "requests/tinygrad.yml",

@@ -61,7 +61,7 @@ fn site_writes_pages_and_json_for_the_example_and_the_same_bytes_twice() {
     for out in [&a, &b] {
         let o = site_of(&example(), out, &["--no-history"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        assert!(String::from_utf8_lossy(&o.stderr).contains("16 resources"));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("17 resources"));
     }
     let files = tree(&a);
     for f in [
@@ -74,6 +74,7 @@ fn site_writes_pages_and_json_for_the_example_and_the_same_bytes_twice() {
         "v1/requests.json",
         "v1/projects.json",
         "v1/projects/pytorch-cpu.json",
+        "v1/tos-users.json",
         "assets/site.css",
         "assets/search.js",
     ] {

@@ -115,6 +115,21 @@ pub fn is_workflow_path(rel: &str) -> bool {
 }
 
 pub const CONDA_FORGE_YML: &str = "conda-forge.yml";
+/// A project's own Cirun configuration: runners it defines itself, outside the organisation's
+/// catalogue (`.cirun.global.yml`), which the access policy may not cover.
+pub const CIRUN_YML: &str = ".cirun.yml";
+
+/// The part of a project's `.cirun.yml` audit reads; Cirun's other runner options are ignored.
+#[derive(serde::Deserialize)]
+struct OwnCirun {
+    #[serde(default)]
+    runners: Vec<OwnRunner>,
+}
+
+#[derive(serde::Deserialize)]
+struct OwnRunner {
+    name: Spanned<String>,
+}
 pub const BUILD_CONFIG: &str = "recipe/conda_build_config.yaml";
 
 /// Audits one project checkout. `name` is the repository's name (the checkout's folder);
@@ -132,6 +147,28 @@ pub fn audit_project(ledger: &impl Ledger, name: &str, files: &[(String, Vec<u8>
     for (rel, bytes) in files.iter().filter(|(rel, _)| rel == CONDA_FORGE_YML) {
         match yaml::parse_tree(&format!("{name}/{rel}"), bytes) {
             Ok(tree) => config = read_conda_forge_yml(&tree),
+            Err(d) => diags.push(d),
+        }
+    }
+    for (rel, bytes) in files.iter().filter(|(rel, _)| rel == CIRUN_YML) {
+        let file = format!("{name}/{rel}");
+        match crate::parse::parse_yaml::<OwnCirun>(&file, bytes) {
+            Ok(own) => {
+                for r in own.runners {
+                    diags.push(
+                        Diagnostic::warning(
+                            "audit-own-cirun-runner",
+                            file.as_str(),
+                            r.name.span,
+                            format!(
+                                "the project defines its own Cirun runner `{}`, outside the organisation's catalogue (.cirun.global.yml): no resource names it, so no grant governs it and the guard decides its jobs only if its labels are managed",
+                                r.name.value
+                            ),
+                        )
+                        .with_help("remove the runner and ask for a catalogue resource through a request, or add it to the catalogue as a resource"),
+                    );
+                }
+            }
             Err(d) => diags.push(d),
         }
     }

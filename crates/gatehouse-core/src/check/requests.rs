@@ -228,6 +228,29 @@ pub(super) fn validate_admin_requests(ctx: &CheckContext<'_>, diags: &mut Diagno
                 ),
             );
         }
+        for r in raw.resources.iter().flatten() {
+            let Some(res) = ctx.index.resources.get(r.as_str()) else {
+                continue; // unknown resources are reported on their own
+            };
+            let provider = res.value.provider.as_str();
+            if !action_serves(ctx, action.as_str(), provider) {
+                diags.push(
+                    Diagnostic::error(
+                        "admin-requests",
+                        file,
+                        r.span,
+                        format!(
+                            "`action: {}` cannot ask for `{}`: provider `{provider}` serves it",
+                            action.value, r.value
+                        ),
+                    )
+                    .with_help(format!(
+                        "ask for it in a request of its own provider's action, or name a resource of `{}`",
+                        action.value
+                    )),
+                );
+            }
+        }
         for p in &req.projects {
             if p.ends_with(suffix) && p.len() > suffix.len() {
                 diags.push(
@@ -247,5 +270,25 @@ pub(super) fn validate_admin_requests(ctx: &CheckContext<'_>, diags: &mut Diagno
                 );
             }
         }
+    }
+}
+
+/// Whether admin-requests' `action` asks for resources of `provider`: `cirun` for the Cirun
+/// providers, every other action for the provider of its own name (`cirrus_runners` and
+/// `cirrus-runners` alike).
+fn action_serves(ctx: &CheckContext<'_>, action: &str, provider: &str) -> bool {
+    let kind = ctx
+        .repo
+        .settings
+        .as_ref()
+        .and_then(|s| s.value.providers.get(provider))
+        .map(|p| p.kind.value);
+    let same = |a: &str, b: &str| {
+        a.replace('_', "-")
+            .eq_ignore_ascii_case(&b.replace('_', "-"))
+    };
+    match action {
+        "cirun" => kind == Some(crate::model::ProviderKind::Cirun) || same(provider, "cirun"),
+        _ => same(provider, action),
     }
 }

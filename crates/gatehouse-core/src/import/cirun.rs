@@ -43,6 +43,10 @@ pub struct Policy {
     pub users_from_json: Option<String>,
     #[serde(default)]
     pub users: Option<Vec<String>>,
+    /// GitHub teams the policy lets in. Grants name people, not teams: a policy with teams is
+    /// refused rather than imported wider than it is.
+    #[serde(default)]
+    pub teams: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,7 +84,10 @@ pub struct Imported {
     pub resources: Vec<Resource>,
     /// Sorted by project.
     pub grants: Vec<GrantFile>,
-    /// Defects found and how they were resolved.
+    /// The terms-of-service list the policies read (`users_from_json`): to keep on the provider,
+    /// and to read into `people/tos.yml`.
+    pub users_from_json: Option<String>,
+    /// Defects found and how they were resolved, and every grant that has no end.
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -175,7 +182,31 @@ pub fn parse(
     let a = parse_yaml::<AccessFile>(access_path, access);
     let g = parse_yaml::<GlobalFile>(runners_path, runners);
     match (a, g) {
-        (Ok(a), Ok(g)) => Ok((a, g)),
+        (Ok(a), Ok(g)) => {
+            let teams: Vec<Diagnostic> = a
+                .policies
+                .iter()
+                .filter(|p| p.teams.as_ref().is_some_and(|t| !t.is_empty()))
+                .map(|p| {
+                    Diagnostic::error(
+                        "teams",
+                        access_path,
+                        p.id.span,
+                        format!(
+                            "policy `{}` lets in the teams {}; gatehouse grants name people, not teams, so it cannot be imported without letting in more people than it does",
+                            p.id.value,
+                            p.teams.as_deref().unwrap_or_default().join(", ")
+                        ),
+                    )
+                    .with_help("replace the teams by their members under `users:` (or remove the policy), then import again")
+                })
+                .collect();
+            if teams.is_empty() {
+                Ok((a, g))
+            } else {
+                Err(teams)
+            }
+        }
         (a, g) => Err(a.err().into_iter().chain(g.err()).collect()),
     }
 }
@@ -187,6 +218,8 @@ struct Access {
     /// `None`: every maintainer (with accepted terms); `Some`: only these logins.
     users: Option<Vec<String>>,
     policies: Vec<String>,
+    /// Where the first policy that gives it is named.
+    span: crate::Span,
 }
 
 /// Builds resources and grants from Cirun's files.
@@ -235,6 +268,8 @@ pub fn import(
 
     // Resources: the catalogue first, in its order; then what only the access file names.
     let mut resource_users: HashMap<String, (bool, bool)> = HashMap::new(); // (tos, explicit)
+    // Resource -> the role sets its policies allow (all alike: the resource takes them).
+    let mut resource_roles: HashMap<String, Vec<Vec<Role>>> = HashMap::new();
     for runner in &global.runners {
         let specs = specs_for(runner);
         let labels: Vec<Spanned<String>> = runner
@@ -308,20 +343,28 @@ pub fn import(
                 continue;
             };
             used.insert(policy.id.as_str(), true);
-            let default_roles = [Role::Admin, Role::Maintain, Role::Write];
             let mut roles = policy.roles.clone();
             roles.sort();
-            if !roles.is_empty() && roles != default_roles {
-                warn(
-                    &mut out,
-                    access_path,
-                    policy.id.span,
-                    "roles",
-                    format!(
-                        "policy `{}` allows roles {:?}; gatehouse grants use the resource's roles (admin, maintain, write)",
-                        policy.id.value, policy.roles
+            roles.dedup();
+            let sets = resource_roles.entry(resource.value.clone()).or_default();
+            if !sets.contains(&roles) {
+                sets.push(roles);
+            }
+            if let Some(url) = &policy.users_from_json {
+                match out.users_from_json.clone() {
+                    None => out.users_from_json = Some(url.clone()),
+                    Some(first) if &first != url => warn(
+                        &mut out,
+                        access_path,
+                        policy.id.span,
+                        "several-users-json",
+                        format!(
+                            "policy `{}` reads its users from {url}, another list than {first}; gatehouse keeps one terms-of-service list (the first)",
+                            policy.id.value
+                        ),
                     ),
-                );
+                    Some(_) => {}
+                }
             }
             let tos_flags = resource_users.entry(resource.value.clone()).or_default();
             match &policy.users {
@@ -366,6 +409,9 @@ pub fn import(
                 a.pull_request = policy.pull_request;
                 a.users = policy.users.clone();
             }
+            if a.policies.is_empty() {
+                a.span = pid.span;
+            }
             a.policies.push(pid.value.clone());
         }
     }
@@ -385,7 +431,16 @@ pub fn import(
     }
 
     let mut mixed = Vec::new();
+    let mut mixed_roles = Vec::new();
     for r in &mut out.resources {
+        match resource_roles.get(r.name.as_str()).map(Vec::as_slice) {
+            // Cirun's default when a policy names no roles is every role that can push.
+            Some([one]) if !one.is_empty() => {
+                r.users.roles = one.iter().copied().map(Spanned::unplaced).collect();
+            }
+            Some([_]) | None => {}
+            Some(_) => mixed_roles.push(r.name.value.clone()),
+        }
         let (tos, explicit) = resource_users
             .get(r.name.as_str())
             .copied()
@@ -405,6 +460,38 @@ pub fn import(
                 "`{name}` has policies with users_from_json and with explicit users; it now requires accepted terms from everyone"
             ),
         );
+    }
+
+    for name in mixed_roles {
+        warn(
+            &mut out,
+            access_path,
+            crate::Span::UNKNOWN,
+            "mixed-roles",
+            format!(
+                "`{name}` has policies allowing different roles; gatehouse gives a resource one set of roles, so the resource keeps admin, maintain and write: edit resources/{name}.yml"
+            ),
+        );
+    }
+
+    // Cirun's policies never end; a grant should (a resource's `max_duration` bounds renewals).
+    for (project, by_resource) in &grants {
+        for (resource, a) in by_resource {
+            out.warnings.push(
+                Diagnostic::warning(
+                    "no-expiry",
+                    access_path,
+                    a.span,
+                    format!(
+                        "`{project}` holds `{resource}` without an end ({}): the grant has no `expires`",
+                        a.policies.join(", ")
+                    ),
+                )
+                .with_help(format!(
+                    "add `expires: YYYY-MM-DD` to `{resource}` in grants/{project}.yml, or give resources/{resource}.yml a `max_duration` and renew through requests"
+                )),
+            );
+        }
     }
 
     let granted = Spanned::unplaced(Day(opts.granted));

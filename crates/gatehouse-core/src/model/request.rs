@@ -21,6 +21,29 @@ pub const ADMIN_ACTIONS: &[&str] = &[
     "cirrus_runners",
 ];
 
+/// The other `action` values of conda-forge's admin-requests (registered in its
+/// `conda_forge_admin_requests/__init__.py`): marking builds broken, archiving, outputs, tokens.
+/// They are not access requests; gatehouse leaves such files to admin-requests' own tools, so
+/// it can check the same `requests/` folder beside them.
+pub const OTHER_ADMIN_ACTIONS: &[&str] = &[
+    "archive",
+    "unarchive",
+    "archive_branch",
+    "unarchive_branch",
+    "broken",
+    "not_broken",
+    "token_reset",
+    "cfep3_copy",
+    "add_feedstock_output",
+    "remove_feedstock_output",
+];
+
+/// Just the `action` of a request file, whatever else it holds.
+#[derive(Debug, Deserialize)]
+pub struct ActionOnly {
+    pub action: Option<Spanned<String>>,
+}
+
 /// A request file as written: the union of both forms.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

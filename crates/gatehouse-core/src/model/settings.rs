@@ -92,7 +92,9 @@ pub struct ProviderSettings {
     /// (which Cirun reads), with no pull request left waiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<Spanned<CirunVia>>,
-    /// `github-app`: the installation whose selected repositories are managed.
+    /// `github-app`: the installation whose selected repositories are managed. `cirun`: Cirun's
+    /// own GitHub App installation (optional), which `audit --online` reads for repositories
+    /// where Cirun is installed without a grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub installation_id: Option<Spanned<u64>>,
     /// `runner-group`: the organisation's runner group whose selected repositories are managed.

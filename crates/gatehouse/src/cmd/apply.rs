@@ -1124,13 +1124,22 @@ pub fn run_doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         .value;
     let mut needed: Vec<(Service, Vec<&str>)> = Vec::new();
     for (name, p) in &settings.providers {
+        if p.kind.value == gatehouse_core::model::ProviderKind::GithubApp {
+            continue; // checked below, with its own token
+        }
         let service = providers::service_for(p);
         match needed.iter_mut().find(|(s, _)| *s == service) {
             Some((_, names)) => names.push(name),
             None => needed.push((service, vec![name])),
         }
     }
-    if needed.is_empty() {
+    let apps: Vec<&str> = settings
+        .providers
+        .iter()
+        .filter(|(_, p)| p.kind.value == gatehouse_core::model::ProviderKind::GithubApp)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if needed.is_empty() && apps.is_empty() {
         println!("no providers are configured in gatehouse.yml; there is no credential to check");
         return Ok(ExitCode::SUCCESS);
     }
@@ -1146,6 +1155,22 @@ pub fn run_doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             None => format!("missing   {var} ({service}, {used_by}): set it in the environment"),
             Some(_) => match providers::client_from_env(service) {
                 Err(e) => format!("error     {var} ({service}, {used_by}): {e:#}"),
+                Ok(client) => probe(&runtime, &client, var, &used_by),
+            },
+        };
+        all_ok &= verdict.starts_with("ok");
+        println!("{verdict}");
+    }
+    // GitHub App installations are changed with an organisation owner's token.
+    if !apps.is_empty() {
+        let var = providers::ADMIN_TOKEN_VAR;
+        let used_by = format!("used by {}", apps.join(", "));
+        let verdict = match std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
+            None => format!(
+                "missing   {var} (GitHub, {used_by}): set it to a user token of an organisation owner (an App token cannot change another App's installation); until then GITHUB_TOKEN is used"
+            ),
+            Some(_) => match providers::admin_client_from_env() {
+                Err(e) => format!("error     {var} (GitHub, {used_by}): {e:#}"),
                 Ok(client) => probe(&runtime, &client, var, &used_by),
             },
         };

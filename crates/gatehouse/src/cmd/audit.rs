@@ -158,7 +158,7 @@ fn accept_unreviewed(repo: &gatehouse_core::Repo) -> Vec<Diagnostic> {
 }
 
 /// `d` with its file named relative to the current folder rather than to `base`.
-fn relocate(mut d: Diagnostic, base: &Path) -> Diagnostic {
+pub(crate) fn relocate(mut d: Diagnostic, base: &Path) -> Diagnostic {
     let joined = if d.file.is_empty() {
         base.to_path_buf()
     } else {
@@ -170,7 +170,7 @@ fn relocate(mut d: Diagnostic, base: &Path) -> Diagnostic {
 }
 
 /// Audits every project checkout under `dir`, in name order.
-fn audit_projects(ledger: &PolicyLedger<'_>, dir: &Path) -> anyhow::Result<Diagnostics> {
+pub(crate) fn audit_projects(ledger: &PolicyLedger<'_>, dir: &Path) -> anyhow::Result<Diagnostics> {
     let mut diags = Diagnostics::new();
     let meta = fs::metadata(dir).with_context(|| format!("{}: cannot read", dir.display()))?;
     if !meta.is_dir() {
@@ -225,7 +225,11 @@ fn read_project(
     name: &str,
     diags: &mut Diagnostics,
 ) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let mut wanted = vec![CONDA_FORGE_YML.to_string(), BUILD_CONFIG.to_string()];
+    let mut wanted = vec![
+        CONDA_FORGE_YML.to_string(),
+        BUILD_CONFIG.to_string(),
+        audit::CIRUN_YML.to_string(),
+    ];
     let workflows = root.join(".github/workflows");
     if !has_link_on_the_way(root, ".github/workflows", name, diags) && workflows.is_dir() {
         let mut found = Vec::new();
@@ -450,6 +454,51 @@ fn online(
                             format!("provider `{name}` differs from the ledger: {c}"),
                         )
                         .with_help("run `gatehouse apply --confirm` (a grant the ledger does not hold is access nobody approved)"),
+                    );
+                }
+            }
+        }
+    }
+
+    // Repositories where Cirun is installed (Cirun's own app installation) without a grant.
+    let desired = gatehouse_core::desired::desired_state(repo, today);
+    for (name, p) in &settings.value.providers {
+        let (gatehouse_core::model::ProviderKind::Cirun, Some(installation)) =
+            (p.kind.value, &p.installation_id)
+        else {
+            continue;
+        };
+        let granted: std::collections::BTreeSet<String> = desired
+            .get(name)
+            .into_iter()
+            .flat_map(|a| a.values().flatten().cloned())
+            .collect();
+        let installed = clients.admin().and_then(|c| {
+            runtime.block_on(providers::cirun_app::installed_repositories(
+                &c,
+                installation.value,
+            ))
+        });
+        match installed {
+            Err(e) => diags.push(Diagnostic::warning(
+                "audit-unverified",
+                settings.path.as_str(),
+                installation.span,
+                format!("could not list Cirun's app installation of provider `{name}`: {e:#}"),
+            )),
+            Ok(installed) => {
+                for r in providers::cirun_app::ungranted(&installed, &granted) {
+                    diags.push(
+                        Diagnostic::error(
+                            "audit-cirun-ungranted",
+                            settings.path.as_str(),
+                            installation.span,
+                            format!(
+                                "Cirun is installed on {r} (app installation {}), which holds no grant of a resource of `{name}`",
+                                installation.value
+                            ),
+                        )
+                        .with_help("remove the repository from Cirun's app installation, or grant it a resource through a request"),
                     );
                 }
             }

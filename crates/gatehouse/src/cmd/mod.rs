@@ -11,6 +11,8 @@ pub mod gate;
 pub mod gen_fixture;
 pub mod history;
 pub mod import;
+pub mod import_github_app;
+pub mod import_labels;
 pub mod init;
 pub mod plan;
 pub mod render;

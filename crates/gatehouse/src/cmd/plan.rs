@@ -35,7 +35,17 @@ pub struct Skipped {
 pub fn make_plan(repo: &gatehouse_core::Repo, today: Date) -> Plan {
     let requests = plan_requests(repo, today, &HashMap::new());
     let mut ledger = requests.changes;
-    ledger.extend(plan_expiry(repo, today));
+    // An expired grant that a request revokes too is revoked once.
+    let expiry: Vec<LedgerChange> = plan_expiry(repo, today)
+        .into_iter()
+        .filter(|e| {
+            !ledger.iter().any(|c| {
+                c.resource() == e.resource()
+                    && gatehouse_core::names::same_project(c.project(), e.project())
+            })
+        })
+        .collect();
+    ledger.extend(expiry);
     plan_from(repo, today, ledger, requests.consumed, requests.skipped)
 }
 

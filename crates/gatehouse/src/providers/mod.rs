@@ -9,6 +9,7 @@
 //! `feedstock-config`, which every grant with `send_pr` uses whichever provider serves it.
 
 mod cirun;
+pub mod cirun_app;
 pub(crate) mod contents;
 pub mod feedstock_config;
 mod github_app;
@@ -232,6 +233,27 @@ fn merged_access(repo: &Repo, name: &str, desired: &DesiredState) -> Access {
 pub struct Clients {
     github: Result<Arc<Client>, String>,
     cirun: Result<Arc<Client>, String>,
+    /// For `github-app` providers: an organisation owner's user token ([`ADMIN_TOKEN_VAR`]).
+    admin: Result<Arc<Client>, String>,
+}
+
+/// The variable that holds a user token of an organisation owner: listing and changing another
+/// App's installation (`/user/installations/...`) needs one; an App's own token cannot.
+pub const ADMIN_TOKEN_VAR: &str = "GATEHOUSE_ADMIN_TOKEN";
+
+/// The client of `github-app` providers: [`ADMIN_TOKEN_VAR`], or `GITHUB_TOKEN` while it is not
+/// set (`doctor` reports that).
+pub fn admin_client_from_env() -> anyhow::Result<Client> {
+    match std::env::var(ADMIN_TOKEN_VAR)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        Some(token) => Ok(Client::new(
+            Secret::new(token),
+            Settings::for_service(Service::GitHub)?,
+        )?),
+        None => client_from_env(Service::GitHub),
+    }
 }
 
 impl Clients {
@@ -244,11 +266,19 @@ impl Clients {
         Clients {
             github: make(Service::GitHub),
             cirun: make(Service::Cirun),
+            admin: admin_client_from_env()
+                .map(Arc::new)
+                .map_err(|e| format!("{e:#}")),
         }
     }
 
     pub fn github(&self) -> anyhow::Result<Arc<Client>> {
         self.get(Service::GitHub)
+    }
+
+    /// The organisation owner's client (see [`ADMIN_TOKEN_VAR`]).
+    pub fn admin(&self) -> anyhow::Result<Arc<Client>> {
+        self.admin.clone().map_err(anyhow::Error::msg)
     }
 
     fn get(&self, service: Service) -> anyhow::Result<Arc<Client>> {
@@ -298,7 +328,11 @@ pub fn configure(
     today: Date,
     clients: &Clients,
 ) -> anyhow::Result<Configured> {
-    let client = clients.get(service_for(settings))?;
+    // `github-app` providers change another App's installation: an owner's token (`admin`).
+    let client = match settings.kind.value {
+        ProviderKind::GithubApp => clients.admin.clone().map_err(anyhow::Error::msg)?,
+        _ => clients.get(service_for(settings))?,
+    };
     let org = repo
         .settings
         .as_ref()

@@ -224,6 +224,7 @@ impl World {
             .env("GATEHOUSE_GITHUB_API", &self.github_api)
             .env("GATEHOUSE_CIRUN_API", &self.cirun_api)
             .env("GITHUB_TOKEN", GITHUB_TOKEN)
+            .env("GATEHOUSE_ADMIN_TOKEN", GITHUB_TOKEN)
             .env("CIRUN_API_KEY", CIRUN_KEY)
             .env("GATEHOUSE_HTTP_BACKOFF_MS", "10")
             .env("GATEHOUSE_HTTP_TIMEOUT_MS", "5000")
