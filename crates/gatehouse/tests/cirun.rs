@@ -316,3 +316,51 @@ fn api_a_pull_request_with_another_change_is_not_merged() {
     assert_eq!(w.cirun.repos_for("cirun-gpu"), ["b00-feedstock"]);
     assert_eq!(w.cirun.gate.count("PUT "), 1);
 }
+
+#[test]
+fn api_a_pull_request_that_changes_more_than_the_policy_is_not_merged() {
+    let w = world_in(true, 1);
+    let rendered = w.run(&["render", "cirun"]);
+    assert_eq!(rendered.code, Some(0), "{rendered}");
+    // The very policy the ledger wants, and a workflow besides.
+    {
+        let mut s = w.github.state.lock().unwrap();
+        let mut files = s
+            .files
+            .entry(ACCESS_REPO.into())
+            .or_default()
+            .entry("main".into())
+            .or_default()
+            .clone();
+        files.insert(".access.yml".into(), rendered.stdout.clone());
+        files.insert(".github/workflows/x.yml".into(), "on: push\n".into());
+        s.files
+            .get_mut(ACCESS_REPO)
+            .unwrap()
+            .insert("someone/both".into(), files);
+        s.opened.insert(
+            (ACCESS_REPO.into(), 8),
+            serde_json::json!({
+                "number": 8,
+                "html_url": "https://github.com/conda-forge/.cirun/pull/8",
+                "state": "open",
+                "user": { "login": "someone", "type": "User" },
+                "head": { "ref": "someone/both", "label": "conda-forge:someone/both" },
+                "base": { "ref": "main" },
+            }),
+        );
+    }
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("pull/8") && run.stderr.contains("changes more than .access.yml"),
+        "{run}"
+    );
+    assert_eq!(
+        w.github.pulls_in(ACCESS_REPO)[0]["state"],
+        "open",
+        "not merged"
+    );
+    assert_eq!(w.cirun.gate.count("PUT "), 0);
+    assert!(w.cirun.repos_for("cirun-gpu").is_empty());
+}
