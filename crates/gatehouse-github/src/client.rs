@@ -380,6 +380,19 @@ impl Client {
         self.read(resp, &path).await
     }
 
+    /// GETs the path made of `segments` with a JSON body, as Cirun's `GET access-control`
+    /// takes its `{"org": ...}` (cirun-py `Cirun.get_access_control`); 404 is `None`.
+    pub async fn get_with_body<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &(impl Serialize + ?Sized),
+    ) -> Result<Option<T>, Error> {
+        let (url, path) = self.url(segments);
+        let body = serde_json::to_vec(body).map_err(|e| Error::Client(e.to_string()))?;
+        let resp = self.send(&Method::GET, url, &path, Some(body)).await?;
+        self.read(resp, &path).await
+    }
+
     /// GETs the path made of `segments` with a query (`?head=...&state=open`); 404 is `None`.
     pub async fn get_query<T: DeserializeOwned>(
         &self,
@@ -537,13 +550,39 @@ impl Client {
         body: Option<&(impl Serialize + ?Sized)>,
         priority: Priority,
     ) -> Result<T, Error> {
+        let repeatable = method != Method::POST;
+        self.mutate_full(method, segments, body, priority, repeatable)
+            .await
+    }
+
+    /// [`Client::mutate`] for a call that must not be sent twice even though its method is
+    /// idempotent in HTTP's terms (Cirun's `PUT access-control` opens a pull request each
+    /// time): like a `POST`, a server error or a lost answer is returned, not retried.
+    pub async fn mutate_once<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T, Error> {
+        self.mutate_full(method, segments, body, Priority::Spaced, false)
+            .await
+    }
+
+    async fn mutate_full<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&(impl Serialize + ?Sized)>,
+        priority: Priority,
+        repeatable: bool,
+    ) -> Result<T, Error> {
         let (url, path) = self.url(segments);
         let body = body
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| Error::Client(e.to_string()))?;
         let resp = self
-            .send_with(&method, url, &path, body, None, priority)
+            .send_full(&method, url, &path, body, None, priority, repeatable)
             .await?;
         let status = resp.status();
         self.read(resp, &path)
@@ -642,8 +681,25 @@ impl Client {
         if_none_match: Option<&str>,
         priority: Priority,
     ) -> Result<Response, Error> {
-        let attempts = self.settings.attempts.max(1);
         let repeatable = *method != Method::POST;
+        self.send_full(method, url, path, body, if_none_match, priority, repeatable)
+            .await
+    }
+
+    /// [`Client::send_with`]; a call that is not `repeatable` is retried only when the server
+    /// surely did not act on it (no connection, or a rate limit).
+    #[allow(clippy::too_many_arguments)]
+    async fn send_full(
+        &self,
+        method: &Method,
+        url: Url,
+        path: &str,
+        body: Option<Vec<u8>>,
+        if_none_match: Option<&str>,
+        priority: Priority,
+        repeatable: bool,
+    ) -> Result<Response, Error> {
+        let attempts = self.settings.attempts.max(1);
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -1,7 +1,9 @@
 //! Merge-to-live latency of `gatehouse apply --confirm`: from the start of the run that follows
 //! a merged request to the moment every loopback provider (Cirun's policy, the app
 //! installation, the runner group) lets the new project in, and to the end of the run (which
-//! also opens the project's configuration pull request). Target: under 5 s.
+//! also opens the project's configuration pull request). Target: under 5 s. Cirun in both
+//! modes: `.access.yml` committed to `.cirun` (the default), and `via: api` (Cirun's `PUT`,
+//! then the merge of the pull request Cirun opens); Cirun's grant is live once merged.
 //!
 //! Not a criterion benchmark: each sample is one process run against the stateful fakes of
 //! `tests/support`, timed from outside by polling the fakes.
@@ -13,24 +15,32 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::world::{GRANT_ALL, world};
+use support::world::{GRANT_ALL, Options, world_with};
 
 const SAMPLES: usize = 10;
 
 fn main() {
     println!(
-        "| projects already granted | mutation spacing | live at every provider (median / max) | whole run (median / max) | GitHub + Cirun calls per run |"
+        "| Cirun via | projects already granted | mutation spacing | live at every provider (median / max) | whole run (median / max) | GitHub + Cirun calls per run (mutating) |"
     );
-    println!("| --- | --- | --- | --- | --- |");
-    for background in [10, 1000] {
-        for spacing in ["0", "1000"] {
-            measure(background, spacing);
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for api in [false, true] {
+        for background in [10, 1000] {
+            for spacing in ["0", "1000"] {
+                measure(api, background, spacing);
+            }
         }
     }
 }
 
-fn measure(background: usize, spacing_ms: &str) {
-    let w = world(background);
+fn measure(api: bool, background: usize, spacing_ms: &str) {
+    let w = world_with(
+        background,
+        Options {
+            cirun_api: api,
+            ..Default::default()
+        },
+    );
     let env = [("GATEHOUSE_GITHUB_MUTATION_SPACING_MS", Some(spacing_ms))];
     // The background grants reach the providers first (quickly: this is not measured).
     let seed = w.run_env(
@@ -54,6 +64,7 @@ fn measure(background: usize, spacing_ms: &str) {
             &format!("action: grant\nprojects: [{project}]\n{GRANT_ALL}send_pr: true\n"),
         );
         let before = w.github.gate.calls().len() + w.cirun.gate.calls().len();
+        let mutations_before = w.mutations();
         let started = Instant::now();
         let mut child = w
             .command(&["apply", "--confirm"], &env)
@@ -79,7 +90,10 @@ fn measure(background: usize, spacing_ms: &str) {
         });
         live.push(live_at);
         assert_eq!(w.github.pulls_in(&feedstock).len(), 1, "{project}");
-        calls.push(w.github.gate.calls().len() + w.cirun.gate.calls().len() - before);
+        calls.push((
+            w.github.gate.calls().len() + w.cirun.gate.calls().len() - before,
+            w.mutations() - mutations_before,
+        ));
     }
     let stats = |v: &mut Vec<Duration>| {
         v.sort();
@@ -90,10 +104,11 @@ fn measure(background: usize, spacing_ms: &str) {
         )
     };
     calls.sort();
+    let (all, mutating) = calls[calls.len() / 2];
     println!(
-        "| {background} | {spacing_ms} ms | {} | {} | {} |",
+        "| {} | {background} | {spacing_ms} ms | {} | {} | {all} ({mutating}) |",
+        if api { "api" } else { "access-repo" },
         stats(&mut live),
         stats(&mut whole),
-        calls[calls.len() / 2]
     );
 }

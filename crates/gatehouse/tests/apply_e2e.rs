@@ -7,7 +7,18 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::Fault;
-use support::world::{GRANT_ALL, INSTALLATION, git, world, write};
+use support::world::{GRANT_ALL, INSTALLATION, Options, World, git, world, world_with, write};
+
+/// A world whose Cirun provider goes through Cirun's API (`via: api`).
+fn cirun_api_world(background: usize) -> World {
+    world_with(
+        background,
+        Options {
+            cirun_api: true,
+            ..Default::default()
+        },
+    )
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -72,9 +83,9 @@ fn grant_revoke_and_expire_reach_every_provider() {
     assert_eq!(w.holds("b09"), (true, true, true));
     assert_eq!(w.github.installation(INSTALLATION).len(), 12);
     assert_eq!(
-        w.cirun.gate.count("PUT "),
+        w.github.commits_to("conda-forge/.cirun").len(),
         1,
-        "Cirun takes the policy in one call"
+        "Cirun's policy is one commit of .access.yml"
     );
 
     // Again: no commit, no mutating call.
@@ -117,7 +128,7 @@ fn grant_revoke_and_expire_reach_every_provider() {
 
 #[test]
 fn a_run_with_faults_fails_loudly_and_a_rerun_converges_without_a_second_commit() {
-    let w = world(3);
+    let w = cirun_api_world(3);
     *w.github.page_size.lock().unwrap() = 2;
     w.request("x", &format!("action: grant\nprojects: [x]\n{GRANT_ALL}"));
     w.cirun.gate.fail_all(Some(500));
@@ -185,7 +196,16 @@ fn a_run_with_faults_fails_loudly_and_a_rerun_converges_without_a_second_commit(
     assert_eq!(third.code, Some(0), "{third}");
     // The installation's four repositories came in two pages, and nothing changed there.
     assert_eq!(w.github.gate.count(listing), 2);
-    assert_eq!(w.github.gate.mutations(), 0, "{:?}", w.github.gate.calls());
+    // On GitHub, only the merge of the pull request Cirun opened.
+    assert_eq!(
+        w.github
+            .gate
+            .calls()
+            .iter()
+            .filter(|c| !c.starts_with("GET "))
+            .collect::<Vec<_>>(),
+        ["PUT /repos/conda-forge/.cirun/pulls/100/merge"]
+    );
     assert_eq!(w.commits(), before + 1, "no second commit");
     assert_eq!(w.holds("x"), (true, true, true));
     assert_eq!(w.state()["failing"], serde_json::json!({}));
@@ -197,7 +217,7 @@ fn a_run_with_faults_fails_loudly_and_a_rerun_converges_without_a_second_commit(
 
 #[test]
 fn six_hours_of_failure_open_one_issue_which_is_updated_then_closed() {
-    let w = world(2);
+    let w = cirun_api_world(2);
     w.cirun.gate.fail_all(Some(503));
     let t0 = 1_800_000_000u64;
     let at = |h: u64| (t0 + h * 3600).to_string();
@@ -294,11 +314,7 @@ fn calls_grow_with_the_changes_not_with_the_projects() {
     let run = w.run(&["apply", "--confirm"]);
     assert_eq!(run.code, Some(0), "{run}");
     assert_eq!(w.holds("x"), (true, true, true));
-    let cirun = w.cirun.gate.calls();
-    assert_eq!(
-        cirun,
-        ["GET /api/v1/access-control", "PUT /api/v1/access-control"]
-    );
+    assert!(w.cirun.gate.calls().is_empty());
     // Judging the request: its commit's pull request, the pull request, its files, commits
     // and reviews, the reviewer team, and the issue of held requests. Per request, not per
     // project.
@@ -308,18 +324,18 @@ fn calls_grow_with_the_changes_not_with_the_projects() {
             || c.starts_with("GET /orgs/conda-forge/teams/")
     });
     assert_eq!(judge.len(), 7, "{judge:?}");
-    // The app: list, look up x's id, add it. The runner group: find the group, list, look up
-    // x's id, set. Nothing per project already in place.
+    // Cirun: read .access.yml, commit it. The app: list, look up x's id, add it. The runner
+    // group: find the group, list, look up x's id, set. Nothing per project already in place.
     assert_eq!(
         github
             .iter()
             .filter(|c| c.starts_with("GET /repos/"))
             .count(),
-        2,
+        3,
         "{github:?}"
     );
-    assert_eq!(w.github.gate.mutations(), 2, "{github:?}");
-    assert_eq!(github.len(), 7, "{github:?}");
+    assert_eq!(w.github.gate.mutations(), 3, "{github:?}");
+    assert_eq!(github.len(), 9, "{github:?}");
 }
 
 #[test]
@@ -446,7 +462,7 @@ fn a_grant_to_a_project_whose_file_is_yaml_is_refused_before_apply_can_duplicate
 
 #[test]
 fn doctor_names_a_rejected_and_a_missing_credential() {
-    let w = world(0);
+    let w = cirun_api_world(0);
     let good = w.run(&["doctor"]);
     assert_eq!(good.code, Some(0), "{good}");
     assert!(good.stdout.contains("ok        GITHUB_TOKEN"), "{good}");
@@ -466,8 +482,8 @@ fn doctor_names_a_rejected_and_a_missing_credential() {
     assert!(bad.stdout.contains("rejected  GITHUB_TOKEN"), "{bad}");
     assert!(
         bad.stdout
-            .contains("GITHUB_TOKEN (GitHub, used by gpu-pool)"),
-        "{bad}"
+            .contains("GITHUB_TOKEN (GitHub, used by cirun, gpu-pool)"),
+        "a Cirun provider with `via: api` merges through GitHub: {bad}"
     );
     // The installation is changed with the owner's token, not GITHUB_TOKEN.
     let no_admin = w.run_env(&["doctor"], &[("GATEHOUSE_ADMIN_TOKEN", None)]);
@@ -790,13 +806,8 @@ fn configuration_pull_requests_converge_under_faults_without_a_second_one() {
 
 #[test]
 fn cirun_via_the_access_repository_commits_access_yml_once_per_change() {
-    let w = support::world::world_with(
-        2,
-        support::world::Options {
-            cirun_via_repository: true,
-            ..Default::default()
-        },
-    );
+    // The default: no `via` in gatehouse.yml.
+    let w = world(2);
     let run = w.run(&["apply", "--confirm"]);
     assert_eq!(run.code, Some(0), "{run}");
     let rendered = w.run(&["render", "cirun"]);

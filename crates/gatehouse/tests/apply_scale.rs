@@ -42,7 +42,7 @@ fn a_thousand_pending_changes_cost_calls_in_proportion_to_the_changes() {
             .insert(1, ("gpu".to_string(), Default::default()));
     }
     let (github_api, github) = serve_github(fake);
-    let (cirun_api, cirun) = serve_cirun(FakeCirun::new());
+    let (cirun_api, cirun) = serve_cirun(FakeCirun::new(github.clone(), "conda-forge"));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("access");
     let (code, out) = gatehouse(
@@ -131,12 +131,18 @@ fn a_thousand_pending_changes_cost_calls_in_proportion_to_the_changes() {
         "the ledger is committed"
     );
 
-    // Cirun: the whole batch in one write.
-    assert_eq!(
-        cirun.gate.calls(),
-        ["GET /api/v1/access-control", "PUT /api/v1/access-control"]
-    );
+    // Cirun (the default `via: access-repo`): the whole batch in one commit of `.access.yml`
+    // to `conda-forge/.cirun`, after one read; Cirun's API is not called.
+    assert!(cirun.gate.calls().is_empty());
     let calls = github.gate.calls();
+    let access_file = "/repos/conda-forge/.cirun/contents/.access.yml";
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.ends_with(access_file))
+            .collect::<Vec<_>>(),
+        [&format!("GET {access_file}"), &format!("PUT {access_file}")]
+    );
     let provider_calls = calls
         .iter()
         .filter(|c| c.contains("/installations/") || c.contains("/runner-groups"))
@@ -147,12 +153,13 @@ fn a_thousand_pending_changes_cost_calls_in_proportion_to_the_changes() {
     // runner group looks up repositories new to it and sets the list once; a configuration
     // pull request costs a fixed number of calls (about a dozen).
     let pages = held_app.div_ceil(100) + held_group.div_ceil(100) + 1;
-    let bound = pages + 2 * app_adds + app_removals + group_adds + 1 + 14 * configs;
+    let bound = pages + 2 * app_adds + app_removals + group_adds + 1 + 14 * configs + 2;
     eprintln!(
         "{ledger} ledger changes, {} provider changes ({configs} configuration pull requests); \
          {} GitHub calls (bound {bound}): {provider_calls} to the installation and the runner \
          group ({pages} listing pages over {held_app} + {held_group} held), {other_calls} \
-         repository lookups and pull request calls; 2 for Cirun",
+         repository lookups and pull request calls, including Cirun's read and commit of \
+         .access.yml",
         changes.len(),
         calls.len()
     );
@@ -174,7 +181,7 @@ fn a_thousand_pending_changes_cost_calls_in_proportion_to_the_changes() {
     // And a second run changes nothing and costs only the listings.
     let pages = github.installation(12345).len().div_ceil(100)
         + github.runner_group("gpu").len().div_ceil(100)
-        + 1
+        + 2
         // The issue of held requests, looked up to close it if one is open.
         + 1;
     github.gate.reset_calls();

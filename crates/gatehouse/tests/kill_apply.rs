@@ -19,13 +19,14 @@ const FEEDSTOCK: &str = "conda-forge/x-feedstock";
 const ACCESS: [(&str, Option<&str>); 1] = [("GITHUB_REPOSITORY", Some("conda-forge/access"))];
 
 /// Two background projects, feedstock files for `x`, and a merged request that grants `x`
-/// all three resources with a configuration pull request.
-fn scenario(hold: std::sync::Arc<Hold>) -> (World, usize) {
+/// all three resources with a configuration pull request. Cirun's policy is committed to
+/// `.cirun`, or with `api` sent to Cirun, which opens a pull request there for apply to merge.
+fn scenario(hold: std::sync::Arc<Hold>, api: bool) -> (World, usize) {
     let w = world_with(
         2,
         Options {
             hold: Some(hold),
-            ..Default::default()
+            cirun_api: api,
         },
     );
     w.github.set_file(
@@ -101,12 +102,29 @@ fn assert_converged(w: &World, commits_before: usize, context: &str) {
         "{context}"
     );
     assert_eq!(w.state()["failing"], serde_json::json!({}), "{context}");
+    // Cirun's policy: no pull request left open on `.cirun`, and with the API at most one
+    // sent and merged (a run killed before Cirun acted sends it again, never twice).
+    let cirun = w.github.pulls_in("conda-forge/.cirun");
+    assert!(
+        cirun.iter().all(|p| p["state"] == "closed"),
+        "{context}: {cirun:?}"
+    );
+    assert!(cirun.len() <= 1, "{context}: {cirun:?}");
 }
 
 #[test]
 fn a_run_killed_at_any_provider_call_converges_when_run_again() {
+    killed_at_every_call(false);
+}
+
+#[test]
+fn a_run_killed_at_any_call_converges_with_cirun_s_api_too() {
+    killed_at_every_call(true);
+}
+
+fn killed_at_every_call(api: bool) {
     // A clean run, to count its calls and to check the checks.
-    let (clean, before) = scenario(Hold::new());
+    let (clean, before) = scenario(Hold::new(), api);
     let run = clean.run_env(&["apply", "--confirm"], &ACCESS);
     assert_eq!(run.code, Some(0), "{run}");
     assert_converged(&clean, before, "clean run");
@@ -128,7 +146,7 @@ fn a_run_killed_at_any_provider_call_converges_when_run_again() {
                     let Some(&(n, act_first)) = cases.get(i) else {
                         break;
                     };
-                    kill_at(n, act_first, total);
+                    kill_at(n, act_first, total, api);
                 }
             });
         }
@@ -136,15 +154,16 @@ fn a_run_killed_at_any_provider_call_converges_when_run_again() {
 }
 
 /// Kills a run at call `n + 1` (held before or after the service acts), runs again, checks.
-fn kill_at(n: usize, act_first: bool, total: usize) {
+fn kill_at(n: usize, act_first: bool, total: usize, api: bool) {
     let context = format!(
-        "killed at call {} of {total}, {} the service acted",
+        "killed at call {} of {total}, {} the service acted{}",
         n + 1,
-        if act_first { "after" } else { "before" }
+        if act_first { "after" } else { "before" },
+        if api { " (Cirun via api)" } else { "" }
     );
     let hold = Hold::new();
     hold.after(n, act_first);
-    let (w, before) = scenario(hold.clone());
+    let (w, before) = scenario(hold.clone(), api);
     let mut child = w
         .command(&["apply", "--confirm"], &ACCESS)
         .stdout(std::process::Stdio::null())

@@ -87,9 +87,10 @@ pub struct ProviderSettings {
     /// resources with `require_tos`; without it, the logins of people/tos.yml are listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users_from_json: Option<Spanned<String>>,
-    /// `cirun`: how the policy reaches Cirun. `api` (the default) replaces it through Cirun's
-    /// REST API; `access-repo` commits the rendered `.access.yml` straight to `access_repo`
-    /// (which Cirun reads), with no pull request left waiting.
+    /// `cirun`: how the policy reaches Cirun. `access-repo` (the default) commits the rendered
+    /// `.access.yml` straight to `access_repo`, which Cirun reads: live at once. `api`, for a
+    /// token that cannot write `access_repo`, sends the changes to Cirun's REST API, which
+    /// opens a pull request on `access_repo`; `apply` checks and merges it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<Spanned<CirunVia>>,
     /// `github-app`: the installation whose selected repositories are managed. `cirun`: Cirun's
@@ -106,10 +107,11 @@ pub struct ProviderSettings {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CirunVia {
-    /// `PUT {base}/access-control` on Cirun's API.
-    #[default]
+    /// `PUT {base}/access-control` on Cirun's API (cirun-py's `update_access_control`), then
+    /// the pull request Cirun opens on `access_repo` merged through GitHub.
     Api,
     /// A commit of `.access.yml` to the organisation's `access_repo` through GitHub.
+    #[default]
     AccessRepo,
 }
 

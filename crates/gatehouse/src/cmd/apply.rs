@@ -1127,10 +1127,11 @@ pub fn run_doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         if p.kind.value == gatehouse_core::model::ProviderKind::GithubApp {
             continue; // checked below, with its own token
         }
-        let service = providers::service_for(p);
-        match needed.iter_mut().find(|(s, _)| *s == service) {
-            Some((_, names)) => names.push(name),
-            None => needed.push((service, vec![name])),
+        for service in providers::services_for(p) {
+            match needed.iter_mut().find(|(s, _)| *s == service) {
+                Some((_, names)) => names.push(name),
+                None => needed.push((service, vec![name])),
+            }
         }
     }
     let apps: Vec<&str> = settings
@@ -1155,7 +1156,7 @@ pub fn run_doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             None => format!("missing   {var} ({service}, {used_by}): set it in the environment"),
             Some(_) => match providers::client_from_env(service) {
                 Err(e) => format!("error     {var} ({service}, {used_by}): {e:#}"),
-                Ok(client) => probe(&runtime, &client, var, &used_by),
+                Ok(client) => probe(&runtime, &client, &settings.org.value, var, &used_by),
             },
         };
         all_ok &= verdict.starts_with("ok");
@@ -1185,13 +1186,25 @@ pub fn run_doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Asks the service one cheap question that needs the credential.
-fn probe(runtime: &tokio::runtime::Runtime, client: &Client, var: &str, used_by: &str) -> String {
+fn probe(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    org: &str,
+    var: &str,
+    used_by: &str,
+) -> String {
     let service = client.service();
     let path: &[&str] = match service {
         Service::GitHub => &["rate_limit"],
         Service::Cirun => &["access-control"],
     };
-    match runtime.block_on(client.get::<IgnoredAny>(path)) {
+    let answer = match service {
+        Service::GitHub => runtime.block_on(client.get::<IgnoredAny>(path)),
+        // As cirun-py's `get_access_control` asks: the organisation in a JSON body.
+        Service::Cirun => runtime
+            .block_on(client.get_with_body::<IgnoredAny>(path, &serde_json::json!({ "org": org }))),
+    };
+    match answer {
         Ok(Some(_)) => format!("ok        {var} ({service}, {used_by})"),
         // Cirun answers 404 while no policy was ever written; the key was accepted.
         Ok(None) if service == Service::Cirun => format!("ok        {var} ({service}, {used_by})"),

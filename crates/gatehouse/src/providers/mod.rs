@@ -311,12 +311,28 @@ pub fn service_of(kind: ProviderKind) -> Service {
     }
 }
 
-/// The service a configured provider talks to: a Cirun provider that commits `.access.yml`
-/// (`via: access-repo`) talks to GitHub.
+/// How a Cirun provider writes its policy (`via`, `access-repo` when not set).
+fn cirun_via(settings: &ProviderSettings) -> CirunVia {
+    settings.via.as_ref().map(|v| v.value).unwrap_or_default()
+}
+
+/// The service a configured provider writes through: a Cirun provider that commits
+/// `.access.yml` (`via: access-repo`, the default) talks to GitHub only; one with `via: api`
+/// to Cirun (and to GitHub, to merge the pull request Cirun opens: see [`services_for`]).
 pub fn service_for(settings: &ProviderSettings) -> Service {
-    match (settings.kind.value, settings.via.as_ref().map(|v| v.value)) {
-        (ProviderKind::Cirun, Some(CirunVia::AccessRepo)) => Service::GitHub,
-        (kind, _) => service_of(kind),
+    match settings.kind.value {
+        ProviderKind::Cirun if cirun_via(settings) == CirunVia::AccessRepo => Service::GitHub,
+        kind => service_of(kind),
+    }
+}
+
+/// Every service a configured provider needs a token for.
+pub fn services_for(settings: &ProviderSettings) -> Vec<Service> {
+    match settings.kind.value {
+        ProviderKind::Cirun if cirun_via(settings) == CirunVia::Api => {
+            vec![Service::Cirun, Service::GitHub]
+        }
+        _ => vec![service_for(settings)],
     }
 }
 
@@ -340,23 +356,39 @@ pub fn configure(
         .context("the repository has no gatehouse.yml")?;
     let desired = gatehouse_core::desired::desired_state(repo, today);
     Ok(match settings.kind.value {
-        ProviderKind::Cirun => match settings.via.as_ref().map(|v| v.value) {
-            Some(CirunVia::AccessRepo) => {
-                let access_repo = settings
-                    .access_repo
-                    .as_ref()
-                    .with_context(|| format!("provider `{name}` has no access_repo"))?;
-                Configured::Cirun(Cirun::in_repository(
+        ProviderKind::Cirun => {
+            let access_repo = &settings
+                .access_repo
+                .as_ref()
+                .with_context(|| format!("provider `{name}` has no access_repo"))?
+                .value;
+            match cirun_via(settings) {
+                CirunVia::AccessRepo => Configured::Cirun(Cirun::in_repository(
                     client,
                     repo,
                     name,
                     &org,
-                    &access_repo.value,
+                    access_repo,
                     today,
-                )?)
+                )?),
+                CirunVia::Api => {
+                    let github = clients.github().with_context(|| {
+                        format!(
+                            "provider `{name}` (via: api) merges the pull request Cirun opens                              on {org}/{access_repo} through GitHub"
+                        )
+                    })?;
+                    Configured::Cirun(Cirun::new(
+                        client,
+                        github,
+                        repo,
+                        name,
+                        &org,
+                        access_repo,
+                        today,
+                    )?)
+                }
             }
-            _ => Configured::Cirun(Cirun::new(client, repo, name, &org, today)?),
-        },
+        }
         ProviderKind::GithubApp => {
             let id = settings
                 .installation_id

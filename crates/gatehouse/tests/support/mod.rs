@@ -240,6 +240,11 @@ pub struct GitHubState {
     pub commits: Vec<(String, String, String, String)>,
     /// Pull requests opened through the API, by (lower-cased repository, number).
     pub opened: BTreeMap<(String, u64), Value>,
+    /// Lower-cased repositories where the token may not merge pull requests (`pulls/merge`
+    /// answers 403).
+    pub merge_forbidden: BTreeSet<String>,
+    /// Pull requests merged through the API: (lower-cased repository, number).
+    pub merged_by_api: Vec<(String, u64)>,
     /// Lower-cased login -> account id; a login not listed has an id made from its name.
     pub accounts: BTreeMap<String, i64>,
     /// Commits pushed with no pull request: sha -> (author, committer) logins, as
@@ -430,6 +435,19 @@ impl FakeGitHub {
         let base = pull["base"]["ref"].as_str().unwrap().to_string();
         let files = s.files[&key][&head].clone();
         s.files.get_mut(&key).unwrap().insert(base, files);
+    }
+
+    /// The commits made through the contents API to `repo` (any branch): (branch, path,
+    /// message), oldest first.
+    pub fn commits_to(&self, repo: &str) -> Vec<(String, String, String)> {
+        self.state
+            .lock()
+            .unwrap()
+            .commits
+            .iter()
+            .filter(|(r, ..)| r.eq_ignore_ascii_case(repo))
+            .map(|(_, b, p, m)| (b.clone(), p.clone(), m.clone()))
+            .collect()
     }
 
     /// The comments on issue or pull request `number` of `repo`, oldest first.
@@ -972,10 +990,33 @@ async fn gh_pull_files(
     uri: Uri,
     h: HeaderMap,
     q: Q,
-    Path((_o, _r, n)): Path<(String, String, u64)>,
+    Path((o, r, n)): Path<(String, String, u64)>,
 ) -> Response {
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
         return resp;
+    }
+    // A pull request opened through the API: the paths its branch changes against its base.
+    let key = (format!("{o}/{r}").to_ascii_lowercase(), n);
+    if let Some(changed) = {
+        let s = f.state.lock().unwrap();
+        s.opened.get(&key).map(|p| {
+            let branches = &s.files[&key.0];
+            let empty = BTreeMap::new();
+            let head = branches
+                .get(p["head"]["ref"].as_str().unwrap())
+                .unwrap_or(&empty);
+            let base = branches
+                .get(p["base"]["ref"].as_str().unwrap())
+                .unwrap_or(&empty);
+            let paths: BTreeSet<&String> = head.keys().chain(base.keys()).collect();
+            paths
+                .into_iter()
+                .filter(|path| head.get(*path) != base.get(*path))
+                .map(|path| json!({ "filename": path, "status": "modified" }))
+                .collect::<Vec<Value>>()
+        })
+    } {
+        return page(&f, &uri, &h, &q, None, changed);
     }
     let Some(pull) = f.state.lock().unwrap().pulls.get(&n).cloned() else {
         return error(404, "Not Found");
@@ -1173,11 +1214,14 @@ async fn gh_contents(
         )
             .into_response();
     }
-    let branch = q.get("ref").cloned().unwrap_or_else(|| "main".to_string());
-    let Some(text) = s
-        .files
-        .get(&repo.to_ascii_lowercase())
-        .and_then(|b| b.get(&branch))
+    // `ref` names a branch or a commit (a branch's head, here).
+    let git_ref = q.get("ref").cloned().unwrap_or_else(|| "main".to_string());
+    let branches = s.files.get(&repo.to_ascii_lowercase());
+    let Some(text) = branches
+        .and_then(|b| {
+            b.get(&git_ref)
+                .or_else(|| b.values().find(|files| head_sha(files) == git_ref))
+        })
         .and_then(|files| files.get(&path))
     else {
         return error(404, "Not Found");
@@ -1330,11 +1374,21 @@ async fn gh_pulls(
         let s = f.state.lock().unwrap();
         listed.extend(s.pulls.iter().map(|(n, p)| pull_json(&s, &o, &r, *n, p)));
     }
-    let items: Vec<Value> = listed
+    let mut items: Vec<Value> = listed
         .into_iter()
         .filter(|p| head.as_ref().is_none_or(|h| p["head"]["label"] == *h))
         .filter(|p| state == "all" || p["state"] == state)
         .collect();
+    // `head.sha`: the branch's head now.
+    {
+        let s = f.state.lock().unwrap();
+        for p in &mut items {
+            let branch = p["head"]["ref"].as_str().unwrap_or("").to_string();
+            if let Some(files) = s.files.get(&key).and_then(|b| b.get(&branch)) {
+                p["head"]["sha"] = head_sha(files).into();
+            }
+        }
+    }
     page(&f, &uri, &h, &q, None, items)
 }
 
@@ -1358,6 +1412,54 @@ async fn gh_edit_pull(
         pull["state"] = state.clone();
     }
     axum::Json(pull.clone()).into_response()
+}
+
+/// `PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge` (operation `pulls/merge`): 200
+/// `{sha, merged, message}`; 403 when the token may not; 405 when the pull request is not
+/// open (not mergeable); 409 when `sha` is given and is not the head; the head branch's files
+/// become the base's.
+async fn gh_merge_pull(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((o, r, n)): Path<(String, String, u64)>,
+    body: Option<axum::Json<Value>>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let repo = format!("{o}/{r}");
+    let key = repo.to_ascii_lowercase();
+    let body = body.map(|b| b.0).unwrap_or(Value::Null);
+    {
+        let s = f.state.lock().unwrap();
+        if s.merge_forbidden.contains(&key) {
+            return error(403, "Resource not accessible by integration");
+        }
+        let Some(pull) = s.opened.get(&(key.clone(), n)) else {
+            return error(404, "Not Found");
+        };
+        if pull["state"] != "open" {
+            return error(405, "Pull Request is not mergeable");
+        }
+        let head = pull["head"]["ref"].as_str().unwrap();
+        let sha = head_sha(&s.files[&key][head]);
+        if let Some(want) = body["sha"].as_str()
+            && want != sha
+        {
+            return error(
+                409,
+                "Head branch was modified. Review and try the merge again.",
+            );
+        }
+    }
+    f.merge(&repo, n);
+    let mut s = f.state.lock().unwrap();
+    s.merged_by_api.push((key.clone(), n));
+    let sha = head_sha(&s.files[&key]["main"]);
+    axum::Json(json!({ "sha": sha, "merged": true, "message": "Pull Request successfully merged" }))
+        .into_response()
 }
 
 /// Starts a fake GitHub; returns its base URL.
@@ -1392,6 +1494,7 @@ pub fn serve_github_held(fake: FakeGitHub, hold: Arc<Hold>) -> (String, Arc<Fake
         .route("/repos/{o}/{r}/pulls/{n}/reviews", get(gh_reviews))
         .route("/repos/{o}/{r}/pulls/{n}", get(gh_pull).patch(gh_edit_pull))
         .route("/repos/{o}/{r}/pulls/{n}/files", get(gh_pull_files))
+        .route("/repos/{o}/{r}/pulls/{n}/merge", put(gh_merge_pull))
         .route("/repos/{o}/{r}/statuses/{sha}", post(gh_create_status))
         .route(
             "/repos/{o}/{r}/issues/{n}/comments",
@@ -1428,23 +1531,69 @@ pub fn serve_github_held(fake: FakeGitHub, hold: Arc<Hold>) -> (String, Arc<Fake
 // ---------------------------------------------------------------------------------------------
 // Cirun
 
+/// Cirun's access-control API as its official client calls it (cirun-py, `cirun/client.py`;
+/// conda-forge calls it from conda-smithy's `conda_smithy/cirun_utils.py`):
+///
+/// - every call carries `Authorization: Bearer <key>` and `Content-Type: application/json`
+///   (`Cirun._headers`); the base is `https://api.cirun.io/api/v1` (`API_ENDPOINT`);
+/// - `GET access-control` with the JSON body `{"org": ORG}` (`Cirun.get_access_control`)
+///   answers `{"access_yml": {...}}`, the policy as merged in `ORG/.cirun` (`get_repo_resources`
+///   reads `access_yml["policies"]` and `access_yml["access_control"]`); cirun-py treats any
+///   status but 200 as "no policy";
+/// - `PUT access-control` with `{"org": ORG, "repository_resource_access": [...]}`
+///   (`Cirun.update_access_control`), each entry exactly the keys of
+///   `_create_access_control_repo_resource_data`: `repository` (the bare name, as
+///   conda-smithy's `add_repo_to_cirun_resource` passes it), `resources`, `action` (`add` or
+///   `remove`), `policy_args` (`{"pull_request": bool}` or null), `teams`, `users`, `roles`,
+///   `users_from_json` (each a value or null). It changes nothing yet: as the docstrings of
+///   `add_repo_to_resources` and `remove_repo_from_resources` say, it "creates a Pull request in
+///   the `<org>/.cirun` repository updating the `.access.yml`". Here that pull request is opened
+///   in the fake GitHub given to [`FakeCirun::new`], from a branch of its own, by
+///   `cirun-application[bot]` (the app slug conda-smithy's `get_cirun_installation_id` looks
+///   for); merging it (through GitHub) is what makes the change live.
+///
+/// What Cirun's server does with an entry is not published; this stand-in reads it the way the
+/// policies it has written for conda-forge look (`fixtures/conda-forge/cirun-access.yml`):
+/// `add` writes the policy `<repository>-policy` (`repo`, `roles`, `teams`, `users`,
+/// `pull_request` from `policy_args`, `users_from_json`; null fields left out) and names it
+/// under each resource; `remove` takes every policy of the repository off each named resource,
+/// and drops a policy no resource names any more. Entries apply in order.
 pub struct FakeCirun {
     pub gate: Gate,
-    /// The access policy as last PUT; `None` answers 404, as before the first write.
-    pub policy: Mutex<Option<Value>>,
+    pub github: Arc<FakeGitHub>,
+    /// The organisation whose policy this is, and its access repository.
+    pub org: String,
+    pub access_repo: String,
+    /// Pull requests opened so far (to name their branches).
+    opened: AtomicUsize,
 }
 
+/// Where Cirun keeps the policy in the access repository.
+pub const ACCESS_FILE: &str = ".access.yml";
+/// Who opens Cirun's pull requests.
+pub const CIRUN_BOT: &str = "cirun-application[bot]";
+
 impl FakeCirun {
-    pub fn new() -> Self {
+    /// Cirun for organisation `org`, whose policy lives in `org/.cirun` of `github`.
+    pub fn new(github: Arc<FakeGitHub>, org: &str) -> Self {
         FakeCirun {
             gate: Gate::new(CIRUN_KEY),
-            policy: Mutex::new(None),
+            github,
+            org: org.to_string(),
+            access_repo: format!("{org}/.cirun"),
+            opened: AtomicUsize::new(0),
         }
     }
 
-    /// Repository names (`x-feedstock`) that the policy lets use `resource`, sorted.
+    /// The policy as merged (the access repository's default branch), `None` when absent.
+    pub fn policy(&self) -> Option<Value> {
+        let text = self.github.file(&self.access_repo, "main", ACCESS_FILE)?;
+        Some(serde_saphyr::from_str(&text).expect("the fake's .access.yml is YAML"))
+    }
+
+    /// Repository names (`x-feedstock`) that the merged policy lets use `resource`, sorted.
     pub fn repos_for(&self, resource: &str) -> Vec<String> {
-        let policy = self.policy.lock().unwrap().clone().unwrap_or(Value::Null);
+        let policy = self.policy().unwrap_or(Value::Null);
         let ids: Vec<&str> = policy["access_control"]
             .as_array()
             .into_iter()
@@ -1461,8 +1610,147 @@ impl FakeCirun {
             .filter_map(|p| p["repo"].as_str().map(str::to_string))
             .collect();
         repos.sort();
+        repos.dedup();
         repos
     }
+
+    /// The pull requests Cirun opened on the access repository, oldest first.
+    pub fn pulls(&self) -> Vec<Value> {
+        self.github
+            .pulls_in(&self.access_repo)
+            .into_iter()
+            .filter(|p| p["user"]["login"] == CIRUN_BOT)
+            .collect()
+    }
+}
+
+/// The keys of one entry, as `_create_access_control_repo_resource_data` builds it.
+const ENTRY_KEYS: [&str; 8] = [
+    "repository",
+    "resources",
+    "action",
+    "policy_args",
+    "teams",
+    "users",
+    "roles",
+    "users_from_json",
+];
+
+/// `policy` (an `.access.yml` as JSON) after `entry`, or why the entry is refused.
+fn apply_entry(policy: &mut Value, entry: &Value) -> Result<(), String> {
+    let fields = entry.as_object().ok_or("an entry is not an object")?;
+    let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+    keys.sort();
+    let mut want = ENTRY_KEYS.to_vec();
+    want.sort();
+    if keys != want {
+        return Err(format!(
+            "an entry has keys {keys:?}, not cirun-py's {want:?}"
+        ));
+    }
+    let repo = entry["repository"]
+        .as_str()
+        .filter(|r| !r.is_empty() && !r.contains('/'))
+        .ok_or("`repository` must be a repository name without its owner")?;
+    let resources: Vec<&str> = entry["resources"]
+        .as_array()
+        .ok_or("`resources` must be a list")?
+        .iter()
+        .map(|r| r.as_str().ok_or("`resources` must list names"))
+        .collect::<Result<_, _>>()?;
+    for list in ["teams", "users", "roles"] {
+        let v = &entry[list];
+        if !(v.is_null() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))) {
+            return Err(format!("`{list}` must be null or a list of names"));
+        }
+    }
+    if !(entry["users_from_json"].is_null() || entry["users_from_json"].is_string()) {
+        return Err("`users_from_json` must be null or a URL".into());
+    }
+    if policy["policies"].is_null() {
+        policy["policies"] = json!([]);
+    }
+    if policy["access_control"].is_null() {
+        policy["access_control"] = json!([]);
+    }
+    let ids_of_repo: Vec<String> = policy["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["repo"] == repo)
+        .filter_map(|p| p["id"].as_str().map(str::to_string))
+        .collect();
+    match entry["action"].as_str() {
+        Some("remove") => {
+            let acl = policy["access_control"].as_array_mut().unwrap();
+            for e in acl.iter_mut() {
+                if resources.iter().any(|r| e["resource"] == *r)
+                    && let Some(ids) = e["policies"].as_array_mut()
+                {
+                    ids.retain(|id| {
+                        !id.as_str()
+                            .is_some_and(|id| ids_of_repo.iter().any(|m| m == id))
+                    });
+                }
+            }
+            acl.retain(|e| e["policies"].as_array().is_some_and(|ids| !ids.is_empty()));
+            let used: BTreeSet<String> = acl
+                .iter()
+                .flat_map(|e| e["policies"].as_array().into_iter().flatten())
+                .filter_map(|id| id.as_str().map(str::to_string))
+                .collect();
+            policy["policies"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|p| p["id"].as_str().is_some_and(|id| used.contains(id)));
+        }
+        Some("add") => {
+            let id = format!("{repo}-policy");
+            let pull_request = match &entry["policy_args"] {
+                Value::Null => false,
+                Value::Object(args) => args
+                    .get("pull_request")
+                    .map(|v| {
+                        v.as_bool()
+                            .ok_or("`policy_args.pull_request` must be a boolean")
+                    })
+                    .transpose()?
+                    .unwrap_or(false),
+                _ => return Err("`policy_args` must be null or an object".into()),
+            };
+            let mut p = serde_json::Map::new();
+            p.insert("id".into(), json!(id));
+            p.insert("repo".into(), json!(repo));
+            for f in ["roles", "teams", "users"] {
+                if !entry[f].is_null() {
+                    p.insert(f.into(), entry[f].clone());
+                }
+            }
+            p.insert("pull_request".into(), json!(pull_request));
+            if !entry["users_from_json"].is_null() {
+                p.insert("users_from_json".into(), entry["users_from_json"].clone());
+            }
+            let list = policy["policies"].as_array_mut().unwrap();
+            match list.iter_mut().find(|q| q["id"] == id.as_str()) {
+                Some(q) => *q = Value::Object(p),
+                None => list.push(Value::Object(p)),
+            }
+            let acl = policy["access_control"].as_array_mut().unwrap();
+            for r in resources {
+                match acl.iter_mut().find(|e| e["resource"] == r) {
+                    Some(e) => {
+                        let ids = e["policies"].as_array_mut().ok_or("a broken entry")?;
+                        if !ids.iter().any(|x| *x == id.as_str()) {
+                            ids.push(json!(id));
+                        }
+                    }
+                    None => acl.push(json!({ "resource": r, "policies": [id] })),
+                }
+            }
+        }
+        _ => return Err("`action` must be `add` or `remove`".into()),
+    }
+    Ok(())
 }
 
 type Ci = State<Arc<FakeCirun>>;
@@ -1477,21 +1765,69 @@ async fn cirun_access(
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
         return resp;
     }
-    let mut policy = f.policy.lock().unwrap();
-    if m == Method::PUT {
-        let Some(axum::Json(body)) = body else {
-            return error(422, "a JSON policy is required");
+    let Some(axum::Json(body)) = body else {
+        return error(400, "a JSON body with `org` is required");
+    };
+    if body["org"] != f.org.as_str() {
+        return error(404, "organisation not found");
+    }
+    if m == Method::GET {
+        return match f.policy() {
+            Some(p) => axum::Json(json!({ "access_yml": p })).into_response(),
+            None => error(404, "no access control configured"),
         };
-        if !body["policies"].is_array() || !body["access_control"].is_array() {
-            return error(422, "policies and access_control must be lists");
+    }
+    let Some(entries) = body["repository_resource_access"].as_array() else {
+        return error(400, "`repository_resource_access` must be a list");
+    };
+    if body.as_object().map(|o| o.len()) != Some(2) {
+        return error(400, "only `org` and `repository_resource_access` are taken");
+    }
+    let mut policy = f
+        .policy()
+        .unwrap_or_else(|| json!({ "version": 1, "policies": [], "access_control": [] }));
+    for entry in entries {
+        if let Err(e) = apply_entry(&mut policy, entry) {
+            return error(400, &e);
         }
-        *policy = Some(body);
-        return axum::Json(json!({ "status": "ok" })).into_response();
     }
-    match &*policy {
-        Some(p) => axum::Json(p.clone()).into_response(),
-        None => error(404, "no access control configured"),
-    }
+    let text = serde_saphyr::to_string(&policy).unwrap();
+    // The pull request, as Cirun's app opens it with its own credentials (not through the
+    // gate: these are not gatehouse's calls).
+    let n = f.opened.fetch_add(1, Ordering::SeqCst) + 1;
+    let branch = format!("cirun/access-control-{n}");
+    let number = {
+        let mut s = f.github.state.lock().unwrap();
+        repo_id(&mut s, &f.access_repo);
+        let base = branch_mut(&mut s, &f.access_repo, "main").clone();
+        let mut head = base;
+        head.insert(ACCESS_FILE.to_string(), text);
+        let key = f.access_repo.to_ascii_lowercase();
+        s.files.get_mut(&key).unwrap().insert(branch.clone(), head);
+        s.commits.push((
+            f.access_repo.clone(),
+            branch.clone(),
+            ACCESS_FILE.to_string(),
+            "Update access control".to_string(),
+        ));
+        let number = 100 + s.opened.len() as u64;
+        let (owner, _) = f.access_repo.split_once('/').unwrap();
+        s.opened.insert(
+            (key, number),
+            json!({
+                "number": number,
+                "html_url": format!("https://github.com/{}/pull/{number}", f.access_repo),
+                "title": "Update access control",
+                "state": "open",
+                "merged": false,
+                "user": { "login": CIRUN_BOT, "type": "Bot" },
+                "head": { "ref": branch, "label": format!("{owner}:{branch}") },
+                "base": { "ref": "main" },
+            }),
+        );
+        number
+    };
+    axum::Json(json!({ "message": format!("Pull request #{number} created") })).into_response()
 }
 
 /// Starts a fake Cirun; returns its base URL (the fake's `/api/v1`).

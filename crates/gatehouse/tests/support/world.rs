@@ -33,8 +33,10 @@ pub struct World {
 /// How the world is set up beyond the defaults.
 #[derive(Default)]
 pub struct Options {
-    /// Cirun's policy is committed to `conda-forge/.cirun` instead of sent to Cirun's API.
-    pub cirun_via_repository: bool,
+    /// Cirun's policy goes through Cirun's API (`via: api`: a `PUT`, then the pull request
+    /// Cirun opens on `conda-forge/.cirun`, merged) instead of committed to `.cirun` directly
+    /// (the default).
+    pub cirun_api: bool,
     /// Stops the fakes at a chosen call (shared by both).
     pub hold: Option<Arc<Hold>>,
 }
@@ -59,12 +61,9 @@ pub fn world_with(background: usize, options: Options) -> World {
         s.teams.insert("core".into(), vec![REVIEWER.into()]);
     }
     let (github_api, github) = serve_github_held(fake, hold.clone());
-    let (cirun_api, cirun) = serve_cirun_held(FakeCirun::new(), hold.clone());
-    let via = if options.cirun_via_repository {
-        ", via: access-repo"
-    } else {
-        ""
-    };
+    let (cirun_api, cirun) =
+        serve_cirun_held(FakeCirun::new(github.clone(), "conda-forge"), hold.clone());
+    let via = if options.cirun_api { ", via: api" } else { "" };
     let dir = tempfile::tempdir().unwrap();
     let mut files = vec![
         (
@@ -244,8 +243,8 @@ impl World {
         cmd
     }
 
-    /// Every provider's view of `project`: (in the Cirun policy, in the installation, in the
-    /// runner group).
+    /// Every provider's view of `project`: (in the Cirun policy as merged in `.cirun`, in the
+    /// installation, in the runner group).
     pub fn holds(&self, project: &str) -> (bool, bool, bool) {
         let repo = format!("{project}-feedstock");
         let full = format!("conda-forge/{repo}");

@@ -1,0 +1,366 @@
+//! Cirun's policy in both modes, against the stand-in that speaks cirun-py's shapes and opens
+//! a pull request on `conda-forge/.cirun` for every `PUT` (see `support::FakeCirun`): from
+//! nothing, from conda-forge's real `.access.yml`, after a revoke; one write per run that
+//! changes something and none on a rerun; in `via: api`, the pull request Cirun opens is
+//! checked and merged, and while one is open nothing is sent again.
+
+mod support;
+
+use serde_json::Value;
+use support::world::{Options, World, git, world_with, write};
+
+const ACCESS_REPO: &str = "conda-forge/.cirun";
+const REAL_POLICY: &str = include_str!("../../../fixtures/conda-forge/cirun-access.yml");
+
+fn world_in(api: bool, background: usize) -> World {
+    world_with(
+        background,
+        Options {
+            cirun_api: api,
+            ..Default::default()
+        },
+    )
+}
+
+/// The writes that reach Cirun's policy: (Cirun `PUT`s, pull requests merged on `.cirun`,
+/// commits straight to `.cirun`'s default branch).
+fn writes(w: &World) -> (usize, usize, usize) {
+    let merges = w
+        .github
+        .gate
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("PUT /repos/conda-forge/.cirun/pulls/"))
+        .count();
+    let direct = w
+        .github
+        .commits_to(ACCESS_REPO)
+        .iter()
+        .filter(|(branch, ..)| branch == "main")
+        .count();
+    (w.cirun.gate.count("PUT "), merges, direct)
+}
+
+/// One write in the mode's way: a commit, or a `PUT` and the merge of its pull request.
+fn one_write(api: bool) -> (usize, usize, usize) {
+    if api { (1, 1, 0) } else { (0, 0, 1) }
+}
+
+/// The merged policy is what `render cirun` prints (as data; in `via: access-repo`, as text).
+fn assert_live_is_rendered(w: &World, api: bool) {
+    let rendered = w.run(&["render", "cirun"]);
+    assert_eq!(rendered.code, Some(0), "{rendered}");
+    let live = w.github.file(ACCESS_REPO, "main", ".access.yml").unwrap();
+    if !api {
+        assert_eq!(live, rendered.stdout);
+    }
+    let norm = |text: &str| -> Value {
+        let mut v: Value = serde_saphyr::from_str(text).unwrap();
+        for list in ["policies", "access_control"] {
+            if let Some(items) = v[list].as_array_mut() {
+                items.sort_by_key(|i| i.to_string());
+            }
+        }
+        v
+    };
+    assert_eq!(norm(&live), norm(&rendered.stdout), "{live}");
+    let open: Vec<Value> = w
+        .github
+        .pulls_in(ACCESS_REPO)
+        .into_iter()
+        .filter(|p| p["state"] == "open")
+        .collect();
+    assert!(open.is_empty(), "{open:?}");
+}
+
+fn converges_from_empty_and_after_a_revoke(api: bool) {
+    let mode = if api { "api" } else { "access-repo" };
+    let w = world_in(api, 2);
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{mode}: {run}");
+    assert_eq!(
+        w.cirun.repos_for("cirun-gpu"),
+        ["b00-feedstock", "b01-feedstock"]
+    );
+    assert_eq!(writes(&w), one_write(api), "{mode}");
+    assert_live_is_rendered(&w, api);
+
+    let again = w.run(&["apply", "--confirm"]);
+    assert_eq!(again.code, Some(0), "{mode}: {again}");
+    assert_eq!(writes(&w), one_write(api), "{mode}: a rerun writes nothing");
+    assert_eq!(w.cirun.pulls().len(), usize::from(api), "{mode}");
+
+    w.request(
+        "x",
+        "action: grant\nprojects: [x, y]\nresources: [cirun-gpu]\n",
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{mode}: {run}");
+    let (p, m, c) = one_write(api);
+    assert_eq!(
+        writes(&w),
+        (2 * p, 2 * m, 2 * c),
+        "{mode}: two projects, one write"
+    );
+    assert!(w.holds("x").0 && w.holds("y").0, "{mode}");
+
+    w.request(
+        "x-revoke",
+        "action: revoke\nprojects: [x]\nresources: [cirun-gpu]\n",
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{mode}: {run}");
+    assert_eq!(writes(&w), (3 * p, 3 * m, 3 * c), "{mode}");
+    assert_eq!(
+        w.cirun.repos_for("cirun-gpu"),
+        ["b00-feedstock", "b01-feedstock", "y-feedstock"],
+        "{mode}"
+    );
+    assert_live_is_rendered(&w, api);
+    let again = w.run(&["apply", "--confirm"]);
+    assert_eq!(again.code, Some(0), "{mode}: {again}");
+    assert_eq!(
+        writes(&w),
+        (3 * p, 3 * m, 3 * c),
+        "{mode}: a rerun writes nothing"
+    );
+    if api {
+        // What went to Cirun: cirun-py's body, only the repositories that changed.
+        let pulls = w.cirun.pulls();
+        assert_eq!(pulls.len(), 3);
+        assert!(
+            pulls
+                .iter()
+                .all(|p| p["state"] == "closed" && p["merged"] == true)
+        );
+    }
+}
+
+#[test]
+fn access_repo_converges_from_empty_and_after_a_revoke() {
+    converges_from_empty_and_after_a_revoke(false);
+}
+
+#[test]
+fn api_converges_from_empty_and_after_a_revoke() {
+    converges_from_empty_and_after_a_revoke(true);
+}
+
+/// conda-forge's real `.access.yml` is live; the ledger keeps one of its grants
+/// (pytorch-cpu on the GPU server, as it is there) and knows nothing of the rest.
+fn converges_from_conda_forge_s_real_policy(api: bool) {
+    let mode = if api { "api" } else { "access-repo" };
+    let w = world_in(api, 2);
+    w.github.set_file(ACCESS_REPO, ".access.yml", REAL_POLICY);
+    let via = if api { ", via: api" } else { "" };
+    write(
+        w.path(),
+        "gatehouse.yml",
+        &format!(
+            "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: {{ teams: [core] }}\n\
+             providers:\n  cirun: {{ kind: cirun, access_repo: .cirun{via}, users_from_json: \
+             https://raw.githubusercontent.com/Quansight/open-gpu-server/main/access/conda-forge-users.json }}\n  \
+             namespace: {{ kind: github-app, installation_id: 77 }}\n  \
+             gpu-pool: {{ kind: runner-group, group: gpu }}\n"
+        ),
+    );
+    write(
+        w.path(),
+        "resources/cirun-openstack-gpu-large.yml",
+        "name: cirun-openstack-gpu-large\nprovider: cirun\nlabels: [cirun-openstack-gpu-large]\n\
+         users: { roles: [admin, maintain, write], require_tos: true }\n",
+    );
+    write(
+        w.path(),
+        "grants/pytorch-cpu.yml",
+        "project: pytorch-cpu\ngrants:\n  - { resource: cirun-openstack-gpu-large, pull_request: true, granted: 2026-03-01 }\n",
+    );
+    git(w.path(), &["add", "-A"]);
+    git(w.path(), &["commit", "-qm", "pytorch-cpu"]);
+
+    // Everything else in the real policy is unknown to the ledger: a mass revocation.
+    let refused = w.run(&["apply", "--confirm"]);
+    assert_eq!(refused.code, Some(1), "{mode}: {refused}");
+    assert_eq!(writes(&w), (0, 0, 0), "{mode}");
+    let run = w.run(&["apply", "--confirm", "--allow-mass-revoke"]);
+    assert_eq!(run.code, Some(0), "{mode}: {run}");
+    assert_eq!(writes(&w), one_write(api), "{mode}: one write");
+    assert_eq!(
+        w.cirun.repos_for("cirun-openstack-gpu-large"),
+        ["pytorch-cpu-feedstock"],
+        "{mode}"
+    );
+    assert!(
+        w.cirun.repos_for("cirun-openstack-cpu-large").is_empty(),
+        "{mode}"
+    );
+    assert_eq!(
+        w.cirun.repos_for("cirun-gpu"),
+        ["b00-feedstock", "b01-feedstock"]
+    );
+    assert_live_is_rendered(&w, api);
+    let again = w.run(&["apply", "--confirm"]);
+    assert_eq!(again.code, Some(0), "{mode}: {again}");
+    assert_eq!(writes(&w), one_write(api), "{mode}: a rerun writes nothing");
+}
+
+#[test]
+fn access_repo_converges_from_conda_forge_s_real_policy() {
+    converges_from_conda_forge_s_real_policy(false);
+}
+
+#[test]
+fn api_converges_from_conda_forge_s_real_policy() {
+    converges_from_conda_forge_s_real_policy(true);
+}
+
+#[test]
+fn api_a_pull_request_the_token_cannot_merge_is_reported_and_never_sent_again() {
+    let w = world_in(true, 1);
+    w.github
+        .state
+        .lock()
+        .unwrap()
+        .merge_forbidden
+        .insert(ACCESS_REPO.to_string());
+    let first = w.run(&["apply", "--confirm"]);
+    assert_eq!(first.code, Some(1), "{first}");
+    assert!(
+        first
+            .stderr
+            .contains("https://github.com/conda-forge/.cirun/pull/100")
+            && first.stderr.contains("must merge it"),
+        "{first}"
+    );
+    assert!(
+        w.cirun.repos_for("cirun-gpu").is_empty(),
+        "not live before the merge"
+    );
+    for _ in 0..2 {
+        let again = w.run(&["apply", "--confirm"]);
+        assert_eq!(again.code, Some(1), "{again}");
+        assert!(again.stderr.contains("pull/100"), "{again}");
+    }
+    assert_eq!(
+        w.cirun.gate.count("PUT "),
+        1,
+        "never sent again while it is open"
+    );
+    assert_eq!(w.cirun.pulls().len(), 1);
+
+    // Someone who may merges it: live, and nothing more is sent.
+    w.github.merge(ACCESS_REPO, 100);
+    let after = w.run(&["apply", "--confirm"]);
+    assert_eq!(after.code, Some(0), "{after}");
+    assert_eq!(w.cirun.repos_for("cirun-gpu"), ["b00-feedstock"]);
+    assert_eq!(w.cirun.gate.count("PUT "), 1);
+}
+
+#[test]
+fn api_a_pull_request_with_another_change_is_not_merged() {
+    let w = world_in(true, 1);
+    // Someone else's change to the policy, waiting on .cirun.
+    {
+        let mut s = w.github.state.lock().unwrap();
+        let mut files = s
+            .files
+            .entry(ACCESS_REPO.into())
+            .or_default()
+            .entry("main".into())
+            .or_default()
+            .clone();
+        files.insert(".access.yml".into(), REAL_POLICY.into());
+        s.files
+            .get_mut(ACCESS_REPO)
+            .unwrap()
+            .insert("someone/add".into(), files);
+        s.opened.insert(
+            (ACCESS_REPO.into(), 7),
+            serde_json::json!({
+                "number": 7,
+                "html_url": "https://github.com/conda-forge/.cirun/pull/7",
+                "state": "open",
+                "user": { "login": "someone", "type": "User" },
+                "head": { "ref": "someone/add", "label": "conda-forge:someone/add" },
+                "base": { "ref": "main" },
+            }),
+        );
+    }
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("pull/7") && run.stderr.contains("not what the ledger wants"),
+        "{run}"
+    );
+    assert_eq!(
+        w.cirun.gate.count("PUT "),
+        0,
+        "nothing sent while it is open"
+    );
+    assert_eq!(
+        w.github.pulls_in(ACCESS_REPO)[0]["state"],
+        "open",
+        "not merged"
+    );
+
+    // Closed: the next run sends the change and merges Cirun's pull request.
+    w.github
+        .state
+        .lock()
+        .unwrap()
+        .opened
+        .get_mut(&(ACCESS_REPO.into(), 7))
+        .unwrap()["state"] = "closed".into();
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(w.cirun.repos_for("cirun-gpu"), ["b00-feedstock"]);
+    assert_eq!(w.cirun.gate.count("PUT "), 1);
+}
+
+#[test]
+fn api_a_pull_request_that_changes_more_than_the_policy_is_not_merged() {
+    let w = world_in(true, 1);
+    let rendered = w.run(&["render", "cirun"]);
+    assert_eq!(rendered.code, Some(0), "{rendered}");
+    // The very policy the ledger wants, and a workflow besides.
+    {
+        let mut s = w.github.state.lock().unwrap();
+        let mut files = s
+            .files
+            .entry(ACCESS_REPO.into())
+            .or_default()
+            .entry("main".into())
+            .or_default()
+            .clone();
+        files.insert(".access.yml".into(), rendered.stdout.clone());
+        files.insert(".github/workflows/x.yml".into(), "on: push\n".into());
+        s.files
+            .get_mut(ACCESS_REPO)
+            .unwrap()
+            .insert("someone/both".into(), files);
+        s.opened.insert(
+            (ACCESS_REPO.into(), 8),
+            serde_json::json!({
+                "number": 8,
+                "html_url": "https://github.com/conda-forge/.cirun/pull/8",
+                "state": "open",
+                "user": { "login": "someone", "type": "User" },
+                "head": { "ref": "someone/both", "label": "conda-forge:someone/both" },
+                "base": { "ref": "main" },
+            }),
+        );
+    }
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("pull/8") && run.stderr.contains("changes more than .access.yml"),
+        "{run}"
+    );
+    assert_eq!(
+        w.github.pulls_in(ACCESS_REPO)[0]["state"],
+        "open",
+        "not merged"
+    );
+    assert_eq!(w.cirun.gate.count("PUT "), 0);
+    assert!(w.cirun.repos_for("cirun-gpu").is_empty());
+}
