@@ -1172,7 +1172,7 @@ pub fn run_doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             ),
             Some(_) => match providers::admin_client_from_env() {
                 Err(e) => format!("error     {var} (GitHub, {used_by}): {e:#}"),
-                Ok(client) => probe(&runtime, &client, var, &used_by),
+                Ok(client) => probe(&runtime, &client, &settings.org.value, var, &used_by),
             },
         };
         all_ok &= verdict.starts_with("ok");
