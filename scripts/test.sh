@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
 scripts/ensure-chromium.sh   # the browser test: chromium and playwright-core (GATEHOUSE_SKIP_BROWSER=1 skips)
+scripts/ensure-openapi.sh    # the GitHub contract test: @octokit/openapi, pinned
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
