@@ -591,3 +591,32 @@ fn a_failing_or_hanging_set_repo_is_reported_and_the_next_run_converges() {
     assert_eq!(again.code, Some(0), "{again}");
     assert_eq!(w.mutations(), before);
 }
+
+/// A Cirun provider naming Cirun's installation needs Cirun's key in either `via`: `doctor`
+/// says so, and `apply` without it switches nothing and names the variable (the policy is
+/// still written through GitHub).
+#[test]
+fn switching_cirun_needs_its_key_and_doctor_says_so() {
+    let w = world_with_switch(false, 1, &[]);
+    let doctor = w.run_env(&["doctor"], &[("CIRUN_API_KEY", None)]);
+    assert_eq!(doctor.code, Some(1), "{doctor}");
+    assert!(
+        doctor.stdout.lines().any(|l| l.starts_with("missing")
+            && l.contains("CIRUN_API_KEY")
+            && l.contains("cirun")),
+        "{doctor}"
+    );
+    let run = w.run_env(&["apply", "--confirm"], &[("CIRUN_API_KEY", None)]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("set_repo") && run.stderr.contains("CIRUN_API_KEY"),
+        "{run}"
+    );
+    assert!(installed(&w).is_empty(), "nothing switched");
+    assert_eq!(w.cirun.repos_for("cirun-gpu"), ["b00-feedstock"]);
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(installed(&w), [feedstock("b00")]);
+    let doctor = w.run(&["doctor"]);
+    assert_eq!(doctor.code, Some(0), "{doctor}");
+}
