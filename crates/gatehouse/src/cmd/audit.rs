@@ -462,18 +462,13 @@ fn online(
     }
 
     // Repositories where Cirun is installed (Cirun's own app installation) without a grant.
-    let desired = gatehouse_core::desired::desired_state(repo, today);
     for (name, p) in &settings.value.providers {
         let (gatehouse_core::model::ProviderKind::Cirun, Some(installation)) =
             (p.kind.value, &p.installation_id)
         else {
             continue;
         };
-        let granted: std::collections::BTreeSet<String> = desired
-            .get(name)
-            .into_iter()
-            .flat_map(|a| a.values().flatten().cloned())
-            .collect();
+        let granted = super::apply::granted_at(repo, name, today);
         let installed = clients.admin().and_then(|c| {
             runtime.block_on(providers::cirun_app::installed_repositories(
                 &c,
