@@ -29,13 +29,21 @@ use serde_json::{Map, Value, json};
 /// Known errors in GitHub's own description, where the real API answers what the description
 /// does not allow: (operation id, what the problem says, why). A problem of that operation
 /// whose text contains that is not reported.
-const KNOWN_ERRORS: &[(&str, &str, &str)] = &[(
-    "actions/get-workflow-run-attempt",
-    "answered 404,",
-    // The description lists only 200, but GitHub answers 404 Not Found for a run (or attempt)
-    // it does not know, as for every resource ("Troubleshooting the REST API": 404).
-    "a run GitHub does not know",
-)];
+const KNOWN_ERRORS: &[(&str, &str, &str)] = &[
+    // These two list only 200, but GitHub answers 404 Not Found for a run (or attempt), or a
+    // team, that it does not know or the token may not see, as for every resource
+    // ("Troubleshooting the REST API": 404).
+    (
+        "actions/get-workflow-run-attempt",
+        "answered 404,",
+        "a run GitHub does not know",
+    ),
+    (
+        "teams/list-repos-in-org",
+        "answered 404,",
+        "a team GitHub does not know",
+    ),
+];
 
 /// Statuses any operation may answer although the description lists them for few: 304 to a
 /// conditional request ("Use conditional requests if appropriate", GitHub's REST best
