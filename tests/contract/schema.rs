@@ -52,6 +52,17 @@ const KNOWN_ERRORS: &[(&str, &str, &str)] = &[
 /// lists it.
 const ANY_OPERATION_MAY_ANSWER: &[u16] = &[304, 403, 429, 500, 502, 503, 504];
 
+/// How much of an answer a stand-in must give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answers {
+    /// Everything the description requires.
+    Complete,
+    /// Any subset of the fields, each of the description's type and shape: for a stand-in
+    /// that leaves out fields its client does not read (missing required properties are not
+    /// reported; everything else is).
+    Partial,
+}
+
 /// One call as the recording proxy saw it.
 #[derive(Clone, Debug)]
 pub struct Exchange {
@@ -210,7 +221,11 @@ impl Description {
 
     /// The problems of `instance` against the schema at pointer `at` (compiled once).
     pub fn validate(&self, at: &str, instance: &Value) -> Vec<String> {
-        let validator = self.validator(at);
+        self.validate_as(at, instance, Answers::Complete)
+    }
+
+    fn validate_as(&self, at: &str, instance: &Value, answers: Answers) -> Vec<String> {
+        let validator = self.validator(at, answers);
         validator
             .iter_errors(instance)
             .take(5)
@@ -231,31 +246,29 @@ impl Description {
             .collect()
     }
 
-    fn validator(&self, at: &str) -> Arc<jsonschema::Validator> {
-        if let Some(v) = self.compiled.lock().unwrap().get(at) {
+    fn validator(&self, at: &str, answers: Answers) -> Arc<jsonschema::Validator> {
+        let key = format!("{answers:?} {at}");
+        if let Some(v) = self.compiled.lock().unwrap().get(&key) {
             return v.clone();
         }
         let schema = self
             .doc
             .pointer(at)
             .unwrap_or_else(|| panic!("{}: no schema at {at}", self.name));
-        let root = self.standalone(schema);
+        let root = self.standalone(schema, answers == Answers::Partial);
         let validator = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
             .should_validate_formats(false)
             .build(&root)
             .unwrap_or_else(|e| panic!("{}: the schema at {at} does not compile: {e}", self.name));
         let validator = Arc::new(validator);
-        self.compiled
-            .lock()
-            .unwrap()
-            .insert(at.to_string(), validator.clone());
+        self.compiled.lock().unwrap().insert(key, validator.clone());
         validator
     }
 
     /// `schema` as one JSON Schema document: itself, and under `components/schemas` every
     /// component it reaches, each converted from OpenAPI's dialect.
-    fn standalone(&self, schema: &Value) -> Value {
+    fn standalone(&self, schema: &Value, drop_required: bool) -> Value {
         let mut components = Map::new();
         let mut queue: VecDeque<String> = VecDeque::new();
         let mut seen = BTreeSet::new();
@@ -270,13 +283,18 @@ impl Description {
             let target = &self.doc["components"]["schemas"][name];
             assert!(!target.is_null(), "{}: $ref {r} names nothing", self.name);
             refs(target, &mut queue);
-            components.insert(name.to_string(), convert(target));
+            components.insert(name.to_string(), convert(target, drop_required));
         }
-        json!({ "allOf": [convert(schema)], "components": { "schemas": components } })
+        json!({ "allOf": [convert(schema, drop_required)], "components": { "schemas": components } })
     }
 
     /// Everything about one call that the description does not allow.
     pub fn check(&self, ex: &Exchange) -> Vec<Problem> {
+        self.check_answers(ex, Answers::Complete)
+    }
+
+    /// [`Description::check`], with the stand-in's answers held to `answers`.
+    pub fn check_answers(&self, ex: &Exchange, answers: Answers) -> Vec<Problem> {
         let call = ex.call();
         let Some(op) = self.operation(&ex.method, &ex.path) else {
             return vec![Problem {
@@ -353,7 +371,7 @@ impl Description {
         let response_at = format!("{at}/responses/{}", escape(&key));
         match (&ex.answer, self.content_schema(&response_at)) {
             (Some(answer), Some(schema)) => {
-                for e in self.validate(&schema, answer) {
+                for e in self.validate_as(&schema, answer, answers) {
                     problems.push(problem(format!("answer {status} {e}")));
                 }
             }
@@ -462,7 +480,7 @@ fn refs(v: &Value, queue: &mut VecDeque<String>) {
 /// An OpenAPI schema as JSON Schema 2020-12: `nullable: true` becomes "or null" (for every
 /// schema, with or without `type`, `enum` or `$ref`), annotations that are not JSON Schema are
 /// dropped. Names under `properties` are kept as they are (a property may be called `example`).
-fn convert(v: &Value) -> Value {
+fn convert(v: &Value, drop_required: bool) -> Value {
     match v {
         Value::Object(m) => {
             let mut out = Map::new();
@@ -477,15 +495,16 @@ fn convert(v: &Value) -> Value {
                             .as_object()
                             .into_iter()
                             .flatten()
-                            .map(|(name, s)| (name.clone(), convert(s)))
+                            .map(|(name, s)| (name.clone(), convert(s, drop_required)))
                             .collect();
                         out.insert(k.clone(), Value::Object(props));
                     }
+                    "required" if drop_required => {}
                     "enum" | "const" | "default" | "required" => {
                         out.insert(k.clone(), x.clone());
                     }
                     _ => {
-                        out.insert(k.clone(), convert(x));
+                        out.insert(k.clone(), convert(x, drop_required));
                     }
                 }
             }
@@ -495,7 +514,7 @@ fn convert(v: &Value) -> Value {
                 Value::Object(out)
             }
         }
-        Value::Array(a) => Value::Array(a.iter().map(convert).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(|x| convert(x, drop_required)).collect()),
         other => other.clone(),
     }
 }
