@@ -2797,6 +2797,13 @@ async fn webhooks_that_change_roles_make_the_facts_stale(backend: Backend) {
     e["member"]["id"] = json!(ACTOR.1);
     let m = stale_then_fresh("membership", e).await;
     assert!(m.contains("octo-org/example-feedstock"), "{m}");
+    // ... of a team that was deleted (GitHub names it by id and name only, no slug).
+    let mut e = fixture("membership.removed.json");
+    e["member"]["login"] = json!(ACTOR.0);
+    e["member"]["id"] = json!(ACTOR.1);
+    e["team"] = json!({ "id": 3253328, "name": "github", "deleted": true });
+    let m = stale_then_fresh("membership", e).await;
+    assert!(m.contains("octo-org/example-feedstock"), "{m}");
     // Someone joined a team: the team's repositories, listed by GitHub.
     guard
         .fake
