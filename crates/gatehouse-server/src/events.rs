@@ -82,7 +82,10 @@ pub fn run_record(run: WorkflowRun, repository: &str, fallback: Option<User>) ->
 /// A team, as in the `membership` and `team` events.
 #[derive(Debug, Deserialize)]
 pub struct Team {
-    pub slug: String,
+    /// Absent when the team itself was deleted: GitHub then sends only `{id, name, deleted}`
+    /// (`@octokit/webhooks-examples`, `membership` `removed`).
+    #[serde(default)]
+    pub slug: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -30,7 +30,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::events::{
-    Event, RoleChangeEvent, WorkflowJob, WorkflowJobEvent, WorkflowRunEvent, parse_event,
+    Event, RoleChangeEvent, Team, WorkflowJob, WorkflowJobEvent, WorkflowRunEvent, parse_event,
 };
 use crate::facts::RepoRoles;
 use crate::state::{AppState, later, today};
@@ -891,11 +891,12 @@ fn on_role_change(
         ("team", _) => match (&e.repository, &e.team) {
             (Some(r), _) => repos.get_or_insert_default().push(r.full_name.clone()),
             (None, _) if e.action == "deleted" => repos = None,
-            (None, Some(team)) => after.push(After::TeamChanged {
+            (None, Some(Team { slug: Some(slug) })) => after.push(After::TeamChanged {
                 org: org.clone(),
-                team: team.slug.clone(),
+                team: slug.clone(),
             }),
-            (None, None) => repos = None,
+            // A team that cannot be named: everything may have changed.
+            (None, _) => repos = None,
         },
         // A team's members: a member who left loses what the team gave everywhere it is
         // listed; one who joined gains the team's repositories.
@@ -907,10 +908,11 @@ fn on_role_change(
                     .get_or_insert_default()
                     .extend(state.facts.repositories_of(p.id));
             }
-            if let Some(team) = &e.team {
+            // (A deleted team has no slug and no repositories left to list.)
+            if let Some(slug) = e.team.as_ref().and_then(|t| t.slug.as_ref()) {
                 after.push(After::TeamChanged {
                     org: org.clone(),
-                    team: team.slug.clone(),
+                    team: slug.clone(),
                 });
             }
         }

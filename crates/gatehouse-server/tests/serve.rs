@@ -2,8 +2,18 @@
 //! example payloads (`@octokit/webhooks-examples`, in `fixtures/`), a loopback fake of the
 //! GitHub REST endpoints the guard calls, and every scenario on both SQLite and PostgreSQL.
 //!
+//! The guard's calls to GitHub and the fake's answers are checked against GitHub's published
+//! REST description (`the_guard_s_calls_and_the_fake_s_answers_follow_github_s_description`,
+//! through the recording proxy of `tests/contract/recorder.rs`), and every payload a test
+//! delivers against GitHub's webhook description (in [`Guard::deliver`]).
+//!
 //! PostgreSQL is expected at 127.0.0.1:5432 (user `postgres`, database `test`), or wherever
 //! `GATEHOUSE_TEST_POSTGRES` points; each test creates its own database and drops it after.
+
+#[path = "../../../tests/contract/recorder.rs"]
+mod recorder;
+#[path = "../../../tests/contract/schema.rs"]
+mod schema;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -290,14 +300,13 @@ async fn fake_router(fake: Arc<Fake>) -> String {
                     .iter()
                     .position(|r| *r == role)
                     .unwrap_or(0);
-                json!({
-                    "login": login, "id": id, "type": "User", "site_admin": false,
-                    "role_name": role,
-                    "permissions": {
-                        "pull": true, "triage": rank >= 1, "push": rank >= 2,
-                        "maintain": rank >= 3, "admin": rank >= 4,
-                    },
-                })
+                let mut person = account(&login, id);
+                person["role_name"] = json!(role);
+                person["permissions"] = json!({
+                    "pull": true, "triage": rank >= 1, "push": rank >= 2,
+                    "maintain": rank >= 3, "admin": rank >= 4,
+                });
+                person
             })
             .collect();
         let etag = format!("\"{:x}\"", {
@@ -329,7 +338,7 @@ async fn fake_router(fake: Arc<Fake>) -> String {
             Some(repos) => Json(
                 repos
                     .iter()
-                    .map(|r| json!({"full_name": r, "name": r.split('/').nth(1), "owner": {"login": org}}))
+                    .map(|r| repository(&org, r))
                     .collect::<Vec<_>>(),
             )
             .into_response(),
@@ -351,8 +360,9 @@ async fn fake_router(fake: Arc<Fake>) -> String {
         Json(body): Json<Value>,
     ) -> (StatusCode, Json<Value>) {
         note(&fake, "POST", &uri);
+        let answer = check_run_answer(&uri, &body);
         fake.check_runs.lock().unwrap().push(body);
-        (StatusCode::CREATED, Json(json!({ "id": 1 })))
+        (StatusCode::CREATED, Json(answer))
     }
     /// Two deliveries a page, the `cursor` an offset, like GitHub's `Link` header.
     async fn hook_deliveries(
@@ -372,7 +382,7 @@ async fn fake_router(fake: Arc<Fake>) -> String {
             .lock()
             .unwrap()
             .iter()
-            .map(|h| h.0.clone())
+            .map(|h| delivery_item(&h.0))
             .collect();
         let start = q
             .get("cursor")
@@ -395,7 +405,7 @@ async fn fake_router(fake: Arc<Fake>) -> String {
         State(fake): State<Arc<Fake>>,
         uri: Uri,
         UrlPath((_, _, id)): UrlPath<(String, u64, u64)>,
-    ) -> StatusCode {
+    ) -> Response {
         note(&fake, "POST", &uri);
         let found = fake
             .hook
@@ -407,7 +417,7 @@ async fn fake_router(fake: Arc<Fake>) -> String {
         let (Some((listed, event, body)), Some((base, secret))) =
             (found, fake.target.lock().unwrap().clone())
         else {
-            return StatusCode::NOT_FOUND;
+            return (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response();
         };
         tokio::spawn(async move {
             let body = serde_json::to_vec(&body).unwrap();
@@ -425,7 +435,8 @@ async fn fake_router(fake: Arc<Fake>) -> String {
                 .await
                 .unwrap();
         });
-        StatusCode::ACCEPTED
+        // `components/responses/accepted`: an object.
+        (StatusCode::ACCEPTED, Json(json!({}))).into_response()
     }
     let app = Router::new()
         .route("/orgs/{org}/hooks/{hook}/deliveries", get(hook_deliveries))
@@ -450,6 +461,122 @@ async fn fake_router(fake: Arc<Fake>) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
+}
+
+/// An account as GitHub's REST answers give one (`simple-user`).
+fn account(login: &str, id: i64) -> Value {
+    let url = format!("https://api.github.com/users/{login}");
+    json!({
+        "login": login, "id": id, "node_id": format!("U_{id}"),
+        "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}?v=4"),
+        "gravatar_id": "", "url": url, "html_url": format!("https://github.com/{login}"),
+        "followers_url": format!("{url}/followers"),
+        "following_url": format!("{url}/following{{/other_user}}"),
+        "gists_url": format!("{url}/gists{{/gist_id}}"),
+        "starred_url": format!("{url}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{url}/subscriptions"),
+        "organizations_url": format!("{url}/orgs"), "repos_url": format!("{url}/repos"),
+        "events_url": format!("{url}/events{{/privacy}}"),
+        "received_events_url": format!("{url}/received_events"),
+        "type": "User", "site_admin": false,
+    })
+}
+
+/// A repository as `GET /orgs/{org}/teams/{team_slug}/repos` lists it (`minimal-repository`).
+fn repository(org: &str, full_name: &str) -> Value {
+    let url = format!("https://api.github.com/repos/{full_name}");
+    let mut repo = json!({
+        "id": 1296269, "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5",
+        "name": full_name.split('/').nth(1).unwrap_or(full_name), "full_name": full_name,
+        "owner": account(org, 9919), "private": false,
+        "html_url": format!("https://github.com/{full_name}"), "description": null,
+        "fork": false, "url": url,
+    });
+    for (field, tail) in [
+        ("archive_url", "/{archive_format}{/ref}"),
+        ("assignees_url", "/assignees{/user}"),
+        ("blobs_url", "/git/blobs{/sha}"),
+        ("branches_url", "/branches{/branch}"),
+        ("collaborators_url", "/collaborators{/collaborator}"),
+        ("comments_url", "/comments{/number}"),
+        ("commits_url", "/commits{/sha}"),
+        ("compare_url", "/compare/{base}...{head}"),
+        ("contents_url", "/contents/{+path}"),
+        ("contributors_url", "/contributors"),
+        ("deployments_url", "/deployments"),
+        ("downloads_url", "/downloads"),
+        ("events_url", "/events"),
+        ("forks_url", "/forks"),
+        ("git_commits_url", "/git/commits{/sha}"),
+        ("git_refs_url", "/git/refs{/sha}"),
+        ("git_tags_url", "/git/tags{/sha}"),
+        ("hooks_url", "/hooks"),
+        ("issue_comment_url", "/issues/comments{/number}"),
+        ("issue_events_url", "/issues/events{/number}"),
+        ("issues_url", "/issues{/number}"),
+        ("keys_url", "/keys{/key_id}"),
+        ("labels_url", "/labels{/name}"),
+        ("languages_url", "/languages"),
+        ("merges_url", "/merges"),
+        ("milestones_url", "/milestones{/number}"),
+        (
+            "notifications_url",
+            "/notifications{?since,all,participating}",
+        ),
+        ("pulls_url", "/pulls{/number}"),
+        ("releases_url", "/releases{/id}"),
+        ("stargazers_url", "/stargazers"),
+        ("statuses_url", "/statuses/{sha}"),
+        ("subscribers_url", "/subscribers"),
+        ("subscription_url", "/subscription"),
+        ("tags_url", "/tags"),
+        ("teams_url", "/teams"),
+        ("trees_url", "/git/trees{/sha}"),
+    ] {
+        repo[field] = json!(format!("{url}{tail}"));
+    }
+    repo
+}
+
+/// The check run `POST /repos/{owner}/{repo}/check-runs` created (`check-run`), from its body.
+fn check_run_answer(uri: &Uri, body: &Value) -> Value {
+    let repo = uri
+        .path()
+        .trim_start_matches("/repos/")
+        .trim_end_matches("/check-runs");
+    let output = &body["output"];
+    json!({
+        "id": 4, "node_id": "MDg6Q2hlY2tSdW40", "external_id": "",
+        "head_sha": body["head_sha"], "name": body["name"],
+        "url": format!("https://api.github.com/repos/{repo}/check-runs/4"),
+        "html_url": format!("https://github.com/{repo}/runs/4"),
+        "details_url": body.get("details_url").cloned().unwrap_or(Value::Null),
+        "status": body.get("status").cloned().unwrap_or(json!("completed")),
+        "conclusion": body.get("conclusion").cloned().unwrap_or(Value::Null),
+        "started_at": body.get("started_at").cloned().unwrap_or(json!("2026-01-01T00:00:00Z")),
+        "completed_at": body.get("completed_at").cloned().unwrap_or(Value::Null),
+        "output": {
+            "title": output.get("title").cloned().unwrap_or(Value::Null),
+            "summary": output.get("summary").cloned().unwrap_or(Value::Null),
+            "text": output.get("text").cloned().unwrap_or(Value::Null),
+            "annotations_count": 0,
+            "annotations_url": format!("https://api.github.com/repos/{repo}/check-runs/4/annotations"),
+        },
+        "check_suite": { "id": 5 }, "app": null, "pull_requests": [],
+    })
+}
+
+/// A hook's delivery as GitHub lists it (`hook-delivery-item`): what a test gives, with
+/// GitHub's other fields.
+fn delivery_item(given: &Value) -> Value {
+    let mut item = json!({
+        "redelivery": false, "duration": 0.27, "status": "OK", "status_code": 200,
+        "action": null, "installation_id": null, "repository_id": null,
+    });
+    for (k, v) in given.as_object().unwrap() {
+        item[k] = v.clone();
+    }
+    item
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -503,6 +630,30 @@ struct Guard {
     db: Db,
 }
 
+tokio::task_local! {
+    /// Set by the contract test: every guard started in its scope calls its fake GitHub through
+    /// a recording proxy, kept here.
+    static CONTRACT: Arc<Mutex<Vec<recorder::Recorder>>>;
+}
+
+/// Fails unless `body` follows GitHub's webhook description for `event` and its action, when
+/// the guard reads the event's payload: the payloads the tests build stay ones GitHub could
+/// send. (The bodies of other events are stored, not read; tests send small ones.)
+fn assert_github_could_send(event: &str, body: &Value) {
+    let read = ["workflow_run", "workflow_job"].contains(&event)
+        || gatehouse_server::events::ROLE_EVENTS.contains(&event);
+    if !read {
+        return;
+    }
+    let problems = schema::Description::webhooks().check_webhook(event, body);
+    let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        problems.is_empty(),
+        "a test payload GitHub's webhook description does not allow:\n{}",
+        listed.join("\n")
+    );
+}
+
 struct Options {
     mode: Option<GuardMode>,
     secret: &'static str,
@@ -541,7 +692,12 @@ impl Guard {
         write_repo(repo.path());
         let fake = Arc::new(Fake::default());
         fake.role(ACTOR, "maintain");
-        let github_api = fake_router(fake.clone()).await;
+        let mut github_api = fake_router(fake.clone()).await;
+        if let Ok(recorders) = CONTRACT.try_with(Clone::clone) {
+            let proxy = recorder::Recorder::start(&github_api);
+            github_api = proxy.base.clone();
+            recorders.lock().unwrap().push(proxy);
+        }
         let mut config =
             ServerConfig::new(repo.path(), db.url.clone(), Secret::new(options.secret));
         config.github_api = github_api;
@@ -617,6 +773,18 @@ impl Guard {
 
     /// Delivers a signed event; returns the status and the answer's message.
     async fn deliver(&self, event: &str, delivery: &str, body: &Value) -> (StatusCode, String) {
+        assert_github_could_send(event, body);
+        self.deliver_as_is(event, delivery, body).await
+    }
+
+    /// [`Guard::deliver`] of a payload GitHub's description does not allow: for the guard's
+    /// handling of what GitHub should never send.
+    async fn deliver_as_is(
+        &self,
+        event: &str,
+        delivery: &str,
+        body: &Value,
+    ) -> (StatusCode, String) {
         let body = serde_json::to_vec(body).unwrap();
         let resp = self
             .http
@@ -662,6 +830,7 @@ impl Guard {
         delivery: &str,
         body: &Value,
     ) -> tokio::task::JoinHandle<(StatusCode, String)> {
+        assert_github_could_send(event, body);
         let body = serde_json::to_vec(body).unwrap();
         let request = self
             .http
@@ -2628,6 +2797,13 @@ async fn webhooks_that_change_roles_make_the_facts_stale(backend: Backend) {
     e["member"]["id"] = json!(ACTOR.1);
     let m = stale_then_fresh("membership", e).await;
     assert!(m.contains("octo-org/example-feedstock"), "{m}");
+    // ... of a team that was deleted (GitHub names it by id and name only, no slug).
+    let mut e = fixture("membership.removed.json");
+    e["member"]["login"] = json!(ACTOR.0);
+    e["member"]["id"] = json!(ACTOR.1);
+    e["team"] = json!({ "id": 3253328, "name": "github", "deleted": true });
+    let m = stale_then_fresh("membership", e).await;
+    assert!(m.contains("octo-org/example-feedstock"), "{m}");
     // Someone joined a team: the team's repositories, listed by GitHub.
     guard
         .fake
@@ -2768,10 +2944,11 @@ async fn a_forks_pull_request_is_judged_by_the_forks_owner(backend: Backend) {
         text.contains("fork owner") && text.contains(OUTSIDER.0),
         "{text}"
     );
-    // The fork was deleted: GitHub sends no head repository. Nobody vouches for the code.
+    // The fork was deleted: GitHub sends no head repository (which its description does not
+    // foresee: `head_repository` is required there). Nobody vouches for the code.
     let mut gone = fork_run(962, MAINTAINER);
     gone["workflow_run"]["head_repository"] = Value::Null;
-    guard.deliver("workflow_run", "run-3", &gone).await;
+    guard.deliver_as_is("workflow_run", "run-3", &gone).await;
     let (_, m) = guard
         .deliver("workflow_job", "job-3", &queued_attempt(962, 1, 9620))
         .await;
@@ -2967,4 +3144,97 @@ async fn a_job_on_a_runner_group_is_decided_when_it_starts(backend: Backend) {
     hosted["workflow_job"]["runner_group_name"] = json!("GitHub Actions");
     let (_, m) = guard.deliver("workflow_job", "p-2", &hosted).await;
     assert_eq!(m, "not managed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract with GitHub's REST API
+
+/// The guard's calls to GitHub (a repository's collaborators, a run's attempt, cancelling, a
+/// check run, a team's repositories, the hook's deliveries and a redelivery) and the fake's
+/// answers to them, in the scenarios that make them, all follow GitHub's published REST
+/// description (`tests/contract/schema.rs`); a call whose path, body or answer is changed is
+/// found and named.
+#[tokio::test]
+async fn the_guard_s_calls_and_the_fake_s_answers_follow_github_s_description() {
+    let started = std::time::Instant::now();
+    let recorders = Arc::new(Mutex::new(Vec::new()));
+    CONTRACT
+        .scope(recorders.clone(), async {
+            // Independent (a guard and a database each): run together.
+            tokio::join!(
+                an_allowed_job_is_recorded(Backend::Sqlite),
+                a_denied_job_is_cancelled_and_explained(Backend::Sqlite),
+                a_missed_workflow_run_is_fetched(Backend::Sqlite),
+                a_rerun_whose_attempt_was_missed_is_read_from_github(Backend::Sqlite),
+                webhooks_that_change_roles_make_the_facts_stale(Backend::Sqlite),
+                missed_deliveries_are_asked_for_again(Backend::Sqlite),
+            );
+        })
+        .await;
+    let exchanges: Vec<schema::Exchange> = recorders
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.exchanges())
+        .collect();
+    let rest = schema::Description::rest();
+    let operations: std::collections::BTreeSet<&str> = exchanges
+        .iter()
+        .filter_map(|e| rest.operation(&e.method, &e.path))
+        .map(|o| o.id.as_str())
+        .collect();
+    for needed in [
+        "repos/list-collaborators",
+        "actions/get-workflow-run-attempt",
+        "actions/cancel-workflow-run",
+        "checks/create",
+        "teams/list-repos-in-org",
+        "orgs/list-webhook-deliveries",
+        "orgs/redeliver-webhook-delivery",
+    ] {
+        assert!(
+            operations.contains(needed),
+            "{needed} was not called: {operations:?}"
+        );
+    }
+    let problems: std::collections::BTreeSet<schema::Problem> =
+        exchanges.iter().flat_map(|e| rest.check(e)).collect();
+    let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        problems.is_empty(),
+        "calls or answers GitHub's description does not allow:\n{}",
+        listed.join("\n")
+    );
+
+    // Changed, the same call is found: its path, its body, the fake's answer.
+    let check = exchanges
+        .iter()
+        .find(|e| e.path.ends_with("/check-runs"))
+        .unwrap();
+    let mut moved = check.clone();
+    moved.path = moved.path.replace("/check-runs", "/check-run");
+    let found = rest.check(&moved);
+    assert!(found[0].what.contains("no operation"), "{found:?}");
+    let mut sent = check.clone();
+    sent.request.as_mut().unwrap()["conclusion"] = json!("denied");
+    let found = rest.check(&sent);
+    assert!(
+        found.iter().any(|p| p.operation == "checks/create"
+            && p.what.starts_with("request body at `/conclusion`")),
+        "{found:?}"
+    );
+    let mut answered = check.clone();
+    answered.answer.as_mut().unwrap()["output"]["annotations_count"] = json!("0");
+    let found = rest.check(&answered);
+    assert!(
+        found.iter().any(|p| p
+            .what
+            .starts_with("answer 201 at `/output/annotations_count`")),
+        "{found:?}"
+    );
+    eprintln!(
+        "{} calls of the guard checked; {:?} with the scenarios",
+        exchanges.len(),
+        started.elapsed()
+    );
 }
