@@ -1,18 +1,26 @@
-//! Loopback fakes of the parts of GitHub's and Cirun's APIs that `apply`, `doctor` and
-//! `approvals` use. GitHub's answers follow its OpenAPI description (npm `@octokit/openapi`,
+//! Loopback stand-ins for GitHub's and Cirun's APIs, shared by every test that talks to them
+//! (the command line's `apply`, `doctor`, `approvals`, `check --online`, ...; the guard's
+//! end-to-end tests) and by the guard's load generator. Not for production: nothing here is
+//! hardened, and every answer is made up from the state a test sets.
+//!
+//! GitHub's answers follow its OpenAPI description (npm `@octokit/openapi`,
 //! `generated/api.github.com.json`); each handler names the operation id it stands in for.
-//! Each keeps state like the real service, counts every call, and injects faults on demand:
-//! a status (500, ...), 429 with `Retry-After`, a dropped connection, and small pages so that
-//! listings need a second page.
+//! Cirun's follow its official client, cirun-py (see [`FakeCirun`]). Each fake keeps state
+//! like the real service, serves it over a real TCP socket on 127.0.0.1, logs every call
+//! (method, path, query and body) and injects faults on demand ([`Gate`]): a status (with
+//! GitHub's rate-limit headers for 403 and 429 when asked), `Retry-After`, a primary rate
+//! limit used up until a given time, a slow answer, a dropped connection, a status for every
+//! call, a delay per endpoint, and small pages so that listings need a second page.
+//!
+//! The endpoints the runtime guard calls (collaborators, workflow-run attempts, cancels, check
+//! runs, team repositories, webhook deliveries) are in `guard_api.rs`.
 
-#![allow(dead_code)]
+mod guard_api;
 
-pub mod world;
-
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -21,28 +29,80 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use serde_json::{Value, json};
 
+pub use guard_api::Delivery;
+
 pub const GITHUB_TOKEN: &str = "ghp_applyTestToken_MustNeverBePrinted_4567";
 pub const CIRUN_KEY: &str = "cirun_applyTestKey_MustNeverBePrinted_8901";
 
 /// An answer given instead of the real one.
 #[derive(Clone, Debug)]
 pub enum Fault {
+    /// This status, with GitHub's error body (`basic-error`).
     Status(u16),
+    /// This status (403 or 429) with GitHub's primary rate-limit headers: the limit used up
+    /// (`x-ratelimit-remaining: 0`) until the next second (`x-ratelimit-reset`).
+    RateLimited(u16),
+    /// 403 with `x-ratelimit-remaining: 0` until the given epoch second has passed: every
+    /// call until then gets it, the first one after passes.
+    RateLimitedUntil(u64),
     /// 429 with `retry-after`.
     RetryAfter(u64),
+    /// The answer comes only after this long (the call is logged when it arrives).
+    Slow(Duration),
     /// The connection is closed without an answer.
     Drop,
 }
 
-/// What every fake shares: the token it accepts, faults and the call log.
+/// One call as it reached a fake.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: String,
+    pub path: String,
+    /// The query string, when there is one.
+    pub query: Option<String>,
+    /// The headers as sent (credentials included: this is a test's log).
+    pub headers: Vec<(String, String)>,
+    /// The body, when it is JSON.
+    pub body: Option<Value>,
+}
+
+impl Call {
+    /// The request line and headers, as text.
+    pub fn head(&self) -> String {
+        let target = match &self.query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.clone(),
+        };
+        let mut head = format!("{} {target} HTTP/1.1\r\n", self.method);
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head
+    }
+}
+
+/// What every fake shares: the token it accepts, faults, delays and the call log.
+///
+/// Faults and delays are chosen by a pattern over `"METHOD /path"`: the call itself, or with
+/// `*` standing for any text (`"GET /repos*"`, `"POST */cancel"`).
 #[derive(Default)]
 pub struct Gate {
     token: String,
+    /// Whether a call must carry the headers GitHub's REST API asks for (`Accept:
+    /// application/vnd.github+json`, `X-GitHub-Api-Version: 2022-11-28`, a `User-Agent`, here
+    /// gatehouse's): 400 otherwise.
+    github_headers: bool,
     /// Every call answers this status until cleared.
     sticky: Mutex<Option<u16>>,
-    /// `"METHOD /path"` -> faults given, in order, before real answers.
-    faults: Mutex<HashMap<String, VecDeque<Fault>>>,
-    calls: Mutex<Vec<String>>,
+    /// Every call, whatever its credentials, answers these statuses in turn with its own head
+    /// in `message` (see [`Gate::echo_all`]); and how many were answered so.
+    echo: Mutex<(Vec<u16>, usize)>,
+    /// (pattern, fault), given in order, each once (but `RateLimitedUntil`), before real
+    /// answers.
+    faults: Mutex<Vec<(String, Fault)>>,
+    /// (pattern, delay): every matching call waits this long before it is answered.
+    delays: Mutex<Vec<(String, Duration)>>,
+    calls: Mutex<Vec<Call>>,
 }
 
 impl Gate {
@@ -58,26 +118,81 @@ impl Gate {
         *self.sticky.lock().unwrap() = status;
     }
 
-    /// Faults for `"METHOD /path"`, given before its real answers.
-    pub fn fault(&self, call: &str, faults: &[Fault]) {
+    /// Faults for calls matching `pattern` (`"METHOD /path"`, `*` for any text), given before
+    /// their real answers.
+    pub fn fault(&self, pattern: &str, faults: &[Fault]) {
         self.faults
             .lock()
             .unwrap()
-            .entry(call.to_string())
-            .or_default()
-            .extend(faults.iter().cloned());
+            .extend(faults.iter().map(|f| (pattern.to_string(), f.clone())));
+    }
+
+    /// The next calls matching `pattern` answer `statuses`, 403 and 429 with GitHub's
+    /// rate-limit headers (the limit used up for a second).
+    pub fn fail(&self, pattern: &str, statuses: &[u16]) {
+        let faults: Vec<Fault> = statuses
+            .iter()
+            .map(|s| match s {
+                403 | 429 => Fault::RateLimited(*s),
+                _ => Fault::Status(*s),
+            })
+            .collect();
+        self.fault(pattern, &faults);
+    }
+
+    /// Every call, whatever its credentials, fails with the next of `statuses` (in turn) and
+    /// the call's own request line and headers, `Authorization` first, in the answer's
+    /// `message`, as some proxies answer: a client that quoted answers without care would
+    /// quote its token. Empty: no more.
+    pub fn echo_all(&self, statuses: &[u16]) {
+        *self.echo.lock().unwrap() = (statuses.to_vec(), 0);
+    }
+
+    /// Every call matching `pattern` waits `delay` before it is answered (zero: no more).
+    pub fn delay(&self, pattern: &str, delay: Duration) {
+        let mut delays = self.delays.lock().unwrap();
+        delays.retain(|(p, _)| p != pattern);
+        if !delay.is_zero() {
+            delays.push((pattern.to_string(), delay));
+        }
     }
 
     /// Calls so far, as `"METHOD /path"`.
     pub fn calls(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| format!("{} {}", c.method, c.path))
+            .collect()
+    }
+
+    /// Calls so far, with their queries and bodies.
+    pub fn requests(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
 
+    /// How many calls start with `prefix` (`"METHOD /path"`).
     pub fn count(&self, prefix: &str) -> usize {
         self.calls()
             .iter()
             .filter(|c| c.starts_with(prefix))
             .count()
+    }
+
+    /// How many calls were exactly `call` (`"METHOD /path"`).
+    pub fn count_exact(&self, call: &str) -> usize {
+        self.calls().iter().filter(|c| *c == call).count()
+    }
+
+    /// How many calls contain `part` (`"/cancel"`).
+    pub fn count_containing(&self, part: &str) -> usize {
+        self.calls().iter().filter(|c| c.contains(part)).count()
+    }
+
+    /// How many calls there were.
+    pub fn total(&self) -> usize {
+        self.calls.lock().unwrap().len()
     }
 
     /// Calls that change something.
@@ -92,34 +207,194 @@ impl Gate {
         self.calls.lock().unwrap().clear();
     }
 
+    /// Notes a call as it arrives, then holds it for its delays and a `Slow` fault: before the
+    /// handler, so a call the client gives up on is still logged.
+    async fn arrive(&self, request: axum::extract::Request) -> axum::extract::Request {
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, 64 << 20)
+            .await
+            .unwrap_or_default();
+        let call = format!("{} {}", parts.method, parts.uri.path());
+        self.calls.lock().unwrap().push(Call {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().map(str::to_string),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: serde_json::from_slice(&bytes).ok(),
+        });
+        let delays: Vec<Duration> = self
+            .delays
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| fits(p, &call))
+            .map(|(_, d)| *d)
+            .collect();
+        for d in delays {
+            tokio::time::sleep(d).await;
+        }
+        let slow = {
+            let mut faults = self.faults.lock().unwrap();
+            match faults.iter().position(|(p, _)| fits(p, &call)) {
+                Some(i) if matches!(faults[i].1, Fault::Slow(_)) => Some(faults.remove(i).1),
+                _ => None,
+            }
+        };
+        if let Some(Fault::Slow(d)) = slow {
+            tokio::time::sleep(d).await;
+        }
+        axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))
+    }
+
     fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
         let call = format!("{method} {}", uri.path());
-        self.calls.lock().unwrap().push(call.clone());
-        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-        if auth != Some(&format!("Bearer {}", self.token)) {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        if let Some(status) = self.next_echo() {
+            return Some(echo(status, method, uri, headers));
+        }
+        if header("authorization") != Some(&format!("Bearer {}", self.token)) {
             return Some(error(401, "Bad credentials"));
+        }
+        if self.github_headers
+            && (header("accept") != Some("application/vnd.github+json")
+                || header("x-github-api-version") != Some("2022-11-28")
+                || !header("user-agent").is_some_and(|ua| ua.starts_with("gatehouse/")))
+        {
+            return Some(error(
+                400,
+                "missing or wrong Accept, X-GitHub-Api-Version or User-Agent",
+            ));
         }
         if let Some(status) = *self.sticky.lock().unwrap() {
             return Some(error(status, "Server Error"));
         }
-        let fault = self
-            .faults
-            .lock()
-            .unwrap()
-            .get_mut(&call)
-            .and_then(VecDeque::pop_front);
-        match fault? {
+        let fault = {
+            let mut faults = self.faults.lock().unwrap();
+            let i = faults.iter().position(|(p, _)| fits(p, &call))?;
+            match faults[i].1 {
+                Fault::RateLimitedUntil(reset) if now_secs() >= reset => {
+                    faults.remove(i);
+                    return None;
+                }
+                Fault::RateLimitedUntil(_) => faults[i].1.clone(),
+                _ => faults.remove(i).1,
+            }
+        };
+        match fault {
             Fault::Status(s) => Some(error(s, "Server Error")),
+            Fault::RateLimited(s) => Some(rate_limited(s, now_secs() + 1)),
+            Fault::RateLimitedUntil(reset) => Some(rate_limited(403, reset)),
             Fault::RetryAfter(secs) => {
                 let mut r = error(429, "You have exceeded a secondary rate limit.");
                 r.headers_mut()
                     .insert("retry-after", secs.to_string().parse().unwrap());
                 Some(r)
             }
+            // Taken when the call arrived (`arrive`); one queued behind another fault.
+            Fault::Slow(_) => None,
             // Unwinding out of the handler ends the connection's task: the client sees the
             // connection closed with no answer.
             Fault::Drop => std::panic::resume_unwind(Box::new("fault: dropped connection")),
         }
+    }
+}
+
+impl Gate {
+    fn next_echo(&self) -> Option<u16> {
+        let mut echo = self.echo.lock().unwrap();
+        let (statuses, answered) = &mut *echo;
+        let status = *statuses.get(*answered % statuses.len().max(1))?;
+        *answered += 1;
+        Some(status)
+    }
+}
+
+/// `status` with the request's line and headers (`Authorization` first, so that cutting the
+/// message short cannot hide it) in `message`.
+fn echo(status: u16, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+    let mut head = format!("{method} {uri} HTTP/1.1\r\n");
+    let mut names: Vec<_> = headers.keys().collect();
+    names.sort_by_key(|n| *n != "authorization");
+    for name in names {
+        for value in headers.get_all(name) {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    error(status, &head)
+}
+
+/// GitHub's answer to a call over its primary rate limit: `status` (403 or 429) with the limit
+/// used up until `reset` (epoch seconds).
+fn rate_limited(status: u16, reset: u64) -> Response {
+    let mut r = error(status, "API rate limit exceeded for user ID 1.");
+    let h = r.headers_mut();
+    h.insert("x-ratelimit-limit", "5000".parse().unwrap());
+    h.insert("x-ratelimit-remaining", "0".parse().unwrap());
+    h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
+    r
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Whether `call` fits `pattern`, where `*` stands for any text.
+fn fits(pattern: &str, call: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = call.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// The layer that logs a call to `gate` as it arrives and holds it for its delays.
+async fn arrive_layer<F: AsGate>(
+    State(fake): State<Arc<F>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let request = fake.gate().arrive(request).await;
+    next.run(request).await
+}
+
+/// A fake with a [`Gate`].
+trait AsGate: Send + Sync + 'static {
+    fn gate(&self) -> &Gate;
+}
+
+impl AsGate for FakeGitHub {
+    fn gate(&self) -> &Gate {
+        &self.gate
+    }
+}
+
+impl AsGate for FakeCirun {
+    fn gate(&self) -> &Gate {
+        &self.gate
     }
 }
 
@@ -198,9 +473,18 @@ async fn hold_layer(
     }
 }
 
+/// GitHub's `basic-error` body (Cirun's errors carry a `message` too).
 fn error(status: u16, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap();
-    (status, axum::Json(json!({ "message": message }))).into_response()
+    (
+        status,
+        axum::Json(json!({
+            "message": message,
+            "documentation_url": "https://docs.github.com/rest",
+            "status": status.as_str(),
+        })),
+    )
+        .into_response()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,6 +534,34 @@ pub struct GitHubState {
     /// Commits pushed with no pull request: sha -> (author, committer) logins, as
     /// `repos/get-commit` names their GitHub accounts.
     pub direct_commits: BTreeMap<String, (String, String)>,
+    /// Only repositories added with [`FakeGitHub::add_repo`] exist (the others answer 404);
+    /// otherwise any repository not `missing` exists from its first sight.
+    pub known_only: bool,
+    /// Lower-cased `owner/name` of archived repositories.
+    pub archived: BTreeSet<String>,
+    /// Account id -> (login, role name: `read`, `triage`, `write`, `maintain`, `admin`): the
+    /// collaborators of every repository, as `repos/list-collaborators` lists them.
+    pub collaborators: BTreeMap<i64, (String, String)>,
+    /// (run id, attempt) -> the run as `actions/get-workflow-run-attempt` answers it.
+    pub runs: BTreeMap<(i64, i64), Value>,
+    /// When set, every run attempt not in `runs` exists: a `push` run of the repository's
+    /// `main` by this account (login, id).
+    pub runs_by: Option<(String, i64)>,
+    /// Run id -> when its first `actions/cancel-workflow-run` arrived.
+    pub cancels: BTreeMap<i64, Instant>,
+    /// Bodies of `checks/create`, in order.
+    pub check_runs: Vec<Value>,
+    /// Team slug -> the `owner/name` of its repositories (`teams/list-repos-in-org`). A team
+    /// not listed answers 404.
+    pub team_repos: BTreeMap<String, Vec<String>>,
+    /// The organisation webhook's deliveries, newest first, as `orgs/list-webhook-deliveries`
+    /// lists them, each with what a redelivery sends.
+    pub hook_deliveries: Vec<Delivery>,
+    /// Where redeliveries go: the receiver's base URL (`{base}/webhook`) and the webhook's
+    /// secret they are signed with.
+    pub redeliver_to: Option<(String, String)>,
+    /// When set: the status listing the hook's deliveries answers (403 without admin rights).
+    pub hook_status: Option<u16>,
 }
 
 impl GitHubState {
@@ -307,13 +619,56 @@ pub struct FakeGitHub {
     pub page_size: Mutex<usize>,
 }
 
+impl Default for FakeGitHub {
+    fn default() -> Self {
+        FakeGitHub::new()
+    }
+}
+
 impl FakeGitHub {
+    /// A GitHub that accepts [`GITHUB_TOKEN`].
     pub fn new() -> Self {
+        FakeGitHub::with_token(GITHUB_TOKEN)
+    }
+
+    /// A GitHub that accepts `token` (`Authorization: Bearer <token>`) and nothing else.
+    pub fn with_token(token: &str) -> Self {
+        let mut gate = Gate::new(token);
+        gate.github_headers = true;
         FakeGitHub {
-            gate: Gate::new(GITHUB_TOKEN),
+            gate,
             state: Mutex::new(GitHubState::default()),
             page_size: Mutex::new(100),
         }
+    }
+
+    /// Adds repository `owner/name` (archived or not); with `known_only`, the only ones that
+    /// exist are those added.
+    pub fn add_repo(&self, full: &str, archived: bool) {
+        let mut s = self.state.lock().unwrap();
+        let key = full.to_ascii_lowercase();
+        let next = 1000 + s.repos.len() as u64;
+        s.repos
+            .entry(key.clone())
+            .or_insert((next, full.to_string()));
+        if archived {
+            s.archived.insert(key);
+        }
+    }
+
+    /// Sets the role of account `(login, id)` on every repository (seen at the next listing
+    /// of collaborators).
+    pub fn role(&self, (login, id): (&str, i64), role: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .collaborators
+            .insert(id, (login.to_string(), role.to_string()));
+    }
+
+    /// Takes account `(login, id)` off every repository's collaborators.
+    pub fn no_role(&self, (_, id): (&str, i64)) {
+        self.state.lock().unwrap().collaborators.remove(&id);
     }
 
     /// `owner/name` of every repository the installation holds, sorted.
@@ -530,6 +885,9 @@ fn repo_id(s: &mut GitHubState, full: &str) -> Option<u64> {
     if s.missing.contains(&key) {
         return None;
     }
+    if s.known_only {
+        return s.repos.get(&key).map(|(id, _)| *id);
+    }
     let next = 1000 + s.repos.len() as u64;
     Some(s.repos.entry(key).or_insert((next, full.to_string())).0)
 }
@@ -574,6 +932,7 @@ fn page(
     resp
 }
 
+/// `repos/get` (GET /repos/{owner}/{repo}): a `full-repository` (the fields gatehouse reads).
 async fn gh_repo(
     State(f): Gh,
     m: Method,
@@ -585,15 +944,48 @@ async fn gh_repo(
         return resp;
     }
     let full = format!("{o}/{r}");
-    match repo_id(&mut f.state.lock().unwrap(), &full) {
-        Some(id) => axum::Json(
-            json!({ "id": id, "full_name": full, "archived": false, "default_branch": "main" }),
-        )
+    let mut s = f.state.lock().unwrap();
+    match repo_id(&mut s, &full) {
+        Some(id) => axum::Json(json!({
+            "id": id,
+            "name": r,
+            "full_name": full,
+            "private": false,
+            "archived": s.archived.contains(&full.to_ascii_lowercase()),
+            "disabled": false,
+            "default_branch": "main",
+        }))
         .into_response(),
         None => error(404, "Not Found"),
     }
 }
 
+/// `users/get-by-username` (GET /users/{username}): a `public-user` (login, id, type) for the
+/// logins in `accounts`; 404 for any other (a deleted or renamed account).
+async fn gh_user(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path(login): Path<String>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    match f
+        .state
+        .lock()
+        .unwrap()
+        .accounts
+        .get(&login.to_ascii_lowercase())
+    {
+        Some(id) => axum::Json(json!({ "login": login, "id": id, "type": "User" })).into_response(),
+        None => error(404, "Not Found"),
+    }
+}
+
+/// `apps/list-installation-repos-for-authenticated-user` (GET
+/// /user/installations/{installation_id}/repositories): `{total_count, repositories}`, paged.
 async fn gh_installation_repos(
     State(f): Gh,
     m: Method,
@@ -629,6 +1021,9 @@ fn listed(s: &GitHubState, ids: &BTreeSet<u64>) -> Vec<Value> {
         .collect()
 }
 
+/// `apps/add-repo-to-installation-for-authenticated-user` (PUT) and
+/// `apps/remove-repo-from-installation-for-authenticated-user` (DELETE)
+/// /user/installations/{installation_id}/repositories/{repository_id}: 204.
 async fn gh_installation_repo(
     State(f): Gh,
     m: Method,
@@ -654,6 +1049,8 @@ async fn gh_installation_repo(
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// `actions/list-self-hosted-runner-groups-for-org` (GET /orgs/{org}/actions/runner-groups):
+/// `{total_count, runner_groups}` of `runner-groups-org`.
 async fn gh_runner_groups(
     State(f): Gh,
     m: Method,
@@ -682,6 +1079,9 @@ async fn gh_runner_groups(
     page(&f, &uri, &h, &q, Some("runner_groups"), items)
 }
 
+/// `actions/list-repo-access-to-self-hosted-runner-group-in-org` (GET) and
+/// `actions/set-repo-access-to-self-hosted-runner-group-in-org` (PUT, `selected_repository_ids`,
+/// 204) /orgs/{org}/actions/runner-groups/{runner_group_id}/repositories.
 async fn gh_group_repos(
     State(f): Gh,
     m: Method,
@@ -726,6 +1126,7 @@ async fn gh_group_repos(
     page(&f, &uri, &h, &q, Some("repositories"), items)
 }
 
+/// `rate-limit/get` (GET /rate_limit): `rate-limit-overview` (the core resource).
 async fn gh_rate_limit(State(f): Gh, m: Method, uri: Uri, h: HeaderMap) -> Response {
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
         return resp;
@@ -734,6 +1135,7 @@ async fn gh_rate_limit(State(f): Gh, m: Method, uri: Uri, h: HeaderMap) -> Respo
         .into_response()
 }
 
+/// `issues/list-for-repo` (GET /repos/{owner}/{repo}/issues): the open issues, paged.
 async fn gh_list_issues(
     State(f): Gh,
     m: Method,
@@ -754,6 +1156,7 @@ async fn gh_list_issues(
     page(&f, &uri, &h, &q, None, items)
 }
 
+/// `issues/create` (POST /repos/{owner}/{repo}/issues): 201 with the `issue`.
 async fn gh_create_issue(
     State(f): Gh,
     m: Method,
@@ -778,6 +1181,8 @@ async fn gh_create_issue(
     (StatusCode::CREATED, axum::Json(issue)).into_response()
 }
 
+/// `issues/update` (PATCH /repos/{owner}/{repo}/issues/{issue_number}): `body`, `state`,
+/// `title`.
 async fn gh_edit_issue(
     State(f): Gh,
     m: Method,
@@ -1133,6 +1538,8 @@ async fn gh_edit_comment(
     axum::Json(comment.clone()).into_response()
 }
 
+/// `repos/get-collaborator-permission-level` (GET
+/// /repos/{owner}/{repo}/collaborators/{username}/permission): `repository-collaborator-permission`.
 async fn gh_permission(
     State(f): Gh,
     m: Method,
@@ -1158,6 +1565,9 @@ async fn gh_permission(
     axum::Json(json!({ "permission": permission, "user": { "login": login } })).into_response()
 }
 
+/// `repos/get-content` (GET) and `repos/create-or-update-file-contents` (PUT)
+/// /repos/{owner}/{repo}/contents/{path}: a `content-file` (base64, wrapped as GitHub wraps
+/// it); a write needs the current blob's `sha` (409 when it is not, 422 when missing).
 async fn gh_contents(
     State(f): Gh,
     m: Method,
@@ -1243,6 +1653,7 @@ async fn gh_contents(
     .into_response()
 }
 
+/// `git/get-ref` (GET /repos/{owner}/{repo}/git/ref/{ref}): a `git-ref`.
 async fn gh_get_ref(
     State(f): Gh,
     m: Method,
@@ -1269,7 +1680,8 @@ async fn gh_get_ref(
     }
 }
 
-/// `POST .../git/refs` creates a branch; `PATCH .../git/refs/heads/{branch}` moves one.
+/// `git/create-ref` (POST /repos/{owner}/{repo}/git/refs, 201) creates a branch; `git/update-ref`
+/// (PATCH /repos/{owner}/{repo}/git/refs/{ref}) moves one.
 async fn gh_refs(
     State(f): Gh,
     m: Method,
@@ -1320,6 +1732,8 @@ async fn gh_refs(
         .into_response()
 }
 
+/// `pulls/list` (GET, `head` and `state` filters, paged) and `pulls/create` (POST, 201)
+/// /repos/{owner}/{repo}/pulls.
 async fn gh_pulls(
     State(f): Gh,
     m: Method,
@@ -1392,6 +1806,7 @@ async fn gh_pulls(
     page(&f, &uri, &h, &q, None, items)
 }
 
+/// `pulls/update` (PATCH /repos/{owner}/{repo}/pulls/{pull_number}): `state`.
 async fn gh_edit_pull(
     State(f): Gh,
     m: Method,
@@ -1462,6 +1877,14 @@ async fn gh_merge_pull(
         .into_response()
 }
 
+/// Anything else GitHub might be asked: logged (by the layer), and not found.
+async fn gh_unknown(State(f): Gh, m: Method, uri: Uri, h: HeaderMap) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    error(404, "Not Found")
+}
+
 /// Starts a fake GitHub; returns its base URL.
 pub fn serve_github(fake: FakeGitHub) -> (String, Arc<FakeGitHub>) {
     serve_github_held(fake, Hold::new())
@@ -1523,7 +1946,14 @@ pub fn serve_github_held(fake: FakeGitHub, hold: Arc<Hold>) -> (String, Arc<Fake
             get(gh_group_repos).put(gh_group_repos),
         )
         .route("/rate_limit", get(gh_rate_limit))
+        .route("/users/{login}", get(gh_user))
+        .merge(guard_api::routes())
+        .fallback(gh_unknown)
         .with_state(fake.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            fake.clone(),
+            arrive_layer::<FakeGitHub>,
+        ))
         .layer(axum::middleware::from_fn_with_state(hold, hold_layer));
     (serve(app), fake)
 }
@@ -1844,6 +2274,10 @@ pub fn serve_cirun_held(fake: FakeCirun, hold: Arc<Hold>) -> (String, Arc<FakeCi
             get(cirun_access).put(cirun_access),
         )
         .with_state(fake.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            fake.clone(),
+            arrive_layer::<FakeCirun>,
+        ))
         .layer(axum::middleware::from_fn_with_state(hold, hold_layer));
     (format!("{}/api/v1", serve(app)), fake)
 }
