@@ -2299,3 +2299,33 @@ fn serve(app: Router) -> String {
     });
     base
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fits;
+
+    /// A pattern is the call itself, or has `*` standing for any text (none included).
+    #[test]
+    fn patterns_choose_calls() {
+        let call = "POST /repos/o/r/actions/runs/7/cancel";
+        for yes in [
+            call,
+            "POST /repos*",
+            "POST */cancel",
+            "*/runs/*/cancel",
+            "*",
+            "POST /repos/o/r/actions/runs/7/cancel*",
+        ] {
+            assert!(fits(yes, call), "{yes}");
+        }
+        for no in [
+            "GET /repos*",
+            "POST /repos/o/r",
+            "*/cancel/*",
+            "POST */attempts",
+            "POST /repos/o/r/actions/runs/7/cancel/x",
+        ] {
+            assert!(!fits(no, call), "{no}");
+        }
+    }
+}
