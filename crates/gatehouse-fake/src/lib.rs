@@ -1996,6 +1996,10 @@ pub struct FakeCirun {
     pub access_repo: String,
     /// Pull requests opened so far (to name their branches).
     opened: AtomicUsize,
+    /// Cirun's own switch (`set_repo`): lower-cased `owner/name` -> active. See [`cirun_repo`].
+    pub active: Mutex<BTreeMap<String, bool>>,
+    /// `POST repo` answers only after this long (a Cirun that hangs).
+    pub repo_delay: Mutex<Option<Duration>>,
 }
 
 /// Where Cirun keeps the policy in the access repository.
@@ -2012,6 +2016,8 @@ impl FakeCirun {
             org: org.to_string(),
             access_repo: format!("{org}/.cirun"),
             opened: AtomicUsize::new(0),
+            active: Mutex::new(BTreeMap::new()),
+            repo_delay: Mutex::new(None),
         }
     }
 
@@ -2260,6 +2266,68 @@ async fn cirun_access(
     axum::Json(json!({ "message": format!("Pull request #{number} created") })).into_response()
 }
 
+impl FakeCirun {
+    /// Whether Cirun is switched on at `owner/name` (`None`: never set).
+    pub fn is_active(&self, full: &str) -> Option<bool> {
+        self.active
+            .lock()
+            .unwrap()
+            .get(&full.to_ascii_lowercase())
+            .copied()
+    }
+}
+
+/// Cirun's switch at one repository, as cirun-py's `Cirun.set_repo(name, active)` calls it
+/// (`cirun/client.py`, commit 14b7e4a): `POST repo` with the JSON body exactly
+/// `{"repository": name, "active": bool}`, where `name` is `owner/name` (cirun-py's CLI help:
+/// "for example: cirunlabs/cirun"; conda-smithy's `enable_cirun_for_project` passes
+/// `f"{owner}/{repo}"`); 200 or 201 is success, any other status an error
+/// (`raise_for_status`). The answer is a JSON object (cirun-py spreads it into a dict) whose
+/// fields are not published: this one repeats what was set. cirun-py's `get_repos`
+/// (`GET repo`, "List active repositories") is not served: what it answers is not published.
+async fn cirun_repo(
+    State(f): Ci,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    body: Option<axum::Json<Value>>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let delay = *f.repo_delay.lock().unwrap();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    let Some(axum::Json(body)) = body else {
+        return error(
+            400,
+            "a JSON body with `repository` and `active` is required",
+        );
+    };
+    let keys: BTreeSet<&str> = body
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    if keys != BTreeSet::from(["active", "repository"]) {
+        return error(400, "only `repository` and `active` are taken");
+    }
+    let (Some(name), Some(active)) = (body["repository"].as_str(), body["active"].as_bool()) else {
+        return error(400, "`repository` must be a name and `active` a boolean");
+    };
+    let well_formed = name
+        .split_once('/')
+        .is_some_and(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'));
+    if !well_formed {
+        return error(400, "`repository` must be `owner/name`");
+    }
+    f.active
+        .lock()
+        .unwrap()
+        .insert(name.to_ascii_lowercase(), active);
+    axum::Json(json!({ "repository": name, "active": active })).into_response()
+}
+
 /// Starts a fake Cirun; returns its base URL (the fake's `/api/v1`).
 pub fn serve_cirun(fake: FakeCirun) -> (String, Arc<FakeCirun>) {
     serve_cirun_held(fake, Hold::new())
@@ -2273,6 +2341,7 @@ pub fn serve_cirun_held(fake: FakeCirun, hold: Arc<Hold>) -> (String, Arc<FakeCi
             "/api/v1/access-control",
             get(cirun_access).put(cirun_access),
         )
+        .route("/api/v1/repo", post(cirun_repo))
         .with_state(fake.clone())
         .layer(axum::middleware::from_fn_with_state(
             fake.clone(),

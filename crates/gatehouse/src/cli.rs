@@ -419,6 +419,11 @@ pub struct ApplyArgs {
     /// The share of active grants one run may revoke without --allow-mass-revoke.
     #[arg(long, default_value_t = 0.10, value_name = "SHARE")]
     pub max_revoke_share: f64,
+    /// Switch Cirun off (cirun-py's `set_repo` inactive, then out of Cirun's app installation)
+    /// at every repository of a Cirun provider's `installation_id` that holds no grant of its
+    /// resources; without it they are only reported. The same share limit applies.
+    #[arg(long)]
+    pub deactivate_ungranted: bool,
 }
 
 #[derive(Debug, Args)]

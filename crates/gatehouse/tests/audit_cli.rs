@@ -861,3 +861,65 @@ fn audit_lists_the_accounts_whose_requests_go_unreviewed() {
         "{found:?}"
     );
 }
+
+/// `audit --online` reads Cirun's runner catalogue (`.cirun.global.yml` in the provider's
+/// `access_repo`, here conda-forge's real one) and reports every catalogue runner that no
+/// resource of the provider names, at its line: a runner nobody's grant governs.
+#[test]
+fn audit_online_reports_catalogue_runners_no_resource_names() {
+    const CATALOGUE: &str = include_str!("../../../fixtures/conda-forge/cirun-global.yml");
+    let w = support::world::world(1);
+    let applied = w.run(&["apply", "--confirm"]);
+    assert_eq!(applied.code, Some(0), "{applied}");
+    w.github
+        .set_file("conda-forge/.cirun", ".cirun.global.yml", CATALOGUE);
+    let unnamed = || {
+        let run = w.run(&["audit", "--online", "--format", "json"]);
+        let doc: serde_json::Value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{run}"));
+        let found: Vec<String> = doc["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["code"] == "audit-cirun-unnamed-runner")
+            .map(|d| d["message"].as_str().unwrap().to_string())
+            .collect();
+        (run, found)
+    };
+    // The world's one Cirun resource (`cirun-gpu`) names none of conda-forge's 11 runners.
+    let (run, found) = unnamed();
+    assert_eq!(found.len(), 11, "{run}");
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("`cirun-openstack-gpu-xlarge`")
+                && m.contains("conda-forge/.cirun/.cirun.global.yml, line 14")),
+        "{run}"
+    );
+    // A resource named after a runner governs it: no longer reported.
+    support::world::write(
+        w.path(),
+        "resources/cirun-openstack-gpu-xlarge.yml",
+        "name: cirun-openstack-gpu-xlarge\nprovider: cirun\nlabels: [cirun-openstack-gpu-xlarge]\n",
+    );
+    let (run, found) = unnamed();
+    assert_eq!(found.len(), 10, "{run}");
+    assert!(
+        !found
+            .iter()
+            .any(|m| m.contains("`cirun-openstack-gpu-xlarge`")),
+        "{run}"
+    );
+    // A catalogue Cirun cannot read is said, not passed over.
+    w.github
+        .set_file("conda-forge/.cirun", ".cirun.global.yml", "runners: 3\n");
+    let run = w.run(&["audit", "--online", "--format", "json"]);
+    assert!(
+        run.stdout.contains("audit-unverified")
+            && run
+                .stdout
+                .contains("could not read Cirun's runner catalogue"),
+        "{run}"
+    );
+}

@@ -364,3 +364,259 @@ fn api_a_pull_request_that_changes_more_than_the_policy_is_not_merged() {
     assert_eq!(w.cirun.gate.count("PUT "), 0);
     assert!(w.cirun.repos_for("cirun-gpu").is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cirun's own switch: its app installation and `set_repo` (see `providers::cirun_app`).
+
+/// Cirun's app installation in these tests (conda-forge's is 18453316).
+const CIRUN_APP: u64 = 78;
+
+/// The world, its Cirun provider naming Cirun's app installation [`CIRUN_APP`], which holds
+/// `installed` (`owner/name`).
+fn world_with_switch(api: bool, background: usize, installed: &[&str]) -> World {
+    let w = world_in(api, background);
+    {
+        let mut s = w.github.state.lock().unwrap();
+        s.installations.insert(CIRUN_APP, Default::default());
+    }
+    for full in installed {
+        // Through the fake's own API state: the repository gets its id on first sight.
+        w.github.add_to_runner_group("other", full);
+        let mut s = w.github.state.lock().unwrap();
+        let ids = s.runner_groups[&(support::world::GROUP_ID + 1)].1.clone();
+        s.installations.get_mut(&CIRUN_APP).unwrap().extend(ids);
+    }
+    let path = w.path().join("gatehouse.yml");
+    let settings = std::fs::read_to_string(&path).unwrap();
+    let via = if api { ", via: api" } else { "" };
+    let from = format!("cirun: {{ kind: cirun, access_repo: .cirun{via} }}");
+    let to =
+        format!("cirun: {{ kind: cirun, access_repo: .cirun{via}, installation_id: {CIRUN_APP} }}");
+    assert!(settings.contains(&from), "{settings}");
+    std::fs::write(&path, settings.replace(&from, &to)).unwrap();
+    git(w.path(), &["commit", "-qam", "Cirun's app installation"]);
+    w
+}
+
+/// `owner/name` of every repository in Cirun's app installation.
+fn installed(w: &World) -> Vec<String> {
+    w.github.installation(CIRUN_APP)
+}
+
+fn feedstock(p: &str) -> String {
+    format!("conda-forge/{p}-feedstock")
+}
+
+/// As conda-smithy enables a feedstock (`enable_cirun_for_project`: cirun-py's `set_repo`
+/// with the installation, then `add_repo_to_resources`): a repository that gains a Cirun grant
+/// is switched on at Cirun and added to Cirun's app installation, in the run that writes the
+/// policy; a rerun sends nothing; a revoked one stays switched on (reported) until
+/// `--deactivate-ungranted`, which switches it off and takes it out of the installation.
+fn switch_follows_the_ledger(api: bool) {
+    let mode = if api { "api" } else { "access-repo" };
+    let w = world_with_switch(api, 2, &[]);
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{mode}: {run}");
+    assert_eq!(
+        installed(&w),
+        [feedstock("b00"), feedstock("b01")],
+        "{mode}"
+    );
+    assert_eq!(w.cirun.is_active(&feedstock("b00")), Some(true), "{mode}");
+    assert_eq!(w.cirun.is_active(&feedstock("b01")), Some(true), "{mode}");
+    assert_eq!(w.cirun.gate.count("POST /api/v1/repo"), 2, "{mode}");
+    assert_eq!(
+        writes(&w),
+        one_write(api),
+        "{mode}: the policy in one write"
+    );
+    assert!(
+        run.stderr
+            .contains("Cirun switched on at conda-forge/b00-feedstock"),
+        "{run}"
+    );
+
+    let before = w.mutations();
+    let again = w.run(&["apply", "--confirm"]);
+    assert_eq!(again.code, Some(0), "{mode}: {again}");
+    assert_eq!(w.mutations(), before, "{mode}: a rerun changes nothing");
+
+    w.request(
+        "x",
+        "action: grant\nprojects: [x]\nresources: [cirun-gpu]\n",
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{mode}: {run}");
+    assert_eq!(w.cirun.is_active(&feedstock("x")), Some(true), "{mode}");
+    assert!(installed(&w).contains(&feedstock("x")), "{mode}");
+    assert_eq!(w.cirun.gate.count("POST /api/v1/repo"), 3, "{mode}: x only");
+
+    w.request(
+        "x-revoke",
+        "action: revoke\nprojects: [x]\nresources: [cirun-gpu]\n",
+    );
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{mode}: {run}");
+    assert!(!w.holds("x").0, "{mode}: out of the policy");
+    assert!(
+        run.stderr
+            .contains("Cirun is installed on conda-forge/x-feedstock, which holds no grant")
+            && run.stderr.contains("--deactivate-ungranted"),
+        "{mode}: {run}"
+    );
+    assert_eq!(
+        w.cirun.is_active(&feedstock("x")),
+        Some(true),
+        "{mode}: only on request"
+    );
+    assert!(installed(&w).contains(&feedstock("x")), "{mode}");
+
+    let run = w.run(&["apply", "--confirm", "--deactivate-ungranted"]);
+    assert_eq!(run.code, Some(0), "{mode}: {run}");
+    assert_eq!(w.cirun.is_active(&feedstock("x")), Some(false), "{mode}");
+    assert_eq!(
+        installed(&w),
+        [feedstock("b00"), feedstock("b01")],
+        "{mode}"
+    );
+    assert_eq!(w.cirun.is_active(&feedstock("b00")), Some(true), "{mode}");
+    let before = w.mutations();
+    let again = w.run(&["apply", "--confirm", "--deactivate-ungranted"]);
+    assert_eq!(again.code, Some(0), "{mode}: {again}");
+    assert_eq!(w.mutations(), before, "{mode}: a rerun changes nothing");
+}
+
+#[test]
+fn access_repo_switches_cirun_on_where_a_grant_is_gained_and_off_on_request() {
+    switch_follows_the_ledger(false);
+}
+
+#[test]
+fn api_switches_cirun_on_where_a_grant_is_gained_and_off_on_request() {
+    switch_follows_the_ledger(true);
+}
+
+/// Switching Cirun off at many repositories at once is a mass revocation: refused without
+/// `--allow-mass-revoke`, and nothing is switched off.
+#[test]
+fn deactivating_many_ungranted_repositories_needs_the_mass_revoke_flag() {
+    let intruders: Vec<String> = (0..5).map(|i| feedstock(&format!("intruder{i}"))).collect();
+    let names: Vec<&str> = intruders.iter().map(String::as_str).collect();
+    let w = world_with_switch(false, 2, &names);
+    let refused = w.run(&["apply", "--confirm", "--deactivate-ungranted"]);
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("would lose 5 of its 5 repositories")
+            && refused.stderr.contains("--allow-mass-revoke"),
+        "{refused}"
+    );
+    assert_eq!(
+        w.cirun.gate.count("POST /api/v1/repo"),
+        0,
+        "nothing switched"
+    );
+    assert_eq!(installed(&w).len(), 5);
+    // The policy itself was written: only the switch waits.
+    assert_eq!(
+        w.cirun.repos_for("cirun-gpu"),
+        ["b00-feedstock", "b01-feedstock"]
+    );
+
+    let run = w.run(&[
+        "apply",
+        "--confirm",
+        "--deactivate-ungranted",
+        "--allow-mass-revoke",
+    ]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(installed(&w), [feedstock("b00"), feedstock("b01")]);
+    for r in &intruders {
+        assert_eq!(w.cirun.is_active(r), Some(false), "{r}");
+    }
+}
+
+/// Cirun failing or hanging at `set_repo`: the run fails naming the repository and what went
+/// wrong; the installation is left as it was for that repository (so the next run does the
+/// whole step again), the others are done; the next run converges.
+#[test]
+fn a_failing_or_hanging_set_repo_is_reported_and_the_next_run_converges() {
+    let w = world_with_switch(false, 2, &[]);
+    w.cirun
+        .gate
+        .fault("POST /api/v1/repo", &[support::Fault::Status(500)]);
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr
+            .contains("switching on Cirun at conda-forge/b00-feedstock")
+            && run.stderr.contains("500"),
+        "{run}"
+    );
+    assert_eq!(installed(&w), [feedstock("b01")], "b00 is not installed");
+    assert_eq!(w.cirun.is_active(&feedstock("b00")), None);
+    assert_eq!(
+        w.cirun.repos_for("cirun-gpu"),
+        ["b00-feedstock", "b01-feedstock"]
+    );
+    assert!(
+        w.state()["failing"].to_string().contains("cirun"),
+        "the failure is recorded: {}",
+        w.state()
+    );
+
+    // Cirun hangs: a timeout, not a wait without end, and nothing half done.
+    *w.cirun.repo_delay.lock().unwrap() = Some(std::time::Duration::from_secs(3));
+    let run = w.run_env(
+        &["apply", "--confirm"],
+        &[("GATEHOUSE_HTTP_TIMEOUT_MS", Some("300"))],
+    );
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr
+            .contains("switching on Cirun at conda-forge/b00-feedstock")
+            && run.stderr.contains("no usable answer from Cirun"),
+        "{run}"
+    );
+    assert_eq!(installed(&w), [feedstock("b01")]);
+
+    *w.cirun.repo_delay.lock().unwrap() = None;
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(installed(&w), [feedstock("b00"), feedstock("b01")]);
+    assert_eq!(w.cirun.is_active(&feedstock("b00")), Some(true));
+    let before = w.mutations();
+    let again = w.run(&["apply", "--confirm"]);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(w.mutations(), before);
+}
+
+/// A Cirun provider naming Cirun's installation needs Cirun's key in either `via`: `doctor`
+/// says so, and `apply` without it switches nothing and names the variable (the policy is
+/// still written through GitHub).
+#[test]
+fn switching_cirun_needs_its_key_and_doctor_says_so() {
+    let w = world_with_switch(false, 1, &[]);
+    let doctor = w.run_env(&["doctor"], &[("CIRUN_API_KEY", None)]);
+    assert_eq!(doctor.code, Some(1), "{doctor}");
+    assert!(
+        doctor.stdout.lines().any(|l| l.starts_with("missing")
+            && l.contains("CIRUN_API_KEY")
+            && l.contains("cirun")),
+        "{doctor}"
+    );
+    let run = w.run_env(&["apply", "--confirm"], &[("CIRUN_API_KEY", None)]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("set_repo") && run.stderr.contains("CIRUN_API_KEY"),
+        "{run}"
+    );
+    assert!(installed(&w).is_empty(), "nothing switched");
+    assert_eq!(w.cirun.repos_for("cirun-gpu"), ["b00-feedstock"]);
+    let run = w.run(&["apply", "--confirm"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(installed(&w), [feedstock("b00")]);
+    let doctor = w.run(&["doctor"]);
+    assert_eq!(doctor.code, Some(0), "{doctor}");
+}

@@ -145,7 +145,14 @@ fn run(args: ApplyArgs, today: Date, mode: Mode) -> anyhow::Result<ExitCode> {
 
     // The providers follow the ledger as written, read back from disk.
     let repo = load_dir(dir)?;
-    let mut ok = reconcile_all(dir, &repo, today, limit, &mut state)?;
+    let mut ok = reconcile_all(
+        dir,
+        &repo,
+        today,
+        limit,
+        args.deactivate_ungranted,
+        &mut state,
+    )?;
     ok &= close_renewed_notices(dir, &repo, &mut state)?;
     if mode == Mode::Expire {
         ok &= notify_expiring(dir, &repo, today, &mut state)?;
@@ -165,6 +172,7 @@ fn reconcile_all(
     repo: &Repo,
     today: Date,
     limit: RemovalLimit,
+    deactivate_ungranted: bool,
     state: &mut State,
 ) -> anyhow::Result<bool> {
     let settings = &repo.settings.as_ref().context("no gatehouse.yml")?.value;
@@ -179,9 +187,30 @@ fn reconcile_all(
         let kind = provider.kind.value.as_str();
         progress.start(name);
         let result = providers::configure(repo, name, provider, today, &clients)
-            .and_then(|p| runtime.block_on(providers::reconcile(repo, name, &p, limit)));
+            .and_then(|p| runtime.block_on(providers::reconcile(repo, name, &p, limit)))
+            .and_then(|done| {
+                // Cirun's own switch, once its policy is what the ledger says: on where a
+                // grant was gained, off where none is held (only on request).
+                let Some(installation) = cirun_installation(provider) else {
+                    return Ok((done, None));
+                };
+                let switch = providers::cirun_app::Switch {
+                    admin: clients.admin()?,
+                    cirun: clients.cirun(),
+                    installation,
+                };
+                let granted = granted_at(repo, name, today);
+                let plan =
+                    runtime.block_on(switch.reconcile(&granted, deactivate_ungranted, limit))?;
+                Ok((done, Some(plan)))
+            });
         match result {
-            Ok(done) => report_done(&progress, name, kind, &done),
+            Ok((done, switch)) => {
+                report_done(&progress, name, kind, &done);
+                if let Some(plan) = switch {
+                    report_switch(&progress, name, &plan);
+                }
+            }
             Err(e) => {
                 let error = format!("{e:#}");
                 progress.log(format!("{name} ({kind}): failed: {error}"));
@@ -249,6 +278,44 @@ fn reconcile_all(
         );
     }
     Ok(!failed)
+}
+
+/// The app installation of a Cirun provider that names one (Cirun's own).
+fn cirun_installation(provider: &gatehouse_core::model::ProviderSettings) -> Option<u64> {
+    match provider.kind.value {
+        gatehouse_core::model::ProviderKind::Cirun => {
+            provider.installation_id.as_ref().map(|i| i.value)
+        }
+        _ => None,
+    }
+}
+
+/// `owner/name` of every repository holding a grant of provider `name`'s resources.
+pub(crate) fn granted_at(repo: &Repo, name: &str, today: Date) -> BTreeSet<String> {
+    gatehouse_core::desired::desired_state(repo, today)
+        .get(name)
+        .into_iter()
+        .flat_map(|a| a.values().flatten().cloned())
+        .collect()
+}
+
+fn report_switch(progress: &Progress, name: &str, plan: &providers::cirun_app::SwitchPlan) {
+    for r in &plan.activate {
+        progress.log(format!(
+            "{name}: Cirun switched on at {r} (set_repo, app installation)"
+        ));
+    }
+    for r in &plan.deactivate {
+        progress.log(format!(
+            "{name}: Cirun switched off at {r}, which holds no grant (set_repo, app installation)"
+        ));
+    }
+    for r in &plan.ungranted {
+        progress.log(format!(
+            "{name}: warning: Cirun is installed on {r}, which holds no grant; \
+             --deactivate-ungranted switches it off"
+        ));
+    }
 }
 
 fn report_done(progress: &Progress, name: &str, kind: &str, done: &providers::Reconciled) {
@@ -1134,10 +1201,15 @@ pub fn run_doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // ... and so is Cirun's own installation, when a Cirun provider names it.
     let apps: Vec<&str> = settings
         .providers
         .iter()
-        .filter(|(_, p)| p.kind.value == gatehouse_core::model::ProviderKind::GithubApp)
+        .filter(|(_, p)| {
+            p.kind.value == gatehouse_core::model::ProviderKind::GithubApp
+                || (p.kind.value == gatehouse_core::model::ProviderKind::Cirun
+                    && p.installation_id.is_some())
+        })
         .map(|(name, _)| name.as_str())
         .collect();
     if needed.is_empty() && apps.is_empty() {

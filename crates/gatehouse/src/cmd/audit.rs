@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use anyhow::Context;
+use gatehouse_core::audit::catalogue::{self, CATALOGUE_FILE};
 use gatehouse_core::audit::{
     self, BUILD_CONFIG, CONDA_FORGE_YML, GrantState, Ledger, Routed, RunnerGroupFact,
 };
@@ -461,18 +462,13 @@ fn online(
     }
 
     // Repositories where Cirun is installed (Cirun's own app installation) without a grant.
-    let desired = gatehouse_core::desired::desired_state(repo, today);
     for (name, p) in &settings.value.providers {
         let (gatehouse_core::model::ProviderKind::Cirun, Some(installation)) =
             (p.kind.value, &p.installation_id)
         else {
             continue;
         };
-        let granted: std::collections::BTreeSet<String> = desired
-            .get(name)
-            .into_iter()
-            .flat_map(|a| a.values().flatten().cloned())
-            .collect();
+        let granted = super::apply::granted_at(repo, name, today);
         let installed = clients.admin().and_then(|c| {
             runtime.block_on(providers::cirun_app::installed_repositories(
                 &c,
@@ -498,7 +494,57 @@ fn online(
                                 installation.value
                             ),
                         )
-                        .with_help("remove the repository from Cirun's app installation, or grant it a resource through a request"),
+                        .with_help("`gatehouse apply --confirm --deactivate-ungranted` switches Cirun off there (cirun-py's set_repo, and out of the installation); or grant it a resource through a request"),
+                    );
+                }
+            }
+        }
+    }
+
+    // Catalogue runners (`.cirun.global.yml` beside the policy) that no resource names.
+    for (name, p) in &settings.value.providers {
+        let (gatehouse_core::model::ProviderKind::Cirun, Some(access_repo)) =
+            (p.kind.value, &p.access_repo)
+        else {
+            continue;
+        };
+        let file = format!("{org}/{}/{CATALOGUE_FILE}", access_repo.value);
+        let read = clients.github().and_then(|c| {
+            runtime.block_on(providers::contents::read_file(
+                &c,
+                &org,
+                &access_repo.value,
+                CATALOGUE_FILE,
+                None,
+            ))
+        });
+        let unnamed = match read {
+            // No catalogue: Cirun has no organisation runners to govern.
+            Ok(None) => continue,
+            Ok(Some(f)) => catalogue::unnamed_runners(repo, name, &file, f.text.as_bytes())
+                .map_err(|d| anyhow::anyhow!("{}: {}", d.location(), d.message)),
+            Err(e) => Err(e),
+        };
+        match unnamed {
+            Err(e) => diags.push(Diagnostic::warning(
+                "audit-unverified",
+                settings.path.as_str(),
+                access_repo.span,
+                format!("could not read Cirun's runner catalogue of provider `{name}`: {e:#}"),
+            )),
+            Ok(unnamed) => {
+                for r in unnamed {
+                    diags.push(
+                        Diagnostic::error(
+                            "audit-cirun-unnamed-runner",
+                            settings.path.as_str(),
+                            access_repo.span,
+                            format!(
+                                "Cirun's catalogue runner `{}` ({file}, line {}) is named by no resource of `{name}`: no grant governs it, and the guard does not decide its jobs",
+                                r.value, r.span.line
+                            ),
+                        )
+                        .with_help("add a resource with that name (and its labels) so that grants govern it, or remove the runner from the catalogue"),
                     );
                 }
             }

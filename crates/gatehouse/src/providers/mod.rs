@@ -276,6 +276,11 @@ impl Clients {
         self.get(Service::GitHub)
     }
 
+    /// Cirun's client (`CIRUN_API_KEY`).
+    pub fn cirun(&self) -> anyhow::Result<Arc<Client>> {
+        self.get(Service::Cirun)
+    }
+
     /// The organisation owner's client (see [`ADMIN_TOKEN_VAR`]).
     pub fn admin(&self) -> anyhow::Result<Arc<Client>> {
         self.admin.clone().map_err(anyhow::Error::msg)
@@ -326,11 +331,16 @@ pub fn service_for(settings: &ProviderSettings) -> Service {
     }
 }
 
-/// Every service a configured provider needs a token for.
+/// Every service a configured provider needs a token for. A Cirun provider that names Cirun's
+/// app installation also switches Cirun on and off at repositories (cirun-py's `set_repo`,
+/// see [`cirun_app`]), which needs Cirun's key in either `via`.
 pub fn services_for(settings: &ProviderSettings) -> Vec<Service> {
     match settings.kind.value {
         ProviderKind::Cirun if cirun_via(settings) == CirunVia::Api => {
             vec![Service::Cirun, Service::GitHub]
+        }
+        ProviderKind::Cirun if settings.installation_id.is_some() => {
+            vec![Service::GitHub, Service::Cirun]
         }
         _ => vec![service_for(settings)],
     }
