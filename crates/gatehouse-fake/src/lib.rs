@@ -299,7 +299,7 @@ impl Gate {
                     .insert("retry-after", secs.to_string().parse().unwrap());
                 Some(r)
             }
-            // Taken when the call arrived (`arrive`); one queued behind another fault.
+            // Taken when the call arrived (`arrive`, which runs first): never found here.
             Fault::Slow(_) => None,
             // Unwinding out of the handler ends the connection's task: the client sees the
             // connection closed with no answer.
