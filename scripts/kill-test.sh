@@ -7,7 +7,7 @@
 #   scripts/kill-test.sh replicas   # also two replicas on one PostgreSQL (scripts/ensure-postgres.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p gatehouse --bin gatehouse -p gatehouse-server --example loadgen
+cargo build --release --locked -p gatehouse --bin gatehouse -p gatehouse-loadgen --example loadgen
 L=target/release/examples/loadgen
 G=target/release/gatehouse
 "$L" throughput --gatehouse "$G" --sends 100000 --concurrency 32

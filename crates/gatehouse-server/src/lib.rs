@@ -29,7 +29,6 @@ mod facts;
 pub mod gate;
 mod guard;
 #[doc(hidden)]
-pub mod loadgen;
 mod metrics;
 mod pending;
 pub mod replay;

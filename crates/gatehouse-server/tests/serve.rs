@@ -2,30 +2,26 @@
 //! example payloads (`@octokit/webhooks-examples`, in `fixtures/`), a loopback fake of the
 //! GitHub REST endpoints the guard calls, and every scenario on both SQLite and PostgreSQL.
 //!
+//! PostgreSQL is expected at 127.0.0.1:5432 (user `postgres`, database `test`), or wherever
+//! `GATEHOUSE_TEST_POSTGRES` points; each test creates its own database and drops it after.
+//!
 //! The guard's calls to GitHub and the fake's answers are checked against GitHub's published
 //! REST description (`the_guard_s_calls_and_the_fake_s_answers_follow_github_s_description`,
 //! through the recording proxy of `tests/contract/recorder.rs`), and every payload a test
 //! delivers against GitHub's webhook description (in [`Guard::deliver`]).
-//!
-//! PostgreSQL is expected at 127.0.0.1:5432 (user `postgres`, database `test`), or wherever
-//! `GATEHOUSE_TEST_POSTGRES` points; each test creates its own database and drops it after.
 
 #[path = "../../../tests/contract/recorder.rs"]
 mod recorder;
 #[path = "../../../tests/contract/schema.rs"]
 mod schema;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Json;
-use axum::Router;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use gatehouse_fake::{Delivery, FakeGitHub, serve_github};
 use gatehouse_server::store::{Store, Write};
 use gatehouse_server::{CatchUp, GuardMode, Limits, Secret, ServerConfig, serve_on};
 use hmac::{Hmac, Mac};
@@ -141,443 +137,9 @@ impl Drop for Db {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The fake GitHub
-//
-// The REST endpoints the guard calls, with the paths, methods and answer shapes of GitHub's
-// OpenAPI description (`@octokit/openapi`, api.github.com.json): `GET
-// /repos/{owner}/{repo}/collaborators` (`collaborator`: login, id, `permissions`, `role_name`;
-// `ETag` and `If-None-Match` → 304), `GET .../actions/runs/{run_id}/attempts/{attempt_number}`
-// (`workflow-run`), `POST .../actions/runs/{run_id}/cancel` (202; 409 when the run is over),
-// `POST .../check-runs` (201), `GET /orgs/{org}/teams/{team_slug}/repos`, `GET
-// /orgs/{org}/hooks/{hook_id}/deliveries` (cursor pages in `Link`) and `POST
-// .../deliveries/{delivery_id}/attempts` (202). Faults are injected per endpoint: a status
-// (with GitHub's rate-limit headers for 403 and 429), a delay.
+// The fake GitHub: `gatehouse-fake`'s, which accepts this token.
 
-#[derive(Default)]
-struct Fake {
-    /// (run id, attempt) → the run as `GET .../attempts/{n}` answers.
-    runs: Mutex<HashMap<(i64, i64), Value>>,
-    /// Account id → (login, role): the collaborators of every repository.
-    roles: Mutex<HashMap<i64, (String, &'static str)>>,
-    /// `METHOD /path` → how often it was called.
-    calls: Mutex<HashMap<String, u32>>,
-    /// Bodies of `POST .../check-runs`.
-    check_runs: Mutex<Vec<Value>>,
-    /// How long collaborator listings take, in milliseconds.
-    collaborators_delay_ms: AtomicU64,
-    /// How long cancelling takes, in milliseconds.
-    cancel_delay_ms: AtomicU64,
-    /// `"METHOD /path-prefix"` → statuses answered, in order, before the real answers.
-    faults: Mutex<Vec<(String, u16)>>,
-    /// Team slug → its repositories.
-    teams: Mutex<HashMap<String, Vec<String>>>,
-    /// The organisation webhook's deliveries, newest first, as GitHub lists them (`id`,
-    /// `guid`, `delivered_at`, `event`), each with what a redelivery sends: event and body.
-    hook: Mutex<Vec<(Value, &'static str, Value)>>,
-    /// Where redeliveries go: the guard's base URL and the webhook secret.
-    target: Mutex<Option<(String, String)>>,
-    /// When not 0: the status listing the hook's deliveries answers.
-    hook_status: AtomicU32,
-}
-
-impl Fake {
-    fn calls(&self, what: &str) -> u32 {
-        self.calls.lock().unwrap().get(what).copied().unwrap_or(0)
-    }
-
-    fn calls_matching(&self, part: &str) -> u32 {
-        self.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| k.contains(part))
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    /// Sets a person's role on the repositories (takes effect at the guard's next fetch).
-    fn role(&self, (login, id): (&str, i64), role: &'static str) {
-        self.roles
-            .lock()
-            .unwrap()
-            .insert(id, (login.to_string(), role));
-    }
-
-    fn no_role(&self, (_, id): (&str, i64)) {
-        self.roles.lock().unwrap().remove(&id);
-    }
-
-    /// The next calls matching `call` (`"GET /repos/o/r/collaborators"`) answer `statuses`.
-    fn fail(&self, call: &str, statuses: &[u16]) {
-        let mut faults = self.faults.lock().unwrap();
-        faults.extend(statuses.iter().map(|s| (call.to_string(), *s)));
-    }
-
-    /// The first fault queued for this call, taken.
-    fn fault(&self, method: &str, uri: &Uri) -> Option<Response> {
-        let call = format!("{method} {}", uri.path());
-        let mut faults = self.faults.lock().unwrap();
-        let i = faults
-            .iter()
-            .position(|(c, _)| call.starts_with(c.as_str()))?;
-        let (_, status) = faults.remove(i);
-        let status = StatusCode::from_u16(status).unwrap();
-        let mut resp = (
-            status,
-            Json(json!({"message": "injected", "documentation_url": "https://docs.github.com"})),
-        )
-            .into_response();
-        // GitHub's answer to a request over its primary rate limit: 403 (or 429) with the
-        // limit used up and when it resets.
-        if matches!(status.as_u16(), 403 | 429) {
-            let h = resp.headers_mut();
-            h.insert("x-ratelimit-remaining", "0".parse().unwrap());
-            let reset = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-                + 1;
-            h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
-        }
-        Some(resp)
-    }
-}
-
-/// Anything else GitHub might be asked: counted, and not found.
-async fn unknown(State(fake): State<Arc<Fake>>, method: Method, uri: Uri) -> StatusCode {
-    note(&fake, method.as_str(), &uri);
-    StatusCode::NOT_FOUND
-}
-
-fn note(fake: &Fake, method: &str, uri: &Uri) {
-    *fake
-        .calls
-        .lock()
-        .unwrap()
-        .entry(format!("{method} {}", uri.path()))
-        .or_default() += 1;
-}
-
-async fn fake_router(fake: Arc<Fake>) -> String {
-    use axum::routing::{get, post};
-    async fn attempt_of_run(
-        State(fake): State<Arc<Fake>>,
-        uri: Uri,
-        UrlPath((_, _, id, attempt)): UrlPath<(String, String, i64, i64)>,
-    ) -> Response {
-        note(&fake, "GET", &uri);
-        if let Some(fault) = fake.fault("GET", &uri) {
-            return fault;
-        }
-        match fake.runs.lock().unwrap().get(&(id, attempt)) {
-            Some(run) => Json(run.clone()).into_response(),
-            None => (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response(),
-        }
-    }
-    async fn collaborators(
-        State(fake): State<Arc<Fake>>,
-        uri: Uri,
-        headers: axum::http::HeaderMap,
-    ) -> Response {
-        note(&fake, "GET", &uri);
-        let delay = fake.collaborators_delay_ms.load(Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-        if let Some(fault) = fake.fault("GET", &uri) {
-            return fault;
-        }
-        let mut people: Vec<(i64, String, &'static str)> = fake
-            .roles
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(id, (login, role))| (*id, login.clone(), *role))
-            .collect();
-        people.sort();
-        let list: Vec<Value> = people
-            .into_iter()
-            .map(|(id, login, role)| {
-                let rank = ["read", "triage", "write", "maintain", "admin"]
-                    .iter()
-                    .position(|r| *r == role)
-                    .unwrap_or(0);
-                let mut person = account(&login, id);
-                person["role_name"] = json!(role);
-                person["permissions"] = json!({
-                    "pull": true, "triage": rank >= 1, "push": rank >= 2,
-                    "maintain": rank >= 3, "admin": rank >= 4,
-                });
-                person
-            })
-            .collect();
-        let etag = format!("\"{:x}\"", {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            list.iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .hash(&mut h);
-            h.finish()
-        });
-        if headers
-            .get("if-none-match")
-            .is_some_and(|v| v.to_str().unwrap() == etag)
-        {
-            return StatusCode::NOT_MODIFIED.into_response();
-        }
-        let mut resp = Json(list).into_response();
-        resp.headers_mut().insert("etag", etag.parse().unwrap());
-        resp
-    }
-    async fn team_repos(
-        State(fake): State<Arc<Fake>>,
-        uri: Uri,
-        UrlPath((org, team)): UrlPath<(String, String)>,
-    ) -> Response {
-        note(&fake, "GET", &uri);
-        match fake.teams.lock().unwrap().get(&team) {
-            Some(repos) => Json(
-                repos
-                    .iter()
-                    .map(|r| repository(&org, r))
-                    .collect::<Vec<_>>(),
-            )
-            .into_response(),
-            None => (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response(),
-        }
-    }
-    async fn cancel(State(fake): State<Arc<Fake>>, uri: Uri) -> Response {
-        note(&fake, "POST", &uri);
-        let delay = fake.cancel_delay_ms.load(Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-        if let Some(fault) = fake.fault("POST", &uri) {
-            return fault;
-        }
-        (StatusCode::ACCEPTED, Json(json!({}))).into_response()
-    }
-    async fn check_run(
-        State(fake): State<Arc<Fake>>,
-        uri: Uri,
-        Json(body): Json<Value>,
-    ) -> (StatusCode, Json<Value>) {
-        note(&fake, "POST", &uri);
-        let answer = check_run_answer(&uri, &body);
-        fake.check_runs.lock().unwrap().push(body);
-        (StatusCode::CREATED, Json(answer))
-    }
-    /// Two deliveries a page, the `cursor` an offset, like GitHub's `Link` header.
-    async fn hook_deliveries(
-        State(fake): State<Arc<Fake>>,
-        uri: Uri,
-        headers: axum::http::HeaderMap,
-        axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
-    ) -> Response {
-        note(&fake, "GET", &uri);
-        let status = fake.hook_status.load(Ordering::Relaxed);
-        if status != 0 {
-            let status = StatusCode::from_u16(status as u16).unwrap();
-            return (status, Json(json!({ "message": "Must have admin rights" }))).into_response();
-        }
-        let all: Vec<Value> = fake
-            .hook
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|h| delivery_item(&h.0))
-            .collect();
-        let start = q
-            .get("cursor")
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0usize);
-        let end = (start + 2).min(all.len());
-        let mut resp = Json(all[start.min(end)..end].to_vec()).into_response();
-        if end < all.len() {
-            let host = headers["host"].to_str().unwrap();
-            let link = format!(
-                "<http://{host}{}?per_page=100&cursor={end}>; rel=\"next\"",
-                uri.path()
-            );
-            resp.headers_mut().insert("link", link.parse().unwrap());
-        }
-        resp
-    }
-    /// Sends the delivery again to the guard, signed, as GitHub does.
-    async fn attempt(
-        State(fake): State<Arc<Fake>>,
-        uri: Uri,
-        UrlPath((_, _, id)): UrlPath<(String, u64, u64)>,
-    ) -> Response {
-        note(&fake, "POST", &uri);
-        let found = fake
-            .hook
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|h| h.0["id"] == json!(id))
-            .cloned();
-        let (Some((listed, event, body)), Some((base, secret))) =
-            (found, fake.target.lock().unwrap().clone())
-        else {
-            return (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response();
-        };
-        tokio::spawn(async move {
-            let body = serde_json::to_vec(&body).unwrap();
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-            mac.update(&body);
-            let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-            reqwest::Client::new()
-                .post(format!("{base}/webhook"))
-                .header("content-type", "application/json")
-                .header("x-github-event", event)
-                .header("x-github-delivery", listed["guid"].as_str().unwrap())
-                .header("x-hub-signature-256", signature)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-        });
-        // `components/responses/accepted`: an object.
-        (StatusCode::ACCEPTED, Json(json!({}))).into_response()
-    }
-    let app = Router::new()
-        .route("/orgs/{org}/hooks/{hook}/deliveries", get(hook_deliveries))
-        .route(
-            "/orgs/{org}/hooks/{hook}/deliveries/{id}/attempts",
-            post(attempt),
-        )
-        .route("/orgs/{org}/teams/{team}/repos", get(team_repos))
-        .route(
-            "/repos/{owner}/{repo}/actions/runs/{id}/attempts/{attempt}",
-            get(attempt_of_run),
-        )
-        .route("/repos/{owner}/{repo}/collaborators", get(collaborators))
-        .route(
-            "/repos/{owner}/{repo}/actions/runs/{id}/cancel",
-            post(cancel),
-        )
-        .route("/repos/{owner}/{repo}/check-runs", post(check_run))
-        .fallback(unknown)
-        .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
-/// An account as GitHub's REST answers give one (`simple-user`).
-fn account(login: &str, id: i64) -> Value {
-    let url = format!("https://api.github.com/users/{login}");
-    json!({
-        "login": login, "id": id, "node_id": format!("U_{id}"),
-        "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}?v=4"),
-        "gravatar_id": "", "url": url, "html_url": format!("https://github.com/{login}"),
-        "followers_url": format!("{url}/followers"),
-        "following_url": format!("{url}/following{{/other_user}}"),
-        "gists_url": format!("{url}/gists{{/gist_id}}"),
-        "starred_url": format!("{url}/starred{{/owner}}{{/repo}}"),
-        "subscriptions_url": format!("{url}/subscriptions"),
-        "organizations_url": format!("{url}/orgs"), "repos_url": format!("{url}/repos"),
-        "events_url": format!("{url}/events{{/privacy}}"),
-        "received_events_url": format!("{url}/received_events"),
-        "type": "User", "site_admin": false,
-    })
-}
-
-/// A repository as `GET /orgs/{org}/teams/{team_slug}/repos` lists it (`minimal-repository`).
-fn repository(org: &str, full_name: &str) -> Value {
-    let url = format!("https://api.github.com/repos/{full_name}");
-    let mut repo = json!({
-        "id": 1296269, "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5",
-        "name": full_name.split('/').nth(1).unwrap_or(full_name), "full_name": full_name,
-        "owner": account(org, 9919), "private": false,
-        "html_url": format!("https://github.com/{full_name}"), "description": null,
-        "fork": false, "url": url,
-    });
-    for (field, tail) in [
-        ("archive_url", "/{archive_format}{/ref}"),
-        ("assignees_url", "/assignees{/user}"),
-        ("blobs_url", "/git/blobs{/sha}"),
-        ("branches_url", "/branches{/branch}"),
-        ("collaborators_url", "/collaborators{/collaborator}"),
-        ("comments_url", "/comments{/number}"),
-        ("commits_url", "/commits{/sha}"),
-        ("compare_url", "/compare/{base}...{head}"),
-        ("contents_url", "/contents/{+path}"),
-        ("contributors_url", "/contributors"),
-        ("deployments_url", "/deployments"),
-        ("downloads_url", "/downloads"),
-        ("events_url", "/events"),
-        ("forks_url", "/forks"),
-        ("git_commits_url", "/git/commits{/sha}"),
-        ("git_refs_url", "/git/refs{/sha}"),
-        ("git_tags_url", "/git/tags{/sha}"),
-        ("hooks_url", "/hooks"),
-        ("issue_comment_url", "/issues/comments{/number}"),
-        ("issue_events_url", "/issues/events{/number}"),
-        ("issues_url", "/issues{/number}"),
-        ("keys_url", "/keys{/key_id}"),
-        ("labels_url", "/labels{/name}"),
-        ("languages_url", "/languages"),
-        ("merges_url", "/merges"),
-        ("milestones_url", "/milestones{/number}"),
-        (
-            "notifications_url",
-            "/notifications{?since,all,participating}",
-        ),
-        ("pulls_url", "/pulls{/number}"),
-        ("releases_url", "/releases{/id}"),
-        ("stargazers_url", "/stargazers"),
-        ("statuses_url", "/statuses/{sha}"),
-        ("subscribers_url", "/subscribers"),
-        ("subscription_url", "/subscription"),
-        ("tags_url", "/tags"),
-        ("teams_url", "/teams"),
-        ("trees_url", "/git/trees{/sha}"),
-    ] {
-        repo[field] = json!(format!("{url}{tail}"));
-    }
-    repo
-}
-
-/// The check run `POST /repos/{owner}/{repo}/check-runs` created (`check-run`), from its body.
-fn check_run_answer(uri: &Uri, body: &Value) -> Value {
-    let repo = uri
-        .path()
-        .trim_start_matches("/repos/")
-        .trim_end_matches("/check-runs");
-    let output = &body["output"];
-    json!({
-        "id": 4, "node_id": "MDg6Q2hlY2tSdW40", "external_id": "",
-        "head_sha": body["head_sha"], "name": body["name"],
-        "url": format!("https://api.github.com/repos/{repo}/check-runs/4"),
-        "html_url": format!("https://github.com/{repo}/runs/4"),
-        "details_url": body.get("details_url").cloned().unwrap_or(Value::Null),
-        "status": body.get("status").cloned().unwrap_or(json!("completed")),
-        "conclusion": body.get("conclusion").cloned().unwrap_or(Value::Null),
-        "started_at": body.get("started_at").cloned().unwrap_or(json!("2026-01-01T00:00:00Z")),
-        "completed_at": body.get("completed_at").cloned().unwrap_or(Value::Null),
-        "output": {
-            "title": output.get("title").cloned().unwrap_or(Value::Null),
-            "summary": output.get("summary").cloned().unwrap_or(Value::Null),
-            "text": output.get("text").cloned().unwrap_or(Value::Null),
-            "annotations_count": 0,
-            "annotations_url": format!("https://api.github.com/repos/{repo}/check-runs/4/annotations"),
-        },
-        "check_suite": { "id": 5 }, "app": null, "pull_requests": [],
-    })
-}
-
-/// A hook's delivery as GitHub lists it (`hook-delivery-item`): what a test gives, with
-/// GitHub's other fields.
-fn delivery_item(given: &Value) -> Value {
-    let mut item = json!({
-        "redelivery": false, "duration": 0.27, "status": "OK", "status_code": 200,
-        "action": null, "installation_id": null, "repository_id": null,
-    });
-    for (k, v) in given.as_object().unwrap() {
-        item[k] = v.clone();
-    }
-    item
-}
+const GITHUB_TOKEN: &str = "ghp_test_token";
 
 // ---------------------------------------------------------------------------------------------
 // The access repository
@@ -620,7 +182,7 @@ fn write_repo(dir: &Path) {
 struct Guard {
     base: String,
     http: reqwest::Client,
-    fake: Arc<Fake>,
+    fake: Arc<FakeGitHub>,
     repo: tempfile::TempDir,
     secret: String,
     /// Completes the shutdown future given to `serve_on`.
@@ -628,30 +190,6 @@ struct Guard {
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     config: ServerConfig,
     db: Db,
-}
-
-tokio::task_local! {
-    /// Set by the contract test: every guard started in its scope calls its fake GitHub through
-    /// a recording proxy, kept here.
-    static CONTRACT: Arc<Mutex<Vec<recorder::Recorder>>>;
-}
-
-/// Fails unless `body` follows GitHub's webhook description for `event` and its action, when
-/// the guard reads the event's payload: the payloads the tests build stay ones GitHub could
-/// send. (The bodies of other events are stored, not read; tests send small ones.)
-fn assert_github_could_send(event: &str, body: &Value) {
-    let read = ["workflow_run", "workflow_job"].contains(&event)
-        || gatehouse_server::events::ROLE_EVENTS.contains(&event);
-    if !read {
-        return;
-    }
-    let problems = schema::Description::webhooks().check_webhook(event, body);
-    let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
-    assert!(
-        problems.is_empty(),
-        "a test payload GitHub's webhook description does not allow:\n{}",
-        listed.join("\n")
-    );
 }
 
 struct Options {
@@ -680,6 +218,30 @@ impl Default for Options {
     }
 }
 
+tokio::task_local! {
+    /// Set by the contract test: every guard started in its scope calls its fake GitHub through
+    /// a recording proxy, kept here.
+    static CONTRACT: Arc<Mutex<Vec<recorder::Recorder>>>;
+}
+
+/// Fails unless `body` follows GitHub's webhook description for `event` and its action, when
+/// the guard reads the event's payload: the payloads the tests build stay ones GitHub could
+/// send. (The bodies of other events are stored, not read; tests send small ones.)
+fn assert_github_could_send(event: &str, body: &Value) {
+    let read = ["workflow_run", "workflow_job"].contains(&event)
+        || gatehouse_server::events::ROLE_EVENTS.contains(&event);
+    if !read {
+        return;
+    }
+    let problems = schema::Description::webhooks().check_webhook(event, body);
+    let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        problems.is_empty(),
+        "a test payload GitHub's webhook description does not allow:\n{}",
+        listed.join("\n")
+    );
+}
+
 impl Guard {
     async fn start(backend: Backend) -> Guard {
         Guard::with(backend, Options::default()).await
@@ -690,18 +252,17 @@ impl Guard {
         let db = Db::new(backend).await;
         let repo = tempfile::tempdir().unwrap();
         write_repo(repo.path());
-        let fake = Arc::new(Fake::default());
-        fake.role(ACTOR, "maintain");
-        let mut github_api = fake_router(fake.clone()).await;
+        let (mut github_api, fake) = serve_github(FakeGitHub::with_token(GITHUB_TOKEN));
         if let Ok(recorders) = CONTRACT.try_with(Clone::clone) {
             let proxy = recorder::Recorder::start(&github_api);
             github_api = proxy.base.clone();
             recorders.lock().unwrap().push(proxy);
         }
+        fake.role(ACTOR, "maintain");
         let mut config =
             ServerConfig::new(repo.path(), db.url.clone(), Secret::new(options.secret));
         config.github_api = github_api;
-        config.github_token = options.token.then(|| Secret::new("ghp_test_token"));
+        config.github_token = options.token.then(|| Secret::new(GITHUB_TOKEN));
         config.facts_deadline = options.facts_deadline;
         // Explanations (check runs) are not spaced a second apart in tests.
         config.mutation_spacing = Duration::ZERO;
@@ -1153,7 +714,7 @@ async fn an_allowed_job_is_recorded(backend: Backend) {
             &Value::Null
         )
     );
-    assert_eq!(guard.fake.calls_matching("/cancel"), 0);
+    assert_eq!(guard.fake.gate.count_containing("/cancel"), 0);
     // A job on GitHub's own runners is none of the guard's business: no lookups, no record.
     let (_, message) = guard
         .deliver(
@@ -1188,13 +749,14 @@ async fn a_denied_job_is_cancelled_and_explained(backend: Backend) {
     assert_eq!(
         guard
             .fake
-            .calls(&format!("POST /repos/{REPO}/actions/runs/13/cancel")),
+            .gate
+            .count_exact(&format!("POST /repos/{REPO}/actions/runs/13/cancel")),
         1
     );
     // The explanation follows the cancellation, off the answer.
     let mut check_runs = Vec::new();
     for _ in 0..100 {
-        check_runs = guard.fake.check_runs.lock().unwrap().clone();
+        check_runs = guard.fake.state.lock().unwrap().check_runs.clone();
         if !check_runs.is_empty() {
             break;
         }
@@ -1249,7 +811,8 @@ async fn dry_run_records_without_cancelling(backend: Backend) {
         .await;
     assert_eq!(message, "deny (event-not-allowed): dry run: not cancelled");
     assert_eq!(
-        guard.fake.calls_matching("/cancel") + guard.fake.calls_matching("/check-runs"),
+        guard.fake.gate.count_containing("/cancel")
+            + guard.fake.gate.count_containing("/check-runs"),
         0
     );
     assert_eq!(
@@ -1271,7 +834,7 @@ async fn a_missed_workflow_run_is_fetched(backend: Backend) {
     .await;
     // GitHub's REST answer for a run's attempt has the shape of the event's `workflow_run`.
     let run = workflow_run(15, "push", REPO)["workflow_run"].clone();
-    guard.fake.runs.lock().unwrap().insert((15, 1), run);
+    guard.fake.state.lock().unwrap().runs.insert((15, 1), run);
     let (_, message) = guard
         .deliver(
             "workflow_job",
@@ -1292,10 +855,11 @@ async fn a_missed_workflow_run_is_fetched(backend: Backend) {
     assert_eq!(
         guard
             .fake
-            .calls(&format!("GET /repos/{REPO}/actions/runs/15/attempts/1")),
+            .gate
+            .count_exact(&format!("GET /repos/{REPO}/actions/runs/15/attempts/1")),
         1
     );
-    assert_eq!(guard.fake.calls_matching("/collaborators"), 1);
+    assert_eq!(guard.fake.gate.count_containing("/collaborators"), 1);
     // A run GitHub does not know cannot be decided: stored and waiting, then, past its
     // deadline, denied `facts-unavailable` and cancelled. Never let through.
     let (status, message) = guard
@@ -1321,7 +885,8 @@ async fn a_missed_workflow_run_is_fetched(backend: Backend) {
     assert_eq!(
         guard
             .fake
-            .calls(&format!("POST /repos/{REPO}/actions/runs/16/cancel")),
+            .gate
+            .count_exact(&format!("POST /repos/{REPO}/actions/runs/16/cancel")),
         1
     );
 }
@@ -1433,8 +998,8 @@ async fn shutdown_drains_requests_in_flight(backend: Backend) {
     // The roles changed: the next job waits for them, and GitHub is slow to give them.
     guard
         .fake
-        .collaborators_delay_ms
-        .store(500, Ordering::Relaxed);
+        .gate
+        .delay("GET */collaborators", Duration::from_millis(500));
     guard.set_role(ACTOR, Some("maintain")).await;
     let job = queued_job(20, 114, &["gpu-large"]);
     let (answer, ()) = tokio::join!(guard.deliver("workflow_job", "job-1", &job), async {
@@ -1764,7 +1329,10 @@ async fn a_timed_out_delivery_is_still_processed(backend: Backend) {
         )
         .await;
     // A denial whose cancellation GitHub is slow to take.
-    guard.fake.cancel_delay_ms.store(600, Ordering::Relaxed);
+    guard
+        .fake
+        .gate
+        .delay("POST */cancel", Duration::from_millis(600));
     let body = serde_json::to_vec(&queued_job(70, 700, &["gpu-large"])).unwrap();
     let resp = guard
         .http
@@ -2154,7 +1722,10 @@ async fn too_many_concurrent_requests_are_turned_away_without_losing_any() {
             .deliver("workflow_run", &format!("run-{i}"), &run)
             .await;
     }
-    guard.fake.cancel_delay_ms.store(100, Ordering::Relaxed);
+    guard
+        .fake
+        .gate
+        .delay("POST */cancel", Duration::from_millis(100));
     let answers = futures_join_all((0..N).map(|i| {
         let job = queued_job(900 + i, 9000 + i, &["gpu-large"]);
         let guard = &guard;
@@ -2185,7 +1756,10 @@ async fn too_many_concurrent_requests_are_turned_away_without_losing_any() {
         guard.decisions("?limit=1000").await.len(),
         (N as usize) - refused.len()
     );
-    guard.fake.cancel_delay_ms.store(0, Ordering::Relaxed);
+    guard
+        .fake
+        .gate
+        .delay("POST */cancel", Duration::from_millis(0));
     for i in refused {
         let job = queued_job(900 + i, 9000 + i, &["gpu-large"]);
         let (status, m) = guard
@@ -2213,7 +1787,10 @@ async fn health_checks_answer_while_requests_are_turned_away() {
     .await;
     let run = workflow_run(700, "pull_request_target", REPO);
     guard.deliver("workflow_run", "run-700", &run).await;
-    guard.fake.cancel_delay_ms.store(1500, Ordering::Relaxed);
+    guard
+        .fake
+        .gate
+        .delay("POST */cancel", Duration::from_millis(1500));
     let job = queued_job(700, 7000, &["gpu-large"]);
     let busy = guard.deliver("workflow_job", "job-7000", &job);
     let probe = async {
@@ -2284,7 +1861,8 @@ async fn catching_up(backend: Backend, hook_id: u64, every: Duration) -> Guard {
         },
     )
     .await;
-    *guard.fake.target.lock().unwrap() = Some((guard.base.clone(), guard.secret.clone()));
+    guard.fake.state.lock().unwrap().redeliver_to =
+        Some((guard.base.clone(), guard.secret.clone()));
     guard
 }
 
@@ -2301,15 +1879,13 @@ async fn missed_deliveries_are_asked_for_again(backend: Backend) {
         .await;
     let now = jiff::Timestamp::now();
     let ago = |mins: i64| (now - jiff::SignedDuration::from_mins(mins)).to_string();
-    let listed = |id: u64, guid: &str, event: &'static str, at: String, body: Value| {
-        (
-            json!({ "id": id, "guid": guid, "delivered_at": at, "event": event,
-                    "redelivery": false, "status_code": 502, "action": null }),
-            event,
-            body,
-        )
+    let listed = |id: u64, guid: &str, event: &'static str, at: String, body: Value| Delivery {
+        listed: json!({ "id": id, "guid": guid, "delivered_at": at, "event": event,
+                "redelivery": false, "status_code": 502, "action": null }),
+        event: event.to_string(),
+        body,
     };
-    *guard.fake.hook.lock().unwrap() = vec![
+    guard.fake.state.lock().unwrap().hook_deliveries = vec![
         listed(
             5,
             "job-901-done",
@@ -2368,7 +1944,7 @@ async fn missed_deliveries_are_asked_for_again(backend: Backend) {
     assert_eq!(report["redelivered"], 3, "{report}");
     assert!(report["error"].is_null(), "{report}");
     let attempts = |id: u64| {
-        guard.fake.calls(&format!(
+        guard.fake.gate.count_exact(&format!(
             "POST /orgs/octo-org/hooks/42/deliveries/{id}/attempts"
         ))
     };
@@ -2376,7 +1952,10 @@ async fn missed_deliveries_are_asked_for_again(backend: Backend) {
     assert_eq!(attempts(1) + attempts(2) + attempts(3) + attempts(6), 0);
     // Four pages of two were read, the last one reaching past the window.
     assert_eq!(
-        guard.fake.calls("GET /orgs/octo-org/hooks/42/deliveries"),
+        guard
+            .fake
+            .gate
+            .count_exact("GET /orgs/octo-org/hooks/42/deliveries"),
         4 + 1
     );
 
@@ -2413,7 +1992,7 @@ async fn missed_deliveries_are_asked_for_again(backend: Backend) {
         (json!(0), json!(0))
     );
 
-    guard.fake.hook_status.store(403, Ordering::Relaxed);
+    guard.fake.state.lock().unwrap().hook_status = Some(403);
     let (status, failed) = guard.catch_up().await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{failed}");
     let error = failed["error"].as_str().unwrap();
@@ -2432,24 +2011,28 @@ async fn periodic_catch_up_looks_back_to_the_previous_pass(backend: Backend) {
     let guard = catching_up(backend, 7, Duration::from_millis(200)).await;
     // The pass at start has seen an empty list.
     for _ in 0..100 {
-        if guard.fake.calls("GET /orgs/octo-org/hooks/7/deliveries") > 0 {
+        if guard
+            .fake
+            .gate
+            .count_exact("GET /orgs/octo-org/hooks/7/deliveries")
+            > 0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let now = jiff::Timestamp::now();
     let ago = |mins: i64| (now - jiff::SignedDuration::from_mins(mins)).to_string();
-    let entry = |id: u64, at: String, run: i64| {
-        (
-            json!({ "id": id, "guid": format!("run-{run}"), "delivered_at": at,
-                    "event": "workflow_run" }),
-            "workflow_run",
-            workflow_run(run, "push", REPO),
-        )
+    let entry = |id: u64, at: String, run: i64| Delivery {
+        listed: json!({ "id": id, "guid": format!("run-{run}"), "delivered_at": at,
+                "event": "workflow_run" }),
+        event: "workflow_run".to_string(),
+        body: workflow_run(run, "push", REPO),
     };
-    *guard.fake.hook.lock().unwrap() = vec![entry(2, ago(1), 92), entry(1, ago(4), 91)];
+    guard.fake.state.lock().unwrap().hook_deliveries =
+        vec![entry(2, ago(1), 92), entry(1, ago(4), 91)];
     let attempts = |id: u64| {
-        guard.fake.calls(&format!(
+        guard.fake.gate.count_exact(&format!(
             "POST /orgs/octo-org/hooks/7/deliveries/{id}/attempts"
         ))
     };
@@ -2518,7 +2101,7 @@ on_both!(
 async fn rules_that_need_no_fact_deny_without_reading_github(backend: Backend) {
     let guard = Guard::start(backend).await;
     // GitHub answers nothing but errors from now on, and the roles it held are stale.
-    guard.fake.fail("GET /repos", &[500; 1000]);
+    guard.fake.gate.fail("GET /repos*", &[500; 1000]);
     guard.set_role(ACTOR, Some("maintain")).await;
     // A project without a grant: denied on the ledger alone, before its run is known.
     let (_, m) = guard
@@ -2545,11 +2128,12 @@ async fn rules_that_need_no_fact_deny_without_reading_github(backend: Backend) {
     assert_eq!(
         guard
             .fake
-            .calls_matching("GET /repos/octo-org/other-feedstock"),
+            .gate
+            .count_containing("GET /repos/octo-org/other-feedstock"),
         0
     );
-    assert_eq!(guard.fake.calls_matching("/attempts"), 0);
-    assert_eq!(guard.fake.calls_matching("/cancel"), 2);
+    assert_eq!(guard.fake.gate.count_containing("/attempts"), 0);
+    assert_eq!(guard.fake.gate.count_containing("/cancel"), 2);
 }
 
 async fn roles_are_read_once_per_repository_never_per_person(backend: Backend) {
@@ -2582,7 +2166,7 @@ async fn roles_are_read_once_per_repository_never_per_person(backend: Backend) {
         .deliver("workflow_job", "job-m", &queued_attempt(700, 1, 7000))
         .await;
     assert_eq!(m, "allow");
-    assert_eq!(guard.fake.calls_matching("/collaborators"), 1);
+    assert_eq!(guard.fake.gate.count_containing("/collaborators"), 1);
     let (_, health) = guard.get("/healthz").await;
     assert_eq!(health["role_facts"]["fresh"], 1, "{health}");
 }
@@ -2600,7 +2184,7 @@ async fn a_missing_fact_waits_then_denies_facts_unavailable(backend: Backend) {
         .deliver("workflow_run", "run-1", &run_by(800, 1, ACTOR, ACTOR))
         .await;
     // The roles changed, and GitHub fails every time the guard asks for them.
-    guard.fake.fail("GET /repos", &[500; 1000]);
+    guard.fake.gate.fail("GET /repos*", &[500; 1000]);
     guard.set_role(ACTOR, Some("maintain")).await;
     let started = std::time::Instant::now();
     let (status, m) = guard
@@ -2639,7 +2223,8 @@ async fn a_missing_fact_waits_then_denies_facts_unavailable(backend: Backend) {
     assert_eq!(
         guard
             .fake
-            .calls(&format!("POST /repos/{REPO}/actions/runs/800/cancel")),
+            .gate
+            .count_exact(&format!("POST /repos/{REPO}/actions/runs/800/cancel")),
         1
     );
     assert!(guard.decisions("?outcome=allow").await.is_empty());
@@ -2669,10 +2254,11 @@ async fn a_rate_limited_lookup_waits_for_the_reset(backend: Backend) {
     // The first fetch (at start) is done, so the 403 falls on the fetch the role change asks
     // for, which the decision then needs.
     health_until(&guard, |h| h["role_facts"]["fresh"] == 1).await;
-    let before = guard.fake.calls_matching("/collaborators");
+    let before = guard.fake.gate.count_containing("/collaborators");
     // One 403 with the rate limit used up until the next second, then the real answer.
     guard
         .fake
+        .gate
         .fail(&format!("GET /repos/{REPO}/collaborators"), &[403]);
     guard.set_role(ACTOR, Some("maintain")).await;
     let (status, m) = guard
@@ -2680,7 +2266,7 @@ async fn a_rate_limited_lookup_waits_for_the_reset(backend: Backend) {
         .await;
     assert_eq!((status, m.as_str()), (StatusCode::OK, "allow"));
     assert!(
-        guard.fake.calls_matching("/collaborators") >= before + 2,
+        guard.fake.gate.count_containing("/collaborators") >= before + 2,
         "asked again after the reset"
     );
 }
@@ -2722,8 +2308,8 @@ async fn without_a_token_the_guard_calls_github_not_at_all(backend: Backend) {
         m,
         "deny (facts-unavailable): no GitHub token: not cancelled"
     );
-    let total: u32 = guard.fake.calls.lock().unwrap().values().sum();
-    assert_eq!(total, 0, "{:?}", guard.fake.calls.lock().unwrap());
+    let total = guard.fake.gate.total();
+    assert_eq!(total, 0, "{:?}", guard.fake.gate.calls());
 }
 
 async fn a_role_change_seen_by_one_replica_is_seen_by_all(backend: Backend) {
@@ -2762,12 +2348,12 @@ async fn webhooks_that_change_roles_make_the_facts_stale(backend: Backend) {
         async move {
             static N: AtomicU32 = AtomicU32::new(0);
             let id = format!("{event}-{}", N.fetch_add(1, Ordering::Relaxed));
-            let calls = guard.fake.calls_matching("/collaborators");
+            let calls = guard.fake.gate.count_containing("/collaborators");
             let (status, m) = guard.deliver(event, &id, &body).await;
             assert_eq!(status, StatusCode::OK, "{event}: {m}");
             // Read again (once the change is stored and the fetch done).
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while guard.fake.calls_matching("/collaborators") == calls {
+            while guard.fake.gate.count_containing("/collaborators") == calls {
                 assert!(
                     std::time::Instant::now() < deadline,
                     "{event} did not make the roles stale: {m}"
@@ -2807,13 +2393,14 @@ async fn webhooks_that_change_roles_make_the_facts_stale(backend: Backend) {
     // Someone joined a team: the team's repositories, listed by GitHub.
     guard
         .fake
-        .teams
+        .state
         .lock()
         .unwrap()
+        .team_repos
         .insert("github".into(), vec![REPO.into()]);
     stale_then_fresh("membership", fixture("membership.added.json")).await;
     // (Listed for both membership changes.)
-    assert_eq!(guard.fake.calls_matching("/teams/github/repos"), 2);
+    assert_eq!(guard.fake.gate.count_containing("/teams/github/repos"), 2);
     // Someone joined the organisation: the base permission may reach anywhere.
     let m = stale_then_fresh("organization", fixture("organization.member_added.json")).await;
     assert!(m.contains("every repository"), "{m}");
@@ -2892,7 +2479,13 @@ async fn a_rerun_whose_attempt_was_missed_is_read_from_github(backend: Backend) 
         .await;
     // Attempt 2's event never came; GitHub knows it was re-run by someone who only reads.
     let attempt2 = run_by(950, 2, ACTOR, OUTSIDER)["workflow_run"].clone();
-    guard.fake.runs.lock().unwrap().insert((950, 2), attempt2);
+    guard
+        .fake
+        .state
+        .lock()
+        .unwrap()
+        .runs
+        .insert((950, 2), attempt2);
     guard
         .deliver("workflow_job", "job-2", &queued_attempt(950, 2, 9502))
         .await;
@@ -2901,7 +2494,8 @@ async fn a_rerun_whose_attempt_was_missed_is_read_from_github(backend: Backend) 
     assert_eq!(
         guard
             .fake
-            .calls(&format!("GET /repos/{REPO}/actions/runs/950/attempts/2")),
+            .gate
+            .count_exact(&format!("GET /repos/{REPO}/actions/runs/950/attempts/2")),
         1
     );
     let d = &guard.decisions("?outcome=deny").await[0];
@@ -2965,7 +2559,7 @@ async fn a_cancel_github_refuses_is_tried_again(backend: Backend) {
         )
         .await;
     // GitHub fails the first two cancellations.
-    guard.fake.fail(
+    guard.fake.gate.fail(
         &format!("POST /repos/{REPO}/actions/runs/970/cancel"),
         &[502, 502],
     );
@@ -2982,7 +2576,8 @@ async fn a_cancel_github_refuses_is_tried_again(backend: Backend) {
     assert_eq!(
         guard
             .fake
-            .calls(&format!("POST /repos/{REPO}/actions/runs/970/cancel")),
+            .gate
+            .count_exact(&format!("POST /repos/{REPO}/actions/runs/970/cancel")),
         3
     );
 }

@@ -2,8 +2,6 @@
 //! (`examples/audit-projects/`, against `examples/conda-forge/`), on hostile checkouts, on a
 //! real SQLite database of the guard, and online against a loopback GitHub that fails.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -423,41 +421,19 @@ fn idle_grants_come_from_the_guards_database() {
     assert!(!absent.exists());
 }
 
-/// A loopback "GitHub" (and Cirun) that fails every request, in turn with 422, 403 and 500,
-/// and puts the request itself, headers included, in the answer's `message`: a client that
-/// quoted answers without care would quote the token.
-fn serve_echoing_failures() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            stream
-                .set_read_timeout(Some(std::time::Duration::from_secs(2)))
-                .ok();
-            let mut buf = vec![0u8; 16 * 1024];
-            let read = stream.read(&mut buf).unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..read]).to_string();
-            let body = serde_json::json!({ "message": request }).to_string();
-            let status = [
-                "422 Unprocessable Entity",
-                "403 Forbidden",
-                "500 Internal Server Error",
-            ][n % 3];
-            let reply = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
-    url
+/// The loopback GitHub (`gatehouse-fake`), standing for Cirun too, failing every request, in
+/// turn with 422, 403 and 500, with the request itself, headers included, in the answer's
+/// `message`: a client that quoted answers without care would quote the token.
+fn serve_echoing_failures(token: &str) -> String {
+    let fake = support::FakeGitHub::with_token(token);
+    fake.gate.echo_all(&[422, 403, 500]);
+    support::serve_github(fake).0
 }
 
 #[test]
 fn no_secret_reaches_the_output_when_github_fails() {
-    let url = serve_echoing_failures();
     let token = "ghp_S3cr3tTokenThatMustNeverBePrinted0001";
+    let url = serve_echoing_failures(token);
     let cirun = "cirun-S3cr3tKeyThatMustNeverBePrinted0002";
     let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .current_dir(workspace())

@@ -1,19 +1,14 @@
-//! `gatehouse check --online` end to end: the binary against a fake GitHub on loopback that
-//! answers like GitHub's REST API and injects faults (server errors, rate limits, slow answers,
-//! a rejected token).
+//! `gatehouse check --online` end to end: the binary against the loopback GitHub
+//! (`gatehouse-fake`) that answers like GitHub's REST API and injects faults (server errors,
+//! rate limits, slow answers, a rejected token).
 
-use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde_json::{Value, json};
+use gatehouse_fake::{FakeGitHub, Fault};
+use serde_json::Value;
 
 /// The token the fake accepts. No run may ever print it.
 const TOKEN: &str = "ghp_gatehouseTestToken_MustNeverBePrinted_0123";
@@ -21,190 +16,55 @@ const TOKEN: &str = "ghp_gatehouseTestToken_MustNeverBePrinted_0123";
 // ---------------------------------------------------------------------------------------------
 // The fake GitHub
 
-/// An answer given instead of the real one, in order, before the real one.
-#[derive(Clone)]
-enum Fault {
-    Status(u16),
-    /// 403 with `x-ratelimit-remaining: 0` until the given epoch second has passed.
-    RateLimitedUntil(u64),
-    /// 429 with `retry-after`, once.
-    RetryAfter(u64),
-    /// Answers only after this long.
-    Slow(Duration),
-}
+/// A GitHub where only the repositories and accounts a test names exist.
+struct Fake(FakeGitHub);
 
-#[derive(Default)]
-struct Fake {
-    /// `owner/repo` → archived.
-    repos: HashMap<String, bool>,
-    /// Lower-cased login → id.
-    users: HashMap<String, i64>,
-    /// Every request answers this status (after the token check).
-    always: Option<u16>,
-    faults: Mutex<HashMap<String, VecDeque<Fault>>>,
-    calls: Mutex<HashMap<String, u32>>,
+impl Default for Fake {
+    fn default() -> Self {
+        let github = FakeGitHub::with_token(TOKEN);
+        github.state.lock().unwrap().known_only = true;
+        Fake(github)
+    }
 }
 
 impl Fake {
-    fn repo(mut self, project: &str, archived: bool) -> Self {
-        self.repos
-            .insert(format!("conda-forge/{project}-feedstock"), archived);
+    fn repo(self, project: &str, archived: bool) -> Self {
+        self.0
+            .add_repo(&format!("conda-forge/{project}-feedstock"), archived);
         self
     }
 
-    fn user(mut self, login: &str, id: i64) -> Self {
-        self.users.insert(login.to_lowercase(), id);
+    fn user(self, login: &str, id: i64) -> Self {
+        self.0
+            .state
+            .lock()
+            .unwrap()
+            .accounts
+            .insert(login.to_lowercase(), id);
         self
     }
 
+    /// Faults for `GET path`.
     fn fault(self, path: &str, faults: &[Fault]) -> Self {
-        self.faults
-            .lock()
-            .unwrap()
-            .insert(path.to_string(), faults.iter().cloned().collect());
+        self.0.gate.fault(&format!("GET {path}"), faults);
         self
     }
 
-    fn calls(&self, path: &str) -> u32 {
-        self.calls.lock().unwrap().get(path).copied().unwrap_or(0)
-    }
-
-    fn total_calls(&self) -> u32 {
-        self.calls.lock().unwrap().values().sum()
-    }
-
-    /// What GitHub would answer before looking at the resource: authentication, required
-    /// headers, and any injected fault.
-    async fn gate(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
-        *self
-            .calls
-            .lock()
-            .unwrap()
-            .entry(path.to_string())
-            .or_default() += 1;
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        if header("authorization") != Some(&format!("Bearer {TOKEN}")) {
-            return Some(error(401, "Bad credentials"));
-        }
-        if header("accept") != Some("application/vnd.github+json")
-            || header("x-github-api-version") != Some("2022-11-28")
-            || !header("user-agent").is_some_and(|ua| ua.starts_with("gatehouse/"))
-        {
-            return Some(error(
-                400,
-                "missing or wrong Accept, X-GitHub-Api-Version or User-Agent",
-            ));
-        }
-        if let Some(status) = self.always {
-            return Some(error(status, "Server Error"));
-        }
-        let fault = {
-            let mut faults = self.faults.lock().unwrap();
-            let queue = faults.entry(path.to_string()).or_default();
-            match queue.front() {
-                Some(Fault::RateLimitedUntil(reset)) if now_secs() >= *reset => {
-                    queue.pop_front();
-                    None
-                }
-                Some(Fault::RateLimitedUntil(_)) => queue.front().cloned(),
-                _ => queue.pop_front(),
-            }
-        };
-        match fault? {
-            Fault::Status(status) => Some(error(status, "Server Error")),
-            Fault::RateLimitedUntil(reset) => {
-                let mut r = error(403, "API rate limit exceeded for user ID 1.");
-                let h = r.headers_mut();
-                h.insert("x-ratelimit-limit", "5000".parse().unwrap());
-                h.insert("x-ratelimit-remaining", "0".parse().unwrap());
-                h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
-                Some(r)
-            }
-            Fault::RetryAfter(secs) => {
-                let mut r = error(429, "You have exceeded a secondary rate limit.");
-                r.headers_mut()
-                    .insert("retry-after", secs.to_string().parse().unwrap());
-                Some(r)
-            }
-            Fault::Slow(d) => {
-                tokio::time::sleep(d).await;
-                None
-            }
-        }
+    /// Every call answers `status`.
+    fn always(self, status: u16) -> Self {
+        self.0.gate.fail_all(Some(status));
+        self
     }
 }
 
-fn error(status: u16, message: &str) -> Response {
-    let status = StatusCode::from_u16(status).unwrap();
-    (
-        status,
-        axum::Json(json!({
-            "message": message,
-            "documentation_url": "https://docs.github.com/rest",
-            "status": status.as_str(),
-        })),
-    )
-        .into_response()
+/// Starts the fake on 127.0.0.1; returns its base URL.
+fn serve(fake: Fake) -> (String, Arc<FakeGitHub>) {
+    gatehouse_fake::serve_github(fake.0)
 }
 
-async fn get_repo(
-    State(fake): State<Arc<Fake>>,
-    UrlPath((owner, repo)): UrlPath<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = fake.gate(&format!("/repos/{owner}/{repo}"), &headers).await {
-        return r;
-    }
-    let full_name = format!("{owner}/{repo}");
-    match fake.repos.get(&full_name) {
-        Some(archived) => axum::Json(json!({
-            "id": 1296269,
-            "name": repo,
-            "full_name": full_name,
-            "private": false,
-            "archived": archived,
-            "disabled": false,
-        }))
-        .into_response(),
-        None => error(404, "Not Found"),
-    }
-}
-
-async fn get_user(
-    State(fake): State<Arc<Fake>>,
-    UrlPath(login): UrlPath<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = fake.gate(&format!("/users/{login}"), &headers).await {
-        return r;
-    }
-    match fake.users.get(&login.to_lowercase()) {
-        Some(id) => axum::Json(json!({ "login": login, "id": id, "type": "User" })).into_response(),
-        None => error(404, "Not Found"),
-    }
-}
-
-/// Starts the fake on 127.0.0.1 in a thread of its own; returns its base URL.
-fn serve(fake: Fake) -> (String, Arc<Fake>) {
-    let fake = Arc::new(fake);
-    let app = Router::new()
-        .route("/repos/{owner}/{repo}", get(get_repo))
-        .route("/users/{login}", get(get_user))
-        .with_state(fake.clone());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    (base, fake)
+/// How often `GET path` was called.
+fn calls(fake: &FakeGitHub, path: &str) -> usize {
+    fake.gate.count_exact(&format!("GET {path}"))
 }
 
 fn now_secs() -> u64 {
@@ -345,7 +205,7 @@ fn all_good_exits_zero_and_asks_each_question_once() {
     let run = check(dir.path(), &api, Some(TOKEN), &[]);
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.diagnostics().is_empty(), "{run}");
-    assert_eq!((fake.calls(REPO_X), fake.calls(USER_ALICE)), (1, 1));
+    assert_eq!((calls(&fake, REPO_X), calls(&fake, USER_ALICE)), (1, 1));
 }
 
 #[test]
@@ -424,7 +284,7 @@ fn server_errors_are_retried() {
     let run = check(dir.path(), &api, Some(TOKEN), &[]);
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.diagnostics().is_empty(), "{run}");
-    assert_eq!(fake.calls(REPO_X), 3);
+    assert_eq!(calls(&fake, REPO_X), 3);
 }
 
 #[test]
@@ -438,7 +298,7 @@ fn a_slow_answer_times_out_and_is_retried() {
     let run = check(dir.path(), &api, Some(TOKEN), &[]);
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.diagnostics().is_empty(), "{run}");
-    assert_eq!(fake.calls(USER_ALICE), 2);
+    assert_eq!(calls(&fake, USER_ALICE), 2);
     assert!(
         run.elapsed < Duration::from_secs(10),
         "took {:?}",
@@ -459,7 +319,7 @@ fn an_exhausted_rate_limit_is_waited_out() {
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.diagnostics().is_empty(), "{run}");
     // The fake refuses until the reset, so the second call succeeding proves the wait.
-    assert_eq!(fake.calls(REPO_X), 2);
+    assert_eq!(calls(&fake, REPO_X), 2);
 }
 
 #[test]
@@ -472,7 +332,7 @@ fn retry_after_is_honoured() {
     let dir = access_repo(&["x"]);
     let run = check(dir.path(), &api, Some(TOKEN), &[]);
     assert_eq!(run.code, Some(0), "{run}");
-    assert_eq!(fake.calls(USER_ALICE), 2);
+    assert_eq!(calls(&fake, USER_ALICE), 2);
     assert!(
         run.elapsed >= Duration::from_secs(1),
         "took {:?}",
@@ -514,10 +374,7 @@ fn a_rate_limit_beyond_the_cap_gives_up_with_when_it_resets() {
 
 #[test]
 fn a_failing_github_gives_warnings_not_a_crash() {
-    let (api, fake) = serve(Fake {
-        always: Some(500),
-        ..Fake::default()
-    });
+    let (api, fake) = serve(Fake::default().always(500));
     let dir = access_repo(&["x"]);
     let run = check(dir.path(), &api, Some(TOKEN), &[]);
     assert_eq!(run.code, Some(0), "{run}");
@@ -532,9 +389,9 @@ fn a_failing_github_gives_warnings_not_a_crash() {
     }
     // Retried, but boundedly.
     assert!(
-        (2..=4).contains(&fake.calls(REPO_X)),
+        (2..=4).contains(&calls(&fake, REPO_X)),
         "{}",
-        fake.calls(REPO_X)
+        calls(&fake, REPO_X)
     );
 }
 
@@ -550,7 +407,7 @@ fn a_rejected_token_fails_the_run_and_names_github_token() {
         "{run}"
     );
     // A rejected token is not retried.
-    assert!(fake.total_calls() <= 2, "{}", fake.total_calls());
+    assert!(fake.gate.total() <= 2, "{}", fake.gate.total());
 }
 
 #[test]
@@ -564,5 +421,5 @@ fn without_a_token_online_checks_are_skipped_with_a_warning() {
     let strict = check(dir.path(), &api, None, &["--strict"]);
     assert_eq!(strict.code, Some(1), "{strict}");
     assert_eq!(strict.finding("online-skipped")["severity"], "error");
-    assert_eq!(fake.total_calls(), 0);
+    assert_eq!(fake.gate.total(), 0);
 }

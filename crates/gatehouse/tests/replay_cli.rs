@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use gatehouse_server::loadgen::{self, ServerProcess, free_addr};
+use gatehouse_loadgen::{self as loadgen, ServerProcess, free_addr};
 use serde_json::{Value, json};
 
 const REPO_0: &str = "octo-org/proj0-feedstock";

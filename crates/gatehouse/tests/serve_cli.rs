@@ -136,7 +136,7 @@ fn exit_after_stops_the_guard_cleanly() {
 /// equal those of the acknowledged completed jobs.
 #[test]
 fn a_guard_killed_midway_loses_nothing_and_counts_nothing_twice() {
-    use gatehouse_server::loadgen::{self, ServerProcess, Traffic, free_addr};
+    use gatehouse_loadgen::{self as loadgen, ServerProcess, Traffic, free_addr};
     use std::sync::Arc;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -4,13 +4,14 @@
 //! request back, including its `Authorization` header, admin calls with a wrong and a right
 //! token) with the most verbose logging, and everything it printed is searched for them.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gatehouse_fake::{Call, FakeGitHub};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
@@ -19,58 +20,14 @@ const WEBHOOK_SECRET: &str = "whsec-3f9a1c77d2e04b5b9c1e6a8d4f2b7e10";
 const GITHUB_TOKEN: &str = "ghp_S3cr3tT0k3nTh4tMustN3v3rB3L0gg3d0001";
 const ADMIN_TOKEN: &str = "adm-8c2d4e6f0a1b3c5d7e9f1a2b3c4d5e6f";
 
-/// A GitHub that answers every request 500 with the request's head (token included) in its
-/// message, as some proxies do, and remembers the heads it saw.
-fn echoing_github(seen: Arc<Mutex<Vec<String>>>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let seen = seen.clone();
-            std::thread::spawn(move || answer_echo(stream, &seen));
-        }
-    });
-    port
-}
-
-fn answer_echo(stream: TcpStream, seen: &Mutex<Vec<String>>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut head = String::new();
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        seen.lock().unwrap().push(head.clone());
-        // The credentials first, so that cutting the message short cannot hide them.
-        let credentials: String = head
-            .lines()
-            .filter(|l| l.to_ascii_lowercase().starts_with("authorization"))
-            .collect();
-        let answer =
-            json!({ "message": format!("bad credentials {credentials} for {head}") }).to_string();
-        let mut stream = reader.get_ref();
-        let _ = write!(
-            stream,
-            "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-            answer.len()
-        );
-    }
+/// The loopback GitHub (`gatehouse-fake`), answering every request 500 with the request's head
+/// (token included) in its message, as some proxies do; its call log keeps the heads it saw.
+fn echoing_github() -> (u16, Arc<FakeGitHub>) {
+    let fake = FakeGitHub::with_token(GITHUB_TOKEN);
+    fake.gate.echo_all(&[500]);
+    let (url, fake) = gatehouse_fake::serve_github(fake);
+    let port = url.rsplit(':').next().unwrap().parse().unwrap();
+    (port, fake)
 }
 
 fn free_port() -> u16 {
@@ -120,8 +77,8 @@ fn queued_job() -> Vec<u8> {
 
 #[test]
 fn no_secret_reaches_the_guards_output_on_any_path() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let github = echoing_github(seen.clone());
+    let (github, fake) = echoing_github();
+    let seen = || -> Vec<String> { fake.gate.requests().iter().map(Call::head).collect() };
     let dir = tempfile::tempdir().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/conda-forge");
     let port = free_port();
@@ -203,16 +160,11 @@ fn no_secret_reaches_the_guards_output_on_any_path() {
 
     // The guard asked GitHub with the token (so the echo, token included, came back to it).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !seen
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|h| h.contains(GITHUB_TOKEN))
-    {
+    while !seen().iter().any(|h| h.contains(GITHUB_TOKEN)) {
         assert!(
             Instant::now() < deadline,
             "the guard never called GitHub with its token: {:?}",
-            seen.lock().unwrap()
+            seen()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

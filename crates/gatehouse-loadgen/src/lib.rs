@@ -1,9 +1,10 @@
 //! A bounded load generator for the guard, and the crash and replica tests built on it.
 //!
-//! Not part of the guard: it drives a `gatehouse serve` process (or several) over real sockets
-//! the way GitHub does, with signed deliveries built from GitHub's own example payloads. Used
-//! by `examples/loadgen.rs` (the figures in docs/BENCHMARKS.md) and, at a small scale, by the
-//! test suite.
+//! Not part of the guard (a crate of its own, so that the guard's build holds none of it nor
+//! of the fake GitHub): it drives a `gatehouse serve` process (or several) over real sockets
+//! the way GitHub does, with signed deliveries built from GitHub's own example payloads,
+//! against the loopback GitHub of `gatehouse-fake`. Used by `examples/loadgen.rs` (the figures
+//! in docs/BENCHMARKS.md) and, at a small scale, by the test suite.
 //!
 //! The traffic is a realistic mix: each CI run brings a `workflow_run` event, a `queued` job
 //! and, later, its `completed` job; a third of the jobs ask for GitHub's own runners (not
@@ -22,19 +23,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::Json;
-use axum::extract::Path as UrlPath;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
+use gatehouse_server::store::{Store, StoredCounts};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::store::{Store, StoredCounts};
-
-const RUN_TEMPLATE: &str = include_str!("../tests/fixtures/workflow_run.requested.json");
-const QUEUED_TEMPLATE: &str = include_str!("../tests/fixtures/workflow_job.queued.json");
-const COMPLETED_TEMPLATE: &str = include_str!("../tests/fixtures/workflow_job.completed.json");
+const RUN_TEMPLATE: &str =
+    include_str!("../../gatehouse-server/tests/fixtures/workflow_run.requested.json");
+const QUEUED_TEMPLATE: &str =
+    include_str!("../../gatehouse-server/tests/fixtures/workflow_job.queued.json");
+const COMPLETED_TEMPLATE: &str =
+    include_str!("../../gatehouse-server/tests/fixtures/workflow_job.completed.json");
 
 /// Placeholders put into the templates, replaced per delivery.
 const REPO_MARK: &str = "octo-org/loadgen-placeholder-feedstock";
@@ -84,77 +83,40 @@ pub fn write_repo(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The loopback GitHub of [`fake_github`]: where it listens, and when each run's cancellation
-/// reached it.
+/// The token the guard is given (`GITHUB_TOKEN`), which the fake GitHub accepts.
+pub const GITHUB_TOKEN: &str = "loadgen-token";
+/// The actor of GitHub's example payloads, who may write to every repository.
+const ACTOR: (&str, i64) = ("Codertocat", 15669918);
+
+/// The loopback GitHub of [`fake_github`]: where it listens, and the fake itself.
 pub struct FakeGitHub {
     pub url: String,
-    /// Run id -> when its first cancel request arrived.
-    pub cancels: Arc<std::sync::Mutex<std::collections::HashMap<i64, Instant>>>,
+    pub fake: Arc<gatehouse_fake::FakeGitHub>,
 }
 
-/// A loopback stand-in for the GitHub REST endpoints the guard calls (shapes as in GitHub's
-/// OpenAPI description): every repository's collaborator is the example payloads' actor
-/// (`Codertocat`, who may write), every run's attempt exists (pushed by them), cancels and
-/// check runs succeed (and the arrival of each run's cancel is noted). It runs until the
-/// runtime stops.
-pub async fn fake_github() -> anyhow::Result<FakeGitHub> {
-    let cancels: Arc<std::sync::Mutex<std::collections::HashMap<i64, Instant>>> = Arc::default();
-    let noted = cancels.clone();
-    let cancel = move |UrlPath((_, _, id)): UrlPath<(String, String, i64)>| {
-        let noted = noted.clone();
-        async move {
-            noted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(id)
-                .or_insert_with(Instant::now);
-            (StatusCode::ACCEPTED, Json(json!({})))
-        }
-    };
-    async fn run(
-        UrlPath((owner, repo, id, attempt)): UrlPath<(String, String, i64, i64)>,
-    ) -> Json<Value> {
-        let full = format!("{owner}/{repo}");
-        Json(json!({
-            "id": id, "run_attempt": attempt, "event": "push",
-            "path": ".github/workflows/ci.yml", "head_branch": "main",
-            "repository": { "full_name": full }, "head_repository": { "full_name": full },
-            "actor": { "login": "Codertocat", "id": 15669918 },
-            "triggering_actor": { "login": "Codertocat", "id": 15669918 },
-        }))
+impl FakeGitHub {
+    /// Run id -> when its first cancel request arrived.
+    pub fn cancels(&self) -> std::collections::BTreeMap<i64, Instant> {
+        self.fake
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cancels
+            .clone()
     }
-    let app = axum::Router::new()
-        .route(
-            "/repos/{owner}/{repo}/actions/runs/{id}/attempts/{attempt}",
-            get(run),
-        )
-        .route(
-            "/repos/{owner}/{repo}/collaborators",
-            get(|| async {
-                Json(json!([{
-                    "login": "Codertocat", "id": 15669918, "role_name": "write",
-                    "permissions": { "admin": false, "maintain": false, "push": true,
-                        "triage": true, "pull": true },
-                }]))
-            }),
-        )
-        .route(
-            "/repos/{owner}/{repo}/actions/runs/{id}/cancel",
-            post(cancel),
-        )
-        .route(
-            "/repos/{owner}/{repo}/check-runs",
-            post(|| async { (StatusCode::CREATED, Json(json!({ "id": 1 }))) }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(FakeGitHub {
-        url: format!("http://{addr}"),
-        cancels,
-    })
+}
+
+/// The loopback GitHub (`gatehouse-fake`) the guard runs against: every repository's
+/// collaborator is the example payloads' actor (`Codertocat`, who may write), every run's
+/// attempt exists (pushed by them), cancels and check runs succeed (and the arrival of each
+/// run's first cancel is noted). It runs until the process ends.
+pub async fn fake_github() -> anyhow::Result<FakeGitHub> {
+    let fake = gatehouse_fake::FakeGitHub::with_token(GITHUB_TOKEN);
+    fake.role(ACTOR, "write");
+    fake.state.lock().unwrap_or_else(|e| e.into_inner()).runs_by =
+        Some((ACTOR.0.to_string(), ACTOR.1));
+    let (url, fake) = gatehouse_fake::serve_github(fake);
+    Ok(FakeGitHub { url, fake })
 }
 
 /// One delivery of the traffic.
@@ -730,7 +692,7 @@ impl ServerProcess {
             .args(["--listen", &self.addr.to_string(), "--db", &self.db])
             .args(&self.extra)
             .env("GATEHOUSE_WEBHOOK_SECRET", SECRET)
-            .env("GITHUB_TOKEN", "loadgen-token")
+            .env("GITHUB_TOKEN", GITHUB_TOKEN)
             .env("GATEHOUSE_GITHUB_API", &self.github)
             .env("GATEHOUSE_LOG", "warn")
             .stdout(Stdio::null())

@@ -2,7 +2,7 @@
 //! docs/BENCHMARKS.md come from here.
 //!
 //! ```sh
-//! cargo build --release -p gatehouse -p gatehouse-server --example loadgen
+//! cargo build --release -p gatehouse -p gatehouse-loadgen --example loadgen
 //! L=target/release/examples/loadgen G=target/release/gatehouse
 //! $L throughput --gatehouse $G --sends 100000 --concurrency 32       # SQLite
 //! $L kill-test  --gatehouse $G --sends 200000 --kills 2              # SQLite, SIGKILL twice
@@ -17,7 +17,7 @@
 //!
 //! Each run writes an access repository and a store in a fresh temporary folder (PostgreSQL:
 //! a fresh database on the server given), starts a loopback fake of GitHub's REST API, runs
-//! the servers, sends the traffic (see `gatehouse_server::loadgen`) and checks the store.
+//! the servers, sends the traffic (see the `gatehouse_loadgen` crate) and checks the store.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,8 +25,8 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use anyhow::Context;
-use gatehouse_server::loadgen::{
-    self, LoadResult, ServerProcess, Targets, Traffic, free_addr, metric_sum,
+use gatehouse_loadgen::{
+    self as loadgen, LoadResult, ServerProcess, Targets, Traffic, free_addr, metric_sum,
 };
 
 struct Args {
@@ -262,11 +262,7 @@ async fn main() -> anyhow::Result<()> {
             let sent = denials.await.context("the denial sender panicked")??;
             tokio::time::sleep(Duration::from_millis(500)).await;
             report("deliveries", &result);
-            let cancels = fake
-                .cancels
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let cancels = fake.cancels();
             let mut delays: Vec<Duration> = sent
                 .iter()
                 .filter_map(|(run, at)| Some(cancels.get(run)?.duration_since(*at)))
