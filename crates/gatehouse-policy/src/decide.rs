@@ -935,9 +935,9 @@ impl Decision {
             } => {
                 let what = match cap {
                     Cap::Resource => format!("`{resource}` runs {limit} jobs at once at most"),
-                    Cap::Project => format!(
-                        "`{project}` may run {limit} jobs at once on `{resource}` at most"
-                    ),
+                    Cap::Project => {
+                        format!("`{project}` may run {limit} jobs at once on `{resource}` at most")
+                    }
                     Cap::Provider => format!(
                         "the organisation runs {limit} jobs at once on `{provider}`'s resources at most"
                     ),

@@ -39,6 +39,12 @@ pub const DEFAULT_CONCURRENCY_WAIT_SECS: u64 = 600;
 /// self-hosted job after 5 days anyway.
 pub const MAX_CONCURRENCY_WAIT_SECS: u64 = 24 * 3600;
 
+/// How long a gate keeps asking at most, whatever the guard answers (the longest
+/// `concurrency_wait` and a minute).
+pub fn gate_wait_limit_secs() -> u64 {
+    MAX_CONCURRENCY_WAIT_SECS + 60
+}
+
 /// `90s`, `10m`, `1h` as seconds.
 pub fn parse_wait(text: &str) -> Result<u64, String> {
     let text = text.trim();

@@ -14,7 +14,8 @@ mod tos;
 pub(crate) use account::ACCOUNT_ID_HELP;
 pub use account::AccountId;
 pub use gate::{
-    DEFAULT_CONCURRENCY_WAIT_SECS, GateSettings, OnUnreachable, PoolSettings, parse_wait,
+    DEFAULT_CONCURRENCY_WAIT_SECS, GateSettings, OnUnreachable, PoolSettings, gate_wait_limit_secs,
+    parse_wait,
 };
 pub use grant::{Grant, GrantFile, GrantUser, GrantUsers, Standing, Validity};
 pub use request::{
