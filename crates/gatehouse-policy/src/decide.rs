@@ -933,17 +933,30 @@ impl Decision {
                 limit,
                 provider,
             } => {
-                let what = match cap {
-                    Cap::Resource => format!("`{resource}` runs {limit} jobs at once at most"),
-                    Cap::Project => {
-                        format!("`{project}` may run {limit} jobs at once on `{resource}` at most")
+                let jobs = |n: u32| {
+                    if n == 1 {
+                        "1 job".to_string()
+                    } else {
+                        format!("{n} jobs")
                     }
+                };
+                let what = match cap {
+                    Cap::Resource => format!("`{resource}` runs {} at once at most", jobs(*limit)),
+                    Cap::Project => format!(
+                        "`{project}` may run {} at once on `{resource}` at most",
+                        jobs(*limit)
+                    ),
                     Cap::Provider => format!(
-                        "the organisation runs {limit} jobs at once on `{provider}`'s resources at most"
+                        "the organisation runs {} at once on `{provider}`'s resources at most",
+                        jobs(*limit)
                     ),
                 };
+                let running = match running {
+                    1 => "1 is running".to_string(),
+                    n => format!("{n} are running"),
+                };
                 format!(
-                    "{what}, and {running} are running. Nothing is wrong with this job: re-run it and it will pass once one of them finishes"
+                    "{what}, and {running}. Nothing is wrong with this job: re-run it and it will pass once one of them finishes"
                 )
             }
             DenyReason::FactsUnavailable(missing) => format!(

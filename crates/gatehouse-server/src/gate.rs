@@ -314,6 +314,7 @@ async fn admit(
                     &caps.provider,
                     project.as_deref(),
                     &time_text(now),
+                    &holder,
                 )
                 .await?;
             let (cap, running, limit) = crate::caps::reached(&caps.limits, &held);
@@ -330,7 +331,12 @@ async fn admit(
                             .into(),
                     ),
                     message: Some(format!(
-                        "{running} jobs hold {} (the cap is {limit}); this job waits for one to finish, {}s more at most",
+                        "{} {} (the cap is {limit}); this job waits for one to finish, {}s more at most",
+                        if running == 1 {
+                            "1 job holds".to_string()
+                        } else {
+                            format!("{running} jobs hold")
+                        },
                         match cap {
                             gatehouse_policy::Cap::Resource => format!("`{resource_name}`"),
                             gatehouse_policy::Cap::Project => format!(

@@ -202,6 +202,7 @@ async fn check_caps(
             &caps.provider,
             project.as_deref(),
             &time_text(now),
+            &holder,
         )
         .await?;
     let (cap, running, limit) = crate::caps::reached(&caps.limits, &held);

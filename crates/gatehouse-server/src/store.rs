@@ -1422,27 +1422,29 @@ impl Store {
         Ok(row.map(|(s,)| s))
     }
 
-    /// How many jobs hold a machine at `now` (as [`time_text`] writes it): of `resource`, of
-    /// `project` on it, of `provider`.
+    /// How many jobs other than `holder`'s hold a machine at `now` (as [`time_text`] writes
+    /// it): of `resource`, of `project` on it, of `provider`.
     pub async fn held(
         &self,
         resource: &str,
         provider: &str,
         project: Option<&str>,
         now: &str,
+        holder: &str,
     ) -> anyhow::Result<Held> {
         const SQL: &str = "SELECT
             (SELECT COUNT(*) FROM holds WHERE resource = $1 AND state <> 'waiting'
-                AND expires > $4),
+                AND expires > $4 AND holder <> $5),
             (SELECT COUNT(*) FROM holds WHERE resource = $1 AND project = $3
-                AND state <> 'waiting' AND expires > $4),
+                AND state <> 'waiting' AND expires > $4 AND holder <> $5),
             (SELECT COUNT(*) FROM holds WHERE provider = $2 AND state <> 'waiting'
-                AND expires > $4)";
+                AND expires > $4 AND holder <> $5)";
         let (resource, project, provider): (i64, i64, i64) = on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(resource)
             .bind(provider)
             .bind(project)
             .bind(now)
+            .bind(holder)
             .fetch_one(pool)
             .await)?;
         Ok(Held {
