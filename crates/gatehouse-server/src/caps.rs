@@ -13,6 +13,7 @@
 //! - The webhook path sees jobs go in progress: on a resource no gate serves, a job beyond a cap
 //!   cancels its run (`on_exceed: cancel`, the default) or is only recorded (`record`). On a
 //!   gated resource, a job counts once its gate admits it.
+//! - A gate's claim whose job never goes in progress stops counting after [`UNMATCHED_LIMIT`].
 //! - A job that never reports completion stops counting [`HOLD_LIMIT`] after it started
 //!   (GitHub's own limit on a self-hosted job's execution time), and the sweep
 //!   ([`spawn_sweep`]) asks GitHub, for claims older than [`SWEEP_AFTER`], whether their job
@@ -35,6 +36,11 @@ use crate::store::{Held, Hold, Limits, Write, time_text};
 /// reference/limits; 6 hours on GitHub's own runners, which gatehouse does not manage). The
 /// runners of Cirun, Namespace, Blacksmith, Depot and runner groups are self-hosted to GitHub.
 pub const HOLD_LIMIT: Duration = Duration::from_secs(5 * 24 * 3600);
+
+/// How long a gate's claim counts before its job's `in_progress` event names the job (GitHub
+/// sends it when the runner takes the job, before the gate asks): a claim for a runner no job
+/// ran on (a forged or a lost admission) frees its slot after this.
+pub const UNMATCHED_LIMIT: Duration = Duration::from_secs(15 * 60);
 
 /// A claim older than this is checked against GitHub's API by the sweep.
 pub const SWEEP_AFTER: Duration = Duration::from_secs(3600);
@@ -125,7 +131,8 @@ pub(crate) fn holder(run_id: i64, attempt: i64, runner: &str) -> String {
     format!("{run_id}:{attempt}:{runner}")
 }
 
-/// A claim on `resource` at `now`.
+/// A claim on `resource` at `now`: for [`HOLD_LIMIT`] when its job is known (`job_id`), else
+/// for [`UNMATCHED_LIMIT`] until its `in_progress` event comes.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn hold(
     caps: &ResourceCaps,
@@ -147,7 +154,14 @@ pub(crate) fn hold(
         job_id,
         limits: caps.limits,
         at: time_text(now),
-        expires: time_text(later(now, HOLD_LIMIT)),
+        expires: time_text(later(
+            now,
+            if job_id.is_some() {
+                HOLD_LIMIT
+            } else {
+                UNMATCHED_LIMIT
+            },
+        )),
     }
 }
 

@@ -591,7 +591,8 @@ const ADMIT_HOLD: &str = concat!(
     WHERE holds.state = 'waiting'"
 );
 /// A job in progress: counted as admitted or over (or waiting for its gate, `$13` = 1),
-/// unless it completed before; a row the gate made keeps its state and learns the job id.
+/// unless it completed before; a row the gate made keeps its state, learns the job id and
+/// counts as long as a started job does.
 const START_HOLD: &str = concat!(
     "INSERT INTO holds (holder, resource, provider, project, repository, run_id, job_id, state,
         since, expires)
@@ -600,7 +601,7 @@ const START_HOLD: &str = concat!(
     room!(),
     " THEN 'admitted' ELSE 'over' END, $9, $12
     WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE job_id = $11 AND status = 'completed')
-    ON CONFLICT (holder) DO UPDATE SET job_id = excluded.job_id"
+    ON CONFLICT (holder) DO UPDATE SET job_id = excluded.job_id, expires = excluded.expires"
 );
 const RELEASE_HOLD: &str = "DELETE FROM holds WHERE holder = $1";
 /// On PostgreSQL, claims on one provider's machines take turns (until their transaction

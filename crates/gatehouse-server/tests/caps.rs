@@ -706,6 +706,36 @@ async fn beyond_a_cap_the_webhook_path_cancels_or_records(backend: Backend) {
     assert_eq!(*world.fake.cancelled.lock().unwrap(), [second.run_id]);
 }
 
+/// A gate's claim whose job never goes in progress (a lost event, or an admission forged with a
+/// pool's token for a runner that runs nothing) stops counting after 15 minutes; a job that
+/// did start counts for GitHub's 5 days.
+async fn a_claim_whose_job_never_starts_expires_first(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = Arc::new(world.guard().await);
+    let jobs: Vec<TestJob> = (1..=8)
+        .map(|i| TestJob::new(REPO, 6000 + i, "gpu"))
+        .collect();
+    for job in &jobs {
+        guard.announce(job).await;
+    }
+    assert_eq!(
+        admit_all(&[guard.clone()], &jobs[..4], 0).await,
+        ["allow"; 4]
+    );
+    guard.job_event(&jobs[0], "in_progress").await;
+    assert_eq!(guard.admit(&jobs[4], 0).await.0, "wait");
+    // The sweep, 16 minutes on: the three claims no job took are gone, the started job stays.
+    let store = Store::connect(&world.db.url).await.unwrap();
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(16);
+    let dropped = store
+        .drop_expired_holds(&gatehouse_server::store::time_text(later))
+        .await
+        .unwrap();
+    assert_eq!(dropped, 3);
+    let next = admit_all(&[guard.clone()], &jobs[4..], 0).await;
+    assert_eq!(next, ["allow", "allow", "allow", "wait"]);
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -726,6 +756,7 @@ on_both!(
     one_project_cannot_hold_the_whole_pool,
     a_providers_cap_holds_across_its_resources,
     beyond_a_cap_the_webhook_path_cancels_or_records,
+    a_claim_whose_job_never_starts_expires_first,
 );
 
 /// Two replicas behind a load balancer, one PostgreSQL: 40 admissions at once, alternating
