@@ -538,11 +538,11 @@ async fn fourteen_jobs_on_four_machines(backend: Backend) {
     }
     // Their gates ask at once.
     let guard = Arc::new(guard);
-    let outcomes = admit_all(&[guard.clone()], &jobs, 0).await;
+    let outcomes = admit_all(std::slice::from_ref(&guard), &jobs, 0).await;
     assert_eq!(count(&outcomes, "allow"), 4, "{outcomes:?}");
     assert_eq!(count(&outcomes, "wait"), 10, "{outcomes:?}");
     // Asking again changes nothing for anyone: the admitted stay admitted.
-    let again = admit_all(&[guard.clone()], &jobs, 1).await;
+    let again = admit_all(std::slice::from_ref(&guard), &jobs, 1).await;
     assert_eq!(again, outcomes);
 
     // An admitted job finishes: its machine is free for exactly one of the waiting ones.
@@ -554,7 +554,7 @@ async fn fourteen_jobs_on_four_machines(backend: Backend) {
         .filter(|(_, o)| *o == "wait")
         .map(|(j, _)| j.clone())
         .collect();
-    let next = admit_all(&[guard.clone()], &waiting, 1).await;
+    let next = admit_all(std::slice::from_ref(&guard), &waiting, 1).await;
     assert_eq!(count(&next, "allow"), 1, "{next:?}");
     assert_eq!(count(&next, "wait"), 9, "{next:?}");
 
@@ -592,7 +592,7 @@ async fn one_project_cannot_hold_the_whole_pool(backend: Backend) {
     for job in mine.iter().chain([&theirs]) {
         guard.announce(job).await;
     }
-    let outcomes = admit_all(&[guard.clone()], &mine, 0).await;
+    let outcomes = admit_all(std::slice::from_ref(&guard), &mine, 0).await;
     assert_eq!(count(&outcomes, "allow"), 2, "{outcomes:?}");
     let waiting = &mine[outcomes.iter().position(|o| o == "wait").unwrap()];
     let (_, answer) = guard.admit(waiting, 0).await;
@@ -624,10 +624,10 @@ async fn a_providers_cap_holds_across_its_resources(backend: Backend) {
         guard.announce(job).await;
     }
     assert_eq!(
-        admit_all(&[guard.clone()], &on_a, 0).await,
+        admit_all(std::slice::from_ref(&guard), &on_a, 0).await,
         ["allow", "allow"]
     );
-    let outcomes = admit_all(&[guard.clone()], &on_b, 0).await;
+    let outcomes = admit_all(std::slice::from_ref(&guard), &on_b, 0).await;
     assert_eq!(count(&outcomes, "allow"), 1, "{outcomes:?}");
     let waiting = &on_b[outcomes.iter().position(|o| o == "wait").unwrap()];
     let (_, answer) = guard.admit(waiting, 0).await;
@@ -719,7 +719,7 @@ async fn a_claim_whose_job_never_starts_expires_first(backend: Backend) {
         guard.announce(job).await;
     }
     assert_eq!(
-        admit_all(&[guard.clone()], &jobs[..4], 0).await,
+        admit_all(std::slice::from_ref(&guard), &jobs[..4], 0).await,
         ["allow"; 4]
     );
     guard.job_event(&jobs[0], "in_progress").await;
@@ -732,7 +732,7 @@ async fn a_claim_whose_job_never_starts_expires_first(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(dropped, 3);
-    let next = admit_all(&[guard.clone()], &jobs[4..], 0).await;
+    let next = admit_all(std::slice::from_ref(&guard), &jobs[4..], 0).await;
     assert_eq!(next, ["allow", "allow", "allow", "wait"]);
 }
 
