@@ -158,6 +158,9 @@ enum Asked {
     Unreachable(String),
 }
 
+/// How long a job waiting for a concurrency slot keeps asking a guard that stopped answering.
+const UNREACHABLE_WHILE_WAITING: Duration = Duration::from_secs(60);
+
 /// The longest pause between two questions while a job waits for a concurrency slot.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
@@ -166,6 +169,10 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// `concurrency_wait` is over (a `concurrency-exhausted` denial).
 fn ask_until_admitted(guard: &str, token_file: &Path, job: &RunnerJob, timeout: Duration) -> Asked {
     let started = std::time::Instant::now();
+    // Once the guard said a cap is reached, the snapshot (which cannot count jobs) must not let
+    // the job through: an unreachable guard is asked again for a while, then the job is refused.
+    let mut unreachable_since: Option<std::time::Instant> = None;
+    let mut told_to_wait = false;
     loop {
         let waited = started.elapsed().as_secs();
         if waited > gatehouse_core::model::gate_wait_limit_secs() {
@@ -174,7 +181,18 @@ fn ask_until_admitted(guard: &str, token_file: &Path, job: &RunnerJob, timeout: 
             ));
         }
         match ask_guard(guard, token_file, job, timeout, waited) {
+            Asked::Unreachable(why) if told_to_wait => {
+                let since = *unreachable_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > UNREACHABLE_WHILE_WAITING {
+                    return Asked::Refused(format!(
+                        "this job was waiting for a concurrency slot and the guard stopped answering ({why}); re-run it"
+                    ));
+                }
+                std::thread::sleep(Duration::from_secs(5));
+            }
             Asked::Answer(a) if a.waits() => {
+                told_to_wait = true;
+                unreachable_since = None;
                 let pause = Duration::from_secs(a.retry_after_secs.unwrap_or(5))
                     .clamp(Duration::from_secs(1), MAX_RETRY_AFTER);
                 eprintln!(
