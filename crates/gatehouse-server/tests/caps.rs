@@ -733,7 +733,8 @@ async fn a_claim_whose_job_never_starts_expires_first(backend: Backend) {
         .unwrap();
     assert_eq!(dropped, 3);
     let next = admit_all(std::slice::from_ref(&guard), &jobs[4..], 0).await;
-    assert_eq!(next, ["allow", "allow", "allow", "wait"]);
+    assert_eq!(count(&next, "allow"), 3, "{next:?}");
+    assert_eq!(count(&next, "wait"), 1, "{next:?}");
 }
 
 macro_rules! on_both {
