@@ -1026,3 +1026,98 @@ fn a_user_list_names_people_by_account_id() {
         6,
     );
 }
+
+#[test]
+fn a_concurrency_cap_of_zero_is_an_error() {
+    let cpu = format!("{CPU}quota: {{ concurrency: 0 }}\n");
+    let d = only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "concurrency-cap",
+        Severity::Error,
+        "resources/cpu-large.yml",
+        4,
+    );
+    assert!(
+        d.message.contains("`concurrency: 0` lets no job run"),
+        "{d:?}"
+    );
+
+    let settings = SETTINGS.replace(
+        "access_repo: .cirun }",
+        "access_repo: .cirun, max_concurrency: 0 }",
+    );
+    only(
+        &check_with(&[("gatehouse.yml", Some(&settings))]),
+        "concurrency-cap",
+        Severity::Error,
+        "gatehouse.yml",
+        5,
+    );
+}
+
+#[test]
+fn a_project_cap_above_its_resources_cap_is_a_warning() {
+    let cpu = format!("{CPU}quota: {{ concurrency: 2, project_concurrency: 3 }}\n");
+    let d = only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "concurrency-cap",
+        Severity::Warning,
+        "resources/cpu-large.yml",
+        4,
+    );
+    assert!(d.message.contains("never limits anything"), "{d:?}");
+}
+
+#[test]
+fn on_exceed_without_a_cap_is_a_warning_unless_its_provider_has_one() {
+    let cpu = format!("{CPU}quota: {{ on_exceed: record }}\n");
+    only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "concurrency-cap",
+        Severity::Warning,
+        "resources/cpu-large.yml",
+        4,
+    );
+    let settings = SETTINGS.replace(
+        "access_repo: .cirun }",
+        "access_repo: .cirun, max_concurrency: 8 }",
+    );
+    let diags = check_with(&[
+        ("resources/cpu-large.yml", Some(&cpu)),
+        ("gatehouse.yml", Some(&settings)),
+    ]);
+    assert!(diags.is_empty(), "{diags:#?}");
+}
+
+#[test]
+fn a_pools_concurrency_wait_must_be_a_duration() {
+    let settings = format!(
+        "{SETTINGS}gate:\n  pools:\n    gpu-pool: {{ resource: gpu-large, concurrency_wait: ten minutes }}\n"
+    );
+    let d = only(
+        &check_with(&[("gatehouse.yml", Some(&settings))]),
+        "gate-pool",
+        Severity::Error,
+        "gatehouse.yml",
+        9,
+    );
+    assert!(d.message.contains("concurrency_wait"), "{d:?}");
+    for good in ["90s", "10m", "1h"] {
+        let settings = format!(
+            "{SETTINGS}gate:\n  pools:\n    gpu-pool: {{ resource: gpu-large, concurrency_wait: {good} }}\n"
+        );
+        let diags = check_with(&[("gatehouse.yml", Some(&settings))]);
+        assert!(diags.is_empty(), "{good}: {diags:#?}");
+    }
+    let settings = format!(
+        "{SETTINGS}gate:\n  pools:\n    gpu-pool: {{ resource: gpu-large, concurrency_wait: 25h }}\n"
+    );
+    let d = only(
+        &check_with(&[("gatehouse.yml", Some(&settings))]),
+        "gate-pool",
+        Severity::Error,
+        "gatehouse.yml",
+        9,
+    );
+    assert!(d.message.contains("longer than 24 hours"), "{d:?}");
+}

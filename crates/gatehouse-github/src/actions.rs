@@ -82,6 +82,21 @@ impl Client {
         .await
     }
 
+    /// A job's status (`queued`, `in_progress`, `completed`, ...): `GET
+    /// /repos/{owner}/{repo}/actions/jobs/{job_id}`. `None` when GitHub has no such job.
+    pub async fn job_status(&self, repository: &str, job_id: i64) -> Result<Option<String>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Job {
+            status: String,
+        }
+        let (owner, name) = split(repository)?;
+        let job = job_id.to_string();
+        let found: Option<Job> = self
+            .get(&["repos", owner, name, "actions", "jobs", &job])
+            .await?;
+        Ok(found.map(|j| j.status))
+    }
+
     /// Cancels a run: `POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel`, urgently (it
     /// does not wait behind other mutating calls). `Ok(false)` when GitHub answers 409: the run
     /// is already over, so there is nothing left to stop.

@@ -10,6 +10,8 @@
 //!    required role, is not in the grant's user list, or has not accepted the terms of service
 //!    (matched by numeric id); a fork whose owner is unknown.
 //! 5. `quota-exhausted`: the project's or the resource's minutes for the month are used up.
+//!    `concurrency-exhausted`: a concurrency cap is reached. `decide` never gives it: the guard
+//!    counts the jobs holding machines and denies with [`Decision::concurrency_exhausted`].
 //! 6. `facts-unavailable`: a fact the decision needs could not be had in time. `decide` never
 //!    gives it: it answers [`Decision::Undecided`], and the guard, once its deadline passes,
 //!    turns that into this denial ([`Decision::facts_unavailable`]).
@@ -67,17 +69,19 @@ pub enum DenyRule {
     EventNotAllowed,
     UserNotAllowed,
     QuotaExhausted,
+    ConcurrencyExhausted,
     FactsUnavailable,
 }
 
 impl DenyRule {
-    pub const ALL: [DenyRule; 7] = [
+    pub const ALL: [DenyRule; 8] = [
         DenyRule::AmbiguousLabels,
         DenyRule::NoGrant,
         DenyRule::Expired,
         DenyRule::EventNotAllowed,
         DenyRule::UserNotAllowed,
         DenyRule::QuotaExhausted,
+        DenyRule::ConcurrencyExhausted,
         DenyRule::FactsUnavailable,
     ];
 
@@ -89,6 +93,7 @@ impl DenyRule {
             DenyRule::EventNotAllowed => "event-not-allowed",
             DenyRule::UserNotAllowed => "user-not-allowed",
             DenyRule::QuotaExhausted => "quota-exhausted",
+            DenyRule::ConcurrencyExhausted => "concurrency-exhausted",
             DenyRule::FactsUnavailable => "facts-unavailable",
         }
     }
@@ -152,7 +157,26 @@ pub enum DenyReason {
         limit: u64,
         resets: Date,
     },
+    /// A concurrency cap is reached: `running` jobs hold a machine against a cap of `limit`.
+    Concurrency {
+        cap: Cap,
+        running: u32,
+        limit: u32,
+        /// The provider (for [`Cap::Provider`]).
+        provider: Box<str>,
+    },
     FactsUnavailable(Missing),
+}
+
+/// Which concurrency cap a job ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cap {
+    /// The resource's `quota.concurrency`.
+    Resource,
+    /// The resource's `quota.project_concurrency`.
+    Project,
+    /// The provider's `max_concurrency`.
+    Provider,
 }
 
 /// One step of an explanation.
@@ -747,6 +771,26 @@ impl Decision {
 
     /// The denial of a job whose missing fact could not be had in time: the guard's answer
     /// to an [`Decision::Undecided`] that outlived its deadline.
+    /// A job over a concurrency cap (the guard counts the jobs; the policy does not).
+    pub fn concurrency_exhausted(
+        resource: ResourceId,
+        cap: Cap,
+        running: u32,
+        limit: u32,
+        provider: &str,
+    ) -> Decision {
+        deny(
+            DenyRule::ConcurrencyExhausted,
+            Some(resource),
+            DenyReason::Concurrency {
+                cap,
+                running,
+                limit,
+                provider: provider.into(),
+            },
+        )
+    }
+
     pub fn facts_unavailable(resource: ResourceId, missing: Missing) -> Decision {
         deny(
             DenyRule::FactsUnavailable,
@@ -883,6 +927,38 @@ impl Decision {
             } => format!(
                 "all projects together have used {used} of the {limit} minutes of `{resource}` this month; the quota resets on {resets}"
             ),
+            DenyReason::Concurrency {
+                cap,
+                running,
+                limit,
+                provider,
+            } => {
+                let jobs = |n: u32| {
+                    if n == 1 {
+                        "1 job".to_string()
+                    } else {
+                        format!("{n} jobs")
+                    }
+                };
+                let what = match cap {
+                    Cap::Resource => format!("`{resource}` runs {} at once at most", jobs(*limit)),
+                    Cap::Project => format!(
+                        "`{project}` may run {} at once on `{resource}` at most",
+                        jobs(*limit)
+                    ),
+                    Cap::Provider => format!(
+                        "the organisation runs {} at once on `{provider}`'s resources at most",
+                        jobs(*limit)
+                    ),
+                };
+                let running = match running {
+                    1 => "1 is running".to_string(),
+                    n => format!("{n} are running"),
+                };
+                format!(
+                    "{what}, and {running}. Nothing is wrong with this job: re-run it and it will pass once one of them finishes"
+                )
+            }
             DenyReason::FactsUnavailable(missing) => format!(
                 "gatehouse could not ask GitHub for {} in time, so it cannot tell whether this job may use `{resource}`, and refuses it rather than let it through. Re-run the job in a few minutes; if this persists, the organisation's gatehouse guard cannot reach GitHub (its /healthz says why)",
                 match missing {

@@ -766,7 +766,11 @@ fn gatehouse_and_cedar_agree_on_random_repositories_and_jobs() {
     );
     for rule in DenyRule::ALL {
         // Ambiguity is routing's, outside Cedar; facts are never missing from a whole job.
-        if !matches!(rule, DenyRule::AmbiguousLabels | DenyRule::FactsUnavailable) {
+        // Concurrency is counted by the guard, not decided from the job.
+        if !matches!(
+            rule,
+            DenyRule::AmbiguousLabels | DenyRule::FactsUnavailable | DenyRule::ConcurrencyExhausted
+        ) {
             let n = tally.get(rule.code()).copied().unwrap_or(0);
             assert!(
                 n * 100 >= compared,
@@ -830,6 +834,7 @@ fn reason_name(reason: &DenyReason) -> String {
         DenyReason::TermsNotAccepted { who } => format!("terms of service, {who:?}"),
         DenyReason::ProjectQuota { .. } => "project quota".into(),
         DenyReason::ResourceQuota { .. } => "resource quota".into(),
+        DenyReason::Concurrency { .. } => "concurrency".into(),
         DenyReason::FactsUnavailable(_) => "facts unavailable".into(),
     }
 }

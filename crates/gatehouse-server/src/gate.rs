@@ -157,9 +157,13 @@ pub async fn admission(
     };
     match admit(&state, &pool, &settings.resource, &request).await {
         Ok(Admitted::Answer(answer)) => {
-            state
-                .metrics
-                .admission(if answer.allows() { "allow" } else { "deny" });
+            state.metrics.admission(if answer.waits() {
+                "wait"
+            } else if answer.allows() {
+                "allow"
+            } else {
+                "deny"
+            });
             Json(answer).into_response()
         }
         Ok(Admitted::Refused(message)) => {
@@ -282,12 +286,82 @@ async fn admit(
         state.metrics.facts_unavailable(missing);
         decision = Decision::facts_unavailable(resource, missing);
     }
+    // An allowed job on a capped resource takes a slot, or waits for one, or (past its pool's
+    // `concurrency_wait`) is denied.
+    let project = policy.project_of(&repository).map(str::to_lowercase);
+    let source = state.source.load_full();
+    if matches!(decision, Decision::Allow { .. })
+        && let Some(caps) = source.caps.of(resource_name)
+    {
+        let now = Timestamp::now();
+        let holder = crate::caps::holder(request.run_id, request.run_attempt, &request.runner_name);
+        let claim = crate::caps::hold(
+            caps,
+            holder.clone(),
+            resource_name,
+            project.clone(),
+            &repository,
+            request.run_id,
+            None,
+            now,
+        );
+        state.store.commit(vec![Write::Admit(claim)]).await?;
+        if state.store.hold_state(&holder).await?.as_deref() != Some("admitted") {
+            let held = state
+                .store
+                .held(
+                    resource_name,
+                    &caps.provider,
+                    project.as_deref(),
+                    &time_text(now),
+                    &holder,
+                )
+                .await?;
+            let (cap, running, limit) = crate::caps::reached(&caps.limits, &held);
+            let wait = source.caps.wait_of(pool);
+            let waited = Duration::from_secs(request.waited_secs);
+            if waited < wait {
+                let left = wait - waited;
+                return Ok(Admitted::Answer(AdmissionAnswer {
+                    outcome: "wait".into(),
+                    resource: Some(resource_name.to_string()),
+                    rule: Some(
+                        gatehouse_policy::DenyRule::ConcurrencyExhausted
+                            .code()
+                            .into(),
+                    ),
+                    message: Some(format!(
+                        "{} {} (the cap is {limit}); this job waits for one to finish, {}s more at most",
+                        if running == 1 {
+                            "1 job holds".to_string()
+                        } else {
+                            format!("{running} jobs hold")
+                        },
+                        match cap {
+                            gatehouse_policy::Cap::Resource => format!("`{resource_name}`"),
+                            gatehouse_policy::Cap::Project => format!(
+                                "`{resource_name}` for `{}`",
+                                project.as_deref().unwrap_or(&repository)
+                            ),
+                            gatehouse_policy::Cap::Provider =>
+                                format!("`{}`'s resources", caps.provider),
+                        },
+                        left.as_secs()
+                    )),
+                    retry_after_secs: Some(left.as_secs().clamp(1, 5)),
+                }));
+            }
+            decision =
+                Decision::concurrency_exhausted(resource, cap, running, limit, &caps.provider);
+        }
+    }
     let message = decision.message(&policy, &view);
     let answer = AdmissionAnswer {
         outcome: decision.outcome().to_string(),
         resource: Some(resource_name.to_string()),
         rule: decision.rule().map(|r| r.code().to_string()),
         message: message.clone(),
+        retry_after_secs: None,
     };
     let record = Write::Decision {
         decision: DecisionRecord {
@@ -295,7 +369,7 @@ async fn admit(
             job_id: 0,
             run_id: request.run_id,
             repository: repository.clone(),
-            project: policy.project_of(&repository).map(str::to_lowercase),
+            project,
             resource: Some(resource_name.to_string()),
             outcome: answer.outcome.clone(),
             rule: answer.rule.clone(),

@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use gatehouse_core::duration::Day;
-use gatehouse_core::model::GuardMode;
+use gatehouse_core::model::{GuardMode, OnExceed};
 use gatehouse_policy::{
-    Actor, Decision, Job, JobContext, Missing, Permission, Policy, ResourceId, Run, Usage,
+    Actor, Decision, DenyRule, Job, JobContext, Missing, Permission, Policy, ResourceId, Run, Usage,
 };
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -127,8 +127,179 @@ pub fn store_only(state: &AppState, event: &Parsed) -> bool {
     };
     match e.action.as_str() {
         "queued" => false,
-        "in_progress" => !decided_in_progress(&state.policy.load(), &e.workflow_job),
+        "in_progress" => {
+            let policy = state.policy.load();
+            !decided_in_progress(&policy, &e.workflow_job)
+                && capped_resource(state, &policy, &e.workflow_job).is_none()
+        }
         _ => true,
+    }
+}
+
+/// The resource of a job in progress on a runner, when concurrency caps apply to it.
+fn capped_resource(state: &AppState, policy: &Policy, w: &WorkflowJob) -> Option<ResourceId> {
+    w.runner_name.as_ref()?;
+    let id = route(policy, &w.labels, w.runner_group_name.as_deref())?;
+    state
+        .source
+        .load()
+        .caps
+        .of(&policy.resource(id).name)
+        .map(|_| id)
+}
+
+/// A job went in progress on a capped resource: it now holds a machine (the claim is
+/// committed at once, counted in the same statement). Beyond a cap, on a resource no gate
+/// serves, its run is cancelled (`on_exceed: cancel`) or the excess only recorded. `None`:
+/// within the caps (or gated: the gate decides).
+async fn check_caps(
+    state: &AppState,
+    job: &Handling<'_>,
+    repository: &str,
+    w: &WorkflowJob,
+    writes: &mut Vec<Write>,
+    after: &mut Vec<After>,
+) -> anyhow::Result<Option<Step>> {
+    let policy = state.policy.load();
+    let Some(id) = capped_resource(state, &policy, w) else {
+        return Ok(None);
+    };
+    let Some(runner) = w.runner_name.as_deref() else {
+        return Ok(None);
+    };
+    let source = state.source.load_full();
+    let resource = policy.resource(id).name.to_string();
+    let Some(caps) = source.caps.of(&resource) else {
+        return Ok(None);
+    };
+    let project = policy.project_of(repository).map(str::to_lowercase);
+    let holder = crate::caps::holder(w.run_id, w.run_attempt, runner);
+    let now = Timestamp::now();
+    let claim = crate::caps::hold(
+        caps,
+        holder.clone(),
+        &resource,
+        project.clone(),
+        repository,
+        w.run_id,
+        Some(w.id),
+        now,
+    );
+    state
+        .store
+        .commit(vec![Write::Started {
+            hold: claim,
+            gated: caps.gated,
+        }])
+        .await?;
+    if state.store.hold_state(&holder).await?.as_deref() != Some("over") {
+        return Ok(None);
+    }
+    let held = state
+        .store
+        .held(
+            &resource,
+            &caps.provider,
+            project.as_deref(),
+            &time_text(now),
+            &holder,
+        )
+        .await?;
+    let (cap, running, limit) = crate::caps::reached(&caps.limits, &held);
+    let decision = Decision::concurrency_exhausted(id, cap, running, limit, &caps.provider);
+    let view = view_of(state, &policy, repository, id, None).await?;
+    let message = decision.message(&policy, &view);
+    let rule = DenyRule::ConcurrencyExhausted.code();
+    let acted = if caps.on_exceed == OnExceed::Record {
+        "recorded (on_exceed: record)".to_string()
+    } else {
+        match cancel(state, job, repository, w.run_id).await {
+            Cancel::Acted(acted) => acted,
+            Cancel::Wait(wait) => return Ok(Some(Step::Wait(wait))),
+            Cancel::Failed(error) => {
+                state.metrics.decision("deny", Some(rule));
+                anyhow::bail!(
+                    "beyond a concurrency cap but the run could not be cancelled: {error}"
+                );
+            }
+        }
+    };
+    tracing::info!(
+        repository,
+        run_id = w.run_id,
+        job_id = w.id,
+        resource,
+        running,
+        limit,
+        acted,
+        "job beyond a concurrency cap"
+    );
+    state.metrics.decision("deny", Some(rule));
+    writes.push(Write::Decision {
+        decision: DecisionRecord {
+            // The job's decision on its queued delivery stands; this one is the cap's.
+            delivery_id: format!("{}:concurrency", job.delivery),
+            job_id: w.id,
+            run_id: w.run_id,
+            repository: repository.to_string(),
+            project,
+            resource: Some(resource),
+            outcome: "deny".into(),
+            rule: Some(rule.into()),
+            message: message.clone(),
+            decided_at: time_text(now),
+            origin: "webhook".into(),
+        },
+        context: None,
+    });
+    if acted == "run cancelled"
+        && let Some(sha) = &w.head_sha
+    {
+        after.push(After::Explain {
+            repository: repository.to_string(),
+            head_sha: sha.clone(),
+            title: format!("gatehouse denied this job: {rule}"),
+            summary: message.unwrap_or_default(),
+        });
+    }
+    Ok(Some(Step::Did(format!("deny ({rule}): {acted}"))))
+}
+
+/// What became of a denied job's run.
+enum Cancel {
+    /// Cancelled, already over, or not cancelled (dry run, no token): what to say.
+    Acted(String),
+    /// GitHub did not take the cancellation yet: try again.
+    Wait(Wait),
+    /// GitHub did not take it for [`CANCEL_RETRY_FOR`]: give up.
+    Failed(String),
+}
+
+/// Cancels a denied job's run, as the guard's mode says.
+async fn cancel(state: &AppState, job: &Handling<'_>, repository: &str, run_id: i64) -> Cancel {
+    match (state.mode(), &state.github) {
+        (GuardMode::DryRun, _) => Cancel::Acted("dry run: not cancelled".to_string()),
+        (GuardMode::Enforce, None) => Cancel::Acted("no GitHub token: not cancelled".to_string()),
+        (GuardMode::Enforce, Some(github)) => {
+            state.metrics.cancel_sent(job.received_at);
+            match github.cancel_run(repository, run_id).await {
+                Ok(true) => Cancel::Acted("run cancelled".to_string()),
+                Ok(false) => Cancel::Acted("run already over".to_string()),
+                Err(e) => {
+                    let error = e.to_string();
+                    if Timestamp::now() < later(job.received_at, CANCEL_RETRY_FOR) {
+                        tracing::warn!(
+                            repository,
+                            run_id,
+                            error,
+                            "denied, but the run could not be cancelled yet"
+                        );
+                        return Cancel::Wait(Wait::Cancel { error });
+                    }
+                    Cancel::Failed(error)
+                }
+            }
+        }
     }
 }
 
@@ -413,18 +584,29 @@ async fn on_workflow_job(
                 }
             }
             let policy = state.policy.load();
-            if decided_in_progress(&policy, w) {
+            let step = if decided_in_progress(&policy, w) {
                 let group = w.runner_group_name.as_deref();
-                decide_job(state, job, repository, w, group, writes, after).await
+                decide_job(state, job, repository, w, group, writes, after).await?
             } else {
-                Ok(Step::Did(track_job(
+                Step::Did(track_job(
                     state,
                     repository,
                     w,
                     JobStatus::InProgress,
                     writes,
-                )))
+                ))
+            };
+            // A job denied already is being cancelled; any other one holds a machine.
+            let denied = writes.iter().any(
+                |w| matches!(w, Write::Decision { decision, .. } if decision.outcome == "deny"),
+            );
+            if matches!(step, Step::Did(_))
+                && !denied
+                && let Some(capped) = check_caps(state, job, repository, w, writes, after).await?
+            {
+                return Ok(capped);
             }
+            Ok(step)
         }
         "completed" => count_minutes(state, repository, w, writes).map(Step::Did),
         other => Ok(Step::Did(format!("workflow_job `{other}` not used"))),
@@ -686,29 +868,12 @@ async fn decide_job(
         return Ok(Step::Did(decision.outcome().to_string()));
     };
     let rule = rule.unwrap_or(denial.rule.code());
-    let acted = match (state.mode(), &state.github) {
-        (GuardMode::DryRun, _) => "dry run: not cancelled".to_string(),
-        (GuardMode::Enforce, None) => "no GitHub token: not cancelled".to_string(),
-        (GuardMode::Enforce, Some(github)) => {
-            state.metrics.cancel_sent(job.received_at);
-            match github.cancel_run(repository, w.run_id).await {
-                Ok(true) => "run cancelled".to_string(),
-                Ok(false) => "run already over".to_string(),
-                Err(e) => {
-                    let error = e.to_string();
-                    if Timestamp::now() < later(job.received_at, CANCEL_RETRY_FOR) {
-                        tracing::warn!(
-                            repository,
-                            run_id = w.run_id,
-                            error,
-                            "denied, but the run could not be cancelled yet"
-                        );
-                        return Ok(Step::Wait(Wait::Cancel { error }));
-                    }
-                    state.metrics.decision(decision.outcome(), Some(rule));
-                    anyhow::bail!("denied ({rule}) but the run could not be cancelled: {error}");
-                }
-            }
+    let acted = match cancel(state, job, repository, w.run_id).await {
+        Cancel::Acted(acted) => acted,
+        Cancel::Wait(wait) => return Ok(Step::Wait(wait)),
+        Cancel::Failed(error) => {
+            state.metrics.decision(decision.outcome(), Some(rule));
+            anyhow::bail!("denied ({rule}) but the run could not be cancelled: {error}");
         }
     };
     tracing::info!(
@@ -817,6 +982,12 @@ fn count_minutes(
         return Ok("not managed".into());
     };
     track_job(state, repository, job, JobStatus::Completed, writes);
+    // Its machine is free (a claim is kept only on capped resources; deleting none is cheap).
+    if let Some(runner) = job.runner_name.as_deref() {
+        writes.push(Write::Release {
+            holder: crate::caps::holder(job.run_id, job.run_attempt, runner),
+        });
+    }
     let (Some(start), Some(end)) = (job.started_at, job.completed_at) else {
         return Ok("completed job without times: nothing to count".into());
     };

@@ -23,6 +23,7 @@
 //! tests and embedding; [`store::Store`]'s read functions serve dashboards.
 
 mod api;
+mod caps;
 pub mod catchup;
 pub mod events;
 mod facts;
@@ -246,6 +247,7 @@ pub async fn serve_on(
         );
     }
     pending::spawn_upkeep(&state);
+    caps::spawn_sweep(&state);
     if let Some(interval) = state.config.watch_interval {
         state::spawn_watcher(&state, interval);
     }

@@ -77,6 +77,8 @@ pub(crate) struct Loaded {
 pub(crate) struct Source {
     pub policy: PolicySource,
     pub pools: Vec<Pool>,
+    /// The concurrency caps (not in snapshots: only the guard counts jobs).
+    pub caps: crate::caps::Caps,
 }
 
 impl AppState {
@@ -272,10 +274,15 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
                 allow_when_unreachable: p.on_unreachable.value == OnUnreachable::Allow,
             })
             .collect();
+        let caps = crate::caps::Caps::from_repo(&repo);
         Ok(Loaded {
             policy: compile_source(&policy, today),
             mode,
-            source: Arc::new(Source { policy, pools }),
+            source: Arc::new(Source {
+                policy,
+                pools,
+                caps,
+            }),
         })
     })
     .await

@@ -106,6 +106,27 @@ const SCHEMA: &[&str] = &[
         updated_at TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, resource)",
+    // Jobs that hold a machine of a capped resource, or wait in a gate for one: the counts
+    // behind the concurrency caps ([`crate::caps`]). One row per job, keyed by what both the
+    // webhook and the gate know of it: `<run id>:<attempt>:<runner>`. `state`: `admitted`
+    // (counts), `over` (went in progress beyond a cap: counts, and is cancelled or recorded),
+    // `waiting` (in progress on a gated runner whose gate has not admitted it: does not
+    // count). A row is removed when its job completes, and stops counting at `expires`.
+    "CREATE TABLE IF NOT EXISTS holds (
+        holder TEXT PRIMARY KEY,
+        resource TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        project TEXT,
+        repository TEXT NOT NULL,
+        run_id {int} NOT NULL,
+        job_id {int},
+        state TEXT NOT NULL,
+        since TEXT NOT NULL,
+        expires TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS holds_by_resource ON holds (resource, project)",
+    "CREATE INDEX IF NOT EXISTS holds_by_provider ON holds (provider)",
+    "CREATE INDEX IF NOT EXISTS holds_by_expiry ON holds (expires)",
     // A run's context per attempt: a re-run is a new attempt with its own triggering actor,
     // and an older attempt's events never overwrite a newer one's. (`runs`, keyed by run id
     // alone, is read only to migrate.)
@@ -279,12 +300,61 @@ pub enum Write {
         status: JobStatus,
         at: String,
     },
+    /// A gate asks to run a job on a capped resource: it takes a slot when every cap has
+    /// room (1 row), else nothing changes (0 rows; also when it held one already).
+    Admit(Hold),
+    /// A job of a capped resource went in progress: it holds a machine, `admitted` when every
+    /// cap had room, `over` when not, `waiting` on a gated resource (its gate decides);
+    /// nothing when the job was reported completed before. A row the gate made keeps its state.
+    Started { hold: Hold, gated: bool },
+    /// A job completed: its machine is free.
+    Release { holder: String },
     /// The delivery's effects are stored; `outcome` is what processing said.
     Processed {
         delivery_id: String,
         at: String,
         outcome: String,
     },
+}
+
+/// A job's claim on a machine of a capped resource, and the caps it is counted against.
+#[derive(Clone, Debug)]
+pub struct Hold {
+    /// `<run id>:<attempt>:<runner>` ([`crate::caps::holder`]).
+    pub holder: String,
+    pub resource: String,
+    pub provider: String,
+    pub project: Option<String>,
+    pub repository: String,
+    pub run_id: i64,
+    pub job_id: Option<i64>,
+    pub limits: Limits,
+    /// Now, as [`time_text`] writes it.
+    pub at: String,
+    /// When it stops counting if its job never reports completion.
+    pub expires: String,
+}
+
+/// The caps a job counts against; `None`: no such cap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub resource: Option<u32>,
+    pub project: Option<u32>,
+    pub provider: Option<u32>,
+}
+
+impl Limits {
+    pub fn any(&self) -> bool {
+        self.resource.is_some() || self.project.is_some() || self.provider.is_some()
+    }
+}
+
+/// How many jobs hold a machine, per cap ([`Store::held`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Held {
+    pub resource: i64,
+    pub project: i64,
+    pub provider: i64,
 }
 
 /// Where a managed job is in its life.
@@ -498,6 +568,45 @@ const UPSERT_JOB: &str = "INSERT INTO jobs (job_id, project, resource, status, u
         updated_at = excluded.updated_at
     WHERE (CASE jobs.status WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END)
         < (CASE excluded.status WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END)";
+/// Whether every cap has room for holder `$1` (of resource `$2`, provider `$3`, project `$4`)
+/// at `$9`, against caps `$7` (resource), `$8` (project), `$10` (provider). Jobs waiting in a
+/// gate and rows past `expires` do not count.
+macro_rules! room {
+    () => {
+        "($7 IS NULL OR (SELECT COUNT(*) FROM holds WHERE resource = $2 AND state <> 'waiting'
+                AND expires > $9 AND holder <> $1) < $7)
+        AND ($8 IS NULL OR (SELECT COUNT(*) FROM holds WHERE resource = $2 AND project = $4
+                AND state <> 'waiting' AND expires > $9 AND holder <> $1) < $8)
+        AND ($10 IS NULL OR (SELECT COUNT(*) FROM holds WHERE provider = $3
+                AND state <> 'waiting' AND expires > $9 AND holder <> $1) < $10)"
+    };
+}
+/// A gate's claim: a new row, or a waiting row admitted, only when there is room.
+const ADMIT_HOLD: &str = concat!(
+    "INSERT INTO holds (holder, resource, provider, project, repository, run_id, job_id, state,
+        since, expires)
+    SELECT $1, $2, $3, $4, $5, $6, $11, 'admitted', $9, $12 WHERE ",
+    room!(),
+    " ON CONFLICT (holder) DO UPDATE SET state = 'admitted', since = excluded.since
+    WHERE holds.state = 'waiting'"
+);
+/// A job in progress: counted as admitted or over (or waiting for its gate, `$13` = 1),
+/// unless it completed before; a row the gate made keeps its state, learns the job id and
+/// counts as long as a started job does.
+const START_HOLD: &str = concat!(
+    "INSERT INTO holds (holder, resource, provider, project, repository, run_id, job_id, state,
+        since, expires)
+    SELECT $1, $2, $3, $4, $5, $6, $11,
+        CASE WHEN $13 = 1 THEN 'waiting' WHEN ",
+    room!(),
+    " THEN 'admitted' ELSE 'over' END, $9, $12
+    WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE job_id = $11 AND status = 'completed')
+    ON CONFLICT (holder) DO UPDATE SET job_id = excluded.job_id, expires = excluded.expires"
+);
+const RELEASE_HOLD: &str = "DELETE FROM holds WHERE holder = $1";
+/// On PostgreSQL, claims on one provider's machines take turns (until their transaction
+/// ends), so that two replicas never both see the last free slot. SQLite has one writer.
+const LOCK_PROVIDER: &str = "SELECT pg_advisory_xact_lock(7140532, hashtext($1))";
 const MARK_PROCESSED: &str =
     "UPDATE deliveries SET processed_at = $2, outcome = $3 WHERE delivery_id = $1";
 
@@ -642,11 +751,24 @@ impl Write {
                     t(at),
                 ],
             ),
+            Write::Admit(h) => (ADMIT_HOLD, hold_params(h, None)),
+            Write::Started { hold, gated } => (START_HOLD, hold_params(hold, Some(*gated))),
+            Write::Release { holder } => (RELEASE_HOLD, vec![t(holder)]),
             Write::Processed {
                 delivery_id,
                 at,
                 outcome,
             } => (MARK_PROCESSED, vec![t(delivery_id), t(at), t(outcome)]),
+        }
+    }
+
+    /// What PostgreSQL runs before [`Write::statement`] in the same transaction.
+    pub(crate) fn lock_pg(&self) -> Option<Statement<'_>> {
+        match self {
+            Write::Admit(h) | Write::Started { hold: h, .. } => {
+                Some((LOCK_PROVIDER, vec![Param::Text(Some(&h.provider))]))
+            }
+            _ => None,
         }
     }
 
@@ -675,6 +797,30 @@ impl Write {
     }
 }
 
+/// The parameters of [`ADMIT_HOLD`] and (with `gated`) [`START_HOLD`].
+fn hold_params(h: &Hold, gated: Option<bool>) -> Vec<Param<'_>> {
+    use Param::{Int, Text};
+    let cap = |c: Option<u32>| Int(c.map(i64::from));
+    let mut params = vec![
+        Text(Some(&h.holder)),
+        Text(Some(&h.resource)),
+        Text(Some(&h.provider)),
+        Text(h.project.as_deref()),
+        Text(Some(&h.repository)),
+        Int(Some(h.run_id)),
+        cap(h.limits.resource),
+        cap(h.limits.project),
+        Text(Some(&h.at)),
+        cap(h.limits.provider),
+        Int(h.job_id),
+        Text(Some(&h.expires)),
+    ];
+    if let Some(gated) = gated {
+        params.push(Int(Some(i64::from(gated))));
+    }
+    params
+}
+
 /// Applies one write on PostgreSQL; how many rows it changed (0 for a duplicate).
 async fn write_pg(conn: &mut sqlx::PgConnection, w: &Write) -> sqlx::Result<u64> {
     async fn run(conn: &mut sqlx::PgConnection, (sql, params): Statement<'_>) -> sqlx::Result<u64> {
@@ -687,6 +833,9 @@ async fn write_pg(conn: &mut sqlx::PgConnection, w: &Write) -> sqlx::Result<u64>
             };
         }
         Ok(q.execute(conn).await?.rows_affected())
+    }
+    if let Some(lock) = w.lock_pg() {
+        run(&mut *conn, lock).await?;
     }
     let rows = run(&mut *conn, w.statement()).await?;
     if rows == 1
@@ -1262,6 +1411,74 @@ impl Store {
             }
         }
         Ok(by.into_values().collect())
+    }
+
+    /// The state of `holder`'s claim (`admitted`, `over`, `waiting`), if it holds one.
+    pub async fn hold_state(&self, holder: &str) -> anyhow::Result<Option<String>> {
+        const SQL: &str = "SELECT state FROM holds WHERE holder = $1";
+        let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(holder)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.map(|(s,)| s))
+    }
+
+    /// How many jobs other than `holder`'s hold a machine at `now` (as [`time_text`] writes
+    /// it): of `resource`, of `project` on it, of `provider`.
+    pub async fn held(
+        &self,
+        resource: &str,
+        provider: &str,
+        project: Option<&str>,
+        now: &str,
+        holder: &str,
+    ) -> anyhow::Result<Held> {
+        const SQL: &str = "SELECT
+            (SELECT COUNT(*) FROM holds WHERE resource = $1 AND state <> 'waiting'
+                AND expires > $4 AND holder <> $5),
+            (SELECT COUNT(*) FROM holds WHERE resource = $1 AND project = $3
+                AND state <> 'waiting' AND expires > $4 AND holder <> $5),
+            (SELECT COUNT(*) FROM holds WHERE provider = $2 AND state <> 'waiting'
+                AND expires > $4 AND holder <> $5)";
+        let (resource, project, provider): (i64, i64, i64) = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(resource)
+            .bind(provider)
+            .bind(project)
+            .bind(now)
+            .bind(holder)
+            .fetch_one(pool)
+            .await)?;
+        Ok(Held {
+            resource,
+            project,
+            provider,
+        })
+    }
+
+    /// Removes the claims past their `expires` at `now`; how many.
+    pub async fn drop_expired_holds(&self, now: &str) -> anyhow::Result<u64> {
+        const SQL: &str = "DELETE FROM holds WHERE expires <= $1";
+        Ok(on_pool!(self, pool => sqlx::query(SQL)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?)
+    }
+
+    /// Claims held since before `before` that name their job: the sweep asks GitHub whether
+    /// those jobs are still running. At most `limit`, oldest first.
+    pub async fn old_holds(
+        &self,
+        before: &str,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(String, String, i64)>> {
+        const SQL: &str = "SELECT holder, repository, job_id FROM holds
+            WHERE since < $1 AND job_id IS NOT NULL ORDER BY since LIMIT $2";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
     }
 
     /// Deliveries stored but not processed, oldest first, at most `limit`.

@@ -298,7 +298,7 @@ fn resource_view(res: &Resource, projects: usize, pending: usize) -> ResourceVie
         .map_or_else(QuotaView::default, |q| QuotaView {
             project_minutes_per_month: q.project_minutes_per_month,
             minutes_per_month: q.minutes_per_month,
-            concurrency: q.concurrency,
+            concurrency: q.concurrency.as_ref().map(|c| c.value),
         });
     let mut labels: Vec<String> = res.labels.iter().map(|l| l.value.clone()).collect();
     labels.sort();

@@ -69,6 +69,7 @@ gate:
     tpu-pool: { resource: tpu }
     old-pool: { resource: old }
     open-pool: { resource: gpu, on_unreachable: allow }
+    capped-pool: { resource: capped, concurrency_wait: 3s }
 ";
 
 fn write_repo(dir: &Path) {
@@ -89,6 +90,10 @@ fn write_repo(dir: &Path) {
         ("resources/tpu.yml", resource("tpu", "tpu", "")),
         ("resources/old.yml", resource("old", "old-cpu", "")),
         (
+            "resources/capped.yml",
+            resource("capped", "capped-large", "quota: { concurrency: 1 }\n"),
+        ),
+        (
             "grants/Hello-World.yml",
             "project: Hello-World
 grants:
@@ -100,6 +105,8 @@ grants:
   - resource: old
     granted: 2025-01-01
     expires: 2025-06-01
+  - resource: capped
+    granted: 2026-01-01
 "
             .into(),
         ),
@@ -166,6 +173,7 @@ impl Guard {
                 ("tpu-pool".into(), Secret::new(format!("{TOKEN}-tpu"))),
                 ("old-pool".into(), Secret::new(format!("{TOKEN}-old"))),
                 ("open-pool".into(), Secret::new(format!("{TOKEN}-open"))),
+                ("capped-pool".into(), Secret::new(format!("{TOKEN}-capped"))),
             ],
             Some(key),
         );
@@ -1169,6 +1177,87 @@ fn a_job_that_starts_on_a_gated_resource_without_asking_is_noticed() {
         linked["job_id"], 6020,
         "the admission is matched to its job"
     );
+}
+
+/// A pool of one machine (`concurrency: 1`, `concurrency_wait: 3s`): while one job holds it, the
+/// next job's gate waits for the slot the whole 3 seconds, then fails that job alone
+/// (`concurrency-exhausted`, saying how many run and that a re-run passes). A job whose slot
+/// frees while it waits runs.
+#[test]
+fn a_job_over_a_concurrency_cap_waits_for_a_slot_then_fails_alone() {
+    let guard = Guard::start();
+    let snapshot = guard.path("none.bin");
+    let runner = || {
+        Runner::of(
+            "capped-pool",
+            &guard,
+            Some(&guard.base),
+            &snapshot,
+            &token_of("capped-pool"),
+        )
+    };
+    let job = |run_id: i64, runner: &'static str| {
+        let mut job = RunnerJob::new("push", run_id);
+        job.runner = runner;
+        guard.announce(&job);
+        job
+    };
+    let first = job(701, "capped-runner-1");
+    assert_eq!(
+        runner().run(&first, &[]).code,
+        0,
+        "the free machine is taken"
+    );
+
+    let second = job(702, "capped-runner-2");
+    let started = std::time::Instant::now();
+    let refused = runner().run(&second, &[]);
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "refused after {:?}, before the pool's concurrency_wait",
+        started.elapsed()
+    );
+    assert_eq!(refused.rule().as_deref(), Some("concurrency-exhausted"));
+    assert!(!refused.steps_ran);
+    assert!(
+        refused.log.contains("waiting for a slot"),
+        "{}",
+        refused.log
+    );
+    assert!(
+        refused
+            .summary
+            .contains("`capped` runs 1 job at once at most, and 1 is running")
+            && refused
+                .summary
+                .contains("re-run it and it will pass once one of them finishes"),
+        "{}",
+        refused.summary
+    );
+
+    // The first job finishes while a third one waits: the third runs.
+    let third = job(703, "capped-runner-3");
+    let waiting = runner();
+    std::thread::scope(|scope| {
+        let ran = scope.spawn(|| waiting.run(&third, &[]));
+        std::thread::sleep(Duration::from_secs(1));
+        let mut done = fixture("workflow_job.completed.json");
+        let now = jiff::Timestamp::now();
+        done["repository"]["full_name"] = json!(REPO);
+        done["workflow_job"]["id"] = json!(7010);
+        done["workflow_job"]["run_id"] = json!(701);
+        done["workflow_job"]["run_attempt"] = json!(1);
+        done["workflow_job"]["labels"] = json!(["capped-large"]);
+        done["workflow_job"]["runner_name"] = json!("capped-runner-1");
+        done["workflow_job"]["runner_group_name"] = json!(null);
+        done["workflow_job"]["started_at"] =
+            json!((now - jiff::SignedDuration::from_mins(1)).to_string());
+        done["workflow_job"]["completed_at"] = json!(now.to_string());
+        guard.deliver("workflow_job", "done-701", &done);
+        let ran = ran.join().unwrap();
+        assert_eq!(ran.code, 0, "{}", ran.log);
+        assert!(ran.steps_ran);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 use super::CheckContext;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::OnUnreachable;
+use crate::model::parse_wait;
 
 pub(super) fn validate_gate_pools(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
     let Some(settings) = &ctx.repo.settings else {
@@ -23,6 +24,19 @@ pub(super) fn validate_gate_pools(ctx: &CheckContext<'_>, diags: &mut Diagnostic
                     ),
                 )
                 .with_help("name a resource of resources/ (the one the pool's runners serve)"),
+            );
+        }
+        if let Some(wait) = &pool.concurrency_wait
+            && let Err(e) = parse_wait(&wait.value)
+        {
+            diags.push(
+                Diagnostic::error(
+                    "gate-pool",
+                    file,
+                    wait.span,
+                    format!("runner pool `{name}`'s `concurrency_wait` {e}"),
+                )
+                .with_help("write seconds, minutes or hours, such as `90s`, `10m` or `1h`"),
             );
         }
         if pool.on_unreachable.value == OnUnreachable::Allow {

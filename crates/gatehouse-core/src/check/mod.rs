@@ -97,6 +97,7 @@ pub const CHECKS: &[(&str, CheckFn)] = &[
     ("resource-files", resources::validate_resource_files),
     ("resource-providers", resources::validate_resource_providers),
     ("resource-labels", resources::validate_labels),
+    ("concurrency-caps", resources::validate_caps),
     ("grant-files", grants::validate_grant_files),
     ("grant-projects", grants::validate_duplicate_projects),
     ("grant-resources", grants::validate_grant_resources),

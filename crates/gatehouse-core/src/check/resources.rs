@@ -340,3 +340,83 @@ fn served_by_a_runner_group(ctx: &CheckContext<'_>, res: &Resource) -> bool {
             .is_some_and(|p| p.kind.value == ProviderKind::RunnerGroup && p.group.is_some())
     })
 }
+
+/// Concurrency caps hold at least one job, a project's cap fits in its resource's, and
+/// `on_exceed` is said only where a cap is set.
+pub(super) fn validate_caps(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
+    let zero = |file: &str, cap: &Spanned<u32>, name: &str, diags: &mut Diagnostics| {
+        if cap.value == 0 {
+            diags.push(
+                Diagnostic::error(
+                    "concurrency-cap",
+                    file,
+                    cap.span,
+                    format!("`{name}: 0` lets no job run"),
+                )
+                .with_help(format!(
+                    "set `{name}` to at least 1, or remove it for no cap (revoke the grants to close the resource)"
+                )),
+            );
+        }
+    };
+    if let Some(settings) = &ctx.repo.settings {
+        for p in settings.value.providers.values() {
+            if let Some(cap) = &p.max_concurrency {
+                zero(settings.path.as_str(), cap, "max_concurrency", diags);
+            }
+        }
+    }
+    for r in &ctx.repo.resources {
+        let file = r.path.as_str();
+        let Some(quota) = &r.value.quota else {
+            continue;
+        };
+        for (name, cap) in [
+            ("concurrency", &quota.concurrency),
+            ("project_concurrency", &quota.project_concurrency),
+        ] {
+            if let Some(cap) = cap {
+                zero(file, cap, name, diags);
+            }
+        }
+        if let (Some(all), Some(one)) = (&quota.concurrency, &quota.project_concurrency)
+            && one.value > all.value
+        {
+            diags.push(
+                Diagnostic::warning(
+                    "concurrency-cap",
+                    file,
+                    one.span,
+                    format!(
+                        "`project_concurrency: {}` is above `concurrency: {}`: it never limits anything",
+                        one.value, all.value
+                    ),
+                )
+                .with_help("lower `project_concurrency` below `concurrency`, or remove it"),
+            );
+        }
+        let provider_cap = ctx
+            .repo
+            .settings
+            .as_ref()
+            .and_then(|s| s.value.providers.get(r.value.provider.as_str()))
+            .is_some_and(|p| p.max_concurrency.is_some());
+        if let Some(on_exceed) = &quota.on_exceed
+            && quota.concurrency.is_none()
+            && quota.project_concurrency.is_none()
+            && !provider_cap
+        {
+            diags.push(
+                Diagnostic::warning(
+                    "concurrency-cap",
+                    file,
+                    on_exceed.span,
+                    "`on_exceed` is set but no concurrency cap applies to this resource",
+                )
+                .with_help(
+                    "set `quota.concurrency` or `quota.project_concurrency` (or the provider's `max_concurrency`), or remove `on_exceed`",
+                ),
+            );
+        }
+    }
+}

@@ -25,6 +25,63 @@ pub struct PoolSettings {
     /// webhook path judges it; `check` warns).
     #[serde(default = "deny")]
     pub on_unreachable: Spanned<OnUnreachable>,
+    /// How long a job over a concurrency cap waits in the gate for a slot before it fails
+    /// alone (`concurrency-exhausted`): seconds, minutes or hours such as `90s`, `10m`, `1h`.
+    /// Absent: 10 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_wait: Option<Spanned<String>>,
+}
+
+/// How long a job waits for a slot when its pool does not say.
+pub const DEFAULT_CONCURRENCY_WAIT_SECS: u64 = 600;
+
+/// The longest `concurrency_wait`: a waiting job holds its runner, and GitHub ends a
+/// self-hosted job after 5 days anyway.
+pub const MAX_CONCURRENCY_WAIT_SECS: u64 = 24 * 3600;
+
+/// How long a gate keeps asking at most, whatever the guard answers (the longest
+/// `concurrency_wait` and a minute).
+pub fn gate_wait_limit_secs() -> u64 {
+    MAX_CONCURRENCY_WAIT_SECS + 60
+}
+
+/// `90s`, `10m`, `1h` as seconds.
+pub fn parse_wait(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let unit = text
+        .char_indices()
+        .last()
+        .map(|(i, _)| i)
+        .ok_or_else(|| "is empty".to_string())?;
+    let (digits, unit) = text.split_at(unit);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number followed by s, m or h"))?;
+    let secs = match unit {
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        _ => None,
+    }
+    .ok_or_else(|| format!("`{text}` is not a number followed by s, m or h"))?;
+    if secs > MAX_CONCURRENCY_WAIT_SECS {
+        return Err(format!(
+            "`{text}` is longer than {} hours",
+            MAX_CONCURRENCY_WAIT_SECS / 3600
+        ));
+    }
+    Ok(secs)
+}
+
+impl PoolSettings {
+    /// How long a job waits for a slot, in seconds (the default when absent or invalid:
+    /// `check` reports an invalid one).
+    pub fn concurrency_wait_secs(&self) -> u64 {
+        self.concurrency_wait
+            .as_ref()
+            .and_then(|w| parse_wait(&w.value).ok())
+            .unwrap_or(DEFAULT_CONCURRENCY_WAIT_SECS)
+    }
 }
 
 fn deny() -> Spanned<OnUnreachable> {

@@ -13,13 +13,16 @@ mod tos;
 
 pub(crate) use account::ACCOUNT_ID_HELP;
 pub use account::AccountId;
-pub use gate::{GateSettings, OnUnreachable, PoolSettings};
+pub use gate::{
+    DEFAULT_CONCURRENCY_WAIT_SECS, GateSettings, OnUnreachable, PoolSettings, gate_wait_limit_secs,
+    parse_wait,
+};
 pub use grant::{Grant, GrantFile, GrantUser, GrantUsers, Standing, Validity};
 pub use request::{
     ADMIN_ACTIONS, ActionOnly, OTHER_ADMIN_ACTIONS, Request, RequestAction, RequestFile,
     RequestForm,
 };
-pub use resource::{Defaults, Quota, Resource, Role, Specs, UserPolicy};
+pub use resource::{Defaults, OnExceed, Quota, Resource, Role, Specs, UserPolicy};
 pub use settings::{
     CirunVia, GuardMode, GuardSettings, ProviderKind, ProviderSettings, Reviewers, Settings,
 };

@@ -132,7 +132,28 @@ pub struct Quota {
     /// Minutes all projects together may use per calendar month.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minutes_per_month: Option<u64>,
-    /// Jobs that may run at once.
+    /// Jobs that may hold a machine of this resource at once (running, or admitted by a gate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<u32>,
+    pub concurrency: Option<Spanned<u32>>,
+    /// Jobs of one project that may hold a machine of this resource at once, so that one
+    /// project cannot hold the whole pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_concurrency: Option<Spanned<u32>>,
+    /// What the guard's webhook path does with a job that goes in progress beyond a cap (the
+    /// resource's, its project's or its provider's `max_concurrency`) on a resource no gate
+    /// serves: `cancel` its run (the default) or only `record` it. A gate waits, then fails
+    /// the one job, whatever this says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_exceed: Option<Spanned<OnExceed>>,
+}
+
+/// What the webhook path does with a job beyond a concurrency cap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnExceed {
+    /// Cancel the job's run (GitHub cancels only whole runs).
+    #[default]
+    Cancel,
+    /// Only record it (in the decisions, on the guard's pages).
+    Record,
 }

@@ -101,6 +101,10 @@ pub struct ProviderSettings {
     /// `runner-group`: the organisation's runner group whose selected repositories are managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<Spanned<String>>,
+    /// The organisation-wide cap: jobs that may hold a machine of any of this provider's
+    /// resources at once (running, or admitted by a gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<Spanned<u32>>,
 }
 
 /// How `apply` writes Cirun's access policy.

@@ -124,7 +124,7 @@ fn judge(args: &GateArgs, env: &dyn Fn(&str) -> Option<String>) -> Verdict {
     };
     let timeout = parse_duration("--timeout", &args.timeout).unwrap_or(Duration::from_secs(2));
     let guard_said = match (&args.guard, &args.token_file) {
-        (Some(guard), Some(token_file)) => ask_guard(guard, token_file, &job, timeout),
+        (Some(guard), Some(token_file)) => ask_until_admitted(guard, token_file, &job, timeout),
         _ => Asked::Unreachable("no guard is configured".into()),
     };
     let why_offline = match guard_said {
@@ -158,7 +158,64 @@ enum Asked {
     Unreachable(String),
 }
 
-fn ask_guard(guard: &str, token_file: &Path, job: &RunnerJob, timeout: Duration) -> Asked {
+/// How long a job waiting for a concurrency slot keeps asking a guard that stopped answering.
+const UNREACHABLE_WHILE_WAITING: Duration = Duration::from_secs(60);
+
+/// The longest pause between two questions while a job waits for a concurrency slot.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Asks the guard, and asks again while it answers `wait` (a concurrency cap is reached): the
+/// job holds its runner and waits for a slot; the guard says when the pool's
+/// `concurrency_wait` is over (a `concurrency-exhausted` denial).
+fn ask_until_admitted(guard: &str, token_file: &Path, job: &RunnerJob, timeout: Duration) -> Asked {
+    let started = std::time::Instant::now();
+    // Once the guard said a cap is reached, the snapshot (which cannot count jobs) must not let
+    // the job through: an unreachable guard is asked again for a while, then the job is refused.
+    let mut unreachable_since: Option<std::time::Instant> = None;
+    let mut told_to_wait = false;
+    loop {
+        let waited = started.elapsed().as_secs();
+        if waited > gatehouse_core::model::gate_wait_limit_secs() {
+            return Asked::Refused(format!(
+                "the guard kept this job waiting for a slot for {waited}s, longer than any pool's concurrency_wait"
+            ));
+        }
+        match ask_guard(guard, token_file, job, timeout, waited) {
+            Asked::Unreachable(why) if told_to_wait => {
+                let since = *unreachable_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > UNREACHABLE_WHILE_WAITING {
+                    return Asked::Refused(format!(
+                        "this job was waiting for a concurrency slot and the guard stopped answering ({why}); re-run it"
+                    ));
+                }
+                std::thread::sleep(Duration::from_secs(5));
+            }
+            Asked::Answer(a) if a.waits() => {
+                told_to_wait = true;
+                unreachable_since = None;
+                let pause = Duration::from_secs(a.retry_after_secs.unwrap_or(5))
+                    .clamp(Duration::from_secs(1), MAX_RETRY_AFTER);
+                eprintln!(
+                    "gatehouse: waiting for a slot ({}s so far): {}",
+                    waited,
+                    a.message
+                        .as_deref()
+                        .unwrap_or("a concurrency cap is reached")
+                );
+                std::thread::sleep(pause);
+            }
+            other => return other,
+        }
+    }
+}
+
+fn ask_guard(
+    guard: &str,
+    token_file: &Path,
+    job: &RunnerJob,
+    timeout: Duration,
+    waited_secs: u64,
+) -> Asked {
     let token = match read_secret(token_file) {
         Ok(t) => t,
         Err(e) => return Asked::Refused(format!("{e:#}")),
@@ -169,6 +226,7 @@ fn ask_guard(guard: &str, token_file: &Path, job: &RunnerJob, timeout: Duration)
         run_attempt: job.run_attempt,
         job: job.job.clone(),
         runner_name: job.runner_name.clone(),
+        waited_secs,
     };
     let url = format!("{}/api/v1/admission", guard.trim_end_matches('/'));
     let asked = async {

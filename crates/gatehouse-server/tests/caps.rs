@@ -1,0 +1,793 @@
+//! Concurrency caps end to end, over loopback: the guard on a SQLite file and on PostgreSQL,
+//! signed webhook deliveries built from GitHub's own example payloads
+//! (`@octokit/webhooks-examples`, in `fixtures/`), admissions as a runner's gate asks them
+//! (`POST /api/v1/admission`), and a loopback stand-in for the few GitHub REST endpoints the
+//! guard calls here (below).
+//!
+//! What is checked: no more jobs hold a machine than a cap allows (the resource's
+//! `quota.concurrency`, a project's `quota.project_concurrency`, a provider's
+//! `max_concurrency`), also with admissions arriving at once and on two replicas sharing one
+//! PostgreSQL; a job over a cap waits, then is denied `concurrency-exhausted`; a finished job
+//! frees its slot; on the webhook path, `on_exceed: cancel` cancels the run beyond a cap and
+//! `on_exceed: record` only records it.
+//!
+//! PostgreSQL is expected at 127.0.0.1:5432 (user `postgres`, database `test`), or wherever
+//! `GATEHOUSE_TEST_POSTGRES` points; each test creates its own database and drops it after.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use gatehouse_server::store::{Store, Write};
+use gatehouse_server::{GateConfig, Secret, ServerConfig, serve_on};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const SECRET: &str = "a webhook secret for the caps tests";
+/// Every pool's admission token is this with the pool's name after it.
+const TOKEN: &str = "a pool token for the caps tests, long enough";
+const REPO: &str = "octo-org/example-feedstock";
+const OTHER: &str = "octo-org/other-feedstock";
+/// Who starts every run: an admin of both repositories.
+const ACTOR: (&str, i64) = ("Codertocat", 15669918);
+
+// ---------------------------------------------------------------------------------------------
+// Databases
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database for one test; a PostgreSQL one is dropped when this is.
+struct Db {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+fn admin_url() -> String {
+    std::env::var("GATEHOUSE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+impl Db {
+    async fn new(backend: Backend) -> Db {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+                Db {
+                    url,
+                    _dir: Some(dir),
+                    pg_name: None,
+                }
+            }
+            Backend::Postgres => {
+                static N: AtomicU32 = AtomicU32::new(0);
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .subsec_nanos();
+                let name = format!(
+                    "gatehouse_caps_{}_{}_{nanos}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                );
+                let admin = admin_url();
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "PostgreSQL is not reachable at {admin} ({e}): start it with trust auth \
+                             for user postgres and a database `test`, or point \
+                             GATEHOUSE_TEST_POSTGRES at one"
+                        )
+                    });
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                let (base, _) = admin.rsplit_once('/').expect("a database in the URL");
+                Db {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
+                    .connect(&admin_url())
+                    .await
+                {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GitHub, as far as the guard calls it here. The endpoints follow GitHub's REST API description
+// (@octokit/openapi, api.github.com.json): `GET /repos/{owner}/{repo}/collaborators`
+// (`repos/list-collaborators`: an array of collaborators with `login`, `id`, `role_name` and
+// `permissions`), `POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel`
+// (`actions/cancel-workflow-run`: 202) and `POST /repos/{owner}/{repo}/check-runs`
+// (`checks/create`: 201). Anything else is not found.
+
+#[derive(Default)]
+struct Fake {
+    /// Run ids whose cancellation was asked, in order.
+    cancelled: Mutex<Vec<i64>>,
+}
+
+async fn fake_github(fake: Arc<Fake>) -> String {
+    use axum::routing::{get, post};
+    async fn collaborators() -> Json<Value> {
+        Json(json!([{
+            "login": ACTOR.0, "id": ACTOR.1, "type": "User", "site_admin": false,
+            "role_name": "admin",
+            "permissions": {"pull": true, "triage": true, "push": true, "maintain": true, "admin": true},
+        }]))
+    }
+    async fn cancel(
+        State(fake): State<Arc<Fake>>,
+        UrlPath((_, _, run)): UrlPath<(String, String, i64)>,
+    ) -> Response {
+        fake.cancelled.lock().unwrap().push(run);
+        (StatusCode::ACCEPTED, Json(json!({}))).into_response()
+    }
+    async fn check_run() -> Response {
+        (StatusCode::CREATED, Json(json!({"id": 1}))).into_response()
+    }
+    async fn unknown(_: Uri) -> Response {
+        (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response()
+    }
+    let app = axum::Router::new()
+        .route("/repos/{o}/{r}/collaborators", get(collaborators))
+        .route("/repos/{o}/{r}/actions/runs/{run}/cancel", post(cancel))
+        .route("/repos/{o}/{r}/check-runs", post(check_run))
+        .fallback(unknown)
+        .with_state(fake);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+// ---------------------------------------------------------------------------------------------
+// The access repository
+
+const SETTINGS: &str = "org: octo-org
+repo_suffix: \"-feedstock\"
+reviewers: { teams: [core] }
+guard: { mode: enforce }
+providers:
+  cirun: { kind: cirun, access_repo: .cirun }
+  shared: { kind: runner-group, group: shared, max_concurrency: 3 }
+gate:
+  pools:
+    gpu-pool: { resource: gpu, concurrency_wait: 2s }
+    proj-pool: { resource: proj, concurrency_wait: 2s }
+    a-pool: { resource: a, concurrency_wait: 2s }
+    b-pool: { resource: b, concurrency_wait: 2s }
+";
+
+fn write_repo(dir: &Path) {
+    let resource = |name: &str, provider: &str, quota: &str| {
+        format!(
+            "name: {name}\nprovider: {provider}\nlabels: [{name}-large]\nquota: {{ {quota} }}\n"
+        )
+    };
+    let grant = |resource: &str| format!("  - resource: {resource}\n    granted: 2026-01-01\n");
+    let files = [
+        ("gatehouse.yml", SETTINGS.to_string()),
+        // The issue's example: a pool of 4 machines.
+        (
+            "resources/gpu.yml",
+            resource("gpu", "cirun", "concurrency: 4"),
+        ),
+        (
+            "resources/proj.yml",
+            resource("proj", "cirun", "concurrency: 4, project_concurrency: 2"),
+        ),
+        (
+            "resources/a.yml",
+            resource("a", "shared", "concurrency: 10"),
+        ),
+        (
+            "resources/b.yml",
+            resource("b", "shared", "concurrency: 10"),
+        ),
+        // No gate serves these: the webhook path acts on jobs beyond the cap.
+        (
+            "resources/cancel.yml",
+            resource("cancel", "cirun", "concurrency: 1"),
+        ),
+        (
+            "resources/record.yml",
+            resource("record", "cirun", "concurrency: 1, on_exceed: record"),
+        ),
+        (
+            "grants/example.yml",
+            format!(
+                "project: example\ngrants:\n{}",
+                ["gpu", "proj", "a", "b", "cancel", "record"]
+                    .map(grant)
+                    .concat()
+            ),
+        ),
+        (
+            "grants/other.yml",
+            format!("project: other\ngrants:\n{}", grant("proj")),
+        ),
+    ];
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+/// The roles a collaborator listing would have stored: fetched just now.
+async fn store_roles(db: &str) {
+    let store = Store::connect(db).await.unwrap();
+    let now = jiff::Timestamp::now().to_string();
+    let people = json!([{"login": ACTOR.0, "id": ACTOR.1, "role": "admin"}]);
+    for repo in [REPO, OTHER] {
+        store
+            .commit(vec![Write::RoleFacts {
+                repository: repo.to_lowercase(),
+                people: people.to_string(),
+                etag: None,
+                fetched_at: now.clone(),
+                changed_at: now.clone(),
+            }])
+            .await
+            .unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The guard
+
+struct Guard {
+    base: String,
+    http: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A guard on `repo` and `db`, calling GitHub at `github`.
+async fn start_guard(repo: &Path, db: &str, github: &str) -> Guard {
+    let mut config = ServerConfig::new(repo, db.to_string(), Secret::new(SECRET));
+    config.github_token = Some(Secret::new("a token for the fake GitHub"));
+    config.github_api = github.to_string();
+    let pools = ["gpu-pool", "proj-pool", "a-pool", "b-pool"]
+        .map(|p| (p.to_string(), Secret::new(format!("{TOKEN}-{p}"))));
+    let mut gate = GateConfig::new(pools.to_vec(), None);
+    gate.fact_wait = Duration::from_millis(300);
+    config.gate = Some(gate);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve_on(listener, config, async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return Guard {
+                base,
+                http,
+                _stop: stop,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the guard did not start");
+}
+
+/// One test's world: the access repository, the database, GitHub's stand-in.
+struct World {
+    dir: tempfile::TempDir,
+    db: Db,
+    fake: Arc<Fake>,
+    github: String,
+}
+
+impl World {
+    async fn new(backend: Backend) -> World {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        write_repo(&dir.path().join("access"));
+        let db = Db::new(backend).await;
+        // The schema first (replicas would race to create it), then the roles.
+        store_roles(&db.url).await;
+        let fake = Arc::new(Fake::default());
+        let github = fake_github(fake.clone()).await;
+        World {
+            dir,
+            db,
+            fake,
+            github,
+        }
+    }
+
+    async fn guard(&self) -> Guard {
+        start_guard(&self.dir.path().join("access"), &self.db.url, &self.github).await
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A job of this test: its run (one job per run), its runner, where it runs.
+#[derive(Clone, Debug)]
+struct TestJob {
+    repository: &'static str,
+    run_id: i64,
+    resource: &'static str,
+}
+
+impl TestJob {
+    fn new(repository: &'static str, run_id: i64, resource: &'static str) -> TestJob {
+        TestJob {
+            repository,
+            run_id,
+            resource,
+        }
+    }
+
+    fn job_id(&self) -> i64 {
+        self.run_id * 10
+    }
+
+    fn runner(&self) -> String {
+        format!("runner-{}", self.run_id)
+    }
+}
+
+impl Guard {
+    /// Delivers a signed webhook; returns what the guard says it did.
+    async fn deliver(&self, event: &str, delivery: &str, body: &Value) -> String {
+        let body = serde_json::to_vec(body).unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(&body);
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let resp = self
+            .http
+            .post(format!("{}/webhook", self.base))
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let answer: Value = resp.json().await.unwrap();
+        answer["message"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// The run's `workflow_run` event (GitHub's example, adapted): the guard then knows who
+    /// started it.
+    async fn announce(&self, job: &TestJob) {
+        let mut v = fixture("workflow_run.requested.json");
+        let w = &mut v["workflow_run"];
+        w["id"] = json!(job.run_id);
+        w["run_attempt"] = json!(1);
+        w["event"] = json!("push");
+        w["actor"]["login"] = json!(ACTOR.0);
+        w["actor"]["id"] = json!(ACTOR.1);
+        w["triggering_actor"]["login"] = json!(ACTOR.0);
+        w["triggering_actor"]["id"] = json!(ACTOR.1);
+        w["repository"]["full_name"] = json!(job.repository);
+        w["head_repository"]["full_name"] = json!(job.repository);
+        v["repository"]["full_name"] = json!(job.repository);
+        self.deliver("workflow_run", &format!("run-{}", job.run_id), &v)
+            .await;
+    }
+
+    /// A `workflow_job` event (GitHub's example `completed` payload, adapted) about `job`.
+    async fn job_event(&self, job: &TestJob, action: &str) -> String {
+        let mut v = fixture("workflow_job.completed.json");
+        v["action"] = json!(action);
+        v["repository"]["full_name"] = json!(job.repository);
+        let w = &mut v["workflow_job"];
+        w["id"] = json!(job.job_id());
+        w["run_id"] = json!(job.run_id);
+        w["run_attempt"] = json!(1);
+        w["labels"] = json!([format!("{}-large", job.resource)]);
+        w["status"] = json!(action);
+        w["runner_group_name"] = Value::Null;
+        w["runner_group_id"] = Value::Null;
+        let now = jiff::Timestamp::now();
+        if action == "queued" {
+            w["runner_name"] = Value::Null;
+            w["runner_id"] = Value::Null;
+        } else {
+            w["runner_name"] = json!(job.runner());
+        }
+        if action == "completed" {
+            w["started_at"] = json!((now - jiff::SignedDuration::from_secs(60)).to_string());
+            w["completed_at"] = json!(now.to_string());
+        } else {
+            w["started_at"] = json!(now.to_string());
+            w["completed_at"] = Value::Null;
+            w["conclusion"] = Value::Null;
+        }
+        self.deliver("workflow_job", &format!("{action}-{}", job.run_id), &v)
+            .await
+    }
+
+    /// The gate's question for `job`, having waited `waited` seconds: (outcome, the answer).
+    async fn admit(&self, job: &TestJob, waited: u64) -> (String, Value) {
+        let pool = format!("{}-pool", job.resource);
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/admission", self.base))
+            .bearer_auth(format!("{TOKEN}-{pool}"))
+            .json(&json!({
+                "repository": job.repository,
+                "run_id": job.run_id,
+                "run_attempt": 1,
+                "job": "build",
+                "runner_name": job.runner(),
+                "waited_secs": waited,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "the admission of {job:?}");
+        let answer: Value = resp.json().await.unwrap();
+        (answer["outcome"].as_str().unwrap().to_string(), answer)
+    }
+
+    async fn decisions(&self) -> Vec<Value> {
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/decisions?limit=500", self.base))
+            .send()
+            .await
+            .unwrap();
+        let v: Value = resp.json().await.unwrap();
+        v["decisions"].as_array().unwrap().clone()
+    }
+}
+
+/// Asks for every job at once (alternating between `guards`); the outcomes, in job order.
+async fn admit_all(guards: &[Arc<Guard>], jobs: &[TestJob], waited: u64) -> Vec<String> {
+    let asks: Vec<_> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let guard = guards[i % guards.len()].clone();
+            let job = job.clone();
+            tokio::spawn(async move { guard.admit(&job, waited).await.0 })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(asks.len());
+    for ask in asks {
+        outcomes.push(ask.await.unwrap());
+    }
+    outcomes
+}
+
+fn count(outcomes: &[String], what: &str) -> usize {
+    outcomes.iter().filter(|o| *o == what).count()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+/// The issue's example: 14 jobs queued on a resource with `concurrency: 4`. They all go in
+/// progress on the pool's runners and their gates ask at once: 4 are admitted, 10 wait. One
+/// finishes: exactly one more is admitted. Past `concurrency_wait` a waiting job is denied
+/// `concurrency-exhausted`, with a message that says how many run and that a re-run passes.
+async fn fourteen_jobs_on_four_machines(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = world.guard().await;
+    let jobs: Vec<TestJob> = (1..=14)
+        .map(|i| TestJob::new(REPO, 1000 + i, "gpu"))
+        .collect();
+    for job in &jobs {
+        guard.announce(job).await;
+        assert_eq!(guard.job_event(job, "queued").await, "allow");
+    }
+    for job in &jobs {
+        // On a gated resource a job counts once its gate admits it.
+        let said = guard.job_event(job, "in_progress").await;
+        assert_eq!(said, "job in progress", "{job:?}");
+    }
+    // Their gates ask at once.
+    let guard = Arc::new(guard);
+    let outcomes = admit_all(std::slice::from_ref(&guard), &jobs, 0).await;
+    assert_eq!(count(&outcomes, "allow"), 4, "{outcomes:?}");
+    assert_eq!(count(&outcomes, "wait"), 10, "{outcomes:?}");
+    // Asking again changes nothing for anyone: the admitted stay admitted.
+    let again = admit_all(std::slice::from_ref(&guard), &jobs, 1).await;
+    assert_eq!(again, outcomes);
+
+    // An admitted job finishes: its machine is free for exactly one of the waiting ones.
+    let done = jobs[outcomes.iter().position(|o| o == "allow").unwrap()].clone();
+    guard.job_event(&done, "completed").await;
+    let waiting: Vec<TestJob> = jobs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| *o == "wait")
+        .map(|(j, _)| j.clone())
+        .collect();
+    let next = admit_all(std::slice::from_ref(&guard), &waiting, 1).await;
+    assert_eq!(count(&next, "allow"), 1, "{next:?}");
+    assert_eq!(count(&next, "wait"), 9, "{next:?}");
+
+    // A job still waiting past its pool's `concurrency_wait` (2s) fails alone.
+    let late = waiting[next.iter().position(|o| o == "wait").unwrap()].clone();
+    let (outcome, answer) = guard.admit(&late, 2).await;
+    assert_eq!(outcome, "deny", "{answer}");
+    assert_eq!(answer["rule"], "concurrency-exhausted");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.contains("`gpu` runs 4 jobs at once at most, and 4 are running")
+            && message.contains("re-run it and it will pass once one of them finishes"),
+        "{message}"
+    );
+    let recorded = guard.decisions().await;
+    assert!(
+        recorded.iter().any(|d| d["rule"] == "concurrency-exhausted"
+            && d["run_id"] == late.run_id
+            && d["origin"] == "gate"),
+        "{recorded:#?}"
+    );
+    // The webhook path never cancels a gated resource's runs for a cap: the gate did it per job.
+    assert!(world.fake.cancelled.lock().unwrap().is_empty());
+}
+
+/// `project_concurrency`: one project holds at most 2 of the pool's 4 machines; another project
+/// still gets one.
+async fn one_project_cannot_hold_the_whole_pool(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = Arc::new(world.guard().await);
+    let mine: Vec<TestJob> = (1..=3)
+        .map(|i| TestJob::new(REPO, 2000 + i, "proj"))
+        .collect();
+    let theirs = TestJob::new(OTHER, 2100, "proj");
+    for job in mine.iter().chain([&theirs]) {
+        guard.announce(job).await;
+    }
+    let outcomes = admit_all(std::slice::from_ref(&guard), &mine, 0).await;
+    assert_eq!(count(&outcomes, "allow"), 2, "{outcomes:?}");
+    let waiting = &mine[outcomes.iter().position(|o| o == "wait").unwrap()];
+    let (_, answer) = guard.admit(waiting, 0).await;
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.contains("2 jobs hold `proj` for `example` (the cap is 2)"),
+        "{message}"
+    );
+    let (outcome, answer) = guard.admit(&theirs, 0).await;
+    assert_eq!(outcome, "allow", "{answer}");
+    let (outcome, answer) = guard.admit(waiting, 5).await;
+    assert_eq!(outcome, "deny");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("`example` may run 2 jobs at once on `proj` at most, and 2 are running"),
+        "{answer}"
+    );
+}
+
+/// A provider's `max_concurrency` (3) caps its resources together, each with room of its own.
+async fn a_providers_cap_holds_across_its_resources(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = Arc::new(world.guard().await);
+    let on_a: Vec<TestJob> = (1..=2).map(|i| TestJob::new(REPO, 3000 + i, "a")).collect();
+    let on_b: Vec<TestJob> = (1..=2).map(|i| TestJob::new(REPO, 3100 + i, "b")).collect();
+    for job in on_a.iter().chain(&on_b) {
+        guard.announce(job).await;
+    }
+    assert_eq!(
+        admit_all(std::slice::from_ref(&guard), &on_a, 0).await,
+        ["allow", "allow"]
+    );
+    let outcomes = admit_all(std::slice::from_ref(&guard), &on_b, 0).await;
+    assert_eq!(count(&outcomes, "allow"), 1, "{outcomes:?}");
+    let waiting = &on_b[outcomes.iter().position(|o| o == "wait").unwrap()];
+    let (_, answer) = guard.admit(waiting, 0).await;
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 jobs hold `shared`'s resources (the cap is 3)"),
+        "{answer}"
+    );
+    // One on `a` finishes: the job on `b` gets its machine.
+    guard.job_event(&on_a[0], "completed").await;
+    let (outcome, _) = guard.admit(waiting, 1).await;
+    assert_eq!(outcome, "allow");
+}
+
+/// Without a gate, the webhook path sees jobs go in progress: beyond `concurrency: 1`, a job's
+/// run is cancelled (`on_exceed: cancel`, the default) or only recorded (`record`). A finished
+/// job frees its slot.
+async fn beyond_a_cap_the_webhook_path_cancels_or_records(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = world.guard().await;
+    let first = TestJob::new(REPO, 4001, "cancel");
+    let second = TestJob::new(REPO, 4002, "cancel");
+    let third = TestJob::new(REPO, 4003, "cancel");
+    let kept = TestJob::new(REPO, 4101, "record");
+    let extra = TestJob::new(REPO, 4102, "record");
+    for job in [&first, &second, &third, &kept, &extra] {
+        guard.announce(job).await;
+        assert_eq!(guard.job_event(job, "queued").await, "allow");
+    }
+    assert_eq!(
+        guard.job_event(&first, "in_progress").await,
+        "job in progress"
+    );
+    assert_eq!(
+        guard.job_event(&second, "in_progress").await,
+        "deny (concurrency-exhausted): run cancelled"
+    );
+    assert_eq!(*world.fake.cancelled.lock().unwrap(), [second.run_id]);
+    let recorded = guard.decisions().await;
+    let denial = recorded
+        .iter()
+        .find(|d| d["rule"] == "concurrency-exhausted")
+        .expect("the denial is recorded");
+    assert_eq!(denial["run_id"], second.run_id);
+    assert!(
+        denial["message"]
+            .as_str()
+            .unwrap()
+            .contains("`cancel` runs 1 job at once at most, and 1 is running"),
+        "{denial}"
+    );
+
+    assert_eq!(
+        guard.job_event(&kept, "in_progress").await,
+        "job in progress"
+    );
+    assert_eq!(
+        guard.job_event(&extra, "in_progress").await,
+        "deny (concurrency-exhausted): recorded (on_exceed: record)"
+    );
+    assert_eq!(
+        *world.fake.cancelled.lock().unwrap(),
+        [second.run_id],
+        "`record` cancels nothing"
+    );
+
+    // Both jobs on `cancel` end (the cancelled one too): the next one runs.
+    guard.job_event(&first, "completed").await;
+    guard.job_event(&second, "completed").await;
+    assert_eq!(
+        guard.job_event(&third, "in_progress").await,
+        "job in progress"
+    );
+    assert_eq!(*world.fake.cancelled.lock().unwrap(), [second.run_id]);
+}
+
+/// A gate's claim whose job never goes in progress (a lost event, or an admission forged with a
+/// pool's token for a runner that runs nothing) stops counting after 15 minutes; a job that
+/// did start counts for GitHub's 5 days.
+async fn a_claim_whose_job_never_starts_expires_first(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = Arc::new(world.guard().await);
+    let jobs: Vec<TestJob> = (1..=8)
+        .map(|i| TestJob::new(REPO, 6000 + i, "gpu"))
+        .collect();
+    for job in &jobs {
+        guard.announce(job).await;
+    }
+    assert_eq!(
+        admit_all(std::slice::from_ref(&guard), &jobs[..4], 0).await,
+        ["allow"; 4]
+    );
+    guard.job_event(&jobs[0], "in_progress").await;
+    assert_eq!(guard.admit(&jobs[4], 0).await.0, "wait");
+    // The sweep, 16 minutes on: the three claims no job took are gone, the started job stays.
+    let store = Store::connect(&world.db.url).await.unwrap();
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(16);
+    let dropped = store
+        .drop_expired_holds(&gatehouse_server::store::time_text(later))
+        .await
+        .unwrap();
+    assert_eq!(dropped, 3);
+    let next = admit_all(std::slice::from_ref(&guard), &jobs[4..], 0).await;
+    assert_eq!(count(&next, "allow"), 3, "{next:?}");
+    assert_eq!(count(&next, "wait"), 1, "{next:?}");
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+on_both!(
+    fourteen_jobs_on_four_machines,
+    one_project_cannot_hold_the_whole_pool,
+    a_providers_cap_holds_across_its_resources,
+    beyond_a_cap_the_webhook_path_cancels_or_records,
+    a_claim_whose_job_never_starts_expires_first,
+);
+
+/// Two replicas behind a load balancer, one PostgreSQL: 40 admissions at once, alternating
+/// between them, for a pool of 4. Together they admit exactly 4, round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_never_admit_more_than_the_cap() {
+    let world = World::new(Backend::Postgres).await;
+    let one = Arc::new(world.guard().await);
+    let two = Arc::new(world.guard().await);
+    let mut next_run = 5000;
+    for round in 0..3 {
+        let jobs: Vec<TestJob> = (0..40)
+            .map(|_| {
+                next_run += 1;
+                TestJob::new(REPO, next_run, "gpu")
+            })
+            .collect();
+        for (i, job) in jobs.iter().enumerate() {
+            let g = if i % 2 == 0 { &one } else { &two };
+            g.announce(job).await;
+        }
+        let outcomes = admit_all(&[one.clone(), two.clone()], &jobs, 0).await;
+        assert_eq!(count(&outcomes, "allow"), 4, "round {round}: {outcomes:?}");
+        // The round's admitted jobs finish (on either replica) before the next round.
+        for (i, (job, o)) in jobs.iter().zip(&outcomes).enumerate() {
+            if o == "allow" {
+                let g = if i % 2 == 0 { &two } else { &one };
+                g.job_event(job, "in_progress").await;
+                g.job_event(job, "completed").await;
+            }
+        }
+    }
+}
