@@ -1,8 +1,8 @@
 //! Concurrency caps end to end, over loopback: the guard on a SQLite file and on PostgreSQL,
 //! signed webhook deliveries built from GitHub's own example payloads
 //! (`@octokit/webhooks-examples`, in `fixtures/`), admissions as a runner's gate asks them
-//! (`POST /api/v1/admission`), and a loopback stand-in for the few GitHub REST endpoints the
-//! guard calls here (below).
+//! (`POST /api/v1/admission`), and `gatehouse-fake`'s loopback stand-in for the GitHub REST
+//! endpoints the guard calls.
 //!
 //! What is checked: no more jobs hold a machine than a cap allows (the resource's
 //! `quota.concurrency`, a project's `quota.project_concurrency`, a provider's
@@ -15,14 +15,11 @@
 //! `GATEHOUSE_TEST_POSTGRES` points; each test creates its own database and drops it after.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use gatehouse_fake::{FakeGitHub, serve_github};
 use gatehouse_server::store::{Store, Write};
 use gatehouse_server::{GateConfig, Secret, ServerConfig, serve_on};
 use hmac::{Hmac, Mac};
@@ -135,51 +132,15 @@ impl Drop for Db {
 }
 
 // ---------------------------------------------------------------------------------------------
-// GitHub, as far as the guard calls it here. The endpoints follow GitHub's REST API description
-// (@octokit/openapi, api.github.com.json): `GET /repos/{owner}/{repo}/collaborators`
-// (`repos/list-collaborators`: an array of collaborators with `login`, `id`, `role_name` and
-// `permissions`), `POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel`
-// (`actions/cancel-workflow-run`: 202) and `POST /repos/{owner}/{repo}/check-runs`
-// (`checks/create`: 201). Anything else is not found.
+// GitHub: `gatehouse-fake`'s stand-in (collaborators, cancels, check runs as GitHub's REST
+// description gives them), where everyone's cancels are noted.
 
-#[derive(Default)]
-struct Fake {
-    /// Run ids whose cancellation was asked, in order.
-    cancelled: Mutex<Vec<i64>>,
-}
+/// The token the guard calls the stand-in with.
+const GITHUB_TOKEN: &str = "a token for the fake GitHub";
 
-async fn fake_github(fake: Arc<Fake>) -> String {
-    use axum::routing::{get, post};
-    async fn collaborators() -> Json<Value> {
-        Json(json!([{
-            "login": ACTOR.0, "id": ACTOR.1, "type": "User", "site_admin": false,
-            "role_name": "admin",
-            "permissions": {"pull": true, "triage": true, "push": true, "maintain": true, "admin": true},
-        }]))
-    }
-    async fn cancel(
-        State(fake): State<Arc<Fake>>,
-        UrlPath((_, _, run)): UrlPath<(String, String, i64)>,
-    ) -> Response {
-        fake.cancelled.lock().unwrap().push(run);
-        (StatusCode::ACCEPTED, Json(json!({}))).into_response()
-    }
-    async fn check_run() -> Response {
-        (StatusCode::CREATED, Json(json!({"id": 1}))).into_response()
-    }
-    async fn unknown(_: Uri) -> Response {
-        (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response()
-    }
-    let app = axum::Router::new()
-        .route("/repos/{o}/{r}/collaborators", get(collaborators))
-        .route("/repos/{o}/{r}/actions/runs/{run}/cancel", post(cancel))
-        .route("/repos/{o}/{r}/check-runs", post(check_run))
-        .fallback(unknown)
-        .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+/// The runs whose cancellation GitHub was asked for, by id.
+fn cancelled(fake: &FakeGitHub) -> Vec<i64> {
+    fake.state.lock().unwrap().cancels.keys().copied().collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,7 +248,7 @@ struct Guard {
 /// A guard on `repo` and `db`, calling GitHub at `github`.
 async fn start_guard(repo: &Path, db: &str, github: &str) -> Guard {
     let mut config = ServerConfig::new(repo, db.to_string(), Secret::new(SECRET));
-    config.github_token = Some(Secret::new("a token for the fake GitHub"));
+    config.github_token = Some(Secret::new(GITHUB_TOKEN));
     config.github_api = github.to_string();
     let pools = ["gpu-pool", "proj-pool", "a-pool", "b-pool"]
         .map(|p| (p.to_string(), Secret::new(format!("{TOKEN}-{p}"))));
@@ -323,7 +284,7 @@ async fn start_guard(repo: &Path, db: &str, github: &str) -> Guard {
 struct World {
     dir: tempfile::TempDir,
     db: Db,
-    fake: Arc<Fake>,
+    fake: Arc<FakeGitHub>,
     github: String,
 }
 
@@ -335,8 +296,8 @@ impl World {
         let db = Db::new(backend).await;
         // The schema first (replicas would race to create it), then the roles.
         store_roles(&db.url).await;
-        let fake = Arc::new(Fake::default());
-        let github = fake_github(fake.clone()).await;
+        let (github, fake) = serve_github(FakeGitHub::with_token(GITHUB_TOKEN));
+        fake.role(ACTOR, "admin");
         World {
             dir,
             db,
@@ -577,7 +538,7 @@ async fn fourteen_jobs_on_four_machines(backend: Backend) {
         "{recorded:#?}"
     );
     // The webhook path never cancels a gated resource's runs for a cap: the gate did it per job.
-    assert!(world.fake.cancelled.lock().unwrap().is_empty());
+    assert!(cancelled(&world.fake).is_empty());
 }
 
 /// `project_concurrency`: one project holds at most 2 of the pool's 4 machines; another project
@@ -667,7 +628,7 @@ async fn beyond_a_cap_the_webhook_path_cancels_or_records(backend: Backend) {
         guard.job_event(&second, "in_progress").await,
         "deny (concurrency-exhausted): run cancelled"
     );
-    assert_eq!(*world.fake.cancelled.lock().unwrap(), [second.run_id]);
+    assert_eq!(cancelled(&world.fake), [second.run_id]);
     let recorded = guard.decisions().await;
     let denial = recorded
         .iter()
@@ -691,7 +652,7 @@ async fn beyond_a_cap_the_webhook_path_cancels_or_records(backend: Backend) {
         "deny (concurrency-exhausted): recorded (on_exceed: record)"
     );
     assert_eq!(
-        *world.fake.cancelled.lock().unwrap(),
+        cancelled(&world.fake),
         [second.run_id],
         "`record` cancels nothing"
     );
@@ -703,7 +664,7 @@ async fn beyond_a_cap_the_webhook_path_cancels_or_records(backend: Backend) {
         guard.job_event(&third, "in_progress").await,
         "job in progress"
     );
-    assert_eq!(*world.fake.cancelled.lock().unwrap(), [second.run_id]);
+    assert_eq!(cancelled(&world.fake), [second.run_id]);
 }
 
 /// A gate's claim whose job never goes in progress (a lost event, or an admission forged with a
