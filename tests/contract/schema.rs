@@ -52,17 +52,6 @@ const KNOWN_ERRORS: &[(&str, &str, &str)] = &[
 /// lists it.
 const ANY_OPERATION_MAY_ANSWER: &[u16] = &[304, 403, 429, 500, 502, 503, 504];
 
-/// How much of an answer a stand-in must give.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Answers {
-    /// Everything the description requires.
-    Complete,
-    /// Any subset of the fields, each of the description's type and shape: for a stand-in
-    /// that leaves out fields its client does not read (missing required properties are not
-    /// reported; everything else is).
-    Partial,
-}
-
 /// One call as the recording proxy saw it.
 #[derive(Clone, Debug)]
 pub struct Exchange {
@@ -221,11 +210,7 @@ impl Description {
 
     /// The problems of `instance` against the schema at pointer `at` (compiled once).
     pub fn validate(&self, at: &str, instance: &Value) -> Vec<String> {
-        self.validate_as(at, instance, Answers::Complete)
-    }
-
-    fn validate_as(&self, at: &str, instance: &Value, answers: Answers) -> Vec<String> {
-        let validator = self.validator(at, answers);
+        let validator = self.validator(at);
         validator
             .iter_errors(instance)
             .take(5)
@@ -246,8 +231,8 @@ impl Description {
             .collect()
     }
 
-    fn validator(&self, at: &str, answers: Answers) -> Arc<jsonschema::Validator> {
-        let key = format!("{answers:?} {at}");
+    fn validator(&self, at: &str) -> Arc<jsonschema::Validator> {
+        let key = at.to_string();
         if let Some(v) = self.compiled.lock().unwrap().get(&key) {
             return v.clone();
         }
@@ -255,7 +240,7 @@ impl Description {
             .doc
             .pointer(at)
             .unwrap_or_else(|| panic!("{}: no schema at {at}", self.name));
-        let root = self.standalone(schema, answers == Answers::Partial);
+        let root = self.standalone(schema);
         let validator = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
             .should_validate_formats(false)
@@ -268,7 +253,7 @@ impl Description {
 
     /// `schema` as one JSON Schema document: itself, and under `components/schemas` every
     /// component it reaches, each converted from OpenAPI's dialect.
-    fn standalone(&self, schema: &Value, drop_required: bool) -> Value {
+    fn standalone(&self, schema: &Value) -> Value {
         let mut components = Map::new();
         let mut queue: VecDeque<String> = VecDeque::new();
         let mut seen = BTreeSet::new();
@@ -283,18 +268,13 @@ impl Description {
             let target = &self.doc["components"]["schemas"][name];
             assert!(!target.is_null(), "{}: $ref {r} names nothing", self.name);
             refs(target, &mut queue);
-            components.insert(name.to_string(), convert(target, drop_required));
+            components.insert(name.to_string(), convert(target));
         }
-        json!({ "allOf": [convert(schema, drop_required)], "components": { "schemas": components } })
+        json!({ "allOf": [convert(schema)], "components": { "schemas": components } })
     }
 
     /// Everything about one call that the description does not allow.
     pub fn check(&self, ex: &Exchange) -> Vec<Problem> {
-        self.check_answers(ex, Answers::Complete)
-    }
-
-    /// [`Description::check`], with the stand-in's answers held to `answers`.
-    pub fn check_answers(&self, ex: &Exchange, answers: Answers) -> Vec<Problem> {
         let call = ex.call();
         let Some(op) = self.operation(&ex.method, &ex.path) else {
             return vec![Problem {
@@ -371,7 +351,7 @@ impl Description {
         let response_at = format!("{at}/responses/{}", escape(&key));
         match (&ex.answer, self.content_schema(&response_at)) {
             (Some(answer), Some(schema)) => {
-                for e in self.validate_as(&schema, answer, answers) {
+                for e in self.validate(&schema, answer) {
                     problems.push(problem(format!("answer {status} {e}")));
                 }
             }
@@ -480,7 +460,7 @@ fn refs(v: &Value, queue: &mut VecDeque<String>) {
 /// An OpenAPI schema as JSON Schema 2020-12: `nullable: true` becomes "or null" (for every
 /// schema, with or without `type`, `enum` or `$ref`), annotations that are not JSON Schema are
 /// dropped. Names under `properties` are kept as they are (a property may be called `example`).
-fn convert(v: &Value, drop_required: bool) -> Value {
+fn convert(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
             let mut out = Map::new();
@@ -495,16 +475,15 @@ fn convert(v: &Value, drop_required: bool) -> Value {
                             .as_object()
                             .into_iter()
                             .flatten()
-                            .map(|(name, s)| (name.clone(), convert(s, drop_required)))
+                            .map(|(name, s)| (name.clone(), convert(s)))
                             .collect();
                         out.insert(k.clone(), Value::Object(props));
                     }
-                    "required" if drop_required => {}
                     "enum" | "const" | "default" | "required" => {
                         out.insert(k.clone(), x.clone());
                     }
                     _ => {
-                        out.insert(k.clone(), convert(x, drop_required));
+                        out.insert(k.clone(), convert(x));
                     }
                 }
             }
@@ -514,7 +493,7 @@ fn convert(v: &Value, drop_required: bool) -> Value {
                 Value::Object(out)
             }
         }
-        Value::Array(a) => Value::Array(a.iter().map(|x| convert(x, drop_required)).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(|x| convert(x)).collect()),
         other => other.clone(),
     }
 }

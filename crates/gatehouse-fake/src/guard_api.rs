@@ -32,6 +32,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use crate::shapes::{account, minimal_repository};
 use crate::{FakeGitHub, Gh, error, hash};
 
 /// One delivery of the organisation webhook: the item as `orgs/list-webhook-deliveries` lists
@@ -182,7 +183,7 @@ async fn team_repos(
         Some(repos) => axum::Json(
             repos
                 .iter()
-                .map(|r| repository(&org, r))
+                .map(|r| minimal_repository(1296269, r, account(&org, 9919)))
                 .collect::<Vec<_>>(),
         )
         .into_response(),
@@ -279,81 +280,6 @@ async fn redeliver(
 
 // ---------------------------------------------------------------------------------------------
 // Answers in GitHub's full shapes (the contract tests hold the guard's answers to them)
-
-/// An account as GitHub's REST answers give one (`simple-user`).
-fn account(login: &str, id: i64) -> Value {
-    let url = format!("https://api.github.com/users/{login}");
-    json!({
-        "login": login, "id": id, "node_id": format!("U_{id}"),
-        "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}?v=4"),
-        "gravatar_id": "", "url": url, "html_url": format!("https://github.com/{login}"),
-        "followers_url": format!("{url}/followers"),
-        "following_url": format!("{url}/following{{/other_user}}"),
-        "gists_url": format!("{url}/gists{{/gist_id}}"),
-        "starred_url": format!("{url}/starred{{/owner}}{{/repo}}"),
-        "subscriptions_url": format!("{url}/subscriptions"),
-        "organizations_url": format!("{url}/orgs"), "repos_url": format!("{url}/repos"),
-        "events_url": format!("{url}/events{{/privacy}}"),
-        "received_events_url": format!("{url}/received_events"),
-        "type": "User", "site_admin": false,
-    })
-}
-
-/// A repository as `GET /orgs/{org}/teams/{team_slug}/repos` lists it (`minimal-repository`).
-fn repository(org: &str, full_name: &str) -> Value {
-    let url = format!("https://api.github.com/repos/{full_name}");
-    let mut repo = json!({
-        "id": 1296269, "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5",
-        "name": full_name.split('/').nth(1).unwrap_or(full_name), "full_name": full_name,
-        "owner": account(org, 9919), "private": false,
-        "html_url": format!("https://github.com/{full_name}"), "description": null,
-        "fork": false, "url": url,
-    });
-    for (field, tail) in [
-        ("archive_url", "/{archive_format}{/ref}"),
-        ("assignees_url", "/assignees{/user}"),
-        ("blobs_url", "/git/blobs{/sha}"),
-        ("branches_url", "/branches{/branch}"),
-        ("collaborators_url", "/collaborators{/collaborator}"),
-        ("comments_url", "/comments{/number}"),
-        ("commits_url", "/commits{/sha}"),
-        ("compare_url", "/compare/{base}...{head}"),
-        ("contents_url", "/contents/{+path}"),
-        ("contributors_url", "/contributors"),
-        ("deployments_url", "/deployments"),
-        ("downloads_url", "/downloads"),
-        ("events_url", "/events"),
-        ("forks_url", "/forks"),
-        ("git_commits_url", "/git/commits{/sha}"),
-        ("git_refs_url", "/git/refs{/sha}"),
-        ("git_tags_url", "/git/tags{/sha}"),
-        ("hooks_url", "/hooks"),
-        ("issue_comment_url", "/issues/comments{/number}"),
-        ("issue_events_url", "/issues/events{/number}"),
-        ("issues_url", "/issues{/number}"),
-        ("keys_url", "/keys{/key_id}"),
-        ("labels_url", "/labels{/name}"),
-        ("languages_url", "/languages"),
-        ("merges_url", "/merges"),
-        ("milestones_url", "/milestones{/number}"),
-        (
-            "notifications_url",
-            "/notifications{?since,all,participating}",
-        ),
-        ("pulls_url", "/pulls{/number}"),
-        ("releases_url", "/releases{/id}"),
-        ("stargazers_url", "/stargazers"),
-        ("statuses_url", "/statuses/{sha}"),
-        ("subscribers_url", "/subscribers"),
-        ("subscription_url", "/subscription"),
-        ("tags_url", "/tags"),
-        ("teams_url", "/teams"),
-        ("trees_url", "/git/trees{/sha}"),
-    ] {
-        repo[field] = json!(format!("{url}{tail}"));
-    }
-    repo
-}
 
 /// The check run `POST /repos/{owner}/{repo}/check-runs` created (`check-run`), from its body.
 fn check_run_answer(uri: &Uri, body: &Value) -> Value {

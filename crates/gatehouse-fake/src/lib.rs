@@ -13,9 +13,12 @@
 //! call, a delay per endpoint, and small pages so that listings need a second page.
 //!
 //! The endpoints the runtime guard calls (collaborators, workflow-run attempts, cancels, check
-//! runs, team repositories, webhook deliveries) are in `guard_api.rs`.
+//! runs, team repositories, webhook deliveries) are in `guard_api.rs`; the builders of
+//! GitHub's answer shapes both use (`simple-user`, `repository`, `pull-request`, ...) in
+//! `shapes.rs`.
 
 mod guard_api;
+mod shapes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -574,9 +577,29 @@ impl GitHubState {
         })
     }
 
-    /// A `simple-user` (the fields gatehouse reads).
+    /// `login`'s account, a `simple-user`.
     pub fn user(&self, login: &str) -> Value {
-        json!({ "login": login, "id": self.id_of(login), "type": "User" })
+        shapes::account(login, self.id_of(login))
+    }
+
+    /// Repository `owner/name` as GitHub gives it in answers (`repository`): its id if the fake
+    /// knows it (one made from its name if not), owned by the organisation `owner`.
+    fn repository(&self, full: &str) -> Value {
+        let key = full.to_ascii_lowercase();
+        let (id, name) = match self.repos.get(&key) {
+            Some((id, name)) => (*id, name.as_str()),
+            None => (
+                500_000 + u64::from_str_radix(&hash(&key)[..5], 16).unwrap(),
+                full,
+            ),
+        };
+        shapes::repository(id, name, self.owner(name), self.archived.contains(&key))
+    }
+
+    /// The organisation owning `owner/name`, a `simple-user` of type `Organization`.
+    fn owner(&self, full: &str) -> Value {
+        let org = full.split('/').next().unwrap_or(full);
+        shapes::account_of_type(org, self.id_of(org), "Organization")
     }
 }
 
@@ -932,7 +955,7 @@ fn page(
     resp
 }
 
-/// `repos/get` (GET /repos/{owner}/{repo}): a `full-repository` (the fields gatehouse reads).
+/// `repos/get` (GET /repos/{owner}/{repo}): a `full-repository`.
 async fn gh_repo(
     State(f): Gh,
     m: Method,
@@ -946,16 +969,10 @@ async fn gh_repo(
     let full = format!("{o}/{r}");
     let mut s = f.state.lock().unwrap();
     match repo_id(&mut s, &full) {
-        Some(id) => axum::Json(json!({
-            "id": id,
-            "name": r,
-            "full_name": full,
-            "private": false,
-            "archived": s.archived.contains(&full.to_ascii_lowercase()),
-            "disabled": false,
-            "default_branch": "main",
-        }))
-        .into_response(),
+        Some(id) => {
+            let archived = s.archived.contains(&full.to_ascii_lowercase());
+            axum::Json(shapes::full_repository(id, &full, s.owner(&full), archived)).into_response()
+        }
         None => error(404, "Not Found"),
     }
 }
@@ -1002,12 +1019,14 @@ async fn gh_installation_repos(
         let Some(ids) = s.installations.get(&id) else {
             return error(404, "Not Found");
         };
-        listed(&s, ids)
+        listed(&s, ids, true)
     };
     page(&f, &uri, &h, &q, Some("repositories"), items)
 }
 
-fn listed(s: &GitHubState, ids: &BTreeSet<u64>) -> Vec<Value> {
+/// The repositories `ids`, by id: each a `repository` when `whole`, a `minimal-repository` if
+/// not.
+fn listed(s: &GitHubState, ids: &BTreeSet<u64>, whole: bool) -> Vec<Value> {
     let mut items: Vec<(u64, String)> = s
         .repos
         .values()
@@ -1017,7 +1036,15 @@ fn listed(s: &GitHubState, ids: &BTreeSet<u64>) -> Vec<Value> {
     items.sort();
     items
         .into_iter()
-        .map(|(id, full_name)| json!({ "id": id, "full_name": full_name }))
+        .map(|(id, full_name)| {
+            let archived = s.archived.contains(&full_name.to_ascii_lowercase());
+            let owner = s.owner(&full_name);
+            if whole {
+                shapes::repository(id, &full_name, owner, archived)
+            } else {
+                shapes::minimal_repository(id, &full_name, owner)
+            }
+        })
         .collect()
 }
 
@@ -1057,7 +1084,7 @@ async fn gh_runner_groups(
     uri: Uri,
     h: HeaderMap,
     q: Q,
-    Path(_org): Path<String>,
+    Path(org): Path<String>,
 ) -> Response {
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
         return resp;
@@ -1066,14 +1093,7 @@ async fn gh_runner_groups(
     let items: Vec<Value> = s
         .runner_groups
         .iter()
-        .map(|(id, (name, _))| {
-            json!({
-                "id": id,
-                "name": name,
-                "visibility": "selected",
-                "allows_public_repositories": s.public_groups.contains(id),
-            })
-        })
+        .map(|(id, (name, _))| shapes::runner_group(&org, *id, name, s.public_groups.contains(id)))
         .collect();
     drop(s);
     page(&f, &uri, &h, &q, Some("runner_groups"), items)
@@ -1121,18 +1141,17 @@ async fn gh_group_repos(
         let Some((_, ids)) = s.runner_groups.get(&id) else {
             return error(404, "Not Found");
         };
-        listed(&s, ids)
+        listed(&s, ids, false)
     };
     page(&f, &uri, &h, &q, Some("repositories"), items)
 }
 
-/// `rate-limit/get` (GET /rate_limit): `rate-limit-overview` (the core resource).
+/// `rate-limit/get` (GET /rate_limit): `rate-limit-overview`, the budget reset in an hour.
 async fn gh_rate_limit(State(f): Gh, m: Method, uri: Uri, h: HeaderMap) -> Response {
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
         return resp;
     }
-    axum::Json(json!({ "resources": { "core": { "limit": 5000, "remaining": 4999 } } }))
-        .into_response()
+    axum::Json(shapes::rate_limit_overview(5000, 4999, now_secs() + 3600)).into_response()
 }
 
 /// `issues/list-for-repo` (GET /repos/{owner}/{repo}/issues): the open issues, paged.
@@ -1230,48 +1249,64 @@ async fn gh_commit_pulls(
             return axum::Json(linked).into_response();
         }
     }
-    let pulls: Vec<Value> = f
-        .state
-        .lock()
-        .unwrap()
+    let s = f.state.lock().unwrap();
+    let pulls: Vec<Value> = s
         .merged_pull
         .iter()
-        .map(|(n, _)| {
-            json!({
-                "number": n,
-                "html_url": format!("https://github.com/{o}/{r}/pull/{n}"),
-                "merged_at": "2026-11-27T10:00:00Z",
-            })
-        })
+        .map(|(n, _)| merged_pull_json(&s, &o, &r, *n))
         .collect();
     axum::Json(pulls).into_response()
 }
 
-/// `pulls/list-reviews`: `pull-request-review` items (id, user as `simple-user`, state,
-/// commit_id), oldest first.
+/// `pulls/list-reviews`: `pull-request-review` items, oldest first: the reviews set (each laid
+/// over GitHub's whole shape, its reviewer's account completed), or the approvals of
+/// `merged_pull`, each of the pull request's first commit.
 async fn gh_reviews(
     State(f): Gh,
     m: Method,
     uri: Uri,
     h: HeaderMap,
     q: Q,
-    Path((_o, _r, n)): Path<(String, String, u64)>,
+    Path((o, r, n)): Path<(String, String, u64)>,
 ) -> Response {
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
         return resp;
     }
-    let open = f.state.lock().unwrap().pulls.get(&n).cloned();
-    if let Some(pull) = open {
-        return page(&f, &uri, &h, &q, None, pull.reviews);
+    let full = format!("{o}/{r}");
+    let s = f.state.lock().unwrap();
+    if let Some(pull) = s.pulls.get(&n) {
+        let reviews = pull
+            .reviews
+            .iter()
+            .enumerate()
+            .map(|(i, given)| {
+                let login = given["user"]["login"].as_str().unwrap_or("ghost");
+                let mut review = shapes::pull_request_review(
+                    &full,
+                    n,
+                    given["id"].as_u64().unwrap_or(i as u64 + 1),
+                    s.user(login),
+                    given["state"].as_str().unwrap_or("COMMENTED"),
+                    // A review without its commit: one of an older commit.
+                    given["commit_id"].as_str().unwrap_or(&pull.base_sha),
+                );
+                shapes::overlay(&mut review, given);
+                review
+            })
+            .collect();
+        drop(s);
+        return page(&f, &uri, &h, &q, None, reviews);
     }
-    let reviews: Vec<Value> = f
-        .state
-        .lock()
-        .unwrap()
+    let first_commit = hash(&format!("{n}/0"));
+    let reviews: Vec<Value> = s
         .merged_pull
         .iter()
         .flat_map(|(_, logins)| logins.iter())
-        .map(|login| json!({ "state": "APPROVED", "user": { "login": login } }))
+        .enumerate()
+        .map(|(i, login)| {
+            let user = s.user(login);
+            shapes::pull_request_review(&full, n, i as u64 + 1, user, "APPROVED", &first_commit)
+        })
         .collect();
     axum::Json(reviews).into_response()
 }
@@ -1289,39 +1324,64 @@ async fn gh_pull(
     }
     let s = f.state.lock().unwrap();
     match s.pulls.get(&n) {
-        Some(p) => axum::Json(pull_json(&s, &o, &r, n, p)).into_response(),
+        Some(p) => {
+            let commits = p.commits.len().max(1) as u64;
+            let changed = p.changed_files.unwrap_or(p.files.len() as u64);
+            axum::Json(shapes::pull_request(
+                pull_json(&s, &o, &r, n, p),
+                changed,
+                commits,
+            ))
+            .into_response()
+        }
         None => error(404, "Not Found"),
     }
 }
 
-/// A pull request as `pulls/get` answers it (`pull-request`; the list of
-/// `repos/list-pull-requests-associated-with-commit` has the same fields but the counts).
+/// A pull request set up by a test as listings give it (`pull-request-simple`: `pulls/list`,
+/// `repos/list-pull-requests-associated-with-commit`); `pulls/get` adds the counts
+/// ([`shapes::pull_request`]).
 fn pull_json(s: &GitHubState, o: &str, r: &str, n: u64, p: &FakePull) -> Value {
-    json!({
-        "number": n,
-        "html_url": format!("https://github.com/{o}/{r}/pull/{n}"),
-        "state": if p.merged { "closed" } else { "open" },
-        "merged_at": if p.merged { Some("2026-11-27T10:00:00Z") } else { None },
-        "user": s.user(&p.author),
-        "head": { "sha": p.head_sha, "ref": "request" },
-        "base": { "sha": p.base_sha, "ref": "main" },
-        "changed_files": p.changed_files.unwrap_or(p.files.len() as u64),
-        "commits": p.commits.len().max(1),
-    })
+    let repo = s.repository(&format!("{o}/{r}"));
+    let head = shapes::pull_side(&repo, "request", &p.head_sha);
+    let base = shapes::pull_side(&repo, "main", &p.base_sha);
+    let mut pull = shapes::pull_request_simple(&repo, n, s.user(&p.author), head, base);
+    if p.merged {
+        shapes::overlay(
+            &mut pull,
+            &json!({
+                "state": "closed", "merged_at": "2026-11-27T10:00:00Z",
+                "closed_at": "2026-11-27T10:00:00Z",
+            }),
+        );
+    }
+    pull
 }
 
-/// `pulls/list-commits`: each commit with the GitHub accounts of its author and committer.
+/// `merged_pull`'s pull request (`pull-request-simple`): merged, its author unknown (GitHub's
+/// `ghost`, the placeholder of a deleted account).
+fn merged_pull_json(s: &GitHubState, o: &str, r: &str, n: u64) -> Value {
+    let fake = FakePull {
+        merged: true,
+        ..FakePull::new("ghost", &hash(&format!("{n}/0")), &[])
+    };
+    pull_json(s, o, r, n, &fake)
+}
+
+/// `pulls/list-commits`: `commit` items, each with the GitHub accounts of its author and
+/// committer.
 async fn gh_pull_commits(
     State(f): Gh,
     m: Method,
     uri: Uri,
     h: HeaderMap,
     q: Q,
-    Path((_o, _r, n)): Path<(String, String, u64)>,
+    Path((o, r, n)): Path<(String, String, u64)>,
 ) -> Response {
     if let Some(resp) = f.gate.check(&m, &uri, &h) {
         return resp;
     }
+    let full = format!("{o}/{r}");
     let items: Vec<Value> = {
         let s = f.state.lock().unwrap();
         let Some(pull) = s.pulls.get(&n) else {
@@ -1336,11 +1396,8 @@ async fn gh_pull_commits(
             .iter()
             .enumerate()
             .map(|(i, (author, committer))| {
-                json!({
-                    "sha": hash(&format!("{n}/{i}")),
-                    "author": s.user(author),
-                    "committer": s.user(committer),
-                })
+                let sha = hash(&format!("{n}/{i}"));
+                shapes::commit(&full, &sha, s.user(author), s.user(committer))
             })
             .collect()
     };
@@ -1388,7 +1445,7 @@ async fn gh_get_issue(
     }
 }
 
-/// `pulls/list-files`: `diff-entry` items (filename, status); GitHub lists at most 3,000.
+/// `pulls/list-files`: `diff-entry` items, each `modified`; GitHub lists at most 3,000.
 async fn gh_pull_files(
     State(f): Gh,
     m: Method,
@@ -1401,7 +1458,8 @@ async fn gh_pull_files(
         return resp;
     }
     // A pull request opened through the API: the paths its branch changes against its base.
-    let key = (format!("{o}/{r}").to_ascii_lowercase(), n);
+    let full = format!("{o}/{r}");
+    let key = (full.to_ascii_lowercase(), n);
     if let Some(changed) = {
         let s = f.state.lock().unwrap();
         s.opened.get(&key).map(|p| {
@@ -1414,10 +1472,14 @@ async fn gh_pull_files(
                 .get(p["base"]["ref"].as_str().unwrap())
                 .unwrap_or(&empty);
             let paths: BTreeSet<&String> = head.keys().chain(base.keys()).collect();
+            let head_commit = head_sha(head);
             paths
                 .into_iter()
                 .filter(|path| head.get(*path) != base.get(*path))
-                .map(|path| json!({ "filename": path, "status": "modified" }))
+                .map(|path| {
+                    let blob = hash(head.get(path).map_or("", String::as_str));
+                    shapes::diff_entry(&full, &head_commit, path, &blob)
+                })
                 .collect::<Vec<Value>>()
         })
     } {
@@ -1429,7 +1491,10 @@ async fn gh_pull_files(
     let items = pull
         .files
         .iter()
-        .map(|name| json!({ "filename": name, "status": "modified" }))
+        .map(|name| {
+            let blob = hash(&format!("{}/{name}", pull.head_sha));
+            shapes::diff_entry(&full, &pull.head_sha, name, &blob)
+        })
         .collect();
     page(&f, &uri, &h, &q, None, items)
 }
@@ -1567,7 +1632,8 @@ async fn gh_permission(
 
 /// `repos/get-content` (GET) and `repos/create-or-update-file-contents` (PUT)
 /// /repos/{owner}/{repo}/contents/{path}: a `content-file` (base64, wrapped as GitHub wraps
-/// it); a write needs the current blob's `sha` (409 when it is not, 422 when missing).
+/// it), and a `file-commit` for a write (the commit's sha the branch's new head); a write
+/// needs the current blob's `sha` (409 when it is not, 422 when missing).
 async fn gh_contents(
     State(f): Gh,
     m: Method,
@@ -1614,15 +1680,13 @@ async fn gh_contents(
             (None, Some(_)) => return error(409, "does not match"),
             (None, None) => {}
         }
-        let sha = hash(&text);
+        let (sha, size) = (hash(&text), text.len());
         files.insert(path.clone(), text);
+        let commit = head_sha(files);
         let message = body["message"].as_str().unwrap_or("").to_string();
+        let answer = shapes::file_commit(&repo, &branch, &path, (&sha, size), &commit, &message);
         s.commits.push((repo, branch, path.clone(), message));
-        return (
-            StatusCode::OK,
-            axum::Json(json!({ "content": { "path": path, "sha": sha } })),
-        )
-            .into_response();
+        return (StatusCode::OK, axum::Json(answer)).into_response();
     }
     // `ref` names a branch or a commit (a branch's head, here).
     let git_ref = q.get("ref").cloned().unwrap_or_else(|| "main".to_string());
@@ -1643,13 +1707,14 @@ async fn gh_contents(
         .chunks(60)
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect();
-    axum::Json(json!({
-        "type": "file",
-        "encoding": "base64",
-        "path": path,
-        "sha": hash(text),
-        "content": wrapped.join("\n") + "\n",
-    }))
+    axum::Json(shapes::content_file(
+        &repo,
+        &git_ref,
+        &path,
+        &hash(text),
+        text.len(),
+        wrapped.join("\n") + "\n",
+    ))
     .into_response()
 }
 
@@ -1786,6 +1851,22 @@ async fn gh_pulls(
     let mut listed = f.pulls_in(&repo);
     {
         let s = f.state.lock().unwrap();
+        // Opened through the API: what was stored, laid over GitHub's whole shape, by the
+        // account the workflow's token writes as (as comments are).
+        let shape = s.repository(&repo);
+        let bot = shapes::account_of_type("github-actions[bot]", 41898282, "Bot");
+        for p in &mut listed {
+            let side = |end: &str| {
+                let branch = p[end]["ref"].as_str().unwrap_or("");
+                let sha = s.files.get(&key).and_then(|b| b.get(branch)).map(head_sha);
+                shapes::pull_side(&shape, branch, &sha.unwrap_or_default())
+            };
+            let (head, base) = (side("head"), side("base"));
+            let number = p["number"].as_u64().unwrap_or(0);
+            let mut whole = shapes::pull_request_simple(&shape, number, bot.clone(), head, base);
+            shapes::overlay(&mut whole, p);
+            *p = whole;
+        }
         listed.extend(s.pulls.iter().map(|(n, p)| pull_json(&s, &o, &r, *n, p)));
     }
     let mut items: Vec<Value> = listed

@@ -13,13 +13,10 @@
 //! validates against that response's schema. A call that is not there, a wrong body or a
 //! stand-in answer of the wrong shape fails the test and is named with the place in the body.
 //!
-//! Not checked yet: the stand-in's answers of the operations in [`PARTIAL_ANSWERS`] are partial
-//! (`Answers::Partial`): every field they give must have GitHub's type and shape, but they
-//! leave out fields GitHub always gives and gatehouse does not read (a repository's `*_url`s,
-//! a runner group's `default`, ...), so missing required fields are not reported for them.
-//! Every other operation's answers must be complete. (The guard's stand-in, in
-//! `crates/gatehouse-server/tests/serve.rs`, is held to complete answers.) Nor are formats
-//! (`date-time`, `uri`) and headers.
+//! Every answer is held to the whole description: each field GitHub requires must be there, of
+//! GitHub's type and shape (the stand-in builds each shape whole, `crates/gatehouse-fake/src/
+//! shapes.rs`), as the guard's stand-in is in `crates/gatehouse-server/tests/serve.rs`. Not
+//! checked: formats (`date-time`, `uri`) and headers.
 
 mod support;
 
@@ -31,7 +28,7 @@ mod schema;
 use std::collections::BTreeSet;
 
 use recorder::Recorder;
-use schema::{Answers, Description, Exchange, Problem};
+use schema::{Description, Exchange, Problem};
 use serde_json::{Value, json};
 use support::world::{GRANT_ALL, Options, World, world_with};
 
@@ -90,54 +87,8 @@ fn record() -> Vec<Exchange> {
 /// The problems of every exchange, each told once.
 fn problems(exchanges: &[Exchange]) -> Vec<Problem> {
     let rest = Description::rest();
-    let found: BTreeSet<Problem> = exchanges
-        .iter()
-        .flat_map(|e| rest.check_answers(e, answers_of(rest, e)))
-        .collect();
+    let found: BTreeSet<Problem> = exchanges.iter().flat_map(|e| rest.check(e)).collect();
     found.into_iter().collect()
-}
-
-/// The operations whose answers the stand-in (`support/`) gives only in part: the fields
-/// gatehouse reads, each of GitHub's type, without the rest GitHub always sends (a
-/// repository's `*_url`s and counts, a pull request's links, a runner group's `default`, ...).
-/// Every other operation's answers must be complete; completing these is left for when the
-/// stand-in moves to its own crate.
-const PARTIAL_ANSWERS: &[&str] = &[
-    "actions/list-repo-access-to-self-hosted-runner-group-in-org",
-    "actions/list-self-hosted-runner-groups-for-org",
-    "apps/list-installation-repos-for-authenticated-user",
-    "pulls/get",
-    "pulls/list",
-    "pulls/list-commits",
-    "pulls/list-files",
-    "pulls/list-reviews",
-    "rate-limit/get",
-    "repos/create-or-update-file-contents",
-    "repos/get",
-    "repos/get-content",
-    "repos/list-pull-requests-associated-with-commit",
-    "teams/list-members-in-org",
-];
-
-fn answers_of(rest: &Description, e: &Exchange) -> Answers {
-    match rest.operation(&e.method, &e.path) {
-        Some(op) if PARTIAL_ANSWERS.contains(&op.id.as_str()) => Answers::Partial,
-        _ => Answers::Complete,
-    }
-}
-
-#[test]
-fn every_operation_listed_as_answered_in_part_is_answered_in_part() {
-    // A stale entry would let a later incomplete answer through unnoticed.
-    let rest = Description::rest();
-    let mut incomplete = BTreeSet::new();
-    for e in recorded() {
-        if !rest.check(e).is_empty() {
-            incomplete.insert(rest.operation(&e.method, &e.path).unwrap().id.as_str());
-        }
-    }
-    let listed: BTreeSet<&str> = PARTIAL_ANSWERS.iter().copied().collect();
-    assert_eq!(listed, incomplete);
 }
 
 #[test]
@@ -294,10 +245,10 @@ fn a_stand_in_answer_of_the_wrong_shape_is_found_and_named() {
         .iter()
         .find(|e| e.path == "/orgs/conda-forge/actions/runner-groups" && e.status == 200)
         .expect("apply lists the runner groups");
-    assert_eq!(rest.check_answers(groups, Answers::Partial), vec![]);
+    assert_eq!(rest.check(groups), vec![]);
     let mut wrong = groups.clone();
     wrong.answer.as_mut().unwrap()["runner_groups"][0]["id"] = json!("5");
-    let found = rest.check_answers(&wrong, Answers::Partial);
+    let found = rest.check(&wrong);
     assert!(
         found.iter().any(
             |p| p.operation == "actions/list-self-hosted-runner-groups-for-org"
@@ -305,9 +256,14 @@ fn a_stand_in_answer_of_the_wrong_shape_is_found_and_named() {
         ),
         "{found:#?}"
     );
-    // The stand-in leaves out fields GitHub always gives (and gatehouse does not read): held
-    // to the whole description, the same answer is incomplete.
-    let found = rest.check(groups);
+    // A field GitHub always gives left out (one gatehouse does not read): the answer is
+    // incomplete.
+    let mut partial = groups.clone();
+    let group = partial.answer.as_mut().unwrap()["runner_groups"][0]
+        .as_object_mut()
+        .unwrap();
+    assert!(group.remove("default").is_some(), "{group:?}");
+    let found = rest.check(&partial);
     assert!(
         found
             .iter()
