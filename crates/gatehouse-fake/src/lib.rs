@@ -1002,7 +1002,8 @@ async fn gh_user(
 }
 
 /// `apps/list-installation-repos-for-authenticated-user` (GET
-/// /user/installations/{installation_id}/repositories): `{total_count, repositories}`, paged.
+/// /user/installations/{installation_id}/repositories): `{total_count, repositories}` of
+/// `repository`, paged.
 async fn gh_installation_repos(
     State(f): Gh,
     m: Method,
@@ -1101,7 +1102,8 @@ async fn gh_runner_groups(
 
 /// `actions/list-repo-access-to-self-hosted-runner-group-in-org` (GET) and
 /// `actions/set-repo-access-to-self-hosted-runner-group-in-org` (PUT, `selected_repository_ids`,
-/// 204) /orgs/{org}/actions/runner-groups/{runner_group_id}/repositories.
+/// 204) /orgs/{org}/actions/runner-groups/{runner_group_id}/repositories: the GET lists
+/// `minimal-repository` items.
 async fn gh_group_repos(
     State(f): Gh,
     m: Method,
@@ -1499,7 +1501,7 @@ async fn gh_pull_files(
     page(&f, &uri, &h, &q, None, items)
 }
 
-/// `teams/list-members-in-org`: `simple-user` items (login, id).
+/// `teams/list-members-in-org`: `team-member` items (`simple-user`s).
 async fn gh_team_members(
     State(f): Gh,
     m: Method,
