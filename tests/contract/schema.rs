@@ -493,7 +493,7 @@ fn convert(v: &Value) -> Value {
                 Value::Object(out)
             }
         }
-        Value::Array(a) => Value::Array(a.iter().map(|x| convert(x)).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(convert).collect()),
         other => other.clone(),
     }
 }
