@@ -8,6 +8,8 @@
 //!   appropriate" in docs.github.com's REST best practices);
 //! - `actions/get-workflow-run-attempt`: `GET
 //!   /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}`, a `workflow-run`;
+//! - `actions/get-job-for-workflow-run`: `GET /repos/{owner}/{repo}/actions/jobs/{job_id}`,
+//!   a `job` (its `status` as the test sets it);
 //! - `actions/cancel-workflow-run`: `POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel`,
 //!   202 (409 when the run is over: inject it as a fault);
 //! - `checks/create`: `POST /repos/{owner}/{repo}/check-runs`, 201 with a `check-run`;
@@ -56,6 +58,7 @@ pub(crate) fn routes() -> Router<Arc<FakeGitHub>> {
             get(run_attempt),
         )
         .route("/repos/{o}/{r}/actions/runs/{id}/cancel", post(cancel))
+        .route("/repos/{o}/{r}/actions/jobs/{id}", get(job))
         .route("/repos/{o}/{r}/check-runs", post(create_check_run))
         .route("/orgs/{org}/teams/{team}/repos", get(team_repos))
         .route("/orgs/{org}/hooks/{hook}/deliveries", get(hook_deliveries))
@@ -127,6 +130,40 @@ async fn run_attempt(
         "repository": { "full_name": full }, "head_repository": { "full_name": full },
         "actor": { "login": login, "id": account },
         "triggering_actor": { "login": login, "id": account },
+    }))
+    .into_response()
+}
+
+/// `actions/get-job-for-workflow-run`: a `job` with the status set in `jobs`; 404 for a job
+/// not listed.
+async fn job(
+    State(f): Gh,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    Path((o, r, id)): Path<(String, String, i64)>,
+) -> Response {
+    if let Some(resp) = f.gate.check(&m, &uri, &h) {
+        return resp;
+    }
+    let Some(status) = f.state.lock().unwrap().jobs.get(&id).cloned() else {
+        return error(404, "Not Found");
+    };
+    let done = status == "completed";
+    let api = format!("https://api.github.com/repos/{o}/{r}");
+    axum::Json(json!({
+        "id": id, "node_id": format!("CR_{id}"), "run_id": id / 10,
+        "run_url": format!("{api}/actions/runs/{}", id / 10),
+        "head_sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", "workflow_name": "CI",
+        "head_branch": "main", "name": "build",
+        "url": format!("{api}/actions/jobs/{id}"),
+        "html_url": format!("https://github.com/{o}/{r}/actions/runs/{}/job/{id}", id / 10),
+        "status": status, "conclusion": if done { json!("success") } else { Value::Null },
+        "created_at": "2026-01-01T00:00:00Z", "started_at": "2026-01-01T00:00:05Z",
+        "completed_at": if done { json!("2026-01-01T00:30:00Z") } else { Value::Null },
+        "check_run_url": format!("{api}/check-runs/{id}"), "labels": ["gpu-large"],
+        "runner_id": 1, "runner_name": "runner-1", "runner_group_id": 1,
+        "runner_group_name": "Default", "steps": [],
     }))
     .into_response()
 }

@@ -552,6 +552,9 @@ pub struct GitHubState {
     pub runs_by: Option<(String, i64)>,
     /// Run id -> when its first `actions/cancel-workflow-run` arrived.
     pub cancels: BTreeMap<i64, Instant>,
+    /// Job id -> its `status` (`queued`, `in_progress`, `completed`, ...), as
+    /// `actions/get-job-for-workflow-run` answers it. A job not listed answers 404.
+    pub jobs: BTreeMap<i64, String>,
     /// Bodies of `checks/create`, in order.
     pub check_runs: Vec<Value>,
     /// Team slug -> the `owner/name` of its repositories (`teams/list-repos-in-org`). A team

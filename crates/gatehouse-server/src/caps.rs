@@ -42,11 +42,11 @@ pub const HOLD_LIMIT: Duration = Duration::from_secs(5 * 24 * 3600);
 /// ran on (a forged or a lost admission) frees its slot after this.
 pub const UNMATCHED_LIMIT: Duration = Duration::from_secs(15 * 60);
 
-/// A claim older than this is checked against GitHub's API by the sweep.
+/// A claim older than this is checked against GitHub's API by the sweep (by default).
 pub const SWEEP_AFTER: Duration = Duration::from_secs(3600);
 
-/// How often the sweep runs, and how many claims it asks GitHub about each time.
-const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// How often the sweep runs (by default), and how many claims it asks GitHub about each time.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
 const SWEEP_BATCH: i64 = 100;
 
 /// The caps of every capped resource, and each runner pool's `concurrency_wait`.
@@ -185,13 +185,14 @@ pub(crate) fn reached(limits: &Limits, held: &Held) -> (Cap, u32, u32) {
         .unwrap_or((Cap::Resource, 0, 0))
 }
 
-/// Drops claims past their limit and asks GitHub about old ones, every [`SWEEP_EVERY`]; ends
-/// when the state is dropped.
+/// Drops claims past their limit and asks GitHub about old ones, every
+/// [`crate::HoldsSweep::every`] ([`SWEEP_EVERY`] by default); ends when the state is dropped.
 pub(crate) fn spawn_sweep(state: &Arc<AppState>) {
     let weak = Arc::downgrade(state);
+    let every = state.config.holds_sweep.every;
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(SWEEP_EVERY).await;
+            tokio::time::sleep(every).await;
             let Some(state) = weak.upgrade() else { return };
             if let Err(e) = sweep(&state).await {
                 tracing::warn!(
@@ -203,7 +204,8 @@ pub(crate) fn spawn_sweep(state: &Arc<AppState>) {
     });
 }
 
-/// One sweep: claims past [`HOLD_LIMIT`] stop counting; a claim older than [`SWEEP_AFTER`]
+/// One sweep: claims past [`HOLD_LIMIT`] stop counting; a claim older than
+/// [`crate::HoldsSweep::after`] ([`SWEEP_AFTER`] by default)
 /// whose job GitHub reports completed (or does not know) is released. Returns how many claims
 /// were removed.
 pub(crate) async fn sweep(state: &AppState) -> anyhow::Result<u64> {
@@ -213,8 +215,10 @@ pub(crate) async fn sweep(state: &AppState) -> anyhow::Result<u64> {
         return Ok(removed);
     };
     let before = time_text(
-        now.checked_sub(jiff::SignedDuration::try_from(SWEEP_AFTER)?)
-            .unwrap_or(now),
+        now.checked_sub(jiff::SignedDuration::try_from(
+            state.config.holds_sweep.after,
+        )?)
+        .unwrap_or(now),
     );
     for (holder, repository, job_id) in state.store.old_holds(&before, SWEEP_BATCH).await? {
         match github.job_status(&repository, job_id).await {

@@ -104,6 +104,25 @@ pub struct ServerConfig {
     pub catch_up: Option<CatchUp>,
     /// Admissions and snapshots for runners' gates (see [`gate`]); `None`: off.
     pub gate: Option<GateConfig>,
+    /// The sweep of claims on capped machines (`caps.rs`): how often it runs, and how old a
+    /// claim is before GitHub is asked whether its job still runs.
+    pub holds_sweep: HoldsSweep,
+}
+
+/// When the sweep of claims on capped machines runs ([`ServerConfig::holds_sweep`]).
+#[derive(Clone, Copy, Debug)]
+pub struct HoldsSweep {
+    pub every: Duration,
+    pub after: Duration,
+}
+
+impl Default for HoldsSweep {
+    fn default() -> Self {
+        HoldsSweep {
+            every: caps::SWEEP_EVERY,
+            after: caps::SWEEP_AFTER,
+        }
+    }
 }
 
 /// What one client, or many, may ask of the server before being cut off or turned away.
@@ -164,6 +183,7 @@ impl ServerConfig {
             limits: Limits::default(),
             catch_up: None,
             gate: None,
+            holds_sweep: HoldsSweep::default(),
         }
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use gatehouse_fake::{FakeGitHub, serve_github};
 use gatehouse_server::store::{Store, Write};
-use gatehouse_server::{GateConfig, Secret, ServerConfig, serve_on};
+use gatehouse_server::{GateConfig, HoldsSweep, Secret, ServerConfig, serve_on};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -246,8 +246,9 @@ struct Guard {
 }
 
 /// A guard on `repo` and `db`, calling GitHub at `github`.
-async fn start_guard(repo: &Path, db: &str, github: &str) -> Guard {
+async fn start_guard(repo: &Path, db: &str, github: &str, sweep: HoldsSweep) -> Guard {
     let mut config = ServerConfig::new(repo, db.to_string(), Secret::new(SECRET));
+    config.holds_sweep = sweep;
     config.github_token = Some(Secret::new(GITHUB_TOKEN));
     config.github_api = github.to_string();
     let pools = ["gpu-pool", "proj-pool", "a-pool", "b-pool"]
@@ -307,7 +308,13 @@ impl World {
     }
 
     async fn guard(&self) -> Guard {
-        start_guard(&self.dir.path().join("access"), &self.db.url, &self.github).await
+        self.guard_sweeping(HoldsSweep::default()).await
+    }
+
+    /// A guard whose sweep of claims runs as `sweep` says.
+    async fn guard_sweeping(&self, sweep: HoldsSweep) -> Guard {
+        let repo = self.dir.path().join("access");
+        start_guard(&repo, &self.db.url, &self.github, sweep).await
     }
 }
 
@@ -698,6 +705,54 @@ async fn a_claim_whose_job_never_starts_expires_first(backend: Backend) {
     assert_eq!(count(&next, "wait"), 1, "{next:?}");
 }
 
+/// A job that never reports its end (a lost `completed` delivery) stops holding a machine once
+/// the sweep asks GitHub about it (`actions/get-job-for-workflow-run`): a job GitHub reports
+/// completed, or does not know, frees its slot; one still in progress keeps it.
+async fn the_sweep_frees_slots_of_jobs_github_reports_finished(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = Arc::new(
+        world
+            .guard_sweeping(HoldsSweep {
+                every: Duration::from_millis(100),
+                after: Duration::ZERO,
+            })
+            .await,
+    );
+    let jobs: Vec<TestJob> = (1..=7)
+        .map(|i| TestJob::new(REPO, 7000 + i, "gpu"))
+        .collect();
+    for job in &jobs {
+        guard.announce(job).await;
+    }
+    // Four machines held by jobs that GitHub says are: over, running, unknown, running.
+    {
+        let mut s = world.fake.state.lock().unwrap();
+        s.jobs.insert(jobs[0].job_id(), "completed".into());
+        s.jobs.insert(jobs[1].job_id(), "in_progress".into());
+        s.jobs.insert(jobs[3].job_id(), "in_progress".into());
+    }
+    assert_eq!(
+        admit_all(std::slice::from_ref(&guard), &jobs[..4], 0).await,
+        ["allow"; 4]
+    );
+    for job in &jobs[..4] {
+        guard.job_event(job, "in_progress").await;
+    }
+    // No `completed` delivery comes; the sweep asks GitHub and frees two slots.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while world.fake.gate.count_containing("/actions/jobs/") < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep did not ask GitHub about the four jobs: {:?}",
+            world.fake.gate.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let next = admit_all(std::slice::from_ref(&guard), &jobs[4..], 0).await;
+    assert_eq!(count(&next, "allow"), 2, "{next:?}");
+    assert_eq!(count(&next, "wait"), 1, "{next:?}");
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -719,6 +774,7 @@ on_both!(
     a_providers_cap_holds_across_its_resources,
     beyond_a_cap_the_webhook_path_cancels_or_records,
     a_claim_whose_job_never_starts_expires_first,
+    the_sweep_frees_slots_of_jobs_github_reports_finished,
 );
 
 /// Two replicas behind a load balancer, one PostgreSQL: 40 admissions at once, alternating
