@@ -34,7 +34,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::shapes::{account, minimal_repository};
+use crate::shapes::{account, job, minimal_repository};
 use crate::{FakeGitHub, Gh, error, hash};
 
 /// One delivery of the organisation webhook: the item as `orgs/list-webhook-deliveries` lists
@@ -58,7 +58,7 @@ pub(crate) fn routes() -> Router<Arc<FakeGitHub>> {
             get(run_attempt),
         )
         .route("/repos/{o}/{r}/actions/runs/{id}/cancel", post(cancel))
-        .route("/repos/{o}/{r}/actions/jobs/{id}", get(job))
+        .route("/repos/{o}/{r}/actions/jobs/{id}", get(get_job))
         .route("/repos/{o}/{r}/check-runs", post(create_check_run))
         .route("/orgs/{org}/teams/{team}/repos", get(team_repos))
         .route("/orgs/{org}/hooks/{hook}/deliveries", get(hook_deliveries))
@@ -136,7 +136,7 @@ async fn run_attempt(
 
 /// `actions/get-job-for-workflow-run`: a `job` with the status set in `jobs`; 404 for a job
 /// not listed.
-async fn job(
+async fn get_job(
     State(f): Gh,
     m: Method,
     uri: Uri,
@@ -149,23 +149,7 @@ async fn job(
     let Some(status) = f.state.lock().unwrap().jobs.get(&id).cloned() else {
         return error(404, "Not Found");
     };
-    let done = status == "completed";
-    let api = format!("https://api.github.com/repos/{o}/{r}");
-    axum::Json(json!({
-        "id": id, "node_id": format!("CR_{id}"), "run_id": id / 10,
-        "run_url": format!("{api}/actions/runs/{}", id / 10),
-        "head_sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", "workflow_name": "CI",
-        "head_branch": "main", "name": "build",
-        "url": format!("{api}/actions/jobs/{id}"),
-        "html_url": format!("https://github.com/{o}/{r}/actions/runs/{}/job/{id}", id / 10),
-        "status": status, "conclusion": if done { json!("success") } else { Value::Null },
-        "created_at": "2026-01-01T00:00:00Z", "started_at": "2026-01-01T00:00:05Z",
-        "completed_at": if done { json!("2026-01-01T00:30:00Z") } else { Value::Null },
-        "check_run_url": format!("{api}/check-runs/{id}"), "labels": ["gpu-large"],
-        "runner_id": 1, "runner_name": "runner-1", "runner_group_id": 1,
-        "runner_group_name": "Default", "steps": [],
-    }))
-    .into_response()
+    axum::Json(job(&o, &r, id, &status)).into_response()
 }
 
 /// `actions/cancel-workflow-run`: 202; the first cancel of each run is noted with the time it

@@ -350,3 +350,25 @@ pub fn file_commit(
         },
     })
 }
+
+/// A workflow job (`job`, as `actions/get-job-for-workflow-run` answers it) of `owner/name`,
+/// in state `status`; its run id is the job id / 10, as the tests number them.
+pub fn job(owner: &str, name: &str, id: i64, status: &str) -> Value {
+    let (o, r) = (owner, name);
+    let done = status == "completed";
+    let api = format!("https://api.github.com/repos/{o}/{r}");
+    json!({
+        "id": id, "node_id": format!("CR_{id}"), "run_id": id / 10,
+        "run_url": format!("{api}/actions/runs/{}", id / 10),
+        "head_sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", "workflow_name": "CI",
+        "head_branch": "main", "name": "build",
+        "url": format!("{api}/actions/jobs/{id}"),
+        "html_url": format!("https://github.com/{o}/{r}/actions/runs/{}/job/{id}", id / 10),
+        "status": status, "conclusion": if done { json!("success") } else { Value::Null },
+        "created_at": "2026-01-01T00:00:00Z", "started_at": "2026-01-01T00:00:05Z",
+        "completed_at": if done { json!("2026-01-01T00:30:00Z") } else { Value::Null },
+        "check_run_url": format!("{api}/check-runs/{id}"), "labels": ["gpu-large"],
+        "runner_id": 1, "runner_name": "runner-1", "runner_group_id": 1,
+        "runner_group_name": "Default", "steps": [],
+    })
+}
