@@ -16,7 +16,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use gatehouse_fake::{FakeGitHub, serve_github};
@@ -34,102 +33,8 @@ const OTHER: &str = "octo-org/other-feedstock";
 /// Who starts every run: an admin of both repositories.
 const ACTOR: (&str, i64) = ("Codertocat", 15669918);
 
-// ---------------------------------------------------------------------------------------------
-// Databases
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A fresh database for one test; a PostgreSQL one is dropped when this is.
-struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg_name: Option<String>,
-}
-
-fn admin_url() -> String {
-    std::env::var("GATEHOUSE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-impl Db {
-    async fn new(backend: Backend) -> Db {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
-                Db {
-                    url,
-                    _dir: Some(dir),
-                    pg_name: None,
-                }
-            }
-            Backend::Postgres => {
-                static N: AtomicU32 = AtomicU32::new(0);
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .subsec_nanos();
-                let name = format!(
-                    "gatehouse_caps_{}_{}_{nanos}",
-                    std::process::id(),
-                    N.fetch_add(1, Ordering::Relaxed)
-                );
-                let admin = admin_url();
-                let pool = sqlx::postgres::PgPoolOptions::new()
-                    .acquire_timeout(Duration::from_secs(5))
-                    .connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!(
-                            "PostgreSQL is not reachable at {admin} ({e}): start it with trust auth \
-                             for user postgres and a database `test`, or point \
-                             GATEHOUSE_TEST_POSTGRES at one"
-                        )
-                    });
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                pool.close().await;
-                let (base, _) = admin.rsplit_once('/').expect("a database in the URL");
-                Db {
-                    url: format!("{base}/{name}"),
-                    _dir: None,
-                    pg_name: Some(name),
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let Some(name) = self.pg_name.take() else {
-            return;
-        };
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
-                    .connect(&admin_url())
-                    .await
-                {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
+mod db;
+use db::{Backend, Db};
 
 // ---------------------------------------------------------------------------------------------
 // GitHub: `gatehouse-fake`'s stand-in (collaborators, cancels, check runs as GitHub's REST
