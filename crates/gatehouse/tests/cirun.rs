@@ -256,36 +256,42 @@ fn api_a_pull_request_the_token_cannot_merge_is_reported_and_never_sent_again() 
     assert_eq!(w.cirun.gate.count("PUT "), 1);
 }
 
+/// Someone's pull request `number` on `.cirun`, open from `branch`: `main`'s files with `files`
+/// changed, as `pulls/get` and `pulls/list` answer it.
+fn open_pull_on_cirun(w: &World, number: u64, branch: &str, files: &[(&str, &str)]) {
+    let mut s = w.github.state.lock().unwrap();
+    let mut tree = s
+        .files
+        .entry(ACCESS_REPO.into())
+        .or_default()
+        .entry("main".into())
+        .or_default()
+        .clone();
+    for (path, text) in files {
+        tree.insert(path.to_string(), text.to_string());
+    }
+    s.files
+        .get_mut(ACCESS_REPO)
+        .unwrap()
+        .insert(branch.into(), tree);
+    s.opened.insert(
+        (ACCESS_REPO.into(), number),
+        serde_json::json!({
+            "number": number,
+            "html_url": format!("https://github.com/conda-forge/.cirun/pull/{number}"),
+            "state": "open",
+            "user": { "login": "someone", "type": "User" },
+            "head": { "ref": branch, "label": format!("conda-forge:{branch}") },
+            "base": { "ref": "main" },
+        }),
+    );
+}
+
 #[test]
 fn api_a_pull_request_with_another_change_is_not_merged() {
     let w = world_in(true, 1);
     // Someone else's change to the policy, waiting on .cirun.
-    {
-        let mut s = w.github.state.lock().unwrap();
-        let mut files = s
-            .files
-            .entry(ACCESS_REPO.into())
-            .or_default()
-            .entry("main".into())
-            .or_default()
-            .clone();
-        files.insert(".access.yml".into(), REAL_POLICY.into());
-        s.files
-            .get_mut(ACCESS_REPO)
-            .unwrap()
-            .insert("someone/add".into(), files);
-        s.opened.insert(
-            (ACCESS_REPO.into(), 7),
-            serde_json::json!({
-                "number": 7,
-                "html_url": "https://github.com/conda-forge/.cirun/pull/7",
-                "state": "open",
-                "user": { "login": "someone", "type": "User" },
-                "head": { "ref": "someone/add", "label": "conda-forge:someone/add" },
-                "base": { "ref": "main" },
-            }),
-        );
-    }
+    open_pull_on_cirun(&w, 7, "someone/add", &[(".access.yml", REAL_POLICY)]);
     let run = w.run(&["apply", "--confirm"]);
     assert_eq!(run.code, Some(1), "{run}");
     assert!(
@@ -323,33 +329,15 @@ fn api_a_pull_request_that_changes_more_than_the_policy_is_not_merged() {
     let rendered = w.run(&["render", "cirun"]);
     assert_eq!(rendered.code, Some(0), "{rendered}");
     // The very policy the ledger wants, and a workflow besides.
-    {
-        let mut s = w.github.state.lock().unwrap();
-        let mut files = s
-            .files
-            .entry(ACCESS_REPO.into())
-            .or_default()
-            .entry("main".into())
-            .or_default()
-            .clone();
-        files.insert(".access.yml".into(), rendered.stdout.clone());
-        files.insert(".github/workflows/x.yml".into(), "on: push\n".into());
-        s.files
-            .get_mut(ACCESS_REPO)
-            .unwrap()
-            .insert("someone/both".into(), files);
-        s.opened.insert(
-            (ACCESS_REPO.into(), 8),
-            serde_json::json!({
-                "number": 8,
-                "html_url": "https://github.com/conda-forge/.cirun/pull/8",
-                "state": "open",
-                "user": { "login": "someone", "type": "User" },
-                "head": { "ref": "someone/both", "label": "conda-forge:someone/both" },
-                "base": { "ref": "main" },
-            }),
-        );
-    }
+    open_pull_on_cirun(
+        &w,
+        8,
+        "someone/both",
+        &[
+            (".access.yml", rendered.stdout.as_str()),
+            (".github/workflows/x.yml", "on: push\n"),
+        ],
+    );
     let run = w.run(&["apply", "--confirm"]);
     assert_eq!(run.code, Some(1), "{run}");
     assert!(
