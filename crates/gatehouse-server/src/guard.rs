@@ -252,16 +252,7 @@ async fn check_caps(
         },
         context: None,
     });
-    if acted == "run cancelled"
-        && let Some(sha) = &w.head_sha
-    {
-        after.push(After::Explain {
-            repository: repository.to_string(),
-            head_sha: sha.clone(),
-            title: format!("gatehouse denied this job: {rule}"),
-            summary: message.unwrap_or_default(),
-        });
-    }
+    after.extend(explain_cancel(&acted, repository, w, rule, message));
     Ok(Some(Step::Did(format!("deny ({rule}): {acted}"))))
 }
 
@@ -352,6 +343,24 @@ pub fn spawn_explainer(state: &Arc<AppState>) -> tokio::sync::mpsc::Sender<Expla
         }
     });
     tx
+}
+
+/// The explanation left on the commit of a run the guard cancelled (none when it did not cancel
+/// or the job names no commit).
+fn explain_cancel(
+    acted: &str,
+    repository: &str,
+    w: &WorkflowJob,
+    rule: &str,
+    message: Option<String>,
+) -> Option<After> {
+    let sha = w.head_sha.as_ref().filter(|_| acted == "run cancelled")?;
+    Some(After::Explain {
+        repository: repository.to_string(),
+        head_sha: sha.clone(),
+        title: format!("gatehouse denied this job: {rule}"),
+        summary: message.unwrap_or_default(),
+    })
 }
 
 /// Work that follows a delivery's commit, off the request.
@@ -896,16 +905,7 @@ async fn decide_job(
         message.clone(),
         writes,
     );
-    if acted == "run cancelled"
-        && let Some(sha) = &w.head_sha
-    {
-        after.push(After::Explain {
-            repository: repository.to_string(),
-            head_sha: sha.clone(),
-            title: format!("gatehouse denied this job: {rule}"),
-            summary: message.unwrap_or_default(),
-        });
-    }
+    after.extend(explain_cancel(&acted, repository, w, rule, message));
     Ok(Step::Did(format!("deny ({rule}): {acted}")))
 }
 
