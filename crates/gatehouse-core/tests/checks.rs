@@ -1121,3 +1121,37 @@ fn a_pools_concurrency_wait_must_be_a_duration() {
     );
     assert!(d.message.contains("longer than 24 hours"), "{d:?}");
 }
+
+#[test]
+fn a_job_time_limit_must_let_a_job_run_and_stay_below_github_s_own() {
+    let cpu = format!("{CPU}max_job_minutes: 0\n");
+    let d = only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "job-time-limit",
+        Severity::Error,
+        "resources/cpu-large.yml",
+        4,
+    );
+    assert!(d.message.contains("lets no job run"), "{d:?}");
+    let cpu = format!("{CPU}max_job_minutes: 10000\n");
+    let d = only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "job-time-limit",
+        Severity::Warning,
+        "resources/cpu-large.yml",
+        4,
+    );
+    assert!(d.message.contains("5 days"), "{d:?}");
+    let cpu = format!("{CPU}max_job_minutes: 360\n");
+    let diags = check_with(&[("resources/cpu-large.yml", Some(&cpu))]);
+    assert!(diags.is_empty(), "{diags:#?}");
+    // A word where minutes belong is named at its place.
+    let cpu = format!("{CPU}max_job_minutes: six hours\n");
+    let diags = check_with(&[("resources/cpu-large.yml", Some(&cpu))]);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.file == "resources/cpu-large.yml" && d.span.line == 4),
+        "{diags:#?}"
+    );
+}

@@ -37,6 +37,7 @@ mod site_routes;
 mod sqlite_writer;
 mod state;
 pub mod store;
+mod time_limits;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -107,6 +108,25 @@ pub struct ServerConfig {
     /// The sweep of claims on capped machines (`caps.rs`): how often it runs, and how old a
     /// claim is before GitHub is asked whether its job still runs.
     pub holds_sweep: HoldsSweep,
+    /// How the guard acts on jobs' time limits (`time_limits.rs`).
+    pub time_limits: TimeLimits,
+}
+
+/// How often the guard looks for jobs over their time limit, and how long a replica holds a
+/// due one before another may act on it ([`ServerConfig::time_limits`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TimeLimits {
+    pub every: Duration,
+    pub lease: Duration,
+}
+
+impl Default for TimeLimits {
+    fn default() -> Self {
+        TimeLimits {
+            every: time_limits::EVERY,
+            lease: time_limits::LEASE,
+        }
+    }
 }
 
 /// When the sweep of claims on capped machines runs ([`ServerConfig::holds_sweep`]).
@@ -184,6 +204,7 @@ impl ServerConfig {
             catch_up: None,
             gate: None,
             holds_sweep: HoldsSweep::default(),
+            time_limits: TimeLimits::default(),
         }
     }
 }
@@ -268,6 +289,7 @@ pub async fn serve_on(
     }
     pending::spawn_upkeep(&state);
     caps::spawn_sweep(&state);
+    time_limits::spawn(&state);
     if let Some(interval) = state.config.watch_interval {
         state::spawn_watcher(&state, interval);
     }

@@ -79,6 +79,8 @@ pub(crate) struct Source {
     pub pools: Vec<Pool>,
     /// The concurrency caps (not in snapshots: only the guard counts jobs).
     pub caps: crate::caps::Caps,
+    /// Each resource's job time limit (not in snapshots: only the guard times jobs).
+    pub time_limits: crate::time_limits::TimeLimits,
 }
 
 impl AppState {
@@ -275,6 +277,7 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
             })
             .collect();
         let caps = crate::caps::Caps::from_repo(&repo);
+        let time_limits = crate::time_limits::TimeLimits::from_repo(&repo);
         Ok(Loaded {
             policy: compile_source(&policy, today),
             mode,
@@ -282,6 +285,7 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
                 policy,
                 pools,
                 caps,
+                time_limits,
             }),
         })
     })

@@ -162,6 +162,26 @@ const SCHEMA: &[&str] = &[
         changed_at TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS role_facts_by_change ON role_facts (changed_at)",
+    // Jobs running on a resource with a time limit (`max_job_minutes`): the guard cancels the
+    // run of one still running at `deadline` ([`crate::time_limits`]). A replica takes a due
+    // timer (`lease`: until then no other replica acts on it) before it calls GitHub, and
+    // marks it `fired_at` once it acted; a lease that ends unfired (a crash, an error) lets
+    // the next replica try. A row is removed when its job completes first.
+    "CREATE TABLE IF NOT EXISTS job_timers (
+        job_id {int} PRIMARY KEY,
+        run_id {int} NOT NULL,
+        run_attempt {int} NOT NULL,
+        repository TEXT NOT NULL,
+        project TEXT,
+        resource TEXT NOT NULL,
+        job_name TEXT,
+        head_sha TEXT,
+        started TEXT NOT NULL,
+        deadline TEXT NOT NULL,
+        lease TEXT,
+        fired_at TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS job_timers_by_deadline ON job_timers (deadline)",
 ];
 
 /// Run after [`SCHEMA`] and after the columns added since the first schema exist.
@@ -309,12 +329,36 @@ pub enum Write {
     Started { hold: Hold, gated: bool },
     /// A job completed: its machine is free.
     Release { holder: String },
+    /// A job went in progress on a resource with a time limit; nothing when it was reported
+    /// completed before, or is timed already.
+    ArmTimer(JobTimer),
+    /// A job completed: its time limit no longer applies.
+    DisarmTimer { job_id: i64 },
+    /// The guard acted on a job's time limit (cancelled its run, or found nothing to cancel).
+    TimerFired { job_id: i64, at: String },
     /// The delivery's effects are stored; `outcome` is what processing said.
     Processed {
         delivery_id: String,
         at: String,
         outcome: String,
     },
+}
+
+/// A running job's time limit ([`crate::time_limits`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobTimer {
+    pub job_id: i64,
+    pub run_id: i64,
+    pub run_attempt: i64,
+    pub repository: String,
+    pub project: Option<String>,
+    pub resource: String,
+    pub job_name: Option<String>,
+    pub head_sha: Option<String>,
+    /// When the job started, as [`time_text`] writes it.
+    pub started: String,
+    /// When it has run too long.
+    pub deadline: String,
 }
 
 /// A job's claim on a machine of a capped resource, and the caps it is counted against.
@@ -604,6 +648,13 @@ const START_HOLD: &str = concat!(
     ON CONFLICT (holder) DO UPDATE SET job_id = excluded.job_id, expires = excluded.expires"
 );
 const RELEASE_HOLD: &str = "DELETE FROM holds WHERE holder = $1";
+const ARM_TIMER: &str = "INSERT INTO job_timers (job_id, run_id, run_attempt, repository,
+        project, resource, job_name, head_sha, started, deadline)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+    WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE job_id = $1 AND status = 'completed')
+    ON CONFLICT (job_id) DO NOTHING";
+const DISARM_TIMER: &str = "DELETE FROM job_timers WHERE job_id = $1 AND fired_at IS NULL";
+const TIMER_FIRED: &str = "UPDATE job_timers SET fired_at = $2 WHERE job_id = $1";
 /// On PostgreSQL, claims on one provider's machines take turns (until their transaction
 /// ends), so that two replicas never both see the last free slot. SQLite has one writer.
 const LOCK_PROVIDER: &str = "SELECT pg_advisory_xact_lock(7140532, hashtext($1))";
@@ -754,6 +805,23 @@ impl Write {
             Write::Admit(h) => (ADMIT_HOLD, hold_params(h, None)),
             Write::Started { hold, gated } => (START_HOLD, hold_params(hold, Some(*gated))),
             Write::Release { holder } => (RELEASE_HOLD, vec![t(holder)]),
+            Write::ArmTimer(j) => (
+                ARM_TIMER,
+                vec![
+                    Int(Some(j.job_id)),
+                    Int(Some(j.run_id)),
+                    Int(Some(j.run_attempt)),
+                    t(&j.repository),
+                    Text(j.project.as_deref()),
+                    t(&j.resource),
+                    Text(j.job_name.as_deref()),
+                    Text(j.head_sha.as_deref()),
+                    t(&j.started),
+                    t(&j.deadline),
+                ],
+            ),
+            Write::DisarmTimer { job_id } => (DISARM_TIMER, vec![Int(Some(*job_id))]),
+            Write::TimerFired { job_id, at } => (TIMER_FIRED, vec![Int(Some(*job_id)), t(at)]),
             Write::Processed {
                 delivery_id,
                 at,
@@ -1479,6 +1547,89 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await)?)
+    }
+
+    /// Time limits due at `now` that no replica holds a lease on: at most `limit`, the
+    /// earliest first.
+    pub async fn due_timers(&self, now: &str, limit: i64) -> anyhow::Result<Vec<JobTimer>> {
+        const SQL: &str = "SELECT job_id, run_id, run_attempt, repository, project, resource,
+                job_name, head_sha, started, deadline
+            FROM job_timers WHERE fired_at IS NULL AND deadline <= $1
+                AND (lease IS NULL OR lease <= $1)
+            ORDER BY deadline LIMIT $2";
+        type Row = (
+            i64,
+            i64,
+            i64,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+        );
+        let rows: Vec<Row> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| JobTimer {
+                job_id: r.0,
+                run_id: r.1,
+                run_attempt: r.2,
+                repository: r.3,
+                project: r.4,
+                resource: r.5,
+                job_name: r.6,
+                head_sha: r.7,
+                started: r.8,
+                deadline: r.9,
+            })
+            .collect())
+    }
+
+    /// Takes job `job_id`'s due time limit until `until`: `true` for the one replica that
+    /// got it (no other holds a lease at `now` and it has not fired), which then acts on it.
+    pub async fn lease_timer(&self, job_id: i64, now: &str, until: &str) -> anyhow::Result<bool> {
+        const SQL: &str = "UPDATE job_timers SET lease = $3
+            WHERE job_id = $1 AND fired_at IS NULL AND deadline <= $2
+                AND (lease IS NULL OR lease <= $2)";
+        let rows = on_pool!(self, pool => sqlx::query(SQL)
+            .bind(job_id)
+            .bind(now)
+            .bind(until)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(rows == 1)
+    }
+
+    /// Moves job `job_id`'s unfired time limit to `deadline` (the resource's limit changed),
+    /// or removes it (`None`: the resource has none any more).
+    pub async fn move_timer(&self, job_id: i64, deadline: Option<&str>) -> anyhow::Result<()> {
+        match deadline {
+            Some(deadline) => {
+                const SQL: &str = "UPDATE job_timers SET deadline = $2, lease = NULL
+                    WHERE job_id = $1 AND fired_at IS NULL";
+                on_pool!(self, pool => sqlx::query(SQL)
+                    .bind(job_id)
+                    .bind(deadline)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+            }
+            None => {
+                on_pool!(self, pool => sqlx::query(DISARM_TIMER)
+                    .bind(job_id)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Deliveries stored but not processed, oldest first, at most `limit`.

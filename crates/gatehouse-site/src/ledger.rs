@@ -30,6 +30,8 @@ pub struct ResourceView {
     pub specs: BTreeMap<String, String>,
     /// The longest a grant may last, as written (`1y`, `90d`).
     pub max_duration: Option<String>,
+    /// The longest one of its jobs may run, in minutes (the guard cancels longer runs).
+    pub max_job_minutes: Option<u32>,
     pub quota: QuotaView,
     /// Whether new grants allow pull-request builds unless the request says.
     pub pull_request_default: bool,
@@ -318,6 +320,7 @@ fn resource_view(res: &Resource, projects: usize, pending: usize) -> ResourceVie
         labels,
         specs,
         max_duration: res.max_duration.as_ref().map(|d| d.value.to_string()),
+        max_job_minutes: res.max_job_minutes.as_ref().map(|m| m.value),
         quota,
         pull_request_default: res.defaults.pull_request,
         roles,

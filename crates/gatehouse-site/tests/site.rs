@@ -353,6 +353,7 @@ struct ResourceJson {
     labels: Vec<String>,
     specs: BTreeMap<String, String>,
     max_duration: Option<String>,
+    max_job_minutes: Option<u32>,
     quota: QuotaJson,
     pull_request_default: bool,
     roles: Vec<String>,

@@ -420,3 +420,42 @@ pub(super) fn validate_caps(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
         }
     }
 }
+
+/// The longest a job on a self-hosted runner can run before GitHub ends it itself: 5 days
+/// ("Usage limits", docs.github.com/actions/reference/limits). Every managed runner is
+/// self-hosted to GitHub.
+pub const GITHUB_JOB_LIMIT_MINUTES: u32 = 5 * 24 * 60;
+
+/// A job time limit lets a job run, and is below the limit GitHub enforces itself.
+pub(super) fn validate_job_time_limits(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
+    for r in &ctx.repo.resources {
+        let Some(limit) = &r.value.max_job_minutes else {
+            continue;
+        };
+        let file = r.path.as_str();
+        if limit.value == 0 {
+            diags.push(
+                Diagnostic::error(
+                    "job-time-limit",
+                    file,
+                    limit.span,
+                    "`max_job_minutes: 0` lets no job run",
+                )
+                .with_help("set `max_job_minutes` to at least 1, or remove it for no limit"),
+            );
+        } else if limit.value > GITHUB_JOB_LIMIT_MINUTES {
+            diags.push(
+                Diagnostic::warning(
+                    "job-time-limit",
+                    file,
+                    limit.span,
+                    format!(
+                        "`max_job_minutes: {}` is above the {GITHUB_JOB_LIMIT_MINUTES} minutes (5 days) after which GitHub ends a self-hosted runner's job itself: it never limits anything",
+                        limit.value
+                    ),
+                )
+                .with_help(format!("lower it below {GITHUB_JOB_LIMIT_MINUTES}, or remove it")),
+            );
+        }
+    }
+}

@@ -28,6 +28,11 @@ pub struct Resource {
     /// Every grant of this resource must expire within this duration of being granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<Spanned<GrantDuration>>,
+    /// The longest a job may run on this resource, in minutes: the guard cancels the run of a
+    /// job in progress for longer, and `audit` reports jobs whose `timeout-minutes` is missing
+    /// or larger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_job_minutes: Option<Spanned<u32>>,
     #[serde(default)]
     pub defaults: Defaults,
     #[serde(default)]

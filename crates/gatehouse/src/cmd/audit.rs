@@ -29,6 +29,8 @@ use crate::report;
 /// The compiled policy, answering audit's questions as the guard would.
 pub struct PolicyLedger<'a> {
     pub policy: &'a Policy,
+    /// What the policy does not carry (jobs' time limits).
+    pub repo: &'a gatehouse_core::Repo,
     pub today: Date,
 }
 
@@ -64,6 +66,10 @@ impl Ledger for PolicyLedger<'_> {
             },
         }
     }
+
+    fn max_job_minutes(&self, resource: &str) -> Option<u32> {
+        self.repo.max_job_minutes(resource)
+    }
 }
 
 pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
@@ -74,6 +80,7 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
     let policy = compile(&repo, today);
     let ledger = PolicyLedger {
         policy: &policy,
+        repo: &repo,
         today,
     };
     // Findings about the access repository name its files relative to it; findings about
