@@ -838,6 +838,88 @@ async fn a_restarted_guard_resumes_the_timers(backend: Backend) {
     .await;
 }
 
+/// The limit is read again when a timer is due: removed since the job started, the timer
+/// goes; raised, the deadline moves.
+async fn a_changed_limit_moves_or_drops_the_timer(backend: Backend) {
+    let world = World::new(backend).await;
+    let resource = world.dir.path().join("access/resources/timed.yml");
+    let limit = |minutes: Option<u32>| {
+        let extra = minutes.map_or(String::new(), |m| format!("max_job_minutes: {m}\n"));
+        std::fs::write(
+            &resource,
+            format!("name: timed\nprovider: cirun\nlabels: [timed-large]\n{extra}"),
+        )
+        .unwrap();
+    };
+    let store = Store::connect(&world.db.url).await.unwrap();
+    let due_within = |mins: i64| {
+        let store = store.clone();
+        async move {
+            let at = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(mins);
+            store
+                .due_timers(&gatehouse_server::store::time_text(at), 10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| t.job_id)
+                .collect::<Vec<i64>>()
+        }
+    };
+    // Arms `job`'s timer (it started two minutes ago) with a guard that never looks.
+    let arm = |job: TestJob| {
+        let world = &world;
+        async move {
+            world
+                .fake
+                .state
+                .lock()
+                .unwrap()
+                .jobs
+                .insert(job.job_id(), "in_progress".into());
+            let guard = world
+                .guard_timing(Duration::from_secs(3600), Duration::from_secs(60))
+                .await;
+            guard.announce(&job).await;
+            guard.job_event(&job, "queued").await;
+            guard
+                .job_event_since(&job, "in_progress", jiff::SignedDuration::from_mins(2))
+                .await;
+        }
+    };
+    let looking = || world.guard_timing(Duration::from_millis(20), Duration::from_secs(60));
+    let settle = |what: &'static str, mins: i64, want: Vec<i64>| {
+        let due_within = &due_within;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while due_within(mins).await != want {
+                assert!(std::time::Instant::now() < deadline, "{what}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    // Removed: the due timer goes, nothing is cancelled.
+    let dropped = TestJob::new(REPO, 8151, "timed");
+    arm(dropped.clone()).await;
+    assert_eq!(due_within(0).await, [dropped.job_id()]);
+    limit(None);
+    {
+        let _guard = looking().await;
+        settle("the timer of a limit removed goes", 24 * 60, vec![]).await;
+    }
+    // Raised from 1 to 10 minutes: the job that ran 2 may run 8 more.
+    limit(Some(1));
+    let moved = TestJob::new(REPO, 8152, "timed");
+    arm(moved.clone()).await;
+    limit(Some(10));
+    {
+        let _guard = looking().await;
+        settle("the deadline moves 8 minutes on", 7, vec![]).await;
+        assert_eq!(due_within(9).await, [moved.job_id()]);
+    }
+    assert!(cancelled(&world.fake).is_empty());
+}
+
 /// GitHub fails the first cancellation: the timer stays due, and once the replica's lease on
 /// it ends the run is cancelled.
 async fn a_failed_cancellation_is_tried_again(backend: Backend) {
@@ -902,6 +984,7 @@ on_both!(
     the_sweep_frees_slots_of_jobs_github_reports_finished,
     a_job_past_its_time_limit_has_its_run_cancelled,
     a_restarted_guard_resumes_the_timers,
+    a_changed_limit_moves_or_drops_the_timer,
     a_failed_cancellation_is_tried_again,
 );
 
