@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod cost;
 pub mod desired;
 pub mod diag;
 pub mod duration;

@@ -1155,3 +1155,43 @@ fn a_job_time_limit_must_let_a_job_run_and_stay_below_github_s_own() {
         "{diags:#?}"
     );
 }
+
+#[test]
+fn a_price_must_read_and_should_have_a_ceiling() {
+    let cpu = format!("{CPU}cost: {{ per_minute: 0.01, per_hour: 0.6, currency: USD }}\n");
+    let d = only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "cost",
+        Severity::Error,
+        "resources/cpu-large.yml",
+        4,
+    );
+    assert!(
+        d.message.contains("both `per_minute` and `per_hour`"),
+        "{d:?}"
+    );
+    let cpu = format!("{CPU}cost: {{ per_minute: 0.01, currency: usd }}\n");
+    let d = only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "cost",
+        Severity::Error,
+        "resources/cpu-large.yml",
+        4,
+    );
+    assert!(d.message.contains("ISO 4217"), "{d:?}");
+    // A price with no cap anywhere: no ceiling.
+    let cpu = format!("{CPU}cost: {{ per_minute: 0.01, currency: USD }}\n");
+    let d = only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "cost-ceiling",
+        Severity::Warning,
+        "resources/cpu-large.yml",
+        4,
+    );
+    assert!(d.message.contains("no ceiling"), "{d:?}");
+    // A cap gives it one.
+    let cpu =
+        format!("{CPU}cost: {{ per_minute: 0.01, currency: USD }}\nquota: {{ concurrency: 2 }}\n");
+    let diags = check_with(&[("resources/cpu-large.yml", Some(&cpu))]);
+    assert!(diags.is_empty(), "{diags:#?}");
+}

@@ -34,6 +34,8 @@ use crate::store::{DecisionFilter, DecisionRecord, WeekUsage};
 
 /// How many denied jobs a dashboard page lists.
 const DENIED_ROWS: i64 = 25;
+/// How many months (this one included) the dashboard's minutes-and-cost table covers.
+const SPEND_MONTHS: i32 = 12;
 /// How many projects a resource's usage page lists.
 const TOP_PROJECTS: usize = 10;
 
@@ -276,11 +278,18 @@ async fn build_dashboard(
     let this_week = week_start(day).to_string();
     let until = day.tomorrow().unwrap_or(day).to_string();
     let store = state.store();
-    let (closed, current, month_rows, denied) = tokio::try_join!(
+    let first_month = day
+        .first_of_month()
+        .checked_sub(jiff::Span::new().months(SPEND_MONTHS - 1))
+        .unwrap_or(day)
+        .strftime("%Y-%m")
+        .to_string();
+    let (closed, current, month_rows, denied, months) = tokio::try_join!(
         closed_weeks(state, cache, day),
         store.weekly_usage(&this_week, &until),
         store.usage_of_month(&month),
         store.recent_denials(DENIED_ROWS),
+        store.monthly_usage(&first_month),
     )?;
     let weeks = closed.iter().chain(current.iter());
     let mut by_week: BTreeMap<&str, Vec<(Date, u64)>> = BTreeMap::new();
@@ -322,6 +331,7 @@ async fn build_dashboard(
                 minutes_per_month: r.quota.minutes_per_month,
                 project_minutes_per_month: r.quota.project_minutes_per_month,
                 top_projects: top,
+                month_cost: r.cost.as_ref().map(|c| c.of_minutes(month_minutes)),
             }
         })
         .collect();
@@ -329,6 +339,8 @@ async fn build_dashboard(
         month,
         resources,
         denied: denied.into_iter().map(denied_job).collect(),
+        spend: gatehouse_site::usage::spend(&months, &site.ledger.resources),
+        costs: site.ledger.costs.clone(),
     })
 }
 
@@ -471,6 +483,11 @@ async fn project_usage(
                 .ledger
                 .resource(&r.resource)
                 .and_then(|x| x.quota.project_minutes_per_month),
+            month_cost: site
+                .ledger
+                .resource(&r.resource)
+                .and_then(|x| x.cost.as_ref())
+                .map(|c| c.of_minutes(r.minutes.max(0) as u64)),
             resource: r.resource,
             // The store answers weekly minutes per resource, not per project; the project's
             // page shows its month without a chart until it does.
@@ -739,5 +756,78 @@ mod tests {
         let (s, _, html) = g.get("/dashboard/projects/pytorch-cpu").await;
         assert_eq!(s, StatusCode::OK);
         assert!(html.contains("<td class=\"num\">120</td>"), "{html}");
+    }
+
+    /// A resource with a price: its minutes cost money this month and last, and the worst
+    /// month its cap allows is published (`/v1/costs.json`, and on the dashboard).
+    #[tokio::test]
+    async fn the_dashboard_shows_cost_by_month_and_the_worst_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("access");
+        let out = std::process::Command::new("cp")
+            .args(["-r", example().to_str().unwrap(), repo.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let file = repo.join("resources/cirun-openstack-gpu-large.yml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            format!("{text}cost: {{ per_hour: 0.6, currency: USD }}\n"),
+        )
+        .unwrap();
+        let g = live_on(repo).await;
+        let day = today();
+        let last_month = day.first_of_month().yesterday().unwrap();
+        let minutes = |job_id: i64, day: Date, minutes: i64| Write::Minutes {
+            job_id,
+            project: "pytorch-cpu".into(),
+            resource: "cirun-openstack-gpu-large".into(),
+            day: day.to_string(),
+            minutes,
+        };
+        g.state
+            .store()
+            .commit(vec![minutes(1, day, 100), minutes(2, last_month, 50)])
+            .await
+            .unwrap();
+        let (_, _, json) = g.get("/dashboard.json").await;
+        let d: Dashboard = serde_json::from_str(&json).unwrap();
+        let gpu = d
+            .resources
+            .iter()
+            .find(|u| u.resource == "cirun-openstack-gpu-large")
+            .unwrap();
+        // 0.6 an hour is 0.01 a minute.
+        assert_eq!(gpu.month_cost.as_deref(), Some("1.00 USD"));
+        let of = |month: Date| {
+            let month = month.strftime("%Y-%m").to_string();
+            d.spend
+                .iter()
+                .find(|s| {
+                    s.month == month && s.resource.as_deref() == Some("cirun-openstack-gpu-large")
+                })
+                .map(|s| (s.minutes, s.cost.clone()))
+        };
+        assert_eq!(of(day), Some((100, Some("1.00 USD".into()))));
+        assert_eq!(of(last_month), Some((50, Some("0.50 USD".into()))));
+        // `quota: { concurrency: 4 }`: 4 machines for the whole month at 0.01 a minute.
+        let worst = u64::try_from(day.days_in_month()).unwrap() * 1440 * 4;
+        let expected = format!("{}.{:02}", worst / 100, worst % 100);
+        let (s, _, json) = g.get("/v1/costs.json").await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let row = v["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "cirun-openstack-gpu-large")
+            .unwrap()
+            .clone();
+        assert_eq!(row["ceiling"], expected.as_str(), "{v}");
+        let (_, _, html) = g.get("/dashboard").await;
+        assert!(html.contains(&format!("{expected} USD")), "{html}");
+        let (_, _, html) = g.get("/dashboard/projects/pytorch-cpu").await;
+        assert!(html.contains("1.00 USD"), "{html}");
     }
 }

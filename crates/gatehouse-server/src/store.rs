@@ -1374,6 +1374,22 @@ impl Store {
         Ok(rows.into_iter().map(UsageRow::from).collect())
     }
 
+    /// Minutes per resource and month from `from` (`YYYY-MM`) on: `(resource, month,
+    /// minutes)`, by resource and month.
+    pub async fn monthly_usage(&self, from: &str) -> anyhow::Result<Vec<(String, String, u64)>> {
+        const SQL: &str = "SELECT resource, month, CAST(SUM(minutes) AS BIGINT)
+            FROM usage_by_month WHERE month >= $1
+            GROUP BY resource, month ORDER BY resource, month";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(from)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(r, m, n)| (r, m, n.max(0) as u64))
+            .collect())
+    }
+
     /// Minutes per project and resource of jobs that finished on days in `[from, until)`
     /// (`YYYY-MM-DD`), sorted by project and resource.
     pub async fn usage(&self, from: &str, until: &str) -> anyhow::Result<Vec<UsageRow>> {

@@ -11,6 +11,7 @@
 //! writes nothing; the CLI and the server do that. The output depends only on its inputs, so
 //! the same repository gives byte-identical files that can be committed and diffed.
 
+pub mod cost;
 pub mod ledger;
 pub mod render;
 pub mod usage;

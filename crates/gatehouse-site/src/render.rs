@@ -302,6 +302,7 @@ pub fn render_site(ledger: &Ledger, options: &SiteOptions) -> Result<Site, Rende
         projects_with_grants => ledger.projects.iter().filter(|p| !p.grants.is_empty()).count(),
         requests => &ledger.requests,
         usage => usage_by_resource,
+        costs => &ledger.costs,
         ..base("")
     })?;
     files.insert("index.html".into(), index.into_bytes());
@@ -415,6 +416,7 @@ pub fn render_site(ledger: &Ledger, options: &SiteOptions) -> Result<Site, Rende
         "v1/projects.json".into(),
         json_list(ledger, "projects", &refs)?,
     );
+    files.insert("v1/costs.json".into(), json(ledger, &ledger.costs)?);
     // The terms-of-service list without the envelope: the format Cirun's `users_from_json`
     // reads, so the provider can point at the ledger.
     if let Some(users) = &ledger.tos_users {
@@ -483,6 +485,8 @@ pub fn render_dashboard(d: &Dashboard, page: &DashboardPage) -> Result<String, R
         idle => idle,
         weeks => crate::usage::WEEKS,
         denied => &d.denied,
+        spend => &d.spend,
+        costs => &d.costs,
     };
     Ok(env()
         .get_template("dashboard.html")?

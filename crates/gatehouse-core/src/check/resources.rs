@@ -459,3 +459,42 @@ pub(super) fn validate_job_time_limits(ctx: &CheckContext<'_>, diags: &mut Diagn
         }
     }
 }
+
+/// A price reads, and a priced resource has a ceiling: conda-forge adds a paid provider only
+/// with "fixed costs or org-wide capped concurrency to estimate an upper bound for the costs".
+pub(super) fn validate_costs(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
+    let ceilings = crate::cost::worst_case(ctx.repo, ctx.today);
+    for r in &ctx.repo.resources {
+        let Some(cost) = &r.value.cost else {
+            continue;
+        };
+        let file = r.path.as_str();
+        if let Some(problem) = crate::cost::problem(&cost.value) {
+            diags.push(
+                Diagnostic::error("cost", file, cost.span, format!("the price {problem}"))
+                    .with_help(
+                        "write `cost: { per_minute: 0.008, currency: USD }` (or `per_hour`)",
+                    ),
+            );
+            continue;
+        }
+        let unbounded = ceilings
+            .resources
+            .iter()
+            .any(|c| c.resource == r.value.name.value && c.ceiling.is_none());
+        if unbounded {
+            diags.push(
+                Diagnostic::warning(
+                    "cost-ceiling",
+                    file,
+                    cost.span,
+                    format!(
+                        "`{}` has a price but no cap: its monthly cost has no ceiling",
+                        r.value.name.value
+                    ),
+                )
+                .with_help("set `quota.concurrency` or `quota.minutes_per_month`, or the provider's `max_concurrency` in gatehouse.yml"),
+            );
+        }
+    }
+}

@@ -39,6 +39,22 @@ pub struct Resource {
     pub users: UserPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
+    /// What a minute of it costs: every counted minute has a cost, and the caps give the most
+    /// a month can cost ([`crate::cost`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Spanned<Cost>>,
+}
+
+/// A resource's price: `per_minute` or `per_hour` (one of them), in `currency` (an ISO 4217
+/// code such as `USD` or `EUR`).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<Spanned<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_hour: Option<Spanned<f64>>,
+    pub currency: Spanned<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
