@@ -32,6 +32,7 @@ mod guard;
 #[doc(hidden)]
 mod metrics;
 mod pending;
+mod queue;
 pub mod replay;
 mod site_routes;
 mod sqlite_writer;

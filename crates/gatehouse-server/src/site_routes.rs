@@ -7,7 +7,8 @@
 //!
 //! Routes: `/` and every page of the static site (`/index.html`, `/resources/...`,
 //! `/projects/...`, `/requests.html`, `/assets/...`, `/v1/*.json`), `/dashboard`,
-//! `/dashboard.json`, `/dashboard/resources/{name}` and `/dashboard/projects/{name}`.
+//! `/dashboard.json`, `/dashboard/resources/{name}` and `/dashboard/projects/{name}`; and the
+//! queue's routes ([`crate::queue`]), which share the rendered ledger.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,10 +41,10 @@ const SPEND_MONTHS: i32 = 12;
 const TOP_PROJECTS: usize = 10;
 
 /// The rendered static site of one loaded policy on one day.
-struct Rendered {
+pub(crate) struct Rendered {
     loaded_at: Timestamp,
-    day: Date,
-    ledger: Ledger,
+    pub(crate) day: Date,
+    pub(crate) ledger: Ledger,
     files: BTreeMap<String, Vec<u8>>,
 }
 
@@ -63,7 +64,7 @@ struct Figures {
 /// The site, rendered on first use and again when the policy or the day changes; and the
 /// dashboard's figures, read again when [`DASHBOARD_TTL`] has passed.
 #[derive(Clone, Default)]
-struct SiteCache {
+pub(crate) struct SiteCache {
     site: Arc<Mutex<Option<Arc<Rendered>>>>,
     figures: Arc<Mutex<Option<Figures>>>,
     closed_weeks: Arc<Mutex<Option<ClosedWeeks>>>,
@@ -87,6 +88,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/dashboard.json", get(dashboard_json))
         .route("/dashboard/resources/{name}", get(resource_usage))
         .route("/dashboard/projects/{name}", get(project_usage))
+        .route("/queue", get(crate::queue::queue_page))
+        .route("/queue.json", get(crate::queue::queue_json))
+        .route("/api/v1/runs/{run_id}", get(crate::queue::run))
         .layer(Extension(SiteCache::default()))
 }
 
@@ -109,7 +113,7 @@ fn not_found(what: &str) -> Response {
         .into_response()
 }
 
-fn unavailable(context: &str, e: anyhow::Error) -> Response {
+pub(crate) fn unavailable(context: &str, e: anyhow::Error) -> Response {
     tracing::error!(error = format!("{e:#}"), "{context}");
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -121,7 +125,7 @@ fn unavailable(context: &str, e: anyhow::Error) -> Response {
 
 /// The headers every page of the ledger carries: its type, no sniffing, and a policy that
 /// allows nothing but the site's own files (the charts are inline SVG, not script).
-fn page(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
+pub(crate) fn page(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
     let mut r = Response::new(body.into());
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -150,7 +154,7 @@ fn content_type(path: &str) -> &'static str {
 }
 
 /// The static site of the policy in force, rendered when missing or stale.
-async fn site(state: &AppState, cache: &SiteCache) -> anyhow::Result<Arc<Rendered>> {
+pub(crate) async fn site(state: &AppState, cache: &SiteCache) -> anyhow::Result<Arc<Rendered>> {
     let loaded_at = state.status().loaded_at;
     let day = today();
     let mut slot = cache.site.lock().await;
@@ -221,7 +225,7 @@ async fn static_page(
     }
 }
 
-fn dashboard_page<'a>(site: &'a Rendered, date: &'a str) -> DashboardPage<'a> {
+pub(crate) fn dashboard_page<'a>(site: &'a Rendered, date: &'a str) -> DashboardPage<'a> {
     DashboardPage {
         org: site.ledger.org.as_deref(),
         date,

@@ -193,6 +193,8 @@ const SCHEMA_LATE: &[&str] = &[
     "CREATE UNIQUE INDEX IF NOT EXISTS decisions_by_delivery ON decisions (delivery_id)",
     // An admission is matched with its job's webhook decision by job id.
     "CREATE INDEX IF NOT EXISTS decisions_by_job ON decisions (job_id)",
+    // `gatehouse why` reads a run's decisions.
+    "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions (run_id)",
     // Usage charts read job minutes by day range.
     "CREATE INDEX IF NOT EXISTS job_minutes_by_day ON job_minutes (day, resource)",
     // A database from before `usage_by_month` existed: total what was counted.
@@ -552,6 +554,23 @@ type DecisionRow = (
     String,
     String,
 );
+
+/// A decision as [`DecisionRow`] reads it.
+fn decision_record(r: DecisionRow) -> DecisionRecord {
+    DecisionRecord {
+        delivery_id: r.0,
+        job_id: r.1,
+        run_id: r.2,
+        repository: r.3,
+        project: r.4,
+        resource: r.5,
+        outcome: r.6,
+        rule: r.7,
+        message: r.8,
+        decided_at: r.9,
+        origin: r.10,
+    }
+}
 
 /// The present moment as the store writes it: fixed width, so text order is time order.
 pub fn now_text() -> String {
@@ -1288,22 +1307,7 @@ impl Store {
             .bind(f.offset)
             .fetch_all(pool)
             .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| DecisionRecord {
-                delivery_id: r.0,
-                job_id: r.1,
-                run_id: r.2,
-                repository: r.3,
-                project: r.4,
-                resource: r.5,
-                outcome: r.6,
-                rule: r.7,
-                message: r.8,
-                decided_at: r.9,
-                origin: r.10,
-            })
-            .collect())
+        Ok(rows.into_iter().map(decision_record).collect())
     }
 
     /// The outcomes of an admission (by its delivery id) and of its job's webhook decision
@@ -1495,6 +1499,47 @@ impl Store {
             }
         }
         Ok(by.into_values().collect())
+    }
+
+    /// Managed jobs queued or in progress: `(resource, status, how many, the earliest
+    /// `updated_at`)` (for queued jobs, when the oldest was queued).
+    pub async fn queue_jobs(&self) -> anyhow::Result<Vec<(String, String, i64, String)>> {
+        const SQL: &str = "SELECT resource, status, COUNT(*), MIN(updated_at) FROM jobs
+            WHERE status IN ('queued', 'in_progress') GROUP BY resource, status";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL).fetch_all(pool).await)?)
+    }
+
+    /// Claims on capped machines that count at `now`: `(resource, provider, state, how
+    /// many)`.
+    pub async fn queue_holds(
+        &self,
+        now: &str,
+    ) -> anyhow::Result<Vec<(String, String, String, i64)>> {
+        const SQL: &str = "SELECT resource, provider, state, COUNT(*) FROM holds
+            WHERE expires > $1 GROUP BY resource, provider, state";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(now)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Every decision about the jobs of run `run_id` of `repository` (lower-cased or not),
+    /// oldest first.
+    pub async fn decisions_of_run(
+        &self,
+        repository: &str,
+        run_id: i64,
+    ) -> anyhow::Result<Vec<DecisionRecord>> {
+        const SQL: &str = "SELECT delivery_id, job_id, run_id, repository, project, resource,
+                outcome, rule, message, decided_at, COALESCE(origin, 'webhook')
+            FROM decisions WHERE run_id = $1 AND LOWER(repository) = LOWER($2)
+            ORDER BY id";
+        let rows: Vec<DecisionRow> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(run_id)
+            .bind(repository)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(decision_record).collect())
     }
 
     /// The state of `holder`'s claim (`admitted`, `over`, `waiting`), if it holds one.

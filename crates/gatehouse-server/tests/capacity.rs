@@ -702,6 +702,123 @@ async fn the_sweep_frees_slots_of_jobs_github_reports_finished(backend: Backend)
     assert_eq!(count(&next, "wait"), 1, "{next:?}");
 }
 
+/// The queue page tells a maintainer why a job waits: of the pool of 4, 4 hold machines, 2
+/// wait on their runners for a slot and 3 are still queued; `/api/v1/runs/{id}` (what
+/// `gatehouse why` prints) gives a cancelled run's reason.
+async fn the_queue_shows_jobs_against_their_caps(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = Arc::new(world.guard().await);
+    let jobs: Vec<TestJob> = (1..=9)
+        .map(|i| TestJob::new(REPO, 9000 + i, "gpu"))
+        .collect();
+    for job in &jobs {
+        guard.announce(job).await;
+        guard.job_event(job, "queued").await;
+    }
+    for job in &jobs[..6] {
+        guard.job_event(job, "in_progress").await;
+    }
+    let outcomes = admit_all(std::slice::from_ref(&guard), &jobs[..6], 0).await;
+    assert_eq!(count(&outcomes, "allow"), 4, "{outcomes:?}");
+    // A run beyond `cancel`'s cap of 1, cancelled on the webhook path.
+    let first = TestJob::new(REPO, 9101, "cancel");
+    let second = TestJob::new(REPO, 9102, "cancel");
+    for job in [&first, &second] {
+        guard.announce(job).await;
+        guard.job_event(job, "queued").await;
+        guard.job_event(job, "in_progress").await;
+    }
+
+    let queue: Value = guard
+        .http
+        .get(format!("{}/queue.json", guard.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = |name: &str| {
+        queue["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == name)
+            .unwrap_or_else(|| panic!("no row for {name}: {queue:#}"))
+            .clone()
+    };
+    let gpu = row("gpu");
+    assert_eq!(
+        (
+            &gpu["holding"],
+            &gpu["waiting"],
+            &gpu["queued"],
+            &gpu["running"],
+            &gpu["concurrency"]
+        ),
+        (&json!(4), &json!(2), &json!(3), &json!(6), &json!(4)),
+        "{gpu:#}"
+    );
+    assert!(gpu["oldest_wait_minutes"].is_u64(), "{gpu:#}");
+    let cancel = row("cancel");
+    assert_eq!(
+        (&cancel["holding"], &cancel["concurrency"]),
+        (&json!(2), &json!(1))
+    );
+    let recent = queue["recent"].as_array().unwrap();
+    assert!(
+        recent
+            .iter()
+            .any(|j| j["rule"] == "concurrency-exhausted" && j["run_id"] == second.run_id),
+        "{recent:#?}"
+    );
+    let html = guard
+        .http
+        .get(format!("{}/queue", guard.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<a href=\"/dashboard/resources/gpu\">gpu</a> <mark>full</mark>"),
+        "{html}"
+    );
+
+    // One run, as `gatehouse why` asks for it.
+    let why: Value = guard
+        .http
+        .get(format!(
+            "{}/api/v1/runs/{}?repository={REPO}",
+            guard.base, second.run_id
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let decisions = why["decisions"].as_array().unwrap();
+    let denial = decisions
+        .iter()
+        .find(|d| d["outcome"] == "deny")
+        .unwrap_or_else(|| panic!("{why:#}"));
+    assert_eq!(denial["rule"], "concurrency-exhausted");
+    assert!(
+        denial["message"].as_str().unwrap().contains("1 is running"),
+        "{denial}"
+    );
+    assert_eq!(why["queue"][0]["resource"], "cancel");
+    let unknown = guard
+        .http
+        .get(format!("{}/api/v1/runs/1?repository={REPO}", guard.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Time limits
 
@@ -982,6 +1099,7 @@ on_both!(
     beyond_a_cap_the_webhook_path_cancels_or_records,
     a_claim_whose_job_never_starts_expires_first,
     the_sweep_frees_slots_of_jobs_github_reports_finished,
+    the_queue_shows_jobs_against_their_caps,
     a_job_past_its_time_limit_has_its_run_cancelled,
     a_restarted_guard_resumes_the_timers,
     a_changed_limit_moves_or_drops_the_timer,

@@ -13,12 +13,13 @@
 
 pub mod cost;
 pub mod ledger;
+pub mod queue;
 pub mod render;
 pub mod usage;
 
 pub use ledger::{HistoryEvent, Ledger, LedgerInputs, SCHEMA_VERSION};
 pub use render::{
     DashboardPage, RenderError, Site, SiteOptions, render_dashboard, render_project_usage,
-    render_resource_usage, render_site,
+    render_queue, render_resource_usage, render_site,
 };
 pub use usage::{Dashboard, DeniedJob, ProjectResourceUsage, ProjectUsage, ResourceUsage};

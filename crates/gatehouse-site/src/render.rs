@@ -103,6 +103,7 @@ fn env() -> &'static Environment<'static> {
                 "project_usage.html",
                 include_str!("../templates/project_usage.html"),
             ),
+            ("queue.html", include_str!("../templates/queue.html")),
         ] {
             env.add_template(name, src)
                 .unwrap_or_else(|e| panic!("template {name} does not parse: {e:#}"));
@@ -539,4 +540,27 @@ pub fn render_project_usage(u: &ProjectUsage, page: &DashboardPage) -> Result<St
     Ok(env()
         .get_template("project_usage.html")?
         .render(context! { u => view, ..dashboard_base(page) })?)
+}
+
+/// The queue page: every resource's jobs against its caps, and the recent decisions.
+pub fn render_queue(q: &crate::queue::Queue, page: &DashboardPage) -> Result<String, RenderError> {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        #[serde(flatten)]
+        r: &'a crate::queue::QueueRow,
+        full: bool,
+    }
+    let rows: Vec<Row> = q
+        .resources
+        .iter()
+        .map(|r| Row { r, full: r.full() })
+        .collect();
+    let view = context! {
+        at => &q.at,
+        resources => rows,
+        recent => &q.recent,
+    };
+    Ok(env()
+        .get_template("queue.html")?
+        .render(context! { q => view, ..dashboard_base(page) })?)
 }
