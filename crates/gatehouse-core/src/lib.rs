@@ -16,6 +16,7 @@ pub mod import;
 pub mod ledger;
 pub mod model;
 pub mod names;
+pub mod outliers;
 pub mod parse;
 pub mod repo;
 pub mod span;

@@ -31,6 +31,7 @@ pub mod gate;
 mod guard;
 #[doc(hidden)]
 mod metrics;
+mod outliers;
 mod pending;
 mod queue;
 pub mod replay;

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use gatehouse_core::repo::load_dir;
-use gatehouse_site::usage::{ProjectMinutes, chart_start, week_start, weekly};
+use gatehouse_site::usage::{OutlierRow, ProjectMinutes, chart_start, week_start, weekly};
 use gatehouse_site::{
     Dashboard, DashboardPage, DeniedJob, Ledger, LedgerInputs, ProjectResourceUsage, ProjectUsage,
     ResourceUsage, SiteOptions, render_dashboard, render_project_usage, render_resource_usage,
@@ -288,12 +288,13 @@ async fn build_dashboard(
         .unwrap_or(day)
         .strftime("%Y-%m")
         .to_string();
-    let (closed, current, month_rows, denied, months) = tokio::try_join!(
+    let (closed, current, month_rows, denied, months, outliers) = tokio::try_join!(
         closed_weeks(state, cache, day),
         store.weekly_usage(&this_week, &until),
         store.usage_of_month(&month),
         store.recent_denials(DENIED_ROWS),
         store.monthly_usage(&first_month),
+        crate::outliers::read(state, day),
     )?;
     let weeks = closed.iter().chain(current.iter());
     let mut by_week: BTreeMap<&str, Vec<(Date, u64)>> = BTreeMap::new();
@@ -345,6 +346,14 @@ async fn build_dashboard(
         denied: denied.into_iter().map(denied_job).collect(),
         spend: gatehouse_site::usage::spend(&months, &site.ledger.resources),
         costs: site.ledger.costs.clone(),
+        outliers: outliers
+            .into_iter()
+            .map(|o| OutlierRow {
+                project: o.project,
+                minutes: o.minutes,
+                median: o.median,
+            })
+            .collect(),
     })
 }
 
@@ -760,6 +769,53 @@ mod tests {
         let (s, _, html) = g.get("/dashboard/projects/pytorch-cpu").await;
         assert_eq!(s, StatusCode::OK);
         assert!(html.contains("<td class=\"num\">120</td>"), "{html}");
+    }
+
+    /// A project with 500 minutes today against 100 in each of its 8 previous weeks is far
+    /// above its usual week: flagged on the dashboard and in `/metrics`; a steady one is not.
+    #[tokio::test]
+    async fn the_dashboard_and_metrics_flag_a_project_far_above_its_usual_week() {
+        let g = live().await;
+        let day = today();
+        let monday = week_start(day);
+        let mut writes = Vec::new();
+        let mut job = 0;
+        let mut minutes = |project: &str, day: Date, minutes: i64| {
+            job += 1;
+            Write::Minutes {
+                job_id: job,
+                project: project.into(),
+                resource: "cirun-openstack-gpu-large".into(),
+                day: day.to_string(),
+                minutes,
+            }
+        };
+        writes.push(minutes("pytorch-cpu", day, 500));
+        writes.push(minutes("xformers", day, 100));
+        for k in 1..=8 {
+            let earlier = monday - jiff::Span::new().weeks(k);
+            writes.push(minutes("pytorch-cpu", earlier, 100));
+            writes.push(minutes("xformers", earlier, 100));
+        }
+        g.state.store().commit(writes).await.unwrap();
+        let (_, _, json) = g.get("/dashboard.json").await;
+        let d: Dashboard = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            d.outliers,
+            [OutlierRow {
+                project: "pytorch-cpu".into(),
+                minutes: 500,
+                median: 100
+            }]
+        );
+        let (_, _, html) = g.get("/dashboard").await;
+        assert!(html.contains("Far above usual this week"), "{html}");
+        let (_, _, metrics) = g.get("/metrics").await;
+        assert!(
+            metrics.contains("gatehouse_usage_outlier_minutes{project=\"pytorch-cpu\"} 500"),
+            "{metrics}"
+        );
+        assert!(!metrics.contains("project=\"xformers\""), "{metrics}");
     }
 
     /// A resource with a price: its minutes cost money this month and last, and the worst

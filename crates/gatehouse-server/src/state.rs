@@ -81,6 +81,8 @@ pub(crate) struct Source {
     pub caps: crate::caps::Caps,
     /// Each resource's job time limit (not in snapshots: only the guard times jobs).
     pub time_limits: crate::time_limits::TimeLimits,
+    /// When a project's use is flagged as far above its usual (`guard.outliers`).
+    pub outliers: gatehouse_core::model::OutlierSettings,
 }
 
 impl AppState {
@@ -286,6 +288,11 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
                 pools,
                 caps,
                 time_limits,
+                outliers: repo
+                    .settings
+                    .as_ref()
+                    .map(|s| s.value.guard.outliers.clone())
+                    .unwrap_or_default(),
             }),
         })
     })

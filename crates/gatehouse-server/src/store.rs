@@ -1378,6 +1378,23 @@ impl Store {
         Ok(rows.into_iter().map(UsageRow::from).collect())
     }
 
+    /// Minutes per project and day on days in `[from, until)` (`YYYY-MM-DD`): `(project, day,
+    /// minutes)`.
+    pub async fn project_day_minutes(
+        &self,
+        from: &str,
+        until: &str,
+    ) -> anyhow::Result<Vec<(String, String, i64)>> {
+        // Served by `job_minutes_by_day` (day, resource).
+        const SQL: &str = "SELECT project, day, CAST(SUM(minutes) AS BIGINT)
+            FROM job_minutes WHERE day >= $1 AND day < $2 GROUP BY project, day";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(from)
+            .bind(until)
+            .fetch_all(pool)
+            .await)?)
+    }
+
     /// Minutes per resource and month from `from` (`YYYY-MM`) on: `(resource, month,
     /// minutes)`, by resource and month.
     pub async fn monthly_usage(&self, from: &str) -> anyhow::Result<Vec<(String, String, u64)>> {

@@ -488,6 +488,7 @@ pub fn render_dashboard(d: &Dashboard, page: &DashboardPage) -> Result<String, R
         denied => &d.denied,
         spend => &d.spend,
         costs => &d.costs,
+        outliers => &d.outliers,
     };
     Ok(env()
         .get_template("dashboard.html")?

@@ -119,6 +119,19 @@ pub struct Dashboard {
     /// The worst-case monthly cost the caps allow.
     #[serde(default)]
     pub costs: crate::cost::CostView,
+    /// Projects using far more than their own recent median this week, largest first.
+    #[serde(default)]
+    pub outliers: Vec<OutlierRow>,
+}
+
+/// A project using far more than usual this week.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutlierRow {
+    pub project: String,
+    /// Its minutes this week.
+    pub minutes: u64,
+    /// The median of its previous weeks.
+    pub median: u64,
 }
 
 /// The Monday of the week `day` falls in.

@@ -534,6 +534,7 @@ fn usage_fixture() -> Dashboard {
         }],
         spend: Vec::new(),
         costs: Default::default(),
+        outliers: Vec::new(),
     }
 }
 

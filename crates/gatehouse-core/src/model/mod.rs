@@ -24,6 +24,7 @@ pub use request::{
 };
 pub use resource::{Cost, Defaults, OnExceed, Quota, Resource, Role, Specs, UserPolicy};
 pub use settings::{
-    CirunVia, GuardMode, GuardSettings, ProviderKind, ProviderSettings, Reviewers, Settings,
+    CirunVia, GuardMode, GuardSettings, OutlierSettings, ProviderKind, ProviderSettings, Reviewers,
+    Settings,
 };
 pub use tos::{TosEntry, TosList};
