@@ -74,21 +74,6 @@ fn parse() -> anyhow::Result<Args> {
 }
 
 /// A fresh PostgreSQL database on the server of `admin_url`; returns its URL.
-async fn fresh_postgres(admin_url: &str) -> anyhow::Result<String> {
-    let name = format!("gatehouse_load_{}", std::process::id());
-    let pool = sqlx::PgPool::connect(admin_url).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&pool)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&pool)
-        .await?;
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .context("the PostgreSQL URL names a database")?;
-    Ok(format!("{base}/{name}"))
-}
-
 fn report(what: &str, r: &LoadResult) {
     println!(
         "{what}: {} sends in {:.2} s = {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} retried attempts",
@@ -140,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
     match args.mode.as_str() {
         "throughput" | "kill-test" => {
             let db = match &args.db {
-                Some(url) if url.starts_with("postgres") => fresh_postgres(url).await?,
+                Some(url) if url.starts_with("postgres") => loadgen::fresh_postgres(url).await?,
                 Some(url) => url.clone(),
                 None => format!("sqlite://{}", dir.path().join("gatehouse.db").display()),
             };
@@ -179,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
                 .db
                 .clone()
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
-            let db = fresh_postgres(&admin).await?;
+            let db = loadgen::fresh_postgres(&admin).await?;
             let a = ServerProcess::start(&args.gatehouse, &repo, &db, &github, free_addr()?, &log)
                 .await?;
             let b = ServerProcess::start(&args.gatehouse, &repo, &db, &github, free_addr()?, &log)
