@@ -4,7 +4,8 @@
 //
 // STATIC_BASE serves a copy of `gatehouse site`'s output, LIVE_BASE is `gatehouse serve` with
 // usage in its store. Checks that the resource table renders, that the search box filters the
-// projects as one types, that the page fits a phone, and that the dashboard draws its charts.
+// projects as one types, that the page fits a phone, that the dashboard draws its charts and
+// its minutes-and-cost table, and that the queue page lists every resource on a phone too.
 // Screenshots go to OUT_DIR. Exits non-zero on the first failed check.
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -117,10 +118,26 @@ try {
   await page.screenshot({ path: join(outDir, "dashboard.png") });
   console.log(`ok dashboard: a chart of ${bars} bars, the tallest ${tallest} high`);
 
+  // The month-by-month table lists the minutes the store holds.
+  const spendRows = await page.locator("#spend-table tbody tr").count();
+  assert.ok(spendRows >= 2, `the minutes-and-cost table has ${spendRows} rows`);
+
   // 5. The live index is the same ledger, with a link to the dashboard.
   await page.goto(`${liveBase}/`);
   assert.equal(await page.locator("#resource-table tbody tr").count(), resources);
   assert.ok(await page.getByRole("link", { name: "Usage" }).isVisible());
+
+  // 6. The live queue: a row per resource, readable on a phone.
+  await page.goto(`${liveBase}/queue`);
+  const queueRows = await page.locator("#queue-table tbody tr").count();
+  assert.equal(queueRows, resources, "the queue has a row per resource");
+  await page.setViewportSize({ width: 390, height: 844 });
+  const queueOverflow = await page.evaluate(
+    () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  );
+  assert.ok(queueOverflow <= 1, `the queue page is ${queueOverflow}px wider than a phone`);
+  await page.screenshot({ path: join(outDir, "queue-phone.png"), fullPage: true });
+  console.log(`ok queue: ${queueRows} resources, fits 390px`);
 } finally {
   await browser.close();
 }
