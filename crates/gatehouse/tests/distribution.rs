@@ -53,7 +53,10 @@ fn action_installs_its_own_version_and_has_its_inputs() {
     let action = yaml("action.yml");
     let inputs = &action["inputs"];
     for input in ["command", "version", "directory"] {
-        assert!(inputs.get(input).is_some(), "action.yml has no input `{input}`");
+        assert!(
+            inputs.get(input).is_some(),
+            "action.yml has no input `{input}`"
+        );
     }
     assert_eq!(inputs["version"]["default"], VERSION);
     assert_eq!(action["runs"]["using"], "composite");
@@ -64,18 +67,18 @@ fn action_installs_its_own_version_and_has_its_inputs() {
 #[test]
 fn the_action_installs_what_the_release_builds() {
     let release = yaml(".github/workflows/release.yml");
-    let built: BTreeSet<(String, String)> = release["jobs"]["build"]["strategy"]["matrix"]
-        ["include"]
-        .as_array()
-        .expect("a matrix of targets")
-        .iter()
-        .map(|t| {
-            (
-                t["target"].as_str().unwrap().to_string(),
-                t["archive"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let built: BTreeSet<(String, String)> =
+        release["jobs"]["build"]["strategy"]["matrix"]["include"]
+            .as_array()
+            .expect("a matrix of targets")
+            .iter()
+            .map(|t| {
+                (
+                    t["target"].as_str().unwrap().to_string(),
+                    t["archive"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
     let action = read("action.yml");
     let installed: BTreeSet<(String, String)> = action
         .lines()
@@ -104,7 +107,10 @@ fn the_action_installs_what_the_release_builds() {
     assert!(action.contains("--source-ref \"refs/tags/v$GATEHOUSE_VERSION\""));
     let verify = action.find("gh attestation verify").unwrap();
     let unpack = action.find("tar -xzf").unwrap();
-    assert!(verify < unpack, "the archive is unpacked before it is verified");
+    assert!(
+        verify < unpack,
+        "the archive is unpacked before it is verified"
+    );
 }
 
 /// What `gatehouse init` writes: workflows that run this version of gatehouse through the
@@ -113,7 +119,10 @@ fn the_action_installs_what_the_release_builds() {
 fn init_writes_workflows_that_use_the_action_at_this_version() {
     let tmp = tempfile::tempdir().unwrap();
     for (sub, args) in [
-        ("example", &["init", "--example", "conda-forge", "example"][..]),
+        (
+            "example",
+            &["init", "--example", "conda-forge", "example"][..],
+        ),
         ("skeleton", &["init", "--org", "acme", "skeleton"][..]),
     ] {
         let out = gatehouse(args, tmp.path());
@@ -124,7 +133,10 @@ fn init_writes_workflows_that_use_the_action_at_this_version() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_str().unwrap().to_string();
             let body = std::fs::read_to_string(&path).unwrap();
-            assert!(!body.contains("cargo install"), "{sub}/{name} builds gatehouse");
+            assert!(
+                !body.contains("cargo install"),
+                "{sub}/{name} builds gatehouse"
+            );
             for line in body.lines() {
                 if let Some(rest) = line.trim().strip_prefix("- uses: conda-forge/gatehouse@") {
                     assert_eq!(rest, format!("v{VERSION}"), "{sub}/{name}: {line}");
@@ -133,7 +145,10 @@ fn init_writes_workflows_that_use_the_action_at_this_version() {
             }
             // Permissions: declared at the top; every scope granted says why on its line.
             let doc: Value = serde_saphyr::from_str(&body).unwrap();
-            assert!(doc.get("permissions").is_some(), "{sub}/{name}: no permissions");
+            assert!(
+                doc.get("permissions").is_some(),
+                "{sub}/{name}: no permissions"
+            );
             let mut in_permissions = false;
             for line in body.lines() {
                 let trimmed = line.trim_start();
