@@ -667,21 +667,10 @@ fn report_held(held: &[super::plan::Skipped]) -> anyhow::Result<()> {
     })
 }
 
-/// `expire` tells what ends within two weeks, so that it is no surprise.
+/// `expire` tells what ends within two weeks ([`expiring_soon`]), so that it is no surprise.
 fn warn_expiring_soon(repo: &Repo, today: Date) {
-    let soon = today.saturating_add(jiff::Span::new().days(14));
-    for f in &repo.grants {
-        for g in &f.value.grants {
-            if let Some(e) = &g.expires
-                && e.value.0 >= today
-                && e.value.0 <= soon
-            {
-                eprintln!(
-                    "note: {}: {} expires on {}; a `renew` request keeps it",
-                    f.value.project.value, g.resource.value, e.value
-                );
-            }
-        }
+    for (project, resource, expires) in expiring_soon(repo, today) {
+        eprintln!("note: {project}: {resource} expires on {expires}; a `renew` request keeps it");
     }
 }
 

@@ -17,6 +17,7 @@ use gatehouse_core::audit::{
     self, BUILD_CONFIG, CONDA_FORGE_YML, GrantState, Ledger, Routed, RunnerGroupFact,
 };
 use gatehouse_core::check::{check_online, online_targets};
+use gatehouse_core::model::Standing;
 use gatehouse_core::parse::MAX_FILE_BYTES;
 use gatehouse_core::{Diagnostic, Diagnostics, Severity, Span};
 use gatehouse_policy::{Policy, compile};
@@ -56,9 +57,9 @@ impl Ledger for PolicyLedger<'_> {
         });
         match found {
             None => GrantState::None,
-            Some((_, g)) => match g.expires {
-                Some(day) if day < self.today => GrantState::Expired(day),
-                _ => GrantState::Active {
+            Some((_, g)) => match g.validity().on(self.today) {
+                Standing::Expired(day) => GrantState::Expired(day),
+                Standing::Active | Standing::NotYet(_) => GrantState::Active {
                     pull_request: g.pull_request,
                 },
             },
