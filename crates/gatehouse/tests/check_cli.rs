@@ -82,6 +82,34 @@ fn findings_exit_one_with_file_line_and_a_caret() {
 }
 
 #[test]
+fn checks_are_listed_by_name_and_a_named_one_can_be_skipped() {
+    let out = gatehouse(&["check", "--list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let names: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert!(names.iter().any(|n| n == "grant-resources"), "{names:?}");
+    assert!(names.iter().any(|n| n == "codeowners"), "{names:?}");
+
+    let dir = valid_repo();
+    write(
+        dir.path(),
+        &[(
+            "grants/pytorch-cpu.yml",
+            &GRANT.replace("resource: gpu", "resource: gpx"),
+        )],
+    );
+    assert_eq!(check(dir.path(), &[]).status.code(), Some(1));
+    let skipped = check(dir.path(), &["--skip", "grant-resources"]);
+    assert_eq!(skipped.status.code(), Some(0), "{}", stdout(&skipped));
+    assert!(!stdout(&skipped).contains("unknown-resource"));
+
+    // A name that is no check is refused, naming the ones there are.
+    let wrong = check(dir.path(), &["--skip", "grant-resource"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("grant-resources"), "{err}");
+}
+
+#[test]
 fn warnings_alone_exit_zero() {
     let dir = valid_repo();
     write(

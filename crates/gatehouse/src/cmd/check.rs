@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use gatehouse_core::check::{check_online, online_targets, run_all};
+use gatehouse_core::check::{CHECKS, check_online, online_targets, run_except};
 use gatehouse_core::{Diagnostic, Span, repo};
 use jiff::civil::Date;
 
@@ -11,8 +11,14 @@ use crate::cli::CheckArgs;
 use crate::report;
 
 pub fn run(args: CheckArgs, today: Date) -> anyhow::Result<ExitCode> {
+    if args.list {
+        for (name, _) in CHECKS {
+            println!("{name}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let repo = repo::load_dir(&args.dir)?;
-    let mut diags = run_all(&repo, today);
+    let mut diags = run_except(&repo, today, &args.skip);
     if args.online {
         match std::env::var("GITHUB_TOKEN")
             .ok()
