@@ -5,6 +5,7 @@
 //! reads files is [`repo::load_dir`], at the edge. Everything else is a function of its inputs
 //! and can be tested without any setup.
 
+pub mod approval;
 pub mod audit;
 pub mod check;
 pub mod desired;
