@@ -8,7 +8,7 @@ mod fsutil;
 /// The one GitHub client, shared with the guard.
 use gatehouse_github as github;
 mod online;
-mod providers;
+use gatehouse_providers as providers;
 mod report;
 
 use std::process::ExitCode;

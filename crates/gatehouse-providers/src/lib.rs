@@ -10,7 +10,7 @@
 
 mod cirun;
 pub mod cirun_app;
-pub(crate) mod contents;
+pub mod contents;
 pub mod feedstock_config;
 mod github_app;
 mod runner_group;
@@ -25,7 +25,8 @@ use gatehouse_core::desired::{DesiredState, ProviderChange, diff};
 use gatehouse_core::model::{CirunVia, ProviderKind, ProviderSettings};
 use jiff::civil::Date;
 
-use crate::github::{Client, Secret, Service, Settings};
+use gatehouse_github as github;
+use github::{Client, Secret, Service, Settings};
 
 pub use cirun::Cirun;
 pub use feedstock_config::FeedstockConfig;
