@@ -6,6 +6,8 @@
 //! and can be tested without any setup.
 
 pub mod approval;
+#[cfg(test)]
+mod architecture;
 pub mod audit;
 pub mod check;
 pub mod desired;
