@@ -14,24 +14,21 @@
 //! head, a pull request could name its own reviewers. This command does not judge whether a
 //! request is well-formed; `gatehouse check` does, in its own workflow.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use gatehouse_core::Repo;
-use gatehouse_core::approval::{
-    Approver, Ident, Members, Requirement, Review, Verdict, judge, requirements,
-};
-use gatehouse_core::model::{GrantUser, Reviewers};
-use gatehouse_core::names::{login_key, same_project};
+use gatehouse_core::approval::{Ident, Members, Requirement, Review, Verdict, judge, requirements};
+use gatehouse_core::names::same_project;
 use jiff::civil::Date;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::json;
 
-use crate::cli::ApprovalsArgs;
-use crate::github::{self, Client, Method, Secret, Service, Settings};
+use gatehouse_github::{self as github, Client, Method, Secret, Service, Settings};
 
 /// The commit status this command sets.
 pub const STATUS_CONTEXT: &str = "gatehouse/approval";
@@ -42,7 +39,29 @@ const MAX_DESCRIPTION: usize = 140;
 /// GitHub refuses a comment longer than 65,536 characters; the comment stays well below.
 const MAX_COMMENT_CHARS: usize = 60_000;
 
-pub fn run(args: ApprovalsArgs, today: Date) -> anyhow::Result<ExitCode> {
+/// What `gatehouse approvals` is asked to judge (the command line's flags).
+#[derive(Clone, Debug)]
+pub struct ApprovalsOptions {
+    /// The pull request; or, with `for_head`, the open one whose head is that commit.
+    pub pr: Option<u64>,
+    pub for_head: Option<String>,
+    /// A checkout of the pull request's head, read as data only.
+    pub dir: PathBuf,
+    /// A checkout of the base branch: where the rules (reviewers) are read.
+    pub base: Option<PathBuf>,
+    /// `OWNER/NAME`; else GITHUB_REPOSITORY.
+    pub repo: Option<String>,
+    pub head_sha: Option<String>,
+    /// Read the changed files through GitHub's API instead of `dir`.
+    pub files_from_api: bool,
+}
+
+/// `gatehouse approvals`, as the module's documentation says.
+pub fn run(
+    args: ApprovalsOptions,
+    today: Date,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<ExitCode> {
     let access_repo = match &args.repo {
         Some(r) => r.clone(),
         None => std::env::var("GITHUB_REPOSITORY")
@@ -74,7 +93,7 @@ pub fn run(args: ApprovalsArgs, today: Date) -> anyhow::Result<ExitCode> {
     let head = if args.files_from_api {
         None
     } else {
-        Some(super::load_repo_warn(&args.dir, today)?)
+        Some(crate::load_repo_warn(&args.dir, today)?)
     };
     // Read from the pull request's own files, the rules would let it name its own reviewers.
     let Some(base) = &args.base else {
@@ -86,11 +105,7 @@ pub fn run(args: ApprovalsArgs, today: Date) -> anyhow::Result<ExitCode> {
     };
     let rules = gatehouse_core::repo::load_dir(base)?;
     let base_dir = base.clone();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
+    rt.block_on(async {
         let number = match (args.pr, &args.for_head) {
             (Some(n), _) => n,
             (None, Some(sha)) => match pull_for_head(&client, owner, name, sha).await? {
@@ -178,7 +193,7 @@ async fn head_from_api(
             sources.remove(&f.filename);
             continue;
         }
-        let read = crate::providers::contents::read_file(
+        let read = gatehouse_providers::contents::read_file(
             client,
             target.owner,
             target.name,
@@ -384,7 +399,7 @@ async fn approvals(
         .unwrap_or_default();
 
     let eligibility = eligibility(client, head_repo, rules, &judged.changed, &author, today).await;
-    let plan = super::plan::text(&super::plan::make_plan(head_repo, today));
+    let plan = crate::plan::text(&crate::plan::make_plan(head_repo, today));
     println!("{}", verdict.summary());
     // The whole plan is in the run's log, which the comment links to when it cuts it.
     println!("{plan}");
@@ -962,6 +977,7 @@ fn comment_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_core::approval::Approver;
 
     #[test]
     fn the_status_description_fits() {

@@ -1,8 +1,9 @@
-//! `gatehouse plan`: what `apply` would do, read-only.
+//! The plan: what `apply` would do (ledger changes, the provider changes they cause, the
+//! counts the mass-revocation guard needs), as `gatehouse plan` prints it and `approvals`
+//! comments it. Read-only.
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::process::ExitCode;
 
 use gatehouse_core::desired::{
     Counting, DesiredState, FEEDSTOCK_CONFIG, ProviderChange, config_state_of, diff, state_of,
@@ -12,8 +13,6 @@ use gatehouse_core::ledger::{
 };
 use jiff::civil::Date;
 use serde::Serialize;
-
-use crate::cli::{PlanArgs, PlanFormat};
 
 #[derive(Serialize)]
 pub struct Plan {
@@ -89,18 +88,6 @@ pub fn plan_from(
         active_grants: active_grants(repo, today),
         revocations,
     }
-}
-
-pub fn run(args: PlanArgs, today: Date) -> anyhow::Result<ExitCode> {
-    let repo = super::load_repo_warn(&args.dir, today)?;
-    let plan = make_plan(&repo, today);
-    let text = match args.format {
-        PlanFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
-        PlanFormat::Text => text(&plan),
-        PlanFormat::Markdown => markdown(&plan),
-    };
-    print!("{text}");
-    Ok(ExitCode::SUCCESS)
 }
 
 pub fn text(plan: &Plan) -> String {

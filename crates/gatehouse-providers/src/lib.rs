@@ -46,6 +46,9 @@ pub struct Observed {
 }
 
 /// One provider: what it should grant, what it grants, and how to change it.
+// Its futures are driven on the command line's one current-thread runtime, never sent to
+// another thread, so they need no `Send` bound.
+#[allow(async_fn_in_trait)]
 pub trait Provider {
     /// What the ledger wants it to grant, keyed the way [`Provider::observe`] reports.
     fn desired(&self) -> &Access;
@@ -423,7 +426,7 @@ pub fn configure(
 }
 
 /// `org/name` split in two.
-pub(crate) fn split_repository(full: &str) -> anyhow::Result<(&str, &str)> {
+pub fn split_repository(full: &str) -> anyhow::Result<(&str, &str)> {
     full.split_once('/')
         .with_context(|| format!("`{full}` is not an `owner/name` repository"))
 }

@@ -67,7 +67,7 @@ impl Ledger for PolicyLedger<'_> {
     }
 }
 
-pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
+pub fn run(args: AuditArgs, today: Date, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     if args.projects.is_none() && args.db.is_none() && !args.online {
         anyhow::bail!("nothing to audit: pass --projects DIR, --db URL or --online (or several)");
     }
@@ -89,7 +89,7 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
         project_diags.extend(audit_projects(&ledger, projects)?);
     }
     if let Some(url) = &args.db {
-        let last_used = last_allowed_jobs(url)?;
+        let last_used = last_allowed_jobs(url, rt)?;
         repo_diags.extend(audit::idle_grants(
             &repo,
             today,
@@ -98,7 +98,7 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
         ));
     }
     if args.online {
-        repo_diags.extend(online(&args.dir, &repo, &ledger, today)?);
+        repo_diags.extend(online(&args.dir, &repo, &ledger, today, rt)?);
     }
 
     let mut all = Diagnostics::new();
@@ -294,15 +294,14 @@ fn has_link_on_the_way(root: &Path, rel: &str, name: &str, diags: &mut Diagnosti
 
 /// (lower-cased project, resource) -> the day of the latest job the guard allowed, read from
 /// the guard's `decisions` table without writing anything.
-fn last_allowed_jobs(url: &str) -> anyhow::Result<HashMap<(String, String), Date>> {
+fn last_allowed_jobs(
+    url: &str,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<HashMap<(String, String), Date>> {
     const SQL: &str = "SELECT project, resource, MAX(decided_at) FROM decisions \
         WHERE outcome = 'allow' AND project IS NOT NULL AND resource IS NOT NULL \
         GROUP BY project, resource";
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let rows: Vec<(String, String, String)> = runtime.block_on(async {
+    let rows: Vec<(String, String, String)> = rt.block_on(async {
         if url.starts_with("sqlite:") {
             use sqlx::sqlite::SqliteConnectOptions;
             let options = SqliteConnectOptions::from_str(url)
@@ -365,6 +364,7 @@ fn online(
     repo: &gatehouse_core::Repo,
     ledger: &PolicyLedger<'_>,
     today: Date,
+    rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Diagnostics> {
     let mut diags = Diagnostics::new();
     let Some(token) = std::env::var("GITHUB_TOKEN")
@@ -386,6 +386,7 @@ fn online(
         &settings.value.repo_suffix,
         &projects,
         &logins,
+        rt,
     )
     .context("asking GitHub about projects and logins")?;
     // Only what concerns grants and the ToS list: requests are `check`'s business.
@@ -397,7 +398,7 @@ fn online(
 
     // What `gatehouse plan` shows: merged requests and expiries that `apply` has not made yet.
     // Until it runs, providers lag the ledger by exactly these changes.
-    let plan = super::plan::make_plan(repo, today);
+    let plan = gatehouse_apply::plan::make_plan(repo, today);
     for c in &plan.ledger {
         diags.push(
             Diagnostic::warning(
@@ -409,11 +410,6 @@ fn online(
             .with_help("run `gatehouse apply --confirm` (or `gatehouse expire --confirm`)"),
         );
     }
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let clients = providers::Clients::from_env();
     // Every provider of gatehouse.yml, then the configuration pull requests of `send_pr`
     // grants as `apply` recorded sending them (compared only when there are any).
@@ -427,7 +423,7 @@ fn online(
         })
         .collect();
     if let Ok(client) = clients.github() {
-        let sent = super::apply::sent_configuration(dir);
+        let sent = gatehouse_apply::sent_configuration(dir);
         let config = providers::FeedstockConfig::new(client, repo, today, sent);
         if !config.is_idle() {
             compared.push((
@@ -438,7 +434,7 @@ fn online(
         }
     }
     for (name, span, configured) in compared {
-        let drift = configured.and_then(|c| runtime.block_on(providers::drift(repo, name, &c)));
+        let drift = configured.and_then(|c| rt.block_on(providers::drift(repo, name, &c)));
         match drift {
             Err(e) => diags.push(Diagnostic::warning(
                 "audit-unverified",
@@ -469,9 +465,9 @@ fn online(
         else {
             continue;
         };
-        let granted = super::apply::granted_at(repo, name, today);
+        let granted = gatehouse_apply::granted_at(repo, name, today);
         let installed = clients.admin().and_then(|c| {
-            runtime.block_on(providers::cirun_app::installed_repositories(
+            rt.block_on(providers::cirun_app::installed_repositories(
                 &c,
                 installation.value,
             ))
@@ -511,7 +507,7 @@ fn online(
         };
         let file = format!("{org}/{}/{CATALOGUE_FILE}", access_repo.value);
         let read = clients.github().and_then(|c| {
-            runtime.block_on(providers::contents::read_file(
+            rt.block_on(providers::contents::read_file(
                 &c,
                 &org,
                 &access_repo.value,
@@ -552,7 +548,7 @@ fn online(
         }
     }
 
-    match runtime.block_on(runner_groups(&clients, &org)) {
+    match rt.block_on(runner_groups(&clients, &org)) {
         Ok(groups) => diags.extend(audit::public_runner_groups(repo, ledger, &groups)),
         Err(e) => diags.push(Diagnostic::warning(
             "audit-unverified",

@@ -10,7 +10,7 @@ use jiff::civil::Date;
 use crate::cli::CheckArgs;
 use crate::report;
 
-pub fn run(args: CheckArgs, today: Date) -> anyhow::Result<ExitCode> {
+pub fn run(args: CheckArgs, today: Date, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     if args.list {
         for (name, _) in CHECKS {
             println!("{name}");
@@ -31,8 +31,9 @@ pub fn run(args: CheckArgs, today: Date) -> anyhow::Result<ExitCode> {
                     .map(|s| (s.value.org.value.clone(), s.value.repo_suffix.clone()));
                 if let Some((org, suffix)) = org {
                     let (projects, logins) = online_targets(&repo);
-                    let facts = crate::online::gather(&token, &org, &suffix, &projects, &logins)
-                        .context("online checks")?;
+                    let facts =
+                        crate::online::gather(&token, &org, &suffix, &projects, &logins, rt)
+                            .context("online checks")?;
                     diags.extend(check_online(&repo, &facts));
                 }
             }
