@@ -87,7 +87,7 @@ pub fn run(
     let plan = match mode {
         Mode::Apply => {
             // Only requests whose merged pull request is judged approved go on (see
-            // `apply_review`); the rest stay in requests/ and are reported.
+            // `crate::origins`); the rest stay in requests/ and are reported.
             let judged = crate::origins::judge_requests(dir, &repo, rt);
             let mut approved = repo.clone();
             approved
