@@ -5,6 +5,9 @@
 //! reads files is [`repo::load_dir`], at the edge. Everything else is a function of its inputs
 //! and can be tested without any setup.
 
+pub mod approval;
+#[cfg(test)]
+mod architecture;
 pub mod audit;
 pub mod check;
 pub mod cost;

@@ -5,9 +5,10 @@
 //! The one part of gatehouse that runs git for the ledger, shared by the command line
 //! (`gatehouse history`, `gatehouse site`, `apply`) and the server's live pages.
 
+pub mod git;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, bail};
 use gatehouse_core::Repo;
@@ -16,6 +17,8 @@ use gatehouse_core::names::validate_project_name;
 use gatehouse_core::parse::parse_yaml;
 use gatehouse_site::{HistoryEvent, LedgerInputs};
 use serde::Serialize;
+
+pub use git::is_checkout as is_git_checkout;
 
 /// What the ledger's pages take from git: every project's grant history (each project of
 /// `repo` has one, empty when git has none) and the pull request behind each request file,
@@ -72,28 +75,6 @@ pub struct Event {
     /// `granted`, `revoked` or `changed`.
     pub change: &'static str,
     pub details: String,
-}
-
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
-    Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .context("running git (is it installed?)")
-}
-
-/// `git log ARGS` in `dir`: its output, or an error with what git said.
-fn git_log(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let log = git(dir, &[&["log"], args].concat())?;
-    if !log.status.success() {
-        bail!(
-            "git log failed in {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&log.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&log.stdout).into_owned())
 }
 
 /// The part of a grant's summary that says a configuration pull request was sent (`send_pr`).
@@ -188,7 +169,7 @@ pub fn history(dir: &Path, project: &str) -> anyhow::Result<Vec<Event>> {
         bail!("`{project}` is not a project name: it {e}");
     }
     let path = format!("grants/{project}.yml");
-    let log = git_log(
+    let log = git::log(
         dir,
         &["--reverse", "--format=%H%x1f%aI%x1f%an%x1f%s", "--", &path],
     )?;
@@ -203,7 +184,7 @@ pub fn history(dir: &Path, project: &str) -> anyhow::Result<Vec<Event>> {
         };
         // `./` makes the path relative to `dir`, so an access repository in a subfolder of
         // its git checkout (like examples/conda-forge) reads its own files.
-        let show = git(dir, &["show", &format!("{sha}:./{path}")])?;
+        let show = git::run(dir, &["show", &format!("{sha}:./{path}")])?;
         let now = if show.status.success() {
             match snapshot(&path, &show.stdout) {
                 Some(now) => now,
@@ -230,7 +211,7 @@ pub fn history(dir: &Path, project: &str) -> anyhow::Result<Vec<Event>> {
 /// `git cat-file --batch` for the blobs it names) instead of two per project and commit, so
 /// a ledger of thousands of projects is read in a fraction of a second.
 pub fn history_all(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<Event>>> {
-    let text = git_log(
+    let text = git::log(
         dir,
         &[
             "--reverse",
@@ -294,7 +275,7 @@ pub fn history_all(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<Event>>> {
         .iter()
         .flat_map(|(_, files)| files.iter().filter_map(|f| f.2.clone()))
         .collect();
-    let contents = cat_files(dir, &wanted)?;
+    let contents = git::cat_files(dir, &wanted)?;
     let paths: Vec<&str> = commits
         .iter()
         .flat_map(|(_, files)| files.iter().filter(|f| f.2.is_some()).map(|f| f.1.as_str()))
@@ -359,75 +340,9 @@ pub fn ever_sent_configuration(dir: &Path) -> anyhow::Result<BTreeMap<String, BT
     Ok(out)
 }
 
-/// The contents of each object (a blob id) through one `git cat-file --batch`; `None` for a
-/// missing one.
-fn cat_files(dir: &Path, names: &[String]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
-    use std::io::{BufRead, BufReader, Read, Write};
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["cat-file", "--batch"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("running git cat-file (is git installed?)")?;
-    let mut stdin = child.stdin.take().context("git cat-file has no input")?;
-    let input: Vec<u8> = names
-        .iter()
-        .flat_map(|n| format!("{n}\n").into_bytes())
-        .collect();
-    // Written from another thread: git answers as it reads, and a full pipe would block both.
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let mut out = BufReader::new(child.stdout.take().context("git cat-file has no output")?);
-    let mut results = Vec::with_capacity(names.len());
-    let mut line = String::new();
-    for _ in names {
-        line.clear();
-        if out.read_line(&mut line)? == 0 {
-            bail!("git cat-file stopped early in {}", dir.display());
-        }
-        // `<oid> blob <size>` then the bytes and a newline, or `<name> missing`.
-        let mut parts = line.trim_end().rsplitn(3, ' ');
-        let size = parts.next().and_then(|n| n.parse::<usize>().ok());
-        match (size, parts.next()) {
-            (Some(size), Some(_kind)) => {
-                let mut bytes = vec![0; size + 1];
-                out.read_exact(&mut bytes)?;
-                bytes.pop();
-                results.push(Some(bytes));
-            }
-            _ => results.push(None),
-        }
-    }
-    writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("writing to git cat-file panicked"))?
-        .context("writing to git cat-file")?;
-    child.wait()?;
-    Ok(results)
-}
-
-/// Whether `dir` is inside a git work tree.
-pub fn is_git_checkout(dir: &Path) -> bool {
-    Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "--is-inside-work-tree"])
-        .output()
-        .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"true"))
-}
-
 /// `origin` as an https URL of a GitHub repository, when it is one.
 pub fn origin_url(dir: &Path) -> Option<String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["remote", "get-url", "origin"])
-        .output()
-        .ok()?;
+    let out = git::run(dir, &["remote", "get-url", "origin"]).ok()?;
     if !out.status.success() {
         return None;
     }
@@ -444,7 +359,7 @@ pub fn origin_url(dir: &Path) -> Option<String> {
 /// (`Merge pull request #12 from ...` or a squash merge's `Title (#12)`). One `git log` for
 /// every request.
 pub fn request_links(dir: &Path, repo_url: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let log = git_log(
+    let log = git::log(
         dir,
         &[
             "--diff-filter=A",

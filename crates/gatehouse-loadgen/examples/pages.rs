@@ -75,7 +75,13 @@ async fn fill(
         let project = &projects[(i * 7919) % projects.len()];
         let resource = &resources[i % resources.len()];
         let day = &days[(i * 31) % days.len()];
-        (i as i64, project.as_str(), resource.as_str(), day.as_str(), 1 + (i % 180) as i64)
+        (
+            i as i64,
+            project.as_str(),
+            resource.as_str(),
+            day.as_str(),
+            1 + (i % 180) as i64,
+        )
     });
     let decided = |i: usize| format!("{}T12:00:00Z", days[i % days.len()]);
     let now = jiff::Timestamp::now().to_string();
@@ -89,7 +95,11 @@ async fn fill(
                     "INSERT INTO job_minutes (job_id, project, resource, day, minutes) ",
                 );
                 q.push_values(chunk, |mut b, (id, p, r, d, m)| {
-                    b.push_bind(id).push_bind(p).push_bind(r).push_bind(d).push_bind(m);
+                    b.push_bind(id)
+                        .push_bind(p)
+                        .push_bind(r)
+                        .push_bind(d)
+                        .push_bind(m);
                 });
                 q.build().execute(&pool).await?;
             }
@@ -180,7 +190,9 @@ async fn main() -> anyhow::Result<()> {
     let args = parse()?;
     let dir = tempfile::tempdir()?;
     let repo = dir.path().join("access");
-    let today = jiff::tz::TimeZone::UTC.to_datetime(jiff::Timestamp::now()).date();
+    let today = jiff::tz::TimeZone::UTC
+        .to_datetime(jiff::Timestamp::now())
+        .date();
     for (path, text) in generate(FixtureSpec {
         seed: 42,
         scale: 1,
@@ -254,7 +266,10 @@ async fn main() -> anyhow::Result<()> {
         "/".to_string(),
         "/metrics".to_string(),
     ];
-    println!("| answer | first | median of {} | slowest | bytes |", args.repeat);
+    println!(
+        "| answer | first | median of {} | slowest | bytes |",
+        args.repeat
+    );
     println!("| --- | ---: | ---: | ---: | ---: |");
     for path in &paths {
         let (first, median, slowest, bytes) = time(&http, &base, path, args.repeat).await?;

@@ -179,30 +179,66 @@ pub enum Cap {
     Provider,
 }
 
+/// What one step of an explanation judged: the routing of the labels, or one deny rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// Which resource the job's labels select (never a deny of its own).
+    Route,
+    Rule(DenyRule),
+}
+
+impl Checked {
+    /// `route`, or the deny rule's code ([`DenyRule::code`]).
+    pub fn code(self) -> &'static str {
+        match self {
+            Checked::Route => "route",
+            Checked::Rule(rule) => rule.code(),
+        }
+    }
+}
+
+impl From<DenyRule> for Checked {
+    fn from(rule: DenyRule) -> Self {
+        Checked::Rule(rule)
+    }
+}
+
+impl fmt::Display for Checked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Serialize for Checked {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
 /// One step of an explanation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Step {
-    pub rule: &'static str,
+    pub rule: Checked,
     pub passed: bool,
     pub detail: String,
 }
 
 /// Receives each rule's result. The no-op tracer makes `decide` pay nothing for explanations.
 pub trait Tracer {
-    fn step(&mut self, rule: &'static str, passed: bool, detail: impl FnOnce() -> String);
+    fn step(&mut self, rule: impl Into<Checked>, passed: bool, detail: impl FnOnce() -> String);
 }
 
 struct NoTrace;
 
 impl Tracer for NoTrace {
     #[inline(always)]
-    fn step(&mut self, _: &'static str, _: bool, _: impl FnOnce() -> String) {}
+    fn step(&mut self, _: impl Into<Checked>, _: bool, _: impl FnOnce() -> String) {}
 }
 
 impl Tracer for Vec<Step> {
-    fn step(&mut self, rule: &'static str, passed: bool, detail: impl FnOnce() -> String) {
+    fn step(&mut self, rule: impl Into<Checked>, passed: bool, detail: impl FnOnce() -> String) {
         self.push(Step {
-            rule,
+            rule: rule.into(),
             passed,
             detail: detail(),
         });
@@ -431,19 +467,19 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
     };
     let resource = match routed {
         Ok(None) => {
-            t.step("route", true, || {
+            t.step(Checked::Route, true, || {
                 format!("no label of {labels:?} selects a managed resource")
             });
             return Decision::NotManaged;
         }
         Ok(Some(id)) => {
-            t.step("route", true, || {
+            t.step(Checked::Route, true, || {
                 format!("labels select `{}`", policy.resource(id).name)
             });
             id
         }
         Err((a, b)) => {
-            t.step("ambiguous-labels", false, || {
+            t.step(DenyRule::AmbiguousLabels, false, || {
                 format!(
                     "labels select both `{}` and `{}`",
                     policy.resource(a).name,
@@ -467,7 +503,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
         Some((start, end, policy.grant_of(&repo[start..end], resource)))
     });
     let Some((start, end, grant_id)) = located else {
-        t.step("no-grant", false, || {
+        t.step(DenyRule::NoGrant, false, || {
             format!(
                 "`{repository}` is not a project repository of {}",
                 policy.org
@@ -477,7 +513,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
     };
     let project = &repository[start..end];
     let Some(grant_id) = grant_id else {
-        t.step("no-grant", false, || {
+        t.step(DenyRule::NoGrant, false, || {
             format!("`{project}` holds no grant of `{}`", res.name)
         });
         return deny(DenyRule::NoGrant, Some(resource), DenyReason::NoGrant);
@@ -487,7 +523,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
     match grant.validity().on(today) {
         Standing::Active => {}
         Standing::Expired(expires) => {
-            t.step("expired", false, || {
+            t.step(DenyRule::Expired, false, || {
                 format!(
                     "the grant of `{}` to `{project}` expired on {expires}",
                     res.name
@@ -500,7 +536,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
             );
         }
         Standing::NotYet(starts) => {
-            t.step("no-grant", false, || {
+            t.step(DenyRule::NoGrant, false, || {
                 format!(
                     "the grant of `{}` to `{project}` starts on {starts}",
                     res.name
@@ -513,7 +549,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
             );
         }
     }
-    t.step("no-grant", true, || match grant.expires {
+    t.step(DenyRule::NoGrant, true, || match grant.expires {
         Some(e) => format!("`{}` holds `{}` until {e}", grant.project, res.name),
         None => format!("`{}` holds `{}` with no expiry", grant.project, res.name),
     });
@@ -525,11 +561,13 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
             let fork = match check_event(repository, grant, &run) {
                 Ok(fork) => fork,
                 Err(reason) => {
-                    t.step("event-not-allowed", false, || event_problem(&run, &reason));
+                    t.step(DenyRule::EventNotAllowed, false, || {
+                        event_problem(&run, &reason)
+                    });
                     return deny(DenyRule::EventNotAllowed, Some(resource), reason);
                 }
             };
-            t.step("event-not-allowed", true, || {
+            t.step(DenyRule::EventNotAllowed, true, || {
                 format!(
                     "`{}` is allowed{}",
                     run.event,
@@ -546,7 +584,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                 (Fork::No, _) => None,
                 (Fork::Yes, Some(owner)) => Some(owner),
                 (Fork::Yes, None) | (Fork::Unnamed, _) => {
-                    t.step("user-not-allowed", false, || {
+                    t.step(DenyRule::UserNotAllowed, false, || {
                         "the pull request's fork has no known owner (its repository is gone or was not reported), so nobody can vouch for its code".into()
                     });
                     return deny(
@@ -566,7 +604,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                 let role = job.role(person);
                 match check_person(policy, res, grant, who, person, role) {
                     Err(reason) => {
-                        t.step("user-not-allowed", false, || {
+                        t.step(DenyRule::UserNotAllowed, false, || {
                             format!(
                                 "{} `{}`: {}",
                                 who_name(who),
@@ -576,7 +614,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                         });
                         return deny(DenyRule::UserNotAllowed, Some(resource), reason);
                     }
-                    Ok(Some(role)) => t.step("user-not-allowed", true, || {
+                    Ok(Some(role)) => t.step(DenyRule::UserNotAllowed, true, || {
                         format!(
                             "{} `{}` ({}) may trigger jobs on `{}`",
                             who_name(who),
@@ -586,7 +624,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                         )
                     }),
                     Ok(None) => {
-                        t.step("user-not-allowed", true, || {
+                        t.step(DenyRule::UserNotAllowed, true, || {
                             format!("{} `{}`: role not known yet", who_name(who), person.login)
                         });
                         missing = Some(Missing::Roles);
@@ -595,7 +633,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
             }
         }
         None => {
-            t.step("event-not-allowed", true, || {
+            t.step(DenyRule::EventNotAllowed, true, || {
                 "the run is not known yet: its event and people are judged once it is".into()
             });
             missing = Some(Missing::Run);
@@ -607,7 +645,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
     if let Some(limit) = res.project_minutes_per_month
         && usage.project_minutes >= limit
     {
-        t.step("quota-exhausted", false, || {
+        t.step(DenyRule::QuotaExhausted, false, || {
             format!(
                 "`{project}` used {} of its {limit} minutes this month",
                 usage.project_minutes
@@ -626,7 +664,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
     if let Some(limit) = res.minutes_per_month
         && usage.resource_minutes >= limit
     {
-        t.step("quota-exhausted", false, || {
+        t.step(DenyRule::QuotaExhausted, false, || {
             format!(
                 "`{}` used {} of its {limit} minutes this month",
                 res.name, usage.resource_minutes
@@ -642,7 +680,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
             },
         );
     }
-    t.step("quota-exhausted", true, || {
+    t.step(DenyRule::QuotaExhausted, true, || {
         "within the month's quotas".into()
     });
 

@@ -21,7 +21,9 @@ mod source;
 pub use compile::{
     CompiledGrant, CompiledResource, GrantId, Policy, ResourceId, compile, compile_source,
 };
-pub use decide::{Cap, Decision, Denial, DenyReason, DenyRule, Step, Tracer, Who, decide_with};
+pub use decide::{
+    Cap, Checked, Decision, Denial, DenyReason, DenyRule, Step, Tracer, Who, decide_with,
+};
 pub use job::{Actor, Job, JobContext, Missing, Permission, Run, Usage};
 pub use shared::SharedPolicy;
 pub use source::{GrantSource, PolicySource, ResourceSource};

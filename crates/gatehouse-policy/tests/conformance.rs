@@ -4,7 +4,8 @@
 use gatehouse_core::Repo;
 use gatehouse_core::duration::Day;
 use gatehouse_policy::{
-    Actor, Decision, DenyRule, Job, JobContext, Missing, Permission, Policy, Run, Usage, compile,
+    Actor, Checked, Decision, DenyRule, Job, JobContext, Missing, Permission, Policy, Run, Usage,
+    compile,
 };
 use jiff::civil::date;
 
@@ -93,7 +94,7 @@ fn denied(j: JobContext, rule: DenyRule) {
     assert_eq!(again, d);
     let last = steps.last().unwrap();
     assert!(!last.passed);
-    assert_eq!(last.rule, rule.code());
+    assert_eq!(last.rule, Checked::Rule(rule));
 }
 
 #[track_caller]

@@ -142,6 +142,20 @@ pub struct CheckArgs {
     /// With --online: fail when the online checks cannot run (no token), instead of warning.
     #[arg(long, requires = "online")]
     pub strict: bool,
+
+    /// Print the name of every offline check, one a line, and exit.
+    #[arg(long, exclusive = true)]
+    pub list: bool,
+
+    /// Leave out the offline check NAME (repeatable; `--list` names them).
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = clap::builder::PossibleValuesParser::new(
+            gatehouse_core::check::CHECKS.iter().map(|(name, _)| *name)
+        )
+    )]
+    pub skip: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,15 +4,16 @@
 mod cli;
 mod cmd;
 mod example;
-mod fsutil;
+use gatehouse_apply::fsutil;
 /// The one GitHub client, shared with the guard.
 use gatehouse_github as github;
 mod online;
-mod providers;
+use gatehouse_providers as providers;
 mod report;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
@@ -46,31 +47,42 @@ fn run(cli: Cli, today_from: Option<ValueSource>) -> anyhow::Result<ExitCode> {
         refuse_today_for_serve(today_from)?;
     }
     let today = cmd::today(cli.today.as_deref())?;
+    // The one async runtime of the process, for every command that talks to a network or a
+    // database: many threads for the guard, which serves many requests at once; one for the
+    // rest, which wait on one thing at a time.
+    let runtime = match cli.command {
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()
+    .context("starting the async runtime")?;
+    let rt = &runtime;
     match cli.command {
-        Command::Check(args) => cmd::check::run(args, today),
-        Command::Import(cli::ImportCommand::Cirun(args)) => cmd::import::run_cirun(args, today),
+        Command::Check(args) => cmd::check::run(args, today, rt),
+        Command::Import(cli::ImportCommand::Cirun(args)) => cmd::import::run_cirun(args, today, rt),
         Command::Import(cli::ImportCommand::GithubApp(args)) => {
-            cmd::import_github_app::run(args, today)
+            cmd::import_github_app::run(args, today, rt)
         }
         Command::Import(cli::ImportCommand::Labels(args)) => cmd::import_labels::run(args, today),
         Command::Init(args) => cmd::init::run(args),
         Command::Schema(args) => cmd::schema::run(args),
         Command::Decide(args) => cmd::decide::run(args, today, false),
         Command::Explain(args) => cmd::decide::run(args, today, true),
-        Command::Apply(args) => cmd::apply::run_apply(args, today),
-        Command::Expire(args) => cmd::apply::run_expire(args, today),
-        Command::Doctor(args) => cmd::apply::run_doctor(args),
+        Command::Apply(args) => cmd::apply::run(args, today, gatehouse_apply::Mode::Apply, rt),
+        Command::Expire(args) => cmd::apply::run(args, today, gatehouse_apply::Mode::Expire, rt),
+        Command::Doctor(args) => gatehouse_apply::doctor::run(&args.dir, rt),
         Command::History(args) => cmd::history::run(args),
-        Command::Approvals(args) => cmd::approvals::run(args, today),
+        Command::Approvals(args) => cmd::approvals::run(args, today, rt),
         Command::Plan(args) => cmd::plan::run(args, today),
         Command::Render(cli::RenderCommand::Cirun(args)) => cmd::render::run_cirun(args, today),
         Command::Render(cli::RenderCommand::Cedar(args)) => cmd::render::run_cedar(args, today),
-        Command::Serve(args) => cmd::serve::run(args),
-        Command::Replay(args) => cmd::replay::run(args),
-        Command::Why(args) => cmd::why::run(args),
-        Command::Gate(args) => cmd::gate::run(args),
-        Command::Snapshot(args) => cmd::gate::run_snapshot(args, today),
-        Command::Audit(args) => cmd::audit::run(args, today),
+        Command::Serve(args) => cmd::serve::run(args, rt),
+        Command::Replay(args) => cmd::replay::run(args, rt),
+        Command::Why(args) => cmd::why::run(args, rt),
+        Command::Gate(args) => cmd::gate::run(args, rt),
+        Command::Snapshot(args) => cmd::gate::run_snapshot(args, today, rt),
+        Command::Audit(args) => cmd::audit::run(args, today, rt),
         Command::Ci(cli::CiCommand::Codeowners(args)) => cmd::ci::run_codeowners(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;

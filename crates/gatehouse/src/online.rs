@@ -30,18 +30,15 @@ pub fn gather(
     suffix: &str,
     projects: &[String],
     logins: &[String],
+    rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<OnlineFacts> {
     let github = GitHub::new(Secret::new(token), Settings::from_env()?)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let asker = Arc::new(Asker {
         github,
         limit: Semaphore::new(CONCURRENCY),
         failures_in_a_row: AtomicU32::new(0),
     });
-    runtime.block_on(ask_all(asker, org, suffix, projects, logins))
+    rt.block_on(ask_all(asker, org, suffix, projects, logins))
 }
 
 enum Answer {

@@ -45,6 +45,19 @@ fn check(dir: &Path, extra: &[&str]) -> Output {
     gatehouse(&args)
 }
 
+/// A valid repository whose one grant names the resource `gpx`, which does not exist.
+fn with_unknown_resource() -> tempfile::TempDir {
+    let dir = valid_repo();
+    write(
+        dir.path(),
+        &[(
+            "grants/pytorch-cpu.yml",
+            &GRANT.replace("resource: gpu", "resource: gpx"),
+        )],
+    );
+    dir
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -59,14 +72,7 @@ fn a_clean_repository_exits_zero() {
 
 #[test]
 fn findings_exit_one_with_file_line_and_a_caret() {
-    let dir = valid_repo();
-    write(
-        dir.path(),
-        &[(
-            "grants/pytorch-cpu.yml",
-            &GRANT.replace("resource: gpu", "resource: gpx"),
-        )],
-    );
+    let dir = with_unknown_resource();
     let out = check(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
@@ -79,6 +85,27 @@ fn findings_exit_one_with_file_line_and_a_caret() {
     assert!(text.contains("^^^"), "{text}");
     assert!(text.contains("help: did you mean `gpu`?"), "{text}");
     assert!(text.contains("1 error, 0 warnings"), "{text}");
+}
+
+#[test]
+fn checks_are_listed_by_name_and_a_named_one_can_be_skipped() {
+    let out = gatehouse(&["check", "--list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let names: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert!(names.iter().any(|n| n == "grant-resources"), "{names:?}");
+    assert!(names.iter().any(|n| n == "codeowners"), "{names:?}");
+
+    let dir = with_unknown_resource();
+    assert_eq!(check(dir.path(), &[]).status.code(), Some(1));
+    let skipped = check(dir.path(), &["--skip", "grant-resources"]);
+    assert_eq!(skipped.status.code(), Some(0), "{}", stdout(&skipped));
+    assert!(!stdout(&skipped).contains("unknown-resource"));
+
+    // A name that is no check is refused, naming the ones there are.
+    let wrong = check(dir.path(), &["--skip", "grant-resource"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("grant-resources"), "{err}");
 }
 
 #[test]

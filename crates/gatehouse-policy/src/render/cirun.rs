@@ -45,8 +45,40 @@ struct PolicyKey {
     who: Who,
 }
 
+/// One Cirun policy: who may use the resources that name it, from one repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyEntry {
+    pub id: String,
+    /// The repository's name within the organisation.
+    pub repo: String,
+    pub roles: Vec<Role>,
+    /// `Some`: only these logins (an empty list lets nobody in); `None`: not written.
+    pub users: Option<Vec<String>>,
+    pub pull_request: bool,
+    pub users_from_json: Option<String>,
+}
+
+/// Cirun's access policy as the ledger wants it, in `.access.yml`'s order: policies sorted by
+/// id, resources in catalogue order with their policy ids sorted. [`AccessPolicy::to_yaml`]
+/// is its one rendering; the provider compares and sends this value itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessPolicy {
+    pub policies: Vec<PolicyEntry>,
+    /// Resource -> the ids of the policies that open it.
+    pub access_control: Vec<(String, Vec<String>)>,
+}
+
 /// Renders the `.access.yml` for `provider` (or the one cirun provider), as of `today`.
 pub fn render(repo: &Repo, provider: Option<&str>, today: Date) -> Result<String, RenderError> {
+    Ok(desired(repo, provider, today)?.to_yaml())
+}
+
+/// The access policy for `provider` (or the one cirun provider), as of `today`.
+pub fn desired(
+    repo: &Repo,
+    provider: Option<&str>,
+    today: Date,
+) -> Result<AccessPolicy, RenderError> {
     let settings = &repo.settings.as_ref().ok_or(RenderError::NoSettings)?.value;
     let cirun: Vec<&String> = settings
         .providers
@@ -157,53 +189,118 @@ pub fn render(repo: &Repo, provider: Option<&str>, today: Date) -> Result<String
         }
     }
 
-    let mut out = String::from("version: 1\npolicies:\n");
-    for (id, (repo_name, key)) in &policies {
-        let _ = writeln!(out, "  - id: {}", scalar(id));
-        let _ = writeln!(out, "    repo: {}", scalar(repo_name));
-        out.push_str("    roles:\n");
-        for r in &key.roles {
-            let _ = writeln!(out, "      - {}", r.as_str());
-        }
-        if let Who::Users(users) = &key.who {
-            if users.is_empty() {
-                out.push_str("    users: []\n");
-            } else {
-                out.push_str("    users:\n");
-                for u in users {
-                    let _ = writeln!(out, "      - {}", scalar(u));
-                }
-            }
-        }
-        let _ = writeln!(out, "    pull_request: {}", key.pull_request);
-        if let Who::UsersFromJson(url) = &key.who {
-            let _ = writeln!(out, "    users_from_json: {}", scalar(url));
-        }
-    }
-    if policies.is_empty() {
-        out = String::from("version: 1\npolicies: []\n");
-    }
-    let entries: Vec<_> = resources
+    let policies = policies
+        .into_iter()
+        .map(|(id, (repo_name, key))| PolicyEntry {
+            id,
+            repo: repo_name,
+            roles: key.roles,
+            users: match &key.who {
+                Who::Users(users) => Some(users.clone()),
+                Who::UsersFromJson(_) | Who::Anyone => None,
+            },
+            pull_request: key.pull_request,
+            users_from_json: match key.who {
+                Who::UsersFromJson(url) => Some(url),
+                Who::Users(_) | Who::Anyone => None,
+            },
+        })
+        .collect();
+    let access_control = resources
         .iter()
         .filter_map(|r| {
             access
-                .get(r.name.as_str())
-                .map(|ids| (r.name.as_str(), ids))
+                .remove(r.name.as_str())
+                .map(|ids| (r.name.value.clone(), ids.into_iter().collect()))
         })
         .collect();
-    if entries.is_empty() {
-        out.push_str("access_control: []\n");
-    } else {
-        out.push_str("access_control:\n");
-        for (name, ids) in entries {
-            let _ = writeln!(out, "  - resource: {}", scalar(name));
-            out.push_str("    policies:\n");
-            for id in ids {
-                let _ = writeln!(out, "      - {}", scalar(id));
+    Ok(AccessPolicy {
+        policies,
+        access_control,
+    })
+}
+
+impl AccessPolicy {
+    /// `.access.yml`: byte-identical for the same value.
+    pub fn to_yaml(&self) -> String {
+        let mut out = String::from("version: 1\npolicies:\n");
+        for p in &self.policies {
+            let _ = writeln!(out, "  - id: {}", scalar(&p.id));
+            let _ = writeln!(out, "    repo: {}", scalar(&p.repo));
+            out.push_str("    roles:\n");
+            for r in &p.roles {
+                let _ = writeln!(out, "      - {}", r.as_str());
+            }
+            if let Some(users) = &p.users {
+                if users.is_empty() {
+                    out.push_str("    users: []\n");
+                } else {
+                    out.push_str("    users:\n");
+                    for u in users {
+                        let _ = writeln!(out, "      - {}", scalar(u));
+                    }
+                }
+            }
+            let _ = writeln!(out, "    pull_request: {}", p.pull_request);
+            if let Some(url) = &p.users_from_json {
+                let _ = writeln!(out, "    users_from_json: {}", scalar(url));
             }
         }
+        if self.policies.is_empty() {
+            out = String::from("version: 1\npolicies: []\n");
+        }
+        if self.access_control.is_empty() {
+            out.push_str("access_control: []\n");
+        } else {
+            out.push_str("access_control:\n");
+            for (name, ids) in &self.access_control {
+                let _ = writeln!(out, "  - resource: {}", scalar(name));
+                out.push_str("    policies:\n");
+                for id in ids {
+                    let _ = writeln!(out, "      - {}", scalar(id));
+                }
+            }
+        }
+        out
     }
-    Ok(out)
+
+    /// The same policy as the JSON value `.access.yml` reads as (absent fields left out), the
+    /// shape Cirun's API answers in.
+    pub fn to_json(&self) -> serde_json::Value {
+        let policies: Vec<serde_json::Value> = self
+            .policies
+            .iter()
+            .map(|p| {
+                let mut entry = serde_json::json!({
+                    "id": p.id,
+                    "repo": p.repo,
+                    "pull_request": p.pull_request,
+                });
+                // `roles:` with no item reads as null, which counts as absent.
+                if !p.roles.is_empty() {
+                    entry["roles"] =
+                        serde_json::json!(p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>());
+                }
+                if let Some(users) = &p.users {
+                    entry["users"] = serde_json::json!(users);
+                }
+                if let Some(url) = &p.users_from_json {
+                    entry["users_from_json"] = serde_json::json!(url);
+                }
+                entry
+            })
+            .collect();
+        let access_control: Vec<serde_json::Value> = self
+            .access_control
+            .iter()
+            .map(|(resource, ids)| serde_json::json!({ "resource": resource, "policies": ids }))
+            .collect();
+        serde_json::json!({
+            "version": 1,
+            "policies": policies,
+            "access_control": access_control,
+        })
+    }
 }
 
 /// A YAML scalar: plain when it is unambiguous as a string, double-quoted otherwise.

@@ -17,6 +17,7 @@ use gatehouse_core::audit::{
     self, BUILD_CONFIG, CONDA_FORGE_YML, GrantState, Ledger, Routed, RunnerGroupFact,
 };
 use gatehouse_core::check::{check_online, online_targets};
+use gatehouse_core::model::Standing;
 use gatehouse_core::parse::MAX_FILE_BYTES;
 use gatehouse_core::{Diagnostic, Diagnostics, Severity, Span};
 use gatehouse_policy::{Policy, compile};
@@ -58,9 +59,9 @@ impl Ledger for PolicyLedger<'_> {
         });
         match found {
             None => GrantState::None,
-            Some((_, g)) => match g.expires {
-                Some(day) if day < self.today => GrantState::Expired(day),
-                _ => GrantState::Active {
+            Some((_, g)) => match g.validity().on(self.today) {
+                Standing::Expired(day) => GrantState::Expired(day),
+                Standing::Active | Standing::NotYet(_) => GrantState::Active {
                     pull_request: g.pull_request,
                 },
             },
@@ -72,7 +73,7 @@ impl Ledger for PolicyLedger<'_> {
     }
 }
 
-pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
+pub fn run(args: AuditArgs, today: Date, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     if args.projects.is_none() && args.db.is_none() && !args.online {
         anyhow::bail!("nothing to audit: pass --projects DIR, --db URL or --online (or several)");
     }
@@ -95,17 +96,17 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
         project_diags.extend(audit_projects(&ledger, projects)?);
     }
     if let Some(url) = &args.db {
-        let last_used = last_allowed_jobs(url)?;
+        let last_used = last_allowed_jobs(url, rt)?;
         repo_diags.extend(audit::idle_grants(
             &repo,
             today,
             i64::from(args.idle_days),
             &last_used,
         ));
-        repo_diags.extend(usage_outliers(url, &repo, today)?);
+        repo_diags.extend(usage_outliers(url, &repo, today, rt)?);
     }
     if args.online {
-        repo_diags.extend(online(&args.dir, &repo, &ledger, today)?);
+        repo_diags.extend(online(&args.dir, &repo, &ledger, today, rt)?);
     }
 
     let mut all = Diagnostics::new();
@@ -301,18 +302,19 @@ fn has_link_on_the_way(root: &Path, rel: &str, name: &str, diags: &mut Diagnosti
 
 /// Rows of `sql` from the guard's store at `url`, opened read-only (`what` names them in
 /// errors; a PostgreSQL URL, which may hold a password, is never quoted).
-fn read_only_rows<T>(url: &str, sql: &str, what: &str) -> anyhow::Result<Vec<T>>
+fn read_only_rows<T>(
+    url: &str,
+    sql: &str,
+    what: &str,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<Vec<T>>
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
         + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
         + Send
         + Unpin,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
+    rt.block_on(async {
         if url.starts_with("sqlite:") {
             use sqlx::sqlite::SqliteConnectOptions;
             let options = SqliteConnectOptions::from_str(url)
@@ -360,6 +362,7 @@ fn usage_outliers(
     url: &str,
     repo: &gatehouse_core::Repo,
     today: Date,
+    rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Diagnostics> {
     let settings = repo
         .settings
@@ -372,7 +375,7 @@ fn usage_outliers(
         "SELECT project, day, CAST(SUM(minutes) AS BIGINT) FROM job_minutes \
          WHERE day >= '{from}' AND day < '{until}' GROUP BY project, day"
     );
-    let rows: Vec<(String, String, i64)> = read_only_rows(url, &sql, "the guard's minutes")?;
+    let rows: Vec<(String, String, i64)> = read_only_rows(url, &sql, "the guard's minutes", rt)?;
     let rows = rows.into_iter().filter_map(|(project, day, minutes)| {
         Some((
             project,
@@ -405,11 +408,15 @@ fn usage_outliers(
 
 /// The day of each (lower-cased project, resource)'s latest allowed job, from the guard's
 /// decisions.
-fn last_allowed_jobs(url: &str) -> anyhow::Result<HashMap<(String, String), Date>> {
+fn last_allowed_jobs(
+    url: &str,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<HashMap<(String, String), Date>> {
     const SQL: &str = "SELECT project, resource, MAX(decided_at) FROM decisions \
         WHERE outcome = 'allow' AND project IS NOT NULL AND resource IS NOT NULL \
         GROUP BY project, resource";
-    let rows: Vec<(String, String, String)> = read_only_rows(url, SQL, "the guard's decisions")?;
+    let rows: Vec<(String, String, String)> =
+        read_only_rows(url, SQL, "the guard's decisions", rt)?;
     let mut out: HashMap<(String, String), Date> = HashMap::new();
     for (project, resource, at) in rows {
         // `decided_at` is an RFC 3339 timestamp; its first ten characters are the UTC day.
@@ -432,6 +439,7 @@ fn online(
     repo: &gatehouse_core::Repo,
     ledger: &PolicyLedger<'_>,
     today: Date,
+    rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Diagnostics> {
     let mut diags = Diagnostics::new();
     let Some(token) = std::env::var("GITHUB_TOKEN")
@@ -453,6 +461,7 @@ fn online(
         &settings.value.repo_suffix,
         &projects,
         &logins,
+        rt,
     )
     .context("asking GitHub about projects and logins")?;
     // Only what concerns grants and the ToS list: requests are `check`'s business.
@@ -464,7 +473,7 @@ fn online(
 
     // What `gatehouse plan` shows: merged requests and expiries that `apply` has not made yet.
     // Until it runs, providers lag the ledger by exactly these changes.
-    let plan = super::plan::make_plan(repo, today);
+    let plan = gatehouse_apply::plan::make_plan(repo, today);
     for c in &plan.ledger {
         diags.push(
             Diagnostic::warning(
@@ -476,11 +485,6 @@ fn online(
             .with_help("run `gatehouse apply --confirm` (or `gatehouse expire --confirm`)"),
         );
     }
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let clients = providers::Clients::from_env();
     // Every provider of gatehouse.yml, then the configuration pull requests of `send_pr`
     // grants as `apply` recorded sending them (compared only when there are any).
@@ -494,7 +498,7 @@ fn online(
         })
         .collect();
     if let Ok(client) = clients.github() {
-        let sent = super::apply::sent_configuration(dir);
+        let sent = gatehouse_apply::sent_configuration(dir);
         let config = providers::FeedstockConfig::new(client, repo, today, sent);
         if !config.is_idle() {
             compared.push((
@@ -505,7 +509,7 @@ fn online(
         }
     }
     for (name, span, configured) in compared {
-        let drift = configured.and_then(|c| runtime.block_on(providers::drift(repo, name, &c)));
+        let drift = configured.and_then(|c| rt.block_on(providers::drift(repo, name, &c)));
         match drift {
             Err(e) => diags.push(Diagnostic::warning(
                 "audit-unverified",
@@ -536,9 +540,9 @@ fn online(
         else {
             continue;
         };
-        let granted = super::apply::granted_at(repo, name, today);
+        let granted = gatehouse_apply::granted_at(repo, name, today);
         let installed = clients.admin().and_then(|c| {
-            runtime.block_on(providers::cirun_app::installed_repositories(
+            rt.block_on(providers::cirun_app::installed_repositories(
                 &c,
                 installation.value,
             ))
@@ -578,7 +582,7 @@ fn online(
         };
         let file = format!("{org}/{}/{CATALOGUE_FILE}", access_repo.value);
         let read = clients.github().and_then(|c| {
-            runtime.block_on(providers::contents::read_file(
+            rt.block_on(providers::contents::read_file(
                 &c,
                 &org,
                 &access_repo.value,
@@ -619,7 +623,7 @@ fn online(
         }
     }
 
-    match runtime.block_on(runner_groups(&clients, &org)) {
+    match rt.block_on(runner_groups(&clients, &org)) {
         Ok(groups) => diags.extend(audit::public_runner_groups(repo, ledger, &groups)),
         Err(e) => diags.push(Diagnostic::warning(
             "audit-unverified",

@@ -3,16 +3,22 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use gatehouse_core::check::{check_online, online_targets, run_all};
+use gatehouse_core::check::{CHECKS, check_online, online_targets, run_except};
 use gatehouse_core::{Diagnostic, Span, repo};
 use jiff::civil::Date;
 
 use crate::cli::CheckArgs;
 use crate::report;
 
-pub fn run(args: CheckArgs, today: Date) -> anyhow::Result<ExitCode> {
+pub fn run(args: CheckArgs, today: Date, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
+    if args.list {
+        for (name, _) in CHECKS {
+            println!("{name}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let repo = repo::load_dir(&args.dir)?;
-    let mut diags = run_all(&repo, today);
+    let mut diags = run_except(&repo, today, &args.skip);
     if args.online {
         match std::env::var("GITHUB_TOKEN")
             .ok()
@@ -25,8 +31,9 @@ pub fn run(args: CheckArgs, today: Date) -> anyhow::Result<ExitCode> {
                     .map(|s| (s.value.org.value.clone(), s.value.repo_suffix.clone()));
                 if let Some((org, suffix)) = org {
                     let (projects, logins) = online_targets(&repo);
-                    let facts = crate::online::gather(&token, &org, &suffix, &projects, &logins)
-                        .context("online checks")?;
+                    let facts =
+                        crate::online::gather(&token, &org, &suffix, &projects, &logins, rt)
+                            .context("online checks")?;
                     diags.extend(check_online(&repo, &facts));
                 }
             }

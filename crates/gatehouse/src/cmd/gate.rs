@@ -26,7 +26,7 @@ const MAX_SECRET_FILE: u64 = 64 * 1024;
 /// The largest snapshot read.
 const MAX_SNAPSHOT: u64 = 64 * 1024 * 1024;
 
-pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: GateArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(GateCommand::Keygen { out }) => keygen(&out),
         Some(GateCommand::Fetch {
@@ -34,8 +34,8 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
             token_file,
             out,
             public_keys,
-        }) => fetch(&guard, &token_file, &out, &public_keys),
-        None => Ok(decide(&args)),
+        }) => fetch(&guard, &token_file, &out, &public_keys, rt),
+        None => Ok(decide(&args, rt)),
     }
 }
 
@@ -74,9 +74,9 @@ impl Verdict {
 
 /// Decides and tells: exit 0 for an admitted job, 1 for a refused one (GitHub then fails the
 /// job before its first step).
-fn decide(args: &GateArgs) -> ExitCode {
+fn decide(args: &GateArgs, rt: &tokio::runtime::Runtime) -> ExitCode {
     let env = |name: &str| std::env::var(name).ok();
-    let verdict = judge(args, &env);
+    let verdict = judge(args, &env, rt);
     if verdict.allow {
         if args.verbose {
             println!(
@@ -109,7 +109,11 @@ fn decide(args: &GateArgs) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn judge(args: &GateArgs, env: &dyn Fn(&str) -> Option<String>) -> Verdict {
+fn judge(
+    args: &GateArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    rt: &tokio::runtime::Runtime,
+) -> Verdict {
     let Some(pool) = args.pool.as_deref() else {
         return Verdict::refuse(
             "unreachable",
@@ -124,7 +128,7 @@ fn judge(args: &GateArgs, env: &dyn Fn(&str) -> Option<String>) -> Verdict {
     };
     let timeout = parse_duration("--timeout", &args.timeout).unwrap_or(Duration::from_secs(2));
     let guard_said = match (&args.guard, &args.token_file) {
-        (Some(guard), Some(token_file)) => ask_until_admitted(guard, token_file, &job, timeout),
+        (Some(guard), Some(token_file)) => ask_until_admitted(guard, token_file, &job, timeout, rt),
         _ => Asked::Unreachable("no guard is configured".into()),
     };
     let why_offline = match guard_said {
@@ -167,7 +171,13 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Asks the guard, and asks again while it answers `wait` (a concurrency cap is reached): the
 /// job holds its runner and waits for a slot; the guard says when the pool's
 /// `concurrency_wait` is over (a `concurrency-exhausted` denial).
-fn ask_until_admitted(guard: &str, token_file: &Path, job: &RunnerJob, timeout: Duration) -> Asked {
+fn ask_until_admitted(
+    guard: &str,
+    token_file: &Path,
+    job: &RunnerJob,
+    timeout: Duration,
+    rt: &tokio::runtime::Runtime,
+) -> Asked {
     let started = std::time::Instant::now();
     // Once the guard said a cap is reached, the snapshot (which cannot count jobs) must not let
     // the job through: an unreachable guard is asked again for a while, then the job is refused.
@@ -180,7 +190,7 @@ fn ask_until_admitted(guard: &str, token_file: &Path, job: &RunnerJob, timeout: 
                 "the guard kept this job waiting for a slot for {waited}s, longer than any pool's concurrency_wait"
             ));
         }
-        match ask_guard(guard, token_file, job, timeout, waited) {
+        match ask_guard(guard, token_file, job, timeout, waited, rt) {
             Asked::Unreachable(why) if told_to_wait => {
                 let since = *unreachable_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() > UNREACHABLE_WHILE_WAITING {
@@ -215,6 +225,7 @@ fn ask_guard(
     job: &RunnerJob,
     timeout: Duration,
     waited_secs: u64,
+    rt: &tokio::runtime::Runtime,
 ) -> Asked {
     let token = match read_secret(token_file) {
         Ok(t) => t,
@@ -246,14 +257,7 @@ fn ask_guard(
         let body = resp.bytes().await?;
         anyhow::Ok((status, body))
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return Asked::Unreachable(format!("cannot start the HTTP client: {e}")),
-    };
-    match runtime.block_on(asked) {
+    match rt.block_on(asked) {
         Err(e) => Asked::Unreachable(format!(
             "the guard did not answer within {timeout:?} ({})",
             token.scrub(&format!("{e:#}"))
@@ -469,7 +473,13 @@ fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn fetch(guard: &str, token_file: &Path, out: &Path, keys: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn fetch(
+    guard: &str,
+    token_file: &Path,
+    out: &Path,
+    keys: &[PathBuf],
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<ExitCode> {
     let token = read_secret(token_file)?;
     let trusted = public_keys(keys)?;
     let etag_file = out.with_extension("etag");
@@ -477,10 +487,7 @@ fn fetch(guard: &str, token_file: &Path, out: &Path, keys: &[PathBuf]) -> anyhow
         .ok()
         .filter(|_| out.exists());
     let url = format!("{}/api/v1/snapshot", guard.trim_end_matches('/'));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (status, new_etag, body) = runtime
+    let (status, new_etag, body) = rt
         .block_on(async {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let client = reqwest::Client::builder()
@@ -547,7 +554,11 @@ fn fetch(guard: &str, token_file: &Path, out: &Path, keys: &[PathBuf]) -> anyhow
 }
 
 /// `gatehouse snapshot`.
-pub fn run_snapshot(args: SnapshotArgs, today: Date) -> anyhow::Result<ExitCode> {
+pub fn run_snapshot(
+    args: SnapshotArgs,
+    today: Date,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<ExitCode> {
     let repo = super::load_repo_warn(&args.dir, today)?;
     let key = SigningKey::from_text(&String::from_utf8_lossy(
         &read_limited(&args.key, MAX_SECRET_FILE).map_err(anyhow::Error::msg)?,
@@ -556,10 +567,7 @@ pub fn run_snapshot(args: SnapshotArgs, today: Date) -> anyhow::Result<ExitCode>
     let max_age = parse_duration("--max-age", &args.max_age)?;
     let roles = match &args.db {
         None => Vec::new(),
-        Some(db) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(gatehouse_server::gate::stored_roles(db))?,
+        Some(db) => rt.block_on(gatehouse_server::gate::stored_roles(db))?,
     };
     let pools = repo
         .settings

@@ -36,7 +36,11 @@ pub fn to_yaml<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
     serde_saphyr::to_string(value).context("rendering YAML")
 }
 
-pub fn run_cirun(args: ImportCirunArgs, today: Date) -> anyhow::Result<ExitCode> {
+pub fn run_cirun(
+    args: ImportCirunArgs,
+    today: Date,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<ExitCode> {
     let granted = match &args.granted {
         Some(s) => super::today(Some(s)).context("--granted")?,
         None => today,
@@ -74,7 +78,7 @@ pub fn run_cirun(args: ImportCirunArgs, today: Date) -> anyhow::Result<ExitCode>
             )?,
             path.display().to_string(),
         )),
-        (Some(url), None, true) => Some((read_users(url, &fetch_users(url)?)?, url.clone())),
+        (Some(url), None, true) => Some((read_users(url, &fetch_users(url, rt)?)?, url.clone())),
         (None, None, true) => {
             anyhow::bail!(
                 "--online reads the users list of `users_from_json`, but no policy has one"
@@ -153,7 +157,7 @@ fn read_users(source: &str, bytes: &[u8]) -> anyhow::Result<TosList> {
 
 /// The users list at `url`: https, or http to this machine (a test's stand-in); at most
 /// [`MAX_TOS_BYTES`].
-fn fetch_users(url: &str) -> anyhow::Result<Vec<u8>> {
+fn fetch_users(url: &str, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<u8>> {
     let parsed = reqwest::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
     let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     anyhow::ensure!(
@@ -161,11 +165,7 @@ fn fetch_users(url: &str) -> anyhow::Result<Vec<u8>> {
         "refusing to read the users list over {}: {url} must be an https URL",
         parsed.scheme()
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the HTTP client")?;
-    runtime.block_on(async {
+    rt.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))

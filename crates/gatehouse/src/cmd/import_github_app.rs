@@ -31,7 +31,11 @@ struct Listed {
     full_name: String,
 }
 
-pub fn run(args: ImportGithubAppArgs, today: Date) -> anyhow::Result<ExitCode> {
+pub fn run(
+    args: ImportGithubAppArgs,
+    today: Date,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<ExitCode> {
     let granted = match &args.granted {
         Some(s) => super::today(Some(s)).context("--granted")?,
         None => today,
@@ -95,12 +99,8 @@ pub fn run(args: ImportGithubAppArgs, today: Date) -> anyhow::Result<ExitCode> {
             )
         })?;
     let client = Client::new(Secret::new(token), Settings::for_service(Service::GitHub)?)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let id = installation.to_string();
-    let listed: Vec<Listed> = runtime
+    let listed: Vec<Listed> = rt
         .block_on(client.get_all(
             &["user", "installations", &id, "repositories"],
             Some("repositories"),

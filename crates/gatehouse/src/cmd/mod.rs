@@ -1,7 +1,6 @@
 //! One module per subcommand.
 
 pub mod apply;
-pub mod apply_review;
 pub mod approvals;
 pub mod audit;
 pub mod check;
@@ -39,20 +38,7 @@ pub fn today(over: Option<&str>) -> anyhow::Result<Date> {
     }
 }
 
-/// Loads the repository and warns (on stderr) when `check` would find errors in it: commands
-/// that act on a broken repository act on the files that loaded, which grant less, never more.
-pub fn load_repo_warn(dir: &std::path::Path, today: Date) -> anyhow::Result<gatehouse_core::Repo> {
-    let repo = gatehouse_core::repo::load_dir(dir)?;
-    let errors = gatehouse_core::check::run_all(&repo, today).errors();
-    if errors > 0 {
-        eprintln!(
-            "warning: {} has {errors} error(s); files that failed to load grant nothing. Run `gatehouse check {}` to see them",
-            dir.display(),
-            dir.display()
-        );
-    }
-    Ok(repo)
-}
+pub use gatehouse_apply::load_repo_warn;
 
 /// `text` (`30s`, `5m`, `250ms`, `1h`) as a duration; errors name `flag`.
 pub(crate) fn parse_duration(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {

@@ -11,13 +11,9 @@ use jiff::tz::TimeZone;
 
 use crate::cli::{DecisionFormat, ReplayArgs};
 
-pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ReplayArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     let since = parse_since(&args.since)?;
-    let report = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(replay(&args.dir, &args.db, since))?;
+    let report = rt.block_on(replay(&args.dir, &args.db, since))?;
     match args.format {
         DecisionFormat::Json => {
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -59,7 +59,7 @@ fn signing_key(path: &std::path::Path) -> anyhow::Result<gatehouse_gate::snapsho
         .map_err(|e| anyhow::anyhow!("--gate-key {}: {e}", path.display()))
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ServeArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     let webhook_secret = match secret(
         args.webhook_secret_file.as_deref(),
         "GATEHOUSE_WEBHOOK_SECRET",
@@ -127,24 +127,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|t| parse_duration("--exit-after", t))
         .transpose()?;
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(async {
-            match exit_after {
-                None => gatehouse_server::serve(config).await,
-                Some(after) => {
-                    let listener = tokio::net::TcpListener::bind(config.listen)
-                        .await
-                        .with_context(|| format!("cannot listen on {}", config.listen))?;
-                    gatehouse_server::serve_on(listener, config, async move {
-                        tokio::time::sleep(after).await;
-                        tracing::info!("--exit-after elapsed: stopping");
-                    })
+    rt.block_on(async {
+        match exit_after {
+            None => gatehouse_server::serve(config).await,
+            Some(after) => {
+                let listener = tokio::net::TcpListener::bind(config.listen)
                     .await
-                }
+                    .with_context(|| format!("cannot listen on {}", config.listen))?;
+                gatehouse_server::serve_on(listener, config, async move {
+                    tokio::time::sleep(after).await;
+                    tracing::info!("--exit-after elapsed: stopping");
+                })
+                .await
             }
-        })?;
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
 }

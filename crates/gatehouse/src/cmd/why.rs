@@ -67,7 +67,7 @@ struct RunAnswer {
     queue: Vec<QueueRow>,
 }
 
-pub fn run(args: WhyArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: WhyArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     let target = parse_run_url(&args.url)?;
     let url = reqwest::Url::parse_with_params(
         &format!(
@@ -94,10 +94,7 @@ pub fn run(args: WhyArgs) -> anyhow::Result<ExitCode> {
         let body = resp.bytes().await?;
         anyhow::Ok((status, body))
     };
-    let (status, body) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
+    let (status, body) = rt
         .block_on(fetch)
         .with_context(|| format!("asking the guard at {}", args.guard))?;
     if status == reqwest::StatusCode::NOT_FOUND {

@@ -140,15 +140,11 @@ impl Cirun {
         today: Date,
         target: Target,
     ) -> anyhow::Result<Self> {
-        let yaml = gatehouse_policy::render::cirun::render(repo, Some(name), today)?;
-        let body: Value = serde_saphyr::from_str(&yaml).with_context(|| {
-            format!(
-                "reading back the rendered Cirun policy ({} bytes; one that lists every ToS \
-                 login in each entry grows fast: give the provider `users_from_json`)",
-                yaml.len()
-            )
-        })?;
-        let policy = Policy::parse(&body).context("reading back the rendered Cirun policy")?;
+        // Built once as a value: the file is its one rendering, and the comparison with what
+        // Cirun holds reads the value itself, never the text parsed back.
+        let access = gatehouse_policy::render::cirun::desired(repo, Some(name), today)?;
+        let yaml = access.to_yaml();
+        let policy = Policy::parse(&access.to_json()).context("the desired Cirun policy")?;
         let mut desired = empty_access(repo, name);
         desired.extend(policy.access(org));
         Ok(Cirun {
@@ -679,9 +675,48 @@ mod tests {
         );
     }
 
+    /// The desired policy is compared as the value it is built as; that value must be exactly
+    /// what its one rendering, the committed `.access.yml`, reads as.
+    #[test]
+    fn the_desired_value_is_what_its_rendering_reads_as() {
+        let same = |repo: &Repo| {
+            let today = jiff::civil::date(2026, 6, 1);
+            let access =
+                gatehouse_policy::render::cirun::desired(repo, Some("cirun"), today).unwrap();
+            assert!(!access.policies.is_empty(), "{access:?}");
+            let text: Value = serde_saphyr::from_str(&access.to_yaml()).unwrap();
+            assert_eq!(
+                Policy::parse(&access.to_json()).unwrap(),
+                Policy::parse(&text).unwrap()
+            );
+        };
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/conda-forge");
+        same(&gatehouse_core::repo::load_dir(&example).unwrap());
+        // A grant narrowed to no one (`users: []`), a resource with no roles, a ToS list.
+        same(&Repo::from_sources([
+            (
+                "gatehouse.yml",
+                "org: cf\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n",
+            ),
+            (
+                "resources/bare.yml",
+                "name: bare\nprovider: cirun\nlabels: [cirun-bare]\nusers: { roles: [] }\n",
+            ),
+            (
+                "resources/tos.yml",
+                "name: tos\nprovider: cirun\nlabels: [cirun-tos]\nusers: { require_tos: true }\n",
+            ),
+            (
+                "grants/nobody.yml",
+                "project: nobody\ngrants:\n  - resource: bare\n    granted: 2026-01-01\n    users: { users: [] }\n  - resource: tos\n    granted: 2026-01-01\n    pull_request: true\n",
+            ),
+        ]));
+    }
+
     /// conda-forge's real policy, as Cirun's `GET access-control` answers it.
     fn real() -> Policy {
-        let text = include_str!("../../../../fixtures/conda-forge/cirun-access.yml");
+        let text = include_str!("../../../fixtures/conda-forge/cirun-access.yml");
         Policy::parse(&serde_saphyr::from_str(text).unwrap()).unwrap()
     }
 

@@ -11,7 +11,7 @@
 //! reported. A request with no pull request is granted only when `accept_unreviewed` in
 //! gatehouse.yml lists both its commit's GitHub author and committer, by account id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -19,9 +19,11 @@ use gatehouse_core::Repo;
 use gatehouse_core::ledger::RequestOrigin;
 use serde::Deserialize;
 
-use super::approvals::{Pull, Target, User, judge_pull};
-use crate::github::{Client, Service};
-use crate::providers;
+use gatehouse_github::{Client, Service};
+use gatehouse_history::git;
+use gatehouse_providers as providers;
+
+use crate::approvals::{Pull, Target, User, judge_pull};
 
 /// What `apply` may do with the requests.
 #[derive(Debug, Default)]
@@ -33,7 +35,7 @@ pub struct Judgement {
 }
 
 /// Judges every request of `repo` (a clone of the access repository at `dir`).
-pub fn judge_requests(dir: &Path, repo: &Repo) -> Judgement {
+pub fn judge_requests(dir: &Path, repo: &Repo, rt: &tokio::runtime::Runtime) -> Judgement {
     let mut out = Judgement::default();
     if repo.requests.is_empty() {
         return out;
@@ -64,23 +66,10 @@ pub fn judge_requests(dir: &Path, repo: &Repo) -> Judgement {
             return out;
         }
     };
-    let last = match last_commits(dir) {
+    let last = match git::last_commits(dir) {
         Ok(l) => l,
         Err(e) => {
             hold_all(&mut out, format!("not judged: {e:#}"));
-            return out;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            hold_all(
-                &mut out,
-                format!("not judged: starting the async runtime: {e}"),
-            );
             return out;
         }
     };
@@ -102,7 +91,7 @@ pub fn judge_requests(dir: &Path, repo: &Repo) -> Judgement {
             ));
             continue;
         };
-        match runtime.block_on(judge.request(path, sha)) {
+        match rt.block_on(judge.request(path, sha)) {
             Ok(Ok(origin)) => {
                 out.origins.insert(path.to_string(), origin);
             }
@@ -271,91 +260,15 @@ fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
 
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .context("running git (is it installed?)")?;
-    Ok(out)
-}
-
-/// Request path -> the last commit that touched it; paths with uncommitted changes are left out.
-fn last_commits(dir: &Path) -> anyhow::Result<HashMap<String, String>> {
-    let log = git(
-        dir,
-        &["log", "--format=commit %H", "--name-only", "--", "requests"],
-    )?;
-    if !log.status.success() {
-        bail!(
-            "git log failed: {}",
-            String::from_utf8_lossy(&log.stderr).trim()
-        );
-    }
-    let mut out = HashMap::new();
-    let mut sha = String::new();
-    for line in String::from_utf8_lossy(&log.stdout).lines() {
-        if let Some(s) = line.strip_prefix("commit ") {
-            sha = s.trim().to_string();
-        } else if !line.trim().is_empty() && !sha.is_empty() {
-            out.entry(line.trim().to_string())
-                .or_insert_with(|| sha.clone());
-        }
-    }
-    let status = git(
-        dir,
-        &[
-            "status",
-            "--porcelain",
-            "--untracked-files=all",
-            "--",
-            "requests",
-        ],
-    )?;
-    for line in String::from_utf8_lossy(&status.stdout).lines() {
-        if let Some(path) = line.get(3..) {
-            out.remove(path.trim());
-        }
-    }
-    Ok(out)
-}
-
 /// The rules (gatehouse.yml, resources/, people/) as they were at commit `sha`.
 fn rules_at(dir: &Path, sha: &str) -> anyhow::Result<Repo> {
-    let exists = git(dir, &["cat-file", "-e", &format!("{sha}^{{commit}}")])?;
-    if !exists.status.success() {
+    let Some(files) = git::files_at(dir, sha, &["gatehouse.yml", "resources", "people"])? else {
         bail!(
             "the base commit {} of its pull request is not in this clone, so who reviews it \
              cannot be read; check out the access repository's whole history (actions/checkout \
              with fetch-depth: 0)",
             short(sha)
         );
-    }
-    let listed = git(
-        dir,
-        &[
-            "ls-tree",
-            "-r",
-            "-z",
-            "--name-only",
-            sha,
-            "--",
-            "gatehouse.yml",
-            "resources",
-            "people",
-        ],
-    )?;
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for path in String::from_utf8_lossy(&listed.stdout).split('\0') {
-        if path.is_empty() {
-            continue;
-        }
-        let shown = git(dir, &["show", &format!("{sha}:{path}")])?;
-        if !shown.status.success() {
-            bail!("reading {path} at {}: git show failed", short(sha));
-        }
-        files.insert(path.to_string(), shown.stdout);
-    }
+    };
     Ok(Repo::from_sources(files))
 }

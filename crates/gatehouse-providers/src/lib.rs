@@ -10,7 +10,7 @@
 
 mod cirun;
 pub mod cirun_app;
-pub(crate) mod contents;
+pub mod contents;
 pub mod feedstock_config;
 mod github_app;
 mod runner_group;
@@ -25,7 +25,8 @@ use gatehouse_core::desired::{DesiredState, ProviderChange, diff};
 use gatehouse_core::model::{CirunVia, ProviderKind, ProviderSettings};
 use jiff::civil::Date;
 
-use crate::github::{Client, Secret, Service, Settings};
+use gatehouse_github as github;
+use github::{Client, Secret, Service, Settings};
 
 pub use cirun::Cirun;
 pub use feedstock_config::FeedstockConfig;
@@ -45,6 +46,9 @@ pub struct Observed {
 }
 
 /// One provider: what it should grant, what it grants, and how to change it.
+// Its futures are driven on the command line's one current-thread runtime, never sent to
+// another thread, so they need no `Send` bound.
+#[allow(async_fn_in_trait)]
 pub trait Provider {
     /// What the ledger wants it to grant, keyed the way [`Provider::observe`] reports.
     fn desired(&self) -> &Access;
@@ -422,7 +426,7 @@ pub fn configure(
 }
 
 /// `org/name` split in two.
-pub(crate) fn split_repository(full: &str) -> anyhow::Result<(&str, &str)> {
+pub fn split_repository(full: &str) -> anyhow::Result<(&str, &str)> {
     full.split_once('/')
         .with_context(|| format!("`{full}` is not an `owner/name` repository"))
 }
