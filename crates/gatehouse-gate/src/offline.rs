@@ -59,6 +59,8 @@ impl Job for OfflineJob<'_> {
             head_owner: self.head_owner.as_ref(),
             actor: &self.actor,
             triggering_actor: self.triggering.as_ref(),
+            // Offline there are no run approvals to match it against.
+            head_sha: None,
         })
     }
 

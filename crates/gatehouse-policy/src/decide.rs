@@ -350,7 +350,7 @@ pub const PULL_REQUEST_EVENTS: &[&str] = &[
     "pull_request_review_comment",
 ];
 
-fn is_pull_request_event(event: &str) -> bool {
+pub(crate) fn is_pull_request_event(event: &str) -> bool {
     PULL_REQUEST_EVENTS
         .iter()
         .any(|e| e.eq_ignore_ascii_case(event))
@@ -574,7 +574,15 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                                 person_problem(&reason)
                             )
                         });
-                        return deny(DenyRule::UserNotAllowed, Some(resource), reason);
+                        // A run approval of this commit stands in for the whole rule.
+                        match approval_stands_in(policy, res, grant, job, &run, t) {
+                            StandIn::Approved => missing = None,
+                            StandIn::RoleUnknown => missing = Some(Missing::Roles),
+                            StandIn::No => {
+                                return deny(DenyRule::UserNotAllowed, Some(resource), reason);
+                            }
+                        }
+                        break;
                     }
                     Ok(Some(role)) => t.step("user-not-allowed", true, || {
                         format!(
@@ -655,6 +663,70 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
             resource,
             grant: grant_id,
         },
+    }
+}
+
+/// What a run approval does for a job its people alone do not let run.
+enum StandIn {
+    /// None covers the job, or its approver may not approve: the people rule's denial stands.
+    No,
+    /// It stands in for the people rule.
+    Approved,
+    /// It would, if its approver's role (not known yet) allows.
+    RoleUnknown,
+}
+
+/// Rule 4's alternative: the run approval of the job's commit ([`crate::RunApproval`]), when
+/// it covers this run on this resource and its approver may start the resource's jobs.
+fn approval_stands_in(
+    policy: &Policy,
+    res: &CompiledResource,
+    grant: &CompiledGrant,
+    job: &impl Job,
+    run: &Run<'_>,
+    t: &mut impl Tracer,
+) -> StandIn {
+    let Some(approval) = job.run_approval() else {
+        return StandIn::No;
+    };
+    if !approval.covers(run, run.head_sha, &res.name) {
+        t.step("user-not-allowed", false, || {
+            format!(
+                "the run approval of `{}` from `{}` by `{}` is not about this run's commit or resource",
+                approval.head_sha, approval.head_repository, approval.approver.login
+            )
+        });
+        return StandIn::No;
+    }
+    let Some(role) = job.role(&approval.approver) else {
+        t.step("user-not-allowed", true, || {
+            format!(
+                "run approval by `{}`: role not known yet",
+                approval.approver.login
+            )
+        });
+        return StandIn::RoleUnknown;
+    };
+    match crate::run_approval::may_approve(policy, res, grant, &approval.approver, role) {
+        Ok(()) => {
+            t.step("user-not-allowed", true, || {
+                format!(
+                    "`{}` approved commit `{}` of `{}` for managed runners: the approval stands in for the people rule",
+                    approval.approver.login, approval.head_sha, approval.head_repository
+                )
+            });
+            StandIn::Approved
+        }
+        Err(why) => {
+            t.step("user-not-allowed", false, || {
+                format!(
+                    "the run approval by `{}` does not count: the approver {}",
+                    approval.approver.login,
+                    why.describe()
+                )
+            });
+            StandIn::No
+        }
     }
 }
 
@@ -842,7 +914,7 @@ impl Decision {
             }
         };
         let login = |who: Who| person(who).map_or("(unknown)", |p| p.login.as_str());
-        Some(match &d.reason {
+        let text = match &d.reason {
             DenyReason::AmbiguousLabels(a, b) => format!(
                 "the job's labels select two managed resources, `{}` and `{}`; a job may ask for one. Keep one resource's label in `runs-on`",
                 name(Some(*a)),
@@ -966,8 +1038,56 @@ impl Decision {
                     Missing::Roles => "the roles of the people who started it",
                 }
             ),
+        };
+        let hint = match (&run, d.rule, d.resource) {
+            (Some(run), DenyRule::UserNotAllowed, Some(resource)) => {
+                how_to_approve(policy, job, run, resource, project)
+            }
+            _ => None,
+        };
+        Some(match hint {
+            Some(hint) => format!("{text}. {hint}"),
+            None => text,
         })
     }
+}
+
+/// What a pull request's job denied by the people rule is told about run approvals: who can
+/// approve its commit, and what to write. `None` off pull requests, or where the one deciding
+/// takes no run approvals.
+fn how_to_approve(
+    policy: &Policy,
+    job: &impl Job,
+    run: &Run<'_>,
+    resource: ResourceId,
+    project: &str,
+) -> Option<String> {
+    let phrase = job.run_approval_phrase()?;
+    if !is_pull_request_event(run.event) {
+        return None;
+    }
+    let res = policy.resource(resource);
+    let roles = res
+        .roles()
+        .map(Permission::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let repository = job.repository();
+    let grant = with_lowercase(project.as_bytes(), |p| policy.grant_of(p, resource));
+    let mut who = format!("the {roles} role on `{repository}`");
+    if grant.is_some_and(|g| policy.grant(g).users().is_some()) {
+        who.push_str(", listed in the grant's users");
+    }
+    if res.require_tos {
+        who.push_str(", terms of service accepted");
+    }
+    let sha = run
+        .head_sha
+        .map_or("<commit>", |s| s.get(..12).unwrap_or(s));
+    Some(format!(
+        "Someone who may start jobs on `{}` for `{project}` ({who}) can approve this pull request's commit for managed runners: a new comment on the pull request saying `{phrase} {sha}`, or an approving review whose text says `{phrase}`. An approval holds for this commit only; a push needs a new one",
+        res.name
+    ))
 }
 
 /// The first day of the month after `day`.

@@ -638,6 +638,8 @@ impl JobSpec {
                 resource_minutes: self.usage.1,
             },
             today: self.today.map(|d| Day(day(d))),
+            head_sha: None,
+            run_approval: None,
         }
     }
 }
@@ -895,6 +897,8 @@ fn job() -> JobContext {
         git_ref: None,
         usage: Usage::default(),
         today: Some(Day(date(2026, 11, 28))),
+        head_sha: None,
+        run_approval: None,
     }
 }
 

@@ -33,6 +33,7 @@ mod guard;
 mod metrics;
 mod pending;
 pub mod replay;
+mod run_approvals;
 mod site_routes;
 mod sqlite_writer;
 mod state;

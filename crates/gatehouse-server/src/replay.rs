@@ -249,6 +249,8 @@ async fn redecide_from_store(
         git_ref: run.git_ref,
         usage,
         today: Some(Day(day)),
+        head_sha: None,
+        run_approval: None,
     };
     Ok((
         verdict(policy, &ctx),

@@ -79,6 +79,8 @@ pub(crate) struct Source {
     pub pools: Vec<Pool>,
     /// The concurrency caps (not in snapshots: only the guard counts jobs).
     pub caps: crate::caps::Caps,
+    /// `run_approvals:` of `gatehouse.yml` (the phrase, the runs and hours an approval gives).
+    pub run_approvals: gatehouse_core::model::RunApprovalSettings,
 }
 
 impl AppState {
@@ -275,6 +277,11 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
             })
             .collect();
         let caps = crate::caps::Caps::from_repo(&repo);
+        let run_approvals = repo
+            .settings
+            .as_ref()
+            .map(|s| s.value.run_approvals.clone())
+            .unwrap_or_default();
         Ok(Loaded {
             policy: compile_source(&policy, today),
             mode,
@@ -282,6 +289,7 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
                 policy,
                 pools,
                 caps,
+                run_approvals,
             }),
         })
     })

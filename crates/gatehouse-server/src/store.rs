@@ -162,6 +162,41 @@ const SCHEMA: &[&str] = &[
         changed_at TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS role_facts_by_change ON role_facts (changed_at)",
+    // Run approvals (`/gatehouse run <sha>`, [`crate::run_approvals`]): one row per approving
+    // comment or review (`source`: `comment:<id>` or `review:<id>`), the runs that used it
+    // (`by_guard`: re-run by the guard after the approval, not counted against `runs`), and
+    // the guard's one reply per pull request.
+    "CREATE TABLE IF NOT EXISTS run_approvals (
+        id {id},
+        source TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        pull_number {int} NOT NULL,
+        head_sha TEXT NOT NULL,
+        head_repository TEXT NOT NULL,
+        resources TEXT NOT NULL,
+        approver_login TEXT NOT NULL,
+        approver_id {int} NOT NULL,
+        approved_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        runs {int} NOT NULL
+    )",
+    "CREATE UNIQUE INDEX IF NOT EXISTS run_approvals_by_source ON run_approvals (source)",
+    "CREATE INDEX IF NOT EXISTS run_approvals_by_commit ON run_approvals (head_sha)",
+    "CREATE TABLE IF NOT EXISTS run_approval_runs (
+        approval_id {int} NOT NULL,
+        run_id {int} NOT NULL,
+        run_attempt {int} NOT NULL,
+        by_guard {int} NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (approval_id, run_id, run_attempt)
+    )",
+    "CREATE INDEX IF NOT EXISTS run_approval_runs_by_run ON run_approval_runs (run_id)",
+    "CREATE TABLE IF NOT EXISTS run_approval_replies (
+        repository TEXT NOT NULL,
+        pull_number {int} NOT NULL,
+        comment_id {int} NOT NULL,
+        PRIMARY KEY (repository, pull_number)
+    )",
 ];
 
 /// Run after [`SCHEMA`] and after the columns added since the first schema exist.
@@ -173,6 +208,9 @@ const SCHEMA_LATE: &[&str] = &[
     "CREATE UNIQUE INDEX IF NOT EXISTS decisions_by_delivery ON decisions (delivery_id)",
     // An admission is matched with its job's webhook decision by job id.
     "CREATE INDEX IF NOT EXISTS decisions_by_job ON decisions (job_id)",
+    // A run approval finds the denied runs of its commit.
+    "CREATE INDEX IF NOT EXISTS run_attempts_by_head ON run_attempts (head_sha)",
+    "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions (run_id)",
     // Usage charts read job minutes by day range.
     "CREATE INDEX IF NOT EXISTS job_minutes_by_day ON job_minutes (day, resource)",
     // A database from before `usage_by_month` existed: total what was counted.
@@ -237,6 +275,10 @@ macro_rules! on_pool {
         }
     };
 }
+
+// After `on_pool!`, which it uses.
+mod run_approvals;
+pub use run_approvals::{ApprovedRun, RunApprovalRecord, StoredRunApproval};
 
 /// One change to the store. [`Store::commit`] applies a list of them all or nothing and
 /// answers, for each, how many rows it changed (0 for a duplicate).
@@ -309,6 +351,16 @@ pub enum Write {
     Started { hold: Hold, gated: bool },
     /// A job completed: its machine is free.
     Release { holder: String },
+    /// A run approval; 0 rows when its comment or review was recorded before.
+    RunApproval(RunApprovalRecord),
+    /// A run admitted under a run approval (see [`ApprovedRun`]).
+    ApprovedRun(ApprovedRun),
+    /// The comment the guard answers run approvals with on a pull request.
+    RunApprovalReply {
+        repository: String,
+        pull_number: i64,
+        comment_id: i64,
+    },
     /// The delivery's effects are stored; `outcome` is what processing said.
     Processed {
         delivery_id: String,
@@ -759,6 +811,20 @@ impl Write {
                 at,
                 outcome,
             } => (MARK_PROCESSED, vec![t(delivery_id), t(at), t(outcome)]),
+            Write::RunApproval(a) => a.statement(),
+            Write::ApprovedRun(r) => r.statement(),
+            Write::RunApprovalReply {
+                repository,
+                pull_number,
+                comment_id,
+            } => (
+                run_approvals::UPSERT_REPLY,
+                vec![
+                    t(repository),
+                    Int(Some(*pull_number)),
+                    Int(Some(*comment_id)),
+                ],
+            ),
         }
     }
 
@@ -768,6 +834,7 @@ impl Write {
             Write::Admit(h) | Write::Started { hold: h, .. } => {
                 Some((LOCK_PROVIDER, vec![Param::Text(Some(&h.provider))]))
             }
+            Write::ApprovedRun(r) => r.lock_pg(),
             _ => None,
         }
     }

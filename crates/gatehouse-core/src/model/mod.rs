@@ -24,6 +24,7 @@ pub use request::{
 };
 pub use resource::{Defaults, OnExceed, Quota, Resource, Role, Specs, UserPolicy};
 pub use settings::{
-    CirunVia, GuardMode, GuardSettings, ProviderKind, ProviderSettings, Reviewers, Settings,
+    CirunVia, GuardMode, GuardSettings, ProviderKind, ProviderSettings, Reviewers,
+    RunApprovalSettings, Settings,
 };
 pub use tos::{TosEntry, TosList};

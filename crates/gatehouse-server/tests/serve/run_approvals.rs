@@ -1,0 +1,340 @@
+//! Run approvals (`/gatehouse run <sha>`) end to end: a fork's pull request denied, approved by
+//! a maintainer's comment or review, its denied run re-run and allowed; what does not approve
+//! (someone without the role, a commit that is not the head, an edited comment, a comment
+//! naming no commit) refused and answered once; the allowance of further runs; a push after
+//! the approval denied again; a delivery replayed counted once. Payloads are GitHub's examples
+//! (`tests/fixtures/issue_comment.*.json`, `pull_request_review.submitted.json`), adapted.
+
+use super::*;
+use gatehouse_fake::FakePull;
+
+/// The pull request's head commit, and a commit pushed after the approval.
+const HEAD: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+const PUSHED: &str = "c0ffee5b57875f334f61aebed695e2e4193db5e0";
+/// The outsider's fork the pull request comes from.
+const FORK: &str = "drive-by/example-feedstock";
+const PULL: u64 = 7;
+/// The account a re-run started by the guard's App names as its triggering actor.
+const APP: (&str, i64) = ("gatehouse[bot]", 41898283);
+
+/// A guard with the outsider's open pull request from their fork (head [`HEAD`]) and a
+/// maintainer (`write`) who may approve it.
+async fn with_fork_pull(backend: Backend) -> Guard {
+    let guard = Guard::start(backend).await;
+    guard.set_role(MAINTAINER, Some("write")).await;
+    {
+        let mut s = guard.fake.state.lock().unwrap();
+        s.accounts.insert(OUTSIDER.0.into(), OUTSIDER.1);
+        s.pulls.insert(
+            PULL,
+            FakePull {
+                head_repo: Some(FORK.into()),
+                ..FakePull::new(OUTSIDER.0, HEAD, &[])
+            },
+        );
+    }
+    guard
+}
+
+/// Attempt `attempt` of a `pull_request` run of commit `sha` from the outsider's fork. For a
+/// fork GitHub lists no pull request in `workflow_run.pull_requests`.
+fn fork_run(run_id: i64, attempt: i64, sha: &str, triggering: (&str, i64)) -> Value {
+    let mut v = run_by(run_id, attempt, OUTSIDER, triggering);
+    v["workflow_run"]["event"] = json!("pull_request");
+    v["workflow_run"]["head_sha"] = json!(sha);
+    v["workflow_run"]["pull_requests"] = json!([]);
+    v["workflow_run"]["head_repository"]["full_name"] = json!(FORK);
+    v["workflow_run"]["head_repository"]["owner"]["login"] = json!(OUTSIDER.0);
+    v["workflow_run"]["head_repository"]["owner"]["id"] = json!(OUTSIDER.1);
+    v
+}
+
+/// `who` comments `body` on the pull request (`action`: `created` or `edited`).
+fn comment(id: u64, action: &str, body: &str, who: (&str, i64)) -> Value {
+    let mut v = fixture(&format!("issue_comment.{action}.json"));
+    v["repository"]["full_name"] = json!(REPO);
+    v["issue"]["number"] = json!(PULL);
+    let api = format!("https://api.github.com/repos/{REPO}/pulls/{PULL}");
+    let html = format!("https://github.com/{REPO}/pull/{PULL}");
+    v["issue"]["pull_request"] = json!({
+        "url": api, "html_url": html, "diff_url": format!("{html}.diff"),
+        "patch_url": format!("{html}.patch"), "merged_at": null,
+    });
+    v["comment"]["id"] = json!(id);
+    v["comment"]["body"] = json!(body);
+    v["comment"]["user"]["login"] = json!(who.0);
+    v["comment"]["user"]["id"] = json!(who.1);
+    v
+}
+
+/// `who` reviews the pull request at `commit` (`state`: `approved`, `commented`, ...).
+fn review(id: u64, state: &str, body: &str, commit: &str, who: (&str, i64)) -> Value {
+    let mut v = fixture("pull_request_review.submitted.json");
+    v["repository"]["full_name"] = json!(REPO);
+    v["pull_request"]["number"] = json!(PULL);
+    v["review"]["id"] = json!(id);
+    v["review"]["state"] = json!(state);
+    v["review"]["body"] = json!(body);
+    v["review"]["commit_id"] = json!(commit);
+    v["review"]["user"]["login"] = json!(who.0);
+    v["review"]["user"]["id"] = json!(who.1);
+    v
+}
+
+impl Guard {
+    /// Delivers a run and one queued job of it; the job's answer.
+    async fn run_job(&self, run: &Value, job_id: i64) -> String {
+        let run_id = run["workflow_run"]["id"].as_i64().unwrap();
+        let attempt = run["workflow_run"]["run_attempt"].as_i64().unwrap();
+        self.deliver("workflow_run", &format!("run-{run_id}-{attempt}"), run)
+            .await;
+        let (_, m) = self
+            .deliver(
+                "workflow_job",
+                &format!("job-{job_id}"),
+                &queued_attempt(run_id, attempt, job_id),
+            )
+            .await;
+        m
+    }
+
+    fn reruns(&self) -> Vec<i64> {
+        let s = self.fake.state.lock().unwrap();
+        s.reruns.iter().map(|(_, id)| *id).collect()
+    }
+
+    /// The guard's comments on the pull request.
+    fn replies(&self) -> Vec<String> {
+        self.fake
+            .comments_on(REPO, PULL)
+            .iter()
+            .map(|c| c["body"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+on_both!(
+    a_fork_pull_request_is_denied_approved_rerun_and_allowed,
+    run_approvals_that_do_not_count_are_refused_and_said_so,
+    an_approving_review_of_the_head_commit_approves_it,
+);
+
+pub(super) async fn a_fork_pull_request_is_denied_approved_rerun_and_allowed(backend: Backend) {
+    let guard = with_fork_pull(backend).await;
+    // The outsider's pull request: denied, and told who can approve it and what to write.
+    let m = guard
+        .run_job(&fork_run(1100, 1, HEAD, OUTSIDER), 11000)
+        .await;
+    assert_eq!(m, "deny (user-not-allowed): run cancelled");
+    let d = &guard.decisions("?outcome=deny").await[0];
+    let told = d["message"].as_str().unwrap();
+    assert!(
+        told.contains(&format!("`/gatehouse run {}`", &HEAD[..12]))
+            && told.contains("the admin, maintain, write role on `octo-org/example-feedstock`"),
+        "{told}"
+    );
+
+    // A maintainer approves the head commit: recorded, the denied run goes again, and the
+    // comment gets a 👍.
+    let approve = comment(
+        501,
+        "created",
+        &format!("Read it, fine.\n/gatehouse run {}", &HEAD[..12]),
+        MAINTAINER,
+    );
+    let (status, m) = guard.deliver("issue_comment", "comment-1", &approve).await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert!(
+        m.contains("run approval by a-maintainer of 6dcb09b5b578")
+            && m.contains("1 denied run(s) re-run"),
+        "{m}"
+    );
+    assert_eq!(guard.reruns(), [1100]);
+    assert_eq!(
+        guard.fake.state.lock().unwrap().reactions,
+        [(501, "+1".to_string())]
+    );
+    assert!(guard.replies().is_empty(), "{:?}", guard.replies());
+    // The re-run (its triggering actor is the guard's App) is allowed.
+    let m = guard.run_job(&fork_run(1100, 2, HEAD, APP), 11001).await;
+    assert_eq!(m, "allow");
+
+    // The same comment again (another delivery of it) records nothing and re-runs nothing;
+    // the same delivery again is a duplicate.
+    let (_, m) = guard.deliver("issue_comment", "comment-1b", &approve).await;
+    assert!(m.contains("recorded before"), "{m}");
+    let (_, m) = guard.deliver("issue_comment", "comment-1", &approve).await;
+    assert_eq!(m, "duplicate delivery");
+    assert_eq!(guard.reruns(), [1100]);
+
+    // Three further runs of the commit (closed and reopened, say), each with two jobs, run;
+    // the fourth does not.
+    for run_id in [1101, 1102, 1103] {
+        let run = fork_run(run_id, 1, HEAD, OUTSIDER);
+        assert_eq!(guard.run_job(&run, run_id * 10).await, "allow");
+        let (_, m) = guard
+            .deliver(
+                "workflow_job",
+                &format!("job-{}", run_id * 10 + 1),
+                &queued_attempt(run_id, 1, run_id * 10 + 1),
+            )
+            .await;
+        assert_eq!(m, "allow", "a second job of run {run_id}");
+    }
+    let m = guard
+        .run_job(&fork_run(1104, 1, HEAD, OUTSIDER), 11040)
+        .await;
+    assert_eq!(
+        m, "deny (user-not-allowed): run cancelled",
+        "beyond the allowance"
+    );
+
+    // A push to the pull request: the new commit is not approved.
+    let m = guard
+        .run_job(&fork_run(1105, 1, PUSHED, OUTSIDER), 11050)
+        .await;
+    assert_eq!(m, "deny (user-not-allowed): run cancelled");
+
+    // `pull_request_target` stays denied, approved commit or not.
+    let mut target = fork_run(1106, 1, HEAD, OUTSIDER);
+    target["workflow_run"]["event"] = json!("pull_request_target");
+    let m = guard.run_job(&target, 11060).await;
+    assert_eq!(m, "deny (event-not-allowed): run cancelled");
+    let metrics = guard.metrics().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "gatehouse_run_approvals_total{outcome=\"admitted\"}"
+        ),
+        Some(7.0),
+        "{metrics}"
+    );
+}
+
+async fn run_approvals_that_do_not_count_are_refused_and_said_so(backend: Backend) {
+    let guard = with_fork_pull(backend).await;
+    let m = guard
+        .run_job(&fork_run(1200, 1, HEAD, OUTSIDER), 12000)
+        .await;
+    assert_eq!(m, "deny (user-not-allowed): run cancelled");
+    let approve = format!("/gatehouse run {}", &HEAD[..12]);
+
+    // The author, without a role, approves their own pull request: refused, and told why.
+    let (_, m) = guard
+        .deliver(
+            "issue_comment",
+            "c-1",
+            &comment(601, "created", &approve, OUTSIDER),
+        )
+        .await;
+    assert!(
+        m.starts_with("run approval refused") && m.contains("has no role"),
+        "{m}"
+    );
+    assert_eq!(guard.replies().len(), 1);
+    assert!(guard.replies()[0].contains("@drive-by: your run approval was not recorded"));
+
+    // A maintainer names a commit that is not the head (the pull request moved on).
+    let (_, m) = guard
+        .deliver(
+            "issue_comment",
+            "c-2",
+            &comment(
+                602,
+                "created",
+                &format!("/gatehouse run {}", &PUSHED[..12]),
+                MAINTAINER,
+            ),
+        )
+        .await;
+    assert!(
+        m.contains("the pull request's head is `6dcb09b5b578` now"),
+        "{m}"
+    );
+    // ... or none at all, or too few digits to be sure which.
+    for (id, body) in [(603, "/gatehouse run"), (604, "/gatehouse run 6dcb09b5")] {
+        let (_, m) = guard
+            .deliver(
+                "issue_comment",
+                &format!("c-{id}"),
+                &comment(id, "created", body, MAINTAINER),
+            )
+            .await;
+        assert!(m.contains("name the commit you approve"), "{m}");
+    }
+    // An edited comment approves nothing, even with the right words.
+    let (_, m) = guard
+        .deliver(
+            "issue_comment",
+            "c-5",
+            &comment(605, "edited", &approve, MAINTAINER),
+        )
+        .await;
+    assert!(m.contains("only a new comment or review approves"), "{m}");
+    // A comment that does not start with the phrase is no approval.
+    let (_, m) = guard
+        .deliver(
+            "issue_comment",
+            "c-6",
+            &comment(606, "created", &format!("please {approve}"), MAINTAINER),
+        )
+        .await;
+    assert_eq!(m, "not a run approval");
+
+    // Nothing was re-run, and the guard answered in one comment, edited each time.
+    assert!(guard.reruns().is_empty());
+    let replies = guard.replies();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(replies[0].contains("name the commit"), "{replies:?}");
+    let m = guard
+        .run_job(&fork_run(1201, 1, HEAD, OUTSIDER), 12010)
+        .await;
+    assert_eq!(m, "deny (user-not-allowed): run cancelled");
+}
+
+pub(super) async fn an_approving_review_of_the_head_commit_approves_it(backend: Backend) {
+    let guard = with_fork_pull(backend).await;
+    let m = guard
+        .run_job(&fork_run(1300, 1, HEAD, OUTSIDER), 13000)
+        .await;
+    assert_eq!(m, "deny (user-not-allowed): run cancelled");
+    // A review that only comments approves nothing; one that approves another commit is
+    // refused.
+    let (_, m) = guard
+        .deliver(
+            "pull_request_review",
+            "r-1",
+            &review(701, "commented", "/gatehouse run", HEAD, MAINTAINER),
+        )
+        .await;
+    assert_eq!(m, "not a run approval");
+    let (_, m) = guard
+        .deliver(
+            "pull_request_review",
+            "r-2",
+            &review(702, "approved", "LGTM /gatehouse run", PUSHED, MAINTAINER),
+        )
+        .await;
+    assert!(m.contains("run approval refused"), "{m}");
+    let (_, m) = guard
+        .deliver(
+            "pull_request_review",
+            "r-3",
+            &review(
+                703,
+                "approved",
+                "LGTM, /gatehouse run gpu",
+                HEAD,
+                MAINTAINER,
+            ),
+        )
+        .await;
+    assert!(m.contains("1 denied run(s) re-run"), "{m}");
+    assert_eq!(guard.reruns(), [1300]);
+    let m = guard.run_job(&fork_run(1300, 2, HEAD, APP), 13001).await;
+    assert_eq!(m, "allow");
+    // One reply, edited: the refusal, then the approval.
+    let replies = guard.replies();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(replies[0].contains("is recorded"), "{replies:?}");
+}
