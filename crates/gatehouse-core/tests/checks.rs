@@ -1121,3 +1121,20 @@ fn a_pools_concurrency_wait_must_be_a_duration() {
     );
     assert!(d.message.contains("longer than 24 hours"), "{d:?}");
 }
+
+#[test]
+fn bots_are_named_by_account_id() {
+    let named = format!("{SETTINGS}bots:\n  - {{ github: regro-cf-autotick-bot, id: 36490558 }}\n");
+    assert_eq!(check_with(&[("gatehouse.yml", Some(&named))]), vec![]);
+    let login_only = format!(
+        "{SETTINGS}bots:\n  - {{ github: regro-cf-autotick-bot, id: 36490558 }}\n  - some-bot\n"
+    );
+    let d = only(
+        &check_with(&[("gatehouse.yml", Some(&login_only))]),
+        "settings",
+        Severity::Error,
+        "gatehouse.yml",
+        9,
+    );
+    assert!(d.message.contains("bot `some-bot`"), "{d:#?}");
+}

@@ -146,6 +146,10 @@ pub enum DenyReason {
     TermsNotAccepted {
         who: Who,
     },
+    /// One of `gatehouse.yml`'s bots: never a maintainer, whatever role GitHub gives it.
+    Bot {
+        who: Who,
+    },
     ProjectQuota {
         used: u64,
         limit: u64,
@@ -792,6 +796,9 @@ fn check_person(
     person: &Actor,
     role: Option<Option<Permission>>,
 ) -> Result<Option<Option<Permission>>, DenyReason> {
+    if policy.is_bot(person.id) {
+        return Err(DenyReason::Bot { who });
+    }
     if let Some(permission) = role
         && !res.allows(permission)
     {
@@ -824,6 +831,9 @@ fn person_problem(reason: &DenyReason) -> String {
             ))
         ),
         DenyReason::NotListed { .. } => "is not in the grant's list of users".into(),
+        DenyReason::Bot { .. } => {
+            "is a bot (gatehouse.yml `bots`), never a maintainer whatever its role".into()
+        }
         DenyReason::TermsNotAccepted { .. } => {
             "has not accepted the provider's terms of service (matched by account id)".into()
         }
@@ -973,6 +983,11 @@ impl Decision {
                     person_problem(&d.reason),
                 )
             }
+            DenyReason::Bot { who } => format!(
+                "{} `{}` is a bot (`bots` in gatehouse.yml): a bot is never a maintainer, so its runs on `{resource}` need a maintainer's approval of the commit",
+                who_name(*who),
+                login(*who),
+            ),
             DenyReason::NotListed { who } => format!(
                 "{} `{}` is not in the list of users of `{project}`'s grant of `{resource}`. To be added, {} listing the user under `users`",
                 who_name(*who),

@@ -62,6 +62,8 @@ pub enum NotApprover {
     NotListed,
     /// They have not accepted the resource's terms of service.
     Terms,
+    /// A bot of `gatehouse.yml`: never a maintainer, so never an approver.
+    Bot,
 }
 
 impl NotApprover {
@@ -78,6 +80,7 @@ impl NotApprover {
             NotApprover::Terms => {
                 "has not accepted the resource's terms of service (matched by account id)".into()
             }
+            NotApprover::Bot => "is a bot (`bots` in gatehouse.yml), never a maintainer".into(),
         }
     }
 }
@@ -93,6 +96,9 @@ pub(crate) fn may_approve(
     approver: &Actor,
     role: Option<Permission>,
 ) -> Result<(), NotApprover> {
+    if policy.is_bot(approver.id) {
+        return Err(NotApprover::Bot);
+    }
     if !res.allows(role) {
         return Err(NotApprover::Role(role));
     }

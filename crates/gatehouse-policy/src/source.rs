@@ -25,6 +25,11 @@ pub struct PolicySource {
     pub grants: Vec<GrantSource>,
     /// Account ids of everyone who accepted the terms of service.
     pub tos: Vec<i64>,
+    /// Account ids of the bots of `gatehouse.yml` (never maintainers). Not in a runner's
+    /// snapshot (its format is unchanged): offline, the gate does not know them, and the
+    /// guard's webhook path judges the job again.
+    #[serde(skip)]
+    pub bots: Vec<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,12 +171,19 @@ impl PolicySource {
             .flat_map(|t| t.value.iter())
             .map(|e| e.id.value.0)
             .collect();
+        let bots = repo
+            .settings
+            .iter()
+            .flat_map(|s| s.value.bots.iter())
+            .filter_map(|b| b.value.id())
+            .collect();
         PolicySource {
             org,
             repo_suffix,
             resources,
             grants,
             tos,
+            bots,
         }
     }
 }

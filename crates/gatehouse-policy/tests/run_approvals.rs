@@ -17,7 +17,7 @@ fn policy() -> Policy {
     let repo = Repo::from_sources([
         (
             "gatehouse.yml",
-            "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n",
+            "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\nbots:\n  - { github: regro-cf-autotick-bot, id: 36490558 }\n",
         ),
         (
             "resources/gpu.yml",
@@ -33,7 +33,7 @@ fn policy() -> Policy {
         ),
         (
             "people/tos.yml",
-            "- { github: wolfv, id: 885054 }\n- { github: someone, id: 99 }\n",
+            "- { github: wolfv, id: 885054 }\n- { github: someone, id: 99 }\n- { github: regro-cf-autotick-bot, id: 36490558 }\n",
         ),
     ]);
     assert!(repo.load_errors.is_empty(), "{:?}", repo.load_errors);
@@ -269,4 +269,56 @@ fn the_guard_asks_the_policy_who_may_approve() {
         .is_err()
     );
     assert_eq!(p.granted_resources(repo, today), ["gpu", "cpu"]);
+}
+
+/// The version-update bot: write access on the feedstock, terms accepted, listed in `bots`.
+fn bot() -> Actor {
+    person("regro-cf-autotick-bot", 36490558, Some(Permission::Write))
+}
+
+#[test]
+fn a_bot_is_never_a_maintainer_but_its_pull_request_can_be_approved() {
+    let p = policy();
+    // Its push, whatever role GitHub gives it, is judged as a bot's.
+    let push = JobContext {
+        event: "push".into(),
+        head_repository: Some("conda-forge/pytorch-cpu-feedstock".into()),
+        head_owner: None,
+        actor: bot(),
+        head_sha: None,
+        ..fork_pr(None)
+    };
+    assert_eq!(rule(&push), Some(DenyRule::UserNotAllowed));
+    let text = p.decide(&push).message(&p, &push).unwrap();
+    assert!(text.contains("is a bot"), "{text}");
+    // Its pull request from its fork, approved by a maintainer's comment: runs.
+    let bot_pr = |approval: Option<RunApproval>| JobContext {
+        head_repository: Some("regro-cf-autotick-bot/pytorch-cpu-feedstock".into()),
+        head_owner: Some(bot()),
+        actor: bot(),
+        run_approval: approval,
+        ..fork_pr(None)
+    };
+    assert_eq!(rule(&bot_pr(None)), Some(DenyRule::UserNotAllowed));
+    let approved = RunApproval {
+        head_repository: "regro-cf-autotick-bot/pytorch-cpu-feedstock".into(),
+        ..approval(wolfv())
+    };
+    assert_eq!(rule(&bot_pr(Some(approved.clone()))), None);
+    // The bot approving (its own or anyone's) pull request counts for nothing.
+    let by_bot = RunApproval {
+        approver: bot(),
+        ..approved
+    };
+    assert_eq!(rule(&bot_pr(Some(by_bot))), Some(DenyRule::UserNotAllowed));
+    assert!(
+        p.may_approve_runs(
+            "conda-forge/pytorch-cpu-feedstock",
+            "gpu",
+            &bot(),
+            Some(Permission::Write),
+            date(2026, 11, 28)
+        )
+        .is_err()
+    );
 }

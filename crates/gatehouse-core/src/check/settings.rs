@@ -31,6 +31,25 @@ pub(super) fn validate_settings(ctx: &CheckContext<'_>, diags: &mut Diagnostics)
         ));
     }
     validate_reviewers(file, &s.reviewers, s.org.span, diags);
+    for bot in &s.bots {
+        if bot.value.id().is_none() {
+            diags.push(
+                Diagnostic::error(
+                    "settings",
+                    file,
+                    bot.span,
+                    format!(
+                        "bot `{}` is named without its numeric account id",
+                        bot.value.login()
+                    ),
+                )
+                .with_help(format!(
+                    "write `{{ github: {}, id: N }}`: a bot is known by its account id, which a renamed login keeps",
+                    bot.value.login()
+                )),
+            );
+        }
+    }
     for (name, p) in &s.providers {
         if let Some(via) = &p.via
             && p.kind.value != ProviderKind::Cirun

@@ -31,6 +31,12 @@ pub struct Settings {
     /// judges approved. `audit` reports the list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accept_unreviewed: Vec<crate::span::Spanned<super::GrantUser>>,
+    /// Bot accounts, named by numeric account id (`{ github: regro-cf-autotick-bot, id: N }`).
+    /// A bot is never a maintainer: whatever role GitHub gives it, the guard judges it as
+    /// having none, and it cannot approve runs. Its pull requests run on managed runners
+    /// through a run approval of their head commit, like anyone's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bots: Vec<crate::span::Spanned<super::GrantUser>>,
     /// Run approvals: how someone who may start a resource's jobs approves one pull request's
     /// head commit for managed runners (the guard, `gatehouse serve`). Not the approvals of
     /// access requests (`gatehouse approvals`).

@@ -117,6 +117,7 @@ on_both!(
     a_fork_pull_request_is_denied_approved_rerun_and_allowed,
     run_approvals_that_do_not_count_are_refused_and_said_so,
     an_approving_review_of_the_head_commit_approves_it,
+    a_bots_pull_request_runs_once_a_maintainer_approves_its_commit,
 );
 
 pub(super) async fn a_fork_pull_request_is_denied_approved_rerun_and_allowed(backend: Backend) {
@@ -337,4 +338,81 @@ pub(super) async fn an_approving_review_of_the_head_commit_approves_it(backend: 
     let replies = guard.replies();
     assert_eq!(replies.len(), 1, "{replies:?}");
     assert!(replies[0].contains("is recorded"), "{replies:?}");
+}
+
+/// The version-update bot: a collaborator with `write` on the feedstock, named in `bots`.
+const BOT: (&str, i64) = ("regro-cf-autotick-bot", 36490558);
+
+async fn a_bots_pull_request_runs_once_a_maintainer_approves_its_commit(backend: Backend) {
+    let guard = with_fork_pull(backend).await;
+    std::fs::write(
+        guard.repo.path().join("gatehouse.yml"),
+        format!(
+            "{SETTINGS}bots:\n  - {{ github: {}, id: {} }}\n",
+            BOT.0, BOT.1
+        ),
+    )
+    .unwrap();
+    let (status, doc) = guard.reload(ADMIN).await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    guard.set_role(BOT, Some("write")).await;
+    // The bot's pull request from its fork: whatever its role, a bot is no maintainer.
+    let bot_fork = "regro-cf-autotick-bot/example-feedstock";
+    {
+        let mut s = guard.fake.state.lock().unwrap();
+        s.accounts.insert(BOT.0.into(), BOT.1);
+        s.pulls.insert(
+            8,
+            FakePull {
+                head_repo: Some(bot_fork.into()),
+                ..FakePull::new(BOT.0, HEAD, &[])
+            },
+        );
+    }
+    let bot_run = |run_id: i64, attempt: i64, triggering: (&str, i64)| {
+        let mut v = fork_run(run_id, attempt, HEAD, triggering);
+        for who in ["actor", "triggering_actor"] {
+            if v["workflow_run"][who]["id"] == json!(OUTSIDER.1) {
+                v["workflow_run"][who]["login"] = json!(BOT.0);
+                v["workflow_run"][who]["id"] = json!(BOT.1);
+            }
+        }
+        v["workflow_run"]["head_repository"]["full_name"] = json!(bot_fork);
+        v["workflow_run"]["head_repository"]["owner"]["login"] = json!(BOT.0);
+        v["workflow_run"]["head_repository"]["owner"]["id"] = json!(BOT.1);
+        v
+    };
+    let m = guard.run_job(&bot_run(1400, 1, BOT), 14000).await;
+    assert_eq!(m, "deny (user-not-allowed): run cancelled");
+    let d = &guard.decisions("?outcome=deny").await[0];
+    let told = d["message"].as_str().unwrap();
+    assert!(
+        told.contains("is a bot") && told.contains("/gatehouse run 6dcb09b5b578"),
+        "{told}"
+    );
+    // The bot approving its own pull request (a bot command, say) counts for nothing.
+    let on_bot_pull = |id: u64, who: (&str, i64)| {
+        let mut v = comment(
+            id,
+            "created",
+            &format!("/gatehouse run {}", &HEAD[..12]),
+            who,
+        );
+        v["issue"]["number"] = json!(8);
+        v
+    };
+    let (_, m) = guard
+        .deliver("issue_comment", "b-1", &on_bot_pull(801, BOT))
+        .await;
+    assert!(
+        m.contains("run approval refused") && m.contains("is a bot"),
+        "{m}"
+    );
+    assert!(guard.reruns().is_empty());
+    // A maintainer's one comment lets it run.
+    let (_, m) = guard
+        .deliver("issue_comment", "b-2", &on_bot_pull(802, MAINTAINER))
+        .await;
+    assert!(m.contains("1 denied run(s) re-run"), "{m}");
+    assert_eq!(guard.run_job(&bot_run(1400, 2, APP), 14001).await, "allow");
 }
