@@ -264,6 +264,7 @@ impl<'a> MixBuilder<'a> {
             today: Some(Day(TODAY)),
             head_sha: None,
             run_approval: None,
+            default_branch: None,
         }
     }
 

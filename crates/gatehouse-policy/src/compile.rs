@@ -94,6 +94,8 @@ pub struct CompiledResource {
     pub require_tos: bool,
     pub project_minutes_per_month: Option<u64>,
     pub minutes_per_month: Option<u64>,
+    /// `bots: trusted`: bots' pushes to a project's own default branch are not judged by role.
+    pub bots_trusted: bool,
 }
 
 #[derive(Debug)]
@@ -266,6 +268,7 @@ pub fn compile_source(source: &PolicySource, today: Date) -> Policy {
             require_tos: r.require_tos,
             project_minutes_per_month: r.project_minutes_per_month,
             minutes_per_month: r.minutes_per_month,
+            bots_trusted: r.bots_trusted,
         });
         if let Some(group) = &r.runner_group {
             let group = group.to_ascii_lowercase();

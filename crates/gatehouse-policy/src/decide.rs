@@ -560,6 +560,13 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                     );
                 }
             };
+            // A push to the project's own default branch: what `bots: trusted` covers.
+            let trusted_push = fork == Fork::No
+                && run.event.eq_ignore_ascii_case("push")
+                && run
+                    .git_ref
+                    .zip(run.default_branch)
+                    .is_some_and(|(r, d)| r.strip_prefix("refs/heads/") == Some(d));
             let people = [
                 (Who::Actor, Some(run.actor)),
                 (Who::TriggeringActor, run.triggering_actor),
@@ -568,7 +575,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
             for (who, person) in people {
                 let Some(person) = person else { continue };
                 let role = job.role(person);
-                match check_person(policy, res, grant, who, person, role) {
+                match check_person(policy, res, grant, who, person, role, trusted_push) {
                     Err(reason) => {
                         t.step("user-not-allowed", false, || {
                             format!(
@@ -795,15 +802,23 @@ fn check_person(
     who: Who,
     person: &Actor,
     role: Option<Option<Permission>>,
+    trusted_push: bool,
 ) -> Result<Option<Option<Permission>>, DenyReason> {
-    if policy.is_bot(person.id) {
-        return Err(DenyReason::Bot { who });
-    }
-    if let Some(permission) = role
-        && !res.allows(permission)
-    {
-        return Err(DenyReason::MissingRole { who, permission });
-    }
+    let role = if policy.is_bot(person.id) {
+        // A bot is never a maintainer; on a resource that trusts bots, its push to the
+        // project's default branch is not judged by role (its list and terms still are).
+        if !(res.bots_trusted && trusted_push) {
+            return Err(DenyReason::Bot { who });
+        }
+        Some(role.flatten())
+    } else {
+        if let Some(permission) = role
+            && !res.allows(permission)
+        {
+            return Err(DenyReason::MissingRole { who, permission });
+        }
+        role
+    };
     if !grant.allows_user(person.id) {
         return Err(DenyReason::NotListed { who });
     }

@@ -44,6 +44,10 @@ pub struct JobContext {
     /// The commit the run builds (`workflow_run.head_sha`): what a run approval names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_sha: Option<String>,
+    /// The repository's default branch (`repository.default_branch`): a push of a bot there
+    /// may use a resource that says `bots: trusted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_branch: Option<String>,
     /// The run approval of the pull request's head commit the guard holds in force for this
     /// run, if any (its approver's `permission` as the guard looked it up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +155,10 @@ pub struct Run<'a> {
     pub triggering_actor: Option<&'a Actor>,
     /// The commit the run builds, when known.
     pub head_sha: Option<&'a str>,
+    /// The ref the run builds (`refs/heads/main`), when known.
+    pub git_ref: Option<&'a str>,
+    /// The repository's default branch, when known.
+    pub default_branch: Option<&'a str>,
 }
 
 /// What a decision reads about a job. [`JobContext`] knows every fact; the guard's view of a
@@ -215,6 +223,8 @@ impl Job for JobContext {
             actor: &self.actor,
             triggering_actor: self.triggering_actor.as_ref(),
             head_sha: self.head_sha.as_deref(),
+            git_ref: self.git_ref.as_deref(),
+            default_branch: self.default_branch.as_deref(),
         })
     }
 

@@ -44,6 +44,10 @@ pub struct ResourceSource {
     pub minutes_per_month: Option<u64>,
     /// The runner group that serves it, when its provider is a `runner-group`.
     pub runner_group: Option<String>,
+    /// `bots: trusted`. Not in a runner's snapshot (its format is unchanged): offline, the
+    /// gate trusts no bot.
+    #[serde(skip)]
+    pub bots_trusted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +145,7 @@ impl PolicySource {
                 project_minutes_per_month: quota.project_minutes_per_month,
                 minutes_per_month: quota.minutes_per_month,
                 runner_group: group_of(r.provider.as_str()),
+                bots_trusted: r.bots.is_some(),
             });
         }
         let grants = repo

@@ -80,6 +80,7 @@ fn job() -> JobContext {
         today: Some(Day(date(2026, 11, 28))),
         head_sha: None,
         run_approval: None,
+        default_branch: None,
     }
 }
 

@@ -640,6 +640,7 @@ impl JobSpec {
             today: self.today.map(|d| Day(day(d))),
             head_sha: None,
             run_approval: None,
+            default_branch: None,
         }
     }
 }
@@ -899,6 +900,7 @@ fn job() -> JobContext {
         today: Some(Day(date(2026, 11, 28))),
         head_sha: None,
         run_approval: None,
+        default_branch: None,
     }
 }
 

@@ -28,8 +28,12 @@ fn policy() -> Policy {
             "name: cpu\nprovider: cirun\nlabels: [cirun-openstack-cpu-large]\n",
         ),
         (
+            "resources/nightly.yml",
+            "name: nightly\nprovider: cirun\nlabels: [cirun-nightly]\nbots: trusted\n",
+        ),
+        (
             "grants/pytorch-cpu.yml",
-            "project: pytorch-cpu\ngrants:\n  - resource: gpu\n    pull_request: true\n    granted: 2026-03-01\n  - resource: cpu\n    pull_request: true\n    granted: 2026-03-01\n",
+            "project: pytorch-cpu\ngrants:\n  - resource: gpu\n    pull_request: true\n    granted: 2026-03-01\n  - resource: cpu\n    pull_request: true\n    granted: 2026-03-01\n  - resource: nightly\n    pull_request: true\n    granted: 2026-03-01\n",
         ),
         (
             "people/tos.yml",
@@ -82,6 +86,7 @@ fn fork_pr(approved: Option<RunApproval>) -> JobContext {
         today: Some(Day(date(2026, 11, 28))),
         head_sha: Some(SHA.into()),
         run_approval: approved,
+        default_branch: None,
     }
 }
 
@@ -268,7 +273,7 @@ fn the_guard_asks_the_policy_who_may_approve() {
         )
         .is_err()
     );
-    assert_eq!(p.granted_resources(repo, today), ["gpu", "cpu"]);
+    assert_eq!(p.granted_resources(repo, today), ["gpu", "cpu", "nightly"]);
 }
 
 /// The version-update bot: write access on the feedstock, terms accepted, listed in `bots`.
@@ -321,4 +326,48 @@ fn a_bot_is_never_a_maintainer_but_its_pull_request_can_be_approved() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn a_resource_that_trusts_bots_takes_their_pushes_to_the_default_branch_only() {
+    // The re-render bot pushes to pytorch-cpu's own `main` (code maintainers merged).
+    let push = |labels: &str, branch: &str, default: Option<&str>| JobContext {
+        labels: vec![labels.into()],
+        event: "push".into(),
+        head_repository: Some("conda-forge/pytorch-cpu-feedstock".into()),
+        head_owner: None,
+        actor: bot(),
+        git_ref: Some(format!("refs/heads/{branch}")),
+        default_branch: default.map(str::to_string),
+        ..fork_pr(None)
+    };
+    assert_eq!(rule(&push("cirun-nightly", "main", Some("main"))), None);
+    // Not on a resource that does not say so, not on another branch, not when the default
+    // branch is unknown.
+    for (job, why) in [
+        (
+            push("cirun-openstack-cpu-large", "main", Some("main")),
+            "cpu",
+        ),
+        (push("cirun-nightly", "bot-rerun", Some("main")), "branch"),
+        (push("cirun-nightly", "main", None), "unknown default"),
+    ] {
+        assert_eq!(rule(&job), Some(DenyRule::UserNotAllowed), "{why}");
+    }
+    // Its pull request (from its fork) still needs an approval of the commit.
+    let pull = JobContext {
+        labels: vec!["cirun-nightly".into()],
+        head_repository: Some("regro-cf-autotick-bot/pytorch-cpu-feedstock".into()),
+        head_owner: Some(bot()),
+        actor: bot(),
+        default_branch: Some("main".into()),
+        ..fork_pr(None)
+    };
+    assert_eq!(rule(&pull), Some(DenyRule::UserNotAllowed));
+    // A person without a role pushing to main is no bot: still denied.
+    let stranger = JobContext {
+        actor: person("stranger", 7, None),
+        ..push("cirun-nightly", "main", Some("main"))
+    };
+    assert_eq!(rule(&stranger), Some(DenyRule::UserNotAllowed));
 }

@@ -62,12 +62,17 @@ pub fn run_record(run: WorkflowRun, repository: &str, fallback: Option<User>) ->
         Some(r) => (Some(r.full_name), r.owner.map(|o| (o.login, o.id))),
         None => (None, None),
     };
+    let default_branch = run
+        .repository
+        .as_ref()
+        .and_then(|r| r.default_branch.clone());
     Some(RunRecord {
         run_id: run.id,
         run_attempt: run.run_attempt,
         repository: run
             .repository
             .map_or_else(|| repository.to_string(), |r| r.full_name),
+        default_branch,
         event: run.event,
         head_repository,
         head_owner,

@@ -573,11 +573,14 @@ pub async fn recover(state: &Arc<AppState>) -> anyhow::Result<usize> {
 
 fn on_workflow_run(event: &WorkflowRunEvent, writes: &mut Vec<Write>) -> anyhow::Result<String> {
     let repository = &event.repository.full_name;
-    let Some(run) =
+    let Some(mut run) =
         crate::events::run_record(event.workflow_run.clone(), repository, event.sender.clone())
     else {
         anyhow::bail!("the workflow_run event names no actor");
     };
+    if run.default_branch.is_none() {
+        run.default_branch = event.repository.default_branch.clone();
+    }
     let what = format!("run {} attempt {} remembered", run.run_id, run.run_attempt);
     writes.push(Write::Run {
         run,
@@ -741,6 +744,7 @@ struct RunPeople {
     workflow: Option<String>,
     git_ref: Option<String>,
     head_sha: Option<String>,
+    default_branch: Option<String>,
 }
 
 fn person((login, id): (String, i64)) -> Actor {
@@ -764,6 +768,7 @@ impl RunPeople {
             workflow: run.workflow,
             git_ref: run.git_ref,
             head_sha: run.head_sha,
+            default_branch: run.default_branch,
         }
     }
 }
@@ -801,6 +806,8 @@ impl Job for GuardJob<'_> {
             actor: &r.actor,
             triggering_actor: r.triggering.as_ref(),
             head_sha: r.head_sha.as_deref(),
+            git_ref: r.git_ref.as_deref(),
+            default_branch: r.default_branch.as_deref(),
         })
     }
 
@@ -853,6 +860,7 @@ impl<'a> GuardJob<'a> {
             workflow: run.workflow.clone(),
             git_ref: run.git_ref.clone(),
             head_sha: run.head_sha.clone(),
+            default_branch: run.default_branch.clone(),
             run_approval: self.approval.as_ref().map(|a| RunApproval {
                 approver: with_role(&a.approver),
                 ..a.clone()

@@ -251,6 +251,7 @@ async fn redecide_from_store(
         today: Some(Day(day)),
         head_sha: None,
         run_approval: None,
+        default_branch: None,
     };
     Ok((
         verdict(policy, &ctx),

@@ -238,6 +238,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str, Option<&str>)] = &[
     ),
     ("deliveries", "outcome", "TEXT", None),
     ("decisions", "context", "TEXT", None),
+    // For `bots: trusted`: whether a run's push is to the default branch.
+    ("run_attempts", "default_branch", "TEXT", None),
     // Decisions made before admissions existed were the webhook path's.
     (
         "decisions",
@@ -439,6 +441,8 @@ pub struct RunRecord {
     /// The head repository's owner (login, id): for a fork, whose code runs.
     pub head_owner: Option<(String, i64)>,
     pub head_sha: Option<String>,
+    /// The repository's default branch, when the event (or the API) said.
+    pub default_branch: Option<String>,
     pub actor: (String, i64),
     pub triggering_actor: Option<(String, i64)>,
     pub workflow: Option<String>,
@@ -575,8 +579,9 @@ const INSERT_DELIVERY: &str = "INSERT INTO deliveries (delivery_id, event, recei
     VALUES ($1, $2, $3, $4) ON CONFLICT (delivery_id) DO NOTHING";
 const UPSERT_RUN: &str = "INSERT INTO run_attempts (run_id, run_attempt, repository, event,
         head_repository, head_owner_login, head_owner_id, head_sha, actor_login, actor_id,
-        triggering_actor_login, triggering_actor_id, workflow, git_ref, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        triggering_actor_login, triggering_actor_id, workflow, git_ref, updated_at,
+        default_branch)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
     ON CONFLICT (run_id, run_attempt) DO UPDATE SET repository = excluded.repository,
         event = excluded.event, head_repository = excluded.head_repository,
         head_owner_login = excluded.head_owner_login, head_owner_id = excluded.head_owner_id,
@@ -585,7 +590,7 @@ const UPSERT_RUN: &str = "INSERT INTO run_attempts (run_id, run_attempt, reposit
         triggering_actor_login = excluded.triggering_actor_login,
         triggering_actor_id = excluded.triggering_actor_id,
         workflow = excluded.workflow, git_ref = excluded.git_ref,
-        updated_at = excluded.updated_at";
+        updated_at = excluded.updated_at, default_branch = excluded.default_branch";
 /// A fetch's result replaces the stored one unless a fetch that started later was stored.
 const UPSERT_ROLE_FACTS: &str = "INSERT INTO role_facts (repository, people, etag, fetched_at,
         changed_at)
@@ -712,6 +717,7 @@ impl Write {
                         Text(run.workflow.as_deref()),
                         Text(run.git_ref.as_deref()),
                         t(now),
+                        Text(run.default_branch.as_deref()),
                     ],
                 )
             }
@@ -1202,10 +1208,11 @@ impl Store {
             Option<i64>,
             Option<String>,
             Option<String>,
+            Option<String>,
         );
         const SQL: &str = "SELECT run_id, run_attempt, repository, event, head_repository,
                 head_owner_login, head_owner_id, head_sha, actor_login, actor_id,
-                triggering_actor_login, triggering_actor_id, workflow, git_ref
+                triggering_actor_login, triggering_actor_id, workflow, git_ref, default_branch
             FROM run_attempts WHERE run_id = $1 AND run_attempt = $2";
         let row: Option<Row> = on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(run_id)
@@ -1224,6 +1231,7 @@ impl Store {
             triggering_actor: r.10.zip(r.11),
             workflow: r.12,
             git_ref: r.13,
+            default_branch: r.14,
         }))
     }
 

@@ -290,6 +290,7 @@ pub fn import(
             defaults: Defaults::default(),
             users: UserPolicy::default(),
             quota: None,
+            bots: None,
         });
     }
     for (resource, _) in &entries {
@@ -320,6 +321,7 @@ pub fn import(
                 defaults: Defaults::default(),
                 users: UserPolicy::default(),
                 quota: None,
+                bots: None,
             });
         }
     }

@@ -34,6 +34,20 @@ pub struct Resource {
     pub users: UserPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
+    /// `trusted`: pushes by the bots of `gatehouse.yml` to a project's own default branch
+    /// (code maintainers already merged: re-renders, automerge) may use the resource, the bot
+    /// judged by the grant's user list and terms but not by its role. Absent: bots are never
+    /// trusted (their pull requests need a run approval). `audit` lists these resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bots: Option<Spanned<BotTrust>>,
+}
+
+/// What a resource trusts bots with ([`Resource::bots`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BotTrust {
+    /// Pushes to a project's own default branch.
+    Trusted,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]

@@ -118,6 +118,7 @@ on_both!(
     run_approvals_that_do_not_count_are_refused_and_said_so,
     an_approving_review_of_the_head_commit_approves_it,
     a_bots_pull_request_runs_once_a_maintainer_approves_its_commit,
+    a_resource_that_trusts_bots_runs_their_pushes_to_the_default_branch,
 );
 
 pub(super) async fn a_fork_pull_request_is_denied_approved_rerun_and_allowed(backend: Backend) {
@@ -415,4 +416,48 @@ async fn a_bots_pull_request_runs_once_a_maintainer_approves_its_commit(backend:
         .await;
     assert!(m.contains("1 denied run(s) re-run"), "{m}");
     assert_eq!(guard.run_job(&bot_run(1400, 2, APP), 14001).await, "allow");
+}
+
+async fn a_resource_that_trusts_bots_runs_their_pushes_to_the_default_branch(backend: Backend) {
+    let guard = Guard::start(backend).await;
+    std::fs::write(
+        guard.repo.path().join("gatehouse.yml"),
+        format!(
+            "{SETTINGS}bots:\n  - {{ github: {}, id: {} }}\n",
+            BOT.0, BOT.1
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        guard.repo.path().join("resources/gpu.yml"),
+        format!("{GPU}bots: trusted\n"),
+    )
+    .unwrap();
+    let (status, doc) = guard.reload(ADMIN).await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    guard.set_role(BOT, Some("write")).await;
+    // The re-render bot pushes to the repository's default branch (`master` in GitHub's
+    // example payload, whose `repository.default_branch` says so): it runs.
+    let push = |run_id: i64, branch: &str| {
+        let mut v = run_by(run_id, 1, BOT, BOT);
+        v["workflow_run"]["head_branch"] = json!(branch);
+        v
+    };
+    assert_eq!(guard.run_job(&push(1500, "master"), 15000).await, "allow");
+    // To another branch: a bot is no maintainer.
+    assert_eq!(
+        guard.run_job(&push(1501, "rerender"), 15010).await,
+        "deny (user-not-allowed): run cancelled"
+    );
+    // A run the guard fetched from GitHub (its event missed) knows the default branch too.
+    {
+        let mut s = guard.fake.state.lock().unwrap();
+        let mut run = push(1502, "master")["workflow_run"].clone();
+        run["repository"]["default_branch"] = json!("master");
+        s.runs.insert((1502, 1), run);
+    }
+    let (_, m) = guard
+        .deliver("workflow_job", "job-15020", &queued_attempt(1502, 1, 15020))
+        .await;
+    assert_eq!(m, "allow");
 }

@@ -83,6 +83,7 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
     for d in accept_unreviewed(&repo) {
         repo_diags.push(d);
     }
+    repo_diags.extend(gatehouse_core::audit::bots::trusted_bots(&repo));
 
     if let Some(projects) = &args.projects {
         project_diags.extend(audit_projects(&ledger, projects)?);
