@@ -197,6 +197,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/decisions", get(api::decisions))
         .route("/api/v1/usage", get(api::usage))
+        .route("/api/v1/run-approvals", get(run_approvals::list_api))
         .route("/api/v1/admission", post(gate::admission))
         .route("/api/v1/snapshot", get(gate::snapshot))
         .route("/admin/reload", post(api::reload))

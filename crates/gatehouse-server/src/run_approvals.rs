@@ -28,9 +28,16 @@
 //!
 //! These are not the approvals of access requests (`gatehouse approvals`).
 
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use gatehouse_core::model::GuardMode;
 use gatehouse_policy::{Actor, Decision, Policy, RunApproval};
 use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
 
 use crate::events::{Event, IssueCommentEvent, PullRequestReviewEvent, User};
 use crate::guard::{GuardJob, Handling, Step, Wait};
@@ -223,8 +230,8 @@ async fn approve(
     if !unknown.is_empty() {
         let why = format!(
             "this project holds no grant of {}; it holds {}",
-            list(unknown.iter().map(|s| s.as_str())),
-            list(granted.iter().map(String::as_str))
+            ticked(unknown.iter().map(|s| s.as_str())),
+            ticked(granted.iter().map(String::as_str))
         );
         return answer(state, &ask, Err(why), writes).await;
     }
@@ -353,7 +360,7 @@ async fn approve(
 }
 
 /// `a`, `b` and `c`, each in backticks.
-fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+fn ticked<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let items: Vec<String> = items.map(|i| format!("`{i}`")).collect();
     match items.as_slice() {
         [] => "nothing".into(),
@@ -488,6 +495,60 @@ pub(crate) async fn consider(
     }
     view.approval = None;
     Ok(None)
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `owner/name`: only this repository's approvals.
+    repository: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/run-approvals`: the most recent run approvals, newest first: who approved which
+/// commit of which pull request for which resources, when, until when, and the runs admitted
+/// under each (`by_guard`: re-run by the guard after the approval; the others count against
+/// `runs`).
+pub(crate) async fn list_api(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let repository = q.repository.map(|r| r.to_ascii_lowercase());
+    let read = async {
+        let mut out = Vec::new();
+        for a in state
+            .store
+            .recent_run_approvals(repository.as_deref(), limit)
+            .await?
+        {
+            let runs: Vec<serde_json::Value> = state
+                .store
+                .runs_of_run_approval(a.id)
+                .await?
+                .into_iter()
+                .map(|(run_id, attempt, by_guard)| {
+                    json!({ "run_id": run_id, "run_attempt": attempt, "by_guard": by_guard })
+                })
+                .collect();
+            let mut v = serde_json::to_value(&a)?;
+            v["resources"] = json!(a.approval.resource_list());
+            v["runs_admitted"] = json!(runs);
+            out.push(v);
+        }
+        anyhow::Ok(out)
+    };
+    match read.await {
+        Ok(list) => Json(json!({ "run_approvals": list, "limit": limit })).into_response(),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cannot read run approvals");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "message": "cannot read run approvals" })),
+            )
+                .into_response()
+        }
+    }
 }
 
 #[cfg(test)]

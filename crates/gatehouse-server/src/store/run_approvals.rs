@@ -300,6 +300,18 @@ impl Store {
         Ok(open)
     }
 
+    /// The runs admitted under approval `id`: (run id, attempt, re-run by the guard), oldest
+    /// first.
+    pub async fn runs_of_run_approval(&self, id: i64) -> anyhow::Result<Vec<(i64, i64, bool)>> {
+        const SQL: &str = "SELECT run_id, run_attempt, by_guard FROM run_approval_runs
+            WHERE approval_id = $1 ORDER BY at, run_id, run_attempt";
+        let rows: Vec<(i64, i64, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(id)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(|(r, a, g)| (r, a, g != 0)).collect())
+    }
+
     /// The comment the guard answers run approvals with on a pull request, if it wrote one.
     pub async fn run_approval_reply(
         &self,

@@ -211,6 +211,54 @@ pub(super) async fn a_fork_pull_request_is_denied_approved_rerun_and_allowed(bac
         Some(7.0),
         "{metrics}"
     );
+    // The JSON API says who approved what, and which runs ran under it.
+    let (status, doc) = guard
+        .get(&format!("/api/v1/run-approvals?repository={REPO}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    let list = doc["run_approvals"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{doc}");
+    let a = &list[0];
+    assert_eq!(
+        (
+            a["approver_login"].as_str(),
+            a["approver_id"].as_i64(),
+            a["head_sha"].as_str(),
+            a["head_repository"].as_str(),
+            a["pull_number"].as_i64(),
+            a["runs_used"].as_i64(),
+        ),
+        (
+            Some(MAINTAINER.0),
+            Some(MAINTAINER.1),
+            Some(HEAD),
+            Some(FORK),
+            Some(PULL as i64),
+            Some(3)
+        ),
+        "{a}"
+    );
+    let ran: Vec<(i64, i64, bool)> = a["runs_admitted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["run_id"].as_i64().unwrap(),
+                r["run_attempt"].as_i64().unwrap(),
+                r["by_guard"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            (1100, 2, true),
+            (1101, 1, false),
+            (1102, 1, false),
+            (1103, 1, false)
+        ]
+    );
 }
 
 async fn run_approvals_that_do_not_count_are_refused_and_said_so(backend: Backend) {
