@@ -835,6 +835,8 @@ fn reason_name(reason: &DenyReason) -> String {
         DenyReason::MissingRole { who, .. } => format!("role of {who:?}"),
         DenyReason::NotListed { who } => format!("user list, {who:?}"),
         DenyReason::TermsNotAccepted { who } => format!("terms of service, {who:?}"),
+        // Not rendered for Cedar (nor generated here): tests/run_approvals.rs covers bots.
+        DenyReason::Bot { who } => format!("bot, {who:?}"),
         DenyReason::ProjectQuota { .. } => "project quota".into(),
         DenyReason::ResourceQuota { .. } => "resource quota".into(),
         DenyReason::Concurrency { .. } => "concurrency".into(),

@@ -222,15 +222,17 @@ async fn approve(
         permission: None,
     };
     let role = roles.role_of(approver.id);
-    let unknown: Vec<&String> = ask
+    // Quoted back only as a resource name's characters.
+    let unknown: Vec<String> = ask
         .resources
         .iter()
         .filter(|r| !granted.iter().any(|g| g.eq_ignore_ascii_case(r)))
+        .map(|r| quotable(r))
         .collect();
     if !unknown.is_empty() {
         let why = format!(
             "this project holds no grant of {}; it holds {}",
-            ticked(unknown.iter().map(|s| s.as_str())),
+            ticked(unknown.iter().map(String::as_str)),
             ticked(granted.iter().map(String::as_str))
         );
         return answer(state, &ask, Err(why), writes).await;
@@ -270,11 +272,11 @@ async fn approve(
         (None, _) => Some(format!(
             "name the commit you approve: `{} {}` (at least {MIN_SHA_DIGITS} hex digits of the pull request's head commit)",
             settings.phrase,
-            &head[..head.len().min(MIN_SHA_DIGITS)]
+            short(&head)
         )),
         (Some(named), _) if !head.starts_with(named.as_str()) => Some(format!(
             "it names commit `{named}`, and the pull request's head is `{}` now; read the new commits, then approve the head",
-            &head[..head.len().min(MIN_SHA_DIGITS)]
+            short(&head)
         )),
         (_, None) => Some("the pull request's head repository is gone".to_string()),
         _ => None,
@@ -350,13 +352,27 @@ async fn approve(
     let what = format!(
         "run approval by {} of {} from {head_repository} recorded{}",
         approver.login,
-        &head[..head.len().min(MIN_SHA_DIGITS)],
+        short(&head),
         match rerun.len() {
             0 => String::new(),
             n => format!("; {n} denied run(s) re-run"),
         }
     );
     answer(state, &ask, Ok(what), writes).await
+}
+
+/// The first [`MIN_SHA_DIGITS`] characters of a commit's SHA (all of it when shorter).
+fn short(sha: &str) -> &str {
+    sha.get(..MIN_SHA_DIGITS).unwrap_or(sha)
+}
+
+/// A word of a comment as the guard may quote it back: a resource name's characters only, at
+/// most 100 (a comment cannot make the guard's reply mention anyone or link anywhere).
+fn quotable(word: &str) -> String {
+    word.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*'))
+        .take(100)
+        .collect()
 }
 
 /// `a`, `b` and `c`, each in backticks.
@@ -572,6 +588,9 @@ mod tests {
             words_after("LGTM, /gatehouse run", p, true),
             Some(Vec::new())
         );
+        assert_eq!(quotable("@octo-org/core](https://x)"), "octo-orgcorehttpsx");
+        assert_eq!(short("6dcb09b5b57875f3"), "6dcb09b5b578");
+        assert_eq!(short("é"), "é");
         assert!(is_commit("0123456789ab"));
         assert!(!is_commit("0123456789a"));
         assert!(!is_commit("0123456789ag"));

@@ -80,10 +80,12 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
     // projects relative to the projects folder. Both are shown relative to where audit runs.
     let mut repo_diags = Diagnostics::new();
     let mut project_diags = Diagnostics::new();
-    for d in accept_unreviewed(&repo) {
+    for d in accept_unreviewed(&repo)
+        .into_iter()
+        .chain(gatehouse_core::audit::bots::trusted_bots(&repo))
+    {
         repo_diags.push(d);
     }
-    repo_diags.extend(gatehouse_core::audit::bots::trusted_bots(&repo));
 
     if let Some(projects) = &args.projects {
         project_diags.extend(audit_projects(&ledger, projects)?);
