@@ -119,6 +119,7 @@ on_both!(
     an_approving_review_of_the_head_commit_approves_it,
     a_bots_pull_request_runs_once_a_maintainer_approves_its_commit,
     a_resource_that_trusts_bots_runs_their_pushes_to_the_default_branch,
+    an_approval_past_its_hours_admits_nothing_and_the_phrase_is_the_settings,
 );
 
 pub(super) async fn a_fork_pull_request_is_denied_approved_rerun_and_allowed(backend: Backend) {
@@ -508,4 +509,106 @@ async fn a_resource_that_trusts_bots_runs_their_pushes_to_the_default_branch(bac
         .deliver("workflow_job", "job-15020", &queued_attempt(1502, 1, 15020))
         .await;
     assert_eq!(m, "allow");
+}
+
+async fn an_approval_past_its_hours_admits_nothing_and_the_phrase_is_the_settings(
+    backend: Backend,
+) {
+    let guard = with_fork_pull(backend).await;
+    // An approval of the head commit given two days ago, in force for a day.
+    let store = Store::connect(&guard.db.url).await.unwrap();
+    let now = jiff::Timestamp::now();
+    let at = |hours: i64| {
+        (now - jiff::SignedDuration::from_hours(hours))
+            .strftime("%Y-%m-%dT%H:%M:%S%.9fZ")
+            .to_string()
+    };
+    store
+        .commit(vec![Write::RunApproval(
+            gatehouse_server::store::RunApprovalRecord {
+                source: "comment:1".into(),
+                repository: REPO.into(),
+                pull_number: PULL as i64,
+                head_sha: HEAD.into(),
+                head_repository: FORK.into(),
+                resources: String::new(),
+                approver_login: MAINTAINER.0.into(),
+                approver_id: MAINTAINER.1,
+                approved_at: at(48),
+                expires_at: at(24),
+                runs: 3,
+            },
+        )])
+        .await
+        .unwrap();
+    let m = guard
+        .run_job(&fork_run(1600, 1, HEAD, OUTSIDER), 16000)
+        .await;
+    assert_eq!(m, "deny (user-not-allowed): run cancelled", "expired");
+
+    // The phrase is gatehouse.yml's: the default one no longer approves anything.
+    std::fs::write(
+        guard.repo.path().join("gatehouse.yml"),
+        format!("{SETTINGS}run_approvals: {{ phrase: \"@gatehouse ok\", runs: 1, hours: 2 }}\n"),
+    )
+    .unwrap();
+    let (status, doc) = guard.reload(ADMIN).await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    let (_, m) = guard
+        .deliver(
+            "issue_comment",
+            "p-1",
+            &comment(
+                901,
+                "created",
+                &format!("/gatehouse run {}", &HEAD[..12]),
+                MAINTAINER,
+            ),
+        )
+        .await;
+    assert_eq!(m, "not a run approval");
+    let (_, m) = guard
+        .deliver(
+            "issue_comment",
+            "p-2",
+            &comment(
+                902,
+                "created",
+                &format!("@gatehouse ok {}", &HEAD[..12]),
+                MAINTAINER,
+            ),
+        )
+        .await;
+    assert!(m.contains("1 denied run(s) re-run"), "{m}");
+    assert_eq!(
+        guard.run_job(&fork_run(1600, 2, HEAD, APP), 16001).await,
+        "allow"
+    );
+    // `runs: 1`: one further run, not two.
+    assert_eq!(
+        guard
+            .run_job(&fork_run(1601, 1, HEAD, OUTSIDER), 16010)
+            .await,
+        "allow"
+    );
+    assert_eq!(
+        guard
+            .run_job(&fork_run(1602, 1, HEAD, OUTSIDER), 16020)
+            .await,
+        "deny (user-not-allowed): run cancelled"
+    );
+    let (_, doc) = guard.get("/api/v1/run-approvals").await;
+    let expires = doc["run_approvals"][0]["expires_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let approved = doc["run_approvals"][0]["approved_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hours = expires
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .duration_since(approved.parse::<jiff::Timestamp>().unwrap());
+    assert_eq!(hours.as_secs(), 2 * 3600);
 }
