@@ -215,7 +215,7 @@ impl Metrics {
         let run_approvals = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "gatehouse_run_approvals",
-            "Run approvals (`/gatehouse run`) by outcome: recorded, refused (answered why), admitted (a run admitted under one), allowance-used (a run refused because its approval's runs were used up)",
+            "Run approvals (`/gatehouse run`) by outcome: recorded, refused (answered why), admitted (a job admitted under one), allowance-used (a job refused because its approval's runs were used up)",
             run_approvals.clone(),
         );
         let admissions = Family::<OutcomeLabels, Counter>::default();
