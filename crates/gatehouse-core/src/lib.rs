@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod cost;
 pub mod desired;
 pub mod diag;
 pub mod duration;
@@ -15,6 +16,7 @@ pub mod import;
 pub mod ledger;
 pub mod model;
 pub mod names;
+pub mod outliers;
 pub mod parse;
 pub mod repo;
 pub mod span;

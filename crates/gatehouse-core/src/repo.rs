@@ -240,6 +240,14 @@ impl Repo {
             .find(|r| r.name.value == name)
     }
 
+    /// The longest a job of resource `name` may run, in minutes (its `max_job_minutes`).
+    pub fn max_job_minutes(&self, name: &str) -> Option<u32> {
+        self.resource(name)?
+            .max_job_minutes
+            .as_ref()
+            .map(|m| m.value)
+    }
+
     /// The account id a grant's user entry stands for: the one it writes out, or the one
     /// `people/tos.yml` gives its login (compared ignoring case). `None`: nothing resolves it,
     /// and it matches nobody.

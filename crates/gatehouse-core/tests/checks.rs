@@ -1138,3 +1138,77 @@ fn bots_are_named_by_account_id() {
     );
     assert!(d.message.contains("bot `some-bot`"), "{d:#?}");
 }
+
+#[test]
+fn a_job_time_limit_must_let_a_job_run_and_stay_below_github_s_own() {
+    let cpu = format!("{CPU}max_job_minutes: 0\n");
+    let d = only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "job-time-limit",
+        Severity::Error,
+        "resources/cpu-large.yml",
+        4,
+    );
+    assert!(d.message.contains("lets no job run"), "{d:?}");
+    let cpu = format!("{CPU}max_job_minutes: 10000\n");
+    let d = only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "job-time-limit",
+        Severity::Warning,
+        "resources/cpu-large.yml",
+        4,
+    );
+    assert!(d.message.contains("5 days"), "{d:?}");
+    let cpu = format!("{CPU}max_job_minutes: 360\n");
+    let diags = check_with(&[("resources/cpu-large.yml", Some(&cpu))]);
+    assert!(diags.is_empty(), "{diags:#?}");
+    // A word where minutes belong is named at its place.
+    let cpu = format!("{CPU}max_job_minutes: six hours\n");
+    let diags = check_with(&[("resources/cpu-large.yml", Some(&cpu))]);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.file == "resources/cpu-large.yml" && d.span.line == 4),
+        "{diags:#?}"
+    );
+}
+
+#[test]
+fn a_price_must_read_and_should_have_a_ceiling() {
+    let cpu = format!("{CPU}cost: {{ per_minute: 0.01, per_hour: 0.6, currency: USD }}\n");
+    let d = only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "cost",
+        Severity::Error,
+        "resources/cpu-large.yml",
+        4,
+    );
+    assert!(
+        d.message.contains("both `per_minute` and `per_hour`"),
+        "{d:?}"
+    );
+    let cpu = format!("{CPU}cost: {{ per_minute: 0.01, currency: usd }}\n");
+    let d = only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "cost",
+        Severity::Error,
+        "resources/cpu-large.yml",
+        4,
+    );
+    assert!(d.message.contains("ISO 4217"), "{d:?}");
+    // A price with no cap anywhere: no ceiling.
+    let cpu = format!("{CPU}cost: {{ per_minute: 0.01, currency: USD }}\n");
+    let d = only(
+        &check_with(&[("resources/cpu-large.yml", Some(&cpu))]),
+        "cost-ceiling",
+        Severity::Warning,
+        "resources/cpu-large.yml",
+        4,
+    );
+    assert!(d.message.contains("no ceiling"), "{d:?}");
+    // A cap gives it one.
+    let cpu =
+        format!("{CPU}cost: {{ per_minute: 0.01, currency: USD }}\nquota: {{ concurrency: 2 }}\n");
+    let diags = check_with(&[("resources/cpu-large.yml", Some(&cpu))]);
+    assert!(diags.is_empty(), "{diags:#?}");
+}

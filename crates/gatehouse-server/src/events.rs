@@ -34,6 +34,9 @@ pub struct WorkflowJob {
     /// The runner that took the job (once it is `in_progress`): matches a gate's admission.
     #[serde(default)]
     pub runner_name: Option<String>,
+    /// The job's name as the run shows it.
+    #[serde(default)]
+    pub name: Option<String>,
     #[serde(default)]
     pub head_sha: Option<String>,
     #[serde(default)]

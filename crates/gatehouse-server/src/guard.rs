@@ -313,10 +313,10 @@ pub struct Effects {
 /// A denial's explanation, to leave on the commit as a failed check run.
 #[derive(Debug)]
 pub struct Explanation {
-    repository: String,
-    head_sha: String,
-    title: String,
-    summary: String,
+    pub(crate) repository: String,
+    pub(crate) head_sha: String,
+    pub(crate) title: String,
+    pub(crate) summary: String,
 }
 
 /// How many explanations may wait for their turn (GitHub wants mutating calls a second
@@ -416,7 +416,7 @@ impl Effects {
 
 impl AppState {
     /// Queues an explanation; dropped (and counted) when the queue is full.
-    fn explain(&self, e: Explanation) {
+    pub(crate) fn explain(&self, e: Explanation) {
         let Some(tx) = self.explainer.get() else {
             return;
         };
@@ -629,6 +629,9 @@ async fn on_workflow_job(
             let denied = writes.iter().any(
                 |w| matches!(w, Write::Decision { decision, .. } if decision.outcome == "deny"),
             );
+            if matches!(step, Step::Did(_)) && !denied {
+                time_limit(state, repository, w, writes);
+            }
             if matches!(step, Step::Did(_))
                 && !denied
                 && let Some(capped) = check_caps(state, job, repository, w, writes, after).await?
@@ -639,6 +642,25 @@ async fn on_workflow_job(
         }
         "completed" => count_minutes(state, repository, w, writes).map(Step::Did),
         other => Ok(Step::Did(format!("workflow_job `{other}` not used"))),
+    }
+}
+
+/// A job in progress on a resource with a time limit: its timer starts.
+fn time_limit(state: &AppState, repository: &str, w: &WorkflowJob, writes: &mut Vec<Write>) {
+    let policy = state.policy.load();
+    let Some(id) = route(&policy, &w.labels, w.runner_group_name.as_deref()) else {
+        return;
+    };
+    let resource = &policy.resource(id).name;
+    if let Some(minutes) = state.source.load().time_limits.of(resource) {
+        writes.push(crate::time_limits::arm(
+            repository,
+            policy.project_of(repository).map(str::to_lowercase),
+            resource,
+            minutes,
+            w,
+            Timestamp::now(),
+        ));
     }
 }
 
@@ -1046,6 +1068,7 @@ fn count_minutes(
         return Ok("not managed".into());
     };
     track_job(state, repository, job, JobStatus::Completed, writes);
+    writes.push(crate::time_limits::disarm(job));
     // Its machine is free (a claim is kept only on capped resources; deleting none is cheap).
     if let Some(runner) = job.runner_name.as_deref() {
         writes.push(Write::Release {

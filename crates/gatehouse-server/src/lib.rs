@@ -31,13 +31,16 @@ pub mod gate;
 mod guard;
 #[doc(hidden)]
 mod metrics;
+mod outliers;
 mod pending;
+mod queue;
 pub mod replay;
 mod run_approvals;
 mod site_routes;
 mod sqlite_writer;
 mod state;
 pub mod store;
+mod time_limits;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -108,6 +111,25 @@ pub struct ServerConfig {
     /// The sweep of claims on capped machines (`caps.rs`): how often it runs, and how old a
     /// claim is before GitHub is asked whether its job still runs.
     pub holds_sweep: HoldsSweep,
+    /// How the guard acts on jobs' time limits (`time_limits.rs`).
+    pub time_limits: TimeLimits,
+}
+
+/// How often the guard looks for jobs over their time limit, and how long a replica holds a
+/// due one before another may act on it ([`ServerConfig::time_limits`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TimeLimits {
+    pub every: Duration,
+    pub lease: Duration,
+}
+
+impl Default for TimeLimits {
+    fn default() -> Self {
+        TimeLimits {
+            every: time_limits::EVERY,
+            lease: time_limits::LEASE,
+        }
+    }
 }
 
 /// When the sweep of claims on capped machines runs ([`ServerConfig::holds_sweep`]).
@@ -185,6 +207,7 @@ impl ServerConfig {
             catch_up: None,
             gate: None,
             holds_sweep: HoldsSweep::default(),
+            time_limits: TimeLimits::default(),
         }
     }
 }
@@ -270,6 +293,7 @@ pub async fn serve_on(
     }
     pending::spawn_upkeep(&state);
     caps::spawn_sweep(&state);
+    time_limits::spawn(&state);
     if let Some(interval) = state.config.watch_interval {
         state::spawn_watcher(&state, interval);
     }

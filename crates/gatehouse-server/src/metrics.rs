@@ -75,6 +75,11 @@ struct DecisionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProjectLabels {
+    project: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResourceLabels {
     resource: String,
 }
@@ -108,6 +113,7 @@ pub struct Metrics {
     gate_disagreements: Counter,
     gate_ungated: Counter,
     snapshot_bytes: Gauge,
+    outliers: Family<ProjectLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -156,6 +162,12 @@ impl Metrics {
             "gatehouse_month_minutes",
             "Minutes used this calendar month (UTC), by resource, from the store",
             month_minutes.clone(),
+        );
+        let outliers = Family::<ProjectLabels, Gauge>::default();
+        registry.register(
+            "gatehouse_usage_outlier_minutes",
+            "Minutes this week of each project using far more than its own recent median (guard.outliers in gatehouse.yml); only flagged projects appear",
+            outliers.clone(),
         );
         let jobs = Family::<JobLabels, Gauge>::default();
         registry.register(
@@ -256,6 +268,7 @@ impl Metrics {
             webhook_seconds,
             decide_seconds,
             month_minutes,
+            outliers,
             jobs,
             redeliveries,
             waiting,
@@ -373,6 +386,20 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             }
         }
         Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot read usage for /metrics"),
+    }
+    match crate::outliers::read(&state, today()).await {
+        Ok(found) => {
+            m.outliers.clear();
+            for o in found {
+                m.outliers
+                    .get_or_create(&ProjectLabels { project: o.project })
+                    .set(i64::try_from(o.minutes).unwrap_or(i64::MAX));
+            }
+        }
+        Err(e) => tracing::warn!(
+            error = format!("{e:#}"),
+            "cannot read outliers for /metrics"
+        ),
     }
     match state.store.active_jobs().await {
         Ok(rows) => {

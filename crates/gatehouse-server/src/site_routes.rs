@@ -7,7 +7,8 @@
 //!
 //! Routes: `/` and every page of the static site (`/index.html`, `/resources/...`,
 //! `/projects/...`, `/requests.html`, `/assets/...`, `/v1/*.json`), `/dashboard`,
-//! `/dashboard.json`, `/dashboard/resources/{name}` and `/dashboard/projects/{name}`.
+//! `/dashboard.json`, `/dashboard/resources/{name}` and `/dashboard/projects/{name}`; and the
+//! queue's routes ([`crate::queue`]), which share the rendered ledger.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use gatehouse_core::repo::load_dir;
-use gatehouse_site::usage::{ProjectMinutes, chart_start, week_start, weekly};
+use gatehouse_site::usage::{OutlierRow, ProjectMinutes, chart_start, week_start, weekly};
 use gatehouse_site::{
     Dashboard, DashboardPage, DeniedJob, Ledger, LedgerInputs, ProjectResourceUsage, ProjectUsage,
     ResourceUsage, SiteOptions, render_dashboard, render_project_usage, render_resource_usage,
@@ -34,14 +35,16 @@ use crate::store::{DecisionFilter, DecisionRecord, WeekUsage};
 
 /// How many denied jobs a dashboard page lists.
 const DENIED_ROWS: i64 = 25;
+/// How many months (this one included) the dashboard's minutes-and-cost table covers.
+const SPEND_MONTHS: i32 = 12;
 /// How many projects a resource's usage page lists.
 const TOP_PROJECTS: usize = 10;
 
 /// The rendered static site of one loaded policy on one day.
-struct Rendered {
+pub(crate) struct Rendered {
     loaded_at: Timestamp,
-    day: Date,
-    ledger: Ledger,
+    pub(crate) day: Date,
+    pub(crate) ledger: Ledger,
     files: BTreeMap<String, Vec<u8>>,
 }
 
@@ -61,7 +64,7 @@ struct Figures {
 /// The site, rendered on first use and again when the policy or the day changes; and the
 /// dashboard's figures, read again when [`DASHBOARD_TTL`] has passed.
 #[derive(Clone, Default)]
-struct SiteCache {
+pub(crate) struct SiteCache {
     site: Arc<Mutex<Option<Arc<Rendered>>>>,
     figures: Arc<Mutex<Option<Figures>>>,
     closed_weeks: Arc<Mutex<Option<ClosedWeeks>>>,
@@ -85,6 +88,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/dashboard.json", get(dashboard_json))
         .route("/dashboard/resources/{name}", get(resource_usage))
         .route("/dashboard/projects/{name}", get(project_usage))
+        .route("/queue", get(crate::queue::queue_page))
+        .route("/queue.json", get(crate::queue::queue_json))
+        .route("/api/v1/runs/{run_id}", get(crate::queue::run))
         .layer(Extension(SiteCache::default()))
 }
 
@@ -107,7 +113,7 @@ fn not_found(what: &str) -> Response {
         .into_response()
 }
 
-fn unavailable(context: &str, e: anyhow::Error) -> Response {
+pub(crate) fn unavailable(context: &str, e: anyhow::Error) -> Response {
     tracing::error!(error = format!("{e:#}"), "{context}");
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -119,7 +125,7 @@ fn unavailable(context: &str, e: anyhow::Error) -> Response {
 
 /// The headers every page of the ledger carries: its type, no sniffing, and a policy that
 /// allows nothing but the site's own files (the charts are inline SVG, not script).
-fn page(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
+pub(crate) fn page(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
     let mut r = Response::new(body.into());
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -148,7 +154,7 @@ fn content_type(path: &str) -> &'static str {
 }
 
 /// The static site of the policy in force, rendered when missing or stale.
-async fn site(state: &AppState, cache: &SiteCache) -> anyhow::Result<Arc<Rendered>> {
+pub(crate) async fn site(state: &AppState, cache: &SiteCache) -> anyhow::Result<Arc<Rendered>> {
     let loaded_at = state.status().loaded_at;
     let day = today();
     let mut slot = cache.site.lock().await;
@@ -219,7 +225,7 @@ async fn static_page(
     }
 }
 
-fn dashboard_page<'a>(site: &'a Rendered, date: &'a str) -> DashboardPage<'a> {
+pub(crate) fn dashboard_page<'a>(site: &'a Rendered, date: &'a str) -> DashboardPage<'a> {
     DashboardPage {
         org: site.ledger.org.as_deref(),
         date,
@@ -276,11 +282,19 @@ async fn build_dashboard(
     let this_week = week_start(day).to_string();
     let until = day.tomorrow().unwrap_or(day).to_string();
     let store = state.store();
-    let (closed, current, month_rows, denied) = tokio::try_join!(
+    let first_month = day
+        .first_of_month()
+        .checked_sub(jiff::Span::new().months(SPEND_MONTHS - 1))
+        .unwrap_or(day)
+        .strftime("%Y-%m")
+        .to_string();
+    let (closed, current, month_rows, denied, months, outliers) = tokio::try_join!(
         closed_weeks(state, cache, day),
         store.weekly_usage(&this_week, &until),
         store.usage_of_month(&month),
         store.recent_denials(DENIED_ROWS),
+        store.monthly_usage(&first_month),
+        crate::outliers::read(state, day),
     )?;
     let weeks = closed.iter().chain(current.iter());
     let mut by_week: BTreeMap<&str, Vec<(Date, u64)>> = BTreeMap::new();
@@ -322,6 +336,7 @@ async fn build_dashboard(
                 minutes_per_month: r.quota.minutes_per_month,
                 project_minutes_per_month: r.quota.project_minutes_per_month,
                 top_projects: top,
+                month_cost: r.cost.as_ref().map(|c| c.of_minutes(month_minutes)),
             }
         })
         .collect();
@@ -329,6 +344,16 @@ async fn build_dashboard(
         month,
         resources,
         denied: denied.into_iter().map(denied_job).collect(),
+        spend: gatehouse_site::usage::spend(&months, &site.ledger.resources),
+        costs: site.ledger.costs.clone(),
+        outliers: outliers
+            .into_iter()
+            .map(|o| OutlierRow {
+                project: o.project,
+                minutes: o.minutes,
+                median: o.median,
+            })
+            .collect(),
     })
 }
 
@@ -471,6 +496,11 @@ async fn project_usage(
                 .ledger
                 .resource(&r.resource)
                 .and_then(|x| x.quota.project_minutes_per_month),
+            month_cost: site
+                .ledger
+                .resource(&r.resource)
+                .and_then(|x| x.cost.as_ref())
+                .map(|c| c.of_minutes(r.minutes.max(0) as u64)),
             resource: r.resource,
             // The store answers weekly minutes per resource, not per project; the project's
             // page shows its month without a chart until it does.
@@ -739,5 +769,125 @@ mod tests {
         let (s, _, html) = g.get("/dashboard/projects/pytorch-cpu").await;
         assert_eq!(s, StatusCode::OK);
         assert!(html.contains("<td class=\"num\">120</td>"), "{html}");
+    }
+
+    /// A project with 500 minutes today against 100 in each of its 8 previous weeks is far
+    /// above its usual week: flagged on the dashboard and in `/metrics`; a steady one is not.
+    #[tokio::test]
+    async fn the_dashboard_and_metrics_flag_a_project_far_above_its_usual_week() {
+        let g = live().await;
+        let day = today();
+        let monday = week_start(day);
+        let mut writes = Vec::new();
+        let mut job = 0;
+        let mut minutes = |project: &str, day: Date, minutes: i64| {
+            job += 1;
+            Write::Minutes {
+                job_id: job,
+                project: project.into(),
+                resource: "cirun-openstack-gpu-large".into(),
+                day: day.to_string(),
+                minutes,
+            }
+        };
+        writes.push(minutes("pytorch-cpu", day, 500));
+        writes.push(minutes("xformers", day, 100));
+        for k in 1..=8 {
+            let earlier = monday - jiff::Span::new().weeks(k);
+            writes.push(minutes("pytorch-cpu", earlier, 100));
+            writes.push(minutes("xformers", earlier, 100));
+        }
+        g.state.store().commit(writes).await.unwrap();
+        let (_, _, json) = g.get("/dashboard.json").await;
+        let d: Dashboard = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            d.outliers,
+            [OutlierRow {
+                project: "pytorch-cpu".into(),
+                minutes: 500,
+                median: 100
+            }]
+        );
+        let (_, _, html) = g.get("/dashboard").await;
+        assert!(html.contains("Far above usual this week"), "{html}");
+        let (_, _, metrics) = g.get("/metrics").await;
+        assert!(
+            metrics.contains("gatehouse_usage_outlier_minutes{project=\"pytorch-cpu\"} 500"),
+            "{metrics}"
+        );
+        assert!(!metrics.contains("project=\"xformers\""), "{metrics}");
+    }
+
+    /// A resource with a price: its minutes cost money this month and last, and the worst
+    /// month its cap allows is published (`/v1/costs.json`, and on the dashboard).
+    #[tokio::test]
+    async fn the_dashboard_shows_cost_by_month_and_the_worst_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("access");
+        let out = std::process::Command::new("cp")
+            .args(["-r", example().to_str().unwrap(), repo.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let file = repo.join("resources/cirun-openstack-gpu-large.yml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            format!("{text}cost: {{ per_hour: 0.6, currency: USD }}\n"),
+        )
+        .unwrap();
+        let g = live_on(repo).await;
+        let day = today();
+        let last_month = day.first_of_month().yesterday().unwrap();
+        let minutes = |job_id: i64, day: Date, minutes: i64| Write::Minutes {
+            job_id,
+            project: "pytorch-cpu".into(),
+            resource: "cirun-openstack-gpu-large".into(),
+            day: day.to_string(),
+            minutes,
+        };
+        g.state
+            .store()
+            .commit(vec![minutes(1, day, 100), minutes(2, last_month, 50)])
+            .await
+            .unwrap();
+        let (_, _, json) = g.get("/dashboard.json").await;
+        let d: Dashboard = serde_json::from_str(&json).unwrap();
+        let gpu = d
+            .resources
+            .iter()
+            .find(|u| u.resource == "cirun-openstack-gpu-large")
+            .unwrap();
+        // 0.6 an hour is 0.01 a minute.
+        assert_eq!(gpu.month_cost.as_deref(), Some("1.00 USD"));
+        let of = |month: Date| {
+            let month = month.strftime("%Y-%m").to_string();
+            d.spend
+                .iter()
+                .find(|s| {
+                    s.month == month && s.resource.as_deref() == Some("cirun-openstack-gpu-large")
+                })
+                .map(|s| (s.minutes, s.cost.clone()))
+        };
+        assert_eq!(of(day), Some((100, Some("1.00 USD".into()))));
+        assert_eq!(of(last_month), Some((50, Some("0.50 USD".into()))));
+        // `quota: { concurrency: 4 }`: 4 machines for the whole month at 0.01 a minute.
+        let worst = u64::try_from(day.days_in_month()).unwrap() * 1440 * 4;
+        let expected = format!("{}.{:02}", worst / 100, worst % 100);
+        let (s, _, json) = g.get("/v1/costs.json").await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let row = v["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "cirun-openstack-gpu-large")
+            .unwrap()
+            .clone();
+        assert_eq!(row["ceiling"], expected.as_str(), "{v}");
+        let (_, _, html) = g.get("/dashboard").await;
+        assert!(html.contains(&format!("{expected} USD")), "{html}");
+        let (_, _, html) = g.get("/dashboard/projects/pytorch-cpu").await;
+        assert!(html.contains("1.00 USD"), "{html}");
     }
 }

@@ -81,6 +81,10 @@ pub(crate) struct Source {
     pub caps: crate::caps::Caps,
     /// `run_approvals:` of `gatehouse.yml` (the phrase, the runs and hours an approval gives).
     pub run_approvals: gatehouse_core::model::RunApprovalSettings,
+    /// Each resource's job time limit (not in snapshots: only the guard times jobs).
+    pub time_limits: crate::time_limits::TimeLimits,
+    /// When a project's use is flagged as far above its usual (`guard.outliers`).
+    pub outliers: gatehouse_core::model::OutlierSettings,
 }
 
 impl AppState {
@@ -282,6 +286,7 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
             .as_ref()
             .map(|s| s.value.run_approvals.clone())
             .unwrap_or_default();
+        let time_limits = crate::time_limits::TimeLimits::from_repo(&repo);
         Ok(Loaded {
             policy: compile_source(&policy, today),
             mode,
@@ -290,6 +295,12 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
                 pools,
                 caps,
                 run_approvals,
+                time_limits,
+                outliers: repo
+                    .settings
+                    .as_ref()
+                    .map(|s| s.value.guard.outliers.clone())
+                    .unwrap_or_default(),
             }),
         })
     })

@@ -197,6 +197,26 @@ const SCHEMA: &[&str] = &[
         comment_id {int} NOT NULL,
         PRIMARY KEY (repository, pull_number)
     )",
+    // Jobs running on a resource with a time limit (`max_job_minutes`): the guard cancels the
+    // run of one still running at `deadline` ([`crate::time_limits`]). A replica takes a due
+    // timer (`lease`: until then no other replica acts on it) before it calls GitHub, and
+    // marks it `fired_at` once it acted; a lease that ends unfired (a crash, an error) lets
+    // the next replica try. A row is removed when its job completes first.
+    "CREATE TABLE IF NOT EXISTS job_timers (
+        job_id {int} PRIMARY KEY,
+        run_id {int} NOT NULL,
+        run_attempt {int} NOT NULL,
+        repository TEXT NOT NULL,
+        project TEXT,
+        resource TEXT NOT NULL,
+        job_name TEXT,
+        head_sha TEXT,
+        started TEXT NOT NULL,
+        deadline TEXT NOT NULL,
+        lease TEXT,
+        fired_at TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS job_timers_by_deadline ON job_timers (deadline)",
 ];
 
 /// Run after [`SCHEMA`] and after the columns added since the first schema exist.
@@ -210,6 +230,7 @@ const SCHEMA_LATE: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS decisions_by_job ON decisions (job_id)",
     // A run approval finds the denied runs of its commit.
     "CREATE INDEX IF NOT EXISTS run_attempts_by_head ON run_attempts (head_sha)",
+    // `gatehouse why` reads a run's decisions.
     "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions (run_id)",
     // Usage charts read job minutes by day range.
     "CREATE INDEX IF NOT EXISTS job_minutes_by_day ON job_minutes (day, resource)",
@@ -363,12 +384,36 @@ pub enum Write {
         pull_number: i64,
         comment_id: i64,
     },
+    /// A job went in progress on a resource with a time limit; nothing when it was reported
+    /// completed before, or is timed already.
+    ArmTimer(JobTimer),
+    /// A job completed: its time limit no longer applies.
+    DisarmTimer { job_id: i64 },
+    /// The guard acted on a job's time limit (cancelled its run, or found nothing to cancel).
+    TimerFired { job_id: i64, at: String },
     /// The delivery's effects are stored; `outcome` is what processing said.
     Processed {
         delivery_id: String,
         at: String,
         outcome: String,
     },
+}
+
+/// A running job's time limit ([`crate::time_limits`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobTimer {
+    pub job_id: i64,
+    pub run_id: i64,
+    pub run_attempt: i64,
+    pub repository: String,
+    pub project: Option<String>,
+    pub resource: String,
+    pub job_name: Option<String>,
+    pub head_sha: Option<String>,
+    /// When the job started, as [`time_text`] writes it.
+    pub started: String,
+    /// When it has run too long.
+    pub deadline: String,
 }
 
 /// A job's claim on a machine of a capped resource, and the caps it is counted against.
@@ -565,6 +610,23 @@ type DecisionRow = (
     String,
 );
 
+/// A decision as [`DecisionRow`] reads it.
+fn decision_record(r: DecisionRow) -> DecisionRecord {
+    DecisionRecord {
+        delivery_id: r.0,
+        job_id: r.1,
+        run_id: r.2,
+        repository: r.3,
+        project: r.4,
+        resource: r.5,
+        outcome: r.6,
+        rule: r.7,
+        message: r.8,
+        decided_at: r.9,
+        origin: r.10,
+    }
+}
+
 /// The present moment as the store writes it: fixed width, so text order is time order.
 pub fn now_text() -> String {
     time_text(Timestamp::now())
@@ -661,6 +723,13 @@ const START_HOLD: &str = concat!(
     ON CONFLICT (holder) DO UPDATE SET job_id = excluded.job_id, expires = excluded.expires"
 );
 const RELEASE_HOLD: &str = "DELETE FROM holds WHERE holder = $1";
+const ARM_TIMER: &str = "INSERT INTO job_timers (job_id, run_id, run_attempt, repository,
+        project, resource, job_name, head_sha, started, deadline)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+    WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE job_id = $1 AND status = 'completed')
+    ON CONFLICT (job_id) DO NOTHING";
+const DISARM_TIMER: &str = "DELETE FROM job_timers WHERE job_id = $1 AND fired_at IS NULL";
+const TIMER_FIRED: &str = "UPDATE job_timers SET fired_at = $2 WHERE job_id = $1";
 /// On PostgreSQL, claims on one provider's machines take turns (until their transaction
 /// ends), so that two replicas never both see the last free slot. SQLite has one writer.
 const LOCK_PROVIDER: &str = "SELECT pg_advisory_xact_lock(7140532, hashtext($1))";
@@ -812,6 +881,23 @@ impl Write {
             Write::Admit(h) => (ADMIT_HOLD, hold_params(h, None)),
             Write::Started { hold, gated } => (START_HOLD, hold_params(hold, Some(*gated))),
             Write::Release { holder } => (RELEASE_HOLD, vec![t(holder)]),
+            Write::ArmTimer(j) => (
+                ARM_TIMER,
+                vec![
+                    Int(Some(j.job_id)),
+                    Int(Some(j.run_id)),
+                    Int(Some(j.run_attempt)),
+                    t(&j.repository),
+                    Text(j.project.as_deref()),
+                    t(&j.resource),
+                    Text(j.job_name.as_deref()),
+                    Text(j.head_sha.as_deref()),
+                    t(&j.started),
+                    t(&j.deadline),
+                ],
+            ),
+            Write::DisarmTimer { job_id } => (DISARM_TIMER, vec![Int(Some(*job_id))]),
+            Write::TimerFired { job_id, at } => (TIMER_FIRED, vec![Int(Some(*job_id)), t(at)]),
             Write::Processed {
                 delivery_id,
                 at,
@@ -1295,22 +1381,7 @@ impl Store {
             .bind(f.offset)
             .fetch_all(pool)
             .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| DecisionRecord {
-                delivery_id: r.0,
-                job_id: r.1,
-                run_id: r.2,
-                repository: r.3,
-                project: r.4,
-                resource: r.5,
-                outcome: r.6,
-                rule: r.7,
-                message: r.8,
-                decided_at: r.9,
-                origin: r.10,
-            })
-            .collect())
+        Ok(rows.into_iter().map(decision_record).collect())
     }
 
     /// The outcomes of an admission (by its delivery id) and of its job's webhook decision
@@ -1379,6 +1450,39 @@ impl Store {
             .fetch_all(pool)
             .await)?;
         Ok(rows.into_iter().map(UsageRow::from).collect())
+    }
+
+    /// Minutes per project and day on days in `[from, until)` (`YYYY-MM-DD`): `(project, day,
+    /// minutes)`.
+    pub async fn project_day_minutes(
+        &self,
+        from: &str,
+        until: &str,
+    ) -> anyhow::Result<Vec<(String, String, i64)>> {
+        // Served by `job_minutes_by_day` (day, resource).
+        const SQL: &str = "SELECT project, day, CAST(SUM(minutes) AS BIGINT)
+            FROM job_minutes WHERE day >= $1 AND day < $2 GROUP BY project, day";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(from)
+            .bind(until)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Minutes per resource and month from `from` (`YYYY-MM`) on: `(resource, month,
+    /// minutes)`, by resource and month.
+    pub async fn monthly_usage(&self, from: &str) -> anyhow::Result<Vec<(String, String, u64)>> {
+        const SQL: &str = "SELECT resource, month, CAST(SUM(minutes) AS BIGINT)
+            FROM usage_by_month WHERE month >= $1
+            GROUP BY resource, month ORDER BY resource, month";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(from)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(r, m, n)| (r, m, n.max(0) as u64))
+            .collect())
     }
 
     /// Minutes per project and resource of jobs that finished on days in `[from, until)`
@@ -1488,6 +1592,47 @@ impl Store {
         Ok(by.into_values().collect())
     }
 
+    /// Managed jobs queued or in progress: `(resource, status, how many, the earliest
+    /// `updated_at`)` (for queued jobs, when the oldest was queued).
+    pub async fn queue_jobs(&self) -> anyhow::Result<Vec<(String, String, i64, String)>> {
+        const SQL: &str = "SELECT resource, status, COUNT(*), MIN(updated_at) FROM jobs
+            WHERE status IN ('queued', 'in_progress') GROUP BY resource, status";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL).fetch_all(pool).await)?)
+    }
+
+    /// Claims on capped machines that count at `now`: `(resource, provider, state, how
+    /// many)`.
+    pub async fn queue_holds(
+        &self,
+        now: &str,
+    ) -> anyhow::Result<Vec<(String, String, String, i64)>> {
+        const SQL: &str = "SELECT resource, provider, state, COUNT(*) FROM holds
+            WHERE expires > $1 GROUP BY resource, provider, state";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(now)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Every decision about the jobs of run `run_id` of `repository` (lower-cased or not),
+    /// oldest first.
+    pub async fn decisions_of_run(
+        &self,
+        repository: &str,
+        run_id: i64,
+    ) -> anyhow::Result<Vec<DecisionRecord>> {
+        const SQL: &str = "SELECT delivery_id, job_id, run_id, repository, project, resource,
+                outcome, rule, message, decided_at, COALESCE(origin, 'webhook')
+            FROM decisions WHERE run_id = $1 AND LOWER(repository) = LOWER($2)
+            ORDER BY id";
+        let rows: Vec<DecisionRow> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(run_id)
+            .bind(repository)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(decision_record).collect())
+    }
+
     /// The state of `holder`'s claim (`admitted`, `over`, `waiting`), if it holds one.
     pub async fn hold_state(&self, holder: &str) -> anyhow::Result<Option<String>> {
         const SQL: &str = "SELECT state FROM holds WHERE holder = $1";
@@ -1554,6 +1699,89 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await)?)
+    }
+
+    /// Time limits due at `now` that no replica holds a lease on: at most `limit`, the
+    /// earliest first.
+    pub async fn due_timers(&self, now: &str, limit: i64) -> anyhow::Result<Vec<JobTimer>> {
+        const SQL: &str = "SELECT job_id, run_id, run_attempt, repository, project, resource,
+                job_name, head_sha, started, deadline
+            FROM job_timers WHERE fired_at IS NULL AND deadline <= $1
+                AND (lease IS NULL OR lease <= $1)
+            ORDER BY deadline LIMIT $2";
+        type Row = (
+            i64,
+            i64,
+            i64,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+        );
+        let rows: Vec<Row> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| JobTimer {
+                job_id: r.0,
+                run_id: r.1,
+                run_attempt: r.2,
+                repository: r.3,
+                project: r.4,
+                resource: r.5,
+                job_name: r.6,
+                head_sha: r.7,
+                started: r.8,
+                deadline: r.9,
+            })
+            .collect())
+    }
+
+    /// Takes job `job_id`'s due time limit until `until`: `true` for the one replica that
+    /// got it (no other holds a lease at `now` and it has not fired), which then acts on it.
+    pub async fn lease_timer(&self, job_id: i64, now: &str, until: &str) -> anyhow::Result<bool> {
+        const SQL: &str = "UPDATE job_timers SET lease = $3
+            WHERE job_id = $1 AND fired_at IS NULL AND deadline <= $2
+                AND (lease IS NULL OR lease <= $2)";
+        let rows = on_pool!(self, pool => sqlx::query(SQL)
+            .bind(job_id)
+            .bind(now)
+            .bind(until)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(rows == 1)
+    }
+
+    /// Moves job `job_id`'s unfired time limit to `deadline` (the resource's limit changed),
+    /// or removes it (`None`: the resource has none any more).
+    pub async fn move_timer(&self, job_id: i64, deadline: Option<&str>) -> anyhow::Result<()> {
+        match deadline {
+            Some(deadline) => {
+                const SQL: &str = "UPDATE job_timers SET deadline = $2, lease = NULL
+                    WHERE job_id = $1 AND fired_at IS NULL";
+                on_pool!(self, pool => sqlx::query(SQL)
+                    .bind(job_id)
+                    .bind(deadline)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+            }
+            None => {
+                on_pool!(self, pool => sqlx::query(DISARM_TIMER)
+                    .bind(job_id)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Deliveries stored but not processed, oldest first, at most `limit`.

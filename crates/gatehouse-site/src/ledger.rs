@@ -8,10 +8,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use gatehouse_core::Repo;
+use gatehouse_core::cost::Price;
 use gatehouse_core::model::{Grant, Request, RequestAction, RequestForm, Resource};
 use gatehouse_core::names::{project_key, validate_project_name};
 use jiff::civil::Date;
 use serde::Serialize;
+
+use crate::cost::{CostView, PriceView};
 
 /// The version of the JSON schema written under `v1/`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -30,7 +33,11 @@ pub struct ResourceView {
     pub specs: BTreeMap<String, String>,
     /// The longest a grant may last, as written (`1y`, `90d`).
     pub max_duration: Option<String>,
+    /// The longest one of its jobs may run, in minutes (the guard cancels longer runs).
+    pub max_job_minutes: Option<u32>,
     pub quota: QuotaView,
+    /// What a minute of it costs, when its file says.
+    pub cost: Option<PriceView>,
     /// Whether new grants allow pull-request builds unless the request says.
     pub pull_request_default: bool,
     /// The repository roles that may trigger jobs.
@@ -128,6 +135,9 @@ pub struct Ledger {
     /// Names that cannot be a file name on the site (they fail `check`); left out of it.
     #[serde(skip)]
     pub skipped: Vec<String>,
+    /// The worst-case monthly cost the caps allow (`v1/costs.json`).
+    #[serde(skip)]
+    pub costs: CostView,
     /// `people/tos.yml` in the users-list format Cirun's `users_from_json` reads
     /// (`v1/tos-users.json`); `None` without that file.
     #[serde(skip)]
@@ -252,6 +262,7 @@ impl Ledger {
             projects,
             requests,
             skipped,
+            costs: CostView::build(repo, today),
             tos_users: repo
                 .tos
                 .as_ref()
@@ -318,7 +329,13 @@ fn resource_view(res: &Resource, projects: usize, pending: usize) -> ResourceVie
         labels,
         specs,
         max_duration: res.max_duration.as_ref().map(|d| d.value.to_string()),
+        max_job_minutes: res.max_job_minutes.as_ref().map(|m| m.value),
         quota,
+        cost: res
+            .cost
+            .as_ref()
+            .and_then(|c| Price::of(&c.value))
+            .map(PriceView::new),
         pull_request_default: res.defaults.pull_request,
         roles,
         require_tos: res.users.require_tos,

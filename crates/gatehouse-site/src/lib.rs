@@ -11,13 +11,15 @@
 //! writes nothing; the CLI and the server do that. The output depends only on its inputs, so
 //! the same repository gives byte-identical files that can be committed and diffed.
 
+pub mod cost;
 pub mod ledger;
+pub mod queue;
 pub mod render;
 pub mod usage;
 
 pub use ledger::{HistoryEvent, Ledger, LedgerInputs, SCHEMA_VERSION};
 pub use render::{
     DashboardPage, RenderError, Site, SiteOptions, render_dashboard, render_project_usage,
-    render_resource_usage, render_site,
+    render_queue, render_resource_usage, render_site,
 };
 pub use usage::{Dashboard, DeniedJob, ProjectResourceUsage, ProjectUsage, ResourceUsage};

@@ -103,6 +103,7 @@ fn env() -> &'static Environment<'static> {
                 "project_usage.html",
                 include_str!("../templates/project_usage.html"),
             ),
+            ("queue.html", include_str!("../templates/queue.html")),
         ] {
             env.add_template(name, src)
                 .unwrap_or_else(|e| panic!("template {name} does not parse: {e:#}"));
@@ -302,6 +303,7 @@ pub fn render_site(ledger: &Ledger, options: &SiteOptions) -> Result<Site, Rende
         projects_with_grants => ledger.projects.iter().filter(|p| !p.grants.is_empty()).count(),
         requests => &ledger.requests,
         usage => usage_by_resource,
+        costs => &ledger.costs,
         ..base("")
     })?;
     files.insert("index.html".into(), index.into_bytes());
@@ -415,6 +417,7 @@ pub fn render_site(ledger: &Ledger, options: &SiteOptions) -> Result<Site, Rende
         "v1/projects.json".into(),
         json_list(ledger, "projects", &refs)?,
     );
+    files.insert("v1/costs.json".into(), json(ledger, &ledger.costs)?);
     // The terms-of-service list without the envelope: the format Cirun's `users_from_json`
     // reads, so the provider can point at the ledger.
     if let Some(users) = &ledger.tos_users {
@@ -483,6 +486,9 @@ pub fn render_dashboard(d: &Dashboard, page: &DashboardPage) -> Result<String, R
         idle => idle,
         weeks => crate::usage::WEEKS,
         denied => &d.denied,
+        spend => &d.spend,
+        costs => &d.costs,
+        outliers => &d.outliers,
     };
     Ok(env()
         .get_template("dashboard.html")?
@@ -535,4 +541,27 @@ pub fn render_project_usage(u: &ProjectUsage, page: &DashboardPage) -> Result<St
     Ok(env()
         .get_template("project_usage.html")?
         .render(context! { u => view, ..dashboard_base(page) })?)
+}
+
+/// The queue page: every resource's jobs against its caps, and the recent decisions.
+pub fn render_queue(q: &crate::queue::Queue, page: &DashboardPage) -> Result<String, RenderError> {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        #[serde(flatten)]
+        r: &'a crate::queue::QueueRow,
+        full: bool,
+    }
+    let rows: Vec<Row> = q
+        .resources
+        .iter()
+        .map(|r| Row { r, full: r.full() })
+        .collect();
+    let view = context! {
+        at => &q.at,
+        resources => rows,
+        recent => &q.recent,
+    };
+    Ok(env()
+        .get_template("queue.html")?
+        .render(context! { q => view, ..dashboard_base(page) })?)
 }

@@ -44,6 +44,9 @@ pub struct ResourceUsage {
     pub project_minutes_per_month: Option<u64>,
     /// This month's heaviest users, most minutes first.
     pub top_projects: Vec<ProjectMinutes>,
+    /// What this month's minutes cost (`12.34 USD`), when the resource has a price.
+    #[serde(default)]
+    pub month_cost: Option<String>,
 }
 
 /// A job the guard denied, and why.
@@ -74,6 +77,9 @@ pub struct ProjectResourceUsage {
     pub weeks: Vec<WeekMinutes>,
     pub month_minutes: u64,
     pub project_minutes_per_month: Option<u64>,
+    /// What this month's minutes cost, when the resource has a price.
+    #[serde(default)]
+    pub month_cost: Option<String>,
 }
 
 /// One project's usage and its recently denied jobs.
@@ -86,6 +92,19 @@ pub struct ProjectUsage {
     pub denied: Vec<DeniedJob>,
 }
 
+/// Minutes and their cost in one month, on one resource or (`resource: None`) on every
+/// resource of a provider in one currency.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Spend {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub provider: String,
+    pub resource: Option<String>,
+    pub minutes: u64,
+    /// `12.34 USD`; `None` without a price.
+    pub cost: Option<String>,
+}
+
 /// Every resource's usage, for the dashboard's front page.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Dashboard {
@@ -93,6 +112,26 @@ pub struct Dashboard {
     pub resources: Vec<ResourceUsage>,
     /// Newest first, every project.
     pub denied: Vec<DeniedJob>,
+    /// The months before this one and this one, newest first: per provider (and currency),
+    /// then per resource.
+    #[serde(default)]
+    pub spend: Vec<Spend>,
+    /// The worst-case monthly cost the caps allow.
+    #[serde(default)]
+    pub costs: crate::cost::CostView,
+    /// Projects using far more than their own recent median this week, largest first.
+    #[serde(default)]
+    pub outliers: Vec<OutlierRow>,
+}
+
+/// A project using far more than usual this week.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutlierRow {
+    pub project: String,
+    /// Its minutes this week.
+    pub minutes: u64,
+    /// The median of its previous weeks.
+    pub median: u64,
 }
 
 /// The Monday of the week `day` falls in.
@@ -236,6 +275,72 @@ fn nice_ceiling(v: u64) -> u64 {
         }
     }
     v
+}
+
+/// Minutes and cost per month: `rows` are `(resource, month, minutes)`; each resource's
+/// provider and price come from `resources`. Newest month first; within a month, each
+/// provider's total per currency (priced resources) and of its unpriced resources, then each
+/// resource. Resources no longer in the ledger are left out.
+pub fn spend(
+    rows: &[(String, String, u64)],
+    resources: &[crate::ledger::ResourceView],
+) -> Vec<Spend> {
+    // (month, provider, currency or "" when unpriced) -> (minutes, micros)
+    let mut providers: BTreeMap<(&str, &str, &str), (u64, u128)> = BTreeMap::new();
+    let mut each: BTreeMap<(&str, &str, &str), Spend> = BTreeMap::new();
+    for (resource, month, minutes) in rows {
+        let Some(r) = resources.iter().find(|r| r.name == *resource) else {
+            continue;
+        };
+        let price = r.cost.as_ref().map(|c| &c.price);
+        let currency = price.map_or("", |p| p.currency.as_str());
+        let micros = price.map_or(0, |p| p.of_minutes(*minutes).micros);
+        let total = providers
+            .entry((month.as_str(), r.provider.as_str(), currency))
+            .or_default();
+        total.0 += minutes;
+        total.1 += micros;
+        let row = each
+            .entry((month.as_str(), r.provider.as_str(), resource.as_str()))
+            .or_insert_with(|| Spend {
+                month: month.clone(),
+                provider: r.provider.clone(),
+                resource: Some(resource.clone()),
+                minutes: 0,
+                cost: None,
+            });
+        row.minutes += minutes;
+        row.cost = price.map(|p| p.of_minutes(row.minutes).to_string());
+    }
+    let mut months: Vec<&str> = providers.keys().map(|(m, _, _)| *m).collect();
+    months.dedup();
+    let mut out = Vec::new();
+    for month in months.into_iter().rev() {
+        for ((_, provider, currency), (minutes, micros)) in providers
+            .range((month, "", "")..)
+            .take_while(|((m, _, _), _)| *m == month)
+        {
+            out.push(Spend {
+                month: month.to_string(),
+                provider: provider.to_string(),
+                resource: None,
+                minutes: *minutes,
+                cost: (!currency.is_empty()).then(|| {
+                    gatehouse_core::cost::Money {
+                        micros: *micros,
+                        currency: currency.to_string(),
+                    }
+                    .to_string()
+                }),
+            });
+        }
+        out.extend(
+            each.range((month, "", "")..)
+                .take_while(|((m, _, _), _)| *m == month)
+                .map(|(_, s)| s.clone()),
+        );
+    }
+    out
 }
 
 #[cfg(test)]

@@ -353,7 +353,9 @@ struct ResourceJson {
     labels: Vec<String>,
     specs: BTreeMap<String, String>,
     max_duration: Option<String>,
+    max_job_minutes: Option<u32>,
     quota: QuotaJson,
+    cost: Option<serde_json::Value>,
     pull_request_default: bool,
     roles: Vec<String>,
     require_tos: bool,
@@ -518,6 +520,7 @@ fn usage_fixture() -> Dashboard {
                 project: "alpha".into(),
                 minutes: 600,
             }],
+            month_cost: None,
         }],
         denied: vec![DeniedJob {
             decided_at: "2026-11-28T10:00:00Z".into(),
@@ -529,6 +532,9 @@ fn usage_fixture() -> Dashboard {
             message: Some("pull requests from forks <are> not allowed".into()),
             origin: "gate".into(),
         }],
+        spend: Vec::new(),
+        costs: Default::default(),
+        outliers: Vec::new(),
     }
 }
 
@@ -566,11 +572,13 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
             weeks: d.resources[0].weeks.clone(),
             month_minutes: 600,
             project_minutes_per_month: Some(3000),
+            month_cost: Some("4.80 USD".into()),
         }],
         denied: d.denied.clone(),
     };
     let html = render_project_usage(&p, &page).unwrap();
     assert!(html.contains("aria-label=\"alpha on gpu: minutes per week"));
+    assert!(html.contains("<td class=\"num\">4.80 USD</td>"));
     assert!(html.contains("<code>event-not-allowed</code>"));
 }
 
@@ -614,4 +622,142 @@ fn a_small_project_page() {
         },
     );
     insta::assert_snapshot!(page(&site, "projects/alpha.html"));
+}
+
+#[test]
+fn the_worst_case_monthly_cost_is_published_per_resource_provider_and_currency() {
+    // November: 30 days. `gpu`: 2 machines × 43,200 minutes × 0.008 = 691.20 USD. `mac`:
+    // no cap: no ceiling, and so none for USD in total. `eu`: 1,000 minutes × 0.5 = 500 EUR.
+    let repo = small_repo(&[
+        (
+            "resources/gpu.yml",
+            "name: gpu\nprovider: cirun\nlabels: [gpu]\ncost: { per_minute: 0.008, currency: USD }\nquota: { concurrency: 2 }\n".into(),
+        ),
+        (
+            "resources/mac.yml",
+            "name: mac\nprovider: cirun\nlabels: [mac]\ncost: { per_hour: 1.2, currency: USD }\n".into(),
+        ),
+        (
+            "resources/eu.yml",
+            "name: eu\nprovider: cirun\nlabels: [eu]\ncost: { per_minute: 0.5, currency: EUR }\nquota: { minutes_per_month: 1000 }\n".into(),
+        ),
+        (
+            "resources/free.yml",
+            "name: free\nprovider: cirun\nlabels: [free]\n".into(),
+        ),
+    ]);
+    let (_, site) = render(&repo, &LedgerInputs::default());
+    let index = page(&site, "index.html");
+    let table = rows(index, "cost-table");
+    let row = |start: &str| {
+        *table
+            .iter()
+            .find(|r| r.contains(start))
+            .unwrap_or_else(|| panic!("no row for {start}: {table:#?}"))
+    };
+    assert!(row(">gpu <").contains("691.20 USD"), "{}", row(">gpu <"));
+    assert!(row(">mac <").contains("no ceiling"));
+    assert!(row("All providers (USD)").contains("no ceiling"));
+    assert!(row("All providers (EUR)").contains("500.00 EUR"));
+    assert!(index.contains("Without a price (in no ceiling): free."));
+    let gpu = page(&site, "resources/gpu.html");
+    assert!(gpu.contains("0.008 USD a minute"), "{gpu}");
+
+    let costs: serde_json::Value = serde_json::from_slice(&site.files["v1/costs.json"]).unwrap();
+    assert_eq!(costs["version"], 1);
+    assert_eq!(costs["month"], "2026-11");
+    let totals = costs["totals"].as_array().unwrap();
+    assert_eq!(
+        totals,
+        &[
+            serde_json::json!({"currency": "EUR", "ceiling": "500.00"}),
+            serde_json::json!({"currency": "USD", "ceiling": null}),
+        ]
+    );
+    let resources: serde_json::Value =
+        serde_json::from_slice(&site.files["v1/resources.json"]).unwrap();
+    let mac = resources["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "mac")
+        .unwrap();
+    assert_eq!(
+        mac["cost"],
+        serde_json::json!({"per_minute": "0.02", "currency": "USD"})
+    );
+
+    // Without prices there is no cost section at all.
+    let (_, plain) = render(&small_repo(&[]), &LedgerInputs::default());
+    assert!(!page(&plain, "index.html").contains("cost-table"));
+}
+
+#[test]
+fn the_dashboard_shows_minutes_and_cost_by_month_and_the_worst_case() {
+    // `gpu` at 0.008 USD a minute on cirun, `cpu` unpriced; `gone` is no longer a resource.
+    let repo = small_repo(&[
+        (
+            "resources/gpu.yml",
+            "name: gpu\nprovider: cirun\nlabels: [gpu]\ncost: { per_minute: 0.008, currency: USD }\nquota: { concurrency: 2 }\n".into(),
+        ),
+        (
+            "resources/cpu.yml",
+            "name: cpu\nprovider: cirun\nlabels: [cpu]\n".into(),
+        ),
+    ]);
+    let ledger = Ledger::build(&repo, TODAY, &LedgerInputs::default());
+    let months = [
+        ("gpu", "2026-10", 1000u64),
+        ("gpu", "2026-11", 250),
+        ("cpu", "2026-11", 40),
+        ("gone", "2026-11", 5),
+    ]
+    .map(|(r, m, n)| (r.to_string(), m.to_string(), n));
+    let spend = gatehouse_site::usage::spend(&months, &ledger.resources);
+    let shown: Vec<(&str, Option<&str>, u64, Option<&str>)> = spend
+        .iter()
+        .map(|s| {
+            (
+                s.month.as_str(),
+                s.resource.as_deref(),
+                s.minutes,
+                s.cost.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            // Newest month first: the provider's priced total, its unpriced minutes, then
+            // each resource.
+            ("2026-11", None, 40, None),
+            ("2026-11", None, 250, Some("2.00 USD")),
+            ("2026-11", Some("cpu"), 40, None),
+            ("2026-11", Some("gpu"), 250, Some("2.00 USD")),
+            ("2026-10", None, 1000, Some("8.00 USD")),
+            ("2026-10", Some("gpu"), 1000, Some("8.00 USD")),
+        ]
+    );
+    let mut d = usage_fixture();
+    d.resources[0].month_cost = Some("2.00 USD".into());
+    d.spend = spend;
+    d.costs = ledger.costs.clone();
+    let page = DashboardPage {
+        org: Some("acme"),
+        date: "2026-11-29",
+        root: "/",
+    };
+    let html = render_dashboard(&d, &page).unwrap();
+    assert!(rows(&html, "usage-table")[0].contains("<td class=\"num\">2.00 USD</td>"));
+    let spend_rows = rows(&html, "spend-table");
+    assert_eq!(spend_rows.len(), 6);
+    assert!(spend_rows[4].contains("provider cirun") && spend_rows[4].contains("8.00 USD"));
+    // 2 machines × 30 days × 1440 minutes × 0.008.
+    let worst = rows(&html, "cost-table");
+    assert!(
+        worst
+            .iter()
+            .any(|r| r.contains("All providers (USD)") && r.contains("691.20 USD")),
+        "{worst:#?}"
+    );
 }

@@ -82,6 +82,12 @@ pub enum Command {
     ///
     /// Exit status: 0 when no decision would change, 1 when some would, 2 on errors.
     Replay(ReplayArgs),
+    /// Why a run's managed jobs were allowed, denied or wait: the guard's decisions about it,
+    /// with the rule and the reason, and the queue of the resources they asked for.
+    ///
+    /// Give the run's or the job's address as GitHub shows it
+    /// (https://github.com/OWNER/NAME/actions/runs/RUN, or .../job/JOB).
+    Why(WhyArgs),
     /// Admit or refuse the job about to run on this self-hosted runner, before its first step:
     /// run by the runner's job-started hook (ACTIONS_RUNNER_HOOK_JOB_STARTED).
     ///
@@ -611,6 +617,17 @@ pub struct ReplayArgs {
     /// The guard's store, as given to `serve`.
     #[arg(long, default_value = "sqlite://gatehouse.db", env = "GATEHOUSE_DB")]
     pub db: String,
+    #[arg(long, value_enum, default_value_t = DecisionFormat::Text)]
+    pub format: DecisionFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// The run's or the job's address on GitHub.
+    pub url: String,
+    /// The guard's address (`gatehouse serve`), as its public pages are reached.
+    #[arg(long, env = "GATEHOUSE_GUARD_URL", value_name = "URL")]
+    pub guard: String,
     #[arg(long, value_enum, default_value_t = DecisionFormat::Text)]
     pub format: DecisionFormat,
 }

@@ -67,6 +67,7 @@ fn run(cli: Cli, today_from: Option<ValueSource>) -> anyhow::Result<ExitCode> {
         Command::Render(cli::RenderCommand::Cedar(args)) => cmd::render::run_cedar(args, today),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Replay(args) => cmd::replay::run(args),
+        Command::Why(args) => cmd::why::run(args),
         Command::Gate(args) => cmd::gate::run(args),
         Command::Snapshot(args) => cmd::gate::run_snapshot(args, today),
         Command::Audit(args) => cmd::audit::run(args, today),

@@ -421,6 +421,70 @@ fn idle_grants_come_from_the_guards_database() {
     assert!(!absent.exists());
 }
 
+/// `audit --db` flags a project whose minutes this week are more than 4 times the median of
+/// its previous 8 weeks (gatehouse.yml's `guard.outliers` defaults), from the guard's counted
+/// minutes; a steady project is not flagged.
+#[test]
+fn a_project_far_above_its_usual_week_is_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("guard.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        drop(gatehouse_server::Store::connect(&url).await.unwrap());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        // `--today 2026-11-29`, a Sunday: this week began on 2026-11-23.
+        let mut rows = vec![
+            ("pytorch-cpu", "2026-11-25".to_string(), 500),
+            ("xformers", "2026-11-24".to_string(), 120),
+        ];
+        for k in 1..=8 {
+            let monday = jiff::civil::date(2026, 11, 23) - jiff::Span::new().weeks(k);
+            rows.push(("pytorch-cpu", monday.to_string(), 100));
+            rows.push(("xformers", monday.to_string(), 100));
+        }
+        for (n, (project, day, minutes)) in rows.into_iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO job_minutes (job_id, project, resource, day, minutes) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(n as i64)
+            .bind(project)
+            .bind("cirun-openstack-gpu-large")
+            .bind(day)
+            .bind(minutes)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    });
+    let out = gatehouse(&[
+        "audit",
+        "examples/conda-forge",
+        "--db",
+        &url,
+        "--format",
+        "json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let flagged: Vec<&str> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "audit-usage-outlier")
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        flagged,
+        [
+            "`pytorch-cpu` used 500 minutes this week, more than 4 times its usual week (100 minutes, the median of its previous 8 weeks)"
+        ],
+        "{doc:#}"
+    );
+}
+
 /// The loopback GitHub (`gatehouse-fake`), standing for Cirun too, failing every request, in
 /// turn with 422, 403 and 500, with the request itself, headers included, in the answer's
 /// `message`: a client that quoted answers without care would quote the token.

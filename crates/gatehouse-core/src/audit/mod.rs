@@ -23,7 +23,7 @@ use crate::repo::Repo;
 use crate::span::{Span, Spanned};
 
 use workflow::{
-    Label, LabelSet, Workflow, reaches, read_build_config_labels, read_conda_forge_yml,
+    JobTimeout, Label, LabelSet, Workflow, reaches, read_build_config_labels, read_conda_forge_yml,
     read_workflow,
 };
 
@@ -55,6 +55,10 @@ pub trait Ledger {
     /// its `runs-on` names one: the guard's own router.
     fn route(&self, labels: &[&str], group: Option<&str>) -> Routed;
     fn grant(&self, project: &str, resource: &str) -> GrantState;
+    /// The longest a job of `resource` may run, in minutes (`max_job_minutes`).
+    fn max_job_minutes(&self, _resource: &str) -> Option<u32> {
+        None
+    }
 }
 
 /// Events a person without write access to the project can cause: each starts a workflow in
@@ -221,7 +225,11 @@ pub fn audit_project(ledger: &impl Ledger, name: &str, files: &[(String, Vec<u8>
                         })
                         .collect()
                 };
-                for set in read_build_config_labels(&tree) {
+                for mut set in read_build_config_labels(&tree) {
+                    set.timeout = JobTimeout::Smithy {
+                        minutes: config.timeout_minutes.clone(),
+                        file: format!("{name}/{CONDA_FORGE_YML}"),
+                    };
                     ctx.judge(&file, &set, &triggers, &mut diags);
                 }
             }
@@ -433,6 +441,14 @@ impl<L: Ledger> Judge<'_, L> {
             .collect();
         let group = set.group.as_ref();
         let whole = self.ledger.route(&texts, group.map(|g| g.value.as_str()));
+        if let Routed::One(resource) = &whole {
+            let span = routed
+                .first()
+                .map(|(_, l)| l.span)
+                .or(group.map(|g| g.span))
+                .unwrap_or(Span::UNKNOWN);
+            self.judge_timeout(file, set, resource, span, diags);
+        }
         match whole {
             Routed::Ambiguous(a, b) if !ambiguous => {
                 let span = routed
@@ -489,6 +505,86 @@ impl<L: Ledger> Judge<'_, L> {
                 diags,
             );
         }
+    }
+
+    /// A job on a resource with a time limit should stop itself before the guard cancels its
+    /// whole run: its `timeout-minutes` is set, and no larger than the limit. `span`: where
+    /// the job asks for the resource.
+    fn judge_timeout(
+        &self,
+        file: &str,
+        set: &LabelSet,
+        resource: &str,
+        span: Span,
+        diags: &mut Diagnostics,
+    ) {
+        let Some(limit) = self.ledger.max_job_minutes(resource) else {
+            return;
+        };
+        let job = &set.job;
+        let help = format!(
+            "set `timeout-minutes: {limit}` (or less) on job `{job}`, so that it stops itself and the rest of its run goes on"
+        );
+        let d = match &set.timeout {
+            JobTimeout::Absent => Diagnostic::warning(
+                "audit-job-timeout",
+                file,
+                span,
+                format!(
+                    "job `{job}` runs on `{resource}`, whose jobs may run {limit} minutes, but sets no `timeout-minutes`: the guard cancels its whole run at {limit} minutes"
+                ),
+            ),
+            JobTimeout::Minutes(m) if m.value > u64::from(limit) => Diagnostic::warning(
+                "audit-job-timeout",
+                file,
+                m.span,
+                format!(
+                    "job `{job}` sets `timeout-minutes: {}`, above the {limit} minutes `{resource}` allows: the guard cancels its whole run at {limit} minutes",
+                    m.value
+                ),
+            ),
+            JobTimeout::Smithy { minutes: None, .. }
+                if workflow::SMITHY_TIMEOUT_MINUTES > u64::from(limit) =>
+            {
+                let smithy = workflow::SMITHY_TIMEOUT_MINUTES;
+                diags.push(
+                    Diagnostic::warning(
+                        "audit-job-timeout",
+                        file,
+                        span,
+                        format!(
+                            "this build runs on `{resource}`, whose jobs may run {limit} minutes, but conda-forge.yml sets no `github_actions: timeout_minutes`, so conda-smithy gives its job {smithy}: the guard cancels its whole run at {limit} minutes"
+                        ),
+                    )
+                    .with_help(format!(
+                        "set `github_actions: {{ timeout_minutes: {limit} }}` (or less) in conda-forge.yml and re-render"
+                    )),
+                );
+                return;
+            }
+            JobTimeout::Smithy {
+                minutes: Some(m),
+                file: smithy_file,
+            } if m.value > u64::from(limit) => {
+                diags.push(
+                    Diagnostic::warning(
+                        "audit-job-timeout",
+                        smithy_file.as_str(),
+                        m.span,
+                        format!(
+                            "`github_actions: timeout_minutes: {}` is above the {limit} minutes `{resource}` allows, which builds of {file} run on: the guard cancels their whole run at {limit} minutes",
+                            m.value
+                        ),
+                    )
+                    .with_help(format!(
+                        "lower `timeout_minutes` to {limit} (or less) and re-render"
+                    )),
+                );
+                return;
+            }
+            _ => return,
+        };
+        diags.push(d.with_help(help));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1037,6 +1133,89 @@ mod tests {
             "{}",
             found[0].message
         );
+    }
+
+    #[test]
+    fn jobs_on_a_resource_with_a_time_limit_should_stop_themselves_first() {
+        /// `gpu` jobs may run 60 minutes.
+        struct Timed;
+        impl Ledger for Timed {
+            fn project_of(&self, name: &str) -> Option<String> {
+                Fake.project_of(name)
+            }
+            fn route(&self, labels: &[&str], group: Option<&str>) -> Routed {
+                Fake.route(labels, group)
+            }
+            fn grant(&self, project: &str, resource: &str) -> GrantState {
+                Fake.grant(project, resource)
+            }
+            fn max_job_minutes(&self, resource: &str) -> Option<u32> {
+                (resource == "gpu").then_some(60)
+            }
+        }
+        let wf = "on: push\njobs:\n  none:\n    runs-on: gpu\n  long:\n    runs-on: gpu\n    timeout-minutes: 90\n  fits:\n    runs-on: gpu\n    timeout-minutes: 60\n  computed:\n    runs-on: gpu\n    timeout-minutes: ${{ matrix.t }}\n  cpu:\n    runs-on: ubuntu-latest\n";
+        let files = vec![(
+            ".github/workflows/x.yml".to_string(),
+            wf.as_bytes().to_vec(),
+        )];
+        let found: Vec<_> = audit_project(&Timed, "a-feedstock", &files)
+            .sorted()
+            .into_iter()
+            .map(|d| (d.span.line, d.code, d.severity, d.message))
+            .collect();
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert_eq!((found[0].0, found[0].1), (4, "audit-job-timeout"));
+        assert!(
+            found[0].3.contains("job `none`") && found[0].3.contains("sets no `timeout-minutes`")
+        );
+        assert_eq!((found[1].0, found[1].1), (7, "audit-job-timeout"));
+        assert!(
+            found[1]
+                .3
+                .contains("`timeout-minutes: 90`, above the 60 minutes")
+        );
+        assert!(found.iter().all(|f| f.2 == crate::Severity::Warning));
+        // A resource without a limit asks nothing of the job.
+        assert!(audit_project(&Fake, "a-feedstock", &files).is_empty());
+
+        // A feedstock's builds: conda-smithy writes `timeout-minutes` from conda-forge.yml,
+        // 360 when it does not say.
+        let feedstock = |cf: &str| {
+            let files: Vec<(String, Vec<u8>)> = [
+                ("conda-forge.yml", cf),
+                (BUILD_CONFIG, "github_actions_labels:\n- gpu\n"),
+            ]
+            .iter()
+            .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+            .collect();
+            audit_project(&Timed, "a-feedstock", &files)
+                .sorted()
+                .into_iter()
+                .map(|d| (d.file, d.span.line, d.code, d.message))
+                .collect::<Vec<_>>()
+        };
+        let default = feedstock("github_actions:\n  self_hosted: true\n");
+        assert_eq!(default.len(), 1, "{default:#?}");
+        assert_eq!(
+            (default[0].0.as_str(), default[0].1, default[0].2),
+            (
+                "a-feedstock/recipe/conda_build_config.yaml",
+                2,
+                "audit-job-timeout"
+            )
+        );
+        assert!(
+            default[0].3.contains("conda-smithy gives its job 360"),
+            "{default:#?}"
+        );
+        let above = feedstock("github_actions:\n  self_hosted: true\n  timeout_minutes: 600\n");
+        assert_eq!(above.len(), 1, "{above:#?}");
+        assert_eq!(
+            (above[0].0.as_str(), above[0].1, above[0].2),
+            ("a-feedstock/conda-forge.yml", 3, "audit-job-timeout")
+        );
+        let fits = feedstock("github_actions:\n  self_hosted: true\n  timeout_minutes: 45\n");
+        assert!(fits.is_empty(), "{fits:#?}");
     }
 
     proptest::proptest! {

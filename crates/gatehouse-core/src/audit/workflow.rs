@@ -49,6 +49,44 @@ pub struct LabelSet {
     pub group: Option<Spanned<String>>,
     /// The job's `if:`, which may keep some events from reaching it.
     pub condition: Option<String>,
+    /// The job's `timeout-minutes`.
+    pub timeout: JobTimeout,
+}
+
+/// A job's `timeout-minutes`, as the file gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobTimeout {
+    /// Not set: GitHub stops the job after 360 minutes on its own runners, after 5 days on a
+    /// self-hosted one.
+    Absent,
+    Minutes(Spanned<u64>),
+    /// An expression, or a value audit cannot read.
+    Unknown(Spanned<String>),
+    /// A conda-forge feedstock's build variant: conda-smithy writes its job's `timeout-minutes`
+    /// from `conda-forge.yml`'s `github_actions: timeout_minutes` ([`SMITHY_TIMEOUT_MINUTES`]
+    /// when absent). `file`: the place of `conda-forge.yml`.
+    Smithy {
+        minutes: Option<Spanned<u64>>,
+        file: String,
+    },
+}
+
+/// The `timeout-minutes` conda-smithy gives a feedstock's jobs when `conda-forge.yml` does not
+/// say (its `github_actions: timeout_minutes` option, added in conda-smithy's news entry
+/// 1703-cirun-self-hosted).
+pub const SMITHY_TIMEOUT_MINUTES: u64 = 360;
+
+impl JobTimeout {
+    fn of(job: &Node) -> JobTimeout {
+        let Some(value) = job.get("timeout-minutes") else {
+            return JobTimeout::Absent;
+        };
+        let text = value.value.as_str().unwrap_or_default().trim();
+        match text.parse::<u64>() {
+            Ok(minutes) => JobTimeout::Minutes(Spanned::new(minutes, value.span)),
+            Err(_) => JobTimeout::Unknown(Spanned::new(text.to_string(), value.span)),
+        }
+    }
 }
 
 /// A job that calls a reusable workflow of the same repository (`uses: ./.github/workflows/x.yml`):
@@ -102,9 +140,11 @@ pub fn read_workflow(tree: &Spanned<Node>) -> Workflow {
                 .value
                 .get("strategy")
                 .and_then(|s| s.value.get("matrix"));
+            let timeout = JobTimeout::of(&body.value);
             for runs_on in body.value.get_all("runs-on") {
-                wf.runs_on
-                    .extend(job_label_sets(job.value, runs_on, matrix, &condition));
+                wf.runs_on.extend(job_label_sets(
+                    job.value, runs_on, matrix, &condition, &timeout,
+                ));
             }
             for uses in body.value.get_all("uses") {
                 if let Some(path) = uses.value.as_str().and_then(local_workflow) {
@@ -134,6 +174,7 @@ fn job_label_sets(
     runs_on: &Spanned<Node>,
     matrix: Option<&Spanned<Node>>,
     condition: &Option<String>,
+    timeout: &JobTimeout,
 ) -> Vec<LabelSet> {
     let env = Env {
         matrix,
@@ -158,6 +199,7 @@ fn job_label_sets(
             labels,
             group: group.clone(),
             condition: condition.clone(),
+            timeout: timeout.clone(),
         })
         .collect()
 }
@@ -363,6 +405,8 @@ pub struct FeedstockConfig {
     /// `github_actions: triggers: [...]`; conda-smithy builds only `push` on self-hosted runners
     /// unless these say otherwise.
     pub triggers: Vec<Spanned<String>>,
+    /// `github_actions: timeout_minutes`, when it is a number.
+    pub timeout_minutes: Option<Spanned<u64>>,
 }
 
 /// Reads `conda-forge.yml`.
@@ -372,6 +416,11 @@ pub fn read_conda_forge_yml(tree: &Spanned<Node>) -> FeedstockConfig {
         for s in gha.value.get_all("self_hosted") {
             if s.value.as_str() == Some("true") {
                 config.self_hosted = Some(s.span);
+            }
+        }
+        for t in gha.value.get_all("timeout_minutes") {
+            if let Some(m) = t.value.as_str().and_then(|m| m.trim().parse().ok()) {
+                config.timeout_minutes = Some(Spanned::new(m, t.span));
             }
         }
         for t in gha.value.get_all("triggers") {
@@ -390,7 +439,8 @@ pub fn read_conda_forge_yml(tree: &Spanned<Node>) -> FeedstockConfig {
 }
 
 /// `github_actions_labels` of `recipe/conda_build_config.yaml`: each value is the label set of
-/// one build variant (conda-smithy adds the generic labels itself).
+/// one build variant (conda-smithy adds the generic labels itself). Their timeout is
+/// conda-smithy's default until the caller sets `conda-forge.yml`'s.
 pub fn read_build_config_labels(tree: &Spanned<Node>) -> Vec<LabelSet> {
     tree.value
         .get_all("github_actions_labels")
@@ -404,6 +454,10 @@ pub fn read_build_config_labels(tree: &Spanned<Node>) -> Vec<LabelSet> {
             labels,
             group: None,
             condition: None,
+            timeout: JobTimeout::Smithy {
+                minutes: None,
+                file: String::new(),
+            },
         })
         .collect()
 }

@@ -98,6 +98,8 @@ pub const CHECKS: &[(&str, CheckFn)] = &[
     ("resource-providers", resources::validate_resource_providers),
     ("resource-labels", resources::validate_labels),
     ("concurrency-caps", resources::validate_caps),
+    ("job-time-limits", resources::validate_job_time_limits),
+    ("costs", resources::validate_costs),
     ("grant-files", grants::validate_grant_files),
     ("grant-projects", grants::validate_duplicate_projects),
     ("grant-resources", grants::validate_grant_resources),

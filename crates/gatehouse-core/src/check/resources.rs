@@ -420,3 +420,81 @@ pub(super) fn validate_caps(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
         }
     }
 }
+
+/// The longest a job on a self-hosted runner can run before GitHub ends it itself: 5 days
+/// ("Usage limits", docs.github.com/actions/reference/limits). Every managed runner is
+/// self-hosted to GitHub.
+pub const GITHUB_JOB_LIMIT_MINUTES: u32 = 5 * 24 * 60;
+
+/// A job time limit lets a job run, and is below the limit GitHub enforces itself.
+pub(super) fn validate_job_time_limits(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
+    for r in &ctx.repo.resources {
+        let Some(limit) = &r.value.max_job_minutes else {
+            continue;
+        };
+        let file = r.path.as_str();
+        if limit.value == 0 {
+            diags.push(
+                Diagnostic::error(
+                    "job-time-limit",
+                    file,
+                    limit.span,
+                    "`max_job_minutes: 0` lets no job run",
+                )
+                .with_help("set `max_job_minutes` to at least 1, or remove it for no limit"),
+            );
+        } else if limit.value > GITHUB_JOB_LIMIT_MINUTES {
+            diags.push(
+                Diagnostic::warning(
+                    "job-time-limit",
+                    file,
+                    limit.span,
+                    format!(
+                        "`max_job_minutes: {}` is above the {GITHUB_JOB_LIMIT_MINUTES} minutes (5 days) after which GitHub ends a self-hosted runner's job itself: it never limits anything",
+                        limit.value
+                    ),
+                )
+                .with_help(format!("lower it below {GITHUB_JOB_LIMIT_MINUTES}, or remove it")),
+            );
+        }
+    }
+}
+
+/// A price reads, and a priced resource has a ceiling: conda-forge adds a paid provider only
+/// with "fixed costs or org-wide capped concurrency to estimate an upper bound for the costs".
+pub(super) fn validate_costs(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
+    let ceilings = crate::cost::worst_case(ctx.repo, ctx.today);
+    for r in &ctx.repo.resources {
+        let Some(cost) = &r.value.cost else {
+            continue;
+        };
+        let file = r.path.as_str();
+        if let Some(problem) = crate::cost::problem(&cost.value) {
+            diags.push(
+                Diagnostic::error("cost", file, cost.span, format!("the price {problem}"))
+                    .with_help(
+                        "write `cost: { per_minute: 0.008, currency: USD }` (or `per_hour`)",
+                    ),
+            );
+            continue;
+        }
+        let unbounded = ceilings
+            .resources
+            .iter()
+            .any(|c| c.resource == r.value.name.value && c.ceiling.is_none());
+        if unbounded {
+            diags.push(
+                Diagnostic::warning(
+                    "cost-ceiling",
+                    file,
+                    cost.span,
+                    format!(
+                        "`{}` has a price but no cap: its monthly cost has no ceiling",
+                        r.value.name.value
+                    ),
+                )
+                .with_help("set `quota.concurrency` or `quota.minutes_per_month`, or the provider's `max_concurrency` in gatehouse.yml"),
+            );
+        }
+    }
+}

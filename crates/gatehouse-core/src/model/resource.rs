@@ -28,12 +28,21 @@ pub struct Resource {
     /// Every grant of this resource must expire within this duration of being granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<Spanned<GrantDuration>>,
+    /// The longest a job may run on this resource, in minutes: the guard cancels the run of a
+    /// job in progress for longer, and `audit` reports jobs whose `timeout-minutes` is missing
+    /// or larger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_job_minutes: Option<Spanned<u32>>,
     #[serde(default)]
     pub defaults: Defaults,
     #[serde(default)]
     pub users: UserPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
+    /// What a minute of it costs: every counted minute has a cost, and the caps give the most
+    /// a month can cost ([`crate::cost`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Spanned<Cost>>,
     /// `trusted`: pushes by the bots of `gatehouse.yml` to a project's own default branch
     /// (code maintainers already merged: re-renders, automerge) may use the resource, the bot
     /// judged by the grant's user list and terms but not by its role. Absent: bots are never
@@ -48,6 +57,18 @@ pub struct Resource {
 pub enum BotTrust {
     /// Pushes to a project's own default branch.
     Trusted,
+}
+
+/// A resource's price: `per_minute` or `per_hour` (one of them), in `currency` (an ISO 4217
+/// code such as `USD` or `EUR`).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<Spanned<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_hour: Option<Spanned<f64>>,
+    pub currency: Spanned<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]

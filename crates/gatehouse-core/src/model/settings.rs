@@ -112,6 +112,44 @@ fn one() -> Spanned<u32> {
 pub struct GuardSettings {
     #[serde(default)]
     pub mode: GuardMode,
+    /// When a project's minutes this week are flagged as far above its usual ones.
+    #[serde(default)]
+    pub outliers: OutlierSettings,
+}
+
+/// A project is an outlier when its minutes this week are at least `min_minutes` and more than
+/// `factor` times the median of its previous `weeks` weeks (weeks start on Monday).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierSettings {
+    #[serde(default = "default_factor")]
+    pub factor: u32,
+    #[serde(default = "default_weeks")]
+    pub weeks: u32,
+    #[serde(default = "default_min_minutes")]
+    pub min_minutes: u64,
+}
+
+impl Default for OutlierSettings {
+    fn default() -> Self {
+        OutlierSettings {
+            factor: default_factor(),
+            weeks: default_weeks(),
+            min_minutes: default_min_minutes(),
+        }
+    }
+}
+
+fn default_factor() -> u32 {
+    4
+}
+
+fn default_weeks() -> u32 {
+    8
+}
+
+fn default_min_minutes() -> u64 {
+    60
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

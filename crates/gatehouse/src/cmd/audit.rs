@@ -29,6 +29,8 @@ use crate::report;
 /// The compiled policy, answering audit's questions as the guard would.
 pub struct PolicyLedger<'a> {
     pub policy: &'a Policy,
+    /// What the policy does not carry (jobs' time limits).
+    pub repo: &'a gatehouse_core::Repo,
     pub today: Date,
 }
 
@@ -64,6 +66,10 @@ impl Ledger for PolicyLedger<'_> {
             },
         }
     }
+
+    fn max_job_minutes(&self, resource: &str) -> Option<u32> {
+        self.repo.max_job_minutes(resource)
+    }
 }
 
 pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
@@ -74,6 +80,7 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
     let policy = compile(&repo, today);
     let ledger = PolicyLedger {
         policy: &policy,
+        repo: &repo,
         today,
     };
     // Findings about the access repository name its files relative to it; findings about
@@ -98,6 +105,7 @@ pub fn run(args: AuditArgs, today: Date) -> anyhow::Result<ExitCode> {
             i64::from(args.idle_days),
             &last_used,
         ));
+        repo_diags.extend(usage_outliers(url, &repo, today)?);
     }
     if args.online {
         repo_diags.extend(online(&args.dir, &repo, &ledger, today)?);
@@ -294,17 +302,20 @@ fn has_link_on_the_way(root: &Path, rel: &str, name: &str, diags: &mut Diagnosti
     false
 }
 
-/// (lower-cased project, resource) -> the day of the latest job the guard allowed, read from
-/// the guard's `decisions` table without writing anything.
-fn last_allowed_jobs(url: &str) -> anyhow::Result<HashMap<(String, String), Date>> {
-    const SQL: &str = "SELECT project, resource, MAX(decided_at) FROM decisions \
-        WHERE outcome = 'allow' AND project IS NOT NULL AND resource IS NOT NULL \
-        GROUP BY project, resource";
+/// Rows of `sql` from the guard's store at `url`, opened read-only (`what` names them in
+/// errors; a PostgreSQL URL, which may hold a password, is never quoted).
+fn read_only_rows<T>(url: &str, sql: &str, what: &str) -> anyhow::Result<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let rows: Vec<(String, String, String)> = runtime.block_on(async {
+    runtime.block_on(async {
         if url.starts_with("sqlite:") {
             use sqlx::sqlite::SqliteConnectOptions;
             let options = SqliteConnectOptions::from_str(url)
@@ -315,10 +326,10 @@ fn last_allowed_jobs(url: &str) -> anyhow::Result<HashMap<(String, String), Date
                 .connect_with(options)
                 .await
                 .context("cannot open the SQLite database given with --db")?;
-            let rows = sqlx::query_as(SQL)
+            let rows = sqlx::query_as(sql)
                 .fetch_all(&pool)
                 .await
-                .context("cannot read the guard's decisions from --db")?;
+                .with_context(|| format!("cannot read {what} from --db"))?;
             pool.close().await;
             Ok::<_, anyhow::Error>(rows)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -335,16 +346,73 @@ fn last_allowed_jobs(url: &str) -> anyhow::Result<HashMap<(String, String), Date
                 .map_err(|_| {
                     anyhow::anyhow!("cannot connect to the PostgreSQL database given with --db")
                 })?;
-            let rows = sqlx::query_as(SQL)
+            let rows = sqlx::query_as(sql)
                 .fetch_all(&pool)
                 .await
-                .context("cannot read the guard's decisions from --db")?;
+                .with_context(|| format!("cannot read {what} from --db"))?;
             pool.close().await;
             Ok(rows)
         } else {
             anyhow::bail!("--db must start with sqlite:// or postgres://")
         }
-    })?;
+    })
+}
+
+/// This week's outliers (`guard.outliers` of gatehouse.yml) from the minutes in the store.
+fn usage_outliers(
+    url: &str,
+    repo: &gatehouse_core::Repo,
+    today: Date,
+) -> anyhow::Result<Diagnostics> {
+    let settings = repo
+        .settings
+        .as_ref()
+        .map(|s| s.value.guard.outliers.clone())
+        .unwrap_or_default();
+    let (from, until) = gatehouse_core::outliers::window(today, &settings);
+    // The days are ours (YYYY-MM-DD), never input: written into the statement.
+    let sql = format!(
+        "SELECT project, day, CAST(SUM(minutes) AS BIGINT) FROM job_minutes \
+         WHERE day >= '{from}' AND day < '{until}' GROUP BY project, day"
+    );
+    let rows: Vec<(String, String, i64)> = read_only_rows(url, &sql, "the guard's minutes")?;
+    let rows = rows.into_iter().filter_map(|(project, day, minutes)| {
+        Some((
+            project,
+            day.parse::<Date>().ok()?,
+            u64::try_from(minutes).ok()?,
+        ))
+    });
+    let file = if repo.settings.is_some() {
+        "gatehouse.yml"
+    } else {
+        ""
+    };
+    let mut diags = Diagnostics::new();
+    for o in gatehouse_core::outliers::from_days(rows, today, &settings) {
+        diags.push(
+            Diagnostic::warning(
+                "audit-usage-outlier",
+                file,
+                Span::UNKNOWN,
+                format!(
+                    "`{}` used {} minutes this week, more than {} times its usual week ({} minutes, the median of its previous {} weeks)",
+                    o.project, o.minutes, settings.factor, o.median, settings.weeks
+                ),
+            )
+            .with_help("look at its recent runs (the dashboard's project page): a loop of re-runs, a bot, or a new matrix; `guard.outliers` in gatehouse.yml sets the factor, the weeks and the floor"),
+        );
+    }
+    Ok(diags)
+}
+
+/// The day of each (lower-cased project, resource)'s latest allowed job, from the guard's
+/// decisions.
+fn last_allowed_jobs(url: &str) -> anyhow::Result<HashMap<(String, String), Date>> {
+    const SQL: &str = "SELECT project, resource, MAX(decided_at) FROM decisions \
+        WHERE outcome = 'allow' AND project IS NOT NULL AND resource IS NOT NULL \
+        GROUP BY project, resource";
+    let rows: Vec<(String, String, String)> = read_only_rows(url, SQL, "the guard's decisions")?;
     let mut out: HashMap<(String, String), Date> = HashMap::new();
     for (project, resource, at) in rows {
         // `decided_at` is an RFC 3339 timestamp; its first ten characters are the UTC day.

@@ -20,6 +20,7 @@ pub fn run(args: ImportLabelsArgs, today: Date) -> anyhow::Result<ExitCode> {
     let policy = compile(&repo, today);
     let ledger = PolicyLedger {
         policy: &policy,
+        repo: &repo,
         today,
     };
     let found: Vec<_> = audit_projects(&ledger, &args.projects)?

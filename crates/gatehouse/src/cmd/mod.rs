@@ -20,6 +20,7 @@ pub mod replay;
 pub mod schema;
 pub mod serve;
 pub mod site;
+pub mod why;
 
 use anyhow::Context;
 use jiff::civil::Date;

@@ -1,15 +1,20 @@
-//! Concurrency caps end to end, over loopback: the guard on a SQLite file and on PostgreSQL,
-//! signed webhook deliveries built from GitHub's own example payloads
-//! (`@octokit/webhooks-examples`, in `fixtures/`), admissions as a runner's gate asks them
-//! (`POST /api/v1/admission`), and `gatehouse-fake`'s loopback stand-in for the GitHub REST
-//! endpoints the guard calls.
+//! Capacity end to end, over loopback: concurrency caps and per-job time limits. The guard
+//! runs on a SQLite file and on PostgreSQL, with signed webhook deliveries built from GitHub's
+//! own example payloads (`@octokit/webhooks-examples`, in `fixtures/`), admissions as a
+//! runner's gate asks them (`POST /api/v1/admission`), and `gatehouse-fake`'s loopback
+//! stand-in for the GitHub REST endpoints the guard calls.
 //!
-//! What is checked: no more jobs hold a machine than a cap allows (the resource's
+//! What is checked for caps: no more jobs hold a machine than a cap allows (the resource's
 //! `quota.concurrency`, a project's `quota.project_concurrency`, a provider's
 //! `max_concurrency`), also with admissions arriving at once and on two replicas sharing one
 //! PostgreSQL; a job over a cap waits, then is denied `concurrency-exhausted`; a finished job
 //! frees its slot; on the webhook path, `on_exceed: cancel` cancels the run beyond a cap and
 //! `on_exceed: record` only records it.
+//!
+//! For time limits (`max_job_minutes`): a job in progress past its limit has its run cancelled
+//! once, with the reason recorded and left on the commit; a job that ended, or that GitHub
+//! reports over, is not cancelled; a restarted guard resumes the timers; two replicas cancel
+//! once between them; a failed cancellation is tried again.
 //!
 //! PostgreSQL is expected at 127.0.0.1:5432 (user `postgres`, database `test`), or wherever
 //! `GATEHOUSE_TEST_POSTGRES` points; each test creates its own database and drops it after.
@@ -20,7 +25,7 @@ use std::time::Duration;
 
 use gatehouse_fake::{FakeGitHub, serve_github};
 use gatehouse_server::store::{Store, Write};
-use gatehouse_server::{GateConfig, HoldsSweep, Secret, ServerConfig, serve_on};
+use gatehouse_server::{GateConfig, HoldsSweep, Secret, ServerConfig, TimeLimits, serve_on};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -101,11 +106,16 @@ fn write_repo(dir: &Path) {
             "resources/record.yml",
             resource("record", "cirun", "concurrency: 1, on_exceed: record"),
         ),
+        // Jobs may run for a minute.
+        (
+            "resources/timed.yml",
+            "name: timed\nprovider: cirun\nlabels: [timed-large]\nmax_job_minutes: 1\n".to_string(),
+        ),
         (
             "grants/example.yml",
             format!(
                 "project: example\ngrants:\n{}",
-                ["gpu", "proj", "a", "b", "cancel", "record"]
+                ["gpu", "proj", "a", "b", "cancel", "record", "timed"]
                     .map(grant)
                     .concat()
             ),
@@ -150,10 +160,14 @@ struct Guard {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// A guard on `repo` and `db`, calling GitHub at `github`.
-async fn start_guard(repo: &Path, db: &str, github: &str, sweep: HoldsSweep) -> Guard {
+/// A guard on `repo` and `db`, calling GitHub at `github`, its configuration changed by `tune`.
+async fn start_guard(
+    repo: &Path,
+    db: &str,
+    github: &str,
+    tune: impl FnOnce(&mut ServerConfig),
+) -> Guard {
     let mut config = ServerConfig::new(repo, db.to_string(), Secret::new(SECRET));
-    config.holds_sweep = sweep;
     config.github_token = Some(Secret::new(GITHUB_TOKEN));
     config.github_api = github.to_string();
     let pools = ["gpu-pool", "proj-pool", "a-pool", "b-pool"]
@@ -161,6 +175,7 @@ async fn start_guard(repo: &Path, db: &str, github: &str, sweep: HoldsSweep) -> 
     let mut gate = GateConfig::new(pools.to_vec(), None);
     gate.fact_wait = Duration::from_millis(300);
     config.gate = Some(gate);
+    tune(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -213,13 +228,24 @@ impl World {
     }
 
     async fn guard(&self) -> Guard {
-        self.guard_sweeping(HoldsSweep::default()).await
+        self.guard_with(|_| {}).await
     }
 
     /// A guard whose sweep of claims runs as `sweep` says.
     async fn guard_sweeping(&self, sweep: HoldsSweep) -> Guard {
+        self.guard_with(|c| c.holds_sweep = sweep).await
+    }
+
+    /// A guard that looks for jobs over their time limit every `every`, and holds a due one
+    /// for `lease`.
+    async fn guard_timing(&self, every: Duration, lease: Duration) -> Guard {
+        self.guard_with(|c| c.time_limits = TimeLimits { every, lease })
+            .await
+    }
+
+    async fn guard_with(&self, tune: impl FnOnce(&mut ServerConfig)) -> Guard {
         let repo = self.dir.path().join("access");
-        start_guard(&repo, &self.db.url, &self.github, sweep).await
+        start_guard(&repo, &self.db.url, &self.github, tune).await
     }
 }
 
@@ -299,7 +325,21 @@ impl Guard {
     }
 
     /// A `workflow_job` event (GitHub's example `completed` payload, adapted) about `job`.
+    /// A job in progress has just started; a completed one ran for a minute.
     async fn job_event(&self, job: &TestJob, action: &str) -> String {
+        let ran = if action == "completed" { 60 } else { 0 };
+        self.job_event_since(job, action, jiff::SignedDuration::from_secs(ran))
+            .await
+    }
+
+    /// A `workflow_job` event about `job`, which started `ago` before now when it is in
+    /// progress (it ran for `ago` when it completed).
+    async fn job_event_since(
+        &self,
+        job: &TestJob,
+        action: &str,
+        ago: jiff::SignedDuration,
+    ) -> String {
         let mut v = fixture("workflow_job.completed.json");
         v["action"] = json!(action);
         v["repository"]["full_name"] = json!(job.repository);
@@ -319,10 +359,14 @@ impl Guard {
             w["runner_name"] = json!(job.runner());
         }
         if action == "completed" {
-            w["started_at"] = json!((now - jiff::SignedDuration::from_secs(60)).to_string());
+            w["started_at"] = json!((now - ago).to_string());
             w["completed_at"] = json!(now.to_string());
+        } else if action == "in_progress" {
+            w["started_at"] = json!((now - ago).to_string());
+            w["completed_at"] = Value::Null;
+            w["conclusion"] = Value::Null;
         } else {
-            w["started_at"] = json!(now.to_string());
+            w["started_at"] = Value::Null;
             w["completed_at"] = Value::Null;
             w["conclusion"] = Value::Null;
         }
@@ -658,6 +702,381 @@ async fn the_sweep_frees_slots_of_jobs_github_reports_finished(backend: Backend)
     assert_eq!(count(&next, "wait"), 1, "{next:?}");
 }
 
+/// The queue page tells a maintainer why a job waits: of the pool of 4, 4 hold machines, 2
+/// wait on their runners for a slot and 3 are still queued; `/api/v1/runs/{id}` (what
+/// `gatehouse why` prints) gives a cancelled run's reason.
+async fn the_queue_shows_jobs_against_their_caps(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = Arc::new(world.guard().await);
+    let jobs: Vec<TestJob> = (1..=9)
+        .map(|i| TestJob::new(REPO, 9000 + i, "gpu"))
+        .collect();
+    for job in &jobs {
+        guard.announce(job).await;
+        guard.job_event(job, "queued").await;
+    }
+    for job in &jobs[..6] {
+        guard.job_event(job, "in_progress").await;
+    }
+    let outcomes = admit_all(std::slice::from_ref(&guard), &jobs[..6], 0).await;
+    assert_eq!(count(&outcomes, "allow"), 4, "{outcomes:?}");
+    // A run beyond `cancel`'s cap of 1, cancelled on the webhook path.
+    let first = TestJob::new(REPO, 9101, "cancel");
+    let second = TestJob::new(REPO, 9102, "cancel");
+    for job in [&first, &second] {
+        guard.announce(job).await;
+        guard.job_event(job, "queued").await;
+        guard.job_event(job, "in_progress").await;
+    }
+
+    let queue: Value = guard
+        .http
+        .get(format!("{}/queue.json", guard.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = |name: &str| {
+        queue["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == name)
+            .unwrap_or_else(|| panic!("no row for {name}: {queue:#}"))
+            .clone()
+    };
+    let gpu = row("gpu");
+    assert_eq!(
+        (
+            &gpu["holding"],
+            &gpu["waiting"],
+            &gpu["queued"],
+            &gpu["running"],
+            &gpu["concurrency"]
+        ),
+        (&json!(4), &json!(2), &json!(3), &json!(6), &json!(4)),
+        "{gpu:#}"
+    );
+    assert!(gpu["oldest_wait_minutes"].is_u64(), "{gpu:#}");
+    let cancel = row("cancel");
+    assert_eq!(
+        (&cancel["holding"], &cancel["concurrency"]),
+        (&json!(2), &json!(1))
+    );
+    let recent = queue["recent"].as_array().unwrap();
+    assert!(
+        recent
+            .iter()
+            .any(|j| j["rule"] == "concurrency-exhausted" && j["run_id"] == second.run_id),
+        "{recent:#?}"
+    );
+    let html = guard
+        .http
+        .get(format!("{}/queue", guard.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<a href=\"/dashboard/resources/gpu\">gpu</a> <mark>full</mark>"),
+        "{html}"
+    );
+
+    // One run, as `gatehouse why` asks for it.
+    let why: Value = guard
+        .http
+        .get(format!(
+            "{}/api/v1/runs/{}?repository={REPO}",
+            guard.base, second.run_id
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let decisions = why["decisions"].as_array().unwrap();
+    let denial = decisions
+        .iter()
+        .find(|d| d["outcome"] == "deny")
+        .unwrap_or_else(|| panic!("{why:#}"));
+    assert_eq!(denial["rule"], "concurrency-exhausted");
+    assert!(
+        denial["message"].as_str().unwrap().contains("1 is running"),
+        "{denial}"
+    );
+    assert_eq!(why["queue"][0]["resource"], "cancel");
+    let unknown = guard
+        .http
+        .get(format!("{}/api/v1/runs/1?repository={REPO}", guard.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time limits
+
+/// Waits until `done` holds, for 10 seconds at most.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `timed` jobs may run a minute. One in progress for two minutes has its run cancelled, once,
+/// with the reason recorded and left on its commit as a failed check run. A job that started
+/// just now is not touched; neither is one whose completion came, nor one that GitHub reports
+/// over (its `completed` delivery was lost).
+async fn a_job_past_its_time_limit_has_its_run_cancelled(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = world
+        .guard_timing(Duration::from_millis(50), Duration::from_secs(60))
+        .await;
+    let long = TestJob::new(REPO, 8001, "timed");
+    let fresh = TestJob::new(REPO, 8002, "timed");
+    let ended = TestJob::new(REPO, 8003, "timed");
+    let lost = TestJob::new(REPO, 8004, "timed");
+    {
+        let mut s = world.fake.state.lock().unwrap();
+        for job in [&long, &fresh, &ended] {
+            s.jobs.insert(job.job_id(), "in_progress".into());
+        }
+        s.jobs.insert(lost.job_id(), "completed".into());
+    }
+    let two_minutes = jiff::SignedDuration::from_mins(2);
+    for job in [&long, &fresh, &ended, &lost] {
+        guard.announce(job).await;
+        assert_eq!(guard.job_event(job, "queued").await, "allow");
+    }
+    // `ended` finishes before its deadline: its completion comes first.
+    guard
+        .job_event_since(&ended, "in_progress", jiff::SignedDuration::from_secs(30))
+        .await;
+    guard.job_event(&ended, "completed").await;
+    let said = guard
+        .job_event_since(&long, "in_progress", two_minutes)
+        .await;
+    assert_eq!(said, "job in progress");
+    guard
+        .job_event_since(&lost, "in_progress", two_minutes)
+        .await;
+    guard.job_event(&fresh, "in_progress").await;
+
+    until("the run past its limit is cancelled", || {
+        cancelled(&world.fake) == [long.run_id]
+    })
+    .await;
+    until("the explanation is left on the commit", || {
+        !world.fake.state.lock().unwrap().check_runs.is_empty()
+    })
+    .await;
+    // Later looks cancel nothing more: not again, not the fresh job, not the one GitHub
+    // reports over.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(cancelled(&world.fake), [long.run_id]);
+    assert_eq!(world.fake.gate.count_containing("/cancel"), 1);
+    // The only timer left to run out is the fresh job's: the ended job's went with its
+    // completion, the others fired.
+    let store = Store::connect(&world.db.url).await.unwrap();
+    let in_an_hour = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(60);
+    let left: Vec<i64> = store
+        .due_timers(&gatehouse_server::store::time_text(in_an_hour), 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.job_id)
+        .collect();
+    assert_eq!(left, [fresh.job_id()]);
+
+    let recorded = guard.decisions().await;
+    let timed: Vec<&Value> = recorded
+        .iter()
+        .filter(|d| d["rule"] == "time-limit")
+        .collect();
+    assert_eq!(timed.len(), 1, "{recorded:#?}");
+    assert_eq!(timed[0]["run_id"], long.run_id);
+    assert_eq!(timed[0]["outcome"], "deny");
+    let message = timed[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ran for 2 minutes on `timed`, whose jobs may run for 1 minutes at most")
+            && message.contains("`max_job_minutes` in resources/timed.yml")
+            && message.contains("timeout-minutes: 1"),
+        "{message}"
+    );
+    let check = world.fake.state.lock().unwrap().check_runs[0].clone();
+    assert_eq!(check["conclusion"], "failure", "{check}");
+    assert!(
+        check["output"]["title"]
+            .as_str()
+            .unwrap()
+            .contains("time-limit"),
+        "{check}"
+    );
+}
+
+/// The timers live in the database: a guard that stops before a job's limit passes leaves it
+/// to the next one, which cancels the run.
+async fn a_restarted_guard_resumes_the_timers(backend: Backend) {
+    let world = World::new(backend).await;
+    let job = TestJob::new(REPO, 8101, "timed");
+    world
+        .fake
+        .state
+        .lock()
+        .unwrap()
+        .jobs
+        .insert(job.job_id(), "in_progress".into());
+    {
+        // This guard never looks (its first look would be an hour on).
+        let first = world
+            .guard_timing(Duration::from_secs(3600), Duration::from_secs(60))
+            .await;
+        first.announce(&job).await;
+        first.job_event(&job, "queued").await;
+        first
+            .job_event_since(&job, "in_progress", jiff::SignedDuration::from_mins(2))
+            .await;
+        assert!(cancelled(&world.fake).is_empty());
+    }
+    let _second = world
+        .guard_timing(Duration::from_millis(50), Duration::from_secs(60))
+        .await;
+    until("the restarted guard cancels the run", || {
+        cancelled(&world.fake) == [job.run_id]
+    })
+    .await;
+}
+
+/// The limit is read again when a timer is due: removed since the job started, the timer
+/// goes; raised, the deadline moves.
+async fn a_changed_limit_moves_or_drops_the_timer(backend: Backend) {
+    let world = World::new(backend).await;
+    let resource = world.dir.path().join("access/resources/timed.yml");
+    let limit = |minutes: Option<u32>| {
+        let extra = minutes.map_or(String::new(), |m| format!("max_job_minutes: {m}\n"));
+        std::fs::write(
+            &resource,
+            format!("name: timed\nprovider: cirun\nlabels: [timed-large]\n{extra}"),
+        )
+        .unwrap();
+    };
+    let store = Store::connect(&world.db.url).await.unwrap();
+    let due_within = |mins: i64| {
+        let store = store.clone();
+        async move {
+            let at = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(mins);
+            store
+                .due_timers(&gatehouse_server::store::time_text(at), 10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| t.job_id)
+                .collect::<Vec<i64>>()
+        }
+    };
+    // Arms `job`'s timer (it started two minutes ago) with a guard that never looks.
+    let arm = |job: TestJob| {
+        let world = &world;
+        async move {
+            world
+                .fake
+                .state
+                .lock()
+                .unwrap()
+                .jobs
+                .insert(job.job_id(), "in_progress".into());
+            let guard = world
+                .guard_timing(Duration::from_secs(3600), Duration::from_secs(60))
+                .await;
+            guard.announce(&job).await;
+            guard.job_event(&job, "queued").await;
+            guard
+                .job_event_since(&job, "in_progress", jiff::SignedDuration::from_mins(2))
+                .await;
+        }
+    };
+    let looking = || world.guard_timing(Duration::from_millis(20), Duration::from_secs(60));
+    let settle = |what: &'static str, mins: i64, want: Vec<i64>| {
+        let due_within = &due_within;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while due_within(mins).await != want {
+                assert!(std::time::Instant::now() < deadline, "{what}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    // Removed: the due timer goes, nothing is cancelled.
+    let dropped = TestJob::new(REPO, 8151, "timed");
+    arm(dropped.clone()).await;
+    assert_eq!(due_within(0).await, [dropped.job_id()]);
+    limit(None);
+    {
+        let _guard = looking().await;
+        settle("the timer of a limit removed goes", 24 * 60, vec![]).await;
+    }
+    // Raised from 1 to 10 minutes: the job that ran 2 may run 8 more.
+    limit(Some(1));
+    let moved = TestJob::new(REPO, 8152, "timed");
+    arm(moved.clone()).await;
+    limit(Some(10));
+    {
+        let _guard = looking().await;
+        settle("the deadline moves 8 minutes on", 7, vec![]).await;
+        assert_eq!(due_within(9).await, [moved.job_id()]);
+    }
+    assert!(cancelled(&world.fake).is_empty());
+}
+
+/// GitHub fails the first cancellation: the timer stays due, and once the replica's lease on
+/// it ends the run is cancelled.
+async fn a_failed_cancellation_is_tried_again(backend: Backend) {
+    let world = World::new(backend).await;
+    let job = TestJob::new(REPO, 8201, "timed");
+    world
+        .fake
+        .state
+        .lock()
+        .unwrap()
+        .jobs
+        .insert(job.job_id(), "in_progress".into());
+    world.fake.gate.fail("POST */cancel", &[502]);
+    let guard = world
+        .guard_timing(Duration::from_millis(50), Duration::from_millis(300))
+        .await;
+    guard.announce(&job).await;
+    guard.job_event(&job, "queued").await;
+    guard
+        .job_event_since(&job, "in_progress", jiff::SignedDuration::from_mins(2))
+        .await;
+    until("the run is cancelled after GitHub failed once", || {
+        cancelled(&world.fake) == [job.run_id]
+    })
+    .await;
+    assert!(
+        world.fake.gate.count_containing("/cancel") >= 2,
+        "{:?}",
+        world.fake.gate.calls()
+    );
+    let recorded = guard.decisions().await;
+    assert_eq!(
+        recorded
+            .iter()
+            .filter(|d| d["rule"] == "time-limit")
+            .count(),
+        1
+    );
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -680,7 +1099,59 @@ on_both!(
     beyond_a_cap_the_webhook_path_cancels_or_records,
     a_claim_whose_job_never_starts_expires_first,
     the_sweep_frees_slots_of_jobs_github_reports_finished,
+    the_queue_shows_jobs_against_their_caps,
+    a_job_past_its_time_limit_has_its_run_cancelled,
+    a_restarted_guard_resumes_the_timers,
+    a_changed_limit_moves_or_drops_the_timer,
+    a_failed_cancellation_is_tried_again,
 );
+
+/// Two replicas share one PostgreSQL and both look for due timers often: a job past its limit
+/// has its run cancelled once between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_cancel_a_job_past_its_limit_once() {
+    let world = World::new(Backend::Postgres).await;
+    let jobs: Vec<TestJob> = (1..=6)
+        .map(|i| TestJob::new(REPO, 8300 + i, "timed"))
+        .collect();
+    for job in &jobs {
+        world
+            .fake
+            .state
+            .lock()
+            .unwrap()
+            .jobs
+            .insert(job.job_id(), "in_progress".into());
+    }
+    let one = world
+        .guard_timing(Duration::from_millis(10), Duration::from_secs(60))
+        .await;
+    let two = world
+        .guard_timing(Duration::from_millis(10), Duration::from_secs(60))
+        .await;
+    for (i, job) in jobs.iter().enumerate() {
+        let g = if i % 2 == 0 { &one } else { &two };
+        g.announce(job).await;
+        g.job_event(job, "queued").await;
+        g.job_event_since(job, "in_progress", jiff::SignedDuration::from_mins(2))
+            .await;
+    }
+    let runs: Vec<i64> = jobs.iter().map(|j| j.run_id).collect();
+    until("every run past its limit is cancelled", || {
+        cancelled(&world.fake) == runs
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(world.fake.gate.count_containing("/cancel"), jobs.len());
+    let recorded = one.decisions().await;
+    assert_eq!(
+        recorded
+            .iter()
+            .filter(|d| d["rule"] == "time-limit")
+            .count(),
+        jobs.len()
+    );
+}
 
 /// Two replicas behind a load balancer, one PostgreSQL: 40 admissions at once, alternating
 /// between them, for a pool of 4. Together they admit exactly 4, round after round.
