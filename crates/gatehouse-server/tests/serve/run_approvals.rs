@@ -120,6 +120,7 @@ on_both!(
     a_bots_pull_request_runs_once_a_maintainer_approves_its_commit,
     a_resource_that_trusts_bots_runs_their_pushes_to_the_default_branch,
     an_approval_past_its_hours_admits_nothing_and_the_phrase_is_the_settings,
+    an_approval_that_arrives_before_the_run_admits_it_without_a_rerun,
 );
 
 pub(super) async fn a_fork_pull_request_is_denied_approved_rerun_and_allowed(backend: Backend) {
@@ -611,4 +612,32 @@ async fn an_approval_past_its_hours_admits_nothing_and_the_phrase_is_the_setting
         .unwrap()
         .duration_since(approved.parse::<jiff::Timestamp>().unwrap());
     assert_eq!(hours.as_secs(), 2 * 3600);
+}
+
+/// Out of order: the maintainer approves the head commit before any run of it was decided.
+async fn an_approval_that_arrives_before_the_run_admits_it_without_a_rerun(backend: Backend) {
+    let guard = with_fork_pull(backend).await;
+    let (_, m) = guard
+        .deliver(
+            "issue_comment",
+            "early",
+            &comment(
+                1001,
+                "created",
+                &format!("/gatehouse run {}", &HEAD[..12]),
+                MAINTAINER,
+            ),
+        )
+        .await;
+    assert!(
+        m.contains("recorded") && !m.contains("re-run"),
+        "nothing to re-run yet: {m}"
+    );
+    assert_eq!(
+        guard
+            .run_job(&fork_run(1700, 1, HEAD, OUTSIDER), 17000)
+            .await,
+        "allow"
+    );
+    assert!(guard.reruns().is_empty());
 }
