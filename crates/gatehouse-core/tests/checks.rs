@@ -1123,6 +1123,44 @@ fn a_pools_concurrency_wait_must_be_a_duration() {
 }
 
 #[test]
+fn bots_are_named_by_account_id() {
+    let named = format!("{SETTINGS}bots:\n  - {{ github: regro-cf-autotick-bot, id: 36490558 }}\n");
+    assert_eq!(check_with(&[("gatehouse.yml", Some(&named))]), vec![]);
+    let login_only = format!(
+        "{SETTINGS}bots:\n  - {{ github: regro-cf-autotick-bot, id: 36490558 }}\n  - some-bot\n"
+    );
+    let d = only(
+        &check_with(&[("gatehouse.yml", Some(&login_only))]),
+        "settings",
+        Severity::Error,
+        "gatehouse.yml",
+        9,
+    );
+    assert!(d.message.contains("bot `some-bot`"), "{d:#?}");
+}
+
+#[test]
+fn run_approval_settings_that_approve_nothing_are_refused() {
+    for (settings, says) in [
+        ("run_approvals: { hours: 0 }", "never be in force"),
+        ("run_approvals: { phrase: \" \" }", "is empty"),
+    ] {
+        let text = format!("{SETTINGS}{settings}\n");
+        let d = only(
+            &check_with(&[("gatehouse.yml", Some(&text))]),
+            "settings",
+            Severity::Error,
+            "gatehouse.yml",
+            1,
+        );
+        assert!(d.message.contains(says), "{d:#?}");
+    }
+    let fine =
+        format!("{SETTINGS}run_approvals: {{ phrase: \"@gatehouse ok\", runs: 1, hours: 2 }}\n");
+    assert_eq!(check_with(&[("gatehouse.yml", Some(&fine))]), vec![]);
+}
+
+#[test]
 fn a_job_time_limit_must_let_a_job_run_and_stay_below_github_s_own() {
     let cpu = format!("{CPU}max_job_minutes: 0\n");
     let d = only(

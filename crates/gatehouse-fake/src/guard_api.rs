@@ -13,6 +13,12 @@
 //! - `actions/cancel-workflow-run`: `POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel`,
 //!   202 (409 when the run is over: inject it as a fault);
 //! - `checks/create`: `POST /repos/{owner}/{repo}/check-runs`, 201 with a `check-run`;
+//! - `actions/re-run-workflow-failed-jobs`: `POST
+//!   /repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs`, 201 with an
+//!   `empty-object`; the run is noted in `reruns` (the test delivers the new attempt's events);
+//! - `reactions/create-for-issue-comment`: `POST
+//!   /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions`, 201 with a `reaction`
+//!   (200 when the same reaction was left before), noted in `reactions`;
 //! - `teams/list-repos-in-org`: `GET /orgs/{org}/teams/{team_slug}/repos`, `minimal-repository`
 //!   items;
 //! - `orgs/list-webhook-deliveries`: `GET /orgs/{org}/hooks/{hook_id}/deliveries`,
@@ -60,6 +66,14 @@ pub(crate) fn routes() -> Router<Arc<FakeGitHub>> {
         .route("/repos/{o}/{r}/actions/runs/{id}/cancel", post(cancel))
         .route("/repos/{o}/{r}/actions/jobs/{id}", get(get_job))
         .route("/repos/{o}/{r}/check-runs", post(create_check_run))
+        .route(
+            "/repos/{o}/{r}/actions/runs/{id}/rerun-failed-jobs",
+            post(rerun_failed_jobs),
+        )
+        .route(
+            "/repos/{o}/{r}/issues/comments/{id}/reactions",
+            post(react_to_comment),
+        )
         .route("/orgs/{org}/teams/{team}/repos", get(team_repos))
         .route("/orgs/{org}/hooks/{hook}/deliveries", get(hook_deliveries))
         .route(
@@ -151,6 +165,50 @@ async fn create_check_run(State(f): Gh, uri: Uri, axum::Json(body): axum::Json<V
     let answer = check_run_answer(&uri, &body);
     f.state.lock().unwrap().check_runs.push(body);
     (StatusCode::CREATED, axum::Json(answer)).into_response()
+}
+
+/// `actions/re-run-workflow-failed-jobs`: 201 with an empty object; noted in `reruns`.
+async fn rerun_failed_jobs(
+    State(f): Gh,
+    Path((o, r, id)): Path<(String, String, i64)>,
+) -> Response {
+    f.state
+        .lock()
+        .unwrap()
+        .reruns
+        .push((format!("{o}/{r}"), id));
+    (StatusCode::CREATED, axum::Json(json!({}))).into_response()
+}
+
+/// `reactions/create-for-issue-comment`: 201 with the `reaction` (200 when this reaction was
+/// left on the comment before); noted in `reactions`.
+async fn react_to_comment(
+    State(f): Gh,
+    Path((_o, _r, id)): Path<(String, String, u64)>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    const REACTIONS: [&str; 8] = [
+        "+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes",
+    ];
+    let Some(content) = body["content"].as_str().filter(|c| REACTIONS.contains(c)) else {
+        return error(422, "content is not a reaction");
+    };
+    let mut s = f.state.lock().unwrap();
+    let before = s.reactions.iter().any(|(c, r)| *c == id && r == content);
+    if !before {
+        s.reactions.push((id, content.to_string()));
+    }
+    let reaction = json!({
+        "id": 1 + s.reactions.len() as i64, "node_id": "MDg6UmVhY3Rpb24x",
+        "user": account("gatehouse[bot]", 41898283), "content": content,
+        "created_at": "2026-01-01T00:00:00Z",
+    });
+    let status = if before {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    (status, axum::Json(reaction)).into_response()
 }
 
 /// `teams/list-repos-in-org`: the team's repositories.

@@ -566,6 +566,10 @@ pub struct GitHubState {
     pub jobs: BTreeMap<i64, String>,
     /// Bodies of `checks/create`, in order.
     pub check_runs: Vec<Value>,
+    /// Runs re-run through `actions/re-run-workflow-failed-jobs`: (`owner/name`, run id).
+    pub reruns: Vec<(String, i64)>,
+    /// Reactions left through `reactions/create-for-issue-comment`: (comment id, content).
+    pub reactions: Vec<(u64, String)>,
     /// Team slug -> the `owner/name` of its repositories (`teams/list-repos-in-org`). A team
     /// not listed answers 404.
     pub team_repos: BTreeMap<String, Vec<String>>,
@@ -634,6 +638,8 @@ pub struct FakePull {
     pub commits: Vec<(String, String)>,
     /// `changed_files` when it is more than `files` lists (GitHub lists at most 3,000).
     pub changed_files: Option<u64>,
+    /// The `owner/name` its head branch lives in, when a fork; `None`: the repository itself.
+    pub head_repo: Option<String>,
 }
 
 impl FakePull {
@@ -1285,7 +1291,10 @@ async fn gh_pull(State(f): Gh, Path((o, r, n)): Path<(String, String, u64)>) -> 
 /// ([`shapes::pull_request`]).
 fn pull_json(s: &GitHubState, o: &str, r: &str, n: u64, p: &FakePull) -> Value {
     let repo = s.repository(&format!("{o}/{r}"));
-    let head = shapes::pull_side(&repo, "request", &p.head_sha);
+    let head = match &p.head_repo {
+        Some(fork) => shapes::pull_side(&s.repository(fork), "request", &p.head_sha),
+        None => shapes::pull_side(&repo, "request", &p.head_sha),
+    };
     let base = shapes::pull_side(&repo, "main", &p.base_sha);
     let mut pull = shapes::pull_request_simple(&repo, n, s.user(&p.author), head, base);
     if p.merged {
@@ -1471,13 +1480,20 @@ async fn gh_issue_comments(
         };
         let mut s = f.state.lock().unwrap();
         let id = 9000 + s.comments.len() as u64;
+        // An `issue-comment`, plus the fake's own `issue_number` and `repo`.
         let comment = json!({
             "id": id,
+            "node_id": format!("IC_{id}"),
+            "url": format!("https://api.github.com/repos/{o}/{r}/issues/comments/{id}"),
+            "issue_url": format!("https://api.github.com/repos/{o}/{r}/issues/{n}"),
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+            "author_association": "NONE",
             "issue_number": n,
             "repo": format!("{o}/{r}"),
             "body": text,
             // github-actions[bot], the account the workflow's token writes as.
-            "user": { "login": "github-actions[bot]", "id": 41898282, "type": "Bot" },
+            "user": shapes::account_of_type("github-actions[bot]", 41898282, "Bot"),
             "html_url": format!("https://github.com/{o}/{r}/pull/{n}#issuecomment-{id}"),
         });
         s.comments.insert(id, comment.clone());

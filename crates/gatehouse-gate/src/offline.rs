@@ -59,6 +59,10 @@ impl Job for OfflineJob<'_> {
             head_owner: self.head_owner.as_ref(),
             actor: &self.actor,
             triggering_actor: self.triggering.as_ref(),
+            // Offline there are no run approvals to match it against, and no bot is trusted.
+            head_sha: None,
+            git_ref: None,
+            default_branch: None,
         })
     }
 

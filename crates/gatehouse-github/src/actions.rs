@@ -22,6 +22,9 @@ pub struct Repository {
     /// Who owns it: for a pull request's head repository, the fork's owner.
     #[serde(default)]
     pub owner: Option<User>,
+    /// Its default branch (`main`), where the payload says.
+    #[serde(default)]
+    pub default_branch: Option<String>,
 }
 
 /// A workflow run (`workflow-run`), as in the `workflow_run` event, `GET

@@ -262,6 +262,9 @@ impl<'a> MixBuilder<'a> {
             git_ref: Some("refs/heads/main".into()),
             usage,
             today: Some(Day(TODAY)),
+            head_sha: None,
+            run_approval: None,
+            default_branch: None,
         }
     }
 

@@ -55,6 +55,8 @@ pub struct Policy {
     pub(crate) projects: Map<Box<[u8]>, Box<[GrantId]>>,
     /// Numeric ids of everyone who accepted the terms of service.
     pub(crate) tos: foldhash::HashSet<i64>,
+    /// Numeric ids of the bots of `gatehouse.yml`, sorted: never maintainers.
+    pub(crate) bots: Box<[i64]>,
     pub(crate) compiled_on: Date,
 }
 
@@ -92,6 +94,8 @@ pub struct CompiledResource {
     pub require_tos: bool,
     pub project_minutes_per_month: Option<u64>,
     pub minutes_per_month: Option<u64>,
+    /// `bots: trusted`: bots' pushes to a project's own default branch are not judged by role.
+    pub bots_trusted: bool,
 }
 
 #[derive(Debug)]
@@ -141,6 +145,11 @@ impl Policy {
 
     pub fn compiled_on(&self) -> Date {
         self.compiled_on
+    }
+
+    /// Whether the account with this id is one of `gatehouse.yml`'s bots.
+    pub fn is_bot(&self, id: i64) -> bool {
+        self.bots.binary_search(&id).is_ok()
     }
 
     /// Whether the person with this id accepted the terms of service.
@@ -259,6 +268,7 @@ pub fn compile_source(source: &PolicySource, today: Date) -> Policy {
             require_tos: r.require_tos,
             project_minutes_per_month: r.project_minutes_per_month,
             minutes_per_month: r.minutes_per_month,
+            bots_trusted: r.bots_trusted,
         });
         if let Some(group) = &r.runner_group {
             let group = group.to_ascii_lowercase();
@@ -345,6 +355,12 @@ pub fn compile_source(source: &PolicySource, today: Date) -> Policy {
             .map(|(k, v)| (k, v.into_boxed_slice()))
             .collect(),
         tos: source.tos.iter().copied().collect(),
+        bots: {
+            let mut bots = source.bots.clone();
+            bots.sort_unstable();
+            bots.dedup();
+            bots.into_boxed_slice()
+        },
         compiled_on: today,
     }
 }

@@ -146,6 +146,10 @@ pub enum DenyReason {
     TermsNotAccepted {
         who: Who,
     },
+    /// One of `gatehouse.yml`'s bots: never a maintainer, whatever role GitHub gives it.
+    Bot {
+        who: Who,
+    },
     ProjectQuota {
         used: u64,
         limit: u64,
@@ -386,7 +390,7 @@ pub const PULL_REQUEST_EVENTS: &[&str] = &[
     "pull_request_review_comment",
 ];
 
-fn is_pull_request_event(event: &str) -> bool {
+pub(crate) fn is_pull_request_event(event: &str) -> bool {
     PULL_REQUEST_EVENTS
         .iter()
         .any(|e| e.eq_ignore_ascii_case(event))
@@ -594,6 +598,13 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                     );
                 }
             };
+            // A push to the project's own default branch: what `bots: trusted` covers.
+            let trusted_push = fork == Fork::No
+                && run.event.eq_ignore_ascii_case("push")
+                && run
+                    .git_ref
+                    .zip(run.default_branch)
+                    .is_some_and(|(r, d)| r.strip_prefix("refs/heads/") == Some(d));
             let people = [
                 (Who::Actor, Some(run.actor)),
                 (Who::TriggeringActor, run.triggering_actor),
@@ -602,7 +613,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
             for (who, person) in people {
                 let Some(person) = person else { continue };
                 let role = job.role(person);
-                match check_person(policy, res, grant, who, person, role) {
+                match check_person(policy, res, grant, who, person, role, trusted_push) {
                     Err(reason) => {
                         t.step(DenyRule::UserNotAllowed, false, || {
                             format!(
@@ -612,7 +623,15 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                                 person_problem(&reason)
                             )
                         });
-                        return deny(DenyRule::UserNotAllowed, Some(resource), reason);
+                        // A run approval of this commit stands in for the whole rule.
+                        match approval_stands_in(policy, res, grant, job, &run, t) {
+                            StandIn::Approved => missing = None,
+                            StandIn::RoleUnknown => missing = Some(Missing::Roles),
+                            StandIn::No => {
+                                return deny(DenyRule::UserNotAllowed, Some(resource), reason);
+                            }
+                        }
+                        break;
                     }
                     Ok(Some(role)) => t.step(DenyRule::UserNotAllowed, true, || {
                         format!(
@@ -696,6 +715,70 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
     }
 }
 
+/// What a run approval does for a job its people alone do not let run.
+enum StandIn {
+    /// None covers the job, or its approver may not approve: the people rule's denial stands.
+    No,
+    /// It stands in for the people rule.
+    Approved,
+    /// It would, if its approver's role (not known yet) allows.
+    RoleUnknown,
+}
+
+/// Rule 4's alternative: the run approval of the job's commit ([`crate::RunApproval`]), when
+/// it covers this run on this resource and its approver may start the resource's jobs.
+fn approval_stands_in(
+    policy: &Policy,
+    res: &CompiledResource,
+    grant: &CompiledGrant,
+    job: &impl Job,
+    run: &Run<'_>,
+    t: &mut impl Tracer,
+) -> StandIn {
+    let Some(approval) = job.run_approval() else {
+        return StandIn::No;
+    };
+    if !approval.covers(run, run.head_sha, &res.name) {
+        t.step("user-not-allowed", false, || {
+            format!(
+                "the run approval of `{}` from `{}` by `{}` is not about this run's commit or resource",
+                approval.head_sha, approval.head_repository, approval.approver.login
+            )
+        });
+        return StandIn::No;
+    }
+    let Some(role) = job.role(&approval.approver) else {
+        t.step("user-not-allowed", true, || {
+            format!(
+                "run approval by `{}`: role not known yet",
+                approval.approver.login
+            )
+        });
+        return StandIn::RoleUnknown;
+    };
+    match crate::run_approval::may_approve(policy, res, grant, &approval.approver, role) {
+        Ok(()) => {
+            t.step("user-not-allowed", true, || {
+                format!(
+                    "`{}` approved commit `{}` of `{}` for managed runners: the approval stands in for the people rule",
+                    approval.approver.login, approval.head_sha, approval.head_repository
+                )
+            });
+            StandIn::Approved
+        }
+        Err(why) => {
+            t.step("user-not-allowed", false, || {
+                format!(
+                    "the run approval by `{}` does not count: the approver {}",
+                    approval.approver.login,
+                    why.describe()
+                )
+            });
+            StandIn::No
+        }
+    }
+}
+
 /// Whether a job's code comes from a fork.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fork {
@@ -757,12 +840,23 @@ fn check_person(
     who: Who,
     person: &Actor,
     role: Option<Option<Permission>>,
+    trusted_push: bool,
 ) -> Result<Option<Option<Permission>>, DenyReason> {
-    if let Some(permission) = role
-        && !res.allows(permission)
-    {
-        return Err(DenyReason::MissingRole { who, permission });
-    }
+    let role = if policy.is_bot(person.id) {
+        // A bot is never a maintainer; on a resource that trusts bots, its push to the
+        // project's default branch is not judged by role (its list and terms still are).
+        if !(res.bots_trusted && trusted_push) {
+            return Err(DenyReason::Bot { who });
+        }
+        Some(role.flatten())
+    } else {
+        if let Some(permission) = role
+            && !res.allows(permission)
+        {
+            return Err(DenyReason::MissingRole { who, permission });
+        }
+        role
+    };
     if !grant.allows_user(person.id) {
         return Err(DenyReason::NotListed { who });
     }
@@ -790,6 +884,9 @@ fn person_problem(reason: &DenyReason) -> String {
             ))
         ),
         DenyReason::NotListed { .. } => "is not in the grant's list of users".into(),
+        DenyReason::Bot { .. } => {
+            "is a bot (gatehouse.yml `bots`), never a maintainer whatever its role".into()
+        }
         DenyReason::TermsNotAccepted { .. } => {
             "has not accepted the provider's terms of service (matched by account id)".into()
         }
@@ -880,7 +977,7 @@ impl Decision {
             }
         };
         let login = |who: Who| person(who).map_or("(unknown)", |p| p.login.as_str());
-        Some(match &d.reason {
+        let text = match &d.reason {
             DenyReason::AmbiguousLabels(a, b) => format!(
                 "the job's labels select two managed resources, `{}` and `{}`; a job may ask for one. Keep one resource's label in `runs-on`",
                 name(Some(*a)),
@@ -939,6 +1036,11 @@ impl Decision {
                     person_problem(&d.reason),
                 )
             }
+            DenyReason::Bot { who } => format!(
+                "{} `{}` is a bot (`bots` in gatehouse.yml): a bot is never a maintainer, so its runs on `{resource}` need a maintainer's approval of the commit",
+                who_name(*who),
+                login(*who),
+            ),
             DenyReason::NotListed { who } => format!(
                 "{} `{}` is not in the list of users of `{project}`'s grant of `{resource}`. To be added, {} listing the user under `users`",
                 who_name(*who),
@@ -1004,8 +1106,56 @@ impl Decision {
                     Missing::Roles => "the roles of the people who started it",
                 }
             ),
+        };
+        let hint = match (&run, d.rule, d.resource) {
+            (Some(run), DenyRule::UserNotAllowed, Some(resource)) => {
+                how_to_approve(policy, job, run, resource, project)
+            }
+            _ => None,
+        };
+        Some(match hint {
+            Some(hint) => format!("{text}. {hint}"),
+            None => text,
         })
     }
+}
+
+/// What a pull request's job denied by the people rule is told about run approvals: who can
+/// approve its commit, and what to write. `None` off pull requests, or where the one deciding
+/// takes no run approvals.
+fn how_to_approve(
+    policy: &Policy,
+    job: &impl Job,
+    run: &Run<'_>,
+    resource: ResourceId,
+    project: &str,
+) -> Option<String> {
+    let phrase = job.run_approval_phrase()?;
+    if !is_pull_request_event(run.event) {
+        return None;
+    }
+    let res = policy.resource(resource);
+    let roles = res
+        .roles()
+        .map(Permission::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let repository = job.repository();
+    let grant = with_lowercase(project.as_bytes(), |p| policy.grant_of(p, resource));
+    let mut who = format!("the {roles} role on `{repository}`");
+    if grant.is_some_and(|g| policy.grant(g).users().is_some()) {
+        who.push_str(", listed in the grant's users");
+    }
+    if res.require_tos {
+        who.push_str(", terms of service accepted");
+    }
+    let sha = run
+        .head_sha
+        .map_or("<commit>", |s| s.get(..12).unwrap_or(s));
+    Some(format!(
+        "Someone who may start jobs on `{}` for `{project}` ({who}) can approve this pull request's commit for managed runners: a new comment on the pull request saying `{phrase} {sha}`, or an approving review whose text says `{phrase}`. An approval holds for this commit only; a push needs a new one",
+        res.name
+    ))
 }
 
 /// The first day of the month after `day`.

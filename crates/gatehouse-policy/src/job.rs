@@ -10,6 +10,8 @@ use gatehouse_core::duration::Day;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+use crate::run_approval::RunApproval;
+
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobContext {
@@ -39,6 +41,17 @@ pub struct JobContext {
     pub git_ref: Option<String>,
     #[serde(default)]
     pub usage: Usage,
+    /// The commit the run builds (`workflow_run.head_sha`): what a run approval names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_sha: Option<String>,
+    /// The repository's default branch (`repository.default_branch`): a push of a bot there
+    /// may use a resource that says `bots: trusted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_branch: Option<String>,
+    /// The run approval of the pull request's head commit the guard holds in force for this
+    /// run, if any (its approver's `permission` as the guard looked it up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_approval: Option<RunApproval>,
     /// The day the job is judged on (expiry). The guard and the CLI fill it in; when absent,
     /// the day the policy was compiled is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,6 +153,12 @@ pub struct Run<'a> {
     pub actor: &'a Actor,
     /// `None` when it is `actor` again.
     pub triggering_actor: Option<&'a Actor>,
+    /// The commit the run builds, when known.
+    pub head_sha: Option<&'a str>,
+    /// The ref the run builds (`refs/heads/main`), when known.
+    pub git_ref: Option<&'a str>,
+    /// The repository's default branch, when known.
+    pub default_branch: Option<&'a str>,
 }
 
 /// What a decision reads about a job. [`JobContext`] knows every fact; the guard's view of a
@@ -167,6 +186,16 @@ pub trait Job {
     /// `person`'s role on the repository: `Some(None)` for no role, `None` while unknown.
     /// `person` is one of [`Job::run`]'s people.
     fn role(&self, person: &Actor) -> Option<Option<Permission>>;
+    /// The run approval of the run's head commit held in force for this job, if any
+    /// ([`crate::RunApproval`]); its approver's role is asked through [`Job::role`].
+    fn run_approval(&self) -> Option<&RunApproval> {
+        None
+    }
+    /// What a run approval is written with (`/gatehouse run`), when the one deciding takes
+    /// them (the guard): a denial by the people rule then says who can approve and how.
+    fn run_approval_phrase(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Job for JobContext {
@@ -193,10 +222,17 @@ impl Job for JobContext {
             head_owner: self.head_owner.as_ref(),
             actor: &self.actor,
             triggering_actor: self.triggering_actor.as_ref(),
+            head_sha: self.head_sha.as_deref(),
+            git_ref: self.git_ref.as_deref(),
+            default_branch: self.default_branch.as_deref(),
         })
     }
 
     fn role(&self, person: &Actor) -> Option<Option<Permission>> {
         Some(person.permission)
+    }
+
+    fn run_approval(&self) -> Option<&RunApproval> {
+        self.run_approval.as_ref()
     }
 }

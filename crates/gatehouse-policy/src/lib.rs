@@ -15,6 +15,7 @@ mod compile;
 mod decide;
 mod job;
 pub mod render;
+mod run_approval;
 mod shared;
 mod source;
 
@@ -25,5 +26,6 @@ pub use decide::{
     Cap, Checked, Decision, Denial, DenyReason, DenyRule, Step, Tracer, Who, decide_with,
 };
 pub use job::{Actor, Job, JobContext, Missing, Permission, Run, Usage};
+pub use run_approval::{NotApprover, RunApproval};
 pub use shared::SharedPolicy;
 pub use source::{GrantSource, PolicySource, ResourceSource};

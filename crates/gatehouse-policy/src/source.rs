@@ -25,6 +25,11 @@ pub struct PolicySource {
     pub grants: Vec<GrantSource>,
     /// Account ids of everyone who accepted the terms of service.
     pub tos: Vec<i64>,
+    /// Account ids of the bots of `gatehouse.yml` (never maintainers). Not in a runner's
+    /// snapshot (its format is unchanged): offline, the gate does not know them, and the
+    /// guard's webhook path judges the job again.
+    #[serde(skip)]
+    pub bots: Vec<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +44,10 @@ pub struct ResourceSource {
     pub minutes_per_month: Option<u64>,
     /// The runner group that serves it, when its provider is a `runner-group`.
     pub runner_group: Option<String>,
+    /// `bots: trusted`. Not in a runner's snapshot (its format is unchanged): offline, the
+    /// gate trusts no bot.
+    #[serde(skip)]
+    pub bots_trusted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +145,7 @@ impl PolicySource {
                 project_minutes_per_month: quota.project_minutes_per_month,
                 minutes_per_month: quota.minutes_per_month,
                 runner_group: group_of(r.provider.as_str()),
+                bots_trusted: r.bots.is_some(),
             });
         }
         let grants = repo
@@ -166,12 +176,19 @@ impl PolicySource {
             .flat_map(|t| t.value.iter())
             .map(|e| e.id.value.0)
             .collect();
+        let bots = repo
+            .settings
+            .iter()
+            .flat_map(|s| s.value.bots.iter())
+            .filter_map(|b| b.value.id())
+            .collect();
         PolicySource {
             org,
             repo_suffix,
             resources,
             grants,
             tos,
+            bots,
         }
     }
 }

@@ -79,6 +79,9 @@ fn job() -> JobContext {
         git_ref: Some("refs/heads/main".into()),
         usage: Usage::default(),
         today: Some(Day(date(2026, 11, 28))),
+        head_sha: None,
+        run_approval: None,
+        default_branch: None,
     }
 }
 

@@ -638,6 +638,9 @@ impl JobSpec {
                 resource_minutes: self.usage.1,
             },
             today: self.today.map(|d| Day(day(d))),
+            head_sha: None,
+            run_approval: None,
+            default_branch: None,
         }
     }
 }
@@ -832,6 +835,8 @@ fn reason_name(reason: &DenyReason) -> String {
         DenyReason::MissingRole { who, .. } => format!("role of {who:?}"),
         DenyReason::NotListed { who } => format!("user list, {who:?}"),
         DenyReason::TermsNotAccepted { who } => format!("terms of service, {who:?}"),
+        // Not rendered for Cedar (nor generated here): tests/run_approvals.rs covers bots.
+        DenyReason::Bot { who } => format!("bot, {who:?}"),
         DenyReason::ProjectQuota { .. } => "project quota".into(),
         DenyReason::ResourceQuota { .. } => "resource quota".into(),
         DenyReason::Concurrency { .. } => "concurrency".into(),
@@ -895,6 +900,9 @@ fn job() -> JobContext {
         git_ref: None,
         usage: Usage::default(),
         today: Some(Day(date(2026, 11, 28))),
+        head_sha: None,
+        run_approval: None,
+        default_branch: None,
     }
 }
 

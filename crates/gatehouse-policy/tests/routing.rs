@@ -257,6 +257,9 @@ fn a_namespace_job_with_options_is_decided_not_waved_through() {
         git_ref: Some("refs/heads/main".into()),
         usage: Usage::default(),
         today: None,
+        head_sha: None,
+        run_approval: None,
+        default_branch: None,
     };
     assert!(matches!(
         p.decide(&job("conda-forge/pytorch-cpu-feedstock")),

@@ -65,12 +65,17 @@ pub fn run_record(run: WorkflowRun, repository: &str, fallback: Option<User>) ->
         Some(r) => (Some(r.full_name), r.owner.map(|o| (o.login, o.id))),
         None => (None, None),
     };
+    let default_branch = run
+        .repository
+        .as_ref()
+        .and_then(|r| r.default_branch.clone());
     Some(RunRecord {
         run_id: run.id,
         run_attempt: run.run_attempt,
         repository: run
             .repository
             .map_or_else(|| repository.to_string(), |r| r.full_name),
+        default_branch,
         event: run.event,
         head_repository,
         head_owner,
@@ -133,6 +138,65 @@ pub struct Membership {
 /// The events that change roles, by their `X-GitHub-Event` name.
 pub const ROLE_EVENTS: &[&str] = &["member", "membership", "team", "organization", "repository"];
 
+/// `issue_comment`: a comment on an issue or a pull request (shapes as in GitHub's webhook
+/// description; only what a run approval needs is read).
+#[derive(Debug, Deserialize)]
+pub struct IssueCommentEvent {
+    /// `created`, `edited` or `deleted`.
+    pub action: String,
+    pub issue: Issue,
+    pub comment: Comment,
+    pub repository: Repository,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Issue {
+    pub number: u64,
+    /// Present when the issue is a pull request.
+    #[serde(default)]
+    pub pull_request: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Comment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Who wrote it. `null` in GitHub's description for a deleted account.
+    #[serde(default)]
+    pub user: Option<User>,
+}
+
+/// `pull_request_review`: a review submitted, edited or dismissed.
+#[derive(Debug, Deserialize)]
+pub struct PullRequestReviewEvent {
+    /// `submitted`, `edited` or `dismissed`.
+    pub action: String,
+    pub review: Review,
+    pub pull_request: PullNumber,
+    pub repository: Repository,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Review {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// `approved`, `commented`, `changes_requested`, ... (GitHub's examples write it in lower
+    /// case; compared without case).
+    pub state: String,
+    /// The commit the review was given on.
+    #[serde(default)]
+    pub commit_id: Option<String>,
+    #[serde(default)]
+    pub user: Option<User>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PullNumber {
+    pub number: u64,
+}
+
 /// A webhook delivery's payload, parsed as the guard reads it.
 #[derive(Debug)]
 pub enum Event {
@@ -140,6 +204,10 @@ pub enum Event {
     WorkflowJob(WorkflowJobEvent),
     /// One of [`ROLE_EVENTS`] (its name, its payload).
     RoleChange(&'static str, RoleChangeEvent),
+    /// A comment that may approve a pull request's head commit ([`crate::run_approvals`]).
+    IssueComment(IssueCommentEvent),
+    /// A review that may approve the commit it was given on.
+    PullRequestReview(PullRequestReviewEvent),
     /// `ping`: GitHub checking that the hook works; its body is not read.
     Ping,
     /// An event the guard stores but does not use; its body is not read.
@@ -158,6 +226,12 @@ pub fn parse_event(event_name: &str, body: &[u8]) -> anyhow::Result<Event> {
         "workflow_job" => {
             Event::WorkflowJob(serde_json::from_slice(body).context("not a workflow_job event")?)
         }
+        "issue_comment" => {
+            Event::IssueComment(serde_json::from_slice(body).context("not an issue_comment event")?)
+        }
+        "pull_request_review" => Event::PullRequestReview(
+            serde_json::from_slice(body).context("not a pull_request_review event")?,
+        ),
         "ping" => Event::Ping,
         name => match ROLE_EVENTS.iter().find(|e| **e == name) {
             Some(role_event) => Event::RoleChange(
@@ -196,6 +270,16 @@ mod tests {
             Event::Ping
         ));
         assert!(matches!(parse_event("issues", b"").unwrap(), Event::Other));
+        let comment = br#"{"action": "created", "repository": {"full_name": "o/r"},
+            "issue": {"number": 4, "pull_request": {"url": "u"}},
+            "comment": {"id": 9, "body": "/gatehouse run 0123456789ab", "user": {"login": "m", "id": 2}}}"#;
+        match parse_event("issue_comment", comment).unwrap() {
+            Event::IssueComment(e) => {
+                assert_eq!((e.issue.number, e.comment.id), (4, 9));
+                assert!(e.issue.pull_request.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

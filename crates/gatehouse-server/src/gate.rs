@@ -282,6 +282,19 @@ async fn admit(
     let mut view = view_of(state, &policy, &repository, resource, run).await?;
     view.on_resource(resource_name);
     let mut decision = policy.decide(&view);
+    // A run approval of the commit counts here as on the webhook path.
+    if decision.rule() == Some(gatehouse_policy::DenyRule::UserNotAllowed)
+        && let Some(approved) = crate::run_approvals::consider(
+            state,
+            &policy,
+            &mut view,
+            request.run_id,
+            request.run_attempt,
+        )
+        .await?
+    {
+        decision = approved;
+    }
     if let Decision::Undecided { resource, missing } = decision {
         state.metrics.facts_unavailable(missing);
         decision = Decision::facts_unavailable(resource, missing);

@@ -23,7 +23,8 @@ use anyhow::Context;
 use gatehouse_core::duration::Day;
 use gatehouse_core::model::{GuardMode, OnExceed};
 use gatehouse_policy::{
-    Actor, Decision, DenyRule, Job, JobContext, Missing, Permission, Policy, ResourceId, Run, Usage,
+    Actor, Decision, DenyRule, Job, JobContext, Missing, Permission, Policy, ResourceId, Run,
+    RunApproval, Usage,
 };
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -122,8 +123,12 @@ pub enum Processed {
 /// it to a managed resource its labels did not.
 pub fn store_only(state: &AppState, event: &Parsed) -> bool {
     // A malformed payload is recorded as such, in one commit.
-    let Ok(Event::WorkflowJob(e)) = event else {
-        return true;
+    let e = match event {
+        Ok(Event::WorkflowJob(e)) => e,
+        Ok(Event::IssueComment(_) | Event::PullRequestReview(_)) => {
+            return !crate::run_approvals::acts(state, event);
+        }
+        _ => return true,
     };
     match e.action.as_str() {
         "queued" => false,
@@ -490,6 +495,18 @@ pub async fn handle(
             }
         }
         Ok(Event::RoleChange(name, e)) => on_role_change(state, name, e, &mut writes, &mut after),
+        Ok(e @ (Event::IssueComment(_) | Event::PullRequestReview(_))) => {
+            let job = Handling {
+                delivery,
+                received_at,
+                deadline,
+            };
+            match crate::run_approvals::on_event(state, &job, e, &mut writes).await {
+                Ok(Step::Wait(wait)) => return Handled::Waiting(wait),
+                Ok(Step::Did(what)) => Ok(what),
+                Err(e) => Err(e),
+            }
+        }
         Ok(Event::Other) => Ok("stored; event not used".to_string()),
     }
     .map_err(|e| format!("{e:#}"));
@@ -516,13 +533,13 @@ pub async fn handle(
 }
 
 /// The delivery being handled.
-struct Handling<'a> {
-    delivery: &'a str,
-    received_at: Timestamp,
-    deadline: Timestamp,
+pub(crate) struct Handling<'a> {
+    pub(crate) delivery: &'a str,
+    pub(crate) received_at: Timestamp,
+    pub(crate) deadline: Timestamp,
 }
 
-enum Step {
+pub(crate) enum Step {
     Did(String),
     Wait(Wait),
 }
@@ -556,11 +573,14 @@ pub async fn recover(state: &Arc<AppState>) -> anyhow::Result<usize> {
 
 fn on_workflow_run(event: &WorkflowRunEvent, writes: &mut Vec<Write>) -> anyhow::Result<String> {
     let repository = &event.repository.full_name;
-    let Some(run) =
+    let Some(mut run) =
         crate::events::run_record(event.workflow_run.clone(), repository, event.sender.clone())
     else {
         anyhow::bail!("the workflow_run event names no actor");
     };
+    if run.default_branch.is_none() {
+        run.default_branch = event.repository.default_branch.clone();
+    }
     let what = format!("run {} attempt {} remembered", run.run_id, run.run_attempt);
     writes.push(Write::Run {
         run,
@@ -697,6 +717,10 @@ pub(crate) struct GuardJob<'a> {
     usage: Usage,
     run: Option<RunPeople>,
     roles: Option<Arc<RepoRoles>>,
+    /// The run approval of the run's commit being considered ([`crate::run_approvals`]).
+    pub(crate) approval: Option<RunApproval>,
+    /// How a run approval is written (`run_approvals.phrase`).
+    approval_phrase: String,
 }
 
 /// The guard's view of a job of `repository` on `resource`, with the facts it holds now: this
@@ -727,6 +751,8 @@ pub(crate) async fn view_of<'a>(
             .facts
             .fresh(repository, Timestamp::now(), state.config.facts_ttl),
         run: run.map(RunPeople::of),
+        approval: None,
+        approval_phrase: state.source.load().run_approvals.phrase.clone(),
     })
 }
 
@@ -739,6 +765,8 @@ struct RunPeople {
     triggering: Option<Actor>,
     workflow: Option<String>,
     git_ref: Option<String>,
+    head_sha: Option<String>,
+    default_branch: Option<String>,
 }
 
 fn person((login, id): (String, i64)) -> Actor {
@@ -761,6 +789,8 @@ impl RunPeople {
             actor,
             workflow: run.workflow,
             git_ref: run.git_ref,
+            head_sha: run.head_sha,
+            default_branch: run.default_branch,
         }
     }
 }
@@ -797,15 +827,36 @@ impl Job for GuardJob<'_> {
             head_owner: r.head_owner.as_ref(),
             actor: &r.actor,
             triggering_actor: r.triggering.as_ref(),
+            head_sha: r.head_sha.as_deref(),
+            git_ref: r.git_ref.as_deref(),
+            default_branch: r.default_branch.as_deref(),
         })
     }
 
     fn role(&self, person: &Actor) -> Option<Option<Permission>> {
         self.roles.as_ref().map(|r| r.role_of(person.id))
     }
+
+    fn run_approval(&self) -> Option<&RunApproval> {
+        self.approval.as_ref()
+    }
+
+    fn run_approval_phrase(&self) -> Option<&str> {
+        Some(&self.approval_phrase)
+    }
 }
 
 impl<'a> GuardJob<'a> {
+    /// The run's commit and the repository it comes from, when both are known.
+    pub(crate) fn head(&self) -> Option<(String, String)> {
+        let run = self.run.as_ref()?;
+        Some((run.head_sha.clone()?, run.head_repository.clone()?))
+    }
+
+    pub(crate) fn repository_name(&self) -> &str {
+        self.repository
+    }
+
     /// Decided on `resource` (where it runs says), not on its labels.
     pub(crate) fn on_resource(&mut self, resource: &'a str) {
         self.resource = Some(resource);
@@ -830,6 +881,12 @@ impl<'a> GuardJob<'a> {
             triggering_actor: run.triggering.as_ref().map(with_role),
             workflow: run.workflow.clone(),
             git_ref: run.git_ref.clone(),
+            head_sha: run.head_sha.clone(),
+            default_branch: run.default_branch.clone(),
+            run_approval: self.approval.as_ref().map(|a| RunApproval {
+                approver: with_role(&a.approver),
+                ..a.clone()
+            }),
             usage: self.usage,
             today: Some(Day(self.today)),
         })
@@ -859,6 +916,13 @@ async fn decide_job(
     view.runner_group = group;
     let started = std::time::Instant::now();
     let mut decision = policy.decide(&view);
+    if decision.rule() == Some(DenyRule::UserNotAllowed)
+        && let Some(approved) =
+            crate::run_approvals::consider(state, &policy, &mut view, w.run_id, w.run_attempt)
+                .await?
+    {
+        decision = approved;
+    }
     if let Decision::Undecided { resource, missing } = decision {
         // Roles cannot come without a token; a run can still come by its webhook.
         let obtainable = missing == Missing::Run || state.github.is_some();

@@ -35,6 +35,7 @@ mod outliers;
 mod pending;
 mod queue;
 pub mod replay;
+mod run_approvals;
 mod site_routes;
 mod sqlite_writer;
 mod state;
@@ -219,6 +220,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/decisions", get(api::decisions))
         .route("/api/v1/usage", get(api::usage))
+        .route("/api/v1/run-approvals", get(run_approvals::list_api))
         .route("/api/v1/admission", post(gate::admission))
         .route("/api/v1/snapshot", get(gate::snapshot))
         .route("/admin/reload", post(api::reload))

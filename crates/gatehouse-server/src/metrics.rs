@@ -108,6 +108,7 @@ pub struct Metrics {
     facts_unavailable: Family<MissingLabels, Counter>,
     cancel_seconds: Histogram,
     explanations_dropped: Counter,
+    run_approvals: Family<OutcomeLabels, Counter>,
     admissions: Family<OutcomeLabels, Counter>,
     gate_disagreements: Counter,
     gate_ungated: Counter,
@@ -223,6 +224,12 @@ impl Metrics {
             "Denials whose explanation (a check run) was dropped because too many waited for GitHub",
             explanations_dropped.clone(),
         );
+        let run_approvals = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "gatehouse_run_approvals",
+            "Run approvals (`/gatehouse run`) by outcome: recorded, refused (answered why), admitted (a job admitted under one), allowance-used (a job refused because its approval's runs were used up)",
+            run_approvals.clone(),
+        );
         let admissions = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "gatehouse_admissions",
@@ -248,6 +255,7 @@ impl Metrics {
             snapshot_bytes.clone(),
         );
         Metrics {
+            run_approvals,
             admissions,
             gate_disagreements,
             gate_ungated,
@@ -300,6 +308,12 @@ impl Metrics {
 
     pub fn explanation_dropped(&self) {
         self.explanations_dropped.inc();
+    }
+
+    pub fn run_approval(&self, outcome: &'static str) {
+        self.run_approvals
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     pub fn waiting(&self, delta: i64) {

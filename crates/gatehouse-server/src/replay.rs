@@ -249,6 +249,9 @@ async fn redecide_from_store(
         git_ref: run.git_ref,
         usage,
         today: Some(Day(day)),
+        head_sha: None,
+        run_approval: None,
+        default_branch: None,
     };
     Ok((
         verdict(policy, &ctx),

@@ -79,6 +79,8 @@ pub(crate) struct Source {
     pub pools: Vec<Pool>,
     /// The concurrency caps (not in snapshots: only the guard counts jobs).
     pub caps: crate::caps::Caps,
+    /// `run_approvals:` of `gatehouse.yml` (the phrase, the runs and hours an approval gives).
+    pub run_approvals: gatehouse_core::model::RunApprovalSettings,
     /// Each resource's job time limit (not in snapshots: only the guard times jobs).
     pub time_limits: crate::time_limits::TimeLimits,
     /// When a project's use is flagged as far above its usual (`guard.outliers`).
@@ -279,6 +281,11 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
             })
             .collect();
         let caps = crate::caps::Caps::from_repo(&repo);
+        let run_approvals = repo
+            .settings
+            .as_ref()
+            .map(|s| s.value.run_approvals.clone())
+            .unwrap_or_default();
         let time_limits = crate::time_limits::TimeLimits::from_repo(&repo);
         Ok(Loaded {
             policy: compile_source(&policy, today),
@@ -287,6 +294,7 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
                 policy,
                 pools,
                 caps,
+                run_approvals,
                 time_limits,
                 outliers: repo
                     .settings

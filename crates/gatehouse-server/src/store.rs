@@ -162,6 +162,41 @@ const SCHEMA: &[&str] = &[
         changed_at TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS role_facts_by_change ON role_facts (changed_at)",
+    // Run approvals (`/gatehouse run <sha>`, [`crate::run_approvals`]): one row per approving
+    // comment or review (`source`: `comment:<id>` or `review:<id>`), the runs that used it
+    // (`by_guard`: re-run by the guard after the approval, not counted against `runs`), and
+    // the guard's one reply per pull request.
+    "CREATE TABLE IF NOT EXISTS run_approvals (
+        id {id},
+        source TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        pull_number {int} NOT NULL,
+        head_sha TEXT NOT NULL,
+        head_repository TEXT NOT NULL,
+        resources TEXT NOT NULL,
+        approver_login TEXT NOT NULL,
+        approver_id {int} NOT NULL,
+        approved_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        runs {int} NOT NULL
+    )",
+    "CREATE UNIQUE INDEX IF NOT EXISTS run_approvals_by_source ON run_approvals (source)",
+    "CREATE INDEX IF NOT EXISTS run_approvals_by_commit ON run_approvals (head_sha)",
+    "CREATE TABLE IF NOT EXISTS run_approval_runs (
+        approval_id {int} NOT NULL,
+        run_id {int} NOT NULL,
+        run_attempt {int} NOT NULL,
+        by_guard {int} NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (approval_id, run_id, run_attempt)
+    )",
+    "CREATE INDEX IF NOT EXISTS run_approval_runs_by_run ON run_approval_runs (run_id)",
+    "CREATE TABLE IF NOT EXISTS run_approval_replies (
+        repository TEXT NOT NULL,
+        pull_number {int} NOT NULL,
+        comment_id {int} NOT NULL,
+        PRIMARY KEY (repository, pull_number)
+    )",
     // Jobs running on a resource with a time limit (`max_job_minutes`): the guard cancels the
     // run of one still running at `deadline` ([`crate::time_limits`]). A replica takes a due
     // timer (`lease`: until then no other replica acts on it) before it calls GitHub, and
@@ -193,6 +228,8 @@ const SCHEMA_LATE: &[&str] = &[
     "CREATE UNIQUE INDEX IF NOT EXISTS decisions_by_delivery ON decisions (delivery_id)",
     // An admission is matched with its job's webhook decision by job id.
     "CREATE INDEX IF NOT EXISTS decisions_by_job ON decisions (job_id)",
+    // A run approval finds the denied runs of its commit.
+    "CREATE INDEX IF NOT EXISTS run_attempts_by_head ON run_attempts (head_sha)",
     // `gatehouse why` reads a run's decisions.
     "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions (run_id)",
     // Usage charts read job minutes by day range.
@@ -222,6 +259,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str, Option<&str>)] = &[
     ),
     ("deliveries", "outcome", "TEXT", None),
     ("decisions", "context", "TEXT", None),
+    // For `bots: trusted`: whether a run's push is to the default branch.
+    ("run_attempts", "default_branch", "TEXT", None),
     // Decisions made before admissions existed were the webhook path's.
     (
         "decisions",
@@ -259,6 +298,10 @@ macro_rules! on_pool {
         }
     };
 }
+
+// After `on_pool!`, which it uses.
+mod run_approvals;
+pub use run_approvals::{ApprovedRun, RunApprovalRecord, StoredRunApproval};
 
 /// One change to the store. [`Store::commit`] applies a list of them all or nothing and
 /// answers, for each, how many rows it changed (0 for a duplicate).
@@ -331,6 +374,16 @@ pub enum Write {
     Started { hold: Hold, gated: bool },
     /// A job completed: its machine is free.
     Release { holder: String },
+    /// A run approval; 0 rows when its comment or review was recorded before.
+    RunApproval(RunApprovalRecord),
+    /// A run admitted under a run approval (see [`ApprovedRun`]).
+    ApprovedRun(ApprovedRun),
+    /// The comment the guard answers run approvals with on a pull request.
+    RunApprovalReply {
+        repository: String,
+        pull_number: i64,
+        comment_id: i64,
+    },
     /// A job went in progress on a resource with a time limit; nothing when it was reported
     /// completed before, or is timed already.
     ArmTimer(JobTimer),
@@ -433,6 +486,8 @@ pub struct RunRecord {
     /// The head repository's owner (login, id): for a fork, whose code runs.
     pub head_owner: Option<(String, i64)>,
     pub head_sha: Option<String>,
+    /// The repository's default branch, when the event (or the API) said.
+    pub default_branch: Option<String>,
     pub actor: (String, i64),
     pub triggering_actor: Option<(String, i64)>,
     pub workflow: Option<String>,
@@ -586,8 +641,9 @@ const INSERT_DELIVERY: &str = "INSERT INTO deliveries (delivery_id, event, recei
     VALUES ($1, $2, $3, $4) ON CONFLICT (delivery_id) DO NOTHING";
 const UPSERT_RUN: &str = "INSERT INTO run_attempts (run_id, run_attempt, repository, event,
         head_repository, head_owner_login, head_owner_id, head_sha, actor_login, actor_id,
-        triggering_actor_login, triggering_actor_id, workflow, git_ref, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        triggering_actor_login, triggering_actor_id, workflow, git_ref, updated_at,
+        default_branch)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
     ON CONFLICT (run_id, run_attempt) DO UPDATE SET repository = excluded.repository,
         event = excluded.event, head_repository = excluded.head_repository,
         head_owner_login = excluded.head_owner_login, head_owner_id = excluded.head_owner_id,
@@ -596,7 +652,7 @@ const UPSERT_RUN: &str = "INSERT INTO run_attempts (run_id, run_attempt, reposit
         triggering_actor_login = excluded.triggering_actor_login,
         triggering_actor_id = excluded.triggering_actor_id,
         workflow = excluded.workflow, git_ref = excluded.git_ref,
-        updated_at = excluded.updated_at";
+        updated_at = excluded.updated_at, default_branch = excluded.default_branch";
 /// A fetch's result replaces the stored one unless a fetch that started later was stored.
 const UPSERT_ROLE_FACTS: &str = "INSERT INTO role_facts (repository, people, etag, fetched_at,
         changed_at)
@@ -730,6 +786,7 @@ impl Write {
                         Text(run.workflow.as_deref()),
                         Text(run.git_ref.as_deref()),
                         t(now),
+                        Text(run.default_branch.as_deref()),
                     ],
                 )
             }
@@ -846,6 +903,20 @@ impl Write {
                 at,
                 outcome,
             } => (MARK_PROCESSED, vec![t(delivery_id), t(at), t(outcome)]),
+            Write::RunApproval(a) => a.statement(),
+            Write::ApprovedRun(r) => r.statement(),
+            Write::RunApprovalReply {
+                repository,
+                pull_number,
+                comment_id,
+            } => (
+                run_approvals::UPSERT_REPLY,
+                vec![
+                    t(repository),
+                    Int(Some(*pull_number)),
+                    Int(Some(*comment_id)),
+                ],
+            ),
         }
     }
 
@@ -855,6 +926,7 @@ impl Write {
             Write::Admit(h) | Write::Started { hold: h, .. } => {
                 Some((LOCK_PROVIDER, vec![Param::Text(Some(&h.provider))]))
             }
+            Write::ApprovedRun(r) => r.lock_pg(),
             _ => None,
         }
     }
@@ -1222,10 +1294,11 @@ impl Store {
             Option<i64>,
             Option<String>,
             Option<String>,
+            Option<String>,
         );
         const SQL: &str = "SELECT run_id, run_attempt, repository, event, head_repository,
                 head_owner_login, head_owner_id, head_sha, actor_login, actor_id,
-                triggering_actor_login, triggering_actor_id, workflow, git_ref
+                triggering_actor_login, triggering_actor_id, workflow, git_ref, default_branch
             FROM run_attempts WHERE run_id = $1 AND run_attempt = $2";
         let row: Option<Row> = on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(run_id)
@@ -1244,6 +1317,7 @@ impl Store {
             triggering_actor: r.10.zip(r.11),
             workflow: r.12,
             git_ref: r.13,
+            default_branch: r.14,
         }))
     }
 

@@ -129,7 +129,13 @@ tokio::task_local! {
 /// the guard reads the event's payload: the payloads the tests build stay ones GitHub could
 /// send. (The bodies of other events are stored, not read; tests send small ones.)
 fn assert_github_could_send(event: &str, body: &Value) {
-    let read = ["workflow_run", "workflow_job"].contains(&event)
+    let read = [
+        "workflow_run",
+        "workflow_job",
+        "issue_comment",
+        "pull_request_review",
+    ]
+    .contains(&event)
         || gatehouse_server::events::ROLE_EVENTS.contains(&event);
     if !read {
         return;
@@ -442,6 +448,10 @@ macro_rules! on_both {
         }
     )*};
 }
+
+// After `on_both!`, which it uses.
+#[path = "serve/run_approvals.rs"]
+mod run_approvals;
 
 on_both!(
     githubs_test_vector_is_accepted,
@@ -2664,6 +2674,10 @@ async fn the_guard_s_calls_and_the_fake_s_answers_follow_github_s_description() 
                 a_rerun_whose_attempt_was_missed_is_read_from_github(Backend::Sqlite),
                 webhooks_that_change_roles_make_the_facts_stale(Backend::Sqlite),
                 missed_deliveries_are_asked_for_again(Backend::Sqlite),
+                run_approvals::a_fork_pull_request_is_denied_approved_rerun_and_allowed(
+                    Backend::Sqlite
+                ),
+                run_approvals::an_approving_review_of_the_head_commit_approves_it(Backend::Sqlite),
             );
         })
         .await;
@@ -2687,6 +2701,11 @@ async fn the_guard_s_calls_and_the_fake_s_answers_follow_github_s_description() 
         "teams/list-repos-in-org",
         "orgs/list-webhook-deliveries",
         "orgs/redeliver-webhook-delivery",
+        "pulls/get",
+        "actions/re-run-workflow-failed-jobs",
+        "reactions/create-for-issue-comment",
+        "issues/create-comment",
+        "issues/update-comment",
     ] {
         assert!(
             operations.contains(needed),

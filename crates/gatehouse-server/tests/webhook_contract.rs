@@ -22,7 +22,13 @@ use serde_json::{Value, json};
 
 /// The events the guard acts on (every other one is stored and not read).
 fn consumed() -> Vec<&'static str> {
-    let mut events = vec!["workflow_run", "workflow_job", "ping"];
+    let mut events = vec![
+        "workflow_run",
+        "workflow_job",
+        "ping",
+        "issue_comment",
+        "pull_request_review",
+    ];
     events.extend(ROLE_EVENTS.iter().copied());
     events
 }
@@ -108,6 +114,8 @@ fn the_guard_parses_every_example_payload_of_the_events_it_consumes() {
                 }
                 Ok(Event::WorkflowJob(job)) => assert!(job.workflow_job.id > 0, "{place}"),
                 Ok(Event::RoleChange(name, _)) => assert_eq!(name, event),
+                Ok(Event::IssueComment(c)) => assert!(c.comment.id > 0, "{place}"),
+                Ok(Event::PullRequestReview(r)) => assert!(r.review.id > 0, "{place}"),
                 Ok(Event::Ping) => assert_eq!(event, "ping"),
                 Ok(Event::Other) => problems.push(format!("{place}: not read as {event}")),
             }

@@ -8,6 +8,7 @@
 //! guard does, and holds no label rules of its own). Findings are [`Diagnostic`]s: an error is
 //! a high-severity finding, a warning a medium one.
 
+pub mod bots;
 pub mod catalogue;
 pub mod expr;
 pub mod workflow;

@@ -31,6 +31,42 @@ pub(super) fn validate_settings(ctx: &CheckContext<'_>, diags: &mut Diagnostics)
         ));
     }
     validate_reviewers(file, &s.reviewers, s.org.span, diags);
+    let approvals = &s.run_approvals;
+    let approvals_wrong = if approvals.phrase.trim().is_empty()
+        || approvals.phrase.chars().any(char::is_control)
+    {
+        Some("`run_approvals.phrase` is empty or spans lines, so no comment could approve a run")
+    } else if approvals.hours == 0 {
+        Some("`run_approvals.hours` is 0: an approval would never be in force")
+    } else {
+        None
+    };
+    if let Some(what) = approvals_wrong {
+        diags.push(
+            Diagnostic::error("settings", file, s.org.span, what).with_help(
+                "leave `run_approvals` out for the defaults (`/gatehouse run`, 3 runs, 24 hours)",
+            ),
+        );
+    }
+    for bot in &s.bots {
+        if bot.value.id().is_none() {
+            diags.push(
+                Diagnostic::error(
+                    "settings",
+                    file,
+                    bot.span,
+                    format!(
+                        "bot `{}` is named without its numeric account id",
+                        bot.value.login()
+                    ),
+                )
+                .with_help(format!(
+                    "write `{{ github: {}, id: N }}`: a bot is known by its account id, which a renamed login keeps",
+                    bot.value.login()
+                )),
+            );
+        }
+    }
     for (name, p) in &s.providers {
         if let Some(via) = &p.via
             && p.kind.value != ProviderKind::Cirun

@@ -292,6 +292,7 @@ pub fn import(
             defaults: Defaults::default(),
             users: UserPolicy::default(),
             quota: None,
+            bots: None,
         });
     }
     for (resource, _) in &entries {
@@ -324,6 +325,7 @@ pub fn import(
                 defaults: Defaults::default(),
                 users: UserPolicy::default(),
                 quota: None,
+                bots: None,
             });
         }
     }

@@ -22,9 +22,9 @@ pub use request::{
     ADMIN_ACTIONS, ActionOnly, OTHER_ADMIN_ACTIONS, Request, RequestAction, RequestFile,
     RequestForm,
 };
-pub use resource::{Cost, Defaults, OnExceed, Quota, Resource, Role, Specs, UserPolicy};
+pub use resource::{BotTrust, Cost, Defaults, OnExceed, Quota, Resource, Role, Specs, UserPolicy};
 pub use settings::{
     CirunVia, GuardMode, GuardSettings, OutlierSettings, ProviderKind, ProviderSettings, Reviewers,
-    Settings,
+    RunApprovalSettings, Settings,
 };
 pub use tos::{TosEntry, TosList};

@@ -43,6 +43,20 @@ pub struct Resource {
     /// a month can cost ([`crate::cost`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Spanned<Cost>>,
+    /// `trusted`: pushes by the bots of `gatehouse.yml` to a project's own default branch
+    /// (code maintainers already merged: re-renders, automerge) may use the resource, the bot
+    /// judged by the grant's user list and terms but not by its role. Absent: bots are never
+    /// trusted (their pull requests need a run approval). `audit` lists these resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bots: Option<Spanned<BotTrust>>,
+}
+
+/// What a resource trusts bots with ([`Resource::bots`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BotTrust {
+    /// Pushes to a project's own default branch.
+    Trusted,
 }
 
 /// A resource's price: `per_minute` or `per_hour` (one of them), in `currency` (an ISO 4217

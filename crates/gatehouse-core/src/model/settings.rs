@@ -31,6 +31,55 @@ pub struct Settings {
     /// judges approved. `audit` reports the list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accept_unreviewed: Vec<crate::span::Spanned<super::GrantUser>>,
+    /// Bot accounts, named by numeric account id (`{ github: regro-cf-autotick-bot, id: N }`).
+    /// A bot is never a maintainer: whatever role GitHub gives it, the guard judges it as
+    /// having none, and it cannot approve runs. Its pull requests run on managed runners
+    /// through a run approval of their head commit, like anyone's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bots: Vec<crate::span::Spanned<super::GrantUser>>,
+    /// Run approvals: how someone who may start a resource's jobs approves one pull request's
+    /// head commit for managed runners (the guard, `gatehouse serve`). Not the approvals of
+    /// access requests (`gatehouse approvals`).
+    #[serde(default)]
+    pub run_approvals: RunApprovalSettings,
+}
+
+/// `run_approvals:` in `gatehouse.yml`.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RunApprovalSettings {
+    /// What a new pull request comment starts with (`/gatehouse run <sha> [resource ...]`),
+    /// or an approving review's text contains, to approve the head commit.
+    #[serde(default = "default_phrase")]
+    pub phrase: String,
+    /// How many runs an approval admits besides those the guard re-runs itself.
+    #[serde(default = "default_runs")]
+    pub runs: u32,
+    /// How many hours an approval stays in force.
+    #[serde(default = "default_hours")]
+    pub hours: u32,
+}
+
+impl Default for RunApprovalSettings {
+    fn default() -> Self {
+        RunApprovalSettings {
+            phrase: default_phrase(),
+            runs: default_runs(),
+            hours: default_hours(),
+        }
+    }
+}
+
+fn default_phrase() -> String {
+    "/gatehouse run".into()
+}
+
+fn default_runs() -> u32 {
+    3
+}
+
+fn default_hours() -> u32 {
+    24
 }
 
 impl Settings {

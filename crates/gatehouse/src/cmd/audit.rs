@@ -88,7 +88,10 @@ pub fn run(args: AuditArgs, today: Date, rt: &tokio::runtime::Runtime) -> anyhow
     // projects relative to the projects folder. Both are shown relative to where audit runs.
     let mut repo_diags = Diagnostics::new();
     let mut project_diags = Diagnostics::new();
-    for d in accept_unreviewed(&repo) {
+    for d in accept_unreviewed(&repo)
+        .into_iter()
+        .chain(gatehouse_core::audit::bots::trusted_bots(&repo))
+    {
         repo_diags.push(d);
     }
 
