@@ -813,6 +813,23 @@ pub async fn run_with_kills(
     load.await.context("the load generator panicked")?
 }
 
+/// A new, empty PostgreSQL database on the server of `admin_url` (named after this process):
+/// its URL.
+pub async fn fresh_postgres(admin_url: &str) -> anyhow::Result<String> {
+    let name = format!("gatehouse_load_{}", std::process::id());
+    let pool = sqlx::PgPool::connect(admin_url).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&pool)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await?;
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .context("the PostgreSQL URL names a database")?;
+    Ok(format!("{base}/{name}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -842,21 +859,4 @@ mod tests {
             );
         }
     }
-}
-
-/// A new, empty PostgreSQL database on the server of `admin_url` (named after this process):
-/// its URL.
-pub async fn fresh_postgres(admin_url: &str) -> anyhow::Result<String> {
-    let name = format!("gatehouse_load_{}", std::process::id());
-    let pool = sqlx::PgPool::connect(admin_url).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&pool)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&pool)
-        .await?;
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .context("the PostgreSQL URL names a database")?;
-    Ok(format!("{base}/{name}"))
 }

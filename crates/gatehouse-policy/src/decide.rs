@@ -739,7 +739,7 @@ fn approval_stands_in(
         return StandIn::No;
     };
     if !approval.covers(run, run.head_sha, &res.name) {
-        t.step("user-not-allowed", false, || {
+        t.step(DenyRule::UserNotAllowed, false, || {
             format!(
                 "the run approval of `{}` from `{}` by `{}` is not about this run's commit or resource",
                 approval.head_sha, approval.head_repository, approval.approver.login
@@ -748,7 +748,7 @@ fn approval_stands_in(
         return StandIn::No;
     }
     let Some(role) = job.role(&approval.approver) else {
-        t.step("user-not-allowed", true, || {
+        t.step(DenyRule::UserNotAllowed, true, || {
             format!(
                 "run approval by `{}`: role not known yet",
                 approval.approver.login
@@ -758,7 +758,7 @@ fn approval_stands_in(
     };
     match crate::run_approval::may_approve(policy, res, grant, &approval.approver, role) {
         Ok(()) => {
-            t.step("user-not-allowed", true, || {
+            t.step(DenyRule::UserNotAllowed, true, || {
                 format!(
                     "`{}` approved commit `{}` of `{}` for managed runners: the approval stands in for the people rule",
                     approval.approver.login, approval.head_sha, approval.head_repository
@@ -767,7 +767,7 @@ fn approval_stands_in(
             StandIn::Approved
         }
         Err(why) => {
-            t.step("user-not-allowed", false, || {
+            t.step(DenyRule::UserNotAllowed, false, || {
                 format!(
                     "the run approval by `{}` does not count: the approver {}",
                     approval.approver.login,
