@@ -1079,6 +1079,22 @@ fn the_snapshot_is_downloaded_only_when_it_changed_and_never_replaced_by_a_worse
     let guard = Guard::start();
     let (status, _) = guard.get("/api/v1/snapshot", None);
     assert_eq!(status, 401, "the snapshot needs a pool token");
+    // Right after start the guard's first fetch of role facts makes a new snapshot (rightly:
+    // the facts changed); wait until two looks in a row see the same one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut last = guard.get("/api/v1/snapshot", Some(TOKEN)).1;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let now = guard.get("/api/v1/snapshot", Some(TOKEN)).1;
+        if now == last {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the snapshot kept changing"
+        );
+        last = now;
+    }
     let out = guard.path("snap.bin");
     let first = fetch_snapshot(&guard, &out);
     assert!(first.status.success(), "{first:?}");
