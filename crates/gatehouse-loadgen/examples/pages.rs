@@ -251,7 +251,10 @@ async fn main() -> anyhow::Result<()> {
         .strftime("%Y-%m")
         .to_string();
     let project = &projects[0];
+    // The static site first: the guard renders it on first use (and after each reload or
+    // midnight), which the other pages then share.
     let paths = [
+        "/".to_string(),
         "/dashboard".to_string(),
         "/dashboard.json".to_string(),
         format!("/dashboard/resources/{}", resources[0]),
@@ -262,8 +265,9 @@ async fn main() -> anyhow::Result<()> {
         format!("/api/v1/usage?month={last_month}"),
         "/api/v1/decisions?limit=100".to_string(),
         format!("/api/v1/runs/10000000?repository=conda-forge/{project}-feedstock"),
+        format!("/api/v1/usage?project={project}"),
+        format!("/api/v1/usage?resource={}", resources[0]),
         "/v1/costs.json".to_string(),
-        "/".to_string(),
         "/metrics".to_string(),
     ];
     println!(

@@ -115,6 +115,10 @@ pub async fn decisions(
 pub struct UsageQuery {
     /// `YYYY-MM`; the current month by default.
     month: Option<String>,
+    /// Only this project's rows (any case).
+    project: Option<String>,
+    /// Only this resource's rows.
+    resource: Option<String>,
 }
 
 /// Minutes per project and resource in one month, and the managed jobs queued or running now
@@ -129,7 +133,11 @@ pub async fn usage(State(state): State<Arc<AppState>>, Query(q): Query<UsageQuer
     };
     let month = day.strftime("%Y-%m").to_string();
     let read = async {
-        let usage = state.store.usage_of_month(&month).await?;
+        let project = q.project.as_deref().map(str::to_lowercase);
+        let usage = state
+            .store
+            .usage_of_month_where(&month, project.as_deref(), q.resource.as_deref())
+            .await?;
         let active = state.store.active_jobs().await?;
         anyhow::Ok((usage, active))
     };

@@ -374,25 +374,25 @@ impl Metrics {
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let m = &state.metrics;
     let month = today().strftime("%Y-%m").to_string();
-    match state.store.usage_of_month(&month).await {
+    match state.store.month_minutes_by_resource(&month).await {
         Ok(rows) => {
             m.month_minutes.clear();
-            for row in rows {
+            for (resource, minutes) in rows {
                 m.month_minutes
-                    .get_or_create(&ResourceLabels {
-                        resource: row.resource,
-                    })
-                    .inc_by(row.minutes);
+                    .get_or_create(&ResourceLabels { resource })
+                    .set(minutes);
             }
         }
         Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot read usage for /metrics"),
     }
-    match crate::outliers::read(&state, today()).await {
+    match crate::outliers::cached(&state, today()).await {
         Ok(found) => {
             m.outliers.clear();
-            for o in found {
+            for o in found.iter() {
                 m.outliers
-                    .get_or_create(&ProjectLabels { project: o.project })
+                    .get_or_create(&ProjectLabels {
+                        project: o.project.clone(),
+                    })
                     .set(i64::try_from(o.minutes).unwrap_or(i64::MAX));
             }
         }

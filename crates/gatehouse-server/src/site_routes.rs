@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
@@ -67,6 +68,8 @@ struct Figures {
 pub(crate) struct SiteCache {
     site: Arc<Mutex<Option<Arc<Rendered>>>>,
     figures: Arc<Mutex<Option<Figures>>>,
+    /// A background read of the figures is under way.
+    refreshing: Arc<AtomicBool>,
     closed_weeks: Arc<Mutex<Option<ClosedWeeks>>>,
 }
 
@@ -294,7 +297,7 @@ async fn build_dashboard(
         store.usage_of_month(&month),
         store.recent_denials(DENIED_ROWS),
         store.monthly_usage(&first_month),
-        crate::outliers::read(state, day),
+        crate::outliers::cached(state, day),
     )?;
     let weeks = closed.iter().chain(current.iter());
     let mut by_week: BTreeMap<&str, Vec<(Date, u64)>> = BTreeMap::new();
@@ -347,9 +350,9 @@ async fn build_dashboard(
         spend: gatehouse_site::usage::spend(&months, &site.ledger.resources),
         costs: site.ledger.costs.clone(),
         outliers: outliers
-            .into_iter()
+            .iter()
             .map(|o| OutlierRow {
-                project: o.project,
+                project: o.project.clone(),
                 minutes: o.minutes,
                 median: o.median,
             })
@@ -357,19 +360,39 @@ async fn build_dashboard(
     })
 }
 
-/// [`build_dashboard`], reused for [`DASHBOARD_TTL`]; one reader at a time reads the store,
-/// the others wait for its figures.
+/// [`build_dashboard`], reused: figures older than [`DASHBOARD_TTL`] are still answered while
+/// one task reads the store again in the background, so a reader waits on the store only when
+/// there are no figures yet for this policy and day (one reader reads, the others wait for it).
 async fn dashboard_figures(
-    state: &AppState,
+    state: &Arc<AppState>,
     cache: &SiteCache,
-    site: &Rendered,
+    site: &Arc<Rendered>,
 ) -> anyhow::Result<Arc<Dashboard>> {
     let mut slot = cache.figures.lock().await;
     if let Some(f) = slot.as_ref()
-        && f.read_at.elapsed() < DASHBOARD_TTL
         && f.day == site.day
         && f.loaded_at == site.loaded_at
     {
+        if f.read_at.elapsed() >= DASHBOARD_TTL && !cache.refreshing.swap(true, Ordering::AcqRel) {
+            let (state, cache, site) = (state.clone(), cache.clone(), site.clone());
+            tokio::spawn(async move {
+                match build_dashboard(&state, &cache, &site).await {
+                    Ok(d) => {
+                        *cache.figures.lock().await = Some(Figures {
+                            read_at: Instant::now(),
+                            day: site.day,
+                            loaded_at: site.loaded_at,
+                            dashboard: Arc::new(d),
+                        });
+                    }
+                    Err(e) => tracing::warn!(
+                        error = format!("{e:#}"),
+                        "cannot read the dashboard's figures again; the last ones are shown"
+                    ),
+                }
+                cache.refreshing.store(false, Ordering::Release);
+            });
+        }
         return Ok(f.dashboard.clone());
     }
     let dashboard = Arc::new(build_dashboard(state, cache, site).await?);
@@ -483,11 +506,13 @@ async fn project_usage(
         limit: DENIED_ROWS,
         ..DecisionFilter::default()
     };
-    let (month_rows, denied) =
-        match tokio::try_join!(store.usage_of_month(&month), store.decisions(&filter)) {
-            Ok(x) => x,
-            Err(e) => return unavailable("cannot read usage", e),
-        };
+    let (month_rows, denied) = match tokio::try_join!(
+        store.usage_of_month_where(&month, Some(&key), None),
+        store.decisions(&filter)
+    ) {
+        Ok(x) => x,
+        Err(e) => return unavailable("cannot read usage", e),
+    };
     let mut resources: Vec<ProjectResourceUsage> = month_rows
         .into_iter()
         .filter(|r| r.project == key)

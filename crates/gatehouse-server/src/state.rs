@@ -49,6 +49,14 @@ pub struct AppState {
     me: Weak<AppState>,
     /// The last catch-up pass, when catching up is on.
     catch_up: Mutex<Option<crate::catchup::CatchUpReport>>,
+    /// This week's outliers as last read ([`crate::outliers::cached`]): when, for which day.
+    pub(crate) outliers: tokio::sync::Mutex<
+        Option<(
+            std::time::Instant,
+            Date,
+            Arc<Vec<gatehouse_core::outliers::Outlier>>,
+        )>,
+    >,
     /// The access repository's [`fingerprint`] taken just before the first load: the watcher
     /// starts from it, so a change made between that load and the watcher's first look is
     /// still seen.
@@ -163,6 +171,7 @@ impl AppState {
             explainer: std::sync::OnceLock::new(),
             me: me.clone(),
             catch_up: Mutex::new(None),
+            outliers: tokio::sync::Mutex::new(None),
             loaded_fingerprint,
         }))
     }

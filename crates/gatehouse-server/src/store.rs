@@ -232,6 +232,9 @@ const SCHEMA_LATE: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS run_attempts_by_head ON run_attempts (head_sha)",
     // `gatehouse why` reads a run's decisions.
     "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions (run_id)",
+    // Usage of one month (every project's, or each resource's total) without reading the
+    // other months.
+    "CREATE INDEX IF NOT EXISTS usage_by_month_by_month ON usage_by_month (month, resource, minutes)",
     // Usage charts read job minutes by day range.
     "CREATE INDEX IF NOT EXISTS job_minutes_by_day ON job_minutes (day, resource)",
     // A database from before `usage_by_month` existed: total what was counted.
@@ -1483,6 +1486,40 @@ impl Store {
             .into_iter()
             .map(|(r, m, n)| (r, m, n.max(0) as u64))
             .collect())
+    }
+
+    /// [`Store::usage_of_month`] narrowed to one project (lower-cased) or one resource, or
+    /// both; served by the table's key (project first) or `usage_by_month_by_month`.
+    pub async fn usage_of_month_where(
+        &self,
+        month: &str,
+        project: Option<&str>,
+        resource: Option<&str>,
+    ) -> anyhow::Result<Vec<UsageRow>> {
+        const SQL: &str = "SELECT project, resource, minutes FROM usage_by_month
+            WHERE month = $1 AND (CAST($2 AS TEXT) IS NULL OR project = $2)
+              AND (CAST($3 AS TEXT) IS NULL OR resource = $3)
+            ORDER BY project, resource";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(month)
+            .bind(project)
+            .bind(resource)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(UsageRow::from).collect())
+    }
+
+    /// Minutes per resource in `month` (`YYYY-MM`), every project together.
+    pub async fn month_minutes_by_resource(
+        &self,
+        month: &str,
+    ) -> anyhow::Result<Vec<(String, i64)>> {
+        const SQL: &str = "SELECT resource, CAST(SUM(minutes) AS BIGINT) FROM usage_by_month
+            WHERE month = $1 GROUP BY resource";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(month)
+            .fetch_all(pool)
+            .await)?)
     }
 
     /// Minutes per project and resource of jobs that finished on days in `[from, until)`
