@@ -292,6 +292,10 @@ pub async fn serve_on(
         );
     }
     pending::spawn_upkeep(&state);
+    {
+        let state = state.clone();
+        tokio::spawn(async move { site_routes::warm(&state).await });
+    }
     caps::spawn_sweep(&state);
     time_limits::spawn(&state);
     if let Some(interval) = state.config.watch_interval {

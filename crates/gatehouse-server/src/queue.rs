@@ -6,17 +6,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use gatehouse_site::queue::{Queue, QueueRow, RecentJob};
 use gatehouse_site::render_queue;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::site_routes::{Rendered, SiteCache, dashboard_page, page, site, unavailable};
+use crate::site_routes::{Rendered, dashboard_page, page, site, unavailable};
 use crate::state::AppState;
 use crate::store::{DecisionFilter, DecisionRecord, time_text};
 
@@ -117,10 +117,8 @@ fn recent_job(d: DecisionRecord) -> RecentJob {
 }
 
 /// `/queue`.
-pub(crate) async fn queue_page(
-    State(state): State<Arc<AppState>>,
-    Extension(cache): Extension<SiteCache>,
-) -> Response {
+pub(crate) async fn queue_page(State(state): State<Arc<AppState>>) -> Response {
+    let cache = state.site_cache.clone();
     let site = match site(&state, &cache).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
@@ -137,10 +135,8 @@ pub(crate) async fn queue_page(
 }
 
 /// `/queue.json`.
-pub(crate) async fn queue_json(
-    State(state): State<Arc<AppState>>,
-    Extension(cache): Extension<SiteCache>,
-) -> Response {
+pub(crate) async fn queue_json(State(state): State<Arc<AppState>>) -> Response {
+    let cache = state.site_cache.clone();
     let site = match site(&state, &cache).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
@@ -160,10 +156,10 @@ pub(crate) struct RunQuery {
 /// oldest first, and the queue of the resources they asked for.
 pub(crate) async fn run(
     State(state): State<Arc<AppState>>,
-    Extension(cache): Extension<SiteCache>,
     Path(run_id): Path<i64>,
     Query(q): Query<RunQuery>,
 ) -> Response {
+    let cache = state.site_cache.clone();
     let site = match site(&state, &cache).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),

@@ -19,7 +19,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use gatehouse_core::repo::load_dir;
 use gatehouse_site::usage::{OutlierRow, ProjectMinutes, chart_start, week_start, weekly};
 use gatehouse_site::{
@@ -94,7 +94,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/queue", get(crate::queue::queue_page))
         .route("/queue.json", get(crate::queue::queue_json))
         .route("/api/v1/runs/{run_id}", get(crate::queue::run))
-        .layer(Extension(SiteCache::default()))
 }
 
 /// Any path no route knows.
@@ -156,6 +155,23 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
+/// Renders the ledger and reads the dashboard's figures ahead of the first reader: at start and
+/// after each reload of the access repository.
+pub(crate) async fn warm(state: &Arc<AppState>) {
+    let cache = state.site_cache.clone();
+    let read = async {
+        let site = site(state, &cache).await?;
+        dashboard_figures(state, &cache, &site).await?;
+        anyhow::Ok(())
+    };
+    if let Err(e) = read.await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "cannot read the dashboard ahead; its first reader will"
+        );
+    }
+}
+
 /// The static site of the policy in force, rendered when missing or stale.
 pub(crate) async fn site(state: &AppState, cache: &SiteCache) -> anyhow::Result<Arc<Rendered>> {
     let loaded_at = state.status().loaded_at;
@@ -205,11 +221,8 @@ pub(crate) async fn site(state: &AppState, cache: &SiteCache) -> anyhow::Result<
 }
 
 /// Any page or JSON file of the static site, by its path.
-async fn static_page(
-    State(state): State<Arc<AppState>>,
-    Extension(cache): Extension<SiteCache>,
-    uri: Uri,
-) -> Response {
+async fn static_page(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+    let cache = state.site_cache.clone();
     let site = match site(&state, &cache).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
@@ -405,10 +418,8 @@ async fn dashboard_figures(
     Ok(dashboard)
 }
 
-async fn dashboard(
-    State(state): State<Arc<AppState>>,
-    Extension(cache): Extension<SiteCache>,
-) -> Response {
+async fn dashboard(State(state): State<Arc<AppState>>) -> Response {
+    let cache = state.site_cache.clone();
     let site = match site(&state, &cache).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
@@ -425,10 +436,8 @@ async fn dashboard(
 }
 
 /// The dashboard's data as JSON (what `gatehouse site --usage` reads).
-async fn dashboard_json(
-    State(state): State<Arc<AppState>>,
-    Extension(cache): Extension<SiteCache>,
-) -> Response {
+async fn dashboard_json(State(state): State<Arc<AppState>>) -> Response {
+    let cache = state.site_cache.clone();
     let site = match site(&state, &cache).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
@@ -439,11 +448,8 @@ async fn dashboard_json(
     }
 }
 
-async fn resource_usage(
-    State(state): State<Arc<AppState>>,
-    Extension(cache): Extension<SiteCache>,
-    Path(name): Path<String>,
-) -> Response {
+async fn resource_usage(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    let cache = state.site_cache.clone();
     let site = match site(&state, &cache).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
@@ -478,11 +484,8 @@ async fn resource_usage(
     }
 }
 
-async fn project_usage(
-    State(state): State<Arc<AppState>>,
-    Extension(cache): Extension<SiteCache>,
-    Path(name): Path<String>,
-) -> Response {
+async fn project_usage(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    let cache = state.site_cache.clone();
     let site = match site(&state, &cache).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),

@@ -49,14 +49,10 @@ pub struct AppState {
     me: Weak<AppState>,
     /// The last catch-up pass, when catching up is on.
     catch_up: Mutex<Option<crate::catchup::CatchUpReport>>,
+    /// The rendered ledger and the dashboard's figures ([`crate::site_routes`]).
+    pub(crate) site_cache: crate::site_routes::SiteCache,
     /// This week's outliers as last read ([`crate::outliers::cached`]): when, for which day.
-    pub(crate) outliers: tokio::sync::Mutex<
-        Option<(
-            std::time::Instant,
-            Date,
-            Arc<Vec<gatehouse_core::outliers::Outlier>>,
-        )>,
-    >,
+    pub(crate) outliers: tokio::sync::Mutex<Option<crate::outliers::Read>>,
     /// The access repository's [`fingerprint`] taken just before the first load: the watcher
     /// starts from it, so a change made between that load and the watcher's first look is
     /// still seen.
@@ -172,6 +168,7 @@ impl AppState {
             me: me.clone(),
             catch_up: Mutex::new(None),
             outliers: tokio::sync::Mutex::new(None),
+            site_cache: Default::default(),
             loaded_fingerprint,
         }))
     }
@@ -190,11 +187,13 @@ impl AppState {
                     status.last_reload_error = None;
                 }
                 tracing::info!("policy reloaded");
-                // Projects granted since need their roles.
+                // Projects granted since need their roles; the ledger's pages render again.
                 if let Some(state) = self.me() {
+                    let warm = state.clone();
                     tokio::spawn(
                         async move { crate::pending::refresh_granted(&state, None).await },
                     );
+                    tokio::spawn(async move { crate::site_routes::warm(&warm).await });
                 }
                 Ok(())
             }
