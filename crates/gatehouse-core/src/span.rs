@@ -172,3 +172,52 @@ impl<T: JsonSchema> JsonSchema for Spanned<T> {
         T::json_schema(generator)
     }
 }
+
+/// The lines of `text` as YAML counts them, which the lines of every [`Span`] are: a line ends
+/// at `\n`, `\r\n` or a lone `\r` (YAML 1.2, "Line Break Characters"). `str::lines` does not
+/// end a line at a lone `\r`, so it would show the wrong line of such a file.
+pub fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let now = rest?;
+        match now.find(['\n', '\r']) {
+            Some(i) => {
+                let next = if now[i..].starts_with("\r\n") {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                rest = Some(&now[next..]);
+                Some(&now[..i])
+            }
+            None => {
+                rest = None;
+                (!now.is_empty()).then_some(now)
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::yaml_lines;
+
+    #[test]
+    fn lines_end_where_yaml_ends_them() {
+        let lines: Vec<&str> = yaml_lines("a\nb\r\nc\rd\n").collect();
+        assert_eq!(lines, ["a", "b", "c", "d"]);
+        assert_eq!(yaml_lines("x").collect::<Vec<_>>(), ["x"]);
+        assert_eq!(yaml_lines("").count(), 0);
+        assert_eq!(yaml_lines("\n\n").collect::<Vec<_>>(), ["", ""]);
+    }
+
+    /// A lone `\r` ends a line for the parser too: its spans and these lines agree.
+    #[test]
+    fn a_parse_error_after_a_lone_cr_names_a_line_that_exists() {
+        let text = "action: renew\rprojects: [a]\r:expires: 2027-11-01\n";
+        let err = crate::parse::parse_yaml::<crate::model::RequestFile>("r.yml", text.as_bytes())
+            .unwrap_err();
+        let line = yaml_lines(text).nth(err.span.line as usize - 1);
+        assert_eq!(line, Some(":expires: 2027-11-01"), "{err:?}");
+    }
+}

@@ -64,7 +64,12 @@ fn assert_located(d: &Diagnostic, path: &str, bytes: &[u8]) {
     assert_eq!(d.severity, Severity::Error, "{d:?}");
     assert_eq!(d.file, path, "{d:?}");
     assert!(!d.message.trim().is_empty(), "{d:?}");
-    let lines = bytes.iter().filter(|b| **b == b'\n').count() as u32 + 1;
+    // Lines as YAML ends them (`\n`, `\r\n`, a lone `\r`), which spans count.
+    let lines = String::from_utf8_lossy(bytes)
+        .replace("\r\n", "\n")
+        .matches(['\n', '\r'])
+        .count() as u32
+        + 1;
     assert!(d.span.line <= lines, "line past the end of the file: {d:?}");
 }
 

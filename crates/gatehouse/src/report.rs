@@ -103,7 +103,7 @@ impl<'a> SourceCache<'a> {
             }
             String::from_utf8(bytes).ok()
         });
-        text.as_deref()?.lines().nth(line.checked_sub(1)? as usize)
+        gatehouse_core::span::yaml_lines(text.as_deref()?).nth(line.checked_sub(1)? as usize)
     }
 }
 
