@@ -243,6 +243,16 @@ impl World {
             .await
     }
 
+    /// What GitHub's API answers about `job`'s status (`actions/get-job-for-workflow-run`).
+    fn github_reports(&self, job: &TestJob, status: &str) {
+        self.fake
+            .state
+            .lock()
+            .unwrap()
+            .jobs
+            .insert(job.job_id(), status.into());
+    }
+
     async fn guard_with(&self, tune: impl FnOnce(&mut ServerConfig)) -> Guard {
         let repo = self.dir.path().join("access");
         start_guard(&repo, &self.db.url, &self.github, tune).await
@@ -322,6 +332,13 @@ impl Guard {
         v["repository"]["full_name"] = json!(job.repository);
         self.deliver("workflow_run", &format!("run-{}", job.run_id), &v)
             .await;
+    }
+
+    /// `job`'s run announced and queued, and the job in progress for `ago` already.
+    async fn running_since(&self, job: &TestJob, ago: jiff::SignedDuration) {
+        self.announce(job).await;
+        self.job_event(job, "queued").await;
+        self.job_event_since(job, "in_progress", ago).await;
     }
 
     /// A `workflow_job` event (GitHub's example `completed` payload, adapted) about `job`.
@@ -674,12 +691,9 @@ async fn the_sweep_frees_slots_of_jobs_github_reports_finished(backend: Backend)
         guard.announce(job).await;
     }
     // Four machines held by jobs that GitHub says are: over, running, unknown, running.
-    {
-        let mut s = world.fake.state.lock().unwrap();
-        s.jobs.insert(jobs[0].job_id(), "completed".into());
-        s.jobs.insert(jobs[1].job_id(), "in_progress".into());
-        s.jobs.insert(jobs[3].job_id(), "in_progress".into());
-    }
+    world.github_reports(&jobs[0], "completed");
+    world.github_reports(&jobs[1], "in_progress");
+    world.github_reports(&jobs[3], "in_progress");
     assert_eq!(
         admit_all(std::slice::from_ref(&guard), &jobs[..4], 0).await,
         ["allow"; 4]
@@ -844,13 +858,10 @@ async fn a_job_past_its_time_limit_has_its_run_cancelled(backend: Backend) {
     let fresh = TestJob::new(REPO, 8002, "timed");
     let ended = TestJob::new(REPO, 8003, "timed");
     let lost = TestJob::new(REPO, 8004, "timed");
-    {
-        let mut s = world.fake.state.lock().unwrap();
-        for job in [&long, &fresh, &ended] {
-            s.jobs.insert(job.job_id(), "in_progress".into());
-        }
-        s.jobs.insert(lost.job_id(), "completed".into());
+    for job in [&long, &fresh, &ended] {
+        world.github_reports(job, "in_progress");
     }
+    world.github_reports(&lost, "completed");
     let two_minutes = jiff::SignedDuration::from_mins(2);
     for job in [&long, &fresh, &ended, &lost] {
         guard.announce(job).await;
@@ -927,22 +938,14 @@ async fn a_job_past_its_time_limit_has_its_run_cancelled(backend: Backend) {
 async fn a_restarted_guard_resumes_the_timers(backend: Backend) {
     let world = World::new(backend).await;
     let job = TestJob::new(REPO, 8101, "timed");
-    world
-        .fake
-        .state
-        .lock()
-        .unwrap()
-        .jobs
-        .insert(job.job_id(), "in_progress".into());
+    world.github_reports(&job, "in_progress");
     {
         // This guard never looks (its first look would be an hour on).
         let first = world
             .guard_timing(Duration::from_secs(3600), Duration::from_secs(60))
             .await;
-        first.announce(&job).await;
-        first.job_event(&job, "queued").await;
         first
-            .job_event_since(&job, "in_progress", jiff::SignedDuration::from_mins(2))
+            .running_since(&job, jiff::SignedDuration::from_mins(2))
             .await;
         assert!(cancelled(&world.fake).is_empty());
     }
@@ -986,20 +989,12 @@ async fn a_changed_limit_moves_or_drops_the_timer(backend: Backend) {
     let arm = |job: TestJob| {
         let world = &world;
         async move {
-            world
-                .fake
-                .state
-                .lock()
-                .unwrap()
-                .jobs
-                .insert(job.job_id(), "in_progress".into());
+            world.github_reports(&job, "in_progress");
             let guard = world
                 .guard_timing(Duration::from_secs(3600), Duration::from_secs(60))
                 .await;
-            guard.announce(&job).await;
-            guard.job_event(&job, "queued").await;
             guard
-                .job_event_since(&job, "in_progress", jiff::SignedDuration::from_mins(2))
+                .running_since(&job, jiff::SignedDuration::from_mins(2))
                 .await;
         }
     };
@@ -1042,21 +1037,13 @@ async fn a_changed_limit_moves_or_drops_the_timer(backend: Backend) {
 async fn a_failed_cancellation_is_tried_again(backend: Backend) {
     let world = World::new(backend).await;
     let job = TestJob::new(REPO, 8201, "timed");
-    world
-        .fake
-        .state
-        .lock()
-        .unwrap()
-        .jobs
-        .insert(job.job_id(), "in_progress".into());
+    world.github_reports(&job, "in_progress");
     world.fake.gate.fail("POST */cancel", &[502]);
     let guard = world
         .guard_timing(Duration::from_millis(50), Duration::from_millis(300))
         .await;
-    guard.announce(&job).await;
-    guard.job_event(&job, "queued").await;
     guard
-        .job_event_since(&job, "in_progress", jiff::SignedDuration::from_mins(2))
+        .running_since(&job, jiff::SignedDuration::from_mins(2))
         .await;
     until("the run is cancelled after GitHub failed once", || {
         cancelled(&world.fake) == [job.run_id]
@@ -1115,13 +1102,7 @@ async fn two_replicas_cancel_a_job_past_its_limit_once() {
         .map(|i| TestJob::new(REPO, 8300 + i, "timed"))
         .collect();
     for job in &jobs {
-        world
-            .fake
-            .state
-            .lock()
-            .unwrap()
-            .jobs
-            .insert(job.job_id(), "in_progress".into());
+        world.github_reports(job, "in_progress");
     }
     let one = world
         .guard_timing(Duration::from_millis(10), Duration::from_secs(60))
@@ -1131,9 +1112,7 @@ async fn two_replicas_cancel_a_job_past_its_limit_once() {
         .await;
     for (i, job) in jobs.iter().enumerate() {
         let g = if i % 2 == 0 { &one } else { &two };
-        g.announce(job).await;
-        g.job_event(job, "queued").await;
-        g.job_event_since(job, "in_progress", jiff::SignedDuration::from_mins(2))
+        g.running_since(job, jiff::SignedDuration::from_mins(2))
             .await;
     }
     let runs: Vec<i64> = jobs.iter().map(|j| j.run_id).collect();
