@@ -1446,13 +1446,7 @@ impl Store {
     /// Minutes per project and resource in `month` (`YYYY-MM`), sorted by project and
     /// resource. The figures quotas are judged on.
     pub async fn usage_of_month(&self, month: &str) -> anyhow::Result<Vec<UsageRow>> {
-        const SQL: &str = "SELECT project, resource, minutes FROM usage_by_month
-            WHERE month = $1 ORDER BY project, resource";
-        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
-            .bind(month)
-            .fetch_all(pool)
-            .await)?;
-        Ok(rows.into_iter().map(UsageRow::from).collect())
+        self.usage_of_month_where(month, None, None).await
     }
 
     /// Minutes per project and day on days in `[from, until)` (`YYYY-MM-DD`): `(project, day,
