@@ -127,7 +127,7 @@ pub(crate) async fn fire_due(state: &AppState, now: Timestamp) -> anyhow::Result
         // The limit as the access repository says it now.
         let limit = state.source.load().time_limits.of(&timer.resource);
         let started: Timestamp = timer.started.parse().unwrap_or(now);
-        match limit {
+        let limit = match limit {
             None => {
                 state.store.move_timer(timer.job_id, None).await?;
                 continue;
@@ -137,8 +137,8 @@ pub(crate) async fn fire_due(state: &AppState, now: Timestamp) -> anyhow::Result
                 state.store.move_timer(timer.job_id, Some(&moved)).await?;
                 continue;
             }
-            Some(_) => {}
-        }
+            Some(minutes) => minutes,
+        };
         if !state
             .store
             .lease_timer(timer.job_id, &now_text, &until)
@@ -146,7 +146,7 @@ pub(crate) async fn fire_due(state: &AppState, now: Timestamp) -> anyhow::Result
         {
             continue; // another replica has it
         }
-        match fire(state, &timer, started, now).await {
+        match fire(state, &timer, limit, started, now).await {
             Ok(()) => acted += 1,
             Err(e) => tracing::warn!(
                 repository = timer.repository,
@@ -159,10 +159,12 @@ pub(crate) async fn fire_due(state: &AppState, now: Timestamp) -> anyhow::Result
     Ok(acted)
 }
 
-/// Cancels the run of `timer`'s job, when it still runs, and records what was done.
+/// Cancels the run of `timer`'s job, over its resource's `limit` minutes, when it still runs,
+/// and records what was done.
 async fn fire(
     state: &AppState,
     timer: &JobTimer,
+    limit: u32,
     started: Timestamp,
     now: Timestamp,
 ) -> anyhow::Result<()> {
@@ -171,12 +173,6 @@ async fn fire(
         Some(name) => format!("job `{name}`"),
         None => format!("job {}", timer.job_id),
     };
-    let limit = state
-        .source
-        .load()
-        .time_limits
-        .of(&timer.resource)
-        .unwrap_or_default();
     let message = format!(
         "{job} ran for {minutes} minutes on `{}`, whose jobs may run for {limit} minutes at most (`max_job_minutes` in resources/{}.yml): its run was cancelled. Make the job shorter, or set `timeout-minutes: {limit}` on it so that it stops itself.",
         timer.resource, timer.resource
