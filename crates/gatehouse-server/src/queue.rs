@@ -118,8 +118,7 @@ fn recent_job(d: DecisionRecord) -> RecentJob {
 
 /// `/queue`.
 pub(crate) async fn queue_page(State(state): State<Arc<AppState>>) -> Response {
-    let cache = state.site_cache.clone();
-    let site = match site(&state, &cache).await {
+    let site = match site(&state).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
     };
@@ -136,8 +135,7 @@ pub(crate) async fn queue_page(State(state): State<Arc<AppState>>) -> Response {
 
 /// `/queue.json`.
 pub(crate) async fn queue_json(State(state): State<Arc<AppState>>) -> Response {
-    let cache = state.site_cache.clone();
-    let site = match site(&state, &cache).await {
+    let site = match site(&state).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
     };
@@ -159,8 +157,7 @@ pub(crate) async fn run(
     Path(run_id): Path<i64>,
     Query(q): Query<RunQuery>,
 ) -> Response {
-    let cache = state.site_cache.clone();
-    let site = match site(&state, &cache).await {
+    let site = match site(&state).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
     };

@@ -158,10 +158,9 @@ fn content_type(path: &str) -> &'static str {
 /// Renders the ledger and reads the dashboard's figures ahead of the first reader: at start and
 /// after each reload of the access repository.
 pub(crate) async fn warm(state: &Arc<AppState>) {
-    let cache = state.site_cache.clone();
     let read = async {
-        let site = site(state, &cache).await?;
-        dashboard_figures(state, &cache, &site).await?;
+        let site = site(state).await?;
+        dashboard_figures(state, &site).await?;
         anyhow::Ok(())
     };
     if let Err(e) = read.await {
@@ -173,10 +172,10 @@ pub(crate) async fn warm(state: &Arc<AppState>) {
 }
 
 /// The static site of the policy in force, rendered when missing or stale.
-pub(crate) async fn site(state: &AppState, cache: &SiteCache) -> anyhow::Result<Arc<Rendered>> {
+pub(crate) async fn site(state: &AppState) -> anyhow::Result<Arc<Rendered>> {
     let loaded_at = state.status().loaded_at;
     let day = today();
-    let mut slot = cache.site.lock().await;
+    let mut slot = state.site_cache.site.lock().await;
     if let Some(r) = slot.as_ref()
         && r.loaded_at == loaded_at
         && r.day == day
@@ -222,8 +221,7 @@ pub(crate) async fn site(state: &AppState, cache: &SiteCache) -> anyhow::Result<
 
 /// Any page or JSON file of the static site, by its path.
 async fn static_page(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
-    let cache = state.site_cache.clone();
-    let site = match site(&state, &cache).await {
+    let site = match site(&state).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
     };
@@ -265,12 +263,8 @@ fn denied_job(d: DecisionRecord) -> DeniedJob {
 /// Minutes per resource in the charted weeks before this one: read once a day, since jobs
 /// are counted on the day they finish and those days are over. (A delivery that arrives days
 /// late shows in an older week from the next day on.)
-async fn closed_weeks(
-    state: &AppState,
-    cache: &SiteCache,
-    day: Date,
-) -> anyhow::Result<Arc<Vec<WeekUsage>>> {
-    let mut slot = cache.closed_weeks.lock().await;
+async fn closed_weeks(state: &AppState, day: Date) -> anyhow::Result<Arc<Vec<WeekUsage>>> {
+    let mut slot = state.site_cache.closed_weeks.lock().await;
     if let Some((d, weeks)) = slot.as_ref()
         && *d == day
     {
@@ -288,11 +282,7 @@ async fn closed_weeks(
 
 /// Every resource's usage: weekly minutes for the chart, this month's against its quota and
 /// its heaviest users, and the most recent denials.
-async fn build_dashboard(
-    state: &AppState,
-    cache: &SiteCache,
-    site: &Rendered,
-) -> anyhow::Result<Dashboard> {
+async fn build_dashboard(state: &AppState, site: &Rendered) -> anyhow::Result<Dashboard> {
     let day = site.day;
     let month = day.strftime("%Y-%m").to_string();
     let this_week = week_start(day).to_string();
@@ -305,7 +295,7 @@ async fn build_dashboard(
         .strftime("%Y-%m")
         .to_string();
     let (closed, current, month_rows, denied, months, outliers) = tokio::try_join!(
-        closed_weeks(state, cache, day),
+        closed_weeks(state, day),
         store.weekly_usage(&this_week, &until),
         store.usage_of_month(&month),
         store.recent_denials(DENIED_ROWS),
@@ -378,18 +368,19 @@ async fn build_dashboard(
 /// there are no figures yet for this policy and day (one reader reads, the others wait for it).
 async fn dashboard_figures(
     state: &Arc<AppState>,
-    cache: &SiteCache,
     site: &Arc<Rendered>,
 ) -> anyhow::Result<Arc<Dashboard>> {
+    let cache = &state.site_cache;
     let mut slot = cache.figures.lock().await;
     if let Some(f) = slot.as_ref()
         && f.day == site.day
         && f.loaded_at == site.loaded_at
     {
         if f.read_at.elapsed() >= DASHBOARD_TTL && !cache.refreshing.swap(true, Ordering::AcqRel) {
-            let (state, cache, site) = (state.clone(), cache.clone(), site.clone());
+            let (state, site) = (state.clone(), site.clone());
             tokio::spawn(async move {
-                match build_dashboard(&state, &cache, &site).await {
+                let cache = &state.site_cache;
+                match build_dashboard(&state, &site).await {
                     Ok(d) => {
                         *cache.figures.lock().await = Some(Figures {
                             read_at: Instant::now(),
@@ -408,7 +399,7 @@ async fn dashboard_figures(
         }
         return Ok(f.dashboard.clone());
     }
-    let dashboard = Arc::new(build_dashboard(state, cache, site).await?);
+    let dashboard = Arc::new(build_dashboard(state, site).await?);
     *slot = Some(Figures {
         read_at: Instant::now(),
         day: site.day,
@@ -419,12 +410,11 @@ async fn dashboard_figures(
 }
 
 async fn dashboard(State(state): State<Arc<AppState>>) -> Response {
-    let cache = state.site_cache.clone();
-    let site = match site(&state, &cache).await {
+    let site = match site(&state).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
     };
-    let d = match dashboard_figures(&state, &cache, &site).await {
+    let d = match dashboard_figures(&state, &site).await {
         Ok(d) => d,
         Err(e) => return unavailable("cannot read usage", e),
     };
@@ -437,27 +427,25 @@ async fn dashboard(State(state): State<Arc<AppState>>) -> Response {
 
 /// The dashboard's data as JSON (what `gatehouse site --usage` reads).
 async fn dashboard_json(State(state): State<Arc<AppState>>) -> Response {
-    let cache = state.site_cache.clone();
-    let site = match site(&state, &cache).await {
+    let site = match site(&state).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
     };
-    match dashboard_figures(&state, &cache, &site).await {
+    match dashboard_figures(&state, &site).await {
         Ok(d) => Json(&*d).into_response(),
         Err(e) => unavailable("cannot read usage", e),
     }
 }
 
 async fn resource_usage(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    let cache = state.site_cache.clone();
-    let site = match site(&state, &cache).await {
+    let site = match site(&state).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
     };
     if site.ledger.resource(&name).is_none() {
         return not_found("resource");
     }
-    let d = match dashboard_figures(&state, &cache, &site).await {
+    let d = match dashboard_figures(&state, &site).await {
         Ok(d) => d,
         Err(e) => return unavailable("cannot read usage", e),
     };
@@ -485,8 +473,7 @@ async fn resource_usage(State(state): State<Arc<AppState>>, Path(name): Path<Str
 }
 
 async fn project_usage(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    let cache = state.site_cache.clone();
-    let site = match site(&state, &cache).await {
+    let site = match site(&state).await {
         Ok(s) => s,
         Err(e) => return unavailable("cannot render the ledger", e),
     };
