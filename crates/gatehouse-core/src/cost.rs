@@ -85,12 +85,17 @@ pub fn problem(cost: &Cost) -> Option<String> {
         ));
     }
     let code = &cost.currency.value;
-    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+    if !is_currency_code(code) {
         return Some(format!(
             "names currency `{code}`, which is not an ISO 4217 code (three capital letters)"
         ));
     }
     None
+}
+
+/// Whether `code` is written as an ISO 4217 code: three capital letters (`USD`, `EUR`).
+pub fn is_currency_code(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
 }
 
 /// An amount of one currency.

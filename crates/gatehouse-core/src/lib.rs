@@ -21,6 +21,7 @@ pub mod model;
 pub mod names;
 pub mod outliers;
 pub mod parse;
+pub mod pools;
 pub mod repo;
 pub mod span;
 

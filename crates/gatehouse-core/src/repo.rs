@@ -12,7 +12,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use jiff::civil::Date;
 
 use crate::model::{
-    Grant, GrantFile, GrantUser, Request, RequestFile, Resource, Settings, TosList,
+    Grant, GrantFile, GrantUser, Pool, Request, RequestFile, Resource, Settings, TosList,
 };
 use crate::names::same_project;
 use crate::parse::{MAX_FILE_BYTES, MAX_TOS_BYTES, parse_yaml, parse_yaml_limited};
@@ -23,6 +23,7 @@ pub const TOS_FILE: &str = "people/tos.yml";
 pub const RESOURCES_DIR: &str = "resources";
 pub const GRANTS_DIR: &str = "grants";
 pub const REQUESTS_DIR: &str = "requests";
+pub const POOLS_DIR: &str = "pools";
 /// Read so that `check` can tell when it no longer matches `gatehouse ci codeowners`.
 pub const CODEOWNERS_FILE: &str = ".github/CODEOWNERS";
 
@@ -54,6 +55,8 @@ pub struct Repo {
     pub resources: Vec<Loaded<Resource>>,
     pub grants: Vec<Loaded<GrantFile>>,
     pub requests: Vec<Loaded<RequestEntry>>,
+    /// Sponsor credit pools, `pools/<name>.yml`.
+    pub pools: Vec<Loaded<Pool>>,
     pub tos: Option<Loaded<TosList>>,
     /// `.github/CODEOWNERS`, as text, when present.
     pub codeowners: Option<Loaded<String>>,
@@ -68,6 +71,7 @@ enum FileKind {
     Resource,
     Grant,
     Request,
+    Pool,
     Tos,
     Codeowners,
 }
@@ -93,6 +97,7 @@ fn kind_of(path: &str) -> Option<FileKind> {
         GRANTS_DIR if yml => Some(FileKind::Grant),
         RESOURCES_DIR if yml || name.ends_with(".yaml") => Some(FileKind::Resource),
         REQUESTS_DIR if yml || name.ends_with(".yaml") => Some(FileKind::Request),
+        POOLS_DIR if yml || name.ends_with(".yaml") => Some(FileKind::Pool),
         _ => None,
     }
 }
@@ -187,6 +192,9 @@ impl Repo {
             FileKind::Grant => parse_yaml::<GrantFile>(&path, bytes).map(|value| {
                 self.grants.push(Loaded { path, value });
             }),
+            FileKind::Pool => parse_yaml::<Pool>(&path, bytes).map(|value| {
+                self.pools.push(Loaded { path, value });
+            }),
             FileKind::Tos => {
                 parse_yaml_limited::<TosList>(&path, bytes, MAX_TOS_BYTES).map(|value| {
                     self.tos = Some(Loaded { path, value });
@@ -231,6 +239,7 @@ impl Repo {
         self.resources.sort_by(|a, b| a.path.cmp(&b.path));
         self.grants.sort_by(|a, b| a.path.cmp(&b.path));
         self.requests.sort_by(|a, b| a.path.cmp(&b.path));
+        self.pools.sort_by(|a, b| a.path.cmp(&b.path));
     }
 
     pub fn resource(&self, name: &str) -> Option<&Resource> {
@@ -319,7 +328,7 @@ pub fn load_dir(root: &Path) -> Result<Repo, LoadError> {
         TOS_FILE.into(),
         CODEOWNERS_FILE.into(),
     ];
-    for dir in [RESOURCES_DIR, GRANTS_DIR, REQUESTS_DIR] {
+    for dir in [RESOURCES_DIR, GRANTS_DIR, REQUESTS_DIR, POOLS_DIR] {
         let full = root.join(dir);
         match fs::symlink_metadata(&full) {
             Ok(m) if m.file_type().is_symlink() => {

@@ -1233,3 +1233,178 @@ fn a_price_must_read_and_should_have_a_ceiling() {
     let diags = check_with(&[("resources/cpu-large.yml", Some(&cpu))]);
     assert!(diags.is_empty(), "{diags:#?}");
 }
+
+/// A valid pool of money for the priced `cpu-large`, in force on TODAY.
+fn priced_cpu() -> String {
+    format!("{CPU}cost: {{ per_hour: 0.6, currency: USD }}\nquota: {{ concurrency: 2 }}\n")
+}
+
+const POOL: &str = "\
+sponsor: Example Cloud
+amount: 500
+currency: USD
+start: 2026-11-01
+end: 2027-10-31
+resources: [cpu-large]
+";
+
+#[test]
+fn a_pool_funds_resources_that_exist_in_its_own_unit() {
+    let cpu = priced_cpu();
+    let ok = check_with(&[
+        ("resources/cpu-large.yml", Some(&cpu)),
+        ("pools/cloud.yml", Some(POOL)),
+    ]);
+    assert!(ok.is_empty(), "{ok:#?}");
+    // A pool of money cannot count the minutes of an unpriced resource.
+    only(
+        &check_with(&[("pools/cloud.yml", Some(POOL))]),
+        "pool-resource",
+        Severity::Error,
+        "pools/cloud.yml",
+        6,
+    );
+    // ... nor of one priced in another currency; a pool of minutes can.
+    let eur = cpu.replace("USD", "EUR");
+    let d = only(
+        &check_with(&[
+            ("resources/cpu-large.yml", Some(&eur)),
+            ("pools/cloud.yml", Some(POOL)),
+        ]),
+        "pool-resource",
+        Severity::Error,
+        "pools/cloud.yml",
+        6,
+    );
+    assert!(d.message.contains("priced in EUR"), "{d:?}");
+    let minutes = POOL.replace("amount: 500\ncurrency: USD\n", "minutes: 6000\n");
+    assert!(check_with(&[("pools/cloud.yml", Some(&minutes))]).is_empty());
+    // A resource nobody defined.
+    let ghost = minutes.replace("[cpu-large]", "[cpu-large, tpu]");
+    let d = only(
+        &check_with(&[("pools/cloud.yml", Some(&ghost))]),
+        "pool-resource",
+        Severity::Error,
+        "pools/cloud.yml",
+        5,
+    );
+    assert!(d.message.contains("`tpu`"), "{d:?}");
+}
+
+#[test]
+fn a_pools_credit_dates_and_alerts_must_read() {
+    let cpu = priced_cpu();
+    let with = |pool: &str| {
+        check_with(&[
+            ("resources/cpu-large.yml", Some(&cpu)),
+            ("pools/cloud.yml", Some(pool)),
+        ])
+    };
+    let both = POOL.replace("currency: USD\n", "currency: USD\nminutes: 10\n");
+    only(
+        &with(&both),
+        "pool-credit",
+        Severity::Error,
+        "pools/cloud.yml",
+        2,
+    );
+    let lower = POOL.replace("USD", "usd");
+    only(
+        &with(&lower),
+        "pool-credit",
+        Severity::Error,
+        "pools/cloud.yml",
+        3,
+    );
+    let negative = POOL.replace("amount: 500", "amount: -1");
+    only(
+        &with(&negative),
+        "pool-credit",
+        Severity::Error,
+        "pools/cloud.yml",
+        2,
+    );
+    let backwards = POOL.replace("end: 2027-10-31", "end: 2026-10-31");
+    let d = only(
+        &with(&backwards),
+        "pool-dates",
+        Severity::Error,
+        "pools/cloud.yml",
+        5,
+    );
+    assert!(d.message.contains("before it starts"), "{d:?}");
+    let over = POOL.replace("end: 2027-10-31", "end: 2026-11-27");
+    only(
+        &with(&over),
+        "pool-dates",
+        Severity::Warning,
+        "pools/cloud.yml",
+        5,
+    );
+    let alerts = format!("{POOL}alerts: [80, 120]\n");
+    only(
+        &with(&alerts),
+        "pool-alerts",
+        Severity::Error,
+        "pools/cloud.yml",
+        7,
+    );
+    let unknown = format!("{POOL}budget: 3\n");
+    only(
+        &with(&unknown),
+        "schema",
+        Severity::Error,
+        "pools/cloud.yml",
+        7,
+    );
+    let stranger = format!("{POOL}projects: [numpy]\n");
+    only(
+        &with(&stranger),
+        "pool-projects",
+        Severity::Warning,
+        "pools/cloud.yml",
+        7,
+    );
+}
+
+#[test]
+fn pools_that_can_pay_for_one_job_say_which_pays_first() {
+    let cpu = priced_cpu();
+    let second = POOL.replace("Example Cloud", "Another Cloud");
+    let diags = check_with(&[
+        ("resources/cpu-large.yml", Some(&cpu)),
+        ("pools/a.yml", Some(POOL)),
+        ("pools/b.yml", Some(&second)),
+    ]);
+    let d = only(&diags, "pool-order", Severity::Error, "pools/b.yml", 6);
+    assert!(
+        d.message.contains("`a` and `b` both fund `cpu-large`"),
+        "{d:?}"
+    );
+    // Distinct orders settle it; the same order does not.
+    let ordered = |x: u32, y: u32| {
+        check_with(&[
+            ("resources/cpu-large.yml", Some(&cpu)),
+            ("pools/a.yml", Some(&format!("{POOL}order: {x}\n"))),
+            ("pools/b.yml", Some(&format!("{second}order: {y}\n"))),
+        ])
+    };
+    assert!(ordered(1, 2).is_empty());
+    only(
+        &ordered(1, 1),
+        "pool-order",
+        Severity::Error,
+        "pools/b.yml",
+        7,
+    );
+    // Pools for different projects, or different times, never meet.
+    let apart = check_with(&[
+        ("resources/cpu-large.yml", Some(&cpu)),
+        (
+            "pools/a.yml",
+            Some(&format!("{POOL}projects: [pytorch-cpu]\n")),
+        ),
+        ("pools/b.yml", Some(&format!("{second}projects: [numpy]\n"))),
+    ]);
+    assert!(apart.iter().all(|d| d.code != "pool-order"), "{apart:#?}");
+}

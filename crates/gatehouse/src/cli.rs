@@ -328,6 +328,8 @@ pub enum SchemaKind {
     Request,
     /// people/tos.yml
     Tos,
+    /// pools/<name>.yml
+    Pool,
 }
 
 #[derive(Debug, Args)]

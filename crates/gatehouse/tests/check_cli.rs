@@ -236,9 +236,15 @@ fn schema_describes_every_file_kind_and_refuses_unknown_fields() {
     let out = gatehouse(&["schema"]);
     assert_eq!(out.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for kind in ["settings", "resource", "grant", "request", "tos"] {
+    for kind in ["settings", "resource", "grant", "request", "tos", "pool"] {
         assert!(doc.get(kind).is_some(), "{kind}");
     }
+    let pool = &doc["pool"];
+    assert_eq!(pool["additionalProperties"], false);
+    assert_eq!(
+        pool["required"],
+        serde_json::json!(["sponsor", "start", "end", "resources"])
+    );
     let request = &doc["request"];
     assert_eq!(request["additionalProperties"], false);
     for field in [

@@ -12,6 +12,7 @@ mod gate;
 mod grants;
 mod online;
 mod people;
+mod pools;
 mod requests;
 mod resources;
 mod settings;
@@ -106,6 +107,7 @@ pub const CHECKS: &[(&str, CheckFn)] = &[
     ("grant-resources", grants::validate_grant_resources),
     ("grant-dates", grants::validate_grant_dates),
     ("grant-duplicates", grants::validate_duplicate_grants),
+    ("pools", pools::validate_pools),
     ("user-ids", people::validate_user_ids),
     ("request-projects", requests::validate_request_projects),
     ("request-resources", requests::validate_request_resources),

@@ -6,6 +6,7 @@
 mod account;
 mod gate;
 mod grant;
+mod pool;
 mod request;
 mod resource;
 mod settings;
@@ -18,6 +19,7 @@ pub use gate::{
     parse_wait,
 };
 pub use grant::{Grant, GrantFile, GrantUser, GrantUsers, Standing, Validity};
+pub use pool::{DEFAULT_ALERTS, Pool};
 pub use request::{
     ADMIN_ACTIONS, ActionOnly, OTHER_ADMIN_ACTIONS, Request, RequestAction, RequestFile,
     RequestForm,

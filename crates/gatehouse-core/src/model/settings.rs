@@ -115,6 +115,11 @@ pub struct GuardSettings {
     /// When a project's minutes this week are flagged as far above its usual ones.
     #[serde(default)]
     pub outliers: OutlierSettings,
+    /// The access repository on GitHub (`owner/name`), where the guard opens its issues: one
+    /// per sponsor credit pool whose alert thresholds are reached. Without it, alerts are only
+    /// logged and shown on the pool's page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issues_repository: Option<crate::span::Spanned<String>>,
 }
 
 /// A project is an outlier when its minutes this week are at least `min_minutes` and more than

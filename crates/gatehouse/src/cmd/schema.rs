@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use gatehouse_core::model::{GrantFile, RequestFile, Resource, Settings, TosList};
+use gatehouse_core::model::{GrantFile, Pool, RequestFile, Resource, Settings, TosList};
 use schemars::schema_for;
 
 use crate::cli::{SchemaArgs, SchemaKind};
@@ -15,6 +15,7 @@ pub fn schema(kind: SchemaKind) -> serde_json::Value {
         SchemaKind::Grant => schema_for!(GrantFile),
         SchemaKind::Request => schema_for!(RequestFile),
         SchemaKind::Tos => schema_for!(TosList),
+        SchemaKind::Pool => schema_for!(Pool),
     };
     let title = match kind {
         SchemaKind::Settings => "gatehouse.yml",
@@ -22,6 +23,7 @@ pub fn schema(kind: SchemaKind) -> serde_json::Value {
         SchemaKind::Grant => "gatehouse grants (grants/<project>.yml)",
         SchemaKind::Request => "gatehouse request (requests/<any>.yml)",
         SchemaKind::Tos => "gatehouse terms-of-service list (people/tos.yml)",
+        SchemaKind::Pool => "gatehouse sponsor credit pool (pools/<name>.yml)",
     };
     schema.insert("title".into(), title.into());
     schema.to_value()
@@ -34,15 +36,17 @@ pub fn name(kind: SchemaKind) -> &'static str {
         SchemaKind::Grant => "grant",
         SchemaKind::Request => "request",
         SchemaKind::Tos => "tos",
+        SchemaKind::Pool => "pool",
     }
 }
 
-pub const ALL: [SchemaKind; 5] = [
+pub const ALL: [SchemaKind; 6] = [
     SchemaKind::Settings,
     SchemaKind::Resource,
     SchemaKind::Grant,
     SchemaKind::Request,
     SchemaKind::Tos,
+    SchemaKind::Pool,
 ];
 
 pub fn run(args: SchemaArgs) -> anyhow::Result<ExitCode> {
