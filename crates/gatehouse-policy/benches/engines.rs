@@ -157,7 +157,9 @@ impl<'a> MixBuilder<'a> {
             Some(DenyRule::QuotaExhausted) => self.quota_exhausted(),
             Some(DenyRule::AmbiguousLabels) => unreachable!("routing is not part of the mix"),
             Some(DenyRule::FactsUnavailable) => unreachable!("a whole job lacks no fact"),
-            Some(DenyRule::ConcurrencyExhausted) => unreachable!("the guard counts jobs"),
+            Some(DenyRule::ConcurrencyExhausted | DenyRule::BudgetExhausted) => {
+                unreachable!("the guard counts jobs and keeps the pools' books")
+            }
         };
         (job, rule)
     }
@@ -782,10 +784,12 @@ fn bench_engines(c: &mut Criterion) {
         allowed * 100 >= MIX_SIZE * 30,
         "too few allowed jobs: {counts:?}"
     );
-    for rule in DenyRule::ALL[1..]
-        .iter()
-        .filter(|r| **r != DenyRule::ConcurrencyExhausted)
-    {
+    for rule in DenyRule::ALL[1..].iter().filter(|r| {
+        !matches!(
+            r,
+            DenyRule::ConcurrencyExhausted | DenyRule::BudgetExhausted
+        )
+    }) {
         assert!(
             counts.contains_key(rule.code()),
             "no job denied by {rule}: {counts:?}"

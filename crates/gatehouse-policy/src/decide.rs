@@ -12,6 +12,8 @@
 //! 5. `quota-exhausted`: the project's or the resource's minutes for the month are used up.
 //!    `concurrency-exhausted`: a concurrency cap is reached. `decide` never gives it: the guard
 //!    counts the jobs holding machines and denies with [`Decision::concurrency_exhausted`].
+//!    `budget-exhausted`: every sponsor credit pool that pays for the job is used up. `decide`
+//!    never gives it either: the guard keeps the pools' books ([`Decision::budget_exhausted`]).
 //! 6. `facts-unavailable`: a fact the decision needs could not be had in time. `decide` never
 //!    gives it: it answers [`Decision::Undecided`], and the guard, once its deadline passes,
 //!    turns that into this denial ([`Decision::facts_unavailable`]).
@@ -70,11 +72,12 @@ pub enum DenyRule {
     UserNotAllowed,
     QuotaExhausted,
     ConcurrencyExhausted,
+    BudgetExhausted,
     FactsUnavailable,
 }
 
 impl DenyRule {
-    pub const ALL: [DenyRule; 8] = [
+    pub const ALL: [DenyRule; 9] = [
         DenyRule::AmbiguousLabels,
         DenyRule::NoGrant,
         DenyRule::Expired,
@@ -82,6 +85,7 @@ impl DenyRule {
         DenyRule::UserNotAllowed,
         DenyRule::QuotaExhausted,
         DenyRule::ConcurrencyExhausted,
+        DenyRule::BudgetExhausted,
         DenyRule::FactsUnavailable,
     ];
 
@@ -94,6 +98,7 @@ impl DenyRule {
             DenyRule::UserNotAllowed => "user-not-allowed",
             DenyRule::QuotaExhausted => "quota-exhausted",
             DenyRule::ConcurrencyExhausted => "concurrency-exhausted",
+            DenyRule::BudgetExhausted => "budget-exhausted",
             DenyRule::FactsUnavailable => "facts-unavailable",
         }
     }
@@ -168,6 +173,11 @@ pub enum DenyReason {
         limit: u32,
         /// The provider (for [`Cap::Provider`]).
         provider: Box<str>,
+    },
+    /// Every sponsor credit pool that funds the job is used up: `pools` names them (with
+    /// their sponsors and what is left), as the guard read its books.
+    Budget {
+        pools: Box<str>,
     },
     FactsUnavailable(Missing),
 }
@@ -926,6 +936,18 @@ impl Decision {
         )
     }
 
+    /// A job that only used-up sponsor credit pools fund (the guard keeps the pools' books;
+    /// the policy does not). `pools` names them, with their sponsors.
+    pub fn budget_exhausted(resource: ResourceId, pools: &str) -> Decision {
+        deny(
+            DenyRule::BudgetExhausted,
+            Some(resource),
+            DenyReason::Budget {
+                pools: pools.into(),
+            },
+        )
+    }
+
     pub fn facts_unavailable(resource: ResourceId, missing: Missing) -> Decision {
         deny(
             DenyRule::FactsUnavailable,
@@ -1099,6 +1121,9 @@ impl Decision {
                     "{what}, and {running}. Nothing is wrong with this job: re-run it and it will pass once one of them finishes"
                 )
             }
+            DenyReason::Budget { pools } => format!(
+                "`{resource}` is paid for here by {pools}, and what is left does not cover this job. Jobs that no used-up pool funds are not affected; a re-run passes once the sponsor tops the pool up or another pool funds `{resource}` (see the pools page of the organisation's gatehouse guard)"
+            ),
             DenyReason::FactsUnavailable(missing) => format!(
                 "gatehouse could not ask GitHub for {} in time, so it cannot tell whether this job may use `{resource}`, and refuses it rather than let it through. Re-run the job in a few minutes; if this persists, the organisation's gatehouse guard cannot reach GitHub (its /healthz says why)",
                 match missing {

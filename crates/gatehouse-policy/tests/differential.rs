@@ -769,10 +769,13 @@ fn gatehouse_and_cedar_agree_on_random_repositories_and_jobs() {
     );
     for rule in DenyRule::ALL {
         // Ambiguity is routing's, outside Cedar; facts are never missing from a whole job.
-        // Concurrency is counted by the guard, not decided from the job.
+        // Concurrency and sponsor pools are counted by the guard, not decided from the job.
         if !matches!(
             rule,
-            DenyRule::AmbiguousLabels | DenyRule::FactsUnavailable | DenyRule::ConcurrencyExhausted
+            DenyRule::AmbiguousLabels
+                | DenyRule::FactsUnavailable
+                | DenyRule::ConcurrencyExhausted
+                | DenyRule::BudgetExhausted
         ) {
             let n = tally.get(rule.code()).copied().unwrap_or(0);
             assert!(
@@ -840,6 +843,7 @@ fn reason_name(reason: &DenyReason) -> String {
         DenyReason::ProjectQuota { .. } => "project quota".into(),
         DenyReason::ResourceQuota { .. } => "resource quota".into(),
         DenyReason::Concurrency { .. } => "concurrency".into(),
+        DenyReason::Budget { .. } => "budget".into(),
         DenyReason::FactsUnavailable(_) => "facts unavailable".into(),
     }
 }
