@@ -13,13 +13,14 @@
 
 pub mod cost;
 pub mod ledger;
+pub mod pools;
 pub mod queue;
 pub mod render;
 pub mod usage;
 
 pub use ledger::{HistoryEvent, Ledger, LedgerInputs, SCHEMA_VERSION};
 pub use render::{
-    DashboardPage, RenderError, Site, SiteOptions, render_dashboard, render_project_usage,
-    render_queue, render_resource_usage, render_site,
+    DashboardPage, RenderError, Site, SiteOptions, render_dashboard, render_pool, render_pools,
+    render_project_usage, render_queue, render_resource_usage, render_site,
 };
 pub use usage::{Dashboard, DeniedJob, ProjectResourceUsage, ProjectUsage, ResourceUsage};

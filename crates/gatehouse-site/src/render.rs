@@ -104,6 +104,8 @@ fn env() -> &'static Environment<'static> {
                 include_str!("../templates/project_usage.html"),
             ),
             ("queue.html", include_str!("../templates/queue.html")),
+            ("pools.html", include_str!("../templates/pools.html")),
+            ("pool.html", include_str!("../templates/pool.html")),
         ] {
             env.add_template(name, src)
                 .unwrap_or_else(|e| panic!("template {name} does not parse: {e:#}"));
@@ -564,4 +566,26 @@ pub fn render_queue(q: &crate::queue::Queue, page: &DashboardPage) -> Result<Str
     Ok(env()
         .get_template("queue.html")?
         .render(context! { q => view, ..dashboard_base(page) })?)
+}
+
+/// The list of sponsor credit pools.
+pub fn render_pools(
+    pools: &[crate::pools::PoolView],
+    page: &DashboardPage,
+) -> Result<String, RenderError> {
+    Ok(env()
+        .get_template("pools.html")?
+        .render(context! { pools => pools, ..dashboard_base(page) })?)
+}
+
+/// One pool's page: its figures, burn-down chart (`chart`, from
+/// [`crate::pools::burn_down_svg`]) and spending by project.
+pub fn render_pool(
+    pool: &crate::pools::PoolView,
+    chart: &str,
+    page: &DashboardPage,
+) -> Result<String, RenderError> {
+    Ok(env()
+        .get_template("pool.html")?
+        .render(context! { p => pool, chart => chart, ..dashboard_base(page) })?)
 }
