@@ -1162,13 +1162,10 @@ async fn gh_create_issue(
 ) -> Response {
     let mut s = f.state.lock().unwrap();
     let number = s.issues.len() as u64 + 1;
-    let issue = json!({
-        "number": number,
-        "title": body["title"],
-        "body": body["body"],
-        "state": "open",
-        "repo": format!("{o}/{r}"),
-    });
+    let full_name = format!("{o}/{r}");
+    let mut issue = shapes::issue(&full_name, number, &body["title"], &body["body"], "open");
+    // Not GitHub's: which repository it is in, for `issues_in`.
+    issue["repo"] = json!(full_name);
     s.issues.insert(number, issue.clone());
     (StatusCode::CREATED, axum::Json(issue)).into_response()
 }

@@ -254,6 +254,23 @@ pub fn pull_request_review(
     })
 }
 
+/// Issue `number` of `full_name` (`issue`), opened by the token's account, with no labels,
+/// assignee or milestone.
+pub fn issue(full_name: &str, number: u64, title: &Value, body: &Value, state: &str) -> Value {
+    let api = format!("https://api.github.com/repos/{full_name}");
+    let url = format!("{api}/issues/{number}");
+    json!({
+        "id": 7_000_000 + number, "node_id": format!("I_{number}"), "number": number,
+        "url": url, "repository_url": api, "labels_url": format!("{url}/labels{{/name}}"),
+        "comments_url": format!("{url}/comments"), "events_url": format!("{url}/events"),
+        "html_url": format!("https://github.com/{full_name}/issues/{number}"),
+        "title": title, "body": body, "state": state, "locked": false, "labels": [],
+        "assignee": null, "milestone": null, "comments": 0, "closed_at": null,
+        "user": account("gatehouse-bot", 4242), "created_at": "2026-11-27T10:00:00Z",
+        "updated_at": "2026-11-27T10:00:00Z",
+    })
+}
+
 /// A commit of `full_name` (`commit`), by the GitHub accounts `author` and `committer`.
 pub fn commit(full_name: &str, sha: &str, author: Value, committer: Value) -> Value {
     let api = format!("https://api.github.com/repos/{full_name}");

@@ -16,6 +16,7 @@ pub mod actions;
 mod client;
 pub mod collaborators;
 pub mod hooks;
+pub mod issues;
 pub mod run_approvals;
 mod secret;
 

@@ -35,7 +35,7 @@ use crate::events::{
 };
 use crate::facts::RepoRoles;
 use crate::state::{AppState, later, today};
-use crate::store::{DecisionRecord, JobStatus, RunRecord, Write, now_text, time_text};
+use crate::store::{CreditWrite, DecisionRecord, JobStatus, RunRecord, Write, now_text, time_text};
 
 /// How long a denied run's cancellation is retried before the delivery is given up (with an
 /// error, in `/metrics` and the log): a run that long past its denial has likely ended.
@@ -136,6 +136,7 @@ pub fn store_only(state: &AppState, event: &Parsed) -> bool {
             let policy = state.policy.load();
             !decided_in_progress(&policy, &e.workflow_job)
                 && capped_resource(state, &policy, &e.workflow_job).is_none()
+                && !pool_funded(state, &policy, &e.workflow_job)
         }
         _ => true,
     }
@@ -151,6 +152,139 @@ fn capped_resource(state: &AppState, policy: &Policy, w: &WorkflowJob) -> Option
         .caps
         .of(&policy.resource(id).name)
         .map(|_| id)
+}
+
+/// Whether sponsor credit pools fund the resource of a job in progress on a runner.
+fn pool_funded(state: &AppState, policy: &Policy, w: &WorkflowJob) -> bool {
+    w.runner_name.is_some()
+        && route(policy, &w.labels, w.runner_group_name.as_deref())
+            .is_some_and(|id| state.source.load().credit.funds(&policy.resource(id).name))
+}
+
+/// A job went in progress on a resource sponsor pools fund: it reserves its expected cost on
+/// the first pool with it left. When pools fund it but none has it left, its run is cancelled
+/// (`budget-exhausted`). `None`: reserved, or not funded.
+async fn check_pools(
+    state: &AppState,
+    job: &Handling<'_>,
+    repository: &str,
+    w: &WorkflowJob,
+    writes: &mut Vec<Write>,
+    after: &mut Vec<After>,
+) -> anyhow::Result<Option<Step>> {
+    let policy = state.policy.load();
+    let (Some(id), Some(runner)) = (
+        route(&policy, &w.labels, w.runner_group_name.as_deref()),
+        w.runner_name.as_deref(),
+    ) else {
+        return Ok(None);
+    };
+    let resource = policy.resource(id).name.to_string();
+    let project = policy.project_of(repository).map(str::to_lowercase);
+    let holder = crate::caps::holder(w.run_id, w.run_attempt, runner);
+    match crate::credit::reserve(state, &holder, w.id, project.as_deref(), &resource).await? {
+        crate::credit::Reserved::NotFunded | crate::credit::Reserved::Held => Ok(None),
+        crate::credit::Reserved::Exhausted(pools) => {
+            let decision = Decision::budget_exhausted(id, &pools);
+            let step = deny_in_progress(
+                state,
+                job,
+                repository,
+                w,
+                InProgressDenial {
+                    resource: id,
+                    decision,
+                    suffix: "budget",
+                    record_only: false,
+                    project,
+                },
+                writes,
+                after,
+            )
+            .await?;
+            Ok(Some(step))
+        }
+    }
+}
+
+/// A job in progress that a rule the guard counts refuses (a concurrency cap, a used-up
+/// sponsor pool).
+struct InProgressDenial {
+    resource: ResourceId,
+    decision: Decision,
+    /// The decision is recorded under `<delivery id>:<suffix>` (the job's decision on its
+    /// queued delivery stands).
+    suffix: &'static str,
+    /// Only record it (`on_exceed: record`); else its run is cancelled.
+    record_only: bool,
+    project: Option<String>,
+}
+
+/// Cancels the run of a job in progress that `denial` refuses (or only records it), records
+/// the decision, and leaves the reason on the commit.
+async fn deny_in_progress(
+    state: &AppState,
+    job: &Handling<'_>,
+    repository: &str,
+    w: &WorkflowJob,
+    denial: InProgressDenial,
+    writes: &mut Vec<Write>,
+    after: &mut Vec<After>,
+) -> anyhow::Result<Step> {
+    let policy = state.policy.load();
+    let InProgressDenial {
+        resource: id,
+        decision,
+        suffix,
+        record_only,
+        project,
+    } = denial;
+    let rule = decision.rule().map_or("deny", |r| r.code());
+    let view = view_of(state, &policy, repository, id, None).await?;
+    let message = decision.message(&policy, &view);
+    let acted = if record_only {
+        "recorded (on_exceed: record)".to_string()
+    } else {
+        match cancel(state, job, repository, w.run_id).await {
+            Cancel::Acted(acted) => acted,
+            Cancel::Wait(wait) => {
+                return Ok(Step::Wait(wait));
+            }
+            Cancel::Failed(error) => {
+                state.metrics.decision("deny", Some(rule));
+                anyhow::bail!("{rule}, but the run could not be cancelled: {error}");
+            }
+        }
+    };
+    let resource = policy.resource(id).name.to_string();
+    tracing::info!(
+        repository,
+        run_id = w.run_id,
+        job_id = w.id,
+        resource,
+        rule,
+        acted,
+        "job in progress denied"
+    );
+    state.metrics.decision("deny", Some(rule));
+    writes.push(Write::Decision {
+        decision: DecisionRecord {
+            delivery_id: format!("{}:{suffix}", job.delivery),
+            job_id: w.id,
+            run_id: w.run_id,
+            repository: repository.to_string(),
+            project,
+            resource: Some(resource),
+            outcome: "deny".into(),
+            rule: Some(rule.into()),
+            message: message.clone(),
+            decided_at: time_text(Timestamp::now()),
+            origin: "webhook".into(),
+        },
+        context: None,
+    });
+    after.extend(explain_cancel(&acted, repository, w, rule, message));
+    Ok(Step::Did(format!("deny ({rule}): {acted}")))
 }
 
 /// A job went in progress on a capped resource: it now holds a machine (the claim is
@@ -211,54 +345,23 @@ async fn check_caps(
         )
         .await?;
     let (cap, running, limit) = crate::caps::reached(&caps.limits, &held);
-    let decision = Decision::concurrency_exhausted(id, cap, running, limit, &caps.provider);
-    let view = view_of(state, &policy, repository, id, None).await?;
-    let message = decision.message(&policy, &view);
-    let rule = DenyRule::ConcurrencyExhausted.code();
-    let acted = if caps.on_exceed == OnExceed::Record {
-        "recorded (on_exceed: record)".to_string()
-    } else {
-        match cancel(state, job, repository, w.run_id).await {
-            Cancel::Acted(acted) => acted,
-            Cancel::Wait(wait) => return Ok(Some(Step::Wait(wait))),
-            Cancel::Failed(error) => {
-                state.metrics.decision("deny", Some(rule));
-                anyhow::bail!(
-                    "beyond a concurrency cap but the run could not be cancelled: {error}"
-                );
-            }
-        }
-    };
-    tracing::info!(
+    let step = deny_in_progress(
+        state,
+        job,
         repository,
-        run_id = w.run_id,
-        job_id = w.id,
-        resource,
-        running,
-        limit,
-        acted,
-        "job beyond a concurrency cap"
-    );
-    state.metrics.decision("deny", Some(rule));
-    writes.push(Write::Decision {
-        decision: DecisionRecord {
-            // The job's decision on its queued delivery stands; this one is the cap's.
-            delivery_id: format!("{}:concurrency", job.delivery),
-            job_id: w.id,
-            run_id: w.run_id,
-            repository: repository.to_string(),
+        w,
+        InProgressDenial {
+            resource: id,
+            decision: Decision::concurrency_exhausted(id, cap, running, limit, &caps.provider),
+            suffix: "concurrency",
+            record_only: caps.on_exceed == OnExceed::Record,
             project,
-            resource: Some(resource),
-            outcome: "deny".into(),
-            rule: Some(rule.into()),
-            message: message.clone(),
-            decided_at: time_text(now),
-            origin: "webhook".into(),
         },
-        context: None,
-    });
-    after.extend(explain_cancel(&acted, repository, w, rule, message));
-    Ok(Some(Step::Did(format!("deny ({rule}): {acted}"))))
+        writes,
+        after,
+    )
+    .await?;
+    Ok(Some(step))
 }
 
 /// What became of a denied job's run.
@@ -638,6 +741,13 @@ async fn on_workflow_job(
             {
                 return Ok(capped);
             }
+            if matches!(step, Step::Did(_))
+                && !denied
+                && let Some(exhausted) =
+                    check_pools(state, job, repository, w, writes, after).await?
+            {
+                return Ok(exhausted);
+            }
             Ok(step)
         }
         "completed" => count_minutes(state, repository, w, writes).map(Step::Did),
@@ -941,6 +1051,13 @@ async fn decide_job(
         state.metrics.facts_unavailable(missing);
         decision = Decision::facts_unavailable(resource, missing);
     }
+    // Sponsor pools: a job only used-up pools fund is refused before it takes a machine.
+    if let Decision::Allow { resource: id, .. } = decision
+        && let Some(pools) =
+            crate::credit::exhausted(state, &policy.resource(id).name, project.as_deref()).await?
+    {
+        decision = Decision::budget_exhausted(id, &pools);
+    }
     let message = decision.message(&policy, &view);
     state.metrics.decide(started.elapsed());
     let rule = decision.rule().map(|r| r.code());
@@ -1070,22 +1187,35 @@ fn count_minutes(
     track_job(state, repository, job, JobStatus::Completed, writes);
     writes.push(crate::time_limits::disarm(job));
     // Its machine is free (a claim is kept only on capped resources; deleting none is cheap).
-    if let Some(runner) = job.runner_name.as_deref() {
+    let holder = job
+        .runner_name
+        .as_deref()
+        .map(|runner| crate::caps::holder(job.run_id, job.run_attempt, runner));
+    if let Some(holder) = &holder {
         writes.push(Write::Release {
-            holder: crate::caps::holder(job.run_id, job.run_attempt, runner),
+            holder: holder.clone(),
         });
     }
-    let (Some(start), Some(end)) = (job.started_at, job.completed_at) else {
-        return Ok("completed job without times: nothing to count".into());
-    };
-    let Some(project) = policy.project_of(repository) else {
-        return Ok("not a project repository: not counted".into());
+    let times = job.started_at.zip(job.completed_at);
+    let (Some((start, end)), Some(project)) = (times, policy.project_of(repository)) else {
+        // Nothing to charge a pool with: what the job held of one is given back.
+        if let Some(holder) = holder {
+            writes.push(Write::Credit(CreditWrite::Unreserve { holder }));
+        }
+        return Ok(if times.is_none() {
+            "completed job without times: nothing to count".into()
+        } else {
+            "not a project repository: not counted".into()
+        });
     };
     let minutes = minutes_between(start, end);
     let day = TimeZone::UTC.to_datetime(end).date().to_string();
     let resource = policy.resource(resource).name.to_string();
     let project = project.to_lowercase();
     let what = format!("{minutes} minutes counted for {project} on {resource}");
+    crate::credit::settle(
+        state, holder, job.id, &project, &resource, &day, minutes, writes,
+    );
     writes.push(Write::Minutes {
         job_id: job.id,
         project,

@@ -25,6 +25,7 @@
 mod api;
 mod caps;
 pub mod catchup;
+mod credit;
 pub mod events;
 mod facts;
 pub mod gate;
@@ -33,6 +34,7 @@ mod guard;
 mod metrics;
 mod outliers;
 mod pending;
+mod pool_pages;
 mod queue;
 pub mod replay;
 mod run_approvals;
@@ -113,6 +115,9 @@ pub struct ServerConfig {
     pub holds_sweep: HoldsSweep,
     /// How the guard acts on jobs' time limits (`time_limits.rs`).
     pub time_limits: TimeLimits,
+    /// How often the guard looks whether a sponsor pool reached an alert threshold
+    /// (`credit.rs`).
+    pub pool_alerts_every: Duration,
 }
 
 /// How often the guard looks for jobs over their time limit, and how long a replica holds a
@@ -208,6 +213,7 @@ impl ServerConfig {
             gate: None,
             holds_sweep: HoldsSweep::default(),
             time_limits: TimeLimits::default(),
+            pool_alerts_every: credit::ALERT_EVERY,
         }
     }
 }
@@ -298,6 +304,7 @@ pub async fn serve_on(
     }
     caps::spawn_sweep(&state);
     time_limits::spawn(&state);
+    credit::spawn(&state, state.config.pool_alerts_every);
     if let Some(interval) = state.config.watch_interval {
         state::spawn_watcher(&state, interval);
     }

@@ -101,6 +101,7 @@ pub struct Metrics {
     month_minutes: Family<ResourceLabels, Gauge>,
     jobs: Family<JobLabels, Gauge>,
     redeliveries: Counter,
+    pool_alerts: Counter,
     waiting: Gauge,
     pending: Gauge,
     pending_oldest: Gauge,
@@ -180,6 +181,12 @@ impl Metrics {
             "gatehouse_redeliveries_requested",
             "Missed webhook deliveries GitHub was asked to send again (catch-up)",
             redeliveries.clone(),
+        );
+        let pool_alerts = Counter::default();
+        registry.register(
+            "gatehouse_pool_alerts",
+            "Sponsor credit pool alert thresholds reached and acted on (an issue opened or edited)",
+            pool_alerts.clone(),
         );
         let waiting = Gauge::default();
         registry.register(
@@ -271,6 +278,7 @@ impl Metrics {
             outliers,
             jobs,
             redeliveries,
+            pool_alerts,
             waiting,
             pending,
             pending_oldest,
@@ -355,6 +363,10 @@ impl Metrics {
                 resource: resource.to_string(),
             })
             .inc_by(minutes.max(0) as u64);
+    }
+
+    pub fn pool_alert(&self) {
+        self.pool_alerts.inc();
     }
 
     pub fn redeliveries(&self, n: usize) {

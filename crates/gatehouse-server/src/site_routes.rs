@@ -94,6 +94,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/queue", get(crate::queue::queue_page))
         .route("/queue.json", get(crate::queue::queue_json))
         .route("/api/v1/runs/{run_id}", get(crate::queue::run))
+        .route("/pools", get(crate::pool_pages::pools_page))
+        .route("/pools/{name}", get(crate::pool_pages::pool_page))
+        .route("/api/v1/pools", get(crate::pool_pages::pools_json))
 }
 
 /// Any path no route knows.
@@ -103,7 +106,7 @@ pub(crate) async fn no_such_page() -> Response {
 
 /// A 404 that names `what` only in words of our own: the request's path is never echoed
 /// (text a browser could be talked into reading as a page), and sniffing is off.
-fn not_found(what: &str) -> Response {
+pub(crate) fn not_found(what: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
         [

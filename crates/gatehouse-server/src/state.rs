@@ -89,6 +89,8 @@ pub(crate) struct Source {
     pub time_limits: crate::time_limits::TimeLimits,
     /// When a project's use is flagged as far above its usual (`guard.outliers`).
     pub outliers: gatehouse_core::model::OutlierSettings,
+    /// Sponsor credit pools (`pools/*.yml`; not in snapshots: only the guard keeps their books).
+    pub credit: crate::credit::CreditPools,
 }
 
 impl AppState {
@@ -295,6 +297,7 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
             .map(|s| s.value.run_approvals.clone())
             .unwrap_or_default();
         let time_limits = crate::time_limits::TimeLimits::from_repo(&repo);
+        let credit = crate::credit::CreditPools::from_repo(&repo);
         Ok(Loaded {
             policy: compile_source(&policy, today),
             mode,
@@ -309,6 +312,7 @@ pub(crate) async fn load_policy(dir: impl AsRef<Path> + Send + 'static) -> anyho
                     .as_ref()
                     .map(|s| s.value.guard.outliers.clone())
                     .unwrap_or_default(),
+                credit,
             }),
         })
     })

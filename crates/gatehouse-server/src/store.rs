@@ -217,6 +217,46 @@ const SCHEMA: &[&str] = &[
         fired_at TEXT
     )",
     "CREATE INDEX IF NOT EXISTS job_timers_by_deadline ON job_timers (deadline)",
+    // Sponsor credit pools ([`crate::credit`], `store/credit.rs`). What each running job of a
+    // funded resource holds of its pool (its expected cost, in the pool's units), keyed like
+    // `holds`; removed when the job completes, not counted after `expires`.
+    "CREATE TABLE IF NOT EXISTS pool_reservations (
+        holder TEXT PRIMARY KEY,
+        pool TEXT NOT NULL,
+        job_id {int},
+        project TEXT,
+        resource TEXT NOT NULL,
+        units {int} NOT NULL,
+        per_minute {int} NOT NULL,
+        since TEXT NOT NULL,
+        expires TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS pool_reservations_by_pool ON pool_reservations (pool, expires)",
+    // What each completed job cost its pool, once per job.
+    "CREATE TABLE IF NOT EXISTS pool_spend (
+        job_id {int} PRIMARY KEY,
+        pool TEXT NOT NULL,
+        project TEXT,
+        resource TEXT NOT NULL,
+        day TEXT NOT NULL,
+        units {int} NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS pool_spend_by_pool ON pool_spend (pool, day)",
+    // Each pool's spending so far (the sum of `pool_spend`, kept with it).
+    "CREATE TABLE IF NOT EXISTS pool_totals (
+        pool TEXT PRIMARY KEY,
+        spent {int} NOT NULL
+    )",
+    // Alert thresholds reached: a replica takes one (`lease`) before it calls GitHub, and
+    // marks it `done_at` once it opened or edited the pool's issue (`issue`).
+    "CREATE TABLE IF NOT EXISTS pool_alerts (
+        pool TEXT NOT NULL,
+        threshold {int} NOT NULL,
+        lease TEXT,
+        done_at TEXT,
+        issue {int},
+        PRIMARY KEY (pool, threshold)
+    )",
 ];
 
 /// Run after [`SCHEMA`] and after the columns added since the first schema exist.
@@ -302,8 +342,10 @@ macro_rules! on_pool {
     };
 }
 
-// After `on_pool!`, which it uses.
+// After `on_pool!`, which they use.
+mod credit;
 mod run_approvals;
+pub use credit::{Balance, CreditWrite, Reservation};
 pub use run_approvals::{ApprovedRun, RunApprovalRecord, StoredRunApproval};
 
 /// One change to the store. [`Store::commit`] applies a list of them all or nothing and
@@ -381,6 +423,8 @@ pub enum Write {
     RunApproval(RunApprovalRecord),
     /// A run admitted under a run approval (see [`ApprovedRun`]).
     ApprovedRun(ApprovedRun),
+    /// A change to the sponsor credit pools' books.
+    Credit(CreditWrite),
     /// The comment the guard answers run approvals with on a pull request.
     RunApprovalReply {
         repository: String,
@@ -907,6 +951,7 @@ impl Write {
                 outcome,
             } => (MARK_PROCESSED, vec![t(delivery_id), t(at), t(outcome)]),
             Write::RunApproval(a) => a.statement(),
+            Write::Credit(c) => c.statement(),
             Write::ApprovedRun(r) => r.statement(),
             Write::RunApprovalReply {
                 repository,
@@ -930,6 +975,7 @@ impl Write {
                 Some((LOCK_PROVIDER, vec![Param::Text(Some(&h.provider))]))
             }
             Write::ApprovedRun(r) => r.lock_pg(),
+            Write::Credit(c) => c.lock_pg(),
             _ => None,
         }
     }
@@ -937,6 +983,9 @@ impl Write {
     /// What follows [`Write::statement`] when it changed a row: a newly counted job's minutes
     /// are added to its month's total.
     pub(crate) fn follow_up(&self) -> Option<Statement<'_>> {
+        if let Write::Credit(c) = self {
+            return c.follow_up();
+        }
         let Write::Minutes {
             project,
             resource,
@@ -1706,9 +1755,16 @@ impl Store {
         })
     }
 
-    /// Removes the claims past their `expires` at `now`; how many.
+    /// Removes the claims and pool reservations past their `expires` at `now`; how many
+    /// claims.
     pub async fn drop_expired_holds(&self, now: &str) -> anyhow::Result<u64> {
         const SQL: &str = "DELETE FROM holds WHERE expires <= $1";
+        const RESERVATIONS: &str = "DELETE FROM pool_reservations WHERE expires <= $1";
+        on_pool!(self, pool => sqlx::query(RESERVATIONS)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(on_pool!(self, pool => sqlx::query(SQL)
             .bind(now)
             .execute(pool)

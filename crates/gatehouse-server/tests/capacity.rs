@@ -40,6 +40,13 @@ const ACTOR: (&str, i64) = ("Codertocat", 15669918);
 
 mod db;
 use db::{Backend, Db};
+#[path = "capacity/pools.rs"]
+mod pools;
+use pools::a_sponsor_pool_pays_for_jobs_until_it_is_used_up;
+#[path = "../../../tests/contract/recorder.rs"]
+mod recorder;
+#[path = "../../../tests/contract/schema.rs"]
+mod schema;
 
 // ---------------------------------------------------------------------------------------------
 // GitHub: `gatehouse-fake`'s stand-in (collaborators, cancels, check runs as GitHub's REST
@@ -59,7 +66,7 @@ fn cancelled(fake: &FakeGitHub) -> Vec<i64> {
 const SETTINGS: &str = "org: octo-org
 repo_suffix: \"-feedstock\"
 reviewers: { teams: [core] }
-guard: { mode: enforce }
+guard: { mode: enforce, issues_repository: octo-org/access }
 providers:
   cirun: { kind: cirun, access_repo: .cirun }
   shared: { kind: runner-group, group: shared, max_concurrency: 3 }
@@ -111,11 +118,24 @@ fn write_repo(dir: &Path) {
             "resources/timed.yml",
             "name: timed\nprovider: cirun\nlabels: [timed-large]\nmax_job_minutes: 1\n".to_string(),
         ),
+        // 0.50 USD a minute, 10 minutes a job at most; a sponsor's 12.00 USD for it.
+        (
+            "resources/paid.yml",
+            "name: paid\nprovider: cirun\nlabels: [paid-large]\nmax_job_minutes: 10\n\
+             cost: { per_minute: 0.5, currency: USD }\nquota: { concurrency: 100 }\n"
+                .to_string(),
+        ),
+        (
+            "pools/cloud.yml",
+            "sponsor: Example Cloud\namount: 12\ncurrency: USD\nstart: 2026-01-01\n\
+             end: 2099-12-31\nresources: [paid]\nalerts: [50, 100]\n"
+                .to_string(),
+        ),
         (
             "grants/example.yml",
             format!(
                 "project: example\ngrants:\n{}",
-                ["gpu", "proj", "a", "b", "cancel", "record", "timed"]
+                ["gpu", "proj", "a", "b", "cancel", "record", "timed", "paid"]
                     .map(grant)
                     .concat()
             ),
@@ -412,6 +432,24 @@ impl Guard {
         assert_eq!(resp.status(), 200, "the admission of {job:?}");
         let answer: Value = resp.json().await.unwrap();
         (answer["outcome"].as_str().unwrap().to_string(), answer)
+    }
+
+    /// A page's status and text.
+    async fn page(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    /// A JSON answer of the guard's API.
+    async fn json(&self, path: &str) -> Value {
+        let (status, text) = self.page(path).await;
+        assert_eq!(status, 200, "{path}: {text}");
+        serde_json::from_str(&text).unwrap()
     }
 
     async fn decisions(&self) -> Vec<Value> {
@@ -1091,6 +1129,7 @@ on_both!(
     a_restarted_guard_resumes_the_timers,
     a_changed_limit_moves_or_drops_the_timer,
     a_failed_cancellation_is_tried_again,
+    a_sponsor_pool_pays_for_jobs_until_it_is_used_up,
 );
 
 /// Two replicas share one PostgreSQL and both look for due timers often: a job past its limit

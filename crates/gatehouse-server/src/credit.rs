@@ -1,0 +1,405 @@
+//! Sponsor credit pools at run time (`pools/<name>.yml`; the pure rules are in
+//! [`gatehouse_core::pools`], the books in `store/credit.rs`).
+//!
+//! - **Queued**: a job that pools fund, all of them without credit left for it, is denied
+//!   `budget-exhausted` ([`exhausted`]) like any other denial, before it takes a machine.
+//! - **In progress**: the job reserves its expected cost on the first pool that funds it and
+//!   has it left ([`reserve`]), in one statement that counts what was spent and what other
+//!   running jobs hold (on PostgreSQL under a per-pool lock), so jobs already running can never
+//!   spend more than the credit, whichever replica saw them. When no pool has it left, the run
+//!   is cancelled (`budget-exhausted`), as a job over a concurrency cap is.
+//! - **Completed**: the job's real cost is charged to the pool it reserved on (or, when it
+//!   reserved nothing, the first that funds it) and its reservation ends ([`settle`]).
+//! - **Alerts**: a task ([`spawn`]) looks at each pool's spending; at each alert threshold
+//!   (80% and 100% by default) a replica claims the alert in the database first, then opens
+//!   the pool's one issue in `guard.issues_repository`, or edits it at the next threshold.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gatehouse_core::Repo;
+use gatehouse_core::pools::{Terms, alert_reached, expected_minutes, funding};
+use jiff::Timestamp;
+use jiff::civil::Date;
+
+use crate::state::{AppState, later};
+use crate::store::{CreditWrite, Reservation, Write, time_text};
+
+/// How long a job's reservation counts when its job never reports completion: as long as its
+/// claim on a machine would ([`crate::caps::HOLD_LIMIT`]).
+const RESERVATION_LIMIT: Duration = crate::caps::HOLD_LIMIT;
+
+/// How long a resource's median job length is used before it is read again.
+const MEDIAN_TTL: Duration = Duration::from_secs(600);
+
+/// How often the alert task looks at the pools, and how long a replica holds an alert before
+/// another may act on it.
+pub const ALERT_EVERY: Duration = Duration::from_secs(60);
+const ALERT_LEASE: Duration = Duration::from_secs(120);
+
+/// The pools of the access repository, as of its last load.
+#[derive(Debug, Default)]
+pub(crate) struct CreditPools {
+    pools: Vec<Terms>,
+    funded: HashSet<String>,
+    max_job_minutes: HashMap<String, u32>,
+    issues_repository: Option<String>,
+    medians: Mutex<HashMap<String, (Instant, Option<u64>)>>,
+}
+
+/// What became of a job's reservation.
+pub(crate) enum Reserved {
+    /// No pool funds the job.
+    NotFunded,
+    /// It holds a reservation (made now, or before).
+    Held,
+    /// Pools fund it, and none has its expected cost left: what to say of them.
+    Exhausted(String),
+}
+
+impl CreditPools {
+    pub fn from_repo(repo: &Repo) -> CreditPools {
+        let pools = gatehouse_core::pools::terms(repo);
+        let funded = pools
+            .iter()
+            .flat_map(|p| p.per_minute.keys().cloned())
+            .collect();
+        let max_job_minutes = repo
+            .resources
+            .iter()
+            .filter_map(|r| {
+                let name = &r.value.name.value;
+                Some((name.clone(), repo.max_job_minutes(name)?))
+            })
+            .collect();
+        CreditPools {
+            pools,
+            funded,
+            max_job_minutes,
+            issues_repository: repo
+                .settings
+                .as_ref()
+                .and_then(|s| s.value.guard.issues_repository.as_ref())
+                .map(|r| r.value.clone()),
+            medians: Mutex::default(),
+        }
+    }
+
+    /// Whether any pool funds `resource` (on some day, for some project).
+    pub fn funds(&self, resource: &str) -> bool {
+        self.funded.contains(resource)
+    }
+
+    pub fn all(&self) -> &[Terms] {
+        &self.pools
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Terms> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    /// How many minutes a job of `resource` is expected to run.
+    async fn expected(&self, state: &AppState, resource: &str) -> anyhow::Result<u64> {
+        let limit = self.max_job_minutes.get(resource).copied();
+        if limit.is_some() {
+            return Ok(expected_minutes(limit, None));
+        }
+        let cached = self
+            .medians
+            .lock()
+            .expect("medians lock")
+            .get(resource)
+            .filter(|(at, _)| at.elapsed() < MEDIAN_TTL)
+            .map(|(_, m)| *m);
+        let median = match cached {
+            Some(m) => m,
+            None => {
+                let m = state.store.median_job_minutes(resource).await?;
+                self.medians
+                    .lock()
+                    .expect("medians lock")
+                    .insert(resource.to_string(), (Instant::now(), m));
+                m
+            }
+        };
+        Ok(expected_minutes(None, median))
+    }
+}
+
+fn today(now: Timestamp) -> Date {
+    jiff::tz::TimeZone::UTC.to_datetime(now).date()
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// What is said of used-up pools: "pool `cloud` (Example Cloud: 500.00 USD of 500.00 USD spent
+/// or held by running jobs)", joined with "and".
+fn describe(parts: &[String]) -> String {
+    parts.join(" and ")
+}
+
+/// For a queued job: `Some(words)` when pools fund it and none has its expected cost left.
+pub(crate) async fn exhausted(
+    state: &AppState,
+    resource: &str,
+    project: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    let source = state.source.load_full();
+    let credit = &source.credit;
+    if !credit.funds(resource) {
+        return Ok(None);
+    }
+    let now = Timestamp::now();
+    let payers = funding(credit.all(), resource, project, today(now));
+    if payers.is_empty() {
+        return Ok(None);
+    }
+    let minutes = credit.expected(state, resource).await?;
+    let balances = state.store.pool_balances(&time_text(now)).await?;
+    let mut said = Vec::new();
+    for p in payers {
+        let b = balances.get(&p.name).copied().unwrap_or_default();
+        let need = minutes.saturating_mul(p.per_minute.get(resource).copied().unwrap_or(0));
+        let used = b.spent.saturating_add(b.reserved);
+        if used.saturating_add(need) <= p.credit {
+            return Ok(None);
+        }
+        said.push(format!(
+            "pool `{}` ({}: {} of {} spent or held by running jobs)",
+            p.name,
+            p.sponsor,
+            p.show(used.min(p.credit)),
+            p.show(p.credit)
+        ));
+    }
+    Ok(Some(describe(&said)))
+}
+
+/// For a job going in progress: reserves its expected cost on the first pool that funds it and
+/// has it left.
+pub(crate) async fn reserve(
+    state: &AppState,
+    holder: &str,
+    job_id: i64,
+    project: Option<&str>,
+    resource: &str,
+) -> anyhow::Result<Reserved> {
+    let source = state.source.load_full();
+    let credit = &source.credit;
+    if !credit.funds(resource) {
+        return Ok(Reserved::NotFunded);
+    }
+    let now = Timestamp::now();
+    let payers = funding(credit.all(), resource, project, today(now));
+    if payers.is_empty() {
+        return Ok(Reserved::NotFunded);
+    }
+    if state.store.reservation_of(holder).await?.is_some() {
+        return Ok(Reserved::Held);
+    }
+    let minutes = credit.expected(state, resource).await?;
+    for p in &payers {
+        let per_minute = p.per_minute.get(resource).copied().unwrap_or(0);
+        let units = minutes.saturating_mul(per_minute);
+        let rows = state
+            .store
+            .commit(vec![Write::Credit(CreditWrite::Reserve(Reservation {
+                holder: holder.to_string(),
+                pool: p.name.clone(),
+                job_id,
+                project: project.map(str::to_string),
+                resource: resource.to_string(),
+                units: to_i64(units),
+                per_minute: to_i64(per_minute),
+                credit: to_i64(p.credit),
+                since: time_text(now),
+                expires: time_text(later(now, RESERVATION_LIMIT)),
+            }))])
+            .await?;
+        if rows.first() == Some(&1) {
+            return Ok(Reserved::Held);
+        }
+    }
+    // A redelivery racing this one may have reserved in between: it holds one then.
+    if state.store.reservation_of(holder).await?.is_some() {
+        return Ok(Reserved::Held);
+    }
+    let balances = state.store.pool_balances(&time_text(now)).await?;
+    let said: Vec<String> = payers
+        .iter()
+        .map(|p| {
+            let b = balances.get(&p.name).copied().unwrap_or_default();
+            let used = b.spent.saturating_add(b.reserved);
+            format!(
+                "pool `{}` ({}: {} of {} spent or held by running jobs)",
+                p.name,
+                p.sponsor,
+                p.show(used.min(p.credit)),
+                p.show(p.credit)
+            )
+        })
+        .collect();
+    Ok(Reserved::Exhausted(describe(&said)))
+}
+
+/// For a completed job: charges its real cost to its pool, and ends its reservation.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn settle(
+    state: &AppState,
+    holder: Option<String>,
+    job_id: i64,
+    project: &str,
+    resource: &str,
+    day: &str,
+    minutes: i64,
+    writes: &mut Vec<Write>,
+) {
+    let source = state.source.load();
+    let credit = &source.credit;
+    if !credit.funds(resource) {
+        return;
+    }
+    let fallback = day.parse::<Date>().ok().and_then(|d| {
+        let p = *funding(credit.all(), resource, Some(project), d).first()?;
+        Some((p.name.clone(), to_i64(*p.per_minute.get(resource)?)))
+    });
+    writes.push(Write::Credit(CreditWrite::Settle {
+        job_id,
+        holder: holder.clone().unwrap_or_default(),
+        project: Some(project.to_string()),
+        resource: resource.to_string(),
+        day: day.to_string(),
+        minutes,
+        fallback,
+    }));
+    if let Some(holder) = holder {
+        writes.push(Write::Credit(CreditWrite::Unreserve { holder }));
+    }
+}
+
+/// Looks at the pools' spending every [`ALERT_EVERY`] and acts on the alerts reached; ends
+/// when the state is dropped.
+pub(crate) fn spawn(state: &Arc<AppState>, every: Duration) {
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(state) = weak.upgrade() else { return };
+            if let Err(e) = alert_pass(&state).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "the look at sponsor pools' alerts failed"
+                );
+            }
+        }
+    });
+}
+
+/// One look: for each pool whose spending reached an alert threshold not acted on yet, claims
+/// the highest such threshold and opens (or edits) the pool's issue. Returns how many alerts
+/// were acted on.
+pub(crate) async fn alert_pass(state: &AppState) -> anyhow::Result<usize> {
+    let source = state.source.load_full();
+    let credit = &source.credit;
+    if credit.all().is_empty() {
+        return Ok(0);
+    }
+    let now = Timestamp::now();
+    let balances = state.store.pool_balances(&time_text(now)).await?;
+    let mut acted = 0;
+    for p in credit.all() {
+        let spent = balances.get(&p.name).map_or(0, |b| b.spent);
+        let Some(threshold) = alert_reached(&p.alerts, p.credit, spent) else {
+            continue;
+        };
+        let done = state.store.pool_alerts_done(&p.name).await?;
+        if done.iter().any(|(t, _)| *t >= i64::from(threshold)) {
+            continue;
+        }
+        let rows = state
+            .store
+            .commit(vec![Write::Credit(CreditWrite::ClaimAlert {
+                pool: p.name.clone(),
+                threshold: i64::from(threshold),
+                at: time_text(now),
+                lease: time_text(later(now, ALERT_LEASE)),
+            })])
+            .await?;
+        if rows.first() != Some(&1) {
+            continue;
+        }
+        let (title, body) = alert_text(p, threshold, spent, now);
+        tracing::warn!(
+            pool = p.name,
+            threshold,
+            spent = p.show(spent),
+            "sponsor pool alert"
+        );
+        state.metrics.pool_alert();
+        let issue = match (&state.github, &credit.issues_repository) {
+            (Some(github), Some(repository)) => {
+                let existing = state.store.pool_issue(&p.name).await?;
+                let existing = existing.and_then(|n| u64::try_from(n).ok());
+                // A failure leaves the claim to end: the next look after its lease tries again.
+                let n = github
+                    .write_issue(repository, existing, &title, &body)
+                    .await?;
+                Some(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+            _ => None,
+        };
+        state
+            .store
+            .commit(vec![Write::Credit(CreditWrite::AlertDone {
+                pool: p.name.clone(),
+                threshold: i64::from(threshold),
+                issue,
+                at: time_text(now),
+            })])
+            .await?;
+        acted += 1;
+    }
+    Ok(acted)
+}
+
+/// The issue's title and body for a pool at `threshold` percent.
+fn alert_text(p: &Terms, threshold: u32, spent: u64, now: Timestamp) -> (String, String) {
+    let title = format!(
+        "gatehouse: sponsor pool `{}` has used {threshold}% of its credit",
+        p.name
+    );
+    let after = if threshold >= 100 {
+        format!(
+            "Jobs that only this pool funds are now refused (`budget-exhausted`). To go on, the \
+             sponsor can top it up (raise `amount` or `minutes` in `pools/{}.yml`), or another \
+             pool can fund its resources.",
+            p.name
+        )
+    } else {
+        "Jobs still run; when the credit is used up, jobs that only this pool funds are \
+         refused (`budget-exhausted`)."
+            .to_string()
+    };
+    let body = format!(
+        "The pool `{}`, given by {}, has spent {} of its {} (at least {threshold}%) as of {}. It \
+         runs from {} to {} and funds {}.\n\n{after}\n\nThe pool's page on the guard shows its \
+         burn-down and what each project spent. gatehouse edits this issue at the next alert \
+         threshold.\n",
+        p.name,
+        p.sponsor,
+        p.show(spent),
+        p.show(p.credit),
+        time_text(now),
+        p.start,
+        p.end,
+        p.resources
+            .iter()
+            .map(|r| format!("`{r}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    (title, body)
+}

@@ -1,0 +1,162 @@
+//! Sponsor credit pools end to end: `paid` costs 0.50 USD a minute and its jobs may run 10
+//! minutes, so each job reserves 5.00 USD when it starts; the pool `cloud` gives 12.00 USD for
+//! it (alerts at 50% and 100%).
+
+use super::*;
+
+/// Jobs reserve their expected cost when they start and pay their real cost when they end. A
+/// queued job that the pool cannot cover any more is refused before it takes a machine; of two
+/// jobs allowed while there was room for one, the second to start has its run cancelled. The
+/// pool's pages and API show what was spent, by whom, and what running jobs hold; at 50% the
+/// guard opens one issue in the access repository, at 100% it edits the same one. Every call
+/// the guard makes for it follows GitHub's published description.
+pub(super) async fn a_sponsor_pool_pays_for_jobs_until_it_is_used_up(backend: Backend) {
+    let world = World::new(backend).await;
+    let proxy = recorder::Recorder::start(&world.github);
+    let guard = world
+        .guard_with(|c| {
+            c.github_api = proxy.base.clone();
+            c.pool_alerts_every = Duration::from_millis(100);
+        })
+        .await;
+    let job = |run| TestJob::new(REPO, run, "paid");
+    let (first, second) = (job(7001), job(7002));
+    for j in [&first, &second] {
+        guard.announce(j).await;
+        assert_eq!(guard.job_event(j, "queued").await, "allow");
+        assert_eq!(guard.job_event(j, "in_progress").await, "job in progress");
+    }
+    // 10.00 USD held: a third job cannot be covered and is refused while queued.
+    let third = job(7003);
+    guard.announce(&third).await;
+    assert_eq!(
+        guard.job_event(&third, "queued").await,
+        "deny (budget-exhausted): run cancelled"
+    );
+    // The first ends after 2 minutes: it pays 1.00 USD and gives back what it held.
+    guard
+        .job_event_since(&first, "completed", jiff::SignedDuration::from_mins(2))
+        .await;
+    // 1.00 spent and 5.00 held leave room for one job: both queued ones are allowed, the
+    // second to start has its run cancelled.
+    let (fourth, fifth) = (job(7004), job(7005));
+    for j in [&fourth, &fifth] {
+        guard.announce(j).await;
+        assert_eq!(guard.job_event(j, "queued").await, "allow");
+    }
+    assert_eq!(
+        guard.job_event(&fourth, "in_progress").await,
+        "job in progress"
+    );
+    assert_eq!(
+        guard.job_event(&fifth, "in_progress").await,
+        "deny (budget-exhausted): run cancelled"
+    );
+    assert_eq!(cancelled(&world.fake), [third.run_id, fifth.run_id]);
+    let recorded = guard.decisions().await;
+    let denials: Vec<&Value> = recorded
+        .iter()
+        .filter(|d| d["rule"] == "budget-exhausted")
+        .collect();
+    assert_eq!(denials.len(), 2, "{recorded:?}");
+    for d in &denials {
+        let m = d["message"].as_str().unwrap();
+        assert!(
+            m.contains("`paid` is paid for here by pool `cloud` (Example Cloud: "),
+            "{m}"
+        );
+        assert!(
+            m.contains("of 12.00 USD spent or held by running jobs"),
+            "{m}"
+        );
+    }
+
+    let pools = guard.json("/api/v1/pools").await;
+    let cloud = &pools["pools"][0];
+    assert_eq!(cloud["name"], "cloud");
+    assert_eq!(cloud["spent"], "1.00 USD");
+    assert_eq!(cloud["reserved"], "10.00 USD");
+    assert_eq!(cloud["left"], "1.00 USD");
+    assert_eq!(cloud["spent_units"], 1_000_000);
+    assert_eq!(cloud["by_project"][0]["project"], "example");
+    assert_eq!(cloud["status"], "active");
+    assert!(world.fake.issues_in("octo-org/access").is_empty());
+
+    // The second ends after 10 minutes: 6.00 of 12.00 spent, 50%: one issue.
+    guard
+        .job_event_since(&second, "completed", jiff::SignedDuration::from_mins(10))
+        .await;
+    until("the 50% alert is raised", || {
+        world.fake.issues_in("octo-org/access").len() == 1
+    })
+    .await;
+    // The fourth runs over what it reserved (12 minutes): 12.00 spent, 100%: the same issue.
+    guard
+        .job_event_since(&fourth, "completed", jiff::SignedDuration::from_mins(12))
+        .await;
+    until("the 100% alert edits the issue", || {
+        world.fake.issues_in("octo-org/access")[0]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("100%"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let issues = world.fake.issues_in("octo-org/access");
+    assert_eq!(issues.len(), 1, "one issue per pool: {issues:?}");
+    let body = issues[0]["body"].as_str().unwrap();
+    assert!(body.contains("given by Example Cloud"), "{body}");
+    assert!(body.contains("12.00 USD of its 12.00 USD"), "{body}");
+    assert!(body.contains("now refused (`budget-exhausted`)"), "{body}");
+    assert_eq!(
+        world
+            .fake
+            .gate
+            .count_exact("POST /repos/octo-org/access/issues"),
+        1
+    );
+
+    // Used up: nothing more runs on it.
+    let sixth = job(7006);
+    guard.announce(&sixth).await;
+    assert_eq!(
+        guard.job_event(&sixth, "queued").await,
+        "deny (budget-exhausted): run cancelled"
+    );
+    let (status, html) = guard.page("/pools").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Example Cloud") && html.contains("<mark>used up</mark>"),
+        "{html}"
+    );
+    let (status, html) = guard.page("/pools/cloud").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<svg class=\"chart burn-down\""), "{html}");
+    assert!(html.contains("12.00 USD"), "{html}");
+    assert_eq!(guard.page("/pools/nothing").await.0, 404);
+    let (_, metrics) = guard.page("/metrics").await;
+    assert!(
+        metrics.contains("gatehouse_pool_alerts_total 2"),
+        "{metrics}"
+    );
+
+    let rest = schema::Description::rest();
+    let exchanges = proxy.exchanges();
+    let operations: std::collections::BTreeSet<&str> = exchanges
+        .iter()
+        .filter_map(|e| rest.operation(&e.method, &e.path))
+        .map(|o| o.id.as_str())
+        .collect();
+    for needed in [
+        "issues/create",
+        "issues/update",
+        "actions/cancel-workflow-run",
+    ] {
+        assert!(operations.contains(needed), "{needed}: {operations:?}");
+    }
+    let problems: Vec<String> = exchanges
+        .iter()
+        .flat_map(|e| rest.check(e))
+        .map(|p| p.to_string())
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
