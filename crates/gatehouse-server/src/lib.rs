@@ -36,6 +36,7 @@ mod pending;
 mod queue;
 pub mod replay;
 mod run_approvals;
+mod scrape;
 mod site_routes;
 mod sqlite_writer;
 mod state;
@@ -217,7 +218,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limits = state.config.limits.clone();
     Router::new()
         .route("/webhook", post(webhook::receive))
-        .route("/metrics", get(metrics::metrics))
+        .route("/metrics", get(scrape::metrics))
         .route("/api/v1/decisions", get(api::decisions))
         .route("/api/v1/usage", get(api::usage))
         .route("/api/v1/run-approvals", get(run_approvals::list_api))
