@@ -20,7 +20,7 @@ pub fn run(dir: &Path, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode>
         .value;
     let mut needed: Vec<(Service, Vec<&str>)> = Vec::new();
     for (name, p) in &settings.providers {
-        if p.kind.value == gatehouse_core::model::ProviderKind::GithubApp {
+        if p.kind() == gatehouse_core::model::ProviderKind::GithubApp {
             continue; // checked below, with its own token
         }
         for service in providers::services_for(p) {
@@ -35,9 +35,9 @@ pub fn run(dir: &Path, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode>
         .providers
         .iter()
         .filter(|(_, p)| {
-            p.kind.value == gatehouse_core::model::ProviderKind::GithubApp
-                || (p.kind.value == gatehouse_core::model::ProviderKind::Cirun
-                    && p.installation_id.is_some())
+            p.kind() == gatehouse_core::model::ProviderKind::GithubApp
+                || (p.kind() == gatehouse_core::model::ProviderKind::Cirun
+                    && p.installation_id().is_some())
         })
         .map(|(name, _)| name.as_str())
         .collect();

@@ -193,7 +193,7 @@ fn reconcile_all(
     let now = now()?;
     let progress = Progress::new(settings.providers.len() as u64 + 1);
     for (name, provider) in &settings.providers {
-        let kind = provider.kind.value.as_str();
+        let kind = provider.kind().as_str();
         progress.start(name);
         let result = providers::configure(repo, name, provider, today, &clients)
             .and_then(|p| rt.block_on(providers::reconcile(repo, name, &p, limit)))
@@ -290,9 +290,9 @@ fn reconcile_all(
 
 /// The app installation of a Cirun provider that names one (Cirun's own).
 fn cirun_installation(provider: &gatehouse_core::model::ProviderSettings) -> Option<u64> {
-    match provider.kind.value {
-        gatehouse_core::model::ProviderKind::Cirun => {
-            provider.installation_id.as_ref().map(|i| i.value)
+    match provider {
+        gatehouse_core::model::ProviderSettings::Cirun(cirun) => {
+            cirun.installation_id.as_ref().map(|i| i.value)
         }
         _ => None,
     }

@@ -180,7 +180,7 @@ pub fn worst_case(repo: &Repo, day: Date) -> Ceilings {
     let max_concurrency = |provider: &str| -> Option<u32> {
         let settings = repo.settings.as_ref()?;
         let p = settings.value.providers.get(provider)?;
-        p.max_concurrency.as_ref().map(|c| c.value)
+        p.max_concurrency().map(|c| c.value)
     };
     let mut out = Ceilings {
         month_minutes: month,

@@ -151,7 +151,7 @@ pub fn diff(repo: &Repo, before: &DesiredState, after: &DesiredState) -> Vec<Pro
                 } else {
                     "unknown"
                 },
-                |p| p.kind.value.as_str(),
+                |p| p.kind().as_str(),
             )
     };
     let empty = BTreeMap::new();

@@ -118,6 +118,87 @@ fn unknown_fields() {
     assert!(d.message.contains("unknown field `colour`"), "{d:?}");
 }
 
+/// A provider takes the fields of its kind: one it lacks, or one of another kind, is refused
+/// when gatehouse.yml is read, at the line and column of the field (or of the key read last,
+/// for a missing field: the parser's place for every missing field), and says which.
+#[test]
+fn a_provider_without_its_kinds_field_or_with_another_kinds() {
+    let path = "gatehouse.yml";
+    let head = "org: conda-forge\nreviewers: { teams: [core] }\nproviders:\n";
+    for (provider, at_, message) in [
+        // Missing: each kind's own field.
+        (
+            "  cirun: { kind: cirun }\n",
+            (4, 12),
+            "missing field `access_repo`",
+        ),
+        (
+            "  cirun: { kind: github-app, max_concurrency: 2 }\n",
+            (4, 30),
+            "missing field `installation_id`",
+        ),
+        (
+            "  cirun: { kind: runner-group }\n",
+            (4, 12),
+            "missing field `group`",
+        ),
+        (
+            "  cirun: { access_repo: .cirun }\n",
+            (4, 12),
+            "missing field `kind`",
+        ),
+        // Another kind's field, after `kind`: where that field is written.
+        (
+            "  cirun: { kind: cirun, access_repo: .cirun, group: gpu }\n",
+            (4, 46),
+            "unknown field `group`, expected one of kind, access_repo, users_from_json, via, installation_id, max_concurrency",
+        ),
+        (
+            "  cirun: { kind: github-app, installation_id: 1, via: api }\n",
+            (4, 50),
+            "unknown field `via`, expected one of kind, installation_id, max_concurrency",
+        ),
+        (
+            "  cirun: { kind: runner-group, group: gpu, access_repo: .cirun }\n",
+            (4, 44),
+            "unknown field `access_repo`, expected one of kind, group, max_concurrency",
+        ),
+        // ... before `kind`: where `kind` names the kind that does not take it.
+        (
+            "  cirun:\n    users_from_json: https://example.org/tos.json\n    kind: runner-group\n    group: gpu\n",
+            (6, 5),
+            "unknown field `users_from_json`, expected one of kind, group, max_concurrency",
+        ),
+        // A field of no kind at all.
+        (
+            "  cirun: { kind: cirun, access_repo: .cirun, colour: red }\n",
+            (4, 46),
+            "unknown field `colour`",
+        ),
+    ] {
+        let text = format!("{head}{provider}");
+        let diags = check_with(path, text.as_bytes());
+        let d = error_in(&diags, path, "schema");
+        assert_eq!(at(d), at_, "{provider}: {d:?}");
+        assert!(d.message.starts_with(message), "{provider}: {d:?}");
+        assert!(d.help.is_some(), "{provider}: {d:?}");
+    }
+    // In block style a missing field is reported at the key read last, on its own line.
+    let text = format!("{head}  pool:\n    kind: runner-group\n    max_concurrency: 3\n");
+    let diags = check_with(path, text.as_bytes());
+    let d = error_in(&diags, path, "schema");
+    assert_eq!(
+        (at(d), d.message.as_str()),
+        ((6, 5), "missing field `group`")
+    );
+    // Every kind with its own fields, in any order, loads.
+    let text = format!(
+        "{head}  cirun: {{ access_repo: .cirun, kind: cirun, via: api, installation_id: 7, users_from_json: https://example.org/u.json, max_concurrency: 4 }}\n  app: {{ installation_id: 1, kind: github-app }}\n  pool: {{ max_concurrency: 2, group: gpu, kind: runner-group }}\n"
+    );
+    let diags = check_with(path, text.as_bytes());
+    assert!(diags.is_empty(), "{diags:#?}");
+}
+
 #[test]
 fn duplicate_keys() {
     let path = "requests/numpy.yml";

@@ -122,8 +122,9 @@ fn providers_need_their_kinds_fields() {
             "org: conda-forge\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n  pool: { kind: runner-group }\n",
         ),
     )]);
-    let d = only(&d, "settings", Severity::Error, "gatehouse.yml", 5);
-    assert!(d.message.contains("needs `group`"), "{}", d.message);
+    // Refused when the file is read (the kinds' fields are `ProviderSettings`' own).
+    let d = only(&d, "schema", Severity::Error, "gatehouse.yml", 5);
+    assert_eq!(d.message, "missing field `group`");
 }
 
 #[test]

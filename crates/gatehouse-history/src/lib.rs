@@ -15,40 +15,31 @@ use gatehouse_core::Repo;
 use gatehouse_core::model::{Grant, GrantFile};
 use gatehouse_core::names::validate_project_name;
 use gatehouse_core::parse::parse_yaml;
-use gatehouse_site::{HistoryEvent, LedgerInputs};
 use serde::Serialize;
 
 pub use git::is_checkout as is_git_checkout;
 
+/// What the ledger's pages take from git (the site's `LedgerInputs` are made from it).
+#[derive(Debug, Default)]
+pub struct LedgerHistory {
+    /// Project → its grant history, oldest first: every project of the repository has one,
+    /// empty when git has none.
+    pub events: BTreeMap<String, Vec<Event>>,
+    /// Request file → the URL of the pull request that added it.
+    pub request_links: BTreeMap<String, String>,
+}
+
 /// What the ledger's pages take from git: every project's grant history (each project of
 /// `repo` has one, empty when git has none) and the pull request behind each request file,
 /// linked under `repo_url` (`origin`'s GitHub address when `None`).
-pub fn ledger_inputs(
+pub fn ledger_history(
     dir: &Path,
     repo: &Repo,
     repo_url: Option<&str>,
-) -> anyhow::Result<LedgerInputs> {
-    let events = history_all(dir).context("reading the grant history from git")?;
-    let mut all: BTreeMap<String, Vec<HistoryEvent>> = BTreeMap::new();
+) -> anyhow::Result<LedgerHistory> {
+    let mut all = history_all(dir).context("reading the grant history from git")?;
     for f in &repo.grants {
-        all.insert(f.value.project.value.clone(), Vec::new());
-    }
-    for (project, events) in events {
-        all.insert(
-            project,
-            events
-                .into_iter()
-                .map(|e| HistoryEvent {
-                    date: e.date,
-                    change: e.change.to_string(),
-                    resource: e.resource,
-                    details: e.details,
-                    commit: e.commit,
-                    author: e.author,
-                    subject: e.subject,
-                })
-                .collect(),
-        );
+        all.entry(f.value.project.value.clone()).or_default();
     }
     let repo_url = match repo_url {
         Some(u) => Some(u.trim_end_matches('/').to_string()),
@@ -58,8 +49,8 @@ pub fn ledger_inputs(
         Some(url) => request_links(dir, &url)?,
         None => BTreeMap::new(),
     };
-    Ok(LedgerInputs {
-        history: Some(all),
+    Ok(LedgerHistory {
+        events: all,
         request_links,
     })
 }

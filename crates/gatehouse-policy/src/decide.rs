@@ -34,6 +34,11 @@ use crate::compile::{
 };
 use crate::job::{Actor, Job, Missing, Permission, Run};
 
+/// Where a job's labels (and runner group) route ([`Policy::route_job`]): `Ok(None)` to no
+/// managed resource, `Err` with two different resources when to more than one. Found once per
+/// decision and passed on ([`Job::routed`]), so that `decide` does not route again.
+pub type Routed = Result<Option<ResourceId>, (ResourceId, ResourceId)>;
+
 /// The outcome for one job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -278,10 +283,7 @@ impl Policy {
     /// A label routes by its key (up to its first `--` or `;`, lower-cased): to the resource
     /// that lists that key, or else to the resource whose pattern (`namespace-profile-*`) the
     /// key starts with. Generic labels and those of GitHub's hosted runners route nowhere.
-    pub fn route<'a>(
-        &self,
-        labels: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Option<ResourceId>, (ResourceId, ResourceId)> {
+    pub fn route<'a>(&self, labels: impl IntoIterator<Item = &'a str>) -> Routed {
         let mut found: Option<ResourceId> = None;
         let mut buf = [0u8; KEY_BUF];
         for label in labels {
@@ -320,7 +322,7 @@ impl Policy {
         &self,
         labels: impl IntoIterator<Item = &'a str>,
         runner_group: Option<&str>,
-    ) -> Result<Option<ResourceId>, (ResourceId, ResourceId)> {
+    ) -> Routed {
         let by_labels = self.route(labels)?;
         let Some(served) = runner_group.and_then(|g| self.group_resources(g)) else {
             return Ok(by_labels);
@@ -337,7 +339,7 @@ impl Policy {
     /// The managed resource served through the organisation's runner group `group` (compared
     /// case-insensitively): `Ok(None)` when no `runner-group` provider serves it, `Err` when
     /// several resources do (a job that names only the group is then ambiguous).
-    pub fn route_group(&self, group: &str) -> Result<Option<ResourceId>, (ResourceId, ResourceId)> {
+    pub fn route_group(&self, group: &str) -> Routed {
         self.route_job(std::iter::empty(), Some(group))
     }
 
@@ -474,10 +476,11 @@ fn deny(rule: DenyRule, resource: Option<ResourceId>, reason: DenyReason) -> Dec
 /// otherwise the decision is [`Decision::Undecided`].
 pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Decision {
     let labels = job.labels();
-    // 1. Routing.
-    let routed = match job.resource() {
-        Some(name) => Ok(policy.resource_by_name(name)),
-        None => policy.route_job(labels.iter().map(String::as_str), job.runner_group()),
+    // 1. Routing, unless the caller routed the job already.
+    let routed = match (job.routed(), job.resource()) {
+        (Some(routed), _) => routed,
+        (None, Some(name)) => Ok(policy.resource_by_name(name)),
+        (None, None) => policy.route_job(labels.iter().map(String::as_str), job.runner_group()),
     };
     let resource = match routed {
         Ok(None) => {

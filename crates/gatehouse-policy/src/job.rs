@@ -178,6 +178,13 @@ pub trait Job {
     fn resource(&self) -> Option<&str> {
         None
     }
+    /// Where the job routes, when the caller routed it already (the guard routes each job
+    /// once, to know whether it is managed at all): `decide` then starts from it and does not
+    /// route again. It must be what [`crate::Policy::route_job`] says of [`Job::labels`] and
+    /// [`Job::runner_group`], or of [`Job::resource`].
+    fn routed(&self) -> Option<crate::decide::Routed> {
+        None
+    }
     /// The day the job is judged on; `None`: the day the policy was compiled.
     fn today(&self) -> Option<Date>;
     fn usage(&self) -> Usage;

@@ -23,7 +23,7 @@ pub use compile::{
     CompiledGrant, CompiledResource, GrantId, Policy, ResourceId, compile, compile_source,
 };
 pub use decide::{
-    Cap, Checked, Decision, Denial, DenyReason, DenyRule, Step, Tracer, Who, decide_with,
+    Cap, Checked, Decision, Denial, DenyReason, DenyRule, Routed, Step, Tracer, Who, decide_with,
 };
 pub use job::{Actor, Job, JobContext, Missing, Permission, Run, Usage};
 pub use run_approval::{NotApprover, RunApproval};

@@ -8,7 +8,7 @@
 //! same policy. It is plain data, serialisable, with no YAML to parse.
 
 use gatehouse_core::Repo;
-use gatehouse_core::model::{ProviderKind, Quota, Role};
+use gatehouse_core::model::{ProviderSettings, Quota, Role};
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
@@ -118,11 +118,11 @@ impl PolicySource {
             || (String::new(), String::new()),
             |s| (s.value.org.value.clone(), s.value.repo_suffix.clone()),
         );
-        let group_of = |provider: &str| {
-            let p = repo.settings.as_ref()?.value.providers.get(provider)?;
-            (p.kind.value == ProviderKind::RunnerGroup)
-                .then(|| p.group.as_ref().map(|g| g.value.clone()))?
-        };
+        let group_of =
+            |provider: &str| match repo.settings.as_ref()?.value.providers.get(provider)? {
+                ProviderSettings::RunnerGroup(p) => Some(p.group.value.clone()),
+                _ => None,
+            };
         let mut resources: Vec<ResourceSource> = Vec::with_capacity(repo.resources.len());
         for loaded in &repo.resources {
             let r = &loaded.value;

@@ -577,6 +577,58 @@ fn partial(job: JobContext, run_known: bool, roles_known: bool) -> Decision {
     })
 }
 
+/// [`job()`] as a caller that routed it already sees it ([`Job::routed`]).
+struct Routed {
+    job: JobContext,
+    routed: gatehouse_policy::Routed,
+}
+
+impl Job for Routed {
+    fn repository(&self) -> &str {
+        self.job.repository()
+    }
+    fn labels(&self) -> &[String] {
+        self.job.labels()
+    }
+    fn routed(&self) -> Option<gatehouse_policy::Routed> {
+        Some(self.routed)
+    }
+    fn today(&self) -> Option<jiff::civil::Date> {
+        self.job.today()
+    }
+    fn usage(&self) -> Usage {
+        self.job.usage
+    }
+    fn run(&self) -> Option<Run<'_>> {
+        self.job.run()
+    }
+    fn role(&self, person: &Actor) -> Option<Option<Permission>> {
+        Some(person.permission)
+    }
+}
+
+/// A job routed once is decided from that route, not from its labels again: the same as
+/// routing them, and what the route says when it differs (the caller's route is the one).
+#[test]
+fn a_job_routed_by_its_caller_is_decided_from_that_route() {
+    let p = policy();
+    let labels = || job().labels.clone();
+    let routed = p.route_job(labels().iter().map(String::as_str), None);
+    let gpu = p.resource_by_name("gpu").unwrap();
+    let cpu = p.resource_by_name("cpu").unwrap();
+    assert_eq!(routed, Ok(Some(gpu)));
+    let decide = |routed| p.decide(&Routed { job: job(), routed });
+    assert_eq!(decide(routed), p.decide(&job()));
+    assert!(matches!(decide(routed), Decision::Allow { .. }));
+    assert_eq!(decide(Ok(None)), Decision::NotManaged);
+    assert_eq!(
+        decide(Err((gpu, cpu))).rule(),
+        Some(DenyRule::AmbiguousLabels)
+    );
+    // `pytorch-cpu` holds no grant of `cpu`.
+    assert_eq!(decide(Ok(Some(cpu))).rule(), Some(DenyRule::NoGrant));
+}
+
 #[test]
 fn a_job_whose_facts_are_missing_is_undecided_never_allowed() {
     for (run, roles, missing) in [

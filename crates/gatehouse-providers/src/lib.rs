@@ -320,18 +320,13 @@ pub fn service_of(kind: ProviderKind) -> Service {
     }
 }
 
-/// How a Cirun provider writes its policy (`via`, `access-repo` when not set).
-fn cirun_via(settings: &ProviderSettings) -> CirunVia {
-    settings.via.as_ref().map(|v| v.value).unwrap_or_default()
-}
-
 /// The service a configured provider writes through: a Cirun provider that commits
 /// `.access.yml` (`via: access-repo`, the default) talks to GitHub only; one with `via: api`
 /// to Cirun (and to GitHub, to merge the pull request Cirun opens: see [`services_for`]).
 pub fn service_for(settings: &ProviderSettings) -> Service {
-    match settings.kind.value {
-        ProviderKind::Cirun if cirun_via(settings) == CirunVia::AccessRepo => Service::GitHub,
-        kind => service_of(kind),
+    match settings {
+        ProviderSettings::Cirun(cirun) if cirun.via() == CirunVia::AccessRepo => Service::GitHub,
+        other => service_of(other.kind()),
     }
 }
 
@@ -339,11 +334,11 @@ pub fn service_for(settings: &ProviderSettings) -> Service {
 /// app installation also switches Cirun on and off at repositories (cirun-py's `set_repo`,
 /// see [`cirun_app`]), which needs Cirun's key in either `via`.
 pub fn services_for(settings: &ProviderSettings) -> Vec<Service> {
-    match settings.kind.value {
-        ProviderKind::Cirun if cirun_via(settings) == CirunVia::Api => {
+    match settings {
+        ProviderSettings::Cirun(cirun) if cirun.via() == CirunVia::Api => {
             vec![Service::Cirun, Service::GitHub]
         }
-        ProviderKind::Cirun if settings.installation_id.is_some() => {
+        ProviderSettings::Cirun(cirun) if cirun.installation_id.is_some() => {
             vec![Service::GitHub, Service::Cirun]
         }
         _ => vec![service_for(settings)],
@@ -359,7 +354,7 @@ pub fn configure(
     clients: &Clients,
 ) -> anyhow::Result<Configured> {
     // `github-app` providers change another App's installation: an owner's token (`admin`).
-    let client = match settings.kind.value {
+    let client = match settings.kind() {
         ProviderKind::GithubApp => clients.admin.clone().map_err(anyhow::Error::msg)?,
         _ => clients.get(service_for(settings))?,
     };
@@ -369,14 +364,10 @@ pub fn configure(
         .map(|s| s.value.org.value.clone())
         .context("the repository has no gatehouse.yml")?;
     let desired = gatehouse_core::desired::desired_state(repo, today);
-    Ok(match settings.kind.value {
-        ProviderKind::Cirun => {
-            let access_repo = &settings
-                .access_repo
-                .as_ref()
-                .with_context(|| format!("provider `{name}` has no access_repo"))?
-                .value;
-            match cirun_via(settings) {
+    Ok(match settings {
+        ProviderSettings::Cirun(cirun) => {
+            let access_repo = &cirun.access_repo.value;
+            match cirun.via() {
                 CirunVia::AccessRepo => Configured::Cirun(Cirun::in_repository(
                     client,
                     repo,
@@ -403,22 +394,13 @@ pub fn configure(
                 }
             }
         }
-        ProviderKind::GithubApp => {
-            let id = settings
-                .installation_id
-                .as_ref()
-                .with_context(|| format!("provider `{name}` has no installation_id"))?
-                .value;
+        ProviderSettings::GithubApp(app) => {
+            let id = app.installation_id.value;
             let access = merged_access(repo, name, &desired);
             Configured::GithubApp(GithubApp::new(client, id, access))
         }
-        ProviderKind::RunnerGroup => {
-            let group = settings
-                .group
-                .as_ref()
-                .with_context(|| format!("provider `{name}` has no group"))?
-                .value
-                .clone();
+        ProviderSettings::RunnerGroup(runners) => {
+            let group = runners.group.value.clone();
             let access = merged_access(repo, name, &desired);
             Configured::RunnerGroup(RunnerGroup::new(client, &org, &group, access))
         }

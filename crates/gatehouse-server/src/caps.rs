@@ -82,7 +82,7 @@ impl Caps {
                 provider: settings
                     .providers
                     .get(r.provider.as_str())
-                    .and_then(|p| p.max_concurrency.as_ref())
+                    .and_then(|p| p.max_concurrency())
                     .map(|c| c.value),
             };
             if !limits.any() || resources.contains_key(r.name.as_str()) {

@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
 
-use crate::state::AppState;
+use crate::state::{AppState, CatchUpReport};
 
 /// Where and how often to catch up.
 #[derive(Clone, Debug)]
@@ -47,23 +46,6 @@ const MAX_PAGES: usize = 500;
 /// How far before the previous pass a periodic pass looks again: deliveries GitHub lists a
 /// little late are not missed.
 const OVERLAP: SignedDuration = SignedDuration::from_secs(120);
-
-/// What one pass found and did, for `/healthz` and `POST /admin/catch-up`.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct CatchUpReport {
-    pub at: String,
-    /// Deliveries of the events the guard uses that GitHub listed in the window.
-    pub listed: usize,
-    /// Of those, how many the store did not hold.
-    pub missing: usize,
-    /// How many of the missing GitHub was asked to send again.
-    pub redelivered: usize,
-    /// The pass stopped at its page limit before reaching its start: older deliveries were
-    /// not looked at.
-    pub truncated: bool,
-    /// Why the pass stopped short, if it did (a token without access to the hook, say).
-    pub error: Option<String>,
-}
 
 /// One pass: lists the hook's deliveries since `since` (within the window; the whole window
 /// when `None`), newest first, and asks for each missing one again. Failures are in the

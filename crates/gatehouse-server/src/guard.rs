@@ -23,8 +23,8 @@ use anyhow::Context;
 use gatehouse_core::duration::Day;
 use gatehouse_core::model::{GuardMode, OnExceed};
 use gatehouse_policy::{
-    Actor, Decision, DenyRule, Job, JobContext, Missing, Permission, Policy, ResourceId, Run,
-    RunApproval, Usage,
+    Actor, Decision, DenyRule, Job, JobContext, Missing, Permission, Policy, ResourceId, Routed,
+    Run, RunApproval, Usage,
 };
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -787,7 +787,12 @@ fn decided_in_progress(policy: &Policy, job: &WorkflowJob) -> bool {
 /// The resource a job asks for (its labels', or its runner group's); for ambiguous labels,
 /// the first of them, so that the job is still tracked.
 fn route(policy: &Policy, labels: &[String], group: Option<&str>) -> Option<ResourceId> {
-    match policy.route_job(labels.iter().map(String::as_str), group) {
+    tracked(policy.route_job(labels.iter().map(String::as_str), group))
+}
+
+/// The resource a job is tracked on, from where it routes: for ambiguous labels, the first.
+fn tracked(routed: Routed) -> Option<ResourceId> {
+    match routed {
         Ok(found) => found,
         Err((a, _)) => Some(a),
     }
@@ -823,6 +828,8 @@ pub(crate) struct GuardJob<'a> {
     runner_group: Option<&'a str>,
     /// The resource where it runs says (a gate's pool), when not its labels.
     resource: Option<&'a str>,
+    /// Where it routes, found once ([`Job::routed`]): `decide` does not route it again.
+    routed: Option<Routed>,
     today: Date,
     usage: Usage,
     run: Option<RunPeople>,
@@ -834,8 +841,9 @@ pub(crate) struct GuardJob<'a> {
 }
 
 /// The guard's view of a job of `repository` on `resource`, with the facts it holds now: this
-/// month's usage, the run's attempt (`run`, when known), the roles when they are fresh. The
-/// caller sets the labels, runner group or resource it was routed by.
+/// month's usage, the run's attempt (`run`, when known), the roles when they are fresh. It is
+/// routed to `resource`; the caller sets the labels, runner group or resource it was routed
+/// by, and where they route when that is not `resource` alone (ambiguous labels).
 pub(crate) async fn view_of<'a>(
     state: &AppState,
     policy: &Policy,
@@ -855,6 +863,7 @@ pub(crate) async fn view_of<'a>(
         labels: Vec::new(),
         runner_group: None,
         resource: None,
+        routed: Some(Ok(Some(resource))),
         today,
         usage,
         roles: state
@@ -920,6 +929,10 @@ impl Job for GuardJob<'_> {
 
     fn resource(&self) -> Option<&str> {
         self.resource
+    }
+
+    fn routed(&self) -> Option<Routed> {
+        self.routed
     }
 
     fn today(&self) -> Option<Date> {
@@ -1014,8 +1027,10 @@ async fn decide_job(
 ) -> anyhow::Result<Step> {
     let policy = state.policy.load();
     // Most jobs run on GitHub's own runners: settle those before anything is read. (Not
-    // recorded either: the decisions table is about managed resources.)
-    let Some(resource) = route(&policy, &w.labels, group) else {
+    // recorded either: the decisions table is about managed resources.) Routed once: the
+    // decision starts from it.
+    let routed = policy.route_job(w.labels.iter().map(String::as_str), group);
+    let Some(resource) = tracked(routed) else {
         return Ok(Step::Did("not managed".into()));
     };
     let project = policy.project_of(repository).map(str::to_lowercase);
@@ -1024,6 +1039,7 @@ async fn decide_job(
     let mut view = view_of(state, &policy, repository, resource, run).await?;
     view.labels = w.labels.clone();
     view.runner_group = group;
+    view.routed = Some(routed);
     let started = std::time::Instant::now();
     let mut decision = policy.decide(&view);
     if decision.rule() == Some(DenyRule::UserNotAllowed)

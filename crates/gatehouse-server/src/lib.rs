@@ -38,6 +38,7 @@ mod pool_pages;
 mod queue;
 pub mod replay;
 mod run_approvals;
+mod scrape;
 mod site_routes;
 mod sqlite_writer;
 mod state;
@@ -223,7 +224,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limits = state.config.limits.clone();
     Router::new()
         .route("/webhook", post(webhook::receive))
-        .route("/metrics", get(metrics::metrics))
+        .route("/metrics", get(scrape::metrics))
         .route("/api/v1/decisions", get(api::decisions))
         .route("/api/v1/usage", get(api::usage))
         .route("/api/v1/run-approvals", get(run_approvals::list_api))

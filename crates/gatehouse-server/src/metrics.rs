@@ -1,4 +1,5 @@
-//! `/metrics`: what the guard did, in Prometheus' text format (OpenMetrics).
+//! What the guard did, as `/metrics` shows it in Prometheus' text format (OpenMetrics; the
+//! route is [`crate::scrape`]).
 //!
 //! Counters and histograms are kept in memory by this process (each replica reports its own;
 //! Prometheus adds them up). Figures that live in the shared store (jobs queued or running per
@@ -8,12 +9,8 @@
 //! `gatehouse_decide_duration_seconds_sum / gatehouse_webhook_duration_seconds_sum` is the
 //! share of request time spent deciding.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -22,7 +19,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::state::{AppState, today};
+use crate::store::ActiveJobs;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
@@ -382,78 +379,56 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics`.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let m = &state.metrics;
-    let month = today().strftime("%Y-%m").to_string();
-    match state.store.month_minutes_by_resource(&month).await {
-        Ok(rows) => {
-            m.month_minutes.clear();
-            for (resource, minutes) in rows {
-                m.month_minutes
-                    .get_or_create(&ResourceLabels { resource })
-                    .set(minutes);
-            }
+/// The figures read from the store at each scrape ([`crate::scrape`]), each replacing the
+/// last: a resource or project no longer reported is dropped.
+impl Metrics {
+    /// This month's minutes per resource, every project together.
+    pub fn set_month_minutes(&self, rows: Vec<(String, i64)>) {
+        self.month_minutes.clear();
+        for (resource, minutes) in rows {
+            self.month_minutes
+                .get_or_create(&ResourceLabels { resource })
+                .set(minutes);
         }
-        Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot read usage for /metrics"),
     }
-    match crate::outliers::cached(&state, today()).await {
-        Ok(found) => {
-            m.outliers.clear();
-            for o in found.iter() {
-                m.outliers
-                    .get_or_create(&ProjectLabels {
-                        project: o.project.clone(),
+
+    /// This week's outliers (project, minutes this week).
+    pub fn set_outliers<'a>(&self, found: impl IntoIterator<Item = (&'a str, u64)>) {
+        self.outliers.clear();
+        for (project, minutes) in found {
+            self.outliers
+                .get_or_create(&ProjectLabels {
+                    project: project.to_string(),
+                })
+                .set(i64::try_from(minutes).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Managed jobs queued and in progress, per resource.
+    pub fn set_jobs(&self, rows: Vec<ActiveJobs>) {
+        self.jobs.clear();
+        for row in rows {
+            for (status, n) in [("queued", row.queued), ("in_progress", row.in_progress)] {
+                self.jobs
+                    .get_or_create(&JobLabels {
+                        resource: row.resource.clone(),
+                        status: status.into(),
                     })
-                    .set(i64::try_from(o.minutes).unwrap_or(i64::MAX));
+                    .set(n);
             }
         }
-        Err(e) => tracing::warn!(
-            error = format!("{e:#}"),
-            "cannot read outliers for /metrics"
-        ),
     }
-    match state.store.active_jobs().await {
-        Ok(rows) => {
-            m.jobs.clear();
-            for row in rows {
-                for (status, n) in [("queued", row.queued), ("in_progress", row.in_progress)] {
-                    m.jobs
-                        .get_or_create(&JobLabels {
-                            resource: row.resource.clone(),
-                            status: status.into(),
-                        })
-                        .set(n);
-                }
-            }
-        }
-        Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot read jobs for /metrics"),
+
+    /// Deliveries stored but not processed yet, and the age of the oldest in seconds.
+    pub fn set_pending(&self, count: i64, oldest_secs: i64) {
+        self.pending.set(count);
+        self.pending_oldest.set(oldest_secs);
     }
-    match state.store.pending().await {
-        Ok((count, oldest)) => {
-            m.pending.set(count);
-            let age = oldest
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .map_or(0, |t| {
-                    jiff::Timestamp::now().duration_since(t).as_secs().max(0)
-                });
-            m.pending_oldest.set(age);
-        }
-        Err(e) => tracing::warn!(
-            error = format!("{e:#}"),
-            "cannot read pending deliveries for /metrics"
-        ),
+
+    /// Every metric in Prometheus' text format; `None` if it cannot be written.
+    pub fn encode(&self) -> Option<String> {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).ok()?;
+        Some(text)
     }
-    let mut text = String::new();
-    if encode(&mut text, &m.registry).is_err() {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
 }

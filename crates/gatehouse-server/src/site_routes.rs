@@ -191,13 +191,16 @@ pub(crate) async fn site(state: &AppState) -> anyhow::Result<Arc<Rendered>> {
         // The grant history and the pull requests behind requests, as `gatehouse site` shows
         // them, when the access repository is a git checkout.
         let inputs = if gatehouse_history::is_git_checkout(&dir) {
-            gatehouse_history::ledger_inputs(&dir, &repo, None).unwrap_or_else(|e| {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "the ledger's pages show no git history"
-                );
-                LedgerInputs::default()
-            })
+            gatehouse_history::ledger_history(&dir, &repo, None).map_or_else(
+                |e| {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "the ledger's pages show no git history"
+                    );
+                    LedgerInputs::default()
+                },
+                LedgerInputs::from,
+            )
         } else {
             LedgerInputs::default()
         };

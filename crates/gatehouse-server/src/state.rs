@@ -48,7 +48,7 @@ pub struct AppState {
     /// This state, for the tasks it starts (it lives in an `Arc`).
     me: Weak<AppState>,
     /// The last catch-up pass, when catching up is on.
-    catch_up: Mutex<Option<crate::catchup::CatchUpReport>>,
+    catch_up: Mutex<Option<CatchUpReport>>,
     /// The rendered ledger and the dashboard's figures ([`crate::site_routes`]).
     pub(crate) site_cache: crate::site_routes::SiteCache,
     /// This week's outliers as last read ([`crate::outliers::cached`]): when, for which day.
@@ -213,9 +213,7 @@ impl AppState {
         &self.store
     }
 
-    pub(crate) fn catch_up_report(
-        &self,
-    ) -> std::sync::MutexGuard<'_, Option<crate::catchup::CatchUpReport>> {
+    pub(crate) fn catch_up_report(&self) -> std::sync::MutexGuard<'_, Option<CatchUpReport>> {
         self.catch_up.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -386,6 +384,24 @@ fn fingerprint(dir: &Path) -> u64 {
     entries.sort();
     entries.hash(&mut hasher);
     hasher.finish()
+}
+
+/// What one catch-up pass ([`crate::catchup`]) found and did, for `/healthz` and
+/// `POST /admin/catch-up`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CatchUpReport {
+    pub at: String,
+    /// Deliveries of the events the guard uses that GitHub listed in the window.
+    pub listed: usize,
+    /// Of those, how many the store did not hold.
+    pub missing: usize,
+    /// How many of the missing GitHub was asked to send again.
+    pub redelivered: usize,
+    /// The pass stopped at its page limit before reaching its start: older deliveries were
+    /// not looked at.
+    pub truncated: bool,
+    /// Why the pass stopped short, if it did (a token without access to the hook, say).
+    pub error: Option<String>,
 }
 
 #[cfg(test)]

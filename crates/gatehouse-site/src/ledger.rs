@@ -153,6 +153,30 @@ pub struct LedgerInputs {
     pub request_links: BTreeMap<String, String>,
 }
 
+/// The pages' history from what git says (`gatehouse_history::ledger_history`).
+impl From<gatehouse_history::LedgerHistory> for LedgerInputs {
+    fn from(h: gatehouse_history::LedgerHistory) -> Self {
+        let event = |e: gatehouse_history::Event| HistoryEvent {
+            date: e.date,
+            change: e.change.to_string(),
+            resource: e.resource,
+            details: e.details,
+            commit: e.commit,
+            author: e.author,
+            subject: e.subject,
+        };
+        LedgerInputs {
+            history: Some(
+                h.events
+                    .into_iter()
+                    .map(|(project, events)| (project, events.into_iter().map(event).collect()))
+                    .collect(),
+            ),
+            request_links: h.request_links,
+        }
+    }
+}
+
 impl Ledger {
     pub fn build(repo: &Repo, today: Date, inputs: &LedgerInputs) -> Ledger {
         let settings = repo.settings.as_ref().map(|s| &s.value);

@@ -726,7 +726,7 @@ pub fn public_runner_groups(
     ledger: &impl Ledger,
     groups: &[RunnerGroupFact],
 ) -> Diagnostics {
-    use crate::model::ProviderKind;
+    use crate::model::ProviderSettings;
     let mut diags = Diagnostics::new();
     let Some(settings) = &repo.settings else {
         return diags;
@@ -735,12 +735,10 @@ pub fn public_runner_groups(
     for group in groups.iter().filter(|g| g.allows_public_repositories) {
         // The provider that manages this group, and the resources it serves.
         let provider = settings.value.providers.iter().find(|(_, p)| {
-            p.kind.value == ProviderKind::RunnerGroup
-                && p.group
-                    .as_ref()
-                    .is_some_and(|g| g.value.eq_ignore_ascii_case(&group.name))
+            matches!(p, ProviderSettings::RunnerGroup(p)
+                if p.group.value.eq_ignore_ascii_case(&group.name))
         });
-        let span = provider.map_or(settings.value.org.span, |(_, p)| p.kind.span);
+        let span = provider.map_or(settings.value.org.span, |(_, p)| p.kind_at());
         let resources: Vec<&str> = provider
             .map(|(name, _)| {
                 repo.resources

@@ -282,7 +282,7 @@ fn action_serves(ctx: &CheckContext<'_>, action: &str, provider: &str) -> bool {
         .settings
         .as_ref()
         .and_then(|s| s.value.providers.get(provider))
-        .map(|p| p.kind.value);
+        .map(|p| p.kind());
     let same = |a: &str, b: &str| {
         a.replace('_', "-")
             .eq_ignore_ascii_case(&b.replace('_', "-"))

@@ -337,7 +337,7 @@ fn served_by_a_runner_group(ctx: &CheckContext<'_>, res: &Resource) -> bool {
         s.value
             .providers
             .get(res.provider.as_str())
-            .is_some_and(|p| p.kind.value == ProviderKind::RunnerGroup && p.group.is_some())
+            .is_some_and(|p| p.kind() == ProviderKind::RunnerGroup)
     })
 }
 
@@ -361,7 +361,7 @@ pub(super) fn validate_caps(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
     };
     if let Some(settings) = &ctx.repo.settings {
         for p in settings.value.providers.values() {
-            if let Some(cap) = &p.max_concurrency {
+            if let Some(cap) = p.max_concurrency() {
                 zero(settings.path.as_str(), cap, "max_concurrency", diags);
             }
         }
@@ -400,7 +400,7 @@ pub(super) fn validate_caps(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
             .settings
             .as_ref()
             .and_then(|s| s.value.providers.get(r.value.provider.as_str()))
-            .is_some_and(|p| p.max_concurrency.is_some());
+            .is_some_and(|p| p.max_concurrency().is_some());
         if let Some(on_exceed) = &quota.on_exceed
             && quota.concurrency.is_none()
             && quota.project_concurrency.is_none()

@@ -1,6 +1,6 @@
 use super::CheckContext;
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::model::{ProviderKind, Reviewers};
+use crate::model::Reviewers;
 use crate::repo::SETTINGS_FILE;
 use crate::span::Span;
 
@@ -67,43 +67,8 @@ pub(super) fn validate_settings(ctx: &CheckContext<'_>, diags: &mut Diagnostics)
             );
         }
     }
-    for (name, p) in &s.providers {
-        if let Some(via) = &p.via
-            && p.kind.value != ProviderKind::Cirun
-        {
-            diags.push(
-                Diagnostic::error(
-                    "settings",
-                    file,
-                    via.span,
-                    format!(
-                        "provider `{name}` of kind `{}` has `via`, which only Cirun providers take",
-                        p.kind.value.as_str()
-                    ),
-                )
-                .with_help("remove `via`"),
-            );
-        }
-        let (field, present) = match p.kind.value {
-            ProviderKind::Cirun => ("access_repo", p.access_repo.is_some()),
-            ProviderKind::GithubApp => ("installation_id", p.installation_id.is_some()),
-            ProviderKind::RunnerGroup => ("group", p.group.is_some()),
-        };
-        if !present {
-            diags.push(
-                Diagnostic::error(
-                    "settings",
-                    file,
-                    p.kind.span,
-                    format!(
-                        "provider `{name}` of kind `{}` needs `{field}`",
-                        p.kind.value.as_str()
-                    ),
-                )
-                .with_help(format!("add `{field}: ...` to the provider")),
-            );
-        }
-    }
+    // Each provider's fields, by kind, are the type's (`model::ProviderSettings`): a field
+    // missing or foreign to the kind is refused where it stands when the file is read.
 }
 
 /// Shared by `gatehouse.yml` and resources that override the reviewers.

@@ -7,6 +7,7 @@ mod account;
 mod gate;
 mod grant;
 mod pool;
+mod provider;
 mod request;
 mod resource;
 mod settings;
@@ -20,13 +21,15 @@ pub use gate::{
 };
 pub use grant::{Grant, GrantFile, GrantUser, GrantUsers, Standing, Validity};
 pub use pool::{DEFAULT_ALERTS, Pool};
+pub use provider::{
+    CirunProvider, CirunVia, GithubAppProvider, ProviderKind, ProviderSettings, RunnerGroupProvider,
+};
 pub use request::{
     ADMIN_ACTIONS, ActionOnly, OTHER_ADMIN_ACTIONS, Request, RequestAction, RequestFile,
     RequestForm,
 };
 pub use resource::{BotTrust, Cost, Defaults, OnExceed, Quota, Resource, Role, Specs, UserPolicy};
 pub use settings::{
-    CirunVia, GuardMode, GuardSettings, OutlierSettings, ProviderKind, ProviderSettings, Reviewers,
-    RunApprovalSettings, Settings,
+    GuardMode, GuardSettings, OutlierSettings, Reviewers, RunApprovalSettings, Settings,
 };
 pub use tos::{TosEntry, TosList};

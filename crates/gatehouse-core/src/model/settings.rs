@@ -20,7 +20,7 @@ pub struct Settings {
     pub guard: GuardSettings,
     /// The providers that resources are served by, by name.
     #[serde(default)]
-    pub providers: BTreeMap<String, ProviderSettings>,
+    pub providers: BTreeMap<String, super::ProviderSettings>,
     /// Runner pools that refuse jobs before their first step (`gatehouse gate`).
     #[serde(default)]
     pub gate: super::GateSettings,
@@ -165,66 +165,4 @@ pub enum GuardMode {
     Enforce,
     /// Only record what would have been denied.
     DryRun,
-}
-
-/// How gatehouse reaches one provider.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderSettings {
-    pub kind: Spanned<ProviderKind>,
-    /// `cirun`: the organisation's repository that holds `.access.yml`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_repo: Option<Spanned<String>>,
-    /// `cirun`: the URL of the terms-of-service list that Cirun reads (`users_from_json`) for
-    /// resources with `require_tos`; without it, the logins of people/tos.yml are listed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub users_from_json: Option<Spanned<String>>,
-    /// `cirun`: how the policy reaches Cirun. `access-repo` (the default) commits the rendered
-    /// `.access.yml` straight to `access_repo`, which Cirun reads: live at once. `api`, for a
-    /// token that cannot write `access_repo`, sends the changes to Cirun's REST API, which
-    /// opens a pull request on `access_repo`; `apply` checks and merges it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub via: Option<Spanned<CirunVia>>,
-    /// `github-app`: the installation whose selected repositories are managed. `cirun`: Cirun's
-    /// own GitHub App installation (optional), which `audit --online` reads for repositories
-    /// where Cirun is installed without a grant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub installation_id: Option<Spanned<u64>>,
-    /// `runner-group`: the organisation's runner group whose selected repositories are managed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<Spanned<String>>,
-    /// The organisation-wide cap: jobs that may hold a machine of any of this provider's
-    /// resources at once (running, or admitted by a gate).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_concurrency: Option<Spanned<u32>>,
-}
-
-/// How `apply` writes Cirun's access policy.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum CirunVia {
-    /// `PUT {base}/access-control` on Cirun's API (cirun-py's `update_access_control`), then
-    /// the pull request Cirun opens on `access_repo` merged through GitHub.
-    Api,
-    /// A commit of `.access.yml` to the organisation's `access_repo` through GitHub.
-    #[default]
-    AccessRepo,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProviderKind {
-    Cirun,
-    GithubApp,
-    RunnerGroup,
-}
-
-impl ProviderKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ProviderKind::Cirun => "cirun",
-            ProviderKind::GithubApp => "github-app",
-            ProviderKind::RunnerGroup => "runner-group",
-        }
-    }
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use gatehouse_core::Repo;
-use gatehouse_core::model::{ProviderKind, Role};
+use gatehouse_core::model::{CirunProvider, ProviderSettings, Role};
 use jiff::civil::Date;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -80,31 +80,34 @@ pub fn desired(
     today: Date,
 ) -> Result<AccessPolicy, RenderError> {
     let settings = &repo.settings.as_ref().ok_or(RenderError::NoSettings)?.value;
-    let cirun: Vec<&String> = settings
+    let cirun: Vec<(&String, &CirunProvider)> = settings
         .providers
         .iter()
-        .filter(|(_, p)| p.kind.value == ProviderKind::Cirun)
-        .map(|(name, _)| name)
+        .filter_map(|(name, p)| match p {
+            ProviderSettings::Cirun(p) => Some((name, p)),
+            _ => None,
+        })
         .collect();
     let provider_name = match provider {
-        Some(p) if cirun.iter().any(|c| c.as_str() == p) => p.to_string(),
+        Some(p) if cirun.iter().any(|(c, _)| c.as_str() == p) => p.to_string(),
         Some(p) => return Err(RenderError::UnknownProvider(p.to_string())),
         None => match cirun.as_slice() {
             [] => return Err(RenderError::NoCirunProvider),
-            [one] => one.to_string(),
+            [(one, _)] => one.to_string(),
             many => {
                 return Err(RenderError::SeveralProviders(
                     many.iter()
-                        .map(|s| s.as_str())
+                        .map(|(s, _)| s.as_str())
                         .collect::<Vec<_>>()
                         .join(", "),
                 ));
             }
         },
     };
-    let tos_url = settings.providers[&provider_name]
-        .users_from_json
-        .as_ref()
+    let tos_url = cirun
+        .iter()
+        .find(|(name, _)| **name == provider_name)
+        .and_then(|(_, p)| p.users_from_json.as_ref())
         .map(|u| u.value.clone());
     let tos_logins: Vec<String> = {
         let mut v: Vec<String> = repo

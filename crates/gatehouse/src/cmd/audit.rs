@@ -497,7 +497,7 @@ fn online(
         .iter()
         .map(|(name, p)| {
             let configured = providers::configure(repo, name, p, today, &clients);
-            (name.as_str(), p.kind.span, configured)
+            (name.as_str(), p.kind_at(), configured)
         })
         .collect();
     if let Ok(client) = clients.github() {
@@ -539,7 +539,7 @@ fn online(
     // Repositories where Cirun is installed (Cirun's own app installation) without a grant.
     for (name, p) in &settings.value.providers {
         let (gatehouse_core::model::ProviderKind::Cirun, Some(installation)) =
-            (p.kind.value, &p.installation_id)
+            (p.kind(), p.installation_id())
         else {
             continue;
         };
@@ -578,11 +578,10 @@ fn online(
 
     // Catalogue runners (`.cirun.global.yml` beside the policy) that no resource names.
     for (name, p) in &settings.value.providers {
-        let (gatehouse_core::model::ProviderKind::Cirun, Some(access_repo)) =
-            (p.kind.value, &p.access_repo)
-        else {
+        let gatehouse_core::model::ProviderSettings::Cirun(cirun) = p else {
             continue;
         };
+        let access_repo = &cirun.access_repo;
         let file = format!("{org}/{}/{CATALOGUE_FILE}", access_repo.value);
         let read = clients.github().and_then(|c| {
             rt.block_on(providers::contents::read_file(

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use gatehouse_core::duration::Day;
 use gatehouse_core::ledger::{LedgerChange, apply_changes};
-use gatehouse_core::model::{Grant, ProviderKind};
+use gatehouse_core::model::{Grant, ProviderSettings};
 use gatehouse_core::{Diagnostic, Span, Spanned};
 use jiff::civil::Date;
 
@@ -52,18 +52,14 @@ pub fn run(
             args.provider
         )
     })?;
-    if provider.kind.value != ProviderKind::GithubApp {
+    let ProviderSettings::GithubApp(app) = provider else {
         bail!(
             "provider `{}` is of kind `{}`, not `github-app`",
             args.provider,
-            provider.kind.value.as_str()
+            provider.kind().as_str()
         );
-    }
-    let installation = provider
-        .installation_id
-        .as_ref()
-        .with_context(|| format!("provider `{}` has no installation_id", args.provider))?
-        .value;
+    };
+    let installation = app.installation_id.value;
     let resources: Vec<&str> = repo
         .resources
         .iter()

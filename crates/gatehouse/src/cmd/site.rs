@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use gatehouse_history::{is_git_checkout, ledger_inputs};
+use gatehouse_history::{is_git_checkout, ledger_history};
 use gatehouse_site::{Dashboard, Ledger, LedgerInputs, SiteOptions, render_site};
 use jiff::civil::Date;
 
@@ -25,7 +25,7 @@ pub fn run(args: SiteArgs, today: Date) -> anyhow::Result<ExitCode> {
     let repo = crate::cmd::load_repo_warn(&args.dir, today)?;
     let git = !args.no_history && is_git_checkout(&args.dir);
     let inputs = if git {
-        ledger_inputs(&args.dir, &repo, args.repo_url.as_deref())?
+        ledger_history(&args.dir, &repo, args.repo_url.as_deref())?.into()
     } else {
         LedgerInputs::default()
     };
