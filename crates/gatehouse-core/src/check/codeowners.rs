@@ -121,7 +121,7 @@ mod tests {
         let mut files = vec![
             (
                 "gatehouse.yml",
-                "org: cf\nreviewers: { teams: [core], users: [jaimergp] }\nproviders: { p: { kind: cirun } }\n",
+                "org: cf\nreviewers: { teams: [core], users: [jaimergp] }\nproviders: { p: { kind: cirun, access_repo: .cirun } }\n",
             ),
             (
                 "resources/gpu.yml",
