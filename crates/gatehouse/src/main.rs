@@ -7,8 +7,6 @@ mod example;
 use gatehouse_apply::fsutil;
 /// The one GitHub client, shared with the guard.
 use gatehouse_github as github;
-mod online;
-use gatehouse_providers as providers;
 mod report;
 
 use std::process::ExitCode;
