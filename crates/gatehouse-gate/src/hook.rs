@@ -19,6 +19,7 @@ use jiff::tz::TimeZone;
 
 use crate::admission::{AdmissionAnswer, AdmissionRequest};
 use crate::runner::{self, RunnerJob};
+use crate::serves::Serves;
 use crate::snapshot::{self, Opened, PublicKey, RepoRoles, SigningKey, Snapshot, SnapshotError};
 
 /// Key and token files are short; anything bigger is a wrong path.
@@ -29,8 +30,9 @@ const MAX_SNAPSHOT: u64 = 64 * 1024 * 1024;
 /// How `gatehouse gate` is configured: from its flags alone, never from the job's environment.
 #[derive(Clone, Debug, Default)]
 pub struct GateOptions {
-    /// The runner pool (gatehouse.yml `gate.pools`) this runner belongs to.
-    pub pool: Option<String>,
+    /// What the runner serves: its pool (gatehouse.yml `gate.pools`), its resource, or the
+    /// labels it was given at provisioning.
+    pub serves: Option<Serves>,
     /// The guard's base URL.
     pub guard: Option<String>,
     /// The file holding the pool's admission token.
@@ -122,10 +124,10 @@ fn judge(
     env: &dyn Fn(&str) -> Option<String>,
     rt: &tokio::runtime::Runtime,
 ) -> Verdict {
-    let Some(pool) = args.pool.as_deref() else {
+    let Some(serves) = &args.serves else {
         return Verdict::refuse(
             "unreachable",
-            "the runner names no pool (--pool or GATEHOUSE_POOL): the gate cannot tell which resource it serves",
+            "the runner names no pool, resource or labels (--pool, --resource or --labels): the gate cannot tell which resource it serves",
         );
     };
     let job = match runner::from_env(env, |path| {
@@ -141,6 +143,18 @@ fn judge(
     };
     let why_offline = match guard_said {
         Asked::Answer(a) => {
+            // The guard decides for the pool of the token; a runner named for another
+            // resource holds another pool's token.
+            if let (Serves::Resource(mine), Some(theirs)) = (serves, a.resource.as_deref())
+                && !theirs.eq_ignore_ascii_case(mine)
+            {
+                return Verdict::refuse(
+                    "guard",
+                    format!(
+                        "the guard decided for `{theirs}`, the resource of the pool whose token this runner holds, but the runner serves `{mine}`: its token belongs to another pool. Ask the organisation's runner admins"
+                    ),
+                );
+            }
             return Verdict {
                 allow: a.allows(),
                 by: "guard",
@@ -154,7 +168,7 @@ fn judge(
         Asked::Refused(message) => return Verdict::refuse("guard", message),
         Asked::Unreachable(why) => why,
     };
-    let mut verdict = offline(args, pool, &job, &why_offline);
+    let mut verdict = offline(args, serves, &job, &why_offline);
     if verdict.by == "snapshot" {
         verdict.offline_because = Some(why_offline);
     }
@@ -291,7 +305,7 @@ fn ask_guard(
 }
 
 /// Decides from the snapshot; `why` says why the guard did not.
-fn offline(args: &GateOptions, pool: &str, job: &RunnerJob, why: &str) -> Verdict {
+fn offline(args: &GateOptions, serves: &Serves, job: &RunnerJob, why: &str) -> Verdict {
     let bytes = match args.snapshot.as_deref() {
         None => Err("no snapshot is configured (--snapshot)".to_string()),
         Some(path) => read_limited(path, MAX_SNAPSHOT),
@@ -302,26 +316,26 @@ fn offline(args: &GateOptions, pool: &str, job: &RunnerJob, why: &str) -> Verdic
     });
     let (bytes, keys) = match opened {
         Ok(x) => x,
-        Err(e) => return unusable(pool, why, None, &e),
+        Err(e) => return unusable(serves, why, None, &e),
     };
     let snapshot = match snapshot::open(&bytes, &keys) {
         Ok(s) => s,
-        Err(e) => return unusable(pool, why, None, &e.to_string()),
+        Err(e) => return unusable(serves, why, None, &e.to_string()),
     };
     if let Err(e) = check_snapshot(args, &snapshot, job) {
         // A snapshot that verified but may not be decided from (too old, replayed) still
         // says what the pool wants when nothing can decide.
-        return unusable(pool, why, Some(&snapshot), &e);
+        return unusable(serves, why, Some(&snapshot), &e);
     }
-    let Some(settings) = snapshot.pool(pool) else {
-        return Verdict::refuse(
-            "snapshot",
-            format!("the runner pool `{pool}` is not in the access repository's gate.pools"),
-        );
+    let settings = match settings_of(serves, &snapshot) {
+        Ok(s) => s,
+        Err(e) => return Verdict::refuse("snapshot", e),
     };
+    let settings = &settings;
+    let pool = settings.name.as_str();
     let source = match snapshot.policy_for(&settings.resource) {
         Ok(source) => source,
-        Err(e) => return unusable(pool, why, Some(&snapshot), &e.to_string()),
+        Err(e) => return unusable(serves, why, Some(&snapshot), &e.to_string()),
     };
     let policy = compile_source(&source, today());
     if policy.resource_by_name(&settings.resource).is_none() {
@@ -348,10 +362,10 @@ fn offline(args: &GateOptions, pool: &str, job: &RunnerJob, why: &str) -> Verdic
 
 /// Neither the guard nor the snapshot can decide: refused, unless a snapshot that verified
 /// says the pool lets jobs run then.
-fn unusable(pool: &str, why: &str, known: Option<&Opened<'_>>, e: &str) -> Verdict {
-    let open = known
-        .and_then(|s| s.pool(pool))
-        .is_some_and(|p| p.allow_when_unreachable);
+fn unusable(serves: &Serves, why: &str, known: Option<&Opened<'_>>, e: &str) -> Verdict {
+    let settings = known.and_then(|s| settings_of(serves, s).ok());
+    let open = settings.as_ref().is_some_and(|p| p.allow_when_unreachable);
+    let pool = settings.as_ref().map_or("", |p| p.name.as_str());
     let message = format!("{why}; and the snapshot cannot be used: {e}");
     if open {
         return Verdict {
@@ -370,6 +384,12 @@ fn unusable(pool: &str, why: &str, known: Option<&Opened<'_>>, e: &str) -> Verdi
             "{message}. Re-run the job once the runner reaches the guard, or ask the organisation's gatehouse admins"
         ),
     )
+}
+
+/// The settings of the pool the runner serves, as the verified snapshot says them.
+fn settings_of(serves: &Serves, snapshot: &Opened<'_>) -> Result<snapshot::Pool, String> {
+    let resources = compile_source(&snapshot.policy_for_routing(), today());
+    serves.settings(&snapshot.pools, &resources)
 }
 
 /// Whether the verified snapshot may be decided from for this job; the serial seen is raised

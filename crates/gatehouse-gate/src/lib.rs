@@ -6,6 +6,7 @@
 //! - [`snapshot`]: the signed policy snapshot a gate decides from when the guard cannot be
 //!   reached, and its keys;
 //! - [`offline`]: that decision;
+//! - [`serves`]: which resource a runner serves (its pool, its resource, or its labels);
 //! - [`hook`]: the runner's edge, what `gatehouse gate` does (the environment, the files, the
 //!   guard over HTTP) and the runner-side commands beside it.
 //!
@@ -16,4 +17,5 @@ pub mod admission;
 pub mod hook;
 pub mod offline;
 pub mod runner;
+pub mod serves;
 pub mod snapshot;

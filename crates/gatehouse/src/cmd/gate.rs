@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use gatehouse_gate::hook::{self, GateOptions};
+use gatehouse_gate::serves::Serves;
 use jiff::civil::Date;
 
 use super::parse_duration;
@@ -24,7 +25,18 @@ pub fn run(args: GateArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitC
                 // A timeout that does not read is the default: the gate must still decide.
                 timeout: parse_duration("--timeout", &args.timeout)
                     .unwrap_or(Duration::from_secs(2)),
-                pool: args.pool,
+                serves: match (args.pool, args.resource, args.labels) {
+                    (Some(pool), _, _) => Some(Serves::Pool(pool)),
+                    (_, Some(resource), _) => Some(Serves::Resource(resource)),
+                    (_, _, Some(labels)) => Some(Serves::Labels(
+                        labels
+                            .into_iter()
+                            .map(|l| l.trim().to_string())
+                            .filter(|l| !l.is_empty())
+                            .collect(),
+                    )),
+                    _ => None,
+                },
                 guard: args.guard,
                 token_file: args.token_file,
                 snapshot: args.snapshot,
