@@ -30,7 +30,16 @@ while IFS= read -r line || [[ -n $line ]]; do
 done <"$conf"
 
 bin=${cfg[GATEHOUSE_BIN]:-$here/bin/gatehouse}
-args=(gate --pool "${cfg[POOL]:-}")
+# What the runner serves: its pool, else its resource, else the labels it was provisioned with.
+if [[ -n ${cfg[POOL]:-} ]]; then
+    args=(gate --pool "${cfg[POOL]}")
+elif [[ -n ${cfg[RESOURCE]:-} ]]; then
+    args=(gate --resource "${cfg[RESOURCE]}")
+elif [[ -n ${cfg[LABELS]:-} ]]; then
+    args=(gate --labels "${cfg[LABELS]}")
+else
+    args=(gate)
+fi
 if [[ -n ${cfg[GUARD]:-} ]]; then
     args+=(--guard "${cfg[GUARD]}" --token-file "${cfg[TOKEN_FILE]:-$here/pool.token}")
 fi

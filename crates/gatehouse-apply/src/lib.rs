@@ -6,15 +6,19 @@
 //! each request, judged again), [`approvals`] (the GitHub edge of the approval rules, which are
 //! `gatehouse_core::approval`), [`notices`] (expiry notices), [`failures`] (what outlives a
 //! run, and the issue about failing providers), [`issues`] (the issues `apply` keeps, found by
-//! title), [`doctor`] (the credentials), [`plan`] (what `apply` would do).
+//! title), [`doctor`] (the credentials), [`plan`] (what `apply` would do), [`audit`] (what
+//! `gatehouse audit` reads and finds), [`online`] (the facts `check --online` and the audit
+//! ask GitHub for).
 
 pub mod approvals;
+pub mod audit;
 pub mod doctor;
 pub mod failures;
 pub mod fsutil;
 mod issues;
 mod ledger_commit;
 mod notices;
+pub mod online;
 pub mod origins;
 pub mod pipeline;
 pub mod plan;

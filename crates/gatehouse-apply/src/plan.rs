@@ -1,6 +1,6 @@
 //! The plan: what `apply` would do (ledger changes, the provider changes they cause, the
-//! counts the mass-revocation guard needs), as `gatehouse plan` prints it and `approvals`
-//! comments it. Read-only.
+//! counts the mass-revocation guard needs, and, read online, where it switches Cirun on or off),
+//! as `gatehouse plan` prints it and `approvals` comments it. Read-only.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -22,6 +22,129 @@ pub struct Plan {
     pub providers: Vec<ProviderChange>,
     pub active_grants: usize,
     pub revocations: usize,
+    /// Where `apply` switches Cirun on or off at a repository (Cirun's app installation and
+    /// cirun-py's `set_repo`), as [`read_cirun_switches`] found it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cirun_switches: Vec<CirunSwitch>,
+    /// Cirun providers with an app installation whose switch was not read (the plan was made
+    /// offline): `apply` may switch Cirun on or off there, which this plan cannot show.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub switches_unread: Vec<String>,
+}
+
+/// What `apply` does to Cirun's switch at one repository.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct CirunSwitch {
+    pub provider: String,
+    pub installation: u64,
+    /// `owner/name`.
+    pub repository: String,
+    pub action: SwitchAction,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SwitchAction {
+    /// It gains a grant: switched on (`set_repo` active, into the installation).
+    On,
+    /// It holds no grant: switched off (`--deactivate-ungranted`: `set_repo` inactive, out of
+    /// the installation).
+    Off,
+    /// It holds no grant and stays on (reported; `--deactivate-ungranted` switches it off).
+    StaysOn,
+}
+
+impl std::fmt::Display for CirunSwitch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (provider, installation, repository) =
+            (&self.provider, self.installation, &self.repository);
+        match self.action {
+            SwitchAction::On => write!(
+                f,
+                "{provider}: switch Cirun on at {repository}, which gains a grant (set_repo, app installation {installation})"
+            ),
+            SwitchAction::Off => write!(
+                f,
+                "{provider}: switch Cirun off at {repository}, which holds no grant (--deactivate-ungranted: set_repo, out of app installation {installation})"
+            ),
+            SwitchAction::StaysOn => write!(
+                f,
+                "{provider}: Cirun stays on at {repository}, which holds no grant (reported; --deactivate-ungranted would switch it off)"
+            ),
+        }
+    }
+}
+
+/// The Cirun providers that name their app installation: `apply` keeps Cirun's switch there.
+fn cirun_installations(repo: &gatehouse_core::Repo) -> Vec<(String, u64)> {
+    repo.settings
+        .iter()
+        .flat_map(|s| s.value.providers.iter())
+        .filter_map(|(name, p)| match p {
+            gatehouse_core::model::ProviderSettings::Cirun(c) => {
+                c.installation_id.as_ref().map(|i| (name.clone(), i.value))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads each Cirun provider's app installation (`installed`, given the installation id,
+/// answers its repositories) and adds to `plan` where `apply` (with `deactivate`:
+/// `--deactivate-ungranted`) switches Cirun on or off, judged against the ledger as the plan
+/// leaves it, as `apply` judges it.
+pub fn add_cirun_switches(
+    plan: &mut Plan,
+    repo: &gatehouse_core::Repo,
+    today: Date,
+    deactivate: bool,
+    mut installed: impl FnMut(u64) -> anyhow::Result<Vec<String>>,
+) -> anyhow::Result<()> {
+    let after = applied_repo(repo, &plan.ledger, &plan.consumed);
+    for (name, installation) in cirun_installations(repo) {
+        let listed = installed(installation).map_err(|e| {
+            anyhow::anyhow!(
+                "reading Cirun's app installation {installation} of provider `{name}`: {e:#}"
+            )
+        })?;
+        let granted = crate::granted_at(&after, &name, today);
+        let switch = gatehouse_providers::cirun_app::plan(&listed, &granted, deactivate);
+        let mut push = |repositories: Vec<String>, action| {
+            plan.cirun_switches
+                .extend(repositories.into_iter().map(|repository| CirunSwitch {
+                    provider: name.clone(),
+                    installation,
+                    repository,
+                    action,
+                }));
+        };
+        push(switch.activate, SwitchAction::On);
+        push(switch.deactivate, SwitchAction::Off);
+        push(switch.ungranted, SwitchAction::StaysOn);
+        plan.switches_unread.retain(|p| p != &name);
+    }
+    Ok(())
+}
+
+/// [`add_cirun_switches`] with the app installations read from GitHub, with the organisation
+/// owner's token (`GATEHOUSE_ADMIN_TOKEN`), as `apply` reads them.
+pub fn read_cirun_switches(
+    plan: &mut Plan,
+    repo: &gatehouse_core::Repo,
+    today: Date,
+    deactivate: bool,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    if cirun_installations(repo).is_empty() {
+        return Ok(());
+    }
+    let admin = gatehouse_providers::Clients::from_env().admin()?;
+    add_cirun_switches(plan, repo, today, deactivate, |installation| {
+        rt.block_on(gatehouse_providers::cirun_app::installed_repositories(
+            &admin,
+            installation,
+        ))
+    })
 }
 
 #[derive(Serialize)]
@@ -87,14 +210,30 @@ pub fn plan_from(
         providers,
         active_grants: active_grants(repo, today),
         revocations,
+        cirun_switches: Vec::new(),
+        switches_unread: cirun_installations(repo)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect(),
+    }
+}
+
+impl Plan {
+    /// Whether `apply` would change nothing the plan knows of.
+    fn is_empty(&self) -> bool {
+        self.ledger.is_empty()
+            && self.providers.is_empty()
+            && self.skipped.is_empty()
+            && self.cirun_switches.is_empty()
     }
 }
 
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
-    if plan.ledger.is_empty() && plan.providers.is_empty() && plan.skipped.is_empty() {
-        return "nothing to do: the ledger and the providers' desired state are up to date\n"
-            .into();
+    if plan.is_empty() {
+        out.push_str("nothing to do: the ledger and the providers' desired state are up to date\n");
+        unread_text(plan, &mut out);
+        return out;
     }
     if !plan.ledger.is_empty() {
         out.push_str("ledger:\n");
@@ -114,13 +253,30 @@ pub fn text(plan: &Plan) -> String {
             let _ = writeln!(out, "  {c}");
         }
     }
+    if !plan.cirun_switches.is_empty() {
+        out.push_str("Cirun's switch:\n");
+        for s in &plan.cirun_switches {
+            let _ = writeln!(out, "  {s}");
+        }
+    }
+    unread_text(plan, &mut out);
     out
+}
+
+fn unread_text(plan: &Plan, out: &mut String) {
+    for name in &plan.switches_unread {
+        let _ = writeln!(
+            out,
+            "{name}: Cirun's switch not read (app installation); `gatehouse plan --online` lists where apply switches Cirun on or off"
+        );
+    }
 }
 
 pub fn markdown(plan: &Plan) -> String {
     let mut out = String::from("### gatehouse plan\n\n");
-    if plan.ledger.is_empty() && plan.providers.is_empty() && plan.skipped.is_empty() {
+    if plan.is_empty() {
         out.push_str("Nothing to do: the ledger and the providers are up to date.\n");
+        unread_markdown(plan, &mut out);
         return out;
     }
     if !plan.ledger.is_empty() {
@@ -190,5 +346,28 @@ pub fn markdown(plan: &Plan) -> String {
             );
         }
     }
+    if !plan.cirun_switches.is_empty() {
+        out.push_str("\n**Cirun's switch** (its app installation and `set_repo`)\n\n| provider | change | repository |\n| --- | --- | --- |\n");
+        for s in &plan.cirun_switches {
+            let change = match s.action {
+                SwitchAction::On => "switch on (gains a grant)",
+                SwitchAction::Off => "switch off (no grant; `--deactivate-ungranted`)",
+                SwitchAction::StaysOn => {
+                    "stays on, no grant (reported; `--deactivate-ungranted` switches it off)"
+                }
+            };
+            let _ = writeln!(out, "| `{}` | {change} | `{}` |", s.provider, s.repository);
+        }
+    }
+    unread_markdown(plan, &mut out);
     out
+}
+
+fn unread_markdown(plan: &Plan, out: &mut String) {
+    for name in &plan.switches_unread {
+        let _ = writeln!(
+            out,
+            "\n`{name}`: Cirun's switch was not read (app installation); `gatehouse plan --online` lists where `apply` switches Cirun on or off."
+        );
+    }
 }

@@ -217,7 +217,10 @@ pub fn plan_requests(
                                 .cloned()
                                 .map(Spanned::unplaced)
                                 .collect(),
-                            users: req.users.as_ref().map(|u| GrantUsers { users: u.clone() }),
+                            users: req.users.as_ref().map(|u| GrantUsers {
+                                users: u.clone(),
+                                teams: Vec::new(),
+                            }),
                             send_pr: req.send_pr,
                         };
                         plan.changes.push(LedgerChange::Grant {

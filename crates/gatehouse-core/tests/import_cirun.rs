@@ -310,14 +310,59 @@ fn roles_come_from_the_policies() {
     assert_eq!(roles, [gatehouse_core::model::Role::Admin]);
 }
 
-/// A policy that lets in teams cannot be a grant (grants name people): the import is refused
-/// at the policy, rather than letting in every maintainer.
+/// A policy that lets in teams keeps them on its grant's `users` (with the people it names,
+/// or none), and the import says, at the policy, that the guard lets in only people named.
 #[test]
-fn a_policy_with_teams_is_refused_at_its_line() {
-    let access = "version: 1\npolicies:\n  - id: p\n    repo: a-feedstock\n    teams: [core]\n    pull_request: false\naccess_control:\n  - resource: r\n    policies: [p]\n";
+fn a_policy_with_teams_keeps_them_on_its_grant() {
+    let access = "version: 1\npolicies:\n  - id: p\n    repo: a-feedstock\n    teams: [core, gpu-team]\n    pull_request: false\n  - id: q\n    repo: b-feedstock\n    users: [wolfv]\n    teams: [core]\n    pull_request: false\n  - id: o\n    repo: c-feedstock\n    pull_request: false\n    users_from_json: https://example.org/u.json\naccess_control:\n  - resource: r\n    policies: [p, q, o]\n";
     let global = "runners:\n  - name: r\n    labels: [r]\n";
-    let errors = cirun::parse("a", access.as_bytes(), "g", global.as_bytes()).unwrap_err();
-    assert_eq!(errors.len(), 1);
-    assert_eq!((errors[0].code, errors[0].span.line), ("teams", 3));
-    assert!(errors[0].message.contains("core"));
+    let (a, g) = cirun::parse("a", access.as_bytes(), "g", global.as_bytes()).unwrap();
+    let imported = cirun::import(
+        &a,
+        "a",
+        &g,
+        "g",
+        &ImportOptions {
+            provider: "cirun",
+            repo_suffix: "-feedstock",
+            granted: date(2026, 1, 1),
+        },
+    );
+    let users = |project: &str| {
+        let file = imported
+            .grants
+            .iter()
+            .find(|f| f.project.as_str() == project)
+            .unwrap();
+        file.grants[0].users.as_ref().map(|u| {
+            (
+                u.users
+                    .iter()
+                    .map(|x| x.value.login().to_string())
+                    .collect::<Vec<_>>(),
+                u.teams.iter().map(|t| t.value.clone()).collect::<Vec<_>>(),
+            )
+        })
+    };
+    assert_eq!(
+        users("a"),
+        Some((vec![], vec!["core".to_string(), "gpu-team".to_string()]))
+    );
+    assert_eq!(
+        users("b"),
+        Some((vec!["wolfv".to_string()], vec!["core".to_string()]))
+    );
+    assert_eq!(users("c"), None);
+    let teams: Vec<_> = imported
+        .warnings
+        .iter()
+        .filter(|w| w.code == "teams")
+        .map(|w| (w.span.line, w.message.clone()))
+        .collect();
+    assert_eq!(teams.len(), 2, "{teams:?}");
+    assert_eq!(teams[0].0, 18);
+    assert!(
+        teams[0].1.contains("core, gpu-team") && teams[0].1.contains("refuses"),
+        "{teams:?}"
+    );
 }

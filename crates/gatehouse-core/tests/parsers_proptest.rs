@@ -213,7 +213,10 @@ fn grant() -> impl Strategy<Value = Grant> {
                 expires,
                 request,
                 approved_by,
-                users: users.map(|users| GrantUsers { users }),
+                users: users.map(|users| GrantUsers {
+                    users,
+                    teams: Vec::new(),
+                }),
                 send_pr,
             },
         )

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 /// The first bytes of every snapshot file.
 pub const MAGIC: &[u8; 19] = b"gatehouse-snapshot\n";
 /// The body's format.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 const KEY_LEN: usize = 32;
 const SIG_LEN: usize = 64;
 const HEADER: usize = MAGIC.len() + 1 + KEY_LEN + SIG_LEN;
@@ -462,6 +462,14 @@ impl Opened<'_> {
         })
     }
 
+    /// The policy's resources without any grant: enough to route labels to a resource.
+    pub fn policy_for_routing(&self) -> PolicySource {
+        PolicySource {
+            grants: Vec::new(),
+            ..self.policy_head.clone()
+        }
+    }
+
     /// The whole policy, every resource's grants.
     pub fn policy(&self) -> Result<PolicySource, SnapshotError> {
         let mut grants = Vec::new();
@@ -581,6 +589,7 @@ mod tests {
             granted: jiff::civil::date(2026, 1, 2),
             expires: Some(jiff::civil::date(2027, 1, 2)),
             users: Some(vec![3, 1]),
+            teams: Vec::new(),
             request: None,
         };
         let mut s = snapshot(1);

@@ -9,6 +9,8 @@
 //! $L replicas   --gatehouse $G --sends 100000 --db postgres://postgres@127.0.0.1:5432/test
 //! $L cancel-latency --gatehouse $G --sends 100000 --concurrency 32  # one denial a second
 //! $L admission-latency --gatehouse $G --sends 150000 --rate 5000 --admissions 200
+//! $L admission-latency --gatehouse $G --sends 150000 --rate 5000 --admissions 200 \
+//!     --db postgres://postgres@127.0.0.1:5432/test                 # the same on PostgreSQL
 //! ```
 //!
 //! `admission-latency`: webhook deliveries paced at `--rate` a second and, beside them,
@@ -269,7 +271,12 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         "admission-latency" => {
-            let db = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+            // SQLite by default; with `--db postgres://...`, a fresh database on that server.
+            let db = match &args.db {
+                Some(url) if url.starts_with("postgres") => loadgen::fresh_postgres(url).await?,
+                Some(url) => url.clone(),
+                None => format!("sqlite://{}", dir.path().join("gatehouse.db").display()),
+            };
             let tokens = dir.path().join("gate-tokens");
             std::fs::create_dir_all(&tokens)?;
             std::fs::write(tokens.join("gpu-pool"), loadgen::POOL_TOKEN)?;

@@ -108,6 +108,8 @@ pub struct CompiledGrant {
     pub expires: Option<Date>,
     /// Account ids, sorted, when the grant narrows who may trigger jobs.
     pub(crate) users: Option<Box<[i64]>>,
+    /// The teams its user list also names (never checked: nobody is let in by them).
+    pub(crate) teams: Box<[Box<str>]>,
     /// Where the grant came from, for explanations.
     pub request: Option<Arc<str>>,
 }
@@ -236,6 +238,12 @@ impl CompiledGrant {
         self.users.as_deref()
     }
 
+    /// The teams the grant's user list names (Cirun's `teams`). Nobody is let in by them: the
+    /// guard cannot see who is in a team.
+    pub fn teams(&self) -> &[Box<str>] {
+        &self.teams
+    }
+
     /// Whether the person with this account id may trigger jobs under the grant's user list.
     pub fn allows_user(&self, id: i64) -> bool {
         match &self.users {
@@ -331,6 +339,7 @@ pub fn compile_source(source: &PolicySource, today: Date) -> Policy {
                 v.dedup();
                 v.into_boxed_slice()
             }),
+            teams: g.teams.iter().map(|t| Box::from(t.as_str())).collect(),
             request: g.request.as_deref().map(Arc::from),
         });
     }

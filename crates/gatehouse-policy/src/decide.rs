@@ -1066,12 +1066,30 @@ impl Decision {
                 who_name(*who),
                 login(*who),
             ),
-            DenyReason::NotListed { who } => format!(
-                "{} `{}` is not in the list of users of `{project}`'s grant of `{resource}`. To be added, {} listing the user under `users`",
-                who_name(*who),
-                login(*who),
-                request("grant")
-            ),
+            DenyReason::NotListed { who } => {
+                let teams = d
+                    .resource
+                    .and_then(|r| with_lowercase(project.as_bytes(), |p| policy.grant_of(p, r)))
+                    .map_or(&[][..], |g| policy.grant(g).teams());
+                let teams = if teams.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " The grant also names the teams {} (as Cirun's policy does), but gatehouse cannot see who is in a team, so it lets in only the people listed by name.",
+                        teams
+                            .iter()
+                            .map(|t| format!("`{t}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                format!(
+                    "{} `{}` is not in the list of users of `{project}`'s grant of `{resource}`.{teams} To be added, {} listing the user under `users`",
+                    who_name(*who),
+                    login(*who),
+                    request("grant")
+                )
+            }
             DenyReason::TermsNotAccepted { who } => format!(
                 "{} `{}` (account {}) has not accepted the terms of service of `{resource}`. Accept them by adding yourself to people/tos.yml with your login and numeric account id",
                 who_name(*who),

@@ -65,6 +65,9 @@ pub struct GrantSource {
     /// The account ids of its user list, when it narrows who may trigger jobs (entries nothing
     /// resolves are left out: they match nobody).
     pub users: Option<Vec<i64>>,
+    /// The teams its user list names too (Cirun's `teams`): the guard cannot see who is in
+    /// them, so they let nobody in here; a refusal names them.
+    pub teams: Vec<String>,
     pub request: Option<String>,
 }
 
@@ -166,6 +169,12 @@ impl PolicySource {
                         .users
                         .as_ref()
                         .map(|u| u.users.iter().filter_map(|e| repo.account_of(e)).collect()),
+                    teams: g
+                        .users
+                        .iter()
+                        .flat_map(|u| u.teams.iter())
+                        .map(|t| t.value.clone())
+                        .collect(),
                     request: g.request.as_ref().map(|r| r.value.clone()),
                 })
             })

@@ -406,6 +406,14 @@ pub struct PlanArgs {
     pub dir: PathBuf,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// Also read each Cirun provider's app installation (GATEHOUSE_ADMIN_TOKEN, an
+    /// organisation owner's token) and list where `apply` switches Cirun on or off.
+    #[arg(long)]
+    pub online: bool,
+    /// With --online: plan as `apply --deactivate-ungranted` does (Cirun switched off where
+    /// it is installed without a grant).
+    #[arg(long, requires = "online")]
+    pub deactivate_ungranted: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -553,8 +561,17 @@ pub struct GateArgs {
     #[command(subcommand)]
     pub command: Option<GateCommand>,
     /// The runner pool (gatehouse.yml `gate.pools`) this runner belongs to.
-    #[arg(long)]
+    #[arg(long, group = "serves")]
     pub pool: Option<String>,
+    /// Instead of --pool: the resource this runner serves (its pool's settings are those of
+    /// the pools that serve it).
+    #[arg(long, group = "serves", value_name = "NAME")]
+    pub resource: Option<String>,
+    /// Instead of --pool: the labels the runner was given when it was provisioned
+    /// (comma-separated, or repeated), routed to the one resource they select as the guard
+    /// routes a job's labels. Labels that select no resource, or two, refuse every job.
+    #[arg(long, group = "serves", value_name = "LABELS", value_delimiter = ',', num_args = 1..)]
+    pub labels: Option<Vec<String>>,
     /// The guard's base URL, e.g. https://gatehouse.example.org.
     #[arg(long, value_name = "URL")]
     pub guard: Option<String>,

@@ -7,8 +7,6 @@ mod example;
 use gatehouse_apply::fsutil;
 /// The one GitHub client, shared with the guard.
 use gatehouse_github as github;
-mod online;
-use gatehouse_providers as providers;
 mod report;
 
 use std::process::ExitCode;
@@ -74,7 +72,7 @@ fn run(cli: Cli, today_from: Option<ValueSource>) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => gatehouse_apply::doctor::run(&args.dir, rt),
         Command::History(args) => cmd::history::run(args),
         Command::Approvals(args) => cmd::approvals::run(args, today, rt),
-        Command::Plan(args) => cmd::plan::run(args, today),
+        Command::Plan(args) => cmd::plan::run(args, today, rt),
         Command::Render(cli::RenderCommand::Cirun(args)) => cmd::render::run_cirun(args, today),
         Command::Render(cli::RenderCommand::Cedar(args)) => cmd::render::run_cedar(args, today),
         Command::Serve(args) => cmd::serve::run(args, rt),

@@ -1,7 +1,10 @@
 //! `gatehouse apply` on the generated conda-forge-scale repository (`gen-fixture --scale 2`:
 //! 4,000 grants, then 1,000 pending requests) against the loopback fakes: the number of API
 //! calls follows the number of changes, not the number of projects, and Cirun gets the whole
-//! batch in one call.
+//! batch in one write, in both of its modes: the commit of `.access.yml` to `.cirun`
+//! (`via: access-repo`, the default) and cirun-py's batched `PUT access-control`, whose pull
+//! request on `.cirun` `apply` checks and merges (`via: api`; the stand-in speaks cirun-py's
+//! shapes, see `crates/gatehouse-fake`).
 
 mod support;
 
@@ -11,6 +14,34 @@ use std::process::Command;
 use serde_json::Value;
 use support::world::{TODAY, git};
 use support::{CIRUN_KEY, FakeCirun, FakeGitHub, GITHUB_TOKEN, serve_cirun, serve_github};
+
+/// Cirun's API keeps one policy per repository (cirun-py's `repository_resource_access`
+/// entries: one set of roles, users and `policy_args` a repository), so a ledger that gives a
+/// project different ones on different Cirun resources is refused in `via: api`. The generated
+/// fixture varies them at random; for the API mode it is made uniform: every grant without
+/// pull requests (and so without a fork setting), no grant's own user list, every resource
+/// requiring the terms of service (read by Cirun from `users_from_json`).
+fn one_policy_per_project(dir: &Path) {
+    for folder in ["grants", "requests", "resources"] {
+        for entry in std::fs::read_dir(dir.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let uniform: String = text
+                .lines()
+                .filter(|l| {
+                    let l = l.trim_start();
+                    !l.starts_with("forks:") && !l.starts_with("users: { users:")
+                })
+                .map(|l| {
+                    l.replace("pull_request: true", "pull_request: false")
+                        .replace("require_tos: false", "require_tos: true")
+                        + "\n"
+                })
+                .collect();
+            std::fs::write(&path, uniform).unwrap();
+        }
+    }
+}
 
 fn gatehouse(dir: &Path, args: &[&str], github: &str, cirun: &str) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
@@ -34,6 +65,16 @@ fn gatehouse(dir: &Path, args: &[&str], github: &str, cirun: &str) -> (Option<i3
 
 #[test]
 fn a_thousand_pending_changes_cost_calls_in_proportion_to_the_changes() {
+    scale(false);
+}
+
+#[test]
+fn through_cirun_s_api_a_thousand_pending_changes_are_one_batched_put_and_one_merge() {
+    scale(true);
+}
+
+fn scale(api: bool) {
+    let mode = if api { "api" } else { "access-repo" };
     let fake = FakeGitHub::new();
     {
         let mut s = fake.state.lock().unwrap();
@@ -57,6 +98,16 @@ fn a_thousand_pending_changes_cost_calls_in_proportion_to_the_changes() {
     // every login: the generator says so itself.
     let settings = std::fs::read_to_string(dir.join("gatehouse.yml")).unwrap();
     assert!(settings.contains("users_from_json"), "{settings}");
+    if api {
+        one_policy_per_project(&dir);
+        let from = "cirun: { kind: cirun, access_repo: .cirun,";
+        assert!(settings.contains(from), "{settings}");
+        std::fs::write(
+            dir.join("gatehouse.yml"),
+            settings.replace(from, "cirun: { kind: cirun, access_repo: .cirun, via: api,"),
+        )
+        .unwrap();
+    }
 
     // The providers first hold the 4,000 grants, with the requests still to come.
     let parked = tmp.path().join("requests");
@@ -69,7 +120,7 @@ fn a_thousand_pending_changes_cost_calls_in_proportion_to_the_changes() {
     let started = std::time::Instant::now();
     let (code, out) = gatehouse(&dir, &["apply", "--confirm"], &github_api, &cirun_api);
     assert_eq!(code, Some(0), "{out}");
-    eprintln!("seeding: {:?}", started.elapsed());
+    eprintln!("{mode}: seeding: {:?}", started.elapsed());
     std::fs::rename(&parked, dir.join("requests")).unwrap();
     let base = git(&dir, &["rev-parse", "HEAD"]).trim().to_string();
     git(&dir, &["add", "-A"]);
@@ -125,24 +176,51 @@ fn a_thousand_pending_changes_cost_calls_in_proportion_to_the_changes() {
         &cirun_api,
     );
     assert_eq!(code, Some(0), "{out}");
-    eprintln!("the 1,000 changes: {:?}", started.elapsed());
+    eprintln!("{mode}: the 1,000 changes: {:?}", started.elapsed());
     assert!(
         git(&dir, &["status", "--porcelain"]).trim().is_empty(),
         "the ledger is committed"
     );
 
-    // Cirun (the default `via: access-repo`): the whole batch in one commit of `.access.yml`
-    // to `conda-forge/.cirun`, after one read; Cirun's API is not called.
-    assert!(cirun.gate.calls().is_empty());
     let calls = github.gate.calls();
     let access_file = "/repos/conda-forge/.cirun/contents/.access.yml";
-    assert_eq!(
-        calls
+    let cirun_calls = cirun.gate.calls();
+    // What Cirun's write costs at GitHub: in `access-repo`, the read and the commit of
+    // `.access.yml`; in `api`, finding Cirun's pull request, checking it and merging it.
+    let on_cirun_repo: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.contains("/repos/conda-forge/.cirun/"))
+        .collect();
+    if api {
+        // The whole batch in one `PUT access-control` (after one `GET` of the merged policy),
+        // and one merge of the pull request it opened; nothing committed directly.
+        let puts: Vec<&String> = cirun_calls
             .iter()
-            .filter(|c| c.ends_with(access_file))
-            .collect::<Vec<_>>(),
-        [&format!("GET {access_file}"), &format!("PUT {access_file}")]
-    );
+            .filter(|c| c.starts_with("PUT "))
+            .collect();
+        assert_eq!(puts.len(), 1, "{cirun_calls:?}");
+        assert!(puts[0].ends_with("/access-control"), "{puts:?}");
+        let merges = on_cirun_repo
+            .iter()
+            .filter(|c| c.starts_with("PUT ") && c.ends_with("/merge"))
+            .count();
+        assert_eq!(merges, 1, "{on_cirun_repo:?}");
+        assert!(
+            !calls.contains(&format!("PUT {access_file}")),
+            "{on_cirun_repo:?}"
+        );
+    } else {
+        // The whole batch in one commit of `.access.yml` to `conda-forge/.cirun`, after one
+        // read; Cirun's API is not called.
+        assert!(cirun_calls.is_empty(), "{cirun_calls:?}");
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| c.ends_with(access_file))
+                .collect::<Vec<_>>(),
+            [&format!("GET {access_file}"), &format!("PUT {access_file}")]
+        );
+    }
     let provider_calls = calls
         .iter()
         .filter(|c| c.contains("/installations/") || c.contains("/runner-groups"))
@@ -153,15 +231,20 @@ fn a_thousand_pending_changes_cost_calls_in_proportion_to_the_changes() {
     // runner group looks up repositories new to it and sets the list once; a configuration
     // pull request costs a fixed number of calls (about a dozen).
     let pages = held_app.div_ceil(100) + held_group.div_ceil(100) + 1;
-    let bound = pages + 2 * app_adds + app_removals + group_adds + 1 + 14 * configs + 2;
+    // Cirun's pull request (`api`): the open pull requests of `.cirun`, Cirun's one, its files
+    // and its `.access.yml`, the merge: a fixed handful, in place of the read and the commit.
+    let cirun_write = if api { 6 } else { 2 };
+    let bound = pages + 2 * app_adds + app_removals + group_adds + 1 + 14 * configs + cirun_write;
     eprintln!(
-        "{ledger} ledger changes, {} provider changes ({configs} configuration pull requests); \
-         {} GitHub calls (bound {bound}): {provider_calls} to the installation and the runner \
-         group ({pages} listing pages over {held_app} + {held_group} held), {other_calls} \
-         repository lookups and pull request calls, including Cirun's read and commit of \
-         .access.yml",
+        "{mode}: {ledger} ledger changes, {} provider changes ({configs} configuration pull \
+         requests); {} GitHub calls (bound {bound}): {provider_calls} to the installation and \
+         the runner group ({pages} listing pages over {held_app} + {held_group} held), \
+         {other_calls} repository lookups and pull request calls, of which {} on `.cirun` \
+         ({on_cirun_repo:?}); {} calls to Cirun's API ({cirun_calls:?})",
         changes.len(),
-        calls.len()
+        calls.len(),
+        on_cirun_repo.len(),
+        cirun_calls.len()
     );
     assert!(calls.len() <= bound, "{} > {bound}", calls.len());
     // The app is sent one call per repository that comes or goes, as apply reports them.
@@ -178,16 +261,24 @@ fn a_thousand_pending_changes_cost_calls_in_proportion_to_the_changes() {
     assert!(reported > 100, "{out}");
     assert_eq!(app_mutations, reported);
 
-    // And a second run changes nothing and costs only the listings.
+    // And a second run changes nothing and costs only the listings (with `api`, Cirun's
+    // `GET` of the merged policy and the look for open pull requests on `.cirun`).
     let pages = github.installation(12345).len().div_ceil(100)
         + github.runner_group("gpu").len().div_ceil(100)
         + 2
         // The issue of held requests, looked up to close it if one is open.
         + 1;
     github.gate.reset_calls();
+    cirun.gate.reset_calls();
     let (code, out) = gatehouse(&dir, &["apply", "--confirm"], &github_api, &cirun_api);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(github.gate.mutations(), 0);
+    assert_eq!(cirun.gate.mutations(), 0, "{:?}", cirun.gate.calls());
     let calls = github.gate.calls();
-    assert!(calls.len() <= pages, "{calls:?}");
+    assert!(calls.len() <= pages, "{mode}: {calls:?}");
+    eprintln!(
+        "{mode}: a second run: {} GitHub calls, {} to Cirun's API",
+        calls.len(),
+        cirun.gate.calls().len()
+    );
 }

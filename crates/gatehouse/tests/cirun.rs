@@ -474,6 +474,94 @@ fn switch_follows_the_ledger(api: bool) {
     assert_eq!(w.mutations(), before, "{mode}: a rerun changes nothing");
 }
 
+/// `plan` shows where `apply` switches Cirun on or off before it does, so that review sees it:
+/// offline it says the switch was not read; `--online` reads Cirun's app installation and lists
+/// each repository switched on (it gains a grant), left on and reported, or, planned as
+/// `--deactivate-ungranted`, switched off. Planning changes nothing, and `apply` then does
+/// exactly what the plan listed.
+#[test]
+fn plan_lists_cirun_switches_before_apply_makes_them() {
+    let intruder = feedstock("intruder");
+    let w = world_with_switch(false, 2, &[intruder.as_str()]);
+    let offline = w.run(&["plan"]);
+    assert_eq!(offline.code, Some(0), "{offline}");
+    assert!(
+        offline.stdout.contains("cirun: Cirun's switch not read")
+            && offline.stdout.contains("plan --online"),
+        "{offline}"
+    );
+    let before = w.mutations();
+    let online = w.run(&["plan", "--online"]);
+    assert_eq!(online.code, Some(0), "{online}");
+    for r in [feedstock("b00"), feedstock("b01")] {
+        assert!(
+            online.stdout.contains(&format!(
+                "cirun: switch Cirun on at {r}, which gains a grant"
+            )),
+            "{online}"
+        );
+    }
+    assert!(
+        online.stdout.contains(&format!(
+            "cirun: Cirun stays on at {intruder}, which holds no grant"
+        )),
+        "{online}"
+    );
+    assert!(!online.stdout.contains("not read"), "{online}");
+
+    let json = w.run(&[
+        "plan",
+        "--online",
+        "--deactivate-ungranted",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(json.code, Some(0), "{json}");
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let switches: Vec<(String, String)> = doc["cirun_switches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["repository"].as_str().unwrap().to_string(),
+                s["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        switches,
+        [
+            (feedstock("b00"), "on".to_string()),
+            (feedstock("b01"), "on".to_string()),
+            (intruder.clone(), "off".to_string()),
+        ]
+    );
+    let markdown = w.run(&[
+        "plan",
+        "--online",
+        "--deactivate-ungranted",
+        "--format",
+        "markdown",
+    ]);
+    assert!(
+        markdown.stdout.contains(&format!(
+            "| `cirun` | switch off (no grant; `--deactivate-ungranted`) | `{intruder}` |"
+        )),
+        "{markdown}"
+    );
+    assert_eq!(w.mutations(), before, "planning changes nothing");
+
+    let run = w.run(&["apply", "--confirm", "--deactivate-ungranted"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(installed(&w), [feedstock("b00"), feedstock("b01")]);
+    assert_eq!(w.cirun.is_active(&intruder), Some(false));
+    let after = w.run(&["plan", "--online", "--deactivate-ungranted"]);
+    assert_eq!(after.code, Some(0), "{after}");
+    assert!(after.stdout.starts_with("nothing to do"), "{after}");
+    assert!(!after.stdout.contains("Cirun"), "{after}");
+}
+
 #[test]
 fn access_repo_switches_cirun_on_where_a_grant_is_gained_and_off_on_request() {
     switch_follows_the_ledger(false);

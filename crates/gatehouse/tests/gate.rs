@@ -956,6 +956,71 @@ fn what_cannot_be_trusted_is_refused_with_a_reason() {
     refused(&bare.run(&job, &[]), "gate is not set up");
 }
 
+/// A runner learns which resource it serves from its own configuration: its pool, the
+/// resource by name (`RESOURCE`), or the labels it was given at provisioning (`LABELS`, routed
+/// as the guard routes a job's labels, Cirun's `--<id>` suffix included). Labels of two
+/// resources or of none refuse every job with the reason; online, a runner named for another
+/// resource than its token's pool is refused.
+#[test]
+fn a_runner_knows_its_resource_from_its_labels_or_its_name() {
+    let guard = Guard::start();
+    let snapshot = guard.path("snapshot.bin");
+    assert!(fetch_snapshot(&guard, &snapshot).status.success());
+    let down = closed_port();
+    let token_file = guard.path("token-serves");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let runner = |key: &str, value: &str, url: &str| {
+        Runner::new(&[
+            (key, value.to_string()),
+            ("GUARD", url.to_string()),
+            ("TOKEN_FILE", token_file.display().to_string()),
+            ("TIMEOUT", "1s".to_string()),
+            ("SNAPSHOT", snapshot.display().to_string()),
+            (
+                "PUBLIC_KEYS",
+                guard.path("keys/gate-signing.pub").display().to_string(),
+            ),
+        ])
+    };
+    let job = RunnerJob::new("push", 401);
+    guard.announce(&job);
+    // Offline (the guard is down): the snapshot decides on the resource the runner names.
+    for (key, value, expected) in [
+        (
+            "LABELS",
+            "self-hosted,linux,gpu-large--8075232475-linux_64",
+            None,
+        ),
+        ("LABELS", "self-hosted,tpu", Some("no-grant")),
+        ("RESOURCE", "cpu", None),
+        ("RESOURCE", "tpu", Some("no-grant")),
+    ] {
+        let o = runner(key, value, &down).run(&job, &[]);
+        assert_eq!(o.rule().as_deref(), expected, "{key}={value}: {o:?}");
+        assert_eq!(o.steps_ran, expected.is_none(), "{key}={value}");
+    }
+    for (value, says) in [
+        (
+            "gpu-large,cpu-large",
+            "select two resources, `gpu` and `cpu`",
+        ),
+        ("self-hosted,linux", "select no managed resource"),
+    ] {
+        let o = runner("LABELS", value, &down).run(&job, &[]);
+        assert_ne!(o.code, 0, "{value}: {o:?}");
+        assert!(!o.steps_ran);
+        assert!(o.log.contains(says), "{value}: {}", o.log);
+        assert!(o.summary.contains(says), "{value}: {}", o.summary);
+    }
+    // Online: the guard decides for the pool of the token (gpu-pool); a runner that says it
+    // serves cpu holds another pool's token and is refused, one that serves gpu is admitted.
+    let o = runner("RESOURCE", "cpu", &guard.base).run(&job, &[]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.log.contains("belongs to another pool"), "{}", o.log);
+    let o = runner("RESOURCE", "gpu", &guard.base).run(&job, &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+}
+
 #[test]
 fn with_neither_guard_nor_snapshot_a_pool_fails_closed_unless_it_says_otherwise() {
     let guard = Guard::start();
@@ -1471,4 +1536,90 @@ fn the_actions_runner_controller_template_wires_the_hook_to_its_files() {
             "job-started.sh ignores {key}"
         );
     }
+}
+
+/// Every `--flag` in `text` on lines that contain `on`.
+fn flags_on_lines(text: &str, on: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|l| l.contains(on)) {
+        let mut rest = line;
+        while let Some(at) = rest.find("--") {
+            let flag: String = rest[at + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            if !flag.is_empty() {
+                out.insert(flag.clone());
+            }
+            rest = &rest[at + 2 + flag.len()..];
+        }
+    }
+    out
+}
+
+/// Every `KEY` in `text` written as `before KEY after`.
+fn names_between(text: &str, before: &str, after: &str) -> std::collections::BTreeSet<String> {
+    text.split(before)
+        .skip(1)
+        .filter_map(|s| s.split(after).next())
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The PowerShell hook, for Windows runners, cannot run here (PowerShell cannot be installed
+/// where gatehouse is tested), so it is held to the bash hook's text: the same gate.conf keys,
+/// the same `gatehouse gate` flags and the same job variables handed on (GitHub's "Running
+/// scripts before or after a job": a `.ps1` hook runs with pwsh as `-command ". '<file>'"`), and
+/// it says plainly, as the README does, that it is untested.
+#[test]
+fn the_powershell_hook_says_what_the_bash_hook_says() {
+    let sh = std::fs::read_to_string(kit().join("self-hosted/job-started.sh")).unwrap();
+    let ps = std::fs::read_to_string(kit().join("self-hosted/job-started.ps1")).unwrap();
+
+    let sh_vars: std::collections::BTreeSet<String> = sh
+        .split("for name in ")
+        .nth(1)
+        .and_then(|s| s.split("; do").next())
+        .unwrap()
+        .split_whitespace()
+        .filter(|w| *w != "\\")
+        .map(str::to_string)
+        .collect();
+    let ps_vars: std::collections::BTreeSet<String> = ps
+        .split("foreach ($name in @(")
+        .nth(1)
+        .and_then(|s| s.split("))").next())
+        .unwrap()
+        .split(',')
+        .map(|w| w.trim().trim_matches('\'').to_string())
+        .collect();
+    assert!(
+        sh_vars.contains("GITHUB_EVENT_PATH") && sh_vars.len() > 10,
+        "{sh_vars:?}"
+    );
+    assert_eq!(ps_vars, sh_vars);
+
+    let sh_keys = names_between(&sh, "cfg[", "]");
+    let ps_keys = names_between(&ps, "Get-Conf '", "'");
+    assert!(
+        sh_keys.contains("LABELS") && sh_keys.contains("PUBLIC_KEYS"),
+        "{sh_keys:?}"
+    );
+    assert_eq!(ps_keys, sh_keys);
+
+    let sh_flags = flags_on_lines(&sh, "args");
+    let ps_flags = flags_on_lines(&ps, "$gate.Add(");
+    assert!(
+        sh_flags.contains("labels") && sh_flags.contains("token-file"),
+        "{sh_flags:?}"
+    );
+    assert_eq!(ps_flags, sh_flags);
+
+    assert!(ps.contains("UNTESTED ON WINDOWS"));
+    let readme = std::fs::read_to_string(kit().join("../README.md")).unwrap();
+    assert!(
+        readme.contains("job-started.ps1") && readme.contains("**It is untested**"),
+        "the README says the PowerShell hook is untested"
+    );
 }

@@ -181,6 +181,97 @@ fn import_then_render_gives_back_the_real_policy() {
     assert_eq!(published, real);
 }
 
+/// Cirun policies can let in GitHub teams (cirun-py's `add_repo_to_resources(..., teams=[...])`,
+/// docs.cirun.io "Access Control"): the import keeps them on the grants, `render cirun` gives
+/// back the same policies, and `decide` lets in only people named (the guard cannot see who is
+/// in a team), saying so.
+#[test]
+fn a_policy_with_teams_round_trips_and_the_guard_fails_closed_for_its_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let access = "version: 1
+policies:
+  - id: a-feedstock-policy
+    repo: a-feedstock
+    roles: [admin, maintain, write]
+    teams: [core, gpu-team]
+    pull_request: true
+  - id: b-feedstock-policy
+    repo: b-feedstock
+    roles: [admin, maintain, write]
+    users: [wolfv]
+    teams: [core]
+    pull_request: false
+access_control:
+  - resource: cirun-openstack-gpu-large
+    policies: [a-feedstock-policy, b-feedstock-policy]
+  - resource: cirun-openstack-gpu-xlarge
+    policies: [a-feedstock-policy]
+";
+    let access_path = dir.path().join("access.yml");
+    std::fs::write(&access_path, access).unwrap();
+    let out = dir.path().join("repo");
+    let run = import(&out, &access_path, None, &[]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_eq!(
+        text(&run).matches("warning[teams]").count(),
+        3,
+        "{}",
+        text(&run)
+    );
+    let grants = std::fs::read_to_string(out.join("grants/a.yml")).unwrap();
+    assert!(grants.contains("teams"), "{grants}");
+
+    let rendered = gatehouse(&[
+        "render",
+        "cirun",
+        "--today",
+        "2026-11-28",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(rendered.status.code(), Some(0), "{}", text(&rendered));
+    let rendered = String::from_utf8(rendered.stdout).unwrap();
+    assert_eq!(meaning(&rendered), meaning(access), "{rendered}");
+    // A policy of teams alone is written without a list of users, as it was.
+    let doc: serde_json::Value = serde_saphyr::from_str(&rendered).unwrap();
+    let a = doc["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["repo"] == "a-feedstock")
+        .unwrap();
+    assert!(a.get("users").is_none(), "{rendered}");
+    assert_eq!(a["teams"], serde_json::json!(["core", "gpu-team"]));
+
+    let job = serde_json::json!({
+        "repository": "conda-forge/a-feedstock",
+        "labels": ["cirun-openstack-gpu-large"],
+        "event": "push",
+        "actor": { "login": "a-core-member", "id": 77, "permission": "write" },
+        "triggering_actor": { "login": "a-core-member", "id": 77, "permission": "write" },
+    });
+    let path = dir.path().join("job.json");
+    std::fs::write(&path, job.to_string()).unwrap();
+    let d = gatehouse(&[
+        "decide",
+        "--today",
+        "2026-11-28",
+        "--format",
+        "json",
+        "--job",
+        path.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&d.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&d)));
+    assert_eq!(doc["outcome"], "deny", "{doc}");
+    assert_eq!(doc["rule"], "user-not-allowed", "{doc}");
+    let message = doc["message"].as_str().unwrap();
+    assert!(
+        message.contains("`core`, `gpu-team`") && message.contains("listed by name"),
+        "{message}"
+    );
+}
+
 #[test]
 fn without_the_users_list_nothing_is_written_and_the_fix_is_named() {
     let dir = tempfile::tempdir().unwrap();

@@ -43,8 +43,9 @@ pub struct Policy {
     pub users_from_json: Option<String>,
     #[serde(default)]
     pub users: Option<Vec<String>>,
-    /// GitHub teams the policy lets in. Grants name people, not teams: a policy with teams is
-    /// refused rather than imported wider than it is.
+    /// GitHub teams (slugs) whose members the policy lets in: kept on the grant's `users`
+    /// (`teams:`), which the guard enforces by failing closed (it lets in only people listed
+    /// by name).
     #[serde(default)]
     pub teams: Option<Vec<String>>,
 }
@@ -182,31 +183,7 @@ pub fn parse(
     let a = parse_yaml::<AccessFile>(access_path, access);
     let g = parse_yaml::<GlobalFile>(runners_path, runners);
     match (a, g) {
-        (Ok(a), Ok(g)) => {
-            let teams: Vec<Diagnostic> = a
-                .policies
-                .iter()
-                .filter(|p| p.teams.as_ref().is_some_and(|t| !t.is_empty()))
-                .map(|p| {
-                    Diagnostic::error(
-                        "teams",
-                        access_path,
-                        p.id.span,
-                        format!(
-                            "policy `{}` lets in the teams {}; gatehouse grants name people, not teams, so it cannot be imported without letting in more people than it does",
-                            p.id.value,
-                            p.teams.as_deref().unwrap_or_default().join(", ")
-                        ),
-                    )
-                    .with_help("replace the teams by their members under `users:` (or remove the policy), then import again")
-                })
-                .collect();
-            if teams.is_empty() {
-                Ok((a, g))
-            } else {
-                Err(teams)
-            }
-        }
+        (Ok(a), Ok(g)) => Ok((a, g)),
         (a, g) => Err(a.err().into_iter().chain(g.err()).collect()),
     }
 }
@@ -217,6 +194,8 @@ struct Access {
     pull_request: bool,
     /// `None`: every maintainer (with accepted terms); `Some`: only these logins.
     users: Option<Vec<String>>,
+    /// The teams whose members the policies also let in (sorted, no repeats).
+    teams: Vec<String>,
     policies: Vec<String>,
     /// Where the first policy that gives it is named.
     span: crate::Span,
@@ -373,10 +352,20 @@ pub fn import(
                 }
             }
             let tos_flags = resource_users.entry(resource.value.clone()).or_default();
-            match &policy.users {
-                Some(_) => tos_flags.1 = true,
-                None => tos_flags.0 = true,
+            let teams = policy.teams.clone().unwrap_or_default();
+            match (&policy.users, &policy.users_from_json) {
+                // A policy of teams alone names who it lets in as a list of users does.
+                (None, None) if !teams.is_empty() => tos_flags.1 = true,
+                (Some(_), _) => tos_flags.1 = true,
+                (None, _) => tos_flags.0 = true,
             }
+            // The people a policy names: its users, and with teams, an empty list of them
+            // when it names none (the teams alone say who).
+            let named = match (&policy.users, teams.is_empty()) {
+                (Some(users), _) => Some(users.clone()),
+                (None, false) => Some(Vec::new()),
+                (None, true) => None,
+            };
             let project = policy
                 .repo
                 .strip_suffix(opts.repo_suffix)
@@ -400,7 +389,7 @@ pub fn import(
                     ),
                 );
                 a.pull_request |= policy.pull_request;
-                a.users = match (a.users.take(), &policy.users) {
+                a.users = match (a.users.take(), &named) {
                     (Some(mut mine), Some(theirs)) => {
                         for u in theirs {
                             if !mine.iter().any(|m| m.eq_ignore_ascii_case(u)) {
@@ -411,10 +400,19 @@ pub fn import(
                     }
                     _ => None,
                 };
+                // Teams only narrow a list of people; access open to every maintainer stays open.
+                if a.users.is_some() {
+                    a.teams.extend(teams);
+                } else {
+                    a.teams.clear();
+                }
             } else {
                 a.pull_request = policy.pull_request;
-                a.users = policy.users.clone();
+                a.users = named;
+                a.teams = teams;
             }
+            a.teams.sort();
+            a.teams.dedup();
             if a.policies.is_empty() {
                 a.span = pid.span;
             }
@@ -483,6 +481,23 @@ pub fn import(
     // Cirun's policies never end; a grant should (a resource's `max_duration` bounds renewals).
     for (project, by_resource) in &grants {
         for (resource, a) in by_resource {
+            if !a.teams.is_empty() {
+                out.warnings.push(
+                    Diagnostic::warning(
+                        "teams",
+                        access_path,
+                        a.span,
+                        format!(
+                            "`{project}` holds `{resource}` for the teams {} ({}): kept on the grant and rendered back for Cirun, but the guard cannot see who is in a team, so it lets in only the people listed by name and refuses the teams' other members",
+                            a.teams.join(", "),
+                            a.policies.join(", ")
+                        ),
+                    )
+                    .with_help(format!(
+                        "list the people who run its jobs under `users:` of `{resource}` in grants/{project}.yml"
+                    )),
+                );
+            }
             out.warnings.push(
                 Diagnostic::warning(
                     "no-expiry",
@@ -520,6 +535,7 @@ pub fn import(
                             .iter()
                             .map(|l| Spanned::unplaced(GrantUser::from(l.as_str())))
                             .collect(),
+                        teams: a.teams.into_iter().map(Spanned::unplaced).collect(),
                     }),
                     send_pr: false,
                 })

@@ -108,7 +108,14 @@ impl Grant {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantUsers {
+    #[serde(default)]
     pub users: Vec<Spanned<GrantUser>>,
+    /// GitHub teams of the organisation (slugs) whose members the grant also lets in, as a
+    /// Cirun policy's `teams` does (`import cirun` keeps them, `render cirun` writes them
+    /// back). The guard cannot see who is in a team: it lets in only the people listed by
+    /// name under `users`, and refuses anyone else with a reason that names the teams.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teams: Vec<Spanned<String>>,
 }
 
 /// One person of a grant's user list. People are matched by numeric account id (a login can be

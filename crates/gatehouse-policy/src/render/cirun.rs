@@ -4,7 +4,7 @@
 //! conda-forge's lint wants it: policies sorted by id; `access_control` entries in catalogue
 //! order (resources sorted by name, as in `resources/`); policy ids sorted within an entry.
 //!
-//! A Cirun policy is (repository, roles, pull_request, who): one is written per distinct
+//! A Cirun policy is (repository, roles, pull_request, who, teams): one is written per distinct
 //! combination a project needs, named `<repo>-policy`, then `<repo>-policy-2`, ... in a stable
 //! order. Expired grants are left out: they grant nothing.
 
@@ -43,6 +43,8 @@ struct PolicyKey {
     roles: Vec<Role>,
     pull_request: bool,
     who: Who,
+    /// The teams of the grant's `users` (sorted): Cirun lets their members in too.
+    teams: Vec<String>,
 }
 
 /// One Cirun policy: who may use the resources that name it, from one repository.
@@ -54,6 +56,8 @@ pub struct PolicyEntry {
     pub roles: Vec<Role>,
     /// `Some`: only these logins (an empty list lets nobody in); `None`: not written.
     pub users: Option<Vec<String>>,
+    /// `Some`: the members of these GitHub teams (slugs) too; `None`: not written.
+    pub teams: Option<Vec<String>>,
     pub pull_request: bool,
     pub users_from_json: Option<String>,
 }
@@ -149,7 +153,20 @@ pub fn desired(
             let mut roles: Vec<Role> = res.users.roles.iter().map(|r| r.value).collect();
             roles.sort();
             roles.dedup();
-            let who = match (&g.users, res.users.require_tos, &tos_url) {
+            let mut teams: Vec<String> = g
+                .users
+                .iter()
+                .flat_map(|u| u.teams.iter())
+                .map(|t| t.value.clone())
+                .collect();
+            teams.sort_by_key(|t| t.to_ascii_lowercase());
+            teams.dedup_by_key(|t| t.to_ascii_lowercase());
+            // A list of teams alone says who without a list of people: none is written.
+            let listed = g
+                .users
+                .as_ref()
+                .filter(|u| !u.users.is_empty() || u.teams.is_empty());
+            let who = match (listed, res.users.require_tos, &tos_url) {
                 (Some(list), _, _) => {
                     let mut users: Vec<String> =
                         list.users.iter().map(|u| u.login().to_string()).collect();
@@ -157,9 +174,10 @@ pub fn desired(
                     users.dedup_by_key(|u| u.to_ascii_lowercase());
                     Who::Users(users)
                 }
+                // Teams alone: they say who, with the terms-of-service list Cirun reads.
                 (None, true, Some(url)) => Who::UsersFromJson(url.clone()),
-                (None, true, None) => Who::Users(tos_logins.clone()),
-                (None, false, _) => Who::Anyone,
+                (None, true, None) if g.users.is_none() => Who::Users(tos_logins.clone()),
+                (None, _, _) => Who::Anyone,
             };
             wanted
                 .entry(file.value.project.value.clone())
@@ -168,6 +186,7 @@ pub fn desired(
                     roles,
                     pull_request: g.pull_request,
                     who,
+                    teams,
                 })
                 .or_default()
                 .insert(res.name.value.clone());
@@ -202,6 +221,7 @@ pub fn desired(
                 Who::Users(users) => Some(users.clone()),
                 Who::UsersFromJson(_) | Who::Anyone => None,
             },
+            teams: (!key.teams.is_empty()).then(|| key.teams.clone()),
             pull_request: key.pull_request,
             users_from_json: match key.who {
                 Who::UsersFromJson(url) => Some(url),
@@ -242,6 +262,12 @@ impl AccessPolicy {
                     for u in users {
                         let _ = writeln!(out, "      - {}", scalar(u));
                     }
+                }
+            }
+            if let Some(teams) = &p.teams {
+                out.push_str("    teams:\n");
+                for t in teams {
+                    let _ = writeln!(out, "      - {}", scalar(t));
                 }
             }
             let _ = writeln!(out, "    pull_request: {}", p.pull_request);
@@ -286,6 +312,9 @@ impl AccessPolicy {
                 }
                 if let Some(users) = &p.users {
                     entry["users"] = serde_json::json!(users);
+                }
+                if let Some(teams) = &p.teams {
+                    entry["teams"] = serde_json::json!(teams);
                 }
                 if let Some(url) = &p.users_from_json {
                     entry["users_from_json"] = serde_json::json!(url);

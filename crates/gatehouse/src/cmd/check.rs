@@ -31,9 +31,10 @@ pub fn run(args: CheckArgs, today: Date, rt: &tokio::runtime::Runtime) -> anyhow
                     .map(|s| (s.value.org.value.clone(), s.value.repo_suffix.clone()));
                 if let Some((org, suffix)) = org {
                     let (projects, logins) = online_targets(&repo);
-                    let facts =
-                        crate::online::gather(&token, &org, &suffix, &projects, &logins, rt)
-                            .context("online checks")?;
+                    let facts = gatehouse_apply::online::gather(
+                        &token, &org, &suffix, &projects, &logins, rt,
+                    )
+                    .context("online checks")?;
                     diags.extend(check_online(&repo, &facts));
                 }
             }

@@ -11,9 +11,9 @@ use std::process::ExitCode;
 use gatehouse_policy::compile;
 use jiff::civil::Date;
 
-use super::audit::{PolicyLedger, audit_projects, relocate};
 use crate::cli::ImportLabelsArgs;
 use crate::report::{self, Format};
+use gatehouse_apply::audit::{PolicyLedger, audit_projects, relocate};
 
 pub fn run(args: ImportLabelsArgs, today: Date) -> anyhow::Result<ExitCode> {
     let repo = super::load_repo_warn(&args.dir, today)?;

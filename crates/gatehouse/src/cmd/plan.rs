@@ -2,14 +2,17 @@
 
 use std::process::ExitCode;
 
-use gatehouse_apply::plan::{make_plan, markdown, text};
+use gatehouse_apply::plan::{make_plan, markdown, read_cirun_switches, text};
 use jiff::civil::Date;
 
 use crate::cli::{PlanArgs, PlanFormat};
 
-pub fn run(args: PlanArgs, today: Date) -> anyhow::Result<ExitCode> {
+pub fn run(args: PlanArgs, today: Date, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     let repo = super::load_repo_warn(&args.dir, today)?;
-    let plan = make_plan(&repo, today);
+    let mut plan = make_plan(&repo, today);
+    if args.online {
+        read_cirun_switches(&mut plan, &repo, today, args.deactivate_ungranted, rt)?;
+    }
     let text = match args.format {
         PlanFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
         PlanFormat::Text => text(&plan),

@@ -10,7 +10,7 @@ use gatehouse_core::names::login_key;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::github::{self, GitHub, Secret, Settings};
+use gatehouse_github::{self as github, GitHub, Secret, Settings};
 
 /// Requests in flight at once: fast enough for thousands of projects, gentle enough not to
 /// trip GitHub's secondary rate limits on concurrent requests.
