@@ -16,6 +16,7 @@ pub mod init;
 pub mod plan;
 pub mod render;
 pub mod replay;
+pub mod run_approval_rows;
 pub mod schema;
 pub mod serve;
 pub mod site;
