@@ -11,12 +11,16 @@ use gatehouse_core::desired::{
 use gatehouse_core::ledger::{
     LedgerChange, active_grants, applied_repo, plan_expiry, plan_requests,
 };
+use gatehouse_core::tos_claims::TosAcceptance;
 use jiff::civil::Date;
 use serde::Serialize;
 
 #[derive(Serialize)]
 pub struct Plan {
     pub ledger: Vec<LedgerChange>,
+    /// People who accept the terms of service with their request: added to `people/tos.yml`
+    /// in the same commit.
+    pub tos: Vec<TosAcceptance>,
     pub consumed: Vec<String>,
     pub skipped: Vec<Skipped>,
     pub providers: Vec<ProviderChange>,
@@ -45,7 +49,14 @@ pub fn make_plan(repo: &gatehouse_core::Repo, today: Date) -> Plan {
         })
         .collect();
     ledger.extend(expiry);
-    plan_from(repo, today, ledger, requests.consumed, requests.skipped)
+    plan_from(
+        repo,
+        today,
+        ledger,
+        requests.tos,
+        requests.consumed,
+        requests.skipped,
+    )
 }
 
 /// The plan made of these ledger changes: the provider changes they cause, and the counts.
@@ -53,6 +64,7 @@ pub fn plan_from(
     repo: &gatehouse_core::Repo,
     today: Date,
     ledger: Vec<LedgerChange>,
+    tos: Vec<TosAcceptance>,
     consumed: Vec<String>,
     skipped: Vec<(String, String)>,
 ) -> Plan {
@@ -79,6 +91,7 @@ pub fn plan_from(
         .count();
     Plan {
         ledger,
+        tos,
         consumed,
         skipped: skipped
             .into_iter()
@@ -92,7 +105,11 @@ pub fn plan_from(
 
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
-    if plan.ledger.is_empty() && plan.providers.is_empty() && plan.skipped.is_empty() {
+    if plan.ledger.is_empty()
+        && plan.tos.is_empty()
+        && plan.providers.is_empty()
+        && plan.skipped.is_empty()
+    {
         return "nothing to do: the ledger and the providers' desired state are up to date\n"
             .into();
     }
@@ -101,6 +118,13 @@ pub fn text(plan: &Plan) -> String {
         for c in &plan.ledger {
             let _ = writeln!(out, "  {c}");
         }
+    }
+    for t in &plan.tos {
+        let _ = writeln!(
+            out,
+            "terms of service: {} (id {}) accepts them ({}), added to people/tos.yml",
+            t.github, t.id, t.request
+        );
     }
     if !plan.consumed.is_empty() {
         let _ = writeln!(out, "requests consumed: {}", plan.consumed.join(", "));
@@ -119,7 +143,11 @@ pub fn text(plan: &Plan) -> String {
 
 pub fn markdown(plan: &Plan) -> String {
     let mut out = String::from("### gatehouse plan\n\n");
-    if plan.ledger.is_empty() && plan.providers.is_empty() && plan.skipped.is_empty() {
+    if plan.ledger.is_empty()
+        && plan.tos.is_empty()
+        && plan.providers.is_empty()
+        && plan.skipped.is_empty()
+    {
         out.push_str("Nothing to do: the ledger and the providers are up to date.\n");
         return out;
     }
@@ -165,6 +193,17 @@ pub fn markdown(plan: &Plan) -> String {
                 c.project(),
                 c.resource(),
                 details.replace('|', "\\|")
+            );
+        }
+        out.push('\n');
+    }
+    if !plan.tos.is_empty() {
+        out.push_str("**Terms of service** (added to `people/tos.yml`)\n\n");
+        for t in &plan.tos {
+            let _ = writeln!(
+                out,
+                "- `{}` (id {}) accepts them: {}",
+                t.github, t.id, t.request
             );
         }
         out.push('\n');

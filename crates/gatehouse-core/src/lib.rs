@@ -23,6 +23,7 @@ pub mod outliers;
 pub mod parse;
 pub mod repo;
 pub mod span;
+pub mod tos_claims;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use repo::Repo;

@@ -20,7 +20,7 @@ pub use gate::{
 pub use grant::{Grant, GrantFile, GrantUser, GrantUsers, Standing, Validity};
 pub use request::{
     ADMIN_ACTIONS, ActionOnly, OTHER_ADMIN_ACTIONS, Request, RequestAction, RequestFile,
-    RequestForm,
+    RequestForm, TosClaim,
 };
 pub use resource::{BotTrust, Cost, Defaults, OnExceed, Quota, Resource, Role, Specs, UserPolicy};
 pub use settings::{
