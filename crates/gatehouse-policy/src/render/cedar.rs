@@ -155,7 +155,7 @@ when { resource has runner && context.from_fork && !resource.forks };
 
 // or a person may not trigger jobs: a bot is never a maintainer (only a trusted bot's push to
 // the default branch is not judged by role), and a run approval of the job's commit by someone
-// who may run it stands in for every person ({approved} is the same condition in each),
+// who may run it stands in for every person (each `unless` is the same condition),
 @id("user-not-allowed.actor.role")
 forbid (principal, action == Action::"run", resource is Grant)
 when {
