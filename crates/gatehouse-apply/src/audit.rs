@@ -126,6 +126,9 @@ pub fn run(
             &last_used,
         ));
         repo_diags.extend(usage_outliers(url, &repo, today, rt)?);
+        for d in crate::run_approval_rows::audit(url, &repo, today, rt)? {
+            repo_diags.push(d);
+        }
     }
     if args.online {
         repo_diags.extend(online(&args.dir, &repo, &ledger, today, rt)?);
@@ -309,7 +312,7 @@ fn has_link_on_the_way(root: &Path, rel: &str, name: &str, diags: &mut Diagnosti
 
 /// Rows of `sql` from the guard's store at `url`, opened read-only (`what` names them in
 /// errors; a PostgreSQL URL, which may hold a password, is never quoted).
-fn read_only_rows<T>(
+pub(crate) fn read_only_rows<T>(
     url: &str,
     sql: &str,
     what: &str,

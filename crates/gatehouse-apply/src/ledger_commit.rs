@@ -1,12 +1,15 @@
-//! The ledger on disk and in git: the new grant files written (each atomically), the consumed
-//! requests deleted, and the message of the one commit of `grants/` and `requests/` that says
-//! what changed (made by `gatehouse_history::git::commit`).
+//! The ledger on disk and in git: the new grant files written (each atomically), the people who
+//! accepted the terms of service with their request added to `people/tos.yml`, the consumed
+//! requests deleted, and the message of the one commit of `grants/`, `people/` and `requests/`
+//! that says what changed (made by `gatehouse_history::git::commit`).
 
 use std::path::Path;
 
 use anyhow::Context;
 use gatehouse_core::Repo;
 use gatehouse_core::ledger::LedgerChange;
+use gatehouse_core::repo::TOS_FILE;
+use gatehouse_core::tos_claims::{TosAcceptance, tos_after};
 
 use crate::fsutil::{safe_join, write_atomic};
 
@@ -17,11 +20,12 @@ pub(crate) fn write_ledger(
     dir: &Path,
     repo: &Repo,
     changes: &[LedgerChange],
+    tos: &[TosAcceptance],
     consumed: &[String],
 ) -> anyhow::Result<()> {
     // A run killed between writing a temporary file and renaming it leaves the temporary file
     // (`.tmpXXXXXX`); it must not be committed with the ledger.
-    for folder in ["grants", "requests"] {
+    for folder in ["grants", "people", "requests"] {
         let Ok(entries) = std::fs::read_dir(dir.join(folder)) else {
             continue;
         };
@@ -43,6 +47,11 @@ pub(crate) fn write_ledger(
             None => remove(&full)?,
         }
     }
+    if let Some(list) = tos_after(repo, tos) {
+        let path = repo.tos.as_ref().map_or(TOS_FILE, |t| t.path.as_str());
+        let yaml = serde_saphyr::to_string(&list).context("writing people/tos.yml as YAML")?;
+        write_atomic(&safe_join(dir, path)?, yaml.as_bytes())?;
+    }
     for path in consumed {
         remove(&safe_join(dir, path)?)?;
     }
@@ -59,7 +68,12 @@ fn remove(path: &Path) -> anyhow::Result<()> {
 }
 
 /// `gatehouse apply: grant x: gpu (requests/x.yml)`, one body line per change when several.
-pub(crate) fn commit_message(verb: &str, changes: &[LedgerChange], consumed: &[String]) -> String {
+pub(crate) fn commit_message(
+    verb: &str,
+    changes: &[LedgerChange],
+    tos: &[TosAcceptance],
+    consumed: &[String],
+) -> String {
     let line = |c: &LedgerChange| match c {
         LedgerChange::Grant {
             project,
@@ -94,6 +108,15 @@ pub(crate) fn commit_message(verb: &str, changes: &[LedgerChange], consumed: &[S
             message.push_str(&format!("- {}\n", line(c)));
         }
     }
+    if !tos.is_empty() {
+        message.push('\n');
+        for t in tos {
+            message.push_str(&format!(
+                "terms of service accepted by {} (id {}) ({})\n",
+                t.github, t.id, t.request
+            ));
+        }
+    }
     if !consumed.is_empty() {
         message.push_str(&format!("\nconsumed: {}\n", consumed.join(", ")));
     }
@@ -111,7 +134,7 @@ mod tests {
             resource: "gpu".into(),
             why: "requests/x.yml".into(),
         };
-        let m = commit_message("apply", &[change], &["requests/x.yml".into()]);
+        let m = commit_message("apply", &[change], &[], &["requests/x.yml".into()]);
         assert!(
             m.starts_with("gatehouse apply: revoke x: gpu (requests/x.yml)\n"),
             "{m}"

@@ -8,7 +8,8 @@
 //! run, and the issue about failing providers), [`issues`] (the issues `apply` keeps, found by
 //! title), [`doctor`] (the credentials), [`plan`] (what `apply` would do), [`audit`] (what
 //! `gatehouse audit` reads and finds), [`online`] (the facts `check --online` and the audit
-//! ask GitHub for).
+//! ask GitHub for), [`run_approval_rows`] (the guard's run approvals read from its store for
+//! `audit --db` and `history --db`).
 
 pub mod approvals;
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod online;
 pub mod origins;
 pub mod pipeline;
 pub mod plan;
+pub mod run_approval_rows;
 
 use std::path::Path;
 

@@ -193,6 +193,12 @@ impl Judge<'_> {
         let verdict = if judged.verdict.approved() {
             Ok(RequestOrigin {
                 url: None,
+                // The author as GitHub gives it in `pulls/get`, by account id: who may accept
+                // the terms of service with the request.
+                author: pull
+                    .user
+                    .as_ref()
+                    .and_then(|u| Some((u.login.clone(), u.id?))),
                 approved_by: judged
                     .verdict
                     .approved_by

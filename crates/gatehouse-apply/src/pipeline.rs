@@ -97,11 +97,25 @@ pub fn run(
             let mut skipped = judged.held;
             skipped.extend(requests.skipped);
             skipped.sort();
-            crate::plan::plan_from(&repo, today, requests.changes, requests.consumed, skipped)
+            crate::plan::plan_from(
+                &repo,
+                today,
+                requests.changes,
+                requests.tos,
+                requests.consumed,
+                skipped,
+            )
         }
         Mode::Expire => {
             warn_expiring_soon(&repo, today);
-            crate::plan::plan_from(&repo, today, plan_expiry(&repo, today), vec![], vec![])
+            crate::plan::plan_from(
+                &repo,
+                today,
+                plan_expiry(&repo, today),
+                vec![],
+                vec![],
+                vec![],
+            )
         }
     };
     let limit = RemovalLimit {
@@ -134,7 +148,7 @@ pub fn run(
     let mut state = State::load(dir);
     remember_config_removals(&repo, &plan.ledger, &mut state);
     state.save(dir)?;
-    write_ledger(dir, &repo, &plan.ledger, &plan.consumed)?;
+    write_ledger(dir, &repo, &plan.ledger, &plan.tos, &plan.consumed)?;
     for (request, why) in plan.skipped.iter().map(|s| (&s.request, &s.why)) {
         eprintln!("skipped {request}: {why}");
     }
@@ -142,7 +156,10 @@ pub fn run(
         Mode::Apply => "apply",
         Mode::Expire => "expire",
     };
-    match git::commit(dir, &commit_message(subject, &plan.ledger, &plan.consumed))? {
+    match git::commit(
+        dir,
+        &commit_message(subject, &plan.ledger, &plan.tos, &plan.consumed),
+    )? {
         Some(sha) => eprintln!("ledger: committed {sha}"),
         None => eprintln!("ledger: up to date, nothing to commit"),
     }

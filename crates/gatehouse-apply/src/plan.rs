@@ -11,12 +11,16 @@ use gatehouse_core::desired::{
 use gatehouse_core::ledger::{
     LedgerChange, active_grants, applied_repo, plan_expiry, plan_requests,
 };
+use gatehouse_core::tos_claims::TosAcceptance;
 use jiff::civil::Date;
 use serde::Serialize;
 
 #[derive(Serialize)]
 pub struct Plan {
     pub ledger: Vec<LedgerChange>,
+    /// People who accept the terms of service with their request: added to `people/tos.yml`
+    /// in the same commit.
+    pub tos: Vec<TosAcceptance>,
     pub consumed: Vec<String>,
     pub skipped: Vec<Skipped>,
     pub providers: Vec<ProviderChange>,
@@ -168,7 +172,14 @@ pub fn make_plan(repo: &gatehouse_core::Repo, today: Date) -> Plan {
         })
         .collect();
     ledger.extend(expiry);
-    plan_from(repo, today, ledger, requests.consumed, requests.skipped)
+    plan_from(
+        repo,
+        today,
+        ledger,
+        requests.tos,
+        requests.consumed,
+        requests.skipped,
+    )
 }
 
 /// The plan made of these ledger changes: the provider changes they cause, and the counts.
@@ -176,6 +187,7 @@ pub fn plan_from(
     repo: &gatehouse_core::Repo,
     today: Date,
     ledger: Vec<LedgerChange>,
+    tos: Vec<TosAcceptance>,
     consumed: Vec<String>,
     skipped: Vec<(String, String)>,
 ) -> Plan {
@@ -202,6 +214,7 @@ pub fn plan_from(
         .count();
     Plan {
         ledger,
+        tos,
         consumed,
         skipped: skipped
             .into_iter()
@@ -222,6 +235,7 @@ impl Plan {
     /// Whether `apply` would change nothing the plan knows of.
     fn is_empty(&self) -> bool {
         self.ledger.is_empty()
+            && self.tos.is_empty()
             && self.providers.is_empty()
             && self.skipped.is_empty()
             && self.cirun_switches.is_empty()
@@ -240,6 +254,13 @@ pub fn text(plan: &Plan) -> String {
         for c in &plan.ledger {
             let _ = writeln!(out, "  {c}");
         }
+    }
+    for t in &plan.tos {
+        let _ = writeln!(
+            out,
+            "terms of service: {} (id {}) accepts them ({}), added to people/tos.yml",
+            t.github, t.id, t.request
+        );
     }
     if !plan.consumed.is_empty() {
         let _ = writeln!(out, "requests consumed: {}", plan.consumed.join(", "));
@@ -321,6 +342,17 @@ pub fn markdown(plan: &Plan) -> String {
                 c.project(),
                 c.resource(),
                 details.replace('|', "\\|")
+            );
+        }
+        out.push('\n');
+    }
+    if !plan.tos.is_empty() {
+        out.push_str("**Terms of service** (added to `people/tos.yml`)\n\n");
+        for t in &plan.tos {
+            let _ = writeln!(
+                out,
+                "- `{}` (id {}) accepts them: {}",
+                t.github, t.id, t.request
             );
         }
         out.push('\n');

@@ -23,6 +23,9 @@ use crate::span::Spanned;
 pub struct RequestOrigin {
     pub url: Option<String>,
     pub approved_by: Vec<String>,
+    /// The pull request's author as GitHub gives it (login, account id): who may accept the
+    /// terms of service with the request (`accept_tos`).
+    pub author: Option<(String, i64)>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -127,6 +130,9 @@ pub struct LedgerPlan {
     /// Request files left alone, and why (they have check errors; they stay for someone to fix
     /// rather than being retried in a loop).
     pub skipped: Vec<(String, String)>,
+    /// People who accept the terms of service with their request (`accept_tos`), to add to
+    /// `people/tos.yml` ([`crate::tos_claims`]).
+    pub tos: Vec<crate::tos_claims::TosAcceptance>,
 }
 
 /// Plans every pending request. A request with any `check` error is skipped whole.
@@ -175,8 +181,25 @@ pub fn plan_requests(
             ));
             continue;
         };
-        let origin = origins.get(path).cloned().unwrap_or_default();
+        let judged = origins.get(path);
+        let origin = judged.cloned().unwrap_or_default();
         let request_ref = origin.url.clone().unwrap_or_else(|| path.to_string());
+        // The terms of service accepted with the request: only by its pull request's author.
+        // Not judged (a preview, `plan`): shown as the request says, for `apply` to verify.
+        if let Some(claim) = &req.accept_tos {
+            let author = match judged {
+                Some(o) => o.author.clone(),
+                None => Some((claim.github.value.clone(), claim.id.value.0)),
+            };
+            if let Err(why) = crate::tos_claims::judge_claim(claim, author.as_ref()) {
+                plan.skipped.push((path.to_string(), why));
+                continue;
+            }
+            if let Some(author) = &author {
+                plan.tos
+                    .push(crate::tos_claims::acceptance(author, today, &request_ref));
+            }
+        }
         let mut listed = HashSet::new();
         for named in &req.projects {
             let key = project_key(named);

@@ -24,6 +24,7 @@ pub mod parse;
 pub mod pools;
 pub mod repo;
 pub mod span;
+pub mod tos_claims;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use repo::Repo;

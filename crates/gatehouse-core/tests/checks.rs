@@ -1409,3 +1409,79 @@ fn pools_that_can_pay_for_one_job_say_which_pays_first() {
     ]);
     assert!(apart.iter().all(|d| d.code != "pool-order"), "{apart:#?}");
 }
+
+/// `accept_tos` in a request (both forms): a positive id, agreeing with people/tos.yml, on a
+/// request that grants; someone listed already is told the field is not needed.
+#[test]
+fn a_requests_terms_of_service_acceptance_is_checked() {
+    let request = |extra: &str| {
+        format!("action: grant\nprojects: [tinygrad]\nresources: [gpu-large]\n{extra}")
+    };
+    // A newcomer, in the native and the admin-requests form: clean.
+    let d = check_with(&[(
+        "requests/new.yml",
+        Some(&request("accept_tos: { github: newcomer, id: 424242 }\n")),
+    )]);
+    assert_eq!(d, vec![]);
+    let d = check_with(&[(
+        "requests/new.yml",
+        Some(
+            "action: cirun\nfeedstocks: [tinygrad]\nresources: [gpu-large]\naccept_tos:\n  github: newcomer\n  id: 424242\n",
+        ),
+    )]);
+    assert_eq!(d, vec![]);
+    let d = check_with(&[(
+        "requests/new.yml",
+        Some(&request("accept_tos: { github: newcomer, id: -3 }\n")),
+    )]);
+    only(&d, "request-tos-id", Severity::Error, "requests/new.yml", 4);
+    let d = check_with(&[(
+        "requests/new.yml",
+        Some(
+            "action: revoke\nprojects: [pytorch-cpu]\nresources: [gpu-large]\naccept_tos: { github: newcomer, id: 424242 }\n",
+        ),
+    )]);
+    only(
+        &d,
+        "request-tos-revoke",
+        Severity::Error,
+        "requests/new.yml",
+        4,
+    );
+    // Someone else's login with the requester's id.
+    let d = check_with(&[(
+        "requests/new.yml",
+        Some(&request("accept_tos: { github: WOLFV, id: 424242 }\n")),
+    )]);
+    let d = only(
+        &d,
+        "request-tos-mismatch",
+        Severity::Error,
+        "requests/new.yml",
+        4,
+    );
+    assert!(d.message.contains("lists `wolfv` with id 885054"), "{d:?}");
+    let d = check_with(&[(
+        "requests/new.yml",
+        Some(&request("accept_tos: { github: wolfv, id: 885054 }\n")),
+    )]);
+    only(
+        &d,
+        "request-tos-known",
+        Severity::Warning,
+        "requests/new.yml",
+        4,
+    );
+    // A typo is an error, never ignored; so is a claim without its id.
+    for bad in [
+        "accept_tos: { github: newcomer, id: 424242, accepted: true }\n",
+        "accept_tos: { github: newcomer }\n",
+    ] {
+        let d = check_with(&[("requests/new.yml", Some(&request(bad)))]);
+        assert!(
+            d.iter()
+                .any(|d| d.severity == Severity::Error && d.file == "requests/new.yml"),
+            "{bad}: {d:#?}"
+        );
+    }
+}

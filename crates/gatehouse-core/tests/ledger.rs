@@ -35,6 +35,7 @@ fn origin(path: &str) -> HashMap<String, RequestOrigin> {
         RequestOrigin {
             url: Some("https://github.com/conda-forge/admin-requests/pull/1234".into()),
             approved_by: vec!["jaimergp".into()],
+            author: None,
         },
     )])
 }

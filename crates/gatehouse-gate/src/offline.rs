@@ -5,8 +5,18 @@
 //! runner's environment names by login only, is matched by login in the repository's
 //! collaborator list. A fact the snapshot lacks (the repository's roles) denies the job
 //! `facts-unavailable`. The guard's webhook path decides the job again when it hears of it.
+//!
+//! The snapshot carries no run approvals (`/gatehouse run <sha>`, recorded by the guard as
+//! they come) and not what `bots: trusted` needs (whether a push is to the project's default
+//! branch), so offline a pull request or a bot's run that only an approval or that trust would
+//! admit is refused, and the refusal says so: re-run once the runner reaches the guard, which
+//! decides with them. (Carrying approvals would need a snapshot as fresh as the last comment;
+//! a refusal that says why is the fail-closed answer.)
 
-use gatehouse_policy::{Actor, Decision, DenyRule, Job, Permission, Policy, Run, Usage};
+use gatehouse_policy::{
+    Actor, Decision, DenyReason, DenyRule, Job, Permission, Policy, Run, Usage,
+    is_pull_request_event,
+};
 use jiff::civil::Date;
 
 use crate::runner::RunnerJob;
@@ -119,7 +129,127 @@ pub fn decide(
             job.repository, pool.resource
         ))
     } else {
-        decision.message(policy, &view)
+        let message = decision.message(policy, &view);
+        match (message, unseen_offline(&decision, job)) {
+            (Some(text), Some(note)) => Some(format!("{text}. {note}")),
+            (message, _) => message,
+        }
     };
     (decision, message)
+}
+
+/// What the snapshot cannot show about a job the people rule denied: a run approval of a pull
+/// request's commit, or a trusted bot's push. `None` when neither could have admitted it.
+fn unseen_offline(decision: &Decision, job: &RunnerJob) -> Option<String> {
+    let Decision::Deny(denial) = decision else {
+        return None;
+    };
+    if denial.rule != DenyRule::UserNotAllowed {
+        return None;
+    }
+    let what = if matches!(denial.reason, DenyReason::Bot { .. }) {
+        "a maintainer's approval of this commit (`/gatehouse run <sha>`) or the resource's trust in bots' pushes to the default branch (`bots: trusted`)"
+    } else if is_pull_request_event(&job.event) {
+        "a maintainer's approval of this pull request's commit (`/gatehouse run <sha>`)"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "The runner could not reach the guard and decided from its policy snapshot, which carries neither run approvals nor the facts bots' trust needs, so it could not see {what}. If there is one, re-run the job once the runner reaches the guard: the guard decides with them, and its webhook path decides every job again"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_core::Repo;
+    use jiff::civil::date;
+
+    const BOT: (&str, i64) = ("regro-cf-autotick-bot", 36490558);
+    const MAINTAINER: (&str, i64) = ("wolfv", 885054);
+    const OUTSIDER: (&str, i64) = ("drive-by", 7);
+
+    fn policy() -> Policy {
+        let repo = Repo::from_sources([
+            (
+                "gatehouse.yml",
+                "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\nbots:\n  - { github: regro-cf-autotick-bot, id: 36490558 }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n",
+            ),
+            (
+                "resources/gpu.yml",
+                "name: gpu\nprovider: cirun\nlabels: [gpu]\nusers: { roles: [admin, maintain, write] }\nbots: trusted\n",
+            ),
+            (
+                "grants/numpy.yml",
+                "project: numpy\ngrants:\n  - resource: gpu\n    pull_request: true\n    granted: 2026-01-01\n",
+            ),
+        ]);
+        gatehouse_policy::compile(&repo, date(2026, 11, 29))
+    }
+
+    fn roles() -> RepoRoles {
+        RepoRoles {
+            repository: "conda-forge/numpy-feedstock".into(),
+            fetched_at: 0,
+            people: vec![
+                (MAINTAINER.1, MAINTAINER.0.into(), Permission::Write),
+                (BOT.1, BOT.0.into(), Permission::Write),
+            ],
+        }
+    }
+
+    fn job(event: &str, actor: (&str, i64), fork: Option<(&str, i64)>) -> RunnerJob {
+        RunnerJob {
+            repository: "conda-forge/numpy-feedstock".into(),
+            event: event.into(),
+            run_id: 1,
+            run_attempt: 1,
+            job: "build".into(),
+            runner_name: "gpu-1".into(),
+            actor: (actor.0.into(), actor.1),
+            triggering_actor: actor.0.into(),
+            head_repository: fork.map(|(owner, _)| format!("{owner}/numpy-feedstock")),
+            head_owner: fork.map(|(l, id)| (l.to_string(), id)),
+            workflow_ref: None,
+            git_ref: Some("refs/heads/main".into()),
+        }
+    }
+
+    fn offline(job: &RunnerJob) -> (Option<DenyRule>, String) {
+        let pool = Pool {
+            name: "gpu".into(),
+            resource: "gpu".into(),
+            allow_when_unreachable: false,
+        };
+        let roles = roles();
+        let (d, message) = decide(&policy(), Some(&roles), &pool, job, date(2026, 11, 29));
+        (d.rule(), message.unwrap_or_default())
+    }
+
+    #[test]
+    fn a_refusal_that_an_approval_or_bots_trust_could_lift_says_the_guard_decides_with_them() {
+        // An outsider's fork pull request: an approval of its commit could admit it online.
+        let (rule, told) = offline(&job("pull_request", OUTSIDER, Some(OUTSIDER)));
+        assert_eq!(rule, Some(DenyRule::UserNotAllowed), "{told}");
+        assert!(
+            told.contains("could not see a maintainer's approval of this pull request's commit (`/gatehouse run <sha>`)")
+                && told.contains("re-run the job once the runner reaches the guard"),
+            "{told}"
+        );
+        // A bot's push to the default branch of a resource that trusts bots: the snapshot
+        // cannot tell the default branch, so the bot is refused, and told why.
+        let (rule, told) = offline(&job("push", BOT, None));
+        assert_eq!(rule, Some(DenyRule::UserNotAllowed), "{told}");
+        assert!(told.contains("(`bots: trusted`)"), "{told}");
+        // A push by someone without a role: nothing offline hides what would admit it.
+        let (rule, told) = offline(&job("push", OUTSIDER, None));
+        assert_eq!(rule, Some(DenyRule::UserNotAllowed), "{told}");
+        assert!(!told.contains("policy snapshot"), "{told}");
+        // A maintainer's own pull request runs offline as online.
+        let mut own = job("pull_request", MAINTAINER, None);
+        own.head_repository = Some("conda-forge/numpy-feedstock".into());
+        own.head_owner = Some(("conda-forge".into(), 11897326));
+        let (rule, told) = offline(&own);
+        assert_eq!(rule, None, "{told}");
+    }
 }

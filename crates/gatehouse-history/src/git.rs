@@ -102,10 +102,10 @@ pub fn toplevel(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Commits what changed in `grants/` and `requests/` (nothing else); the new commit's id, or
-/// `None` when there was nothing to commit.
+/// Commits what changed in `grants/`, `people/` (`tos.yml`, accepted with a request) and
+/// `requests/` (nothing else); the new commit's id, or `None` when there was nothing to commit.
 pub fn commit(dir: &Path, message: &str) -> anyhow::Result<Option<String>> {
-    let paths: Vec<&str> = ["grants", "requests"]
+    let paths: Vec<&str> = ["grants", "people", "requests"]
         .into_iter()
         .filter(|p| dir.join(p).is_dir())
         .collect();

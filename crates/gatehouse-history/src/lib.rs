@@ -6,6 +6,7 @@
 //! (`gatehouse history`, `gatehouse site`, `apply`) and the server's live pages.
 
 pub mod git;
+pub mod run_approvals;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -63,7 +64,8 @@ pub struct Event {
     pub author: String,
     pub subject: String,
     pub resource: String,
-    /// `granted`, `revoked` or `changed`.
+    /// `granted`, `revoked` or `changed`; `run-approved` for a run approval the guard recorded
+    /// ([`run_approvals`]).
     pub change: &'static str,
     pub details: String,
 }

@@ -402,7 +402,7 @@ pub const PULL_REQUEST_EVENTS: &[&str] = &[
     "pull_request_review_comment",
 ];
 
-pub(crate) fn is_pull_request_event(event: &str) -> bool {
+pub fn is_pull_request_event(event: &str) -> bool {
     PULL_REQUEST_EVENTS
         .iter()
         .any(|e| e.eq_ignore_ascii_case(event))

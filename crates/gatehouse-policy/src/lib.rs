@@ -24,6 +24,7 @@ pub use compile::{
 };
 pub use decide::{
     Cap, Checked, Decision, Denial, DenyReason, DenyRule, Routed, Step, Tracer, Who, decide_with,
+    is_pull_request_event,
 };
 pub use job::{Actor, Job, JobContext, Missing, Permission, Run, Usage};
 pub use run_approval::{NotApprover, RunApproval};

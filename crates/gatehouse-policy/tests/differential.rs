@@ -18,8 +18,8 @@ use gatehouse_core::Repo;
 use gatehouse_core::duration::Day;
 use gatehouse_policy::render::cedar;
 use gatehouse_policy::{
-    Actor, Decision, DenyReason, DenyRule, JobContext, Permission, Policy, ResourceId, Usage, Who,
-    compile,
+    Actor, Decision, DenyReason, DenyRule, JobContext, Permission, Policy, ResourceId, RunApproval,
+    Usage, Who, compile,
 };
 use jiff::ToSpan;
 use jiff::civil::{Date, date};
@@ -152,6 +152,8 @@ struct ResourceSpec {
     quota: Option<(Option<u64>, Option<u64>)>,
     /// `defaults: { forks: ... }`.
     forks: Option<bool>,
+    /// `bots: trusted`.
+    bots_trusted: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -182,6 +184,8 @@ struct RepoSpec {
     grant_files: Vec<GrantFileSpec>,
     /// (login, case, id); `None`: no people/tos.yml.
     tos: Option<Vec<(usize, u8, usize)>>,
+    /// `gatehouse.yml`'s bots: positions in [`IDS`] (whoever has that id is a bot).
+    bots: Vec<usize>,
 }
 
 /// `s` in one of four spellings: as is, upper case, capitalised, alternating.
@@ -229,10 +233,14 @@ impl RepoSpec {
     }
 
     fn sources(&self) -> Vec<(String, String)> {
-        let mut files = vec![(
-            "gatehouse.yml".to_string(),
-            "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n".to_string(),
-        )];
+        let mut settings = "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n".to_string();
+        if !self.bots.is_empty() {
+            settings.push_str("bots:\n");
+            for (k, id) in self.bots.iter().enumerate() {
+                let _ = writeln!(settings, "  - {{ github: ci-bot-{k}, id: {} }}", IDS[*id]);
+            }
+        }
+        let mut files = vec![("gatehouse.yml".to_string(), settings)];
         for (i, r) in self.resources.iter().enumerate() {
             let mut y = format!(
                 "name: {}\nprovider: cirun\nlabels: [{}]\n",
@@ -262,6 +270,9 @@ impl RepoSpec {
             }
             if let Some(forks) = r.forks {
                 let _ = writeln!(y, "defaults: {{ forks: {forks} }}");
+            }
+            if r.bots_trusted {
+                y.push_str("bots: trusted\n");
             }
             if let Some((project, total)) = r.quota {
                 y.push_str("quota: {");
@@ -348,14 +359,18 @@ fn resource_spec() -> impl Strategy<Value = ResourceSpec> {
                 .prop_map(Some),
         ],
         prop::option::weighted(0.3, any::<bool>()),
+        prop::bool::weighted(0.5),
     )
-        .prop_map(|(name, roles, require_tos, quota, forks)| ResourceSpec {
-            name,
-            roles,
-            require_tos,
-            quota,
-            forks,
-        })
+        .prop_map(
+            |(name, roles, require_tos, quota, forks, bots_trusted)| ResourceSpec {
+                name,
+                roles,
+                require_tos,
+                quota,
+                forks,
+                bots_trusted,
+            },
+        )
 }
 
 fn grant_spec() -> impl Strategy<Value = GrantSpec> {
@@ -405,11 +420,14 @@ fn repo_spec() -> impl Strategy<Value = RepoSpec> {
             0.9,
             prop::collection::vec((0..LOGINS.len(), 0u8..4, 0..IDS.len()), 0..=5),
         ),
+        // Bots by the pool's positive ids.
+        prop_oneof![1 => Just(Vec::new()), 1 => prop::collection::vec(0..5usize, 1..=2)],
     )
-        .prop_map(|(resources, grant_files, tos)| RepoSpec {
+        .prop_map(|(resources, grant_files, tos, bots)| RepoSpec {
             resources,
             grant_files,
             tos,
+            bots,
         })
 }
 
@@ -462,6 +480,45 @@ struct JobSpec {
     triggering: Option<Option<PersonSpec>>,
     usage: (u64, u64),
     today: Option<i64>,
+    /// 0: no ref; 1: `refs/heads/main`; 2: `refs/heads/feature`.
+    git_ref: u8,
+    /// The repository's default branch (`main`) is known.
+    default_branch: bool,
+    /// 0: no head commit; 1: [`SHA`]; 2: [`SHA`] in upper case.
+    head_sha: u8,
+    approval: Option<ApprovalSpec>,
+}
+
+/// The job's commit.
+const SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+
+/// A run approval the guard would hand the decision.
+#[derive(Clone, Debug)]
+struct ApprovalSpec {
+    approver: PersonSpec,
+    /// The approved commit is the job's (in another case when `case`), or another.
+    same_commit: bool,
+    /// The approved head repository is the job's (in another case), or another.
+    same_head: bool,
+    /// 0: every resource; 1: the job's resource (in another case); 2: another; 3: both.
+    resources: u8,
+}
+
+fn approval_spec() -> impl Strategy<Value = ApprovalSpec> {
+    (
+        person_spec(),
+        prop::bool::weighted(0.85),
+        prop::bool::weighted(0.85),
+        prop_oneof![3 => Just(0u8), 2 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)],
+    )
+        .prop_map(
+            |(approver, same_commit, same_head, resources)| ApprovalSpec {
+                approver,
+                same_commit,
+                same_head,
+                resources,
+            },
+        )
 }
 
 fn person_spec() -> impl Strategy<Value = PersonSpec> {
@@ -525,6 +582,12 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
         ],
         (minutes(), minutes()),
         prop::option::weighted(0.8, -3i64..=3),
+        (
+            prop_oneof![1 => Just(0u8), 3 => Just(1u8), 1 => Just(2u8)],
+            prop::bool::weighted(0.8),
+            prop_oneof![1 => Just(0u8), 4 => Just(1u8), 1 => Just(2u8)],
+            prop::option::weighted(0.35, approval_spec()),
+        ),
     )
         .prop_map(
             |(
@@ -535,6 +598,7 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
                 triggering,
                 usage,
                 today,
+                (git_ref, default_branch, head_sha, approval),
             )| JobSpec {
                 target,
                 repo_case,
@@ -547,6 +611,10 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
                 triggering,
                 usage,
                 today,
+                git_ref,
+                default_branch,
+                head_sha,
+                approval,
             },
         )
 }
@@ -623,6 +691,25 @@ impl JobSpec {
             None => actor.clone(),
             Some(p) => person(repo, grant, p),
         });
+        let resource_name = position.map_or("gpu", |p| RESOURCE_NAMES[repo.resources[p].name]);
+        let run_approval = self.approval.as_ref().map(|a| RunApproval {
+            approver: person(repo, grant, &a.approver),
+            head_sha: if a.same_commit {
+                SHA.to_ascii_uppercase()
+            } else {
+                "c0ffee5b57875f334f61aebed695e2e4193db5e0".into()
+            },
+            head_repository: match (&head_repository, a.same_head) {
+                (Some(h), true) => h.to_ascii_uppercase(),
+                _ => "elsewhere/fork".into(),
+            },
+            resources: match a.resources {
+                0 => vec![],
+                1 => vec![resource_name.to_ascii_uppercase()],
+                2 => vec!["cpu/other".into()],
+                _ => vec!["cpu/other".into(), resource_name.to_string()],
+            },
+        });
         JobContext {
             repository,
             labels,
@@ -632,15 +719,23 @@ impl JobSpec {
             actor,
             triggering_actor,
             workflow: Some(".github/workflows/conda-build.yml".into()),
-            git_ref: None,
+            git_ref: match self.git_ref {
+                0 => None,
+                1 => Some("refs/heads/main".into()),
+                _ => Some("refs/heads/feature".into()),
+            },
             usage: Usage {
                 project_minutes: self.usage.0,
                 resource_minutes: self.usage.1,
             },
             today: self.today.map(|d| Day(day(d))),
-            head_sha: None,
-            run_approval: None,
-            default_branch: None,
+            head_sha: match self.head_sha {
+                0 => None,
+                1 => Some(SHA.into()),
+                _ => Some(SHA.to_ascii_uppercase()),
+            },
+            run_approval,
+            default_branch: self.default_branch.then(|| "main".to_string()),
         }
     }
 }
@@ -734,6 +829,24 @@ fn gatehouse_and_cedar_agree_on_random_repositories_and_jobs() {
             if let Decision::Deny(d) = &ours {
                 why.push(reason_name(&d.reason));
             }
+            // Allowed only thanks to the run approval: the approval reached, and agreed on.
+            if ours_rule.is_none() && job.run_approval.is_some() {
+                let without = JobContext {
+                    run_approval: None,
+                    ..job.clone()
+                };
+                if policy.decide(&without).rule() == Some(DenyRule::UserNotAllowed) {
+                    seen.push("allowed by a run approval".to_string());
+                }
+            }
+            // Allowed with a bot among its people: a trusted bot's push.
+            let people = [Some(&job.actor), job.triggering_actor.as_ref()];
+            if ours_rule.is_none()
+                && job.run_approval.is_none()
+                && people.iter().flatten().any(|p| policy.is_bot(p.id))
+            {
+                seen.push("a trusted bot's push".to_string());
+            }
         }
         let mut tally = tally.borrow_mut();
         for outcome in seen {
@@ -752,9 +865,18 @@ fn gatehouse_and_cedar_agree_on_random_repositories_and_jobs() {
     let tally = tally.into_inner();
     let compared: usize = tally
         .iter()
-        .filter(|(k, _)| *k != "not-routed")
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "not-routed" | "allowed by a run approval" | "a trusted bot's push"
+            )
+        })
         .map(|(_, n)| n)
         .sum();
+    for special in ["allowed by a run approval", "a trusted bot's push"] {
+        let n = tally.get(special).copied().unwrap_or(0);
+        assert!(n * 2000 >= compared, "{special}: {n} of {compared}");
+    }
     let reasons = reasons.into_inner();
     eprintln!(
         "{compared} decisions compared in {:.1?}: {tally:?}\ndenied for: {reasons:#?}",
@@ -798,6 +920,12 @@ fn gatehouse_and_cedar_agree_on_random_repositories_and_jobs() {
             assert!(reasons.contains_key(&name), "never denied for {name}");
         }
     }
+    // A bot as a fork's owner with its people otherwise passing is rare in random draws:
+    // `run_approvals_and_bots_are_decided_alike_by_cedar` names that case.
+    for who in [Who::Actor, Who::TriggeringActor] {
+        let name = reason_name(&DenyReason::Bot { who });
+        assert!(reasons.contains_key(&name), "never denied for {name}");
+    }
     for reason in [
         DenyReason::NotAProject,
         DenyReason::NoGrant,
@@ -838,7 +966,6 @@ fn reason_name(reason: &DenyReason) -> String {
         DenyReason::MissingRole { who, .. } => format!("role of {who:?}"),
         DenyReason::NotListed { who } => format!("user list, {who:?}"),
         DenyReason::TermsNotAccepted { who } => format!("terms of service, {who:?}"),
-        // Not rendered for Cedar (nor generated here): tests/run_approvals.rs covers bots.
         DenyReason::Bot { who } => format!("bot, {who:?}"),
         DenyReason::ProjectQuota { .. } => "project quota".into(),
         DenyReason::ResourceQuota { .. } => "resource quota".into(),
@@ -1290,4 +1417,218 @@ fn a_policy_that_fails_to_evaluate_cannot_allow() {
         .is_authorized(&request, &oracle.policies, &oracle.entities);
     assert_eq!(response.decision(), cedar_policy::Decision::Deny);
     assert!(response.diagnostics().errors().count() > 0);
+}
+
+/// Run approvals and bots, named case by case: Cedar, reading them as facts of the request,
+/// decides each as gatehouse does.
+#[test]
+fn run_approvals_and_bots_are_decided_alike_by_cedar() {
+    let repo = Repo::from_sources([
+        (
+            "gatehouse.yml",
+            "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\nbots:\n  - { github: regro-cf-autotick-bot, id: 36490558 }\n",
+        ),
+        (
+            "resources/gpu.yml",
+            "name: gpu\nprovider: cirun\nlabels: [cirun-openstack-gpu-large]\nusers: { roles: [admin, maintain, write], require_tos: true }\n",
+        ),
+        (
+            "resources/rerender.yml",
+            "name: rerender\nprovider: cirun\nlabels: [cirun-rerender]\nbots: trusted\n",
+        ),
+        (
+            "grants/pytorch-cpu.yml",
+            "project: pytorch-cpu\ngrants:\n  - resource: gpu\n    pull_request: true\n    granted: 2026-03-01\n  - resource: rerender\n    pull_request: true\n    granted: 2026-03-01\n",
+        ),
+        (
+            "people/tos.yml",
+            "- { github: wolfv, id: 885054 }\n- { github: regro-cf-autotick-bot, id: 36490558 }\n",
+        ),
+    ]);
+    assert!(repo.load_errors.is_empty(), "{:?}", repo.load_errors);
+    let today = date(2026, 11, 28);
+    let policy = compile(&repo, today);
+    let oracle = Oracle::new(&repo, today);
+    let sha = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+    let bot = Actor {
+        login: "regro-cf-autotick-bot".into(),
+        id: 36490558,
+        permission: Some(Permission::Write),
+    };
+    let outsider = Actor {
+        login: "drive-by".into(),
+        id: 31337,
+        permission: None,
+    };
+    let fork_of = |owner: &Actor| JobContext {
+        event: "pull_request".into(),
+        head_repository: Some(format!("{}/pytorch-cpu-feedstock", owner.login)),
+        head_owner: Some(owner.clone()),
+        actor: owner.clone(),
+        triggering_actor: Some(owner.clone()),
+        head_sha: Some(sha.into()),
+        ..job()
+    };
+    let approved_by = |approver: Actor, job: JobContext, resources: &[&str]| JobContext {
+        run_approval: Some(RunApproval {
+            approver,
+            head_sha: sha.to_ascii_uppercase(),
+            head_repository: job.head_repository.clone().unwrap_or_default(),
+            resources: resources.iter().map(|r| r.to_string()).collect(),
+        }),
+        ..job
+    };
+    let on = |label: &str, job: JobContext| JobContext {
+        labels: vec![label.into()],
+        ..job
+    };
+    let push_by = |who: &Actor, git_ref: &str| JobContext {
+        actor: who.clone(),
+        triggering_actor: Some(who.clone()),
+        git_ref: Some(git_ref.into()),
+        default_branch: Some("main".into()),
+        ..job()
+    };
+    use DenyRule::*;
+    let cases: Vec<(&str, JobContext, Option<DenyRule>)> = vec![
+        (
+            "an outsider's fork",
+            fork_of(&outsider),
+            Some(UserNotAllowed),
+        ),
+        (
+            "an outsider's fork, its commit approved by a maintainer",
+            approved_by(wolfv(), fork_of(&outsider), &[]),
+            None,
+        ),
+        (
+            "approved for this resource, named in another case",
+            approved_by(wolfv(), fork_of(&outsider), &["GPU"]),
+            None,
+        ),
+        (
+            "approved for another resource only",
+            approved_by(wolfv(), fork_of(&outsider), &["rerender"]),
+            Some(UserNotAllowed),
+        ),
+        (
+            "a commit pushed after the approval",
+            JobContext {
+                head_sha: Some("c0ffee5b57875f334f61aebed695e2e4193db5e0".into()),
+                ..approved_by(wolfv(), fork_of(&outsider), &[])
+            },
+            Some(UserNotAllowed),
+        ),
+        (
+            "the approved commit from another head repository",
+            JobContext {
+                head_repository: Some("someone-else/pytorch-cpu-feedstock".into()),
+                ..approved_by(wolfv(), fork_of(&outsider), &[])
+            },
+            Some(UserNotAllowed),
+        ),
+        (
+            "approved by someone with read access",
+            approved_by(
+                Actor {
+                    permission: Some(Permission::Read),
+                    ..wolfv()
+                },
+                fork_of(&outsider),
+                &[],
+            ),
+            Some(UserNotAllowed),
+        ),
+        (
+            "approved by a maintainer who did not accept the terms",
+            approved_by(
+                Actor {
+                    login: "newcomer".into(),
+                    id: 4242,
+                    permission: Some(Permission::Maintain),
+                },
+                fork_of(&outsider),
+                &[],
+            ),
+            Some(UserNotAllowed),
+        ),
+        (
+            "approved by a bot with the write role",
+            approved_by(bot.clone(), fork_of(&outsider), &[]),
+            Some(UserNotAllowed),
+        ),
+        (
+            "pull_request_target, approved",
+            JobContext {
+                event: "pull_request_target".into(),
+                ..approved_by(wolfv(), fork_of(&outsider), &[])
+            },
+            Some(EventNotAllowed),
+        ),
+        (
+            "a push, 'approved'",
+            JobContext {
+                event: "push".into(),
+                ..approved_by(wolfv(), fork_of(&outsider), &[])
+            },
+            Some(UserNotAllowed),
+        ),
+        (
+            "a fork nobody can name, approved",
+            JobContext {
+                head_owner: None,
+                ..approved_by(wolfv(), fork_of(&outsider), &[])
+            },
+            Some(UserNotAllowed),
+        ),
+        ("a bot's pull request", fork_of(&bot), Some(UserNotAllowed)),
+        (
+            "a bot's fork, started by a maintainer",
+            JobContext {
+                actor: wolfv(),
+                triggering_actor: Some(wolfv()),
+                ..fork_of(&bot)
+            },
+            Some(UserNotAllowed),
+        ),
+        (
+            "a bot's pull request, its commit approved by a maintainer",
+            approved_by(wolfv(), fork_of(&bot), &[]),
+            None,
+        ),
+        (
+            "a bot's push to the default branch",
+            push_by(&bot, "refs/heads/main"),
+            Some(UserNotAllowed),
+        ),
+        (
+            "a bot's push to the default branch of a resource that trusts bots",
+            on("cirun-rerender", push_by(&bot, "refs/heads/main")),
+            None,
+        ),
+        (
+            "a bot's push to another branch of a resource that trusts bots",
+            on("cirun-rerender", push_by(&bot, "refs/heads/feature")),
+            Some(UserNotAllowed),
+        ),
+        (
+            "a bot's pull request on a resource that trusts bots",
+            on("cirun-rerender", fork_of(&bot)),
+            Some(UserNotAllowed),
+        ),
+        (
+            "a maintainer's push with a bot re-running it, where bots are not trusted",
+            JobContext {
+                triggering_actor: Some(bot.clone()),
+                ..push_by(&wolfv(), "refs/heads/main")
+            },
+            Some(UserNotAllowed),
+        ),
+    ];
+    for (what, job, expected) in cases {
+        let (ours, theirs) =
+            both(&policy, &oracle, &job).unwrap_or_else(|| panic!("{what}: not routed"));
+        assert_eq!(ours.rule(), expected, "{what}: gatehouse says {ours:?}");
+        assert_eq!(theirs, expected, "{what}: Cedar disagrees");
+    }
 }

@@ -282,9 +282,10 @@ async fn admit(
     let mut view = view_of(state, &policy, &repository, resource, run).await?;
     view.on_resource(resource_name);
     let mut decision = policy.decide(&view);
-    // A run approval of the commit counts here as on the webhook path.
+    // A run approval of the commit counts here as on the webhook path (which decides the job
+    // again when it is queued, and records the approval its decision used).
     if decision.rule() == Some(gatehouse_policy::DenyRule::UserNotAllowed)
-        && let Some(approved) = crate::run_approvals::consider(
+        && let Some((approved, _)) = crate::run_approvals::consider(
             state,
             &policy,
             &mut view,

@@ -1042,12 +1042,14 @@ async fn decide_job(
     view.routed = Some(routed);
     let started = std::time::Instant::now();
     let mut decision = policy.decide(&view);
+    let mut approval_used = None;
     if decision.rule() == Some(DenyRule::UserNotAllowed)
-        && let Some(approved) =
+        && let Some((approved, used)) =
             crate::run_approvals::consider(state, &policy, &mut view, w.run_id, w.run_attempt)
                 .await?
     {
         decision = approved;
+        approval_used = used;
     }
     if let Decision::Undecided { resource, missing } = decision {
         // Roles cannot come without a token; a run can still come by its webhook.
@@ -1092,6 +1094,15 @@ async fn decide_job(
             None,
             writes,
         );
+        if let (Decision::Allow { .. }, Some(approval)) = (&decision, approval_used) {
+            writes.push(crate::run_approvals::job_used(
+                approval,
+                w.id,
+                w.run_id,
+                w.run_attempt,
+                job.delivery,
+            ));
+        }
         state.metrics.decision(decision.outcome(), None);
         return Ok(Step::Did(decision.outcome().to_string()));
     };

@@ -448,15 +448,16 @@ async fn answer(
 
 /// A job of `run_id`'s attempt `run_attempt` that the people rule denied: decided again with
 /// each approval of its commit in force (newest first); the first that lets it run, and whose
-/// allowance still has room for this run (claimed now), gives the decision. `None`: no
-/// approval helps; the denial stands.
+/// allowance still has room for this run (claimed now), gives the decision, with the id of
+/// the approval it stands on when it allows (the decision records it: [`job_used`]). `None`:
+/// no approval helps; the denial stands.
 pub(crate) async fn consider(
     state: &AppState,
     policy: &Policy,
     view: &mut GuardJob<'_>,
     run_id: i64,
     run_attempt: i64,
-) -> anyhow::Result<Option<Decision>> {
+) -> anyhow::Result<Option<(Decision, Option<i64>)>> {
     let Some((head_sha, head_repository)) = view.head() else {
         return Ok(None);
     };
@@ -501,16 +502,77 @@ pub(crate) async fn consider(
                     .await?
                 {
                     state.metrics.run_approval("admitted");
-                    return Ok(Some(decision));
+                    return Ok(Some((decision, Some(stored.id))));
                 }
                 state.metrics.run_approval("allowance-used");
             }
-            Decision::Undecided { .. } => return Ok(Some(decision)),
+            Decision::Undecided { .. } => return Ok(Some((decision, None))),
             Decision::Deny(_) | Decision::NotManaged => {}
         }
     }
     view.approval = None;
     Ok(None)
+}
+
+/// What records that job `job_id` of attempt `run_attempt` of run `run_id` was allowed on
+/// approval `approval_id`: written with the decision, in the same unit.
+pub(crate) fn job_used(
+    approval_id: i64,
+    job_id: i64,
+    run_id: i64,
+    run_attempt: i64,
+    delivery_id: &str,
+) -> Write {
+    Write::ApprovedRun(ApprovedRun::Job {
+        approval_id,
+        job_id,
+        run_id,
+        run_attempt,
+        delivery_id: delivery_id.to_string(),
+        at: time_text(Timestamp::now()),
+    })
+}
+
+/// How many run approvals a project's page shows.
+const SHOWN: i64 = 50;
+
+/// The recent run approvals of `repository` (`owner/name`) as its project's page shows them,
+/// newest first, each with the jobs that ran under it.
+pub(crate) async fn shown(
+    state: &AppState,
+    repository: &str,
+) -> anyhow::Result<Vec<gatehouse_site::RunApprovalShown>> {
+    let store = state.store();
+    let mut out = Vec::new();
+    for a in store
+        .recent_run_approvals(Some(&repository.to_ascii_lowercase()), SHOWN)
+        .await?
+    {
+        let jobs = store.jobs_of_run_approval(a.id).await?;
+        let resources = a.approval.resource_list();
+        let r = a.approval;
+        out.push(gatehouse_site::RunApprovalShown {
+            repository: r.repository,
+            pull_number: r.pull_number,
+            head_sha: r.head_sha,
+            head_repository: r.head_repository,
+            resources,
+            approver_login: r.approver_login,
+            approver_id: r.approver_id,
+            approved_at: r.approved_at,
+            expires_at: r.expires_at,
+            jobs: jobs
+                .into_iter()
+                .map(|j| gatehouse_site::ApprovedJobShown {
+                    job_id: j.job_id,
+                    run_id: j.run_id,
+                    run_attempt: j.run_attempt,
+                    minutes: j.minutes,
+                })
+                .collect(),
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -524,7 +586,8 @@ pub struct ListQuery {
 /// `GET /api/v1/run-approvals`: the most recent run approvals, newest first: who approved which
 /// commit of which pull request for which resources, when, until when, and the runs admitted
 /// under each (`by_guard`: re-run by the guard after the approval; the others count against
-/// `runs`).
+/// `runs`) and the jobs whose decision stood on it (`jobs`: job, run, attempt, when, and its
+/// minutes once counted).
 pub(crate) async fn list_api(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ListQuery>,
@@ -547,9 +610,11 @@ pub(crate) async fn list_api(
                     json!({ "run_id": run_id, "run_attempt": attempt, "by_guard": by_guard })
                 })
                 .collect();
+            let jobs = state.store.jobs_of_run_approval(a.id).await?;
             let mut v = serde_json::to_value(&a)?;
             v["resources"] = json!(a.approval.resource_list());
             v["runs_admitted"] = json!(runs);
+            v["jobs"] = json!(jobs);
             out.push(v);
         }
         anyhow::Ok(out)

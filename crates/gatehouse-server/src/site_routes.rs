@@ -530,11 +530,19 @@ async fn project_usage(State(state): State<Arc<AppState>>, Path(name): Path<Stri
         })
         .collect();
     resources.sort_by(|a, b| a.resource.cmp(&b.resource));
+    let run_approvals = match &project.repository {
+        Some(repository) => match crate::run_approvals::shown(&state, repository).await {
+            Ok(a) => a,
+            Err(e) => return unavailable("cannot read run approvals", e),
+        },
+        None => Vec::new(),
+    };
     let u = ProjectUsage {
         project: project.name.clone(),
         month,
         resources,
         denied: denied.into_iter().map(denied_job).collect(),
+        run_approvals,
     };
     let date = day.to_string();
     match render_project_usage(&u, &dashboard_page(&site, &date)) {

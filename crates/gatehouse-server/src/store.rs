@@ -191,6 +191,18 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (approval_id, run_id, run_attempt)
     )",
     "CREATE INDEX IF NOT EXISTS run_approval_runs_by_run ON run_approval_runs (run_id)",
+    // The jobs a run approval let run: one row per job whose decision used it (the decision
+    // records the approval it stood on), for the pages, the API, history and audit.
+    "CREATE TABLE IF NOT EXISTS run_approval_jobs (
+        approval_id {int} NOT NULL,
+        job_id {int} NOT NULL,
+        run_id {int} NOT NULL,
+        run_attempt {int} NOT NULL,
+        delivery_id TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        PRIMARY KEY (approval_id, job_id)
+    )",
+    "CREATE INDEX IF NOT EXISTS run_approval_jobs_by_job ON run_approval_jobs (job_id)",
     "CREATE TABLE IF NOT EXISTS run_approval_replies (
         repository TEXT NOT NULL,
         pull_number {int} NOT NULL,
@@ -346,7 +358,7 @@ macro_rules! on_pool {
 mod credit;
 mod run_approvals;
 pub use credit::{Balance, CreditWrite, Reservation};
-pub use run_approvals::{ApprovedRun, RunApprovalRecord, StoredRunApproval};
+pub use run_approvals::{ApprovedJob, ApprovedRun, RunApprovalRecord, StoredRunApproval};
 
 /// One change to the store. [`Store::commit`] applies a list of them all or nothing and
 /// answers, for each, how many rows it changed (0 for a duplicate).

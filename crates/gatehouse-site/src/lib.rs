@@ -23,4 +23,7 @@ pub use render::{
     DashboardPage, RenderError, Site, SiteOptions, render_dashboard, render_pool, render_pools,
     render_project_usage, render_queue, render_resource_usage, render_site,
 };
-pub use usage::{Dashboard, DeniedJob, ProjectResourceUsage, ProjectUsage, ResourceUsage};
+pub use usage::{
+    ApprovedJobShown, Dashboard, DeniedJob, ProjectResourceUsage, ProjectUsage, ResourceUsage,
+    RunApprovalShown,
+};

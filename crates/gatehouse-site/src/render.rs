@@ -513,7 +513,8 @@ pub fn render_resource_usage(
         })?)
 }
 
-/// One project's usage page: per resource its month, quota and chart, and its denied jobs.
+/// One project's usage page: per resource its month, quota and chart, its denied jobs and its
+/// run approvals with the jobs that ran under each.
 pub fn render_project_usage(u: &ProjectUsage, page: &DashboardPage) -> Result<String, RenderError> {
     #[derive(Serialize)]
     struct WithChart<'a> {
@@ -539,6 +540,7 @@ pub fn render_project_usage(u: &ProjectUsage, page: &DashboardPage) -> Result<St
         month => &u.month,
         resources => resources,
         denied => &u.denied,
+        run_approvals => &u.run_approvals,
     };
     Ok(env()
         .get_template("project_usage.html")?

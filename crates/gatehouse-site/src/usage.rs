@@ -90,6 +90,38 @@ pub struct ProjectUsage {
     pub resources: Vec<ProjectResourceUsage>,
     /// Newest first.
     pub denied: Vec<DeniedJob>,
+    /// The project's recent run approvals (`/gatehouse run <sha>`), newest first.
+    #[serde(default)]
+    pub run_approvals: Vec<RunApprovalShown>,
+}
+
+/// A run approval as a project's page shows it: who approved which commit of which pull
+/// request for which resources, when, until when, and the jobs that ran under it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunApprovalShown {
+    /// `owner/name` of the project's repository.
+    pub repository: String,
+    pub pull_number: i64,
+    pub head_sha: String,
+    /// `owner/name` the commit comes from (a fork's, for an outside contributor).
+    pub head_repository: String,
+    /// Empty: every resource the project holds.
+    pub resources: Vec<String>,
+    pub approver_login: String,
+    pub approver_id: i64,
+    pub approved_at: String,
+    pub expires_at: String,
+    pub jobs: Vec<ApprovedJobShown>,
+}
+
+/// A job allowed under a run approval.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApprovedJobShown {
+    pub job_id: i64,
+    pub run_id: i64,
+    pub run_attempt: i64,
+    /// Its minutes, once it completed.
+    pub minutes: Option<i64>,
 }
 
 /// Minutes and their cost in one month, on one resource or (`resource: None`) on every

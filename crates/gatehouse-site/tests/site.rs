@@ -8,9 +8,9 @@ use gatehouse_core::Repo;
 use gatehouse_core::repo::load_dir;
 use gatehouse_site::usage::{WEEKS, weekly};
 use gatehouse_site::{
-    Dashboard, DashboardPage, DeniedJob, HistoryEvent, Ledger, LedgerInputs, ProjectResourceUsage,
-    ProjectUsage, ResourceUsage, Site, SiteOptions, render_dashboard, render_project_usage,
-    render_resource_usage, render_site,
+    ApprovedJobShown, Dashboard, DashboardPage, DeniedJob, HistoryEvent, Ledger, LedgerInputs,
+    ProjectResourceUsage, ProjectUsage, ResourceUsage, RunApprovalShown, Site, SiteOptions,
+    render_dashboard, render_project_usage, render_resource_usage, render_site,
 };
 use jiff::civil::{Date, date};
 use serde::Deserialize;
@@ -575,11 +575,61 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
             month_cost: Some("4.80 USD".into()),
         }],
         denied: d.denied.clone(),
+        run_approvals: vec![RunApprovalShown {
+            repository: "conda-forge/alpha-feedstock".into(),
+            pull_number: 12,
+            head_sha: "6dcb09b5b57875f334f61aebed695e2e4193db5e".into(),
+            head_repository: "drive-by/alpha-feedstock".into(),
+            resources: vec![],
+            approver_login: "a-maintainer".into(),
+            approver_id: 7,
+            approved_at: "2026-11-20T10:00:00Z".into(),
+            expires_at: "2026-11-21T10:00:00Z".into(),
+            jobs: vec![
+                ApprovedJobShown {
+                    job_id: 501,
+                    run_id: 50,
+                    run_attempt: 2,
+                    minutes: Some(41),
+                },
+                ApprovedJobShown {
+                    job_id: 502,
+                    run_id: 50,
+                    run_attempt: 2,
+                    minutes: None,
+                },
+            ],
+        }],
     };
     let html = render_project_usage(&p, &page).unwrap();
     assert!(html.contains("aria-label=\"alpha on gpu: minutes per week"));
     assert!(html.contains("<td class=\"num\">4.80 USD</td>"));
     assert!(html.contains("<code>event-not-allowed</code>"));
+    // Who approved which commit of which pull request, for what, and the jobs run under it.
+    let approvals = rows(&html, "run-approvals-table");
+    assert_eq!(approvals.len(), 1, "{approvals:?}");
+    let row = &approvals[0];
+    for part in [
+        ">a-maintainer</a>",
+        "href=\"https://github.com/conda-forge/alpha-feedstock/pull/12\">#12</a>",
+        "<code>6dcb09b5b578</code>",
+        "<td>drive-by/alpha-feedstock</td>",
+        "<td>every granted resource</td>",
+        "/actions/runs/50/job/501\">501</a> (41 min), ",
+        "/actions/runs/50/job/502\">502</a></td>",
+    ] {
+        assert!(row.contains(part), "{part} in {row}");
+    }
+    let none = ProjectUsage {
+        run_approvals: vec![],
+        ..p.clone()
+    };
+    let html = render_project_usage(&none, &page).unwrap();
+    assert!(
+        !html.contains("run-approvals-table")
+            && html.contains("<h2 id=\"run-approvals\">Run approvals</h2>"),
+        "{html}"
+    );
 }
 
 #[test]

@@ -433,6 +433,11 @@ pub struct HistoryArgs {
     pub dir: PathBuf,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// The guard's database (sqlite://FILE or postgres://...), read-only: adds the run
+    /// approvals (`/gatehouse run <sha>`) recorded on the project's repository, and the jobs
+    /// that ran under each.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
 }
 
 #[derive(Debug, Args)]

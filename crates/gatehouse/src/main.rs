@@ -70,7 +70,7 @@ fn run(cli: Cli, today_from: Option<ValueSource>) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => cmd::apply::run(args, today, gatehouse_apply::Mode::Apply, rt),
         Command::Expire(args) => cmd::apply::run(args, today, gatehouse_apply::Mode::Expire, rt),
         Command::Doctor(args) => gatehouse_apply::doctor::run(&args.dir, rt),
-        Command::History(args) => cmd::history::run(args),
+        Command::History(args) => cmd::history::run(args, rt),
         Command::Approvals(args) => cmd::approvals::run(args, today, rt),
         Command::Plan(args) => cmd::plan::run(args, today, rt),
         Command::Render(cli::RenderCommand::Cirun(args)) => cmd::render::run_cirun(args, today),

@@ -32,13 +32,21 @@ use schema::{Description, Exchange, Problem};
 use serde_json::{Value, json};
 use support::world::{GRANT_ALL, Options, World, world_with};
 
-/// A grant, a rerun, a revoke, an expiry and `doctor`: every kind of call apply makes.
+/// A grant (whose author accepts the terms of service with it, read from `pulls/get`), a
+/// rerun, a revoke, an expiry and `doctor`: every kind of call apply makes.
 fn exercise(w: &World) {
     *w.github.page_size.lock().unwrap() = 4;
+    let author = w
+        .github
+        .state
+        .lock()
+        .unwrap()
+        .id_of(support::world::REQUESTER);
     w.request(
         "x",
         &format!(
-            "action: grant\nprojects: [x, y]\n{GRANT_ALL}expires: 2026-12-31\nreason: GPU tests\n"
+            "action: grant\nprojects: [x, y]\n{GRANT_ALL}expires: 2026-12-31\nreason: GPU tests\naccept_tos: {{ github: {}, id: {author} }}\n",
+            support::world::REQUESTER
         ),
     );
     for args in [
@@ -49,6 +57,11 @@ fn exercise(w: &World) {
         let run = w.run(args);
         assert_eq!(run.code, Some(0), "{args:?}: {run}");
     }
+    let tos = std::fs::read_to_string(w.path().join("people/tos.yml")).unwrap_or_default();
+    assert!(
+        tos.contains(&format!("id: {author}")),
+        "the author's acceptance, verified with pulls/get, is recorded: {tos}"
+    );
     w.request(
         "x-revoke",
         &format!("action: revoke\nprojects: [x]\n{GRANT_ALL}"),

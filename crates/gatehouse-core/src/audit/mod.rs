@@ -11,6 +11,7 @@
 pub mod bots;
 pub mod catalogue;
 pub mod expr;
+pub mod run_approvals;
 pub mod workflow;
 pub mod yaml;
 

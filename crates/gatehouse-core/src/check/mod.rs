@@ -114,6 +114,7 @@ pub const CHECKS: &[(&str, CheckFn)] = &[
     ("request-targets", requests::validate_request_targets),
     ("request-dates", requests::validate_request_dates),
     ("admin-requests", requests::validate_admin_requests),
+    ("request-tos", requests::validate_request_tos),
     ("tos", tos::validate_tos),
     ("codeowners", codeowners::validate_codeowners),
 ];

@@ -292,3 +292,76 @@ fn action_serves(ctx: &CheckContext<'_>, action: &str, provider: &str) -> bool {
         _ => same(provider, action),
     }
 }
+
+/// A request's terms-of-service acceptance (`accept_tos`): a positive account id, consistent
+/// with `people/tos.yml`, on a request that grants or renews. (Whether it names the request's
+/// author is `apply`'s to verify, with GitHub.)
+pub(super) fn validate_request_tos(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
+    let listed = ctx
+        .repo
+        .tos
+        .as_ref()
+        .map(|t| t.value.as_slice())
+        .unwrap_or_default();
+    for (entry, req) in requests(ctx) {
+        let Some(claim) = &req.accept_tos else {
+            continue;
+        };
+        let file = entry.path.as_str();
+        let (login, id) = (&claim.github.value, claim.id.value.0);
+        if id <= 0 {
+            diags.push(
+                Diagnostic::error(
+                    "request-tos-id",
+                    file,
+                    claim.id.span,
+                    format!(
+                        "`accept_tos` gives `{login}` the id {id}; GitHub account ids are positive"
+                    ),
+                )
+                .with_help(format!(
+                    "your account id is at https://api.github.com/users/{login} (`id`)"
+                )),
+            );
+        }
+        if req.action.value == RequestAction::Revoke {
+            diags.push(
+                Diagnostic::error(
+                    "request-tos-revoke",
+                    file,
+                    claim.github.span,
+                    "a request that revokes cannot accept the terms of service",
+                )
+                .with_help("remove `accept_tos`, or accept the terms with a request that grants"),
+            );
+        }
+        if let Some(e) = listed
+            .iter()
+            .find(|e| crate::names::login_key(&e.github) == crate::names::login_key(login))
+            .filter(|e| e.id.value.0 != id)
+        {
+            diags.push(
+                Diagnostic::error(
+                    "request-tos-mismatch",
+                    file,
+                    claim.id.span,
+                    format!(
+                        "`accept_tos` gives `{login}` the id {id}, and people/tos.yml lists `{}` with id {}",
+                        e.github.value, e.id.value
+                    ),
+                )
+                .with_help("the numeric id is what identifies a person; give your own account's id"),
+            );
+        } else if listed.iter().any(|e| e.id.value.0 == id) {
+            diags.push(
+                Diagnostic::warning(
+                    "request-tos-known",
+                    file,
+                    claim.github.span,
+                    format!("`{login}` (id {id}) accepted the terms of service already"),
+                )
+                .with_help("`accept_tos` can be left out"),
+            );
+        }
+    }
+}

@@ -26,7 +26,7 @@ pub use provider::{
 };
 pub use request::{
     ADMIN_ACTIONS, ActionOnly, OTHER_ADMIN_ACTIONS, Request, RequestAction, RequestFile,
-    RequestForm,
+    RequestForm, TosClaim,
 };
 pub use resource::{BotTrust, Cost, Defaults, OnExceed, Quota, Resource, Role, Specs, UserPolicy};
 pub use settings::{

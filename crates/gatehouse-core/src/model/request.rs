@@ -7,7 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::GrantUser;
+use super::{AccountId, GrantUser};
 use crate::duration::Day;
 use crate::span::{Span, Spanned};
 
@@ -77,6 +77,21 @@ pub struct RequestFile {
     pub users: Option<Vec<Spanned<GrantUser>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Both forms: the requester accepts the resources' terms of service with this request, so
+    /// that onboarding is one pull request. It must name the pull request's author: `apply`
+    /// reads the author's account id from GitHub and adds them to `people/tos.yml` in the same
+    /// ledger commit, and holds the request back when the claim names anyone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_tos: Option<TosClaim>,
+}
+
+/// `accept_tos: { github: LOGIN, id: ACCOUNT_ID }`: who accepts the terms of service (the
+/// pull request's author, by numeric account id: logins can be renamed).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TosClaim {
+    pub github: Spanned<String>,
+    pub id: Spanned<AccountId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -110,6 +125,8 @@ pub struct Request {
     pub send_pr: bool,
     pub users: Option<Vec<Spanned<GrantUser>>>,
     pub reason: Option<String>,
+    /// The requester's acceptance of the terms of service, if the request carries it.
+    pub accept_tos: Option<TosClaim>,
     pub form: RequestForm,
 }
 
@@ -178,6 +195,7 @@ impl RequestFile {
                 send_pr: self.send_pr.unwrap_or(false),
                 users: self.users.clone(),
                 reason: self.reason.clone(),
+                accept_tos: self.accept_tos.clone(),
                 form: RequestForm::Native,
             })
         }
@@ -223,6 +241,7 @@ impl RequestFile {
             send_pr: self.send_pr.unwrap_or(false),
             users: self.users.clone(),
             reason: self.reason.clone(),
+            accept_tos: self.accept_tos.clone(),
             form: RequestForm::AdminRequests {
                 action: self.action.clone(),
             },

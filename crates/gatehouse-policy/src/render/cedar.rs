@@ -12,9 +12,15 @@
 //!   resource's default, else true), `granted` and, when they apply, `expires` (days since
 //!   1970-01-01) and `users` (the `User`s of its user list, by account id). Expired grants are included: `expired` is
 //!   not `no-grant`.
-//! - `Runner::"<resource>"`: `roles`, `require_tos`, and when set `project_quota` and
+//! - `Runner::"<resource>"`: `name` (lower-cased, as run approvals name it), `roles`,
+//!   `require_tos`, `bots_trusted` (`bots: trusted`), and when set `project_quota` and
 //!   `total_quota` (minutes per month).
-//! - `User::"<numeric id>"` in `Group::"tos"` for everyone who accepted the terms of service.
+//! - `User::"<numeric id>"` in `Group::"tos"` for everyone who accepted the terms of service,
+//!   and in `Group::"bots"` for `gatehouse.yml`'s bots (never maintainers).
+//! - A run approval of the job's commit (`/gatehouse run <sha>`), when the guard holds one, is a
+//!   fact of the request's context (`approval`), like the commit, the head repository, the ref
+//!   and the default branch: the policies themselves say whether it covers the job and whether
+//!   its approver may approve, and it lifts every people `forbid` but the unknown fork owner's.
 //! - The request: principal `User::"<actor id>"`, action `Action::"run"`, resource the grant
 //!   the job asks for, computed from names alone ([`request`]); when the project holds no such
 //!   grant, the entity is absent and no policy permits. The context carries the facts of the
@@ -60,8 +66,10 @@ entity User in [Group];
 
 // A resource.
 entity Runner {
+  name: String,           // lower-cased, as run approvals name resources
   roles: Set<String>,     // repository roles that may trigger jobs
   require_tos: Bool,
+  bots_trusted: Bool,     // bots' pushes to a project's own default branch are not judged by role
   project_quota?: Long,   // minutes per project per month
   total_quota?: Long,     // minutes for all projects per month
 };
@@ -82,6 +90,14 @@ type Person = {
   user: User,
 };
 
+// A run approval of a pull request's head commit, as the guard recorded it.
+type Approval = {
+  approver: Person,
+  head_sha: String,        // lower-cased
+  head_repository: String, // lower-cased
+  resources: Set<String>,  // lower-cased; empty: every resource the project holds
+};
+
 action run appliesTo {
   principal: User,
   resource: Grant,
@@ -92,6 +108,11 @@ action run appliesTo {
     actor: Person,
     triggering: Person,
     head_owner?: Person,  // the fork's owner, when the code comes from a fork that names one
+    head_repository?: String, // lower-cased
+    head_sha?: String,    // lower-cased
+    git_ref?: String,
+    default_ref?: String, // "refs/heads/<the repository's default branch>", when known
+    approval?: Approval,  // the run approval of the job's commit the guard holds, if any
     usage: { project_minutes: Long, resource_minutes: Long },
   },
 };
@@ -132,31 +153,62 @@ when {
 forbid (principal, action == Action::"run", resource is Grant)
 when { resource has runner && context.from_fork && !resource.forks };
 
-// or a person may not trigger jobs,
+// or a person may not trigger jobs: a bot is never a maintainer (only a trusted bot's push to
+// the default branch is not judged by role), and a run approval of the job's commit by someone
+// who may run it stands in for every person (each `unless` is the same condition),
 @id("user-not-allowed.actor.role")
 forbid (principal, action == Action::"run", resource is Grant)
-when { resource has runner && !resource.runner.roles.contains(context.actor.permission) };
+when {
+  resource has runner && !(context.actor.user in Group::"bots") &&
+  !resource.runner.roles.contains(context.actor.permission)
+}
+unless { {approved} };
+
+@id("user-not-allowed.actor.bot")
+forbid (principal, action == Action::"run", resource is Grant)
+when {
+  resource has runner && context.actor.user in Group::"bots" &&
+  !(resource.runner.bots_trusted && {trusted_push})
+}
+unless { {approved} };
 
 @id("user-not-allowed.actor.users")
 forbid (principal, action == Action::"run", resource is Grant)
-when { resource has runner && resource has users && !resource.users.contains(context.actor.user) };
+when { resource has runner && resource has users && !resource.users.contains(context.actor.user) }
+unless { {approved} };
 
 @id("user-not-allowed.actor.tos")
 forbid (principal, action == Action::"run", resource is Grant)
-when { resource has runner && resource.runner.require_tos && !(context.actor.user in Group::"tos") };
+when { resource has runner && resource.runner.require_tos && !(context.actor.user in Group::"tos") }
+unless { {approved} };
 
 @id("user-not-allowed.triggering.role")
 forbid (principal, action == Action::"run", resource is Grant)
-when { resource has runner && !resource.runner.roles.contains(context.triggering.permission) };
+when {
+  resource has runner && !(context.triggering.user in Group::"bots") &&
+  !resource.runner.roles.contains(context.triggering.permission)
+}
+unless { {approved} };
+
+@id("user-not-allowed.triggering.bot")
+forbid (principal, action == Action::"run", resource is Grant)
+when {
+  resource has runner && context.triggering.user in Group::"bots" &&
+  !(resource.runner.bots_trusted && {trusted_push})
+}
+unless { {approved} };
 
 @id("user-not-allowed.triggering.users")
 forbid (principal, action == Action::"run", resource is Grant)
-when { resource has runner && resource has users && !resource.users.contains(context.triggering.user) };
+when { resource has runner && resource has users && !resource.users.contains(context.triggering.user) }
+unless { {approved} };
 
 @id("user-not-allowed.triggering.tos")
 forbid (principal, action == Action::"run", resource is Grant)
-when { resource has runner && resource.runner.require_tos && !(context.triggering.user in Group::"tos") };
+when { resource has runner && resource.runner.require_tos && !(context.triggering.user in Group::"tos") }
+unless { {approved} };
 
+// (No approval lifts this one: nobody can vouch for the code of a fork nobody can name.)
 @id("user-not-allowed.head_owner.unknown")
 forbid (principal, action == Action::"run", resource is Grant)
 when { resource has runner && context.from_fork && !(context has head_owner) };
@@ -165,22 +217,35 @@ when { resource has runner && context.from_fork && !(context has head_owner) };
 forbid (principal, action == Action::"run", resource is Grant)
 when {
   resource has runner && context.from_fork && context has head_owner &&
+  !(context.head_owner.user in Group::"bots") &&
   !resource.runner.roles.contains(context.head_owner.permission)
-};
+}
+unless { {approved} };
+
+@id("user-not-allowed.head_owner.bot")
+forbid (principal, action == Action::"run", resource is Grant)
+when {
+  resource has runner && context.from_fork && context has head_owner &&
+  context.head_owner.user in Group::"bots" &&
+  !(resource.runner.bots_trusted && {trusted_push})
+}
+unless { {approved} };
 
 @id("user-not-allowed.head_owner.users")
 forbid (principal, action == Action::"run", resource is Grant)
 when {
   resource has runner && context.from_fork && context has head_owner && resource has users &&
   !resource.users.contains(context.head_owner.user)
-};
+}
+unless { {approved} };
 
 @id("user-not-allowed.head_owner.tos")
 forbid (principal, action == Action::"run", resource is Grant)
 when {
   resource has runner && context.from_fork && context has head_owner &&
   resource.runner.require_tos && !(context.head_owner.user in Group::"tos")
-};
+}
+unless { {approved} };
 
 // or the month's minutes are used up.
 @id("quota-exhausted.project")
@@ -198,6 +263,30 @@ when {
 };
 "#;
 
+/// A run approval stands in for the people rule: it is about a pull request of exactly the job's
+/// commit from exactly its head repository, names this resource (or none), and its approver
+/// may run the job themselves (no bot; role, user list, terms).
+const APPROVED: &str = r#"context has approval && context has head_sha && context has head_repository &&
+    ["pull_request", "pull_request_review", "pull_request_review_comment"].contains(context.event) &&
+    context.approval.head_sha == context.head_sha &&
+    context.approval.head_repository == context.head_repository &&
+    (context.approval.resources.isEmpty() || context.approval.resources.contains(resource.runner.name)) &&
+    !(context.approval.approver.user in Group::"bots") &&
+    resource.runner.roles.contains(context.approval.approver.permission) &&
+    (if resource has users then resource.users.contains(context.approval.approver.user) else true) &&
+    (!resource.runner.require_tos || context.approval.approver.user in Group::"tos")"#;
+
+/// A push to the project's own default branch: what `bots: trusted` covers.
+const TRUSTED_PUSH: &str = r#"context.event == "push" && !context.from_fork && context has git_ref &&
+    context has default_ref && context.git_ref == context.default_ref"#;
+
+/// The policies, with their shared conditions written out.
+fn policies_text() -> String {
+    POLICIES
+        .replace("{approved}", APPROVED)
+        .replace("{trusted_push}", TRUSTED_PUSH)
+}
+
 /// Renders the repository as it stands, with the same reading as [`crate::compile`]: the first
 /// definition of a resource counts, the first grant of a resource to a project counts, grants
 /// of unknown resources grant nothing. `today` only dates the header: the day a job is judged
@@ -205,7 +294,8 @@ when {
 pub fn render(repo: &Repo, today: Date) -> CedarPolicy {
     let policies = format!(
         "// gatehouse's access policy as Cedar policies (render cedar), as of {today}.\n\
-         // The ledger is in the entities; these policies are the same for every ledger.\n\n{POLICIES}"
+         // The ledger is in the entities; these policies are the same for every ledger.\n\n{}",
+        policies_text()
     );
     let mut entities = Vec::new();
 
@@ -223,8 +313,10 @@ pub fn render(repo: &Repo, today: Date) -> CedarPolicy {
             .map(|role| role.value.as_str())
             .collect();
         let mut attrs = serde_json::Map::new();
+        attrs.insert("name".into(), json!(r.name.as_str().to_ascii_lowercase()));
         attrs.insert("roles".into(), json!(roles));
         attrs.insert("require_tos".into(), json!(r.users.require_tos));
+        attrs.insert("bots_trusted".into(), json!(r.bots.is_some()));
         if let Some(q) = &r.quota {
             if let Some(m) = q.project_minutes_per_month {
                 attrs.insert("project_quota".into(), json!(long(m)));
@@ -275,17 +367,31 @@ pub fn render(repo: &Repo, today: Date) -> CedarPolicy {
         }
     }
 
-    // The terms of service, by id.
+    // The terms of service and the bots, by id: each user once, in the groups they are in.
     let tos = tos_group();
+    let bots = bots_group();
     entities.push(entity(&tos, serde_json::Map::new(), &[]));
-    let ids: BTreeSet<i64> = repo
-        .tos
+    entities.push(entity(&bots, serde_json::Map::new(), &[]));
+    let mut groups: std::collections::BTreeMap<i64, Vec<&EntityUid>> = Default::default();
+    for e in repo.tos.iter().flat_map(|t| t.value.iter()) {
+        let g = groups.entry(e.id.value.0).or_default();
+        if !g.contains(&&tos) {
+            g.push(&tos);
+        }
+    }
+    for id in repo
+        .settings
         .iter()
-        .flat_map(|t| t.value.iter())
-        .map(|e| e.id.value.0)
-        .collect();
-    for id in ids {
-        entities.push(entity(&user_uid(id), serde_json::Map::new(), &[&tos]));
+        .flat_map(|s| s.value.bots.iter())
+        .filter_map(|b| b.value.id())
+    {
+        let g = groups.entry(id).or_default();
+        if !g.contains(&&bots) {
+            g.push(&bots);
+        }
+    }
+    for (id, parents) in groups {
+        entities.push(entity(&user_uid(id), serde_json::Map::new(), &parents));
     }
 
     CedarPolicy {
@@ -366,6 +472,28 @@ pub fn request(policy: &Policy, job: &JobContext, resource: ResourceId) -> Cedar
     if let Some(owner) = head_owner {
         context["head_owner"] = person(owner);
     }
+    if let Some(h) = &job.head_repository {
+        context["head_repository"] = json!(h.to_ascii_lowercase());
+    }
+    if let Some(sha) = &job.head_sha {
+        context["head_sha"] = json!(sha.to_ascii_lowercase());
+    }
+    if let Some(r) = &job.git_ref {
+        context["git_ref"] = json!(r);
+    }
+    if let Some(d) = &job.default_branch {
+        context["default_ref"] = json!(format!("refs/heads/{d}"));
+    }
+    if let Some(a) = &job.run_approval {
+        let resources: BTreeSet<String> =
+            a.resources.iter().map(|r| r.to_ascii_lowercase()).collect();
+        context["approval"] = json!({
+            "approver": person(&a.approver),
+            "head_sha": a.head_sha.to_ascii_lowercase(),
+            "head_repository": a.head_repository.to_ascii_lowercase(),
+            "resources": resources,
+        });
+    }
     CedarRequest {
         principal: user_uid(job.actor.id),
         action: run_action(),
@@ -410,6 +538,14 @@ pub fn tos_group() -> EntityUid {
     EntityUid {
         kind: "Group",
         id: "tos".into(),
+    }
+}
+
+/// The group of `gatehouse.yml`'s bots.
+pub fn bots_group() -> EntityUid {
+    EntityUid {
+        kind: "Group",
+        id: "bots".into(),
     }
 }
 

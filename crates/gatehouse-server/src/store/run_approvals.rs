@@ -60,6 +60,27 @@ pub enum ApprovedRun {
         run_attempt: i64,
         at: String,
     },
+    /// Job `job_id` was allowed on approval `approval_id` (written with its decision, by the
+    /// same delivery; 0 rows when recorded before).
+    Job {
+        approval_id: i64,
+        job_id: i64,
+        run_id: i64,
+        run_attempt: i64,
+        delivery_id: String,
+        at: String,
+    },
+}
+
+/// A job that ran under an approval, as read back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApprovedJob {
+    pub job_id: i64,
+    pub run_id: i64,
+    pub run_attempt: i64,
+    pub decided_at: String,
+    /// Its minutes, once it completed and was counted.
+    pub minutes: Option<i64>,
 }
 
 pub(super) const INSERT_APPROVAL: &str = "INSERT INTO run_approvals (source, repository,
@@ -75,6 +96,9 @@ const CLAIM: &str = "INSERT INTO run_approval_runs (approval_id, run_id, run_att
 const RERUN: &str = "INSERT INTO run_approval_runs (approval_id, run_id, run_attempt, by_guard, at)
     SELECT id, $2, $3, 1, $4 FROM run_approvals WHERE source = $1
     ON CONFLICT (approval_id, run_id, run_attempt) DO NOTHING";
+const JOB: &str = "INSERT INTO run_approval_jobs (approval_id, job_id, run_id, run_attempt,
+        delivery_id, decided_at) VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (approval_id, job_id) DO NOTHING";
 pub(super) const UPSERT_REPLY: &str = "INSERT INTO run_approval_replies (repository, pull_number,
         comment_id) VALUES ($1, $2, $3)
     ON CONFLICT (repository, pull_number) DO UPDATE SET comment_id = excluded.comment_id";
@@ -146,6 +170,24 @@ impl ApprovedRun {
                     Text(Some(at)),
                 ],
             ),
+            ApprovedRun::Job {
+                approval_id,
+                job_id,
+                run_id,
+                run_attempt,
+                delivery_id,
+                at,
+            } => (
+                JOB,
+                vec![
+                    Int(Some(*approval_id)),
+                    Int(Some(*job_id)),
+                    Int(Some(*run_id)),
+                    Int(Some(*run_attempt)),
+                    Text(Some(delivery_id)),
+                    Text(Some(at)),
+                ],
+            ),
         }
     }
 
@@ -154,7 +196,7 @@ impl ApprovedRun {
             ApprovedRun::Claim { approval_id, .. } => {
                 Some((LOCK_APPROVAL, vec![Param::Int(Some(*approval_id))]))
             }
-            ApprovedRun::Rerun { .. } => None,
+            ApprovedRun::Rerun { .. } | ApprovedRun::Job { .. } => None,
         }
     }
 }
@@ -310,6 +352,27 @@ impl Store {
             .fetch_all(pool)
             .await)?;
         Ok(rows.into_iter().map(|(r, a, g)| (r, a, g != 0)).collect())
+    }
+
+    /// The jobs allowed under approval `id`, oldest first, each with its minutes once counted.
+    pub async fn jobs_of_run_approval(&self, id: i64) -> anyhow::Result<Vec<ApprovedJob>> {
+        const SQL: &str = "SELECT j.job_id, j.run_id, j.run_attempt, j.decided_at, m.minutes
+            FROM run_approval_jobs j LEFT JOIN job_minutes m ON m.job_id = j.job_id
+            WHERE j.approval_id = $1 ORDER BY j.decided_at, j.job_id";
+        let rows: Vec<(i64, i64, i64, String, Option<i64>)> = on_pool!(self, pool =>
+            sqlx::query_as(SQL).bind(id).fetch_all(pool).await)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(job_id, run_id, run_attempt, decided_at, minutes)| ApprovedJob {
+                    job_id,
+                    run_id,
+                    run_attempt,
+                    decided_at,
+                    minutes,
+                },
+            )
+            .collect())
     }
 
     /// The comment the guard answers run approvals with on a pull request, if it wrote one.

@@ -261,6 +261,63 @@ pub(super) async fn a_fork_pull_request_is_denied_approved_rerun_and_allowed(bac
             (1103, 1, false)
         ]
     );
+    // Each decision that stood on the approval recorded it: the jobs that ran under it, with
+    // their minutes once counted.
+    let (_, m) = guard
+        .deliver(
+            "workflow_job",
+            "done-11001",
+            &completed_job(1100, 11001, 42),
+        )
+        .await;
+    assert!(m.contains("42 minutes counted"), "{m}");
+    let (_, doc) = guard
+        .get(&format!("/api/v1/run-approvals?repository={REPO}"))
+        .await;
+    let jobs: Vec<(i64, i64, Option<i64>)> = doc["run_approvals"][0]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["job_id"].as_i64().unwrap(),
+                j["run_id"].as_i64().unwrap(),
+                j["minutes"].as_i64(),
+            )
+        })
+        .collect();
+    let mut ids: Vec<i64> = jobs.iter().map(|j| j.0).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [11001, 11010, 11011, 11020, 11021, 11030, 11031],
+        "the 7 jobs admitted, and not the denied ones: {doc}"
+    );
+    assert!(jobs.contains(&(11001, 1100, Some(42))), "{jobs:?}");
+    assert!(jobs.contains(&(11010, 1101, None)), "{jobs:?}");
+    // The project's page of the live dashboard shows the same.
+    let page = guard
+        .http
+        .get(format!("{}/dashboard/projects/example", guard.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let table = page
+        .split("<table id=\"run-approvals-table\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no run approvals on the project's page: {page}"));
+    for part in [
+        format!(">{}</a>", MAINTAINER.0),
+        format!("/pull/{PULL}\">#{PULL}</a>"),
+        format!("<code>{}</code>", &HEAD[..12]),
+        format!("<td>{FORK}</td>"),
+        "/actions/runs/1100/job/11001\">11001</a> (42 min)".to_string(),
+    ] {
+        assert!(table.contains(&part), "{part} in {table}");
+    }
 }
 
 async fn run_approvals_that_do_not_count_are_refused_and_said_so(backend: Backend) {
