@@ -452,6 +452,25 @@ impl Guard {
         serde_json::from_str(&text).unwrap()
     }
 
+    /// The decisions once `n` of them are under `rule` (the guard records a cancellation after
+    /// GitHub took it), waiting 10 s at most; fails when more come, or fewer.
+    async fn decisions_once(&self, rule: &str, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let recorded = self.decisions().await;
+            let found = recorded.iter().filter(|d| d["rule"] == rule).count();
+            assert!(found <= n, "{found} decisions under {rule}: {recorded:#?}");
+            if found == n {
+                return recorded;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{found} decisions under {rule}, not {n}: {recorded:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn decisions(&self) -> Vec<Value> {
         let resp = self
             .http
@@ -945,7 +964,7 @@ async fn a_job_past_its_time_limit_has_its_run_cancelled(backend: Backend) {
         .collect();
     assert_eq!(left, [fresh.job_id()]);
 
-    let recorded = guard.decisions().await;
+    let recorded = guard.decisions_once("time-limit", 1).await;
     let timed: Vec<&Value> = recorded
         .iter()
         .filter(|d| d["rule"] == "time-limit")
@@ -1092,14 +1111,8 @@ async fn a_failed_cancellation_is_tried_again(backend: Backend) {
         "{:?}",
         world.fake.gate.calls()
     );
-    let recorded = guard.decisions().await;
-    assert_eq!(
-        recorded
-            .iter()
-            .filter(|d| d["rule"] == "time-limit")
-            .count(),
-        1
-    );
+    // GitHub has the cancellation before the guard records it: wait for the record.
+    guard.decisions_once("time-limit", 1).await;
 }
 
 macro_rules! on_both {
@@ -1161,14 +1174,7 @@ async fn two_replicas_cancel_a_job_past_its_limit_once() {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(world.fake.gate.count_containing("/cancel"), jobs.len());
-    let recorded = one.decisions().await;
-    assert_eq!(
-        recorded
-            .iter()
-            .filter(|d| d["rule"] == "time-limit")
-            .count(),
-        jobs.len()
-    );
+    one.decisions_once("time-limit", jobs.len()).await;
 }
 
 /// Two replicas behind a load balancer, one PostgreSQL: 40 admissions at once, alternating
