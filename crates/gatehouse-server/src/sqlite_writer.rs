@@ -165,10 +165,10 @@ fn execute(conn: &Connection, (sql, params): Statement<'_>) -> rusqlite::Result<
 /// Applies one write; how many rows it changed (0 for a duplicate).
 fn write(conn: &Connection, w: &Write) -> rusqlite::Result<u64> {
     let rows = execute(conn, w.statement())?;
-    if rows == 1
-        && let Some(next) = w.follow_up()
-    {
-        execute(conn, next)?;
+    if rows == 1 {
+        for next in w.follow_ups() {
+            execute(conn, next)?;
+        }
     }
     Ok(rows)
 }

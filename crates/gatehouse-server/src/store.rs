@@ -254,10 +254,23 @@ const SCHEMA: &[&str] = &[
         units {int} NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS pool_spend_by_pool ON pool_spend (pool, day)",
-    // Each pool's spending so far (the sum of `pool_spend`, kept with it).
+    // Each pool's spending so far, in all, per day and per project (sums of `pool_spend`,
+    // kept with it, so that a reservation and the pool's page read a few rows, not every job).
     "CREATE TABLE IF NOT EXISTS pool_totals (
         pool TEXT PRIMARY KEY,
         spent {int} NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS pool_days (
+        pool TEXT NOT NULL,
+        day TEXT NOT NULL,
+        spent {int} NOT NULL,
+        PRIMARY KEY (pool, day)
+    )",
+    "CREATE TABLE IF NOT EXISTS pool_projects (
+        pool TEXT NOT NULL,
+        project TEXT NOT NULL,
+        spent {int} NOT NULL,
+        PRIMARY KEY (pool, project)
     )",
     // Alert thresholds reached: a replica takes one (`lease`) before it calls GitHub, and
     // marks it `done_at` once it opened or edited the pool's issue (`issue`).
@@ -993,10 +1006,10 @@ impl Write {
     }
 
     /// What follows [`Write::statement`] when it changed a row: a newly counted job's minutes
-    /// are added to its month's total.
-    pub(crate) fn follow_up(&self) -> Option<Statement<'_>> {
+    /// are added to its month's total; a job's cost to its pool's totals.
+    pub(crate) fn follow_ups(&self) -> Vec<Statement<'_>> {
         if let Write::Credit(c) = self {
-            return c.follow_up();
+            return c.follow_ups();
         }
         let Write::Minutes {
             project,
@@ -1006,9 +1019,9 @@ impl Write {
             ..
         } = self
         else {
-            return None;
+            return Vec::new();
         };
-        Some((
+        vec![(
             ADD_MONTH_MINUTES,
             vec![
                 Param::Text(Some(project)),
@@ -1016,7 +1029,7 @@ impl Write {
                 Param::Text(Some(day.get(..7).unwrap_or(day))),
                 Param::Int(Some(*minutes)),
             ],
-        ))
+        )]
     }
 }
 
@@ -1061,10 +1074,10 @@ async fn write_pg(conn: &mut sqlx::PgConnection, w: &Write) -> sqlx::Result<u64>
         run(&mut *conn, lock).await?;
     }
     let rows = run(&mut *conn, w.statement()).await?;
-    if rows == 1
-        && let Some(next) = w.follow_up()
-    {
-        run(conn, next).await?;
+    if rows == 1 {
+        for next in w.follow_ups() {
+            run(&mut *conn, next).await?;
+        }
     }
     Ok(rows)
 }

@@ -83,10 +83,17 @@ const SETTLE: &str = "INSERT INTO pool_spend (job_id, pool, project, resource, d
     FROM (SELECT 1 AS one) one LEFT JOIN pool_reservations r ON r.holder = $2
     WHERE COALESCE(r.pool, $7) IS NOT NULL
     ON CONFLICT (job_id) DO NOTHING";
-/// After [`SETTLE`] inserted its row: the pool's total.
+/// After [`SETTLE`] inserted its row: the pool's totals, in all, for the day and for the
+/// project.
 const ADD_TOTAL: &str = "INSERT INTO pool_totals (pool, spent)
     SELECT pool, units FROM pool_spend WHERE job_id = $1
     ON CONFLICT (pool) DO UPDATE SET spent = pool_totals.spent + excluded.spent";
+const ADD_DAY: &str = "INSERT INTO pool_days (pool, day, spent)
+    SELECT pool, day, units FROM pool_spend WHERE job_id = $1
+    ON CONFLICT (pool, day) DO UPDATE SET spent = pool_days.spent + excluded.spent";
+const ADD_PROJECT: &str = "INSERT INTO pool_projects (pool, project, spent)
+    SELECT pool, COALESCE(project, ''), units FROM pool_spend WHERE job_id = $1
+    ON CONFLICT (pool, project) DO UPDATE SET spent = pool_projects.spent + excluded.spent";
 const UNRESERVE: &str = "DELETE FROM pool_reservations WHERE holder = $1";
 const CLAIM_ALERT: &str = "INSERT INTO pool_alerts (pool, threshold, lease) VALUES ($1, $2, $4)
     ON CONFLICT (pool, threshold) DO UPDATE SET lease = excluded.lease
@@ -176,12 +183,13 @@ impl CreditWrite {
         }
     }
 
-    pub(super) fn follow_up(&self) -> Option<Statement<'_>> {
+    pub(super) fn follow_ups(&self) -> Vec<Statement<'_>> {
         match self {
-            CreditWrite::Settle { job_id, .. } => {
-                Some((ADD_TOTAL, vec![Param::Int(Some(*job_id))]))
-            }
-            _ => None,
+            CreditWrite::Settle { job_id, .. } => [ADD_TOTAL, ADD_DAY, ADD_PROJECT]
+                .into_iter()
+                .map(|sql| (sql, vec![Param::Int(Some(*job_id))]))
+                .collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -235,10 +243,8 @@ impl Store {
         &self,
         pool_name: &str,
     ) -> anyhow::Result<(Vec<(String, i64)>, Vec<(String, i64)>)> {
-        const BY_DAY: &str = "SELECT day, CAST(SUM(units) AS BIGINT) FROM pool_spend
-            WHERE pool = $1 GROUP BY day ORDER BY day";
-        const BY_PROJECT: &str = "SELECT COALESCE(project, ''), CAST(SUM(units) AS BIGINT)
-            FROM pool_spend WHERE pool = $1 GROUP BY COALESCE(project, '')";
+        const BY_DAY: &str = "SELECT day, spent FROM pool_days WHERE pool = $1 ORDER BY day";
+        const BY_PROJECT: &str = "SELECT project, spent FROM pool_projects WHERE pool = $1";
         let by_day: Vec<(String, i64)> = on_pool!(self, pool => sqlx::query_as(BY_DAY)
             .bind(pool_name)
             .fetch_all(pool)
