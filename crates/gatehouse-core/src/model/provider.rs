@@ -324,3 +324,47 @@ impl<'de> Deserialize<'de> for ProviderSettings {
         deserializer.deserialize_map(Provider)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `gatehouse schema settings` describes one shape a kind, each with the fields the reader
+    /// takes for that kind, `kind` and the kind's own field required.
+    #[test]
+    fn the_schema_has_one_shape_a_kind() {
+        let schema = serde_json::to_value(schemars::schema_for!(ProviderSettings)).unwrap();
+        let shapes = schema["oneOf"].as_array().expect("one shape a kind");
+        assert_eq!(shapes.len(), 3, "{schema:#}");
+        for (kind, own) in [
+            (ProviderKind::Cirun, "access_repo"),
+            (ProviderKind::GithubApp, "installation_id"),
+            (ProviderKind::RunnerGroup, "group"),
+        ] {
+            let shape = shapes
+                .iter()
+                .find(|s| s["properties"]["kind"]["const"] == kind.as_str())
+                .unwrap_or_else(|| panic!("no shape for {kind:?}: {schema:#}"));
+            let mut fields: Vec<&str> = shape["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let mut taken = kind.fields().to_vec();
+            fields.sort_unstable();
+            taken.sort_unstable();
+            assert_eq!(fields, taken, "{kind:?}: {shape:#}");
+            let mut required: Vec<&str> = shape["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|r| r.as_str())
+                .collect();
+            required.sort_unstable();
+            let mut expected = vec!["kind", own];
+            expected.sort_unstable();
+            assert_eq!(required, expected, "{kind:?}: {shape:#}");
+        }
+    }
+}
