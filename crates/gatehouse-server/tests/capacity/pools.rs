@@ -160,3 +160,43 @@ pub(super) async fn a_sponsor_pool_pays_for_jobs_until_it_is_used_up(backend: Ba
         .collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Two replicas behind a load balancer, one PostgreSQL: ten jobs the pool allowed while queued
+/// go in progress at once, alternating between the replicas. The pool covers two (12.00 USD,
+/// 5.00 each): exactly two hold a reservation, the other eight have their runs cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_never_reserve_more_than_a_pool_holds() {
+    let world = World::new(Backend::Postgres).await;
+    let one = Arc::new(world.guard().await);
+    let two = Arc::new(world.guard().await);
+    let jobs: Vec<TestJob> = (7101..7111)
+        .map(|run| TestJob::new(REPO, run, "paid"))
+        .collect();
+    for (i, job) in jobs.iter().enumerate() {
+        let g = if i % 2 == 0 { &one } else { &two };
+        g.announce(job).await;
+        assert_eq!(g.job_event(job, "queued").await, "allow");
+    }
+    let starts: Vec<_> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let g = if i % 2 == 0 { one.clone() } else { two.clone() };
+            let job = job.clone();
+            tokio::spawn(async move { g.job_event(&job, "in_progress").await })
+        })
+        .collect();
+    let mut said = Vec::new();
+    for s in starts {
+        said.push(s.await.unwrap());
+    }
+    let running = said.iter().filter(|s| *s == "job in progress").count();
+    let refused = said
+        .iter()
+        .filter(|s| *s == "deny (budget-exhausted): run cancelled")
+        .count();
+    assert_eq!((running, refused), (2, 8), "{said:?}");
+    assert_eq!(cancelled(&world.fake).len(), 8);
+    let pools = one.json("/api/v1/pools").await;
+    assert_eq!(pools["pools"][0]["reserved"], "10.00 USD", "{pools}");
+}
