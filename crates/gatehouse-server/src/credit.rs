@@ -24,7 +24,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::state::{AppState, later};
-use crate::store::{CreditWrite, Reservation, Write, time_text};
+use crate::store::{Balance, CreditWrite, Reservation, Write, time_text};
 
 /// How long a job's reservation counts when its job never reports completion: as long as its
 /// claim on a machine would ([`crate::caps::HOLD_LIMIT`]).
@@ -43,7 +43,6 @@ const ALERT_LEASE: Duration = Duration::from_secs(120);
 pub(crate) struct CreditPools {
     pools: Vec<Terms>,
     funded: HashSet<String>,
-    max_job_minutes: HashMap<String, u32>,
     issues_repository: Option<String>,
     medians: Mutex<HashMap<String, (Instant, Option<u64>)>>,
 }
@@ -65,18 +64,9 @@ impl CreditPools {
             .iter()
             .flat_map(|p| p.per_minute.keys().cloned())
             .collect();
-        let max_job_minutes = repo
-            .resources
-            .iter()
-            .filter_map(|r| {
-                let name = &r.value.name.value;
-                Some((name.clone(), repo.max_job_minutes(name)?))
-            })
-            .collect();
         CreditPools {
             pools,
             funded,
-            max_job_minutes,
             issues_repository: repo
                 .settings
                 .as_ref()
@@ -99,9 +89,10 @@ impl CreditPools {
         self.pools.iter().find(|p| p.name == name)
     }
 
-    /// How many minutes a job of `resource` is expected to run.
+    /// How many minutes a job of `resource` is expected to run (its limit is the one the time
+    /// limits of the same load hold).
     async fn expected(&self, state: &AppState, resource: &str) -> anyhow::Result<u64> {
-        let limit = self.max_job_minutes.get(resource).copied();
+        let limit = state.source.load().time_limits.of(resource);
         if limit.is_some() {
             return Ok(expected_minutes(limit, None));
         }
@@ -135,10 +126,17 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// What is said of used-up pools: "pool `cloud` (Example Cloud: 500.00 USD of 500.00 USD spent
-/// or held by running jobs)", joined with "and".
-fn describe(parts: &[String]) -> String {
-    parts.join(" and ")
+/// What is said of a pool that cannot cover a job: "pool `cloud` (Example Cloud: 500.00 USD of
+/// 500.00 USD spent or held by running jobs)".
+fn describe(p: &Terms, b: Balance) -> String {
+    let used = b.spent.saturating_add(b.reserved);
+    format!(
+        "pool `{}` ({}: {} of {} spent or held by running jobs)",
+        p.name,
+        p.sponsor,
+        p.show(used.min(p.credit)),
+        p.show(p.credit)
+    )
 }
 
 /// For a queued job: `Some(words)` when pools fund it and none has its expected cost left.
@@ -167,15 +165,9 @@ pub(crate) async fn exhausted(
         if used.saturating_add(need) <= p.credit {
             return Ok(None);
         }
-        said.push(format!(
-            "pool `{}` ({}: {} of {} spent or held by running jobs)",
-            p.name,
-            p.sponsor,
-            p.show(used.min(p.credit)),
-            p.show(p.credit)
-        ));
+        said.push(describe(p, b));
     }
-    Ok(Some(describe(&said)))
+    Ok(Some(said.join(" and ")))
 }
 
 /// For a job going in progress: reserves its expected cost on the first pool that funds it and
@@ -230,19 +222,9 @@ pub(crate) async fn reserve(
     let balances = state.store.pool_balances(&time_text(now)).await?;
     let said: Vec<String> = payers
         .iter()
-        .map(|p| {
-            let b = balances.get(&p.name).copied().unwrap_or_default();
-            let used = b.spent.saturating_add(b.reserved);
-            format!(
-                "pool `{}` ({}: {} of {} spent or held by running jobs)",
-                p.name,
-                p.sponsor,
-                p.show(used.min(p.credit)),
-                p.show(p.credit)
-            )
-        })
+        .map(|p| describe(p, balances.get(&p.name).copied().unwrap_or_default()))
         .collect();
-    Ok(Reserved::Exhausted(describe(&said)))
+    Ok(Reserved::Exhausted(said.join(" and ")))
 }
 
 /// For a completed job: charges its real cost to its pool, and ends its reservation.
