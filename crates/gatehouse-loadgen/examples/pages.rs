@@ -1,7 +1,7 @@
 //! The guard's pages and API answers at conda-forge's scale: 25,000 projects and 2 million
 //! completed jobs over 12 months in the store, the generated 30-resource access repository
 //! (`gatehouse gen-fixture`'s), a real `gatehouse serve` process, and every page and answer
-//! that reads usage, cost, the queue or decisions timed from a client. The figures in
+//! that reads usage, cost, the queue, decisions or sponsor pools timed from a client. The figures in
 //! docs/BENCHMARKS.md ("Pages and API at conda-forge scale") come from here.
 //!
 //! ```sh
@@ -76,18 +76,7 @@ async fn fill(
         .filter_map(|d| today.checked_sub(jiff::Span::new().days(d)).ok())
         .map(|d| d.to_string())
         .collect();
-    let minutes_rows = (0..jobs).map(|i| {
-        let project = &projects[(i * 7919) % projects.len()];
-        let resource = &resources[i % resources.len()];
-        let day = &days[(i * 31) % days.len()];
-        (
-            i as i64,
-            project.as_str(),
-            resource.as_str(),
-            day.as_str(),
-            1 + (i % 180) as i64,
-        )
-    });
+    let minutes_rows = minutes_rows_again(projects, resources, &days, jobs);
     let decided = |i: usize| format!("{}T12:00:00Z", days[i % days.len()]);
     let now = jiff::Timestamp::now().to_string();
     macro_rules! insert_all {
@@ -137,6 +126,33 @@ async fn fill(
                 });
                 q.build().execute(&pool).await?;
             }
+            // Two sponsor pools pay for the first two resources' jobs (minutes): each job
+            // costs its pool once, with the totals per pool, day and project kept beside.
+            let mut spend = minutes_rows_again(projects, resources, &days, jobs)
+                .filter(|(_, _, r, _, _)| *r == resources[0] || *r == resources[1])
+                .peekable();
+            while spend.peek().is_some() {
+                let chunk: Vec<_> = spend.by_ref().take(BATCH).collect();
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO pool_spend (job_id, pool, project, resource, day, units) ",
+                );
+                q.push_values(chunk, |mut b, (id, p, r, d, m)| {
+                    b.push_bind(id)
+                        .push_bind(pool_of(r, resources))
+                        .push_bind(p)
+                        .push_bind(r)
+                        .push_bind(d)
+                        .push_bind(m);
+                });
+                q.build().execute(&pool).await?;
+            }
+            for sql in [
+                "INSERT INTO pool_totals (pool, spent) SELECT pool, SUM(units) FROM pool_spend GROUP BY pool",
+                "INSERT INTO pool_days (pool, day, spent) SELECT pool, day, SUM(units) FROM pool_spend GROUP BY pool, day",
+                "INSERT INTO pool_projects (pool, project, spent) SELECT pool, project, SUM(units) FROM pool_spend GROUP BY pool, project",
+            ] {
+                sqlx::query(sql).execute(&pool).await?;
+            }
             for start in (0..3_000).step_by(BATCH) {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO jobs (job_id, project, resource, status, updated_at) ",
@@ -159,6 +175,53 @@ async fn fill(
         insert_all!(sqlx::SqlitePool::connect(db).await?);
     }
     Ok(())
+}
+
+/// The completed jobs: (job id, project, resource, day, minutes).
+fn minutes_rows_again<'a>(
+    projects: &'a [String],
+    resources: &'a [String],
+    days: &'a [String],
+    jobs: usize,
+) -> impl Iterator<Item = (i64, &'a str, &'a str, &'a str, i64)> + 'a {
+    (0..jobs).map(move |i| {
+        (
+            i as i64,
+            projects[(i * 7919) % projects.len()].as_str(),
+            resources[i % resources.len()].as_str(),
+            days[(i * 31) % days.len()].as_str(),
+            1 + (i % 180) as i64,
+        )
+    })
+}
+
+/// The pool that pays for `resource`'s jobs (the first two resources have one each).
+fn pool_of(resource: &str, resources: &[String]) -> &'static str {
+    if resource == resources[0] {
+        "sponsor-a"
+    } else {
+        "sponsor-b"
+    }
+}
+
+/// The pools' files: a sponsor's minutes for each of the first two resources, over the year.
+fn pool_files(resources: &[String], today: jiff::civil::Date) -> Vec<(String, String)> {
+    let start = today
+        .checked_sub(jiff::Span::new().days(364))
+        .unwrap_or(today);
+    let end = today.checked_add(jiff::Span::new().days(90)).unwrap_or(today);
+    ["sponsor-a", "sponsor-b"]
+        .iter()
+        .zip(resources)
+        .map(|(name, resource)| {
+            (
+                format!("pools/{name}.yml"),
+                format!(
+                    "sponsor: {name}\nminutes: 10000000\nstart: {start}\nend: {end}\nresources: [{resource}]\n"
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Asks `path` once, then `repeat` times: (first, median, slowest, bytes).
@@ -213,6 +276,16 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|r| r.value.name.value.clone())
         .collect();
+    for (path, text) in pool_files(&resources, today) {
+        let path = repo.join(path);
+        std::fs::create_dir_all(path.parent().context("a file in a folder")?)?;
+        std::fs::write(path, text)?;
+    }
+    let loaded = gatehouse_core::repo::load_dir(&repo)?;
+    anyhow::ensure!(
+        gatehouse_core::pools::terms(&loaded).len() == 2,
+        "the two sponsor pools read"
+    );
     // The ledger's projects first (their pages exist), then more to 25,000.
     let mut projects: Vec<String> = loaded
         .grants
@@ -237,7 +310,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     fill(&db, &projects, &resources, args.jobs, today).await?;
     println!(
-        "{backend}: {} jobs of {} projects on {} resources over 12 months, 100,000 decisions, 3,000 active jobs: filled in {:.1} s",
+        "{backend}: {} jobs of {} projects on {} resources over 12 months (those of 2 resources paid by 2 sponsor pools), 100,000 decisions, 3,000 active jobs: filled in {:.1} s",
         args.jobs,
         projects.len(),
         resources.len(),
@@ -277,6 +350,9 @@ async fn main() -> anyhow::Result<()> {
         format!("/api/v1/usage?resource={}", resources[0]),
         "/v1/costs.json".to_string(),
         "/metrics".to_string(),
+        "/pools".to_string(),
+        "/pools/sponsor-a".to_string(),
+        "/api/v1/pools".to_string(),
     ];
     println!(
         "| answer | first | median of {} | slowest | bytes |",

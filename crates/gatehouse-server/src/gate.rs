@@ -369,6 +369,18 @@ async fn admit(
                 Decision::concurrency_exhausted(resource, cap, running, limit, &caps.provider);
         }
     }
+    // An allowed job that sponsor pools fund reserves its expected cost now, before its first
+    // step, as the webhook path does when it goes in progress (the same holder, so that path
+    // finds it held). When no pool has it left, the job fails alone and gives its slot back.
+    if matches!(decision, Decision::Allow { .. }) {
+        let holder = crate::caps::holder(request.run_id, request.run_attempt, &request.runner_name);
+        if let crate::credit::Reserved::Exhausted(pools) =
+            crate::credit::reserve(state, &holder, 0, project.as_deref(), resource_name).await?
+        {
+            state.store.commit(vec![Write::Release { holder }]).await?;
+            decision = Decision::budget_exhausted(resource, &pools);
+        }
+    }
     let message = decision.message(&policy, &view);
     let answer = AdmissionAnswer {
         outcome: decision.outcome().to_string(),

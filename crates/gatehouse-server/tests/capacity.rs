@@ -42,7 +42,9 @@ mod db;
 use db::{Backend, Db};
 #[path = "capacity/pools.rs"]
 mod pools;
-use pools::a_sponsor_pool_pays_for_jobs_until_it_is_used_up;
+use pools::{
+    a_sponsor_pool_pays_for_jobs_until_it_is_used_up, the_gate_reserves_credit_before_a_job_starts,
+};
 #[path = "../../../tests/contract/recorder.rs"]
 mod recorder;
 #[path = "../../../tests/contract/schema.rs"]
@@ -76,6 +78,7 @@ gate:
     proj-pool: { resource: proj, concurrency_wait: 2s }
     a-pool: { resource: a, concurrency_wait: 2s }
     b-pool: { resource: b, concurrency_wait: 2s }
+    paid-pool: { resource: paid, concurrency_wait: 2s }
 ";
 
 fn write_repo(dir: &Path) {
@@ -190,7 +193,7 @@ async fn start_guard(
     let mut config = ServerConfig::new(repo, db.to_string(), Secret::new(SECRET));
     config.github_token = Some(Secret::new(GITHUB_TOKEN));
     config.github_api = github.to_string();
-    let pools = ["gpu-pool", "proj-pool", "a-pool", "b-pool"]
+    let pools = ["gpu-pool", "proj-pool", "a-pool", "b-pool", "paid-pool"]
         .map(|p| (p.to_string(), Secret::new(format!("{TOKEN}-{p}"))));
     let mut gate = GateConfig::new(pools.to_vec(), None);
     gate.fact_wait = Duration::from_millis(300);
@@ -1143,6 +1146,7 @@ on_both!(
     a_changed_limit_moves_or_drops_the_timer,
     a_failed_cancellation_is_tried_again,
     a_sponsor_pool_pays_for_jobs_until_it_is_used_up,
+    the_gate_reserves_credit_before_a_job_starts,
 );
 
 /// Two replicas share one PostgreSQL and both look for due timers often: a job past its limit

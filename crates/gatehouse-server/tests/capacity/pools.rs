@@ -161,6 +161,66 @@ pub(super) async fn a_sponsor_pool_pays_for_jobs_until_it_is_used_up(backend: Ba
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// On a gated resource the gate's admission reserves a job's expected cost before its first
+/// step: two admitted jobs hold 10.00 of the 12.00 USD, so a third fails alone on its runner
+/// (`budget-exhausted`) without anyone's run being cancelled. When an admitted job then goes in
+/// progress, the webhook path finds its reservation and takes no second one; once it has paid
+/// its real cost, the next admission has room again.
+pub(super) async fn the_gate_reserves_credit_before_a_job_starts(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = world.guard().await;
+    let job = |run| TestJob::new(REPO, run, "paid");
+    let (first, second, third) = (job(7101), job(7102), job(7103));
+    for j in [&first, &second, &third] {
+        guard.announce(j).await;
+    }
+    for j in [&first, &second] {
+        let (outcome, answer) = guard.admit(j, 0).await;
+        assert_eq!(outcome, "allow", "{answer}");
+    }
+    let held = |v: &Value| v["pools"][0]["reserved"].clone();
+    assert_eq!(held(&guard.json("/api/v1/pools").await), "10.00 USD");
+
+    let (outcome, answer) = guard.admit(&third, 0).await;
+    assert_eq!(outcome, "deny", "{answer}");
+    assert_eq!(answer["rule"], "budget-exhausted");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.contains("`paid` is paid for here by pool `cloud` (Example Cloud: 10.00 USD of 12.00 USD spent or held by running jobs)"),
+        "{message}"
+    );
+    assert!(
+        guard
+            .decisions()
+            .await
+            .iter()
+            .any(|d| d["rule"] == "budget-exhausted"
+                && d["run_id"] == third.run_id
+                && d["origin"] == "gate"),
+        "the gate's denial is recorded"
+    );
+
+    // The admitted job starts: the webhook path finds what its gate reserved.
+    assert_eq!(
+        guard.job_event(&first, "in_progress").await,
+        "job in progress"
+    );
+    assert_eq!(held(&guard.json("/api/v1/pools").await), "10.00 USD");
+    // It ends after 2 minutes: 1.00 USD paid, 5.00 held by the second; room for one more.
+    guard
+        .job_event_since(&first, "completed", jiff::SignedDuration::from_mins(2))
+        .await;
+    let pools = guard.json("/api/v1/pools").await;
+    assert_eq!(pools["pools"][0]["spent"], "1.00 USD");
+    assert_eq!(held(&pools), "5.00 USD");
+    let (outcome, answer) = guard.admit(&third, 1).await;
+    assert_eq!(outcome, "allow", "{answer}");
+    assert!(
+        cancelled(&world.fake).is_empty(),
+        "the gate refuses per job"
+    );
+}
+
 /// Two replicas behind a load balancer, one PostgreSQL: ten jobs the pool allowed while queued
 /// go in progress at once, alternating between the replicas. The pool covers two (12.00 USD,
 /// 5.00 each): exactly two hold a reservation, the other eight have their runs cancelled.
