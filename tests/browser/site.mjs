@@ -5,7 +5,8 @@
 // STATIC_BASE serves a copy of `gatehouse site`'s output, LIVE_BASE is `gatehouse serve` with
 // usage in its store. Checks that the resource table renders, that the search box filters the
 // projects as one types, that the page fits a phone, that the dashboard draws its charts and
-// its minutes-and-cost table, and that the queue page lists every resource on a phone too.
+// its minutes-and-cost table, that the queue page lists every resource on a phone too, and that
+// a sponsor pool's page draws its burn-down chart, static and live.
 // Screenshots go to OUT_DIR. Exits non-zero on the first failed check.
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -138,6 +139,49 @@ try {
   assert.ok(queueOverflow <= 1, `the queue page is ${queueOverflow}px wider than a phone`);
   await page.screenshot({ path: join(outDir, "queue-phone.png"), fullPage: true });
   console.log(`ok queue: ${queueRows} resources, fits 390px`);
+
+  // 7. A sponsor pool's page, on the static site (`gatehouse site --db`) and live: the
+  // burn-down chart draws the credit left (falling) and the end date; the pool is listed, and
+  // its spending by project adds up to what it spent.
+  for (const [url, shot, width] of [
+    [`${staticBase}/pools/gpu-credit.html`, "pool.png", 1280],
+    [`${liveBase}/pools/gpu-credit`, "pool-live-phone.png", 390],
+  ]) {
+    await page.setViewportSize({ width, height: 900 });
+    await page.goto(url);
+    const burn = page.locator("svg.chart.burn-down");
+    await burn.waitFor();
+    const b = await burn.boundingBox();
+    assert.ok(b && b.width > 200 && b.height > 60, `burn-down box ${JSON.stringify(b)} on ${url}`);
+    const points = (await burn.locator("polyline.spent").getAttribute("points")).trim().split(/\s+/);
+    assert.ok(points.length >= 3, `the credit-left line has ${points.length} points on ${url}`);
+    const ys = points.map((p) => Number(p.split(",")[1]));
+    assert.ok(ys[ys.length - 1] > ys[0], `the credit left falls (${ys[0]} to ${ys[ys.length - 1]}) on ${url}`);
+    assert.equal(await burn.locator("line.end").count(), 1, "the end date is drawn");
+    // The lines are seen, not only there: each is stroked, in a colour, some pixels wide.
+    for (const part of ["polyline.spent", "line.end"]) {
+      const style = await burn
+        .locator(part)
+        .evaluate((e) => ({ stroke: getComputedStyle(e).stroke, width: getComputedStyle(e).strokeWidth }));
+      assert.ok(style.stroke !== "none" && parseFloat(style.width) >= 1, `${part} is drawn: ${JSON.stringify(style)}`);
+    }
+    assert.match(await burn.getAttribute("aria-label"), /gpu-credit: .* of 20000 minutes left/);
+    assert.ok((await page.locator("#by-project-table tbody tr").count()) >= 2, "spending by project");
+    const over = await page.evaluate(
+      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    );
+    assert.ok(over <= 1, `the pool page is ${over}px wider than the window on ${url}`);
+    await burn.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(outDir, shot), fullPage: width < 500 });
+    console.log(`ok pool: ${url} draws ${points.length} points, fits ${width}px`);
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto(`${staticBase}/index.html`);
+  await page.getByRole("link", { name: "Pools" }).click();
+  assert.equal(await page.locator("#pools-table tbody tr").count(), 1, "one pool listed");
+  await page.locator("#pools-table tbody tr th a").click();
+  await page.locator("svg.chart.burn-down").waitFor();
+  console.log("ok pools: the static site links its pools from every page");
 } finally {
   await browser.close();
 }

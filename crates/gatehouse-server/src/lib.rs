@@ -43,6 +43,7 @@ mod site_routes;
 mod sqlite_writer;
 mod state;
 pub mod store;
+pub mod stored_site;
 mod time_limits;
 mod webhook;
 

@@ -5,10 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gatehouse_core::model::OutlierSettings;
 use gatehouse_core::outliers::{Outlier, from_days, window};
 use jiff::civil::Date;
 
 use crate::state::AppState;
+use crate::store::Store;
 
 /// Outliers as read: when, for which day.
 pub(crate) type Read = (Instant, Date, Arc<Vec<Outlier>>);
@@ -33,9 +35,17 @@ pub(crate) async fn cached(state: &AppState, today: Date) -> anyhow::Result<Arc<
 /// This week's outliers on `today`, by the access repository's `guard.outliers`.
 pub(crate) async fn read(state: &AppState, today: Date) -> anyhow::Result<Vec<Outlier>> {
     let settings = state.source.load().outliers.clone();
-    let (from, until) = window(today, &settings);
-    let rows = state
-        .store
+    read_from(&state.store, &settings, today).await
+}
+
+/// This week's outliers on `today` by `settings`, read from `store`.
+pub(crate) async fn read_from(
+    store: &Store,
+    settings: &OutlierSettings,
+    today: Date,
+) -> anyhow::Result<Vec<Outlier>> {
+    let (from, until) = window(today, settings);
+    let rows = store
         .project_day_minutes(&from.to_string(), &until.to_string())
         .await?;
     let rows = rows.into_iter().filter_map(|(project, day, minutes)| {
@@ -45,5 +55,5 @@ pub(crate) async fn read(state: &AppState, today: Date) -> anyhow::Result<Vec<Ou
             u64::try_from(minutes).ok()?,
         ))
     });
-    Ok(from_days(rows, today, &settings))
+    Ok(from_days(rows, today, settings))
 }

@@ -9,18 +9,18 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::pools::Terms;
-use gatehouse_site::pools::{PoolFigures, PoolView, burn_down_svg, view};
+use gatehouse_site::pools::{PoolFigures, PoolPage, PoolView, burn_down_svg, view};
 use gatehouse_site::{render_pool, render_pools};
 use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::site_routes::{dashboard_page, not_found, page, site, unavailable};
 use crate::state::AppState;
-use crate::store::{Balance, time_text};
+use crate::store::{Balance, Store, time_text};
 
 /// One pool's figures from the store's books.
-async fn figures(state: &AppState, terms: &Terms, balance: Balance) -> anyhow::Result<PoolFigures> {
-    let (by_day, by_project) = state.store().pool_spending(&terms.name).await?;
+async fn figures(store: &Store, terms: &Terms, balance: Balance) -> anyhow::Result<PoolFigures> {
+    let (by_day, by_project) = store.pool_spending(&terms.name).await?;
     let units = |n: i64| u64::try_from(n).unwrap_or(0);
     Ok(PoolFigures {
         by_day: by_day
@@ -47,17 +47,44 @@ async fn figures(state: &AppState, terms: &Terms, balance: Balance) -> anyhow::R
 /// Every pool's view on `today`, in paying order.
 async fn all_views(state: &AppState, today: Date) -> anyhow::Result<Vec<PoolView>> {
     let source = state.source.load_full();
-    let balances = state
-        .store()
-        .pool_balances(&time_text(Timestamp::now()))
-        .await?;
     let mut views = Vec::new();
-    for terms in source.credit.all() {
-        let balance = balances.get(&terms.name).copied().unwrap_or_default();
-        let f = figures(state, terms, balance).await?;
+    for (terms, f) in all_figures(state.store(), source.credit.all()).await? {
         views.push(view(terms, &f, today).0);
     }
     Ok(views)
+}
+
+/// Each pool's figures from the store's books, in paying order.
+async fn all_figures<'a>(
+    store: &Store,
+    pools: &'a [Terms],
+) -> anyhow::Result<Vec<(&'a Terms, PoolFigures)>> {
+    let balances = store.pool_balances(&time_text(Timestamp::now())).await?;
+    let mut all = Vec::with_capacity(pools.len());
+    for terms in pools {
+        let balance = balances.get(&terms.name).copied().unwrap_or_default();
+        all.push((terms, figures(store, terms, balance).await?));
+    }
+    Ok(all)
+}
+
+/// Every pool's page on `today` as the static site carries it (`gatehouse site --db`).
+pub(crate) async fn pages(
+    store: &Store,
+    pools: &[Terms],
+    today: Date,
+) -> anyhow::Result<Vec<PoolPage>> {
+    Ok(all_figures(store, pools)
+        .await?
+        .into_iter()
+        .map(|(terms, f)| {
+            let (view, burn) = view(terms, &f, today);
+            PoolPage {
+                chart: burn_down_svg(terms, &burn, today),
+                view,
+            }
+        })
+        .collect())
 }
 
 fn today() -> Date {
@@ -101,7 +128,7 @@ pub(crate) async fn pool_page(
             .pool_balances(&time_text(Timestamp::now()))
             .await?;
         let balance = balances.get(&terms.name).copied().unwrap_or_default();
-        figures(&state, terms, balance).await
+        figures(state.store(), terms, balance).await
     };
     let f = match read.await {
         Ok(f) => f,

@@ -20,6 +20,7 @@ use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use gatehouse_core::outliers::Outlier;
 use gatehouse_core::repo::load_dir;
 use gatehouse_site::usage::{OutlierRow, ProjectMinutes, chart_start, week_start, weekly};
 use gatehouse_site::{
@@ -32,7 +33,7 @@ use jiff::civil::Date;
 use tokio::sync::Mutex;
 
 use crate::state::{AppState, today};
-use crate::store::{DecisionFilter, DecisionRecord, WeekUsage};
+use crate::store::{DecisionFilter, DecisionRecord, Store, WeekUsage};
 
 /// How many denied jobs a dashboard page lists.
 const DENIED_ROWS: i64 = 25;
@@ -210,6 +211,7 @@ pub(crate) async fn site(state: &AppState) -> anyhow::Result<Arc<Rendered>> {
             &SiteOptions {
                 dashboard_link: true,
                 usage: None,
+                pools: None,
             },
         )?;
         Ok(Rendered {
@@ -289,24 +291,37 @@ async fn closed_weeks(state: &AppState, day: Date) -> anyhow::Result<Arc<Vec<Wee
 /// Every resource's usage: weekly minutes for the chart, this month's against its quota and
 /// its heaviest users, and the most recent denials.
 async fn build_dashboard(state: &AppState, site: &Rendered) -> anyhow::Result<Dashboard> {
-    let day = site.day;
+    let (closed, outliers) = tokio::try_join!(
+        closed_weeks(state, site.day),
+        crate::outliers::cached(state, site.day),
+    )?;
+    dashboard_of(state.store(), &site.ledger, site.day, &closed, &outliers).await
+}
+
+/// The dashboard's figures on `day` from `store`, given the weeks before this one
+/// (`closed`) and this week's outliers: live from [`build_dashboard`]'s caches, for the static
+/// site (`gatehouse site --db`) read once.
+pub(crate) async fn dashboard_of(
+    store: &Store,
+    ledger: &Ledger,
+    day: Date,
+    closed: &[WeekUsage],
+    outliers: &[Outlier],
+) -> anyhow::Result<Dashboard> {
     let month = day.strftime("%Y-%m").to_string();
     let this_week = week_start(day).to_string();
     let until = day.tomorrow().unwrap_or(day).to_string();
-    let store = state.store();
     let first_month = day
         .first_of_month()
         .checked_sub(jiff::Span::new().months(SPEND_MONTHS - 1))
         .unwrap_or(day)
         .strftime("%Y-%m")
         .to_string();
-    let (closed, current, month_rows, denied, months, outliers) = tokio::try_join!(
-        closed_weeks(state, day),
+    let (current, month_rows, denied, months) = tokio::try_join!(
         store.weekly_usage(&this_week, &until),
         store.usage_of_month(&month),
         store.recent_denials(DENIED_ROWS),
         store.monthly_usage(&first_month),
-        crate::outliers::cached(state, day),
     )?;
     let weeks = closed.iter().chain(current.iter());
     let mut by_week: BTreeMap<&str, Vec<(Date, u64)>> = BTreeMap::new();
@@ -328,8 +343,7 @@ async fn build_dashboard(state: &AppState, site: &Rendered) -> anyhow::Result<Da
                 minutes: r.minutes.max(0) as u64,
             });
     }
-    let resources = site
-        .ledger
+    let resources = ledger
         .resources
         .iter()
         .map(|r| {
@@ -356,8 +370,8 @@ async fn build_dashboard(state: &AppState, site: &Rendered) -> anyhow::Result<Da
         month,
         resources,
         denied: denied.into_iter().map(denied_job).collect(),
-        spend: gatehouse_site::usage::spend(&months, &site.ledger.resources),
-        costs: site.ledger.costs.clone(),
+        spend: gatehouse_site::usage::spend(&months, &ledger.resources),
+        costs: ledger.costs.clone(),
         outliers: outliers
             .iter()
             .map(|o| OutlierRow {

@@ -1,7 +1,8 @@
 //! The public pages of sponsor credit pools (`/pools`, `/pools/<name>`): what each sponsor's
 //! credit bought (spent, by which projects), what the running jobs hold reserved, a burn-down
 //! chart with the forecast at the current rate and the day it runs out, and the end date.
-//! Plain data in, HTML and SVG out: the guard fills it from its store.
+//! Plain data in, HTML and SVG out: the guard fills it from its store, live or for the static
+//! site (`gatehouse site --db URL`).
 
 use std::fmt::Write as _;
 
@@ -54,6 +55,14 @@ pub struct ProjectSpend {
     pub project: String,
     pub spent: String,
     pub units: u64,
+}
+
+/// One pool's page as the static site carries it (`gatehouse site --db URL`): its view and its
+/// burn-down chart ([`burn_down_svg`]).
+#[derive(Clone, Debug, Default)]
+pub struct PoolPage {
+    pub view: PoolView,
+    pub chart: String,
 }
 
 /// What the guard's store says of one pool.
@@ -185,7 +194,7 @@ pub fn burn_down_svg(terms: &Terms, b: &BurnDown, today: Date) -> String {
         }
         let _ = write!(
             s,
-            r#"<polyline class="spent" fill="none" points="{points}"><title>left at the end of each day from {} to {}</title></polyline>"#,
+            r#"<polyline class="spent" fill="none" stroke="currentColor" stroke-width="2" points="{points}"><title>left at the end of each day from {} to {}</title></polyline>"#,
             terms.start,
             b.history.last().map_or(today, |(d, _)| *d)
         );
@@ -196,7 +205,7 @@ pub fn burn_down_svg(terms: &Terms, b: &BurnDown, today: Date) -> String {
         let at_end = b.left.saturating_sub(b.per_day.saturating_mul(days_on));
         let _ = write!(
             s,
-            r#"<line class="forecast" stroke-dasharray="6 4" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"><title>forecast: {forecast}</title></line>"#,
+            r#"<line class="forecast" stroke="currentColor" stroke-dasharray="6 4" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"><title>forecast: {forecast}</title></line>"#,
             x(today),
             y(b.left),
             x(until),
@@ -205,7 +214,7 @@ pub fn burn_down_svg(terms: &Terms, b: &BurnDown, today: Date) -> String {
     }
     let _ = write!(
         s,
-        r#"<line class="end" x1="{e:.1}" y1="{TOP}" x2="{e:.1}" y2="{base}"><title>the pool ends on {}</title></line></svg>"#,
+        r#"<line class="end" stroke="currentColor" x1="{e:.1}" y1="{TOP}" x2="{e:.1}" y2="{base}"><title>the pool ends on {}</title></line></svg>"#,
         terms.end,
         e = x(terms.end),
     );

@@ -26,6 +26,9 @@ pub struct SiteOptions {
     /// This month's usage, when known: a "minutes this month" column on the index and a chart
     /// on each resource's page.
     pub usage: Option<Dashboard>,
+    /// The sponsor credit pools' pages, when known (read from the guard's database):
+    /// `pools.html`, `pools/<name>.html` and `v1/pools.json`.
+    pub pools: Option<Vec<crate::pools::PoolPage>>,
 }
 
 /// The rendered site: relative path → contents, and what had to be left out.
@@ -267,6 +270,10 @@ pub fn render_site(ledger: &Ledger, options: &SiteOptions) -> Result<Site, Rende
             date => ledger.date.clone(),
             root => root,
             dashboard => options.dashboard_link,
+            // Live (`gatehouse serve`), the pools are pages of the guard; on the static site,
+            // files, when the guard's database was read.
+            pools => options.dashboard_link || options.pools.is_some(),
+            ext => if options.dashboard_link { "" } else { ".html" },
             soon_days => SOON_DAYS,
             spec_order => SPEC_ORDER,
         }
@@ -420,6 +427,28 @@ pub fn render_site(ledger: &Ledger, options: &SiteOptions) -> Result<Site, Rende
         json_list(ledger, "projects", &refs)?,
     );
     files.insert("v1/costs.json".into(), json(ledger, &ledger.costs)?);
+    // The sponsor pools, as the guard's `/pools` pages and `/api/v1/pools` show them.
+    if let Some(pools) = &options.pools {
+        let views: Vec<&crate::pools::PoolView> = pools.iter().map(|p| &p.view).collect();
+        let list = env
+            .get_template("pools.html")?
+            .render(context! { pools => &views, ..base("") })?;
+        files.insert("pools.html".into(), list.into_bytes());
+        for p in pools {
+            // Pools are named by their files' names; one that is no safe file name is left out.
+            if gatehouse_core::names::validate_project_name(&p.view.name).is_err() {
+                continue;
+            }
+            let page = env
+                .get_template("pool.html")?
+                .render(context! { p => &p.view, chart => &p.chart, ..base("../") })?;
+            files.insert(format!("pools/{}.html", p.view.name), page.into_bytes());
+        }
+        files.insert(
+            "v1/pools.json".into(),
+            json(ledger, serde_json::json!({ "pools": views }))?,
+        );
+    }
     // The terms-of-service list without the envelope: the format Cirun's `users_from_json`
     // reads, so the provider can point at the ledger.
     if let Some(users) = &ledger.tos_users {
@@ -452,6 +481,8 @@ fn dashboard_base(page: &DashboardPage) -> Value {
         date => page.date,
         root => page.root,
         dashboard => true,
+        pools => true,
+        ext => "",
     }
 }
 

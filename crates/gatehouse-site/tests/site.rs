@@ -640,6 +640,7 @@ fn usage_given_to_the_static_site_adds_a_column_and_charts() {
         &SiteOptions {
             dashboard_link: false,
             usage: Some(usage_fixture()),
+            pools: None,
         },
     )
     .unwrap();
@@ -647,6 +648,62 @@ fn usage_given_to_the_static_site_adds_a_column_and_charts() {
     assert!(index.contains("<th scope=\"col\">Minutes this month</th>"));
     assert!(rows(index, "resource-table")[0].contains("<td class=\"num\">600</td>"));
     assert!(page(&site, "resources/gpu.html").contains("<svg class=\"chart\""));
+    // Without the guard's database there is nothing to say of pools: no page, no link.
+    assert!(!site.files.keys().any(|f| f.contains("pools")));
+    assert!(!index.contains(">Pools</a>"));
+}
+
+#[test]
+fn pools_given_to_the_static_site_get_pages_linked_from_every_page() {
+    use gatehouse_site::pools::{PoolFigures, PoolPage, burn_down_svg, view};
+    let pool = "sponsor: Example Cloud\nminutes: 3000\nstart: 2026-11-01\nend: 2026-12-31\nresources: [gpu]\n";
+    let repo = small_repo(&[("pools/cloud.yml", pool.to_string())]);
+    let terms = gatehouse_core::pools::terms(&repo);
+    assert_eq!(terms.len(), 1, "the pool reads");
+    let figures = PoolFigures {
+        by_day: (1..=20).map(|d| (date(2026, 11, d), 100)).collect(),
+        by_project: vec![("alpha".into(), 1500), ("beta".into(), 500)],
+        reserved: 300,
+    };
+    let (v, burn) = view(&terms[0], &figures, TODAY);
+    let chart = burn_down_svg(&terms[0], &burn, TODAY);
+    let ledger = Ledger::build(&repo, TODAY, &LedgerInputs::default());
+    let site = render_site(
+        &ledger,
+        &SiteOptions {
+            pools: Some(vec![PoolPage { view: v, chart }]),
+            ..SiteOptions::default()
+        },
+    )
+    .unwrap();
+    // Every page links the list; the list links each pool's file.
+    assert!(page(&site, "index.html").contains("<a href=\"pools.html\">Pools</a>"));
+    assert!(page(&site, "resources/gpu.html").contains("<a href=\"../pools.html\">Pools</a>"));
+    let list = page(&site, "pools.html");
+    let row = &rows(list, "pools-table")[0];
+    assert!(
+        row.contains("<a href=\"pools/cloud.html\">cloud</a>"),
+        "{row}"
+    );
+    assert!(
+        row.contains("2000 minutes") && row.contains("300 minutes"),
+        "{row}"
+    );
+    // No live dashboard to link to from a static page.
+    assert!(!list.contains("href=\"dashboard\""), "{list}");
+    let one = page(&site, "pools/cloud.html");
+    assert!(one.contains("<svg class=\"chart burn-down\""), "{one}");
+    assert!(
+        one.contains("<a href=\"../pools.html\">All pools</a>"),
+        "{one}"
+    );
+    let by_project = rows(one, "by-project-table");
+    assert!(by_project[0].contains("alpha") && by_project[0].contains("1500 minutes"));
+    assert!(!one.contains("dashboard/projects"), "{one}");
+    let json: serde_json::Value = serde_json::from_slice(&site.files["v1/pools.json"]).unwrap();
+    assert_eq!(json["pools"][0]["name"], "cloud");
+    assert_eq!(json["pools"][0]["spent_units"], 2000);
+    assert_eq!(json["date"], "2026-11-29");
 }
 
 #[test]

@@ -688,6 +688,12 @@ pub struct SiteArgs {
     pub repo_url: Option<String>,
     /// Usage to show (minutes per resource and week), as JSON from `gatehouse serve`'s
     /// `/dashboard.json`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "db")]
     pub usage: Option<PathBuf>,
+    /// The guard's database (sqlite://FILE or postgres://...), read once: adds this month's
+    /// usage (a column and a chart per resource, as --usage does) and a page per sponsor pool
+    /// with its spending and burn-down chart (`pools.html`, `pools/NAME.html`,
+    /// `v1/pools.json`).
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
 }

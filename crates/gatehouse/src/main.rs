@@ -93,7 +93,7 @@ fn run(cli: Cli, today_from: Option<ValueSource>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::GenFixture(args) => cmd::gen_fixture::run(args, today),
-        Command::Site(args) => cmd::site::run(args, today),
+        Command::Site(args) => cmd::site::run(args, today, rt),
     }
 }
 

@@ -294,13 +294,34 @@ async fn serve_dir(root: PathBuf) -> SocketAddr {
     addr
 }
 
-/// `gatehouse serve`'s router on the example, with twelve weeks of minutes in its store.
-async fn live_guard(db_dir: &Path) -> SocketAddr {
-    use gatehouse_server::store::Write;
+/// A sponsor's minutes for the example's large GPU runners, for the pool pages.
+const POOL: &str = "sponsor: Example Cloud\nurl: https://cloud.example.org/open-source\n\
+minutes: 20000\nstart: 2026-09-01\nend: 2027-03-31\nresources: [cirun-openstack-gpu-large]\n";
+
+/// A copy of the example with a sponsor pool (`pools/gpu-credit.yml`): the example has none,
+/// since no real sponsor's figures exist to put there.
+fn example_with_a_pool(dir: &Path) -> PathBuf {
+    let repo = dir.join("repo");
+    for (rel, bytes) in tree(&example()) {
+        let path = repo.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    write(&repo, "pools/gpu-credit.yml", POOL);
+    repo
+}
+
+/// `gatehouse serve`'s router on `repo`, with twelve weeks of minutes in its store at `db`
+/// (those on the large GPU runners paid from the pool).
+async fn live_guard(repo: &Path, db: &str) -> SocketAddr {
+    use gatehouse_server::store::{CreditWrite, Write};
     use gatehouse_server::{AppState, Secret, ServerConfig, router};
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let url = format!("sqlite://{}", db_dir.join("guard.db").display());
-    let mut config = ServerConfig::new(example(), url, Secret::new("browser-test"));
+    let mut config = ServerConfig::new(
+        repo.to_path_buf(),
+        db.to_string(),
+        Secret::new("browser-test"),
+    );
     config.watch_interval = None;
     let state: Arc<AppState> = AppState::new(config).await.unwrap();
     let today = jiff::Timestamp::now()
@@ -320,13 +341,25 @@ async fn live_guard(db_dir: &Path) -> SocketAddr {
         .into_iter()
         .enumerate()
         {
+            let minutes = 60 + 25 * ((week * 7 + i as i64 * 3) % 11);
             writes.push(Write::Minutes {
                 job_id: week * 10 + i as i64,
                 project: project.into(),
                 resource: resource.into(),
                 day: day.clone(),
-                minutes: 60 + 25 * ((week * 7 + i as i64 * 3) % 11),
+                minutes,
             });
+            if resource == "cirun-openstack-gpu-large" && day.as_str() >= "2026-09-01" {
+                writes.push(Write::Credit(CreditWrite::Settle {
+                    job_id: week * 10 + i as i64,
+                    holder: String::new(),
+                    project: Some(project.into()),
+                    resource: resource.into(),
+                    day: day.clone(),
+                    minutes,
+                    fallback: Some(("gpu-credit".into(), 1)),
+                }));
+            }
         }
     }
     state.store().commit(writes).await.unwrap();
@@ -358,11 +391,19 @@ async fn the_site_works_in_a_real_browser() {
     );
 
     let tmp = tempfile::tempdir().unwrap();
+    let repo = example_with_a_pool(tmp.path());
+    let db = format!("sqlite://{}", tmp.path().join("guard.db").display());
+    let live_addr = live_guard(&repo, &db).await;
+    // The static site reads the same store: usage and the pool's pages.
     let out = tmp.path().join("public");
-    let o = site_of(&example(), &out, &[]);
+    let o = site_of(&repo, &out, &["--db", &db]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(", 1 sponsor pools"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let static_addr = serve_dir(out).await;
-    let live_addr = live_guard(tmp.path()).await;
     let artifacts = workspace.join("target/browser-artifacts");
     let mut node = Command::new("node");
     node.current_dir(&browser_dir)
@@ -388,6 +429,8 @@ async fn the_site_works_in_a_real_browser() {
         "search.png",
         "resource-phone.png",
         "dashboard.png",
+        "pool.png",
+        "pool-live-phone.png",
     ] {
         let meta = std::fs::metadata(artifacts.join(shot)).unwrap();
         assert!(meta.len() > 1000, "{shot} is a real screenshot");

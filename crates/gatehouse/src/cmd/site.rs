@@ -1,5 +1,6 @@
 //! `gatehouse site [DIR] --out public/`: the public ledger as static HTML and JSON, ready to
-//! publish as is (GitHub Pages).
+//! publish as is (GitHub Pages). With `--db URL`, also the usage and sponsor pools the guard's
+//! database holds.
 //!
 //! The pages come from `gatehouse-site`; this edge reads the repository, the grant history and
 //! the pull requests behind pending requests from git, and writes the files. The whole site is
@@ -21,7 +22,7 @@ use crate::fsutil::safe_join;
 /// A file every generated site holds; its presence says a folder may be replaced.
 const MARKER: &str = "v1/resources.json";
 
-pub fn run(args: SiteArgs, today: Date) -> anyhow::Result<ExitCode> {
+pub fn run(args: SiteArgs, today: Date, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     let repo = crate::cmd::load_repo_warn(&args.dir, today)?;
     let git = !args.no_history && is_git_checkout(&args.dir);
     let inputs = if git {
@@ -29,25 +30,26 @@ pub fn run(args: SiteArgs, today: Date) -> anyhow::Result<ExitCode> {
     } else {
         LedgerInputs::default()
     };
-    let usage: Option<Dashboard> = match &args.usage {
-        None => None,
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the usage file {}", path.display()))?;
-            Some(serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{}: not usage JSON as /dashboard.json of `gatehouse serve` writes it",
-                    path.display()
-                )
-            })?)
-        }
-    };
     let ledger = Ledger::build(&repo, today, &inputs);
+    let (usage, pools) = match (&args.usage, &args.db) {
+        (Some(path), _) => (Some(usage_file(path)?), None),
+        (None, Some(url)) => {
+            let figures = rt
+                .block_on(gatehouse_server::stored_site::read(
+                    url, &repo, &ledger, today,
+                ))
+                .context("reading usage and pools from the guard's database (--db)")?;
+            (Some(figures.usage), Some(figures.pools))
+        }
+        (None, None) => (None, None),
+    };
+    let pool_count = pools.as_ref().map(Vec::len);
     let site = render_site(
         &ledger,
         &SiteOptions {
             dashboard_link: false,
             usage,
+            pools,
         },
     )?;
     for s in &site.skipped {
@@ -57,16 +59,29 @@ pub fn run(args: SiteArgs, today: Date) -> anyhow::Result<ExitCode> {
     }
     write_site(&args.out, &site.files)?;
     eprintln!(
-        "wrote {} files to {} ({} resources, {} grants, {} projects, {} pending requests{})",
+        "wrote {} files to {} ({} resources, {} grants, {} projects, {} pending requests{}{})",
         site.files.len(),
         args.out.display(),
         ledger.resources.len(),
         ledger.grants.len(),
         ledger.projects.len(),
         ledger.requests.len(),
+        pool_count.map_or(String::new(), |n| format!(", {n} sponsor pools")),
         if git { "" } else { "; no git history" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Usage as `gatehouse serve`'s `/dashboard.json` gives it, from a file.
+fn usage_file(path: &Path) -> anyhow::Result<Dashboard> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the usage file {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not usage JSON as /dashboard.json of `gatehouse serve` writes it",
+            path.display()
+        )
+    })
 }
 
 /// Writes the site into a new folder beside `out`, then swaps it in. A folder that is not a

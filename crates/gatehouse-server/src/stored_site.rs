@@ -1,0 +1,83 @@
+//! What `gatehouse site --db URL` adds to the static site from the guard's database, read
+//! once: the usage figures the live dashboard shows (a "minutes this month" column and a chart
+//! per resource) and every sponsor pool's page with its burn-down chart. The pages themselves
+//! are `gatehouse-site`'s, the same the guard serves.
+
+use std::path::Path;
+
+use anyhow::bail;
+use gatehouse_core::Repo;
+use gatehouse_site::pools::PoolPage;
+use gatehouse_site::usage::{chart_start, week_start};
+use gatehouse_site::{Dashboard, Ledger};
+use jiff::civil::Date;
+
+use crate::store::Store;
+
+/// The figures a static site shows from the guard's database.
+#[derive(Debug)]
+pub struct StoredFigures {
+    pub usage: Dashboard,
+    pub pools: Vec<PoolPage>,
+}
+
+/// Reads the usage and pool figures of `repo` (whose ledger is `ledger`) on `today` from the
+/// guard's database at `url`. A SQLite file that does not exist is an error (it would
+/// otherwise be created empty, and the site would show no usage as if there were none).
+pub async fn read(
+    url: &str,
+    repo: &Repo,
+    ledger: &Ledger,
+    today: Date,
+) -> anyhow::Result<StoredFigures> {
+    if let Some(path) = sqlite_file(url)
+        && !Path::new(path).is_file()
+    {
+        bail!(
+            "there is no guard database at `{path}` (from --db {url}); give the database `gatehouse serve --db` writes"
+        );
+    }
+    let store = Store::connect(url).await?;
+    let settings = repo
+        .settings
+        .as_ref()
+        .map(|s| s.value.guard.outliers.clone())
+        .unwrap_or_default();
+    let closed = store
+        .weekly_usage(
+            &chart_start(today).to_string(),
+            &week_start(today).to_string(),
+        )
+        .await?;
+    let outliers = crate::outliers::read_from(&store, &settings, today).await?;
+    let usage = crate::site_routes::dashboard_of(&store, ledger, today, &closed, &outliers).await?;
+    let pools =
+        crate::pool_pages::pages(&store, &gatehouse_core::pools::terms(repo), today).await?;
+    Ok(StoredFigures { usage, pools })
+}
+
+/// The file of a SQLite URL (`sqlite://guard.db`, `sqlite:guard.db?mode=rwc`), `None` for
+/// another database or SQLite in memory.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains(":memory:")).then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_file;
+
+    #[test]
+    fn the_file_of_a_sqlite_url() {
+        assert_eq!(sqlite_file("sqlite://guard.db"), Some("guard.db"));
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/g.db?mode=ro"),
+            Some("/var/lib/g.db")
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://localhost/test"), None);
+    }
+}
