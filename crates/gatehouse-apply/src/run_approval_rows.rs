@@ -9,9 +9,6 @@ use jiff::civil::Date;
 
 use crate::audit::read_only_rows;
 
-/// How far back `audit` looks at run approvals and the jobs they are compared with.
-const AUDIT_DAYS: i64 = 90;
-
 type Row = (i64, String, i64, String, String, String, i64, String);
 
 /// The run approvals of the store at `url` since day `since` (of `repository`, lower-cased
@@ -65,15 +62,21 @@ pub fn jobs(url: &str, since: Date, rt: &tokio::runtime::Runtime) -> anyhow::Res
         .collect())
 }
 
-/// `audit --db`'s findings about run approvals of the last [`AUDIT_DAYS`] days.
+/// `audit --db`'s findings about run approvals, by `gatehouse.yml`'s `run_approvals.audit`
+/// (the last 90 days by default).
 pub fn audit(
     url: &str,
     repo: &Repo,
     today: Date,
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Vec<Diagnostic>> {
+    let settings = repo
+        .settings
+        .as_ref()
+        .map(|s| s.value.run_approvals.audit.clone())
+        .unwrap_or_default();
     let since = today
-        .checked_sub(jiff::Span::new().days(AUDIT_DAYS))
+        .checked_sub(jiff::Span::new().days(i64::from(settings.days)))
         .unwrap_or(today);
     let approvals = approvals(url, since, None, rt)?;
     let jobs = jobs(url, since, rt)?;
@@ -93,7 +96,7 @@ pub fn audit(
         &jobs,
         &bots,
         file,
-        Thresholds::default(),
+        Thresholds::from(&settings),
     ))
 }
 

@@ -56,7 +56,7 @@ pub fn outliers(
 pub fn window(today: Date, settings: &OutlierSettings) -> (Date, Date) {
     let monday = monday_of(today);
     let from = monday
-        .checked_sub(jiff::Span::new().weeks(i64::from(settings.weeks)))
+        .checked_sub(jiff::Span::new().weeks(i64::from(weeks_of(settings))))
         .unwrap_or(monday);
     (from, today.tomorrow().unwrap_or(today))
 }
@@ -69,7 +69,7 @@ pub fn from_days(
     settings: &OutlierSettings,
 ) -> Vec<Outlier> {
     let monday = monday_of(today);
-    let weeks = settings.weeks as usize;
+    let weeks = weeks_of(settings) as usize;
     let mut this_week: BTreeMap<String, u64> = BTreeMap::new();
     let mut previous: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); weeks];
     for (project, day, minutes) in rows {
@@ -84,6 +84,14 @@ pub fn from_days(
         }
     }
     outliers(&this_week, &previous, settings)
+}
+
+/// The most weeks a median spans: `check` refuses more, and a file it would refuse is read
+/// as if it said this many (a year of weeks, not the billions of a hostile number).
+pub const MAX_WEEKS: u32 = 52;
+
+fn weeks_of(settings: &OutlierSettings) -> u32 {
+    settings.weeks.min(MAX_WEEKS)
 }
 
 fn monday_of(day: Date) -> Date {
@@ -106,6 +114,34 @@ mod tests {
 
     fn week(entries: &[(&str, u64)]) -> BTreeMap<String, u64> {
         entries.iter().map(|(p, m)| (p.to_string(), *m)).collect()
+    }
+
+    #[test]
+    fn a_hostile_number_of_weeks_reads_a_year() {
+        let s = OutlierSettings {
+            weeks: u32::MAX,
+            ..OutlierSettings::default()
+        };
+        let today = jiff::civil::date(2026, 12, 2);
+        let (from, _) = window(today, &s);
+        assert_eq!(
+            from,
+            jiff::civil::date(2025, 12, 1),
+            "52 weeks before this Monday"
+        );
+        // One year of a steady 100 a week: 500 this week is more than 4 times its median.
+        let rows = (1..=364).map(|back| {
+            let day = today.checked_sub(jiff::Span::new().days(back)).unwrap();
+            (
+                "steady".to_string(),
+                day,
+                if back % 7 == 0 { 100 } else { 0 },
+            )
+        });
+        let rows = rows.chain([("steady".to_string(), today, 500)]);
+        let found = from_days(rows, today, &s);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].median, 100);
     }
 
     #[test]

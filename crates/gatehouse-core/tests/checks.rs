@@ -1145,6 +1145,12 @@ fn run_approval_settings_that_approve_nothing_are_refused() {
     for (settings, says) in [
         ("run_approvals: { hours: 0 }", "never be in force"),
         ("run_approvals: { phrase: \" \" }", "is empty"),
+        ("run_approvals: { audit: { days: 0 } }", "from 1 to 3650"),
+        ("run_approvals: { audit: { factor: 0 } }", "every approver"),
+        (
+            "run_approvals: { audit: { many_pulls: 0 } }",
+            "every approver",
+        ),
     ] {
         let text = format!("{SETTINGS}{settings}\n");
         let d = only(
@@ -1156,8 +1162,30 @@ fn run_approval_settings_that_approve_nothing_are_refused() {
         );
         assert!(d.message.contains(says), "{d:#?}");
     }
-    let fine =
-        format!("{SETTINGS}run_approvals: {{ phrase: \"@gatehouse ok\", runs: 1, hours: 2 }}\n");
+    let fine = format!(
+        "{SETTINGS}run_approvals: {{ phrase: \"@gatehouse ok\", runs: 1, hours: 2, audit: {{ days: 30, many_pulls: 3, factor: 2, min_minutes: 10, min_jobs: 3 }} }}\n"
+    );
+    assert_eq!(check_with(&[("gatehouse.yml", Some(&fine))]), vec![]);
+}
+
+#[test]
+fn outlier_settings_that_flag_everyone_or_read_years_are_refused() {
+    for (settings, says) in [
+        ("guard: { outliers: { factor: 0 } }", "is 0"),
+        ("guard: { outliers: { weeks: 0 } }", "from 1 to 52"),
+        ("guard: { outliers: { weeks: 4000000000 } }", "from 1 to 52"),
+    ] {
+        let text = format!("{SETTINGS}{settings}\n");
+        let d = only(
+            &check_with(&[("gatehouse.yml", Some(&text))]),
+            "settings",
+            Severity::Error,
+            "gatehouse.yml",
+            1,
+        );
+        assert!(d.message.contains(says), "{d:#?}");
+    }
+    let fine = format!("{SETTINGS}guard: {{ outliers: {{ factor: 2, weeks: 52 }} }}\n");
     assert_eq!(check_with(&[("gatehouse.yml", Some(&fine))]), vec![]);
 }
 

@@ -87,18 +87,12 @@ async fn fill(url: &str) {
     store.commit(writes).await.unwrap();
 }
 
-fn scenario(url: &str) {
-    let out = gatehouse(&[
-        "audit",
-        "examples/conda-forge",
-        "--db",
-        url,
-        "--format",
-        "json",
-    ]);
+/// `audit --db`'s run-approval findings (code, message) on the access repository `dir`.
+fn audit_findings(dir: &str, url: &str) -> Vec<(String, String)> {
+    let out = gatehouse(&["audit", dir, "--db", url, "--format", "json"]);
     let doc: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    let found: Vec<(&str, &str)> = doc["diagnostics"]
+    doc["diagnostics"]
         .as_array()
         .unwrap()
         .iter()
@@ -107,7 +101,41 @@ fn scenario(url: &str) {
                 .as_str()
                 .is_some_and(|c| c.starts_with("audit-run-approval"))
         })
-        .map(|d| (d["code"].as_str().unwrap(), d["message"].as_str().unwrap()))
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap().to_string(),
+                d["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A copy of the example whose gatehouse.yml ends with `extra`.
+fn example_with(extra: &str) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(&workspace().join("examples/conda-forge"), dir.path());
+    let settings = dir.path().join("gatehouse.yml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(&settings, format!("{text}{extra}\n")).unwrap();
+    dir
+}
+
+fn scenario(url: &str) {
+    let found = audit_findings("examples/conda-forge", url);
+    let found: Vec<(&str, &str)> = found
+        .iter()
+        .map(|(c, m)| (c.as_str(), m.as_str()))
         .collect();
     assert_eq!(
         found,
@@ -121,7 +149,32 @@ fn scenario(url: &str) {
                 "`ann` approved 5 pull requests of `drive-by` for managed runners (conda-forge/pytorch-cpu-feedstock#1, conda-forge/pytorch-cpu-feedstock#2, conda-forge/pytorch-cpu-feedstock#3, conda-forge/pytorch-cpu-feedstock#4, conda-forge/pytorch-cpu-feedstock#5)"
             ),
         ],
-        "{doc:#}"
+    );
+
+    // The thresholds are gatehouse.yml's: over the last 16 days only pull requests 3 to 5 were
+    // approved (the long job's approval is older), which 3 pull requests report and the default
+    // 5 do not.
+    let (code, message) = {
+        let dir = example_with("run_approvals: { audit: { days: 16, many_pulls: 3 } }");
+        let found = audit_findings(dir.path().to_str().unwrap(), url);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        found[0].clone()
+    };
+    assert_eq!(code, "audit-run-approvals-of-one-account");
+    assert!(
+        message.starts_with("`ann` approved 3 pull requests of `drive-by`"),
+        "{message}"
+    );
+    let dir = example_with("run_approvals: { audit: { days: 16 } }");
+    assert_eq!(audit_findings(dir.path().to_str().unwrap(), url), vec![]);
+    // A job must run more than `factor` times the median: 200 minutes is not 20 times 20.
+    let dir = example_with("run_approvals: { audit: { factor: 20 } }");
+    let found = audit_findings(dir.path().to_str().unwrap(), url);
+    assert!(
+        found
+            .iter()
+            .all(|(c, _)| c != "audit-run-approval-long-job"),
+        "{found:#?}"
     );
 
     // `history --db`: the project's grant events and its run approvals, by day.

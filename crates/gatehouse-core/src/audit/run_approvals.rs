@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::Diagnostic;
+use crate::model::RunApprovalAudit;
 use crate::span::Span;
 
 /// One run approval, as the store recorded it.
@@ -49,11 +50,18 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
+        Thresholds::from(&RunApprovalAudit::default())
+    }
+}
+
+impl From<&RunApprovalAudit> for Thresholds {
+    /// The thresholds `gatehouse.yml` sets (`run_approvals.audit`).
+    fn from(a: &RunApprovalAudit) -> Self {
         Thresholds {
-            many_pulls: 5,
-            factor: 3.0,
-            min_minutes: 30,
-            min_jobs: 5,
+            many_pulls: a.many_pulls as usize,
+            factor: f64::from(a.factor),
+            min_minutes: i64::from(a.min_minutes),
+            min_jobs: a.min_jobs as usize,
         }
     }
 }

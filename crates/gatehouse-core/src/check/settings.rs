@@ -4,6 +4,12 @@ use crate::model::Reviewers;
 use crate::repo::SETTINGS_FILE;
 use crate::span::Span;
 
+/// The most days `audit --db` may look back at run approvals (ten years).
+const MAX_AUDIT_DAYS: u32 = 3650;
+
+/// The most weeks an outlier's median may span (a year); see also [`crate::outliers`].
+const MAX_OUTLIER_WEEKS: u32 = crate::outliers::MAX_WEEKS;
+
 pub(super) fn validate_settings(ctx: &CheckContext<'_>, diags: &mut Diagnostics) {
     let Some(settings) = &ctx.repo.settings else {
         // A broken gatehouse.yml is already reported by the loader.
@@ -38,14 +44,38 @@ pub(super) fn validate_settings(ctx: &CheckContext<'_>, diags: &mut Diagnostics)
         Some("`run_approvals.phrase` is empty or spans lines, so no comment could approve a run")
     } else if approvals.hours == 0 {
         Some("`run_approvals.hours` is 0: an approval would never be in force")
+    } else if approvals.audit.days == 0 || approvals.audit.days > MAX_AUDIT_DAYS {
+        Some("`run_approvals.audit.days` must be from 1 to 3650: the days `audit --db` looks back")
+    } else if approvals.audit.many_pulls == 0 || approvals.audit.factor == 0 {
+        Some(
+            "`run_approvals.audit.many_pulls` and `factor` must be at least 1: at 0 every approver and every approved job would be reported",
+        )
     } else {
         None
     };
     if let Some(what) = approvals_wrong {
         diags.push(
             Diagnostic::error("settings", file, s.org.span, what).with_help(
-                "leave `run_approvals` out for the defaults (`/gatehouse run`, 3 runs, 24 hours)",
+                "leave `run_approvals` out for the defaults (`/gatehouse run`, 3 runs, 24 hours; audit: 90 days, 5 pull requests, 3 times the median, 30 minutes, 5 jobs)",
             ),
+        );
+    }
+    let outliers = &s.guard.outliers;
+    let outliers_wrong = if outliers.factor == 0 {
+        Some(
+            "`guard.outliers.factor` is 0: every project that ran `min_minutes` this week would be flagged",
+        )
+    } else if outliers.weeks == 0 || outliers.weeks > MAX_OUTLIER_WEEKS {
+        Some(
+            "`guard.outliers.weeks` must be from 1 to 52: the weeks whose median a project's week is compared with",
+        )
+    } else {
+        None
+    };
+    if let Some(what) = outliers_wrong {
+        diags.push(
+            Diagnostic::error("settings", file, s.org.span, what)
+                .with_help("leave `guard.outliers` out for the defaults (4 times the median of 8 weeks, at least 60 minutes)"),
         );
     }
     for bot in &s.bots {

@@ -30,6 +30,7 @@ pub use request::{
 };
 pub use resource::{BotTrust, Cost, Defaults, OnExceed, Quota, Resource, Role, Specs, UserPolicy};
 pub use settings::{
-    GuardMode, GuardSettings, OutlierSettings, Reviewers, RunApprovalSettings, Settings,
+    GuardMode, GuardSettings, OutlierSettings, Reviewers, RunApprovalAudit, RunApprovalSettings,
+    Settings,
 };
 pub use tos::{TosEntry, TosList};

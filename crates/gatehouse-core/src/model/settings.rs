@@ -58,6 +58,9 @@ pub struct RunApprovalSettings {
     /// How many hours an approval stays in force.
     #[serde(default = "default_hours")]
     pub hours: u32,
+    /// When `audit --db` reports on run approvals.
+    #[serde(default)]
+    pub audit: RunApprovalAudit,
 }
 
 impl Default for RunApprovalSettings {
@@ -66,8 +69,60 @@ impl Default for RunApprovalSettings {
             phrase: default_phrase(),
             runs: default_runs(),
             hours: default_hours(),
+            audit: RunApprovalAudit::default(),
         }
     }
+}
+
+/// `run_approvals.audit:` when `audit --db` reports on run approvals of the last `days` days:
+/// an approver of `many_pulls` or more pull requests from one outside account's fork, and an
+/// approved job that ran more than `factor` times its project's median job and at least
+/// `min_minutes` (a project with fewer than `min_jobs` counted jobs has no median to compare).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RunApprovalAudit {
+    #[serde(default = "default_audit_days")]
+    pub days: u32,
+    #[serde(default = "default_many_pulls")]
+    pub many_pulls: u32,
+    #[serde(default = "default_job_factor")]
+    pub factor: u32,
+    #[serde(default = "default_job_minutes")]
+    pub min_minutes: u32,
+    #[serde(default = "default_min_jobs")]
+    pub min_jobs: u32,
+}
+
+impl Default for RunApprovalAudit {
+    fn default() -> Self {
+        RunApprovalAudit {
+            days: default_audit_days(),
+            many_pulls: default_many_pulls(),
+            factor: default_job_factor(),
+            min_minutes: default_job_minutes(),
+            min_jobs: default_min_jobs(),
+        }
+    }
+}
+
+fn default_audit_days() -> u32 {
+    90
+}
+
+fn default_many_pulls() -> u32 {
+    5
+}
+
+fn default_job_factor() -> u32 {
+    3
+}
+
+fn default_job_minutes() -> u32 {
+    30
+}
+
+fn default_min_jobs() -> u32 {
+    5
 }
 
 fn default_phrase() -> String {
