@@ -63,6 +63,9 @@ if (Get-Conf 'STATE') {
 if (Get-Conf 'TIMEOUT') {
     $gate.Add('--timeout'); $gate.Add((Get-Conf 'TIMEOUT'))
 }
+if (Get-Conf 'UNREACHABLE_WAIT') {
+    $gate.Add('--unreachable-wait'); $gate.Add((Get-Conf 'UNREACHABLE_WAIT'))
+}
 if ((Get-Conf 'VERBOSE' 'no') -eq 'yes') {
     $gate.Add('--verbose')
 }

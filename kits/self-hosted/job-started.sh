@@ -53,6 +53,9 @@ fi
 if [[ -n ${cfg[TIMEOUT]:-} ]]; then
     args+=(--timeout "${cfg[TIMEOUT]}")
 fi
+if [[ -n ${cfg[UNREACHABLE_WAIT]:-} ]]; then
+    args+=(--unreachable-wait "${cfg[UNREACHABLE_WAIT]}")
+fi
 if [[ ${cfg[VERBOSE]:-no} == yes ]]; then
     args+=(--verbose)
 fi

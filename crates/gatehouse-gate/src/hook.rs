@@ -45,6 +45,9 @@ pub struct GateOptions {
     pub state: Option<PathBuf>,
     /// How long to wait for the guard before deciding from the snapshot.
     pub timeout: Duration,
+    /// How long a job told to wait for a concurrency slot keeps asking a guard that stopped
+    /// answering before it is refused ([`UNREACHABLE_WHILE_WAITING`] by default).
+    pub unreachable_wait: Duration,
     /// Say in one line what was decided, also when the job is admitted.
     pub verbose: bool,
 }
@@ -138,7 +141,9 @@ fn judge(
     };
     let timeout = args.timeout;
     let guard_said = match (&args.guard, &args.token_file) {
-        (Some(guard), Some(token_file)) => ask_until_admitted(guard, token_file, &job, timeout, rt),
+        (Some(guard), Some(token_file)) => {
+            ask_until_admitted(guard, token_file, &job, timeout, args.unreachable_wait, rt)
+        }
         _ => Asked::Unreachable("no guard is configured".into()),
     };
     let why_offline = match guard_said {
@@ -184,8 +189,12 @@ enum Asked {
     Unreachable(String),
 }
 
-/// How long a job waiting for a concurrency slot keeps asking a guard that stopped answering.
-const UNREACHABLE_WHILE_WAITING: Duration = Duration::from_secs(60);
+/// How long a job waiting for a concurrency slot keeps asking a guard that stopped answering,
+/// unless `--unreachable-wait` says otherwise.
+pub const UNREACHABLE_WHILE_WAITING: Duration = Duration::from_secs(60);
+
+/// The longest pause between two questions to a guard that stopped answering.
+const UNREACHABLE_PAUSE: Duration = Duration::from_secs(5);
 
 /// The longest pause between two questions while a job waits for a concurrency slot.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -198,9 +207,12 @@ fn ask_until_admitted(
     token_file: &Path,
     job: &RunnerJob,
     timeout: Duration,
+    unreachable_wait: Duration,
     rt: &tokio::runtime::Runtime,
 ) -> Asked {
     let started = std::time::Instant::now();
+    // Asked a few times within the wait, at most every 5 s.
+    let pause = (unreachable_wait / 4).clamp(Duration::from_millis(100), UNREACHABLE_PAUSE);
     // Once the guard said a cap is reached, the snapshot (which cannot count jobs) must not let
     // the job through: an unreachable guard is asked again for a while, then the job is refused.
     let mut unreachable_since: Option<std::time::Instant> = None;
@@ -215,12 +227,13 @@ fn ask_until_admitted(
         match ask_guard(guard, token_file, job, timeout, waited, rt) {
             Asked::Unreachable(why) if told_to_wait => {
                 let since = *unreachable_since.get_or_insert_with(std::time::Instant::now);
-                if since.elapsed() > UNREACHABLE_WHILE_WAITING {
+                if since.elapsed() >= unreachable_wait {
                     return Asked::Refused(format!(
-                        "this job was waiting for a concurrency slot and the guard stopped answering ({why}); re-run it"
+                        "this job was waiting for a concurrency slot and the guard stopped answering for {}s ({why}); re-run it",
+                        since.elapsed().as_secs()
                     ));
                 }
-                std::thread::sleep(Duration::from_secs(5));
+                std::thread::sleep(pause);
             }
             Asked::Answer(a) if a.waits() => {
                 told_to_wait = true;

@@ -595,6 +595,11 @@ pub struct GateArgs {
     /// How long to wait for the guard before deciding from the snapshot, e.g. `2s`.
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub timeout: String,
+    /// How long a job waiting for a concurrency slot keeps asking a guard that stopped
+    /// answering before it is refused (the snapshot cannot count running jobs, so it never
+    /// decides for a waiting job), e.g. `60s`.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub unreachable_wait: String,
     /// Say in one line what was decided, also when the job is admitted.
     #[arg(long)]
     pub verbose: bool,

@@ -308,6 +308,24 @@ impl Guard {
     }
 }
 
+impl Guard {
+    /// Stops answering: the server stops and its port is closed.
+    fn stop_now(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let http = self.http.clone();
+        let url = format!("{}/readyz", self.base);
+        for _ in 0..50 {
+            if self.rt.block_on(http.get(&url).send()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the guard still answers after it was stopped");
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -1622,4 +1640,73 @@ fn the_powershell_hook_says_what_the_bash_hook_says() {
         readme.contains("job-started.ps1") && readme.contains("**It is untested**"),
         "the README says the PowerShell hook is untested"
     );
+}
+
+/// A job told to wait for a slot is never decided by the snapshot (which cannot count running
+/// jobs): when the guard stops answering while it waits, it keeps asking for
+/// `UNREACHABLE_WAIT` (`--unreachable-wait`), then fails with a reason, although a valid
+/// snapshot that would admit it is at hand.
+#[test]
+fn a_waiting_job_whose_guard_stops_answering_is_refused_not_decided_offline() {
+    let mut guard = Guard::start();
+    let snapshot = guard.path("snapshot.bin");
+    let fetched = fetch_snapshot(&guard, &snapshot);
+    assert!(fetched.status.success(), "{fetched:?}");
+    let token_file = guard.path("token-capped-pool");
+    std::fs::write(&token_file, format!("{}\n", token_of("capped-pool"))).unwrap();
+    let runner = Runner::new(&[
+        ("POOL", "capped-pool".to_string()),
+        ("GUARD", guard.base.clone()),
+        ("TOKEN_FILE", token_file.display().to_string()),
+        ("TIMEOUT", "1s".to_string()),
+        ("UNREACHABLE_WAIT", "2s".to_string()),
+        ("SNAPSHOT", snapshot.display().to_string()),
+        (
+            "PUBLIC_KEYS",
+            guard.path("keys/gate-signing.pub").display().to_string(),
+        ),
+    ]);
+    let job = |run_id: i64, runner: &'static str| {
+        let mut job = RunnerJob::new("push", run_id);
+        job.runner = runner;
+        guard.announce(&job);
+        job
+    };
+    let first = job(801, "capped-runner-1");
+    assert_eq!(runner.run(&first, &[]).code, 0, "the free machine is taken");
+    let second = job(802, "capped-runner-2");
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| {
+            let started = std::time::Instant::now();
+            (runner.run(&second, &[]), started.elapsed())
+        });
+        // It is waiting for the slot when the guard goes away.
+        std::thread::sleep(Duration::from_millis(700));
+        guard.stop_now();
+        let (refused, took) = waiting.join().unwrap();
+        assert_ne!(refused.code, 0, "{}", refused.log);
+        assert!(!refused.steps_ran);
+        assert!(
+            refused.log.contains("waiting for a slot"),
+            "{}",
+            refused.log
+        );
+        assert!(
+            refused.summary.contains(
+                "this job was waiting for a concurrency slot and the guard stopped answering for 2s"
+            ),
+            "{}",
+            refused.summary
+        );
+        assert!(
+            !refused.log.contains("snapshot"),
+            "never decided offline: {}",
+            refused.log
+        );
+        assert!(
+            took >= Duration::from_millis(2500),
+            "refused after {took:?}"
+        );
+        assert!(took < Duration::from_secs(10), "refused after {took:?}");
+    });
 }

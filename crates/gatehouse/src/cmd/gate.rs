@@ -25,6 +25,10 @@ pub fn run(args: GateArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitC
                 // A timeout that does not read is the default: the gate must still decide.
                 timeout: parse_duration("--timeout", &args.timeout)
                     .unwrap_or(Duration::from_secs(2)),
+                // The same for the wait on an unreachable guard: a job is never let through by
+                // it, only refused sooner or later.
+                unreachable_wait: parse_duration("--unreachable-wait", &args.unreachable_wait)
+                    .unwrap_or(hook::UNREACHABLE_WHILE_WAITING),
                 serves: match (args.pool, args.resource, args.labels) {
                     (Some(pool), _, _) => Some(Serves::Pool(pool)),
                     (_, Some(resource), _) => Some(Serves::Resource(resource)),
