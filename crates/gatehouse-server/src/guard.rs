@@ -1012,6 +1012,7 @@ impl<'a> GuardJob<'a> {
             }),
             usage: self.usage,
             today: Some(Day(self.today)),
+            teams: Default::default(),
         })
     }
 }
