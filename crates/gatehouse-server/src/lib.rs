@@ -43,6 +43,7 @@ mod site_routes;
 mod sqlite_writer;
 mod state;
 pub mod store;
+mod team_facts;
 mod time_limits;
 mod webhook;
 
