@@ -106,6 +106,7 @@ fn left_the_team(who: (&str, i64)) -> Value {
 on_both!(
     a_team_member_runs_until_removed_from_the_team,
     a_team_github_will_not_list_refuses_its_members,
+    a_team_change_seen_by_one_replica_is_seen_by_all,
 );
 
 pub(super) async fn a_team_member_runs_until_removed_from_the_team(backend: Backend) {
@@ -232,4 +233,34 @@ async fn a_team_github_will_not_list_refuses_its_members(backend: Backend) {
         Some(1.0),
         "{page}"
     );
+}
+
+async fn a_team_change_seen_by_one_replica_is_seen_by_all(backend: Backend) {
+    let mut a = with_team_grant(backend, Duration::from_secs(60)).await;
+    // Replica B: the same access repository, database and GitHub.
+    let mut b = Guard::start(backend).await;
+    b.halt().await;
+    b.config = a.config.clone();
+    b.fake = a.fake.clone();
+    b.launch().await;
+    health_until(&b, |h| h["team_facts"]["fresh"] == 1).await;
+    let (_, m) = job_by(&b, TEAMMATE, 920, 9200).await;
+    assert_eq!(m, "allow");
+    // The teammate leaves the team; GitHub tells replica A only.
+    a.fake
+        .state
+        .lock()
+        .unwrap()
+        .teams
+        .insert(TEAM.into(), vec![]);
+    let (status, m) = a
+        .deliver("membership", "membership-1", &left_the_team(TEAMMATE))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    // Replica B reads what A stored within a second, and judges the next job by it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, m) = job_by(&b, TEAMMATE, 921, 9210).await;
+    assert_eq!(m, "deny (user-not-allowed): run cancelled");
+    a.halt().await;
+    b.halt().await;
 }
