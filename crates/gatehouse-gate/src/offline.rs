@@ -3,8 +3,8 @@
 //! The decision is the policy's and the role facts': the resource is the pool's, usage is not
 //! counted (no quotas, concurrency or approvals offline), and the triggering actor, whom the
 //! runner's environment names by login only, is matched by login in the repository's
-//! collaborator list. A fact the snapshot lacks (the repository's roles) denies the job
-//! `facts-unavailable`. The guard's webhook path decides the job again when it hears of it.
+//! collaborator list. A fact the snapshot lacks (the repository's roles; the members of the
+//! teams a grant names, which it never carries) denies the job `facts-unavailable`. The guard's webhook path decides the job again when it hears of it.
 //!
 //! The snapshot carries no run approvals (`/gatehouse run <sha>`, recorded by the guard as
 //! they come) and not what `bots: trusted` needs (whether a push is to the project's default
@@ -14,7 +14,7 @@
 //! a refusal that says why is the fail-closed answer.)
 
 use gatehouse_policy::{
-    Actor, Decision, DenyReason, DenyRule, Job, Permission, Policy, Run, Usage,
+    Actor, Decision, DenyReason, DenyRule, Job, Missing, Permission, Policy, Run, Usage,
     is_pull_request_event,
 };
 use jiff::civil::Date;
@@ -122,7 +122,19 @@ pub fn decide(
         Decision::Undecided { resource, missing } => Decision::facts_unavailable(resource, missing),
         d => d,
     };
-    let message = if decision.rule() == Some(DenyRule::FactsUnavailable) {
+    let message = if let Decision::Deny(d) = &decision
+        && d.reason == DenyReason::FactsUnavailable(Missing::Teams)
+    {
+        // The snapshot carries no team members: someone the grant lets in through a team
+        // alone cannot be judged here.
+        Some(format!(
+            "the runner could not reach the guard, and its policy snapshot does not say who is in the teams `{}`'s grant of `{}` names, so team membership could not be checked: gatehouse refuses the job rather than let it through. Re-run the job once the runner reaches the guard, or ask to be listed by name in the grant's `users`",
+            policy
+                .project_of(&job.repository)
+                .unwrap_or(&job.repository),
+            pool.resource
+        ))
+    } else if decision.rule() == Some(DenyRule::FactsUnavailable) {
         // The policy's own text speaks of asking GitHub; offline, the snapshot is what lacks it.
         Some(format!(
             "the runner could not reach the guard, and its policy snapshot holds no collaborator list for `{}`, so gatehouse cannot tell whether this job may use `{}` and refuses it rather than let it through. Re-run the job once the runner reaches the guard (a project granted since the snapshot was made is in the next one)",
@@ -224,6 +236,46 @@ mod tests {
         let roles = roles();
         let (d, message) = decide(&policy(), Some(&roles), &pool, job, date(2026, 11, 29));
         (d.rule(), message.unwrap_or_default())
+    }
+
+    #[test]
+    fn offline_a_person_let_in_only_through_a_team_is_refused_saying_why() {
+        let repo = Repo::from_sources([
+            (
+                "gatehouse.yml",
+                "org: conda-forge\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n",
+            ),
+            (
+                "resources/gpu.yml",
+                "name: gpu\nprovider: cirun\nlabels: [gpu]\nusers: { roles: [admin, maintain, write] }\n",
+            ),
+            (
+                "grants/numpy.yml",
+                "project: numpy\ngrants:\n  - resource: gpu\n    granted: 2026-01-01\n    users: { users: [{ github: wolfv, id: 885054 }], teams: [gpu-users] }\n",
+            ),
+        ]);
+        let policy = gatehouse_policy::compile(&repo, date(2026, 11, 29));
+        let pool = Pool {
+            name: "gpu".into(),
+            resource: "gpu".into(),
+            allow_when_unreachable: false,
+        };
+        let mut roles = roles();
+        roles.people.push((8, "isuruf".into(), Permission::Write));
+        let today = date(2026, 11, 29);
+        // Someone not listed by name: whether they are in `gpu-users` is not in the snapshot.
+        let member = job("push", ("isuruf", 8), None);
+        let (d, told) = decide(&policy, Some(&roles), &pool, &member, today);
+        assert_eq!(d.rule(), Some(DenyRule::FactsUnavailable));
+        let told = told.unwrap_or_default();
+        assert!(
+            told.contains("team membership could not be checked"),
+            "{told}"
+        );
+        // Someone listed by name runs offline as online.
+        let listed = job("push", MAINTAINER, None);
+        let (d, _) = decide(&policy, Some(&roles), &pool, &listed, today);
+        assert!(matches!(d, Decision::Allow { .. }), "{d:?}");
     }
 
     #[test]

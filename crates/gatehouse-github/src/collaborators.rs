@@ -3,6 +3,10 @@
 //! repositories (`GET /orgs/{org}/teams/{team_slug}/repos`). With `affiliation=all` the list
 //! holds everyone with access: outside collaborators, members with access through teams or
 //! the organisation's base permission, and owners; anyone absent has no role.
+//!
+//! And who is in a team: `GET /orgs/{org}/teams/{team_slug}/members` (operation
+//! `teams/list-members-in-org`, items `simple-user`), members of its child teams included
+//! (GitHub's default), matched by account id.
 
 use serde::Deserialize;
 
@@ -103,6 +107,15 @@ impl CollaboratorAnswer {
     }
 }
 
+/// A member of a team: what gatehouse reads of GitHub's `simple-user` (`login` and `id` are
+/// required there).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct TeamMember {
+    pub login: String,
+    /// The numeric account id: what a member is matched by (a login can be renamed).
+    pub id: i64,
+}
+
 #[derive(Deserialize)]
 struct RepositoryName {
     full_name: String,
@@ -153,6 +166,18 @@ impl Client {
             .get_all(&["orgs", org, "teams", team_slug, "repos"], None)
             .await?;
         Ok(repos.map(|r| r.into_iter().map(|r| r.full_name).collect()))
+    }
+
+    /// Everyone in the organisation's team `team_slug` (members of its child teams too), every
+    /// page; `None` when GitHub knows no such team (deleted or renamed, say) or the token may
+    /// not see it.
+    pub async fn team_members(
+        &self,
+        org: &str,
+        team_slug: &str,
+    ) -> Result<Option<Vec<TeamMember>>, Error> {
+        self.get_all(&["orgs", org, "teams", team_slug, "members"], None)
+            .await
     }
 }
 

@@ -267,6 +267,7 @@ impl<'a> MixBuilder<'a> {
             head_sha: None,
             run_approval: None,
             default_branch: None,
+            teams: Default::default(),
         }
     }
 

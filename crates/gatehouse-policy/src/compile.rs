@@ -108,7 +108,8 @@ pub struct CompiledGrant {
     pub expires: Option<Date>,
     /// Account ids, sorted, when the grant narrows who may trigger jobs.
     pub(crate) users: Option<Box<[i64]>>,
-    /// The teams its user list also names (never checked: nobody is let in by them).
+    /// The teams its user list also names (slugs): their members are let in as the people
+    /// listed by name are ([`crate::Job::in_team`] says who is in one).
     pub(crate) teams: Box<[Box<str>]>,
     /// Where the grant came from, for explanations.
     pub request: Option<Arc<str>>,
@@ -187,6 +188,29 @@ impl Policy {
             .find(|id| self.grant(*id).resource == resource)
     }
 
+    /// The teams named by the grant of `resource` that `repository`'s project holds (none when
+    /// it holds none, or its grant names no team): whose members a decision on that job may
+    /// ask about ([`crate::Job::in_team`]).
+    pub fn teams_of(&self, repository: &str, resource: ResourceId) -> &[Box<str>] {
+        self.project_of(repository)
+            .and_then(|p| with_lowercase(p.as_bytes(), |p| self.grant_of(p, resource)))
+            .map_or(&[], |g| self.grant(g).teams())
+    }
+
+    /// Every team some grant names, lower-cased, sorted, once each: the teams whose members
+    /// the guard keeps.
+    pub fn granted_teams(&self) -> Vec<String> {
+        let mut teams: Vec<String> = self
+            .grants
+            .iter()
+            .flat_map(|g| g.teams.iter())
+            .map(|t| t.to_ascii_lowercase())
+            .collect();
+        teams.sort();
+        teams.dedup();
+        teams
+    }
+
     pub(crate) fn may_be_label_key(&self, len: usize) -> bool {
         self.label_lengths & length_bit(len) != 0
     }
@@ -238,8 +262,8 @@ impl CompiledGrant {
         self.users.as_deref()
     }
 
-    /// The teams the grant's user list names (Cirun's `teams`). Nobody is let in by them: the
-    /// guard cannot see who is in a team.
+    /// The teams the grant's user list names (Cirun's `teams`, slugs of the organisation's
+    /// teams): a member of one passes the user list as someone listed by name does.
     pub fn teams(&self) -> &[Box<str>] {
         &self.teams
     }

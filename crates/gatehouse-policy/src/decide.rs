@@ -626,7 +626,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
             for (who, person) in people {
                 let Some(person) = person else { continue };
                 let role = job.role(person);
-                match check_person(policy, res, grant, who, person, role, trusted_push) {
+                match check_person(policy, res, grant, job, who, person, role, trusted_push) {
                     Err(reason) => {
                         t.step(DenyRule::UserNotAllowed, false, || {
                             format!(
@@ -646,7 +646,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                         }
                         break;
                     }
-                    Ok(Some(role)) => t.step(DenyRule::UserNotAllowed, true, || {
+                    Ok(Passed::Role(role)) => t.step(DenyRule::UserNotAllowed, true, || {
                         format!(
                             "{} `{}` ({}) may trigger jobs on `{}`",
                             who_name(who),
@@ -655,11 +655,19 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                             res.name
                         )
                     }),
-                    Ok(None) => {
+                    Ok(Passed::Unknown(m)) => {
                         t.step(DenyRule::UserNotAllowed, true, || {
-                            format!("{} `{}`: role not known yet", who_name(who), person.login)
+                            format!(
+                                "{} `{}`: {} not known yet",
+                                who_name(who),
+                                person.login,
+                                match m {
+                                    Missing::Teams => "membership of the grant's teams",
+                                    _ => "role",
+                                }
+                            )
                         });
-                        missing = Some(Missing::Roles);
+                        missing = Some(m);
                     }
                 }
             }
@@ -844,17 +852,29 @@ fn event_problem(run: &Run<'_>, reason: &DenyReason) -> String {
     }
 }
 
-/// Rule 4 for one person. `Ok(Some(role))`: passes; `Ok(None)`: passes every check that can
-/// be made, but the role is not known yet; `Err`: denied.
+/// What rule 4 says of a person it does not deny.
+enum Passed {
+    /// Passes, holding this role.
+    Role(Option<Permission>),
+    /// Passes every check that can be made, but this fact is not known yet: their role, or
+    /// (for someone the grant does not list by name) whether they are in one of its teams.
+    Unknown(Missing),
+}
+
+/// Rule 4 for one person: a role the resource allows, in the grant's user list by account id
+/// or a member of one of the teams it names (as Cirun's `teams` let in), and the terms of
+/// service accepted when the resource requires them.
+#[allow(clippy::too_many_arguments)]
 fn check_person(
     policy: &Policy,
     res: &CompiledResource,
     grant: &CompiledGrant,
+    job: &impl Job,
     who: Who,
     person: &Actor,
     role: Option<Option<Permission>>,
     trusted_push: bool,
-) -> Result<Option<Option<Permission>>, DenyReason> {
+) -> Result<Passed, DenyReason> {
     let role = if policy.is_bot(person.id) {
         // A bot is never a maintainer; on a resource that trusts bots, its push to the
         // project's default branch is not judged by role (its list and terms still are).
@@ -870,13 +890,38 @@ fn check_person(
         }
         role
     };
-    if !grant.allows_user(person.id) {
+    // `None`: not listed by name, and a team's members are not known (the terms of service
+    // may still deny).
+    let listed = if grant.allows_user(person.id) {
+        Some(true)
+    } else {
+        in_a_team(grant, job, person)
+    };
+    if listed == Some(false) {
         return Err(DenyReason::NotListed { who });
     }
     if res.require_tos && !policy.accepted_tos(person.id) {
         return Err(DenyReason::TermsNotAccepted { who });
     }
-    Ok(role)
+    Ok(match (role, listed) {
+        (None, _) => Passed::Unknown(Missing::Roles),
+        (Some(_), None) => Passed::Unknown(Missing::Teams),
+        (Some(role), Some(_)) => Passed::Role(role),
+    })
+}
+
+/// Whether `person` is a member of one of the teams the grant names: `None` when they are in
+/// none of those known and some team's members are not known.
+fn in_a_team(grant: &CompiledGrant, job: &impl Job, person: &Actor) -> Option<bool> {
+    let mut unknown = false;
+    for team in grant.teams() {
+        match job.in_team(team, person) {
+            Some(true) => return Some(true),
+            Some(false) => {}
+            None => unknown = true,
+        }
+    }
+    (!unknown).then_some(false)
 }
 
 fn who_name(who: Who) -> &'static str {
@@ -896,7 +941,9 @@ fn person_problem(reason: &DenyReason) -> String {
                 p.as_str()
             ))
         ),
-        DenyReason::NotListed { .. } => "is not in the grant's list of users".into(),
+        DenyReason::NotListed { .. } => {
+            "is neither in the grant's list of users nor a member of a team it names".into()
+        }
         DenyReason::Bot { .. } => {
             "is a bot (gatehouse.yml `bots`), never a maintainer whatever its role".into()
         }
@@ -1071,20 +1118,23 @@ impl Decision {
                     .resource
                     .and_then(|r| with_lowercase(project.as_bytes(), |p| policy.grant_of(p, r)))
                     .map_or(&[][..], |g| policy.grant(g).teams());
-                let teams = if teams.is_empty() {
-                    String::new()
+                let (teams, or_team) = if teams.is_empty() {
+                    (String::new(), "")
                 } else {
-                    format!(
-                        " The grant also names the teams {} (as Cirun's policy does), but gatehouse cannot see who is in a team, so it lets in only the people listed by name.",
-                        teams
-                            .iter()
-                            .map(|t| format!("`{t}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                    (
+                        format!(
+                            ", and is in none of the teams it names ({})",
+                            teams
+                                .iter()
+                                .map(|t| format!("`{}/{t}`", policy.org))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        ", or join one of those teams",
                     )
                 };
                 format!(
-                    "{} `{}` is not in the list of users of `{project}`'s grant of `{resource}`.{teams} To be added, {} listing the user under `users`",
+                    "{} `{}` is not in the list of users of `{project}`'s grant of `{resource}`{teams}. To be added, {} listing the user under `users`{or_team}",
                     who_name(*who),
                     login(*who),
                     request("grant")
@@ -1150,6 +1200,8 @@ impl Decision {
                 match missing {
                     Missing::Run => "the run's event and the people who started it",
                     Missing::Roles => "the roles of the people who started it",
+                    Missing::Teams =>
+                        "the members of the teams its grant names (team membership could not be checked)",
                 }
             ),
         };

@@ -1,10 +1,13 @@
 //! The job context: everything `decide` needs to know about one CI job.
 //!
 //! The guard builds it from `workflow_job` and `workflow_run` webhooks plus the facts it holds
-//! (each person's role on the repository, the usage counters); `gatehouse decide` reads it as
+//! (each person's role on the repository, the members of the teams a grant names, the usage
+//! counters); `gatehouse decide` reads it as
 //! JSON. While the guard is still learning a job's facts (the run's event and people, the
 //! people's roles), it decides with what it has through the [`Job`] trait: rules that need a
 //! missing fact wait, the others may already deny.
+
+use std::collections::BTreeMap;
 
 use gatehouse_core::duration::Day;
 use jiff::civil::Date;
@@ -56,6 +59,12 @@ pub struct JobContext {
     /// the day the policy was compiled is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub today: Option<Day>,
+    /// The members (numeric account ids) of the organisation's teams (by slug) that the
+    /// grant's user list names, as the caller looked them up: `{"core": [885054, 123]}`. A
+    /// team the grant names that is absent here is unknown, so a person it would let in is not
+    /// let in (the decision is `facts-unavailable`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub teams: BTreeMap<String, Vec<i64>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -133,6 +142,8 @@ pub enum Missing {
     Run,
     /// Who holds which role on the repository (the guard's role facts).
     Roles,
+    /// Who is in the teams a grant's user list names (the guard's team facts).
+    Teams,
 }
 
 impl Missing {
@@ -140,6 +151,7 @@ impl Missing {
         match self {
             Missing::Run => "run",
             Missing::Roles => "roles",
+            Missing::Teams => "teams",
         }
     }
 }
@@ -193,6 +205,14 @@ pub trait Job {
     /// `person`'s role on the repository: `Some(None)` for no role, `None` while unknown.
     /// `person` is one of [`Job::run`]'s people.
     fn role(&self, person: &Actor) -> Option<Option<Permission>>;
+    /// Whether `person` is a member of the organisation's team `team` (a slug, as a grant's
+    /// `teams` names it; matched by account id): `None` while unknown. A person whom only a
+    /// team would let in is then not let in: the decision waits for the fact and, without it,
+    /// is `facts-unavailable`. Unknown unless the one deciding says otherwise.
+    fn in_team(&self, team: &str, person: &Actor) -> Option<bool> {
+        let _ = (team, person);
+        None
+    }
     /// The run approval of the run's head commit held in force for this job, if any
     /// ([`crate::RunApproval`]); its approver's role is asked through [`Job::role`].
     fn run_approval(&self) -> Option<&RunApproval> {
@@ -241,5 +261,22 @@ impl Job for JobContext {
 
     fn run_approval(&self) -> Option<&RunApproval> {
         self.run_approval.as_ref()
+    }
+
+    fn in_team(&self, team: &str, person: &Actor) -> Option<bool> {
+        // Slugs are matched case-insensitively: a team written twice in two spellings is
+        // one team, with the members of both.
+        let mut known = false;
+        for (_, members) in self
+            .teams
+            .iter()
+            .filter(|(s, _)| s.eq_ignore_ascii_case(team))
+        {
+            if members.contains(&person.id) {
+                return Some(true);
+            }
+            known = true;
+        }
+        known.then_some(false)
     }
 }

@@ -65,8 +65,9 @@ pub struct GrantSource {
     /// The account ids of its user list, when it narrows who may trigger jobs (entries nothing
     /// resolves are left out: they match nobody).
     pub users: Option<Vec<i64>>,
-    /// The teams its user list names too (Cirun's `teams`): the guard cannot see who is in
-    /// them, so they let nobody in here; a refusal names them.
+    /// The teams its user list names too (Cirun's `teams`): their members are let in when
+    /// whoever decides knows who they are (the snapshot does not carry team members, so
+    /// offline a person not listed by name is refused for want of the fact).
     pub teams: Vec<String>,
     pub request: Option<String>,
 }

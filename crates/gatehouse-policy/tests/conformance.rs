@@ -82,6 +82,7 @@ fn job() -> JobContext {
         head_sha: None,
         run_approval: None,
         default_branch: None,
+        teams: Default::default(),
     }
 }
 

@@ -18,8 +18,8 @@ use gatehouse_core::Repo;
 use gatehouse_core::duration::Day;
 use gatehouse_policy::render::cedar;
 use gatehouse_policy::{
-    Actor, Decision, DenyReason, DenyRule, JobContext, Permission, Policy, ResourceId, RunApproval,
-    Usage, Who, compile,
+    Actor, Decision, DenyReason, DenyRule, JobContext, Missing, Permission, Policy, ResourceId,
+    RunApproval, Usage, Who, compile,
 };
 use jiff::ToSpan;
 use jiff::civil::{Date, date};
@@ -142,6 +142,8 @@ const PROJECTS: [&str; 4] = ["pytorch-cpu", "tensorflow", "numpy", "ray.packages
 const LOGINS: [&str; 5] = ["wolfv", "isuruf", "beckermr", "jaimergp", "h-vetinari"];
 const IDS: [i64; 6] = [885054, 5234427, 1, 2, 3, -7];
 const ROLES: [&str; 5] = ["admin", "maintain", "write", "triage", "read"];
+/// The organisation's teams a grant may name (slugs).
+const TEAMS: [&str; 3] = ["core", "gpu-users", "Maintainers"];
 
 #[derive(Clone, Debug)]
 struct ResourceSpec {
@@ -169,6 +171,8 @@ struct GrantSpec {
     expires: Option<i64>,
     /// (login, case, written with its id): a login alone is resolved by people/tos.yml.
     users: Option<Vec<(usize, u8, bool)>>,
+    /// (team, case): the teams the user list names too (written only with `users`).
+    teams: Vec<(usize, u8)>,
 }
 
 #[derive(Clone, Debug)]
@@ -318,7 +322,17 @@ impl RepoSpec {
                             }
                         })
                         .collect();
-                    let _ = writeln!(y, "    users: {{ users: [{}] }}", list.join(", "));
+                    let teams: Vec<String> = g
+                        .teams
+                        .iter()
+                        .map(|&(t, c)| quoted(&spell(TEAMS[t], c)))
+                        .collect();
+                    let _ = writeln!(
+                        y,
+                        "    users: {{ users: [{}], teams: [{}] }}",
+                        list.join(", "),
+                        teams.join(", ")
+                    );
                 }
             }
             files.push((format!("grants/f{i}.yml"), y));
@@ -384,9 +398,13 @@ fn grant_spec() -> impl Strategy<Value = GrantSpec> {
             0.3,
             prop::collection::vec((0..LOGINS.len(), 0u8..4, any::<bool>()), 0..=3),
         ),
+        prop_oneof![
+            2 => Just(Vec::new()),
+            1 => prop::collection::vec((0..TEAMS.len(), 0u8..4), 1..=2),
+        ],
     )
         .prop_map(
-            |(resource, pull_request, forks, granted, expires, users)| GrantSpec {
+            |(resource, pull_request, forks, granted, expires, users, teams)| GrantSpec {
                 resource,
                 pull_request,
                 forks,
@@ -395,6 +413,7 @@ fn grant_spec() -> impl Strategy<Value = GrantSpec> {
                 granted: expires.map_or(granted, |e| granted.min(e)),
                 expires,
                 users,
+                teams,
             },
         )
 }
@@ -487,6 +506,8 @@ struct JobSpec {
     /// 0: no head commit; 1: [`SHA`]; 2: [`SHA`] in upper case.
     head_sha: u8,
     approval: Option<ApprovalSpec>,
+    /// Each of [`TEAMS`]: how the job's facts spell its slug, and which of [`IDS`] are in it.
+    teams: Vec<(u8, Vec<bool>)>,
 }
 
 /// The job's commit.
@@ -588,6 +609,10 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
             prop_oneof![1 => Just(0u8), 4 => Just(1u8), 1 => Just(2u8)],
             prop::option::weighted(0.35, approval_spec()),
         ),
+        prop::collection::vec(
+            (0u8..4, prop::collection::vec(any::<bool>(), IDS.len())),
+            TEAMS.len(),
+        ),
     )
         .prop_map(
             |(
@@ -599,6 +624,7 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
                 usage,
                 today,
                 (git_ref, default_branch, head_sha, approval),
+                teams,
             )| JobSpec {
                 target,
                 repo_case,
@@ -615,6 +641,7 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
                 default_branch,
                 head_sha,
                 approval,
+                teams,
             },
         )
 }
@@ -736,6 +763,19 @@ impl JobSpec {
             },
             run_approval,
             default_branch: self.default_branch.then(|| "main".to_string()),
+            teams: TEAMS
+                .iter()
+                .zip(&self.teams)
+                .map(|(slug, (case, members))| {
+                    let ids = IDS
+                        .iter()
+                        .zip(members)
+                        .filter(|(_, m)| **m)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    (spell(slug, *case), ids)
+                })
+                .collect(),
         }
     }
 }
@@ -839,6 +879,22 @@ fn gatehouse_and_cedar_agree_on_random_repositories_and_jobs() {
                     seen.push("allowed by a run approval".to_string());
                 }
             }
+            // Allowed only thanks to a team: without the teams' members, it could not be.
+            if ours_rule.is_none() {
+                let without = JobContext {
+                    teams: BTreeMap::new(),
+                    ..job.clone()
+                };
+                if matches!(
+                    policy.decide(&without),
+                    Decision::Undecided {
+                        missing: Missing::Teams,
+                        ..
+                    }
+                ) {
+                    seen.push("allowed by a team".to_string());
+                }
+            }
             // Allowed with a bot among its people: a trusted bot's push.
             let people = [Some(&job.actor), job.triggering_actor.as_ref()];
             if ours_rule.is_none()
@@ -868,12 +924,19 @@ fn gatehouse_and_cedar_agree_on_random_repositories_and_jobs() {
         .filter(|(k, _)| {
             !matches!(
                 k.as_str(),
-                "not-routed" | "allowed by a run approval" | "a trusted bot's push"
+                "not-routed"
+                    | "allowed by a run approval"
+                    | "a trusted bot's push"
+                    | "allowed by a team"
             )
         })
         .map(|(_, n)| n)
         .sum();
-    for special in ["allowed by a run approval", "a trusted bot's push"] {
+    for special in [
+        "allowed by a run approval",
+        "a trusted bot's push",
+        "allowed by a team",
+    ] {
         let n = tally.get(special).copied().unwrap_or(0);
         assert!(n * 2000 >= compared, "{special}: {n} of {compared}");
     }
@@ -1034,6 +1097,7 @@ fn job() -> JobContext {
         head_sha: None,
         run_approval: None,
         default_branch: None,
+        teams: Default::default(),
     }
 }
 

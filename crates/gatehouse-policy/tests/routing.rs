@@ -260,6 +260,7 @@ fn a_namespace_job_with_options_is_decided_not_waved_through() {
         head_sha: None,
         run_approval: None,
         default_branch: None,
+        teams: Default::default(),
     };
     assert!(matches!(
         p.decide(&job("conda-forge/pytorch-cpu-feedstock")),

@@ -87,6 +87,7 @@ fn fork_pr(approved: Option<RunApproval>) -> JobContext {
         head_sha: Some(SHA.into()),
         run_approval: approved,
         default_branch: None,
+        teams: Default::default(),
     }
 }
 

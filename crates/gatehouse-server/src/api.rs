@@ -44,6 +44,9 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Val
         "mode": if mode == crate::GuardMode::DryRun { "dry-run" } else { "enforce" },
         "github": github,
         "role_facts": facts,
+        "team_facts": state
+            .team_facts
+            .report(jiff::Timestamp::now(), state.config.facts_ttl),
         "pending": pending,
         "policy": {
             "loaded_at": status.loaded_at.to_string(),

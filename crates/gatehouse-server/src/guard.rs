@@ -8,8 +8,9 @@
 //! happen before that commit: a delivery interrupted in between is processed again
 //! ([`recover`]), and cancelling twice does no harm.
 //!
-//! Deciding needs facts: the run's attempt (from its `workflow_run` event, or GitHub's API)
-//! and the people's roles (the role facts, [`crate::facts`]). The decision is made from what
+//! Deciding needs facts: the run's attempt (from its `workflow_run` event, or GitHub's API),
+//! the people's roles (the role facts, [`crate::facts`]) and, for a grant that names teams,
+//! who is in them (the team facts, [`crate::team_facts`]). The decision is made from what
 //! is held, in memory and in the store, without calling GitHub: rules that need no missing
 //! fact may deny at once; otherwise the delivery *waits* ([`Handled::Waiting`]): it stays
 //! stored and unprocessed while [`crate::pending`] fetches the fact, and is decided again. Past
@@ -35,7 +36,10 @@ use crate::events::{
 };
 use crate::facts::RepoRoles;
 use crate::state::{AppState, later, today};
-use crate::store::{CreditWrite, DecisionRecord, JobStatus, RunRecord, Write, now_text, time_text};
+use crate::store::{
+    CreditWrite, DecisionRecord, JobStatus, RunRecord, TeamFactsWrite, Write, now_text, time_text,
+};
+use crate::team_facts::TeamMembers;
 
 /// How long a denied run's cancellation is retried before the delivery is given up (with an
 /// error, in `/metrics` and the log): a run that long past its denial has likely ended.
@@ -61,6 +65,8 @@ pub enum Wait {
     },
     /// The roles on the repository.
     Roles { repository: String },
+    /// The members of these teams (lower-cased slugs) of the organisation.
+    Teams { teams: Vec<String> },
     /// The run was denied but GitHub did not take the cancellation.
     Cancel { error: String },
 }
@@ -72,6 +78,9 @@ impl Wait {
                 run_id, attempt, ..
             } => format!("waiting for attempt {attempt} of run {run_id}"),
             Wait::Roles { repository } => format!("waiting for the roles on {repository}"),
+            Wait::Teams { teams } => {
+                format!("waiting for the members of the teams {}", teams.join(", "))
+            }
             Wait::Cancel { error } => format!("denied; cancelling again ({error})"),
         }
     }
@@ -489,6 +498,12 @@ enum After {
     },
     /// A team's members changed: its repositories' roles did.
     TeamChanged { org: String, team: String },
+    /// The members of these teams a grant names changed (`None`: of every one): mark their
+    /// lists stale in memory and fetch them again.
+    TeamsChanged {
+        teams: Option<Vec<String>>,
+        at: Timestamp,
+    },
 }
 
 impl Effects {
@@ -562,6 +577,19 @@ impl AppState {
                 }
                 After::TeamChanged { org, team } => {
                     crate::pending::team_changed(&state, &org, &team).await;
+                }
+                After::TeamsChanged { teams, at } => {
+                    match &teams {
+                        None => state.team_facts.invalidate(None, at),
+                        Some(list) => {
+                            for t in list {
+                                state.team_facts.invalidate(Some(t), at);
+                            }
+                        }
+                    }
+                    if let Some(github) = state.github.clone() {
+                        crate::pending::refresh_teams(&state, &github, teams.as_deref()).await;
+                    }
                 }
             }
         });
@@ -834,6 +862,8 @@ pub(crate) struct GuardJob<'a> {
     usage: Usage,
     run: Option<RunPeople>,
     roles: Option<Arc<RepoRoles>>,
+    /// The teams the job's grant names (lower-cased), each with its member list when fresh.
+    teams: Vec<(String, Option<Arc<TeamMembers>>)>,
     /// The run approval of the run's commit being considered ([`crate::run_approvals`]).
     pub(crate) approval: Option<RunApproval>,
     /// How a run approval is written (`run_approvals.phrase`).
@@ -869,6 +899,17 @@ pub(crate) async fn view_of<'a>(
         roles: state
             .facts
             .fresh(repository, Timestamp::now(), state.config.facts_ttl),
+        teams: policy
+            .teams_of(repository, resource)
+            .iter()
+            .map(|t| {
+                let t = t.to_ascii_lowercase();
+                let fresh = state
+                    .team_facts
+                    .fresh(&t, Timestamp::now(), state.config.facts_ttl);
+                (t, fresh)
+            })
+            .collect(),
         run: run.map(RunPeople::of),
         approval: None,
         approval_phrase: state.source.load().run_approvals.phrase.clone(),
@@ -960,6 +1001,14 @@ impl Job for GuardJob<'_> {
         self.roles.as_ref().map(|r| r.role_of(person.id))
     }
 
+    fn in_team(&self, team: &str, person: &Actor) -> Option<bool> {
+        let (_, members) = self
+            .teams
+            .iter()
+            .find(|(t, _)| t.eq_ignore_ascii_case(team))?;
+        members.as_ref().map(|m| m.contains(person.id))
+    }
+
     fn run_approval(&self) -> Option<&RunApproval> {
         self.approval.as_ref()
     }
@@ -970,6 +1019,15 @@ impl Job for GuardJob<'_> {
 }
 
 impl<'a> GuardJob<'a> {
+    /// The teams of the job's grant whose members are not known (lower-cased).
+    pub(crate) fn unknown_teams(&self) -> Vec<String> {
+        self.teams
+            .iter()
+            .filter(|(_, members)| members.is_none())
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
     /// The run's commit and the repository it comes from, when both are known.
     pub(crate) fn head(&self) -> Option<(String, String)> {
         let run = self.run.as_ref()?;
@@ -1012,6 +1070,30 @@ impl<'a> GuardJob<'a> {
             }),
             usage: self.usage,
             today: Some(Day(self.today)),
+            // Each known team with those of the job's people who are in it: what the
+            // decision read of it.
+            teams: self
+                .teams
+                .iter()
+                .filter_map(|(t, members)| {
+                    let members = members.as_ref()?;
+                    let people = [
+                        Some(&run.actor),
+                        run.triggering.as_ref(),
+                        run.head_owner.as_ref(),
+                        self.approval.as_ref().map(|a| &a.approver),
+                    ];
+                    let mut ids: Vec<i64> = people
+                        .into_iter()
+                        .flatten()
+                        .map(|p| p.id)
+                        .filter(|id| members.contains(*id))
+                        .collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    Some((t.clone(), ids))
+                })
+                .collect(),
         })
     }
 }
@@ -1063,6 +1145,9 @@ async fn decide_job(
                 },
                 Missing::Roles => Wait::Roles {
                     repository: repository.to_string(),
+                },
+                Missing::Teams => Wait::Teams {
+                    teams: view.unknown_teams(),
                 },
             }));
         }
@@ -1344,6 +1429,7 @@ fn on_role_change(
         ("organization", other) => return Ok(format!("organization `{other}`: no role changed")),
         _ => {}
     }
+    let teams = changed_teams(state, name, e, at, writes, after);
     let what = match &repos {
         None => "roles changed: every repository's role facts made stale".to_string(),
         Some(list) if list.is_empty() => format!("{name} `{}`: roles looked up again", e.action),
@@ -1372,7 +1458,60 @@ fn on_role_change(
             at,
         });
     }
-    Ok(what)
+    Ok(match teams {
+        Some(teams) => format!("{what}; {teams}"),
+        None => what,
+    })
+}
+
+/// A `membership` or `team` event about a team some grant names: its member list is made
+/// stale (in the store with this delivery, for every replica; in memory and fetched again
+/// after the commit). A team named by id alone (deleted) may be any of them. What was made
+/// stale, if anything.
+fn changed_teams(
+    state: &AppState,
+    name: &str,
+    e: &RoleChangeEvent,
+    at: Timestamp,
+    writes: &mut Vec<Write>,
+    after: &mut Vec<After>,
+) -> Option<String> {
+    if !matches!(name, "membership" | "team") {
+        return None;
+    }
+    let granted = state.policy.load().granted_teams();
+    let teams: Option<Vec<String>> = match e.team.as_ref().and_then(|t| t.slug.as_ref()) {
+        Some(slug) => Some(
+            granted
+                .into_iter()
+                .filter(|t| t.eq_ignore_ascii_case(slug))
+                .collect(),
+        ),
+        None if granted.is_empty() => Some(Vec::new()),
+        None => None,
+    };
+    let at_text = time_text(at);
+    let what = match &teams {
+        Some(list) if list.is_empty() => return None,
+        Some(list) => {
+            writes.extend(list.iter().map(|t| {
+                Write::TeamFacts(TeamFactsWrite::Invalidate {
+                    team: Some(t.clone()),
+                    at: at_text.clone(),
+                })
+            }));
+            format!("members of team {} made stale", list.join(", "))
+        }
+        None => {
+            writes.push(Write::TeamFacts(TeamFactsWrite::Invalidate {
+                team: None,
+                at: at_text,
+            }));
+            "every team's members made stale".to_string()
+        }
+    };
+    after.push(After::TeamsChanged { teams, at });
+    Some(what)
 }
 
 #[cfg(test)]

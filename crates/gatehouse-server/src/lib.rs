@@ -44,6 +44,7 @@ mod sqlite_writer;
 mod state;
 pub mod store;
 pub mod stored_site;
+mod team_facts;
 mod time_limits;
 mod webhook;
 

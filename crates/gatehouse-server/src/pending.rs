@@ -1,15 +1,17 @@
 //! Deliveries that wait, and the facts they wait for.
 //!
-//! A queued job whose run or roles the guard does not hold yet is stored and left
-//! unprocessed ([`crate::guard::Handled::Waiting`]); a task here fetches what it needs (the
-//! run's attempt: first its `workflow_run` event, which may be on its way, then GitHub's API;
-//! the repository's roles: [`crate::facts`]) with retries until the delivery's deadline, then
+//! A queued job whose run, roles or team members the guard does not hold yet is stored and
+//! left unprocessed ([`crate::guard::Handled::Waiting`]); a task here fetches what it needs
+//! (the run's attempt: first its `workflow_run` event, which may be on its way, then GitHub's
+//! API; the repository's roles: [`crate::facts`]; the members of its grant's teams:
+//! [`crate::team_facts`]) with retries until the delivery's deadline, then
 //! processes it again. Past the deadline the guard denies it `facts-unavailable`. A denied run
 //! that GitHub would not cancel is tried again the same way.
 //!
-//! Also here: the role facts' upkeep (fetched at start and on reload for every granted
-//! project, refreshed before they go stale, read from the store when another replica changed
-//! them) and a sweep that picks up deliveries left waiting by a replica that stopped.
+//! Also here: the role and team facts' upkeep (fetched at start and on reload for every
+//! granted project and every team a grant names, refreshed before they go stale, read from the
+//! store when another replica changed them) and a sweep that picks up deliveries left waiting
+//! by a replica that stopped.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -189,6 +191,31 @@ async fn wait_and_process(
                     );
                 }
             }
+            Wait::Teams { teams } => {
+                if let Some(github) = &state.github {
+                    let org = state.policy.load().org().to_string();
+                    for team in teams {
+                        if let Err(e) = state
+                            .team_facts
+                            .refresh(
+                                github,
+                                &state.store,
+                                &org,
+                                team,
+                                state.config.facts_ttl,
+                                until,
+                            )
+                            .await
+                        {
+                            tracing::warn!(
+                                team,
+                                error = format!("{e:#}"),
+                                "cannot learn the members of a team a grant names"
+                            );
+                        }
+                    }
+                }
+            }
             Wait::Cancel { .. } => {
                 tokio::time::sleep(cancel_backoff).await;
                 cancel_backoff = (cancel_backoff * 2).min(Duration::from_secs(60));
@@ -332,8 +359,9 @@ async fn obtain_run(
 }
 
 /// Fetches the roles of the granted repositories among `repositories` (`None`: every granted
-/// one) that are not fresh, a few at a time. Failures are reported, not returned: a job that
-/// needs a list that could not be had waits for it, then is denied.
+/// one, and the members of every team a grant names) that are not fresh, a few at a time.
+/// Failures are reported, not returned: a job that needs a list that could not be had waits
+/// for it, then is denied.
 pub async fn refresh_granted(state: &Arc<AppState>, repositories: Option<&[String]>) {
     let Some(github) = state.github.clone() else {
         return;
@@ -349,7 +377,12 @@ pub async fn refresh_granted(state: &Arc<AppState>, repositories: Option<&[Strin
     let due = state
         .facts
         .due(&wanted, Timestamp::now(), state.config.facts_ttl);
-    refresh_all(state, &github, due).await;
+    let teams = async {
+        if repositories.is_none() {
+            refresh_teams(state, &github, None).await;
+        }
+    };
+    tokio::join!(refresh_all(state, &github, due), teams);
 }
 
 /// Fetches `repositories`' roles, four at a time (GitHub asks for no more than a few requests
@@ -392,6 +425,49 @@ async fn refresh_all(
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Fetches the member lists of the teams grants name among `teams` (`None`: every one) that
+/// are not fresh, one at a time (a handful of teams at most), each within the facts deadline.
+pub async fn refresh_teams(
+    state: &Arc<AppState>,
+    github: &Arc<gatehouse_github::Client>,
+    teams: Option<&[String]>,
+) {
+    let policy = state.policy.load();
+    let org = policy.org().to_string();
+    let granted = policy.granted_teams();
+    let wanted: Vec<String> = match teams {
+        None => granted,
+        Some(list) => granted
+            .into_iter()
+            .filter(|t| list.iter().any(|l| l.eq_ignore_ascii_case(t)))
+            .collect(),
+    };
+    let due = state
+        .team_facts
+        .due(&wanted, Timestamp::now(), state.config.facts_ttl);
+    for team in due {
+        let until = tokio::time::Instant::now() + state.config.facts_deadline;
+        if let Err(e) = state
+            .team_facts
+            .refresh(
+                github,
+                &state.store,
+                &org,
+                &team,
+                state.config.facts_ttl,
+                until,
+            )
+            .await
+        {
+            tracing::warn!(
+                team,
+                error = format!("{e:#}"),
+                "cannot read the members of a team a grant names"
+            );
+        }
+    }
 }
 
 /// A team's members or permissions changed: the roles on its repositories did. Marks the
@@ -456,6 +532,12 @@ pub fn spawn_upkeep(state: &Arc<AppState>) {
                     "cannot read the stored role facts"
                 );
             }
+            if let Err(e) = state.team_facts.poll(&state.store).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cannot read the stored team facts"
+                );
+            }
             refresh_granted(&state, None).await;
         }
         let mut poll = tokio::time::interval(POLL_EVERY);
@@ -473,6 +555,9 @@ pub fn spawn_upkeep(state: &Arc<AppState>) {
                     let Some(state) = weak.upgrade() else { return };
                     if let Err(e) = state.facts.poll(&state.store).await {
                         tracing::debug!(error = format!("{e:#}"), "cannot poll the role facts");
+                    }
+                    if let Err(e) = state.team_facts.poll(&state.store).await {
+                        tracing::debug!(error = format!("{e:#}"), "cannot poll the team facts");
                     }
                 }
                 _ = sync.tick() => {

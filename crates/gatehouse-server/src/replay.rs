@@ -252,6 +252,7 @@ async fn redecide_from_store(
         head_sha: None,
         run_approval: None,
         default_branch: None,
+        teams: Default::default(),
     };
     Ok((
         verdict(policy, &ctx),

@@ -23,6 +23,7 @@ use crate::facts::RoleFacts;
 use crate::metrics::Metrics;
 use crate::pending::Waiting;
 use crate::store::Store;
+use crate::team_facts::TeamFacts;
 
 pub struct AppState {
     pub(crate) config: ServerConfig,
@@ -34,6 +35,8 @@ pub struct AppState {
     pub(crate) status: Mutex<PolicyStatus>,
     /// Who holds which role on each granted project's repository.
     pub(crate) facts: RoleFacts,
+    /// Who is in each team a grant names.
+    pub(crate) team_facts: TeamFacts,
     /// The deliveries this process waits on.
     pub(crate) waiting: Waiting,
     /// What the current policy was compiled from (for snapshots), swapped with it.
@@ -162,6 +165,7 @@ impl AppState {
             policy: SharedPolicy::new(loaded.policy),
             status: Mutex::new(status),
             facts: RoleFacts::default(),
+            team_facts: TeamFacts::default(),
             waiting: Waiting::default(),
             source: arc_swap::ArcSwap::new(loaded.source.clone()),
             snapshot: Mutex::new(None),

@@ -162,6 +162,17 @@ const SCHEMA: &[&str] = &[
         changed_at TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS role_facts_by_change ON role_facts (changed_at)",
+    // Who is in each team a grant names (the guard's team facts, [`team_facts`]), kept like
+    // the role facts: the member list (`members`, JSON), when its fetch started, when a
+    // webhook made it stale, and `changed_at` for the other replicas.
+    "CREATE TABLE IF NOT EXISTS team_facts (
+        team TEXT PRIMARY KEY,
+        members TEXT,
+        fetched_at TEXT,
+        invalidated_at TEXT,
+        changed_at TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS team_facts_by_change ON team_facts (changed_at)",
     // Run approvals (`/gatehouse run <sha>`, [`crate::run_approvals`]): one row per approving
     // comment or review (`source`: `comment:<id>` or `review:<id>`), the runs that used it
     // (`by_guard`: re-run by the guard after the approval, not counted against `runs`), and
@@ -370,8 +381,10 @@ macro_rules! on_pool {
 // After `on_pool!`, which they use.
 mod credit;
 mod run_approvals;
+mod team_facts;
 pub use credit::{Balance, CreditWrite, Reservation};
 pub use run_approvals::{ApprovedJob, ApprovedRun, RunApprovalRecord, StoredRunApproval};
+pub use team_facts::{TeamFactsRow, TeamFactsWrite};
 
 /// One change to the store. [`Store::commit`] applies a list of them all or nothing and
 /// answers, for each, how many rows it changed (0 for a duplicate).
@@ -409,6 +422,8 @@ pub enum Write {
         repository: Option<String>,
         at: String,
     },
+    /// A change to the team facts.
+    TeamFacts(TeamFactsWrite),
     /// A decision and, as JSON, the job context it was made on (for `replay`); 0 rows when
     /// this delivery's decision was recorded before.
     Decision {
@@ -977,6 +992,7 @@ impl Write {
             } => (MARK_PROCESSED, vec![t(delivery_id), t(at), t(outcome)]),
             Write::RunApproval(a) => a.statement(),
             Write::Credit(c) => c.statement(),
+            Write::TeamFacts(t) => t.statement(),
             Write::ApprovedRun(r) => r.statement(),
             Write::RunApprovalReply {
                 repository,

@@ -452,6 +452,8 @@ macro_rules! on_both {
 // After `on_both!`, which it uses.
 #[path = "serve/run_approvals.rs"]
 mod run_approvals;
+#[path = "serve/teams.rs"]
+mod teams;
 
 on_both!(
     githubs_test_vector_is_accepted,
@@ -2671,6 +2673,7 @@ async fn the_guard_s_calls_and_the_fake_s_answers_follow_github_s_description() 
                     Backend::Sqlite
                 ),
                 run_approvals::an_approving_review_of_the_head_commit_approves_it(Backend::Sqlite),
+                teams::a_team_member_runs_until_removed_from_the_team(Backend::Sqlite),
             );
         })
         .await;
@@ -2692,6 +2695,7 @@ async fn the_guard_s_calls_and_the_fake_s_answers_follow_github_s_description() 
         "actions/cancel-workflow-run",
         "checks/create",
         "teams/list-repos-in-org",
+        "teams/list-members-in-org",
         "orgs/list-webhook-deliveries",
         "orgs/redeliver-webhook-delivery",
         "pulls/get",

@@ -352,7 +352,8 @@ pub struct DecideArgs {
     /// "event": "push", "head_repository": "conda-forge/pytorch-cpu-feedstock",
     /// "actor": {"login": "wolfv", "id": 885054, "permission": "write"},
     /// "triggering_actor": {...}, "workflow": "...", "ref": "...",
-    /// "usage": {"project_minutes": 0, "resource_minutes": 0}}
+    /// "usage": {"project_minutes": 0, "resource_minutes": 0},
+    /// "teams": {"core": [885054]}}  (the members of the teams the grant names, if any)
     #[arg(long, value_name = "FILE")]
     pub job: PathBuf,
     /// The access repository's top folder.

@@ -183,10 +183,11 @@ fn import_then_render_gives_back_the_real_policy() {
 
 /// Cirun policies can let in GitHub teams (cirun-py's `add_repo_to_resources(..., teams=[...])`,
 /// docs.cirun.io "Access Control"): the import keeps them on the grants, `render cirun` gives
-/// back the same policies, and `decide` lets in only people named (the guard cannot see who is
-/// in a team), saying so.
+/// back the same policies, and `decide` lets in a team's members when the job says who they are,
+/// refuses someone in none of the teams, and refuses, saying team membership could not be
+/// checked, a job that does not say who is in them.
 #[test]
-fn a_policy_with_teams_round_trips_and_the_guard_fails_closed_for_its_members() {
+fn a_policy_with_teams_round_trips_and_decide_judges_its_members() {
     let dir = tempfile::tempdir().unwrap();
     let access = "version: 1
 policies:
@@ -242,32 +243,53 @@ access_control:
     assert!(a.get("users").is_none(), "{rendered}");
     assert_eq!(a["teams"], serde_json::json!(["core", "gpu-team"]));
 
-    let job = serde_json::json!({
-        "repository": "conda-forge/a-feedstock",
-        "labels": ["cirun-openstack-gpu-large"],
-        "event": "push",
-        "actor": { "login": "a-core-member", "id": 77, "permission": "write" },
-        "triggering_actor": { "login": "a-core-member", "id": 77, "permission": "write" },
-    });
-    let path = dir.path().join("job.json");
-    std::fs::write(&path, job.to_string()).unwrap();
-    let d = gatehouse(&[
-        "decide",
-        "--today",
-        "2026-11-28",
-        "--format",
-        "json",
-        "--job",
-        path.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ]);
-    let doc: serde_json::Value =
-        serde_json::from_slice(&d.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&d)));
+    let decide = |teams: Option<serde_json::Value>| {
+        let mut job = serde_json::json!({
+            "repository": "conda-forge/a-feedstock",
+            "labels": ["cirun-openstack-gpu-large"],
+            "event": "push",
+            "actor": { "login": "a-core-member", "id": 77, "permission": "write" },
+            "triggering_actor": { "login": "a-core-member", "id": 77, "permission": "write" },
+        });
+        if let Some(teams) = teams {
+            job["teams"] = teams;
+        }
+        let path = dir.path().join("job.json");
+        std::fs::write(&path, job.to_string()).unwrap();
+        let d = gatehouse(&[
+            "decide",
+            "--today",
+            "2026-11-28",
+            "--format",
+            "json",
+            "--job",
+            path.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ]);
+        let doc: serde_json::Value =
+            serde_json::from_slice(&d.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&d)));
+        doc
+    };
+    // A member of `core`: let in, as Cirun does.
+    let doc = decide(Some(serde_json::json!({ "core": [77], "gpu-team": [] })));
+    assert_eq!(doc["outcome"], "allow", "{doc}");
+    // In neither team: refused, naming the teams.
+    let doc = decide(Some(serde_json::json!({ "core": [1], "gpu-team": [2] })));
     assert_eq!(doc["outcome"], "deny", "{doc}");
     assert_eq!(doc["rule"], "user-not-allowed", "{doc}");
     let message = doc["message"].as_str().unwrap();
     assert!(
-        message.contains("`core`, `gpu-team`") && message.contains("listed by name"),
+        message.contains("none of the teams it names (`conda-forge/core`, `conda-forge/gpu-team`)"),
+        "{message}"
+    );
+    // The job does not say who is in the teams: refused, never let in.
+    let doc = decide(None);
+    assert_eq!(doc["outcome"], "deny", "{doc}");
+    assert_eq!(doc["rule"], "facts-unavailable", "{doc}");
+    let message = doc["message"].as_str().unwrap();
+    assert!(
+        message.contains("team membership could not be checked")
+            && message.contains("`core`, `gpu-team`"),
         "{message}"
     );
 }

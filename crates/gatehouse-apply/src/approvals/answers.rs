@@ -54,14 +54,6 @@ pub(super) struct PullCommit {
     pub(super) committer: Option<User>,
 }
 
-/// One item of `teams/list-members-in-org`.
-#[derive(Deserialize)]
-pub(super) struct Member {
-    pub(super) login: String,
-    #[serde(default)]
-    pub(super) id: Option<i64>,
-}
-
 #[derive(Deserialize)]
 pub(super) struct Comment {
     pub(super) id: u64,

@@ -7,7 +7,7 @@ use gatehouse_core::approval::{Ident, Members, Requirement, Review, Verdict, jud
 use gatehouse_github::Client;
 
 use super::Target;
-use super::answers::{ChangedFile, Member, Pull, PullCommit};
+use super::answers::{ChangedFile, Pull, PullCommit};
 
 /// GitHub's files API lists at most this many files of a pull request (`pulls/list-files`).
 pub const MAX_FILES: u64 = 3000;
@@ -117,8 +117,8 @@ impl Teams {
         if self.members.contains_key(team) {
             return Ok(());
         }
-        let members: Vec<Member> = client
-            .get_all(&["orgs", org, "teams", team, "members"], None)
+        let members = client
+            .team_members(org, team)
             .await
             .with_context(|| {
                 format!(
@@ -133,7 +133,7 @@ impl Teams {
             team.to_string(),
             members
                 .into_iter()
-                .map(|m| Ident::new(&m.login, m.id))
+                .map(|m| Ident::new(&m.login, Some(m.id)))
                 .collect(),
         );
         Ok(())

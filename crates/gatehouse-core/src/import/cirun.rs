@@ -44,8 +44,8 @@ pub struct Policy {
     #[serde(default)]
     pub users: Option<Vec<String>>,
     /// GitHub teams (slugs) whose members the policy lets in: kept on the grant's `users`
-    /// (`teams:`), which the guard enforces by failing closed (it lets in only people listed
-    /// by name).
+    /// (`teams:`), whose members the guard lets in as Cirun does (reading them from GitHub,
+    /// and refusing them when it cannot).
     #[serde(default)]
     pub teams: Option<Vec<String>>,
 }
@@ -488,13 +488,13 @@ pub fn import(
                         access_path,
                         a.span,
                         format!(
-                            "`{project}` holds `{resource}` for the teams {} ({}): kept on the grant and rendered back for Cirun, but the guard cannot see who is in a team, so it lets in only the people listed by name and refuses the teams' other members",
+                            "`{project}` holds `{resource}` for the teams {} ({}): kept on the grant and rendered back for Cirun; the guard lets in their members as Cirun does, reading each team's members from GitHub, and refuses them (facts-unavailable) while it cannot, and offline on the gate, whose snapshot carries no teams",
                             a.teams.join(", "),
                             a.policies.join(", ")
                         ),
                     )
                     .with_help(format!(
-                        "list the people who run its jobs under `users:` of `{resource}` in grants/{project}.yml"
+                        "give the guard a token that may read the organisation's teams; to keep someone's access when the guard cannot reach GitHub, list them under `users:` of `{resource}` in grants/{project}.yml"
                     )),
                 );
             }

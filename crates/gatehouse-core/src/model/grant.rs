@@ -112,8 +112,10 @@ pub struct GrantUsers {
     pub users: Vec<Spanned<GrantUser>>,
     /// GitHub teams of the organisation (slugs) whose members the grant also lets in, as a
     /// Cirun policy's `teams` does (`import cirun` keeps them, `render cirun` writes them
-    /// back). The guard cannot see who is in a team: it lets in only the people listed by
-    /// name under `users`, and refuses anyone else with a reason that names the teams.
+    /// back). A member (matched by account id) passes the user list as someone listed by
+    /// name does; roles and the terms of service still apply. The guard reads each team's
+    /// members from GitHub ahead of time; when it cannot, someone the grant lets in only
+    /// through a team is refused `facts-unavailable`, never let in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub teams: Vec<Spanned<String>>,
 }

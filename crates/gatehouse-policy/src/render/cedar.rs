@@ -10,13 +10,17 @@
 //! - `Grant::"<project>/<resource>"` (project lower-cased): `runner` (the `Runner`),
 //!   `pull_request`, `forks` (whether forks' pull requests may use it: the grant's, else its
 //!   resource's default, else true), `granted` and, when they apply, `expires` (days since
-//!   1970-01-01) and `users` (the `User`s of its user list, by account id). Expired grants are included: `expired` is
-//!   not `no-grant`.
+//!   1970-01-01) and `users` (the `User`s of its user list, by account id), and `teams` (the
+//!   lower-cased slugs of the teams its user list names, whose members pass it too). Expired
+//!   grants are included: `expired` is not `no-grant`.
 //! - `Runner::"<resource>"`: `name` (lower-cased, as run approvals name it), `roles`,
 //!   `require_tos`, `bots_trusted` (`bots: trusted`), and when set `project_quota` and
 //!   `total_quota` (minutes per month).
 //! - `User::"<numeric id>"` in `Group::"tos"` for everyone who accepted the terms of service,
 //!   and in `Group::"bots"` for `gatehouse.yml`'s bots (never maintainers).
+//! - Who is in a team is a fact of the request, like a person's role: each person of the
+//!   context carries `teams`, the lower-cased slugs of the teams the job's facts say they are
+//!   in ([`JobContext::teams`]).
 //! - A run approval of the job's commit (`/gatehouse run <sha>`), when the guard holds one, is a
 //!   fact of the request's context (`approval`), like the commit, the head repository, the ref
 //!   and the default branch: the policies themselves say whether it covers the job and whether
@@ -82,12 +86,14 @@ entity Grant {
   granted: Long,          // first day, in days since 1970-01-01
   expires?: Long,         // last day, in days since 1970-01-01
   users?: Set<User>,      // by account id, when the grant narrows who may trigger jobs
+  teams: Set<String>,     // lower-cased team slugs whose members pass `users` too
 };
 
 type Person = {
   login: String,          // lower-cased
   permission: String,     // the role on the repository, "none" when there is none
   user: User,
+  teams: Set<String>,     // the lower-cased slugs of the teams the person is in, as the job's facts say
 };
 
 // A run approval of a pull request's head commit, as the guard recorded it.
@@ -174,7 +180,10 @@ unless { {approved} };
 
 @id("user-not-allowed.actor.users")
 forbid (principal, action == Action::"run", resource is Grant)
-when { resource has runner && resource has users && !resource.users.contains(context.actor.user) }
+when {
+  resource has runner && resource has users && !resource.users.contains(context.actor.user) &&
+  !resource.teams.containsAny(context.actor.teams)
+}
 unless { {approved} };
 
 @id("user-not-allowed.actor.tos")
@@ -200,7 +209,10 @@ unless { {approved} };
 
 @id("user-not-allowed.triggering.users")
 forbid (principal, action == Action::"run", resource is Grant)
-when { resource has runner && resource has users && !resource.users.contains(context.triggering.user) }
+when {
+  resource has runner && resource has users && !resource.users.contains(context.triggering.user) &&
+  !resource.teams.containsAny(context.triggering.teams)
+}
 unless { {approved} };
 
 @id("user-not-allowed.triggering.tos")
@@ -235,7 +247,8 @@ unless { {approved} };
 forbid (principal, action == Action::"run", resource is Grant)
 when {
   resource has runner && context.from_fork && context has head_owner && resource has users &&
-  !resource.users.contains(context.head_owner.user)
+  !resource.users.contains(context.head_owner.user) &&
+  !resource.teams.containsAny(context.head_owner.teams)
 }
 unless { {approved} };
 
@@ -363,6 +376,13 @@ pub fn render(repo: &Repo, today: Date) -> CedarPolicy {
                     .collect();
                 attrs.insert("users".into(), Value::Array(users));
             }
+            let teams: BTreeSet<String> = g
+                .users
+                .iter()
+                .flat_map(|u| u.teams.iter())
+                .map(|t| t.value.to_ascii_lowercase())
+                .collect();
+            attrs.insert("teams".into(), json!(teams));
             entities.push(entity(&grant_uid(&project, resource), attrs, &[]));
         }
     }
@@ -462,15 +482,15 @@ pub fn request(policy: &Policy, job: &JobContext, resource: ResourceId) -> Cedar
         "today": days(today),
         "event": event,
         "from_fork": from_fork,
-        "actor": person(&job.actor),
-        "triggering": person(job.triggering()),
+        "actor": person(&job.actor, job),
+        "triggering": person(job.triggering(), job),
         "usage": {
             "project_minutes": long(job.usage.project_minutes),
             "resource_minutes": long(job.usage.resource_minutes),
         },
     });
     if let Some(owner) = head_owner {
-        context["head_owner"] = person(owner);
+        context["head_owner"] = person(owner, job);
     }
     if let Some(h) = &job.head_repository {
         context["head_repository"] = json!(h.to_ascii_lowercase());
@@ -488,7 +508,7 @@ pub fn request(policy: &Policy, job: &JobContext, resource: ResourceId) -> Cedar
         let resources: BTreeSet<String> =
             a.resources.iter().map(|r| r.to_ascii_lowercase()).collect();
         context["approval"] = json!({
-            "approver": person(&a.approver),
+            "approver": person(&a.approver, job),
             "head_sha": a.head_sha.to_ascii_lowercase(),
             "head_repository": a.head_repository.to_ascii_lowercase(),
             "resources": resources,
@@ -576,11 +596,20 @@ pub fn decision_of<'a>(
     Ok(Some(first.unwrap_or(DenyRule::NoGrant)))
 }
 
-fn person(actor: &Actor) -> Value {
+/// A person of the request: their login, role, account and the teams the job's facts say
+/// they are in.
+fn person(actor: &Actor, job: &JobContext) -> Value {
+    let teams: BTreeSet<String> = job
+        .teams
+        .iter()
+        .filter(|(_, members)| members.contains(&actor.id))
+        .map(|(slug, _)| slug.to_ascii_lowercase())
+        .collect();
     json!({
         "login": actor.login.to_ascii_lowercase(),
         "permission": actor.permission.map_or("none", |p| p.as_str()),
         "user": entity_ref(&user_uid(actor.id)),
+        "teams": teams,
     })
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use gatehouse_core::duration::Day;
-use gatehouse_policy::{Decision, JobContext, Policy, compile};
+use gatehouse_policy::{Decision, DenyReason, JobContext, Missing, Policy, compile};
 use jiff::civil::Date;
 
 use crate::cli::{DecideArgs, DecisionFormat};
@@ -51,6 +51,7 @@ pub fn run(args: DecideArgs, today: Date, explain: bool) -> anyhow::Result<ExitC
     } else {
         (policy.decide(&job), None)
     };
+    let decision = settled(decision);
     match args.format {
         DecisionFormat::Json => {
             let mut doc = decision_json(&policy, &job, &decision);
@@ -74,7 +75,7 @@ pub fn run(args: DecideArgs, today: Date, explain: bool) -> anyhow::Result<ExitC
                 .resource()
                 .map(|r| format!(" `{}`", policy.resource(r).name))
                 .unwrap_or_default();
-            match (&decision, decision.message(&policy, &job)) {
+            match (&decision, message(&policy, &job, &decision)) {
                 (Decision::Deny(d), Some(msg)) => {
                     println!("deny{resource} ({}): {msg}", d.rule)
                 }
@@ -94,8 +95,42 @@ pub fn decision_json(policy: &Policy, job: &JobContext, d: &Decision) -> serde_j
     if let Some(rule) = d.rule() {
         doc["rule"] = rule.code().into();
     }
-    if let Some(m) = d.message(policy, job) {
+    if let Some(m) = message(policy, job, d) {
         doc["message"] = m.into();
     }
     doc
+}
+
+/// A job file holds every fact but the members of the teams its grant names, which it may
+/// leave out: without them a person the grant lists only through a team cannot be judged, and
+/// the job is refused (`facts-unavailable`), never let in.
+fn settled(d: Decision) -> Decision {
+    match d {
+        Decision::Undecided { resource, missing } => Decision::facts_unavailable(resource, missing),
+        d => d,
+    }
+}
+
+/// What the person reads: the policy's message, except for a fact the job file left out,
+/// which the policy's words (about asking GitHub) do not describe.
+fn message(policy: &Policy, job: &JobContext, d: &Decision) -> Option<String> {
+    let Decision::Deny(denial) = d else {
+        return None;
+    };
+    let DenyReason::FactsUnavailable(Missing::Teams) = denial.reason else {
+        return d.message(policy, job);
+    };
+    let teams = denial
+        .resource
+        .map(|r| policy.teams_of(&job.repository, r))
+        .unwrap_or_default();
+    let named = teams
+        .iter()
+        .filter(|t| !job.teams.keys().any(|k| k.eq_ignore_ascii_case(t)))
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "team membership could not be checked: the job names someone who is not listed by name in the grant, and does not say who is in its teams {named}, so the job is refused rather than let in. Give their members' account ids in the job's `teams` (`\"teams\": {{\"<team-slug>\": [<id>, ...]}}`)"
+    ))
 }
