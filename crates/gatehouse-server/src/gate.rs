@@ -279,6 +279,30 @@ async fn admit(
             )
             .await;
     }
+    // The members of the teams the job's grant names, likewise (a team member not listed by
+    // name is let in only on a fresh list).
+    if let Some(github) = &state.github {
+        let until = tokio::time::Instant::now() + wait;
+        for team in policy.teams_of(&repository, resource) {
+            if state
+                .team_facts
+                .fresh(team, Timestamp::now(), state.config.facts_ttl)
+                .is_none()
+            {
+                let _ = state
+                    .team_facts
+                    .refresh(
+                        github,
+                        &state.store,
+                        policy.org(),
+                        team,
+                        state.config.facts_ttl,
+                        until,
+                    )
+                    .await;
+            }
+        }
+    }
     let mut view = view_of(state, &policy, &repository, resource, run).await?;
     view.on_resource(resource_name);
     let mut decision = policy.decide(&view);

@@ -37,6 +37,8 @@ const REPO: &str = "octo-org/example-feedstock";
 const OTHER: &str = "octo-org/other-feedstock";
 /// Who starts every run: an admin of both repositories.
 const ACTOR: (&str, i64) = ("Codertocat", 15669918);
+/// The team the grant of `teamed` names; [`ACTOR`] is in it.
+const TEAM: &str = "gpu-users";
 
 mod db;
 use db::{Backend, Db};
@@ -79,6 +81,7 @@ gate:
     a-pool: { resource: a, concurrency_wait: 2s }
     b-pool: { resource: b, concurrency_wait: 2s }
     paid-pool: { resource: paid, concurrency_wait: 2s }
+    teamed-pool: { resource: teamed }
 ";
 
 fn write_repo(dir: &Path) {
@@ -134,10 +137,15 @@ fn write_repo(dir: &Path) {
              end: 2099-12-31\nresources: [paid]\nalerts: [50, 100]\n"
                 .to_string(),
         ),
+        // Granted to the members of a team (Cirun's `teams`), nobody by name.
+        (
+            "resources/teamed.yml",
+            resource("teamed", "cirun", "concurrency: 10"),
+        ),
         (
             "grants/example.yml",
             format!(
-                "project: example\ngrants:\n{}",
+                "project: example\ngrants:\n{}  - resource: teamed\n    granted: 2026-01-01\n    users: {{ teams: [{TEAM}] }}\n",
                 ["gpu", "proj", "a", "b", "cancel", "record", "timed", "paid"]
                     .map(grant)
                     .concat()
@@ -193,8 +201,15 @@ async fn start_guard(
     let mut config = ServerConfig::new(repo, db.to_string(), Secret::new(SECRET));
     config.github_token = Some(Secret::new(GITHUB_TOKEN));
     config.github_api = github.to_string();
-    let pools = ["gpu-pool", "proj-pool", "a-pool", "b-pool", "paid-pool"]
-        .map(|p| (p.to_string(), Secret::new(format!("{TOKEN}-{p}"))));
+    let pools = [
+        "gpu-pool",
+        "proj-pool",
+        "a-pool",
+        "b-pool",
+        "paid-pool",
+        "teamed-pool",
+    ]
+    .map(|p| (p.to_string(), Secret::new(format!("{TOKEN}-{p}"))));
     let mut gate = GateConfig::new(pools.to_vec(), None);
     gate.fact_wait = Duration::from_millis(300);
     config.gate = Some(gate);
@@ -242,6 +257,11 @@ impl World {
         store_roles(&db.url).await;
         let (github, fake) = serve_github(FakeGitHub::with_token(GITHUB_TOKEN));
         fake.role(ACTOR, "admin");
+        {
+            let mut s = fake.state.lock().unwrap();
+            s.accounts.insert(ACTOR.0.to_ascii_lowercase(), ACTOR.1);
+            s.teams.insert(TEAM.into(), vec![ACTOR.0.into()]);
+        }
         World {
             dir,
             db,
@@ -1147,7 +1167,50 @@ on_both!(
     a_failed_cancellation_is_tried_again,
     a_sponsor_pool_pays_for_jobs_until_it_is_used_up,
     the_gate_reserves_credit_before_a_job_starts,
+    the_gate_reads_a_team_whose_members_changed_again,
 );
+
+/// A grant that names a team lets its members in at the gate too. When a member leaves, the
+/// guard hears it (`membership` `removed`) while GitHub fails, so the list it holds is stale
+/// and could not be read again; once GitHub answers, the gate's admission reads the team
+/// itself and refuses the former member `not-listed` (not `facts-unavailable`, which is what
+/// deciding on the stale list would give).
+async fn the_gate_reads_a_team_whose_members_changed_again(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = world
+        .guard_with(|c| c.facts_deadline = Duration::from_millis(300))
+        .await;
+    let first = TestJob::new(REPO, 9101, "teamed");
+    guard.announce(&first).await;
+    let (outcome, answer) = guard.admit(&first, 0).await;
+    assert_eq!(outcome, "allow", "a member of the team: {answer}");
+
+    world.fake.gate.fail_all(Some(502));
+    world
+        .fake
+        .state
+        .lock()
+        .unwrap()
+        .teams
+        .insert(TEAM.into(), vec![]);
+    let mut left = fixture("membership.removed.json");
+    left["member"]["login"] = json!(ACTOR.0);
+    left["member"]["id"] = json!(ACTOR.1);
+    left["team"]["slug"] = json!(TEAM);
+    left["team"]["name"] = json!(TEAM);
+    left["organization"]["login"] = json!("octo-org");
+    guard.deliver("membership", "left-the-team", &left).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    world.fake.gate.fail_all(None);
+
+    let second = TestJob::new(REPO, 9102, "teamed");
+    guard.announce(&second).await;
+    let (outcome, answer) = guard.admit(&second, 0).await;
+    assert_eq!(outcome, "deny", "{answer}");
+    assert_eq!(answer["rule"], "user-not-allowed", "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(message.contains(TEAM), "{message}");
+}
 
 /// Two replicas share one PostgreSQL and both look for due timers often: a job past its limit
 /// has its run cancelled once between them.
