@@ -42,7 +42,10 @@ mod db;
 use db::{Backend, Db};
 #[path = "capacity/pools.rs"]
 mod pools;
-use pools::a_sponsor_pool_pays_for_jobs_until_it_is_used_up;
+use pools::{
+    a_job_that_starts_after_it_ended_holds_no_credit,
+    a_sponsor_pool_pays_for_jobs_until_it_is_used_up,
+};
 #[path = "../../../tests/contract/recorder.rs"]
 mod recorder;
 #[path = "../../../tests/contract/schema.rs"]
@@ -1143,6 +1146,7 @@ on_both!(
     a_changed_limit_moves_or_drops_the_timer,
     a_failed_cancellation_is_tried_again,
     a_sponsor_pool_pays_for_jobs_until_it_is_used_up,
+    a_job_that_starts_after_it_ended_holds_no_credit,
 );
 
 /// Two replicas share one PostgreSQL and both look for due timers often: a job past its limit

@@ -77,6 +77,7 @@ const RESERVE: &str = "INSERT INTO pool_reservations (holder, pool, job_id, proj
         + COALESCE((SELECT SUM(units) FROM pool_reservations
             WHERE pool = $2 AND expires > $8 AND holder <> $1), 0)
         + $6 <= $10
+      AND NOT EXISTS (SELECT 1 FROM jobs WHERE job_id = $3 AND status = 'completed')
     ON CONFLICT (holder) DO NOTHING";
 const SETTLE: &str = "INSERT INTO pool_spend (job_id, pool, project, resource, day, units)
     SELECT $1, COALESCE(r.pool, $7), $3, $4, $5, $6 * COALESCE(r.per_minute, $8)
@@ -214,6 +215,18 @@ impl Store {
             .fetch_optional(pool)
             .await)?;
         Ok(row.map(|(p,)| p))
+    }
+
+    /// Whether job `job_id` completed (its completion counted): a job whose `in_progress`
+    /// event comes after its completion reserves nothing, since nothing would end the
+    /// reservation.
+    pub async fn job_completed(&self, job_id: i64) -> anyhow::Result<bool> {
+        const SQL: &str = "SELECT job_id FROM jobs WHERE job_id = $1 AND status = 'completed'";
+        let row: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(job_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.is_some())
     }
 
     /// Every pool's balance at `now` (reservations past their expiry do not count).
