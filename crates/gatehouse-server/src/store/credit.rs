@@ -102,8 +102,11 @@ const CLAIM_ALERT: &str = "INSERT INTO pool_alerts (pool, threshold, lease) VALU
 const ALERT_DONE: &str =
     "UPDATE pool_alerts SET done_at = $4, issue = $3 WHERE pool = $1 AND threshold = $2";
 /// On PostgreSQL, reservations on one pool take turns, so that replicas never hold more than
-/// its credit between them. SQLite has one writer.
-const LOCK_POOL: &str = "SELECT pg_advisory_xact_lock(7140534, hashtext($1))";
+/// its credit between them; and a job's reservation takes its turn with the job's completion
+/// (`LOCK_JOB` in `store.rs`), so that it is never written beside a completion not committed
+/// yet. SQLite has one writer.
+const LOCK_POOL_AND_JOB: &str =
+    "SELECT pg_advisory_xact_lock(7140534, hashtext($1)), pg_advisory_xact_lock($2)";
 
 impl CreditWrite {
     pub(super) fn statement(&self) -> Statement<'_> {
@@ -179,7 +182,10 @@ impl CreditWrite {
 
     pub(super) fn lock_pg(&self) -> Option<Statement<'_>> {
         match self {
-            CreditWrite::Reserve(r) => Some((LOCK_POOL, vec![Param::Text(Some(&r.pool))])),
+            CreditWrite::Reserve(r) => Some((
+                LOCK_POOL_AND_JOB,
+                vec![Param::Text(Some(&r.pool)), Param::Int(Some(r.job_id))],
+            )),
             _ => None,
         }
     }
