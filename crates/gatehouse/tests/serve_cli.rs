@@ -192,6 +192,22 @@ fn a_guard_killed_midway_loses_nothing_and_counts_nothing_twice() {
 /// minutes at the price, and no machine or credit held but by jobs still running.
 #[test]
 fn caps_pools_and_run_approvals_in_the_mix_count_exactly() {
+    the_mix_counts_exactly(None);
+}
+
+/// The same on PostgreSQL, where a job's claim and its completion written at the same moment
+/// each saw nothing of the other before they took turns (296 machines and 14 reservations of
+/// about 450 jobs were left held).
+#[test]
+fn caps_pools_and_run_approvals_in_the_mix_count_exactly_on_postgres() {
+    let admin = std::env::var("GATEHOUSE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    the_mix_counts_exactly(Some(&admin));
+}
+
+/// The mix against a fresh store: SQLite in a temporary folder, or (`postgres`: the admin URL)
+/// a fresh database on that server, dropped afterwards.
+fn the_mix_counts_exactly(postgres: Option<&str>) {
     use gatehouse_loadgen::{self as loadgen, Mix, ServerProcess, Traffic, free_addr};
     use std::sync::Arc;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -209,7 +225,10 @@ fn caps_pools_and_run_approvals_in_the_mix_count_exactly() {
         let fake = loadgen::fake_github().await.unwrap();
         let traffic = Arc::new(Traffic::with_mix(3000, 10, "mix", mix).unwrap());
         traffic.prepare(&fake.fake).unwrap();
-        let db = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+        let db = match postgres {
+            Some(admin) => loadgen::fresh_postgres(admin).await.unwrap(),
+            None => format!("sqlite://{}", dir.path().join("gatehouse.db").display()),
+        };
         let log = dir.path().join("server.log");
         let mut server = ServerProcess::start(
             Path::new(env!("CARGO_BIN_EXE_gatehouse")),
@@ -246,6 +265,15 @@ fn caps_pools_and_run_approvals_in_the_mix_count_exactly() {
         assert!(mixed.pool_spent > 0, "{mixed:?}");
         let reruns = fake.fake.state.lock().unwrap().reruns.clone();
         assert!(reruns.is_empty(), "approved after their run: {reruns:?}");
+        drop(server);
+        if let Some(admin) = postgres {
+            let name = db.rsplit('/').next().unwrap();
+            let pool = sqlx::PgPool::connect(admin).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
     });
 }
 
