@@ -14,12 +14,14 @@
 //!     --db postgres://postgres@127.0.0.1:5432/test                 # the same on PostgreSQL
 //! ```
 //!
-//! `--with caps`, `--with approvals` or both (`throughput`, `kill-test`): the mix of issues 17
-//! and 18 (see the `gatehouse_loadgen` crate): caps, a time limit, a price and a sponsor pool
-//! on the resource, each job going in progress between queued and completed; pull requests of
-//! a fork contributor without a role, most approved by a maintainer's `/gatehouse run <sha>`
+//! `--with caps`, `--with approvals` (`approvals=N`) or both (`throughput`, `kill-test`): the
+//! mix of issues 17 and 18 (see the `gatehouse_loadgen` crate): caps, a time limit, a price
+//! and a sponsor pool on the resource, each job going in progress between queued and
+//! completed; one in `N` runs (500 by default) from a pull request of a fork contributor
+//! without a role, and one in `N` more approved by a maintainer's `/gatehouse run <sha>`
 //! comment before their run. The store check then also covers decisions by kind of run, the
-//! approvals recorded, the pool's spending, and that no machine or credit is still held.
+//! approvals recorded, the pool's spending, and that no machine or credit is held but by jobs
+//! still running.
 //!
 //! `admission-latency`: webhook deliveries paced at `--rate` a second and, beside them,
 //! `--admissions` runner gates a second asking `POST /api/v1/admission` about runs the
