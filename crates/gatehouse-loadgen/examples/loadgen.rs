@@ -5,6 +5,7 @@
 //! cargo build --release -p gatehouse -p gatehouse-loadgen --example loadgen
 //! L=target/release/examples/loadgen G=target/release/gatehouse
 //! $L throughput --gatehouse $G --sends 100000 --concurrency 32       # SQLite
+//! $L throughput --gatehouse $G --sends 100000 --concurrency 32 --with caps,approvals
 //! $L kill-test  --gatehouse $G --sends 200000 --kills 2              # SQLite, SIGKILL twice
 //! $L replicas   --gatehouse $G --sends 100000 --db postgres://postgres@127.0.0.1:5432/test
 //! $L cancel-latency --gatehouse $G --sends 100000 --concurrency 32  # one denial a second
@@ -12,6 +13,15 @@
 //! $L admission-latency --gatehouse $G --sends 150000 --rate 5000 --admissions 200 \
 //!     --db postgres://postgres@127.0.0.1:5432/test                 # the same on PostgreSQL
 //! ```
+//!
+//! `--with caps`, `--with approvals` (`approvals=N`) or both (`throughput`, `kill-test`): the
+//! mix of issues 17 and 18 (see the `gatehouse_loadgen` crate): caps, a time limit, a price
+//! and a sponsor pool on the resource, each job going in progress between queued and
+//! completed; one in `N` runs (500 by default) from a pull request of a fork contributor
+//! without a role, and one in `N` more approved by a maintainer's `/gatehouse run <sha>`
+//! comment before their run. The store check then also covers decisions by kind of run, the
+//! approvals recorded, the pool's spending, and that no machine or credit is held but by jobs
+//! still running.
 //!
 //! `admission-latency`: webhook deliveries paced at `--rate` a second and, beside them,
 //! `--admissions` runner gates a second asking `POST /api/v1/admission` about runs the
@@ -42,13 +52,15 @@ struct Args {
     rate: f64,
     /// Admissions a second (`admission-latency`).
     admissions: f64,
+    /// What the traffic holds beyond runs and jobs (`--with caps,approvals`).
+    mix: loadgen::Mix,
 }
 
 fn parse() -> anyhow::Result<Args> {
     let mut it = std::env::args().skip(1);
     let mode = it
         .next()
-        .context("usage: loadgen throughput|kill-test|replicas|cancel-latency|admission-latency --gatehouse BIN [--sends N] [--concurrency N] [--kills N] [--db URL] [--rate N] [--admissions N]")?;
+        .context("usage: loadgen throughput|kill-test|replicas|cancel-latency|admission-latency --gatehouse BIN [--sends N] [--concurrency N] [--kills N] [--db URL] [--rate N] [--admissions N] [--with caps,approvals]")?;
     let mut args = Args {
         mode,
         gatehouse: PathBuf::from("target/release/gatehouse"),
@@ -58,6 +70,7 @@ fn parse() -> anyhow::Result<Args> {
         db: None,
         rate: 5000.0,
         admissions: 200.0,
+        mix: loadgen::Mix::PLAIN,
     };
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -69,9 +82,14 @@ fn parse() -> anyhow::Result<Args> {
             "--db" => args.db = Some(value),
             "--rate" => args.rate = value.parse()?,
             "--admissions" => args.admissions = value.parse()?,
+            "--with" => args.mix = loadgen::Mix::parse(&value)?,
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
+    anyhow::ensure!(
+        args.mix == loadgen::Mix::PLAIN || matches!(args.mode.as_str(), "throughput" | "kill-test"),
+        "--with is for throughput and kill-test"
+    );
     Ok(args)
 }
 
@@ -87,6 +105,40 @@ fn report(what: &str, r: &LoadResult) {
         r.quantile(1.0).as_secs_f64() * 1e3,
         r.retries,
     );
+}
+
+/// What the mix left, once verified; with approvals, that every approval came before its run
+/// (no denied run had to be re-run) and was answered with a reaction.
+fn mix_report(
+    mix: &loadgen::Mix,
+    mixed: &loadgen::MixCounts,
+    result: &LoadResult,
+    fake: &loadgen::FakeGitHub,
+) -> anyhow::Result<()> {
+    println!("verified decisions by outcome: {:?}", mixed.outcomes);
+    if mix.approvals > 0 {
+        let (reruns, reactions) = {
+            let s = fake.fake.state.lock().unwrap_or_else(|e| e.into_inner());
+            (s.reruns.len(), s.reactions.len())
+        };
+        println!(
+            "verified run approvals: {} recorded once each, {} reactions, {} denied runs re-run; {} sends waited for their approval",
+            mixed.approvals, reactions, reruns, result.waited
+        );
+        anyhow::ensure!(
+            reruns == 0,
+            "{reruns} runs were re-run: their approval came after their job"
+        );
+    }
+    if mix.capacity {
+        println!(
+            "verified pool: {:.2} USD spent = the completed jobs' minutes at 0.01 USD; {} held by running jobs; {} machines held",
+            mixed.pool_spent as f64 / 1e6,
+            mixed.pool_reserved,
+            mixed.holds
+        );
+    }
+    Ok(())
 }
 
 fn decide_share(page: &str) {
@@ -107,23 +159,57 @@ async fn main() -> anyhow::Result<()> {
     let args = parse()?;
     let dir = tempfile::tempdir()?;
     let repo = dir.path().join("access");
-    loadgen::write_repo(&repo)?;
+    loadgen::write_repo_for(&repo, args.mix)?;
     let fake = loadgen::fake_github().await?;
     let github = fake.url.clone();
     let log = dir.path().join("server.log");
-    let traffic = Traffic::new(args.sends, 10, "load")?;
+    let traffic = Traffic::with_mix(args.sends, 10, "load", args.mix)?;
+    traffic.prepare(&fake.fake)?;
     // Denials come from their own sender in cancel-latency, one a second.
     let traffic = Arc::new(if args.mode == "cancel-latency" {
         traffic.all_granted()
     } else {
         traffic
     });
-    println!(
-        "{} sends of {} distinct deliveries (workflow_run, queued, completed; ~10% repeats), {} connections",
-        traffic.sends.len(),
-        traffic.distinct(),
-        args.concurrency
+    let approvals = format!(
+        "; 2 in {} runs of granted projects from a fork contributor without a role, half of them approved by a comment",
+        args.mix.approvals
     );
+    if args.mix == loadgen::Mix::PLAIN {
+        println!(
+            "{} sends of {} distinct deliveries (workflow_run, queued, completed; ~10% repeats), {} connections",
+            traffic.sends.len(),
+            traffic.distinct(),
+            args.concurrency
+        );
+    } else {
+        println!(
+            "{} sends of {} distinct deliveries (workflow_run, queued, {}completed{}; ~10% repeats), {} connections{}{}",
+            traffic.sends.len(),
+            traffic.distinct(),
+            if args.mix.capacity {
+                "in_progress, "
+            } else {
+                ""
+            },
+            if args.mix.approvals > 0 {
+                ", issue_comment"
+            } else {
+                ""
+            },
+            args.concurrency,
+            if args.mix.capacity {
+                "; caps, time limit, price and sponsor pool on gpu"
+            } else {
+                ""
+            },
+            if args.mix.approvals > 0 {
+                &approvals
+            } else {
+                ""
+            },
+        );
+    }
     match args.mode.as_str() {
         "throughput" | "kill-test" => {
             let db = match &args.db {
@@ -155,11 +241,14 @@ async fn main() -> anyhow::Result<()> {
             }
             // Restart once more so that anything stored but not processed is processed.
             server.restart().await?;
-            let counts = loadgen::verify(&db, &traffic, &result.acked).await?;
+            let (counts, mixed) = loadgen::verify_mix(&db, &traffic, &result.acked).await?;
             println!(
                 "verified after {kills} SIGKILL(s): {} deliveries stored once each, {} decisions, {} minutes = the acknowledged completed jobs' minutes",
                 counts.deliveries, counts.decisions, counts.job_minutes
             );
+            if args.mix != loadgen::Mix::PLAIN {
+                mix_report(&args.mix, &mixed, &result, &fake)?;
+            }
         }
         "replicas" => {
             let admin = args

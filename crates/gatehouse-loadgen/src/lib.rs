@@ -13,8 +13,36 @@
 //! GitHub's redeliveries do. Every send is retried until it is answered 2xx (as GitHub's
 //! redelivery would), so afterwards the store must hold each delivery exactly once and the
 //! counted minutes must equal those of the acknowledged completed jobs.
+//!
+//! Two additions to the mix ([`Mix`]), off by default:
+//!
+//! - **capacity** (issue 17): `gpu` gets concurrency caps (`quota.concurrency`,
+//!   `project_concurrency`, its provider's `max_concurrency`), a time limit
+//!   (`max_job_minutes`), a price (`cost:`) and a sponsor pool (`pools/loadgen-credit.yml`)
+//!   funding it, and each job goes `in_progress` between queued and completed: a job in progress
+//!   claims a machine against the caps, arms its timer and reserves its expected cost; its
+//!   completion frees the machine, disarms the timer and pays its real cost. The caps and the
+//!   credit are set so that they never bind (the figure is what counting costs, and the check
+//!   stays exact): afterwards only the jobs still running (the last run may stop in progress)
+//!   hold a machine and credit, and the pool spent exactly the acknowledged completed jobs'
+//!   minutes at the price. A job's `in_progress` may be processed after its completion (both
+//!   go out together): it must then hold nothing.
+//! - **approvals** (issue 18): one in `N` of the granted projects' runs comes from a pull
+//!   request of a fork contributor without a role (`drive-by`), so its job is denied
+//!   `user-not-allowed`; one in `N` more does too, but a maintainer approved its head commit:
+//!   a new `issue_comment` `/gatehouse run <sha>` by `Codertocat` (who may write) goes out
+//!   [`APPROVAL_LEAD`] runs earlier; the guard reads the pull request from the fake GitHub
+//!   (`pulls/get`), judges the approver on its role facts, records the approval and reacts to
+//!   the comment; the run's job is then allowed. Every run also brings one comment (an
+//!   approval, or a comment on an issue that is only stored). A queued job of an approved run
+//!   is sent only once the guard lists its approval (`GET /api/v1/run-approvals`; at most
+//!   30 s), so the order holds whatever the connections do. Afterwards each approval is
+//!   recorded once, and every queued managed job was decided as its run's kind says. `N` is
+//!   [`APPROVE_EVERY`] by default: the guard spaces its reactions a second apart (GitHub's
+//!   advice against its secondary rate limits), so approvals are a trickle beside the jobs, as
+//!   they are in an organisation.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,7 +51,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use gatehouse_server::store::{Store, StoredCounts};
+use gatehouse_server::store::{DecisionFilter, Store, StoredCounts, time_text};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -34,6 +62,8 @@ const QUEUED_TEMPLATE: &str =
     include_str!("../../gatehouse-server/tests/fixtures/workflow_job.queued.json");
 const COMPLETED_TEMPLATE: &str =
     include_str!("../../gatehouse-server/tests/fixtures/workflow_job.completed.json");
+const COMMENT_TEMPLATE: &str =
+    include_str!("../../gatehouse-server/tests/fixtures/issue_comment.created.json");
 
 /// Placeholders put into the templates, replaced per delivery.
 const REPO_MARK: &str = "octo-org/loadgen-placeholder-feedstock";
@@ -42,31 +72,135 @@ const JOB_MARK: &str = "777000000002";
 const LABEL_MARK: &str = "loadgen-label-placeholder";
 const STARTED_MARK: &str = "2001-01-01T00:00:01Z";
 const COMPLETED_MARK: &str = "2001-01-01T00:00:02Z";
+const HEAD_MARK: &str = "loadgen-head-sha-placeholder";
+const FORK_MARK: &str = "loadgen-fork/placeholder-feedstock";
+const PULL_MARK: &str = "777000000003";
+const COMMENT_MARK: &str = "777000000004";
 
 /// Projects holding a grant of `gpu`; runs also come from this many more without one.
 pub const GRANTED_PROJECTS: u64 = 50;
 const UNGRANTED_PROJECTS: u64 = 5;
 pub const SECRET: &str = "loadgen webhook secret";
 
+/// What the traffic holds beyond runs, queued and completed jobs (see the crate's header).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mix {
+    /// Caps, a time limit, a price and a sponsor pool on `gpu`; each job goes in progress.
+    pub capacity: bool,
+    /// `N`: one in `N` runs of granted projects from a fork contributor without a role, and
+    /// one in `N` more approved by a maintainer's comment; one comment per run. 0: none.
+    pub approvals: u64,
+}
+
+/// Runs per approved run (and per denied fork run) of the approvals mix by default.
+pub const APPROVE_EVERY: u64 = 500;
+
+impl Mix {
+    pub const PLAIN: Mix = Mix {
+        capacity: false,
+        approvals: 0,
+    };
+
+    /// `caps`, `approvals` (or `approvals=N`), or both separated by a comma.
+    pub fn parse(text: &str) -> anyhow::Result<Mix> {
+        let mut mix = Mix::PLAIN;
+        for word in text.split(',').map(str::trim) {
+            match word {
+                "caps" => mix.capacity = true,
+                "approvals" => mix.approvals = APPROVE_EVERY,
+                other => match other.strip_prefix("approvals=").map(str::parse::<u64>) {
+                    Some(Ok(n)) if n > 0 => mix.approvals = n,
+                    _ => anyhow::bail!(
+                        "unknown part of the mix `{other}`: caps, approvals or approvals=N (N > 0)"
+                    ),
+                },
+            }
+        }
+        Ok(mix)
+    }
+
+    /// What each run brings, in order.
+    fn phases(self) -> Vec<Phase> {
+        let mut phases = vec![Phase::Run, Phase::Queued];
+        if self.capacity {
+            phases.push(Phase::InProgress);
+        }
+        phases.push(Phase::Completed);
+        if self.approvals > 0 {
+            phases.push(Phase::Comment);
+        }
+        phases
+    }
+}
+
+/// The caps on `gpu` and its provider in the capacity mix: far above what the traffic holds
+/// at once, so that they count without binding.
+pub const CAPS: (u32, u32, u32) = (1000, 100, 2000);
+/// `max_job_minutes` of `gpu` in the capacity mix (a job of the traffic runs 1 to 30 minutes).
+pub const MAX_JOB_MINUTES: u64 = 60;
+/// The price of a minute of `gpu` in the capacity mix, in millionths of a US dollar (0.01).
+pub const MICROS_PER_MINUTE: i64 = 10_000;
+/// The sponsor pool funding `gpu` in the capacity mix, and its credit in US dollars.
+pub const POOL: &str = "loadgen-credit";
+const POOL_USD: u64 = 10_000_000;
+
 /// Writes an access repository for the traffic: one resource (`gpu`, label `gpu-large`, no
 /// quota) granted to projects `proj0` .. `proj49` of `octo-org`, served by the runner pool
 /// `gpu-pool` (for admissions; inert unless the guard is started with `--gate-tokens`).
 pub fn write_repo(dir: &Path) -> anyhow::Result<()> {
-    let mut files = vec![
-        (
-            "gatehouse.yml".to_string(),
-            "org: octo-org\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\n\
-             guard: { mode: enforce }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n\
-             gate:\n  pools:\n    gpu-pool: { resource: gpu }\n"
-                .to_string(),
-        ),
-        (
-            "resources/gpu.yml".to_string(),
-            "name: gpu\nprovider: cirun\nlabels: [gpu-large]\n\
-             users: { roles: [admin, maintain, write] }\n"
-                .to_string(),
-        ),
-    ];
+    write_repo_for(dir, Mix::PLAIN)
+}
+
+/// [`write_repo`] for `mix`: with `capacity`, `gpu` has caps, a time limit, a price and a pool
+/// funding it, and no gate pool (so that the webhook path counts the caps, as on an
+/// organisation without the gate).
+pub fn write_repo_for(dir: &Path, mix: Mix) -> anyhow::Result<()> {
+    let (concurrency, project_concurrency, provider) = CAPS;
+    let mut files = if mix.capacity {
+        vec![
+            (
+                "gatehouse.yml".to_string(),
+                format!(
+                    "org: octo-org\nrepo_suffix: \"-feedstock\"\nreviewers: {{ teams: [core] }}\n\
+                     guard: {{ mode: enforce }}\nproviders:\n  \
+                     cirun: {{ kind: cirun, access_repo: .cirun, max_concurrency: {provider} }}\n"
+                ),
+            ),
+            (
+                "resources/gpu.yml".to_string(),
+                format!(
+                    "name: gpu\nprovider: cirun\nlabels: [gpu-large]\n\
+                     users: {{ roles: [admin, maintain, write] }}\n\
+                     max_job_minutes: {MAX_JOB_MINUTES}\n\
+                     quota: {{ concurrency: {concurrency}, project_concurrency: {project_concurrency} }}\n\
+                     cost: {{ per_minute: 0.01, currency: USD }}\n"
+                ),
+            ),
+            (
+                format!("pools/{POOL}.yml"),
+                format!(
+                    "sponsor: Loadgen Cloud\namount: {POOL_USD}\ncurrency: USD\n\
+                     start: 2026-01-01\nend: 2099-12-31\nresources: [gpu]\n"
+                ),
+            ),
+        ]
+    } else {
+        vec![
+            (
+                "gatehouse.yml".to_string(),
+                "org: octo-org\nrepo_suffix: \"-feedstock\"\nreviewers: { teams: [core] }\n\
+                 guard: { mode: enforce }\nproviders:\n  cirun: { kind: cirun, access_repo: .cirun }\n\
+                 gate:\n  pools:\n    gpu-pool: { resource: gpu }\n"
+                    .to_string(),
+            ),
+            (
+                "resources/gpu.yml".to_string(),
+                "name: gpu\nprovider: cirun\nlabels: [gpu-large]\n\
+                 users: { roles: [admin, maintain, write] }\n"
+                    .to_string(),
+            ),
+        ]
+    };
     for p in 0..GRANTED_PROJECTS {
         files.push((
             format!("grants/proj{p}.yml"),
@@ -129,13 +263,68 @@ pub struct Delivery {
     pub counted_minutes: Option<i64>,
     /// A `queued` job on a managed resource (so one decision is recorded).
     pub decided: bool,
+    /// The id of the managed job this delivery says went in progress (it holds a machine and
+    /// credit until its completion) or completed.
+    pub started: Option<i64>,
+    pub completed: Option<i64>,
+    /// For a `queued` job on a managed resource: its id, and the outcome and rule it must be
+    /// decided with.
+    pub decision: Option<(i64, &'static str, Option<&'static str>)>,
+    /// For a maintainer's comment approving a run: the commit it approves.
+    pub approves: Option<String>,
+    /// An approval the guard must hold before this one is sent (of a queued job's commit):
+    /// the repository and the commit.
+    pub after: Option<(String, String)>,
 }
 
-/// The traffic: delivery `d` belongs to run `d / 3`; `d % 3` is its `workflow_run` event, its
-/// queued job, its completed job.
+/// Where a run comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunKind {
+    /// A push by `Codertocat`, who may write.
+    Push,
+    /// A pull request from the fork of `drive-by` (no role), whose head commit a maintainer
+    /// approved before the run.
+    ApprovedFork,
+    /// The same, never approved.
+    Fork,
+}
+
+/// The fork contributor without a role (the run approvals mix).
+pub const OUTSIDER: (&str, i64) = ("drive-by", 7_000_001);
+/// How many runs before an approved run its approval goes out.
+pub const APPROVAL_LEAD: u64 = 100;
+/// How long a queued job of an approved run waits for its approval to be answered.
+const APPROVAL_WAIT: Duration = Duration::from_secs(30);
+
+/// What each run brings, in order (see [`Mix`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Run,
+    Queued,
+    InProgress,
+    Completed,
+    Comment,
+}
+
+/// The templates, by what they build.
+#[derive(Clone, Copy)]
+enum Template {
+    Run,
+    ForkRun,
+    Queued,
+    InProgress,
+    Completed,
+    Comment,
+    Approval,
+}
+const TEMPLATES: usize = 7;
+
+/// The traffic: delivery `d` belongs to run `d / k`, `k` the number of phases of the mix:
+/// `d % k` is its `workflow_run` event, its queued job, (with `capacity`, its job in
+/// progress,) its completed job (and with `approvals`, a comment).
 pub struct Traffic {
     /// Each template cut at its marks, so that a body is built in one pass.
-    templates: [Vec<Piece>; 3],
+    templates: [Vec<Piece>; TEMPLATES],
     /// The send order: indices of deliveries, about one in ten repeating an earlier one.
     pub sends: Vec<u32>,
     completed_at: jiff::Timestamp,
@@ -143,6 +332,8 @@ pub struct Traffic {
     prefix: String,
     /// How many projects without a grant runs also come from (their jobs are denied).
     ungranted: u64,
+    mix: Mix,
+    phases: Vec<Phase>,
 }
 
 /// A stretch of a template: text as it is, or the index in [`MARKS`] of what replaces it.
@@ -152,13 +343,17 @@ enum Piece {
     Mark(usize),
 }
 
-const MARKS: [&str; 6] = [
+const MARKS: [&str; 10] = [
     REPO_MARK,
     RUN_MARK,
     JOB_MARK,
     LABEL_MARK,
     STARTED_MARK,
     COMPLETED_MARK,
+    HEAD_MARK,
+    FORK_MARK,
+    PULL_MARK,
+    COMMENT_MARK,
 ];
 
 /// `text` cut at every occurrence of the [`MARKS`].
@@ -187,9 +382,24 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// A number placeholder of the templates, as a JSON number.
+fn number(mark: &str) -> Value {
+    json!(mark.parse::<i64>().unwrap_or_default())
+}
+
 impl Traffic {
     /// `sends` sends, with `duplicate_percent` of them repeating an earlier delivery.
     pub fn new(sends: usize, duplicate_percent: u64, prefix: &str) -> anyhow::Result<Traffic> {
+        Traffic::with_mix(sends, duplicate_percent, prefix, Mix::PLAIN)
+    }
+
+    /// [`Traffic::new`] with the runs of `mix`.
+    pub fn with_mix(
+        sends: usize,
+        duplicate_percent: u64,
+        prefix: &str,
+        mix_of: Mix,
+    ) -> anyhow::Result<Traffic> {
         let mut order = Vec::with_capacity(sends);
         let mut fresh = 0u32;
         for s in 0..sends as u64 {
@@ -207,41 +417,95 @@ impl Traffic {
         };
         let run = template(RUN_TEMPLATE, &|v| {
             v["repository"]["full_name"] = json!(REPO_MARK);
-            v["workflow_run"]["id"] = json!(RUN_MARK.parse::<i64>().unwrap_or_default());
+            v["workflow_run"]["id"] = number(RUN_MARK);
             v["workflow_run"]["event"] = json!("push");
             v["workflow_run"]["repository"]["full_name"] = json!(REPO_MARK);
             v["workflow_run"]["head_repository"]["full_name"] = json!(REPO_MARK);
         })?;
-        let job = |text: &str| {
+        // A pull request from the outsider's fork: for a fork, GitHub lists no pull request
+        // in `workflow_run.pull_requests`.
+        let fork_run = template(RUN_TEMPLATE, &|v| {
+            v["repository"]["full_name"] = json!(REPO_MARK);
+            let r = &mut v["workflow_run"];
+            r["id"] = number(RUN_MARK);
+            r["event"] = json!("pull_request");
+            r["head_sha"] = json!(HEAD_MARK);
+            r["pull_requests"] = json!([]);
+            r["repository"]["full_name"] = json!(REPO_MARK);
+            r["head_repository"]["full_name"] = json!(FORK_MARK);
+            r["head_repository"]["owner"]["login"] = json!(OUTSIDER.0);
+            r["head_repository"]["owner"]["id"] = json!(OUTSIDER.1);
+            for who in ["actor", "triggering_actor"] {
+                r[who]["login"] = json!(OUTSIDER.0);
+                r[who]["id"] = json!(OUTSIDER.1);
+            }
+        })?;
+        let job = |text: &str, in_progress: bool| {
             template(text, &|v| {
                 v["repository"]["full_name"] = json!(REPO_MARK);
-                v["workflow_job"]["id"] = json!(JOB_MARK.parse::<i64>().unwrap_or_default());
-                v["workflow_job"]["run_id"] = json!(RUN_MARK.parse::<i64>().unwrap_or_default());
+                v["workflow_job"]["id"] = number(JOB_MARK);
+                v["workflow_job"]["run_id"] = number(RUN_MARK);
                 v["workflow_job"]["labels"] = json!([LABEL_MARK, "linux"]);
                 v["workflow_job"]["started_at"] = json!(STARTED_MARK);
                 v["workflow_job"]["completed_at"] = json!(COMPLETED_MARK);
+                if in_progress {
+                    // Its runner (the completed job's, so that both name the same claim).
+                    v["action"] = json!("in_progress");
+                    v["workflow_job"]["status"] = json!("in_progress");
+                    v["workflow_job"]["completed_at"] = Value::Null;
+                }
             })
         };
+        // A comment on an issue (only stored), and a maintainer's approval of a pull
+        // request's head commit (GitHub's example, on a pull request, by `Codertocat`).
+        let comment = template(COMMENT_TEMPLATE, &|v| {
+            v["repository"]["full_name"] = json!(REPO_MARK);
+            v["comment"]["id"] = number(COMMENT_MARK);
+        })?;
+        let approval = template(COMMENT_TEMPLATE, &|v| {
+            v["repository"]["full_name"] = json!(REPO_MARK);
+            v["issue"]["number"] = number(PULL_MARK);
+            let html = format!("https://github.com/{REPO_MARK}/pull/{PULL_MARK}");
+            v["issue"]["pull_request"] = json!({
+                "url": format!("https://api.github.com/repos/{REPO_MARK}/pulls/{PULL_MARK}"),
+                "html_url": html, "diff_url": format!("{html}.diff"),
+                "patch_url": format!("{html}.patch"), "merged_at": null,
+            });
+            v["comment"]["id"] = number(COMMENT_MARK);
+            v["comment"]["body"] = json!(format!("Read it, fine.\n/gatehouse run {HEAD_MARK}"));
+            v["comment"]["user"]["login"] = json!(ACTOR.0);
+            v["comment"]["user"]["id"] = json!(ACTOR.1);
+        })?;
         Ok(Traffic {
             templates: [
                 pieces(&run),
-                pieces(&job(QUEUED_TEMPLATE)?),
-                pieces(&job(COMPLETED_TEMPLATE)?),
+                pieces(&fork_run),
+                pieces(&job(QUEUED_TEMPLATE, false)?),
+                pieces(&job(QUEUED_TEMPLATE, true)?),
+                pieces(&job(COMPLETED_TEMPLATE, false)?),
+                pieces(&comment),
+                pieces(&approval),
             ],
             sends: order,
             completed_at: jiff::Timestamp::now(),
             ungranted: UNGRANTED_PROJECTS,
             prefix: prefix.to_string(),
+            mix: mix_of,
+            phases: mix_of.phases(),
         })
     }
 
-    /// How many different deliveries the sends hold.
     /// The same traffic from granted projects only: no job of it is denied.
     pub fn all_granted(mut self) -> Traffic {
         self.ungranted = 0;
         self
     }
 
+    pub fn mix(&self) -> Mix {
+        self.mix
+    }
+
+    /// How many different deliveries the sends hold.
     pub fn distinct(&self) -> usize {
         self.sends
             .iter()
@@ -250,7 +514,12 @@ impl Traffic {
             .unwrap_or(0)
     }
 
-    /// The repository and run id of the traffic's run `run` (deliveries `3 run` to `3 run + 2`).
+    /// How many runs the sends begin (the last one perhaps not whole).
+    pub fn runs(&self) -> u64 {
+        (self.distinct() as u64).div_ceil(self.phases.len() as u64)
+    }
+
+    /// The repository and run id of the traffic's run `run`.
     pub fn run_of(&self, run: u64) -> (String, i64) {
         let project = mix(run) % (GRANTED_PROJECTS + self.ungranted);
         (
@@ -259,13 +528,81 @@ impl Traffic {
         )
     }
 
+    /// Where run `run` comes from: with `approvals` (`N`), one in `N` of the granted
+    /// projects' runs from the outsider's fork, and one in `N` more from it and approved (from
+    /// the [`APPROVAL_LEAD`]th run on).
+    pub fn kind(&self, run: u64) -> RunKind {
+        let n = self.mix.approvals;
+        if n == 0 || mix(run) % (GRANTED_PROJECTS + self.ungranted) >= GRANTED_PROJECTS {
+            return RunKind::Push;
+        }
+        match mix(run ^ 0xF02C) % n.saturating_mul(2) {
+            0 if run >= APPROVAL_LEAD => RunKind::ApprovedFork,
+            0 | 1 => RunKind::Fork,
+            _ => RunKind::Push,
+        }
+    }
+
+    /// The head commit of run `run` (40 hex digits; a push's is the example payload's).
+    pub fn head_of(&self, run: u64) -> String {
+        match self.kind(run) {
+            RunKind::Push => "3484a3fb816e0859fd6e1cea078d76385ff50625".to_string(),
+            _ => format!("{:016x}{:024x}", mix(run ^ 0x5EA), run),
+        }
+    }
+
+    /// The pull request a fork's run `run` belongs to.
+    fn pull_of(run: u64) -> u64 {
+        1 + run
+    }
+
+    /// Sets up the fake GitHub for the traffic: each fork run's pull request (open, its head
+    /// the run's commit, from the outsider's fork), also of the runs the last approvals name,
+    /// and each fork run's attempt (for a guard that reads it from GitHub when its event is
+    /// late).
+    pub fn prepare(&self, fake: &gatehouse_fake::FakeGitHub) -> anyhow::Result<()> {
+        if self.mix.approvals == 0 {
+            return Ok(());
+        }
+        let k = self.phases.len() as u32;
+        let mut runs = Vec::new();
+        for run in 0..self.runs() + APPROVAL_LEAD {
+            if self.kind(run) == RunKind::Push {
+                continue;
+            }
+            let body: Value = serde_json::from_slice(&self.delivery(run as u32 * k).body)?;
+            runs.push((run, body["workflow_run"].clone()));
+        }
+        let mut s = fake.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.accounts.insert(OUTSIDER.0.to_string(), OUTSIDER.1);
+        for (run, attempt) in runs {
+            let (repository, run_id) = self.run_of(run);
+            let fork = attempt["head_repository"]["full_name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            s.pulls.insert(
+                Traffic::pull_of(run),
+                gatehouse_fake::FakePull {
+                    head_repo: Some(fork),
+                    ..gatehouse_fake::FakePull::new(OUTSIDER.0, &self.head_of(run), &[])
+                },
+            );
+            debug_assert!(repository.ends_with("-feedstock"));
+            s.runs.insert((run_id, 1), attempt);
+        }
+        Ok(())
+    }
+
     pub fn delivery(&self, d: u32) -> Delivery {
-        let run = u64::from(d / 3);
-        let phase = d % 3;
+        let k = self.phases.len() as u32;
+        let run = u64::from(d / k);
+        let phase = self.phases[(d % k) as usize];
+        let kind = self.kind(run);
         let project = mix(run) % (GRANTED_PROJECTS + self.ungranted);
         let repo = format!("octo-org/proj{project}-feedstock");
-        // A third of the jobs run on GitHub's own runners.
-        let managed = !mix(run ^ 0xA11).is_multiple_of(3);
+        // A third of the jobs run on GitHub's own runners (a fork's all on `gpu`).
+        let managed = kind != RunKind::Push || !mix(run ^ 0xA11).is_multiple_of(3);
         let label = if managed {
             format!("gpu-large--{run}-linux_64")
         } else {
@@ -273,15 +610,42 @@ impl Traffic {
         };
         let minutes = 1 + (mix(run ^ 0x3) % 30) as i64;
         let started = self.completed_at - jiff::SignedDuration::from_mins(minutes);
+        // A run's comment approves the run `APPROVAL_LEAD` later when that one is approved.
+        let approved = run + APPROVAL_LEAD;
+        let approves = phase == Phase::Comment && self.kind(approved) == RunKind::ApprovedFork;
+        let head_of_run = self.head_of(run);
+        let (head, pull, repository) = if approves {
+            let (repository, _) = self.run_of(approved);
+            (
+                self.head_of(approved),
+                Traffic::pull_of(approved),
+                repository,
+            )
+        } else {
+            (head_of_run.clone(), Traffic::pull_of(run), repo)
+        };
         let values = [
-            repo,
+            repository,
             (1_000_000_000 + run).to_string(),
             (2_000_000_000 + run).to_string(),
             label,
             started.to_string(),
             self.completed_at.to_string(),
+            head.clone(),
+            format!("{}/proj{project}-feedstock", OUTSIDER.0),
+            pull.to_string(),
+            (3_000_000_000 + run).to_string(),
         ];
-        let template = &self.templates[phase as usize];
+        let template = match (phase, kind) {
+            (Phase::Run, RunKind::Push) => Template::Run,
+            (Phase::Run, _) => Template::ForkRun,
+            (Phase::Queued, _) => Template::Queued,
+            (Phase::InProgress, _) => Template::InProgress,
+            (Phase::Completed, _) => Template::Completed,
+            (Phase::Comment, _) if approves => Template::Approval,
+            (Phase::Comment, _) => Template::Comment,
+        };
+        let template = &self.templates[template as usize];
         let mut text = String::with_capacity(
             template
                 .iter()
@@ -297,16 +661,28 @@ impl Traffic {
                 Piece::Mark(m) => &values[*m],
             });
         }
+        let decided = phase == Phase::Queued && managed;
+        let outcome = match kind {
+            _ if project >= GRANTED_PROJECTS => ("deny", Some("no-grant")),
+            RunKind::Fork => ("deny", Some("user-not-allowed")),
+            RunKind::Push | RunKind::ApprovedFork => ("allow", None),
+        };
         Delivery {
             id: format!("{}-{d}", self.prefix),
-            event: if phase == 0 {
-                "workflow_run"
-            } else {
-                "workflow_job"
+            event: match phase {
+                Phase::Run => "workflow_run",
+                Phase::Comment => "issue_comment",
+                _ => "workflow_job",
             },
             body: text.into_bytes(),
-            counted_minutes: (phase == 2 && managed).then_some(minutes),
-            decided: phase == 1 && managed,
+            counted_minutes: (phase == Phase::Completed && managed).then_some(minutes),
+            decided,
+            started: (phase == Phase::InProgress && managed).then_some(2_000_000_000 + run as i64),
+            completed: (phase == Phase::Completed && managed).then_some(2_000_000_000 + run as i64),
+            decision: decided.then_some((2_000_000_000 + run as i64, outcome.0, outcome.1)),
+            approves: approves.then_some(head),
+            after: (phase == Phase::Queued && kind == RunKind::ApprovedFork)
+                .then(|| (self.run_of(run).0, head_of_run)),
         }
     }
 }
@@ -334,6 +710,26 @@ pub struct LoadResult {
     pub retries: usize,
     /// Distinct deliveries answered 2xx.
     pub acked: HashSet<u32>,
+    /// Sends that waited for the guard to record an approval before they went.
+    pub waited: usize,
+}
+
+/// Whether the guard lists a run approval of `head` on `repository`
+/// (`GET /api/v1/run-approvals`).
+async fn approval_listed(http: &reqwest::Client, base: &str, repository: &str, head: &str) -> bool {
+    let answer = http
+        .get(format!(
+            "{base}/api/v1/run-approvals?repository={repository}&limit=1000"
+        ))
+        .send()
+        .await;
+    let Ok(answer) = answer else { return false };
+    let Ok(list) = answer.json::<Value>().await else {
+        return false;
+    };
+    list["run_approvals"]
+        .as_array()
+        .is_some_and(|all| all.iter().any(|a| a["head_sha"] == json!(head)))
 }
 
 impl LoadResult {
@@ -405,6 +801,18 @@ pub async fn send_paced(
                     tokio::time::sleep_until(due.into()).await;
                 }
                 let delivery = traffic.delivery(d);
+                if let Some((repository, head)) = &delivery.after {
+                    let base = &targets.bases[s % targets.bases.len()];
+                    let since = Instant::now();
+                    while !approval_listed(&http, base, repository, head).await
+                        && since.elapsed() < APPROVAL_WAIT
+                    {
+                        if since.elapsed() < Duration::from_millis(20) {
+                            result.waited += 1;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
                 let signature = sign(SECRET, &delivery.body);
                 let mut attempt = 0usize;
                 loop {
@@ -446,6 +854,7 @@ pub async fn send_paced(
         let r = w.await.context("a load worker panicked")?;
         total.sends += r.sends;
         total.retries += r.retries;
+        total.waited += r.waited;
         total.latencies.extend(r.latencies);
         total.acked.extend(r.acked);
     }
@@ -565,6 +974,16 @@ pub struct Expected {
     pub deliveries: i64,
     pub decisions: i64,
     pub minutes: i64,
+    /// Job id -> the outcome and rule of the decision on each acknowledged queued managed job.
+    pub outcomes: BTreeMap<i64, (&'static str, Option<&'static str>)>,
+    /// The commits the acknowledged approvals approve (the approvals mix).
+    pub approvals: BTreeSet<String>,
+    /// What the sponsor pool spent, in millionths of a dollar (the capacity mix): the
+    /// acknowledged completed jobs' minutes at the price.
+    pub pool_spent: i64,
+    /// Jobs acknowledged in progress and not completed (the traffic's last run may stop
+    /// there): each holds a machine and its expected cost.
+    pub running: i64,
 }
 
 /// The deliveries acknowledged, the decisions they must have caused, and the minutes of the
@@ -574,12 +993,40 @@ pub fn expected(traffic: &Traffic, acked: &HashSet<u32>) -> Expected {
         deliveries: acked.len() as i64,
         ..Expected::default()
     };
+    let (mut started, mut completed) = (BTreeSet::new(), BTreeSet::new());
     for &d in acked {
         let delivery = traffic.delivery(d);
+        started.extend(delivery.started);
+        completed.extend(delivery.completed);
         e.decisions += i64::from(delivery.decided);
         e.minutes += delivery.counted_minutes.unwrap_or(0);
+        if let Some((job, outcome, rule)) = delivery.decision {
+            e.outcomes.insert(job, (outcome, rule));
+        }
+        if let Some(head) = delivery.approves {
+            e.approvals.insert(head);
+        }
+    }
+    if traffic.mix.capacity {
+        e.pool_spent = e.minutes * MICROS_PER_MINUTE;
+        e.running = started.difference(&completed).count() as i64;
     }
     e
+}
+
+/// What the store holds of the mix beyond [`StoredCounts`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MixCounts {
+    /// Decisions by outcome and rule (`allow`, `deny (no-grant)`, ...).
+    pub outcomes: BTreeMap<String, i64>,
+    /// Run approvals recorded.
+    pub approvals: usize,
+    /// What the sponsor pool spent and what running jobs hold of it, in millionths of a
+    /// dollar.
+    pub pool_spent: u64,
+    pub pool_reserved: u64,
+    /// Claims on capped machines that still count.
+    pub holds: i64,
 }
 
 /// Checks the store against what was acknowledged; `Err` says what differs.
@@ -588,6 +1035,19 @@ pub async fn verify(
     traffic: &Traffic,
     acked: &HashSet<u32>,
 ) -> anyhow::Result<StoredCounts> {
+    Ok(verify_mix(db_url, traffic, acked).await?.0)
+}
+
+/// [`verify`], and what the mix left in the store: each queued managed job decided as its
+/// run's kind says (`allow`; `no-grant` for a project without a grant; `user-not-allowed` for
+/// a fork's run nobody approved), each approval recorded once, and with `capacity` no machine
+/// held and no credit reserved but by jobs still running (in progress, and their completion
+/// not sent), and the pool's spending the completed jobs' minutes at the price.
+pub async fn verify_mix(
+    db_url: &str,
+    traffic: &Traffic,
+    acked: &HashSet<u32>,
+) -> anyhow::Result<(StoredCounts, MixCounts)> {
     let store = Store::connect(db_url).await?;
     let counts = store.counts().await?;
     let want = expected(traffic, acked);
@@ -624,7 +1084,91 @@ pub async fn verify(
         counts.month_minutes,
         want.minutes
     );
-    Ok(counts)
+    let mut mixed = MixCounts::default();
+    let decisions = store
+        .decisions(&DecisionFilter {
+            limit: i64::from(u32::MAX),
+            ..DecisionFilter::default()
+        })
+        .await?;
+    let mut wrong = Vec::new();
+    for d in &decisions {
+        let said = match &d.rule {
+            Some(rule) => format!("{} ({rule})", d.outcome),
+            None => d.outcome.clone(),
+        };
+        *mixed.outcomes.entry(said.clone()).or_default() += 1;
+        let Some((outcome, rule)) = want.outcomes.get(&d.job_id) else {
+            wrong.push(format!(
+                "job {}: {said}, and no such job was sent",
+                d.job_id
+            ));
+            continue;
+        };
+        if d.outcome != *outcome || d.rule.as_deref() != *rule {
+            wrong.push(format!(
+                "job {} of {}: {said}, not {outcome} {rule:?}",
+                d.job_id, d.repository
+            ));
+        }
+    }
+    anyhow::ensure!(
+        wrong.is_empty(),
+        "{} decisions are not what the runs call for, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+    if traffic.mix.approvals > 0 {
+        let approvals = store
+            .recent_run_approvals(None, i64::from(u32::MAX))
+            .await?;
+        mixed.approvals = approvals.len();
+        let recorded: BTreeSet<String> = approvals
+            .iter()
+            .map(|a| a.approval.head_sha.clone())
+            .collect();
+        anyhow::ensure!(
+            recorded == want.approvals && approvals.len() == want.approvals.len(),
+            "{} run approvals recorded ({} commits), {} acknowledged",
+            approvals.len(),
+            recorded.len(),
+            want.approvals.len()
+        );
+    }
+    if traffic.mix.capacity {
+        let now = time_text(jiff::Timestamp::now());
+        let balance = store
+            .pool_balances(&now)
+            .await?
+            .get(POOL)
+            .copied()
+            .unwrap_or_default();
+        mixed.pool_spent = balance.spent;
+        mixed.pool_reserved = balance.reserved;
+        mixed.holds = store
+            .queue_holds(&now)
+            .await?
+            .iter()
+            .map(|(_, _, _, n)| n)
+            .sum();
+        anyhow::ensure!(
+            balance.spent == want.pool_spent.unsigned_abs(),
+            "the pool spent {} millionths, the acknowledged completed jobs cost {}",
+            balance.spent,
+            want.pool_spent
+        );
+        let reserved = want.running.unsigned_abs() * MAX_JOB_MINUTES * MICROS_PER_MINUTE as u64;
+        anyhow::ensure!(
+            balance.reserved == reserved && mixed.holds == want.running,
+            "{} machines are held and {} millionths of the pool reserved, and the {} jobs still \
+             running hold {} and {reserved}: the rest are held by jobs that completed",
+            mixed.holds,
+            balance.reserved,
+            want.running,
+            want.running,
+        );
+    }
+    Ok((counts, mixed))
 }
 
 /// A `gatehouse serve` process the load runs against.
@@ -858,5 +1402,65 @@ mod tests {
                     .ends_with("-feedstock")
             );
         }
+    }
+
+    /// In the full mix each run has five deliveries; an approval names the commit, pull
+    /// request and repository of the run it approves, and that run's queued job waits for it;
+    /// a fork's run comes from the outsider's fork with that commit.
+    #[test]
+    fn the_mix_approves_the_run_it_names() {
+        let mix = Mix {
+            capacity: true,
+            approvals: 5,
+        };
+        let traffic = Traffic::with_mix(5000, 0, "m", mix).unwrap();
+        let mut approvals = 0;
+        for d in 0..5000u32 {
+            let delivery = traffic.delivery(d);
+            let body = String::from_utf8(delivery.body.clone()).unwrap();
+            assert!(MARKS.iter().all(|m| !body.contains(m)), "{body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            let run = u64::from(d / 5);
+            match d % 5 {
+                2 => assert_eq!(v["action"], "in_progress"),
+                4 => assert_eq!(delivery.event, "issue_comment"),
+                _ => {}
+            }
+            if let Some(head) = &delivery.approves {
+                approvals += 1;
+                let approved = run + APPROVAL_LEAD;
+                assert_eq!(traffic.kind(approved), RunKind::ApprovedFork);
+                assert_eq!(&traffic.head_of(approved), head);
+                assert_eq!(
+                    v["comment"]["body"].as_str().unwrap(),
+                    format!("Read it, fine.\n/gatehouse run {head}")
+                );
+                assert_eq!(
+                    v["repository"]["full_name"],
+                    json!(traffic.run_of(approved).0)
+                );
+                assert_eq!(v["issue"]["number"], json!(approved + 1));
+                assert_eq!(v["comment"]["user"]["id"], json!(ACTOR.1));
+                let queued = traffic.delivery(approved as u32 * 5 + 1);
+                assert_eq!(
+                    queued.after,
+                    Some((traffic.run_of(approved).0, head.clone()))
+                );
+                assert_eq!(queued.decision.unwrap().1, "allow");
+                let fork_run: Value =
+                    serde_json::from_slice(&traffic.delivery(approved as u32 * 5).body).unwrap();
+                assert_eq!(fork_run["workflow_run"]["head_sha"], json!(head));
+                assert_eq!(fork_run["workflow_run"]["event"], "pull_request");
+                assert_eq!(
+                    fork_run["workflow_run"]["head_repository"]["owner"]["id"],
+                    json!(OUTSIDER.1)
+                );
+            }
+        }
+        assert!(approvals > 10, "{approvals}");
+        // The plain mix is as it was: three deliveries a run, nothing waits.
+        let plain = Traffic::new(30, 0, "p").unwrap();
+        assert!((0..30).all(|d| plain.delivery(d).after.is_none()));
+        assert_eq!(plain.delivery(3).event, "workflow_run");
     }
 }

@@ -8,6 +8,7 @@
 //!   running jobs hold (on PostgreSQL under a per-pool lock), so jobs already running can never
 //!   spend more than the credit, whichever replica saw them. When no pool has it left, the run
 //!   is cancelled (`budget-exhausted`), as a job over a concurrency cap is.
+//!   A job already completed (its `in_progress` event came late) reserves nothing.
 //! - **Completed**: the job's real cost is charged to the pool it reserved on (or, when it
 //!   reserved nothing, the first that funds it) and its reservation ends ([`settle`]).
 //! - **Alerts**: a task ([`spawn`]) looks at each pool's spending; at each alert threshold
@@ -53,6 +54,9 @@ pub(crate) enum Reserved {
     NotFunded,
     /// It holds a reservation (made now, or before).
     Held,
+    /// Its job completed already (its `in_progress` event came after its completion, which
+    /// GitHub's order of deliveries allows): it holds nothing, and owes what it was charged.
+    Completed,
     /// Pools fund it, and none has its expected cost left: what to say of them.
     Exhausted(String),
 }
@@ -218,6 +222,10 @@ pub(crate) async fn reserve(
     // A redelivery racing this one may have reserved in between: it holds one then.
     if state.store.reservation_of(holder).await?.is_some() {
         return Ok(Reserved::Held);
+    }
+    // A reservation is refused for a completed job (nothing would end it).
+    if state.store.job_completed(job_id).await? {
+        return Ok(Reserved::Completed);
     }
     let balances = state.store.pool_balances(&time_text(now)).await?;
     let said: Vec<String> = payers

@@ -192,7 +192,9 @@ async fn check_pools(
     let project = policy.project_of(repository).map(str::to_lowercase);
     let holder = crate::caps::holder(w.run_id, w.run_attempt, runner);
     match crate::credit::reserve(state, &holder, w.id, project.as_deref(), &resource).await? {
-        crate::credit::Reserved::NotFunded | crate::credit::Reserved::Held => Ok(None),
+        crate::credit::Reserved::NotFunded
+        | crate::credit::Reserved::Held
+        | crate::credit::Reserved::Completed => Ok(None),
         crate::credit::Reserved::Exhausted(pools) => {
             let decision = Decision::budget_exhausted(id, &pools);
             let step = deny_in_progress(

@@ -820,6 +820,16 @@ const TIMER_FIRED: &str = "UPDATE job_timers SET fired_at = $2 WHERE job_id = $1
 /// On PostgreSQL, claims on one provider's machines take turns (until their transaction
 /// ends), so that two replicas never both see the last free slot. SQLite has one writer.
 const LOCK_PROVIDER: &str = "SELECT pg_advisory_xact_lock(7140532, hashtext($1))";
+/// The same for a job's claim, which also takes its turn with the job's completion
+/// ([`LOCK_JOB`]).
+const LOCK_PROVIDER_AND_JOB: &str =
+    "SELECT pg_advisory_xact_lock(7140532, hashtext($1)), pg_advisory_xact_lock($2)";
+/// On PostgreSQL, a job's completion and its claim on a machine or credit take turns: a claim
+/// written while the completion is not committed yet would see no completed job, and the
+/// completion would see no claim to end; each would commit, and the claim would outlive its
+/// job. Taking turns, whichever comes second sees the other. (A one-key advisory lock: its key
+/// space is not the two-key locks'.)
+const LOCK_JOB: &str = "SELECT pg_advisory_xact_lock($1)";
 const MARK_PROCESSED: &str =
     "UPDATE deliveries SET processed_at = $2, outcome = $3 WHERE delivery_id = $1";
 
@@ -1012,9 +1022,25 @@ impl Write {
     /// What PostgreSQL runs before [`Write::statement`] in the same transaction.
     pub(crate) fn lock_pg(&self) -> Option<Statement<'_>> {
         match self {
+            Write::Started {
+                hold:
+                    h @ Hold {
+                        job_id: Some(job_id),
+                        ..
+                    },
+                ..
+            } => Some((
+                LOCK_PROVIDER_AND_JOB,
+                vec![Param::Text(Some(&h.provider)), Param::Int(Some(*job_id))],
+            )),
             Write::Admit(h) | Write::Started { hold: h, .. } => {
                 Some((LOCK_PROVIDER, vec![Param::Text(Some(&h.provider))]))
             }
+            Write::JobStatus {
+                job_id,
+                status: JobStatus::Completed,
+                ..
+            } => Some((LOCK_JOB, vec![Param::Int(Some(*job_id))])),
             Write::ApprovedRun(r) => r.lock_pg(),
             Write::Credit(c) => c.lock_pg(),
             _ => None,

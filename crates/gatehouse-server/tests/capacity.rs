@@ -45,6 +45,7 @@ use db::{Backend, Db};
 #[path = "capacity/pools.rs"]
 mod pools;
 use pools::{
+    a_job_that_starts_after_it_ended_holds_no_credit,
     a_sponsor_pool_pays_for_jobs_until_it_is_used_up, the_gate_reserves_credit_before_a_job_starts,
 };
 #[path = "../../../tests/contract/recorder.rs"]
@@ -1168,6 +1169,7 @@ on_both!(
     a_sponsor_pool_pays_for_jobs_until_it_is_used_up,
     the_gate_reserves_credit_before_a_job_starts,
     the_gate_reads_a_team_whose_members_changed_again,
+    a_job_that_starts_after_it_ended_holds_no_credit,
 );
 
 /// A grant that names a team lets its members in at the gate too. When a member leaves, the

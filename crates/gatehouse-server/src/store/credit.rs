@@ -77,6 +77,7 @@ const RESERVE: &str = "INSERT INTO pool_reservations (holder, pool, job_id, proj
         + COALESCE((SELECT SUM(units) FROM pool_reservations
             WHERE pool = $2 AND expires > $8 AND holder <> $1), 0)
         + $6 <= $10
+      AND NOT EXISTS (SELECT 1 FROM jobs WHERE job_id = $3 AND status = 'completed')
     ON CONFLICT (holder) DO NOTHING";
 const SETTLE: &str = "INSERT INTO pool_spend (job_id, pool, project, resource, day, units)
     SELECT $1, COALESCE(r.pool, $7), $3, $4, $5, $6 * COALESCE(r.per_minute, $8)
@@ -101,8 +102,11 @@ const CLAIM_ALERT: &str = "INSERT INTO pool_alerts (pool, threshold, lease) VALU
 const ALERT_DONE: &str =
     "UPDATE pool_alerts SET done_at = $4, issue = $3 WHERE pool = $1 AND threshold = $2";
 /// On PostgreSQL, reservations on one pool take turns, so that replicas never hold more than
-/// its credit between them. SQLite has one writer.
-const LOCK_POOL: &str = "SELECT pg_advisory_xact_lock(7140534, hashtext($1))";
+/// its credit between them; and a job's reservation takes its turn with the job's completion
+/// (`LOCK_JOB` in `store.rs`), so that it is never written beside a completion not committed
+/// yet. SQLite has one writer.
+const LOCK_POOL_AND_JOB: &str =
+    "SELECT pg_advisory_xact_lock(7140534, hashtext($1)), pg_advisory_xact_lock($2)";
 
 impl CreditWrite {
     pub(super) fn statement(&self) -> Statement<'_> {
@@ -178,7 +182,10 @@ impl CreditWrite {
 
     pub(super) fn lock_pg(&self) -> Option<Statement<'_>> {
         match self {
-            CreditWrite::Reserve(r) => Some((LOCK_POOL, vec![Param::Text(Some(&r.pool))])),
+            CreditWrite::Reserve(r) => Some((
+                LOCK_POOL_AND_JOB,
+                vec![Param::Text(Some(&r.pool)), Param::Int(Some(r.job_id))],
+            )),
             _ => None,
         }
     }
@@ -214,6 +221,18 @@ impl Store {
             .fetch_optional(pool)
             .await)?;
         Ok(row.map(|(p,)| p))
+    }
+
+    /// Whether job `job_id` completed (its completion counted): a job whose `in_progress`
+    /// event comes after its completion reserves nothing, since nothing would end the
+    /// reservation.
+    pub async fn job_completed(&self, job_id: i64) -> anyhow::Result<bool> {
+        const SQL: &str = "SELECT job_id FROM jobs WHERE job_id = $1 AND status = 'completed'";
+        let row: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(job_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.is_some())
     }
 
     /// Every pool's balance at `now` (reservations past their expiry do not count).

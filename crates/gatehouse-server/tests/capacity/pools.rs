@@ -219,6 +219,37 @@ pub(super) async fn the_gate_reserves_credit_before_a_job_starts(backend: Backen
         cancelled(&world.fake).is_empty(),
         "the gate refuses per job"
     );
+
+/// GitHub does not promise the order of its deliveries: a job's `in_progress` event that comes
+/// after its completion (redelivered, or the two sent together) reserves nothing, since
+/// nothing would end the reservation and the pool would look spent for five days.
+pub(super) async fn a_job_that_starts_after_it_ended_holds_no_credit(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = world.guard().await;
+    let job = TestJob::new(REPO, 7101, "paid");
+    guard.announce(&job).await;
+    assert_eq!(guard.job_event(&job, "queued").await, "allow");
+    guard
+        .job_event_since(&job, "completed", jiff::SignedDuration::from_mins(2))
+        .await;
+    assert_eq!(
+        guard.job_event(&job, "in_progress").await,
+        "job in progress"
+    );
+    let pools = guard.json("/api/v1/pools").await;
+    let cloud = &pools["pools"][0];
+    assert_eq!(cloud["spent_units"], 1_000_000, "{cloud}");
+    assert_eq!(cloud["reserved_units"], 0, "{cloud}");
+    // So two more jobs fit in what is left (11.00 USD, 5.00 each).
+    for run in [7102, 7103] {
+        let next = TestJob::new(REPO, run, "paid");
+        guard.announce(&next).await;
+        assert_eq!(guard.job_event(&next, "queued").await, "allow");
+        assert_eq!(
+            guard.job_event(&next, "in_progress").await,
+            "job in progress"
+        );
+    }
 }
 
 /// Two replicas behind a load balancer, one PostgreSQL: ten jobs the pool allowed while queued
