@@ -219,6 +219,7 @@ pub(super) async fn the_gate_reserves_credit_before_a_job_starts(backend: Backen
         cancelled(&world.fake).is_empty(),
         "the gate refuses per job"
     );
+}
 
 /// GitHub does not promise the order of its deliveries: a job's `in_progress` event that comes
 /// after its completion (redelivered, or the two sent together) reserves nothing, since
