@@ -385,7 +385,8 @@ fn ticked<'a>(items: impl Iterator<Item = &'a str>) -> String {
     }
 }
 
-/// Answers the approval on GitHub: a 👍 on an accepted comment; otherwise the guard's one
+/// Answers the approval on GitHub: a 👍 on an accepted comment (sent in the background);
+/// otherwise the guard's one
 /// reply on the pull request (edited when it wrote one before). What it said is the
 /// delivery's outcome.
 async fn answer(
@@ -399,12 +400,15 @@ async fn answer(
     };
     let (text, outcome) = match (&result, ask.comment_id) {
         (Ok(what), Some(comment)) => {
-            if let Err(e) = github
-                .react_to_comment(&ask.repository, comment, "+1")
-                .await
-            {
-                tracing::warn!(error = %e, "cannot react to the approving comment");
-            }
+            // The approval is recorded; the 👍 only says so. It waits its turn among the
+            // guard's spaced GitHub mutations, which can take longer than GitHub waits for a
+            // webhook's answer (10 s), so it is sent after the delivery is answered.
+            let (github, repository) = (github.clone(), ask.repository.clone());
+            tokio::spawn(async move {
+                if let Err(e) = github.react_to_comment(&repository, comment, "+1").await {
+                    tracing::warn!(error = %e, "cannot react to the approving comment");
+                }
+            });
             return Ok(Step::Did(what.clone()));
         }
         (Ok(what), None) => (

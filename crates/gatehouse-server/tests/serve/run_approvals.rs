@@ -154,6 +154,13 @@ pub(super) async fn a_fork_pull_request_is_denied_approved_rerun_and_allowed(bac
         "{m}"
     );
     assert_eq!(guard.reruns(), [1100]);
+    // The 👍 follows the answer (it waits its turn among the guard's GitHub mutations).
+    for _ in 0..100 {
+        if !guard.fake.state.lock().unwrap().reactions.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         guard.fake.state.lock().unwrap().reactions,
         [(501, "+1".to_string())]
