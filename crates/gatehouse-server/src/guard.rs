@@ -185,7 +185,7 @@ async fn check_pools(
     match crate::credit::reserve(state, &holder, w.id, project.as_deref(), &resource).await? {
         crate::credit::Reserved::NotFunded | crate::credit::Reserved::Held => Ok(None),
         crate::credit::Reserved::Exhausted(pools) => {
-            let decision = Decision::budget_exhausted(id, &pools);
+            let decision = Decision::budget_exhausted(&policy, repository, id, &pools);
             let step = deny_in_progress(
                 state,
                 job,
@@ -240,8 +240,7 @@ async fn deny_in_progress(
         project,
     } = denial;
     let rule = decision.rule().map_or("deny", |r| r.code());
-    let view = view_of(state, &policy, repository, id, None).await?;
-    let message = decision.message(&policy, &view);
+    let message = decision.message();
     let acted = if record_only {
         "recorded (on_exceed: record)".to_string()
     } else {
@@ -352,7 +351,15 @@ async fn check_caps(
         w,
         InProgressDenial {
             resource: id,
-            decision: Decision::concurrency_exhausted(id, cap, running, limit, &caps.provider),
+            decision: Decision::concurrency_exhausted(
+                &policy,
+                repository,
+                id,
+                cap,
+                running,
+                limit,
+                &caps.provider,
+            ),
             suffix: "concurrency",
             record_only: caps.on_exceed == OnExceed::Record,
             project,
@@ -1067,16 +1074,16 @@ async fn decide_job(
             }));
         }
         state.metrics.facts_unavailable(missing);
-        decision = Decision::facts_unavailable(resource, missing);
+        decision = Decision::facts_unavailable(&policy, repository, resource, missing);
     }
     // Sponsor pools: a job only used-up pools fund is refused before it takes a machine.
     if let Decision::Allow { resource: id, .. } = decision
         && let Some(pools) =
             crate::credit::exhausted(state, &policy.resource(id).name, project.as_deref()).await?
     {
-        decision = Decision::budget_exhausted(id, &pools);
+        decision = Decision::budget_exhausted(&policy, repository, id, &pools);
     }
-    let message = decision.message(&policy, &view);
+    let message = decision.message();
     state.metrics.decide(started.elapsed());
     let rule = decision.rule().map(|r| r.code());
     let resource_name = decision

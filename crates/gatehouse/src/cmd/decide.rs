@@ -53,7 +53,7 @@ pub fn run(args: DecideArgs, today: Date, explain: bool) -> anyhow::Result<ExitC
     };
     match args.format {
         DecisionFormat::Json => {
-            let mut doc = decision_json(&policy, &job, &decision);
+            let mut doc = decision_json(&policy, &decision);
             if let Some(steps) = steps {
                 doc["steps"] = serde_json::to_value(steps)?;
             }
@@ -74,7 +74,7 @@ pub fn run(args: DecideArgs, today: Date, explain: bool) -> anyhow::Result<ExitC
                 .resource()
                 .map(|r| format!(" `{}`", policy.resource(r).name))
                 .unwrap_or_default();
-            match (&decision, decision.message(&policy, &job)) {
+            match (&decision, decision.message()) {
                 (Decision::Deny(d), Some(msg)) => {
                     println!("deny{resource} ({}): {msg}", d.rule)
                 }
@@ -86,7 +86,7 @@ pub fn run(args: DecideArgs, today: Date, explain: bool) -> anyhow::Result<ExitC
 }
 
 /// The JSON form of a decision: `{"outcome", "resource"?, "rule"?, "message"?}`.
-pub fn decision_json(policy: &Policy, job: &JobContext, d: &Decision) -> serde_json::Value {
+pub fn decision_json(policy: &Policy, d: &Decision) -> serde_json::Value {
     let mut doc = serde_json::json!({ "outcome": d.outcome() });
     if let Some(r) = d.resource() {
         doc["resource"] = policy.resource(r).name.as_ref().into();
@@ -94,7 +94,7 @@ pub fn decision_json(policy: &Policy, job: &JobContext, d: &Decision) -> serde_j
     if let Some(rule) = d.rule() {
         doc["rule"] = rule.code().into();
     }
-    if let Some(m) = d.message(policy, job) {
+    if let Some(m) = d.message() {
         doc["message"] = m.into();
     }
     doc
