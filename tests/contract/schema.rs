@@ -1,6 +1,7 @@
 //! GitHub's published descriptions as validators, shared by the contract tests of the command
 //! line (`crates/gatehouse/tests/github_contract.rs`) and of the guard
-//! (`crates/gatehouse-server/tests/github_contract.rs`), which include this file.
+//! (`crates/gatehouse-server/tests/serve.rs`, `capacity.rs` and `webhook_contract.rs`), which
+//! include this file; [`assert_follows_rest`] is the check a test of the guard ends with.
 //!
 //! Two descriptions, pinned by `tests/contract/package-lock.json` and installed by
 //! `scripts/ensure-openapi.sh`:
@@ -109,6 +110,31 @@ pub struct Description {
     operations: Vec<Operation>,
     /// JSON pointer of a schema → its validator.
     compiled: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+}
+
+/// The contract check of a test that talked to the fake GitHub through the recording proxy:
+/// every operation in `needed` was called, and every call and the fake's answer to it follow
+/// GitHub's REST description. Panics naming what was not called, or what is not allowed.
+pub fn assert_follows_rest(exchanges: &[Exchange], needed: &[&str]) {
+    let rest = Description::rest();
+    let operations: BTreeSet<&str> = exchanges
+        .iter()
+        .filter_map(|e| rest.operation(&e.method, &e.path))
+        .map(|o| o.id.as_str())
+        .collect();
+    for needed in needed {
+        assert!(
+            operations.contains(needed),
+            "{needed} was not called: {operations:?}"
+        );
+    }
+    let problems: BTreeSet<Problem> = exchanges.iter().flat_map(|e| rest.check(e)).collect();
+    let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        problems.is_empty(),
+        "calls or answers GitHub's description does not allow:\n{}",
+        listed.join("\n")
+    );
 }
 
 fn contract_dir() -> PathBuf {

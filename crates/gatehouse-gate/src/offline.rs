@@ -119,7 +119,9 @@ pub fn decide(
         head_owner: job.head_owner.as_ref().map(|(l, id)| person(l, *id)),
     };
     let decision = match policy.decide(&view) {
-        Decision::Undecided { resource, missing } => Decision::facts_unavailable(resource, missing),
+        Decision::Undecided { resource, missing } => {
+            Decision::facts_unavailable(policy, &job.repository, resource, missing)
+        }
         d => d,
     };
     let message = if let Decision::Deny(d) = &decision
@@ -141,7 +143,7 @@ pub fn decide(
             job.repository, pool.resource
         ))
     } else {
-        let message = decision.message(policy, &view);
+        let message = decision.message();
         match (message, unseen_offline(&decision, job)) {
             (Some(text), Some(note)) => Some(format!("{text}. {note}")),
             (message, _) => message,

@@ -209,7 +209,9 @@ fn pool_files(resources: &[String], today: jiff::civil::Date) -> Vec<(String, St
     let start = today
         .checked_sub(jiff::Span::new().days(364))
         .unwrap_or(today);
-    let end = today.checked_add(jiff::Span::new().days(90)).unwrap_or(today);
+    let end = today
+        .checked_add(jiff::Span::new().days(90))
+        .unwrap_or(today);
     ["sponsor-a", "sponsor-b"]
         .iter()
         .zip(resources)

@@ -235,16 +235,21 @@ impl CompiledResource {
 
     /// The roles that may trigger jobs, strongest first.
     pub fn roles(&self) -> impl Iterator<Item = Permission> + '_ {
-        [
-            Permission::Admin,
-            Permission::Maintain,
-            Permission::Write,
-            Permission::Triage,
-            Permission::Read,
-        ]
-        .into_iter()
-        .filter(|p| self.roles & p.bit() != 0)
+        permissions_in(self.roles)
     }
+}
+
+/// The roles of a mask of [`Permission::bit`]s, strongest first.
+pub(crate) fn permissions_in(roles: u8) -> impl Iterator<Item = Permission> {
+    [
+        Permission::Admin,
+        Permission::Maintain,
+        Permission::Write,
+        Permission::Triage,
+        Permission::Read,
+    ]
+    .into_iter()
+    .filter(move |p| roles & p.bit() != 0)
 }
 
 impl CompiledGrant {

@@ -23,6 +23,7 @@
 //! explanation can never disagree with the decision.
 
 use std::fmt;
+use std::sync::Arc;
 
 use gatehouse_core::model::Standing;
 use gatehouse_core::names::{label_key_end, never_routes};
@@ -30,7 +31,8 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 use crate::compile::{
-    CompiledGrant, CompiledResource, GrantId, Policy, ResourceId, Route, with_lowercase,
+    CompiledGrant, CompiledResource, GrantId, Policy, ResourceId, Route, permissions_in,
+    with_lowercase,
 };
 use crate::job::{Actor, Job, Missing, Permission, Run};
 
@@ -58,12 +60,130 @@ pub enum Decision {
     },
 }
 
+// A decision is returned by value on the guard's hot path: a denial's message detail is boxed,
+// so that it adds one pointer.
+const _: () = assert!(std::mem::size_of::<Decision>() <= 56);
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Denial {
     pub rule: DenyRule,
     /// The resource the labels routed to (absent only for ambiguous labels).
     pub resource: Option<ResourceId>,
     pub reason: DenyReason,
+    /// What its message names, taken when the job was denied (boxed: a decision stays small).
+    names: Box<Names>,
+}
+
+/// The names (and the few facts) a denial's message uses, taken from the policy and the job
+/// when the job is denied, so that [`Decision::message`] needs neither, as Cedar's response
+/// carries its reasons.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Names {
+    /// The resource the labels routed to (empty for ambiguous labels).
+    resource: Arc<str>,
+    /// The two resources ambiguous labels select.
+    both: Option<(Arc<str>, Arc<str>)>,
+    repository: Box<str>,
+    /// Where the project stands in `repository` (all of it for any other repository).
+    project: (usize, usize),
+    /// The organisation (for a repository that is not one of its projects).
+    org: Box<str>,
+    /// The person the people rule judged (login and account id), when the run names them.
+    person: Option<(Box<str>, i64)>,
+    /// The roles that may start the resource's jobs (a mask of [`Permission::bit`]s).
+    roles: u8,
+    /// The teams the project's grant names (for [`DenyReason::NotListed`]).
+    teams: Box<[Box<str>]>,
+    /// How a pull request's job the people rule denied can be approved.
+    approval: Option<ApprovalHint>,
+}
+
+/// What [`how_to_approve`] says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ApprovalHint {
+    phrase: Box<str>,
+    head_sha: Option<Box<str>>,
+    /// The grant narrows who may start jobs to its list of users.
+    users_listed: bool,
+    require_tos: bool,
+}
+
+impl Names {
+    /// What every message names: the resource, the repository and its project.
+    fn of(
+        policy: &Policy,
+        repository: &str,
+        resource: Option<ResourceId>,
+        reason: &DenyReason,
+    ) -> Names {
+        let name = |id: ResourceId| policy.resource(id).name.clone();
+        let project = with_lowercase(repository.as_bytes(), |r| policy.project_span(r))
+            .unwrap_or((0, repository.len()));
+        let mut names = Names {
+            resource: resource.map(name).unwrap_or_default(),
+            repository: repository.into(),
+            project,
+            roles: resource.map_or(0, |id| policy.resource(id).roles),
+            ..Names::default()
+        };
+        match reason {
+            DenyReason::AmbiguousLabels(a, b) => names.both = Some((name(*a), name(*b))),
+            DenyReason::NotAProject => names.org = policy.org.clone(),
+            _ => {}
+        }
+        names
+    }
+
+    /// What the people rule's messages name besides: the person, the grant's teams, and how
+    /// to approve the job's commit.
+    fn of_people(
+        &mut self,
+        policy: &Policy,
+        job: &impl Job,
+        resource: ResourceId,
+        reason: &DenyReason,
+    ) {
+        let run = job.run();
+        let who = match reason {
+            DenyReason::MissingRole { who, .. }
+            | DenyReason::NotListed { who }
+            | DenyReason::TermsNotAccepted { who }
+            | DenyReason::Bot { who } => Some(*who),
+            _ => None,
+        };
+        self.person = who.zip(run.as_ref()).and_then(|(who, run)| {
+            match who {
+                Who::Actor => Some(run.actor),
+                Who::TriggeringActor => run.triggering_actor.or(Some(run.actor)),
+                Who::HeadOwner => run.head_owner,
+            }
+            .map(|p| (p.login.as_str().into(), p.id))
+        });
+        let project = &self.repository[self.project.0..self.project.1];
+        let grant = with_lowercase(project.as_bytes(), |p| policy.grant_of(p, resource));
+        if matches!(reason, DenyReason::NotListed { .. }) {
+            self.teams = grant.map_or(&[][..], |g| policy.grant(g).teams()).into();
+            if !self.teams.is_empty() {
+                self.org = policy.org.clone();
+            }
+        }
+        let (Some(run), Some(phrase)) = (run, job.run_approval_phrase()) else {
+            return;
+        };
+        if !is_pull_request_event(run.event) {
+            return;
+        }
+        self.approval = Some(ApprovalHint {
+            phrase: phrase.into(),
+            head_sha: run.head_sha.map(Box::from),
+            users_listed: grant.is_some_and(|g| policy.grant(g).users().is_some()),
+            require_tos: policy.resource(resource).require_tos,
+        });
+    }
+
+    fn project(&self) -> &str {
+        &self.repository[self.project.0..self.project.1]
+    }
 }
 
 /// The rule that denied a job. The codes are stable: dashboards and documentation use them.
@@ -461,11 +581,40 @@ fn route_key(label: &str) -> &str {
     }
 }
 
-fn deny(rule: DenyRule, resource: Option<ResourceId>, reason: DenyReason) -> Decision {
+/// The denial of `job` by `rule`, with the names its message uses.
+fn deny(
+    policy: &Policy,
+    job: &impl Job,
+    rule: DenyRule,
+    resource: Option<ResourceId>,
+    reason: DenyReason,
+) -> Decision {
+    let mut names = Names::of(policy, job.repository(), resource, &reason);
+    if let (DenyRule::UserNotAllowed, Some(id)) = (rule, resource) {
+        names.of_people(policy, job, id, &reason);
+    }
     Decision::Deny(Denial {
         rule,
         resource,
         reason,
+        names: Box::new(names),
+    })
+}
+
+/// A denial by a rule the guard counts, of a job in `repository`.
+fn deny_counted(
+    policy: &Policy,
+    repository: &str,
+    rule: DenyRule,
+    resource: ResourceId,
+    reason: DenyReason,
+) -> Decision {
+    let names = Names::of(policy, repository, Some(resource), &reason);
+    Decision::Deny(Denial {
+        rule,
+        resource: Some(resource),
+        reason,
+        names: Box::new(names),
     })
 }
 
@@ -475,6 +624,7 @@ fn deny(rule: DenyRule, resource: Option<ResourceId>, reason: DenyReason) -> Dec
 /// remembered; a later rule may still deny (a deny does not depend on the missing fact), and
 /// otherwise the decision is [`Decision::Undecided`].
 pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Decision {
+    let deny = |rule, resource, reason| deny(policy, job, rule, resource, reason);
     let labels = job.labels();
     // 1. Routing, unless the caller routed the job already.
     let routed = match (job.routed(), job.resource()) {
@@ -964,19 +1114,21 @@ impl Decision {
         }
     }
 
-    /// The denial of a job whose missing fact could not be had in time: the guard's answer
-    /// to an [`Decision::Undecided`] that outlived its deadline.
     /// A job over a concurrency cap (the guard counts the jobs; the policy does not).
     pub fn concurrency_exhausted(
+        policy: &Policy,
+        repository: &str,
         resource: ResourceId,
         cap: Cap,
         running: u32,
         limit: u32,
         provider: &str,
     ) -> Decision {
-        deny(
+        deny_counted(
+            policy,
+            repository,
             DenyRule::ConcurrencyExhausted,
-            Some(resource),
+            resource,
             DenyReason::Concurrency {
                 cap,
                 running,
@@ -988,20 +1140,36 @@ impl Decision {
 
     /// A job that only used-up sponsor credit pools fund (the guard keeps the pools' books;
     /// the policy does not). `pools` names them, with their sponsors.
-    pub fn budget_exhausted(resource: ResourceId, pools: &str) -> Decision {
-        deny(
+    pub fn budget_exhausted(
+        policy: &Policy,
+        repository: &str,
+        resource: ResourceId,
+        pools: &str,
+    ) -> Decision {
+        deny_counted(
+            policy,
+            repository,
             DenyRule::BudgetExhausted,
-            Some(resource),
+            resource,
             DenyReason::Budget {
                 pools: pools.into(),
             },
         )
     }
 
-    pub fn facts_unavailable(resource: ResourceId, missing: Missing) -> Decision {
-        deny(
+    /// The denial of a job whose missing fact could not be had in time: the guard's answer
+    /// to an [`Decision::Undecided`] that outlived its deadline.
+    pub fn facts_unavailable(
+        policy: &Policy,
+        repository: &str,
+        resource: ResourceId,
+        missing: Missing,
+    ) -> Decision {
+        deny_counted(
+            policy,
+            repository,
             DenyRule::FactsUnavailable,
-            Some(resource),
+            resource,
             DenyReason::FactsUnavailable(missing),
         )
     }
@@ -1024,40 +1192,31 @@ impl Decision {
     }
 
     /// What the person whose job was denied should read: what happened and what to do.
-    pub fn message(&self, policy: &Policy, job: &impl Job) -> Option<String> {
+    pub fn message(&self) -> Option<String> {
         let Decision::Deny(d) = self else {
             return None;
         };
-        let name = |id: Option<ResourceId>| {
-            id.map_or_else(String::new, |id| policy.resource(id).name.to_string())
-        };
-        let resource = name(d.resource);
-        let repository = job.repository();
-        let project = policy.project_of(repository).unwrap_or(repository);
+        let names = &*d.names;
+        let resource = &*names.resource;
+        let repository = &*names.repository;
+        let project = names.project();
         let request = |action: &str| {
             format!(
                 "file a request in the access repository: `action: {action}`, `projects: [{project}]`, `resources: [{resource}]`"
             )
         };
-        let run = job.run();
-        let person = |who: Who| {
-            let run = run.as_ref()?;
-            match who {
-                Who::Actor => Some(run.actor),
-                Who::TriggeringActor => run.triggering_actor.or(Some(run.actor)),
-                Who::HeadOwner => run.head_owner,
-            }
-        };
-        let login = |who: Who| person(who).map_or("(unknown)", |p| p.login.as_str());
+        // The person the reason is about (its `who`).
+        let login = names.person.as_ref().map_or("(unknown)", |p| &*p.0);
         let text = match &d.reason {
-            DenyReason::AmbiguousLabels(a, b) => format!(
-                "the job's labels select two managed resources, `{}` and `{}`; a job may ask for one. Keep one resource's label in `runs-on`",
-                name(Some(*a)),
-                name(Some(*b))
-            ),
+            DenyReason::AmbiguousLabels(..) => {
+                let (a, b) = names.both.as_ref().map_or(("", ""), |(a, b)| (&**a, &**b));
+                format!(
+                    "the job's labels select two managed resources, `{a}` and `{b}`; a job may ask for one. Keep one resource's label in `runs-on`"
+                )
+            }
             DenyReason::NotAProject => format!(
                 "`{repository}` is not a project repository of {}, so it cannot use `{resource}`; only the organisation's project repositories can hold grants",
-                policy.org
+                names.org
             ),
             DenyReason::NoGrant => format!(
                 "`{project}` has no grant for `{resource}`. To ask for one, {}",
@@ -1085,12 +1244,7 @@ impl Decision {
                 "this pull request's fork has no known owner (its repository was deleted, or GitHub did not say), so nobody with a role on `{repository}` vouches for the code it runs on `{resource}`. Push the branch to `{repository}` to run it there"
             ),
             DenyReason::MissingRole { who, .. } => {
-                let roles = policy
-                    .resource(d.resource.unwrap_or(ResourceId(0)))
-                    .roles()
-                    .map(Permission::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let roles = role_names(names.roles);
                 let (whose, what) = if *who == Who::HeadOwner {
                     (
                         " (the code of this pull request is theirs)",
@@ -1104,20 +1258,17 @@ impl Decision {
                 format!(
                     "{} `{}`{whose} {}. Jobs on `{resource}` can be started by people with the {roles} role on `{repository}`; {what}",
                     who_name(*who),
-                    login(*who),
+                    login,
                     person_problem(&d.reason),
                 )
             }
             DenyReason::Bot { who } => format!(
                 "{} `{}` is a bot (`bots` in gatehouse.yml): a bot is never a maintainer, so its runs on `{resource}` need a maintainer's approval of the commit",
                 who_name(*who),
-                login(*who),
+                login,
             ),
             DenyReason::NotListed { who } => {
-                let teams = d
-                    .resource
-                    .and_then(|r| with_lowercase(project.as_bytes(), |p| policy.grant_of(p, r)))
-                    .map_or(&[][..], |g| policy.grant(g).teams());
+                let teams = &names.teams;
                 let (teams, or_team) = if teams.is_empty() {
                     (String::new(), "")
                 } else {
@@ -1126,7 +1277,7 @@ impl Decision {
                             ", and is in none of the teams it names ({})",
                             teams
                                 .iter()
-                                .map(|t| format!("`{}/{t}`", policy.org))
+                                .map(|t| format!("`{}/{t}`", names.org))
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
@@ -1136,15 +1287,15 @@ impl Decision {
                 format!(
                     "{} `{}` is not in the list of users of `{project}`'s grant of `{resource}`{teams}. To be added, {} listing the user under `users`{or_team}",
                     who_name(*who),
-                    login(*who),
+                    login,
                     request("grant")
                 )
             }
             DenyReason::TermsNotAccepted { who } => format!(
                 "{} `{}` (account {}) has not accepted the terms of service of `{resource}`. Accept them by adding yourself to people/tos.yml with your login and numeric account id",
                 who_name(*who),
-                login(*who),
-                person(*who).map_or(0, |p| p.id)
+                login,
+                names.person.as_ref().map_or(0, |p| p.1)
             ),
             DenyReason::ProjectQuota {
                 used,
@@ -1205,12 +1356,7 @@ impl Decision {
                 }
             ),
         };
-        let hint = match (&run, d.rule, d.resource) {
-            (Some(run), DenyRule::UserNotAllowed, Some(resource)) => {
-                how_to_approve(policy, job, run, resource, project)
-            }
-            _ => None,
-        };
+        let hint = names.approval.as_ref().map(|a| how_to_approve(names, a));
         Some(match hint {
             Some(hint) => format!("{text}. {hint}"),
             None => text,
@@ -1219,41 +1365,35 @@ impl Decision {
 }
 
 /// What a pull request's job denied by the people rule is told about run approvals: who can
-/// approve its commit, and what to write. `None` off pull requests, or where the one deciding
-/// takes no run approvals.
-fn how_to_approve(
-    policy: &Policy,
-    job: &impl Job,
-    run: &Run<'_>,
-    resource: ResourceId,
-    project: &str,
-) -> Option<String> {
-    let phrase = job.run_approval_phrase()?;
-    if !is_pull_request_event(run.event) {
-        return None;
-    }
-    let res = policy.resource(resource);
-    let roles = res
-        .roles()
-        .map(Permission::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let repository = job.repository();
-    let grant = with_lowercase(project.as_bytes(), |p| policy.grant_of(p, resource));
+/// approve its commit, and what to write.
+fn how_to_approve(names: &Names, hint: &ApprovalHint) -> String {
+    let roles = role_names(names.roles);
+    let repository = &names.repository;
+    let project = names.project();
+    let phrase = &hint.phrase;
     let mut who = format!("the {roles} role on `{repository}`");
-    if grant.is_some_and(|g| policy.grant(g).users().is_some()) {
+    if hint.users_listed {
         who.push_str(", listed in the grant's users");
     }
-    if res.require_tos {
+    if hint.require_tos {
         who.push_str(", terms of service accepted");
     }
-    let sha = run
+    let sha = hint
         .head_sha
+        .as_deref()
         .map_or("<commit>", |s| s.get(..12).unwrap_or(s));
-    Some(format!(
+    format!(
         "Someone who may start jobs on `{}` for `{project}` ({who}) can approve this pull request's commit for managed runners: a new comment on the pull request saying `{phrase} {sha}`, or an approving review whose text says `{phrase}`. An approval holds for this commit only; a push needs a new one",
-        res.name
-    ))
+        names.resource
+    )
+}
+
+/// The roles of a role mask, strongest first, as a message lists them.
+fn role_names(roles: u8) -> String {
+    permissions_in(roles)
+        .map(Permission::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The first day of the month after `day`.

@@ -91,7 +91,7 @@ fn denied(j: JobContext, rule: DenyRule) {
     let p = policy();
     let d = p.decide(&j);
     assert_eq!(d.rule(), Some(rule), "{d:?}");
-    let message = d.message(&p, &j).unwrap();
+    let message = d.message().unwrap();
     assert!(!message.is_empty());
     // The explanation ends in the same rule.
     let (again, steps) = p.explain(&j);
@@ -108,7 +108,7 @@ fn allowed(j: JobContext) {
     assert!(
         matches!(d, Decision::Allow { .. }),
         "{d:?}: {:?}",
-        d.message(&p, &j)
+        d.message()
     );
     let (again, steps) = p.explain(&j);
     assert_eq!(again, d);
@@ -193,7 +193,7 @@ fn a_fork_whose_owner_is_unknown_is_denied() {
     );
     let p = policy();
     let j = fork_pr(None);
-    let message = p.decide(&j).message(&p, &j).unwrap();
+    let message = p.decide(&j).message().unwrap();
     assert!(message.contains("no known owner"), "{message}");
 }
 
@@ -458,7 +458,7 @@ fn exhausted_quotas_deny_with_the_reset_date() {
         ..job()
     };
     denied(j.clone(), DenyRule::QuotaExhausted);
-    let msg = p.decide(&j).message(&p, &j).unwrap();
+    let msg = p.decide(&j).message().unwrap();
     assert!(msg.contains("resets on 2026-12-01"), "{msg}");
     denied(
         JobContext {
@@ -504,7 +504,7 @@ fn messages_say_what_to_do() {
         head_repository: None,
         ..job()
     };
-    let msg = p.decide(&j).message(&p, &j).unwrap();
+    let msg = p.decide(&j).message().unwrap();
     assert_eq!(
         msg,
         "`pytorch` has no grant for `gpu`. To ask for one, file a request in the access repository: `action: grant`, `projects: [pytorch]`, `resources: [gpu]`"
@@ -706,9 +706,9 @@ fn facts_that_cannot_be_had_deny_with_a_message_that_says_to_rerun() {
     let Decision::Undecided { resource, missing } = partial(job(), true, false) else {
         panic!("undecided expected");
     };
-    let d = Decision::facts_unavailable(resource, missing);
+    let d = Decision::facts_unavailable(&p, &job().repository, resource, missing);
     assert_eq!(d.rule(), Some(DenyRule::FactsUnavailable));
-    let message = d.message(&p, &job()).unwrap();
+    let message = d.message().unwrap();
     assert!(message.contains("Re-run"), "{message}");
     assert!(message.contains("roles"), "{message}");
 }

@@ -233,7 +233,7 @@ fn a_pull_request_denied_by_the_people_rule_is_told_who_can_approve_it_and_how()
     let p = policy();
     let job = Guarded(fork_pr(None));
     let d = p.decide(&job);
-    let text = d.message(&p, &job).unwrap();
+    let text = d.message().unwrap();
     assert!(
         text.contains("`/gatehouse run 6dcb09b5b578`")
             && text.contains("the admin, maintain, write role on `conda-forge/pytorch-cpu-feedstock`, terms of service accepted"),
@@ -244,10 +244,10 @@ fn a_pull_request_denied_by_the_people_rule_is_told_who_can_approve_it_and_how()
         event: "push".into(),
         ..fork_pr(None)
     });
-    let text = p.decide(&push).message(&p, &push).unwrap();
+    let text = p.decide(&push).message().unwrap();
     assert!(!text.contains("/gatehouse run"), "{text}");
     let plain = fork_pr(None);
-    let text = p.decide(&plain).message(&p, &plain).unwrap();
+    let text = p.decide(&plain).message().unwrap();
     assert!(!text.contains("/gatehouse run"), "{text}");
 }
 
@@ -295,7 +295,7 @@ fn a_bot_is_never_a_maintainer_but_its_pull_request_can_be_approved() {
         ..fork_pr(None)
     };
     assert_eq!(rule(&push), Some(DenyRule::UserNotAllowed));
-    let text = p.decide(&push).message(&p, &push).unwrap();
+    let text = p.decide(&push).message().unwrap();
     assert!(text.contains("is a bot"), "{text}");
     // Its pull request from its fork, approved by a maintainer's comment: runs.
     let bot_pr = |approval: Option<RunApproval>| JobContext {

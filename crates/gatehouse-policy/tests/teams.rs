@@ -104,7 +104,7 @@ fn someone_in_none_of_the_teams_is_refused_with_a_message_that_names_them() {
         unreachable!()
     };
     assert_eq!(denial.reason, DenyReason::NotListed { who: Who::Actor });
-    let message = d.message(&p, &job).unwrap();
+    let message = d.message().unwrap();
     assert!(
         message.contains(
             "is in none of the teams it names (`conda-forge/GPU-Users`, `conda-forge/core`)"
@@ -161,8 +161,13 @@ fn unknown_team_members_never_let_anyone_in() {
     assert_eq!(p.decide(&job).rule(), Some(DenyRule::UserNotAllowed));
     // Denied for want of the fact, the message says what could not be checked.
     let job = push_by(person("isuruf", ISURUF, Permission::Write), &[]);
-    let d = Decision::facts_unavailable(p.resource_by_name("gpu").unwrap(), Missing::Teams);
-    let message = d.message(&p, &job).unwrap();
+    let d = Decision::facts_unavailable(
+        &p,
+        &job.repository,
+        p.resource_by_name("gpu").unwrap(),
+        Missing::Teams,
+    );
+    let message = d.message().unwrap();
     assert!(
         message.contains("team membership could not be checked"),
         "{message}"

@@ -322,7 +322,7 @@ async fn admit(
     }
     if let Decision::Undecided { resource, missing } = decision {
         state.metrics.facts_unavailable(missing);
-        decision = Decision::facts_unavailable(resource, missing);
+        decision = Decision::facts_unavailable(&policy, &repository, resource, missing);
     }
     // An allowed job on a capped resource takes a slot, or waits for one, or (past its pool's
     // `concurrency_wait`) is denied.
@@ -389,8 +389,15 @@ async fn admit(
                     retry_after_secs: Some(left.as_secs().clamp(1, 5)),
                 }));
             }
-            decision =
-                Decision::concurrency_exhausted(resource, cap, running, limit, &caps.provider);
+            decision = Decision::concurrency_exhausted(
+                &policy,
+                &repository,
+                resource,
+                cap,
+                running,
+                limit,
+                &caps.provider,
+            );
         }
     }
     // An allowed job that sponsor pools fund reserves its expected cost now, before its first
@@ -402,10 +409,10 @@ async fn admit(
             crate::credit::reserve(state, &holder, 0, project.as_deref(), resource_name).await?
         {
             state.store.commit(vec![Write::Release { holder }]).await?;
-            decision = Decision::budget_exhausted(resource, &pools);
+            decision = Decision::budget_exhausted(&policy, &repository, resource, &pools);
         }
     }
-    let message = decision.message(&policy, &view);
+    let message = decision.message();
     let answer = AdmissionAnswer {
         outcome: decision.outcome().to_string(),
         resource: Some(resource_name.to_string()),

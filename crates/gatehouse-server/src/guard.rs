@@ -142,32 +142,64 @@ pub fn store_only(state: &AppState, event: &Parsed) -> bool {
     match e.action.as_str() {
         "queued" => false,
         "in_progress" => {
-            let policy = state.policy.load();
-            !decided_in_progress(&policy, &e.workflow_job)
-                && capped_resource(state, &policy, &e.workflow_job).is_none()
-                && !pool_funded(state, &policy, &e.workflow_job)
+            let route = Routing::in_progress(state, &e.workflow_job);
+            !decided_in_progress(&route, &e.workflow_job)
+                && capped_resource(state, &route, &e.workflow_job).is_none()
+                && !pool_funded(state, &route, &e.workflow_job)
         }
         _ => true,
     }
 }
 
+/// Where a job routes, found once per event and passed on, with the policy that routed it (a
+/// resource id means nothing under another policy, and the policy may be replaced meanwhile).
+struct Routing<'a> {
+    policy: Arc<Policy>,
+    /// The runner group it was routed with (`None` for a queued job).
+    group: Option<&'a str>,
+    routed: Routed,
+}
+
+impl<'a> Routing<'a> {
+    /// A job as its labels and `group` route it.
+    fn of(state: &AppState, w: &WorkflowJob, group: Option<&'a str>) -> Routing<'a> {
+        let policy = state.policy.load();
+        let routed = policy.route_job(w.labels.iter().map(String::as_str), group);
+        Routing {
+            policy,
+            group,
+            routed,
+        }
+    }
+
+    /// A job in progress: by its labels and the runner group that took it.
+    fn in_progress(state: &AppState, w: &'a WorkflowJob) -> Routing<'a> {
+        Routing::of(state, w, w.runner_group_name.as_deref())
+    }
+
+    /// The resource the job is tracked on ([`tracked`]).
+    fn resource(&self) -> Option<ResourceId> {
+        tracked(self.routed)
+    }
+
+    fn name(&self, id: ResourceId) -> &str {
+        &self.policy.resource(id).name
+    }
+}
+
 /// The resource of a job in progress on a runner, when concurrency caps apply to it.
-fn capped_resource(state: &AppState, policy: &Policy, w: &WorkflowJob) -> Option<ResourceId> {
+fn capped_resource(state: &AppState, route: &Routing<'_>, w: &WorkflowJob) -> Option<ResourceId> {
     w.runner_name.as_ref()?;
-    let id = route(policy, &w.labels, w.runner_group_name.as_deref())?;
-    state
-        .source
-        .load()
-        .caps
-        .of(&policy.resource(id).name)
-        .map(|_| id)
+    let id = route.resource()?;
+    state.source.load().caps.of(route.name(id)).map(|_| id)
 }
 
 /// Whether sponsor credit pools fund the resource of a job in progress on a runner.
-fn pool_funded(state: &AppState, policy: &Policy, w: &WorkflowJob) -> bool {
+fn pool_funded(state: &AppState, route: &Routing<'_>, w: &WorkflowJob) -> bool {
     w.runner_name.is_some()
-        && route(policy, &w.labels, w.runner_group_name.as_deref())
-            .is_some_and(|id| state.source.load().credit.funds(&policy.resource(id).name))
+        && route
+            .resource()
+            .is_some_and(|id| state.source.load().credit.funds(route.name(id)))
 }
 
 /// A job went in progress on a resource sponsor pools fund: it reserves its expected cost on
@@ -178,14 +210,12 @@ async fn check_pools(
     job: &Handling<'_>,
     repository: &str,
     w: &WorkflowJob,
+    route: &Routing<'_>,
     writes: &mut Vec<Write>,
     after: &mut Vec<After>,
 ) -> anyhow::Result<Option<Step>> {
-    let policy = state.policy.load();
-    let (Some(id), Some(runner)) = (
-        route(&policy, &w.labels, w.runner_group_name.as_deref()),
-        w.runner_name.as_deref(),
-    ) else {
+    let policy = &route.policy;
+    let (Some(id), Some(runner)) = (route.resource(), w.runner_name.as_deref()) else {
         return Ok(None);
     };
     let resource = policy.resource(id).name.to_string();
@@ -196,14 +226,14 @@ async fn check_pools(
         | crate::credit::Reserved::Held
         | crate::credit::Reserved::Completed => Ok(None),
         crate::credit::Reserved::Exhausted(pools) => {
-            let decision = Decision::budget_exhausted(id, &pools);
+            let decision = Decision::budget_exhausted(policy, repository, id, &pools);
             let step = deny_in_progress(
                 state,
                 job,
                 repository,
                 w,
                 InProgressDenial {
-                    resource: id,
+                    resource,
                     decision,
                     suffix: "budget",
                     record_only: false,
@@ -221,7 +251,8 @@ async fn check_pools(
 /// A job in progress that a rule the guard counts refuses (a concurrency cap, a used-up
 /// sponsor pool).
 struct InProgressDenial {
-    resource: ResourceId,
+    /// The resource's name.
+    resource: String,
     decision: Decision,
     /// The decision is recorded under `<delivery id>:<suffix>` (the job's decision on its
     /// queued delivery stands).
@@ -242,17 +273,15 @@ async fn deny_in_progress(
     writes: &mut Vec<Write>,
     after: &mut Vec<After>,
 ) -> anyhow::Result<Step> {
-    let policy = state.policy.load();
     let InProgressDenial {
-        resource: id,
+        resource,
         decision,
         suffix,
         record_only,
         project,
     } = denial;
     let rule = decision.rule().map_or("deny", |r| r.code());
-    let view = view_of(state, &policy, repository, id, None).await?;
-    let message = decision.message(&policy, &view);
+    let message = decision.message();
     let acted = if record_only {
         "recorded (on_exceed: record)".to_string()
     } else {
@@ -267,7 +296,6 @@ async fn deny_in_progress(
             }
         }
     };
-    let resource = policy.resource(id).name.to_string();
     tracing::info!(
         repository,
         run_id = w.run_id,
@@ -307,11 +335,12 @@ async fn check_caps(
     job: &Handling<'_>,
     repository: &str,
     w: &WorkflowJob,
+    route: &Routing<'_>,
     writes: &mut Vec<Write>,
     after: &mut Vec<After>,
 ) -> anyhow::Result<Option<Step>> {
-    let policy = state.policy.load();
-    let Some(id) = capped_resource(state, &policy, w) else {
+    let policy = &route.policy;
+    let Some(id) = capped_resource(state, route, w) else {
         return Ok(None);
     };
     let Some(runner) = w.runner_name.as_deref() else {
@@ -362,8 +391,16 @@ async fn check_caps(
         repository,
         w,
         InProgressDenial {
-            resource: id,
-            decision: Decision::concurrency_exhausted(id, cap, running, limit, &caps.provider),
+            resource: resource.clone(),
+            decision: Decision::concurrency_exhausted(
+                policy,
+                repository,
+                id,
+                cap,
+                running,
+                limit,
+                &caps.provider,
+            ),
             suffix: "concurrency",
             record_only: caps.on_exceed == OnExceed::Record,
             project,
@@ -732,7 +769,10 @@ async fn on_workflow_job(
     let repository = event.repository.full_name.as_str();
     let w = &event.workflow_job;
     match event.action.as_str() {
-        "queued" => decide_job(state, job, repository, w, None, writes, after).await,
+        "queued" => {
+            let route = Routing::of(state, w, None);
+            decide_job(state, job, repository, w, &route, writes, after).await
+        }
         "in_progress" => {
             // A gate asked for this job on its runner: link the two decisions.
             if state.config.gate.is_some()
@@ -745,15 +785,16 @@ async fn on_workflow_job(
                     None => crate::gate::note_ungated(state, repository, w, runner),
                 }
             }
-            let policy = state.policy.load();
-            let step = if decided_in_progress(&policy, w) {
-                let group = w.runner_group_name.as_deref();
-                decide_job(state, job, repository, w, group, writes, after).await?
+            // Routed once, for every step below.
+            let route = Routing::in_progress(state, w);
+            let step = if decided_in_progress(&route, w) {
+                decide_job(state, job, repository, w, &route, writes, after).await?
             } else {
                 Step::Did(track_job(
-                    state,
+                    &route.policy,
                     repository,
                     w,
+                    route.resource(),
                     JobStatus::InProgress,
                     writes,
                 ))
@@ -763,18 +804,19 @@ async fn on_workflow_job(
                 |w| matches!(w, Write::Decision { decision, .. } if decision.outcome == "deny"),
             );
             if matches!(step, Step::Did(_)) && !denied {
-                time_limit(state, repository, w, writes);
+                time_limit(state, repository, w, &route, writes);
             }
             if matches!(step, Step::Did(_))
                 && !denied
-                && let Some(capped) = check_caps(state, job, repository, w, writes, after).await?
+                && let Some(capped) =
+                    check_caps(state, job, repository, w, &route, writes, after).await?
             {
                 return Ok(capped);
             }
             if matches!(step, Step::Did(_))
                 && !denied
                 && let Some(exhausted) =
-                    check_pools(state, job, repository, w, writes, after).await?
+                    check_pools(state, job, repository, w, &route, writes, after).await?
             {
                 return Ok(exhausted);
             }
@@ -786,9 +828,15 @@ async fn on_workflow_job(
 }
 
 /// A job in progress on a resource with a time limit: its timer starts.
-fn time_limit(state: &AppState, repository: &str, w: &WorkflowJob, writes: &mut Vec<Write>) {
-    let policy = state.policy.load();
-    let Some(id) = route(&policy, &w.labels, w.runner_group_name.as_deref()) else {
+fn time_limit(
+    state: &AppState,
+    repository: &str,
+    w: &WorkflowJob,
+    route: &Routing<'_>,
+    writes: &mut Vec<Write>,
+) {
+    let policy = &route.policy;
+    let Some(id) = route.resource() else {
         return;
     };
     let resource = &policy.resource(id).name;
@@ -807,11 +855,9 @@ fn time_limit(state: &AppState, repository: &str, w: &WorkflowJob, writes: &mut 
 /// A job is decided (again) when it goes in progress if its runner group, known only once a
 /// runner took it, changes where it routes: `runs-on: { group: ... }` jobs are queued with no
 /// managed label, and labels of one resource on another resource's group are ambiguous.
-fn decided_in_progress(policy: &Policy, job: &WorkflowJob) -> bool {
-    job.runner_group_name.as_deref().is_some_and(|group| {
-        let labels = || job.labels.iter().map(String::as_str);
-        policy.route_job(labels(), Some(group)) != policy.route(labels())
-    })
+fn decided_in_progress(route: &Routing<'_>, job: &WorkflowJob) -> bool {
+    route.group.is_some()
+        && route.routed != route.policy.route(job.labels.iter().map(String::as_str))
 }
 
 /// The resource a job asks for (its labels', or its runner group's); for ambiguous labels,
@@ -830,14 +876,14 @@ fn tracked(routed: Routed) -> Option<ResourceId> {
 
 /// Notes how far a managed job got (for concurrency per resource).
 fn track_job(
-    state: &AppState,
+    policy: &Policy,
     repository: &str,
     job: &WorkflowJob,
+    resource: Option<ResourceId>,
     status: JobStatus,
     writes: &mut Vec<Write>,
 ) -> String {
-    let policy = state.policy.load();
-    let Some(resource) = route(&policy, &job.labels, job.runner_group_name.as_deref()) else {
+    let Some(resource) = resource else {
         return "not managed".into();
     };
     writes.push(Write::JobStatus {
@@ -1105,31 +1151,34 @@ async fn decide_job(
     job: &Handling<'_>,
     repository: &str,
     w: &WorkflowJob,
-    group: Option<&str>,
+    route: &Routing<'_>,
     writes: &mut Vec<Write>,
     after: &mut Vec<After>,
 ) -> anyhow::Result<Step> {
-    let policy = state.policy.load();
+    let policy = &route.policy;
+    let (group, routed) = (route.group, route.routed);
     // Most jobs run on GitHub's own runners: settle those before anything is read. (Not
     // recorded either: the decisions table is about managed resources.) Routed once: the
     // decision starts from it.
-    let routed = policy.route_job(w.labels.iter().map(String::as_str), group);
     let Some(resource) = tracked(routed) else {
         return Ok(Step::Did("not managed".into()));
     };
     let project = policy.project_of(repository).map(str::to_lowercase);
     let run = state.store.get_run(w.run_id, w.run_attempt).await?;
     let now = Timestamp::now();
-    let mut view = view_of(state, &policy, repository, resource, run).await?;
+    let mut view = view_of(state, policy, repository, resource, run).await?;
     view.labels = w.labels.clone();
     view.runner_group = group;
     view.routed = Some(routed);
+    // The metric is the decision engine's time: the store reads around it (approvals, pools)
+    // are not counted.
     let started = std::time::Instant::now();
     let mut decision = policy.decide(&view);
+    let mut deciding = started.elapsed();
     let mut approval_used = None;
     if decision.rule() == Some(DenyRule::UserNotAllowed)
         && let Some((approved, used)) =
-            crate::run_approvals::consider(state, &policy, &mut view, w.run_id, w.run_attempt)
+            crate::run_approvals::consider(state, policy, &mut view, w.run_id, w.run_attempt)
                 .await?
     {
         decision = approved;
@@ -1154,17 +1203,19 @@ async fn decide_job(
             }));
         }
         state.metrics.facts_unavailable(missing);
-        decision = Decision::facts_unavailable(resource, missing);
+        decision = Decision::facts_unavailable(policy, repository, resource, missing);
     }
     // Sponsor pools: a job only used-up pools fund is refused before it takes a machine.
     if let Decision::Allow { resource: id, .. } = decision
         && let Some(pools) =
             crate::credit::exhausted(state, &policy.resource(id).name, project.as_deref()).await?
     {
-        decision = Decision::budget_exhausted(id, &pools);
+        decision = Decision::budget_exhausted(policy, repository, id, &pools);
     }
-    let message = decision.message(&policy, &view);
-    state.metrics.decide(started.elapsed());
+    let started = std::time::Instant::now();
+    let message = decision.message();
+    deciding += started.elapsed();
+    state.metrics.decide(deciding);
     let rule = decision.rule().map(|r| r.code());
     let resource_name = decision
         .resource()
@@ -1298,7 +1349,14 @@ fn count_minutes(
     let Some(resource) = route(&policy, &job.labels, job.runner_group_name.as_deref()) else {
         return Ok("not managed".into());
     };
-    track_job(state, repository, job, JobStatus::Completed, writes);
+    track_job(
+        &policy,
+        repository,
+        job,
+        Some(resource),
+        JobStatus::Completed,
+        writes,
+    );
     writes.push(crate::time_limits::disarm(job));
     // Its machine is free (a claim is kept only on capped resources; deleting none is cheap).
     let holder = job

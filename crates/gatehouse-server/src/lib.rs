@@ -40,7 +40,6 @@ pub mod replay;
 mod run_approvals;
 mod scrape;
 mod site_routes;
-mod sqlite_writer;
 mod state;
 pub mod store;
 pub mod stored_site;

@@ -2683,42 +2683,27 @@ async fn the_guard_s_calls_and_the_fake_s_answers_follow_github_s_description() 
         .iter()
         .flat_map(|r| r.exchanges())
         .collect();
-    let rest = schema::Description::rest();
-    let operations: std::collections::BTreeSet<&str> = exchanges
-        .iter()
-        .filter_map(|e| rest.operation(&e.method, &e.path))
-        .map(|o| o.id.as_str())
-        .collect();
-    for needed in [
-        "repos/list-collaborators",
-        "actions/get-workflow-run-attempt",
-        "actions/cancel-workflow-run",
-        "checks/create",
-        "teams/list-repos-in-org",
-        "teams/list-members-in-org",
-        "orgs/list-webhook-deliveries",
-        "orgs/redeliver-webhook-delivery",
-        "pulls/get",
-        "actions/re-run-workflow-failed-jobs",
-        "reactions/create-for-issue-comment",
-        "issues/create-comment",
-        "issues/update-comment",
-    ] {
-        assert!(
-            operations.contains(needed),
-            "{needed} was not called: {operations:?}"
-        );
-    }
-    let problems: std::collections::BTreeSet<schema::Problem> =
-        exchanges.iter().flat_map(|e| rest.check(e)).collect();
-    let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
-    assert!(
-        problems.is_empty(),
-        "calls or answers GitHub's description does not allow:\n{}",
-        listed.join("\n")
+    schema::assert_follows_rest(
+        &exchanges,
+        &[
+            "repos/list-collaborators",
+            "actions/get-workflow-run-attempt",
+            "actions/cancel-workflow-run",
+            "checks/create",
+            "teams/list-repos-in-org",
+            "teams/list-members-in-org",
+            "orgs/list-webhook-deliveries",
+            "orgs/redeliver-webhook-delivery",
+            "pulls/get",
+            "actions/re-run-workflow-failed-jobs",
+            "reactions/create-for-issue-comment",
+            "issues/create-comment",
+            "issues/update-comment",
+        ],
     );
 
     // Changed, the same call is found: its path, its body, the fake's answer.
+    let rest = schema::Description::rest();
     let check = exchanges
         .iter()
         .find(|e| e.path.ends_with("/check-runs"))

@@ -1,6 +1,6 @@
 //! Sponsor credit pools in the store ([`crate::credit`]): what running jobs hold reserved,
 //! what completed jobs spent, each pool's total, and the alerts claimed. The tables are in
-//! [`super::SCHEMA`]; the writes go through [`super::Write`] like every other change.
+//! [`super::schema::SCHEMA`]; the writes go through [`super::Write`] like every other change.
 //!
 //! Units are whole numbers: millionths of the pool's currency, or minutes
 //! ([`gatehouse_core::pools`]).

@@ -1,6 +1,6 @@
 //! Run approvals in the store ([`crate::run_approvals`]): the approvals themselves, the runs
 //! that used each (claimed against its allowance, or re-run by the guard), and the guard's one
-//! reply per pull request. The tables are in [`super::SCHEMA`]; the writes go through
+//! reply per pull request. The tables are in [`super::schema::SCHEMA`]; the writes go through
 //! [`super::Write`] like every other change.
 
 use serde::Serialize;

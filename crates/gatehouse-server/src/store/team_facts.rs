@@ -1,6 +1,6 @@
 //! Team facts in the store ([`crate::team_facts`]): each team a grant names, with its member
 //! list as GitHub last gave it, when that fetch started and when a webhook last made it stale.
-//! The table is in [`super::SCHEMA`]; the writes go through [`super::Write`] like every other
+//! The table is in `store/schema.rs`; the writes go through [`super::Write`] like every other
 //! change, so every replica reads what one of them learnt.
 
 use super::{Param, Pool, Statement, Store};

@@ -139,26 +139,14 @@ pub(super) async fn a_sponsor_pool_pays_for_jobs_until_it_is_used_up(backend: Ba
         "{metrics}"
     );
 
-    let rest = schema::Description::rest();
-    let exchanges = proxy.exchanges();
-    let operations: std::collections::BTreeSet<&str> = exchanges
-        .iter()
-        .filter_map(|e| rest.operation(&e.method, &e.path))
-        .map(|o| o.id.as_str())
-        .collect();
-    for needed in [
-        "issues/create",
-        "issues/update",
-        "actions/cancel-workflow-run",
-    ] {
-        assert!(operations.contains(needed), "{needed}: {operations:?}");
-    }
-    let problems: Vec<String> = exchanges
-        .iter()
-        .flat_map(|e| rest.check(e))
-        .map(|p| p.to_string())
-        .collect();
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    schema::assert_follows_rest(
+        &proxy.exchanges(),
+        &[
+            "issues/create",
+            "issues/update",
+            "actions/cancel-workflow-run",
+        ],
+    );
 }
 
 /// On a gated resource the gate's admission reserves a job's expected cost before its first

@@ -51,7 +51,7 @@ pub fn run(args: DecideArgs, today: Date, explain: bool) -> anyhow::Result<ExitC
     } else {
         (policy.decide(&job), None)
     };
-    let decision = settled(decision);
+    let decision = settled(&policy, &job, decision);
     match args.format {
         DecisionFormat::Json => {
             let mut doc = decision_json(&policy, &job, &decision);
@@ -104,9 +104,11 @@ pub fn decision_json(policy: &Policy, job: &JobContext, d: &Decision) -> serde_j
 /// A job file holds every fact but the members of the teams its grant names, which it may
 /// leave out: without them a person the grant lists only through a team cannot be judged, and
 /// the job is refused (`facts-unavailable`), never let in.
-fn settled(d: Decision) -> Decision {
+fn settled(policy: &Policy, job: &JobContext, d: Decision) -> Decision {
     match d {
-        Decision::Undecided { resource, missing } => Decision::facts_unavailable(resource, missing),
+        Decision::Undecided { resource, missing } => {
+            Decision::facts_unavailable(policy, &job.repository, resource, missing)
+        }
         d => d,
     }
 }
@@ -118,7 +120,7 @@ fn message(policy: &Policy, job: &JobContext, d: &Decision) -> Option<String> {
         return None;
     };
     let DenyReason::FactsUnavailable(Missing::Teams) = denial.reason else {
-        return d.message(policy, job);
+        return d.message();
     };
     let teams = denial
         .resource

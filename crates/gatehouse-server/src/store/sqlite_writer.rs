@@ -16,7 +16,7 @@ use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{Param, Statement, Write};
+use super::write::{Param, Statement, Write};
 
 /// How many units the writer commits together at most.
 pub(crate) const MAX_BATCH: usize = 512;

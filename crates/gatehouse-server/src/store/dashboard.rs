@@ -1,0 +1,318 @@
+//! What the guard's pages, its JSON API, `/queue` and `/metrics` read: decisions, usage by
+//! month, week and day, the jobs not finished yet, and the queue.
+
+use serde::Serialize;
+
+use super::{DecisionRecord, DecisionRow, Pool, Store, decision_record};
+
+/// Filters of `GET /api/v1/decisions`.
+#[derive(Clone, Debug, Default)]
+pub struct DecisionFilter {
+    pub project: Option<String>,
+    pub resource: Option<String>,
+    pub outcome: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Minutes of one project on one resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UsageRow {
+    pub project: String,
+    pub resource: String,
+    pub minutes: i64,
+}
+
+impl From<(String, String, i64)> for UsageRow {
+    /// A `(project, resource, minutes)` row as the usage queries select it.
+    fn from((project, resource, minutes): (String, String, i64)) -> Self {
+        UsageRow {
+            project,
+            resource,
+            minutes,
+        }
+    }
+}
+
+/// Minutes on one resource in one week.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WeekUsage {
+    /// The week's Monday, `YYYY-MM-DD`.
+    pub week: String,
+    pub resource: String,
+    pub minutes: i64,
+}
+
+/// Managed jobs not finished yet on one resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ActiveJobs {
+    pub resource: String,
+    pub queued: i64,
+    pub in_progress: i64,
+}
+
+impl Store {
+    /// How many deliveries are stored but not processed (waiting for a fact, or for a
+    /// cancel to go through), and when the oldest of them was received.
+    pub async fn pending(&self) -> anyhow::Result<(i64, Option<String>)> {
+        const SQL: &str =
+            "SELECT COUNT(*), MIN(received_at) FROM deliveries WHERE processed_at IS NULL";
+        let row: (i64, Option<String>) =
+            on_pool!(self, pool => sqlx::query_as(SQL).fetch_one(pool).await)?;
+        Ok(row)
+    }
+
+    /// Newest first.
+    pub async fn decisions(&self, f: &DecisionFilter) -> anyhow::Result<Vec<DecisionRecord>> {
+        // `CAST($n AS TEXT) IS NULL` lets one statement serve every combination of filters
+        // (PostgreSQL needs the cast to know the parameter's type).
+        const SQL: &str = "SELECT delivery_id, job_id, run_id, repository, project, resource,
+                outcome, rule, message, decided_at, COALESCE(origin, 'webhook')
+            FROM decisions
+            WHERE (CAST($1 AS TEXT) IS NULL OR project = $1)
+              AND (CAST($2 AS TEXT) IS NULL OR resource = $2)
+              AND (CAST($3 AS TEXT) IS NULL OR outcome = $3)
+            ORDER BY id DESC LIMIT $4 OFFSET $5";
+        let rows: Vec<DecisionRow> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(f.project.as_deref())
+            .bind(f.resource.as_deref())
+            .bind(f.outcome.as_deref())
+            .bind(f.limit)
+            .bind(f.offset)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(decision_record).collect())
+    }
+
+    /// The `limit` most recent denials, newest first: what a dashboard lists as "recently
+    /// refused", each with its rule and the message the person saw.
+    pub async fn recent_denials(&self, limit: i64) -> anyhow::Result<Vec<DecisionRecord>> {
+        self.decisions(&DecisionFilter {
+            outcome: Some("deny".into()),
+            limit: limit.max(0),
+            ..DecisionFilter::default()
+        })
+        .await
+    }
+
+    /// Minutes per project and resource in `month` (`YYYY-MM`), sorted by project and
+    /// resource. The figures quotas are judged on.
+    pub async fn usage_of_month(&self, month: &str) -> anyhow::Result<Vec<UsageRow>> {
+        self.usage_of_month_where(month, None, None).await
+    }
+
+    /// Minutes per project and day on days in `[from, until)` (`YYYY-MM-DD`): `(project, day,
+    /// minutes)`.
+    pub async fn project_day_minutes(
+        &self,
+        from: &str,
+        until: &str,
+    ) -> anyhow::Result<Vec<(String, String, i64)>> {
+        // Served by `job_minutes_by_day` (day, resource).
+        const SQL: &str = "SELECT project, day, CAST(SUM(minutes) AS BIGINT)
+            FROM job_minutes WHERE day >= $1 AND day < $2 GROUP BY project, day";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(from)
+            .bind(until)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Minutes per resource and month from `from` (`YYYY-MM`) on: `(resource, month,
+    /// minutes)`, by resource and month.
+    pub async fn monthly_usage(&self, from: &str) -> anyhow::Result<Vec<(String, String, u64)>> {
+        const SQL: &str = "SELECT resource, month, CAST(SUM(minutes) AS BIGINT)
+            FROM usage_by_month WHERE month >= $1
+            GROUP BY resource, month ORDER BY resource, month";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(from)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(r, m, n)| (r, m, n.max(0) as u64))
+            .collect())
+    }
+
+    /// [`Store::usage_of_month`] narrowed to one project (lower-cased) or one resource, or
+    /// both; served by the table's key (project first) or `usage_by_month_by_month`.
+    pub async fn usage_of_month_where(
+        &self,
+        month: &str,
+        project: Option<&str>,
+        resource: Option<&str>,
+    ) -> anyhow::Result<Vec<UsageRow>> {
+        const SQL: &str = "SELECT project, resource, minutes FROM usage_by_month
+            WHERE month = $1 AND (CAST($2 AS TEXT) IS NULL OR project = $2)
+              AND (CAST($3 AS TEXT) IS NULL OR resource = $3)
+            ORDER BY project, resource";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(month)
+            .bind(project)
+            .bind(resource)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(UsageRow::from).collect())
+    }
+
+    /// Minutes per resource in `month` (`YYYY-MM`), every project together.
+    pub async fn month_minutes_by_resource(
+        &self,
+        month: &str,
+    ) -> anyhow::Result<Vec<(String, i64)>> {
+        const SQL: &str = "SELECT resource, CAST(SUM(minutes) AS BIGINT) FROM usage_by_month
+            WHERE month = $1 GROUP BY resource";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(month)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Minutes per project and resource of jobs that finished on days in `[from, until)`
+    /// (`YYYY-MM-DD`), sorted by project and resource.
+    pub async fn usage(&self, from: &str, until: &str) -> anyhow::Result<Vec<UsageRow>> {
+        const SQL: &str = "SELECT project, resource, CAST(SUM(minutes) AS BIGINT)
+            FROM job_minutes WHERE day >= $1 AND day < $2
+            GROUP BY project, resource ORDER BY project, resource";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(from)
+            .bind(until)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(UsageRow::from).collect())
+    }
+
+    /// One project's minutes per resource on days in `[from, until)` (`YYYY-MM-DD`);
+    /// `project` is the lower-cased project name.
+    pub async fn project_usage(
+        &self,
+        project: &str,
+        from: &str,
+        until: &str,
+    ) -> anyhow::Result<Vec<UsageRow>> {
+        Ok(self
+            .usage(from, until)
+            .await?
+            .into_iter()
+            .filter(|r| r.project == project)
+            .collect())
+    }
+
+    /// Minutes per resource per week (weeks start on Monday) of jobs that finished on days in
+    /// `[from, until)` (`YYYY-MM-DD`), sorted by week then resource: the data of a usage chart.
+    pub async fn weekly_usage(&self, from: &str, until: &str) -> anyhow::Result<Vec<WeekUsage>> {
+        self.weekly_usage_where(None, from, until).await
+    }
+
+    /// [`Store::weekly_usage`] of one project (the lower-cased project name): the data of a
+    /// project's own usage chart.
+    pub async fn weekly_usage_of_project(
+        &self,
+        project: &str,
+        from: &str,
+        until: &str,
+    ) -> anyhow::Result<Vec<WeekUsage>> {
+        self.weekly_usage_where(Some(project), from, until).await
+    }
+
+    async fn weekly_usage_where(
+        &self,
+        project: Option<&str>,
+        from: &str,
+        until: &str,
+    ) -> anyhow::Result<Vec<WeekUsage>> {
+        // Served by `job_minutes_by_day` (day, resource).
+        const SQL: &str = "SELECT day, resource, CAST(SUM(minutes) AS BIGINT)
+            FROM job_minutes WHERE day >= $1 AND day < $2
+              AND (CAST($3 AS TEXT) IS NULL OR project = $3)
+            GROUP BY day, resource";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(from)
+            .bind(until)
+            .bind(project)
+            .fetch_all(pool)
+            .await)?;
+        let mut weeks = std::collections::BTreeMap::<(String, String), i64>::new();
+        for (day, resource, minutes) in rows {
+            let Ok(date) = day.parse::<jiff::civil::Date>() else {
+                continue;
+            };
+            let back = i64::from(date.weekday().to_monday_zero_offset());
+            let monday = date
+                .checked_sub(jiff::Span::new().days(back))
+                .unwrap_or(date);
+            *weeks.entry((monday.to_string(), resource)).or_default() += minutes;
+        }
+        Ok(weeks
+            .into_iter()
+            .map(|((week, resource), minutes)| WeekUsage {
+                week,
+                resource,
+                minutes,
+            })
+            .collect())
+    }
+
+    /// Managed jobs queued or running, per resource (resources with none are left out).
+    pub async fn active_jobs(&self) -> anyhow::Result<Vec<ActiveJobs>> {
+        const SQL: &str = "SELECT resource, status, COUNT(*) FROM jobs
+            WHERE status IN ('queued', 'in_progress') GROUP BY resource, status";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .fetch_all(pool)
+            .await)?;
+        let mut by = std::collections::BTreeMap::<String, ActiveJobs>::new();
+        for (resource, status, n) in rows {
+            let e = by.entry(resource.clone()).or_insert_with(|| ActiveJobs {
+                resource,
+                ..ActiveJobs::default()
+            });
+            if status == "queued" {
+                e.queued = n;
+            } else {
+                e.in_progress = n;
+            }
+        }
+        Ok(by.into_values().collect())
+    }
+
+    /// Managed jobs queued or in progress: `(resource, status, how many, the earliest
+    /// `updated_at`)` (for queued jobs, when the oldest was queued).
+    pub async fn queue_jobs(&self) -> anyhow::Result<Vec<(String, String, i64, String)>> {
+        const SQL: &str = "SELECT resource, status, COUNT(*), MIN(updated_at) FROM jobs
+            WHERE status IN ('queued', 'in_progress') GROUP BY resource, status";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL).fetch_all(pool).await)?)
+    }
+
+    /// Claims on capped machines that count at `now`: `(resource, provider, state, how
+    /// many)`.
+    pub async fn queue_holds(
+        &self,
+        now: &str,
+    ) -> anyhow::Result<Vec<(String, String, String, i64)>> {
+        const SQL: &str = "SELECT resource, provider, state, COUNT(*) FROM holds
+            WHERE expires > $1 GROUP BY resource, provider, state";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(now)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Every decision about the jobs of run `run_id` of `repository` (lower-cased or not),
+    /// oldest first.
+    pub async fn decisions_of_run(
+        &self,
+        repository: &str,
+        run_id: i64,
+    ) -> anyhow::Result<Vec<DecisionRecord>> {
+        const SQL: &str = "SELECT delivery_id, job_id, run_id, repository, project, resource,
+                outcome, rule, message, decided_at, COALESCE(origin, 'webhook')
+            FROM decisions WHERE run_id = $1 AND LOWER(repository) = LOWER($2)
+            ORDER BY id";
+        let rows: Vec<DecisionRow> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(run_id)
+            .bind(repository)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(decision_record).collect())
+    }
+}
