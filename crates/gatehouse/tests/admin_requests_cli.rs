@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "support/fs.rs"]
+mod fs;
+
 fn gatehouse(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(args)
@@ -18,23 +21,10 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// The example with its own requests replaced by `requests`, as (file name, text).
 fn example_with(requests: &[(String, String)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy(&root().join("examples/conda-forge"), dir.path());
+    fs::copy_dir(&root().join("examples/conda-forge"), dir.path());
     std::fs::remove_dir_all(dir.path().join("requests")).unwrap();
     std::fs::create_dir_all(dir.path().join("requests")).unwrap();
     for (name, text) in requests {

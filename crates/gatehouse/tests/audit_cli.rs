@@ -718,20 +718,8 @@ fn audit_online_reports_hand_edits_and_public_runner_groups() {
 
 /// `dir` copied to a fresh temporary folder.
 fn copy_of(dir: &Path) -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
-    }
     let out = tempfile::tempdir().unwrap();
-    copy(dir, out.path());
+    support::fs::copy_dir(dir, out.path());
     out
 }
 

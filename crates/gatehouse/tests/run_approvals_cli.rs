@@ -9,6 +9,9 @@ use gatehouse_server::Store;
 use gatehouse_server::store::{ApprovedRun, RunApprovalRecord, Write};
 use serde_json::Value;
 
+#[path = "support/fs.rs"]
+mod fs;
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -112,19 +115,8 @@ fn audit_findings(dir: &str, url: &str) -> Vec<(String, String)> {
 
 /// A copy of the example whose gatehouse.yml ends with `extra`.
 fn example_with(extra: &str) -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &to.join(e.file_name()));
-            } else {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-            }
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
-    copy(&workspace().join("examples/conda-forge"), dir.path());
+    fs::copy_dir(&workspace().join("examples/conda-forge"), dir.path());
     let settings = dir.path().join("gatehouse.yml");
     let text = std::fs::read_to_string(&settings).unwrap();
     std::fs::write(&settings, format!("{text}{extra}\n")).unwrap();

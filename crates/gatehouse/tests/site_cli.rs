@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+#[path = "support/fs.rs"]
+mod fs;
+
 fn gatehouse(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(args)
@@ -302,11 +305,7 @@ minutes: 20000\nstart: 2026-09-01\nend: 2027-03-31\nresources: [cirun-openstack-
 /// since no real sponsor's figures exist to put there.
 fn example_with_a_pool(dir: &Path) -> PathBuf {
     let repo = dir.join("repo");
-    for (rel, bytes) in tree(&example()) {
-        let path = repo.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
+    fs::copy_dir(&example(), &repo);
     write(&repo, "pools/gpu-credit.yml", POOL);
     repo
 }

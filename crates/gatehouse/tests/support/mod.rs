@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod fs;
 pub mod world;
 
 pub use gatehouse_fake::*;
