@@ -74,11 +74,7 @@ pub async fn replay(dir: &Path, db_url: &str, since: Timestamp) -> anyhow::Resul
     let policy = loaded.policy;
     // Opening a SQLite store creates it; a replay of a file that is not there is a mistake
     // (a wrong path), not an empty history.
-    if let Some(path) = db_url
-        .strip_prefix("sqlite://")
-        .or_else(|| db_url.strip_prefix("sqlite:"))
-        .map(|p| p.split('?').next().unwrap_or(p))
-        && !path.contains(":memory:")
+    if let Some(path) = crate::store::sqlite_file(db_url)
         && !Path::new(path).exists()
     {
         anyhow::bail!(

@@ -806,6 +806,16 @@ fn scheme_of(url: &str) -> &str {
     url.split_once("://").map_or("(no scheme)", |(s, _)| s)
 }
 
+/// The file of a SQLite URL (`sqlite://guard.db`, `sqlite:guard.db?mode=rwc`), `None` for
+/// another database or SQLite in memory.
+pub(crate) fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.contains(":memory:")).then_some(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -868,5 +878,16 @@ mod tests {
             Some(rows) => assert_eq!(rows, vec![1, 1]),
             None => assert!(!ids.contains(&"c".to_string()), "{ids:?}"),
         }
+    }
+
+    #[test]
+    fn the_file_of_a_sqlite_url() {
+        assert_eq!(sqlite_file("sqlite://guard.db"), Some("guard.db"));
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/g.db?mode=ro"),
+            Some("/var/lib/g.db")
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://localhost/test"), None);
     }
 }

@@ -30,7 +30,7 @@ pub async fn read(
     ledger: &Ledger,
     today: Date,
 ) -> anyhow::Result<StoredFigures> {
-    if let Some(path) = sqlite_file(url)
+    if let Some(path) = crate::store::sqlite_file(url)
         && !Path::new(path).is_file()
     {
         bail!(
@@ -54,30 +54,4 @@ pub async fn read(
     let pools =
         crate::pool_pages::pages(&store, &gatehouse_core::pools::terms(repo), today).await?;
     Ok(StoredFigures { usage, pools })
-}
-
-/// The file of a SQLite URL (`sqlite://guard.db`, `sqlite:guard.db?mode=rwc`), `None` for
-/// another database or SQLite in memory.
-fn sqlite_file(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && !path.contains(":memory:")).then_some(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sqlite_file;
-
-    #[test]
-    fn the_file_of_a_sqlite_url() {
-        assert_eq!(sqlite_file("sqlite://guard.db"), Some("guard.db"));
-        assert_eq!(
-            sqlite_file("sqlite:///var/lib/g.db?mode=ro"),
-            Some("/var/lib/g.db")
-        );
-        assert_eq!(sqlite_file("sqlite::memory:"), None);
-        assert_eq!(sqlite_file("postgres://localhost/test"), None);
-    }
 }
