@@ -54,7 +54,7 @@ pub fn outliers(
 /// The days to read for [`from_days`] on `today`: from the Monday `settings.weeks` weeks before
 /// this week's, up to and without tomorrow.
 pub fn window(today: Date, settings: &OutlierSettings) -> (Date, Date) {
-    let monday = monday_of(today);
+    let monday = week_start(today);
     let from = monday
         .checked_sub(jiff::Span::new().weeks(i64::from(weeks_of(settings))))
         .unwrap_or(monday);
@@ -68,7 +68,7 @@ pub fn from_days(
     today: Date,
     settings: &OutlierSettings,
 ) -> Vec<Outlier> {
-    let monday = monday_of(today);
+    let monday = week_start(today);
     let weeks = weeks_of(settings) as usize;
     let mut this_week: BTreeMap<String, u64> = BTreeMap::new();
     let mut previous: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); weeks];
@@ -94,7 +94,9 @@ fn weeks_of(settings: &OutlierSettings) -> u32 {
     settings.weeks.min(MAX_WEEKS)
 }
 
-fn monday_of(day: Date) -> Date {
+/// The Monday of the week `day` falls in: weeks start on Monday everywhere gatehouse counts
+/// by week (charts, outliers, the store's weekly totals).
+pub fn week_start(day: Date) -> Date {
     let back = i64::from(day.weekday().to_monday_zero_offset());
     day.checked_sub(jiff::Span::new().days(back)).unwrap_or(day)
 }

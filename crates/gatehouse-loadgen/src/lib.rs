@@ -1078,10 +1078,13 @@ pub async fn verify_mix(
         want.decisions
     );
     anyhow::ensure!(
-        counts.job_minutes == want.minutes && counts.month_minutes == want.minutes,
-        "minutes counted: {} per job, {} per month; acknowledged completed jobs: {}",
+        counts.job_minutes == want.minutes && counts.totals_agree(),
+        "minutes counted: {} per job, {} per month, {} per day, {} per week; acknowledged \
+         completed jobs: {}",
         counts.job_minutes,
         counts.month_minutes,
+        counts.day_minutes,
+        counts.week_minutes,
         want.minutes
     );
     let mut mixed = MixCounts::default();

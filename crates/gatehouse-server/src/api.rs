@@ -6,12 +6,12 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::state::{AppState, today};
-use crate::store::DecisionFilter;
+use crate::store::{ActiveJobs, DecisionFilter, UsageRow};
 
 const MAX_LIMIT: i64 = 1000;
 
@@ -124,6 +124,14 @@ pub struct UsageQuery {
     resource: Option<String>,
 }
 
+/// The answer of [`usage`].
+#[derive(Serialize)]
+struct UsageAnswer<'a> {
+    month: &'a str,
+    usage: &'a [UsageRow],
+    concurrency: &'a [ActiveJobs],
+}
+
 /// Minutes per project and resource in one month, and the managed jobs queued or running now
 /// per resource (`concurrency`).
 pub async fn usage(State(state): State<Arc<AppState>>, Query(q): Query<UsageQuery>) -> Response {
@@ -145,9 +153,14 @@ pub async fn usage(State(state): State<Arc<AppState>>, Query(q): Query<UsageQuer
         anyhow::Ok((usage, active))
     };
     match read.await {
-        Ok((rows, active)) => {
-            Json(json!({ "month": month, "usage": rows, "concurrency": active })).into_response()
-        }
+        // Written straight from the rows: a month can have hundreds of thousands of them,
+        // and `json!` would first copy each into a map of its own.
+        Ok((usage, concurrency)) => Json(UsageAnswer {
+            month: &month,
+            usage: &usage,
+            concurrency: &concurrency,
+        })
+        .into_response(),
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "cannot read usage");
             error(StatusCode::SERVICE_UNAVAILABLE, "cannot read usage")

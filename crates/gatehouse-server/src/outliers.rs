@@ -1,6 +1,6 @@
 //! Projects using far more than usual this week ([`gatehouse_core::outliers`]), read from the
-//! minutes the guard counted: on the dashboard and in `/metrics`. Reading them sums nine weeks
-//! of jobs per project and day, so the answer is reused for [`FRESH_FOR`].
+//! minutes the guard counted: on the dashboard and in `/metrics`. Reading them reads nine weeks
+//! of each project's weekly totals, so the answer is reused for [`FRESH_FOR`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,7 +46,7 @@ pub(crate) async fn read_from(
 ) -> anyhow::Result<Vec<Outlier>> {
     let (from, until) = window(today, settings);
     let rows = store
-        .project_day_minutes(&from.to_string(), &until.to_string())
+        .project_week_minutes(&from.to_string(), &until.to_string())
         .await?;
     let rows = rows.into_iter().filter_map(|(project, day, minutes)| {
         Some((

@@ -317,9 +317,20 @@ pub(crate) async fn dashboard_of(
         .unwrap_or(day)
         .strftime("%Y-%m")
         .to_string();
-    let (current, month_rows, denied, months) = tokio::try_join!(
+    let tops = async {
+        let mut tops = BTreeMap::new();
+        for r in &ledger.resources {
+            let top = store
+                .top_projects_of_month(&month, &r.name, TOP_PROJECTS as i64)
+                .await?;
+            tops.insert(r.name.as_str(), top);
+        }
+        anyhow::Ok(tops)
+    };
+    let (current, month_totals, mut tops, denied, months) = tokio::try_join!(
         store.weekly_usage(&this_week, &until),
-        store.usage_of_month(&month),
+        store.month_minutes_by_resource(&month),
+        tops,
         store.recent_denials(DENIED_ROWS),
         store.monthly_usage(&first_month),
     )?;
@@ -333,24 +344,21 @@ pub(crate) async fn dashboard_of(
                 .push((d, w.minutes.max(0) as u64));
         }
     }
-    let mut by_resource: BTreeMap<&str, Vec<ProjectMinutes>> = BTreeMap::new();
-    for r in &month_rows {
-        by_resource
-            .entry(r.resource.as_str())
-            .or_default()
-            .push(ProjectMinutes {
-                project: r.project.clone(),
-                minutes: r.minutes.max(0) as u64,
-            });
-    }
+    let month_totals: BTreeMap<String, i64> = month_totals.into_iter().collect();
     let resources = ledger
         .resources
         .iter()
         .map(|r| {
-            let mut top = by_resource.remove(r.name.as_str()).unwrap_or_default();
-            let month_minutes = top.iter().map(|p| p.minutes).sum();
-            top.sort_by(|a, b| b.minutes.cmp(&a.minutes).then(a.project.cmp(&b.project)));
-            top.truncate(TOP_PROJECTS);
+            let top = tops
+                .remove(r.name.as_str())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|row| ProjectMinutes {
+                    project: row.project,
+                    minutes: row.minutes.max(0) as u64,
+                })
+                .collect();
+            let month_minutes = month_totals.get(&r.name).copied().unwrap_or(0).max(0) as u64;
             ResourceUsage {
                 resource: r.name.clone(),
                 weeks: weekly(

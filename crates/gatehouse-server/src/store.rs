@@ -770,6 +770,20 @@ pub struct StoredCounts {
     pub job_minutes: i64,
     /// Sum of the monthly totals (must equal `job_minutes`).
     pub month_minutes: i64,
+    /// Sum of the daily totals per resource (must equal `job_minutes`).
+    pub day_minutes: i64,
+    /// Sum of the weekly totals per project (must equal `job_minutes`).
+    pub week_minutes: i64,
+}
+
+impl StoredCounts {
+    /// Whether every total of minutes (per month, day and week) adds up to the minutes of
+    /// the jobs counted.
+    pub fn totals_agree(&self) -> bool {
+        [self.month_minutes, self.day_minutes, self.week_minutes]
+            .iter()
+            .all(|&t| t == self.job_minutes)
+    }
 }
 
 impl Store {
@@ -780,8 +794,10 @@ impl Store {
             (SELECT COUNT(*) FROM deliveries WHERE processed_at IS NULL),
             (SELECT COUNT(*) FROM decisions),
             (SELECT CAST(COALESCE(SUM(minutes), 0) AS BIGINT) FROM job_minutes),
-            (SELECT CAST(COALESCE(SUM(minutes), 0) AS BIGINT) FROM usage_by_month)";
-        let r: (i64, i64, i64, i64, i64) =
+            (SELECT CAST(COALESCE(SUM(minutes), 0) AS BIGINT) FROM usage_by_month),
+            (SELECT CAST(COALESCE(SUM(minutes), 0) AS BIGINT) FROM usage_by_day),
+            (SELECT CAST(COALESCE(SUM(minutes), 0) AS BIGINT) FROM usage_by_week)";
+        let r: (i64, i64, i64, i64, i64, i64, i64) =
             on_pool!(self, pool => sqlx::query_as(SQL).fetch_one(pool).await)?;
         Ok(StoredCounts {
             deliveries: r.0,
@@ -789,6 +805,8 @@ impl Store {
             decisions: r.2,
             job_minutes: r.3,
             month_minutes: r.4,
+            day_minutes: r.5,
+            week_minutes: r.6,
         })
     }
 

@@ -475,6 +475,7 @@ on_both!(
     two_replicas_never_process_a_delivery_twice,
     a_store_from_before_is_migrated_without_reprocessing,
     weekly_usage_is_told_per_project,
+    the_heaviest_users_of_a_month_are_read_from_its_totals,
     concurrent_units_with_duplicates_apply_as_if_one_after_the_other,
     missed_deliveries_are_asked_for_again,
     periodic_catch_up_looks_back_to_the_previous_pass,
@@ -1366,9 +1367,24 @@ async fn a_store_from_before_is_migrated_without_reprocessing(backend: Backend) 
             counts.deliveries,
             counts.unprocessed,
             counts.job_minutes,
-            counts.month_minutes
+            counts.month_minutes,
+            counts.day_minutes,
+            counts.week_minutes,
         ),
-        (1, 0, 7, 7)
+        (1, 0, 7, 7, 7, 7)
+    );
+    // The weekly totals (this week's outliers) know the old job's week: 2026-01-15 was a
+    // Thursday.
+    assert_eq!(
+        store
+            .project_week_minutes("2026-01-12", "2026-01-13")
+            .await
+            .unwrap(),
+        vec![("example".to_string(), "2026-01-12".to_string(), 7)]
+    );
+    assert_eq!(
+        store.monthly_usage("2026-01").await.unwrap(),
+        vec![("gpu".to_string(), "2026-01".to_string(), 7)]
     );
     assert_eq!(
         store.usage_of_month("2026-01").await.unwrap(),
@@ -1443,6 +1459,71 @@ async fn weekly_usage_is_told_per_project(backend: Backend) {
             .unwrap(),
         vec![week("2026-11-02", "gpu", 23), week("2026-11-09", "cpu", 2)]
     );
+    // Each project's weeks, as this week's outliers read them: weeks starting in [from,
+    // until), so job 5 (the Monday 2026-11-16) is not among them.
+    let mut weeks = store
+        .project_week_minutes("2026-11-02", "2026-11-16")
+        .await
+        .unwrap();
+    weeks.sort();
+    let row = |p: &str, w: &str, m| (p.to_string(), w.to_string(), m);
+    assert_eq!(
+        weeks,
+        vec![
+            row("a", "2026-11-02", 12),
+            row("a", "2026-11-09", 2),
+            row("b", "2026-11-02", 11)
+        ]
+    );
+    assert!(store.counts().await.unwrap().totals_agree());
+}
+
+/// A dashboard's heaviest users of a resource in a month: the most minutes first, ties by
+/// name, no more than asked for, and every project when fewer used it.
+async fn the_heaviest_users_of_a_month_are_read_from_its_totals(backend: Backend) {
+    let db = Db::new(backend).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store
+        .commit(vec![
+            minutes(1, "c", "gpu", "2026-11-02", 30),
+            minutes(2, "a", "gpu", "2026-11-03", 10),
+            minutes(3, "b", "gpu", "2026-11-04", 10),
+            minutes(4, "d", "gpu", "2026-11-05", 10),
+            minutes(5, "a", "gpu", "2026-11-20", 15),
+            // Another month, another resource.
+            minutes(6, "e", "gpu", "2026-10-31", 500),
+            minutes(7, "f", "cpu", "2026-11-02", 600),
+        ])
+        .await
+        .unwrap();
+    let top = |n| {
+        let store = &store;
+        async move {
+            store
+                .top_projects_of_month("2026-11", "gpu", n)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.project, r.minutes))
+                .collect::<Vec<_>>()
+        }
+    };
+    let p = |name: &str, m| (name.to_string(), m);
+    assert_eq!(top(2).await, vec![p("c", 30), p("a", 25)]);
+    // b and d tie for third place: the name decides.
+    assert_eq!(top(3).await, vec![p("c", 30), p("a", 25), p("b", 10)]);
+    assert_eq!(
+        top(10).await,
+        vec![p("c", 30), p("a", 25), p("b", 10), p("d", 10)]
+    );
+    assert_eq!(
+        store
+            .month_minutes_by_resource("2026-11")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 /// Many units at once, as the SQLite writer groups them into one batch: a delivery sent twice
@@ -1496,14 +1577,10 @@ async fn concurrent_units_with_duplicates_apply_as_if_one_after_the_other(backen
     let counts = store.counts().await.unwrap();
     let total: i64 = (1..=100).sum();
     assert_eq!(
-        (
-            counts.deliveries,
-            counts.unprocessed,
-            counts.job_minutes,
-            counts.month_minutes
-        ),
-        (100, 0, total, total)
+        (counts.deliveries, counts.unprocessed, counts.job_minutes,),
+        (100, 0, total)
     );
+    assert!(counts.totals_agree(), "{counts:?}");
     // Units named a job once each (a duplicate's unit was left out whole), so which status a
     // job has depends on which copy came first; nothing else is left half done.
     let active = store.active_jobs().await.unwrap();

@@ -166,11 +166,7 @@ pub struct OutlierRow {
     pub median: u64,
 }
 
-/// The Monday of the week `day` falls in.
-pub fn week_start(day: Date) -> Date {
-    let back = i64::from(day.weekday().to_monday_zero_offset());
-    day.checked_sub(jiff::Span::new().days(back)).unwrap_or(day)
-}
+pub use gatehouse_core::outliers::week_start;
 
 /// The Mondays of the [`WEEKS`] weeks ending with the week of `today`, oldest first.
 pub fn chart_weeks(today: Date) -> Vec<Date> {

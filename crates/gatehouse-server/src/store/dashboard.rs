@@ -101,16 +101,15 @@ impl Store {
         self.usage_of_month_where(month, None, None).await
     }
 
-    /// Minutes per project and day on days in `[from, until)` (`YYYY-MM-DD`): `(project, day,
-    /// minutes)`.
-    pub async fn project_day_minutes(
+    /// Minutes per project and week in weeks starting on days in `[from, until)`
+    /// (`YYYY-MM-DD`): `(project, the week's Monday, minutes)`, from the weekly totals.
+    pub async fn project_week_minutes(
         &self,
         from: &str,
         until: &str,
     ) -> anyhow::Result<Vec<(String, String, i64)>> {
-        // Served by `job_minutes_by_day` (day, resource).
-        const SQL: &str = "SELECT project, day, CAST(SUM(minutes) AS BIGINT)
-            FROM job_minutes WHERE day >= $1 AND day < $2 GROUP BY project, day";
+        const SQL: &str = "SELECT project, week, minutes FROM usage_by_week
+            WHERE week >= $1 AND week < $2";
         Ok(on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(from)
             .bind(until)
@@ -121,9 +120,10 @@ impl Store {
     /// Minutes per resource and month from `from` (`YYYY-MM`) on: `(resource, month,
     /// minutes)`, by resource and month.
     pub async fn monthly_usage(&self, from: &str) -> anyhow::Result<Vec<(String, String, u64)>> {
-        const SQL: &str = "SELECT resource, month, CAST(SUM(minutes) AS BIGINT)
-            FROM usage_by_month WHERE month >= $1
-            GROUP BY resource, month ORDER BY resource, month";
+        // From the daily totals: `day >= 'YYYY-MM'` holds from the month's first day on.
+        const SQL: &str = "SELECT resource, SUBSTR(day, 1, 7), CAST(SUM(minutes) AS BIGINT)
+            FROM usage_by_day WHERE day >= $1
+            GROUP BY resource, SUBSTR(day, 1, 7) ORDER BY resource, SUBSTR(day, 1, 7)";
         let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(from)
             .fetch_all(pool)
@@ -135,24 +135,66 @@ impl Store {
     }
 
     /// [`Store::usage_of_month`] narrowed to one project (lower-cased) or one resource, or
-    /// both; served by the table's key (project first) or `usage_by_month_by_month`.
+    /// both: each combination has its own statement, so that SQLite's planner uses the
+    /// table's key (project first) or `usage_by_month_by_month` (month, resource).
     pub async fn usage_of_month_where(
         &self,
         month: &str,
         project: Option<&str>,
         resource: Option<&str>,
     ) -> anyhow::Result<Vec<UsageRow>> {
+        const ALL: &str = "SELECT project, resource, minutes FROM usage_by_month
+            WHERE month = $1 ORDER BY project, resource";
+        const PROJECT: &str = "SELECT project, resource, minutes FROM usage_by_month
+            WHERE project = $2 AND month = $1 ORDER BY resource";
+        const RESOURCE: &str = "SELECT project, resource, minutes FROM usage_by_month
+            WHERE month = $1 AND resource = $2 ORDER BY project";
+        const BOTH: &str = "SELECT project, resource, minutes FROM usage_by_month
+            WHERE project = $2 AND resource = $3 AND month = $1";
+        let (sql, first, second) = match (project, resource) {
+            (None, None) => (ALL, None, None),
+            (Some(p), None) => (PROJECT, Some(p), None),
+            (None, Some(r)) => (RESOURCE, Some(r), None),
+            (Some(p), Some(r)) => (BOTH, Some(p), Some(r)),
+        };
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => {
+            let mut q = sqlx::query_as(sql).bind(month);
+            if let Some(v) = first {
+                q = q.bind(v);
+            }
+            if let Some(v) = second {
+                q = q.bind(v);
+            }
+            q.fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(UsageRow::from).collect())
+    }
+
+    /// The `n` projects that used `resource` most in `month` (`YYYY-MM`), most minutes
+    /// first (ties by name): a dashboard's heaviest users, read from the month's index
+    /// without the rest of the month's rows.
+    pub async fn top_projects_of_month(
+        &self,
+        month: &str,
+        resource: &str,
+        n: i64,
+    ) -> anyhow::Result<Vec<UsageRow>> {
+        // Every row at least as large as the n-th largest (ties included), then ordered by
+        // name too; no n-th row (fewer projects) means every row.
         const SQL: &str = "SELECT project, resource, minutes FROM usage_by_month
-            WHERE month = $1 AND (CAST($2 AS TEXT) IS NULL OR project = $2)
-              AND (CAST($3 AS TEXT) IS NULL OR resource = $3)
-            ORDER BY project, resource";
+            WHERE month = $1 AND resource = $2 AND minutes >= COALESCE(
+                (SELECT minutes FROM usage_by_month WHERE month = $1 AND resource = $2
+                 ORDER BY minutes DESC LIMIT 1 OFFSET $3), -1)";
         let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(month)
-            .bind(project)
             .bind(resource)
+            .bind((n - 1).max(0))
             .fetch_all(pool)
             .await)?;
-        Ok(rows.into_iter().map(UsageRow::from).collect())
+        let mut rows: Vec<UsageRow> = rows.into_iter().map(UsageRow::from).collect();
+        rows.sort_by(|a, b| b.minutes.cmp(&a.minutes).then(a.project.cmp(&b.project)));
+        rows.truncate(usize::try_from(n).unwrap_or(0));
+        Ok(rows)
     }
 
     /// Minutes per resource in `month` (`YYYY-MM`), every project together.
@@ -160,42 +202,12 @@ impl Store {
         &self,
         month: &str,
     ) -> anyhow::Result<Vec<(String, i64)>> {
-        const SQL: &str = "SELECT resource, CAST(SUM(minutes) AS BIGINT) FROM usage_by_month
-            WHERE month = $1 GROUP BY resource";
+        const SQL: &str = "SELECT resource, CAST(SUM(minutes) AS BIGINT) FROM usage_by_day
+            WHERE SUBSTR(day, 1, 7) = $1 GROUP BY resource";
         Ok(on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(month)
             .fetch_all(pool)
             .await)?)
-    }
-
-    /// Minutes per project and resource of jobs that finished on days in `[from, until)`
-    /// (`YYYY-MM-DD`), sorted by project and resource.
-    pub async fn usage(&self, from: &str, until: &str) -> anyhow::Result<Vec<UsageRow>> {
-        const SQL: &str = "SELECT project, resource, CAST(SUM(minutes) AS BIGINT)
-            FROM job_minutes WHERE day >= $1 AND day < $2
-            GROUP BY project, resource ORDER BY project, resource";
-        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
-            .bind(from)
-            .bind(until)
-            .fetch_all(pool)
-            .await)?;
-        Ok(rows.into_iter().map(UsageRow::from).collect())
-    }
-
-    /// One project's minutes per resource on days in `[from, until)` (`YYYY-MM-DD`);
-    /// `project` is the lower-cased project name.
-    pub async fn project_usage(
-        &self,
-        project: &str,
-        from: &str,
-        until: &str,
-    ) -> anyhow::Result<Vec<UsageRow>> {
-        Ok(self
-            .usage(from, until)
-            .await?
-            .into_iter()
-            .filter(|r| r.project == project)
-            .collect())
     }
 
     /// Minutes per resource per week (weeks start on Monday) of jobs that finished on days in
@@ -221,26 +233,27 @@ impl Store {
         from: &str,
         until: &str,
     ) -> anyhow::Result<Vec<WeekUsage>> {
-        // Served by `job_minutes_by_day` (day, resource).
-        const SQL: &str = "SELECT day, resource, CAST(SUM(minutes) AS BIGINT)
-            FROM job_minutes WHERE day >= $1 AND day < $2
-              AND (CAST($3 AS TEXT) IS NULL OR project = $3)
+        // Every project's from the daily totals; one project's from its jobs.
+        const ALL: &str = "SELECT day, resource, minutes FROM usage_by_day
+            WHERE day >= $1 AND day < $2";
+        const PROJECT: &str = "SELECT day, resource, CAST(SUM(minutes) AS BIGINT)
+            FROM job_minutes WHERE day >= $1 AND day < $2 AND project = $3
             GROUP BY day, resource";
-        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
-            .bind(from)
-            .bind(until)
-            .bind(project)
-            .fetch_all(pool)
-            .await)?;
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => match project {
+            None => sqlx::query_as(ALL).bind(from).bind(until).fetch_all(pool).await,
+            Some(p) => sqlx::query_as(PROJECT)
+                .bind(from)
+                .bind(until)
+                .bind(p)
+                .fetch_all(pool)
+                .await,
+        })?;
         let mut weeks = std::collections::BTreeMap::<(String, String), i64>::new();
         for (day, resource, minutes) in rows {
             let Ok(date) = day.parse::<jiff::civil::Date>() else {
                 continue;
             };
-            let back = i64::from(date.weekday().to_monday_zero_offset());
-            let monday = date
-                .checked_sub(jiff::Span::new().days(back))
-                .unwrap_or(date);
+            let monday = gatehouse_core::outliers::week_start(date);
             *weeks.entry((monday.to_string(), resource)).or_default() += minutes;
         }
         Ok(weeks

@@ -64,6 +64,21 @@ const SCHEMA: &[&str] = &[
         minutes {int} NOT NULL,
         PRIMARY KEY (project, resource, month)
     )",
+    // Totals per resource and day, and per project and week (its Monday), kept as jobs are
+    // counted: the dashboard's charts, its months and this week's outliers read these few
+    // rows instead of summing months of jobs.
+    "CREATE TABLE IF NOT EXISTS usage_by_day (
+        day TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        minutes {int} NOT NULL,
+        PRIMARY KEY (day, resource)
+    )",
+    "CREATE TABLE IF NOT EXISTS usage_by_week (
+        week TEXT NOT NULL,
+        project TEXT NOT NULL,
+        minutes {int} NOT NULL,
+        PRIMARY KEY (week, project)
+    )",
     // Managed jobs and how far they got (queued, in_progress, completed): concurrency per
     // resource is the count of those not completed.
     "CREATE TABLE IF NOT EXISTS jobs (
@@ -264,6 +279,7 @@ const SCHEMA: &[&str] = &[
 ];
 
 /// Run after [`SCHEMA`] and after the columns added since the first schema exist.
+/// `{monday_of_day}` is the backend's expression of the Monday of the week of `day`.
 const SCHEMA_LATE: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS deliveries_unprocessed ON deliveries (received_at)
         WHERE processed_at IS NULL",
@@ -286,6 +302,15 @@ const SCHEMA_LATE: &[&str] = &[
         SELECT project, resource, SUBSTR(day, 1, 7), SUM(minutes) FROM job_minutes
         WHERE NOT EXISTS (SELECT 1 FROM usage_by_month)
         GROUP BY project, resource, SUBSTR(day, 1, 7)",
+    // A database from before the daily and weekly totals existed: total what was counted.
+    "INSERT INTO usage_by_day (day, resource, minutes)
+        SELECT day, resource, SUM(minutes) FROM job_minutes
+        WHERE NOT EXISTS (SELECT 1 FROM usage_by_day)
+        GROUP BY day, resource",
+    "INSERT INTO usage_by_week (week, project, minutes)
+        SELECT {monday_of_day}, project, SUM(minutes) FROM job_minutes
+        WHERE NOT EXISTS (SELECT 1 FROM usage_by_week)
+        GROUP BY {monday_of_day}, project",
     // A database from before runs were kept per attempt: what it knew was the first attempt.
     "INSERT INTO run_attempts (run_id, run_attempt, repository, event, head_repository,
             actor_login, actor_id, triggering_actor_login, triggering_actor_id, workflow,
@@ -294,6 +319,13 @@ const SCHEMA_LATE: &[&str] = &[
             triggering_actor_login, triggering_actor_id, workflow, git_ref, updated_at
         FROM runs WHERE NOT EXISTS (SELECT 1 FROM run_attempts)",
 ];
+
+/// The Monday of the week of `day` (`YYYY-MM-DD`), as `YYYY-MM-DD`: `%w` counts from Sunday
+/// (0), so Monday is `(%w + 6) % 7` days back.
+const SQLITE_MONDAY_OF_DAY: &str =
+    "date(day, '-' || ((CAST(strftime('%w', day) AS INTEGER) + 6) % 7) || ' days')";
+/// The same for PostgreSQL: ISO weeks start on Monday.
+const POSTGRES_MONDAY_OF_DAY: &str = "to_char(date_trunc('week', CAST(day AS DATE)), 'YYYY-MM-DD')";
 
 /// Columns added after the first schema: (table, column, type, what to fill old rows with).
 const ADDED_COLUMNS: &[(&str, &str, &str, Option<&str>)] = &[
@@ -349,7 +381,8 @@ impl Store {
                     }
                 }
                 for stmt in SCHEMA_LATE {
-                    sqlx::query(stmt).execute(&mut *conn).await?;
+                    let sql = stmt.replace("{monday_of_day}", SQLITE_MONDAY_OF_DAY);
+                    sqlx::query(&sql).execute(&mut *conn).await?;
                 }
             }
             Pool::Postgres(pool) => {
@@ -387,7 +420,8 @@ impl Store {
                     }
                 }
                 for stmt in SCHEMA_LATE {
-                    sqlx::query(stmt).execute(&mut *tx).await?;
+                    let sql = stmt.replace("{monday_of_day}", POSTGRES_MONDAY_OF_DAY);
+                    sqlx::query(&sql).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }

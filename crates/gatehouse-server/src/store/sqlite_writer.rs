@@ -152,6 +152,7 @@ impl ToSql for Param<'_> {
             Param::Text(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
             Param::Int(Some(v)) => ToSqlOutput::Owned(Value::Integer(v)),
             Param::Blob(v) => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
+            Param::Date(v) => ToSqlOutput::Owned(Value::Text(v.to_string())),
             Param::Text(None) | Param::Int(None) => ToSqlOutput::Owned(Value::Null),
         })
     }

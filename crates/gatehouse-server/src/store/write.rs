@@ -202,6 +202,12 @@ const ADD_MONTH_MINUTES: &str = "INSERT INTO usage_by_month (project, resource, 
     VALUES ($1, $2, $3, $4)
     ON CONFLICT (project, resource, month)
     DO UPDATE SET minutes = usage_by_month.minutes + excluded.minutes";
+const ADD_DAY_MINUTES: &str = "INSERT INTO usage_by_day (day, resource, minutes)
+    VALUES ($1, $2, $3)
+    ON CONFLICT (day, resource) DO UPDATE SET minutes = usage_by_day.minutes + excluded.minutes";
+const ADD_WEEK_MINUTES: &str = "INSERT INTO usage_by_week (week, project, minutes)
+    VALUES ($1, $2, $3)
+    ON CONFLICT (week, project) DO UPDATE SET minutes = usage_by_week.minutes + excluded.minutes";
 /// Statuses only move forward: queued (0) → in_progress (1) → completed (2).
 const UPSERT_JOB: &str = "INSERT INTO jobs (job_id, project, resource, status, updated_at)
     VALUES ($1, $2, $3, $4, $5)
@@ -275,6 +281,8 @@ pub(crate) enum Param<'a> {
     Text(Option<&'a str>),
     Int(Option<i64>),
     Blob(&'a [u8]),
+    /// A day, bound as `YYYY-MM-DD` text.
+    Date(jiff::civil::Date),
 }
 
 /// A statement and its arguments, `$1` first.
@@ -484,7 +492,8 @@ impl Write {
     }
 
     /// What follows [`Write::statement`] when it changed a row: a newly counted job's minutes
-    /// are added to its month's total; a job's cost to its pool's totals.
+    /// are added to its month's, its day's and its week's totals; a job's cost to its pool's
+    /// totals.
     pub(crate) fn follow_ups(&self) -> Vec<Statement<'_>> {
         if let Write::Credit(c) = self {
             return c.follow_ups();
@@ -499,15 +508,37 @@ impl Write {
         else {
             return Vec::new();
         };
-        vec![(
-            ADD_MONTH_MINUTES,
-            vec![
-                Param::Text(Some(project)),
-                Param::Text(Some(resource)),
-                Param::Text(Some(day.get(..7).unwrap_or(day))),
-                Param::Int(Some(*minutes)),
-            ],
-        )]
+        let mut totals = vec![
+            (
+                ADD_MONTH_MINUTES,
+                vec![
+                    Param::Text(Some(project)),
+                    Param::Text(Some(resource)),
+                    Param::Text(Some(day.get(..7).unwrap_or(day))),
+                    Param::Int(Some(*minutes)),
+                ],
+            ),
+            (
+                ADD_DAY_MINUTES,
+                vec![
+                    Param::Text(Some(day)),
+                    Param::Text(Some(resource)),
+                    Param::Int(Some(*minutes)),
+                ],
+            ),
+        ];
+        // The guard writes days as `YYYY-MM-DD`; a day that is not one has no week.
+        if let Ok(date) = day.parse::<jiff::civil::Date>() {
+            totals.push((
+                ADD_WEEK_MINUTES,
+                vec![
+                    Param::Date(gatehouse_core::outliers::week_start(date)),
+                    Param::Text(Some(project)),
+                    Param::Int(Some(*minutes)),
+                ],
+            ));
+        }
+        totals
     }
 }
 
@@ -544,6 +575,7 @@ pub(super) async fn write_pg(conn: &mut sqlx::PgConnection, w: &Write) -> sqlx::
                 Param::Text(v) => q.bind(v),
                 Param::Int(v) => q.bind(v),
                 Param::Blob(v) => q.bind(v),
+                Param::Date(v) => q.bind(v.to_string()),
             };
         }
         Ok(q.execute(conn).await?.rows_affected())
