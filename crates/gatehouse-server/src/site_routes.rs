@@ -288,6 +288,15 @@ async fn closed_weeks(state: &AppState, day: Date) -> anyhow::Result<Arc<Vec<Wee
     Ok(weeks)
 }
 
+/// The first month (`YYYY-MM`) of the [`SPEND_MONTHS`] months ending with `day`'s.
+fn first_spend_month(day: Date) -> String {
+    day.first_of_month()
+        .checked_sub(jiff::Span::new().months(SPEND_MONTHS - 1))
+        .unwrap_or(day)
+        .strftime("%Y-%m")
+        .to_string()
+}
+
 /// Every resource's usage: weekly minutes for the chart, this month's against its quota and
 /// its heaviest users, and the most recent denials.
 async fn build_dashboard(state: &AppState, site: &Rendered) -> anyhow::Result<Dashboard> {
@@ -311,12 +320,7 @@ pub(crate) async fn dashboard_of(
     let month = day.strftime("%Y-%m").to_string();
     let this_week = week_start(day).to_string();
     let until = day.tomorrow().unwrap_or(day).to_string();
-    let first_month = day
-        .first_of_month()
-        .checked_sub(jiff::Span::new().months(SPEND_MONTHS - 1))
-        .unwrap_or(day)
-        .strftime("%Y-%m")
-        .to_string();
+    let first_month = first_spend_month(day);
     let tops = async {
         let mut tops = BTreeMap::new();
         for r in &ledger.resources {
@@ -524,34 +528,45 @@ async fn project_usage(State(state): State<Arc<AppState>>, Path(name): Path<Stri
         limit: DENIED_ROWS,
         ..DecisionFilter::default()
     };
-    let (month_rows, denied) = match tokio::try_join!(
-        store.usage_of_month_where(&month, Some(&key), None),
+    let (first_month, first_week) = (first_spend_month(day), chart_start(day).to_string());
+    let until = day.tomorrow().unwrap_or(day).to_string();
+    let (months, weeks, denied) = match tokio::try_join!(
+        store.project_months(&key, &first_month),
+        store.weekly_usage_of_project(&key, &first_week, &until),
         store.decisions(&filter)
     ) {
         Ok(x) => x,
         Err(e) => return unavailable("cannot read usage", e),
     };
-    let mut resources: Vec<ProjectResourceUsage> = month_rows
+    // Every resource it used this month or in the charted weeks, with this month's minutes.
+    let mut by_resource: BTreeMap<&str, (u64, Vec<(Date, u64)>)> = BTreeMap::new();
+    for (resource, m, minutes) in &months {
+        if *m == month {
+            by_resource.entry(resource).or_default().0 += minutes;
+        }
+    }
+    for w in &weeks {
+        if let Ok(d) = w.week.parse::<Date>() {
+            let e = by_resource.entry(&w.resource).or_default();
+            e.1.push((d, w.minutes.max(0) as u64));
+        }
+    }
+    let resources: Vec<ProjectResourceUsage> = by_resource
         .into_iter()
-        .filter(|r| r.project == key)
-        .map(|r| ProjectResourceUsage {
-            project_minutes_per_month: site
-                .ledger
-                .resource(&r.resource)
-                .and_then(|x| x.quota.project_minutes_per_month),
-            month_cost: site
-                .ledger
-                .resource(&r.resource)
-                .and_then(|x| x.cost.as_ref())
-                .map(|c| c.of_minutes(r.minutes.max(0) as u64)),
-            resource: r.resource,
-            // The store answers weekly minutes per resource, not per project; the project's
-            // page shows its month without a chart until it does.
-            weeks: Vec::new(),
-            month_minutes: r.minutes.max(0) as u64,
+        .map(|(resource, (month_minutes, days))| {
+            let r = site.ledger.resource(resource);
+            ProjectResourceUsage {
+                project_minutes_per_month: r.and_then(|x| x.quota.project_minutes_per_month),
+                month_cost: r
+                    .and_then(|x| x.cost.as_ref())
+                    .map(|c| c.of_minutes(month_minutes)),
+                resource: resource.to_string(),
+                weeks: weekly(day, days),
+                month_minutes,
+            }
         })
         .collect();
-    resources.sort_by(|a, b| a.resource.cmp(&b.resource));
+    let spend = gatehouse_site::usage::spend(&months, &site.ledger.resources);
     let run_approvals = match &project.repository {
         Some(repository) => match crate::run_approvals::shown(&state, repository).await {
             Ok(a) => a,
@@ -565,6 +580,7 @@ async fn project_usage(State(state): State<Arc<AppState>>, Path(name): Path<Stri
         resources,
         denied: denied.into_iter().map(denied_job).collect(),
         run_approvals,
+        spend,
     };
     let date = day.to_string();
     match render_project_usage(&u, &dashboard_page(&site, &date)) {
@@ -940,5 +956,17 @@ mod tests {
         assert!(html.contains(&format!("{expected} USD")), "{html}");
         let (_, _, html) = g.get("/dashboard/projects/pytorch-cpu").await;
         assert!(html.contains("1.00 USD"), "{html}");
+        // The project's own months (last month's 50 minutes cost 0.50) and its weekly chart.
+        assert!(html.contains("<table id=\"spend-table\""), "{html}");
+        assert!(
+            html.contains("<td class=\"num\">50</td><td class=\"num\">0.50 USD</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "aria-label=\"pytorch-cpu on cirun-openstack-gpu-large: minutes per week"
+            ),
+            "{html}"
+        );
     }
 }

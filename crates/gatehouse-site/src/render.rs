@@ -572,6 +572,7 @@ pub fn render_project_usage(u: &ProjectUsage, page: &DashboardPage) -> Result<St
         resources => resources,
         denied => &u.denied,
         run_approvals => &u.run_approvals,
+        spend => &u.spend,
     };
     Ok(env()
         .get_template("project_usage.html")?

@@ -93,6 +93,10 @@ pub struct ProjectUsage {
     /// The project's recent run approvals (`/gatehouse run <sha>`), newest first.
     #[serde(default)]
     pub run_approvals: Vec<RunApprovalShown>,
+    /// The project's minutes and their cost by month, newest first, per provider and
+    /// resource ([`spend`] of its own months).
+    #[serde(default)]
+    pub spend: Vec<Spend>,
 }
 
 /// A run approval as a project's page shows it: who approved which commit of which pull

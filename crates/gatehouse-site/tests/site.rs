@@ -6,7 +6,7 @@ use std::path::Path;
 
 use gatehouse_core::Repo;
 use gatehouse_core::repo::load_dir;
-use gatehouse_site::usage::{WEEKS, weekly};
+use gatehouse_site::usage::{Spend, WEEKS, weekly};
 use gatehouse_site::{
     ApprovedJobShown, Dashboard, DashboardPage, DeniedJob, HistoryEvent, Ledger, LedgerInputs,
     ProjectResourceUsage, ProjectUsage, ResourceUsage, RunApprovalShown, Site, SiteOptions,
@@ -600,9 +600,40 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
                 },
             ],
         }],
+        spend: vec![
+            Spend {
+                month: "2026-11".into(),
+                provider: "cirun".into(),
+                resource: Some("gpu".into()),
+                minutes: 600,
+                cost: Some("4.80 USD".into()),
+            },
+            Spend {
+                month: "2026-10".into(),
+                provider: "cirun".into(),
+                resource: None,
+                minutes: 90,
+                cost: Some("0.72 USD".into()),
+            },
+        ],
     };
     let html = render_project_usage(&p, &page).unwrap();
     assert!(html.contains("aria-label=\"alpha on gpu: minutes per week"));
+    // Its months: each resource's minutes and cost, and each provider's total.
+    let months = rows(&html, "spend-table");
+    assert_eq!(months.len(), 2, "{months:?}");
+    assert!(
+        months[0].contains("<td>2026-11</td>")
+            && months[0].contains("href=\"/dashboard/resources/gpu\">gpu</a>")
+            && months[0].contains("<td class=\"num\">600</td><td class=\"num\">4.80 USD</td>"),
+        "{}",
+        months[0]
+    );
+    assert!(
+        months[1].contains("provider cirun") && months[1].contains("0.72 USD"),
+        "{}",
+        months[1]
+    );
     assert!(html.contains("<td class=\"num\">4.80 USD</td>"));
     assert!(html.contains("<code>event-not-allowed</code>"));
     // Who approved which commit of which pull request, for what, and the jobs run under it.

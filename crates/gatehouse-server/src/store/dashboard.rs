@@ -108,8 +108,9 @@ impl Store {
         from: &str,
         until: &str,
     ) -> anyhow::Result<Vec<(String, String, i64)>> {
-        const SQL: &str = "SELECT project, week, minutes FROM usage_by_week
-            WHERE week >= $1 AND week < $2";
+        // Served by `usage_by_week_by_week` (week, project, minutes) alone.
+        const SQL: &str = "SELECT project, week, CAST(SUM(minutes) AS BIGINT) FROM usage_by_week
+            WHERE week >= $1 AND week < $2 GROUP BY week, project";
         Ok(on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(from)
             .bind(until)
@@ -125,6 +126,27 @@ impl Store {
             FROM usage_by_day WHERE day >= $1
             GROUP BY resource, SUBSTR(day, 1, 7) ORDER BY resource, SUBSTR(day, 1, 7)";
         let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(from)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(r, m, n)| (r, m, n.max(0) as u64))
+            .collect())
+    }
+
+    /// One project's (lower-cased) minutes per resource and month from `from` (`YYYY-MM`)
+    /// on: `(resource, month, minutes)`, by resource and month; served by the monthly totals'
+    /// key.
+    pub async fn project_months(
+        &self,
+        project: &str,
+        from: &str,
+    ) -> anyhow::Result<Vec<(String, String, u64)>> {
+        const SQL: &str = "SELECT resource, month, minutes FROM usage_by_month
+            WHERE project = $1 AND month >= $2 ORDER BY resource, month";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(project)
             .bind(from)
             .fetch_all(pool)
             .await)?;
@@ -216,8 +238,9 @@ impl Store {
         self.weekly_usage_where(None, from, until).await
     }
 
-    /// [`Store::weekly_usage`] of one project (the lower-cased project name): the data of a
-    /// project's own usage chart.
+    /// [`Store::weekly_usage`] of one project (the lower-cased project name), from its weekly
+    /// totals: weeks starting on days in `[from, until)`. The data of a project's own usage
+    /// charts.
     pub async fn weekly_usage_of_project(
         &self,
         project: &str,
@@ -233,12 +256,12 @@ impl Store {
         from: &str,
         until: &str,
     ) -> anyhow::Result<Vec<WeekUsage>> {
-        // Every project's from the daily totals; one project's from its jobs.
+        // Every project's from the daily totals; one project's from its weekly totals (each
+        // week's Monday stands for its days).
         const ALL: &str = "SELECT day, resource, minutes FROM usage_by_day
             WHERE day >= $1 AND day < $2";
-        const PROJECT: &str = "SELECT day, resource, CAST(SUM(minutes) AS BIGINT)
-            FROM job_minutes WHERE day >= $1 AND day < $2 AND project = $3
-            GROUP BY day, resource";
+        const PROJECT: &str = "SELECT week, resource, minutes FROM usage_by_week
+            WHERE project = $3 AND week >= $1 AND week < $2";
         let rows: Vec<(String, String, i64)> = on_pool!(self, pool => match project {
             None => sqlx::query_as(ALL).bind(from).bind(until).fetch_all(pool).await,
             Some(p) => sqlx::query_as(PROJECT)

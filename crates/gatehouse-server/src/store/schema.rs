@@ -64,9 +64,9 @@ const SCHEMA: &[&str] = &[
         minutes {int} NOT NULL,
         PRIMARY KEY (project, resource, month)
     )",
-    // Totals per resource and day, and per project and week (its Monday), kept as jobs are
-    // counted: the dashboard's charts, its months and this week's outliers read these few
-    // rows instead of summing months of jobs.
+    // Totals per resource and day, and per project, resource and week (its Monday), kept as
+    // jobs are counted: the dashboard's charts and months, a project's chart and this week's
+    // outliers read these few rows instead of summing months of jobs.
     "CREATE TABLE IF NOT EXISTS usage_by_day (
         day TEXT NOT NULL,
         resource TEXT NOT NULL,
@@ -74,11 +74,14 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (day, resource)
     )",
     "CREATE TABLE IF NOT EXISTS usage_by_week (
-        week TEXT NOT NULL,
         project TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        week TEXT NOT NULL,
         minutes {int} NOT NULL,
-        PRIMARY KEY (week, project)
+        PRIMARY KEY (project, resource, week)
     )",
+    // This week's outliers read every project's weeks.
+    "CREATE INDEX IF NOT EXISTS usage_by_week_by_week ON usage_by_week (week, project, minutes)",
     // Managed jobs and how far they got (queued, in_progress, completed): concurrency per
     // resource is the count of those not completed.
     "CREATE TABLE IF NOT EXISTS jobs (
@@ -307,10 +310,10 @@ const SCHEMA_LATE: &[&str] = &[
         SELECT day, resource, SUM(minutes) FROM job_minutes
         WHERE NOT EXISTS (SELECT 1 FROM usage_by_day)
         GROUP BY day, resource",
-    "INSERT INTO usage_by_week (week, project, minutes)
-        SELECT {monday_of_day}, project, SUM(minutes) FROM job_minutes
+    "INSERT INTO usage_by_week (project, resource, week, minutes)
+        SELECT project, resource, {monday_of_day}, SUM(minutes) FROM job_minutes
         WHERE NOT EXISTS (SELECT 1 FROM usage_by_week)
-        GROUP BY {monday_of_day}, project",
+        GROUP BY project, resource, {monday_of_day}",
     // A database from before runs were kept per attempt: what it knew was the first attempt.
     "INSERT INTO run_attempts (run_id, run_attempt, repository, event, head_repository,
             actor_login, actor_id, triggering_actor_login, triggering_actor_id, workflow,

@@ -205,9 +205,10 @@ const ADD_MONTH_MINUTES: &str = "INSERT INTO usage_by_month (project, resource, 
 const ADD_DAY_MINUTES: &str = "INSERT INTO usage_by_day (day, resource, minutes)
     VALUES ($1, $2, $3)
     ON CONFLICT (day, resource) DO UPDATE SET minutes = usage_by_day.minutes + excluded.minutes";
-const ADD_WEEK_MINUTES: &str = "INSERT INTO usage_by_week (week, project, minutes)
-    VALUES ($1, $2, $3)
-    ON CONFLICT (week, project) DO UPDATE SET minutes = usage_by_week.minutes + excluded.minutes";
+const ADD_WEEK_MINUTES: &str = "INSERT INTO usage_by_week (project, resource, week, minutes)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (project, resource, week)
+    DO UPDATE SET minutes = usage_by_week.minutes + excluded.minutes";
 /// Statuses only move forward: queued (0) → in_progress (1) → completed (2).
 const UPSERT_JOB: &str = "INSERT INTO jobs (job_id, project, resource, status, updated_at)
     VALUES ($1, $2, $3, $4, $5)
@@ -532,8 +533,9 @@ impl Write {
             totals.push((
                 ADD_WEEK_MINUTES,
                 vec![
-                    Param::Date(gatehouse_core::outliers::week_start(date)),
                     Param::Text(Some(project)),
+                    Param::Text(Some(resource)),
+                    Param::Date(gatehouse_core::outliers::week_start(date)),
                     Param::Int(Some(*minutes)),
                 ],
             ));
