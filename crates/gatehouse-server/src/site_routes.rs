@@ -210,8 +210,7 @@ pub(crate) async fn site(state: &AppState) -> anyhow::Result<Arc<Rendered>> {
             &ledger,
             &SiteOptions {
                 dashboard_link: true,
-                usage: None,
-                pools: None,
+                ..SiteOptions::default()
             },
         )?;
         Ok(Rendered {
@@ -289,7 +288,7 @@ async fn closed_weeks(state: &AppState, day: Date) -> anyhow::Result<Arc<Vec<Wee
 }
 
 /// The first month (`YYYY-MM`) of the [`SPEND_MONTHS`] months ending with `day`'s.
-fn first_spend_month(day: Date) -> String {
+pub(crate) fn first_spend_month(day: Date) -> String {
     day.first_of_month()
         .checked_sub(jiff::Span::new().months(SPEND_MONTHS - 1))
         .unwrap_or(day)

@@ -1,14 +1,16 @@
 //! What `gatehouse site --db URL` adds to the static site from the guard's database, read
 //! once: the usage figures the live dashboard shows (a "minutes this month" column and a chart
-//! per resource) and every sponsor pool's page with its burn-down chart. The pages themselves
+//! per resource, minutes and cost by month for the organisation and for each project) and
+//! every sponsor pool's page with its burn-down chart. The pages themselves
 //! are `gatehouse-site`'s, the same the guard serves.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::bail;
 use gatehouse_core::Repo;
 use gatehouse_site::pools::PoolPage;
-use gatehouse_site::usage::{chart_start, week_start};
+use gatehouse_site::usage::{Spend, chart_start, spend, week_start};
 use gatehouse_site::{Dashboard, Ledger};
 use jiff::civil::Date;
 
@@ -19,6 +21,8 @@ use crate::store::Store;
 pub struct StoredFigures {
     pub usage: Dashboard,
     pub pools: Vec<PoolPage>,
+    /// Each project's minutes and cost by month (projects with none are left out).
+    pub project_spend: BTreeMap<String, Vec<Spend>>,
 }
 
 /// Reads the usage and pool figures of `repo` (whose ledger is `ledger`) on `today` from the
@@ -53,5 +57,20 @@ pub async fn read(
     let usage = crate::site_routes::dashboard_of(&store, ledger, today, &closed, &outliers).await?;
     let pools =
         crate::pool_pages::pages(&store, &gatehouse_core::pools::terms(repo), today).await?;
-    Ok(StoredFigures { usage, pools })
+    let first_month = crate::site_routes::first_spend_month(today);
+    let mut project_spend = BTreeMap::new();
+    for p in &ledger.projects {
+        // The store keeps project names lower-cased.
+        let months = store
+            .project_months(&p.name.to_lowercase(), &first_month)
+            .await?;
+        if !months.is_empty() {
+            project_spend.insert(p.name.clone(), spend(&months, &ledger.resources));
+        }
+    }
+    Ok(StoredFigures {
+        usage,
+        pools,
+        project_spend,
+    })
 }

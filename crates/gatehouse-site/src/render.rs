@@ -29,6 +29,9 @@ pub struct SiteOptions {
     /// The sponsor credit pools' pages, when known (read from the guard's database):
     /// `pools.html`, `pools/<name>.html` and `v1/pools.json`.
     pub pools: Option<Vec<crate::pools::PoolPage>>,
+    /// Each project's minutes and cost by month (read from the guard's database), shown on
+    /// its page; the organisation's are `usage`'s `spend`, shown on the index.
+    pub project_spend: BTreeMap<String, Vec<crate::usage::Spend>>,
 }
 
 /// The rendered site: relative path → contents, and what had to be left out.
@@ -312,6 +315,7 @@ pub fn render_site(ledger: &Ledger, options: &SiteOptions) -> Result<Site, Rende
         projects_with_grants => ledger.projects.iter().filter(|p| !p.grants.is_empty()).count(),
         requests => &ledger.requests,
         usage => usage_by_resource,
+        spend => options.usage.as_ref().map(|d| &d.spend),
         costs => &ledger.costs,
         ..base("")
     })?;
@@ -368,7 +372,11 @@ pub fn render_site(ledger: &Ledger, options: &SiteOptions) -> Result<Site, Rende
     // A page and a JSON file per project.
     let project_tmpl = env.get_template("project.html")?;
     for p in &ledger.projects {
-        let html = project_tmpl.render(context! { p => p, ..base("../") })?;
+        let html = project_tmpl.render(context! {
+            p => p,
+            spend => options.project_spend.get(&p.name),
+            ..base("../")
+        })?;
         files.insert(format!("projects/{}.html", p.name), html.into_bytes());
         files.insert(format!("v1/projects/{}.json", p.name), json(ledger, p)?);
     }

@@ -669,9 +669,8 @@ fn usage_given_to_the_static_site_adds_a_column_and_charts() {
     let site = render_site(
         &ledger,
         &SiteOptions {
-            dashboard_link: false,
             usage: Some(usage_fixture()),
-            pools: None,
+            ..SiteOptions::default()
         },
     )
     .unwrap();

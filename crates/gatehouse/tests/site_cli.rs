@@ -340,7 +340,7 @@ async fn live_guard(repo: &Path, db: &str) -> SocketAddr {
         .into_iter()
         .enumerate()
         {
-            let minutes = 60 + 25 * ((week * 7 + i as i64 * 3) % 11);
+            let minutes = minutes_of(week, i as i64);
             writes.push(Write::Minutes {
                 job_id: week * 10 + i as i64,
                 project: project.into(),
@@ -367,6 +367,68 @@ async fn live_guard(repo: &Path, db: &str) -> SocketAddr {
     let app = router(state);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
+}
+
+/// The minutes [`live_guard`] counts for job `i` of the week `week` weeks ago.
+fn minutes_of(week: i64, i: i64) -> i64 {
+    60 + 25 * ((week * 7 + i * 3) % 11)
+}
+
+/// The minutes of each row of the table `spend-table` that names a resource: (resource,
+/// minutes).
+fn spend_rows(html: &str) -> Vec<(String, i64)> {
+    let start = html
+        .find("<table id=\"spend-table\"")
+        .expect("a spend table");
+    let table = &html[start..start + html[start..].find("</table>").unwrap()];
+    table
+        .split("<tr")
+        .filter_map(|row| {
+            let at = row.find("resources/")? + "resources/".len();
+            let resource = row[at..row[at..].find(".html")? + at].to_string();
+            let cell = row.find("<td class=\"num\">")? + "<td class=\"num\">".len();
+            let minutes = row[cell..cell + row[cell..].find('<')?].parse().ok()?;
+            Some((resource, minutes))
+        })
+        .collect()
+}
+
+/// `gatehouse site --db` shows minutes and cost by month: the organisation's on the index,
+/// each project's on its page, every counted minute of the last 12 months once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_static_site_shows_minutes_by_month_of_each_project_from_the_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = example_with_a_pool(tmp.path());
+    let db = format!("sqlite://{}", tmp.path().join("guard.db").display());
+    live_guard(&repo, &db).await;
+    let out = tmp.path().join("public");
+    let o = site_of(&repo, &out, &["--db", &db]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+    let total = |rows: &[(String, i64)], resource: &str| -> i64 {
+        rows.iter()
+            .filter(|(r, _)| r == resource)
+            .map(|(_, m)| m)
+            .sum()
+    };
+    let gpu = "cirun-openstack-gpu-large";
+    let cpu = "cirun-openstack-cpu-large";
+    let weeks = |i| (0..12).map(|w| minutes_of(w, i)).sum::<i64>();
+    let pytorch = spend_rows(&read("projects/pytorch-cpu.html"));
+    assert_eq!(
+        (total(&pytorch, gpu), total(&pytorch, cpu)),
+        (weeks(0), weeks(2))
+    );
+    let xformers = spend_rows(&read("projects/xformers.html"));
+    assert_eq!(
+        (total(&xformers, gpu), total(&xformers, cpu)),
+        (weeks(1), 0)
+    );
+    let org = spend_rows(&read("index.html"));
+    assert_eq!(
+        (total(&org, gpu), total(&org, cpu)),
+        (weeks(0) + weeks(1), weeks(2))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

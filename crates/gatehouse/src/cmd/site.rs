@@ -31,17 +31,21 @@ pub fn run(args: SiteArgs, today: Date, rt: &tokio::runtime::Runtime) -> anyhow:
         LedgerInputs::default()
     };
     let ledger = Ledger::build(&repo, today, &inputs);
-    let (usage, pools) = match (&args.usage, &args.db) {
-        (Some(path), _) => (Some(usage_file(path)?), None),
+    let (usage, pools, project_spend) = match (&args.usage, &args.db) {
+        (Some(path), _) => (Some(usage_file(path)?), None, Default::default()),
         (None, Some(url)) => {
             let figures = rt
                 .block_on(gatehouse_server::stored_site::read(
                     url, &repo, &ledger, today,
                 ))
                 .context("reading usage and pools from the guard's database (--db)")?;
-            (Some(figures.usage), Some(figures.pools))
+            (
+                Some(figures.usage),
+                Some(figures.pools),
+                figures.project_spend,
+            )
         }
-        (None, None) => (None, None),
+        (None, None) => (None, None, Default::default()),
     };
     let pool_count = pools.as_ref().map(Vec::len);
     let site = render_site(
@@ -50,6 +54,7 @@ pub fn run(args: SiteArgs, today: Date, rt: &tokio::runtime::Runtime) -> anyhow:
             dashboard_link: false,
             usage,
             pools,
+            project_spend,
         },
     )?;
     for s in &site.skipped {
