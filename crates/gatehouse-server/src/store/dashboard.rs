@@ -157,8 +157,8 @@ impl Store {
     }
 
     /// [`Store::usage_of_month`] narrowed to one project (lower-cased) or one resource, or
-    /// both: each combination has its own statement, so that SQLite's planner uses the
-    /// table's key (project first) or `usage_by_month_by_month` (month, resource).
+    /// both: each combination has its own statement, so that SQLite's planner sees which
+    /// index serves it (`usage_by_month_by_project`, or the table's key for both).
     pub async fn usage_of_month_where(
         &self,
         month: &str,

@@ -295,9 +295,13 @@ const SCHEMA_LATE: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS run_attempts_by_head ON run_attempts (head_sha)",
     // `gatehouse why` reads a run's decisions.
     "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions (run_id)",
-    // Usage of one month (every project's, or each resource's total) without reading the
-    // other months.
+    // A resource's heaviest users of one month, without reading the other months.
     "CREATE INDEX IF NOT EXISTS usage_by_month_by_month ON usage_by_month (month, resource, minutes)",
+    // A month's every row in the order `/api/v1/usage` answers them (project, resource), read
+    // from the index alone: no sort, no lookup of the table (a fifth of the time of either).
+    // Also one project's month.
+    "CREATE INDEX IF NOT EXISTS usage_by_month_by_project ON usage_by_month
+        (month, project, resource, minutes)",
     // Usage charts read job minutes by day range.
     "CREATE INDEX IF NOT EXISTS job_minutes_by_day ON job_minutes (day, resource)",
     // A database from before `usage_by_month` existed: total what was counted.
