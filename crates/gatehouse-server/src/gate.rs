@@ -37,7 +37,8 @@ use sha2::{Digest, Sha256};
 use crate::Secret;
 use crate::events::run_record;
 use crate::guard::view_of;
-use crate::state::{AppState, Source};
+use crate::signed_snapshot::Signed;
+use crate::state::AppState;
 use crate::store::{DecisionRecord, RunRecord, Write, time_text};
 
 /// The gate's settings in the guard.
@@ -76,15 +77,6 @@ impl GateConfig {
             fact_wait: Duration::from_millis(1500),
         }
     }
-}
-
-/// A signed snapshot and what it was made from.
-pub(crate) struct Signed {
-    bytes: Bytes,
-    serial: u64,
-    made: Instant,
-    source: Arc<Source>,
-    facts: u64,
 }
 
 fn reply(status: StatusCode, message: impl Into<String>) -> Response {

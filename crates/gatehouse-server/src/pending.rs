@@ -14,12 +14,13 @@
 //! by a replica that stopped.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use jiff::Timestamp;
 
+use crate::clock::later;
 use crate::events::run_record;
 use crate::facts::granted_repositories;
 use crate::guard::{self, Processed, Wait};
@@ -35,35 +36,6 @@ const POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// How often deliveries left waiting by another replica (or a stopped process) are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
-
-/// The deliveries this process is waiting on, so none is waited on twice.
-#[derive(Default)]
-pub struct Waiting {
-    ids: Mutex<HashSet<String>>,
-}
-
-impl Waiting {
-    fn claim(&self, id: &str) -> bool {
-        self.ids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_string())
-    }
-
-    fn release(&self, id: &str) {
-        self.ids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-    }
-
-    pub fn holds(&self, id: &str) -> bool {
-        self.ids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(id)
-    }
-}
 
 /// What became of a delivery handed to [`process_or_wait`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -583,9 +555,7 @@ async fn sweep_once(state: &Arc<AppState>) -> anyhow::Result<()> {
     let slack = state.config.facts_deadline + Duration::from_secs(30);
     for d in state.store.unprocessed(500).await? {
         let received_at: Timestamp = d.received_at.parse().unwrap_or_else(|_| Timestamp::now());
-        if crate::state::later(received_at, slack) > Timestamp::now()
-            || state.waiting.holds(&d.delivery_id)
-        {
+        if later(received_at, slack) > Timestamp::now() || state.waiting.holds(&d.delivery_id) {
             continue;
         }
         process_or_wait(
