@@ -29,6 +29,7 @@ mod clock;
 mod credit;
 pub mod events;
 mod explanation;
+mod fact_cache;
 mod facts;
 pub mod gate;
 mod guard;
