@@ -342,3 +342,75 @@ impl<T: Stored> FactCache<T> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kind of list for these tests: account ids.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    struct Ids(Vec<i64>);
+
+    impl Stored for Ids {
+        const TABLE: FactTable = FactTable::Teams;
+
+        fn from_row(_: &FactRow) -> Ids {
+            Ids::default()
+        }
+    }
+
+    fn list(fetched: Option<&str>, invalidated: Option<&str>) -> Fact<Ids> {
+        Fact {
+            fetched_at: fetched.map(|t| t.parse().unwrap()),
+            invalidated_at: invalidated.map(|t| t.parse().unwrap()),
+            list: Ids(vec![1]),
+        }
+    }
+
+    #[test]
+    fn a_list_is_fresh_after_the_last_change_and_within_its_time_to_live() {
+        let now: Timestamp = "2026-12-06T12:00:00Z".parse().unwrap();
+        let hour = Duration::from_secs(3600);
+        assert!(list(Some("2026-12-06T11:30:00Z"), None).is_fresh(now, hour));
+        assert!(!list(Some("2026-12-06T10:59:00Z"), None).is_fresh(now, hour));
+        assert!(!list(None, None).is_fresh(now, hour));
+        // A change announced after the fetch started makes it stale at once.
+        assert!(
+            !list(Some("2026-12-06T11:30:00Z"), Some("2026-12-06T11:31:00Z")).is_fresh(now, hour)
+        );
+        assert!(
+            list(Some("2026-12-06T11:32:00Z"), Some("2026-12-06T11:31:00Z")).is_fresh(now, hour)
+        );
+    }
+
+    #[test]
+    fn a_fetch_that_started_before_a_change_does_not_make_the_list_fresh() {
+        let facts = FactCache::<Ids>::default();
+        let hour = Duration::from_secs(3600);
+        facts.put("o/r".into(), list(Some("2026-12-06T11:00:00Z"), None));
+        // A webhook says the list changed while a fetch (started before) is under way.
+        facts.invalidate(Some("O/R"), "2026-12-06T11:10:00Z".parse().unwrap());
+        facts.put("o/r".into(), list(Some("2026-12-06T11:09:00Z"), None));
+        let now = "2026-12-06T11:20:00Z".parse().unwrap();
+        assert!(facts.fresh("o/r", now, hour).is_none());
+        facts.put("o/r".into(), list(Some("2026-12-06T11:11:00Z"), None));
+        assert_eq!(facts.fresh("O/R", now, hour).unwrap().list, Ids(vec![1]));
+        // Every list at once (a team deleted without a name, an organisation renamed).
+        facts.invalidate(None, "2026-12-06T11:15:00Z".parse().unwrap());
+        assert!(facts.fresh("o/r", now, hour).is_none());
+    }
+
+    #[test]
+    fn an_older_fetch_never_replaces_a_newer_one() {
+        let facts = FactCache::<Ids>::default();
+        facts.put("o/r".into(), list(Some("2026-12-06T11:30:00Z"), None));
+        facts.put("o/r".into(), list(Some("2026-12-06T11:00:00Z"), None));
+        assert_eq!(
+            facts.get("o/r").unwrap().fetched_at,
+            Some("2026-12-06T11:30:00Z".parse().unwrap())
+        );
+        facts.invalidate(Some("O/R"), "2026-12-06T11:45:00Z".parse().unwrap());
+        let now = "2026-12-06T11:50:00Z".parse().unwrap();
+        assert!(facts.fresh("o/r", now, Duration::from_secs(3600)).is_none());
+    }
+}

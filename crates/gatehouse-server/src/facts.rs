@@ -242,65 +242,17 @@ pub fn granted_repositories(policy: &Policy) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn roles(fetched: Option<&str>, invalidated: Option<&str>) -> RepoRoles {
-        RepoRoles {
-            fetched_at: fetched.map(|t| t.parse().unwrap()),
-            invalidated_at: invalidated.map(|t| t.parse().unwrap()),
+    #[test]
+    fn absence_from_the_list_is_no_role() {
+        let r = RepoRoles {
+            fetched_at: Some("2026-12-06T11:30:00Z".parse().unwrap()),
+            invalidated_at: None,
             list: People {
                 etag: None,
                 people: HashMap::from([(1, ("a".to_string(), Permission::Write))]),
             },
-        }
-    }
-
-    #[test]
-    fn a_list_is_fresh_after_the_last_change_and_within_its_time_to_live() {
-        let now: Timestamp = "2026-12-06T12:00:00Z".parse().unwrap();
-        let hour = Duration::from_secs(3600);
-        assert!(roles(Some("2026-12-06T11:30:00Z"), None).is_fresh(now, hour));
-        assert!(!roles(Some("2026-12-06T10:59:00Z"), None).is_fresh(now, hour));
-        assert!(!roles(None, None).is_fresh(now, hour));
-        // A change announced after the fetch started makes it stale at once.
-        assert!(
-            !roles(Some("2026-12-06T11:30:00Z"), Some("2026-12-06T11:31:00Z")).is_fresh(now, hour)
-        );
-        assert!(
-            roles(Some("2026-12-06T11:32:00Z"), Some("2026-12-06T11:31:00Z")).is_fresh(now, hour)
-        );
-    }
-
-    #[test]
-    fn absence_from_the_list_is_no_role() {
-        let r = roles(Some("2026-12-06T11:30:00Z"), None);
+        };
         assert_eq!(r.role_of(1), Some(Permission::Write));
         assert_eq!(r.role_of(2), None);
-    }
-
-    #[test]
-    fn a_fetch_that_started_before_a_change_does_not_make_the_list_fresh() {
-        let facts = RoleFacts::default();
-        let hour = Duration::from_secs(3600);
-        facts.put("o/r".into(), roles(Some("2026-12-06T11:00:00Z"), None));
-        // A webhook says the roles changed while a fetch (started before) is under way.
-        facts.invalidate(Some("o/r"), "2026-12-06T11:10:00Z".parse().unwrap());
-        facts.put("o/r".into(), roles(Some("2026-12-06T11:09:00Z"), None));
-        let now = "2026-12-06T11:20:00Z".parse().unwrap();
-        assert!(facts.fresh("o/r", now, hour).is_none());
-        facts.put("o/r".into(), roles(Some("2026-12-06T11:11:00Z"), None));
-        assert!(facts.fresh("o/r", now, hour).is_some());
-    }
-
-    #[test]
-    fn an_older_fetch_never_replaces_a_newer_one() {
-        let facts = RoleFacts::default();
-        facts.put("o/r".into(), roles(Some("2026-12-06T11:30:00Z"), None));
-        facts.put("o/r".into(), roles(Some("2026-12-06T11:00:00Z"), None));
-        assert_eq!(
-            facts.get("o/r").unwrap().fetched_at,
-            Some("2026-12-06T11:30:00Z".parse().unwrap())
-        );
-        facts.invalidate(Some("O/R"), "2026-12-06T11:45:00Z".parse().unwrap());
-        let now = "2026-12-06T11:50:00Z".parse().unwrap();
-        assert!(facts.fresh("o/r", now, Duration::from_secs(3600)).is_none());
     }
 }
