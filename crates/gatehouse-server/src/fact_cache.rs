@@ -120,6 +120,14 @@ impl<T> Default for FactCache<T> {
     }
 }
 
+/// The entries of a stored list (JSON); none when it was never fetched or cannot be read.
+pub(crate) fn stored_entries<E: serde::de::DeserializeOwned>(row: &FactRow) -> Vec<E> {
+    row.list
+        .as_deref()
+        .and_then(|list| serde_json::from_str(list).ok())
+        .unwrap_or_default()
+}
+
 fn parse_time(text: Option<&str>) -> Option<Timestamp> {
     text?.parse().ok()
 }

@@ -16,7 +16,7 @@ use gatehouse_policy::{Permission, Policy};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::fact_cache::{Fact, FactCache, Fetch, Stored as StoredList};
+use crate::fact_cache::{Fact, FactCache, Fetch, Stored as StoredList, stored_entries};
 use crate::store::{FactRow, FactTable, Store, Write, now_text, time_text};
 
 /// Every repository's role facts, keyed by lower-cased `owner/name`.
@@ -83,11 +83,7 @@ impl StoredList for People {
     const TABLE: FactTable = FactTable::Roles;
 
     fn from_row(row: &FactRow) -> People {
-        let people: Vec<Stored> = row
-            .list
-            .as_deref()
-            .and_then(|p| serde_json::from_str(p).ok())
-            .unwrap_or_default();
+        let people: Vec<Stored> = stored_entries(row);
         People {
             etag: row.etag.clone(),
             people: people_map(

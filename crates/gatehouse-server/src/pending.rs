@@ -143,48 +143,15 @@ async fn wait_and_process(
                 }
             }
             Wait::Roles { repository } => {
-                if let Some(github) = &state.github
-                    && let Err(e) = state
-                        .facts
-                        .refresh(
-                            github,
-                            &state.store,
-                            repository,
-                            state.config.facts_ttl,
-                            until,
-                        )
-                        .await
-                {
-                    state.metrics.role_fetch("failed");
-                    tracing::warn!(
-                        repository,
-                        error = format!("{e:#}"),
-                        "cannot learn the roles on the repository"
-                    );
+                if let Some(github) = &state.github {
+                    read_roles(state, github, repository, until).await;
                 }
             }
             Wait::Teams { teams } => {
                 if let Some(github) = &state.github {
                     let org = state.policy.load().org().to_string();
                     for team in teams {
-                        if let Err(e) = state
-                            .team_facts
-                            .refresh(
-                                github,
-                                &state.store,
-                                &org,
-                                team,
-                                state.config.facts_ttl,
-                                until,
-                            )
-                            .await
-                        {
-                            tracing::warn!(
-                                team,
-                                error = format!("{e:#}"),
-                                "cannot learn the members of a team a grant names"
-                            );
-                        }
+                        read_team(state, github, &org, team, until).await;
                     }
                 }
             }
@@ -373,26 +340,8 @@ async fn refresh_all(
                 return;
             };
             let until = tokio::time::Instant::now() + state.config.facts_deadline;
-            match state
-                .facts
-                .refresh(
-                    &github,
-                    &state.store,
-                    &repository,
-                    state.config.facts_ttl,
-                    until,
-                )
-                .await
-            {
-                Ok(_) => state.metrics.role_fetch("fetched"),
-                Err(e) => {
-                    state.metrics.role_fetch("failed");
-                    tracing::warn!(
-                        repository,
-                        error = format!("{e:#}"),
-                        "cannot read the roles on a granted project's repository"
-                    );
-                }
+            if read_roles(&state, &github, &repository, until).await {
+                state.metrics.role_fetch("fetched");
             }
         });
     }
@@ -421,24 +370,58 @@ pub async fn refresh_teams(
         .due(&wanted, Timestamp::now(), state.config.facts_ttl);
     for team in due {
         let until = tokio::time::Instant::now() + state.config.facts_deadline;
-        if let Err(e) = state
-            .team_facts
-            .refresh(
-                github,
-                &state.store,
-                &org,
-                &team,
-                state.config.facts_ttl,
-                until,
-            )
-            .await
-        {
+        read_team(state, github, &org, &team, until).await;
+    }
+}
+
+/// Reads the roles on `repository` again unless they are fresh, until `until`. A failure is
+/// counted and logged, not returned: a job that needs them waits for them, then is denied
+/// `facts-unavailable`. Whether they were had.
+async fn read_roles(
+    state: &AppState,
+    github: &gatehouse_github::Client,
+    repository: &str,
+    until: tokio::time::Instant,
+) -> bool {
+    let ttl = state.config.facts_ttl;
+    match state
+        .facts
+        .refresh(github, &state.store, repository, ttl, until)
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            state.metrics.role_fetch("failed");
             tracing::warn!(
-                team,
+                repository,
                 error = format!("{e:#}"),
-                "cannot read the members of a team a grant names"
+                "cannot read the roles on a repository"
             );
+            false
         }
+    }
+}
+
+/// Reads the members of `team` (of the organisation `org`) again unless they are fresh, until
+/// `until`; a failure is logged, as [`read_roles`] does.
+async fn read_team(
+    state: &AppState,
+    github: &gatehouse_github::Client,
+    org: &str,
+    team: &str,
+    until: tokio::time::Instant,
+) {
+    let ttl = state.config.facts_ttl;
+    if let Err(e) = state
+        .team_facts
+        .refresh(github, &state.store, org, team, ttl, until)
+        .await
+    {
+        tracing::warn!(
+            team,
+            error = format!("{e:#}"),
+            "cannot read the members of a team a grant names"
+        );
     }
 }
 

@@ -17,7 +17,7 @@ use gatehouse_github::collaborators::TeamMember;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::fact_cache::{Fact, FactCache, Fetch, Stored as StoredList};
+use crate::fact_cache::{Fact, FactCache, Fetch, Stored as StoredList, stored_entries};
 use crate::store::{FactRow, FactTable, Store, TeamFactsWrite, Write, now_text, time_text};
 
 /// Every team's member list, keyed by lower-cased slug.
@@ -59,11 +59,7 @@ impl StoredList for Members {
     const TABLE: FactTable = FactTable::Teams;
 
     fn from_row(row: &FactRow) -> Members {
-        let members: Vec<Stored> = row
-            .list
-            .as_deref()
-            .and_then(|m| serde_json::from_str(m).ok())
-            .unwrap_or_default();
+        let members: Vec<Stored> = stored_entries(row);
         Members(members.into_iter().map(|m| m.id).collect())
     }
 }
