@@ -57,12 +57,15 @@ pub struct AppState {
     /// The rendered ledger and the dashboard's figures ([`crate::site_routes`]).
     pub(crate) site_cache: SiteCache,
     /// This week's outliers as last read ([`crate::outliers::cached`]): when, for which day.
-    pub(crate) outliers: tokio::sync::Mutex<Option<(Instant, Date, Arc<Vec<Outlier>>)>>,
+    pub(crate) outliers: tokio::sync::Mutex<Option<OutliersRead>>,
     /// The access repository's [`fingerprint`] taken just before the first load: the watcher
     /// ([`crate::reload`]) starts from it, so a change made between that load and the
     /// watcher's first look is still seen.
     pub(crate) loaded_fingerprint: u64,
 }
+
+/// This week's outliers as read: when, for which day.
+pub(crate) type OutliersRead = (Instant, Date, Arc<Vec<Outlier>>);
 
 /// What `/healthz` reports about the policy.
 #[derive(Clone, Debug)]
