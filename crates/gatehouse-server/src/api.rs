@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::state::{AppState, today};
+use crate::clock::today;
+use crate::state::AppState;
 use crate::store::{ActiveJobs, DecisionFilter, UsageRow};
 
 const MAX_LIMIT: i64 = 1000;

@@ -15,38 +15,26 @@
 //!   (80% and 100% by default) a replica claims the alert in the database first, then opens
 //!   the pool's one issue in `guard.issues_repository`, or edits it at the next threshold.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use gatehouse_core::Repo;
 use gatehouse_core::pools::{Terms, alert_reached, expected_minutes, funding};
 use jiff::Timestamp;
 use jiff::civil::Date;
 
-use crate::state::{AppState, later};
+use crate::clock::later;
+use crate::source::CreditPools;
+use crate::state::AppState;
 use crate::store::{Balance, CreditWrite, Reservation, Write, time_text};
 
 /// How long a job's reservation counts when its job never reports completion: as long as its
 /// claim on a machine would ([`crate::caps::HOLD_LIMIT`]).
 const RESERVATION_LIMIT: Duration = crate::caps::HOLD_LIMIT;
 
-/// How long a resource's median job length is used before it is read again.
-const MEDIAN_TTL: Duration = Duration::from_secs(600);
-
 /// How often the alert task looks at the pools, and how long a replica holds an alert before
 /// another may act on it.
 pub const ALERT_EVERY: Duration = Duration::from_secs(60);
 const ALERT_LEASE: Duration = Duration::from_secs(120);
-
-/// The pools of the access repository, as of its last load.
-#[derive(Debug, Default)]
-pub(crate) struct CreditPools {
-    pools: Vec<Terms>,
-    funded: HashSet<String>,
-    issues_repository: Option<String>,
-    medians: Mutex<HashMap<String, (Instant, Option<u64>)>>,
-}
 
 /// What became of a job's reservation.
 pub(crate) enum Reserved {
@@ -59,67 +47,6 @@ pub(crate) enum Reserved {
     Completed,
     /// Pools fund it, and none has its expected cost left: what to say of them.
     Exhausted(String),
-}
-
-impl CreditPools {
-    pub fn from_repo(repo: &Repo) -> CreditPools {
-        let pools = gatehouse_core::pools::terms(repo);
-        let funded = pools
-            .iter()
-            .flat_map(|p| p.per_minute.keys().cloned())
-            .collect();
-        CreditPools {
-            pools,
-            funded,
-            issues_repository: repo
-                .settings
-                .as_ref()
-                .and_then(|s| s.value.guard.issues_repository.as_ref())
-                .map(|r| r.value.clone()),
-            medians: Mutex::default(),
-        }
-    }
-
-    /// Whether any pool funds `resource` (on some day, for some project).
-    pub fn funds(&self, resource: &str) -> bool {
-        self.funded.contains(resource)
-    }
-
-    pub fn all(&self) -> &[Terms] {
-        &self.pools
-    }
-
-    pub fn get(&self, name: &str) -> Option<&Terms> {
-        self.pools.iter().find(|p| p.name == name)
-    }
-
-    /// How many minutes a job of `resource` is expected to run (its limit is the one the time
-    /// limits of the same load hold).
-    async fn expected(&self, state: &AppState, resource: &str) -> anyhow::Result<u64> {
-        let limit = state.source.load().time_limits.of(resource);
-        if limit.is_some() {
-            return Ok(expected_minutes(limit, None));
-        }
-        let cached = self
-            .medians
-            .lock()
-            .expect("medians lock")
-            .get(resource)
-            .filter(|(at, _)| at.elapsed() < MEDIAN_TTL)
-            .map(|(_, m)| *m);
-        let median = match cached {
-            Some(m) => m,
-            None => {
-                let m = state.store.median_job_minutes(resource).await?;
-                self.medians
-                    .lock()
-                    .expect("medians lock")
-                    .insert(resource.to_string(), (Instant::now(), m));
-                m
-            }
-        };
-        Ok(expected_minutes(None, median))
-    }
 }
 
 fn today(now: Timestamp) -> Date {
@@ -143,6 +70,24 @@ fn describe(p: &Terms, b: Balance) -> String {
     )
 }
 
+/// How many minutes a job of `resource` is expected to run (its limit is the one the time
+/// limits of the same load hold).
+async fn expected(state: &AppState, credit: &CreditPools, resource: &str) -> anyhow::Result<u64> {
+    let limit = state.source.load().time_limits.of(resource);
+    if limit.is_some() {
+        return Ok(expected_minutes(limit, None));
+    }
+    let median = match credit.cached_median(resource) {
+        Some(m) => m,
+        None => {
+            let m = state.store.median_job_minutes(resource).await?;
+            credit.remember_median(resource, m);
+            m
+        }
+    };
+    Ok(expected_minutes(None, median))
+}
+
 /// For a queued job: `Some(words)` when pools fund it and none has its expected cost left.
 pub(crate) async fn exhausted(
     state: &AppState,
@@ -159,7 +104,7 @@ pub(crate) async fn exhausted(
     if payers.is_empty() {
         return Ok(None);
     }
-    let minutes = credit.expected(state, resource).await?;
+    let minutes = expected(state, credit, resource).await?;
     let balances = state.store.pool_balances(&time_text(now)).await?;
     let mut said = Vec::new();
     for p in payers {
@@ -196,7 +141,7 @@ pub(crate) async fn reserve(
     if state.store.reservation_of(holder).await?.is_some() {
         return Ok(Reserved::Held);
     }
-    let minutes = credit.expected(state, resource).await?;
+    let minutes = expected(state, credit, resource).await?;
     for p in &payers {
         let per_minute = p.per_minute.get(resource).copied().unwrap_or(0);
         let units = minutes.saturating_mul(per_minute);
@@ -329,7 +274,7 @@ pub(crate) async fn alert_pass(state: &AppState) -> anyhow::Result<usize> {
             "sponsor pool alert"
         );
         state.metrics.pool_alert();
-        let issue = match (&state.github, &credit.issues_repository) {
+        let issue = match (&state.github, credit.issues_repository()) {
             (Some(github), Some(repository)) => {
                 let existing = state.store.pool_issue(&p.name).await?;
                 let existing = existing.and_then(|n| u64::try_from(n).ok());

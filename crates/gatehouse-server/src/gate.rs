@@ -37,7 +37,8 @@ use sha2::{Digest, Sha256};
 use crate::Secret;
 use crate::events::run_record;
 use crate::guard::view_of;
-use crate::state::{AppState, Source};
+use crate::signed_snapshot::Signed;
+use crate::state::AppState;
 use crate::store::{DecisionRecord, RunRecord, Write, time_text};
 
 /// The gate's settings in the guard.
@@ -49,8 +50,9 @@ pub struct GateConfig {
     pub signing_key: Option<Arc<SigningKey>>,
     /// A snapshot older than this is refused by the runners.
     pub snapshot_max_age: Duration,
-    /// How long an admission waits for a fact the guard does not hold yet (a gate stops
-    /// waiting after 2 s by default and decides from its snapshot).
+    /// How long an admission waits for a fact the guard does not hold yet: first the run,
+    /// then the roles and the teams' members together, in one such wait (a gate stops waiting
+    /// after 2 s by default and decides from its snapshot).
     pub fact_wait: Duration,
 }
 
@@ -76,15 +78,6 @@ impl GateConfig {
             fact_wait: Duration::from_millis(1500),
         }
     }
-}
-
-/// A signed snapshot and what it was made from.
-pub(crate) struct Signed {
-    bytes: Bytes,
-    serial: u64,
-    made: Instant,
-    source: Arc<Source>,
-    facts: u64,
 }
 
 fn reply(status: StatusCode, message: impl Into<String>) -> Response {
@@ -260,48 +253,40 @@ async fn admit(
     let repository = run
         .as_ref()
         .map_or_else(|| request.repository.clone(), |r| r.repository.clone());
-    if state
-        .facts
-        .fresh(&repository, Timestamp::now(), state.config.facts_ttl)
-        .is_none()
-        && let Some(github) = &state.github
-        && policy.project_of(&repository).is_some()
-    {
-        let until = tokio::time::Instant::now() + wait;
-        let _ = state
-            .facts
-            .refresh(
-                github,
-                &state.store,
-                &repository,
-                state.config.facts_ttl,
-                until,
-            )
-            .await;
-    }
-    // The members of the teams the job's grant names, likewise (a team member not listed by
-    // name is let in only on a fresh list).
+    // The roles on it, and the members of the teams the job's grant names (a team member not
+    // listed by name is let in only on a fresh list), read again together when stale: one
+    // wait of `fact_wait` for all of them, as the gate waits for one answer.
     if let Some(github) = &state.github {
         let until = tokio::time::Instant::now() + wait;
-        for team in policy.teams_of(&repository, resource) {
+        let ttl = state.config.facts_ttl;
+        let roles = async {
             if state
-                .team_facts
-                .fresh(team, Timestamp::now(), state.config.facts_ttl)
+                .facts
+                .fresh(&repository, Timestamp::now(), ttl)
                 .is_none()
+                && policy.project_of(&repository).is_some()
             {
                 let _ = state
-                    .team_facts
-                    .refresh(
-                        github,
-                        &state.store,
-                        policy.org(),
-                        team,
-                        state.config.facts_ttl,
-                        until,
-                    )
+                    .facts
+                    .refresh(github, &state.store, &repository, ttl, until)
                     .await;
             }
-        }
+        };
+        let teams = async {
+            for team in policy.teams_of(&repository, resource) {
+                if state
+                    .team_facts
+                    .fresh(team, Timestamp::now(), ttl)
+                    .is_none()
+                {
+                    let _ = state
+                        .team_facts
+                        .refresh(github, &state.store, policy.org(), team, ttl, until)
+                        .await;
+                }
+            }
+        };
+        tokio::join!(roles, teams);
     }
     let mut view = view_of(state, &policy, &repository, resource, run).await?;
     view.on_resource(resource_name);

@@ -31,11 +31,13 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
+use crate::clock::{later, today};
 use crate::events::{
     Event, RoleChangeEvent, Team, WorkflowJob, WorkflowJobEvent, WorkflowRunEvent, parse_event,
 };
+use crate::explanation::Explanation;
 use crate::facts::RepoRoles;
-use crate::state::{AppState, later, today};
+use crate::state::AppState;
 use crate::store::{
     CreditWrite, DecisionRecord, JobStatus, RunRecord, TeamFactsWrite, Write, now_text, time_text,
 };
@@ -459,15 +461,6 @@ pub struct Effects {
     minutes: Option<(usize, String, i64)>,
     /// Done once the writes are committed.
     after: Vec<After>,
-}
-
-/// A denial's explanation, to leave on the commit as a failed check run.
-#[derive(Debug)]
-pub struct Explanation {
-    pub(crate) repository: String,
-    pub(crate) head_sha: String,
-    pub(crate) title: String,
-    pub(crate) summary: String,
 }
 
 /// How many explanations may wait for their turn (GitHub wants mutating calls a second

@@ -25,8 +25,11 @@
 mod api;
 mod caps;
 pub mod catchup;
+mod clock;
 mod credit;
 pub mod events;
+mod explanation;
+mod fact_cache;
 mod facts;
 pub mod gate;
 mod guard;
@@ -36,15 +39,20 @@ mod outliers;
 mod pending;
 mod pool_pages;
 mod queue;
+mod reload;
 pub mod replay;
 mod run_approvals;
 mod scrape;
+mod signed_snapshot;
+mod site_cache;
 mod site_routes;
+mod source;
 mod state;
 pub mod store;
 pub mod stored_site;
 mod team_facts;
 mod time_limits;
+mod waiting;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -308,7 +316,7 @@ pub async fn serve_on(
     time_limits::spawn(&state);
     credit::spawn(&state, state.config.pool_alerts_every);
     if let Some(interval) = state.config.watch_interval {
-        state::spawn_watcher(&state, interval);
+        reload::spawn_watcher(&state, interval);
     }
     if let Some(catch_up) = state.config.catch_up.clone() {
         catchup::spawn(&state, catch_up);

@@ -12,9 +12,6 @@ use jiff::civil::Date;
 use crate::state::AppState;
 use crate::store::Store;
 
-/// Outliers as read: when, for which day.
-pub(crate) type Read = (Instant, Date, Arc<Vec<Outlier>>);
-
 /// How long the outliers read once are reused (they are about a week).
 pub const FRESH_FOR: Duration = Duration::from_secs(300);
 

@@ -14,12 +14,13 @@
 //! by a replica that stopped.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use jiff::Timestamp;
 
+use crate::clock::later;
 use crate::events::run_record;
 use crate::facts::granted_repositories;
 use crate::guard::{self, Processed, Wait};
@@ -35,35 +36,6 @@ const POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// How often deliveries left waiting by another replica (or a stopped process) are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
-
-/// The deliveries this process is waiting on, so none is waited on twice.
-#[derive(Default)]
-pub struct Waiting {
-    ids: Mutex<HashSet<String>>,
-}
-
-impl Waiting {
-    fn claim(&self, id: &str) -> bool {
-        self.ids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_string())
-    }
-
-    fn release(&self, id: &str) {
-        self.ids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-    }
-
-    pub fn holds(&self, id: &str) -> bool {
-        self.ids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(id)
-    }
-}
 
 /// What became of a delivery handed to [`process_or_wait`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -171,48 +143,15 @@ async fn wait_and_process(
                 }
             }
             Wait::Roles { repository } => {
-                if let Some(github) = &state.github
-                    && let Err(e) = state
-                        .facts
-                        .refresh(
-                            github,
-                            &state.store,
-                            repository,
-                            state.config.facts_ttl,
-                            until,
-                        )
-                        .await
-                {
-                    state.metrics.role_fetch("failed");
-                    tracing::warn!(
-                        repository,
-                        error = format!("{e:#}"),
-                        "cannot learn the roles on the repository"
-                    );
+                if let Some(github) = &state.github {
+                    read_roles(state, github, repository, until).await;
                 }
             }
             Wait::Teams { teams } => {
                 if let Some(github) = &state.github {
                     let org = state.policy.load().org().to_string();
                     for team in teams {
-                        if let Err(e) = state
-                            .team_facts
-                            .refresh(
-                                github,
-                                &state.store,
-                                &org,
-                                team,
-                                state.config.facts_ttl,
-                                until,
-                            )
-                            .await
-                        {
-                            tracing::warn!(
-                                team,
-                                error = format!("{e:#}"),
-                                "cannot learn the members of a team a grant names"
-                            );
-                        }
+                        read_team(state, github, &org, team, until).await;
                     }
                 }
             }
@@ -401,26 +340,8 @@ async fn refresh_all(
                 return;
             };
             let until = tokio::time::Instant::now() + state.config.facts_deadline;
-            match state
-                .facts
-                .refresh(
-                    &github,
-                    &state.store,
-                    &repository,
-                    state.config.facts_ttl,
-                    until,
-                )
-                .await
-            {
-                Ok(_) => state.metrics.role_fetch("fetched"),
-                Err(e) => {
-                    state.metrics.role_fetch("failed");
-                    tracing::warn!(
-                        repository,
-                        error = format!("{e:#}"),
-                        "cannot read the roles on a granted project's repository"
-                    );
-                }
+            if read_roles(&state, &github, &repository, until).await {
+                state.metrics.role_fetch("fetched");
             }
         });
     }
@@ -449,24 +370,58 @@ pub async fn refresh_teams(
         .due(&wanted, Timestamp::now(), state.config.facts_ttl);
     for team in due {
         let until = tokio::time::Instant::now() + state.config.facts_deadline;
-        if let Err(e) = state
-            .team_facts
-            .refresh(
-                github,
-                &state.store,
-                &org,
-                &team,
-                state.config.facts_ttl,
-                until,
-            )
-            .await
-        {
+        read_team(state, github, &org, &team, until).await;
+    }
+}
+
+/// Reads the roles on `repository` again unless they are fresh, until `until`. A failure is
+/// counted and logged, not returned: a job that needs them waits for them, then is denied
+/// `facts-unavailable`. Whether they were had.
+async fn read_roles(
+    state: &AppState,
+    github: &gatehouse_github::Client,
+    repository: &str,
+    until: tokio::time::Instant,
+) -> bool {
+    let ttl = state.config.facts_ttl;
+    match state
+        .facts
+        .refresh(github, &state.store, repository, ttl, until)
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            state.metrics.role_fetch("failed");
             tracing::warn!(
-                team,
+                repository,
                 error = format!("{e:#}"),
-                "cannot read the members of a team a grant names"
+                "cannot read the roles on a repository"
             );
+            false
         }
+    }
+}
+
+/// Reads the members of `team` (of the organisation `org`) again unless they are fresh, until
+/// `until`; a failure is logged, as [`read_roles`] does.
+async fn read_team(
+    state: &AppState,
+    github: &gatehouse_github::Client,
+    org: &str,
+    team: &str,
+    until: tokio::time::Instant,
+) {
+    let ttl = state.config.facts_ttl;
+    if let Err(e) = state
+        .team_facts
+        .refresh(github, &state.store, org, team, ttl, until)
+        .await
+    {
+        tracing::warn!(
+            team,
+            error = format!("{e:#}"),
+            "cannot read the members of a team a grant names"
+        );
     }
 }
 
@@ -583,9 +538,7 @@ async fn sweep_once(state: &Arc<AppState>) -> anyhow::Result<()> {
     let slack = state.config.facts_deadline + Duration::from_secs(30);
     for d in state.store.unprocessed(500).await? {
         let received_at: Timestamp = d.received_at.parse().unwrap_or_else(|_| Timestamp::now());
-        if crate::state::later(received_at, slack) > Timestamp::now()
-            || state.waiting.holds(&d.delivery_id)
-        {
+        if later(received_at, slack) > Timestamp::now() || state.waiting.holds(&d.delivery_id) {
             continue;
         }
         process_or_wait(

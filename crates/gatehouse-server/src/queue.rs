@@ -16,7 +16,8 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::site_routes::{Rendered, dashboard_page, page, site, unavailable};
+use crate::site_cache::Rendered;
+use crate::site_routes::{dashboard_page, page, site, unavailable};
 use crate::state::AppState;
 use crate::store::{DecisionFilter, DecisionRecord, time_text};
 

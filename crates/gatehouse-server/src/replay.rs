@@ -20,7 +20,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::events::WorkflowJobEvent;
-use crate::state::load_policy;
+use crate::source::load_policy;
 use crate::store::{JobDelivery, Store, time_text};
 
 /// What a job was (or would be) told: `allow`, `deny`, `not-managed`, or `error` (processing

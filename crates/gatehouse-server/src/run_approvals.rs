@@ -39,9 +39,10 @@ use gatehouse_policy::{Actor, Decision, Policy, RunApproval};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
+use crate::clock::today;
 use crate::events::{Event, IssueCommentEvent, PullRequestReviewEvent, User};
 use crate::guard::{GuardJob, Handling, Step, Wait};
-use crate::state::{AppState, today};
+use crate::state::AppState;
 use crate::store::{ApprovedRun, RunApprovalRecord, Write, time_text};
 
 /// The fewest hex digits of a commit an approving comment must name.

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
@@ -28,11 +28,11 @@ use gatehouse_site::{
     ResourceUsage, SiteOptions, render_dashboard, render_project_usage, render_resource_usage,
     render_site,
 };
-use jiff::Timestamp;
 use jiff::civil::Date;
-use tokio::sync::Mutex;
 
-use crate::state::{AppState, today};
+use crate::clock::today;
+use crate::site_cache::{Figures, Rendered};
+use crate::state::AppState;
 use crate::store::{DecisionFilter, DecisionRecord, Store, WeekUsage};
 
 /// How many denied jobs a dashboard page lists.
@@ -42,40 +42,10 @@ const SPEND_MONTHS: i32 = 12;
 /// How many projects a resource's usage page lists.
 const TOP_PROJECTS: usize = 10;
 
-/// The rendered static site of one loaded policy on one day.
-pub(crate) struct Rendered {
-    loaded_at: Timestamp,
-    pub(crate) day: Date,
-    pub(crate) ledger: Ledger,
-    files: BTreeMap<String, Vec<u8>>,
-}
-
 /// How long the dashboard's figures are reused. Reading this week's minutes scans its jobs
 /// (the eleven weeks before are read once a day); a dashboard a few seconds old is as good,
 /// and many readers at once then cost one read.
 const DASHBOARD_TTL: Duration = Duration::from_secs(10);
-
-/// The dashboard's figures, and when and for which site they were read.
-struct Figures {
-    read_at: Instant,
-    day: Date,
-    loaded_at: Timestamp,
-    dashboard: Arc<Dashboard>,
-}
-
-/// The site, rendered on first use and again when the policy or the day changes; and the
-/// dashboard's figures, read again when [`DASHBOARD_TTL`] has passed.
-#[derive(Clone, Default)]
-pub(crate) struct SiteCache {
-    site: Arc<Mutex<Option<Arc<Rendered>>>>,
-    figures: Arc<Mutex<Option<Figures>>>,
-    /// A background read of the figures is under way.
-    refreshing: Arc<AtomicBool>,
-    closed_weeks: Arc<Mutex<Option<ClosedWeeks>>>,
-}
-
-/// The day the weeks before this one were read on, and their minutes.
-type ClosedWeeks = (Date, Arc<Vec<WeekUsage>>);
 
 /// The live ledger's routes; merged into the guard's router.
 pub fn routes() -> Router<Arc<AppState>> {

@@ -72,15 +72,15 @@ macro_rules! on_pool {
 // After `on_pool!`, which they use.
 mod credit;
 mod dashboard;
+mod facts;
 mod run_approvals;
 mod schema;
 mod sqlite_writer;
-mod team_facts;
 mod write;
 pub use credit::{Balance, CreditWrite, Reservation};
 pub use dashboard::{ActiveJobs, DecisionFilter, UsageRow, WeekUsage};
+pub use facts::{FactRow, FactTable, TeamFactsWrite};
 pub use run_approvals::{ApprovedJob, ApprovedRun, RunApprovalRecord, StoredRunApproval};
-pub use team_facts::{TeamFactsRow, TeamFactsWrite};
 pub use write::{Hold, JobStatus, Limits, Write};
 use write::{Param, Statement};
 
@@ -127,19 +127,6 @@ pub struct RunRecord {
     pub triggering_actor: Option<(String, i64)>,
     pub workflow: Option<String>,
     pub git_ref: Option<String>,
-}
-
-/// One repository's role facts as stored (times as [`time_text`] writes them).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoleFactsRow {
-    /// Lower-cased `owner/name`.
-    pub repository: String,
-    /// The collaborator list as JSON; `None` when never fetched.
-    pub people: Option<String>,
-    pub etag: Option<String>,
-    pub fetched_at: Option<String>,
-    pub invalidated_at: Option<String>,
-    pub changed_at: String,
 }
 
 /// One decision as recorded and as the JSON API shows it.
@@ -463,37 +450,6 @@ impl Store {
             git_ref: r.13,
             default_branch: r.14,
         }))
-    }
-
-    /// Role facts whose row changed at or after `since` (every row when `None`), oldest
-    /// change first.
-    pub async fn role_facts_since(&self, since: Option<&str>) -> anyhow::Result<Vec<RoleFactsRow>> {
-        type Row = (
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-        );
-        const SQL: &str = "SELECT repository, people, etag, fetched_at, invalidated_at, changed_at
-            FROM role_facts WHERE CAST($1 AS TEXT) IS NULL OR changed_at >= $1
-            ORDER BY changed_at";
-        let rows: Vec<Row> = on_pool!(self, pool => sqlx::query_as(SQL)
-            .bind(since)
-            .fetch_all(pool)
-            .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| RoleFactsRow {
-                repository: r.0,
-                people: r.1,
-                etag: r.2,
-                fetched_at: r.3,
-                invalidated_at: r.4,
-                changed_at: r.5,
-            })
-            .collect())
     }
 
     /// The outcomes of an admission (by its delivery id) and of its job's webhook decision

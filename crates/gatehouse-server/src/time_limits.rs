@@ -16,16 +16,16 @@
 //! - The limit is read again when the timer is due: a limit raised since the job started
 //!   moves the deadline, a limit removed drops the timer.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_core::Repo;
 use gatehouse_core::model::GuardMode;
 use jiff::{SignedDuration, Timestamp};
 
+use crate::clock::later;
 use crate::events::WorkflowJob;
-use crate::state::{AppState, later};
+use crate::explanation::Explanation;
+use crate::state::AppState;
 use crate::store::{DecisionRecord, JobTimer, Write, time_text};
 
 /// The rule a time-limit cancellation is recorded under (in the decisions, `/metrics` and the
@@ -40,29 +40,6 @@ pub const LEASE: Duration = Duration::from_secs(120);
 
 /// Due timers acted on per look.
 const BATCH: i64 = 100;
-
-/// Each resource's `max_job_minutes`, as of the last load of the access repository.
-#[derive(Debug, Default)]
-pub(crate) struct TimeLimits(HashMap<String, u32>);
-
-impl TimeLimits {
-    pub fn from_repo(repo: &Repo) -> TimeLimits {
-        TimeLimits(
-            repo.resources
-                .iter()
-                .filter_map(|r| {
-                    let name = &r.value.name.value;
-                    Some((name.clone(), repo.max_job_minutes(name)?))
-                })
-                .collect(),
-        )
-    }
-
-    /// The time limit of `resource`'s jobs, in minutes.
-    pub fn of(&self, resource: &str) -> Option<u32> {
-        self.0.get(resource).copied()
-    }
-}
 
 /// The timer of `job`, which went in progress on `resource` of project `project` in
 /// `repository`, when the resource has a time limit of `minutes`.
@@ -233,7 +210,7 @@ async fn fire(
     if acted == "run cancelled"
         && let Some(head_sha) = &timer.head_sha
     {
-        state.explain(crate::guard::Explanation {
+        state.explain(Explanation {
             repository: timer.repository.clone(),
             head_sha: head_sha.clone(),
             title: format!("gatehouse cancelled this run: {RULE}"),

@@ -1169,6 +1169,7 @@ on_both!(
     a_sponsor_pool_pays_for_jobs_until_it_is_used_up,
     the_gate_reserves_credit_before_a_job_starts,
     the_gate_reads_a_team_whose_members_changed_again,
+    the_gate_reads_roles_and_teams_within_one_fact_wait,
     a_job_that_starts_after_it_ended_holds_no_credit,
 );
 
@@ -1212,6 +1213,58 @@ async fn the_gate_reads_a_team_whose_members_changed_again(backend: Backend) {
     assert_eq!(answer["rule"], "user-not-allowed", "{answer}");
     let message = answer["message"].as_str().unwrap();
     assert!(message.contains(TEAM), "{message}");
+}
+
+/// The gate's admission waits for the facts it lacks `fact_wait` at most, all of them
+/// together: the roles on the repository and the members of the grant's team are read again
+/// at once, not one after the other (a gate stops waiting after 2 s and decides from its
+/// snapshot, so an answer that comes later is lost).
+async fn the_gate_reads_roles_and_teams_within_one_fact_wait(backend: Backend) {
+    let world = World::new(backend).await;
+    let fact_wait = Duration::from_secs(2);
+    let guard = world
+        .guard_with(|c| {
+            c.facts_deadline = Duration::from_millis(300);
+            if let Some(gate) = &mut c.gate {
+                gate.fact_wait = fact_wait;
+            }
+        })
+        .await;
+    let first = TestJob::new(REPO, 9111, "teamed");
+    guard.announce(&first).await;
+    let (outcome, answer) = guard.admit(&first, 0).await;
+    assert_eq!(outcome, "allow", "a member of the team: {answer}");
+
+    // Someone joins the team while GitHub fails: the team's members, and the roles on every
+    // repository (the team's own cannot be listed), are stale and cannot be read again.
+    world.fake.gate.fail_all(Some(502));
+    let mut joined = fixture("membership.added.json");
+    joined["member"]["login"] = json!("a-newcomer");
+    joined["member"]["id"] = json!(7_000_111);
+    joined["team"]["slug"] = json!(TEAM);
+    joined["team"]["name"] = json!(TEAM);
+    joined["organization"]["login"] = json!("octo-org");
+    guard
+        .deliver("membership", "joined-the-team", &joined)
+        .await;
+    // The guard's own tries to read them again end first.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    world.fake.gate.fail_all(None);
+    // GitHub answers again, each list after 1.2 s.
+    let slow = Duration::from_millis(1200);
+    world.fake.gate.delay("GET */collaborators", slow);
+    world.fake.gate.delay("GET */members", slow);
+
+    let second = TestJob::new(REPO, 9112, "teamed");
+    guard.announce(&second).await;
+    let asked = std::time::Instant::now();
+    let (outcome, answer) = guard.admit(&second, 0).await;
+    let took = asked.elapsed();
+    assert_eq!(outcome, "allow", "{answer}");
+    assert!(
+        took < fact_wait,
+        "the admission read both lists in {took:?}, beyond its fact wait of {fact_wait:?}"
+    );
 }
 
 /// Two replicas share one PostgreSQL and both look for due timers often: a job past its limit

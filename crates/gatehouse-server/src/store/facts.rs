@@ -1,9 +1,33 @@
-//! Team facts in the store ([`crate::team_facts`]): each team a grant names, with its member
-//! list as GitHub last gave it, when that fetch started and when a webhook last made it stale.
-//! The table is in `store/schema.rs`; the writes go through [`super::Write`] like every other
-//! change, so every replica reads what one of them learnt.
+//! The guard's facts in the store ([`crate::fact_cache`]): the role facts (`role_facts`, one
+//! collaborator list per repository) and the team facts (`team_facts`, one member list per
+//! team a grant names), each list with when its fetch started and when a webhook last made it
+//! stale. The tables are in `store/schema.rs`; the writes go through [`super::Write`] like
+//! every other change, so every replica reads what one of them learnt.
 
 use super::{Param, Pool, Statement, Store};
+
+/// A table of facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FactTable {
+    /// `role_facts`: each repository's collaborators (with their ETag).
+    Roles,
+    /// `team_facts`: each team's members.
+    Teams,
+}
+
+/// One list as stored (times as [`super::time_text`] writes them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FactRow {
+    /// The lower-cased repository (`owner/name`) or team slug.
+    pub key: String,
+    /// The list as JSON; `None` when never fetched.
+    pub list: Option<String>,
+    /// The ETag GitHub gave with the list (role facts only).
+    pub etag: Option<String>,
+    pub fetched_at: Option<String>,
+    pub invalidated_at: Option<String>,
+    pub changed_at: String,
+}
 
 /// A change to the team facts.
 #[derive(Clone, Debug)]
@@ -19,18 +43,6 @@ pub enum TeamFactsWrite {
     /// A webhook said a team's members changed at `at`: its list is stale until fetched
     /// again. `None`: every team's.
     Invalidate { team: Option<String>, at: String },
-}
-
-/// One team's facts as stored (times as [`super::time_text`] writes them).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TeamFactsRow {
-    /// The lower-cased slug.
-    pub team: String,
-    /// The member list as JSON; `None` when never fetched.
-    pub members: Option<String>,
-    pub fetched_at: Option<String>,
-    pub invalidated_at: Option<String>,
-    pub changed_at: String,
 }
 
 /// A fetch's result replaces the stored one unless a fetch that started later was stored.
@@ -70,31 +82,46 @@ impl TeamFactsWrite {
 }
 
 impl Store {
-    /// Team facts whose row changed at or after `since` (every row when `None`), oldest
-    /// change first.
-    pub async fn team_facts_since(&self, since: Option<&str>) -> anyhow::Result<Vec<TeamFactsRow>> {
+    /// The lists of `table` whose row changed at or after `since` (every row when `None`),
+    /// oldest change first.
+    pub async fn facts_since(
+        &self,
+        table: FactTable,
+        since: Option<&str>,
+    ) -> anyhow::Result<Vec<FactRow>> {
         type Row = (
             String,
             Option<String>,
             Option<String>,
             Option<String>,
+            Option<String>,
             String,
         );
-        const SQL: &str = "SELECT team, members, fetched_at, invalidated_at, changed_at
-            FROM team_facts WHERE CAST($1 AS TEXT) IS NULL OR changed_at >= $1
-            ORDER BY changed_at";
-        let rows: Vec<Row> = on_pool!(self, pool => sqlx::query_as(SQL)
+        let sql = match table {
+            FactTable::Roles => {
+                "SELECT repository, people, etag, fetched_at, invalidated_at, changed_at
+                FROM role_facts WHERE CAST($1 AS TEXT) IS NULL OR changed_at >= $1
+                ORDER BY changed_at"
+            }
+            FactTable::Teams => {
+                "SELECT team, members, CAST(NULL AS TEXT), fetched_at, invalidated_at, changed_at
+                FROM team_facts WHERE CAST($1 AS TEXT) IS NULL OR changed_at >= $1
+                ORDER BY changed_at"
+            }
+        };
+        let rows: Vec<Row> = on_pool!(self, pool => sqlx::query_as(sql)
             .bind(since)
             .fetch_all(pool)
             .await)?;
         Ok(rows
             .into_iter()
-            .map(|r| TeamFactsRow {
-                team: r.0,
-                members: r.1,
-                fetched_at: r.2,
-                invalidated_at: r.3,
-                changed_at: r.4,
+            .map(|r| FactRow {
+                key: r.0,
+                list: r.1,
+                etag: r.2,
+                fetched_at: r.3,
+                invalidated_at: r.4,
+                changed_at: r.5,
             })
             .collect())
     }
