@@ -7,8 +7,8 @@ use gatehouse_core::check::run_all;
 use gatehouse_core::import::cirun::{self, ImportOptions, Imported};
 use jiff::civil::date;
 
-const ACCESS: &str = include_str!("../../../fixtures/conda-forge/cirun-access.yml");
-const GLOBAL: &str = include_str!("../../../fixtures/conda-forge/cirun-global.yml");
+const ACCESS: &str = include_str!("../../../../fixtures/conda-forge/cirun-access.yml");
+const GLOBAL: &str = include_str!("../../../../fixtures/conda-forge/cirun-global.yml");
 
 fn import() -> Imported {
     let (access, global) = cirun::parse(
