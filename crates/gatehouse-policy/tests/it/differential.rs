@@ -1038,7 +1038,7 @@ fn reason_name(reason: &DenyReason) -> String {
     }
 }
 
-/// The repository of tests/conformance.rs.
+/// The repository of tests/it/conformance.rs.
 fn conformance_repo() -> Repo {
     let repo = Repo::from_sources([
         (

@@ -8,8 +8,8 @@ use gatehouse_core::import::cirun::{self, ImportOptions};
 use gatehouse_policy::render::cirun::render;
 use jiff::civil::date;
 
-const ACCESS: &str = include_str!("../../../fixtures/conda-forge/cirun-access.yml");
-const GLOBAL: &str = include_str!("../../../fixtures/conda-forge/cirun-global.yml");
+const ACCESS: &str = include_str!("../../../../fixtures/conda-forge/cirun-access.yml");
+const GLOBAL: &str = include_str!("../../../../fixtures/conda-forge/cirun-global.yml");
 const TOS_URL: &str = "https://raw.githubusercontent.com/Quansight/open-gpu-server/main/access/conda-forge-users.json";
 
 /// The repository `import cirun` makes of the real files, as (path, contents).
