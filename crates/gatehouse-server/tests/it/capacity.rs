@@ -40,18 +40,14 @@ const ACTOR: (&str, i64) = ("Codertocat", 15669918);
 /// The team the grant of `teamed` names; [`ACTOR`] is in it.
 const TEAM: &str = "gpu-users";
 
-mod db;
-use db::{Backend, Db};
-#[path = "capacity/pools.rs"]
+use crate::db::{Backend, Db};
+use crate::{recorder, schema};
+
 mod pools;
 use pools::{
     a_job_that_starts_after_it_ended_holds_no_credit,
     a_sponsor_pool_pays_for_jobs_until_it_is_used_up, the_gate_reserves_credit_before_a_job_starts,
 };
-#[path = "../../../tests/contract/recorder.rs"]
-mod recorder;
-#[path = "../../../tests/contract/schema.rs"]
-mod schema;
 
 // ---------------------------------------------------------------------------------------------
 // GitHub: `gatehouse-fake`'s stand-in (collaborators, cancels, check runs as GitHub's REST

@@ -3,22 +3,20 @@
 //! payloads (`@octokit/webhooks-examples`, `api.github.com/index.json`), both pinned by
 //! `tests/contract/package-lock.json` and installed by `scripts/ensure-openapi.sh`:
 //! - every payload in `tests/fixtures` validates against the description's schema for its
-//!   event and action (the payloads `tests/serve.rs` builds from them are checked as it sends
+//!   event and action (the payloads `tests/it/serve.rs` builds from them are checked as it sends
 //!   them, in `Guard::deliver`);
 //! - the guard's parsing (`parse_event`, and a run's context from a `workflow_run`) accepts
 //!   every example payload of every event it consumes (the examples are older than the
 //!   description and lack some fields it now requires, so they are parsed, not validated);
 //! - a payload of the wrong shape is caught and named.
 
-#[path = "../../../tests/contract/schema.rs"]
-mod schema;
-
 use std::path::{Path, PathBuf};
 
 use gatehouse_server::events::{Event, ROLE_EVENTS, run_record};
 use gatehouse_server::parse_event;
-use schema::Description;
 use serde_json::{Value, json};
+
+use crate::schema::Description;
 
 /// The events the guard acts on (every other one is stored and not read).
 fn consumed() -> Vec<&'static str> {

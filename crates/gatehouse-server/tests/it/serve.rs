@@ -10,11 +10,6 @@
 //! through the recording proxy of `tests/contract/recorder.rs`), and every payload a test
 //! delivers against GitHub's webhook description (in [`Guard::deliver`]).
 
-#[path = "../../../tests/contract/recorder.rs"]
-mod recorder;
-#[path = "../../../tests/contract/schema.rs"]
-mod schema;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,8 +29,8 @@ const REPO: &str = "octo-org/example-feedstock";
 /// The actor of the example `workflow_run` payload.
 const ACTOR: (&str, i64) = ("Codertocat", 15669918);
 
-mod db;
-use db::{Backend, Db};
+use crate::db::{Backend, Db};
+use crate::{recorder, schema};
 
 // ---------------------------------------------------------------------------------------------
 // The fake GitHub: `gatehouse-fake`'s, which accepts this token.
@@ -450,9 +445,7 @@ macro_rules! on_both {
 }
 
 // After `on_both!`, which it uses.
-#[path = "serve/run_approvals.rs"]
 mod run_approvals;
-#[path = "serve/teams.rs"]
 mod teams;
 
 on_both!(
