@@ -1,13 +1,15 @@
 //! `gatehouse apply`, `expire` and `doctor` end to end: the binary in a temporary git
 //! repository against loopback fakes of GitHub and Cirun (see `support/`).
 
-mod support;
-
 use std::process::Command;
 
 use serde_json::Value;
-use support::Fault;
-use support::world::{GRANT_ALL, INSTALLATION, Options, World, git, world, world_with, write};
+
+use crate::support;
+use crate::support::Fault;
+use crate::support::world::{
+    GRANT_ALL, INSTALLATION, Options, World, git, world, world_with, write,
+};
 
 /// A world whose Cirun provider goes through Cirun's API (`via: api`).
 fn cirun_api_world(background: usize) -> World {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod support;
+use crate::support;
 
 fn gatehouse(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gatehouse"))
@@ -356,7 +356,7 @@ fn online_reads_the_list_the_policies_name() {
 }
 
 /// `import github-app` reads the installation (the loopback GitHub stand-in of
-/// tests/support, which serves `GET /user/installations/{installation_id}/repositories`,
+/// tests/it/support, which serves `GET /user/installations/{installation_id}/repositories`,
 /// operation `apps/list-installation-repos-for-authenticated-user` of @octokit/openapi) with
 /// the organisation owner's token of GATEHOUSE_ADMIN_TOKEN, and writes a grant for each
 /// project the installation holds that the ledger does not.

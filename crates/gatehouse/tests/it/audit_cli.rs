@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod support;
-
 use sqlx::Connection;
+
+use crate::support;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -919,7 +919,7 @@ fn audit_lists_the_accounts_whose_requests_go_unreviewed() {
 /// resource of the provider names, at its line: a runner nobody's grant governs.
 #[test]
 fn audit_online_reports_catalogue_runners_no_resource_names() {
-    const CATALOGUE: &str = include_str!("../../../fixtures/conda-forge/cirun-global.yml");
+    const CATALOGUE: &str = include_str!("../../../../fixtures/conda-forge/cirun-global.yml");
     let w = support::world::world(1);
     let applied = w.run(&["apply", "--confirm"]);
     assert_eq!(applied.code, Some(0), "{applied}");

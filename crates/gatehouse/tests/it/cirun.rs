@@ -4,13 +4,13 @@
 //! changes something and none on a rerun; in `via: api`, the pull request Cirun opens is
 //! checked and merged, and while one is open nothing is sent again.
 
-mod support;
-
 use serde_json::Value;
-use support::world::{Options, World, git, world_with, write};
+
+use crate::support;
+use crate::support::world::{Options, World, git, world_with, write};
 
 const ACCESS_REPO: &str = "conda-forge/.cirun";
-const REAL_POLICY: &str = include_str!("../../../fixtures/conda-forge/cirun-access.yml");
+const REAL_POLICY: &str = include_str!("../../../../fixtures/conda-forge/cirun-access.yml");
 
 fn world_in(api: bool, background: usize) -> World {
     world_with(

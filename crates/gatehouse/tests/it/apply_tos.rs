@@ -5,9 +5,7 @@
 //! the request back, with the reason. End to end: the binary in a git repository against the
 //! loopback GitHub of `support/`.
 
-mod support;
-
-use support::world::{REQUESTER, TODAY, World, git, world};
+use crate::support::world::{REQUESTER, TODAY, World, git, world};
 
 fn requester_id(w: &World) -> i64 {
     w.github.state.lock().unwrap().id_of(REQUESTER)

@@ -9,8 +9,7 @@ use gatehouse_server::Store;
 use gatehouse_server::store::{ApprovedRun, RunApprovalRecord, Write};
 use serde_json::Value;
 
-#[path = "support/fs.rs"]
-mod fs;
+use crate::support::fs;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

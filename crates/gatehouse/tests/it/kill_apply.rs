@@ -7,13 +7,12 @@
 //! service never saw it) or after (the service acted, the client never heard); the test kills
 //! the process while it waits.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::Hold;
-use support::world::{GRANT_ALL, Options, World, git, world_with};
+
+use crate::support::Hold;
+use crate::support::world::{GRANT_ALL, Options, World, git, world_with};
 
 const FEEDSTOCK: &str = "conda-forge/x-feedstock";
 const ACCESS: [(&str, Option<&str>); 1] = [("GITHUB_REPOSITORY", Some("conda-forge/access"))];

@@ -15,14 +15,12 @@
 //!
 //! Every answer is held to the whole description: each field GitHub requires must be there, of
 //! GitHub's type and shape (the stand-in builds each shape whole, `crates/gatehouse-fake/src/
-//! shapes.rs`), as the guard's stand-in is in `crates/gatehouse-server/tests/serve.rs`. Not
+//! shapes.rs`), as the guard's stand-in is in `crates/gatehouse-server/tests/it/serve.rs`. Not
 //! checked: formats (`date-time`, `uri`) and headers.
 
-mod support;
-
-#[path = "../../../tests/contract/recorder.rs"]
+#[path = "../../../../tests/contract/recorder.rs"]
 mod recorder;
-#[path = "../../../tests/contract/schema.rs"]
+#[path = "../../../../tests/contract/schema.rs"]
 mod schema;
 
 use std::collections::BTreeSet;
@@ -30,7 +28,9 @@ use std::collections::BTreeSet;
 use recorder::Recorder;
 use schema::{Description, Exchange, Problem};
 use serde_json::{Value, json};
-use support::world::{GRANT_ALL, Options, World, world_with};
+
+use crate::support;
+use crate::support::world::{GRANT_ALL, Options, World, world_with};
 
 /// A grant (whose author accepts the terms of service with it, read from `pulls/get`), a
 /// rerun, a revoke, an expiry and `doctor`: every kind of call apply makes.

@@ -4,10 +4,10 @@
 //! changes nothing, and is listed in one issue. End to end: the binary in a git repository
 //! against the loopback GitHub of `support/`.
 
-mod support;
-
 use serde_json::Value;
-use support::world::{GRANT_ALL, REQUESTER, REVIEWER, World, world};
+
+use crate::support;
+use crate::support::world::{GRANT_ALL, REQUESTER, REVIEWER, World, world};
 
 const HELD: &str = "gatehouse: merged requests held back";
 

@@ -6,14 +6,14 @@
 //! request on `.cirun` `apply` checks and merges (`via: api`; the stand-in speaks cirun-py's
 //! shapes, see `crates/gatehouse-fake`).
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::world::{TODAY, git};
-use support::{CIRUN_KEY, FakeCirun, FakeGitHub, GITHUB_TOKEN, serve_cirun, serve_github};
+
+use crate::support;
+use crate::support::world::{TODAY, git};
+use crate::support::{CIRUN_KEY, FakeCirun, FakeGitHub, GITHUB_TOKEN, serve_cirun, serve_github};
 
 /// Cirun's API keeps one policy per repository (cirun-py's `repository_resource_access`
 /// entries: one set of roles, users and `policy_args` a repository), so a ledger that gives a

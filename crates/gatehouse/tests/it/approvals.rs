@@ -2,13 +2,12 @@
 //! request's head), and the loopback fake of GitHub (see `support/`) holding the pull request,
 //! its reviews, the reviewer teams, the commit statuses and the comments.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use support::{FakeGitHub, FakePull, GITHUB_TOKEN, serve_github};
+use crate::support;
+use crate::support::{FakeGitHub, FakePull, GITHUB_TOKEN, serve_github};
 
 const TODAY: &str = "2026-11-28";
 const PR: u64 = 7;
