@@ -2,7 +2,7 @@
 # Makes sure the browser test can run: Debian's chromium at /usr/bin/chromium (installed from
 # Debian's packages when missing), Node.js with npm, and tests/browser's node_modules
 # (playwright-core, pinned by package-lock.json, installed with `npm ci`). The browser test
-# (crates/gatehouse/tests/site_cli.rs) fails when any of them is missing; set
+# (crates/gatehouse/tests/it/site_cli.rs) fails when any of them is missing; set
 # GATEHOUSE_SKIP_BROWSER=1 to skip it knowingly (this script then does nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,8 +5,8 @@
 #   @octokit/openapi            the REST API (OpenAPI 3.0)
 #   @octokit/openapi-webhooks   the webhooks (OpenAPI 3.1)
 #   @octokit/webhooks-examples  GitHub's example webhook payloads
-# The tests (crates/gatehouse/tests/github_contract.rs, crates/gatehouse-server/tests/serve.rs
-# and webhook_contract.rs) fail when they are missing.
+# The tests (crates/gatehouse/tests/it/github_contract.rs, crates/gatehouse-server/tests/it/
+# serve.rs and webhook_contract.rs) fail when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/../tests/contract"
 if ! command -v npm >/dev/null 2>&1; then

@@ -5,8 +5,6 @@
 //! point at the stand-in are rewritten to point at the proxy, so later pages pass through it
 //! too.
 
-#![allow(dead_code)]
-
 use std::sync::{Arc, Mutex};
 
 use axum::Router;

@@ -1,7 +1,8 @@
 //! GitHub's published descriptions as validators, shared by the contract tests of the command
-//! line (`crates/gatehouse/tests/github_contract.rs`) and of the guard
-//! (`crates/gatehouse-server/tests/serve.rs`, `capacity.rs` and `webhook_contract.rs`), which
-//! include this file; [`assert_follows_rest`] is the check a test of the guard ends with.
+//! line (`crates/gatehouse/tests/it/github_contract.rs`) and of the guard
+//! (`crates/gatehouse-server/tests/it/`: `serve.rs`, `capacity.rs` and `webhook_contract.rs`),
+//! whose test binaries include this file; [`assert_follows_rest`] is the check a test of the
+//! guard ends with.
 //!
 //! Two descriptions, pinned by `tests/contract/package-lock.json` and installed by
 //! `scripts/ensure-openapi.sh`:
@@ -18,6 +19,7 @@
 //! against the operation's `requestBody`; the status answered is one the operation lists, and
 //! the answer validates against that response's schema.
 
+// Included by the test binaries of two crates, each of which uses only a part of it.
 #![allow(dead_code)]
 
 use std::collections::{BTreeSet, HashMap, VecDeque};

@@ -435,8 +435,8 @@ struct CedarEngine {
 }
 
 impl CedarEngine {
-    /// Loads `render cedar` as tests/differential.rs does (strict validation, entities checked
-    /// against the schema) and prepares the request of every job.
+    /// Loads `render cedar` as tests/it/differential.rs does (strict validation, entities
+    /// checked against the schema) and prepares the request of every job.
     fn new(repo: &Repo, policy: &Policy, jobs: &[JobContext]) -> CedarEngine {
         let rendered = cedar::render(repo, TODAY);
         let (schema, _warnings) =

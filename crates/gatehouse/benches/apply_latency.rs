@@ -6,11 +6,13 @@
 //! then the merge of the pull request Cirun opens); Cirun's grant is live once merged.
 //!
 //! Not a criterion benchmark: each sample is one process run against the stateful fakes of
-//! `tests/support`, timed from outside by polling the fakes.
+//! `tests/it/support`, timed from outside by polling the fakes.
 //!
 //! `cargo bench -p gatehouse --bench apply_latency`
 
-#[path = "../tests/support/mod.rs"]
+// The integration tests' support, of which this benchmark uses only the world.
+#[allow(dead_code)]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
