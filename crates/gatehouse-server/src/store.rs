@@ -46,6 +46,8 @@ pub struct Store {
     pool: Pool,
     /// SQLite only: the writer thread's queue.
     writer: Option<mpsc::Sender<Unit>>,
+    /// SQLite only: the database file, for large reads ([`bulk`]).
+    sqlite_path: Option<Arc<std::path::PathBuf>>,
     /// `sqlite::memory:` only: the temporary folder of the file standing in for it (held,
     /// never read: dropping the last clone removes it).
     #[cfg_attr(not(test), allow(dead_code))]
@@ -70,6 +72,7 @@ macro_rules! on_pool {
 }
 
 // After `on_pool!`, which they use.
+mod bulk;
 mod credit;
 mod dashboard;
 mod facts;
@@ -246,6 +249,7 @@ impl Store {
             let store = Store {
                 pool: Pool::Sqlite(pool.clone()),
                 writer: None,
+                sqlite_path: Some(Arc::new(options.get_filename().to_path_buf())),
                 temporary,
             };
             store
@@ -270,6 +274,7 @@ impl Store {
             Store {
                 pool: Pool::Postgres(pool),
                 writer: None,
+                sqlite_path: None,
                 temporary: None,
             }
         } else {

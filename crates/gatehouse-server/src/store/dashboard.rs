@@ -111,11 +111,7 @@ impl Store {
         // Served by `usage_by_week_by_week` (week, project, minutes) alone.
         const SQL: &str = "SELECT project, week, CAST(SUM(minutes) AS BIGINT) FROM usage_by_week
             WHERE week >= $1 AND week < $2 GROUP BY week, project";
-        Ok(on_pool!(self, pool => sqlx::query_as(SQL)
-            .bind(from)
-            .bind(until)
-            .fetch_all(pool)
-            .await)?)
+        self.bulk_rows(SQL, vec![from.into(), until.into()]).await
     }
 
     /// Minutes per resource and month from `from` (`YYYY-MM`) on: `(resource, month,
@@ -173,22 +169,18 @@ impl Store {
             WHERE month = $1 AND resource = $2 ORDER BY project";
         const BOTH: &str = "SELECT project, resource, minutes FROM usage_by_month
             WHERE project = $2 AND resource = $3 AND month = $1";
-        let (sql, first, second) = match (project, resource) {
-            (None, None) => (ALL, None, None),
-            (Some(p), None) => (PROJECT, Some(p), None),
-            (None, Some(r)) => (RESOURCE, Some(r), None),
-            (Some(p), Some(r)) => (BOTH, Some(p), Some(r)),
+        let sql = match (project, resource) {
+            (None, None) => ALL,
+            (Some(_), None) => PROJECT,
+            (None, Some(_)) => RESOURCE,
+            (Some(_), Some(_)) => BOTH,
         };
-        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => {
-            let mut q = sqlx::query_as(sql).bind(month);
-            if let Some(v) = first {
-                q = q.bind(v);
-            }
-            if let Some(v) = second {
-                q = q.bind(v);
-            }
-            q.fetch_all(pool).await
-        })?;
+        let args = std::iter::once(month)
+            .chain(project)
+            .chain(resource)
+            .map(str::to_string)
+            .collect();
+        let rows = self.bulk_rows(sql, args).await?;
         Ok(rows.into_iter().map(UsageRow::from).collect())
     }
 

@@ -133,7 +133,7 @@ fn apply_batch(
 
 /// `sql` with the store's `$N` placeholders as SQLite's numbered `?N` (SQLite reads `$1` as
 /// a *named* parameter, numbered in order of first appearance).
-fn numbered(sql: &str) -> String {
+pub(super) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
