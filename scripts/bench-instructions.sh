@@ -14,7 +14,7 @@ for l in sys.stdin:
         print(m["executable"])')
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for engine in gatehouse cedar regorus-interpreter regorus-rvm regorus-interpreter-job regorus-rvm-job; do
+for engine in gatehouse gatehouse-denied cedar regorus-interpreter regorus-rvm regorus-interpreter-job regorus-rvm-job; do
     base=${engine%-job}
     fn="bench_${base//-/_}"
     valgrind --tool=callgrind --callgrind-out-file="$out/$engine" --toggle-collect="*$fn*" \
