@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is needed: apt-get install valgrind" >&2; exit 2; }
-bin=$(cargo bench -p gatehouse-policy --bench engines --no-run --message-format=json 2>/dev/null |
+# Built with the whole workspace's features, as every other build of a checkout is, so that
+# the dependencies are not built a second time with other features.
+bin=$(cargo bench --workspace --locked --bench engines --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
@@ -14,8 +16,10 @@ for l in sys.stdin:
         print(m["executable"])')
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for engine in gatehouse cedar regorus-interpreter regorus-rvm regorus-interpreter-job regorus-rvm-job; do
+for engine in gatehouse gatehouse-denied cedar regorus-interpreter regorus-rvm regorus-interpreter-job regorus-rvm-job; do
+    # `-job`: the same engine on the job itself; `-denied`: the same function on denials alone.
     base=${engine%-job}
+    base=${base%-denied}
     fn="bench_${base//-/_}"
     valgrind --tool=callgrind --callgrind-out-file="$out/$engine" --toggle-collect="*$fn*" \
         "$bin" --bench --profile-time 2 "^decide/$engine\$" >/dev/null 2>&1

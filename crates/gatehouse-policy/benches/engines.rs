@@ -15,7 +15,7 @@
 //! repository's project) alone, to show where gatehouse's time goes, and `decide` with each
 //! job repeated, hot in the cache as in the guard.
 //!
-//! `cargo bench -p gatehouse-policy --bench engines`; results are in docs/BENCHMARKS-engines.md.
+//! `cargo bench -p gatehouse-policy --bench engines`; results are in docs/BENCHMARKS.md.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hint::black_box;
@@ -32,6 +32,7 @@ use gatehouse_core::names::{is_generic_label, label_key};
 use gatehouse_policy::render::cedar;
 use gatehouse_policy::{
     Actor, Decision, DenyRule, GrantId, JobContext, Permission, Policy, ResourceId, Usage, compile,
+    is_pull_request_event,
 };
 use jiff::ToSpan;
 use jiff::civil::{Date, date};
@@ -78,7 +79,8 @@ struct MixBuilder<'a> {
     labels: Vec<String>,
     /// Everyone who accepted the terms of service: (login, id).
     people: Vec<(String, i64)>,
-    id_of: HashMap<String, i64>,
+    /// Account id -> login: grants' user lists hold account ids.
+    login_of: HashMap<i64, String>,
     run: u64,
 }
 
@@ -105,9 +107,9 @@ impl<'a> MixBuilder<'a> {
             .flat_map(|t| t.value.iter())
             .map(|e| (e.github.value.clone(), e.id.value.0))
             .collect();
-        let id_of = people
+        let login_of = people
             .iter()
-            .map(|(login, id)| (login.to_ascii_lowercase(), *id))
+            .map(|(login, id)| (*id, login.clone()))
             .collect();
         MixBuilder {
             policy,
@@ -116,7 +118,7 @@ impl<'a> MixBuilder<'a> {
             held,
             labels,
             people,
-            id_of,
+            login_of,
             run: 8_075_232_475,
         }
     }
@@ -210,8 +212,12 @@ impl<'a> MixBuilder<'a> {
         let g = self.policy.grant(grant);
         let (login, id) = match g.users() {
             Some(users) => {
-                let login = users[self.rng.usize(..users.len())].to_string();
-                let id = self.id_of[&login];
+                let id = users[self.rng.usize(..users.len())];
+                let login = self
+                    .login_of
+                    .get(&id)
+                    .expect("a grant's users accepted the terms of service")
+                    .clone();
                 (login, id)
             }
             None => self.people[self.rng.usize(..self.people.len())].clone(),
@@ -235,10 +241,20 @@ impl<'a> MixBuilder<'a> {
             events.extend(["pull_request", "pull_request", "pull_request_review"]);
         }
         let event = events[self.rng.usize(..events.len())].to_string();
-        let head_repository = match self.rng.u8(..3) {
-            0 => None,
-            1 => Some(repository.clone()),
-            _ => Some(repository.to_ascii_lowercase()),
+        // A pull request without a head repository comes from a fork nobody can name, which
+        // DESIGN.md section 5 denies (rule 3, or rule 4's unknown fork owner): an allowed pull
+        // request names its head: the repository itself, or a member's own fork where the
+        // grant lets forks in (its owner is judged too, and passes).
+        let pull_request = is_pull_request_event(&event);
+        let (head_repository, head_owner) = match self.rng.u8(..4) {
+            0 if !pull_request => (None, None),
+            3 if pull_request && g.forks => {
+                let owner = self.member(grant);
+                let fork = format!("{}/{}-feedstock", owner.login, g.project);
+                (Some(fork), Some(owner))
+            }
+            0 | 1 | 3 => (Some(repository.clone()), None),
+            _ => (Some(repository.to_ascii_lowercase()), None),
         };
         let actor = self.member(grant);
         let triggering_actor = match self.rng.u8(..4) {
@@ -257,7 +273,7 @@ impl<'a> MixBuilder<'a> {
             labels,
             event,
             head_repository,
-            head_owner: None,
+            head_owner,
             actor,
             triggering_actor,
             workflow: Some(".github/workflows/conda-build.yml".into()),
@@ -302,6 +318,7 @@ impl<'a> MixBuilder<'a> {
                 }
                 job.repository = self.repository(&name);
                 job.head_repository = None;
+                job.head_owner = None;
             }
             // No project repository at all.
             _ => {
@@ -311,6 +328,7 @@ impl<'a> MixBuilder<'a> {
                     _ => format!("conda-forge/{project}"),
                 };
                 job.head_repository = None;
+                job.head_owner = None;
             }
         }
         job
@@ -341,20 +359,23 @@ impl<'a> MixBuilder<'a> {
                 let project = self.policy.grant(g).project.clone();
                 job.event = "pull_request".into();
                 job.head_repository = Some(format!("someone/{project}-feedstock"));
+                job.head_owner = None;
                 job
             }
         }
     }
 
     fn user_not_allowed(&mut self) -> JobContext {
-        let variant = self.rng.u8(..5);
-        // Variants 2-4 need a grant with a user list or a resource that requires the terms.
+        let variant = self.rng.u8(..7);
+        // Variants 2-4 need a grant with a user list or a resource that requires the terms,
+        // 5-6 one that lets forks' pull requests in.
         let g = match variant {
             2 => self.any_grant(|g| g.users().is_some()),
             3 | 4 => {
                 let policy = self.policy;
                 self.any_grant(|g| policy.resource(g.resource).require_tos)
             }
+            5 | 6 => self.any_grant(|g| g.pull_request && g.forks),
             _ => self.any_grant(|_| true),
         };
         let mut job = self.allowed(g);
@@ -384,6 +405,24 @@ impl<'a> MixBuilder<'a> {
                 };
                 job.actor.login = stranger.0;
                 job.actor.id = stranger.1;
+            }
+            // An outsider's fork, its pull request started by a member: the fork's owner
+            // has no role that may use the resource.
+            5 => {
+                let project = self.policy.grant(g).project.clone();
+                let outsider = self.people[self.rng.usize(..self.people.len())].clone();
+                job.event = "pull_request".into();
+                job.head_repository = Some(format!("{}/{project}-feedstock", outsider.0));
+                job.head_owner = Some(Actor {
+                    login: outsider.0,
+                    id: outsider.1,
+                    permission: weak[self.rng.usize(..4)],
+                });
+            }
+            // A pull request whose fork is gone: nobody can vouch for its code.
+            6 => {
+                job.event = "pull_request".into();
+                job.head_repository = None;
             }
             // A renamed or new account: the login is known, the id never accepted the terms.
             _ => {
@@ -632,8 +671,21 @@ fn rego_data(repo: &Repo) -> regorus::Value {
 fn rego_input(policy: &Policy, job: &JobContext) -> regorus::Value {
     let r = cedar::request(policy, job, route(policy, job));
     let mut context = r.context;
-    for (who, actor) in [("actor", &job.actor), ("triggering", job.triggering())] {
-        let person = context[who].as_object_mut().expect("a person");
+    let people = [
+        ("actor", Some(&job.actor)),
+        ("triggering", Some(job.triggering())),
+        ("head_owner", job.head_owner.as_ref()),
+    ];
+    for (who, actor) in people {
+        // `head_owner` is in the context only for a fork that names one.
+        let (Some(person), Some(actor)) = (
+            context
+                .get_mut(who)
+                .and_then(serde_json::Value::as_object_mut),
+            actor,
+        ) else {
+            continue;
+        };
         person.remove("user");
         person.insert("id".into(), actor.id.into());
     }
@@ -785,10 +837,11 @@ fn bench_engines(c: &mut Criterion) {
         allowed * 100 >= MIX_SIZE * 30,
         "too few allowed jobs: {counts:?}"
     );
+    // Not the rules the guard gives (counted jobs, pools' books, facts it could not have).
     for rule in DenyRule::ALL[1..].iter().filter(|r| {
         !matches!(
             r,
-            DenyRule::ConcurrencyExhausted | DenyRule::BudgetExhausted
+            DenyRule::ConcurrencyExhausted | DenyRule::BudgetExhausted | DenyRule::FactsUnavailable
         )
     }) {
         assert!(
@@ -806,6 +859,16 @@ fn bench_engines(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4));
     group.bench_function("gatehouse", |b| {
         let mut jobs = jobs.iter().cycle();
+        b.iter(|| bench_gatehouse(&policy, black_box(jobs.next().expect("a cycle"))))
+    });
+    // Denials alone (each carries what its message names; an allow carries two ids).
+    let denied: Vec<&JobContext> = mix
+        .iter()
+        .filter(|(_, meant)| meant.is_some())
+        .map(|(job, _)| job)
+        .collect();
+    group.bench_function("gatehouse-denied", |b| {
+        let mut jobs = denied.iter().cycle();
         b.iter(|| bench_gatehouse(&policy, black_box(jobs.next().expect("a cycle"))))
     });
     group.bench_function("cedar", |b| {

@@ -11,8 +11,12 @@
 #
 # input, the facts of the Cedar request's context:
 #   grant (the grant key the job asks for, present in data or not), today (days since
-#   1970-01-01), event (lower-cased), from_fork, actor and triggering ({login lower-cased,
+#   1970-01-01), event (lower-cased), from_fork (a pull request without a head repository
+#   too), actor, triggering and, for a fork that names one, head_owner ({login lower-cased,
 #   permission ("none" when none), id}), usage ({project_minutes, resource_minutes}).
+#
+# Bots, teams and run approvals are not translated: the fixture has no bots, no grant of the
+# mix names a team, and no job of the mix carries a run approval.
 #
 # Routing labels to a resource and repositories to projects is naming, done before, as for
 # Cedar. `decision` is {"outcome": "allow"} or {"outcome": "deny", "rule": <gatehouse code>}.
@@ -55,6 +59,18 @@ event_not_allowed if {
 user_not_allowed if person_not_allowed(input.actor)
 
 user_not_allowed if person_not_allowed(input.triggering)
+
+# For a fork, its owner (whose code runs) too; a fork nobody can name (a pull request without
+# a head repository, or a fork without a known owner) is denied outright.
+user_not_allowed if {
+	input.from_fork
+	not input.head_owner
+}
+
+user_not_allowed if {
+	input.from_fork
+	person_not_allowed(input.head_owner)
+}
 
 # A role that may not use the resource,
 person_not_allowed(person) if not person.permission in runner.roles

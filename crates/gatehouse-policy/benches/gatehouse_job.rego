@@ -9,8 +9,10 @@
 #   expires?, users?} with `expires` in days since 1970-01-01 and `users` account ids;
 #   runners["<resource>"]: {roles, require_tos, project_quota?, total_quota?}; tos: account ids.
 #
-# input: the JobContext's JSON (repository, labels, event, head_repository?, actor,
-#   triggering_actor?, usage), with `today` in days since 1970-01-01.
+# input: the JobContext's JSON (repository, labels, event, head_repository?, head_owner?,
+#   actor, triggering_actor?, usage), with `today` in days since 1970-01-01.
+#
+# Bots, teams and run approvals are not translated (none is in the bench's mix).
 package gatehouse
 
 import rego.v1
@@ -74,14 +76,39 @@ event_not_allowed if {
 	not grant.pull_request
 }
 
+# The code comes from another repository, or from a pull request's fork nobody can name.
+from_fork if lower(input.head_repository) != repository
+
+from_fork if {
+	not input.head_repository
+	event in pull_request_events
+}
+
 event_not_allowed if {
-	lower(input.head_repository) != repository
+	from_fork
 	not grant.forks
 }
 
 user_not_allowed if person_not_allowed(input.actor)
 
 user_not_allowed if person_not_allowed(triggering)
+
+# For a fork, its owner (whose code runs) too; a fork nobody can name is denied outright.
+user_not_allowed if {
+	from_fork
+	not input.head_repository
+}
+
+user_not_allowed if {
+	from_fork
+	not input.head_owner
+}
+
+user_not_allowed if {
+	from_fork
+	input.head_repository
+	person_not_allowed(input.head_owner)
+}
 
 person_not_allowed(person) if not person.permission in runner.roles
 

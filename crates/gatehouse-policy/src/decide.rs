@@ -34,6 +34,7 @@ use crate::compile::{
     CompiledGrant, CompiledResource, GrantId, Policy, ResourceId, Route, permissions_in,
     with_lowercase,
 };
+use crate::inline_str::InlineStr;
 use crate::job::{Actor, Job, Missing, Permission, Run};
 
 /// Where a job's labels (and runner group) route ([`Policy::route_job`]): `Ok(None)` to no
@@ -74,24 +75,41 @@ pub struct Denial {
     names: Box<Names>,
 }
 
+/// The longest resource name kept in place ([`InlineStr`]); a longer one is kept on the heap.
+const RESOURCE_NAME: usize = 64;
+/// GitHub's longest `owner/name`: a 39-byte owner and a 100-byte name.
+const REPOSITORY: usize = 140;
+/// GitHub's longest login.
+const LOGIN: usize = 39;
+
 /// The names (and the few facts) a denial's message uses, taken from the policy and the job
 /// when the job is denied, so that [`Decision::message`] needs neither, as Cedar's response
-/// carries its reasons.
+/// carries its reasons. A denial is one allocation: the names every message uses are copied
+/// into this box ([`InlineStr`]), and what only a few messages name is in a second box that
+/// only those denials fill in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Names {
     /// The resource the labels routed to (empty for ambiguous labels).
-    resource: Arc<str>,
-    /// The two resources ambiguous labels select.
-    both: Option<(Arc<str>, Arc<str>)>,
-    repository: Box<str>,
+    resource: InlineStr<RESOURCE_NAME>,
+    repository: InlineStr<REPOSITORY>,
     /// Where the project stands in `repository` (all of it for any other repository).
     project: (usize, usize),
-    /// The organisation (for a repository that is not one of its projects).
-    org: Box<str>,
-    /// The person the people rule judged (login and account id), when the run names them.
-    person: Option<(Box<str>, i64)>,
     /// The roles that may start the resource's jobs (a mask of [`Permission::bit`]s).
     roles: u8,
+    /// The person the people rule judged (login and account id), when the run names them.
+    person: Option<(InlineStr<LOGIN>, i64)>,
+    /// What only some messages name.
+    rare: Option<Box<RareNames>>,
+}
+
+/// What only a few denials' messages name: ambiguous labels' two resources, the organisation,
+/// the grant's teams, how to approve a pull request's commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct RareNames {
+    /// The two resources ambiguous labels select.
+    both: Option<(Arc<str>, Arc<str>)>,
+    /// The organisation (for a repository that is not one of its projects, and the teams).
+    org: Box<str>,
     /// The teams the project's grant names (for [`DenyReason::NotListed`]).
     teams: Box<[Box<str>]>,
     /// How a pull request's job the people rule denied can be approved.
@@ -109,26 +127,30 @@ struct ApprovalHint {
 }
 
 impl Names {
-    /// What every message names: the resource, the repository and its project.
+    /// What every message names: the resource, the repository and its project (`project`:
+    /// where it stands in `repository`, as [`Policy::project_span`] found it).
     fn of(
         policy: &Policy,
         repository: &str,
+        project: Option<(usize, usize)>,
         resource: Option<ResourceId>,
         reason: &DenyReason,
-    ) -> Names {
+    ) -> Box<Names> {
         let name = |id: ResourceId| policy.resource(id).name.clone();
-        let project = with_lowercase(repository.as_bytes(), |r| policy.project_span(r))
-            .unwrap_or((0, repository.len()));
-        let mut names = Names {
-            resource: resource.map(name).unwrap_or_default(),
-            repository: repository.into(),
-            project,
-            roles: resource.map_or(0, |id| policy.resource(id).roles),
-            ..Names::default()
-        };
+        // Filled in place: the names are copied once, into the box.
+        let mut names = Box::new(Names::EMPTY);
+        if let Some(id) = resource {
+            let res = policy.resource(id);
+            names.resource.set(&res.name);
+            names.roles = res.roles;
+        }
+        names.repository.set(repository);
+        names.project = project.unwrap_or((0, repository.len()));
         match reason {
-            DenyReason::AmbiguousLabels(a, b) => names.both = Some((name(*a), name(*b))),
-            DenyReason::NotAProject => names.org = policy.org.clone(),
+            DenyReason::AmbiguousLabels(a, b) => {
+                names.rare_mut().both = Some((name(*a), name(*b)));
+            }
+            DenyReason::NotAProject => names.rare_mut().org = policy.org.clone(),
             _ => {}
         }
         names
@@ -141,6 +163,7 @@ impl Names {
         policy: &Policy,
         job: &impl Job,
         resource: ResourceId,
+        grant: Option<GrantId>,
         reason: &DenyReason,
     ) {
         let run = job.run();
@@ -157,14 +180,14 @@ impl Names {
                 Who::TriggeringActor => run.triggering_actor.or(Some(run.actor)),
                 Who::HeadOwner => run.head_owner,
             }
-            .map(|p| (p.login.as_str().into(), p.id))
+            .map(|p| (InlineStr::new(&p.login), p.id))
         });
-        let project = &self.repository[self.project.0..self.project.1];
-        let grant = with_lowercase(project.as_bytes(), |p| policy.grant_of(p, resource));
         if matches!(reason, DenyReason::NotListed { .. }) {
-            self.teams = grant.map_or(&[][..], |g| policy.grant(g).teams()).into();
-            if !self.teams.is_empty() {
-                self.org = policy.org.clone();
+            let teams = grant.map_or(&[][..], |g| policy.grant(g).teams());
+            if !teams.is_empty() {
+                let rare = self.rare_mut();
+                rare.teams = teams.into();
+                rare.org = policy.org.clone();
             }
         }
         let (Some(run), Some(phrase)) = (run, job.run_approval_phrase()) else {
@@ -173,12 +196,34 @@ impl Names {
         if !is_pull_request_event(run.event) {
             return;
         }
-        self.approval = Some(ApprovalHint {
+        self.rare_mut().approval = Some(ApprovalHint {
             phrase: phrase.into(),
             head_sha: run.head_sha.map(Box::from),
             users_listed: grant.is_some_and(|g| policy.grant(g).users().is_some()),
             require_tos: policy.resource(resource).require_tos,
         });
+    }
+
+    const EMPTY: Names = Names {
+        resource: InlineStr::EMPTY,
+        repository: InlineStr::EMPTY,
+        project: (0, 0),
+        roles: 0,
+        person: None,
+        rare: None,
+    };
+
+    fn rare_mut(&mut self) -> &mut RareNames {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    fn rare(&self) -> Option<&RareNames> {
+        self.rare.as_deref()
+    }
+
+    /// The organisation, as the messages that name it were given it.
+    fn org(&self) -> &str {
+        self.rare().map_or("", |r| &r.org)
     }
 
     fn project(&self) -> &str {
@@ -581,6 +626,14 @@ fn route_key(label: &str) -> &str {
     }
 }
 
+/// Where a denied job stands in the policy, as `decide` found it: where its project stands in
+/// its repository (`None`: not a project repository), and the project's grant of the resource.
+#[derive(Clone, Copy, Default)]
+struct Located {
+    project: Option<(usize, usize)>,
+    grant: Option<GrantId>,
+}
+
 /// The denial of `job` by `rule`, with the names its message uses.
 fn deny(
     policy: &Policy,
@@ -588,16 +641,17 @@ fn deny(
     rule: DenyRule,
     resource: Option<ResourceId>,
     reason: DenyReason,
+    at: Located,
 ) -> Decision {
-    let mut names = Names::of(policy, job.repository(), resource, &reason);
+    let mut names = Names::of(policy, job.repository(), at.project, resource, &reason);
     if let (DenyRule::UserNotAllowed, Some(id)) = (rule, resource) {
-        names.of_people(policy, job, id, &reason);
+        names.of_people(policy, job, id, at.grant, &reason);
     }
     Decision::Deny(Denial {
         rule,
         resource,
         reason,
-        names: Box::new(names),
+        names,
     })
 }
 
@@ -609,12 +663,13 @@ fn deny_counted(
     resource: ResourceId,
     reason: DenyReason,
 ) -> Decision {
-    let names = Names::of(policy, repository, Some(resource), &reason);
+    let project = with_lowercase(repository.as_bytes(), |r| policy.project_span(r));
+    let names = Names::of(policy, repository, project, Some(resource), &reason);
     Decision::Deny(Denial {
         rule,
         resource: Some(resource),
         reason,
-        names: Box::new(names),
+        names,
     })
 }
 
@@ -624,7 +679,7 @@ fn deny_counted(
 /// remembered; a later rule may still deny (a deny does not depend on the missing fact), and
 /// otherwise the decision is [`Decision::Undecided`].
 pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Decision {
-    let deny = |rule, resource, reason| deny(policy, job, rule, resource, reason);
+    let deny = |rule, resource, reason, at| deny(policy, job, rule, resource, reason, at);
     let labels = job.labels();
     // 1. Routing, unless the caller routed the job already.
     let routed = match (job.routed(), job.resource()) {
@@ -653,10 +708,16 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                     policy.resource(b).name
                 )
             });
+            let repository = job.repository().as_bytes();
+            let at = Located {
+                project: with_lowercase(repository, |r| policy.project_span(r)),
+                grant: None,
+            };
             return deny(
                 DenyRule::AmbiguousLabels,
                 None,
                 DenyReason::AmbiguousLabels(a, b),
+                at,
             );
         }
     };
@@ -676,15 +737,25 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                 policy.org
             )
         });
-        return deny(DenyRule::NoGrant, Some(resource), DenyReason::NotAProject);
+        return deny(
+            DenyRule::NoGrant,
+            Some(resource),
+            DenyReason::NotAProject,
+            Located::default(),
+        );
     };
     let project = &repository[start..end];
+    let mut at = Located {
+        project: Some((start, end)),
+        grant: None,
+    };
     let Some(grant_id) = grant_id else {
         t.step(DenyRule::NoGrant, false, || {
             format!("`{project}` holds no grant of `{}`", res.name)
         });
-        return deny(DenyRule::NoGrant, Some(resource), DenyReason::NoGrant);
+        return deny(DenyRule::NoGrant, Some(resource), DenyReason::NoGrant, at);
     };
+    at.grant = Some(grant_id);
     let grant = policy.grant(grant_id);
     let today = job.today().unwrap_or(policy.compiled_on);
     match grant.validity().on(today) {
@@ -700,6 +771,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                 DenyRule::Expired,
                 Some(resource),
                 DenyReason::Expired(expires),
+                at,
             );
         }
         Standing::NotYet(starts) => {
@@ -713,6 +785,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                 DenyRule::NoGrant,
                 Some(resource),
                 DenyReason::NotYetActive(starts),
+                at,
             );
         }
     }
@@ -731,7 +804,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                     t.step(DenyRule::EventNotAllowed, false, || {
                         event_problem(&run, &reason)
                     });
-                    return deny(DenyRule::EventNotAllowed, Some(resource), reason);
+                    return deny(DenyRule::EventNotAllowed, Some(resource), reason, at);
                 }
             };
             t.step(DenyRule::EventNotAllowed, true, || {
@@ -758,6 +831,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                         DenyRule::UserNotAllowed,
                         Some(resource),
                         DenyReason::UnknownForkOwner,
+                        at,
                     );
                 }
             };
@@ -791,7 +865,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                             StandIn::Approved => missing = None,
                             StandIn::RoleUnknown => missing = Some(Missing::Roles),
                             StandIn::No => {
-                                return deny(DenyRule::UserNotAllowed, Some(resource), reason);
+                                return deny(DenyRule::UserNotAllowed, Some(resource), reason, at);
                             }
                         }
                         break;
@@ -849,6 +923,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                 limit,
                 resets: next_month(today),
             },
+            at,
         );
     }
     if let Some(limit) = res.minutes_per_month
@@ -868,6 +943,7 @@ pub fn decide_with(policy: &Policy, job: &impl Job, t: &mut impl Tracer) -> Deci
                 limit,
                 resets: next_month(today),
             },
+            at,
         );
     }
     t.step(DenyRule::QuotaExhausted, true, || {
@@ -1209,14 +1285,15 @@ impl Decision {
         let login = names.person.as_ref().map_or("(unknown)", |p| &*p.0);
         let text = match &d.reason {
             DenyReason::AmbiguousLabels(..) => {
-                let (a, b) = names.both.as_ref().map_or(("", ""), |(a, b)| (&**a, &**b));
+                let both = names.rare().and_then(|r| r.both.as_ref());
+                let (a, b) = both.map_or(("", ""), |(a, b)| (&**a, &**b));
                 format!(
                     "the job's labels select two managed resources, `{a}` and `{b}`; a job may ask for one. Keep one resource's label in `runs-on`"
                 )
             }
             DenyReason::NotAProject => format!(
                 "`{repository}` is not a project repository of {}, so it cannot use `{resource}`; only the organisation's project repositories can hold grants",
-                names.org
+                names.org()
             ),
             DenyReason::NoGrant => format!(
                 "`{project}` has no grant for `{resource}`. To ask for one, {}",
@@ -1268,7 +1345,7 @@ impl Decision {
                 login,
             ),
             DenyReason::NotListed { who } => {
-                let teams = &names.teams;
+                let teams = names.rare().map_or(&[][..], |r| &r.teams[..]);
                 let (teams, or_team) = if teams.is_empty() {
                     (String::new(), "")
                 } else {
@@ -1277,7 +1354,7 @@ impl Decision {
                             ", and is in none of the teams it names ({})",
                             teams
                                 .iter()
-                                .map(|t| format!("`{}/{t}`", names.org))
+                                .map(|t| format!("`{}/{t}`", names.org()))
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
@@ -1356,7 +1433,8 @@ impl Decision {
                 }
             ),
         };
-        let hint = names.approval.as_ref().map(|a| how_to_approve(names, a));
+        let approval = names.rare().and_then(|r| r.approval.as_ref());
+        let hint = approval.map(|a| how_to_approve(names, a));
         Some(match hint {
             Some(hint) => format!("{text}. {hint}"),
             None => text,
@@ -1368,7 +1446,7 @@ impl Decision {
 /// approve its commit, and what to write.
 fn how_to_approve(names: &Names, hint: &ApprovalHint) -> String {
     let roles = role_names(names.roles);
-    let repository = &names.repository;
+    let repository = &*names.repository;
     let project = names.project();
     let phrase = &hint.phrase;
     let mut who = format!("the {roles} role on `{repository}`");

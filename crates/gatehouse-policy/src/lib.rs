@@ -13,6 +13,7 @@
 
 mod compile;
 mod decide;
+mod inline_str;
 mod job;
 pub mod render;
 mod run_approval;
