@@ -34,8 +34,8 @@ use crate::compile::{
     CompiledGrant, CompiledResource, GrantId, Policy, ResourceId, Route, permissions_in,
     with_lowercase,
 };
-use crate::inline_str::InlineStr;
 use crate::job::{Actor, Job, Missing, Permission, Run};
+use smallstr::SmallString;
 
 /// Where a job's labels (and runner group) route ([`Policy::route_job`]): `Ok(None)` to no
 /// managed resource, `Err` with two different resources when to more than one. Found once per
@@ -75,7 +75,16 @@ pub struct Denial {
     names: Box<Names>,
 }
 
-/// The longest resource name kept in place ([`InlineStr`]); a longer one is kept on the heap.
+/// A name of at most `N` bytes kept in place ([`SmallString`]), a longer one on the heap.
+type InlineStr<const N: usize> = SmallString<[u8; N]>;
+
+/// Replaces `name` with `s`, in place when it fits.
+fn set<const N: usize>(name: &mut InlineStr<N>, s: &str) {
+    name.clear();
+    name.push_str(s);
+}
+
+/// The longest resource name kept in place; a longer one is kept on the heap.
 const RESOURCE_NAME: usize = 64;
 /// GitHub's longest `owner/name`: a 39-byte owner and a 100-byte name.
 const REPOSITORY: usize = 140;
@@ -85,9 +94,9 @@ const LOGIN: usize = 39;
 /// The names (and the few facts) a denial's message uses, taken from the policy and the job
 /// when the job is denied, so that [`Decision::message`] needs neither, as Cedar's response
 /// carries its reasons. A denial is one allocation: the names every message uses are copied
-/// into this box ([`InlineStr`]), and what only a few messages name is in a second box that
-/// only those denials fill in.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// into this box (in place, [`SmallString`]), and what only a few messages name is in a
+/// second box that only those denials fill in.
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Names {
     /// The resource the labels routed to (empty for ambiguous labels).
     resource: InlineStr<RESOURCE_NAME>,
@@ -100,6 +109,19 @@ struct Names {
     person: Option<(InlineStr<LOGIN>, i64)>,
     /// What only some messages name.
     rare: Option<Box<RareNames>>,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names {
+            resource: InlineStr::new(),
+            repository: InlineStr::new(),
+            project: (0, 0),
+            roles: 0,
+            person: None,
+            rare: None,
+        }
+    }
 }
 
 /// What only a few denials' messages name: ambiguous labels' two resources, the organisation,
@@ -138,13 +160,13 @@ impl Names {
     ) -> Box<Names> {
         let name = |id: ResourceId| policy.resource(id).name.clone();
         // Filled in place: the names are copied once, into the box.
-        let mut names = Box::new(Names::EMPTY);
+        let mut names = Box::<Names>::default();
         if let Some(id) = resource {
             let res = policy.resource(id);
-            names.resource.set(&res.name);
+            set(&mut names.resource, &res.name);
             names.roles = res.roles;
         }
-        names.repository.set(repository);
+        set(&mut names.repository, repository);
         names.project = project.unwrap_or((0, repository.len()));
         match reason {
             DenyReason::AmbiguousLabels(a, b) => {
@@ -180,7 +202,7 @@ impl Names {
                 Who::TriggeringActor => run.triggering_actor.or(Some(run.actor)),
                 Who::HeadOwner => run.head_owner,
             }
-            .map(|p| (InlineStr::new(&p.login), p.id))
+            .map(|p| (InlineStr::from_str(&p.login), p.id))
         });
         if matches!(reason, DenyReason::NotListed { .. }) {
             let teams = grant.map_or(&[][..], |g| policy.grant(g).teams());
@@ -203,15 +225,6 @@ impl Names {
             require_tos: policy.resource(resource).require_tos,
         });
     }
-
-    const EMPTY: Names = Names {
-        resource: InlineStr::EMPTY,
-        repository: InlineStr::EMPTY,
-        project: (0, 0),
-        roles: 0,
-        person: None,
-        rare: None,
-    };
 
     fn rare_mut(&mut self) -> &mut RareNames {
         self.rare.get_or_insert_with(Box::default)

@@ -13,7 +13,6 @@
 
 mod compile;
 mod decide;
-mod inline_str;
 mod job;
 pub mod render;
 mod run_approval;
