@@ -82,7 +82,7 @@ fn no_secret_reaches_the_guards_output_on_any_path() {
     let dir = tempfile::tempdir().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/conda-forge");
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args([
             "serve",
             example.to_str().unwrap(),
@@ -102,6 +102,17 @@ fn no_secret_reaches_the_guards_output_on_any_path() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read both pipes while the guard runs: trace logging fills a pipe's buffer (64 KiB) in
+    // seconds, and a guard whose next log line cannot be written waits for it.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -174,13 +185,12 @@ fn no_secret_reaches_the_guards_output_on_any_path() {
     }
     std::thread::sleep(Duration::from_millis(500)); // let the failure be logged
 
-    let mut child = child;
     let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
+    let _ = child.wait();
     let printed = format!(
         "{}{}{pages}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&stdout.join().unwrap()),
+        String::from_utf8_lossy(&stderr.join().unwrap())
     );
     assert!(
         printed.contains("d-queued") || printed.contains("77001"),
