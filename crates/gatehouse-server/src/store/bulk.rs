@@ -50,7 +50,12 @@ fn read(path: &Path, sql: &str, args: &[String]) -> anyhow::Result<Vec<Row>> {
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .with_context(|| format!("cannot open the SQLite database `{}` to read", path.display()))?;
+    .with_context(|| {
+        format!(
+            "cannot open the SQLite database `{}` to read",
+            path.display()
+        )
+    })?;
     conn.busy_timeout(Duration::from_secs(10))?;
     let mut statement = conn.prepare(&numbered(sql))?;
     let rows = statement.query_map(rusqlite::params_from_iter(args), |r| {
