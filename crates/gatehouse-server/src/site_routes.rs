@@ -508,7 +508,9 @@ async fn project_usage(State(state): State<Arc<AppState>>, Path(name): Path<Stri
         Err(e) => return unavailable("cannot read usage", e),
     };
     // Every resource it used this month or in the charted weeks, with this month's minutes.
-    let mut by_resource: BTreeMap<&str, (u64, Vec<(Date, u64)>)> = BTreeMap::new();
+    /// This month's minutes and the minutes of each charted week.
+    type MonthAndWeeks = (u64, Vec<(Date, u64)>);
+    let mut by_resource: BTreeMap<&str, MonthAndWeeks> = BTreeMap::new();
     for (resource, m, minutes) in &months {
         if *m == month {
             by_resource.entry(resource).or_default().0 += minutes;
