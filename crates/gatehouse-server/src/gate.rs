@@ -213,13 +213,10 @@ async fn run_of(
             return Ok(Some(record));
         }
     }
-    while tokio::time::Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Some(run) = state.store.get_run(run_id, attempt).await? {
-            return Ok(Some(run));
-        }
-    }
-    Ok(None)
+    state
+        .store
+        .wait_run(run_id, attempt, until, Duration::from_millis(100))
+        .await
 }
 
 async fn admit(

@@ -237,22 +237,23 @@ async fn obtain_run(
     until: tokio::time::Instant,
 ) -> anyhow::Result<()> {
     let grace = tokio::time::Instant::now() + RUN_EVENT_GRACE;
-    loop {
-        if state.store.get_run(run_id, attempt).await?.is_some() {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= grace.min(until) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let store = &state.store;
+    let poll = Duration::from_millis(100);
+    if store
+        .wait_run(run_id, attempt, grace.min(until), poll)
+        .await?
+        .is_some()
+    {
+        return Ok(());
     }
     // Without a token only the webhook can tell: wait for it until the deadline.
     let Some(github) = &state.github else {
-        while tokio::time::Instant::now() < until {
-            if state.store.get_run(run_id, attempt).await?.is_some() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        if store
+            .wait_run(run_id, attempt, until, poll)
+            .await?
+            .is_some()
+        {
+            return Ok(());
         }
         anyhow::bail!(
             "no workflow_run event for attempt {attempt} of run {run_id}, and no token to ask GitHub"

@@ -52,6 +52,8 @@ pub struct Store {
     /// never read: dropping the last clone removes it).
     #[cfg_attr(not(test), allow(dead_code))]
     temporary: Option<Arc<tempfile::TempDir>>,
+    /// Told whenever this store commits a run's context, for [`Store::wait_run`].
+    runs_stored: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone, Debug)]
@@ -79,6 +81,7 @@ mod facts;
 mod run_approvals;
 mod schema;
 mod sqlite_writer;
+mod totals;
 mod write;
 pub use credit::{Balance, CreditWrite, Reservation};
 pub use dashboard::{ActiveJobs, DecisionFilter, UsageRow, WeekUsage};
@@ -251,6 +254,7 @@ impl Store {
                 writer: None,
                 sqlite_path: Some(Arc::new(options.get_filename().to_path_buf())),
                 temporary,
+                runs_stored: Arc::default(),
             };
             store
                 .migrate()
@@ -276,6 +280,7 @@ impl Store {
                 writer: None,
                 sqlite_path: None,
                 temporary: None,
+                runs_stored: Arc::default(),
             }
         } else {
             anyhow::bail!(
@@ -345,6 +350,15 @@ impl Store {
     }
 
     async fn apply(&self, writes: Vec<Write>, if_first_new: bool) -> anyhow::Result<Vec<u64>> {
+        let stores_run = writes.iter().any(|w| matches!(w, Write::Run { .. }));
+        let rows = self.apply_now(writes, if_first_new).await?;
+        if stores_run {
+            self.runs_stored.notify_waiters();
+        }
+        Ok(rows)
+    }
+
+    async fn apply_now(&self, writes: Vec<Write>, if_first_new: bool) -> anyhow::Result<Vec<u64>> {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
@@ -410,6 +424,33 @@ impl Store {
         }])
         .await
         .map(drop)
+    }
+
+    /// [`Store::get_run`], waiting until `until` for the attempt to be stored: looked at again
+    /// as soon as this store commits a run's context, and every `poll` for one that another
+    /// replica stored. (A job's `queued` event often comes before its run's `workflow_run`:
+    /// the job waits only as long as the run's event takes, not a poll's period.)
+    pub async fn wait_run(
+        &self,
+        run_id: i64,
+        attempt: i64,
+        until: tokio::time::Instant,
+        poll: Duration,
+    ) -> anyhow::Result<Option<RunRecord>> {
+        loop {
+            // Registered before the look, so a run stored in between still wakes it.
+            let stored = self.runs_stored.notified();
+            tokio::pin!(stored);
+            stored.as_mut().enable();
+            if let Some(run) = self.get_run(run_id, attempt).await? {
+                return Ok(Some(run));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return Ok(None);
+            }
+            let _ = tokio::time::timeout_at(until.min(now + poll), stored).await;
+        }
     }
 
     /// The context of one attempt of a run, if a `workflow_run` event (or GitHub's API) told
@@ -857,6 +898,97 @@ mod tests {
             Some(rows) => assert_eq!(rows, vec![1, 1]),
             None => assert!(!ids.contains(&"c".to_string()), "{ids:?}"),
         }
+    }
+
+    /// SQLite's writer adds a batch's usage totals at its end: the minutes of a unit that
+    /// failed after counting its job are not in them, those of every unit committed are.
+    #[tokio::test]
+    async fn the_totals_hold_only_the_minutes_of_units_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        on_pool!(store, pool => sqlx::query("DROP TABLE jobs").execute(pool).await.map(drop))
+            .unwrap();
+        let minutes = |job_id: i64, project: &str, minutes: i64| Write::Minutes {
+            job_id,
+            project: project.into(),
+            resource: "gpu".into(),
+            day: "2026-12-07".into(),
+            minutes,
+        };
+        let failing = vec![
+            minutes(1, "numpy", 1000),
+            Write::JobStatus {
+                job_id: 1,
+                project: None,
+                resource: "gpu".into(),
+                status: JobStatus::Completed,
+                at: now_text(),
+            },
+        ];
+        let (bad, a, b, again) = tokio::join!(
+            store.commit(failing),
+            store.commit(vec![minutes(2, "numpy", 10)]),
+            store.commit(vec![minutes(3, "numpy", 5), minutes(4, "scipy", 7)]),
+            store.commit(vec![minutes(2, "numpy", 10)]),
+        );
+        assert!(bad.is_err());
+        assert_eq!(b.unwrap(), vec![1, 1]);
+        // Job 2 is counted once, whichever of its two units came first.
+        let mut twice = [a.unwrap(), again.unwrap()];
+        twice.sort();
+        assert_eq!(twice, [vec![0], vec![1]]);
+        let counts = store.counts().await.unwrap();
+        assert_eq!(counts.job_minutes, 22);
+        assert!(counts.totals_agree(), "{counts:?}");
+    }
+
+    /// A job waiting for its run's context is woken when the run is stored, not at its next
+    /// look (here a minute away): a `queued` event that beats its `workflow_run` waits only
+    /// as long as the run's event takes.
+    #[tokio::test]
+    async fn a_run_stored_wakes_whoever_waits_for_it() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let run = RunRecord {
+            run_id: 7,
+            run_attempt: 2,
+            repository: "conda-forge/numpy-feedstock".into(),
+            event: "push".into(),
+            head_repository: None,
+            head_owner: None,
+            head_sha: None,
+            default_branch: None,
+            actor: ("alice".into(), 1),
+            triggering_actor: None,
+            workflow: None,
+            git_ref: None,
+        };
+        let minute = Duration::from_secs(60);
+        let until = tokio::time::Instant::now() + minute;
+        // Another attempt of the run does not end the wait.
+        let other = RunRecord {
+            run_attempt: 1,
+            ..run.clone()
+        };
+        let writer = store.clone();
+        let stored = run.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            writer.upsert_run(&other, &now_text()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            writer.upsert_run(&stored, &now_text()).await.unwrap();
+        });
+        let started = std::time::Instant::now();
+        let found = store.wait_run(7, 2, until, minute).await.unwrap();
+        assert_eq!(found, Some(run));
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+        // Nothing stored: the wait ends at `until` with nothing.
+        let soon = tokio::time::Instant::now() + Duration::from_millis(100);
+        assert_eq!(store.wait_run(8, 1, soon, minute).await.unwrap(), None);
     }
 
     #[test]

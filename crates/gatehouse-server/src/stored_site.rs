@@ -58,16 +58,16 @@ pub async fn read(
     let pools =
         crate::pool_pages::pages(&store, &gatehouse_core::pools::terms(repo), today).await?;
     let first_month = crate::site_routes::first_spend_month(today);
-    let mut project_spend = BTreeMap::new();
-    for p in &ledger.projects {
+    let months = store.months_by_project(&first_month).await?;
+    let project_spend = ledger
+        .projects
+        .iter()
         // The store keeps project names lower-cased.
-        let months = store
-            .project_months(&p.name.to_lowercase(), &first_month)
-            .await?;
-        if !months.is_empty() {
-            project_spend.insert(p.name.clone(), spend(&months, &ledger.resources));
-        }
-    }
+        .filter_map(|p| {
+            let months = months.get(&p.name.to_lowercase())?;
+            Some((p.name.clone(), spend(months, &ledger.resources)))
+        })
+        .collect();
     Ok(StoredFigures {
         usage,
         pools,

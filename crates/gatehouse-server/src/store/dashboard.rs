@@ -1,6 +1,8 @@
 //! What the guard's pages, its JSON API, `/queue` and `/metrics` read: decisions, usage by
 //! month, week and day, the jobs not finished yet, and the queue.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::{DecisionRecord, DecisionRow, Pool, Store, decision_record};
@@ -152,6 +154,29 @@ impl Store {
             .collect())
     }
 
+    /// [`Store::project_months`] of every project at once, keyed by project: one read of the
+    /// months from `from` on (served by `usage_by_month_by_project`) for a site that shows
+    /// every project's.
+    pub async fn months_by_project(
+        &self,
+        from: &str,
+    ) -> anyhow::Result<HashMap<String, Vec<(String, String, u64)>>> {
+        const SQL: &str = "SELECT project, resource, month, minutes FROM usage_by_month
+            WHERE month >= $1 ORDER BY project, resource, month";
+        let rows: Vec<(String, String, String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(from)
+            .fetch_all(pool)
+            .await)?;
+        let mut by_project: HashMap<String, Vec<(String, String, u64)>> = HashMap::new();
+        for (project, resource, month, minutes) in rows {
+            by_project
+                .entry(project)
+                .or_default()
+                .push((resource, month, minutes.max(0) as u64));
+        }
+        Ok(by_project)
+    }
+
     /// [`Store::usage_of_month`] narrowed to one project (lower-cased) or one resource, or
     /// both: each combination has its own statement, so that SQLite's planner sees which
     /// index serves it (`usage_by_month_by_project`, or the table's key for both).
@@ -216,10 +241,13 @@ impl Store {
         &self,
         month: &str,
     ) -> anyhow::Result<Vec<(String, i64)>> {
+        // A range of the key's first column (days are `YYYY-MM-DD`), so only the month's
+        // rows are read.
         const SQL: &str = "SELECT resource, CAST(SUM(minutes) AS BIGINT) FROM usage_by_day
-            WHERE SUBSTR(day, 1, 7) = $1 GROUP BY resource";
+            WHERE day >= $1 AND day < $2 GROUP BY resource";
         Ok(on_pool!(self, pool => sqlx::query_as(SQL)
-            .bind(month)
+            .bind(format!("{month}-01"))
+            .bind(format!("{month}-32"))
             .fetch_all(pool)
             .await)?)
     }

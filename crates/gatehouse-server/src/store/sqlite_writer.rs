@@ -16,6 +16,7 @@ use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::totals::Totals;
 use super::write::{Param, Statement, Write};
 
 /// How many units the writer commits together at most.
@@ -92,21 +93,25 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Unit>) {
 
 /// Applies a batch in one transaction, each unit under a savepoint of its own: a unit whose
 /// write fails, or whose first write finds its delivery stored before (`if_first_new`), is
-/// rolled back alone. `Err` when the transaction itself fails (nothing is committed).
+/// rolled back alone. The usage totals of the units committed are added once for the whole
+/// batch, just before the commit ([`Totals`]). `Err` when the transaction itself fails
+/// (nothing is committed).
 fn apply_batch(
     conn: &mut Connection,
     batch: &[Unit],
 ) -> rusqlite::Result<Vec<Result<Vec<u64>, String>>> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
+    let mut totals = Totals::default();
     for u in batch {
         // Dropped without `commit`, a savepoint rolls back.
         let unit = tx.savepoint()?;
         let mut rows = Vec::with_capacity(u.writes.len());
+        let mut counted = Totals::default();
         let mut failed = None;
         let mut duplicate = false;
         for w in &u.writes {
-            match write(&unit, w) {
+            match write(&unit, w, &mut counted) {
                 Ok(0) if u.if_first_new && rows.is_empty() => {
                     duplicate = true;
                     break;
@@ -123,9 +128,13 @@ fn apply_batch(
             None if duplicate => Ok(vec![0]),
             None => {
                 unit.commit()?;
+                totals.merge(counted);
                 Ok(rows)
             }
         });
+    }
+    for statement in totals.statements() {
+        execute(&tx, statement)?;
     }
     tx.commit()?;
     Ok(results)
@@ -163,13 +172,15 @@ fn execute(conn: &Connection, (sql, params): Statement<'_>) -> rusqlite::Result<
     Ok(statement.execute(rusqlite::params_from_iter(params))? as u64)
 }
 
-/// Applies one write; how many rows it changed (0 for a duplicate).
-fn write(conn: &Connection, w: &Write) -> rusqlite::Result<u64> {
+/// Applies one write, and adds what it counts to `totals`; how many rows it changed (0 for a
+/// duplicate).
+fn write(conn: &Connection, w: &Write, totals: &mut Totals) -> rusqlite::Result<u64> {
     let rows = execute(conn, w.statement())?;
     if rows == 1 {
         for next in w.follow_ups() {
             execute(conn, next)?;
         }
+        w.count(totals);
     }
     Ok(rows)
 }

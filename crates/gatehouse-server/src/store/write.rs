@@ -4,6 +4,7 @@
 
 use axum::body::Bytes;
 
+use super::totals::Totals;
 use super::{
     ApprovedRun, CreditWrite, DecisionRecord, JobTimer, RunApprovalRecord, RunRecord,
     TeamFactsWrite,
@@ -198,17 +199,6 @@ const MATCH_ADMISSION: &str =
     "UPDATE decisions SET job_id = $2 WHERE delivery_id = $1 AND origin = 'gate'";
 const INSERT_MINUTES: &str = "INSERT INTO job_minutes (job_id, project, resource, day, minutes)
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id) DO NOTHING";
-const ADD_MONTH_MINUTES: &str = "INSERT INTO usage_by_month (project, resource, month, minutes)
-    VALUES ($1, $2, $3, $4)
-    ON CONFLICT (project, resource, month)
-    DO UPDATE SET minutes = usage_by_month.minutes + excluded.minutes";
-const ADD_DAY_MINUTES: &str = "INSERT INTO usage_by_day (day, resource, minutes)
-    VALUES ($1, $2, $3)
-    ON CONFLICT (day, resource) DO UPDATE SET minutes = usage_by_day.minutes + excluded.minutes";
-const ADD_WEEK_MINUTES: &str = "INSERT INTO usage_by_week (project, resource, week, minutes)
-    VALUES ($1, $2, $3, $4)
-    ON CONFLICT (project, resource, week)
-    DO UPDATE SET minutes = usage_by_week.minutes + excluded.minutes";
 /// Statuses only move forward: queued (0) → in_progress (1) → completed (2).
 const UPSERT_JOB: &str = "INSERT INTO jobs (job_id, project, resource, status, updated_at)
     VALUES ($1, $2, $3, $4, $5)
@@ -492,55 +482,29 @@ impl Write {
         }
     }
 
-    /// What follows [`Write::statement`] when it changed a row: a newly counted job's minutes
-    /// are added to its month's, its day's and its week's totals; a job's cost to its pool's
-    /// totals.
+    /// What follows [`Write::statement`] when it changed a row: a job's cost added to its
+    /// pool's totals. (A newly counted job's minutes go to the usage totals through
+    /// [`Write::count`].)
     pub(crate) fn follow_ups(&self) -> Vec<Statement<'_>> {
-        if let Write::Credit(c) = self {
-            return c.follow_ups();
+        match self {
+            Write::Credit(c) => c.follow_ups(),
+            _ => Vec::new(),
         }
-        let Write::Minutes {
+    }
+
+    /// Adds to `totals` what this write counts once [`Write::statement`] changed a row: a
+    /// newly counted job's minutes, to its month's, day's and week's totals.
+    pub(super) fn count(&self, totals: &mut Totals) {
+        if let Write::Minutes {
             project,
             resource,
             day,
             minutes,
             ..
         } = self
-        else {
-            return Vec::new();
-        };
-        let mut totals = vec![
-            (
-                ADD_MONTH_MINUTES,
-                vec![
-                    Param::Text(Some(project)),
-                    Param::Text(Some(resource)),
-                    Param::Text(Some(day.get(..7).unwrap_or(day))),
-                    Param::Int(Some(*minutes)),
-                ],
-            ),
-            (
-                ADD_DAY_MINUTES,
-                vec![
-                    Param::Text(Some(day)),
-                    Param::Text(Some(resource)),
-                    Param::Int(Some(*minutes)),
-                ],
-            ),
-        ];
-        // The guard writes days as `YYYY-MM-DD`; a day that is not one has no week.
-        if let Ok(date) = day.parse::<jiff::civil::Date>() {
-            totals.push((
-                ADD_WEEK_MINUTES,
-                vec![
-                    Param::Text(Some(project)),
-                    Param::Text(Some(resource)),
-                    Param::Date(gatehouse_core::outliers::week_start(date)),
-                    Param::Int(Some(*minutes)),
-                ],
-            ));
+        {
+            totals.add(project, resource, day, *minutes);
         }
-        totals
     }
 }
 
@@ -588,6 +552,11 @@ pub(super) async fn write_pg(conn: &mut sqlx::PgConnection, w: &Write) -> sqlx::
     let rows = run(&mut *conn, w.statement()).await?;
     if rows == 1 {
         for next in w.follow_ups() {
+            run(&mut *conn, next).await?;
+        }
+        let mut totals = Totals::default();
+        w.count(&mut totals);
+        for next in totals.statements() {
             run(&mut *conn, next).await?;
         }
     }
