@@ -5,8 +5,9 @@
 // STATIC_BASE serves a copy of `gatehouse site`'s output, LIVE_BASE is `gatehouse serve` with
 // usage in its store. Checks that the resource table renders, that the search box filters the
 // projects as one types, that the page fits a phone, that the dashboard draws its charts and
-// its minutes-and-cost table, that the queue page lists every resource on a phone too, and that
-// a sponsor pool's page draws its burn-down chart, static and live.
+// its minutes-and-cost table, that the queue page lists every resource on a phone too, that
+// a sponsor pool's page draws its burn-down chart, static and live, and that every chart is
+// drawn with JavaScript off.
 // Screenshots go to OUT_DIR. Exits non-zero on the first failed check.
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -182,6 +183,31 @@ try {
   await page.locator("#pools-table tbody tr th a").click();
   await page.locator("svg.chart.burn-down").waitFor();
   console.log("ok pools: the static site links its pools from every page");
+
+  // 8. The charts need no JavaScript: with scripts off, every chart page still draws its
+  // bars or lines, live and static (`gatehouse site --db`).
+  const noScript = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1280, height: 900 } });
+  try {
+    const bare = await noScript.newPage();
+    for (const [url, selector] of [
+      [`${liveBase}/dashboard`, "svg.chart rect.bar"],
+      [`${liveBase}/dashboard/projects/pytorch-cpu`, "svg.chart rect.bar"],
+      [`${staticBase}/resources/cirun-openstack-gpu-large.html`, "svg.chart rect.bar"],
+      [`${staticBase}/pools/gpu-credit.html`, "svg.chart.burn-down polyline.spent"],
+      [`${liveBase}/pools/gpu-credit`, "svg.chart.burn-down polyline.spent"],
+    ]) {
+      const answer = await bare.goto(url);
+      assert.ok(answer && answer.ok(), `${url} answers ${answer && answer.status()} without scripts`);
+      const parts = await bare.locator(selector).all();
+      const boxes = await Promise.all(parts.map((p) => p.boundingBox()));
+      const seen = boxes.filter((b) => b && b.width > 0 && b.height > 0).length;
+      assert.ok(seen > 0, `${selector}: ${parts.length} on ${url} without scripts, ${seen} with a size`);
+    }
+    await bare.screenshot({ path: join(outDir, "pool-no-script.png") });
+    console.log("ok no script: the charts are drawn with JavaScript off");
+  } finally {
+    await noScript.close();
+  }
 } finally {
   await browser.close();
 }
