@@ -37,6 +37,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use run_waiters::RunWaiters;
 use sqlite_writer::Unit;
 use write::write_pg;
 
@@ -52,8 +53,8 @@ pub struct Store {
     /// never read: dropping the last clone removes it).
     #[cfg_attr(not(test), allow(dead_code))]
     temporary: Option<Arc<tempfile::TempDir>>,
-    /// Told whenever this store commits a run's context, for [`Store::wait_run`].
-    runs_stored: Arc<tokio::sync::Notify>,
+    /// Who waits for a run's context to be stored ([`Store::wait_run`]).
+    run_waiters: Arc<RunWaiters>,
 }
 
 #[derive(Clone, Debug)]
@@ -79,6 +80,7 @@ mod credit;
 mod dashboard;
 mod facts;
 mod run_approvals;
+mod run_waiters;
 mod schema;
 mod sqlite_writer;
 mod totals;
@@ -254,7 +256,7 @@ impl Store {
                 writer: None,
                 sqlite_path: Some(Arc::new(options.get_filename().to_path_buf())),
                 temporary,
-                runs_stored: Arc::default(),
+                run_waiters: Arc::default(),
             };
             store
                 .migrate()
@@ -280,7 +282,7 @@ impl Store {
                 writer: None,
                 sqlite_path: None,
                 temporary: None,
-                runs_stored: Arc::default(),
+                run_waiters: Arc::default(),
             }
         } else {
             anyhow::bail!(
@@ -350,11 +352,15 @@ impl Store {
     }
 
     async fn apply(&self, writes: Vec<Write>, if_first_new: bool) -> anyhow::Result<Vec<u64>> {
-        let stores_run = writes.iter().any(|w| matches!(w, Write::Run { .. }));
+        let runs: Vec<(i64, i64)> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Run { run, .. } => Some((run.run_id, run.run_attempt)),
+                _ => None,
+            })
+            .collect();
         let rows = self.apply_now(writes, if_first_new).await?;
-        if stores_run {
-            self.runs_stored.notify_waiters();
-        }
+        self.run_waiters.stored(runs);
         Ok(rows)
     }
 
@@ -427,7 +433,7 @@ impl Store {
     }
 
     /// [`Store::get_run`], waiting until `until` for the attempt to be stored: looked at again
-    /// as soon as this store commits a run's context, and every `poll` for one that another
+    /// as soon as this store commits that attempt's context, and every `poll` for one that another
     /// replica stored. (A job's `queued` event often comes before its run's `workflow_run`:
     /// the job waits only as long as the run's event takes, not a poll's period.)
     pub async fn wait_run(
@@ -437,9 +443,10 @@ impl Store {
         until: tokio::time::Instant,
         poll: Duration,
     ) -> anyhow::Result<Option<RunRecord>> {
+        let waiting = self.run_waiters.wait_for((run_id, attempt));
         loop {
             // Registered before the look, so a run stored in between still wakes it.
-            let stored = self.runs_stored.notified();
+            let stored = waiting.notify.notified();
             tokio::pin!(stored);
             stored.as_mut().enable();
             if let Some(run) = self.get_run(run_id, attempt).await? {
