@@ -1,7 +1,8 @@
 //! The queue, live: `/queue` (a page), `/queue.json`, and `GET /api/v1/runs/{run_id}` (what
 //! `gatehouse why` prints): per resource the jobs queued and holding machines against its caps
 //! and the oldest wait, and the guard's recent decisions with their reasons; for one run,
-//! every decision about its jobs and the queue of the resources they asked for.
+//! every decision about its jobs and the queue of the resources they asked for. A resource's
+//! usage page (`/dashboard/resources/{name}`) shows its own line, read by [`queue_now`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,18 +27,25 @@ const RECENT_ROWS: i64 = 50;
 
 /// Reads the queue of every resource of the ledger, and the recent decisions.
 async fn read_queue(state: &AppState, site: &Rendered) -> anyhow::Result<Queue> {
-    let now = Timestamp::now();
-    let store = state.store();
     let filter = DecisionFilter {
         limit: RECENT_ROWS,
         ..DecisionFilter::default()
     };
+    let (queue, recent) =
+        tokio::try_join!(queue_now(state, site), state.store().decisions(&filter))?;
+    Ok(Queue {
+        recent: recent.into_iter().map(recent_job).collect(),
+        ..queue
+    })
+}
+
+/// The queue of every resource of the ledger now, without the recent decisions: what `/queue`
+/// shows per resource, and a resource's usage page of its own.
+pub(crate) async fn queue_now(state: &AppState, site: &Rendered) -> anyhow::Result<Queue> {
+    let now = Timestamp::now();
+    let store = state.store();
     let now_text = time_text(now);
-    let (jobs, holds, recent) = tokio::try_join!(
-        store.queue_jobs(),
-        store.queue_holds(&now_text),
-        store.decisions(&filter),
-    )?;
+    let (jobs, holds) = tokio::try_join!(store.queue_jobs(), store.queue_holds(&now_text))?;
     let mut rows: BTreeMap<&str, QueueRow> = site
         .ledger
         .resources
@@ -98,11 +106,11 @@ async fn read_queue(state: &AppState, site: &Rendered) -> anyhow::Result<Queue> 
     Ok(Queue {
         at: now.to_string(),
         resources: rows.into_values().collect(),
-        recent: recent.into_iter().map(recent_job).collect(),
+        recent: Vec::new(),
     })
 }
 
-fn recent_job(d: DecisionRecord) -> RecentJob {
+pub(crate) fn recent_job(d: DecisionRecord) -> RecentJob {
     RecentJob {
         decided_at: d.decided_at,
         repository: d.repository,

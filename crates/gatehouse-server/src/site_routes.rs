@@ -37,6 +37,8 @@ use crate::store::{DecisionFilter, DecisionRecord, Store, WeekUsage};
 
 /// How many denied jobs a dashboard page lists.
 const DENIED_ROWS: i64 = 25;
+/// How many of its latest managed jobs a project's page lists.
+const PROJECT_JOBS: i64 = 50;
 /// How many months (this one included) the dashboard's minutes-and-cost table covers.
 const SPEND_MONTHS: i32 = 12;
 /// How many projects a resource's usage page lists.
@@ -453,21 +455,22 @@ async fn resource_usage(State(state): State<Arc<AppState>>, Path(name): Path<Str
     let Some(u) = d.resources.iter().find(|u| u.resource == name) else {
         return not_found("resource");
     };
-    let denied = match state
-        .store()
-        .decisions(&DecisionFilter {
-            resource: Some(name.clone()),
-            outcome: Some("deny".into()),
-            limit: DENIED_ROWS,
-            ..DecisionFilter::default()
-        })
-        .await
-    {
-        Ok(rows) => rows.into_iter().map(denied_job).collect::<Vec<_>>(),
-        Err(e) => return unavailable("cannot read decisions", e),
+    let filter = DecisionFilter {
+        resource: Some(name.clone()),
+        outcome: Some("deny".into()),
+        limit: DENIED_ROWS,
+        ..DecisionFilter::default()
+    };
+    // Its line of the queue now, read as `/queue` reads every resource's.
+    let (denied, queue) = match tokio::try_join!(
+        state.store().decisions(&filter),
+        crate::queue::queue_now(&state, &site)
+    ) {
+        Ok((rows, queue)) => (rows.into_iter().map(denied_job).collect::<Vec<_>>(), queue),
+        Err(e) => return unavailable("cannot read decisions and the queue", e),
     };
     let date = site.day.to_string();
-    match render_resource_usage(u, &denied, &dashboard_page(&site, &date)) {
+    match render_resource_usage(u, Some(&queue), &denied, &dashboard_page(&site, &date)) {
         Ok(html) => page("text/html; charset=utf-8", html),
         Err(e) => unavailable("cannot render the page", e.into()),
     }
@@ -491,18 +494,12 @@ async fn project_usage(State(state): State<Arc<AppState>>, Path(name): Path<Stri
     let day = site.day;
     let month = day.strftime("%Y-%m").to_string();
     let store = state.store();
-    let filter = DecisionFilter {
-        project: Some(key.clone()),
-        outcome: Some("deny".into()),
-        limit: DENIED_ROWS,
-        ..DecisionFilter::default()
-    };
     let (first_month, first_week) = (first_spend_month(day), chart_start(day).to_string());
     let until = day.tomorrow().unwrap_or(day).to_string();
-    let (months, weeks, denied) = match tokio::try_join!(
+    let (months, weeks, jobs) = match tokio::try_join!(
         store.project_months(&key, &first_month),
         store.weekly_usage_of_project(&key, &first_week, &until),
-        store.decisions(&filter)
+        store.decisions_of_project(&key, PROJECT_JOBS)
     ) {
         Ok(x) => x,
         Err(e) => return unavailable("cannot read usage", e),
@@ -549,7 +546,7 @@ async fn project_usage(State(state): State<Arc<AppState>>, Path(name): Path<Stri
         project: project.name.clone(),
         month,
         resources,
-        denied: denied.into_iter().map(denied_job).collect(),
+        jobs: jobs.into_iter().map(crate::queue::recent_job).collect(),
         run_approvals,
         spend,
     };
@@ -633,6 +630,10 @@ mod tests {
         let (s, _, page) = g.get("/resources/cirun-openstack-gpu-large.html").await;
         assert_eq!(s, StatusCode::OK);
         assert!(page.contains("<a href=\"../projects/pytorch-cpu.html\">pytorch-cpu</a>"));
+        // Live, the ledger's page of a resource links its queue now.
+        assert!(page.contains(
+            "<a href=\"../dashboard/resources/cirun-openstack-gpu-large#queue\">Its queue now</a>"
+        ));
         // Without the extension too.
         let (s, _, same) = g.get("/resources/cirun-openstack-gpu-large").await;
         assert_eq!((s, same), (StatusCode::OK, page));

@@ -1,7 +1,9 @@
 //! The live queue page (`/queue`): per resource, the jobs queued and running against its caps
 //! and the oldest wait; and the recent managed jobs with their decision and reason, so that a
 //! maintainer sees why a job waits or was cancelled. Plain data in, HTML out: the guard fills
-//! it from its store.
+//! it from its store. The same lines show on the live usage pages, drawn by the same macros
+//! (`usage_macros.html`): a resource's page its own [`QueueRow`], a project's page its own
+//! [`RecentJob`]s.
 
 use serde::{Deserialize, Serialize};
 

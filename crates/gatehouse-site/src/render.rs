@@ -536,24 +536,30 @@ pub fn render_dashboard(d: &Dashboard, page: &DashboardPage) -> Result<String, R
         .render(context! { d => view, ..dashboard_base(page) })?)
 }
 
-/// One resource's usage page: its chart, month, quota and top projects, and recent denials.
+/// One resource's usage page: its chart, month, quota and top projects, its queue now (its row
+/// of `queue`, as `/queue` shows it; `None` leaves the section out), and recent denials.
 pub fn render_resource_usage(
     u: &ResourceUsage,
+    queue: Option<&crate::queue::Queue>,
     denied: &[usage::DeniedJob],
     page: &DashboardPage,
 ) -> Result<String, RenderError> {
+    let rows = queue.map(|q| queue_rows(q.resources.iter().filter(|r| r.resource == u.resource)));
     Ok(env()
         .get_template("resource_usage.html")?
         .render(context! {
             u => u,
             chart => chart_svg(&u.resource, &u.weeks),
+            queue => rows,
+            queue_at => queue.map(|q| &q.at),
             denied_rows => denied,
             ..dashboard_base(page)
         })?)
 }
 
-/// One project's usage page: per resource its month, quota and chart, its denied jobs and its
-/// run approvals with the jobs that ran under each.
+/// One project's usage page: per resource its month, quota and chart, its recent managed jobs
+/// with the guard's decision about each, and its run approvals with the jobs that ran under
+/// each.
 pub fn render_project_usage(u: &ProjectUsage, page: &DashboardPage) -> Result<String, RenderError> {
     #[derive(Serialize)]
     struct WithChart<'a> {
@@ -578,7 +584,7 @@ pub fn render_project_usage(u: &ProjectUsage, page: &DashboardPage) -> Result<St
         project => &u.project,
         month => &u.month,
         resources => resources,
-        denied => &u.denied,
+        jobs => &u.jobs,
         run_approvals => &u.run_approvals,
         spend => &u.spend,
     };
@@ -587,22 +593,24 @@ pub fn render_project_usage(u: &ProjectUsage, page: &DashboardPage) -> Result<St
         .render(context! { u => view, ..dashboard_base(page) })?)
 }
 
+/// A line of the queue as the `queue_table` macro shows it: the row, and whether a cap is
+/// reached.
+#[derive(Serialize)]
+struct QueueLine<'a> {
+    #[serde(flatten)]
+    r: &'a crate::queue::QueueRow,
+    full: bool,
+}
+
+fn queue_rows<'a>(rows: impl Iterator<Item = &'a crate::queue::QueueRow>) -> Vec<QueueLine<'a>> {
+    rows.map(|r| QueueLine { r, full: r.full() }).collect()
+}
+
 /// The queue page: every resource's jobs against its caps, and the recent decisions.
 pub fn render_queue(q: &crate::queue::Queue, page: &DashboardPage) -> Result<String, RenderError> {
-    #[derive(Serialize)]
-    struct Row<'a> {
-        #[serde(flatten)]
-        r: &'a crate::queue::QueueRow,
-        full: bool,
-    }
-    let rows: Vec<Row> = q
-        .resources
-        .iter()
-        .map(|r| Row { r, full: r.full() })
-        .collect();
     let view = context! {
         at => &q.at,
-        resources => rows,
+        resources => queue_rows(q.resources.iter()),
         recent => &q.recent,
     };
     Ok(env()

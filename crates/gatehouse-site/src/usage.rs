@@ -82,14 +82,16 @@ pub struct ProjectResourceUsage {
     pub month_cost: Option<String>,
 }
 
-/// One project's usage and its recently denied jobs.
+/// One project's usage and its recent managed jobs.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ProjectUsage {
     pub project: String,
     pub month: String,
     pub resources: Vec<ProjectResourceUsage>,
-    /// Newest first.
-    pub denied: Vec<DeniedJob>,
+    /// The guard's latest decisions about the project's managed jobs (allowed, denied, a run
+    /// cancelled for a cap or a time limit), newest first.
+    #[serde(default)]
+    pub jobs: Vec<crate::queue::RecentJob>,
     /// The project's recent run approvals (`/gatehouse run <sha>`), newest first.
     #[serde(default)]
     pub run_approvals: Vec<RunApprovalShown>,

@@ -53,6 +53,11 @@ pub struct ActiveJobs {
     pub in_progress: i64,
 }
 
+/// [`Store::decisions_of_project`]'s statement.
+const PROJECT_DECISIONS: &str = "SELECT delivery_id, job_id, run_id, repository, project,
+        resource, outcome, rule, message, decided_at, COALESCE(origin, 'webhook')
+    FROM decisions WHERE project = $1 ORDER BY id DESC LIMIT $2";
+
 impl Store {
     /// How many deliveries are stored but not processed (waiting for a fact, or for a
     /// cancel to go through), and when the oldest of them was received.
@@ -81,6 +86,23 @@ impl Store {
             .bind(f.outcome.as_deref())
             .bind(f.limit)
             .bind(f.offset)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(decision_record).collect())
+    }
+
+    /// The `limit` latest decisions about `project`'s jobs (its name lower-cased, as the
+    /// store keeps it), newest first: what its page lists. Read from
+    /// `decisions_by_project_newest` (project, id) in order, so a project with few decisions
+    /// among millions costs as little as one with many.
+    pub async fn decisions_of_project(
+        &self,
+        project: &str,
+        limit: i64,
+    ) -> anyhow::Result<Vec<DecisionRecord>> {
+        let rows: Vec<DecisionRow> = on_pool!(self, pool => sqlx::query_as(PROJECT_DECISIONS)
+            .bind(project)
+            .bind(limit.max(0))
             .fetch_all(pool)
             .await)?;
         Ok(rows.into_iter().map(decision_record).collect())
@@ -370,5 +392,33 @@ impl Store {
             .fetch_all(pool)
             .await)?;
         Ok(rows.into_iter().map(decision_record).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A project's page reads its latest decisions from the index, in order: no scan of the
+    /// table and no sort, however many decisions other projects have.
+    #[tokio::test]
+    async fn a_projects_decisions_are_read_from_the_index_newest_first() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let Pool::Sqlite(pool) = &store.pool else {
+            unreachable!()
+        };
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {PROJECT_DECISIONS}"))
+                .bind("tinygrad")
+                .bind(50)
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        let plan: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert_eq!(
+            plan,
+            ["SEARCH decisions USING INDEX decisions_by_project_newest (project=?)"],
+            "{plan:?}"
+        );
     }
 }

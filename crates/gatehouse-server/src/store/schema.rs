@@ -295,6 +295,9 @@ const SCHEMA_LATE: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS run_attempts_by_head ON run_attempts (head_sha)",
     // `gatehouse why` reads a run's decisions.
     "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions (run_id)",
+    // A project's page reads its latest decisions: newest first from the index, without
+    // reading (or sorting) the project's older ones or the other projects'.
+    "CREATE INDEX IF NOT EXISTS decisions_by_project_newest ON decisions (project, id)",
     // A resource's heaviest users of one month, without reading the other months.
     "CREATE INDEX IF NOT EXISTS usage_by_month_by_month ON usage_by_month (month, resource, minutes)",
     // A month's every row in the order `/api/v1/usage` answers them (project, resource), read

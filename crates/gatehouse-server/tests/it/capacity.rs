@@ -910,6 +910,154 @@ async fn the_queue_shows_jobs_against_their_caps(backend: Backend) {
     assert_eq!(unknown.status(), 404);
 }
 
+/// The rows of the table `id` of a page, as the text between `<tr` and `</tr>`.
+fn table_rows<'a>(html: &'a str, id: &str) -> Vec<&'a str> {
+    let start = html
+        .find(&format!("<table id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table {id} in {html}"));
+    let table = &html[start..];
+    let body = &table[table.find("<tbody>").unwrap()..table.find("</tbody>").unwrap()];
+    body.split("<tr").skip(1).collect()
+}
+
+/// A resource's own page shows its queue now, as `/queue` does: of the pool of 4, 4 hold
+/// machines (5 in progress), 1 waits on its runner for a slot, 2 are still queued since the
+/// oldest wait; the pool is marked full. Only its own line: not another resource's.
+async fn a_resource_page_shows_its_queue(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = Arc::new(world.guard().await);
+    let jobs: Vec<TestJob> = (1..=7)
+        .map(|i| TestJob::new(REPO, 9200 + i, "gpu"))
+        .collect();
+    for job in &jobs {
+        guard.announce(job).await;
+        guard.job_event(job, "queued").await;
+    }
+    for job in &jobs[..5] {
+        guard.job_event(job, "in_progress").await;
+    }
+    let outcomes = admit_all(std::slice::from_ref(&guard), &jobs[..5], 0).await;
+    assert_eq!(count(&outcomes, "allow"), 4, "{outcomes:?}");
+    assert_eq!(count(&outcomes, "wait"), 1, "{outcomes:?}");
+
+    let (status, html) = guard.page("/dashboard/resources/gpu").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<h2 id=\"queue\">Queue now</h2>"), "{html}");
+    let rows = table_rows(&html, "queue-table");
+    assert_eq!(rows.len(), 1, "its own line only: {rows:#?}");
+    let row = rows[0];
+    for part in [
+        "<a href=\"/dashboard/resources/gpu\">gpu</a> <mark>full</mark>",
+        // Queued, and since when the oldest has waited.
+        "<td class=\"num\">2</td><td>0 min (since ",
+        // Holding a machine (in progress) against the cap of 4, none per project.
+        "<td class=\"num\">4 <span class=\"note\">(5 in progress)</span></td><td class=\"num\">4</td><td class=\"num\">none</td>",
+        // Waiting for a slot.
+        "<td class=\"num\">1</td></tr>",
+    ] {
+        assert!(row.contains(part), "{part} in {row}");
+    }
+    // The same figures as `/queue.json`'s line.
+    let queue = guard.json("/queue.json").await;
+    let gpu = queue["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "gpu")
+        .unwrap()
+        .clone();
+    let since = gpu["oldest_queued_at"].as_str().unwrap();
+    assert!(
+        row.contains(&format!("(since {since})")),
+        "{since} in {row}"
+    );
+    // A resource nobody asked for has its line too, empty.
+    let (_, html) = guard.page("/dashboard/resources/proj").await;
+    let rows = table_rows(&html, "queue-table");
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert!(
+        rows[0].contains(">proj</a></th><td class=\"num\">0</td><td>—</td>"),
+        "{}",
+        rows[0]
+    );
+}
+
+/// A project's page lists its recent managed jobs with the guard's decision and why, newest
+/// first: `example`'s allowed job, and its run cancelled beyond `cancel`'s cap of 1 with the
+/// reason; not `other`'s job, which is on `other`'s page, denied `no-grant`. `/queue`'s
+/// recent list links each project's page.
+async fn a_projects_page_lists_its_jobs_and_why(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = world.guard().await;
+    let allowed = TestJob::new(REPO, 9301, "gpu");
+    guard.announce(&allowed).await;
+    assert_eq!(guard.job_event(&allowed, "queued").await, "allow");
+    let first = TestJob::new(REPO, 9302, "cancel");
+    let second = TestJob::new(REPO, 9303, "cancel");
+    for job in [&first, &second] {
+        guard.announce(job).await;
+        guard.job_event(job, "queued").await;
+        guard.job_event(job, "in_progress").await;
+    }
+    // `other` holds no grant of `gpu`.
+    let stranger = TestJob::new(OTHER, 9304, "gpu");
+    guard.announce(&stranger).await;
+    guard.job_event(&stranger, "queued").await;
+    guard.decisions_once("concurrency-exhausted", 1).await;
+    guard.decisions_once("no-grant", 1).await;
+
+    let (status, html) = guard.page("/dashboard/projects/example").await;
+    assert_eq!(status, 200, "{html}");
+    let rows = table_rows(&html, "recent-table");
+    let run = |job: &TestJob| format!("/actions/runs/{}\">{}</a>", job.run_id, job.run_id);
+    let of = |job: &TestJob| -> Vec<&str> {
+        rows.iter()
+            .copied()
+            .filter(|r| r.contains(&run(job)))
+            .collect()
+    };
+    assert!(
+        of(&allowed)
+            .iter()
+            .any(|r| r.contains("</a></td><td>allow</td><td>webhook</td><td>—</td>")),
+        "{rows:#?}"
+    );
+    let cancelled = of(&second);
+    let denial = cancelled
+        .iter()
+        .find(|r| r.contains("<td>deny</td>"))
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    assert!(
+        denial.contains("<td><code>concurrency-exhausted</code></td>")
+            && denial.contains("1 is running"),
+        "{denial}"
+    );
+    assert!(of(&stranger).is_empty(), "another project's job: {rows:#?}");
+    assert!(
+        rows.iter().all(|r| r.contains(REPO)),
+        "only example's jobs: {rows:#?}"
+    );
+    // Newest first: the cancellation came after the allowed job.
+    let position = |needle: &str| rows.iter().position(|r| r.contains(needle)).unwrap();
+    assert!(position("concurrency-exhausted") < position(&run(&allowed)));
+
+    let (_, html) = guard.page("/dashboard/projects/other").await;
+    let rows = table_rows(&html, "recent-table");
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert!(
+        rows[0].contains(&run(&stranger))
+            && rows[0].contains("<td>deny</td><td>webhook</td><td><code>no-grant</code></td>"),
+        "{}",
+        rows[0]
+    );
+
+    let (_, html) = guard.page("/queue").await;
+    for (repository, project) in [(REPO, "example"), (OTHER, "other")] {
+        let link = format!("<a href=\"/dashboard/projects/{project}\">{repository}</a>");
+        assert!(html.contains(&link), "{link} in {html}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Time limits
 
@@ -1158,6 +1306,8 @@ on_both!(
     a_claim_whose_job_never_starts_expires_first,
     the_sweep_frees_slots_of_jobs_github_reports_finished,
     the_queue_shows_jobs_against_their_caps,
+    a_resource_page_shows_its_queue,
+    a_projects_page_lists_its_jobs_and_why,
     a_job_past_its_time_limit_has_its_run_cancelled,
     a_restarted_guard_resumes_the_timers,
     a_changed_limit_moves_or_drops_the_timer,

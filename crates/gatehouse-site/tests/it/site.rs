@@ -6,6 +6,7 @@ use std::path::Path;
 
 use gatehouse_core::Repo;
 use gatehouse_core::repo::load_dir;
+use gatehouse_site::queue::{Queue, QueueRow, RecentJob};
 use gatehouse_site::usage::{Spend, WEEKS, weekly};
 use gatehouse_site::{
     ApprovedJobShown, Dashboard, DashboardPage, DeniedJob, HistoryEvent, Ledger, LedgerInputs,
@@ -559,10 +560,42 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
     assert!(html.contains("forks &lt;are&gt; not"));
     assert!(html.contains("href=\"/dashboard/resources/gpu\""));
 
-    let html = render_resource_usage(&d.resources[0], &d.denied, &page).unwrap();
+    let html = render_resource_usage(&d.resources[0], None, &d.denied, &page).unwrap();
     assert!(html.contains("<rect class=\"bar\""));
     assert!(html.contains("<a href=\"/dashboard/projects/alpha\">alpha</a>"));
     assert!(html.contains("20% of 3000"), "alpha used 600 of its 3000");
+    assert!(
+        !html.contains("queue-table"),
+        "no queue known, no queue shown"
+    );
+    // With the queue: its own row only, as `/queue` draws it.
+    let row = |resource: &str, holding| QueueRow {
+        resource: resource.into(),
+        provider: "cirun".into(),
+        queued: 3,
+        running: holding,
+        holding,
+        concurrency: Some(4),
+        oldest_queued_at: Some("2026-11-29T09:48:00Z".into()),
+        oldest_wait_minutes: Some(12),
+        ..QueueRow::default()
+    };
+    let queue = Queue {
+        at: "2026-11-29T10:00:00Z".into(),
+        resources: vec![row("cpu", 1), row("gpu", 4)],
+        recent: vec![],
+    };
+    let html = render_resource_usage(&d.resources[0], Some(&queue), &d.denied, &page).unwrap();
+    let lines = rows(&html, "queue-table");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    for part in [
+        "<a href=\"/dashboard/resources/gpu\">gpu</a> <mark>full</mark>",
+        "<td class=\"num\">3</td><td>12 min (since 2026-11-29T09:48:00Z)</td>",
+        "<td class=\"num\">4</td><td class=\"num\">4</td>",
+    ] {
+        assert!(lines[0].contains(part), "{part} in {}", lines[0]);
+    }
+    assert!(html.contains("as the guard saw them at 2026-11-29T10:00:00Z"));
 
     let p = ProjectUsage {
         project: "alpha".into(),
@@ -574,7 +607,32 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
             project_minutes_per_month: Some(3000),
             month_cost: Some("4.80 USD".into()),
         }],
-        denied: d.denied.clone(),
+        jobs: vec![
+            RecentJob {
+                decided_at: "2026-11-28T10:00:00Z".into(),
+                repository: "conda-forge/alpha-feedstock".into(),
+                project: Some("alpha".into()),
+                resource: Some("gpu".into()),
+                job_id: 71,
+                run_id: 7,
+                outcome: "deny".into(),
+                rule: Some("concurrency-exhausted".into()),
+                message: Some("4 jobs hold `gpu` <cap 4>".into()),
+                origin: "webhook".into(),
+            },
+            RecentJob {
+                decided_at: "2026-11-28T09:00:00Z".into(),
+                repository: "conda-forge/alpha-feedstock".into(),
+                project: Some("alpha".into()),
+                resource: Some("gpu".into()),
+                job_id: 61,
+                run_id: 6,
+                outcome: "allow".into(),
+                rule: None,
+                message: None,
+                origin: "gate".into(),
+            },
+        ],
         run_approvals: vec![RunApprovalShown {
             repository: "conda-forge/alpha-feedstock".into(),
             pull_number: 12,
@@ -635,7 +693,21 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
         months[1]
     );
     assert!(html.contains("<td class=\"num\">4.80 USD</td>"));
-    assert!(html.contains("<code>event-not-allowed</code>"));
+    // Its managed jobs, newest first, each with the decision, where it was made and why.
+    let jobs = rows(&html, "recent-table");
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert!(
+        jobs[0].contains("/actions/runs/7\">7</a></td><td>deny</td><td>webhook</td><td><code>concurrency-exhausted</code></td><td>4 jobs hold `gpu` &lt;cap 4&gt;</td>"),
+        "{}",
+        jobs[0]
+    );
+    assert!(
+        jobs[1].contains(
+            "/actions/runs/6\">6</a></td><td>allow</td><td>gate</td><td>—</td><td>—</td>"
+        ),
+        "{}",
+        jobs[1]
+    );
     // Who approved which commit of which pull request, for what, and the jobs run under it.
     let approvals = rows(&html, "run-approvals-table");
     assert_eq!(approvals.len(), 1, "{approvals:?}");
@@ -678,6 +750,8 @@ fn usage_given_to_the_static_site_adds_a_column_and_charts() {
     assert!(index.contains("<th scope=\"col\">Minutes this month</th>"));
     assert!(rows(index, "resource-table")[0].contains("<td class=\"num\">600</td>"));
     assert!(page(&site, "resources/gpu.html").contains("<svg class=\"chart\""));
+    // A static page has no live queue to show or link to (`gatehouse serve`'s has).
+    assert!(!page(&site, "resources/gpu.html").contains("queue"));
     // Without the guard's database there is nothing to say of pools: no page, no link.
     assert!(!site.files.keys().any(|f| f.contains("pools")));
     assert!(!index.contains(">Pools</a>"));
