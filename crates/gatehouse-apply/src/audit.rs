@@ -539,6 +539,17 @@ fn online(
                         .with_help("run `gatehouse apply --confirm` (a grant the ledger does not hold is access nobody approved)"),
                     );
                 }
+                for l in drift.limits {
+                    diags.push(
+                        Diagnostic::error(
+                            "audit-drift",
+                            settings.path.as_str(),
+                            span,
+                            format!("provider `{name}`'s limit differs from the ledger's caps: {l}"),
+                        )
+                        .with_help("run `gatehouse apply --confirm` (the caps are the ledger's; change them there)"),
+                    );
+                }
             }
         }
     }

@@ -344,19 +344,31 @@ fn report_switch(progress: &Progress, name: &str, plan: &providers::cirun_app::S
 }
 
 fn report_done(progress: &Progress, name: &str, kind: &str, done: &providers::Reconciled) {
+    for l in &done.limits {
+        progress.log(l.to_string());
+    }
     if done.rewritten {
         progress.log(format!(
             "{name} ({kind}): rewritten (it differed from the ledger in more than who is in)"
         ));
-    } else if done.changes.is_empty() {
+    } else if done.changes.is_empty() && done.limits.is_empty() {
         progress.log(format!("{name} ({kind}): up to date"));
+    } else if done.changes.is_empty() {
+        progress.log(format!(
+            "{name} ({kind}): {} limit(s) set",
+            done.limits.len()
+        ));
     } else {
         for c in &done.changes {
             progress.log(c.to_string());
         }
         progress.log(format!(
-            "{name} ({kind}): {} change(s) made",
-            done.changes.len()
+            "{name} ({kind}): {} change(s) made{}",
+            done.changes.len(),
+            match done.limits.len() {
+                0 => String::new(),
+                n => format!(", {n} limit(s) set"),
+            }
         ));
     }
 }

@@ -12,6 +12,7 @@ use gatehouse_core::ledger::{
     LedgerChange, active_grants, applied_repo, plan_expiry, plan_requests,
 };
 use gatehouse_core::tos_claims::TosAcceptance;
+use gatehouse_providers::LimitChange;
 use jiff::civil::Date;
 use serde::Serialize;
 
@@ -34,6 +35,14 @@ pub struct Plan {
     /// offline): `apply` may switch Cirun on or off there, which this plan cannot show.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub switches_unread: Vec<String>,
+    /// The GitHub-hosted larger runners whose `maximum_runners` `apply` sets from the ledger's
+    /// caps, as [`read_runner_limits`] found them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<LimitChange>,
+    /// Runner-group providers with caps whose larger runners were not read (the plan was made
+    /// offline): `apply` may set their `maximum_runners`, which this plan cannot show.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub limits_unread: Vec<String>,
 }
 
 /// What `apply` does to Cirun's switch at one repository.
@@ -151,6 +160,48 @@ pub fn read_cirun_switches(
     })
 }
 
+/// The runner-group providers of `repo` with a cap for some runner their resources name
+/// ([`gatehouse_core::desired::runner_limits`]): `apply` may set a larger runner's limit there.
+fn capped_runner_groups(repo: &gatehouse_core::Repo) -> Vec<String> {
+    repo.settings
+        .iter()
+        .flat_map(|s| s.value.providers.iter())
+        .filter(|(name, p)| {
+            p.kind() == gatehouse_core::model::ProviderKind::RunnerGroup
+                && !gatehouse_core::desired::runner_limits(repo, name).is_empty()
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Reads the larger runners of every runner-group provider with caps (`GITHUB_TOKEN`, as
+/// `apply` reads them) and adds to `plan` the `maximum_runners` `apply` would set.
+pub fn read_runner_limits(
+    plan: &mut Plan,
+    repo: &gatehouse_core::Repo,
+    today: Date,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let Some(settings) = &repo.settings else {
+        return Ok(());
+    };
+    let clients = gatehouse_providers::Clients::from_env();
+    for name in capped_runner_groups(repo) {
+        let read = gatehouse_providers::configure(
+            repo,
+            &name,
+            &settings.value.providers[&name],
+            today,
+            &clients,
+        )
+        .and_then(|p| rt.block_on(gatehouse_providers::drift(repo, &name, &p)))
+        .map_err(|e| anyhow::anyhow!("reading the larger runners of provider `{name}`: {e:#}"))?;
+        plan.limits.extend(read.limits);
+        plan.limits_unread.retain(|p| p != &name);
+    }
+    Ok(())
+}
+
 #[derive(Serialize)]
 pub struct Skipped {
     pub request: String,
@@ -228,6 +279,8 @@ pub fn plan_from(
             .into_iter()
             .map(|(name, _)| name)
             .collect(),
+        limits: Vec::new(),
+        limits_unread: capped_runner_groups(&after),
     }
 }
 
@@ -239,6 +292,7 @@ impl Plan {
             && self.providers.is_empty()
             && self.skipped.is_empty()
             && self.cirun_switches.is_empty()
+            && self.limits.is_empty()
     }
 }
 
@@ -280,6 +334,12 @@ pub fn text(plan: &Plan) -> String {
             let _ = writeln!(out, "  {s}");
         }
     }
+    if !plan.limits.is_empty() {
+        out.push_str("limits:\n");
+        for l in &plan.limits {
+            let _ = writeln!(out, "  {l}");
+        }
+    }
     unread_text(plan, &mut out);
     out
 }
@@ -289,6 +349,12 @@ fn unread_text(plan: &Plan, out: &mut String) {
         let _ = writeln!(
             out,
             "{name}: Cirun's switch not read (app installation); `gatehouse plan --online` lists where apply switches Cirun on or off"
+        );
+    }
+    for name in &plan.limits_unread {
+        let _ = writeln!(
+            out,
+            "{name}: GitHub-hosted runners not read; `gatehouse plan --online` lists the maximum_runners apply sets from the caps"
         );
     }
 }
@@ -391,6 +457,24 @@ pub fn markdown(plan: &Plan) -> String {
             let _ = writeln!(out, "| `{}` | {change} | `{}` |", s.provider, s.repository);
         }
     }
+    if !plan.limits.is_empty() {
+        out.push_str("\n**Limits** (`maximum_runners` of GitHub-hosted larger runners, from the caps)\n\n| provider | runner | now | after | resources |\n| --- | --- | --- | --- | --- |\n");
+        for l in &plan.limits {
+            let _ = writeln!(
+                out,
+                "| `{}` | `{}` | {} | {} | {} |",
+                l.provider,
+                l.runner,
+                l.from,
+                l.to,
+                l.resources
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
     unread_markdown(plan, &mut out);
     out
 }
@@ -400,6 +484,12 @@ fn unread_markdown(plan: &Plan, out: &mut String) {
         let _ = writeln!(
             out,
             "\n`{name}`: Cirun's switch was not read (app installation); `gatehouse plan --online` lists where `apply` switches Cirun on or off."
+        );
+    }
+    for name in &plan.limits_unread {
+        let _ = writeln!(
+            out,
+            "\n`{name}`: its GitHub-hosted runners were not read; `gatehouse plan --online` lists the `maximum_runners` `apply` sets from the caps."
         );
     }
 }

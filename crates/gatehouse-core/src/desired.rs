@@ -68,6 +68,78 @@ pub fn state_of(repo: &Repo, counting: Counting) -> DesiredState {
     out
 }
 
+/// The most machines of one GitHub-hosted larger runner that provider `provider` (a runner
+/// group) should let GitHub start at once, from the ledger's caps: `apply` sets it as the
+/// runner's `maximum_runners`.
+///
+/// A larger runner's label is its name (GitHub gives it no other), so the runner serves the
+/// provider's resources that list its name among their labels (compared ignoring case, as
+/// GitHub compares labels). Their jobs all land on it, so the caps add up: the sum of those
+/// resources' `quota.concurrency`, no more than the provider's `max_concurrency`. A resource
+/// without a cap leaves only the provider's. `None`: gatehouse has no cap for the runner (no
+/// resource names it, or nothing caps them), and `apply` leaves its limit alone.
+pub fn runner_limit(repo: &Repo, provider: &str, runner: &str) -> Option<RunnerLimit> {
+    let serving: Vec<&crate::model::Resource> = repo
+        .resources
+        .iter()
+        .map(|r| &r.value)
+        .filter(|r| {
+            r.provider.value == provider
+                && r.labels
+                    .iter()
+                    .any(|l| l.value.eq_ignore_ascii_case(runner))
+        })
+        .collect();
+    if serving.is_empty() {
+        return None;
+    }
+    let caps: Option<u32> = serving
+        .iter()
+        .map(|r| r.quota.as_ref()?.concurrency.as_ref().map(|c| c.value))
+        .try_fold(0u32, |sum, cap| Some(sum.saturating_add(cap?)));
+    let max_concurrency = repo
+        .settings
+        .as_ref()
+        .and_then(|s| s.value.providers.get(provider))
+        .and_then(|p| p.max_concurrency())
+        .map(|c| c.value);
+    let maximum = match (caps, max_concurrency) {
+        (Some(c), Some(m)) => c.min(m),
+        (Some(c), None) => c,
+        (None, Some(m)) => m,
+        (None, None) => return None,
+    };
+    Some(RunnerLimit {
+        maximum,
+        resources: serving.iter().map(|r| r.name.value.clone()).collect(),
+        by_max_concurrency: caps.is_none_or(|c| c > maximum),
+    })
+}
+
+/// What [`runner_limit`] found for one larger runner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunnerLimit {
+    /// Its `maximum_runners`.
+    pub maximum: u32,
+    /// The resources it serves, by name.
+    pub resources: Vec<String>,
+    /// The provider's `max_concurrency` is what sets it (rather than the resources' caps).
+    pub by_max_concurrency: bool,
+}
+
+/// [`runner_limit`] for every runner provider `provider`'s resources name (each of their
+/// labels, lower-cased) that gatehouse has a cap for. Empty: `apply` has no limit to set there
+/// and need not read the provider's larger runners.
+pub fn runner_limits(repo: &Repo, provider: &str) -> BTreeMap<String, RunnerLimit> {
+    repo.resources
+        .iter()
+        .filter(|r| r.value.provider.value == provider)
+        .flat_map(|r| r.value.labels.iter())
+        .map(|l| l.value.to_ascii_lowercase())
+        .filter_map(|label| Some((label.clone(), runner_limit(repo, provider, &label)?)))
+        .collect()
+}
+
 /// The name under which configuration pull requests to the projects (`send_pr`) are planned
 /// and reconciled. Not a provider of gatehouse.yml: every grant with `send_pr` uses it,
 /// whichever provider serves the resource.
@@ -180,4 +252,83 @@ pub fn diff(repo: &Repo, before: &DesiredState, after: &DesiredState) -> Vec<Pro
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(max: &str, resources: &[(&str, &str)]) -> Repo {
+        let mut files: Vec<(String, String)> = vec![(
+            "gatehouse.yml".into(),
+            format!(
+                "org: o\nreviewers: {{ teams: [core] }}\nproviders:\n  big: {{ kind: runner-group, group: big{max} }}\n  other: {{ kind: runner-group, group: other }}\n"
+            ),
+        )];
+        for (name, body) in resources {
+            files.push((
+                format!("resources/{name}.yml"),
+                format!("name: {name}\n{body}"),
+            ));
+        }
+        let repo = Repo::from_sources(files);
+        assert!(repo.load_errors.is_empty(), "{:#?}", repo.load_errors);
+        repo
+    }
+
+    #[test]
+    fn a_runner_s_limit_is_the_cap_of_the_resource_its_name_labels() {
+        let r = repo(
+            "",
+            &[(
+                "gpu",
+                "provider: big\nlabels: [GPU-16core]\nquota: { concurrency: 4 }\n",
+            )],
+        );
+        let limit = runner_limit(&r, "big", "gpu-16core").unwrap();
+        assert_eq!((limit.maximum, limit.by_max_concurrency), (4, false));
+        assert_eq!(limit.resources, ["gpu"]);
+        // Another provider's runner of that name, or a runner no resource names: not ours.
+        assert_eq!(runner_limit(&r, "other", "gpu-16core"), None);
+        assert_eq!(runner_limit(&r, "big", "cpu-64core"), None);
+    }
+
+    #[test]
+    fn shared_runners_add_their_caps_and_the_provider_s_bounds_them() {
+        let two = [
+            (
+                "a",
+                "provider: big\nlabels: [shared]\nquota: { concurrency: 4 }\n",
+            ),
+            (
+                "b",
+                "provider: big\nlabels: [shared]\nquota: { concurrency: 3 }\n",
+            ),
+        ];
+        assert_eq!(
+            runner_limit(&repo("", &two), "big", "shared")
+                .unwrap()
+                .maximum,
+            7
+        );
+        let bounded = runner_limit(&repo(", max_concurrency: 5", &two), "big", "shared").unwrap();
+        assert_eq!((bounded.maximum, bounded.by_max_concurrency), (5, true));
+        // One of them uncapped: only the provider's cap holds, and without one, none.
+        let open = [
+            (
+                "a",
+                "provider: big\nlabels: [shared]\nquota: { concurrency: 4 }\n",
+            ),
+            ("b", "provider: big\nlabels: [shared]\n"),
+        ];
+        assert_eq!(runner_limit(&repo("", &open), "big", "shared"), None);
+        assert!(runner_limits(&repo("", &open), "big").is_empty());
+        let limit = runner_limit(&repo(", max_concurrency: 9", &open), "big", "shared").unwrap();
+        assert_eq!((limit.maximum, limit.by_max_concurrency), (9, true));
+        let both = repo(", max_concurrency: 9", &open);
+        assert_eq!(
+            runner_limits(&both, "big").keys().collect::<Vec<_>>(),
+            ["shared"]
+        );
+    }
 }

@@ -514,6 +514,8 @@ pub struct GitHubState {
     pub runner_groups: BTreeMap<u64, (String, BTreeSet<u64>)>,
     /// Runner groups (by id) that allow public repositories; the others do not.
     pub public_groups: BTreeSet<u64>,
+    /// GitHub-hosted larger runners by id: (name, runner group id, `maximum_runners`).
+    pub hosted_runners: BTreeMap<u64, (String, u64, u32)>,
     /// Issue number -> the issue as last written.
     pub issues: BTreeMap<u64, Value>,
     /// What `GET /repos/{o}/{r}/commits/{sha}/pulls` answers for every commit, and the
@@ -742,6 +744,26 @@ impl FakeGitHub {
             .find(|(n, _)| n == name)
             .unwrap();
         group.1.insert(id);
+    }
+
+    /// Adds a GitHub-hosted larger runner named `name` to runner group `group` with
+    /// `maximum_runners` `maximum`, as an organisation owner creates one in GitHub's settings;
+    /// returns its id.
+    pub fn add_hosted_runner(&self, name: &str, group: u64, maximum: u32) -> u64 {
+        let mut s = self.state.lock().unwrap();
+        let id = 1 + s.hosted_runners.keys().last().copied().unwrap_or(0);
+        s.hosted_runners
+            .insert(id, (name.to_string(), group, maximum));
+        id
+    }
+
+    /// The `maximum_runners` of the larger runner named `name`.
+    pub fn hosted_runner_maximum(&self, name: &str) -> Option<u32> {
+        let s = self.state.lock().unwrap();
+        s.hosted_runners
+            .values()
+            .find(|(n, ..)| n == name)
+            .map(|(_, _, maximum)| *maximum)
     }
 
     /// Adds a review (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`, `DISMISSED`) of `commit`.
@@ -1130,6 +1152,71 @@ async fn gh_group_repos(
         listed(&s, ids, false)
     };
     page(&f, &uri, &h, &q, Some("repositories"), items)
+}
+
+/// `actions/list-hosted-runners-for-org` (GET /orgs/{org}/actions/hosted-runners):
+/// `{total_count, runners}` of `actions-hosted-runner`, paged.
+async fn gh_hosted_runners(
+    State(f): Gh,
+    uri: Uri,
+    h: HeaderMap,
+    q: Q,
+    Path(_org): Path<String>,
+) -> Response {
+    let items: Vec<Value> = f
+        .state
+        .lock()
+        .unwrap()
+        .hosted_runners
+        .iter()
+        .map(|(id, (name, group, maximum))| shapes::hosted_runner(*id, name, *group, *maximum))
+        .collect();
+    page(&f, &uri, &h, &q, Some("runners"), items)
+}
+
+/// `actions/update-hosted-runner-for-org` (PATCH
+/// /orgs/{org}/actions/hosted-runners/{hosted_runner_id}): 200 with the `actions-hosted-runner`
+/// as changed; 404 for a runner that does not exist. The body's fields are all optional; of
+/// them the fake keeps `name`, `runner_group_id` and `maximum_runners` ("the maximum amount of
+/// runners to scale up to", an integer: anything else is 422, as GitHub validates a body
+/// against its schema).
+async fn gh_update_hosted_runner(
+    State(f): Gh,
+    Path((_org, id)): Path<(String, u64)>,
+    body: Option<axum::Json<Value>>,
+) -> Response {
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let Some(fields) = body.as_object() else {
+        return error(422, "the body must be an object");
+    };
+    let integer = |field: &'static str| fields.get(field).map(|v| v.as_u64().ok_or(field));
+    let (maximum_runners, runner_group_id) = match (
+        integer("maximum_runners").transpose(),
+        integer("runner_group_id").transpose(),
+    ) {
+        (Ok(m), Ok(g)) => (m, g),
+        (Err(field), _) | (_, Err(field)) => {
+            return error(422, &format!("{field} must be an integer"));
+        }
+    };
+    let new_name = match fields.get("name").map(Value::as_str) {
+        Some(None) => return error(422, "name must be a string"),
+        other => other.flatten(),
+    };
+    let mut s = f.state.lock().unwrap();
+    let Some((name, group, maximum)) = s.hosted_runners.get_mut(&id) else {
+        return error(404, "Not Found");
+    };
+    if let Some(m) = maximum_runners {
+        *maximum = u32::try_from(m).unwrap_or(u32::MAX);
+    }
+    if let Some(g) = runner_group_id {
+        *group = g;
+    }
+    if let Some(n) = new_name {
+        *name = n.to_string();
+    }
+    axum::Json(shapes::hosted_runner(id, name, *group, *maximum)).into_response()
 }
 
 /// `rate-limit/get` (GET /rate_limit): `rate-limit-overview`, the budget reset in an hour.
@@ -1898,6 +1985,11 @@ pub fn serve_github_held(fake: FakeGitHub, hold: Arc<Hold>) -> (String, Arc<Fake
         .route(
             "/orgs/{org}/actions/runner-groups/{id}/repositories",
             get(gh_group_repos).put(gh_group_repos),
+        )
+        .route("/orgs/{org}/actions/hosted-runners", get(gh_hosted_runners))
+        .route(
+            "/orgs/{org}/actions/hosted-runners/{id}",
+            patch(gh_update_hosted_runner),
         )
         .route("/rate_limit", get(gh_rate_limit))
         .route("/users/{login}", get(gh_user))

@@ -151,6 +151,21 @@ pub fn runner_group(org: &str, id: u64, name: &str, allows_public: bool) -> Valu
     })
 }
 
+/// A GitHub-hosted larger runner (`actions-hosted-runner`) in runner group `group`: GitHub's
+/// documented example (`components/examples/actions-hosted-runner`: a 4-core Ubuntu runner)
+/// with the fake's id, name, group and `maximum_runners`.
+pub fn hosted_runner(id: u64, name: &str, group: u64, maximum: u32) -> Value {
+    json!({
+        "id": id, "name": name, "runner_group_id": group, "platform": "linux-x64",
+        "image_details": {
+            "id": "ubuntu-22.04", "size_gb": 86, "display_name": "22.04", "source": "github",
+        },
+        "machine_size_details": { "id": "4-core", "cpu_cores": 4, "memory_gb": 16, "storage_gb": 150 },
+        "status": "Ready", "maximum_runners": maximum, "public_ip_enabled": false,
+        "public_ips": [], "last_active_on": null,
+    })
+}
+
 /// `rate-limit-overview`: the same budget for `rate` and every resource listed.
 pub fn rate_limit_overview(limit: u64, remaining: u64, reset: u64) -> Value {
     let budget = |resource: &str| {

@@ -4,8 +4,9 @@
 //! [`Client`] handles what every call needs once: the token, timeouts, retries with backoff,
 //! `Retry-After` and rate-limit resets (primary and secondary limits, shared by every request
 //! of the client), spacing between mutating calls, conditional requests and `Link`
-//! pagination. The typed calls ([`actions`], [`collaborators`], [`hooks`]) name each endpoint
-//! and the shape of its answer as GitHub's OpenAPI description (`@octokit/openapi`) gives it.
+//! pagination. The typed calls ([`actions`], [`collaborators`], [`hooks`], [`hosted_runners`])
+//! name each endpoint and the shape of its answer as GitHub's OpenAPI description
+//! (`@octokit/openapi`) gives it.
 //! Cirun's API follows the same conventions, so the same client serves it
 //! ([`Service::Cirun`]).
 //!
@@ -16,6 +17,7 @@ pub mod actions;
 mod client;
 pub mod collaborators;
 pub mod hooks;
+pub mod hosted_runners;
 pub mod issues;
 pub mod run_approvals;
 mod secret;

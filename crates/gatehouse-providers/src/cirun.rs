@@ -177,6 +177,7 @@ impl Provider for Cirun {
                     // Anything but the exact rendered text is rewritten, so that the file
                     // stays what `render cirun` prints (and conda-forge's lint accepts).
                     stale: !same_text,
+                    limits: Vec::new(),
                 })
             }
             Target::Api {
@@ -190,6 +191,7 @@ impl Provider for Cirun {
                 let observed = Observed {
                     access: merged.access(&self.org),
                     stale: merged != self.policy,
+                    limits: Vec::new(),
                 };
                 *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(ApiSeen { merged, pending });
                 Ok(observed)

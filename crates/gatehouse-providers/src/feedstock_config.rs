@@ -416,6 +416,7 @@ impl Provider for FeedstockConfig {
         Ok(Observed {
             access,
             stale: false,
+            limits: Vec::new(),
         })
     }
 

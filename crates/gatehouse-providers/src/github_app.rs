@@ -63,6 +63,7 @@ impl Provider for GithubApp {
         Ok(Observed {
             access: Access::from([(key, repos)]),
             stale: false,
+            limits: Vec::new(),
         })
     }
 

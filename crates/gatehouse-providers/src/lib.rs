@@ -43,6 +43,46 @@ pub struct Observed {
     /// Something beyond membership differs from what the ledger wants (a Cirun policy's roles
     /// or users, say), so the provider must be rewritten even if no repository comes or goes.
     pub stale: bool,
+    /// The provider's own concurrency limits that differ from the ledger's caps (a runner
+    /// group's GitHub-hosted larger runners: see [`LimitChange`]).
+    pub limits: Vec<LimitChange>,
+}
+
+/// One concurrency limit of a provider's own to set from the ledger: the `maximum_runners` of a
+/// GitHub-hosted larger runner in a runner group ([`gatehouse_core::desired::runner_limit`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LimitChange {
+    pub provider: String,
+    /// The runner's name (its label) and GitHub's id of it.
+    pub runner: String,
+    pub id: u64,
+    /// Its `maximum_runners` now, and what the ledger's caps make it.
+    pub from: u32,
+    pub to: u32,
+    /// The resources it serves.
+    pub resources: Vec<String>,
+    /// The provider's `max_concurrency` sets it (rather than the resources' caps).
+    pub by_max_concurrency: bool,
+}
+
+impl std::fmt::Display for LimitChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = if self.by_max_concurrency {
+            format!("`{}`'s max_concurrency", self.provider)
+        } else if self.resources.len() == 1 {
+            format!("the concurrency cap of {}", self.resources[0])
+        } else {
+            format!(
+                "the concurrency caps of {}, added up",
+                self.resources.join(", ")
+            )
+        };
+        write!(
+            f,
+            "~ {}: set maximum_runners of GitHub-hosted runner `{}` from {} to {} ({why})",
+            self.provider, self.runner, self.from, self.to
+        )
+    }
 }
 
 /// One provider: what it should grant, what it grants, and how to change it.
@@ -56,6 +96,16 @@ pub trait Provider {
     /// Makes `changes` (observed -> desired). A provider that sets everything at once sends
     /// its whole desired state instead.
     async fn apply(&self, changes: &[ProviderChange]) -> anyhow::Result<()>;
+    /// Sets the provider's own concurrency limits that [`Provider::observe`] found to differ
+    /// from the ledger's caps, each on its own: one that fails leaves the others set, and the
+    /// error names every one that failed. Only providers that report [`Observed::limits`] get
+    /// any.
+    async fn set_limits(&self, limits: &[LimitChange]) -> anyhow::Result<()> {
+        match limits {
+            [] => Ok(()),
+            _ => bail!("this provider has no concurrency limit of its own to set"),
+        }
+    }
 }
 
 /// A provider ready to reconcile: one configured in gatehouse.yml, or the configuration pull
@@ -90,6 +140,8 @@ pub struct Reconciled {
     pub changes: Vec<ProviderChange>,
     /// The provider was written although no repository came or went (see [`Observed::stale`]).
     pub rewritten: bool,
+    /// The provider's own concurrency limits that were set.
+    pub limits: Vec<LimitChange>,
 }
 
 /// How a provider differs from the ledger: what `apply` would change there, and what `audit`
@@ -103,6 +155,8 @@ pub struct Drift {
     pub stale: bool,
     /// How many (resource, repository) entries the provider grants now.
     pub held: usize,
+    /// Its own concurrency limits that differ from the ledger's caps.
+    pub limits: Vec<LimitChange>,
 }
 
 /// Asks provider `name` what it grants and compares that with the ledger. Reads only.
@@ -123,6 +177,7 @@ async fn drift_of<P: Provider>(repo: &Repo, name: &str, provider: &P) -> anyhow:
         changes: changes(repo, name, &observed.access, desired),
         stale: observed.stale,
         held: observed.access.values().map(BTreeSet::len).sum(),
+        limits: observed.limits,
     })
 }
 
@@ -160,6 +215,7 @@ async fn reconcile_one<P: Provider>(
         changes,
         stale,
         held,
+        limits,
     } = drift_of(repo, name, provider).await?;
     let removals = changes.iter().filter(|c| !c.add).count();
     if limit.exceeded(removals, held) {
@@ -169,10 +225,22 @@ async fn reconcile_one<P: Provider>(
         );
     }
     let rewritten = changes.is_empty() && stale;
-    if !changes.is_empty() || rewritten {
-        provider.apply(&changes).await?;
+    let membership = if !changes.is_empty() || rewritten {
+        provider.apply(&changes).await
+    } else {
+        Ok(())
+    };
+    // The limits are set whether or not the membership went through: each is its own call.
+    let limited = provider.set_limits(&limits).await;
+    match (membership, limited) {
+        (Ok(()), Ok(())) => Ok(Reconciled {
+            changes,
+            rewritten,
+            limits,
+        }),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Err(m), Err(l)) => Err(anyhow::anyhow!("{m:#}; and {l:#}")),
     }
-    Ok(Reconciled { changes, rewritten })
 }
 
 /// The changes that turn `observed` into `desired` at provider `name`.
@@ -402,7 +470,10 @@ pub fn configure(
         ProviderSettings::RunnerGroup(runners) => {
             let group = runners.group.value.clone();
             let access = merged_access(repo, name, &desired);
-            Configured::RunnerGroup(RunnerGroup::new(client, &org, &group, access))
+            let limits = gatehouse_core::desired::runner_limits(repo, name);
+            Configured::RunnerGroup(
+                RunnerGroup::new(client, &org, &group, access).with_limits(name, limits),
+            )
         }
     })
 }

@@ -408,7 +408,9 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
     /// Also read each Cirun provider's app installation (GATEHOUSE_ADMIN_TOKEN, an
-    /// organisation owner's token) and list where `apply` switches Cirun on or off.
+    /// organisation owner's token) and list where `apply` switches Cirun on or off, and each
+    /// capped runner group's GitHub-hosted runners (GITHUB_TOKEN) and list the
+    /// `maximum_runners` `apply` sets.
     #[arg(long)]
     pub online: bool,
     /// With --online: plan as `apply --deactivate-ungranted` does (Cirun switched off where

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use gatehouse_apply::plan::{make_plan, markdown, read_cirun_switches, text};
+use gatehouse_apply::plan::{make_plan, markdown, read_cirun_switches, read_runner_limits, text};
 use jiff::civil::Date;
 
 use crate::cli::{PlanArgs, PlanFormat};
@@ -12,6 +12,7 @@ pub fn run(args: PlanArgs, today: Date, rt: &tokio::runtime::Runtime) -> anyhow:
     let mut plan = make_plan(&repo, today);
     if args.online {
         read_cirun_switches(&mut plan, &repo, today, args.deactivate_ungranted, rt)?;
+        read_runner_limits(&mut plan, &repo, today, rt)?;
     }
     let text = match args.format {
         PlanFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",

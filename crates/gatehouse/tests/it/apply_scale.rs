@@ -263,8 +263,20 @@ fn scale(api: bool) {
 
     // And a second run changes nothing and costs only the listings (with `api`, Cirun's
     // `GET` of the merged policy and the look for open pull requests on `.cirun`).
+    let repo = gatehouse_core::repo::load_dir(&dir).unwrap();
+    let capped_groups = repo
+        .settings
+        .iter()
+        .flat_map(|s| s.value.providers.iter())
+        .filter(|(name, p)| {
+            p.kind() == gatehouse_core::model::ProviderKind::RunnerGroup
+                && !gatehouse_core::desired::runner_limits(&repo, name).is_empty()
+        })
+        .count();
     let pages = github.installation(12345).len().div_ceil(100)
         + github.runner_group("gpu").len().div_ceil(100)
+        // The larger runners (none here), read for a runner group whose resources have caps.
+        + capped_groups
         + 2
         // The issue of held requests, looked up to close it if one is open.
         + 1;

@@ -33,9 +33,14 @@ use crate::support;
 use crate::support::world::{GRANT_ALL, Options, World, world_with};
 
 /// A grant (whose author accepts the terms of service with it, read from `pulls/get`), a
-/// rerun, a revoke, an expiry and `doctor`: every kind of call apply makes.
+/// rerun, a revoke, an expiry and `doctor`: every kind of call apply makes. The runner group's
+/// resource has a cap and the group a GitHub-hosted larger runner of its name, so apply lists
+/// the larger runners and sets one's `maximum_runners`.
 fn exercise(w: &World) {
     *w.github.page_size.lock().unwrap() = 4;
+    w.github
+        .add_hosted_runner("gpu-runner", support::world::GROUP_ID, 10);
+    w.cap_gpu_runner("quota: { concurrency: 4 }\n");
     let author = w
         .github
         .state
@@ -57,6 +62,7 @@ fn exercise(w: &World) {
         let run = w.run(args);
         assert_eq!(run.code, Some(0), "{args:?}: {run}");
     }
+    assert_eq!(w.github.hosted_runner_maximum("gpu-runner"), Some(4));
     let tos = std::fs::read_to_string(w.path().join("people/tos.yml")).unwrap_or_default();
     assert!(
         tos.contains(&format!("id: {author}")),
@@ -110,8 +116,15 @@ fn every_call_to_github_and_every_answer_of_its_stand_in_follow_github_s_publish
     let exchanges = recorded();
     let calls: BTreeSet<String> = exchanges.iter().map(Exchange::call).collect();
     // Enough of the API to mean something: the judge, the ledger's issue, the apps, the
-    // runner groups, `.cirun`'s contents and Cirun's pull request, with bodies both ways.
+    // runner groups and their larger runners, `.cirun`'s contents and Cirun's pull request,
+    // with bodies both ways.
     assert!(calls.len() >= 20, "{calls:#?}");
+    for call in [
+        "GET /orgs/conda-forge/actions/hosted-runners",
+        "PATCH /orgs/conda-forge/actions/hosted-runners/1",
+    ] {
+        assert!(calls.contains(call), "{call} is checked too: {calls:#?}");
+    }
     let with_body = exchanges.iter().filter(|e| e.request.is_some()).count();
     let answered = exchanges.iter().filter(|e| e.answer.is_some()).count();
     assert!(

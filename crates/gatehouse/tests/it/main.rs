@@ -17,6 +17,7 @@ mod distribution;
 mod gate;
 mod github_contract;
 mod history_cli;
+mod hosted_runners;
 mod import_cli;
 mod init;
 mod kill_apply;

@@ -183,6 +183,25 @@ impl World {
         self.head()
     }
 
+    /// Writes `path` (a resource, gatehouse.yml) and commits it straight to the branch, as a
+    /// merged change of core's would.
+    pub fn commit_file(&self, path: &str, contents: &str) {
+        write(self.path(), path, contents);
+        git(self.path(), &["add", "-A"]);
+        git(
+            self.path(),
+            &["commit", "-q", "-m", &format!("change {path}")],
+        );
+    }
+
+    /// Sets the `quota:` of resource `gpu-runner` (the runner group's), committed; `""`: none.
+    pub fn cap_gpu_runner(&self, quota: &str) {
+        self.commit_file(
+            "resources/gpu-runner.yml",
+            &format!("name: gpu-runner\nprovider: gpu-pool\nlabels: [gpu-runner]\n{quota}"),
+        );
+    }
+
     /// The id of the checked-out commit.
     pub fn head(&self) -> String {
         git(self.path(), &["rev-parse", "HEAD"]).trim().to_string()
