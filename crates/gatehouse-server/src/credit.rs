@@ -14,6 +14,9 @@
 //! - **Alerts**: a task ([`spawn`]) looks at each pool's spending; at each alert threshold
 //!   (80% and 100% by default) a replica claims the alert in the database first, then opens
 //!   the pool's one issue in `guard.issues_repository`, or edits it at the next threshold.
+//!   While one alert of a pool is claimed, no other of that pool can be (the issue's number
+//!   is known only once the call that opens it returns); a failed call ends the claim, so the
+//!   next look tries again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -278,11 +281,25 @@ pub(crate) async fn alert_pass(state: &AppState) -> anyhow::Result<usize> {
             (Some(github), Some(repository)) => {
                 let existing = state.store.pool_issue(&p.name).await?;
                 let existing = existing.and_then(|n| u64::try_from(n).ok());
-                // A failure leaves the claim to end: the next look after its lease tries again.
-                let n = github
+                match github
                     .write_issue(repository, existing, &title, &body)
-                    .await?;
-                Some(i64::try_from(n).unwrap_or(i64::MAX))
+                    .await
+                {
+                    Ok(n) => Some(i64::try_from(n).unwrap_or(i64::MAX)),
+                    Err(e) => {
+                        // The claim ends now, so the next look tries again (had this write
+                        // failed too, its lease ends it).
+                        state
+                            .store
+                            .commit(vec![Write::Credit(CreditWrite::ReleaseAlert {
+                                pool: p.name.clone(),
+                                threshold: i64::from(threshold),
+                                at: time_text(Timestamp::now()),
+                            })])
+                            .await?;
+                        return Err(e.into());
+                    }
+                }
             }
             _ => None,
         };

@@ -43,6 +43,12 @@ const TEAM: &str = "gpu-users";
 use crate::db::{Backend, Db};
 use crate::{recorder, schema};
 
+mod alerts;
+use alerts::{
+    a_failed_issue_call_is_tried_again_once,
+    a_pool_that_crosses_both_thresholds_at_once_gets_one_issue,
+    a_restarted_guard_resumes_the_alerts,
+};
 mod pools;
 use pools::{
     a_job_that_starts_after_it_ended_holds_no_credit,
@@ -1167,6 +1173,9 @@ on_both!(
     the_gate_reads_a_team_whose_members_changed_again,
     the_gate_reads_roles_and_teams_within_one_fact_wait,
     a_job_that_starts_after_it_ended_holds_no_credit,
+    a_pool_that_crosses_both_thresholds_at_once_gets_one_issue,
+    a_failed_issue_call_is_tried_again_once,
+    a_restarted_guard_resumes_the_alerts,
 );
 
 /// A grant that names a team lets its members in at the gate too. When a member leaves, the
