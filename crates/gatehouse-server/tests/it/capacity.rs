@@ -122,6 +122,11 @@ fn write_repo(dir: &Path) {
             "resources/record.yml",
             resource("record", "cirun", "concurrency: 1, on_exceed: record"),
         ),
+        // Also without a gate, for jobs going in progress on two replicas at once.
+        (
+            "resources/spill.yml",
+            resource("spill", "cirun", "concurrency: 3"),
+        ),
         // Jobs may run for a minute.
         (
             "resources/timed.yml",
@@ -149,9 +154,11 @@ fn write_repo(dir: &Path) {
             "grants/example.yml",
             format!(
                 "project: example\ngrants:\n{}  - resource: teamed\n    granted: 2026-01-01\n    users: {{ teams: [{TEAM}] }}\n",
-                ["gpu", "proj", "a", "b", "cancel", "record", "timed", "paid"]
-                    .map(grant)
-                    .concat()
+                [
+                    "gpu", "proj", "a", "b", "cancel", "record", "spill", "timed", "paid"
+                ]
+                .map(grant)
+                .concat()
             ),
         ),
         (
@@ -1332,6 +1339,85 @@ async fn two_replicas_never_admit_more_than_the_cap() {
                 g.job_event(job, "in_progress").await;
                 g.job_event(job, "completed").await;
             }
+        }
+    }
+}
+
+/// Two replicas behind a load balancer, one PostgreSQL, no gate: twelve jobs on `spill`
+/// (`concurrency: 3`, `on_exceed: cancel` by default) go in progress at once, their deliveries
+/// alternating between the replicas. Exactly 3 hold a machine; the other 9 have their runs
+/// cancelled, round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_cancel_the_runs_beyond_a_cap_on_the_webhook_path() {
+    let world = World::new(Backend::Postgres).await;
+    let one = Arc::new(world.guard().await);
+    let two = Arc::new(world.guard().await);
+    let store = Store::connect(&world.db.url).await.unwrap();
+    let mut next_run = 5500;
+    let mut all_cancelled = Vec::new();
+    for round in 0..3 {
+        let jobs: Vec<TestJob> = (0..12)
+            .map(|_| {
+                next_run += 1;
+                TestJob::new(REPO, next_run, "spill")
+            })
+            .collect();
+        for (i, job) in jobs.iter().enumerate() {
+            let g = if i % 2 == 0 { &one } else { &two };
+            g.announce(job).await;
+            assert_eq!(g.job_event(job, "queued").await, "allow");
+        }
+        let starts: Vec<_> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, job)| {
+                let g = if i % 2 == 0 { one.clone() } else { two.clone() };
+                let job = job.clone();
+                tokio::spawn(async move { g.job_event(&job, "in_progress").await })
+            })
+            .collect();
+        let mut said = Vec::new();
+        for s in starts {
+            said.push(s.await.unwrap());
+        }
+        let running: Vec<&TestJob> = jobs
+            .iter()
+            .zip(&said)
+            .filter(|(_, s)| *s == "job in progress")
+            .map(|(j, _)| j)
+            .collect();
+        let refused: Vec<i64> = jobs
+            .iter()
+            .zip(&said)
+            .filter(|(_, s)| *s == "deny (concurrency-exhausted): run cancelled")
+            .map(|(j, _)| j.run_id)
+            .collect();
+        assert_eq!(
+            (running.len(), refused.len()),
+            (3, 9),
+            "round {round}: {said:?}"
+        );
+        all_cancelled.extend(refused);
+        all_cancelled.sort_unstable();
+        assert_eq!(cancelled(&world.fake), all_cancelled, "round {round}");
+        // What the database counts as holding a machine: the three, and the nine only as over
+        // the cap (their runs cancelled).
+        let mut states = std::collections::BTreeMap::new();
+        for job in &jobs {
+            let holder = format!("{}:1:{}", job.run_id, job.runner());
+            let state = store.hold_state(&holder).await.unwrap().unwrap_or_default();
+            *states.entry(state).or_insert(0) += 1;
+        }
+        assert_eq!(
+            states,
+            [("admitted".to_string(), 3), ("over".to_string(), 9)].into(),
+            "round {round}"
+        );
+        // Every job ends (the cancelled ones too), on either replica: the next round starts
+        // with three free machines.
+        for (i, job) in jobs.iter().enumerate() {
+            let g = if i % 2 == 0 { &two } else { &one };
+            g.job_event(job, "completed").await;
         }
     }
 }
