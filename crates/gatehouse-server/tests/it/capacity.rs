@@ -52,6 +52,8 @@ use alerts::{
 mod pools;
 use pools::{
     a_job_that_starts_after_it_ended_holds_no_credit,
+    a_pool_expects_the_median_job_of_a_resource_without_a_time_limit,
+    a_pool_of_minutes_pays_for_jobs_until_it_is_used_up,
     a_sponsor_pool_pays_for_jobs_until_it_is_used_up, the_gate_reserves_credit_before_a_job_starts,
 };
 
@@ -761,6 +763,59 @@ async fn a_claim_whose_job_never_starts_expires_first(backend: Backend) {
     assert_eq!(count(&next, "wait"), 1, "{next:?}");
 }
 
+/// A job that never reports its completion (every delivery about it lost, GitHub's API not
+/// asked) holds its machine and its pool's credit for GitHub's 5 days (`caps::HOLD_LIMIT`),
+/// not longer: the clock moved a minute short of 5 days on, it still counts; 5 days and a
+/// minute on, it no longer does, and the sweep drops it.
+async fn a_job_that_never_reports_completion_stops_counting_after_five_days(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = world.guard().await;
+    let lost = TestJob::new(REPO, 4201, "cancel");
+    let next = TestJob::new(REPO, 4202, "cancel");
+    let paid = TestJob::new(REPO, 4203, "paid");
+    for job in [&lost, &next, &paid] {
+        guard.announce(job).await;
+        assert_eq!(guard.job_event(job, "queued").await, "allow");
+    }
+    for job in [&lost, &paid] {
+        assert_eq!(guard.job_event(job, "in_progress").await, "job in progress");
+    }
+    let store = Store::connect(&world.db.url).await.unwrap();
+    let now = jiff::Timestamp::now();
+    let on = |d: jiff::SignedDuration| gatehouse_server::store::time_text(now + d);
+    let almost = on(jiff::SignedDuration::from_mins(5 * 24 * 60 - 1));
+    let past = on(jiff::SignedDuration::from_mins(5 * 24 * 60 + 1));
+    let held = |at: String| {
+        let store = store.clone();
+        async move {
+            store
+                .held("cancel", "cirun", Some("example"), &at, "")
+                .await
+                .unwrap()
+                .resource
+        }
+    };
+    let reserved = |at: String| {
+        let store = store.clone();
+        async move {
+            let balances = store.pool_balances(&at).await.unwrap();
+            balances.get("cloud").map_or(0, |b| b.reserved)
+        }
+    };
+    assert_eq!(held(almost.clone()).await, 1);
+    assert_eq!(reserved(almost.clone()).await, 5_000_000);
+    assert_eq!(held(past.clone()).await, 0);
+    assert_eq!(reserved(past.clone()).await, 0);
+    assert_eq!(store.drop_expired_holds(&almost).await.unwrap(), 0);
+    assert_eq!(store.drop_expired_holds(&past).await.unwrap(), 2);
+    // The machine is free: the next job on `cancel` runs, no run is cancelled.
+    assert_eq!(
+        guard.job_event(&next, "in_progress").await,
+        "job in progress"
+    );
+    assert!(cancelled(&world.fake).is_empty());
+}
+
 /// A job that never reports its end (a lost `completed` delivery) stops holding a machine once
 /// the sweep asks GitHub about it (`actions/get-job-for-workflow-run`): a job GitHub reports
 /// completed, or does not know, frees its slot; one still in progress keeps it.
@@ -1183,6 +1238,9 @@ on_both!(
     a_pool_that_crosses_both_thresholds_at_once_gets_one_issue,
     a_failed_issue_call_is_tried_again_once,
     a_restarted_guard_resumes_the_alerts,
+    a_job_that_never_reports_completion_stops_counting_after_five_days,
+    a_pool_expects_the_median_job_of_a_resource_without_a_time_limit,
+    a_pool_of_minutes_pays_for_jobs_until_it_is_used_up,
 );
 
 /// A grant that names a team lets its members in at the gate too. When a member leaves, the
