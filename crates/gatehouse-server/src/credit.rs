@@ -276,7 +276,6 @@ pub(crate) async fn alert_pass(state: &AppState) -> anyhow::Result<usize> {
             spent = p.show(spent),
             "sponsor pool alert"
         );
-        state.metrics.pool_alert();
         let issue = match (&state.github, credit.issues_repository()) {
             (Some(github), Some(repository)) => {
                 let existing = state.store.pool_issue(&p.name).await?;
@@ -312,6 +311,7 @@ pub(crate) async fn alert_pass(state: &AppState) -> anyhow::Result<usize> {
                 at: time_text(now),
             })])
             .await?;
+        state.metrics.pool_alert();
         acted += 1;
     }
     Ok(acted)

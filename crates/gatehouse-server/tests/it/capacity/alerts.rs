@@ -147,6 +147,12 @@ pub(super) async fn a_failed_issue_call_is_tried_again_once(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(calls(&world), (2, 0), "{:?}", world.fake.gate.calls());
     assert_eq!(issues(&world).len(), 1);
+    // One alert acted on: the failed try is not counted.
+    let (_, metrics) = guard.page("/metrics").await;
+    assert!(
+        metrics.contains("gatehouse_pool_alerts_total 1\n"),
+        "{metrics}"
+    );
     guard.spend(7502, 4).await;
     until("the 100% alert edits the issue", || {
         title(&world).contains("100%")
