@@ -48,6 +48,7 @@ use alerts::{
     a_failed_issue_call_is_tried_again_once,
     a_pool_that_crosses_both_thresholds_at_once_gets_one_issue,
     a_restarted_guard_resumes_the_alerts,
+    an_issue_opened_but_not_recorded_is_edited_not_opened_again,
 };
 mod pools;
 use pools::{
@@ -1238,6 +1239,7 @@ on_both!(
     a_pool_that_crosses_both_thresholds_at_once_gets_one_issue,
     a_failed_issue_call_is_tried_again_once,
     a_restarted_guard_resumes_the_alerts,
+    an_issue_opened_but_not_recorded_is_edited_not_opened_again,
     a_job_that_never_reports_completion_stops_counting_after_five_days,
     a_pool_expects_the_median_job_of_a_resource_without_a_time_limit,
     a_pool_of_minutes_pays_for_jobs_until_it_is_used_up,

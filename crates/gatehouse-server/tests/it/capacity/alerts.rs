@@ -200,3 +200,64 @@ pub(super) async fn a_restarted_guard_resumes_the_alerts(backend: Backend) {
     assert_eq!(calls(&world), (1, 0), "{:?}", world.fake.gate.calls());
     assert!(title(&world).contains("80%"), "{}", title(&world));
 }
+
+/// A replica opened the pool's issue at 80% and stopped before it recorded the issue's number
+/// (or GitHub's answer to it was lost): at 100% the guard finds the open issue under the pool's
+/// title (`issues/list-for-repo`) and edits it, rather than opening a second one.
+pub(super) async fn an_issue_opened_but_not_recorded_is_edited_not_opened_again(backend: Backend) {
+    let world = World::new(backend).await;
+    default_alerts(&world);
+    // An unrelated open issue first, then the one the stopped replica opened.
+    for title in [
+        "Please grant GPUs to example",
+        "gatehouse: sponsor pool `cloud` has used 80% of its credit",
+    ] {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/repos/octo-org/access/issues", world.github))
+            .bearer_auth(GITHUB_TOKEN)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+            .header("user-agent", "gatehouse/test")
+            .json(&json!({ "title": title, "body": "" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+    }
+    {
+        let first = alerting(&world, Duration::from_secs(3600)).await;
+        first.spend(7701, 20).await;
+    }
+    // The 80% alert is acted on by the restarted guard: the issue is found, and edited.
+    let guard = alerting(&world, Duration::from_millis(20)).await;
+    until("the 80% alert edits the issue found", || {
+        world
+            .fake
+            .gate
+            .count_exact("PATCH /repos/octo-org/access/issues/2")
+            == 1
+    })
+    .await;
+    guard.spend(7702, 4).await;
+    until("the 100% alert edits it again", || {
+        issues(&world)[1]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("100%"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(issues(&world).len(), 2, "{:#?}", issues(&world));
+    assert_eq!(
+        world.fake.gate.count_exact(CREATE),
+        2,
+        "only the test's own"
+    );
+    assert_eq!(
+        world
+            .fake
+            .gate
+            .count_exact("PATCH /repos/octo-org/access/issues/2"),
+        2
+    );
+    assert_eq!(issues(&world)[0]["title"], "Please grant GPUs to example");
+}

@@ -142,6 +142,7 @@ pub(super) async fn a_sponsor_pool_pays_for_jobs_until_it_is_used_up(backend: Ba
     schema::assert_follows_rest(
         &proxy.exchanges(),
         &[
+            "issues/list-for-repo",
             "issues/create",
             "issues/update",
             "actions/cancel-workflow-run",
