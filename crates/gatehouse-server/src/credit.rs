@@ -14,6 +14,11 @@
 //! - **Alerts**: a task ([`spawn`]) looks at each pool's spending; at each alert threshold
 //!   (80% and 100% by default) a replica claims the alert in the database first, then opens
 //!   the pool's one issue in `guard.issues_repository`, or edits it at the next threshold.
+//!   While one alert of a pool is claimed, no other of that pool can be (the issue's number
+//!   is known only once the call that opens it returns); a failed call ends the claim, so the
+//!   next look tries again. With no number recorded, an open issue under the pool's title
+//!   (opened by a replica that stopped before recording it, or whose answer was lost) is
+//!   edited rather than a second one opened.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -273,16 +278,41 @@ pub(crate) async fn alert_pass(state: &AppState) -> anyhow::Result<usize> {
             spent = p.show(spent),
             "sponsor pool alert"
         );
-        state.metrics.pool_alert();
         let issue = match (&state.github, credit.issues_repository()) {
             (Some(github), Some(repository)) => {
-                let existing = state.store.pool_issue(&p.name).await?;
-                let existing = existing.and_then(|n| u64::try_from(n).ok());
-                // A failure leaves the claim to end: the next look after its lease tries again.
-                let n = github
-                    .write_issue(repository, existing, &title, &body)
-                    .await?;
-                Some(i64::try_from(n).unwrap_or(i64::MAX))
+                let call = async {
+                    let existing = match state.store.pool_issue(&p.name).await? {
+                        Some(n) => u64::try_from(n).ok(),
+                        // None recorded: a replica may have opened it and not recorded it
+                        // (it stopped before, or GitHub's answer was lost): it is open under
+                        // the pool's title.
+                        None => {
+                            github
+                                .find_open_issue(repository, &title_prefix(&p.name))
+                                .await?
+                        }
+                    };
+                    let n = github
+                        .write_issue(repository, existing, &title, &body)
+                        .await?;
+                    anyhow::Ok(n)
+                };
+                match call.await {
+                    Ok(n) => Some(i64::try_from(n).unwrap_or(i64::MAX)),
+                    Err(e) => {
+                        // The claim ends now, so the next look tries again (had this write
+                        // failed too, its lease ends it).
+                        state
+                            .store
+                            .commit(vec![Write::Credit(CreditWrite::ReleaseAlert {
+                                pool: p.name.clone(),
+                                threshold: i64::from(threshold),
+                                at: time_text(Timestamp::now()),
+                            })])
+                            .await?;
+                        return Err(e);
+                    }
+                }
             }
             _ => None,
         };
@@ -295,17 +325,20 @@ pub(crate) async fn alert_pass(state: &AppState) -> anyhow::Result<usize> {
                 at: time_text(now),
             })])
             .await?;
+        state.metrics.pool_alert();
         acted += 1;
     }
     Ok(acted)
 }
 
+/// How the title of pool `name`'s issue begins, whatever the threshold.
+fn title_prefix(name: &str) -> String {
+    format!("gatehouse: sponsor pool `{name}` has used ")
+}
+
 /// The issue's title and body for a pool at `threshold` percent.
 fn alert_text(p: &Terms, threshold: u32, spent: u64, now: Timestamp) -> (String, String) {
-    let title = format!(
-        "gatehouse: sponsor pool `{}` has used {threshold}% of its credit",
-        p.name
-    );
+    let title = format!("{}{threshold}% of its credit", title_prefix(&p.name));
     let after = if threshold >= 100 {
         format!(
             "Jobs that only this pool funds are now refused (`budget-exhausted`). To go on, the \

@@ -51,6 +51,11 @@ mod state;
 pub mod store;
 pub mod stored_site;
 mod team_facts;
+/// The integration tests' fresh database per test (a SQLite file, or a PostgreSQL database
+/// dropped after), for unit tests that run on both.
+#[cfg(test)]
+#[path = "../tests/it/db.rs"]
+mod test_db;
 mod time_limits;
 mod waiting;
 mod webhook;

@@ -566,11 +566,13 @@ mod tests {
 
     use super::*;
 
+    use crate::test_db::{Backend, Db};
+
     struct Live {
         base: String,
         http: reqwest::Client,
         state: Arc<AppState>,
-        _db: tempfile::TempDir,
+        _db: Db,
     }
 
     fn example() -> PathBuf {
@@ -579,14 +581,13 @@ mod tests {
 
     /// The guard on the bundled example, on a real socket, with a SQLite file.
     async fn live() -> Live {
-        live_on(example()).await
+        live_on(example(), Backend::Sqlite).await
     }
 
-    async fn live_on(repo: PathBuf) -> Live {
+    async fn live_on(repo: PathBuf, backend: Backend) -> Live {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let db = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", db.path().join("g.db").display());
-        let mut config = ServerConfig::new(repo, url, Secret::new("s"));
+        let db = Db::new(backend).await;
+        let mut config = ServerConfig::new(repo, db.url.clone(), Secret::new("s"));
         config.watch_interval = None;
         let state = AppState::new(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -713,7 +714,7 @@ mod tests {
             ],
             &repo,
         );
-        let g = live_on(repo).await;
+        let g = live_on(repo, Backend::Sqlite).await;
         let (s, _, json) = g.get("/v1/projects/pytorch-cpu.json").await;
         assert_eq!(s, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -736,9 +737,30 @@ mod tests {
         assert!(page.contains("Grant GPUs to pytorch-cpu (#1203)"), "{page}");
     }
 
-    #[tokio::test]
-    async fn the_dashboard_charts_counted_minutes_and_lists_denials() {
-        let g = live().await;
+    /// A test on SQLite and on PostgreSQL.
+    macro_rules! on_both {
+        ($($name:ident),* $(,)?) => {$(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(super::Backend::Sqlite).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(super::Backend::Postgres).await
+                }
+            }
+        )*};
+    }
+
+    on_both!(
+        the_dashboard_charts_counted_minutes_and_lists_denials,
+        the_dashboard_and_metrics_flag_a_project_far_above_its_usual_week,
+        the_dashboard_shows_cost_by_month_and_the_worst_case,
+    );
+
+    async fn the_dashboard_charts_counted_minutes_and_lists_denials(backend: Backend) {
+        let g = live_on(example(), backend).await;
         let day = today();
         let yesterday = day.yesterday().unwrap();
         g.state
@@ -812,9 +834,8 @@ mod tests {
 
     /// A project with 500 minutes today against 100 in each of its 8 previous weeks is far
     /// above its usual week: flagged on the dashboard and in `/metrics`; a steady one is not.
-    #[tokio::test]
-    async fn the_dashboard_and_metrics_flag_a_project_far_above_its_usual_week() {
-        let g = live().await;
+    async fn the_dashboard_and_metrics_flag_a_project_far_above_its_usual_week(backend: Backend) {
+        let g = live_on(example(), backend).await;
         let day = today();
         let monday = week_start(day);
         let mut writes = Vec::new();
@@ -859,8 +880,7 @@ mod tests {
 
     /// A resource with a price: its minutes cost money this month and last, and the worst
     /// month its cap allows is published (`/v1/costs.json`, and on the dashboard).
-    #[tokio::test]
-    async fn the_dashboard_shows_cost_by_month_and_the_worst_case() {
+    async fn the_dashboard_shows_cost_by_month_and_the_worst_case(backend: Backend) {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("access");
         let out = std::process::Command::new("cp")
@@ -875,7 +895,7 @@ mod tests {
             format!("{text}cost: {{ per_hour: 0.6, currency: USD }}\n"),
         )
         .unwrap();
-        let g = live_on(repo).await;
+        let g = live_on(repo, backend).await;
         let day = today();
         let last_month = day.first_of_month().yesterday().unwrap();
         let minutes = |job_id: i64, day: Date, minutes: i64| Write::Minutes {

@@ -32,8 +32,17 @@ pub enum CreditWrite {
     },
     /// A job's reservation ends (it completed; its cost is settled).
     Unreserve { holder: String },
+    /// The call that acts on a claimed alert failed: the claim ends at `at`, so that the next
+    /// look (on any replica) tries again.
+    ReleaseAlert {
+        pool: String,
+        threshold: i64,
+        at: String,
+    },
     /// A replica takes alert `threshold` of `pool` to act on it (1 row) until `lease`, unless
-    /// it was acted on, or another replica holds it until after `at`.
+    /// it was acted on, or another replica holds it, or another alert of the same pool, until
+    /// after `at`: the pool has one issue, and while the call that opens it is in flight its
+    /// number is not known yet, so a second alert would open a second issue.
     ClaimAlert {
         pool: String,
         threshold: i64,
@@ -96,9 +105,13 @@ const ADD_PROJECT: &str = "INSERT INTO pool_projects (pool, project, spent)
     SELECT pool, COALESCE(project, ''), units FROM pool_spend WHERE job_id = $1
     ON CONFLICT (pool, project) DO UPDATE SET spent = pool_projects.spent + excluded.spent";
 const UNRESERVE: &str = "DELETE FROM pool_reservations WHERE holder = $1";
-const CLAIM_ALERT: &str = "INSERT INTO pool_alerts (pool, threshold, lease) VALUES ($1, $2, $4)
+const CLAIM_ALERT: &str = "INSERT INTO pool_alerts (pool, threshold, lease) SELECT $1, $2, $4
+    WHERE NOT EXISTS (SELECT 1 FROM pool_alerts WHERE pool = $1 AND threshold <> $2
+        AND done_at IS NULL AND lease > $3)
     ON CONFLICT (pool, threshold) DO UPDATE SET lease = excluded.lease
     WHERE pool_alerts.done_at IS NULL AND (pool_alerts.lease IS NULL OR pool_alerts.lease <= $3)";
+const RELEASE_ALERT: &str = "UPDATE pool_alerts SET lease = $3
+    WHERE pool = $1 AND threshold = $2 AND done_at IS NULL";
 const ALERT_DONE: &str =
     "UPDATE pool_alerts SET done_at = $4, issue = $3 WHERE pool = $1 AND threshold = $2";
 /// On PostgreSQL, reservations on one pool take turns, so that replicas never hold more than
@@ -107,6 +120,9 @@ const ALERT_DONE: &str =
 /// yet. SQLite has one writer.
 const LOCK_POOL_AND_JOB: &str =
     "SELECT pg_advisory_xact_lock(7140534, hashtext($1)), pg_advisory_xact_lock($2)";
+/// On PostgreSQL, the claims of one pool's alerts take turns, so that each sees the others
+/// (two inserted at once, each for its own threshold, would both be taken).
+const LOCK_POOL_ALERTS: &str = "SELECT pg_advisory_xact_lock(7140535, hashtext($1))";
 
 impl CreditWrite {
     pub(super) fn statement(&self) -> Statement<'_> {
@@ -149,6 +165,14 @@ impl CreditWrite {
                 ],
             ),
             CreditWrite::Unreserve { holder } => (UNRESERVE, vec![Text(Some(holder))]),
+            CreditWrite::ReleaseAlert {
+                pool,
+                threshold,
+                at,
+            } => (
+                RELEASE_ALERT,
+                vec![Text(Some(pool)), Int(Some(*threshold)), Text(Some(at))],
+            ),
             CreditWrite::ClaimAlert {
                 pool,
                 threshold,
@@ -186,6 +210,9 @@ impl CreditWrite {
                 LOCK_POOL_AND_JOB,
                 vec![Param::Text(Some(&r.pool)), Param::Int(Some(r.job_id))],
             )),
+            CreditWrite::ClaimAlert { pool, .. } => {
+                Some((LOCK_POOL_ALERTS, vec![Param::Text(Some(pool))]))
+            }
             _ => None,
         }
     }

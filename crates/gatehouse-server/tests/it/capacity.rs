@@ -43,9 +43,18 @@ const TEAM: &str = "gpu-users";
 use crate::db::{Backend, Db};
 use crate::{recorder, schema};
 
+mod alerts;
+use alerts::{
+    a_failed_issue_call_is_tried_again_once,
+    a_pool_that_crosses_both_thresholds_at_once_gets_one_issue,
+    a_restarted_guard_resumes_the_alerts,
+    an_issue_opened_but_not_recorded_is_edited_not_opened_again,
+};
 mod pools;
 use pools::{
     a_job_that_starts_after_it_ended_holds_no_credit,
+    a_pool_expects_the_median_job_of_a_resource_without_a_time_limit,
+    a_pool_of_minutes_pays_for_jobs_until_it_is_used_up,
     a_sponsor_pool_pays_for_jobs_until_it_is_used_up, the_gate_reserves_credit_before_a_job_starts,
 };
 
@@ -116,6 +125,11 @@ fn write_repo(dir: &Path) {
             "resources/record.yml",
             resource("record", "cirun", "concurrency: 1, on_exceed: record"),
         ),
+        // Also without a gate, for jobs going in progress on two replicas at once.
+        (
+            "resources/spill.yml",
+            resource("spill", "cirun", "concurrency: 3"),
+        ),
         // Jobs may run for a minute.
         (
             "resources/timed.yml",
@@ -143,9 +157,11 @@ fn write_repo(dir: &Path) {
             "grants/example.yml",
             format!(
                 "project: example\ngrants:\n{}  - resource: teamed\n    granted: 2026-01-01\n    users: {{ teams: [{TEAM}] }}\n",
-                ["gpu", "proj", "a", "b", "cancel", "record", "timed", "paid"]
-                    .map(grant)
-                    .concat()
+                [
+                    "gpu", "proj", "a", "b", "cancel", "record", "spill", "timed", "paid"
+                ]
+                .map(grant)
+                .concat()
             ),
         ),
         (
@@ -748,6 +764,59 @@ async fn a_claim_whose_job_never_starts_expires_first(backend: Backend) {
     assert_eq!(count(&next, "wait"), 1, "{next:?}");
 }
 
+/// A job that never reports its completion (every delivery about it lost, GitHub's API not
+/// asked) holds its machine and its pool's credit for GitHub's 5 days (`caps::HOLD_LIMIT`),
+/// not longer: the clock moved a minute short of 5 days on, it still counts; 5 days and a
+/// minute on, it no longer does, and the sweep drops it.
+async fn a_job_that_never_reports_completion_stops_counting_after_five_days(backend: Backend) {
+    let world = World::new(backend).await;
+    let guard = world.guard().await;
+    let lost = TestJob::new(REPO, 4201, "cancel");
+    let next = TestJob::new(REPO, 4202, "cancel");
+    let paid = TestJob::new(REPO, 4203, "paid");
+    for job in [&lost, &next, &paid] {
+        guard.announce(job).await;
+        assert_eq!(guard.job_event(job, "queued").await, "allow");
+    }
+    for job in [&lost, &paid] {
+        assert_eq!(guard.job_event(job, "in_progress").await, "job in progress");
+    }
+    let store = Store::connect(&world.db.url).await.unwrap();
+    let now = jiff::Timestamp::now();
+    let on = |d: jiff::SignedDuration| gatehouse_server::store::time_text(now + d);
+    let almost = on(jiff::SignedDuration::from_mins(5 * 24 * 60 - 1));
+    let past = on(jiff::SignedDuration::from_mins(5 * 24 * 60 + 1));
+    let held = |at: String| {
+        let store = store.clone();
+        async move {
+            store
+                .held("cancel", "cirun", Some("example"), &at, "")
+                .await
+                .unwrap()
+                .resource
+        }
+    };
+    let reserved = |at: String| {
+        let store = store.clone();
+        async move {
+            let balances = store.pool_balances(&at).await.unwrap();
+            balances.get("cloud").map_or(0, |b| b.reserved)
+        }
+    };
+    assert_eq!(held(almost.clone()).await, 1);
+    assert_eq!(reserved(almost.clone()).await, 5_000_000);
+    assert_eq!(held(past.clone()).await, 0);
+    assert_eq!(reserved(past.clone()).await, 0);
+    assert_eq!(store.drop_expired_holds(&almost).await.unwrap(), 0);
+    assert_eq!(store.drop_expired_holds(&past).await.unwrap(), 2);
+    // The machine is free: the next job on `cancel` runs, no run is cancelled.
+    assert_eq!(
+        guard.job_event(&next, "in_progress").await,
+        "job in progress"
+    );
+    assert!(cancelled(&world.fake).is_empty());
+}
+
 /// A job that never reports its end (a lost `completed` delivery) stops holding a machine once
 /// the sweep asks GitHub about it (`actions/get-job-for-workflow-run`): a job GitHub reports
 /// completed, or does not know, frees its slot; one still in progress keeps it.
@@ -1317,6 +1386,13 @@ on_both!(
     the_gate_reads_a_team_whose_members_changed_again,
     the_gate_reads_roles_and_teams_within_one_fact_wait,
     a_job_that_starts_after_it_ended_holds_no_credit,
+    a_pool_that_crosses_both_thresholds_at_once_gets_one_issue,
+    a_failed_issue_call_is_tried_again_once,
+    a_restarted_guard_resumes_the_alerts,
+    an_issue_opened_but_not_recorded_is_edited_not_opened_again,
+    a_job_that_never_reports_completion_stops_counting_after_five_days,
+    a_pool_expects_the_median_job_of_a_resource_without_a_time_limit,
+    a_pool_of_minutes_pays_for_jobs_until_it_is_used_up,
 );
 
 /// A grant that names a team lets its members in at the gate too. When a member leaves, the
@@ -1473,6 +1549,85 @@ async fn two_replicas_never_admit_more_than_the_cap() {
                 g.job_event(job, "in_progress").await;
                 g.job_event(job, "completed").await;
             }
+        }
+    }
+}
+
+/// Two replicas behind a load balancer, one PostgreSQL, no gate: twelve jobs on `spill`
+/// (`concurrency: 3`, `on_exceed: cancel` by default) go in progress at once, their deliveries
+/// alternating between the replicas. Exactly 3 hold a machine; the other 9 have their runs
+/// cancelled, round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_cancel_the_runs_beyond_a_cap_on_the_webhook_path() {
+    let world = World::new(Backend::Postgres).await;
+    let one = Arc::new(world.guard().await);
+    let two = Arc::new(world.guard().await);
+    let store = Store::connect(&world.db.url).await.unwrap();
+    let mut next_run = 5500;
+    let mut all_cancelled = Vec::new();
+    for round in 0..3 {
+        let jobs: Vec<TestJob> = (0..12)
+            .map(|_| {
+                next_run += 1;
+                TestJob::new(REPO, next_run, "spill")
+            })
+            .collect();
+        for (i, job) in jobs.iter().enumerate() {
+            let g = if i % 2 == 0 { &one } else { &two };
+            g.announce(job).await;
+            assert_eq!(g.job_event(job, "queued").await, "allow");
+        }
+        let starts: Vec<_> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, job)| {
+                let g = if i % 2 == 0 { one.clone() } else { two.clone() };
+                let job = job.clone();
+                tokio::spawn(async move { g.job_event(&job, "in_progress").await })
+            })
+            .collect();
+        let mut said = Vec::new();
+        for s in starts {
+            said.push(s.await.unwrap());
+        }
+        let running: Vec<&TestJob> = jobs
+            .iter()
+            .zip(&said)
+            .filter(|(_, s)| *s == "job in progress")
+            .map(|(j, _)| j)
+            .collect();
+        let refused: Vec<i64> = jobs
+            .iter()
+            .zip(&said)
+            .filter(|(_, s)| *s == "deny (concurrency-exhausted): run cancelled")
+            .map(|(j, _)| j.run_id)
+            .collect();
+        assert_eq!(
+            (running.len(), refused.len()),
+            (3, 9),
+            "round {round}: {said:?}"
+        );
+        all_cancelled.extend(refused);
+        all_cancelled.sort_unstable();
+        assert_eq!(cancelled(&world.fake), all_cancelled, "round {round}");
+        // What the database counts as holding a machine: the three, and the nine only as over
+        // the cap (their runs cancelled).
+        let mut states = std::collections::BTreeMap::new();
+        for job in &jobs {
+            let holder = format!("{}:1:{}", job.run_id, job.runner());
+            let state = store.hold_state(&holder).await.unwrap().unwrap_or_default();
+            *states.entry(state).or_insert(0) += 1;
+        }
+        assert_eq!(
+            states,
+            [("admitted".to_string(), 3), ("over".to_string(), 9)].into(),
+            "round {round}"
+        );
+        // Every job ends (the cancelled ones too), on either replica: the next round starts
+        // with three free machines.
+        for (i, job) in jobs.iter().enumerate() {
+            let g = if i % 2 == 0 { &two } else { &one };
+            g.job_event(job, "completed").await;
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The databases of the guard's tests: a fresh SQLite file or a fresh PostgreSQL database per
-//! test (shared by `serve.rs` and `capacity.rs`).
+//! test (shared by `serve.rs` and `capacity.rs`, the dashboard's tests in `site_routes.rs`,
+//! and `gatehouse`'s tests of `audit --db` and `site --db`).
 //!
 //! PostgreSQL is expected at 127.0.0.1:5432 (user `postgres`, database `test`), or wherever
 //! `GATEHOUSE_TEST_POSTGRES` points; each test creates its own database and drops it after.

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use sqlx::Connection;
 
+use crate::db::{Backend, Db};
 use crate::support;
 
 fn workspace() -> PathBuf {
@@ -423,18 +424,15 @@ fn idle_grants_come_from_the_guards_database() {
 
 /// `audit --db` flags a project whose minutes this week are more than 4 times the median of
 /// its previous 8 weeks (gatehouse.yml's `guard.outliers` defaults), from the guard's counted
-/// minutes; a steady project is not flagged.
-#[test]
-fn a_project_far_above_its_usual_week_is_flagged() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("guard.db").display());
+/// minutes; a steady project is not flagged. On the guard's SQLite file and on PostgreSQL.
+fn a_project_far_above_its_usual_week_is_flagged(backend: Backend) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
-        drop(gatehouse_server::Store::connect(&url).await.unwrap());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let db = runtime.block_on(async {
+        let db = Db::new(backend).await;
+        let store = gatehouse_server::Store::connect(&db.url).await.unwrap();
         // `--today 2026-11-29`, a Sunday: this week began on 2026-11-23.
         let mut rows = vec![
             ("pytorch-cpu", "2026-11-25".to_string(), 500),
@@ -445,30 +443,37 @@ fn a_project_far_above_its_usual_week_is_flagged() {
             rows.push(("pytorch-cpu", monday.to_string(), 100));
             rows.push(("xformers", monday.to_string(), 100));
         }
-        for (n, (project, day, minutes)) in rows.into_iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO job_minutes (job_id, project, resource, day, minutes) VALUES (?, ?, ?, ?, ?)",
+        let writes = rows
+            .into_iter()
+            .enumerate()
+            .map(
+                |(n, (project, day, minutes))| gatehouse_server::store::Write::Minutes {
+                    job_id: n as i64,
+                    project: project.into(),
+                    resource: "cirun-openstack-gpu-large".into(),
+                    day,
+                    minutes,
+                },
             )
-            .bind(n as i64)
-            .bind(project)
-            .bind("cirun-openstack-gpu-large")
-            .bind(day)
-            .bind(minutes)
-            .execute(&pool)
-            .await
-            .unwrap();
-        }
-        pool.close().await;
+            .collect();
+        store.commit(writes).await.unwrap();
+        db
     });
     let out = gatehouse(&[
         "audit",
         "examples/conda-forge",
         "--db",
-        &url,
+        &db.url,
         "--format",
         "json",
     ]);
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let flagged: Vec<&str> = doc["diagnostics"]
         .as_array()
         .unwrap()
@@ -483,6 +488,16 @@ fn a_project_far_above_its_usual_week_is_flagged() {
         ],
         "{doc:#}"
     );
+}
+
+#[test]
+fn a_project_far_above_its_usual_week_is_flagged_on_sqlite() {
+    a_project_far_above_its_usual_week_is_flagged(Backend::Sqlite);
+}
+
+#[test]
+fn a_project_far_above_its_usual_week_is_flagged_on_postgres() {
+    a_project_far_above_its_usual_week_is_flagged(Backend::Postgres);
 }
 
 /// The loopback GitHub (`gatehouse-fake`), standing for Cirun too, failing every request, in

@@ -12,6 +12,9 @@ mod audit_cli;
 mod check_cli;
 mod cirun;
 mod codeowners;
+/// A fresh SQLite file or PostgreSQL database per test: the guard's tests' own.
+#[path = "../../../gatehouse-server/tests/it/db.rs"]
+mod db;
 mod decide_cli;
 mod distribution;
 mod gate;

@@ -7,6 +7,8 @@ use std::process::Command;
 use gatehouse_loadgen::{self as loadgen, ServerProcess, free_addr};
 use serde_json::{Value, json};
 
+use crate::db::{Backend, Db};
+
 const REPO_0: &str = "octo-org/proj0-feedstock";
 const REPO_1: &str = "octo-org/proj1-feedstock";
 
@@ -79,36 +81,13 @@ fn replay_lists_the_decisions_a_policy_change_would_change() {
 /// The same on PostgreSQL (a fresh database, dropped afterwards), as replicas store it.
 #[test]
 fn replay_lists_the_decisions_a_policy_change_would_change_on_postgres() {
-    use sqlx::Connection;
-    let admin = std::env::var("GATEHOUSE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!(
-        "replay_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let on_admin = |sql: String| {
-        rt.block_on(async {
-            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(&sql).execute(&mut c).await.unwrap();
-        })
-    };
-    on_admin(format!("CREATE DATABASE {name}"));
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    let db = format!("{base}/{name}");
+    let db = rt.block_on(Db::new(Backend::Postgres));
     let dir = tempfile::tempdir().unwrap();
-    let outcome = std::panic::catch_unwind(|| replay_scenario(dir.path(), &db));
-    on_admin(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    replay_scenario(dir.path(), &db.url);
 }
 
 /// Fills the store `db` through a real guard, then replays it against changed policies.

@@ -9,6 +9,7 @@ use gatehouse_server::Store;
 use gatehouse_server::store::{ApprovedRun, RunApprovalRecord, Write};
 use serde_json::Value;
 
+use crate::db::{Backend, Db};
 use crate::support::fs;
 
 fn workspace() -> PathBuf {
@@ -236,36 +237,11 @@ fn audit_and_history_read_run_approvals_from_sqlite() {
 
 #[test]
 fn audit_and_history_read_run_approvals_from_postgres() {
-    use sqlx::Connection;
-    let admin = std::env::var("GATEHOUSE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!(
-        "run_approvals_cli_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let on_admin = |sql: String| {
-        rt.block_on(async {
-            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(&sql).execute(&mut c).await.unwrap();
-        })
-    };
-    on_admin(format!("CREATE DATABASE {name}"));
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    let db = format!("{base}/{name}");
-    let outcome = std::panic::catch_unwind(|| {
-        rt.block_on(fill(&db));
-        scenario(&db);
-    });
-    on_admin(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    let db = rt.block_on(Db::new(Backend::Postgres));
+    rt.block_on(fill(&db.url));
+    scenario(&db.url);
 }

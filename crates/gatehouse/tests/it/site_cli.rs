@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use crate::db::{Backend, Db};
 use crate::support::fs;
 
 fn gatehouse(args: &[&str]) -> Output {
@@ -394,14 +395,15 @@ fn spend_rows(html: &str) -> Vec<(String, i64)> {
 
 /// `gatehouse site --db` shows minutes and cost by month: the organisation's on the index,
 /// each project's on its page, every counted minute of the last 12 months once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_static_site_shows_minutes_by_month_of_each_project_from_the_database() {
+async fn the_static_site_shows_minutes_by_month_of_each_project_from_the_database(
+    backend: Backend,
+) {
     let tmp = tempfile::tempdir().unwrap();
     let repo = example_with_a_pool(tmp.path());
-    let db = format!("sqlite://{}", tmp.path().join("guard.db").display());
-    live_guard(&repo, &db).await;
+    let db = Db::new(backend).await;
+    live_guard(&repo, &db.url).await;
     let out = tmp.path().join("public");
-    let o = site_of(&repo, &out, &["--db", &db]);
+    let o = site_of(&repo, &out, &["--db", &db.url]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
     let total = |rows: &[(String, i64)], resource: &str| -> i64 {
@@ -428,6 +430,17 @@ async fn the_static_site_shows_minutes_by_month_of_each_project_from_the_databas
         (total(&org, gpu), total(&org, cpu)),
         (weeks(0) + weeks(1), weeks(2))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_static_site_shows_minutes_by_month_from_sqlite() {
+    the_static_site_shows_minutes_by_month_of_each_project_from_the_database(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_static_site_shows_minutes_by_month_from_postgres() {
+    the_static_site_shows_minutes_by_month_of_each_project_from_the_database(Backend::Postgres)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

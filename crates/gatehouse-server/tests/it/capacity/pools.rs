@@ -142,6 +142,7 @@ pub(super) async fn a_sponsor_pool_pays_for_jobs_until_it_is_used_up(backend: Ba
     schema::assert_follows_rest(
         &proxy.exchanges(),
         &[
+            "issues/list-for-repo",
             "issues/create",
             "issues/update",
             "actions/cancel-workflow-run",
@@ -239,6 +240,145 @@ pub(super) async fn a_job_that_starts_after_it_ended_holds_no_credit(backend: Ba
             "job in progress"
         );
     }
+}
+
+/// Adds `resource` (its file's `text`) to the access repository, granted to `example`, and the
+/// pool `pool` (its file's `text`).
+fn add_funded(world: &World, resource: &str, text: &str, pool: &str, terms: &str) {
+    let access = world.dir.path().join("access");
+    std::fs::write(access.join(format!("resources/{resource}.yml")), text).unwrap();
+    std::fs::write(access.join(format!("pools/{pool}.yml")), terms).unwrap();
+    let grants = access.join("grants/example.yml");
+    let mut all = std::fs::read_to_string(&grants).unwrap();
+    all.push_str(&format!(
+        "  - resource: {resource}\n    granted: 2026-01-01\n"
+    ));
+    std::fs::write(grants, all).unwrap();
+}
+
+/// The pool `name` as `/api/v1/pools` shows it.
+async fn pool_row(guard: &Guard, name: &str) -> Value {
+    let pools = guard.json("/api/v1/pools").await;
+    pools["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no pool {name}: {pools:#}"))
+        .clone()
+}
+
+/// `plain` states no `max_job_minutes`: a job of it is expected to run as long as the median
+/// of its completed jobs (1, 2 and 6 minutes: 2), at 1.00 USD a minute. Of the pool's 20.00
+/// USD, 9.00 were spent: five running jobs hold 2.00 each, the sixth has its run cancelled.
+pub(super) async fn a_pool_expects_the_median_job_of_a_resource_without_a_time_limit(
+    backend: Backend,
+) {
+    let world = World::new(backend).await;
+    add_funded(
+        &world,
+        "plain",
+        "name: plain\nprovider: cirun\nlabels: [plain-large]\n\
+         cost: { per_minute: 1, currency: USD }\nquota: { concurrency: 100 }\n",
+        "lab",
+        "sponsor: Median Lab\namount: 20\ncurrency: USD\nstart: 2026-01-01\n\
+         end: 2099-12-31\nresources: [plain]\n",
+    );
+    let guard = world.guard().await;
+    for (run, minutes) in [(7801, 1), (7802, 6), (7803, 2)] {
+        let job = TestJob::new(REPO, run, "plain");
+        guard.announce(&job).await;
+        guard
+            .job_event_since(&job, "completed", jiff::SignedDuration::from_mins(minutes))
+            .await;
+    }
+    assert_eq!(pool_row(&guard, "lab").await["spent"], "9.00 USD");
+    let jobs: Vec<TestJob> = (7811..=7816)
+        .map(|run| TestJob::new(REPO, run, "plain"))
+        .collect();
+    for job in &jobs {
+        guard.announce(job).await;
+        assert_eq!(guard.job_event(job, "queued").await, "allow");
+    }
+    for job in &jobs[..5] {
+        assert_eq!(guard.job_event(job, "in_progress").await, "job in progress");
+    }
+    assert_eq!(
+        guard.job_event(&jobs[5], "in_progress").await,
+        "deny (budget-exhausted): run cancelled"
+    );
+    assert_eq!(cancelled(&world.fake), [jobs[5].run_id]);
+    let lab = pool_row(&guard, "lab").await;
+    assert_eq!(
+        (&lab["spent"], &lab["reserved"]),
+        (&json!("9.00 USD"), &json!("10.00 USD")),
+        "{lab}"
+    );
+}
+
+/// A pool may give minutes rather than money: `lab` gives 25 minutes of `bench`, whose jobs
+/// may run 10 minutes (so each holds 10 while it runs); `bench` states no price. Two jobs run,
+/// a third has its run cancelled with the pool's minutes in the message; one ends after 3
+/// minutes, which it pays, and the next job fits.
+pub(super) async fn a_pool_of_minutes_pays_for_jobs_until_it_is_used_up(backend: Backend) {
+    let world = World::new(backend).await;
+    add_funded(
+        &world,
+        "bench",
+        "name: bench\nprovider: cirun\nlabels: [bench-large]\nmax_job_minutes: 10\n\
+         quota: { concurrency: 100 }\n",
+        "lab",
+        "sponsor: Lab\nminutes: 25\nstart: 2026-01-01\nend: 2099-12-31\nresources: [bench]\n",
+    );
+    let guard = world.guard().await;
+    let jobs: Vec<TestJob> = (7901..=7904)
+        .map(|run| TestJob::new(REPO, run, "bench"))
+        .collect();
+    for job in &jobs[..3] {
+        guard.announce(job).await;
+        assert_eq!(guard.job_event(job, "queued").await, "allow");
+    }
+    for job in &jobs[..2] {
+        assert_eq!(guard.job_event(job, "in_progress").await, "job in progress");
+    }
+    assert_eq!(
+        guard.job_event(&jobs[2], "in_progress").await,
+        "deny (budget-exhausted): run cancelled"
+    );
+    let recorded = guard.decisions().await;
+    let denial = recorded
+        .iter()
+        .find(|d| d["rule"] == "budget-exhausted")
+        .expect("the denial is recorded");
+    let message = denial["message"].as_str().unwrap();
+    assert!(
+        message
+            .contains("pool `lab` (Lab: 20 minutes of 25 minutes spent or held by running jobs)"),
+        "{message}"
+    );
+    let lab = pool_row(&guard, "lab").await;
+    assert_eq!(
+        (&lab["reserved"], &lab["left"]),
+        (&json!("20 minutes"), &json!("5 minutes")),
+        "{lab}"
+    );
+
+    guard
+        .job_event_since(&jobs[0], "completed", jiff::SignedDuration::from_mins(3))
+        .await;
+    let lab = pool_row(&guard, "lab").await;
+    assert_eq!(
+        (&lab["spent"], &lab["reserved"]),
+        (&json!("3 minutes"), &json!("10 minutes")),
+        "{lab}"
+    );
+    guard.announce(&jobs[3]).await;
+    assert_eq!(guard.job_event(&jobs[3], "queued").await, "allow");
+    assert_eq!(
+        guard.job_event(&jobs[3], "in_progress").await,
+        "job in progress"
+    );
+    assert_eq!(cancelled(&world.fake), [jobs[2].run_id]);
 }
 
 /// Two replicas behind a load balancer, one PostgreSQL: ten jobs the pool allowed while queued
