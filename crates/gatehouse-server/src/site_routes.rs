@@ -22,18 +22,20 @@ use axum::routing::get;
 use axum::{Json, Router};
 use gatehouse_core::outliers::Outlier;
 use gatehouse_core::repo::load_dir;
+use gatehouse_site::queue::HeldJob;
 use gatehouse_site::usage::{OutlierRow, ProjectMinutes, chart_start, week_start, weekly};
 use gatehouse_site::{
     Dashboard, DashboardPage, DeniedJob, Ledger, LedgerInputs, ProjectResourceUsage, ProjectUsage,
     ResourceUsage, SiteOptions, render_dashboard, render_project_usage, render_resource_usage,
     render_site,
 };
+use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::clock::today;
 use crate::site_cache::{Figures, Rendered};
 use crate::state::AppState;
-use crate::store::{DecisionFilter, DecisionRecord, Store, WeekUsage};
+use crate::store::{DecisionFilter, DecisionRecord, Store, WeekUsage, time_text};
 
 /// How many denied jobs a dashboard page lists.
 const DENIED_ROWS: i64 = 25;
@@ -496,10 +498,12 @@ async fn project_usage(State(state): State<Arc<AppState>>, Path(name): Path<Stri
     let store = state.store();
     let (first_month, first_week) = (first_spend_month(day), chart_start(day).to_string());
     let until = day.tomorrow().unwrap_or(day).to_string();
-    let (months, weeks, jobs) = match tokio::try_join!(
+    let now = time_text(Timestamp::now());
+    let (months, weeks, jobs, held) = match tokio::try_join!(
         store.project_months(&key, &first_month),
         store.weekly_usage_of_project(&key, &first_week, &until),
-        store.decisions_of_project(&key, PROJECT_JOBS)
+        store.decisions_of_project(&key, PROJECT_JOBS),
+        store.holds_of_project(&key, &now)
     ) {
         Ok(x) => x,
         Err(e) => return unavailable("cannot read usage", e),
@@ -547,6 +551,19 @@ async fn project_usage(State(state): State<Arc<AppState>>, Path(name): Path<Stri
         month,
         resources,
         jobs: jobs.into_iter().map(crate::queue::recent_job).collect(),
+        now: held
+            .into_iter()
+            .map(
+                |(resource, repository, run_id, job_id, state, since)| HeldJob {
+                    resource,
+                    repository,
+                    run_id,
+                    job_id,
+                    state,
+                    since,
+                },
+            )
+            .collect(),
         run_approvals,
         spend,
     };

@@ -86,7 +86,7 @@ mod sqlite_writer;
 mod totals;
 mod write;
 pub use credit::{Balance, CreditWrite, Reservation};
-pub use dashboard::{ActiveJobs, DecisionFilter, UsageRow, WeekUsage};
+pub use dashboard::{ActiveJobs, DecisionFilter, HoldRow, UsageRow, WeekUsage};
 pub use facts::{FactRow, FactTable, TeamFactsWrite};
 pub use run_approvals::{ApprovedJob, ApprovedRun, RunApprovalRecord, StoredRunApproval};
 pub use write::{Hold, JobStatus, Limits, Write};

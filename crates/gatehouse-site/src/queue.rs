@@ -59,6 +59,21 @@ pub struct RecentJob {
     pub origin: String,
 }
 
+/// A job holding a machine, or waiting for one, against a resource's caps now.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HeldJob {
+    pub resource: String,
+    pub repository: String,
+    pub run_id: i64,
+    /// `None` while a gate's admission waits for its job to go in progress.
+    pub job_id: Option<i64>,
+    /// `waiting` (its gate waits for a slot: a cap is full), `admitted` (it holds a machine) or
+    /// `over` (it went in progress beyond a cap: its run is cancelled, or only recorded).
+    pub state: String,
+    /// Since when, as the guard writes times.
+    pub since: String,
+}
+
 /// The queue of every resource, and the recent decisions.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Queue {

@@ -92,6 +92,10 @@ pub struct ProjectUsage {
     /// cancelled for a cap or a time limit), newest first.
     #[serde(default)]
     pub jobs: Vec<crate::queue::RecentJob>,
+    /// The project's jobs holding a machine or waiting for one against a cap now, oldest
+    /// first.
+    #[serde(default)]
+    pub now: Vec<crate::queue::HeldJob>,
     /// The project's recent run approvals (`/gatehouse run <sha>`), newest first.
     #[serde(default)]
     pub run_approvals: Vec<RunApprovalShown>,

@@ -58,6 +58,9 @@ const PROJECT_DECISIONS: &str = "SELECT delivery_id, job_id, run_id, repository,
         resource, outcome, rule, message, decided_at, COALESCE(origin, 'webhook')
     FROM decisions WHERE project = $1 ORDER BY id DESC LIMIT $2";
 
+/// A row of [`Store::holds_of_project`].
+pub type HoldRow = (String, String, i64, Option<i64>, String, String);
+
 impl Store {
     /// How many deliveries are stored but not processed (waiting for a fact, or for a
     /// cancel to go through), and when the oldest of them was received.
@@ -370,6 +373,19 @@ impl Store {
         const SQL: &str = "SELECT resource, provider, state, COUNT(*) FROM holds
             WHERE expires > $1 GROUP BY resource, provider, state";
         Ok(on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(now)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// The jobs of `project` (lower-cased) holding a machine or waiting for one against a cap
+    /// at `now`, oldest first: `(resource, repository, run_id, job_id, state, since)`. The
+    /// holds table keeps only such jobs (a job's row goes when it completes), so it is small.
+    pub async fn holds_of_project(&self, project: &str, now: &str) -> anyhow::Result<Vec<HoldRow>> {
+        const SQL: &str = "SELECT resource, repository, run_id, job_id, state, since FROM holds
+            WHERE project = $1 AND expires > $2 ORDER BY since, holder";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(project)
             .bind(now)
             .fetch_all(pool)
             .await)?)

@@ -991,7 +991,8 @@ fn table_rows<'a>(html: &'a str, id: &str) -> Vec<&'a str> {
 
 /// A resource's own page shows its queue now, as `/queue` does: of the pool of 4, 4 hold
 /// machines (5 in progress), 1 waits on its runner for a slot, 2 are still queued since the
-/// oldest wait; the pool is marked full. Only its own line: not another resource's.
+/// oldest wait; the pool is marked full. Only its own line: not another resource's. The
+/// project's page lists its 4 jobs holding a machine and the one waiting, and why it waits.
 async fn a_resource_page_shows_its_queue(backend: Backend) {
     let world = World::new(backend).await;
     let guard = Arc::new(world.guard().await);
@@ -1039,6 +1040,34 @@ async fn a_resource_page_shows_its_queue(backend: Backend) {
     assert!(
         row.contains(&format!("(since {since})")),
         "{since} in {row}"
+    );
+    // The project's page says which of its jobs hold a machine and which wait, and why.
+    let (status, html) = guard.page("/dashboard/projects/example").await;
+    assert_eq!(status, 200, "{html}");
+    let now = table_rows(&html, "project-now-table");
+    assert_eq!(now.len(), 5, "{now:#?}");
+    let holding = now.iter().filter(|r| r.contains("holds a machine")).count();
+    let waiting: Vec<_> = now
+        .iter()
+        .filter(|r| r.contains("waiting for a slot: a cap of the resource is full"))
+        .collect();
+    assert_eq!((holding, waiting.len()), (4, 1), "{now:#?}");
+    assert!(
+        jobs[..5].iter().any(|j| waiting[0]
+            .contains(&format!("/actions/runs/{}\">{}</a>", j.run_id, j.run_id))),
+        "{}",
+        waiting[0]
+    );
+    assert!(
+        now.iter()
+            .all(|r| r.contains("<a href=\"/dashboard/resources/gpu\">gpu</a>")),
+        "{now:#?}"
+    );
+    // Another project holds nothing.
+    let (_, html) = guard.page("/dashboard/projects/other").await;
+    assert!(
+        html.contains("No job of other holds or waits for a machine"),
+        "{html}"
     );
     // A resource nobody asked for has its line too, empty.
     let (_, html) = guard.page("/dashboard/resources/proj").await;

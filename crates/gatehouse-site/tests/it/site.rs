@@ -607,6 +607,7 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
             project_minutes_per_month: Some(3000),
             month_cost: Some("4.80 USD".into()),
         }],
+        now: Vec::new(),
         jobs: vec![
             RecentJob {
                 decided_at: "2026-11-28T10:00:00Z".into(),
@@ -643,6 +644,7 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
             approver_id: 7,
             approved_at: "2026-11-20T10:00:00Z".into(),
             expires_at: "2026-11-21T10:00:00Z".into(),
+            now: Vec::new(),
             jobs: vec![
                 ApprovedJobShown {
                     job_id: 501,
