@@ -6,7 +6,7 @@ use std::path::Path;
 
 use gatehouse_core::Repo;
 use gatehouse_core::repo::load_dir;
-use gatehouse_site::queue::{Queue, QueueRow, RecentJob};
+use gatehouse_site::queue::{HeldJob, Queue, QueueRow, RecentJob};
 use gatehouse_site::usage::{Spend, WEEKS, weekly};
 use gatehouse_site::{
     ApprovedJobShown, Dashboard, DashboardPage, DeniedJob, HistoryEvent, Ledger, LedgerInputs,
@@ -607,7 +607,18 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
             project_minutes_per_month: Some(3000),
             month_cost: Some("4.80 USD".into()),
         }],
-        now: Vec::new(),
+        now: ["admitted", "waiting", "over"]
+            .iter()
+            .zip(1..)
+            .map(|(state, i)| HeldJob {
+                resource: "gpu".into(),
+                repository: "conda-forge/alpha-feedstock".into(),
+                run_id: 60 + i,
+                job_id: (i != 2).then_some(600 + i),
+                state: state.to_string(),
+                since: format!("2026-11-29T09:0{i}:00Z"),
+            })
+            .collect(),
         jobs: vec![
             RecentJob {
                 decided_at: "2026-11-28T10:00:00Z".into(),
@@ -644,7 +655,6 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
             approver_id: 7,
             approved_at: "2026-11-20T10:00:00Z".into(),
             expires_at: "2026-11-21T10:00:00Z".into(),
-            now: Vec::new(),
             jobs: vec![
                 ApprovedJobShown {
                     job_id: 501,
@@ -695,6 +705,27 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
         months[1]
     );
     assert!(html.contains("<td class=\"num\">4.80 USD</td>"));
+    // Its jobs on capped resources now: holding a machine, waiting for a slot (its gate was
+    // told to wait: no job yet), over a cap.
+    let now = rows(&html, "project-now-table");
+    assert_eq!(now.len(), 3, "{now:?}");
+    for (row, (run, job, state)) in now.iter().zip([
+        ("61", "/job/601\">601</a>", "holds a machine"),
+        (
+            "62",
+            "not started",
+            "waiting for a slot: a cap of the resource is full",
+        ),
+        (
+            "63",
+            "/job/603\">603</a>",
+            "over a cap: its run is cancelled",
+        ),
+    ]) {
+        for part in [&format!("/actions/runs/{run}\">{run}</a>"), job, state] {
+            assert!(row.contains(part), "{part} in {row}");
+        }
+    }
     // Its managed jobs, newest first, each with the decision, where it was made and why.
     let jobs = rows(&html, "recent-table");
     assert_eq!(jobs.len(), 2, "{jobs:?}");
@@ -727,9 +758,15 @@ fn the_dashboard_draws_a_chart_per_resource_with_quota_and_denials() {
     }
     let none = ProjectUsage {
         run_approvals: vec![],
+        now: vec![],
         ..p.clone()
     };
     let html = render_project_usage(&none, &page).unwrap();
+    assert!(
+        !html.contains("project-now-table")
+            && html.contains("No job of alpha holds or waits for a machine"),
+        "{html}"
+    );
     assert!(
         !html.contains("run-approvals-table")
             && html.contains("<h2 id=\"run-approvals\">Run approvals</h2>"),
