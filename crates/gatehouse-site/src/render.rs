@@ -585,6 +585,7 @@ pub fn render_project_usage(u: &ProjectUsage, page: &DashboardPage) -> Result<St
         month => &u.month,
         resources => resources,
         jobs => &u.jobs,
+        now => &u.now,
         run_approvals => &u.run_approvals,
         spend => &u.spend,
     };
