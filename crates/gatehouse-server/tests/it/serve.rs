@@ -2375,7 +2375,14 @@ async fn webhooks_that_change_roles_make_the_facts_stale(backend: Backend) {
         .team_repos
         .insert("github".into(), vec![REPO.into()]);
     stale_then_fresh("membership", fixture("membership.added.json")).await;
-    // (Listed for both membership changes.)
+    // (Listed for both membership changes. Waited for: on a loaded machine another fetch of
+    // the collaborators, a periodic one, can end `stale_then_fresh` before the listing.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while guard.fake.gate.count_containing("/teams/github/repos") < 2
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(guard.fake.gate.count_containing("/teams/github/repos"), 2);
     // Someone joined the organisation: the base permission may reach anywhere.
     let m = stale_then_fresh("organization", fixture("organization.member_added.json")).await;
