@@ -580,14 +580,17 @@ pub fn render_project_usage(u: &ProjectUsage, page: &DashboardPage) -> Result<St
             },
         })
         .collect();
-    let view = context! {
-        project => &u.project,
-        month => &u.month,
-        resources => resources,
-        jobs => &u.jobs,
-        now => &u.now,
-        run_approvals => &u.run_approvals,
-        spend => &u.spend,
+    /// Every field of the page's data, so a new one reaches the template without being named
+    /// here, and the resources with their charts.
+    #[derive(Serialize)]
+    struct View<'a> {
+        #[serde(flatten)]
+        u: &'a ProjectUsage,
+        charted: Vec<WithChart<'a>>,
+    }
+    let view = View {
+        u,
+        charted: resources,
     };
     Ok(env()
         .get_template("project_usage.html")?
