@@ -537,6 +537,30 @@ async fn admit_all(guards: &[Arc<Guard>], jobs: &[TestJob], waited: u64) -> Vec<
     outcomes
 }
 
+/// Queues every job (alternating between `guards`; each must be allowed), then sends all their
+/// `in_progress` events at once, alternating the same way; what each answered, in job order.
+async fn start_all(guards: &[Arc<Guard>], jobs: &[TestJob]) -> Vec<String> {
+    for (i, job) in jobs.iter().enumerate() {
+        let guard = &guards[i % guards.len()];
+        guard.announce(job).await;
+        assert_eq!(guard.job_event(job, "queued").await, "allow");
+    }
+    let starts: Vec<_> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let guard = guards[i % guards.len()].clone();
+            let job = job.clone();
+            tokio::spawn(async move { guard.job_event(&job, "in_progress").await })
+        })
+        .collect();
+    let mut said = Vec::with_capacity(starts.len());
+    for start in starts {
+        said.push(start.await.unwrap());
+    }
+    said
+}
+
 fn count(outcomes: &[String], what: &str) -> usize {
     outcomes.iter().filter(|o| *o == what).count()
 }
@@ -1601,24 +1625,7 @@ async fn two_replicas_cancel_the_runs_beyond_a_cap_on_the_webhook_path() {
                 TestJob::new(REPO, next_run, "spill")
             })
             .collect();
-        for (i, job) in jobs.iter().enumerate() {
-            let g = if i % 2 == 0 { &one } else { &two };
-            g.announce(job).await;
-            assert_eq!(g.job_event(job, "queued").await, "allow");
-        }
-        let starts: Vec<_> = jobs
-            .iter()
-            .enumerate()
-            .map(|(i, job)| {
-                let g = if i % 2 == 0 { one.clone() } else { two.clone() };
-                let job = job.clone();
-                tokio::spawn(async move { g.job_event(&job, "in_progress").await })
-            })
-            .collect();
-        let mut said = Vec::new();
-        for s in starts {
-            said.push(s.await.unwrap());
-        }
+        let said = start_all(&[one.clone(), two.clone()], &jobs).await;
         let running: Vec<&TestJob> = jobs
             .iter()
             .zip(&said)

@@ -392,24 +392,7 @@ async fn two_replicas_never_reserve_more_than_a_pool_holds() {
     let jobs: Vec<TestJob> = (7101..7111)
         .map(|run| TestJob::new(REPO, run, "paid"))
         .collect();
-    for (i, job) in jobs.iter().enumerate() {
-        let g = if i % 2 == 0 { &one } else { &two };
-        g.announce(job).await;
-        assert_eq!(g.job_event(job, "queued").await, "allow");
-    }
-    let starts: Vec<_> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, job)| {
-            let g = if i % 2 == 0 { one.clone() } else { two.clone() };
-            let job = job.clone();
-            tokio::spawn(async move { g.job_event(&job, "in_progress").await })
-        })
-        .collect();
-    let mut said = Vec::new();
-    for s in starts {
-        said.push(s.await.unwrap());
-    }
+    let said = start_all(&[one.clone(), two.clone()], &jobs).await;
     let running = said.iter().filter(|s| *s == "job in progress").count();
     let refused = said
         .iter()
