@@ -360,7 +360,9 @@ impl Store {
             })
             .collect();
         let rows = self.apply_now(writes, if_first_new).await?;
-        self.run_waiters.stored(runs);
+        if !runs.is_empty() {
+            self.run_waiters.stored(runs);
+        }
         Ok(rows)
     }
 
