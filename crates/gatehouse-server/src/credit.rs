@@ -124,8 +124,49 @@ pub(crate) async fn exhausted(
     Ok(Some(said.join(" and ")))
 }
 
-/// For a job going in progress: reserves its expected cost on the first pool that funds it and
-/// has it left.
+/// For a job going in progress: one reservation of its expected cost on each pool that funds
+/// it, in the order they pay (none when no pool funds it). Committed in order, the first pool
+/// with the cost left takes it; the others then change nothing (a job holds one reservation).
+pub(crate) async fn reservations(
+    state: &AppState,
+    holder: &str,
+    job_id: i64,
+    project: Option<&str>,
+    resource: &str,
+) -> anyhow::Result<Vec<Write>> {
+    let source = state.source.load_full();
+    let credit = &source.credit;
+    if !credit.funds(resource) {
+        return Ok(Vec::new());
+    }
+    let now = Timestamp::now();
+    let payers = funding(credit.all(), resource, project, today(now));
+    if payers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let minutes = expected(state, credit, resource).await?;
+    Ok(payers
+        .iter()
+        .map(|p| {
+            let per_minute = p.per_minute.get(resource).copied().unwrap_or(0);
+            Write::Credit(CreditWrite::Reserve(Reservation {
+                holder: holder.to_string(),
+                pool: p.name.clone(),
+                job_id,
+                project: project.map(str::to_string),
+                resource: resource.to_string(),
+                units: to_i64(minutes.saturating_mul(per_minute)),
+                per_minute: to_i64(per_minute),
+                credit: to_i64(p.credit),
+                since: time_text(now),
+                expires: time_text(later(now, RESERVATION_LIMIT)),
+            }))
+        })
+        .collect())
+}
+
+/// For a job going in progress, on its own ([`crate::guard::Mode::Refused`]): reserves its
+/// expected cost on the first pool that funds it and has it left, and says what became of it.
 pub(crate) async fn reserve(
     state: &AppState,
     holder: &str,
@@ -133,39 +174,15 @@ pub(crate) async fn reserve(
     project: Option<&str>,
     resource: &str,
 ) -> anyhow::Result<Reserved> {
-    let source = state.source.load_full();
-    let credit = &source.credit;
-    if !credit.funds(resource) {
-        return Ok(Reserved::NotFunded);
-    }
-    let now = Timestamp::now();
-    let payers = funding(credit.all(), resource, project, today(now));
-    if payers.is_empty() {
+    let writes = reservations(state, holder, job_id, project, resource).await?;
+    if writes.is_empty() {
         return Ok(Reserved::NotFunded);
     }
     if state.store.reservation_of(holder).await?.is_some() {
         return Ok(Reserved::Held);
     }
-    let minutes = expected(state, credit, resource).await?;
-    for p in &payers {
-        let per_minute = p.per_minute.get(resource).copied().unwrap_or(0);
-        let units = minutes.saturating_mul(per_minute);
-        let rows = state
-            .store
-            .commit(vec![Write::Credit(CreditWrite::Reserve(Reservation {
-                holder: holder.to_string(),
-                pool: p.name.clone(),
-                job_id,
-                project: project.map(str::to_string),
-                resource: resource.to_string(),
-                units: to_i64(units),
-                per_minute: to_i64(per_minute),
-                credit: to_i64(p.credit),
-                since: time_text(now),
-                expires: time_text(later(now, RESERVATION_LIMIT)),
-            }))])
-            .await?;
-        if rows.first() == Some(&1) {
+    for write in writes {
+        if state.store.commit(vec![write]).await?.first() == Some(&1) {
             return Ok(Reserved::Held);
         }
     }
@@ -177,6 +194,9 @@ pub(crate) async fn reserve(
     if state.store.job_completed(job_id).await? {
         return Ok(Reserved::Completed);
     }
+    let source = state.source.load_full();
+    let now = Timestamp::now();
+    let payers = funding(source.credit.all(), resource, project, today(now));
     let balances = state.store.pool_balances(&time_text(now)).await?;
     let said: Vec<String> = payers
         .iter()

@@ -8,6 +8,13 @@
 //! happen before that commit: a delivery interrupted in between is processed again
 //! ([`recover`]), and cancelling twice does no harm.
 //!
+//! A delivery is first handled before it is stored ([`Mode::Unstored`]): when its effects are
+//! only writes (a run remembered, a job allowed, a job in progress within its caps and credit,
+//! a job completed), the delivery and its effects are committed in one step. Anything more (a
+//! denial to act on, a fact to wait for, a claim refused) has it stored first and handled again
+//! ([`Mode::Stored`], then [`Mode::Refused`]), so that a duplicate never acts twice and a
+//! delivery that waits is never lost.
+//!
 //! Deciding needs facts: the run's attempt (from its `workflow_run` event, or GitHub's API),
 //! the people's roles (the role facts, [`crate::facts`]) and, for a grant that names teams,
 //! who is in them (the team facts, [`crate::team_facts`]). The decision is made from what
@@ -22,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use gatehouse_core::duration::Day;
-use gatehouse_core::model::{GuardMode, OnExceed};
+use gatehouse_core::model::GuardMode;
 use gatehouse_policy::{
     Actor, Decision, DenyRule, Job, JobContext, Missing, Permission, Policy, ResourceId, Routed,
     Run, RunApproval, Usage,
@@ -39,7 +46,8 @@ use crate::explanation::Explanation;
 use crate::facts::RepoRoles;
 use crate::state::AppState;
 use crate::store::{
-    CreditWrite, DecisionRecord, JobStatus, RunRecord, TeamFactsWrite, Write, now_text, time_text,
+    CreditWrite, DecisionRecord, JobStatus, Need, RunRecord, TeamFactsWrite, Write, now_text,
+    time_text,
 };
 use crate::team_facts::TeamMembers;
 
@@ -54,6 +62,25 @@ pub enum Handled {
     /// A fact is missing, or a denied run could not be cancelled yet: leave the delivery
     /// unprocessed and try again ([`crate::pending`]).
     Waiting(Wait),
+    /// Handled as [`Mode::Unstored`], the delivery needs more than writes (a call to GitHub,
+    /// a wait, a run approval's claim): store it first, then handle it as [`Mode::Stored`].
+    StoreFirst,
+}
+
+/// How a delivery is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Not stored yet: its effects are computed, but anything beyond writes (acting on GitHub,
+    /// waiting for a fact, a write on the way) answers [`Handled::StoreFirst`]. A job's claims
+    /// on a machine and on a sponsor's credit are needs of the commit ([`Need`]): the delivery,
+    /// its claims and its other effects are committed in one step when nothing refuses them.
+    Unstored,
+    /// Stored: act where needed; the claims are needs of the commit, as above.
+    Stored,
+    /// Stored, and a claim was refused when it was committed with the other effects: each
+    /// claim is committed on its own first, and a refusal acted on (the run cancelled, or the
+    /// excess recorded).
+    Refused,
 }
 
 /// What a waiting delivery waits for.
@@ -103,7 +130,8 @@ pub async fn process(
     process_parsed(state, delivery, &parsed, received_at, deadline).await
 }
 
-/// [`process`] of a payload parsed already ([`parse_event`]).
+/// [`process`] of a payload parsed already ([`parse_event`]): handled as [`Mode::Stored`], and
+/// again as [`Mode::Refused`] when a claim is refused.
 pub async fn process_parsed(
     state: &AppState,
     delivery: &str,
@@ -111,11 +139,21 @@ pub async fn process_parsed(
     received_at: Timestamp,
     deadline: Timestamp,
 ) -> anyhow::Result<Processed> {
-    match handle(state, delivery, event, received_at, deadline).await {
-        Handled::Waiting(wait) => Ok(Processed::Waiting(wait)),
-        Handled::Done(effects) => {
-            let rows = state.store.commit(effects.writes.clone()).await?;
-            Ok(Processed::Done(effects.finish(state, &rows)))
+    let mut mode = Mode::Stored;
+    loop {
+        let effects = match handle(state, delivery, event, received_at, deadline, mode).await {
+            Handled::Waiting(wait) => return Ok(Processed::Waiting(wait)),
+            Handled::StoreFirst => anyhow::bail!("a stored delivery was handled as unstored"),
+            Handled::Done(effects) => effects,
+        };
+        match state
+            .store
+            .commit_needing(effects.writes.clone(), effects.needs.clone())
+            .await?
+        {
+            Ok(rows) => return Ok(Processed::Done(effects.finish(state, &rows))),
+            Err(_) if mode == Mode::Stored => mode = Mode::Refused,
+            Err(_) => anyhow::bail!("a claim was refused although it was committed on its own"),
         }
     }
 }
@@ -128,35 +166,10 @@ pub enum Processed {
     Waiting(Wait),
 }
 
-/// Whether a delivery's processing acts only on the store (no GitHub call that changes
-/// anything, and never a wait): then it is stored and processed in one commit. Queued jobs are
-/// decided; a job going in progress is decided when its runner group (known only then) routes
-/// it to a managed resource its labels did not.
-pub fn store_only(state: &AppState, event: &Parsed) -> bool {
-    // A malformed payload is recorded as such, in one commit.
-    let e = match event {
-        Ok(Event::WorkflowJob(e)) => e,
-        Ok(Event::IssueComment(_) | Event::PullRequestReview(_)) => {
-            return !crate::run_approvals::acts(state, event);
-        }
-        _ => return true,
-    };
-    match e.action.as_str() {
-        "queued" => false,
-        "in_progress" => {
-            let route = Routing::in_progress(state, &e.workflow_job);
-            !decided_in_progress(&route, &e.workflow_job)
-                && capped_resource(state, &route, &e.workflow_job).is_none()
-                && !pool_funded(state, &route, &e.workflow_job)
-        }
-        _ => true,
-    }
-}
-
 /// Where a job routes, found once per event and passed on, with the policy that routed it (a
 /// resource id means nothing under another policy, and the policy may be replaced meanwhile).
-struct Routing<'a> {
-    policy: Arc<Policy>,
+pub(crate) struct Routing<'a> {
+    pub(crate) policy: Arc<Policy>,
     /// The runner group it was routed with (`None` for a queued job).
     group: Option<&'a str>,
     routed: Routed,
@@ -180,242 +193,13 @@ impl<'a> Routing<'a> {
     }
 
     /// The resource the job is tracked on ([`tracked`]).
-    fn resource(&self) -> Option<ResourceId> {
+    pub(crate) fn resource(&self) -> Option<ResourceId> {
         tracked(self.routed)
     }
-
-    fn name(&self, id: ResourceId) -> &str {
-        &self.policy.resource(id).name
-    }
-}
-
-/// The resource of a job in progress on a runner, when concurrency caps apply to it.
-fn capped_resource(state: &AppState, route: &Routing<'_>, w: &WorkflowJob) -> Option<ResourceId> {
-    w.runner_name.as_ref()?;
-    let id = route.resource()?;
-    state.source.load().caps.of(route.name(id)).map(|_| id)
-}
-
-/// Whether sponsor credit pools fund the resource of a job in progress on a runner.
-fn pool_funded(state: &AppState, route: &Routing<'_>, w: &WorkflowJob) -> bool {
-    w.runner_name.is_some()
-        && route
-            .resource()
-            .is_some_and(|id| state.source.load().credit.funds(route.name(id)))
-}
-
-/// A job went in progress on a resource sponsor pools fund: it reserves its expected cost on
-/// the first pool with it left. When pools fund it but none has it left, its run is cancelled
-/// (`budget-exhausted`). `None`: reserved, or not funded.
-async fn check_pools(
-    state: &AppState,
-    job: &Handling<'_>,
-    repository: &str,
-    w: &WorkflowJob,
-    route: &Routing<'_>,
-    writes: &mut Vec<Write>,
-    after: &mut Vec<After>,
-) -> anyhow::Result<Option<Step>> {
-    let policy = &route.policy;
-    let (Some(id), Some(runner)) = (route.resource(), w.runner_name.as_deref()) else {
-        return Ok(None);
-    };
-    let resource = policy.resource(id).name.to_string();
-    let project = policy.project_of(repository).map(str::to_lowercase);
-    let holder = crate::caps::holder(w.run_id, w.run_attempt, runner);
-    match crate::credit::reserve(state, &holder, w.id, project.as_deref(), &resource).await? {
-        crate::credit::Reserved::NotFunded
-        | crate::credit::Reserved::Held
-        | crate::credit::Reserved::Completed => Ok(None),
-        crate::credit::Reserved::Exhausted(pools) => {
-            let decision = Decision::budget_exhausted(policy, repository, id, &pools);
-            let step = deny_in_progress(
-                state,
-                job,
-                repository,
-                w,
-                InProgressDenial {
-                    resource,
-                    decision,
-                    suffix: "budget",
-                    record_only: false,
-                    project,
-                },
-                writes,
-                after,
-            )
-            .await?;
-            Ok(Some(step))
-        }
-    }
-}
-
-/// A job in progress that a rule the guard counts refuses (a concurrency cap, a used-up
-/// sponsor pool).
-struct InProgressDenial {
-    /// The resource's name.
-    resource: String,
-    decision: Decision,
-    /// The decision is recorded under `<delivery id>:<suffix>` (the job's decision on its
-    /// queued delivery stands).
-    suffix: &'static str,
-    /// Only record it (`on_exceed: record`); else its run is cancelled.
-    record_only: bool,
-    project: Option<String>,
-}
-
-/// Cancels the run of a job in progress that `denial` refuses (or only records it), records
-/// the decision, and leaves the reason on the commit.
-async fn deny_in_progress(
-    state: &AppState,
-    job: &Handling<'_>,
-    repository: &str,
-    w: &WorkflowJob,
-    denial: InProgressDenial,
-    writes: &mut Vec<Write>,
-    after: &mut Vec<After>,
-) -> anyhow::Result<Step> {
-    let InProgressDenial {
-        resource,
-        decision,
-        suffix,
-        record_only,
-        project,
-    } = denial;
-    let rule = decision.rule().map_or("deny", |r| r.code());
-    let message = decision.message();
-    let acted = if record_only {
-        "recorded (on_exceed: record)".to_string()
-    } else {
-        match cancel(state, job, repository, w.run_id).await {
-            Cancel::Acted(acted) => acted,
-            Cancel::Wait(wait) => {
-                return Ok(Step::Wait(wait));
-            }
-            Cancel::Failed(error) => {
-                state.metrics.decision("deny", Some(rule));
-                anyhow::bail!("{rule}, but the run could not be cancelled: {error}");
-            }
-        }
-    };
-    tracing::info!(
-        repository,
-        run_id = w.run_id,
-        job_id = w.id,
-        resource,
-        rule,
-        acted,
-        "job in progress denied"
-    );
-    state.metrics.decision("deny", Some(rule));
-    writes.push(Write::Decision {
-        decision: DecisionRecord {
-            delivery_id: format!("{}:{suffix}", job.delivery),
-            job_id: w.id,
-            run_id: w.run_id,
-            repository: repository.to_string(),
-            project,
-            resource: Some(resource),
-            outcome: "deny".into(),
-            rule: Some(rule.into()),
-            message: message.clone(),
-            decided_at: time_text(Timestamp::now()),
-            origin: "webhook".into(),
-        },
-        context: None,
-    });
-    after.extend(explain_cancel(&acted, repository, w, rule, message));
-    Ok(Step::Did(format!("deny ({rule}): {acted}")))
-}
-
-/// A job went in progress on a capped resource: it now holds a machine (the claim is
-/// committed at once, counted in the same statement). Beyond a cap, on a resource no gate
-/// serves, its run is cancelled (`on_exceed: cancel`) or the excess only recorded. `None`:
-/// within the caps (or gated: the gate decides).
-async fn check_caps(
-    state: &AppState,
-    job: &Handling<'_>,
-    repository: &str,
-    w: &WorkflowJob,
-    route: &Routing<'_>,
-    writes: &mut Vec<Write>,
-    after: &mut Vec<After>,
-) -> anyhow::Result<Option<Step>> {
-    let policy = &route.policy;
-    let Some(id) = capped_resource(state, route, w) else {
-        return Ok(None);
-    };
-    let Some(runner) = w.runner_name.as_deref() else {
-        return Ok(None);
-    };
-    let source = state.source.load_full();
-    let resource = policy.resource(id).name.to_string();
-    let Some(caps) = source.caps.of(&resource) else {
-        return Ok(None);
-    };
-    let project = policy.project_of(repository).map(str::to_lowercase);
-    let holder = crate::caps::holder(w.run_id, w.run_attempt, runner);
-    let now = Timestamp::now();
-    let claim = crate::caps::hold(
-        caps,
-        holder.clone(),
-        &resource,
-        project.clone(),
-        repository,
-        w.run_id,
-        Some(w.id),
-        now,
-    );
-    state
-        .store
-        .commit(vec![Write::Started {
-            hold: claim,
-            gated: caps.gated,
-        }])
-        .await?;
-    if state.store.hold_state(&holder).await?.as_deref() != Some("over") {
-        return Ok(None);
-    }
-    let held = state
-        .store
-        .held(
-            &resource,
-            &caps.provider,
-            project.as_deref(),
-            &time_text(now),
-            &holder,
-        )
-        .await?;
-    let (cap, running, limit) = crate::caps::reached(&caps.limits, &held);
-    let step = deny_in_progress(
-        state,
-        job,
-        repository,
-        w,
-        InProgressDenial {
-            resource: resource.clone(),
-            decision: Decision::concurrency_exhausted(
-                policy,
-                repository,
-                id,
-                cap,
-                running,
-                limit,
-                &caps.provider,
-            ),
-            suffix: "concurrency",
-            record_only: caps.on_exceed == OnExceed::Record,
-            project,
-        },
-        writes,
-        after,
-    )
-    .await?;
-    Ok(Some(step))
 }
 
 /// What became of a denied job's run.
-enum Cancel {
+pub(crate) enum Cancel {
     /// Cancelled, already over, or not cancelled (dry run, no token): what to say.
     Acted(String),
     /// GitHub did not take the cancellation yet: try again.
@@ -425,7 +209,12 @@ enum Cancel {
 }
 
 /// Cancels a denied job's run, as the guard's mode says.
-async fn cancel(state: &AppState, job: &Handling<'_>, repository: &str, run_id: i64) -> Cancel {
+pub(crate) async fn cancel(
+    state: &AppState,
+    job: &Handling<'_>,
+    repository: &str,
+    run_id: i64,
+) -> Cancel {
     match (state.mode(), &state.github) {
         (GuardMode::DryRun, _) => Cancel::Acted("dry run: not cancelled".to_string()),
         (GuardMode::Enforce, None) => Cancel::Acted("no GitHub token: not cancelled".to_string()),
@@ -459,6 +248,8 @@ pub struct Effects {
     pub writes: Vec<Write>,
     /// Which write counts minutes, to tell a new count from a job counted before.
     minutes: Option<(usize, String, i64)>,
+    /// What the commit needs: else nothing is committed ([`Mode`]).
+    pub needs: Vec<Need>,
     /// Done once the writes are committed.
     after: Vec<After>,
 }
@@ -496,7 +287,7 @@ pub fn spawn_explainer(state: &Arc<AppState>) -> tokio::sync::mpsc::Sender<Expla
 
 /// The explanation left on the commit of a run the guard cancelled (none when it did not cancel
 /// or the job names no commit).
-fn explain_cancel(
+pub(crate) fn explain_cancel(
     acted: &str,
     repository: &str,
     w: &WorkflowJob,
@@ -514,7 +305,12 @@ fn explain_cancel(
 
 /// Work that follows a delivery's commit, off the request.
 #[derive(Debug)]
-enum After {
+pub(crate) enum After {
+    /// A job was decided without a rule, in `deciding` (count it in the metrics).
+    Decided {
+        outcome: &'static str,
+        deciding: Duration,
+    },
     /// Leave the denial's explanation on the commit (a courtesy: the run is cancelled).
     Explain {
         repository: String,
@@ -555,12 +351,20 @@ impl Effects {
         self.outcome
     }
 
-    /// Puts `write` before the others (shifting what `finish` looks at).
-    pub fn prepend(&mut self, write: Write) {
+    /// Puts the delivery's own write before the others, needing it to be new: a delivery
+    /// stored before changes nothing (the first need is then the one not met). Shifts what
+    /// `finish` and the needs look at.
+    pub fn prepend_delivery(&mut self, write: Write) {
         self.writes.insert(0, write);
         if let Some(m) = &mut self.minutes {
             m.0 += 1;
         }
+        for need in &mut self.needs {
+            if let Need::Changed(i) = need {
+                *i += 1;
+            }
+        }
+        self.needs.insert(0, Need::Changed(0));
     }
 }
 
@@ -577,6 +381,11 @@ impl AppState {
     }
 
     fn after_commit(&self, after: After) {
+        if let After::Decided { outcome, deciding } = after {
+            self.metrics.decide(deciding);
+            self.metrics.decision(outcome, None);
+            return;
+        }
         if let After::Explain {
             repository,
             head_sha,
@@ -595,7 +404,7 @@ impl AppState {
         let Some(state) = self.me() else { return };
         tokio::spawn(async move {
             match after {
-                After::Explain { .. } => {}
+                After::Explain { .. } | After::Decided { .. } => {}
                 After::Invalidate { repositories, at } => {
                     match &repositories {
                         None => state.facts.invalidate(None, at),
@@ -638,41 +447,45 @@ pub async fn handle(
     event: &Parsed,
     received_at: Timestamp,
     deadline: Timestamp,
+    mode: Mode,
 ) -> Handled {
     let mut writes = Vec::new();
     let mut after = Vec::new();
-    let outcome = match event {
+    let mut needs = Vec::new();
+    let job = Handling {
+        delivery,
+        received_at,
+        deadline,
+        mode,
+    };
+    let step = match event {
         Err(e) => Err(anyhow::anyhow!("{e:#}")),
-        Ok(Event::Ping) => Ok("pong".to_string()),
-        Ok(Event::WorkflowRun(e)) => on_workflow_run(e, &mut writes),
+        Ok(Event::Ping) => Ok(Step::Did("pong".to_string())),
+        Ok(Event::WorkflowRun(e)) => on_workflow_run(e, &mut writes).map(Step::Did),
         Ok(Event::WorkflowJob(e)) => {
-            let job = Handling {
-                delivery,
-                received_at,
-                deadline,
-            };
-            match on_workflow_job(state, &job, e, &mut writes, &mut after).await {
-                Ok(Step::Wait(wait)) => return Handled::Waiting(wait),
-                Ok(Step::Did(what)) => Ok(what),
-                Err(e) => Err(e),
-            }
+            on_workflow_job(state, &job, e, &mut writes, &mut after, &mut needs).await
         }
-        Ok(Event::RoleChange(name, e)) => on_role_change(state, name, e, &mut writes, &mut after),
+        Ok(Event::RoleChange(name, e)) => {
+            on_role_change(state, name, e, &mut writes, &mut after).map(Step::Did)
+        }
         Ok(e @ (Event::IssueComment(_) | Event::PullRequestReview(_))) => {
-            let job = Handling {
-                delivery,
-                received_at,
-                deadline,
-            };
-            match crate::run_approvals::on_event(state, &job, e, &mut writes).await {
-                Ok(Step::Wait(wait)) => return Handled::Waiting(wait),
-                Ok(Step::Did(what)) => Ok(what),
-                Err(e) => Err(e),
+            if mode == Mode::Unstored && crate::run_approvals::acts(state, event) {
+                Ok(Step::StoreFirst)
+            } else {
+                crate::run_approvals::on_event(state, &job, e, &mut writes).await
             }
         }
-        Ok(Event::Other) => Ok("stored; event not used".to_string()),
-    }
-    .map_err(|e| format!("{e:#}"));
+        Ok(Event::Other) => Ok(Step::Did("stored; event not used".to_string())),
+    };
+    let outcome = match step {
+        Ok(Step::Wait(_) | Step::StoreFirst) if mode == Mode::Unstored => {
+            return Handled::StoreFirst;
+        }
+        Ok(Step::Wait(wait)) => return Handled::Waiting(wait),
+        Ok(Step::StoreFirst) => Err("a stored delivery was handled as unstored".to_string()),
+        Ok(Step::Did(what)) => Ok(what),
+        Err(e) => Err(format!("{e:#}")),
+    };
     let minutes = writes.iter().enumerate().find_map(|(i, w)| match w {
         Write::Minutes {
             resource, minutes, ..
@@ -691,6 +504,7 @@ pub async fn handle(
         outcome,
         writes,
         minutes,
+        needs,
         after,
     })
 }
@@ -700,11 +514,14 @@ pub(crate) struct Handling<'a> {
     pub(crate) delivery: &'a str,
     pub(crate) received_at: Timestamp,
     pub(crate) deadline: Timestamp,
+    pub(crate) mode: Mode,
 }
 
 pub(crate) enum Step {
     Did(String),
     Wait(Wait),
+    /// [`Mode::Unstored`] only: more than writes are needed ([`Handled::StoreFirst`]).
+    StoreFirst,
 }
 
 /// Processes, oldest first, the deliveries that were stored but not processed (the process
@@ -758,6 +575,7 @@ async fn on_workflow_job(
     event: &WorkflowJobEvent,
     writes: &mut Vec<Write>,
     after: &mut Vec<After>,
+    needs: &mut Vec<Need>,
 ) -> anyhow::Result<Step> {
     let repository = event.repository.full_name.as_str();
     let w = &event.workflow_job;
@@ -775,6 +593,8 @@ async fn on_workflow_job(
                     .await?
                 {
                     Some(link) => writes.push(link),
+                    // Warned of once, when the delivery is stored.
+                    None if job.mode == Mode::Unstored => return Ok(Step::StoreFirst),
                     None => crate::gate::note_ungated(state, repository, w, runner),
                 }
             }
@@ -799,18 +619,24 @@ async fn on_workflow_job(
             if matches!(step, Step::Did(_)) && !denied {
                 time_limit(state, repository, w, &route, writes);
             }
-            if matches!(step, Step::Did(_))
-                && !denied
-                && let Some(capped) =
-                    check_caps(state, job, repository, w, &route, writes, after).await?
-            {
+            if !matches!(step, Step::Did(_)) || denied {
+                return Ok(step);
+            }
+            let claims = crate::claims::Claims {
+                state,
+                job,
+                repository,
+                w,
+                route: &route,
+            };
+            if job.mode != Mode::Refused {
+                claims.as_needs(writes, needs).await?;
+                return Ok(step);
+            }
+            if let Some(capped) = claims.check_caps(writes, after).await? {
                 return Ok(capped);
             }
-            if matches!(step, Step::Did(_))
-                && !denied
-                && let Some(exhausted) =
-                    check_pools(state, job, repository, w, &route, writes, after).await?
-            {
+            if let Some(exhausted) = claims.check_pools(writes, after).await? {
                 return Ok(exhausted);
             }
             Ok(step)
@@ -1169,6 +995,12 @@ async fn decide_job(
     let mut decision = policy.decide(&view);
     let mut deciding = started.elapsed();
     let mut approval_used = None;
+    // Unstored, a decision that is not final (a run approval to consider, a fact to wait for)
+    // or a denial (a run to cancel) needs the delivery stored first.
+    let unstored = job.mode == Mode::Unstored;
+    if unstored && matches!(decision, Decision::Deny(_) | Decision::Undecided { .. }) {
+        return Ok(Step::StoreFirst);
+    }
     if decision.rule() == Some(DenyRule::UserNotAllowed)
         && let Some((approved, used)) =
             crate::run_approvals::consider(state, policy, &mut view, w.run_id, w.run_attempt)
@@ -1203,12 +1035,14 @@ async fn decide_job(
         && let Some(pools) =
             crate::credit::exhausted(state, &policy.resource(id).name, project.as_deref()).await?
     {
+        if unstored {
+            return Ok(Step::StoreFirst);
+        }
         decision = Decision::budget_exhausted(policy, repository, id, &pools);
     }
     let started = std::time::Instant::now();
     let message = decision.message();
     deciding += started.elapsed();
-    state.metrics.decide(deciding);
     let rule = decision.rule().map(|r| r.code());
     let resource_name = decision
         .resource()
@@ -1234,9 +1068,14 @@ async fn decide_job(
                 job.delivery,
             ));
         }
-        state.metrics.decision(decision.outcome(), None);
+        // Counted once committed: an unstored delivery's effects may be rolled back.
+        after.push(After::Decided {
+            outcome: decision.outcome(),
+            deciding,
+        });
         return Ok(Step::Did(decision.outcome().to_string()));
     };
+    state.metrics.decide(deciding);
     let rule = rule.unwrap_or(denial.rule.code());
     let acted = match cancel(state, job, repository, w.run_id).await {
         Cancel::Acted(acted) => acted,

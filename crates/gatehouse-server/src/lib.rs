@@ -25,6 +25,7 @@
 mod api;
 mod caps;
 pub mod catchup;
+mod claims;
 mod clock;
 mod credit;
 pub mod events;

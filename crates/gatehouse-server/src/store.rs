@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use run_waiters::RunWaiters;
 use sqlite_writer::Unit;
-use write::write_pg;
+use write::apply_pg;
 
 /// The storage, on one of its two backends.
 #[derive(Clone, Debug)]
@@ -49,6 +49,8 @@ pub struct Store {
     writer: Option<mpsc::Sender<Unit>>,
     /// SQLite only: the database file, for large reads ([`bulk`]).
     sqlite_path: Option<Arc<std::path::PathBuf>>,
+    /// SQLite only: the connections of the reads a delivery makes ([`sqlite_reader`]).
+    readers: Option<Arc<sqlite_reader::Readers>>,
     /// `sqlite::memory:` only: the temporary folder of the file standing in for it (held,
     /// never read: dropping the last clone removes it).
     #[cfg_attr(not(test), allow(dead_code))]
@@ -79,15 +81,18 @@ mod bulk;
 mod credit;
 mod dashboard;
 mod facts;
+mod needs;
 mod run_approvals;
 mod run_waiters;
 mod schema;
+mod sqlite_reader;
 mod sqlite_writer;
 mod totals;
 mod write;
 pub use credit::{Balance, CreditWrite, Reservation};
 pub use dashboard::{ActiveJobs, DecisionFilter, HoldRow, UsageRow, WeekUsage};
 pub use facts::{FactRow, FactTable, TeamFactsWrite};
+pub use needs::{Applied, Need};
 pub use run_approvals::{ApprovedJob, ApprovedRun, RunApprovalRecord, StoredRunApproval};
 pub use write::{Hold, JobStatus, Limits, Write};
 use write::{Param, Statement};
@@ -255,6 +260,9 @@ impl Store {
                 pool: Pool::Sqlite(pool.clone()),
                 writer: None,
                 sqlite_path: Some(Arc::new(options.get_filename().to_path_buf())),
+                readers: Some(Arc::new(sqlite_reader::Readers::new(
+                    options.get_filename(),
+                ))),
                 temporary,
                 run_waiters: Arc::default(),
             };
@@ -281,6 +289,7 @@ impl Store {
                 pool: Pool::Postgres(pool),
                 writer: None,
                 sqlite_path: None,
+                readers: None,
                 temporary: None,
                 run_waiters: Arc::default(),
             }
@@ -302,6 +311,28 @@ impl Store {
         match self.pool {
             Pool::Sqlite(_) => "sqlite",
             Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The rows of a read a delivery makes, each a tuple: on SQLite read on the calling thread
+    /// ([`sqlite_reader`]), on PostgreSQL through the pool.
+    async fn read_rows<T>(&self, statement: Statement<'_>) -> anyhow::Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'a> TryFrom<&'a sqlite_reader::Row<'a>, Error = rusqlite::Error>
+            + Send
+            + Unpin,
+    {
+        match (&self.pool, &self.readers) {
+            (Pool::Postgres(pool), _) => {
+                let (sql, params) = statement;
+                let arguments = write::pg_arguments(params).map_err(anyhow::Error::from_boxed)?;
+                Ok(sqlx::query_as_with(sql, arguments).fetch_all(pool).await?)
+            }
+            (Pool::Sqlite(_), Some(readers)) => {
+                Ok(readers.rows(statement, |row| T::try_from(row))?)
+            }
+            (Pool::Sqlite(_), None) => anyhow::bail!("the SQLite store has no readers"),
         }
     }
 
@@ -340,18 +371,34 @@ impl Store {
     /// Applies `writes` all or nothing and returns, for each, how many rows it changed. Returns
     /// once they are durable.
     pub async fn commit(&self, writes: Vec<Write>) -> anyhow::Result<Vec<u64>> {
-        self.apply(writes, false).await
+        match self.apply(writes, Vec::new()).await? {
+            Ok(rows) => Ok(rows),
+            Err(_) => anyhow::bail!("a commit that needs nothing was refused"),
+        }
     }
 
     /// [`Store::commit`], except that when the first write changes nothing (a delivery stored
     /// before) the rest is not applied and `None` is returned. Stores a delivery and its
     /// effects in one step.
     pub async fn commit_if_new(&self, writes: Vec<Write>) -> anyhow::Result<Option<Vec<u64>>> {
-        let rows = self.apply(writes, true).await?;
-        Ok((rows.first() != Some(&0)).then_some(rows))
+        Ok(self.apply(writes, vec![Need::Changed(0)]).await?.ok())
     }
 
-    async fn apply(&self, writes: Vec<Write>, if_first_new: bool) -> anyhow::Result<Vec<u64>> {
+    /// [`Store::commit`] when every one of `needs` is met ([`Need`]); else nothing is applied
+    /// and the answer is the position in `needs` of the first one not met.
+    pub async fn commit_needing(
+        &self,
+        writes: Vec<Write>,
+        needs: Vec<Need>,
+    ) -> anyhow::Result<Applied> {
+        self.apply(writes, needs).await
+    }
+
+    async fn apply(
+        &self,
+        writes: Vec<Write>,
+        needs: Vec<Need>,
+    ) -> anyhow::Result<Applied> {
         let runs: Vec<(i64, i64)> = writes
             .iter()
             .filter_map(|w| match w {
@@ -359,23 +406,27 @@ impl Store {
                 _ => None,
             })
             .collect();
-        let rows = self.apply_now(writes, if_first_new).await?;
-        if !runs.is_empty() {
+        let rows = self.apply_now(writes, needs).await?;
+        if !runs.is_empty() && rows.is_ok() {
             self.run_waiters.stored(runs);
         }
         Ok(rows)
     }
 
-    async fn apply_now(&self, writes: Vec<Write>, if_first_new: bool) -> anyhow::Result<Vec<u64>> {
+    async fn apply_now(
+        &self,
+        writes: Vec<Write>,
+        needs: Vec<Need>,
+    ) -> anyhow::Result<Applied> {
         if writes.is_empty() {
-            return Ok(Vec::new());
+            return Ok(needs::unmet_beyond(&needs, 0).map_or(Ok(Vec::new()), Err));
         }
         if let Some(writer) = &self.writer {
             let (tx, rx) = oneshot::channel();
             writer
                 .send(Unit {
                     writes,
-                    if_first_new,
+                    needs,
                     reply: tx,
                 })
                 .await
@@ -388,17 +439,15 @@ impl Store {
         match &self.pool {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let mut rows = Vec::with_capacity(writes.len());
-                for w in &writes {
-                    let n = write_pg(&mut tx, w).await?;
-                    if if_first_new && rows.is_empty() && n == 0 {
+                let rows = match apply_pg(&mut tx, &writes, &needs).await? {
+                    Ok(rows) => rows,
+                    Err(unmet) => {
                         tx.rollback().await?;
-                        return Ok(vec![0]);
+                        return Ok(Err(unmet));
                     }
-                    rows.push(n);
-                }
+                };
                 tx.commit().await?;
-                Ok(rows)
+                Ok(Ok(rows))
             }
             Pool::Sqlite(_) => anyhow::bail!("the SQLite store has no writer"),
         }
@@ -486,11 +535,13 @@ impl Store {
                 head_owner_login, head_owner_id, head_sha, actor_login, actor_id,
                 triggering_actor_login, triggering_actor_id, workflow, git_ref, default_branch
             FROM run_attempts WHERE run_id = $1 AND run_attempt = $2";
-        let row: Option<Row> = on_pool!(self, pool => sqlx::query_as(SQL)
-            .bind(run_id)
-            .bind(attempt)
-            .fetch_optional(pool)
-            .await)?;
+        let row: Option<Row> = self
+            .read_rows((
+                SQL,
+                vec![Param::Int(Some(run_id)), Param::Int(Some(attempt))],
+            ))
+            .await?
+            .pop();
         Ok(row.map(|r| RunRecord {
             run_id: r.0,
             run_attempt: r.1,
@@ -540,12 +591,16 @@ impl Store {
                 CAST(COALESCE(SUM(CASE WHEN project = $1 THEN minutes ELSE 0 END), 0) AS BIGINT),
                 CAST(COALESCE(SUM(minutes), 0) AS BIGINT)
             FROM usage_by_month WHERE resource = $2 AND month = $3";
-        let (project_minutes, resource_minutes): (i64, i64) = on_pool!(self, pool => sqlx::query_as(SQL)
-            .bind(project)
-            .bind(resource)
-            .bind(month)
-            .fetch_one(pool)
-            .await)?;
+        let params = vec![
+            Param::Text(Some(project)),
+            Param::Text(Some(resource)),
+            Param::Text(Some(month)),
+        ];
+        let (project_minutes, resource_minutes) = self
+            .read_rows::<(i64, i64)>((SQL, params))
+            .await?
+            .pop()
+            .unwrap_or_default();
         Ok((
             project_minutes.max(0) as u64,
             resource_minutes.max(0) as u64,

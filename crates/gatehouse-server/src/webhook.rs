@@ -181,21 +181,36 @@ async fn store_and_process(
         received_at: time_text(received_at),
         body: body.clone(),
     };
-    // Events whose processing only writes to the store are stored and processed in one
-    // commit (rolled back whole for a duplicate). A job to decide may cancel a run on GitHub,
-    // or wait for a fact, so it is stored first: a duplicate must not act twice.
+    // A delivery whose processing only writes to the store (most: a run remembered, a job
+    // allowed, a job in progress within its caps and credit, a job completed) is stored and
+    // processed in one commit, rolled back whole for a duplicate or when a claim is refused.
+    // One that acts on GitHub (a denial cancels its run) or waits for a fact is stored first:
+    // a duplicate must not act twice, and a stored delivery is never lost.
     // Parsed once, here, for everything that follows.
     let parsed = crate::events::parse_event(event, &body);
-    if guard::store_only(state, &parsed)
-        && let Handled::Done(mut effects) =
-            guard::handle(state, delivery, &parsed, received_at, deadline).await
+    if let Handled::Done(mut effects) = guard::handle(
+        state,
+        delivery,
+        &parsed,
+        received_at,
+        deadline,
+        guard::Mode::Unstored,
+    )
+    .await
     {
-        effects.prepend(stored);
-        return match state.store.commit_if_new(effects.writes.clone()).await {
-            Ok(Some(rows)) => answer(delivery, event, Ok(done(effects.finish(state, &rows)))),
-            Ok(None) => duplicate(delivery, event),
-            Err(e) => store_failed(delivery, event, &e),
-        };
+        effects.prepend_delivery(stored.clone());
+        let needs = effects.needs.clone();
+        match state
+            .store
+            .commit_needing(effects.writes.clone(), needs)
+            .await
+        {
+            Ok(Ok(rows)) => return answer(delivery, event, Ok(done(effects.finish(state, &rows)))),
+            Ok(Err(0)) => return duplicate(delivery, event),
+            // A claim was refused: stored first, the refusal is acted on.
+            Ok(Err(_)) => {}
+            Err(e) => return store_failed(delivery, event, &e),
+        }
     }
     let stored = state.store.commit(vec![stored]).await;
     match stored.as_deref() {
@@ -204,7 +219,9 @@ async fn store_and_process(
         Err(e) => return store_failed(delivery, event, e),
     }
     // Processing runs in a task of its own: should the request time out or the client go
-    // away, the delivery is still processed to the end.
+    // away, the stored delivery is still processed to the end. (Before it is stored, nothing
+    // is done that its commit does not hold: a request dropped then leaves the delivery
+    // unstored and unacknowledged, for GitHub's redelivery.)
     let task = {
         let state = state.clone();
         let d = StoredDelivery {

@@ -267,13 +267,8 @@ impl Store {
         const SPENT: &str = "SELECT pool, spent FROM pool_totals";
         const HELD: &str = "SELECT pool, CAST(SUM(units) AS BIGINT) FROM pool_reservations
             WHERE expires > $1 GROUP BY pool";
-        let spent: Vec<(String, i64)> = on_pool!(self, pool => sqlx::query_as(SPENT)
-            .fetch_all(pool)
-            .await)?;
-        let held: Vec<(String, i64)> = on_pool!(self, pool => sqlx::query_as(HELD)
-            .bind(now)
-            .fetch_all(pool)
-            .await)?;
+        let spent: Vec<(String, i64)> = self.read_rows((SPENT, Vec::new())).await?;
+        let held: Vec<(String, i64)> = self.read_rows((HELD, vec![Param::Text(Some(now))])).await?;
         let mut all: HashMap<String, Balance> = HashMap::new();
         for (p, n) in spent {
             all.entry(p).or_default().spent = units(n);

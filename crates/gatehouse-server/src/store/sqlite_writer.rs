@@ -7,7 +7,8 @@
 //! thread of its own and waits for the answer, two thread switches per statement. Here a
 //! batch costs one wake-up of this thread, whatever it holds, so each unit can keep its own
 //! savepoint: a unit whose write fails is rolled back alone and the others are committed.
-//! Reads stay on sqlx's pool; in WAL mode they never wait for the writer.
+//! Reads never wait for the writer (WAL mode): a delivery's own on the thread that asks
+//! ([`super::sqlite_reader`]), the others on sqlx's pool.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,18 +17,22 @@ use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::needs::{Applied, Need, unmet_beyond, unmet_change};
 use super::totals::Totals;
 use super::write::{Param, Statement, Write};
 
 /// How many units the writer commits together at most.
 pub(crate) const MAX_BATCH: usize = 512;
 
+/// How many prepared statements the writer keeps: more than every write, need and total has.
+const STATEMENTS: usize = 256;
+
 /// A unit of writes on its way to the writer, and where to send the result.
 pub(crate) struct Unit {
     pub writes: Vec<Write>,
-    /// Roll the unit back (answering `[0]`) when its first write changes nothing.
-    pub if_first_new: bool,
-    pub reply: oneshot::Sender<Result<Vec<u64>, String>>,
+    /// Roll the unit back (answering which) when one of these is not met.
+    pub needs: Vec<Need>,
+    pub reply: oneshot::Sender<Result<Applied, String>>,
 }
 
 /// Opens the writer's connection to the database file at `path` (already created and migrated
@@ -50,6 +55,13 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     // A delivery is acknowledged only once it is on disk: FULL syncs the WAL at every
     // commit, so even a power cut loses nothing that was answered 2xx.
     pragma(&conn, "synchronous", "FULL")?;
+    // Each unit's savepoint copies the pages it changes to a statement journal, a temporary
+    // file by default: in memory it costs no system call.
+    pragma(&conn, "temp_store", "MEMORY")?;
+    // Every statement a write, a need or a total runs stays prepared (rusqlite keeps 16 by
+    // default, fewer than the writes have: each miss parsed its SQL again, a fifth of this
+    // thread's time).
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
     // The WAL is copied back into the database by this connection, at SQLite's default of
     // every 1,000 pages. (A checkpointer on a connection of its own was tried: its disk
     // syncs competing with the writer's made the slowest answers 3–4 times slower.)
@@ -92,44 +104,27 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Unit>) {
 }
 
 /// Applies a batch in one transaction, each unit under a savepoint of its own: a unit whose
-/// write fails, or whose first write finds its delivery stored before (`if_first_new`), is
-/// rolled back alone. The usage totals of the units committed are added once for the whole
-/// batch, just before the commit ([`Totals`]). `Err` when the transaction itself fails
-/// (nothing is committed).
+/// write fails, or one of whose needs is not met ([`Need`]), is rolled back alone. The usage
+/// totals of the units committed are added once for the whole batch, just before the commit
+/// ([`Totals`]). `Err` when the transaction itself fails (nothing is committed).
 fn apply_batch(
     conn: &mut Connection,
     batch: &[Unit],
-) -> rusqlite::Result<Vec<Result<Vec<u64>, String>>> {
+) -> rusqlite::Result<Vec<Result<Applied, String>>> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     let mut totals = Totals::default();
     for u in batch {
         // Dropped without `commit`, a savepoint rolls back.
         let unit = tx.savepoint()?;
-        let mut rows = Vec::with_capacity(u.writes.len());
         let mut counted = Totals::default();
-        let mut failed = None;
-        let mut duplicate = false;
-        for w in &u.writes {
-            match write(&unit, w, &mut counted) {
-                Ok(0) if u.if_first_new && rows.is_empty() => {
-                    duplicate = true;
-                    break;
-                }
-                Ok(n) => rows.push(n),
-                Err(e) => {
-                    failed = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        results.push(match failed {
-            Some(e) => Err(e),
-            None if duplicate => Ok(vec![0]),
-            None => {
+        results.push(match apply_unit(&unit, u, &mut counted) {
+            Err(e) => Err(e.to_string()),
+            Ok(Err(unmet)) => Ok(Err(unmet)),
+            Ok(Ok(rows)) => {
                 unit.commit()?;
                 totals.merge(counted);
-                Ok(rows)
+                Ok(Ok(rows))
             }
         });
     }
@@ -138,6 +133,36 @@ fn apply_batch(
     }
     tx.commit()?;
     Ok(results)
+}
+
+/// Applies a unit's writes and checks its needs: the rows each write changed, or the first
+/// need not met (the caller rolls the unit back then).
+fn apply_unit(
+    conn: &Connection,
+    u: &Unit,
+    counted: &mut Totals,
+) -> rusqlite::Result<Applied> {
+    let mut rows = Vec::with_capacity(u.writes.len());
+    for w in &u.writes {
+        rows.push(write(conn, w, counted)?);
+        if let Some(unmet) = unmet_change(&u.needs, &rows) {
+            return Ok(Err(unmet));
+        }
+    }
+    if let Some(unmet) = unmet_beyond(&u.needs, rows.len()) {
+        return Ok(Err(unmet));
+    }
+    for (i, need) in u.needs.iter().enumerate() {
+        if let Some((sql, params)) = need.query() {
+            let mut statement = conn.prepare_cached(&numbered(sql))?;
+            let met: i64 =
+                statement.query_row(rusqlite::params_from_iter(params), |row| row.get(0))?;
+            if met != 1 {
+                return Ok(Err(i));
+            }
+        }
+    }
+    Ok(Ok(rows))
 }
 
 /// `sql` with the store's `$N` placeholders as SQLite's numbered `?N` (SQLite reads `$1` as

@@ -1,9 +1,11 @@
 //! The write side of the store: every change is a [`Write`], turned into SQL statements here
 //! and applied all or nothing by [`Store::commit`](super::Store::commit), on SQLite through the
-//! writer thread ([`super::sqlite_writer`]), on PostgreSQL by [`write_pg`].
+//! writer thread ([`super::sqlite_writer`]), on PostgreSQL by [`apply_pg`].
 
 use axum::body::Bytes;
+use sqlx::Row;
 
+use super::needs::{Applied, Need, unmet_beyond, unmet_change};
 use super::totals::Totals;
 use super::{
     ApprovedRun, CreditWrite, DecisionRecord, JobTimer, RunApprovalRecord, RunRecord,
@@ -532,19 +534,68 @@ fn hold_params(h: &Hold, gated: Option<bool>) -> Vec<Param<'_>> {
     params
 }
 
-/// Applies one write on PostgreSQL; how many rows it changed (0 for a duplicate).
-pub(super) async fn write_pg(conn: &mut sqlx::PgConnection, w: &Write) -> sqlx::Result<u64> {
-    async fn run(conn: &mut sqlx::PgConnection, (sql, params): Statement<'_>) -> sqlx::Result<u64> {
-        let mut q = sqlx::query(sql);
-        for p in params {
-            q = match p {
-                Param::Text(v) => q.bind(v),
-                Param::Int(v) => q.bind(v),
-                Param::Blob(v) => q.bind(v),
-                Param::Date(v) => q.bind(v.to_string()),
-            };
+/// A statement with its arguments bound, for PostgreSQL.
+fn pg_query((sql, params): Statement<'_>) -> sqlx::Result<PgQuery<'_>> {
+    Ok(sqlx::query_with(
+        sql,
+        pg_arguments(params).map_err(sqlx::Error::Encode)?,
+    ))
+}
+
+/// The arguments of a statement, for PostgreSQL.
+pub(super) fn pg_arguments(
+    params: Vec<Param<'_>>,
+) -> Result<sqlx::postgres::PgArguments, sqlx::error::BoxDynError> {
+    use sqlx::Arguments;
+    let mut arguments = sqlx::postgres::PgArguments::default();
+    for p in params {
+        match p {
+            Param::Text(v) => arguments.add(v)?,
+            Param::Int(v) => arguments.add(v)?,
+            Param::Blob(v) => arguments.add(v)?,
+            Param::Date(v) => arguments.add(v.to_string())?,
         }
-        Ok(q.execute(conn).await?.rows_affected())
+    }
+    Ok(arguments)
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Applies a unit's writes on PostgreSQL inside transaction `conn`, and checks its needs: the
+/// rows each write changed, or the first need not met (the caller rolls back then).
+pub(super) async fn apply_pg(
+    conn: &mut sqlx::PgConnection,
+    writes: &[Write],
+    needs: &[Need],
+) -> sqlx::Result<Applied> {
+    let mut rows = Vec::with_capacity(writes.len());
+    for w in writes {
+        rows.push(write_pg(&mut *conn, w).await?);
+        if let Some(unmet) = unmet_change(needs, &rows) {
+            return Ok(Err(unmet));
+        }
+    }
+    if let Some(unmet) = unmet_beyond(needs, rows.len()) {
+        return Ok(Err(unmet));
+    }
+    for (i, need) in needs.iter().enumerate() {
+        if let Some((sql, params)) = need.query() {
+            let met: i32 = pg_query((sql, params))?
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)?;
+            if met != 1 {
+                return Ok(Err(i));
+            }
+        }
+    }
+    Ok(Ok(rows))
+}
+
+/// Applies one write on PostgreSQL; how many rows it changed (0 for a duplicate).
+async fn write_pg(conn: &mut sqlx::PgConnection, w: &Write) -> sqlx::Result<u64> {
+    async fn run(conn: &mut sqlx::PgConnection, statement: Statement<'_>) -> sqlx::Result<u64> {
+        Ok(pg_query(statement)?.execute(conn).await?.rows_affected())
     }
     if let Some(lock) = w.lock_pg() {
         run(&mut *conn, lock).await?;

@@ -50,6 +50,8 @@ use alerts::{
     a_restarted_guard_resumes_the_alerts,
     an_issue_opened_but_not_recorded_is_edited_not_opened_again,
 };
+mod needs;
+use needs::a_delivery_whose_claim_is_refused_is_not_kept;
 mod pools;
 use pools::{
     a_job_that_starts_after_it_ended_holds_no_credit,
@@ -1421,6 +1423,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    a_delivery_whose_claim_is_refused_is_not_kept,
     fourteen_jobs_on_four_machines,
     one_project_cannot_hold_the_whole_pool,
     a_providers_cap_holds_across_its_resources,
