@@ -242,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
                         1e6 * cpu / result.sends as f64
                     );
                 }
+                slow_commits(&log);
             }
             // Restart once more so that anything stored but not processed is processed.
             server.restart().await?;
@@ -439,4 +440,18 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
     Ok(())
+}
+
+/// The guard's slow group commits during the run (it logs each at `warn`), for what made
+/// answers slow.
+fn slow_commits(log: &std::path::Path) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let slow: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("a slow group commit"))
+        .collect();
+    println!("slow group commits (50 ms or more): {}", slow.len());
+    for line in slow.iter().take(5) {
+        println!("  {line}");
+    }
 }

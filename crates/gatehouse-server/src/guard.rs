@@ -352,9 +352,25 @@ impl Effects {
     }
 
     /// Puts the delivery's own write before the others, needing it to be new: a delivery
-    /// stored before changes nothing (the first need is then the one not met). Shifts what
-    /// `finish` and the needs look at.
-    pub fn prepend_delivery(&mut self, write: Write) {
+    /// stored before changes nothing (the first need is then the one not met). Its processed
+    /// mark goes into its row (one write of its body, not two). Shifts what `finish` and the
+    /// needs look at.
+    pub fn prepend_delivery(&mut self, mut write: Write) {
+        if let Write::Delivery {
+            delivery_id,
+            processed,
+            ..
+        } = &mut write
+            && let Some(Write::Processed {
+                delivery_id: marked,
+                at,
+                outcome,
+            }) = self.writes.last()
+            && marked == delivery_id
+        {
+            *processed = Some((at.clone(), outcome.clone()));
+            self.writes.pop();
+        }
         self.writes.insert(0, write);
         if let Some(m) = &mut self.minutes {
             m.0 += 1;

@@ -394,11 +394,7 @@ impl Store {
         self.apply(writes, needs).await
     }
 
-    async fn apply(
-        &self,
-        writes: Vec<Write>,
-        needs: Vec<Need>,
-    ) -> anyhow::Result<Applied> {
+    async fn apply(&self, writes: Vec<Write>, needs: Vec<Need>) -> anyhow::Result<Applied> {
         let runs: Vec<(i64, i64)> = writes
             .iter()
             .filter_map(|w| match w {
@@ -413,11 +409,7 @@ impl Store {
         Ok(rows)
     }
 
-    async fn apply_now(
-        &self,
-        writes: Vec<Write>,
-        needs: Vec<Need>,
-    ) -> anyhow::Result<Applied> {
+    async fn apply_now(&self, writes: Vec<Write>, needs: Vec<Need>) -> anyhow::Result<Applied> {
         if writes.is_empty() {
             return Ok(needs::unmet_beyond(&needs, 0).map_or(Ok(Vec::new()), Err));
         }
@@ -468,6 +460,7 @@ impl Store {
                 event: event.to_string(),
                 received_at: received_at.to_string(),
                 body: Bytes::copy_from_slice(body),
+                processed: None,
             }])
             .await?;
         Ok(rows.first() == Some(&1))
@@ -910,6 +903,7 @@ mod tests {
             event: "ping".into(),
             received_at: now_text(),
             body: Bytes::from_static(b"{}"),
+            processed: None,
         }
     }
 

@@ -180,6 +180,7 @@ async fn store_and_process(
         event: event.to_string(),
         received_at: time_text(received_at),
         body: body.clone(),
+        processed: None,
     };
     // A delivery whose processing only writes to the store (most: a run remembered, a job
     // allowed, a job in progress within its caps and credit, a job completed) is stored and

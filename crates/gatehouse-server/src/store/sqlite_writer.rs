@@ -11,7 +11,7 @@
 //! ([`super::sqlite_reader`]), the others on sqlx's pool.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -23,6 +23,10 @@ use super::write::{Param, Statement, Write};
 
 /// How many units the writer commits together at most.
 pub(crate) const MAX_BATCH: usize = 512;
+
+/// A batch that takes this long (its statements and its commit) is logged: every delivery in
+/// it waited as long.
+const SLOW_BATCH: Duration = Duration::from_millis(50);
 
 /// How many prepared statements the writer keeps: more than every write, need and total has.
 const STATEMENTS: usize = 256;
@@ -86,8 +90,19 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Unit>) {
                 Err(_) => break,
             }
         }
+        let started = Instant::now();
         match apply_batch(&mut conn, &batch) {
-            Ok(results) => {
+            Ok((results, committing)) => {
+                let took = started.elapsed();
+                if took >= SLOW_BATCH {
+                    tracing::warn!(
+                        units = batch.len(),
+                        statements_ms = (took - committing).as_millis(),
+                        commit_ms = committing.as_millis(),
+                        "a slow group commit: the deliveries in it waited as long (a commit \
+                         syncs the WAL to disk, and every 1,000 pages copies it back)"
+                    );
+                }
                 for (unit, result) in batch.drain(..).zip(results) {
                     let _ = unit.reply.send(result);
                 }
@@ -106,11 +121,12 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Unit>) {
 /// Applies a batch in one transaction, each unit under a savepoint of its own: a unit whose
 /// write fails, or one of whose needs is not met ([`Need`]), is rolled back alone. The usage
 /// totals of the units committed are added once for the whole batch, just before the commit
-/// ([`Totals`]). `Err` when the transaction itself fails (nothing is committed).
+/// ([`Totals`]). Also says how long the commit took. `Err` when the transaction itself fails
+/// (nothing is committed).
 fn apply_batch(
     conn: &mut Connection,
     batch: &[Unit],
-) -> rusqlite::Result<Vec<Result<Applied, String>>> {
+) -> rusqlite::Result<(Vec<Result<Applied, String>>, Duration)> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     let mut totals = Totals::default();
@@ -131,17 +147,14 @@ fn apply_batch(
     for statement in totals.statements() {
         execute(&tx, statement)?;
     }
+    let committing = Instant::now();
     tx.commit()?;
-    Ok(results)
+    Ok((results, committing.elapsed()))
 }
 
 /// Applies a unit's writes and checks its needs: the rows each write changed, or the first
 /// need not met (the caller rolls the unit back then).
-fn apply_unit(
-    conn: &Connection,
-    u: &Unit,
-    counted: &mut Totals,
-) -> rusqlite::Result<Applied> {
+fn apply_unit(conn: &Connection, u: &Unit, counted: &mut Totals) -> rusqlite::Result<Applied> {
     let mut rows = Vec::with_capacity(u.writes.len());
     for w in &u.writes {
         rows.push(write(conn, w, counted)?);

@@ -22,6 +22,9 @@ pub enum Write {
         event: String,
         received_at: String,
         body: Bytes,
+        /// When its effects are committed with it: when it was processed, and what processing
+        /// said (its processed mark in the same row, rather than an update rewriting it).
+        processed: Option<(String, String)>,
     },
     /// A run attempt's context; a later event about the same attempt replaces it (another
     /// attempt is another row).
@@ -162,8 +165,9 @@ impl JobStatus {
     }
 }
 
-const INSERT_DELIVERY: &str = "INSERT INTO deliveries (delivery_id, event, received_at, body)
-    VALUES ($1, $2, $3, $4) ON CONFLICT (delivery_id) DO NOTHING";
+const INSERT_DELIVERY: &str = "INSERT INTO deliveries (delivery_id, event, received_at, body,
+        processed_at, outcome)
+    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery_id) DO NOTHING";
 const UPSERT_RUN: &str = "INSERT INTO run_attempts (run_id, run_attempt, repository, event,
         head_repository, head_owner_login, head_owner_id, head_sha, actor_login, actor_id,
         triggering_actor_login, triggering_actor_id, workflow, git_ref, updated_at,
@@ -295,9 +299,17 @@ impl Write {
                 event,
                 received_at,
                 body,
+                processed,
             } => (
                 INSERT_DELIVERY,
-                vec![t(delivery_id), t(event), t(received_at), Blob(body)],
+                vec![
+                    t(delivery_id),
+                    t(event),
+                    t(received_at),
+                    Blob(body),
+                    Text(processed.as_ref().map(|(at, _)| at.as_str())),
+                    Text(processed.as_ref().map(|(_, outcome)| outcome.as_str())),
+                ],
             ),
             Write::Run { run, now } => {
                 let triggering = run.triggering_actor.as_ref();

@@ -1172,6 +1172,7 @@ async fn a_delivery_stored_but_not_processed_is_processed_at_start(backend: Back
             event: event.into(),
             received_at: format!("2026-01-01T00:00:0{at}.000000000Z"),
             body: serde_json::to_vec(body).unwrap().into(),
+            processed: None,
         }
     };
     let writes = vec![
@@ -1535,6 +1536,7 @@ async fn concurrent_units_with_duplicates_apply_as_if_one_after_the_other(backen
                 event: "workflow_job".into(),
                 received_at: at.clone(),
                 body: axum::body::Bytes::from_static(b"{}"),
+                processed: None,
             },
             minutes(k % 100, "p", "gpu", "2026-11-02", 1 + k % 100),
             Write::JobStatus {

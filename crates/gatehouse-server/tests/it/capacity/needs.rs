@@ -12,6 +12,7 @@ fn delivery(id: &str) -> Write {
         event: "workflow_job".into(),
         received_at: "2026-12-07T10:00:00Z".into(),
         body: axum::body::Bytes::from_static(b"{}"),
+        processed: None,
     }
 }
 
