@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use super::write::Lock;
 use super::{Param, Pool, Statement, Store};
 
 /// A change to the pools' books.
@@ -114,16 +115,6 @@ const RELEASE_ALERT: &str = "UPDATE pool_alerts SET lease = $3
     WHERE pool = $1 AND threshold = $2 AND done_at IS NULL";
 const ALERT_DONE: &str =
     "UPDATE pool_alerts SET done_at = $4, issue = $3 WHERE pool = $1 AND threshold = $2";
-/// On PostgreSQL, reservations on one pool take turns, so that replicas never hold more than
-/// its credit between them; and a job's reservation takes its turn with the job's completion
-/// (`LOCK_JOB` in `store.rs`), so that it is never written beside a completion not committed
-/// yet. SQLite has one writer.
-const LOCK_POOL_AND_JOB: &str =
-    "SELECT pg_advisory_xact_lock(7140534, hashtext($1)), pg_advisory_xact_lock($2)";
-/// On PostgreSQL, the claims of one pool's alerts take turns, so that each sees the others
-/// (two inserted at once, each for its own threshold, would both be taken).
-const LOCK_POOL_ALERTS: &str = "SELECT pg_advisory_xact_lock(7140535, hashtext($1))";
-
 impl CreditWrite {
     pub(super) fn statement(&self) -> Statement<'_> {
         use Param::{Int, Text};
@@ -204,16 +195,13 @@ impl CreditWrite {
         }
     }
 
-    pub(super) fn lock_pg(&self) -> Option<Statement<'_>> {
+    /// The locks PostgreSQL takes for this write: a reservation takes its pool's turn and its
+    /// job's (never written beside a completion not committed yet).
+    pub(super) fn locks_pg(&self) -> Vec<Lock<'_>> {
         match self {
-            CreditWrite::Reserve(r) => Some((
-                LOCK_POOL_AND_JOB,
-                vec![Param::Text(Some(&r.pool)), Param::Int(Some(r.job_id))],
-            )),
-            CreditWrite::ClaimAlert { pool, .. } => {
-                Some((LOCK_POOL_ALERTS, vec![Param::Text(Some(pool))]))
-            }
-            _ => None,
+            CreditWrite::Reserve(r) => vec![Lock::Pool(&r.pool), Lock::Job(r.job_id)],
+            CreditWrite::ClaimAlert { pool, .. } => vec![Lock::PoolAlerts(pool)],
+            _ => Vec::new(),
         }
     }
 

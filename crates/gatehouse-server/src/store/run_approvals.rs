@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::write::Lock;
 use super::{Param, Pool, Statement, Store};
 
 /// One approval of a pull request's head commit, as recorded.
@@ -102,11 +103,6 @@ const JOB: &str = "INSERT INTO run_approval_jobs (approval_id, job_id, run_id, r
 pub(super) const UPSERT_REPLY: &str = "INSERT INTO run_approval_replies (repository, pull_number,
         comment_id) VALUES ($1, $2, $3)
     ON CONFLICT (repository, pull_number) DO UPDATE SET comment_id = excluded.comment_id";
-/// On PostgreSQL, claims on one approval take turns, so that replicas never admit more runs
-/// than its allowance between them. SQLite has one writer.
-const LOCK_APPROVAL: &str =
-    "SELECT pg_advisory_xact_lock(7140533, CAST($1 % 2147483647 AS INTEGER))";
-
 impl RunApprovalRecord {
     /// The resources approved, as a list (empty: every resource the project holds).
     pub fn resource_list(&self) -> Vec<String> {
@@ -191,12 +187,10 @@ impl ApprovedRun {
         }
     }
 
-    pub(super) fn lock_pg(&self) -> Option<Statement<'_>> {
+    pub(super) fn locks_pg(&self) -> Vec<Lock<'_>> {
         match self {
-            ApprovedRun::Claim { approval_id, .. } => {
-                Some((LOCK_APPROVAL, vec![Param::Int(Some(*approval_id))]))
-            }
-            ApprovedRun::Rerun { .. } | ApprovedRun::Job { .. } => None,
+            ApprovedRun::Claim { approval_id, .. } => vec![Lock::Approval(*approval_id)],
+            ApprovedRun::Rerun { .. } | ApprovedRun::Job { .. } => Vec::new(),
         }
     }
 }

@@ -256,19 +256,57 @@ const ARM_TIMER: &str = "INSERT INTO job_timers (job_id, run_id, run_attempt, re
 pub(super) const DISARM_TIMER: &str =
     "DELETE FROM job_timers WHERE job_id = $1 AND fired_at IS NULL";
 const TIMER_FIRED: &str = "UPDATE job_timers SET fired_at = $2 WHERE job_id = $1";
-/// On PostgreSQL, claims on one provider's machines take turns (until their transaction
-/// ends), so that two replicas never both see the last free slot. SQLite has one writer.
-const LOCK_PROVIDER: &str = "SELECT pg_advisory_xact_lock(7140532, hashtext($1))";
-/// The same for a job's claim, which also takes its turn with the job's completion
-/// ([`LOCK_JOB`]).
-const LOCK_PROVIDER_AND_JOB: &str =
-    "SELECT pg_advisory_xact_lock(7140532, hashtext($1)), pg_advisory_xact_lock($2)";
-/// On PostgreSQL, a job's completion and its claim on a machine or credit take turns: a claim
-/// written while the completion is not committed yet would see no completed job, and the
-/// completion would see no claim to end; each would commit, and the claim would outlive its
-/// job. Taking turns, whichever comes second sees the other. (A one-key advisory lock: its key
-/// space is not the two-key locks'.)
-const LOCK_JOB: &str = "SELECT pg_advisory_xact_lock($1)";
+/// An advisory lock a write takes on PostgreSQL (SQLite has one writer). A unit takes every
+/// lock of its writes before its first write, in this order (the variants', then the keys'),
+/// so that two units never wait for each other: each holds all it needs before it writes a row
+/// another could wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Lock<'a> {
+    /// Claims on one provider's machines take turns (until their transaction ends), so that
+    /// two replicas never both see the last free slot.
+    Provider(&'a str),
+    /// Claims on one run approval take turns, so that replicas never admit more runs than its
+    /// allowance between them.
+    Approval(i64),
+    /// Reservations on one sponsor pool take turns, so that replicas never hold more than its
+    /// credit between them.
+    Pool(&'a str),
+    /// The claims of one pool's alerts take turns, so that each sees the others (two inserted
+    /// at once, each for its own threshold, would both be taken).
+    PoolAlerts(&'a str),
+    /// A job's completion and its claims on a machine or credit take turns: a claim written
+    /// while the completion is not committed yet would see no completed job, and the
+    /// completion would see no claim to end; each would commit, and the claim would outlive
+    /// its job. Taking turns, whichever comes second sees the other.
+    Job(i64),
+}
+
+impl<'a> Lock<'a> {
+    /// The statement that takes it. (A job's is a one-key advisory lock: its key space is not
+    /// the two-key locks'.)
+    fn statement(self) -> Statement<'a> {
+        use Param::{Int, Text};
+        match self {
+            Lock::Provider(p) => (
+                "SELECT pg_advisory_xact_lock(7140532, hashtext($1))",
+                vec![Text(Some(p))],
+            ),
+            Lock::Approval(id) => (
+                "SELECT pg_advisory_xact_lock(7140533, CAST($1 % 2147483647 AS INTEGER))",
+                vec![Int(Some(id))],
+            ),
+            Lock::Pool(p) => (
+                "SELECT pg_advisory_xact_lock(7140534, hashtext($1))",
+                vec![Text(Some(p))],
+            ),
+            Lock::PoolAlerts(p) => (
+                "SELECT pg_advisory_xact_lock(7140535, hashtext($1))",
+                vec![Text(Some(p))],
+            ),
+            Lock::Job(id) => ("SELECT pg_advisory_xact_lock($1)", vec![Int(Some(id))]),
+        }
+    }
+}
 const MARK_PROCESSED: &str =
     "UPDATE deliveries SET processed_at = $2, outcome = $3 WHERE delivery_id = $1";
 
@@ -468,8 +506,8 @@ impl Write {
         }
     }
 
-    /// What PostgreSQL runs before [`Write::statement`] in the same transaction.
-    pub(crate) fn lock_pg(&self) -> Option<Statement<'_>> {
+    /// The locks PostgreSQL takes for this write ([`Lock`]).
+    pub(crate) fn locks_pg(&self) -> Vec<Lock<'_>> {
         match self {
             Write::Started {
                 hold:
@@ -478,21 +516,16 @@ impl Write {
                         ..
                     },
                 ..
-            } => Some((
-                LOCK_PROVIDER_AND_JOB,
-                vec![Param::Text(Some(&h.provider)), Param::Int(Some(*job_id))],
-            )),
-            Write::Admit(h) | Write::Started { hold: h, .. } => {
-                Some((LOCK_PROVIDER, vec![Param::Text(Some(&h.provider))]))
-            }
+            } => vec![Lock::Provider(&h.provider), Lock::Job(*job_id)],
+            Write::Admit(h) | Write::Started { hold: h, .. } => vec![Lock::Provider(&h.provider)],
             Write::JobStatus {
                 job_id,
                 status: JobStatus::Completed,
                 ..
-            } => Some((LOCK_JOB, vec![Param::Int(Some(*job_id))])),
-            Write::ApprovedRun(r) => r.lock_pg(),
-            Write::Credit(c) => c.lock_pg(),
-            _ => None,
+            } => vec![Lock::Job(*job_id)],
+            Write::ApprovedRun(r) => r.locks_pg(),
+            Write::Credit(c) => c.locks_pg(),
+            _ => Vec::new(),
         }
     }
 
@@ -580,6 +613,12 @@ pub(super) async fn apply_pg(
     writes: &[Write],
     needs: &[Need],
 ) -> sqlx::Result<Applied> {
+    let mut locks: Vec<Lock<'_>> = writes.iter().flat_map(Write::locks_pg).collect();
+    locks.sort_unstable();
+    locks.dedup();
+    for lock in locks {
+        pg_query(lock.statement())?.execute(&mut *conn).await?;
+    }
     let mut rows = Vec::with_capacity(writes.len());
     for w in writes {
         rows.push(write_pg(&mut *conn, w).await?);
@@ -604,13 +643,11 @@ pub(super) async fn apply_pg(
     Ok(Ok(rows))
 }
 
-/// Applies one write on PostgreSQL; how many rows it changed (0 for a duplicate).
+/// Applies one write on PostgreSQL (its locks are taken); how many rows it changed (0 for a
+/// duplicate).
 async fn write_pg(conn: &mut sqlx::PgConnection, w: &Write) -> sqlx::Result<u64> {
     async fn run(conn: &mut sqlx::PgConnection, statement: Statement<'_>) -> sqlx::Result<u64> {
         Ok(pg_query(statement)?.execute(conn).await?.rows_affected())
-    }
-    if let Some(lock) = w.lock_pg() {
-        run(&mut *conn, lock).await?;
     }
     let rows = run(&mut *conn, w.statement()).await?;
     if rows == 1 {

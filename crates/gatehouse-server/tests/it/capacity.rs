@@ -57,7 +57,9 @@ use pools::{
     a_job_that_starts_after_it_ended_holds_no_credit,
     a_pool_expects_the_median_job_of_a_resource_without_a_time_limit,
     a_pool_of_minutes_pays_for_jobs_until_it_is_used_up,
-    a_sponsor_pool_pays_for_jobs_until_it_is_used_up, the_gate_reserves_credit_before_a_job_starts,
+    a_sponsor_pool_pays_for_jobs_until_it_is_used_up,
+    starts_and_ends_that_arrive_together_all_go_through,
+    the_gate_reserves_credit_before_a_job_starts,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1424,6 +1426,7 @@ macro_rules! on_both {
 
 on_both!(
     a_delivery_whose_claim_is_refused_is_not_kept,
+    starts_and_ends_that_arrive_together_all_go_through,
     fourteen_jobs_on_four_machines,
     one_project_cannot_hold_the_whole_pool,
     a_providers_cap_holds_across_its_resources,

@@ -403,3 +403,55 @@ async fn two_replicas_never_reserve_more_than_a_pool_holds() {
     let pools = one.json("/api/v1/pools").await;
     assert_eq!(pools["pools"][0]["reserved"], "10.00 USD", "{pools}");
 }
+
+/// A job's start and its end often arrive together (GitHub sends them on separate
+/// connections). On a capped resource that a pool funds, each start claims a machine and credit
+/// and each end frees them, in the commit that stores the delivery. Two dozen such pairs at
+/// once are all answered (on PostgreSQL a commit takes all its locks before it writes a row, so
+/// a start and an end of the same job never wait for each other), and afterwards nothing is
+/// held and every job paid its minute once.
+pub(super) async fn starts_and_ends_that_arrive_together_all_go_through(backend: Backend) {
+    let world = World::new(backend).await;
+    add_funded(
+        &world,
+        "busy",
+        "name: busy\nprovider: cirun\nlabels: [busy-large]\nmax_job_minutes: 10\n\
+         cost: { per_minute: 1, currency: USD }\nquota: { concurrency: 100 }\n",
+        "big",
+        "sponsor: Big Lab\namount: 100000\ncurrency: USD\nstart: 2026-01-01\n\
+         end: 2099-12-31\nresources: [busy]\n",
+    );
+    let guard = Arc::new(world.guard().await);
+    let jobs: Vec<TestJob> = (7901..7925)
+        .map(|run| TestJob::new(REPO, run, "busy"))
+        .collect();
+    for job in &jobs {
+        guard.announce(job).await;
+        assert_eq!(guard.job_event(job, "queued").await, "allow");
+    }
+    let events: Vec<_> = jobs
+        .iter()
+        .flat_map(|job| {
+            ["in_progress", "completed"].map(|action| {
+                let (guard, job) = (guard.clone(), job.clone());
+                tokio::spawn(async move { guard.job_event(&job, action).await })
+            })
+        })
+        .collect();
+    for event in events {
+        // Each answered 200 (`deliver` asserts it).
+        event.await.unwrap();
+    }
+    let big = pool_row(&guard, "big").await;
+    assert_eq!(big["reserved_units"], 0, "{big}");
+    assert_eq!(big["spent"], "24.00 USD", "{big}");
+    let queue = guard.json("/queue.json").await;
+    let busy = queue["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "busy")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(busy["running"].as_i64().unwrap_or(0), 0, "{queue:#}");
+}
