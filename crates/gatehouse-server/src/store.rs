@@ -47,9 +47,8 @@ pub struct Store {
     pool: Pool,
     /// SQLite only: the writer thread's queue.
     writer: Option<mpsc::Sender<Unit>>,
-    /// SQLite only: the database file, for large reads ([`bulk`]).
-    sqlite_path: Option<Arc<std::path::PathBuf>>,
-    /// SQLite only: the connections of the reads a delivery makes ([`sqlite_reader`]).
+    /// SQLite only: the read connections of the reads a delivery makes and of the large reads
+    /// ([`sqlite_reader`], [`bulk`]).
     readers: Option<Arc<sqlite_reader::Readers>>,
     /// `sqlite::memory:` only: the temporary folder of the file standing in for it (held,
     /// never read: dropping the last clone removes it).
@@ -259,7 +258,6 @@ impl Store {
             let store = Store {
                 pool: Pool::Sqlite(pool.clone()),
                 writer: None,
-                sqlite_path: Some(Arc::new(options.get_filename().to_path_buf())),
                 readers: Some(Arc::new(sqlite_reader::Readers::new(
                     options.get_filename(),
                 ))),
@@ -288,7 +286,6 @@ impl Store {
             Store {
                 pool: Pool::Postgres(pool),
                 writer: None,
-                sqlite_path: None,
                 readers: None,
                 temporary: None,
                 run_waiters: Arc::default(),

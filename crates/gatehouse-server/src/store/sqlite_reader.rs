@@ -6,8 +6,8 @@
 //! for the answer: two thread switches per read, which a profile of the caps mix put at a fifth
 //! of the guard's time. A point read through the B-tree takes microseconds, less than those
 //! switches, so it runs where it is asked for. In WAL mode a reader never waits for the writer.
-//! Large reads (the dashboards, the pages) stay on sqlx's pool, off the tasks that answer
-//! webhooks.
+//! The large reads of [`super::bulk`] use these connections too, on a blocking thread; the
+//! other reads (the dashboards, the pages) stay on sqlx's pool.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
