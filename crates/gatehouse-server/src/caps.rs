@@ -28,7 +28,7 @@ use jiff::Timestamp;
 use crate::clock::later;
 use crate::source::ResourceCaps;
 use crate::state::AppState;
-use crate::store::{Held, Hold, Limits, Write, time_text};
+use crate::store::{Held, Hold, Limits, Store, Write, time_text};
 
 /// How long a claim counts when its job never reports completion: GitHub ends a job on a
 /// self-hosted runner after 5 days of execution ("Usage limits", docs.github.com/actions/
@@ -106,6 +106,22 @@ pub(crate) fn reached(limits: &Limits, held: &Held) -> (Cap, u32, u32) {
         .find(|(_, n, l)| n >= l)
         .or_else(|| applying.clone().next())
         .unwrap_or((Cap::Resource, 0, 0))
+}
+
+/// The cap `holder`'s claim is beyond at `now` ([`reached`]), from the jobs other than it that
+/// hold a machine of `resource`, of `project` on it, and of its provider.
+pub(crate) async fn reached_now(
+    store: &Store,
+    caps: &ResourceCaps,
+    resource: &str,
+    project: Option<&str>,
+    now: Timestamp,
+    holder: &str,
+) -> anyhow::Result<(Cap, u32, u32)> {
+    let held = store
+        .held(resource, &caps.provider, project, &time_text(now), holder)
+        .await?;
+    Ok(reached(&caps.limits, &held))
 }
 
 /// Drops claims past their limit and asks GitHub about old ones, every

@@ -16,6 +16,7 @@ use jiff::Timestamp;
 
 use crate::events::WorkflowJob;
 use crate::guard::{After, Cancel, Handling, Mode, Routing, Step, cancel, explain_cancel};
+use crate::source::ResourceCaps;
 use crate::state::AppState;
 use crate::store::{DecisionRecord, Need, Write, time_text};
 
@@ -42,31 +43,37 @@ struct InProgressDenial {
     project: Option<String>,
 }
 
+/// Who claims: the job's claim key, its resource (by id and name) and its project.
+struct Subject {
+    holder: String,
+    id: ResourceId,
+    resource: String,
+    project: Option<String>,
+}
+
 impl Claims<'_> {
-    /// The job's runner, its resource (by id and name) and its project, when it runs on a
-    /// runner of a managed resource.
-    fn subject(&self) -> Option<(&str, ResourceId, String, Option<String>)> {
+    /// Who claims, when the job runs on a runner of a managed resource.
+    fn subject(&self) -> Option<Subject> {
         let runner = self.w.runner_name.as_deref()?;
         let id = self.route.resource()?;
         let policy = &self.route.policy;
-        Some((
-            runner,
+        Some(Subject {
+            holder: crate::caps::holder(self.w.run_id, self.w.run_attempt, runner),
             id,
-            policy.resource(id).name.to_string(),
-            policy.project_of(self.repository).map(str::to_lowercase),
-        ))
+            resource: policy.resource(id).name.to_string(),
+            project: policy.project_of(self.repository).map(str::to_lowercase),
+        })
     }
 
     /// The claim on a machine, when caps apply to the job's resource.
-    fn hold(&self, now: Timestamp) -> Option<(Write, crate::source::ResourceCaps)> {
-        let (runner, _, resource, project) = self.subject()?;
+    fn hold(&self, s: &Subject, now: Timestamp) -> Option<(Write, ResourceCaps)> {
         let source = self.state.source.load();
-        let caps = source.caps.of(&resource)?.clone();
+        let caps = source.caps.of(&s.resource)?.clone();
         let claim = crate::caps::hold(
             &caps,
-            crate::caps::holder(self.w.run_id, self.w.run_attempt, runner),
-            &resource,
-            project,
+            s.holder.clone(),
+            &s.resource,
+            s.project.clone(),
             self.repository,
             self.w.run_id,
             Some(self.w.id),
@@ -86,28 +93,27 @@ impl Claims<'_> {
         writes: &mut Vec<Write>,
         needs: &mut Vec<Need>,
     ) -> anyhow::Result<()> {
-        let Some((runner, _, resource, project)) = self.subject() else {
+        let Some(s) = self.subject() else {
             return Ok(());
         };
-        let holder = crate::caps::holder(self.w.run_id, self.w.run_attempt, runner);
-        if let Some((started, _)) = self.hold(Timestamp::now()) {
+        if let Some((started, _)) = self.hold(&s, Timestamp::now()) {
             writes.push(started);
             needs.push(Need::WithinCaps {
-                holder: holder.clone(),
+                holder: s.holder.clone(),
             });
         }
         let reservations = crate::credit::reservations(
             self.state,
-            &holder,
+            &s.holder,
             self.w.id,
-            project.as_deref(),
-            &resource,
+            s.project.as_deref(),
+            &s.resource,
         )
         .await?;
         if !reservations.is_empty() {
             writes.extend(reservations);
             needs.push(Need::Funded {
-                holder,
+                holder: s.holder,
                 job_id: self.w.id,
             });
         }
@@ -124,42 +130,41 @@ impl Claims<'_> {
         after: &mut Vec<After>,
     ) -> anyhow::Result<Option<Step>> {
         let now = Timestamp::now();
-        let (Some((runner, id, resource, project)), Some((started, caps))) =
-            (self.subject(), self.hold(now))
-        else {
+        let Some(s) = self.subject() else {
             return Ok(None);
         };
-        let holder = crate::caps::holder(self.w.run_id, self.w.run_attempt, runner);
+        let Some((started, caps)) = self.hold(&s, now) else {
+            return Ok(None);
+        };
         let store = &self.state.store;
         store.commit(vec![started]).await?;
-        if store.hold_state(&holder).await?.as_deref() != Some("over") {
+        if store.hold_state(&s.holder).await?.as_deref() != Some("over") {
             return Ok(None);
         }
-        let held = store
-            .held(
-                &resource,
-                &caps.provider,
-                project.as_deref(),
-                &time_text(now),
-                &holder,
-            )
-            .await?;
-        let (cap, running, limit) = crate::caps::reached(&caps.limits, &held);
+        let (cap, running, limit) = crate::caps::reached_now(
+            store,
+            &caps,
+            &s.resource,
+            s.project.as_deref(),
+            now,
+            &s.holder,
+        )
+        .await?;
         let decision = Decision::concurrency_exhausted(
             &self.route.policy,
             self.repository,
-            id,
+            s.id,
             cap,
             running,
             limit,
             &caps.provider,
         );
         let denial = InProgressDenial {
-            resource,
+            resource: s.resource,
             decision,
             suffix: "concurrency",
             record_only: caps.on_exceed == OnExceed::Record,
-            project,
+            project: s.project,
         };
         self.deny(denial, writes, after).await.map(Some)
     }
@@ -172,28 +177,28 @@ impl Claims<'_> {
         writes: &mut Vec<Write>,
         after: &mut Vec<After>,
     ) -> anyhow::Result<Option<Step>> {
-        let Some((runner, id, resource, project)) = self.subject() else {
+        let Some(s) = self.subject() else {
             return Ok(None);
         };
-        let holder = crate::caps::holder(self.w.run_id, self.w.run_attempt, runner);
         let reserved = crate::credit::reserve(
             self.state,
-            &holder,
+            &s.holder,
             self.w.id,
-            project.as_deref(),
-            &resource,
+            s.project.as_deref(),
+            &s.resource,
         )
         .await?;
         let crate::credit::Reserved::Exhausted(pools) = reserved else {
             return Ok(None);
         };
-        let decision = Decision::budget_exhausted(&self.route.policy, self.repository, id, &pools);
+        let decision =
+            Decision::budget_exhausted(&self.route.policy, self.repository, s.id, &pools);
         let denial = InProgressDenial {
-            resource,
+            resource: s.resource,
             decision,
             suffix: "budget",
             record_only: false,
-            project,
+            project: s.project,
         };
         self.deny(denial, writes, after).await.map(Some)
     }

@@ -327,17 +327,15 @@ async fn admit(
         );
         state.store.commit(vec![Write::Admit(claim)]).await?;
         if state.store.hold_state(&holder).await?.as_deref() != Some("admitted") {
-            let held = state
-                .store
-                .held(
-                    resource_name,
-                    &caps.provider,
-                    project.as_deref(),
-                    &time_text(now),
-                    &holder,
-                )
-                .await?;
-            let (cap, running, limit) = crate::caps::reached(&caps.limits, &held);
+            let (cap, running, limit) = crate::caps::reached_now(
+                &state.store,
+                caps,
+                resource_name,
+                project.as_deref(),
+                now,
+                &holder,
+            )
+            .await?;
             let wait = source.caps.wait_of(pool);
             let waited = Duration::from_secs(request.waited_secs);
             if waited < wait {
