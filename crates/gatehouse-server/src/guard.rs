@@ -141,16 +141,13 @@ pub async fn process_parsed(
 ) -> anyhow::Result<Processed> {
     let mut mode = Mode::Stored;
     loop {
-        let effects = match handle(state, delivery, event, received_at, deadline, mode).await {
+        let mut effects = match handle(state, delivery, event, received_at, deadline, mode).await {
             Handled::Waiting(wait) => return Ok(Processed::Waiting(wait)),
             Handled::StoreFirst => anyhow::bail!("a stored delivery was handled as unstored"),
             Handled::Done(effects) => effects,
         };
-        match state
-            .store
-            .commit_needing(effects.writes.clone(), effects.needs.clone())
-            .await?
-        {
+        let (writes, needs) = effects.take_commit();
+        match state.store.commit_needing(writes, needs).await? {
             Ok(rows) => return Ok(Processed::Done(effects.finish(state, &rows))),
             Err(_) if mode == Mode::Stored => mode = Mode::Refused,
             Err(_) => anyhow::bail!("a claim was refused although it was committed on its own"),
@@ -245,11 +242,11 @@ pub(crate) async fn cancel(
 pub struct Effects {
     outcome: Result<String, String>,
     /// Ends with the delivery's processed mark.
-    pub writes: Vec<Write>,
+    writes: Vec<Write>,
     /// Which write counts minutes, to tell a new count from a job counted before.
     minutes: Option<(usize, String, i64)>,
     /// What the commit needs: else nothing is committed ([`Mode`]).
-    pub needs: Vec<Need>,
+    needs: Vec<Need>,
     /// Done once the writes are committed.
     after: Vec<After>,
 }
@@ -349,6 +346,14 @@ impl Effects {
             state.after_commit(after);
         }
         self.outcome
+    }
+
+    /// The writes and the needs, for the commit (what `finish` looks at stays).
+    pub fn take_commit(&mut self) -> (Vec<Write>, Vec<Need>) {
+        (
+            std::mem::take(&mut self.writes),
+            std::mem::take(&mut self.needs),
+        )
     }
 
     /// Puts the delivery's own write before the others, needing it to be new: a delivery

@@ -200,12 +200,8 @@ async fn store_and_process(
     .await
     {
         effects.prepend_delivery(stored.clone());
-        let needs = effects.needs.clone();
-        match state
-            .store
-            .commit_needing(effects.writes.clone(), needs)
-            .await
-        {
+        let (writes, needs) = effects.take_commit();
+        match state.store.commit_needing(writes, needs).await {
             Ok(Ok(rows)) => return answer(delivery, event, Ok(done(effects.finish(state, &rows)))),
             Ok(Err(0)) => return duplicate(delivery, event),
             // A claim was refused: stored first, the refusal is acted on.
