@@ -283,16 +283,7 @@ mod tests {
     use super::*;
 
     fn repo(settings: &str, resources: &[(&str, &str)]) -> Repo {
-        let mut files: Vec<(String, String)> = vec![("gatehouse.yml".into(), settings.into())];
-        for (name, body) in resources {
-            files.push((
-                format!("resources/{name}.yml"),
-                format!("name: {name}\n{body}"),
-            ));
-        }
-        let repo = Repo::from_sources(files);
-        assert!(repo.load_errors.is_empty(), "{:#?}", repo.load_errors);
-        repo
+        Repo::of_resources(settings, resources)
     }
 
     const SETTINGS: &str = "org: o\nreviewers: { teams: [core] }\nproviders:\n  paid: { kind: cirun, access_repo: .cirun, max_concurrency: 10 }\n  open: { kind: cirun, access_repo: .cirun }\n";

@@ -259,21 +259,12 @@ mod tests {
     use super::*;
 
     fn repo(max: &str, resources: &[(&str, &str)]) -> Repo {
-        let mut files: Vec<(String, String)> = vec![(
-            "gatehouse.yml".into(),
-            format!(
+        Repo::of_resources(
+            &format!(
                 "org: o\nreviewers: {{ teams: [core] }}\nproviders:\n  big: {{ kind: runner-group, group: big{max} }}\n  other: {{ kind: runner-group, group: other }}\n"
             ),
-        )];
-        for (name, body) in resources {
-            files.push((
-                format!("resources/{name}.yml"),
-                format!("name: {name}\n{body}"),
-            ));
-        }
-        let repo = Repo::from_sources(files);
-        assert!(repo.load_errors.is_empty(), "{:#?}", repo.load_errors);
-        repo
+            resources,
+        )
     }
 
     #[test]

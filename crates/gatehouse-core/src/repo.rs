@@ -138,6 +138,22 @@ fn not_a_grant_file(path: &str, folder: bool) -> Option<Diagnostic> {
 }
 
 impl Repo {
+    /// For tests: a repository of `settings` (its `gatehouse.yml`) and `resources` (each a
+    /// name and the rest of its file), which must load without an error.
+    #[cfg(test)]
+    pub(crate) fn of_resources(settings: &str, resources: &[(&str, &str)]) -> Repo {
+        let mut files: Vec<(String, String)> = vec![("gatehouse.yml".into(), settings.into())];
+        for (name, body) in resources {
+            files.push((
+                format!("resources/{name}.yml"),
+                format!("name: {name}\n{body}"),
+            ));
+        }
+        let repo = Repo::from_sources(files);
+        assert!(repo.load_errors.is_empty(), "{:#?}", repo.load_errors);
+        repo
+    }
+
     /// Builds the repository from `(path, contents)` pairs. Paths that are not part of the
     /// access repository's layout are ignored, except in `grants/`, where anything but a grant
     /// file is reported (`grant-file-name`).

@@ -757,6 +757,17 @@ impl FakeGitHub {
         id
     }
 
+    /// Sets the `maximum_runners` of larger runner `id`, as an owner does by hand in GitHub's
+    /// settings.
+    pub fn set_hosted_runner_maximum(&self, id: u64, maximum: u32) {
+        let mut s = self.state.lock().unwrap();
+        let runner = s
+            .hosted_runners
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no larger runner {id}"));
+        runner.2 = maximum;
+    }
+
     /// The `maximum_runners` of the larger runner named `name`.
     pub fn hosted_runner_maximum(&self, name: &str) -> Option<u32> {
         let s = self.state.lock().unwrap();

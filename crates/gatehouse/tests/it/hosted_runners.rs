@@ -97,14 +97,7 @@ fn apply_sets_a_larger_runner_s_maximum_runners_from_the_cap_and_a_second_apply_
     let run = w.run(&["apply", "--confirm"]);
     assert_eq!(run.code, Some(0), "{run}");
     assert_eq!(w.github.hosted_runner_maximum("gpu-runner"), Some(6));
-    w.github
-        .state
-        .lock()
-        .unwrap()
-        .hosted_runners
-        .get_mut(&gpu)
-        .unwrap()
-        .2 = 2;
+    w.github.set_hosted_runner_maximum(gpu, 2);
     let audit = w.run(&["audit", "--online", "--format", "json"]);
     assert!(
         audit
@@ -120,14 +113,7 @@ fn apply_sets_a_larger_runner_s_maximum_runners_from_the_cap_and_a_second_apply_
 
     // No cap: gatehouse has no say; what an owner sets stays, and the runners are not read.
     w.cap_gpu_runner("");
-    w.github
-        .state
-        .lock()
-        .unwrap()
-        .hosted_runners
-        .get_mut(&gpu)
-        .unwrap()
-        .2 = 3;
+    w.github.set_hosted_runner_maximum(gpu, 3);
     w.github.gate.reset_calls();
     let run = w.run(&["apply", "--confirm"]);
     assert_eq!(run.code, Some(0), "{run}");
